@@ -1,0 +1,11 @@
+//! Plinth's resource model: the typed manifests of an estate (Inventory, Environment,
+//! Cluster, workloads, VirtualMachineSet, Scenario, PriceSheet), parsed from YAML text it is
+//! handed, with every error located at file:line:column, then validated into an [`Estate`].
+//!
+//! This crate owns the vocabulary every other crate speaks. It does no I/O: it never opens
+//! a file, reads stdin or looks at a clock. Reading files and directories is the caller's job.
+
+pub mod policy;
+pub mod units;
+
+pub use units::Resources;

@@ -1,0 +1,1 @@
+//! Placement decisions as pure functions: no clock, no I/O, no randomness (ties break by name).
