@@ -5,7 +5,12 @@
 //! This crate owns the vocabulary every other crate speaks. It does no I/O: it never opens
 //! a file, reads stdin or looks at a clock. Reading files and directories is the caller's job.
 
+pub mod diag;
 pub mod policy;
+pub mod source;
 pub mod units;
+pub mod yaml;
 
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use source::{Location, SourceFile};
 pub use units::Resources;
