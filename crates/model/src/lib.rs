@@ -5,8 +5,11 @@
 //! This crate owns the vocabulary every other crate speaks. It does no I/O: it never opens
 //! a file, reads stdin or looks at a clock. Reading files and directories is the caller's job.
 
+pub mod decode;
 pub mod diag;
+pub mod kinds;
 pub mod policy;
+pub mod quantity;
 pub mod source;
 pub mod units;
 pub mod yaml;

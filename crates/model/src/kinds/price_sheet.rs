@@ -1,0 +1,194 @@
+//! `PriceSheet`: money and labour — server prices, licences with their units and
+//! minimums, power, and hands-on hours per operation.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::quantity::Money;
+
+/// The spec of a `PriceSheet`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceSheetSpec {
+    /// ISO currency code, for display (default USD).
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Cost horizon in years; annual figures scale to it (default 5).
+    #[serde(default = "default_horizon")]
+    pub horizon_years: u32,
+    /// Purchase price per host class.
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerPrice>,
+    /// Purchase price of a class not listed (default 15000; no published figure).
+    #[serde(default = "default_server_price")]
+    pub default_server_price: Money,
+    /// Virtualization licence (virtualized design, and a bare-metal design's VM pool).
+    #[serde(default = "default_virtualization_licence")]
+    pub virtualization_licence: Licence,
+    /// Operating system licence.
+    #[serde(default = "default_os_licence")]
+    pub os_licence: Licence,
+    /// Kubernetes platform subscription, per environment.
+    #[serde(default)]
+    pub kubernetes_subscription: KubernetesSubscription,
+    /// Power.
+    #[serde(default)]
+    pub power: Power,
+    /// Labour.
+    #[serde(default)]
+    pub labour: Labour,
+}
+
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+fn default_horizon() -> u32 {
+    5
+}
+fn default_server_price() -> Money {
+    Money::from_units(15_000)
+}
+
+/// A server's price and how fast it is written off.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerPrice {
+    /// Purchase price.
+    pub price: Money,
+    /// Depreciation period in years (default 5).
+    #[serde(default = "default_horizon")]
+    pub depreciation_years: u32,
+}
+
+/// What a licence is counted per.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LicenceUnit {
+    /// Per physical core (with `minCoresPerSocket`).
+    Core,
+    /// Per CPU socket.
+    Socket,
+    /// Per pair of sockets in one server (at least one per server).
+    SocketPair,
+    /// Per 2 physical cores or 4 vCPUs.
+    CorePair,
+    /// Per host (server).
+    Host,
+    /// Per virtual machine.
+    Vm,
+    /// Per Kubernetes node.
+    Node,
+}
+
+/// A yearly licence: price per unit, and minimums.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Licence {
+    /// What one unit is.
+    pub per: LicenceUnit,
+    /// Price per unit per year.
+    pub price_per_year: Money,
+    /// Cores counted per socket at least (per-core licences; e.g. 16).
+    #[serde(default)]
+    pub min_cores_per_socket: u32,
+    /// Units per order at least (e.g. 72 cores).
+    #[serde(default)]
+    pub minimum_units: u32,
+}
+
+/// vSphere Foundation ≈ $135 per core per year, 16 cores per CPU minimum, 72-core minimum
+/// order (REFERENCES.md §5, redresscompliance.com, Jun 2026).
+fn default_virtualization_licence() -> Licence {
+    Licence { per: LicenceUnit::Core, price_per_year: Money::from_units(135), min_cores_per_socket: 16, minimum_units: 72 }
+}
+
+/// A free community Linux: no OS licence by default (no published figure needed).
+fn default_os_licence() -> Licence {
+    Licence { per: LicenceUnit::Host, price_per_year: Money(0), min_cores_per_socket: 0, minimum_units: 0 }
+}
+
+/// The Kubernetes platform subscription, whose unit differs per environment (OpenShift:
+/// core-pairs for VMs, socket-pairs for bare metal).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesSubscription {
+    /// On VMs.
+    pub virtualized: Licence,
+    /// On bare metal.
+    pub bare_metal: Licence,
+}
+
+/// Upstream Kubernetes: no subscription by default. OpenShift's units are defined in
+/// REFERENCES.md §5 but no list price was found; set yours.
+impl Default for KubernetesSubscription {
+    fn default() -> Self {
+        let free = |per| Licence { per, price_per_year: Money(0), min_cores_per_socket: 0, minimum_units: 0 };
+        Self { virtualized: free(LicenceUnit::CorePair), bare_metal: free(LicenceUnit::SocketPair) }
+    }
+}
+
+/// Power price and data-centre efficiency.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Power {
+    /// Price per kWh (default 0.15; an assumption, no source in REFERENCES.md).
+    #[serde(default = "default_kwh")]
+    pub price_per_kwh: Money,
+    /// Power usage effectiveness (default 1.58, Uptime Institute 2023 industry average).
+    #[serde(default = "default_pue")]
+    pub pue: f64,
+}
+
+fn default_kwh() -> Money {
+    Money(150_000)
+}
+fn default_pue() -> f64 {
+    1.58
+}
+
+impl Default for Power {
+    fn default() -> Self {
+        Self { price_per_kwh: default_kwh(), pue: default_pue() }
+    }
+}
+
+/// Labour rate and hands-on hours per operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Labour {
+    /// Price of one hour (default 43.52: US sysadmin median, BLS May 2022).
+    #[serde(default = "default_rate")]
+    pub rate_per_hour: Money,
+    /// Hands-on hours per operation, by operation key; unlisted ones use the defaults in
+    /// `docs/manifests.md` (no published figures exist, REFERENCES.md §5).
+    #[serde(default)]
+    pub hours: BTreeMap<String, f64>,
+}
+
+fn default_rate() -> Money {
+    Money(43_520_000)
+}
+
+impl Default for Labour {
+    fn default() -> Self {
+        Self { rate_per_hour: default_rate(), hours: BTreeMap::new() }
+    }
+}
+
+impl Default for PriceSheetSpec {
+    fn default() -> Self {
+        Self {
+            currency: default_currency(),
+            horizon_years: default_horizon(),
+            servers: BTreeMap::new(),
+            default_server_price: default_server_price(),
+            virtualization_licence: default_virtualization_licence(),
+            os_licence: default_os_licence(),
+            kubernetes_subscription: KubernetesSubscription::default(),
+            power: Power::default(),
+            labour: Labour::default(),
+        }
+    }
+}
