@@ -23,7 +23,9 @@ pub struct TypeSchema {
 impl TypeSchema {
     /// The schema of `T`.
     pub fn of<T: JsonSchema>() -> Self {
-        Self { root: schemars::schema_for!(T).to_value() }
+        Self {
+            root: schemars::schema_for!(T).to_value(),
+        }
     }
 
     /// The schema as JSON.
@@ -33,7 +35,12 @@ impl TypeSchema {
 
     /// Follows `$ref`s and flattens `anyOf`/`oneOf`/`allOf` into the schemas that may
     /// describe one value.
-    fn alternatives<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
+    pub(crate) fn alternatives<'a>(
+        &'a self,
+        schema: &'a Value,
+        out: &mut Vec<&'a Value>,
+        depth: usize,
+    ) {
         if depth > 32 {
             return;
         }
@@ -43,7 +50,12 @@ impl TypeSchema {
             }
         }
         for combinator in ["anyOf", "oneOf", "allOf"] {
-            for sub in schema.get(combinator).and_then(Value::as_array).into_iter().flatten() {
+            for sub in schema
+                .get(combinator)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 self.alternatives(sub, out, depth + 1);
             }
         }
@@ -56,7 +68,10 @@ impl TypeSchema {
         let mut names = Vec::new();
         let mut closed = false;
         for s in schemas {
-            match (s.get("properties").and_then(Value::as_object), s.get("additionalProperties")) {
+            match (
+                s.get("properties").and_then(Value::as_object),
+                s.get("additionalProperties"),
+            ) {
                 (Some(props), extra) => {
                     names.extend(props.keys().map(String::as_str));
                     if matches!(extra, Some(Value::Object(_)) | Some(Value::Bool(true))) {
@@ -73,7 +88,7 @@ impl TypeSchema {
     }
 
     /// The schemas describing member `key` (or, for arrays, items) of a value described by `schemas`.
-    fn child<'a>(&'a self, schemas: &[&'a Value], key: Option<&str>) -> Vec<&'a Value> {
+    pub(crate) fn child<'a>(&'a self, schemas: &[&'a Value], key: Option<&str>) -> Vec<&'a Value> {
         let mut out = Vec::new();
         for s in schemas {
             let next = match key {
@@ -92,14 +107,22 @@ impl TypeSchema {
 }
 
 /// Reports every key of `value` its schema does not know, removes it, and returns what is left.
-fn strip_unknown_keys(schema: &TypeSchema, doc: &Document, base: &str, value: &Value, diags: &mut Diagnostics) -> Value {
+fn strip_unknown_keys(
+    schema: &TypeSchema,
+    doc: &Document,
+    base: &str,
+    value: &Value,
+    diags: &mut Diagnostics,
+) -> Value {
     let mut root = Vec::new();
     schema.alternatives(&schema.root, &mut root, 0);
     let mut out = value.clone();
     // Explicit stack: (pointer in the document, pointer in `out`, schemas).
     let mut stack = vec![(base.to_owned(), String::new(), root)];
     while let Some((doc_ptr, out_ptr, schemas)) = stack.pop() {
-        let Some(node) = out.pointer_mut(&out_ptr) else { continue };
+        let Some(node) = out.pointer_mut(&out_ptr) else {
+            continue;
+        };
         match node {
             Value::Object(map) => {
                 let fields = TypeSchema::fields(&schemas);
@@ -126,7 +149,11 @@ fn strip_unknown_keys(schema: &TypeSchema, doc: &Document, base: &str, value: &V
                 for key in map.keys() {
                     let child = schema.child(&schemas, Some(key));
                     if !child.is_empty() {
-                        stack.push((push_pointer(&doc_ptr, key), push_pointer(&out_ptr, key), child));
+                        stack.push((
+                            push_pointer(&doc_ptr, key),
+                            push_pointer(&out_ptr, key),
+                            child,
+                        ));
                     }
                 }
             }
@@ -135,7 +162,11 @@ fn strip_unknown_keys(schema: &TypeSchema, doc: &Document, base: &str, value: &V
                 if !child.is_empty() {
                     for i in 0..items.len() {
                         let i = i.to_string();
-                        stack.push((push_pointer(&doc_ptr, &i), push_pointer(&out_ptr, &i), child.clone()));
+                        stack.push((
+                            push_pointer(&doc_ptr, &i),
+                            push_pointer(&out_ptr, &i),
+                            child.clone(),
+                        ));
                     }
                 }
             }
@@ -161,7 +192,13 @@ fn error_pointer(base: &str, path: &serde_path_to_error::Path) -> String {
 
 /// Decodes `value` (the node at `base` in `doc`) into `T`, reporting every unknown key and
 /// the first type error with their locations. `None` when anything was wrong.
-pub fn decode<T: DeserializeOwned>(schema: &TypeSchema, doc: &Document, base: &str, value: &Value, diags: &mut Diagnostics) -> Option<T> {
+pub fn decode<T: DeserializeOwned>(
+    schema: &TypeSchema,
+    doc: &Document,
+    base: &str,
+    value: &Value,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     let before = diags.error_count();
     let clean = strip_unknown_keys(schema, doc, base, value, diags);
     match serde_path_to_error::deserialize::<_, T>(&clean) {
@@ -170,13 +207,23 @@ pub fn decode<T: DeserializeOwned>(schema: &TypeSchema, doc: &Document, base: &s
             let pointer = error_pointer(base, e.path());
             let message = e.inner().to_string();
             let missing_field = message.starts_with("missing field");
-            let at = if missing_field { doc.index.key(&pointer) } else { doc.index.value(&pointer) };
+            let at = if missing_field {
+                doc.index.key(&pointer)
+            } else {
+                doc.index.value(&pointer)
+            };
             let mut d = Diagnostic::error(at, message.clone());
             if message.contains("expected a string") && doc.index.is_plain_scalar(&pointer) {
-                d = d.with_help("YAML read this unquoted value as a number or boolean: quote it, e.g. \"1.30\"");
+                d = d.with_help(
+                    "YAML read this unquoted value as a number or boolean: quote it, e.g. \"1.30\"",
+                );
             } else if missing_field {
                 let field = message.split('`').nth(1).unwrap_or_default();
-                let place = if pointer.is_empty() { "the document".to_owned() } else { format!("`{}`", pointer.trim_start_matches('/').replace('/', ".")) };
+                let place = if pointer.is_empty() {
+                    "the document".to_owned()
+                } else {
+                    format!("`{}`", pointer.trim_start_matches('/').replace('/', "."))
+                };
                 d = d.with_help(format!("add `{field}` to {place}"));
             }
             diags.push(d);

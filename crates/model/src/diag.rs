@@ -34,17 +34,32 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `location`.
     pub fn error(location: Location, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, location, message: message.into(), help: None }
+        Self {
+            severity: Severity::Error,
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A warning at `location`.
     pub fn warning(location: Location, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, location, message: message.into(), help: None }
+        Self {
+            severity: Severity::Warning,
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A note at `location`.
     pub fn note(location: Location, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Note, location, message: message.into(), help: None }
+        Self {
+            severity: Severity::Note,
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// The same diagnostic with a suggested fix.
@@ -86,7 +101,10 @@ impl Diagnostics {
 
     /// The number of errors.
     pub fn error_count(&self) -> usize {
-        self.0.iter().filter(|d| d.severity == Severity::Error).count()
+        self.0
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// Sorts by file, line and column, keeping the order of diagnostics at one place.
@@ -110,10 +128,18 @@ impl fmt::Display for Diagnostics {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
         .map(|(_, c)| c)

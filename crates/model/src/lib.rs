@@ -7,13 +7,19 @@
 
 pub mod decode;
 pub mod diag;
+pub mod document;
+pub mod estate;
 pub mod kinds;
 pub mod policy;
 pub mod quantity;
+pub mod schema;
 pub mod source;
 pub mod units;
+pub mod validate;
+pub mod workload;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use estate::{Estate, Input, Loaded, load};
 pub use source::{Location, SourceFile};
 pub use units::Resources;

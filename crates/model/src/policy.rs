@@ -4,7 +4,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A failure domain level that members of a group are spread over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Scope {
     /// One physical host (hypervisor or server).
@@ -15,7 +28,9 @@ pub enum Scope {
 }
 
 /// How firmly the members of a placement group are kept apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum SpreadMode {
     /// At most one member per domain; placement fails rather than break it.
@@ -42,10 +57,17 @@ pub struct PlacementPolicy {
 
 impl PlacementPolicy {
     /// Control planes: strict over hosts (etcd members never share a host).
-    pub const CONTROL_PLANE_DEFAULT: Self =
-        Self { spread_over: Scope::Host, mode: SpreadMode::Strict, max_per_domain: None };
+    pub const CONTROL_PLANE_DEFAULT: Self = Self {
+        spread_over: Scope::Host,
+        mode: SpreadMode::Strict,
+        max_per_domain: None,
+    };
     /// Workers and VM sets: soft over hosts (spread when possible, never block placement).
-    pub const WORKER_DEFAULT: Self = Self { spread_over: Scope::Host, mode: SpreadMode::Soft, max_per_domain: None };
+    pub const WORKER_DEFAULT: Self = Self {
+        spread_over: Scope::Host,
+        mode: SpreadMode::Soft,
+        max_per_domain: None,
+    };
 
     /// The hard per-domain limit this policy imposes, if any.
     pub fn hard_limit(&self) -> Option<u32> {

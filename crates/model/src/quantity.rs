@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::units::{format_bytes, format_cpu};
 
 /// Accepts a string or a number and hands its text to `parse`.
-fn scalar_text<'de, D: Deserializer<'de>>(d: D, expecting: &'static str) -> Result<String, D::Error> {
+fn scalar_text<'de, D: Deserializer<'de>>(
+    d: D,
+    expecting: &'static str,
+) -> Result<String, D::Error> {
     struct V(&'static str);
     impl Visitor<'_> for V {
         type Value = String;
@@ -38,8 +41,11 @@ fn scalar_text<'de, D: Deserializer<'de>>(d: D, expecting: &'static str) -> Resu
 
 /// A Kubernetes quantity in base units as f64, or a message saying what was wrong.
 fn parse_quantity(text: &str) -> Result<f64, String> {
-    let q = ParsedQuantity::try_from(text).map_err(|_| format!("`{text}` is not a quantity (examples: 64Mi, 1.5G, 250m, 2)"))?;
-    q.to_bytes_f64().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| format!("`{text}` is out of range"))
+    let q = ParsedQuantity::try_from(text)
+        .map_err(|_| format!("`{text}` is not a quantity (examples: 64Mi, 1.5G, 250m, 2)"))?;
+    q.to_bytes_f64()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 macro_rules! string_schema {
@@ -71,7 +77,12 @@ impl Serialize for ByteSize {
         s.serialize_str(&format_bytes(self.0))
     }
 }
-string_schema!(ByteSize, "ByteSize", "Bytes as a Kubernetes quantity (binary Ki Mi Gi Ti or decimal k M G T suffixes).", "64Gi");
+string_schema!(
+    ByteSize,
+    "ByteSize",
+    "Bytes as a Kubernetes quantity (binary Ki Mi Gi Ti or decimal k M G T suffixes).",
+    "64Gi"
+);
 
 /// CPU in millicores, written as a Kubernetes quantity: `250m`, `2`, `1.5`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,7 +100,12 @@ impl Serialize for Cpu {
         s.serialize_str(&format_cpu(self.0))
     }
 }
-string_schema!(Cpu, "Cpu", "CPU as a Kubernetes quantity: cores (2, 1.5) or millicores (250m).", "250m");
+string_schema!(
+    Cpu,
+    "Cpu",
+    "CPU as a Kubernetes quantity: cores (2, 1.5) or millicores (250m).",
+    "250m"
+);
 
 /// A duration, written `50s`, `5m`, `6h`, `42d`, `1y` or combined (`1h 30m`); kept in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,9 +141,12 @@ impl Duration {
 impl std::str::FromStr for Duration {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let d = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("`{text}` is not a duration ({e}); examples: 50s, 5m, 6h, 42d, 1y"))?;
-        u64::try_from(d.as_millis()).map(Self).map_err(|_| format!("`{text}` is too long"))
+        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("`{text}` is not a duration ({e}); examples: 50s, 5m, 6h, 42d, 1y")
+        })?;
+        u64::try_from(d.as_millis())
+            .map(Self)
+            .map_err(|_| format!("`{text}` is too long"))
     }
 }
 
@@ -148,7 +167,12 @@ impl fmt::Display for Duration {
         write!(f, "{}", humantime::format_duration(d))
     }
 }
-string_schema!(Duration, "Duration", "A duration: a number with a unit (ms, s, m, h, d, w, y), several may be combined.", "6h");
+string_schema!(
+    Duration,
+    "Duration",
+    "A duration: a number with a unit (ms, s, m, h, d, w, y), several may be combined.",
+    "6h"
+);
 
 /// An amount of money in the PriceSheet's currency, kept in integer micro-units so sums are exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,7 +194,10 @@ impl Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = scalar_text(d, "an amount such as 12000 or 0.15")?;
-        let v: f64 = text.replace('_', "").parse().map_err(|_| de::Error::custom(format!("`{text}` is not an amount of money")))?;
+        let v: f64 = text
+            .replace('_', "")
+            .parse()
+            .map_err(|_| de::Error::custom(format!("`{text}` is not an amount of money")))?;
         if !v.is_finite() || v.abs() > 1e12 {
             return Err(de::Error::custom(format!("`{text}` is out of range")));
         }
@@ -219,8 +246,15 @@ mod tests {
     fn durations() {
         assert_eq!(de::<Duration>(json!("50s")), Ok(Duration::from_secs(50)));
         assert_eq!(de::<Duration>(json!("365d")), Ok(Duration::from_days(365)));
-        assert_eq!(de::<Duration>(json!("1h 30m")), Ok(Duration::from_secs(5400)));
-        assert!(de::<Duration>(json!("soon")).unwrap_err().contains("not a duration"));
+        assert_eq!(
+            de::<Duration>(json!("1h 30m")),
+            Ok(Duration::from_secs(5400))
+        );
+        assert!(
+            de::<Duration>(json!("soon"))
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 
     #[test]

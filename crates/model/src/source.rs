@@ -16,7 +16,10 @@ pub struct SourceFile {
 impl SourceFile {
     /// A source named `name` holding `text`.
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), text: text.into() }
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 }
 
@@ -39,7 +42,11 @@ impl Location {
 
     /// The start of `file`, for problems that belong to a whole input.
     pub fn start_of(file: Arc<str>) -> Self {
-        Self { file, line: 1, column: 1 }
+        Self {
+            file,
+            line: 1,
+            column: 1,
+        }
     }
 }
 

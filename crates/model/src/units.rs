@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// A bundle of the three resources placement reasons about.
 ///
 /// CPU is in millicores (1 vCPU or 1 hardware thread = 1000), memory and disk in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     /// CPU in millicores.
@@ -22,11 +24,19 @@ pub struct Resources {
 
 impl Resources {
     /// No resources at all.
-    pub const ZERO: Self = Self { cpu_millis: 0, memory_bytes: 0, disk_bytes: 0 };
+    pub const ZERO: Self = Self {
+        cpu_millis: 0,
+        memory_bytes: 0,
+        disk_bytes: 0,
+    };
 
     /// Builds a bundle from its three parts.
     pub const fn new(cpu_millis: u64, memory_bytes: u64, disk_bytes: u64) -> Self {
-        Self { cpu_millis, memory_bytes, disk_bytes }
+        Self {
+            cpu_millis,
+            memory_bytes,
+            disk_bytes,
+        }
     }
 
     /// True when every part of `self` is at most the same part of `capacity`.
@@ -55,7 +65,7 @@ impl Resources {
     }
 
     /// Part-wise maximum.
-    pub fn max(&self, other: &Self) -> Self {
+    pub fn max_each(&self, other: &Self) -> Self {
         Self {
             cpu_millis: self.cpu_millis.max(other.cpu_millis),
             memory_bytes: self.memory_bytes.max(other.memory_bytes),

@@ -64,13 +64,18 @@ impl LocationIndex {
 
     /// Where the value at `pointer` was written.
     pub fn value(&self, pointer: &str) -> Location {
-        self.nearest(pointer).map_or_else(|| Location::start_of(self.file.clone()), |n| self.at(n.value))
+        self.nearest(pointer).map_or_else(
+            || Location::start_of(self.file.clone()),
+            |n| self.at(n.value),
+        )
     }
 
     /// Where the key of the member at `pointer` was written (its value's place for list items).
     pub fn key(&self, pointer: &str) -> Location {
-        self.nearest(pointer)
-            .map_or_else(|| Location::start_of(self.file.clone()), |n| self.at(n.key.unwrap_or(n.value)))
+        self.nearest(pointer).map_or_else(
+            || Location::start_of(self.file.clone()),
+            |n| self.at(n.key.unwrap_or(n.value)),
+        )
     }
 
     /// True when the node at exactly `pointer` is an unquoted scalar.
@@ -101,8 +106,19 @@ fn pos(m: &Marker) -> (u32, u32) {
 
 /// A container being built.
 enum Frame {
-    Seq { items: Vec<Value>, pointer: String, anchor: usize, nodes: usize },
-    Map { map: Map<String, Value>, key: Option<(String, (u32, u32))>, pointer: String, anchor: usize, nodes: usize },
+    Seq {
+        items: Vec<Value>,
+        pointer: String,
+        anchor: usize,
+        nodes: usize,
+    },
+    Map {
+        map: Map<String, Value>,
+        key: Option<(String, (u32, u32))>,
+        pointer: String,
+        anchor: usize,
+        nodes: usize,
+    },
 }
 
 struct Builder {
@@ -123,7 +139,14 @@ enum Slot {
 
 impl Builder {
     fn new(file: Arc<str>) -> Self {
-        Self { file, stack: Vec::new(), anchors: HashMap::new(), nodes: HashMap::new(), total_nodes: 0, done: None }
+        Self {
+            file,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            nodes: HashMap::new(),
+            total_nodes: 0,
+            done: None,
+        }
     }
 
     fn error(&self, at: (u32, u32), message: impl Into<String>) -> Diagnostic {
@@ -134,21 +157,33 @@ impl Builder {
     fn slot(&self) -> Slot {
         match self.stack.last() {
             None => Slot::Value(String::new(), None),
-            Some(Frame::Seq { items, pointer, .. }) => Slot::Value(push_pointer(pointer, &items.len().to_string()), None),
+            Some(Frame::Seq { items, pointer, .. }) => {
+                Slot::Value(push_pointer(pointer, &items.len().to_string()), None)
+            }
             Some(Frame::Map { key: None, .. }) => Slot::Key,
-            Some(Frame::Map { key: Some((k, at)), pointer, .. }) => Slot::Value(push_pointer(pointer, k), Some(*at)),
+            Some(Frame::Map {
+                key: Some((k, at)),
+                pointer,
+                ..
+            }) => Slot::Value(push_pointer(pointer, k), Some(*at)),
         }
     }
 
     fn count(&mut self, n: usize, at: (u32, u32)) -> Result<(), Diagnostic> {
         self.total_nodes = self.total_nodes.saturating_add(n);
         if self.total_nodes > MAX_NODES {
-            return Err(self.error(at, format!("more than {MAX_NODES} YAML nodes (after alias expansion)"))
+            return Err(self
+                .error(
+                    at,
+                    format!("more than {MAX_NODES} YAML nodes (after alias expansion)"),
+                )
                 .with_help("split the input into smaller files, or remove recursive aliases"));
         }
         for frame in &mut self.stack {
             match frame {
-                Frame::Seq { nodes, .. } | Frame::Map { nodes, .. } => *nodes = nodes.saturating_add(n),
+                Frame::Seq { nodes, .. } | Frame::Map { nodes, .. } => {
+                    *nodes = nodes.saturating_add(n)
+                }
             }
         }
         Ok(())
@@ -168,7 +203,9 @@ impl Builder {
                         return Err(self.error(at, "a mapping key must be a plain scalar"));
                     };
                     if map.contains_key(&k) {
-                        return Err(self.error(at, format!("duplicate key `{k}`")).with_help("remove one of the two"));
+                        return Err(self
+                            .error(at, format!("duplicate key `{k}`"))
+                            .with_help("remove one of the two"));
                     }
                     if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
                         *key = Some((k, at));
@@ -179,7 +216,14 @@ impl Builder {
         Ok(())
     }
 
-    fn scalar(&mut self, text: &str, style: ScalarStyle, anchor: usize, tagged_str: bool, at: (u32, u32)) -> Result<(), Diagnostic> {
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        anchor: usize,
+        tagged_str: bool,
+        at: (u32, u32),
+    ) -> Result<(), Diagnostic> {
         self.count(1, at)?;
         let plain = style == ScalarStyle::Plain && !tagged_str;
         let slot = self.slot();
@@ -189,7 +233,14 @@ impl Builder {
             Slot::Value(..) => Value::String(text.to_owned()),
         };
         if let Slot::Value(pointer, key) = slot {
-            self.nodes.insert(pointer, NodeLocation { key, value: at, plain_scalar: plain });
+            self.nodes.insert(
+                pointer,
+                NodeLocation {
+                    key,
+                    value: at,
+                    plain_scalar: plain,
+                },
+            );
         }
         if anchor > 0 {
             self.anchors.insert(anchor, (value.clone(), 1));
@@ -203,24 +254,51 @@ impl Builder {
         }
         self.count(1, at)?;
         let pointer = match self.slot() {
-            Slot::Key => return Err(self.error(at, "a mapping key must be a plain scalar, not a collection")),
+            Slot::Key => {
+                return Err(self.error(at, "a mapping key must be a plain scalar, not a collection"));
+            }
             Slot::Value(pointer, key) => {
-                self.nodes.insert(pointer.clone(), NodeLocation { key, value: at, plain_scalar: false });
+                self.nodes.insert(
+                    pointer.clone(),
+                    NodeLocation {
+                        key,
+                        value: at,
+                        plain_scalar: false,
+                    },
+                );
                 pointer
             }
         };
         self.stack.push(if map {
-            Frame::Map { map: Map::new(), key: None, pointer, anchor, nodes: 1 }
+            Frame::Map {
+                map: Map::new(),
+                key: None,
+                pointer,
+                anchor,
+                nodes: 1,
+            }
         } else {
-            Frame::Seq { items: Vec::new(), pointer, anchor, nodes: 1 }
+            Frame::Seq {
+                items: Vec::new(),
+                pointer,
+                anchor,
+                nodes: 1,
+            }
         });
         Ok(())
     }
 
     fn close(&mut self, at: (u32, u32)) -> Result<(), Diagnostic> {
         let (value, anchor, nodes) = match self.stack.pop() {
-            Some(Frame::Seq { items, anchor, nodes, .. }) => (Value::Array(items), anchor, nodes),
-            Some(Frame::Map { map, anchor, nodes, .. }) => (Value::Object(map), anchor, nodes),
+            Some(Frame::Seq {
+                items,
+                anchor,
+                nodes,
+                ..
+            }) => (Value::Array(items), anchor, nodes),
+            Some(Frame::Map {
+                map, anchor, nodes, ..
+            }) => (Value::Object(map), anchor, nodes),
             None => return Err(self.error(at, "unbalanced YAML collection")),
         };
         if anchor > 0 {
@@ -235,7 +313,14 @@ impl Builder {
         };
         self.count(size, at)?;
         if let Slot::Value(pointer, key) = self.slot() {
-            self.nodes.insert(pointer, NodeLocation { key, value: at, plain_scalar: false });
+            self.nodes.insert(
+                pointer,
+                NodeLocation {
+                    key,
+                    value: at,
+                    plain_scalar: false,
+                },
+            );
         }
         self.attach(value, at)
     }
@@ -269,8 +354,13 @@ fn resolve_plain(text: &str) -> Value {
         }
     }
     let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
-        && digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.');
     if looks_float {
         if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
             return Value::Number(n);
@@ -281,7 +371,10 @@ fn resolve_plain(text: &str) -> Value {
 
 fn scan_error(file: &Arc<str>, e: &ScanError) -> Diagnostic {
     let (line, column) = pos(e.marker());
-    Diagnostic::error(Location::new(file.clone(), line, column), format!("invalid YAML: {}", e.info()))
+    Diagnostic::error(
+        Location::new(file.clone(), line, column),
+        format!("invalid YAML: {}", e.info()),
+    )
 }
 
 /// Parses every document of `source`. Documents before a syntax error are returned with it;
@@ -306,8 +399,15 @@ pub fn parse_documents(source: &SourceFile) -> (Vec<Document>, Option<Diagnostic
             Event::DocumentEnd => {
                 // An empty document (`---` at the end of a file) is no document.
                 if let Some(value) = builder.done.take().filter(|v| !v.is_null()) {
-                    let index = LocationIndex { file: file.clone(), nodes: std::mem::take(&mut builder.nodes) };
-                    docs.push(Document { value, index, start: Location::new(file.clone(), start.0, start.1) });
+                    let index = LocationIndex {
+                        file: file.clone(),
+                        nodes: std::mem::take(&mut builder.nodes),
+                    };
+                    docs.push(Document {
+                        value,
+                        index,
+                        start: Location::new(file.clone(), start.0, start.1),
+                    });
                 }
                 Ok(())
             }
@@ -339,9 +439,13 @@ mod tests {
 
     #[test]
     fn resolves_scalars_by_core_schema() {
-        let (docs, err) = parse("a: 1\nb: 1.30\nc: '1.30'\nd: true\ne: ~\nf: 64Mi\ng: -3\nh: 0x1f\n");
+        let (docs, err) =
+            parse("a: 1\nb: 1.30\nc: '1.30'\nd: true\ne: ~\nf: 64Mi\ng: -3\nh: 0x1f\n");
         assert!(err.is_none());
-        assert_eq!(docs[0].value, json!({"a": 1, "b": 1.3, "c": "1.30", "d": true, "e": null, "f": "64Mi", "g": -3, "h": 31}));
+        assert_eq!(
+            docs[0].value,
+            json!({"a": 1, "b": 1.3, "c": "1.30", "d": true, "e": null, "f": "64Mi", "g": -3, "h": 31})
+        );
         assert!(docs[0].index.is_plain_scalar("/b"));
         assert!(!docs[0].index.is_plain_scalar("/c"));
     }
@@ -351,7 +455,10 @@ mod tests {
         let (docs, _) = parse("---\nkind: X\nspec:\n  pools:\n    - name: a\n      replicas: 3\n");
         let idx = &docs[0].index;
         assert_eq!(idx.key("/spec/pools/0/replicas").to_string(), "t.yaml:6:7");
-        assert_eq!(idx.value("/spec/pools/0/replicas").to_string(), "t.yaml:6:17");
+        assert_eq!(
+            idx.value("/spec/pools/0/replicas").to_string(),
+            "t.yaml:6:17"
+        );
         // A missing field resolves to its nearest written ancestor.
         assert_eq!(idx.value("/spec/pools/0/missing").to_string(), "t.yaml:5:7");
     }
@@ -367,7 +474,10 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys() {
         let (_, err) = parse("a: 1\na: 2\n");
-        assert_eq!(err.map(|d| d.to_string()).as_deref(), Some("t.yaml:2:1: error: duplicate key `a` (help: remove one of the two)"));
+        assert_eq!(
+            err.map(|d| d.to_string()).as_deref(),
+            Some("t.yaml:2:1: error: duplicate key `a` (help: remove one of the two)")
+        );
     }
 
     #[test]

@@ -226,7 +226,10 @@ fn one() -> u32 {
 
 impl Default for UpgradeStrategy {
     fn default() -> Self {
-        Self { max_surge: 1, max_unavailable: 0 }
+        Self {
+            max_surge: 1,
+            max_unavailable: 0,
+        }
     }
 }
 

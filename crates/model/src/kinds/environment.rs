@@ -9,7 +9,9 @@ use crate::policy::PlacementStrategy;
 use crate::quantity::{ByteSize, Cpu, Duration};
 
 /// Which kind of platform an Environment describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum EnvironmentType {
     /// Node VMs on a shared hypervisor pool.
@@ -101,7 +103,10 @@ fn default_memory_overcommit() -> f64 {
 
 impl Default for Overcommit {
     fn default() -> Self {
-        Self { cpu: default_cpu_overcommit(), memory: default_memory_overcommit() }
+        Self {
+            cpu: default_cpu_overcommit(),
+            memory: default_memory_overcommit(),
+        }
     }
 }
 
@@ -119,11 +124,17 @@ pub struct HostReservation {
 
 /// 2 cores and 8Gi per host: an assumption (no source in REFERENCES.md); measure your hypervisor.
 fn default_hypervisor_reservation() -> HostReservation {
-    HostReservation { cpu: Cpu(2000), memory: ByteSize(8 << 30) }
+    HostReservation {
+        cpu: Cpu(2000),
+        memory: ByteSize(8 << 30),
+    }
 }
 /// 256Mi per VM for QEMU and device emulation: an assumption (no source in REFERENCES.md).
 fn default_per_vm_overhead() -> HostReservation {
-    HostReservation { cpu: Cpu(0), memory: ByteSize(256 << 20) }
+    HostReservation {
+        cpu: Cpu(0),
+        memory: ByteSize(256 << 20),
+    }
 }
 
 /// Hyperconverged storage: what its daemons take from each host, and how data is replicated.
@@ -155,7 +166,11 @@ fn default_replication() -> u32 {
 
 impl Default for HyperconvergedStorage {
     fn default() -> Self {
-        Self { cpu: default_storage_cpu(), memory: default_storage_memory(), replication_factor: default_replication() }
+        Self {
+            cpu: default_storage_cpu(),
+            memory: default_storage_memory(),
+            replication_factor: default_replication(),
+        }
     }
 }
 

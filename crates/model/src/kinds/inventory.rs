@@ -71,7 +71,10 @@ impl HostClass {
     }
     /// Total local disk bytes.
     pub fn disk_bytes(&self) -> u64 {
-        self.disks.iter().map(|d| d.capacity.0.saturating_mul(u64::from(d.count))).sum()
+        self.disks
+            .iter()
+            .map(|d| d.capacity.0.saturating_mul(u64::from(d.count)))
+            .sum()
     }
 }
 
@@ -118,7 +121,10 @@ pub struct Watts {
 /// example in REFERENCES.md §5; old, so set your own.
 impl Default for Watts {
     fn default() -> Self {
-        Self { idle: 225, peak: 296 }
+        Self {
+            idle: 225,
+            peak: 296,
+        }
     }
 }
 

@@ -46,7 +46,20 @@ pub struct Manifest<S> {
 }
 
 /// Restart order after a host failure: higher first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum RestartPriority {
     /// Restarted last.
@@ -101,14 +114,23 @@ pub fn default_peak_hours() -> String {
 
 impl Default for UsageProfile {
     fn default() -> Self {
-        Self { mean: default_usage_mean(), peak: default_usage_peak(), peak_hours: default_peak_hours() }
+        Self {
+            mean: default_usage_mean(),
+            peak: default_usage_peak(),
+            peak_hours: default_peak_hours(),
+        }
     }
 }
 
 impl UsageProfile {
     /// Checks the fractions and parses the peak window into (start hour, end hour).
     pub fn peak_window(&self) -> Result<(u8, u8), String> {
-        let bad = || format!("`{}` is not a daily window; write `HH-HH` such as `08-18`", self.peak_hours);
+        let bad = || {
+            format!(
+                "`{}` is not a daily window; write `HH-HH` such as `08-18`",
+                self.peak_hours
+            )
+        };
         let (a, b) = self.peak_hours.split_once('-').ok_or_else(bad)?;
         let a: u8 = a.trim().parse().map_err(|_| bad())?;
         let b: u8 = b.trim().parse().map_err(|_| bad())?;

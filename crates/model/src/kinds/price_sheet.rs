@@ -101,12 +101,22 @@ pub struct Licence {
 /// vSphere Foundation ≈ $135 per core per year, 16 cores per CPU minimum, 72-core minimum
 /// order (REFERENCES.md §5, redresscompliance.com, Jun 2026).
 fn default_virtualization_licence() -> Licence {
-    Licence { per: LicenceUnit::Core, price_per_year: Money::from_units(135), min_cores_per_socket: 16, minimum_units: 72 }
+    Licence {
+        per: LicenceUnit::Core,
+        price_per_year: Money::from_units(135),
+        min_cores_per_socket: 16,
+        minimum_units: 72,
+    }
 }
 
 /// A free community Linux: no OS licence by default (no published figure needed).
 fn default_os_licence() -> Licence {
-    Licence { per: LicenceUnit::Host, price_per_year: Money(0), min_cores_per_socket: 0, minimum_units: 0 }
+    Licence {
+        per: LicenceUnit::Host,
+        price_per_year: Money(0),
+        min_cores_per_socket: 0,
+        minimum_units: 0,
+    }
 }
 
 /// The Kubernetes platform subscription, whose unit differs per environment (OpenShift:
@@ -124,8 +134,16 @@ pub struct KubernetesSubscription {
 /// REFERENCES.md §5 but no list price was found; set yours.
 impl Default for KubernetesSubscription {
     fn default() -> Self {
-        let free = |per| Licence { per, price_per_year: Money(0), min_cores_per_socket: 0, minimum_units: 0 };
-        Self { virtualized: free(LicenceUnit::CorePair), bare_metal: free(LicenceUnit::SocketPair) }
+        let free = |per| Licence {
+            per,
+            price_per_year: Money(0),
+            min_cores_per_socket: 0,
+            minimum_units: 0,
+        };
+        Self {
+            virtualized: free(LicenceUnit::CorePair),
+            bare_metal: free(LicenceUnit::SocketPair),
+        }
     }
 }
 
@@ -150,7 +168,10 @@ fn default_pue() -> f64 {
 
 impl Default for Power {
     fn default() -> Self {
-        Self { price_per_kwh: default_kwh(), pue: default_pue() }
+        Self {
+            price_per_kwh: default_kwh(),
+            pue: default_pue(),
+        }
     }
 }
 
@@ -173,7 +194,10 @@ fn default_rate() -> Money {
 
 impl Default for Labour {
     fn default() -> Self {
-        Self { rate_per_hour: default_rate(), hours: BTreeMap::new() }
+        Self {
+            rate_per_hour: default_rate(),
+            hours: BTreeMap::new(),
+        }
     }
 }
 

@@ -85,7 +85,11 @@ fn yes() -> bool {
 
 impl Default for Requirements {
     fn default() -> Self {
-        Self { host_failures_to_tolerate: 1, hosts_in_maintenance: 1, upgrade_surge: true }
+        Self {
+            host_failures_to_tolerate: 1,
+            hosts_in_maintenance: 1,
+            upgrade_surge: true,
+        }
     }
 }
 
@@ -133,7 +137,12 @@ fn default_mttr() -> Duration {
 
 impl Default for HostFailures {
     fn default() -> Self {
-        Self { mtbf: default_mtbf(), distribution: Distribution::Exponential, shape: default_shape(), repair_time: default_mttr() }
+        Self {
+            mtbf: default_mtbf(),
+            distribution: Distribution::Exponential,
+            shape: default_shape(),
+            repair_time: default_mttr(),
+        }
     }
 }
 
@@ -160,7 +169,10 @@ fn default_rack_mttr() -> Duration {
 
 impl Default for RackFailures {
     fn default() -> Self {
-        Self { mtbf: default_rack_mtbf(), repair_time: default_rack_mttr() }
+        Self {
+            mtbf: default_rack_mtbf(),
+            repair_time: default_rack_mttr(),
+        }
     }
 }
 

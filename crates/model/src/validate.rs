@@ -1,0 +1,779 @@
+//! Typed documents → an [`Estate`]: singletons and defaults, workload binding, and the
+//! semantic and cross-reference checks no single document can make.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::document::Collected;
+use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
+use crate::kinds::cluster::ClusterSpec;
+use crate::kinds::environment::{default_bare_metal, default_virtualized};
+use crate::kinds::inventory::{HostRole, InventorySpec};
+use crate::kinds::scenario::TimelineAction;
+use crate::kinds::{UsageProfile, VolumeStorage};
+use crate::policy::{PlacementPolicy, Scope, SpreadMode};
+use crate::source::Location;
+use crate::workload::{Workload, selector_matches};
+
+/// Keys of the 13 comparison dimensions, as Scenario weights name them.
+pub const DIMENSION_KEYS: [&str; 13] = [
+    "osFlexibility",
+    "resourceAllocation",
+    "performance",
+    "reliability",
+    "availability",
+    "agility",
+    "scalability",
+    "utilization",
+    "isolation",
+    "cost",
+    "lifecycle",
+    "independence",
+    "operations",
+];
+
+fn single<S>(mut all: Vec<Named<S>>, kind: &str, diags: &mut Diagnostics) -> Option<Named<S>> {
+    for extra in all.iter().skip(1) {
+        diags.push(
+            Diagnostic::error(
+                extra.location.clone(),
+                format!(
+                    "a second {kind} (`{}`): one input has at most one",
+                    extra.name
+                ),
+            )
+            .with_help(format!(
+                "merge it into `{}` at {}, or give the two to separate commands",
+                all[0].name, all[0].location
+            )),
+        );
+    }
+    (!all.is_empty()).then(|| all.swap_remove(0))
+}
+
+fn provided<S>(found: Option<Named<S>>, default: impl FnOnce() -> S) -> Provided<S> {
+    match found {
+        Some(n) => Provided {
+            spec: n.spec,
+            origin: Origin::Declared(n.location),
+        },
+        None => Provided {
+            spec: default(),
+            origin: Origin::Default,
+        },
+    }
+}
+
+fn unknown(location: Location, what: &str, name: &str, known: &[&str]) -> Diagnostic {
+    let d = Diagnostic::error(location, format!("unknown {what} `{name}`"));
+    match did_you_mean(name, known.iter().copied()) {
+        Some(near) => d.with_help(format!("did you mean `{near}`?")),
+        None if known.is_empty() => d.with_help(format!("declare the {what} first")),
+        None => d.with_help(format!("known: {}", known.join(", "))),
+    }
+}
+
+fn duplicates<'a>(
+    names: impl Iterator<Item = &'a str>,
+    location: &Location,
+    what: &str,
+    diags: &mut Diagnostics,
+) {
+    let mut seen = BTreeSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            diags.push(
+                Diagnostic::error(location.clone(), format!("{what} `{n}` is declared twice"))
+                    .with_help("names must be unique"),
+            );
+        }
+    }
+}
+
+fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
+    let at = &inv.location;
+    let spec = &inv.spec;
+    if spec.host_classes.is_empty() {
+        diags.push(
+            Diagnostic::error(at.clone(), "the Inventory has no host classes")
+                .with_help("add `spec.hostClasses` with at least one server model"),
+        );
+    }
+    if spec.racks.is_empty() {
+        diags.push(
+            Diagnostic::error(at.clone(), "the Inventory has no racks")
+                .with_help("add `spec.racks`, e.g. `- name: r1`"),
+        );
+    }
+    duplicates(
+        spec.host_classes.iter().map(|c| c.name.as_str()),
+        at,
+        "host class",
+        diags,
+    );
+    duplicates(
+        spec.racks.iter().map(|r| r.name.as_str()),
+        at,
+        "rack",
+        diags,
+    );
+    for c in &spec.host_classes {
+        if c.cores() == 0 || c.threads() == 0 || c.memory.0 == 0 {
+            diags.push(
+                Diagnostic::error(
+                    at.clone(),
+                    format!("host class `{}` has no cores, threads or memory", c.name),
+                )
+                .with_help("set sockets, coresPerSocket and memory above zero"),
+            );
+        }
+        if c.watts.peak < c.watts.idle {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!(
+                    "host class `{}`: peak watts {} below idle {}",
+                    c.name, c.watts.peak, c.watts.idle
+                ),
+            ));
+        }
+    }
+    let classes: Vec<&str> = spec.host_classes.iter().map(|c| c.name.as_str()).collect();
+    let racks: Vec<&str> = spec.racks.iter().map(|r| r.name.as_str()).collect();
+    for h in &spec.hosts {
+        if !classes.contains(&h.class.as_str()) {
+            diags.push(unknown(at.clone(), "host class", &h.class, &classes));
+        }
+        if !racks.contains(&h.rack.as_str()) {
+            diags.push(unknown(at.clone(), "rack", &h.rack, &racks));
+        }
+        if h.count == 0 || (h.name.is_some() && h.count != 1) {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!(
+                    "host entry of class `{}`: count must be 1 with a name, at least 1 without",
+                    h.class
+                ),
+            ));
+        }
+    }
+}
+
+/// Domains a placement policy spreads over.
+fn domain_count(policy: &PlacementPolicy, hosts: usize, racks: usize) -> usize {
+    match policy.spread_over {
+        Scope::Host => hosts,
+        Scope::Rack => racks,
+    }
+}
+
+fn check_policy(
+    policy: &PlacementPolicy,
+    members: u32,
+    what: &str,
+    at: &Location,
+    hosts: usize,
+    racks: usize,
+    diags: &mut Diagnostics,
+) {
+    if policy.mode == SpreadMode::AtMost && policy.max_per_domain.is_none_or(|n| n == 0) {
+        diags.push(Diagnostic::error(
+            at.clone(),
+            format!("{what}: `mode: atMost` needs `maxPerDomain` of at least 1"),
+        ));
+        return;
+    }
+    if let Some(limit) = policy.hard_limit() {
+        let domains = domain_count(policy, hosts, racks);
+        let room = u64::from(limit) * domains as u64;
+        if u64::from(members) > room {
+            let scope = match policy.spread_over {
+                Scope::Host => "hosts",
+                Scope::Rack => "racks",
+            };
+            diags.push(
+                Diagnostic::error(at.clone(), format!("{what}: {members} members under a hard spread over {domains} {scope} (at most {limit} each) can never all be placed"))
+                    .with_help("use `mode: soft`, a larger `maxPerDomain`, fewer members, or more hosts"),
+            );
+        }
+    }
+}
+
+fn check_cluster(
+    c: &Named<ClusterSpec>,
+    inv: &InventorySpec,
+    active_hosts: usize,
+    cpu_overcommit: f64,
+    diags: &mut Diagnostics,
+) {
+    let at = &c.location;
+    let racks = inv.racks.len();
+    let cp = &c.spec.control_plane;
+    if cp.replicas == 0 {
+        diags.push(Diagnostic::error(
+            at.clone(),
+            format!(
+                "cluster `{}`: control plane needs at least 1 replica",
+                c.name
+            ),
+        ));
+    } else if cp.replicas % 2 == 0 {
+        diags.push(
+            Diagnostic::warning(
+                at.clone(),
+                format!(
+                    "cluster `{}`: {} control-plane members tolerate no more failures than {}",
+                    c.name,
+                    cp.replicas,
+                    cp.replicas - 1
+                ),
+            )
+            .with_help("use an odd number: 1, 3 or 5"),
+        );
+    }
+    check_policy(
+        &cp.placement,
+        cp.replicas,
+        &format!("cluster `{}` control plane", c.name),
+        at,
+        active_hosts,
+        racks,
+        diags,
+    );
+    duplicates(
+        c.spec.node_pools.iter().map(|p| p.name.as_str()),
+        at,
+        "node pool",
+        diags,
+    );
+    let biggest_threads = inv
+        .host_classes
+        .iter()
+        .map(|h| h.threads())
+        .max()
+        .unwrap_or(0);
+    let biggest_memory = inv
+        .host_classes
+        .iter()
+        .map(|h| h.memory.0)
+        .max()
+        .unwrap_or(0);
+    for p in &c.spec.node_pools {
+        let what = format!("cluster `{}` pool `{}`", c.name, p.name);
+        if p.vcpu == 0 || p.memory.0 == 0 {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!("{what}: vcpu and memory must be above zero"),
+            ));
+        }
+        if f64::from(p.vcpu) > f64::from(biggest_threads) * cpu_overcommit
+            || p.memory.0 > biggest_memory
+        {
+            diags.push(
+                Diagnostic::error(
+                    at.clone(),
+                    format!(
+                        "{what}: a {} vCPU / {} node VM is larger than every host class",
+                        p.vcpu,
+                        crate::units::format_bytes(p.memory.0)
+                    ),
+                )
+                .with_help("make the node VMs smaller, or add a larger host class"),
+            );
+        }
+        if let (Some(min), Some(max)) = (p.min, p.max) {
+            if min > max {
+                diags.push(Diagnostic::error(
+                    at.clone(),
+                    format!("{what}: min {min} is above max {max}"),
+                ));
+            }
+        }
+        check_policy(
+            &p.placement,
+            p.replicas,
+            &what,
+            at,
+            active_hosts,
+            racks,
+            diags,
+        );
+    }
+}
+
+/// Decides the cluster of a workload-like object: label, else `--cluster`, else the only Cluster.
+fn bind(
+    label: Option<&(String, Location)>,
+    source: &str,
+    at: &Location,
+    input: &Input,
+    clusters: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let flag = input.bindings.get(source);
+    let chosen = match (label, flag) {
+        (Some((l, loc)), Some(f)) if l != f => {
+            diags.push(
+                Diagnostic::error(
+                    loc.clone(),
+                    format!("label `plinth.dev/cluster: {l}` disagrees with `--cluster {f}=...`"),
+                )
+                .with_help("remove the label or change the flag"),
+            );
+            return None;
+        }
+        (Some((l, loc)), _) => (l.clone(), loc.clone()),
+        (None, Some(f)) => (f.clone(), at.clone()),
+        (None, None) if clusters.len() == 1 => (clusters[0].to_owned(), at.clone()),
+        (None, None) => {
+            let d = Diagnostic::error(
+                at.clone(),
+                format!(
+                    "cannot tell which cluster this belongs to ({} clusters in the input)",
+                    clusters.len()
+                ),
+            )
+            .with_help("add the label `plinth.dev/cluster: NAME`, or pass `--cluster NAME=PATH`");
+            diags.push(d);
+            return None;
+        }
+    };
+    if !clusters.contains(&chosen.0.as_str()) {
+        diags.push(unknown(chosen.1, "cluster", &chosen.0, clusters));
+        return None;
+    }
+    Some(chosen.0)
+}
+
+fn storage_of(
+    claims: &[Option<String>],
+    host_path: bool,
+    annotation: Option<VolumeStorage>,
+    classes: &BTreeMap<String, bool>,
+) -> Option<VolumeStorage> {
+    if annotation.is_some() {
+        return annotation;
+    }
+    if host_path {
+        return Some(VolumeStorage::Local);
+    }
+    let mut out = None;
+    for claim in claims {
+        match claim.as_ref().and_then(|c| classes.get(c)) {
+            Some(true) => return Some(VolumeStorage::Local),
+            Some(false) => out = Some(VolumeStorage::Shared),
+            // Unknown or default class: the Environment's default decides, per design.
+            None => {}
+        }
+    }
+    out
+}
+
+/// Largest pod a node of `cluster` can hold in the virtualized design, or a whole server.
+fn largest_node(
+    cluster: &ClusterSpec,
+    inv: &InventorySpec,
+) -> (crate::Resources, crate::Resources) {
+    let reserved = |r: &crate::kinds::cluster::Reserved| {
+        crate::Resources::new(
+            r.system_cpu.0 + r.kube_cpu.0,
+            r.system_memory.0 + r.kube_memory.0,
+            0,
+        )
+    };
+    let vm = cluster
+        .node_pools
+        .iter()
+        .map(|p| {
+            crate::Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0)
+                - reserved(&p.reserved)
+        })
+        .fold(crate::Resources::ZERO, |a, b| a.max_each(&b));
+    let server = inv
+        .host_classes
+        .iter()
+        .map(|h| {
+            crate::Resources::new(
+                u64::from(h.threads()) * 1000,
+                h.memory.0,
+                h.disk_bytes().max(1 << 40),
+            )
+        })
+        .fold(crate::Resources::ZERO, |a, b| a.max_each(&b));
+    (vm, server)
+}
+
+fn check_workload(
+    w: &Workload,
+    cluster: &ClusterSpec,
+    inv: &InventorySpec,
+    diags: &mut Diagnostics,
+) {
+    let (vm, server) = largest_node(cluster, inv);
+    let req = crate::Resources {
+        disk_bytes: 0,
+        ..w.requests
+    };
+    let vm = crate::Resources {
+        disk_bytes: 0,
+        ..vm
+    };
+    let server = crate::Resources {
+        disk_bytes: 0,
+        ..server
+    };
+    if !req.fits_in(&server) {
+        diags.push(
+            Diagnostic::error(
+                w.location.clone(),
+                format!(
+                    "{} requests {} per pod, more than any server offers",
+                    w.id, req
+                ),
+            )
+            .with_help("lower the requests, or add a larger host class"),
+        );
+    } else if !req.fits_in(&vm) && !cluster.node_pools.is_empty() {
+        diags.push(
+            Diagnostic::error(w.location.clone(), format!("{} requests {} per pod, more than any node of cluster `{}` offers ({vm} allocatable at most)", w.id, req, w.id.cluster))
+                .with_help("lower the requests, or add a node pool with larger VMs"),
+        );
+    }
+}
+
+fn check_selectors(
+    workloads: &[Workload],
+    budgets: &[crate::workload::DisruptionBudget],
+    diags: &mut Diagnostics,
+) {
+    let matches_any =
+        |cluster: &str,
+         ns: &str,
+         sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
+            workloads.iter().any(|w| {
+                w.id.cluster == cluster
+                    && w.id.namespace == ns
+                    && selector_matches(sel, &w.pod_labels)
+            })
+        };
+    for b in budgets {
+        if !matches_any(&b.cluster, &b.namespace, &b.selector) {
+            diags.push(
+                Diagnostic::error(
+                    b.location.clone(),
+                    format!(
+                        "PodDisruptionBudget `{}` selects no pod in cluster `{}` namespace `{}`",
+                        b.name, b.cluster, b.namespace
+                    ),
+                )
+                .with_help("fix `spec.selector` to match the pod template labels of a workload"),
+            );
+        }
+    }
+    for w in workloads {
+        let terms = w
+            .pod
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
+        for term in terms.into_iter().flatten() {
+            let Some(sel) = &term.label_selector else {
+                continue;
+            };
+            if !matches_any(&w.id.cluster, &w.id.namespace, sel) {
+                diags.push(Diagnostic::error(w.location.clone(), format!("{}: required pod anti-affinity selects no pod", w.id)).with_help("its labelSelector should match pod template labels, usually the workload's own"));
+            }
+        }
+    }
+}
+
+fn check_scenario(
+    scenario: &Named<crate::kinds::scenario::ScenarioSpec>,
+    clusters: &[Named<ClusterSpec>],
+    hosts: &[crate::estate::Host],
+    diags: &mut Diagnostics,
+) {
+    let at = &scenario.location;
+    let s = &scenario.spec;
+    if s.runs == 0 {
+        diags.push(Diagnostic::error(at.clone(), "`runs` must be at least 1"));
+    }
+    if s.duration.0 == 0 {
+        diags.push(Diagnostic::error(
+            at.clone(),
+            "`duration` must be above zero",
+        ));
+    }
+    for key in s.weights.keys() {
+        if !DIMENSION_KEYS.contains(&key.as_str()) {
+            diags.push(unknown(at.clone(), "dimension", key, &DIMENSION_KEYS));
+        }
+    }
+    let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    for step in &s.operations.timeline {
+        if step.action == TimelineAction::HostMaintenance {
+            match &step.host {
+                Some(h) if !host_names.contains(&h.as_str()) => {
+                    diags.push(unknown(at.clone(), "host", h, &host_names))
+                }
+                None => diags.push(Diagnostic::error(
+                    at.clone(),
+                    "timeline step `hostMaintenance` needs `host`",
+                )),
+                _ => {}
+            }
+            continue;
+        }
+        let Some(c) = &step.cluster else {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!("timeline step at {} needs `cluster`", step.at),
+            ));
+            continue;
+        };
+        let Some(cluster) = clusters.iter().find(|x| &x.name == c) else {
+            diags.push(unknown(at.clone(), "cluster", c, &names));
+            continue;
+        };
+        if step.action == TimelineAction::ScalePool {
+            let pools: Vec<&str> = cluster
+                .spec
+                .node_pools
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            match (&step.pool, step.replicas) {
+                (Some(p), Some(_)) if !pools.contains(&p.as_str()) => {
+                    diags.push(unknown(at.clone(), "node pool", p, &pools))
+                }
+                (Some(_), Some(_)) => {}
+                _ => diags.push(Diagnostic::error(
+                    at.clone(),
+                    "timeline step `scalePool` needs `pool` and `replicas`",
+                )),
+            }
+        }
+        if step.action == TimelineAction::UpgradeKubernetes && step.version.is_none() {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                "timeline step `upgradeKubernetes` needs `version`",
+            ));
+        }
+    }
+}
+
+fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diagnostics) {
+    if let Err(e) = usage.peak_window() {
+        diags.push(Diagnostic::error(at.clone(), format!("{what}: {e}")));
+    }
+}
+
+/// Builds the estate from typed documents, reporting everything that is wrong.
+pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) -> Option<Estate> {
+    let Collected {
+        inventories,
+        virtualized,
+        bare_metal,
+        clusters,
+        vm_sets,
+        scenarios,
+        price_sheets,
+        calibrations,
+        workloads,
+        budgets,
+        storage_classes,
+        skipped,
+    } = docs;
+    let first = input
+        .sources
+        .first()
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| "<input>".into());
+    let inventory = single(inventories, "Inventory", diags);
+    let virtualized = provided(
+        single(virtualized, "virtualized Environment", diags),
+        default_virtualized,
+    );
+    let bare_metal = provided(
+        single(bare_metal, "bareMetal Environment", diags),
+        default_bare_metal,
+    );
+    let scenario_doc = single(scenarios, "Scenario", diags);
+    let price_sheet = provided(single(price_sheets, "PriceSheet", diags), Default::default);
+    let calibration = single(calibrations, "Calibration", diags);
+    let Some(inventory) = inventory else {
+        diags.push(
+            Diagnostic::error(Location::start_of(first), "the input has no Inventory").with_help(
+                "add a document with `kind: Inventory` listing host classes, racks and hosts",
+            ),
+        );
+        return None;
+    };
+    check_inventory(&inventory, diags);
+    let hosts = expand_hosts(&inventory.spec);
+    let active = hosts.iter().filter(|h| h.role == HostRole::Active).count();
+    if active == 0 && !inventory.spec.hosts.is_empty() {
+        diags.push(Diagnostic::warning(
+            inventory.location.clone(),
+            "no active hosts: every server will be bought",
+        ));
+    }
+    // Placement feasibility is judged against what can exist: at least the owned hosts.
+    let domain_hosts = active.max(1);
+    duplicates(
+        clusters.iter().map(|c| c.name.as_str()),
+        &inventory.location,
+        "cluster",
+        diags,
+    );
+    for c in &clusters {
+        check_cluster(
+            c,
+            &inventory.spec,
+            domain_hosts,
+            virtualized.spec.overcommit.cpu,
+            diags,
+        );
+    }
+    for v in &vm_sets {
+        check_policy(
+            &v.spec.placement,
+            v.spec.count,
+            &format!("VirtualMachineSet `{}`", v.name),
+            &v.location,
+            domain_hosts,
+            inventory.spec.racks.len(),
+            diags,
+        );
+        check_usage(
+            &v.spec.usage,
+            &format!("VirtualMachineSet `{}`", v.name),
+            &v.location,
+            diags,
+        );
+    }
+    if virtualized.spec.calibration.is_some() && calibration.is_none() {
+        if let Origin::Declared(at) = &virtualized.origin {
+            diags.push(
+                Diagnostic::error(at.clone(), "`calibration` names a file that was not loaded")
+                    .with_help("check the path; it is relative to the Environment's file"),
+            );
+        }
+    }
+    if virtualized.spec.overcommit.cpu <= 0.0 || virtualized.spec.overcommit.memory <= 0.0 {
+        if let Origin::Declared(at) = &virtualized.origin {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                "overcommit ratios must be above zero",
+            ));
+        }
+    }
+    if virtualized.spec.overcommit.memory > 1.0 {
+        if let Origin::Declared(at) = &virtualized.origin {
+            diags.push(
+                Diagnostic::warning(
+                    at.clone(),
+                    "memory overcommit above 1.0: an OOM-killed node VM loses its pods",
+                )
+                .with_help("keep `overcommit.memory: 1.0` for node VMs"),
+            );
+        }
+    }
+    let classes: BTreeMap<String, bool> = storage_classes.into_iter().collect();
+    let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let mut bound = Vec::with_capacity(workloads.len());
+    for p in workloads {
+        let Some(cluster) = bind(
+            p.label.as_ref(),
+            &p.source,
+            &p.workload.location,
+            input,
+            &names,
+            diags,
+        ) else {
+            continue;
+        };
+        let mut w = p.workload;
+        w.id.cluster = cluster;
+        w.storage = storage_of(&p.claims, p.host_path, p.storage_annotation, &classes);
+        if let Some(spec) = clusters.iter().find(|c| c.name == w.id.cluster) {
+            check_workload(&w, &spec.spec, &inventory.spec, diags);
+        }
+        bound.push(w);
+    }
+    let mut ids = BTreeSet::new();
+    for w in &bound {
+        if !ids.insert(&w.id) {
+            diags.push(
+                Diagnostic::error(
+                    w.location.clone(),
+                    format!("workload {} is declared twice", w.id),
+                )
+                .with_help("workload identity is (cluster, namespace, kind, name)"),
+            );
+        }
+    }
+    let mut pdbs = Vec::new();
+    for p in budgets {
+        let Some(cluster) = bind(
+            p.label.as_ref(),
+            &p.source,
+            &p.budget.location,
+            input,
+            &names,
+            diags,
+        ) else {
+            continue;
+        };
+        pdbs.push(crate::workload::DisruptionBudget {
+            cluster,
+            ..p.budget
+        });
+    }
+    check_selectors(&bound, &pdbs, diags);
+    if let Some(s) = &scenario_doc {
+        check_scenario(s, &clusters, &hosts, diags);
+    }
+    if let Origin::Declared(at) = &price_sheet.origin {
+        let class_names: Vec<&str> = inventory
+            .spec
+            .host_classes
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        for class in price_sheet.spec.servers.keys() {
+            if !class_names.contains(&class.as_str()) {
+                diags.push(unknown(at.clone(), "host class", class, &class_names));
+            }
+        }
+        if price_sheet.spec.power.pue < 1.0 {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!(
+                    "PUE {} is below 1.0, which is impossible",
+                    price_sheet.spec.power.pue
+                ),
+            ));
+        }
+    }
+    let scenario = provided(scenario_doc, Default::default);
+    Some(Estate {
+        inventory,
+        hosts,
+        virtualized,
+        bare_metal,
+        scenario,
+        price_sheet,
+        calibration,
+        clusters,
+        vm_sets,
+        workloads: bound,
+        disruption_budgets: pdbs,
+        storage_classes: classes,
+        skipped,
+    })
+}
