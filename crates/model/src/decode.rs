@@ -106,14 +106,17 @@ impl TypeSchema {
     }
 }
 
-/// Reports every key of `value` its schema does not know, removes it, and returns what is left.
+/// Reports every key of `value` its schema does not know, removes it, and returns what is
+/// left with the (object pointer, suggested field) pairs of the typos found, so that a
+/// follow-up "missing field" for the same field is not reported twice.
 fn strip_unknown_keys(
     schema: &TypeSchema,
     doc: &Document,
     base: &str,
     value: &Value,
     diags: &mut Diagnostics,
-) -> Value {
+) -> (Value, Vec<(String, String)>) {
+    let mut suggested = Vec::new();
     let mut root = Vec::new();
     schema.alternatives(&schema.root, &mut root, 0);
     let mut out = value.clone();
@@ -139,6 +142,7 @@ fn strip_unknown_keys(
                     let known = fields.as_deref().unwrap_or_default();
                     if let Some(near) = did_you_mean(key, known.iter().copied()) {
                         d = d.with_help(format!("did you mean `{near}`?"));
+                        suggested.push((doc_ptr.clone(), near.to_owned()));
                     } else if !known.is_empty() {
                         let mut list: Vec<_> = known.iter().map(|k| format!("`{k}`")).collect();
                         list.sort();
@@ -173,7 +177,7 @@ fn strip_unknown_keys(
             _ => {}
         }
     }
-    out
+    (out, suggested)
 }
 
 /// Converts a serde error path into a JSON pointer below `base`.
@@ -200,13 +204,17 @@ pub fn decode<T: DeserializeOwned>(
     diags: &mut Diagnostics,
 ) -> Option<T> {
     let before = diags.error_count();
-    let clean = strip_unknown_keys(schema, doc, base, value, diags);
+    let (clean, suggested) = strip_unknown_keys(schema, doc, base, value, diags);
     match serde_path_to_error::deserialize::<_, T>(&clean) {
         Ok(t) => (diags.error_count() == before).then_some(t),
         Err(e) => {
             let pointer = error_pointer(base, e.path());
             let message = e.inner().to_string();
             let missing_field = message.starts_with("missing field");
+            let field = message.split('`').nth(1).unwrap_or_default();
+            if missing_field && suggested.iter().any(|(p, f)| *p == pointer && f == field) {
+                return None;
+            }
             let at = if missing_field {
                 doc.index.key(&pointer)
             } else {
@@ -218,7 +226,6 @@ pub fn decode<T: DeserializeOwned>(
                     "YAML read this unquoted value as a number or boolean: quote it, e.g. \"1.30\"",
                 );
             } else if missing_field {
-                let field = message.split('`').nth(1).unwrap_or_default();
                 let place = if pointer.is_empty() {
                     "the document".to_owned()
                 } else {

@@ -164,6 +164,8 @@ pub(crate) struct Collected {
     pub(crate) budgets: Vec<PendingBudget>,
     pub(crate) storage_classes: Vec<(String, bool)>,
     pub(crate) skipped: Vec<(String, Location)>,
+    /// Whether any document said `kind: Inventory`, valid or not.
+    pub(crate) inventory_seen: bool,
 }
 
 /// Parses every source of `input` and types every document.
@@ -237,9 +239,11 @@ fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: 
             return;
         }
         match kind {
-            "Inventory" => out
-                .inventories
-                .extend(plinth(&schemas.inventory, doc, diags)),
+            "Inventory" => {
+                out.inventory_seen = true;
+                out.inventories
+                    .extend(plinth(&schemas.inventory, doc, diags));
+            }
             "Environment" => type_environment(doc, out, diags),
             "Cluster" => out.clusters.extend(plinth(&schemas.cluster, doc, diags)),
             "VirtualMachineSet" => out.vm_sets.extend(plinth(&schemas.vm_set, doc, diags)),

@@ -587,6 +587,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         budgets,
         storage_classes,
         skipped,
+        inventory_seen,
     } = docs;
     let first = input
         .sources
@@ -606,6 +607,9 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     let price_sheet = provided(single(price_sheets, "PriceSheet", diags), Default::default);
     let calibration = single(calibrations, "Calibration", diags);
     let Some(inventory) = inventory else {
+        if inventory_seen {
+            return None;
+        }
         diags.push(
             Diagnostic::error(Location::start_of(first), "the input has no Inventory").with_help(
                 "add a document with `kind: Inventory` listing host classes, racks and hosts",

@@ -255,7 +255,9 @@ impl Builder {
         self.count(1, at)?;
         let pointer = match self.slot() {
             Slot::Key => {
-                return Err(self.error(at, "a mapping key must be a plain scalar, not a collection"));
+                return Err(
+                    self.error(at, "a mapping key must be a plain scalar, not a collection")
+                );
             }
             Slot::Value(pointer, key) => {
                 self.nodes.insert(

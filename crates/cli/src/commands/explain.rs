@@ -1,0 +1,21 @@
+//! `plinth explain`: the documentation of a kind or field, like `kubectl explain`.
+
+use anyhow::Result;
+
+use crate::Outcome;
+
+/// Show the documentation of a kind or field: its type, default and meaning.
+///
+/// Examples: `plinth explain Cluster`, `plinth explain Cluster.spec.nodePools.placement`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// KIND or KIND.field.path (Inventory, Environment, Cluster, VirtualMachineSet, Scenario, PriceSheet, Calibration).
+    pub(crate) target: String,
+}
+
+/// Runs `plinth explain`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    let text = plinth_model::schema::explain(&args.target)?;
+    print!("{text}");
+    Ok(Outcome::Success)
+}

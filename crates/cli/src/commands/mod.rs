@@ -1,0 +1,5 @@
+//! One module per verb.
+
+pub(crate) mod explain;
+pub(crate) mod schema;
+pub(crate) mod validate;

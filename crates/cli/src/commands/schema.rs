@@ -1,0 +1,42 @@
+//! `plinth schema`: JSON Schemas of Plinth's kinds, for editors.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use plinth_model::document::PLINTH_KINDS;
+use plinth_model::schema::json_schema;
+
+use crate::Outcome;
+
+/// Write the JSON Schema of each kind, generated from the same types the loader uses.
+///
+/// With `--out DIR`, writes `DIR/<Kind>.json` for every kind; else prints the one KIND asked for.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Print only this kind's schema.
+    #[arg(required_unless_present = "out")]
+    pub(crate) kind: Option<String>,
+    /// Write every kind's schema into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// Runs `plinth schema`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    if let Some(kind) = &args.kind {
+        println!("{}", serde_json::to_string_pretty(&json_schema(kind)?)?);
+        return Ok(Outcome::Success);
+    }
+    if let Some(dir) = &args.out {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        for kind in PLINTH_KINDS {
+            let path = dir.join(format!("{kind}.json"));
+            let text = serde_json::to_string_pretty(&json_schema(kind)?)?;
+            fs::write(&path, text + "\n")
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(Outcome::Success)
+}

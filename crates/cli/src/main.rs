@@ -1,0 +1,61 @@
+//! `plinth`: the command-line front of Plinth. Thin by design: it parses arguments, reads
+//! files, calls the libraries and maps their results to output and exit codes.
+//!
+//! Exit codes: 0 success, 1 the input is invalid (or a plan cannot be met), 2 a usage or
+//! I/O error.
+
+mod commands;
+mod input;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Plinth builds the node infrastructure of Kubernetes clusters on a virtualization pool or
+/// on bare metal, and tells which of the two suits your estate.
+#[derive(Debug, Parser)]
+#[command(name = "plinth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(commands::validate::Args),
+    Explain(commands::explain::Args),
+    Schema(commands::schema::Args),
+}
+
+/// How a command ended, mapped to the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the input is invalid.
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Explain(args) => commands::explain::run(&args),
+        Command::Schema(args) => commands::schema::run(&args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e}");
+                for cause in e.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Diagnostics as a compiler prints them: the message, the file:line:column, the source
+//! line with a caret, and the suggested fix.
+
+use std::ops::Range;
+
+use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, Config};
+use plinth_model::{Diagnostic, Input, Severity};
+
+/// Byte range of the token at (line, column) — to the end of the word, or one character.
+fn span(text: &str, line: u32, column: u32) -> Range<usize> {
+    let start_of_line: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let rest = &text[start_of_line.min(text.len())..];
+    let offset: usize = rest
+        .chars()
+        .take(column.saturating_sub(1) as usize)
+        .map(char::len_utf8)
+        .sum();
+    let start = (start_of_line + offset).min(text.len());
+    let word = text[start..]
+        .find(|c: char| c.is_whitespace() || c == ':' || c == ',')
+        .unwrap_or(text.len() - start);
+    start..(start + word.max(1)).min(text.len())
+}
+
+/// Renders every diagnostic against the input's text.
+pub(crate) fn render(input: &Input, diagnostics: &[Diagnostic]) -> String {
+    let mut files = SimpleFiles::new();
+    let ids: Vec<usize> = input
+        .sources
+        .iter()
+        .map(|s| files.add(s.name.to_string(), s.text.to_string()))
+        .collect();
+    let config = Config::default();
+    let mut out = String::new();
+    for d in diagnostics {
+        let report = match d.severity {
+            Severity::Error => Report::error(),
+            Severity::Warning => Report::warning(),
+            Severity::Note => Report::note(),
+        }
+        .with_message(&d.message);
+        let file = input.sources.iter().position(|s| s.name == d.location.file);
+        let report = match file {
+            Some(i) => report.with_labels(vec![Label::primary(
+                ids[i],
+                span(&input.sources[i].text, d.location.line, d.location.column),
+            )]),
+            None => report.with_notes(vec![format!("at {}", d.location)]),
+        };
+        let report = match &d.help {
+            Some(h) => report.with_notes(vec![format!("help: {h}")]),
+            None => report,
+        };
+        if term::emit_to_string(&mut out, &config, &files, &report).is_err() {
+            out.push_str(&format!("{d}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+
+    #[test]
+    fn spans_cover_the_word() {
+        let text = "a: 1\n  replica: 3\n";
+        assert_eq!(&text[span(text, 2, 3)], "replica");
+        assert_eq!(&text[span(text, 9, 9)], "");
+    }
+}
