@@ -1,0 +1,82 @@
+//! Live migration for DRS: check or propose one move against the state *with the plan in
+//! progress applied*, so two moves of one plan cannot together break capacity or a group.
+
+use crate::error::PlacementError;
+use crate::explain::Explanation;
+use crate::hosts::HostId;
+use crate::state::PoolState;
+use crate::vm::VmId;
+
+/// One live migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Migration {
+    /// The VM moved.
+    pub vm: VmId,
+    /// Where it runs before.
+    pub from: HostId,
+    /// Where it runs after.
+    pub to: HostId,
+}
+
+impl PoolState {
+    /// Applies one migration after checking every hard filter on the target.
+    pub fn migrate(&mut self, m: Migration) -> Result<(), PlacementError> {
+        self.check_host(m.to)?;
+        let entry = self
+            .entry(m.vm)
+            .ok_or(PlacementError::UnknownVm { id: m.vm.0 })?;
+        if entry.host != m.from {
+            return Err(PlacementError::StalePlan {
+                vm: entry.spec.name.clone(),
+                from: self.pool.host(m.from).name.clone(),
+                actual: self.pool.host(entry.host).name.clone(),
+            });
+        }
+        let Some(mut entry) = self.detach(m.vm) else {
+            return Err(PlacementError::UnknownVm { id: m.vm.0 });
+        };
+        if let Some(reason) = self.reject(m.to, &entry.spec, &entry.footprint, Some(m.from)) {
+            let mut explanation = Explanation::new("hosts", 1);
+            explanation.reject(reason.to_string());
+            let vm = entry.spec.name.clone();
+            self.attach(m.vm, entry);
+            return Err(PlacementError::Unplaceable { vm, explanation });
+        }
+        entry.host = m.to;
+        self.attach(m.vm, entry);
+        Ok(())
+    }
+
+    /// This state with the migrations of `plan` applied in order (each one checked).
+    pub fn with_plan(&self, plan: &[Migration]) -> Result<PoolState, PlacementError> {
+        let mut state = self.clone();
+        for m in plan {
+            state.migrate(*m)?;
+        }
+        Ok(state)
+    }
+
+    /// Whether `m` is valid once `plan` has run.
+    pub fn check_migration(&self, plan: &[Migration], m: Migration) -> Result<(), PlacementError> {
+        self.with_plan(plan)?.migrate(m)
+    }
+
+    /// The best target for `vm` other than its host once `plan` has run, by the pool's
+    /// strategy and every hard filter.
+    pub fn propose_migration(
+        &self,
+        plan: &[Migration],
+        vm: VmId,
+    ) -> Result<Migration, PlacementError> {
+        let mut state = self.with_plan(plan)?;
+        let entry = state
+            .detach(vm)
+            .ok_or(PlacementError::UnknownVm { id: vm.0 })?;
+        let to = state.find_host(&entry.spec, &entry.footprint, Some(entry.host))?;
+        Ok(Migration {
+            vm,
+            from: entry.host,
+            to,
+        })
+    }
+}

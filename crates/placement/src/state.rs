@@ -1,0 +1,324 @@
+//! The placement state of one pool and its incremental operations: place one VM, remove
+//! one, change a host's status. Deterministic: the same calls give the same state.
+
+use plinth_model::Resources;
+use plinth_model::policy::PlacementStrategy;
+
+use crate::admission::{AdmissionPolicy, AdmissionTracker, SlotReport, UpHosts, slot_report};
+use crate::error::PlacementError;
+use crate::explain::Explanation;
+use crate::groups::GroupCounts;
+use crate::hosts::{HostId, HostStatus, free_score};
+use crate::index::FreeIndex;
+use crate::pool::Pool;
+use crate::vm::{VmId, VmSpec};
+
+/// A VM the state holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VmEntry {
+    pub(crate) spec: VmSpec,
+    pub(crate) footprint: Resources,
+    pub(crate) host: HostId,
+    /// Held by an open reservation, not yet committed.
+    pub(crate) reserved: bool,
+}
+
+/// Which VMs run where on a [`Pool`], with the counters that make each decision cheap: a
+/// host index ordered by free capacity, members per group and domain, admission totals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    pub(crate) pool: Pool,
+    pub(crate) status: Vec<HostStatus>,
+    pub(crate) used: Vec<Resources>,
+    pub(crate) vms: Vec<Option<VmEntry>>,
+    pub(crate) index: FreeIndex,
+    pub(crate) groups: GroupCounts,
+    pub(crate) admission: AdmissionTracker,
+    pub(crate) up_count: u32,
+    pub(crate) up_capacity: Resources,
+    pub(crate) up_version: u64,
+    pub(crate) failed: u32,
+    pub(crate) reservations: std::collections::BTreeMap<u64, Vec<VmId>>,
+    pub(crate) next_reservation: u64,
+}
+
+impl PoolState {
+    /// An empty pool: every host up, except dedicated failover hosts, which stand by.
+    pub fn new(pool: Pool) -> Self {
+        let n = pool.hosts().len();
+        let mut status = vec![HostStatus::Up; n];
+        if let AdmissionPolicy::FailoverHosts { hosts } = &pool.config().admission {
+            for h in hosts {
+                status[h.index()] = HostStatus::Standby;
+            }
+        }
+        let spread = pool.config().strategy == PlacementStrategy::Spread;
+        let mut state = Self {
+            index: FreeIndex::new(n, spread),
+            status,
+            used: vec![Resources::ZERO; n],
+            vms: Vec::new(),
+            groups: GroupCounts::default(),
+            admission: AdmissionTracker::default(),
+            up_count: 0,
+            up_capacity: Resources::ZERO,
+            up_version: 0,
+            failed: 0,
+            reservations: Default::default(),
+            next_reservation: 0,
+            pool,
+        };
+        for h in 0..n as u32 {
+            state.refresh(HostId(h));
+        }
+        state.recount_up();
+        state
+    }
+
+    /// The pool this state places onto.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A host's status.
+    pub fn status(&self, host: HostId) -> HostStatus {
+        self.status[host.index()]
+    }
+
+    /// The footprint of the VMs on a host.
+    pub fn used(&self, host: HostId) -> Resources {
+        self.used[host.index()]
+    }
+
+    /// What is left on a host.
+    pub fn free(&self, host: HostId) -> Resources {
+        self.pool.host(host).capacity - self.used[host.index()]
+    }
+
+    /// Where a VM runs, if the state holds it.
+    pub fn host_of(&self, vm: VmId) -> Option<HostId> {
+        self.entry(vm).map(|e| e.host)
+    }
+
+    /// A VM's spec, if the state holds it.
+    pub fn vm(&self, vm: VmId) -> Option<&VmSpec> {
+        self.entry(vm).map(|e| &e.spec)
+    }
+
+    /// Every VM held (committed or reserved) and its host, in id order.
+    pub fn placements(&self) -> impl Iterator<Item = (VmId, HostId)> + '_ {
+        self.vms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (VmId(i as u32), e.host)))
+    }
+
+    /// The VMs on a host, in id order.
+    pub fn vms_on(&self, host: HostId) -> Vec<VmId> {
+        self.placements()
+            .filter(|(_, h)| *h == host)
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// Host failures the admission reserve still covers (the policy's number minus hosts
+    /// already failed).
+    pub fn failures_covered(&self) -> u32 {
+        self.pool
+            .config()
+            .admission
+            .host_failures()
+            .saturating_sub(self.failed)
+    }
+
+    /// The slot policy evaluated over the hosts up and the VMs held.
+    pub fn slot_report(&self) -> SlotReport {
+        let caps = self.up_capacities();
+        let fps: Vec<Resources> = self.vms.iter().flatten().map(|e| e.footprint).collect();
+        slot_report(&caps, &fps)
+    }
+
+    /// Places one VM: admission control first, then the best host by the pool's strategy
+    /// among those that pass every hard filter.
+    pub fn place(&mut self, spec: VmSpec) -> Result<(VmId, HostId), PlacementError> {
+        let id = VmId(self.next_id()?);
+        let host = self.place_as(id, spec, false)?;
+        Ok((id, host))
+    }
+
+    /// Removes a VM (powered off or deleted) and returns its spec.
+    pub fn remove(&mut self, vm: VmId) -> Result<VmSpec, PlacementError> {
+        match self.detach(vm) {
+            Some(e) => Ok(e.spec),
+            None => Err(PlacementError::UnknownVm { id: vm.0 }),
+        }
+    }
+
+    /// Puts an empty host into maintenance or standby, or brings a host back up.
+    /// Failing a host is [`PoolState::fail_host`], which also restarts its VMs.
+    pub fn set_status(&mut self, host: HostId, status: HostStatus) -> Result<(), PlacementError> {
+        self.check_host(host)?;
+        if status == HostStatus::Failed {
+            return self.fail_host(host).map(|_| ());
+        }
+        if status != HostStatus::Up {
+            let vms = self.vms_on(host).len();
+            if vms > 0 {
+                return Err(PlacementError::HostNotEmpty {
+                    host: self.pool.host(host).name.clone(),
+                    vms,
+                });
+            }
+        }
+        if self.status[host.index()] == HostStatus::Failed {
+            self.failed = self.failed.saturating_sub(1);
+        }
+        self.status[host.index()] = status;
+        self.refresh(host);
+        self.recount_up();
+        Ok(())
+    }
+
+    pub(crate) fn check_host(&self, host: HostId) -> Result<(), PlacementError> {
+        if host.index() < self.pool.hosts().len() {
+            Ok(())
+        } else {
+            Err(PlacementError::UnknownHost { id: host.0 })
+        }
+    }
+
+    pub(crate) fn entry(&self, vm: VmId) -> Option<&VmEntry> {
+        self.vms.get(vm.index()).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn next_id(&self) -> Result<u32, PlacementError> {
+        u32::try_from(self.vms.len()).map_err(|_| PlacementError::Invalid {
+            reason: "too many VMs".into(),
+        })
+    }
+
+    /// Admits, chooses a host and attaches `spec` under id `id`.
+    pub(crate) fn place_as(
+        &mut self,
+        id: VmId,
+        spec: VmSpec,
+        reserved: bool,
+    ) -> Result<HostId, PlacementError> {
+        self.pool.check_vm(&spec)?;
+        let footprint = self.pool.footprint(&spec);
+        self.admit(&spec, &footprint)?;
+        let host = self.find_host(&spec, &footprint, None)?;
+        self.attach(
+            id,
+            VmEntry {
+                spec,
+                footprint,
+                host,
+                reserved,
+            },
+        );
+        Ok(host)
+    }
+
+    /// HA admission control for one more VM of `footprint`.
+    pub(crate) fn admit(
+        &mut self,
+        spec: &VmSpec,
+        footprint: &Resources,
+    ) -> Result<(), PlacementError> {
+        let pool = &self.pool;
+        let status = &self.status;
+        let capacities = || {
+            pool.hosts()
+                .iter()
+                .zip(status)
+                .filter(|(_, s)| **s == HostStatus::Up)
+                .map(|(h, _)| h.capacity)
+                .collect::<Vec<_>>()
+        };
+        let up = UpHosts {
+            count: self.up_count,
+            capacity: self.up_capacity,
+            version: self.up_version,
+            capacities: &capacities,
+        };
+        let failures = pool
+            .config()
+            .admission
+            .host_failures()
+            .saturating_sub(self.failed);
+        self.admission
+            .admits(&pool.config().admission, &up, failures, footprint)
+            .map_err(|reason| {
+                let mut explanation = Explanation::new("hosts", pool.hosts().len());
+                for _ in pool.hosts() {
+                    explanation.reject(reason.clone());
+                }
+                PlacementError::Admission {
+                    vm: spec.name.clone(),
+                    explanation,
+                }
+            })
+    }
+
+    /// Records `entry` under `id` and updates every counter.
+    pub(crate) fn attach(&mut self, id: VmId, entry: VmEntry) {
+        let host = entry.host;
+        self.used[host.index()] += entry.footprint;
+        if let Some(g) = entry.spec.group {
+            self.groups.add(g.0, self.pool.domain(g, host));
+        }
+        self.admission.add(&entry.footprint);
+        if self.vms.len() <= id.index() {
+            self.vms.resize(id.index() + 1, None);
+        }
+        self.vms[id.index()] = Some(entry);
+        self.refresh(host);
+    }
+
+    /// Takes a VM out of the state and every counter.
+    pub(crate) fn detach(&mut self, id: VmId) -> Option<VmEntry> {
+        let entry = self.vms.get_mut(id.index())?.take()?;
+        let host = entry.host;
+        self.used[host.index()] = self.used[host.index()] - entry.footprint;
+        if let Some(g) = entry.spec.group {
+            self.groups.sub(g.0, self.pool.domain(g, host));
+        }
+        self.admission.sub(&entry.footprint);
+        self.refresh(host);
+        Some(entry)
+    }
+
+    /// Re-keys a host in the index after its usage or status changed.
+    pub(crate) fn refresh(&mut self, host: HostId) {
+        if self.status[host.index()] == HostStatus::Up {
+            let score = free_score(&self.pool.host(host).capacity, &self.used[host.index()]);
+            self.index.set(host.0, self.pool.rank(host), score);
+        } else {
+            self.index.remove(host.0);
+        }
+    }
+
+    /// Recomputes the totals of hosts up after a status change.
+    pub(crate) fn recount_up(&mut self) {
+        self.up_count = 0;
+        self.up_capacity = Resources::ZERO;
+        for (h, s) in self.pool.hosts().iter().zip(&self.status) {
+            if *s == HostStatus::Up {
+                self.up_count += 1;
+                self.up_capacity += h.capacity;
+            }
+        }
+        self.up_version += 1;
+    }
+
+    fn up_capacities(&self) -> Vec<Resources> {
+        self.pool
+            .hosts()
+            .iter()
+            .zip(&self.status)
+            .filter(|(_, s)| **s == HostStatus::Up)
+            .map(|(h, _)| h.capacity)
+            .collect()
+    }
+}
