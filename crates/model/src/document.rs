@@ -164,8 +164,11 @@ pub(crate) struct Collected {
     pub(crate) budgets: Vec<PendingBudget>,
     pub(crate) storage_classes: Vec<(String, bool)>,
     pub(crate) skipped: Vec<(String, Location)>,
-    /// Whether any document said `kind: Inventory`, valid or not.
-    pub(crate) inventory_seen: bool,
+    /// Whether any document said `kind: Inventory`, valid or not, or a syntax error hid
+    /// the rest of a file (which may hold one).
+    pub(crate) inventory_attempted: bool,
+    /// Documents that said `kind: Cluster`, valid or not.
+    pub(crate) cluster_documents: usize,
 }
 
 /// Parses every source of `input` and types every document.
@@ -177,6 +180,7 @@ pub(crate) fn collect(input: &Input, diags: &mut Diagnostics) -> Collected {
             type_document(doc, &source.name, &mut out, diags);
         }
         if let Some(d) = syntax_error {
+            out.inventory_attempted = true;
             diags.push(d);
         }
     }
@@ -240,12 +244,15 @@ fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: 
         }
         match kind {
             "Inventory" => {
-                out.inventory_seen = true;
+                out.inventory_attempted = true;
                 out.inventories
                     .extend(plinth(&schemas.inventory, doc, diags));
             }
             "Environment" => type_environment(doc, out, diags),
-            "Cluster" => out.clusters.extend(plinth(&schemas.cluster, doc, diags)),
+            "Cluster" => {
+                out.cluster_documents += 1;
+                out.clusters.extend(plinth(&schemas.cluster, doc, diags));
+            }
             "VirtualMachineSet" => out.vm_sets.extend(plinth(&schemas.vm_set, doc, diags)),
             "Scenario" => out.scenarios.extend(plinth(&schemas.scenario, doc, diags)),
             "PriceSheet" => out
@@ -688,7 +695,7 @@ fn push_workload(
             .unwrap_or_default(),
         pod: spec.clone(),
         requests,
-        storage: None,
+        storage: workload::PodStorage::Stateless,
         usage: usage(u.meta, doc, diags),
         run_duration,
         schedule: u.schedule,

@@ -100,14 +100,18 @@ impl Sub for Resources {
 }
 
 impl fmt::Display for Resources {
+    /// `4 CPU, 600Gi memory`, with `, 100Gi disk` when there is disk.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} CPU, {}, disk {}",
+            "{} CPU, {} memory",
             format_cpu(self.cpu_millis),
-            format_bytes(self.memory_bytes),
-            format_bytes(self.disk_bytes)
-        )
+            format_bytes(self.memory_bytes)
+        )?;
+        if self.disk_bytes > 0 {
+            write!(f, ", {} disk", format_bytes(self.disk_bytes))?;
+        }
+        Ok(())
     }
 }
 

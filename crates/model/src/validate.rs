@@ -11,9 +11,9 @@ use crate::kinds::environment::{default_bare_metal, default_virtualized};
 use crate::kinds::inventory::{HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
-use crate::policy::{PlacementPolicy, Scope, SpreadMode};
+use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::source::Location;
-use crate::workload::{Workload, selector_matches};
+use crate::workload::{PodStorage, Workload, selector_matches};
 
 /// Keys of the 13 comparison dimensions, as Scenario weights name them.
 pub const DIMENSION_KEYS: [&str; 13] = [
@@ -349,23 +349,88 @@ fn storage_of(
     host_path: bool,
     annotation: Option<VolumeStorage>,
     classes: &BTreeMap<String, bool>,
-) -> Option<VolumeStorage> {
-    if annotation.is_some() {
-        return annotation;
+) -> PodStorage {
+    if let Some(s) = annotation {
+        return PodStorage::Declared(s);
     }
     if host_path {
-        return Some(VolumeStorage::Local);
+        return PodStorage::Declared(VolumeStorage::Local);
     }
-    let mut out = None;
+    let mut out = PodStorage::Stateless;
     for claim in claims {
         match claim.as_ref().and_then(|c| classes.get(c)) {
-            Some(true) => return Some(VolumeStorage::Local),
-            Some(false) => out = Some(VolumeStorage::Shared),
-            // Unknown or default class: the Environment's default decides, per design.
+            Some(true) => return PodStorage::Declared(VolumeStorage::Local),
+            Some(false) => out = PodStorage::Declared(VolumeStorage::Shared),
+            None if out == PodStorage::Stateless => out = PodStorage::EnvironmentDefault,
             None => {}
         }
     }
     out
+}
+
+/// Warns about claims naming a StorageClass the input does not declare.
+fn check_claim_classes(
+    w: &Workload,
+    claims: &[Option<String>],
+    classes: &BTreeMap<String, bool>,
+    diags: &mut Diagnostics,
+) {
+    for class in claims.iter().flatten() {
+        if !classes.contains_key(class) {
+            let known: Vec<&str> = classes.keys().map(String::as_str).collect();
+            let d = Diagnostic::warning(
+                w.location.clone(),
+                format!(
+                    "{}: StorageClass `{class}` is not in the input; the Environment's volumeStorage decides",
+                    w.id
+                ),
+            );
+            diags.push(match did_you_mean(class, known.iter().copied()) {
+                Some(near) => d.with_help(format!("did you mean `{near}`?")),
+                None => d.with_help("add the StorageClass document, or the annotation `plinth.dev/storage: shared|local`"),
+            });
+        }
+    }
+}
+
+/// Checks host names are unique and VM→host rules name real hosts or racks.
+fn check_host_names(
+    inv: &Named<InventorySpec>,
+    hosts: &[crate::estate::Host],
+    rules: &[(String, &[HostRule], Location)],
+    diags: &mut Diagnostics,
+) {
+    let mut seen = BTreeSet::new();
+    for h in hosts {
+        if !seen.insert(h.name.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    inv.location.clone(),
+                    format!("host `{}` is declared twice", h.name),
+                )
+                .with_help(
+                    "host names must be unique; counted hosts are named `<rack>-<class>-<nn>`",
+                ),
+            );
+        }
+    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let racks: Vec<&str> = inv.spec.racks.iter().map(|r| r.name.as_str()).collect();
+    for (what, list, at) in rules {
+        for rule in *list {
+            for target in &rule.hosts {
+                let (kind, name, known) = match target.strip_prefix("rack:") {
+                    Some(rack) => ("rack", rack, &racks),
+                    None => ("host", target.as_str(), &names),
+                };
+                if !known.contains(&name) {
+                    let mut d = unknown(at.clone(), kind, name, known);
+                    d.message = format!("{what}: {}", d.message);
+                    diags.push(d);
+                }
+            }
+        }
+    }
 }
 
 /// Largest pod a node of `cluster` can hold in the virtualized design, or a whole server.
@@ -587,7 +652,8 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         budgets,
         storage_classes,
         skipped,
-        inventory_seen,
+        inventory_attempted,
+        cluster_documents,
     } = docs;
     let first = input
         .sources
@@ -607,7 +673,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     let price_sheet = provided(single(price_sheets, "PriceSheet", diags), Default::default);
     let calibration = single(calibrations, "Calibration", diags);
     let Some(inventory) = inventory else {
-        if inventory_seen {
+        if inventory_attempted {
             return None;
         }
         diags.push(
@@ -619,6 +685,29 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     };
     check_inventory(&inventory, diags);
     let hosts = expand_hosts(&inventory.spec);
+    let mut rules: Vec<(String, &[HostRule], Location)> = Vec::new();
+    for c in &clusters {
+        rules.push((
+            format!("cluster `{}` control plane", c.name),
+            &c.spec.control_plane.host_rules,
+            c.location.clone(),
+        ));
+        for p in &c.spec.node_pools {
+            rules.push((
+                format!("cluster `{}` pool `{}`", c.name, p.name),
+                &p.host_rules,
+                c.location.clone(),
+            ));
+        }
+    }
+    for v in &vm_sets {
+        rules.push((
+            format!("VirtualMachineSet `{}`", v.name),
+            &v.spec.host_rules,
+            v.location.clone(),
+        ));
+    }
+    check_host_names(&inventory, &hosts, &rules, diags);
     let active = hosts.iter().filter(|h| h.role == HostRole::Active).count();
     if active == 0 && !inventory.spec.hosts.is_empty() {
         diags.push(Diagnostic::warning(
@@ -690,7 +779,13 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     let classes: BTreeMap<String, bool> = storage_classes.into_iter().collect();
     let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
     let mut bound = Vec::with_capacity(workloads.len());
+    // A Cluster that failed to decode would make every binding to it look wrong: its
+    // own errors are already reported, so binding waits for a clean input.
+    let clusters_incomplete = cluster_documents > clusters.len();
     for p in workloads {
+        if clusters_incomplete {
+            break;
+        }
         let Some(cluster) = bind(
             p.label.as_ref(),
             &p.source,
@@ -704,6 +799,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         let mut w = p.workload;
         w.id.cluster = cluster;
         w.storage = storage_of(&p.claims, p.host_path, p.storage_annotation, &classes);
+        check_claim_classes(&w, &p.claims, &classes, diags);
         if let Some(spec) = clusters.iter().find(|c| c.name == w.id.cluster) {
             check_workload(&w, &spec.spec, &inventory.spec, diags);
         }

@@ -102,8 +102,8 @@ pub struct Workload {
     /// Requests of one pod (containers summed; init containers by their maximum; a
     /// container with limits but no requests requests its limits, as Kubernetes defaults).
     pub requests: Resources,
-    /// Where its volumes live, if it has persistent volumes.
-    pub storage: Option<VolumeStorage>,
+    /// Where its persistent volumes live.
+    pub storage: PodStorage,
     /// How much of its requests it uses over a day.
     pub usage: UsageProfile,
     /// For Jobs and CronJobs: how long one run takes.
@@ -112,6 +112,30 @@ pub struct Workload {
     pub schedule: Option<String>,
     /// Where the document starts.
     pub location: Location,
+}
+
+/// Where a workload's persistent data lives, which decides whether its pods can restart
+/// on another node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodStorage {
+    /// No persistent volumes: pods restart anywhere.
+    Stateless,
+    /// Decided by the annotation, a hostPath volume or a StorageClass.
+    Declared(VolumeStorage),
+    /// Claims on the default (or an undeclared) StorageClass: the Environment's
+    /// `volumeStorage` decides, so it differs between the two designs.
+    EnvironmentDefault,
+}
+
+impl PodStorage {
+    /// The storage in an environment whose default volume storage is `default`.
+    pub fn resolve(self, default: VolumeStorage) -> Option<VolumeStorage> {
+        match self {
+            Self::Stateless => None,
+            Self::Declared(s) => Some(s),
+            Self::EnvironmentDefault => Some(default),
+        }
+    }
 }
 
 /// A PodDisruptionBudget.

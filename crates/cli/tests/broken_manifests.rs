@@ -1,0 +1,55 @@
+//! Every file in `tests/manifests/broken/` is an input with mistakes a user makes. Each
+//! must be rejected with exit code 1, and the whole report — every error's text, place and
+//! suggested fix — is checked against its snapshot.
+
+use std::path::Path;
+use std::process::Command;
+
+fn validate(path: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("validate")
+        .arg(path)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn broken_manifests_report_every_error_with_place_and_fix() {
+    insta::glob!("../../../tests/manifests/broken", "*.yaml", |path| {
+        let relative = path
+            .strip_prefix(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .canonicalize()
+                    .expect("root"),
+            )
+            .unwrap_or(path);
+        let (code, report) = validate(relative);
+        assert_eq!(code, 1, "{} must be invalid:\n{report}", relative.display());
+        assert!(report.contains("error"), "{report}");
+        insta::assert_snapshot!(report);
+    });
+}
+
+#[test]
+fn examples_are_valid() {
+    for example in ["examples/small", "examples/enterprise"] {
+        let (code, report) = validate(Path::new(example));
+        assert_eq!(code, 0, "{example}:\n{report}");
+        assert!(
+            !report.contains("warning"),
+            "{example} has warnings:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let (code, _) = validate(Path::new("no/such/path.yaml"));
+    assert_eq!(code, 2);
+}
