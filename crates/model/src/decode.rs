@@ -44,10 +44,10 @@ impl TypeSchema {
         if depth > 32 {
             return;
         }
-        if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
-            if let Some(resolved) = target.strip_prefix('#').and_then(|p| self.root.pointer(p)) {
-                self.alternatives(resolved, out, depth + 1);
-            }
+        if let Some(target) = schema.get("$ref").and_then(Value::as_str)
+            && let Some(resolved) = target.strip_prefix('#').and_then(|p| self.root.pointer(p))
+        {
+            self.alternatives(resolved, out, depth + 1);
         }
         for combinator in ["anyOf", "oneOf", "allOf"] {
             for sub in schema

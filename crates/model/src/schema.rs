@@ -88,7 +88,7 @@ fn unknown_kind(kind: &str) -> SchemaError {
 }
 
 /// A short type name for a schema node: `string`, `integer`, `[]NodePool`, `map[string]string`, `strict | soft`.
-fn type_name(schema: &TypeSchema, node: &Value) -> String {
+fn type_name(node: &Value) -> String {
     if let Some(r) = node.get("$ref").and_then(Value::as_str) {
         return r.rsplit('/').next().unwrap_or(r).to_owned();
     }
@@ -97,7 +97,7 @@ fn type_name(schema: &TypeSchema, node: &Value) -> String {
             let names: Vec<String> = alts
                 .iter()
                 .filter(|a| a.get("type") != Some(&json!("null")))
-                .map(|a| type_name(schema, a))
+                .map(type_name)
                 .collect();
             return names.join(" | ");
         }
@@ -113,14 +113,11 @@ fn type_name(schema: &TypeSchema, node: &Value) -> String {
         return c.to_owned();
     }
     match node.get("type") {
-        Some(Value::String(t)) if t == "array" => format!(
-            "[]{}",
-            node.get("items")
-                .map(|i| type_name(schema, i))
-                .unwrap_or_default()
-        ),
+        Some(Value::String(t)) if t == "array" => {
+            format!("[]{}", node.get("items").map(type_name).unwrap_or_default())
+        }
         Some(Value::String(t)) if t == "object" => match node.get("additionalProperties") {
-            Some(v @ Value::Object(_)) => format!("map[string]{}", type_name(schema, v)),
+            Some(v @ Value::Object(_)) => format!("map[string]{}", type_name(v)),
             _ => "object".to_owned(),
         },
         Some(Value::String(t)) => t.clone(),
@@ -193,12 +190,7 @@ pub fn explain(target: &str) -> Result<String, SchemaError> {
         found = true;
         let _ = writeln!(out, "KIND:     {kind}");
         if !path.is_empty() {
-            let _ = writeln!(
-                out,
-                "FIELD:    {} <{}>",
-                path.join("."),
-                type_name(schema, raw)
-            );
+            let _ = writeln!(out, "FIELD:    {} <{}>", path.join("."), type_name(raw));
         }
         if let Some(d) = raw.get("default") {
             let _ = writeln!(out, "DEFAULT:  {d}");
@@ -230,7 +222,7 @@ pub fn explain(target: &str) -> Result<String, SchemaError> {
                     .to_owned();
                 let ty = format!(
                     "<{}>{}",
-                    type_name(schema, field),
+                    type_name(field),
                     if required { " -required-" } else { "" }
                 );
                 if !fields.iter().any(|f| f.0 == *name) {

@@ -117,7 +117,7 @@ impl fmt::Display for Resources {
 
 /// Formats millicores as kubectl does: `1500m` becomes `1.5`, `250m` stays `250m`.
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else if millis >= 1000 {
         format!("{:.1}", millis as f64 / 1000.0)

@@ -216,7 +216,7 @@ fn check_cluster(
                 c.name
             ),
         ));
-    } else if cp.replicas % 2 == 0 {
+    } else if cp.replicas.is_multiple_of(2) {
         diags.push(
             Diagnostic::warning(
                 at.clone(),
@@ -280,13 +280,13 @@ fn check_cluster(
                 .with_help("make the node VMs smaller, or add a larger host class"),
             );
         }
-        if let (Some(min), Some(max)) = (p.min, p.max) {
-            if min > max {
-                diags.push(Diagnostic::error(
-                    at.clone(),
-                    format!("{what}: min {min} is above max {max}"),
-                ));
-            }
+        if let (Some(min), Some(max)) = (p.min, p.max)
+            && min > max
+        {
+            diags.push(Diagnostic::error(
+                at.clone(),
+                format!("{what}: min {min} is above max {max}"),
+            ));
         }
         check_policy(
             &p.placement,
@@ -749,32 +749,33 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             diags,
         );
     }
-    if virtualized.spec.calibration.is_some() && calibration.is_none() {
-        if let Origin::Declared(at) = &virtualized.origin {
-            diags.push(
-                Diagnostic::error(at.clone(), "`calibration` names a file that was not loaded")
-                    .with_help("check the path; it is relative to the Environment's file"),
-            );
-        }
+    if virtualized.spec.calibration.is_some()
+        && calibration.is_none()
+        && let Origin::Declared(at) = &virtualized.origin
+    {
+        diags.push(
+            Diagnostic::error(at.clone(), "`calibration` names a file that was not loaded")
+                .with_help("check the path; it is relative to the Environment's file"),
+        );
     }
-    if virtualized.spec.overcommit.cpu <= 0.0 || virtualized.spec.overcommit.memory <= 0.0 {
-        if let Origin::Declared(at) = &virtualized.origin {
-            diags.push(Diagnostic::error(
+    if (virtualized.spec.overcommit.cpu <= 0.0 || virtualized.spec.overcommit.memory <= 0.0)
+        && let Origin::Declared(at) = &virtualized.origin
+    {
+        diags.push(Diagnostic::error(
+            at.clone(),
+            "overcommit ratios must be above zero",
+        ));
+    }
+    if virtualized.spec.overcommit.memory > 1.0
+        && let Origin::Declared(at) = &virtualized.origin
+    {
+        diags.push(
+            Diagnostic::warning(
                 at.clone(),
-                "overcommit ratios must be above zero",
-            ));
-        }
-    }
-    if virtualized.spec.overcommit.memory > 1.0 {
-        if let Origin::Declared(at) = &virtualized.origin {
-            diags.push(
-                Diagnostic::warning(
-                    at.clone(),
-                    "memory overcommit above 1.0: an OOM-killed node VM loses its pods",
-                )
-                .with_help("keep `overcommit.memory: 1.0` for node VMs"),
-            );
-        }
+                "memory overcommit above 1.0: an OOM-killed node VM loses its pods",
+            )
+            .with_help("keep `overcommit.memory: 1.0` for node VMs"),
+        );
     }
     let classes: BTreeMap<String, bool> = storage_classes.into_iter().collect();
     let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();

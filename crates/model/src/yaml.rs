@@ -345,15 +345,15 @@ fn resolve_plain(text: &str) -> Value {
             return Value::Number(u.into());
         }
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(u) = u64::from_str_radix(hex, 16) {
-            return Value::Number(u.into());
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(u) = u64::from_str_radix(hex, 16)
+    {
+        return Value::Number(u.into());
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(u) = u64::from_str_radix(oct, 8) {
-            return Value::Number(u.into());
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(u) = u64::from_str_radix(oct, 8)
+    {
+        return Value::Number(u.into());
     }
     let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
         && digits
@@ -363,10 +363,8 @@ fn resolve_plain(text: &str) -> Value {
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_digit() || b == b'.');
-    if looks_float {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if looks_float && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        return Value::Number(n);
     }
     Value::String(text.to_owned())
 }

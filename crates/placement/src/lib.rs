@@ -18,6 +18,7 @@ pub mod hosts;
 mod index;
 mod migrate;
 mod place_all;
+pub mod pods;
 pub mod pool;
 mod select;
 mod state;
