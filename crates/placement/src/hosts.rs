@@ -146,6 +146,32 @@ pub(crate) fn score_floor(footprint: &Resources, max_capacity: &Resources) -> u6
     )
 }
 
+/// The pack order's key: the smaller of the free CPU and free memory fractions, so a host
+/// with either resource exhausted sorts as full (most allocated = tightest dimension).
+pub(crate) fn tight_score(capacity: &Resources, used: &Resources) -> u64 {
+    let free = capacity.saturating_sub(used);
+    fraction(
+        free.cpu_millis.min(capacity.cpu_millis),
+        capacity.cpu_millis,
+    )
+    .min(fraction(
+        free.memory_bytes.min(capacity.memory_bytes),
+        capacity.memory_bytes,
+    ))
+}
+
+/// A lower bound on the [`tight_score`] of any host that can hold `footprint`.
+pub(crate) fn tight_floor(footprint: &Resources, max_capacity: &Resources) -> u64 {
+    fraction(
+        footprint.cpu_millis.min(max_capacity.cpu_millis),
+        max_capacity.cpu_millis,
+    )
+    .min(fraction(
+        footprint.memory_bytes.min(max_capacity.memory_bytes),
+        max_capacity.memory_bytes,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +208,14 @@ mod tests {
         let half = free_score(&cap, &Resources::new(500, 500, 0));
         assert!(empty > half);
         assert!(score_floor(&Resources::new(500, 500, 0), &cap) <= half);
+        let cpu_full = tight_score(&cap, &Resources::new(1000, 0, 0));
+        assert_eq!(
+            cpu_full, 0,
+            "an exhausted resource makes the host full for pack"
+        );
+        assert!(
+            tight_floor(&Resources::new(500, 100, 0), &cap)
+                <= tight_score(&cap, &Resources::new(500, 500, 0))
+        );
     }
 }

@@ -71,8 +71,8 @@ impl FreeIndex {
         if self.emptiest_first { a > b } else { a < b }
     }
 
-    /// Hosts in preference order. Spread: emptiest first. Pack: fullest first, starting at
-    /// score `floor` (no host below it can fit).
+    /// Hosts in preference order. Spread: emptiest first (`floor` unused). Pack: fullest
+    /// first, starting at score `floor` (no host below it can fit).
     pub(crate) fn walk(&self, floor: u64) -> Box<dyn Iterator<Item = u32> + '_> {
         if self.emptiest_first {
             Box::new(self.set.iter().rev().map(|&(_, t)| self.host(t)))

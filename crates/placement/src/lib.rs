@@ -10,10 +10,12 @@
 
 pub mod admission;
 mod batch;
+pub mod capacity;
 pub mod error;
 mod evacuate;
 pub mod explain;
 mod groups;
+pub mod headroom;
 pub mod hosts;
 mod index;
 mod migrate;
@@ -26,9 +28,11 @@ pub mod vm;
 
 pub use admission::{AdmissionPolicy, SlotReport};
 pub use batch::Reservation;
+pub use capacity::{CapacityPlan, CapacityProblem, Condition, HeadroomRule, plan_capacity};
 pub use error::PlacementError;
 pub use evacuate::Evacuation;
 pub use explain::Explanation;
+pub use headroom::{Headroom, headroom};
 pub use hosts::{HostId, HostSpec, HostStatus, Overcommit, RackId};
 pub use migrate::Migration;
 pub use place_all::{PlacementOutcome, place_all};

@@ -95,9 +95,9 @@ impl Pool {
         {
             return Err(invalid(format!("failover host #{} does not exist", h.0)));
         }
-        let max_capacity = hosts
-            .iter()
-            .fold(Resources::ZERO, |acc, h| crate::hosts::max_each(&acc, &h.capacity));
+        let max_capacity = hosts.iter().fold(Resources::ZERO, |acc, h| {
+            crate::hosts::max_each(&acc, &h.capacity)
+        });
         Ok(Self {
             hosts,
             racks,

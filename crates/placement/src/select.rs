@@ -9,7 +9,7 @@ use plinth_model::policy::{RuleKind, Scope, SpreadMode};
 
 use crate::error::PlacementError;
 use crate::explain::Explanation;
-use crate::hosts::{HostId, HostStatus, score_floor};
+use crate::hosts::{HostId, HostStatus, tight_floor};
 use crate::state::PoolState;
 use crate::vm::{GroupId, VmSpec};
 
@@ -185,7 +185,8 @@ impl PoolState {
         best.map(|(_, _, h)| h)
     }
 
-    /// Best host in strategy order from the index; a soft group first looks for a domain
+    /// Best host in strategy order from the index (pack starts at the lowest tight score
+    /// that could fit); a soft group first looks for a domain
     /// without members, then for the one with the fewest.
     fn best_indexed(
         &self,
@@ -193,7 +194,7 @@ impl PoolState {
         footprint: &Resources,
         exclude: Option<HostId>,
     ) -> Option<HostId> {
-        let floor = score_floor(footprint, &self.pool.max_capacity());
+        let floor = tight_floor(footprint, &self.pool.max_capacity());
         let soft = self.soft_group(spec);
         let mut fallback: Option<(u32, HostId)> = None;
         for h in self.index.walk(floor).map(HostId) {

@@ -8,7 +8,7 @@ use crate::admission::{AdmissionPolicy, AdmissionTracker, SlotReport, UpHosts, s
 use crate::error::PlacementError;
 use crate::explain::Explanation;
 use crate::groups::GroupCounts;
-use crate::hosts::{HostId, HostStatus, free_score};
+use crate::hosts::{HostId, HostStatus, free_score, tight_score};
 use crate::index::FreeIndex;
 use crate::pool::Pool;
 use crate::vm::{VmId, VmSpec};
@@ -292,7 +292,11 @@ impl PoolState {
     /// Re-keys a host in the index after its usage or status changed.
     pub(crate) fn refresh(&mut self, host: HostId) {
         if self.status[host.index()] == HostStatus::Up {
-            let score = free_score(&self.pool.host(host).capacity, &self.used[host.index()]);
+            let (cap, used) = (&self.pool.host(host).capacity, &self.used[host.index()]);
+            let score = match self.pool.config().strategy {
+                PlacementStrategy::Spread => free_score(cap, used),
+                PlacementStrategy::Pack => tight_score(cap, used),
+            };
             self.index.set(host.0, self.pool.rank(host), score);
         } else {
             self.index.remove(host.0);
