@@ -129,6 +129,9 @@ fn percentage_violation(
         return None;
     }
     if hosts <= failures {
+        if used.cpu_millis == 0 && used.memory_bytes == 0 {
+            return None;
+        }
         return Some(format!(
             "HA admission control (percentage): reserving {failures} host failures leaves nothing of {hosts} hosts"
         ));
@@ -170,7 +173,7 @@ struct SlotCache {
 }
 
 /// Running totals of powered-on VMs for admission checks in O(1) (slot policy: amortized).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct AdmissionTracker {
     used: Resources,
     vms: u64,
@@ -178,6 +181,18 @@ pub(crate) struct AdmissionTracker {
     mem: BTreeMap<u64, u32>,
     cache: Option<SlotCache>,
 }
+
+/// Equal when the totals are equal; the slot cache is not part of the state.
+impl PartialEq for AdmissionTracker {
+    fn eq(&self, other: &Self) -> bool {
+        self.used == other.used
+            && self.vms == other.vms
+            && self.cpu == other.cpu
+            && self.mem == other.mem
+    }
+}
+
+impl Eq for AdmissionTracker {}
 
 impl AdmissionTracker {
     pub(crate) fn add(&mut self, fp: &Resources) {

@@ -9,6 +9,7 @@
 //! [`plinth_model::Resources`] and the policy vocabulary.
 
 pub mod admission;
+pub mod baremetal;
 mod batch;
 pub mod capacity;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod headroom;
 pub mod hosts;
 mod index;
 mod migrate;
+pub mod nodes;
 mod place_all;
 pub mod pods;
 pub mod pool;
@@ -27,6 +29,7 @@ mod state;
 pub mod vm;
 
 pub use admission::{AdmissionPolicy, SlotReport};
+pub use baremetal::{BareMetalPlan, BareMetalProblem, allocate_servers};
 pub use batch::Reservation;
 pub use capacity::{CapacityPlan, CapacityProblem, Condition, HeadroomRule, plan_capacity};
 pub use error::PlacementError;

@@ -1,0 +1,290 @@
+//! Servers onto bare-metal clusters: whole servers, exclusive to one cluster, one node per
+//! server; the control plane on its own servers; each worker pool sized by the shared
+//! node-count formula ([`crate::nodes`]) on its best-fitting server class under the
+//! headroom rule; plus one surge server per cluster. Owned servers are used first (by
+//! name); the rest is reported as servers to buy, never as an error. Stranded capacity is
+//! what a cluster's servers offer beyond its pods' requests: free, but no other cluster
+//! can use it.
+
+use std::collections::BTreeMap;
+
+use plinth_model::Resources;
+
+use crate::capacity::HeadroomRule;
+use crate::error::PlacementError;
+use crate::explain::Explanation;
+use crate::nodes::{Kubelet, NodeTerm, PodShape, fit_nodes, node_count};
+
+/// A server model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerClass {
+    /// Class name.
+    pub name: String,
+    /// The whole server (CPU = threads × 1000).
+    pub capacity: Resources,
+    /// Physical cores, for `podsPerCore`.
+    pub cores: u32,
+    /// Price of one server.
+    pub price: u64,
+}
+
+/// An owned server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Server name.
+    pub name: String,
+    /// Index into [`BareMetalProblem::classes`].
+    pub class: usize,
+}
+
+/// A node pool (or a control plane) of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePoolDemand {
+    /// Pool name.
+    pub name: String,
+    /// Declared replicas.
+    pub replicas: u32,
+    /// The pods bound to the pool, by shape.
+    pub pods: Vec<PodShape>,
+    /// Kubelet reservations and pod limits of its nodes.
+    pub kubelet: Kubelet,
+}
+
+/// One cluster's demand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDemand {
+    /// Cluster name.
+    pub name: String,
+    /// The control plane: its replicas and the pods (components) each member runs.
+    pub control_plane: NodePoolDemand,
+    /// Worker pools.
+    pub pools: Vec<NodePoolDemand>,
+}
+
+/// The bare-metal problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BareMetalProblem {
+    /// Server classes (owned servers belong to them; missing servers are bought from them).
+    pub classes: Vec<ServerClass>,
+    /// Owned servers.
+    pub servers: Vec<Server>,
+    /// Clusters, allocated in name order.
+    pub clusters: Vec<ClusterDemand>,
+    /// Failures and maintenance add nodes to every worker pool; surge adds servers per cluster.
+    pub rule: HeadroomRule,
+}
+
+/// What a role of a cluster gets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The control plane's servers.
+    ControlPlane,
+    /// A worker pool's servers.
+    Pool(String),
+    /// Spare servers for rolling-upgrade surge nodes.
+    Surge,
+}
+
+/// Servers given to one role of one cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleAllocation {
+    /// The cluster.
+    pub cluster: String,
+    /// The role.
+    pub role: Role,
+    /// The server class chosen.
+    pub class: String,
+    /// Servers (= nodes) the role gets.
+    pub nodes: u32,
+    /// Nodes its pods' requests alone need.
+    pub fit_nodes: u32,
+    /// Which term of the formula set `nodes`.
+    pub term: NodeTerm,
+    /// Owned servers given to it, by name.
+    pub owned: Vec<String>,
+    /// Servers of `class` to buy for it.
+    pub to_buy: u32,
+    /// Allocatable left beyond its pods' requests.
+    pub stranded: Resources,
+}
+
+/// The allocation of servers to clusters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BareMetalPlan {
+    /// Per cluster (name order) and role (control plane, pools by name, surge).
+    pub allocations: Vec<RoleAllocation>,
+    /// Servers to buy per class name.
+    pub to_buy: BTreeMap<String, u32>,
+    /// Owned servers no cluster got, by name.
+    pub spare: Vec<String>,
+    /// Sum of every role's stranded capacity.
+    pub stranded: Resources,
+}
+
+/// Allocates whole servers to clusters. Errors only when some pod fits no server class.
+pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, PlacementError> {
+    let mut free: Vec<Vec<usize>> = vec![Vec::new(); problem.classes.len()];
+    let mut by_name: Vec<usize> = (0..problem.servers.len()).collect();
+    by_name.sort_by(|a, b| problem.servers[*a].name.cmp(&problem.servers[*b].name));
+    for s in by_name {
+        if let Some(list) = free.get_mut(problem.servers[s].class) {
+            list.push(s);
+        }
+    }
+    // Taken from the front: owned servers go out in name order.
+    for list in &mut free {
+        list.reverse();
+    }
+    let mut clusters: Vec<&ClusterDemand> = problem.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut plan = BareMetalPlan {
+        allocations: Vec::new(),
+        to_buy: BTreeMap::new(),
+        spare: Vec::new(),
+        stranded: Resources::ZERO,
+    };
+    let extra = problem
+        .rule
+        .host_failures
+        .saturating_add(problem.rule.maintenance);
+    for cluster in clusters {
+        let mut roles: Vec<(Role, &NodePoolDemand, u32)> =
+            vec![(Role::ControlPlane, &cluster.control_plane, 0)];
+        let mut pools: Vec<&NodePoolDemand> = cluster.pools.iter().collect();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        roles.extend(
+            pools
+                .into_iter()
+                .map(|p| (Role::Pool(p.name.clone()), p, extra)),
+        );
+        let mut largest: Option<(u32, usize)> = None;
+        for (role, demand, extra) in roles {
+            let (class, fit) = best_class(problem, demand, &free, extra)
+                .ok_or_else(|| unfit(cluster, demand, problem))?;
+            let (nodes, term) = node_count(demand.replicas, fit, extra);
+            if role != Role::ControlPlane && largest.is_none_or(|(n, _)| nodes > n) {
+                largest = Some((nodes, class));
+            }
+            let alloc = take(
+                problem, &mut free, &mut plan, cluster, role, class, nodes, fit, term, demand,
+            );
+            plan.allocations.push(alloc);
+        }
+        if let Some((_, class)) = largest
+            && problem.rule.surge > 0
+        {
+            let surge = NodePoolDemand {
+                name: "surge".into(),
+                replicas: 0,
+                pods: vec![],
+                kubelet: Kubelet::default(),
+            };
+            let n = problem.rule.surge;
+            let alloc = take(
+                problem,
+                &mut free,
+                &mut plan,
+                cluster,
+                Role::Surge,
+                class,
+                n,
+                0,
+                NodeTerm::Headroom,
+                &surge,
+            );
+            plan.allocations.push(alloc);
+        }
+    }
+    let mut spare: Vec<String> = free
+        .iter()
+        .flatten()
+        .map(|s| problem.servers[*s].name.clone())
+        .collect();
+    spare.sort();
+    plan.spare = spare;
+    Ok(plan)
+}
+
+/// The class that needs the fewest servers for `demand`, then the cheapest purchase given
+/// the owned servers still free, then the name.
+fn best_class(
+    problem: &BareMetalProblem,
+    demand: &NodePoolDemand,
+    free: &[Vec<usize>],
+    extra: u32,
+) -> Option<(usize, u32)> {
+    let mut best: Option<((u32, u64, &str), usize, u32)> = None;
+    for (i, class) in problem.classes.iter().enumerate() {
+        let allocatable = class.capacity - demand.kubelet.reserved;
+        let Some(fit) = fit_nodes(
+            &allocatable,
+            demand.kubelet.pod_limit(class.cores),
+            &demand.pods,
+        ) else {
+            continue;
+        };
+        let (nodes, _) = node_count(demand.replicas, fit, extra);
+        let buy = u64::from(nodes).saturating_sub(free[i].len() as u64) * class.price;
+        let key = (nodes, buy, class.name.as_str());
+        if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+            best = Some((key, i, fit));
+        }
+    }
+    best.map(|(_, i, fit)| (i, fit))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn take(
+    problem: &BareMetalProblem,
+    free: &mut [Vec<usize>],
+    plan: &mut BareMetalPlan,
+    cluster: &ClusterDemand,
+    role: Role,
+    class: usize,
+    nodes: u32,
+    fit: u32,
+    term: NodeTerm,
+    demand: &NodePoolDemand,
+) -> RoleAllocation {
+    let mut owned = Vec::new();
+    while (owned.len() as u32) < nodes {
+        let Some(s) = free[class].pop() else { break };
+        owned.push(problem.servers[s].name.clone());
+    }
+    let to_buy = nodes - owned.len() as u32;
+    let c = &problem.classes[class];
+    if to_buy > 0 {
+        *plan.to_buy.entry(c.name.clone()).or_insert(0) += to_buy;
+    }
+    let requests = demand.pods.iter().fold(Resources::ZERO, |acc, p| {
+        acc + p.requests.times(u64::from(p.count))
+    });
+    let stranded = (c.capacity - demand.kubelet.reserved).times(u64::from(nodes)) - requests;
+    plan.stranded += stranded;
+    RoleAllocation {
+        cluster: cluster.name.clone(),
+        role,
+        class: c.name.clone(),
+        nodes,
+        fit_nodes: fit,
+        term,
+        owned,
+        to_buy,
+        stranded,
+    }
+}
+
+fn unfit(
+    cluster: &ClusterDemand,
+    demand: &NodePoolDemand,
+    problem: &BareMetalProblem,
+) -> PlacementError {
+    let mut explanation = Explanation::new("server classes", problem.classes.len());
+    for _ in &problem.classes {
+        explanation.reject("a pod's requests exceed a node's allocatable");
+    }
+    PlacementError::Unplaceable {
+        vm: format!("{}/{}", cluster.name, demand.name),
+        explanation,
+    }
+}

@@ -1,0 +1,126 @@
+//! Servers onto bare-metal clusters: exclusive whole servers, control plane apart, pools by
+//! the node-count formula under the headroom rule, owned first, the rest to buy.
+
+mod common;
+
+use common::gib;
+use plinth_model::Resources;
+use plinth_placement::HeadroomRule;
+use plinth_placement::baremetal::{
+    BareMetalProblem, ClusterDemand, NodePoolDemand, Role, Server, ServerClass, allocate_servers,
+};
+use plinth_placement::nodes::{Kubelet, NodeTerm, PodShape};
+
+fn kubelet() -> Kubelet {
+    Kubelet {
+        reserved: Resources::new(1000, gib(4), 0),
+        ..Kubelet::default()
+    }
+}
+
+fn problem() -> BareMetalProblem {
+    BareMetalProblem {
+        classes: vec![
+            ServerClass {
+                name: "std".into(),
+                capacity: Resources::new(32_000, gib(256), 0),
+                cores: 16,
+                price: 9_000,
+            },
+            ServerClass {
+                name: "big".into(),
+                capacity: Resources::new(64_000, gib(512), 0),
+                cores: 32,
+                price: 20_000,
+            },
+        ],
+        servers: (1..=5)
+            .map(|i| Server {
+                name: format!("s{i:02}"),
+                class: 0,
+            })
+            .collect(),
+        clusters: vec![ClusterDemand {
+            name: "prod".into(),
+            control_plane: NodePoolDemand {
+                name: "control-plane".into(),
+                replicas: 3,
+                pods: vec![PodShape {
+                    requests: Resources::new(2000, gib(8), 0),
+                    count: 1,
+                }],
+                kubelet: kubelet(),
+            },
+            pools: vec![NodePoolDemand {
+                name: "workers".into(),
+                replicas: 2,
+                pods: vec![PodShape {
+                    requests: Resources::new(2000, gib(16), 0),
+                    count: 40,
+                }],
+                kubelet: kubelet(),
+            }],
+        }],
+        rule: HeadroomRule {
+            host_failures: 1,
+            maintenance: 1,
+            surge: 1,
+        },
+    }
+}
+
+#[test]
+fn control_plane_apart_pools_by_formula_owned_first_rest_to_buy() {
+    let plan = allocate_servers(&problem()).expect("every pod fits some class");
+    let roles: Vec<_> = plan
+        .allocations
+        .iter()
+        .map(|a| (a.role.clone(), a.class.as_str(), a.nodes, a.term))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (Role::ControlPlane, "std", 3, NodeTerm::Declared),
+            // std holds 15 pods a node → 3 + 2 = 5; big holds 31 → 2 + 2 = 4: fewer servers.
+            (Role::Pool("workers".into()), "big", 4, NodeTerm::Headroom),
+            (Role::Surge, "big", 1, NodeTerm::Headroom),
+        ]
+    );
+    assert_eq!(plan.allocations[0].owned, ["s01", "s02", "s03"]);
+    assert_eq!(plan.allocations[1].fit_nodes, 2);
+    assert_eq!(
+        plan.to_buy.get("big"),
+        Some(&5),
+        "beyond the inventory is bought, not an error"
+    );
+    assert_eq!(plan.spare, ["s04", "s05"]);
+    assert_eq!(
+        plan.allocations[1].stranded,
+        Resources::new(4 * 63_000 - 80_000, gib(4 * 508 - 640), 0)
+    );
+}
+
+#[test]
+fn declared_replicas_win_when_larger() {
+    let mut p = problem();
+    p.clusters[0].pools[0].replicas = 9;
+    p.rule = HeadroomRule::default();
+    let plan = allocate_servers(&p).expect("fits");
+    let workers = &plan.allocations[1];
+    assert_eq!(
+        (workers.nodes, workers.term, workers.class.as_str()),
+        (9, NodeTerm::Declared, "std")
+    );
+    assert_eq!((workers.owned.len(), workers.to_buy), (2, 7));
+}
+
+#[test]
+fn a_pod_larger_than_every_server_is_explained() {
+    let mut p = problem();
+    p.clusters[0].pools[0].pods[0].requests = Resources::new(100_000, gib(1), 0);
+    let err = allocate_servers(&p).expect_err("no class holds it");
+    assert_eq!(
+        err.to_string(),
+        "prod/workers cannot be placed: 0/2 server classes available: 2 a pod's requests exceed a node's allocatable"
+    );
+}
