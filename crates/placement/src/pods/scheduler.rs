@@ -110,6 +110,8 @@ pub(crate) struct Static {
     pub(crate) node_affinity_raw: Option<Vec<f64>>,
     /// 0 where `code` is [`OK`], −∞ elsewhere: added to scores, so the hot loop has no branch.
     pub(crate) penalty: Vec<f64>,
+    /// Every node slot passes the node-only filters (`penalty` is all zero).
+    pub(crate) all_ok: bool,
 }
 
 /// Per-pod values that change as pods are bound (minimum spread counts, symmetric terms).
@@ -599,11 +601,13 @@ impl Scheduler {
             .iter()
             .map(|&k| if k == OK { 0.0 } else { f64::NEG_INFINITY })
             .collect();
+        let all_ok = code.iter().all(|&k| k == OK);
         Static {
             code,
             taint_raw,
             node_affinity_raw,
             penalty,
+            all_ok,
         }
     }
 
@@ -703,14 +707,12 @@ impl Scheduler {
     pub(crate) fn select(&mut self, c: &Compiled, stat: &Static, state: &PodState) -> Option<u32> {
         let mut sc = std::mem::take(&mut self.scratch);
         let n = self.nodes.len();
-        match self.strategy {
-            ScoringStrategy::LeastAllocated => {
-                self.hot
-                    .score_all::<false>(c, &stat.penalty, &mut sc.scores)
-            }
-            ScoringStrategy::MostAllocated => {
-                self.hot.score_all::<true>(c, &stat.penalty, &mut sc.scores)
-            }
+        let (h, p, out) = (&self.hot, &stat.penalty, &mut sc.scores);
+        match (self.strategy, stat.all_ok) {
+            (ScoringStrategy::LeastAllocated, true) => h.score_all::<false, false>(c, p, out),
+            (ScoringStrategy::LeastAllocated, false) => h.score_all::<false, true>(c, p, out),
+            (ScoringStrategy::MostAllocated, true) => h.score_all::<true, false>(c, p, out),
+            (ScoringStrategy::MostAllocated, false) => h.score_all::<true, true>(c, p, out),
         }
         if c.has_pod_filters() || !state.sym_anti.is_empty() {
             for (i, s) in sc.scores.iter_mut().enumerate() {
@@ -1012,8 +1014,13 @@ impl Hot {
 
     /// NodeResourcesFit (LeastAllocated, or MostAllocated when `MOST`) plus
     /// BalancedAllocation of the pod on every node slot, −∞ where it does not fit or
-    /// `penalty` is −∞.
-    fn score_all<const MOST: bool>(&self, c: &Compiled, penalty: &[f64], out: &mut Vec<f64>) {
+    /// `penalty` is −∞ (read only when `PENALTY`).
+    fn score_all<const MOST: bool, const PENALTY: bool>(
+        &self,
+        c: &Compiled,
+        penalty: &[f64],
+        out: &mut Vec<f64>,
+    ) {
         let n = self.pods_free.len();
         out.clear();
         out.resize(n, 0.0);
@@ -1048,7 +1055,8 @@ impl Hot {
             let mem = zm[i] + zrm * im[i];
             let fit = score::fit(strategy, cpu, mem);
             let balanced = score::balanced(uc[i] + rc * ic[i], um[i] + rm * im[i]);
-            let s = score::WEIGHT_FIT * fit + score::WEIGHT_BALANCED * balanced + penalty[i];
+            let s = score::WEIGHT_FIT * fit + score::WEIGHT_BALANCED * balanced;
+            let s = if PENALTY { s + penalty[i] } else { s };
             out[i] = if fits { s } else { f64::NEG_INFINITY };
         }
     }
