@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use plinth_model::{Input, Loaded, Severity, SourceFile};
 
 /// `examples/<name>` of the repository.
-pub fn example_dir(name: &str) -> PathBuf {
+pub(crate) fn example_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name)
 }
 
 /// Every `.yaml` file of `dir`, sorted by name, as (file name, text).
-pub fn yaml_files(dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn yaml_files(dir: &Path) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .filter_map(Result::ok)
@@ -35,7 +35,7 @@ pub fn yaml_files(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// One input of the given (name, text) sources.
-pub fn input_of(files: &[(String, String)]) -> Input {
+pub(crate) fn input_of(files: &[(String, String)]) -> Input {
     let mut input = Input::default();
     for (name, text) in files {
         input.add(SourceFile::new(name.as_str(), text.as_str()));
@@ -45,7 +45,7 @@ pub fn input_of(files: &[(String, String)]) -> Input {
 
 /// Checks the promise every user relies on: a rejected input says why, and each error
 /// points at a line of one of the input's files.
-pub fn assert_located(input: &Input, loaded: &Loaded) -> Result<(), String> {
+pub(crate) fn assert_located(input: &Input, loaded: &Loaded) -> Result<(), String> {
     if loaded.estate.is_none() && !loaded.diagnostics.has_errors() {
         return Err("no estate, yet no error says why".into());
     }
