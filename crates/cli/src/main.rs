@@ -26,6 +26,7 @@ enum Command {
     Validate(commands::validate::Args),
     Explain(commands::explain::Args),
     Schema(commands::schema::Args),
+    Plan(commands::plan::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
+        Command::Plan(args) => commands::plan::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

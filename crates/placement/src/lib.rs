@@ -12,6 +12,7 @@ pub mod admission;
 pub mod baremetal;
 mod batch;
 pub mod capacity;
+pub mod designs;
 pub mod error;
 mod evacuate;
 pub mod explain;

@@ -1,0 +1,316 @@
+//! `plinth plan`: the fewest servers that hold the estate in each environment under the
+//! Scenario's headroom rule, what one server fewer would break, and how much each node
+//! pool can still grow on the inventory.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use plinth_model::Estate;
+use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::units::format_bytes;
+use plinth_placement::baremetal::{BareMetalPlan, Role, allocate_servers};
+use plinth_placement::capacity::{CapacityPlan, CapacityProblem, plan_capacity};
+use plinth_placement::designs::{
+    Binding, bare_metal_problem, bare_metal_vm_pool, bind_pods, virtualized_problem,
+};
+use plinth_placement::headroom::headroom;
+use plinth_placement::hosts::HostSpec;
+use plinth_placement::place_all;
+use plinth_placement::pool::Pool;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::commands::{EnvArg, OutputFormat, load_or_report};
+use crate::input::ClusterPath;
+
+/// Plan capacity: minimum servers per environment under the headroom rule, and headroom.
+///
+/// Owned hosts are used first, then the cheapest class that fits is bought. Exit codes:
+/// 0 planned, 1 invalid input or a workload no pool can run, 2 usage or I/O error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Manifest files or directories, `-` for stdin; together one input.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Bind the workloads in PATH to cluster NAME (repeatable).
+    #[arg(long = "cluster", value_name = "NAME=PATH")]
+    pub(crate) clusters: Vec<ClusterPath>,
+    /// Plan only this environment (default: both).
+    #[arg(long, value_enum)]
+    pub(crate) env: Option<EnvArg>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) output: OutputFormat,
+}
+
+/// Most extra copies a headroom question tries before it stops counting.
+const HEADROOM_LIMIT: u32 = 1000;
+
+fn capacity_json(plan: &CapacityPlan) -> Value {
+    json!({
+        "hosts": plan.hosts,
+        "perClass": plan.per_class.iter().map(|c| json!({
+            "class": c.class, "ownedUsed": c.owned_used, "ownedSpare": c.owned_spare, "toBuy": c.to_buy,
+        })).collect::<Vec<_>>(),
+        "costToBuy": plan.cost_to_buy,
+        "oneFewerFails": plan.one_fewer.as_ref().map(|s| json!({"condition": s.condition.to_string(), "detail": s.detail})),
+    })
+}
+
+fn capacity_table(title: &str, plan: &CapacityPlan, currency: &str) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120)
+        .set_header(vec!["host class", "owned used", "owned spare", "to buy"]);
+    for c in &plan.per_class {
+        t.add_row(vec![
+            c.class.clone(),
+            c.owned_used.to_string(),
+            c.owned_spare.to_string(),
+            c.to_buy.to_string(),
+        ]);
+    }
+    let mut out = format!(
+        "{title}: {} hosts, {} {currency} to buy\n{t}\n",
+        plan.hosts, plan.cost_to_buy
+    );
+    if let Some(s) = &plan.one_fewer {
+        out.push_str(&format!("minimal: with one host fewer it fails {s}\n"));
+    }
+    out
+}
+
+/// How many more node VMs of each pool fit on the owned hosts after placing the whole design.
+fn pool_headroom(problem: &CapacityProblem) -> Result<Vec<(String, u32, String)>> {
+    let racks: Vec<String> = if problem.racks.is_empty() {
+        vec!["new".into()]
+    } else {
+        problem.racks.clone()
+    };
+    let hosts: Vec<HostSpec> = problem
+        .owned
+        .iter()
+        .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
+        .collect();
+    let pool = Pool::new(
+        hosts,
+        racks,
+        problem.groups.clone(),
+        Vec::new(),
+        problem.config.clone(),
+    )?;
+    let placed = place_all(pool, problem.vms.clone());
+    let mut out = Vec::new();
+    for (g, group) in problem.groups.iter().enumerate() {
+        let Some(shape) = problem
+            .vms
+            .iter()
+            .find(|v| v.group.is_some_and(|id| id.0 as usize == g))
+        else {
+            continue;
+        };
+        let h = headroom(
+            &placed.state,
+            &plinth_placement::vm::VmSpec {
+                name: group.name.clone(),
+                ..shape.clone()
+            },
+            HEADROOM_LIMIT,
+        );
+        let why = h
+            .stopped_by
+            .map_or_else(|| format!("at least {HEADROOM_LIMIT}"), |e| e.to_string());
+        out.push((group.name.clone(), h.more, why));
+    }
+    Ok(out)
+}
+
+fn bare_metal_table(plan: &BareMetalPlan) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120)
+        .set_header(vec![
+            "cluster",
+            "role",
+            "class",
+            "nodes",
+            "pods need",
+            "set by",
+            "owned",
+            "to buy",
+            "stranded",
+        ]);
+    for a in &plan.allocations {
+        let role = match &a.role {
+            Role::ControlPlane => "control plane".to_owned(),
+            Role::Pool(p) => format!("pool {p}"),
+            Role::Surge => "surge".to_owned(),
+        };
+        t.add_row(vec![
+            a.cluster.clone(),
+            role,
+            a.class.clone(),
+            a.nodes.to_string(),
+            a.fit_nodes.to_string(),
+            format!("{:?}", a.term).to_lowercase(),
+            a.owned.len().to_string(),
+            a.to_buy.to_string(),
+            format!(
+                "{} CPU, {}",
+                plinth_model::units::format_cpu(a.stranded.cpu_millis),
+                format_bytes(a.stranded.memory_bytes)
+            ),
+        ]);
+    }
+    let buy: Vec<String> = plan
+        .to_buy
+        .iter()
+        .map(|(c, n)| format!("{n} × {c}"))
+        .collect();
+    format!(
+        "{t}\nto buy: {}; owned servers left unused: {}; stranded (free but owned by a cluster that cannot use it): {}\n",
+        if buy.is_empty() {
+            "nothing".to_owned()
+        } else {
+            buy.join(", ")
+        },
+        plan.spare.len(),
+        plan.stranded
+    )
+}
+
+fn plan_virtualized(
+    estate: &Estate,
+    binding: &Binding,
+    json_out: &mut serde_json::Map<String, Value>,
+    text: &mut String,
+) -> Result<()> {
+    let problem = virtualized_problem(estate, binding);
+    let plan = plan_capacity(&problem)?;
+    let growth = pool_headroom(&problem)?;
+    let currency = &estate.price_sheet.spec.currency;
+    text.push_str(&capacity_table(
+        &format!("virtualized: one pool, {} VMs", problem.vms.len()),
+        &plan,
+        currency,
+    ));
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120)
+        .set_header(vec![
+            "placement group",
+            "more VMs fit on owned hosts",
+            "stops because",
+        ]);
+    for (g, more, why) in &growth {
+        t.add_row(vec![g.clone(), more.to_string(), why.clone()]);
+    }
+    text.push_str(&format!("headroom on the owned hosts:\n{t}\n\n"));
+    let mut v = capacity_json(&plan);
+    v["vms"] = json!(problem.vms.len());
+    v["headroom"] = json!(
+        growth
+            .iter()
+            .map(|(g, m, w)| json!({"group": g, "more": m, "stopsBecause": w}))
+            .collect::<Vec<_>>()
+    );
+    json_out.insert("virtualized".into(), v);
+    Ok(())
+}
+
+fn plan_bare_metal(
+    estate: &Estate,
+    binding: &Binding,
+    json_out: &mut serde_json::Map<String, Value>,
+    text: &mut String,
+) -> Result<()> {
+    let plan = allocate_servers(&bare_metal_problem(estate, binding))?;
+    let servers: u32 = plan.allocations.iter().map(|a| a.nodes).sum();
+    text.push_str(&format!(
+        "bare metal: {servers} servers for {} clusters\n{}",
+        estate.clusters.len(),
+        bare_metal_table(&plan)
+    ));
+    let mut v = json!({
+        "servers": servers,
+        "allocations": plan.allocations.iter().map(|a| json!({
+            "cluster": a.cluster, "role": format!("{:?}", a.role), "class": a.class, "nodes": a.nodes,
+            "fitNodes": a.fit_nodes, "term": format!("{:?}", a.term), "owned": a.owned, "toBuy": a.to_buy,
+        })).collect::<Vec<_>>(),
+        "toBuy": plan.to_buy,
+        "spare": plan.spare,
+    });
+    if let Some(problem) = bare_metal_vm_pool(estate, &plan.spare) {
+        let pool = plan_capacity(&problem)?;
+        text.push_str(&capacity_table(
+            &format!(
+                "bare metal: separate pool for {} non-Kubernetes VMs",
+                problem.vms.len()
+            ),
+            &pool,
+            &estate.price_sheet.spec.currency,
+        ));
+        v["vmPool"] = capacity_json(&pool);
+    }
+    text.push('\n');
+    json_out.insert("bareMetal".into(), v);
+    Ok(())
+}
+
+/// Runs `plinth plan`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    let Some((_, estate)) = load_or_report(&args.paths, &args.clusters)? else {
+        return Ok(Outcome::Invalid);
+    };
+    let binding = bind_pods(&estate);
+    if !binding.unbound.is_empty() {
+        for u in &binding.unbound {
+            println!("error: {} fits no node pool: {}", u.workload, u.reason);
+        }
+        return Ok(Outcome::Invalid);
+    }
+    let envs: Vec<EnvironmentType> = match args.env {
+        Some(e) => vec![e.into()],
+        None => EnvironmentType::ALL.to_vec(),
+    };
+    let mut json_out = serde_json::Map::new();
+    let mut text = String::new();
+    let r = &estate.scenario.spec.requirements;
+    text.push_str(&format!(
+        "headroom rule: survive {} host failure(s) with {} host(s) in maintenance{}\n\n",
+        r.host_failures_to_tolerate,
+        r.hosts_in_maintenance,
+        if r.upgrade_surge {
+            " and one upgrade surge"
+        } else {
+            ""
+        }
+    ));
+    for env in envs {
+        match env {
+            EnvironmentType::Virtualized => {
+                plan_virtualized(&estate, &binding, &mut json_out, &mut text)?
+            }
+            EnvironmentType::BareMetal => {
+                plan_bare_metal(&estate, &binding, &mut json_out, &mut text)?
+            }
+        }
+    }
+    let defaulted = estate.defaulted();
+    if !defaulted.is_empty() {
+        text.push_str(&format!("default: {}\n", defaulted.join(", ")));
+        json_out.insert("defaults".into(), json!(defaulted));
+    }
+    match args.output {
+        OutputFormat::Table => print!("{text}"),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::Object(json_out))?
+        ),
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,58 @@
+//! `plinth plan` on the bundled examples: both environments planned, minimality named.
+
+use std::path::Path;
+use std::process::Command;
+
+fn plan(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("plan")
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn enterprise_plans_both_environments() {
+    let (code, text) = plan(&["examples/enterprise", "-o", "json"]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let virt = &v["virtualized"];
+    assert!(virt["hosts"].as_u64().is_some_and(|h| h > 0), "{virt}");
+    assert!(
+        virt["oneFewerFails"]["condition"].is_string(),
+        "a plan names what one host fewer breaks: {virt}"
+    );
+    let bm = &v["bareMetal"];
+    let servers = bm["servers"].as_u64().expect("servers");
+    // Whole servers per cluster role can never be fewer than the control-plane members.
+    assert!(servers >= 3 * 4 + 1, "{bm}");
+    assert!(
+        bm["vmPool"]["hosts"].as_u64().is_some_and(|h| h > 0),
+        "the legacy VMs need a pool of their own: {bm}"
+    );
+    assert!(virt["headroom"].as_array().is_some_and(|h| !h.is_empty()));
+}
+
+#[test]
+fn env_flag_plans_one_environment() {
+    let (code, text) = plan(&["examples/small", "--env", "bare-metal", "-o", "json"]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(v.get("virtualized").is_none() && v.get("bareMetal").is_some());
+    assert_eq!(
+        v["defaults"].as_array().map(Vec::len),
+        Some(4),
+        "small uses every embedded default: {v}"
+    );
+}
+
+#[test]
+fn invalid_input_exits_1() {
+    let (code, _) = plan(&["tests/manifests/broken/unknown-kind.yaml"]);
+    assert_eq!(code, 1);
+}

@@ -1,0 +1,512 @@
+//! The two designs of one estate, as placement problems: the virtualized pool (every
+//! cluster's node VMs plus the VirtualMachineSets on shared hosts) and bare metal (whole
+//! servers per cluster, plus a separate pool for the VirtualMachineSets).
+//!
+//! Both designs use the same pod→pool binding and the same node-count formula
+//! ([`crate::nodes`]); only the node shape differs: a VM node has its pool's vCPU and
+//! memory less the hypervisor's performance overhead, a bare-metal node is a whole server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodSpec;
+use plinth_model::Resources;
+use plinth_model::estate::Estate;
+use plinth_model::kinds::RestartPriority as ModelPriority;
+use plinth_model::kinds::cluster::{NodePool, Reserved, Taint, TaintEffect};
+use plinth_model::kinds::environment::{AdmissionControl, host_reservation};
+use plinth_model::kinds::inventory::{HostClass as ModelClass, HostRole};
+use plinth_model::workload::WorkloadKind;
+
+use crate::admission::AdmissionPolicy;
+use crate::baremetal::{BareMetalProblem, ClusterDemand, NodePoolDemand, Server, ServerClass};
+use crate::capacity::{CapacityProblem, HeadroomRule, HostClass, OwnedHost};
+use crate::hosts::{Overcommit, RackId};
+use crate::nodes::{Kubelet, PodShape, fit_nodes, node_count};
+use crate::pool::PoolConfig;
+use crate::vm::{Group, GroupId, RestartPriority, VmSpec};
+
+/// A workload no node pool of its cluster can run, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unbound {
+    /// The workload, `cluster/namespace/Kind/name`.
+    pub workload: String,
+    /// What stopped every pool.
+    pub reason: String,
+}
+
+/// Which pods run on which pool of each cluster, shared by both designs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// Cluster name → pool name → pod shapes bound to it.
+    pub pods: BTreeMap<String, BTreeMap<String, Vec<PodShape>>>,
+    /// Cluster name → pool name → per-node DaemonSet requests and pod count.
+    pub daemons: BTreeMap<String, BTreeMap<String, (Resources, u32)>>,
+    /// Workloads no pool can run.
+    pub unbound: Vec<Unbound>,
+}
+
+fn tolerates(spec: &PodSpec, taint: &Taint) -> bool {
+    if taint.effect == TaintEffect::PreferNoSchedule {
+        return true;
+    }
+    spec.tolerations.iter().flatten().any(|t| {
+        let key_ok = t
+            .key
+            .as_deref()
+            .is_none_or(|k| k.is_empty() || k == taint.key);
+        let op_exists = t.operator.as_deref() == Some("Exists");
+        let value_ok = op_exists || t.value.as_deref().unwrap_or_default() == taint.value;
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == format!("{:?}", taint.effect));
+        key_ok && value_ok && effect_ok
+    })
+}
+
+/// Why `spec` cannot run on `pool`'s nodes, if it cannot: nodeSelector and taints.
+fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
+    for (k, v) in spec.node_selector.iter().flatten() {
+        if pool.labels.get(k) != Some(v) {
+            return Some(format!("pool {} lacks label {k}={v}", pool.name));
+        }
+    }
+    pool.taints
+        .iter()
+        .find(|t| !tolerates(spec, t))
+        .map(|t| format!("pool {} has untolerated taint {}", pool.name, t.key))
+}
+
+/// Binds every workload's pods to the first pool (in declaration order) that can run them;
+/// DaemonSets to every such pool.
+pub fn bind_pods(estate: &Estate) -> Binding {
+    let mut out = Binding::default();
+    for w in &estate.workloads {
+        let Some(cluster) = estate.cluster(&w.id.cluster) else {
+            continue;
+        };
+        let pools = &cluster.spec.node_pools;
+        let eligible: Vec<&NodePool> = pools
+            .iter()
+            .filter(|p| pool_rejects(&w.pod, p).is_none())
+            .collect();
+        if eligible.is_empty() {
+            let reasons: Vec<String> = pools
+                .iter()
+                .filter_map(|p| pool_rejects(&w.pod, p))
+                .collect();
+            let reason = if reasons.is_empty() {
+                "the cluster has no worker pools".to_owned()
+            } else {
+                reasons.join("; ")
+            };
+            out.unbound.push(Unbound {
+                workload: w.id.to_string(),
+                reason,
+            });
+            continue;
+        }
+        let clusters = out.pods.entry(w.id.cluster.clone()).or_default();
+        if w.id.kind == WorkloadKind::DaemonSet {
+            for p in &eligible {
+                let d = out
+                    .daemons
+                    .entry(w.id.cluster.clone())
+                    .or_default()
+                    .entry(p.name.clone())
+                    .or_insert((Resources::ZERO, 0));
+                d.0 += w.requests;
+                d.1 += 1;
+            }
+            continue;
+        }
+        if w.replicas > 0 {
+            clusters
+                .entry(eligible[0].name.clone())
+                .or_default()
+                .push(PodShape {
+                    requests: w.requests,
+                    count: w.replicas,
+                });
+        }
+    }
+    out
+}
+
+fn reserved(r: &Reserved) -> Resources {
+    Resources::new(
+        r.system_cpu.0 + r.kube_cpu.0,
+        r.system_memory.0 + r.kube_memory.0,
+        0,
+    )
+}
+
+/// The kubelet of `pool`'s nodes with its cluster's DaemonSets counted as reservations.
+fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) -> Kubelet {
+    let (daemon, daemons) = estate_binding
+        .daemons
+        .get(cluster)
+        .and_then(|d| d.get(&pool.name))
+        .copied()
+        .unwrap_or((Resources::ZERO, 0));
+    Kubelet {
+        reserved: reserved(&pool.reserved) + daemon,
+        max_pods: pool.max_pods.saturating_sub(daemons),
+        pods_per_core: (pool.pods_per_core > 0).then_some(pool.pods_per_core),
+    }
+}
+
+/// The headroom rule of the estate's Scenario, for `surge_vms` surge nodes.
+fn rule(estate: &Estate) -> HeadroomRule {
+    let r = &estate.scenario.spec.requirements;
+    HeadroomRule {
+        host_failures: r.host_failures_to_tolerate,
+        maintenance: r.hosts_in_maintenance,
+        surge: u32::from(r.upgrade_surge),
+    }
+}
+
+fn priority(p: ModelPriority) -> RestartPriority {
+    match p {
+        ModelPriority::Low => RestartPriority::Low,
+        ModelPriority::Medium => RestartPriority::Medium,
+        ModelPriority::High => RestartPriority::High,
+        ModelPriority::Highest => RestartPriority::Highest,
+    }
+}
+
+fn price(estate: &Estate, class: &str) -> u64 {
+    let sheet = &estate.price_sheet.spec;
+    let money = sheet
+        .servers
+        .get(class)
+        .map_or(sheet.default_server_price, |s| s.price);
+    u64::try_from(money.0 / plinth_model::quantity::Money::MICROS).unwrap_or(0)
+}
+
+fn vm_demand(vcpu: u32, memory: u64, disk: u64) -> Resources {
+    Resources::new(u64::from(vcpu) * 1000, memory, disk)
+}
+
+/// A node VM's allocatable: its size less the hypervisor's performance overhead.
+fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
+    let o = &estate.virtualized.spec.performance_overhead;
+    let scale = |v: u64, loss: f64| (v as f64 * (1.0 - loss.clamp(0.0, 1.0))).floor() as u64;
+    Resources::new(
+        scale(u64::from(pool.vcpu) * 1000, o.cpu),
+        scale(pool.memory.0, o.memory),
+        pool.disk.0,
+    )
+}
+
+/// A whole server as a node.
+fn server_capacity(class: &ModelClass) -> Resources {
+    Resources::new(
+        u64::from(class.threads()) * 1000,
+        class.memory.0,
+        class.disk_bytes(),
+    )
+}
+
+/// Node counts of each pool of the virtualized design (extra 0: HA restart covers host
+/// failures there; the host-level plan reserves for them).
+pub fn virtualized_pool_sizes(
+    estate: &Estate,
+    binding: &Binding,
+) -> BTreeMap<(String, String), u32> {
+    let mut out = BTreeMap::new();
+    for c in &estate.clusters {
+        for p in &c.spec.node_pools {
+            let k = kubelet(binding, &c.name, p);
+            let alloc = vm_allocatable(estate, p) - k.reserved;
+            let pods = binding
+                .pods
+                .get(&c.name)
+                .and_then(|m| m.get(&p.name))
+                .cloned()
+                .unwrap_or_default();
+            let fit = fit_nodes(&alloc, k.pod_limit(p.vcpu), &pods).unwrap_or(u32::MAX);
+            let (min, _) = p.bounds();
+            out.insert(
+                (c.name.clone(), p.name.clone()),
+                node_count(p.replicas.max(min), fit, 0).0,
+            );
+        }
+    }
+    out
+}
+
+/// The virtualized design as a capacity problem: every node VM and legacy VM on one pool.
+pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProblem {
+    let env = &estate.virtualized.spec;
+    let reservation = host_reservation(env);
+    let classes = estate
+        .inventory
+        .spec
+        .host_classes
+        .iter()
+        .map(|c| HostClass {
+            name: c.name.clone(),
+            capacity: server_capacity(c)
+                - Resources::new(reservation.cpu.0, reservation.memory.0, 0),
+            price: price(estate, &c.name),
+        })
+        .collect();
+    let owned = estate
+        .hosts
+        .iter()
+        .filter(|h| h.role == HostRole::Active)
+        .map(|h| OwnedHost {
+            name: h.name.clone(),
+            class: h.class,
+            rack: RackId(u32::try_from(h.rack).unwrap_or(0)),
+        })
+        .collect();
+    let mut groups = Vec::new();
+    let mut vms = Vec::new();
+    let mut group = |name: String, policy| {
+        groups.push(Group { name, policy });
+        GroupId(u32::try_from(groups.len() - 1).unwrap_or(u32::MAX))
+    };
+    let sizes = virtualized_pool_sizes(estate, binding);
+    for c in &estate.clusters {
+        let cp = &c.spec.control_plane;
+        let g = group(format!("{}-cp", c.name), cp.placement);
+        for i in 0..cp.replicas {
+            vms.push(
+                VmSpec::new(
+                    format!("{}-cp-{i}", c.name),
+                    vm_demand(cp.vcpu, cp.memory.0, cp.disk.0),
+                )
+                .in_group(g)
+                .with_priority(priority(cp.restart_priority)),
+            );
+        }
+        for p in &c.spec.node_pools {
+            let g = group(format!("{}-{}", c.name, p.name), p.placement);
+            let n = sizes
+                .get(&(c.name.clone(), p.name.clone()))
+                .copied()
+                .unwrap_or(p.replicas);
+            for i in 0..n {
+                vms.push(
+                    VmSpec::new(
+                        format!("{}-{}-{i}", c.name, p.name),
+                        vm_demand(p.vcpu, p.memory.0, p.disk.0),
+                    )
+                    .in_group(g)
+                    .with_priority(priority(p.restart_priority)),
+                );
+            }
+        }
+    }
+    for v in &estate.vm_sets {
+        let g = group(v.name.clone(), v.spec.placement);
+        for i in 0..v.spec.count {
+            vms.push(
+                VmSpec::new(
+                    format!("{}-{i}", v.name),
+                    vm_demand(v.spec.vcpu, v.spec.memory.0, v.spec.disk.0),
+                )
+                .in_group(g)
+                .with_priority(priority(v.spec.restart_priority)),
+            );
+        }
+    }
+    CapacityProblem {
+        classes,
+        owned,
+        racks: estate
+            .inventory
+            .spec
+            .racks
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
+        groups,
+        vms,
+        config: pool_config(estate),
+        rule: rule(estate),
+    }
+}
+
+/// The Environment's placement settings. `failoverHosts` sizes like the headroom rule's
+/// host failures (F idle hosts); the planner checks those directly, so admission is off.
+pub fn pool_config(estate: &Estate) -> PoolConfig {
+    let env = &estate.virtualized.spec;
+    let permille = |r: f64| (r * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+    let failures = estate.scenario.spec.requirements.host_failures_to_tolerate;
+    let admission = if !env.ha.enabled {
+        AdmissionPolicy::Disabled
+    } else {
+        match env.ha.admission_control {
+            AdmissionControl::Percentage => AdmissionPolicy::Percentage {
+                host_failures: failures,
+            },
+            AdmissionControl::Slots => AdmissionPolicy::Slots {
+                host_failures: failures,
+            },
+            AdmissionControl::FailoverHosts => AdmissionPolicy::Disabled,
+        }
+    };
+    PoolConfig {
+        overcommit: Overcommit {
+            cpu_permille: permille(env.overcommit.cpu),
+            memory_permille: permille(env.overcommit.memory),
+        },
+        vm_overhead: Resources::new(env.per_vm_overhead.cpu.0, env.per_vm_overhead.memory.0, 0),
+        strategy: env.placement_strategy,
+        admission,
+    }
+}
+
+/// The bare-metal design's servers per cluster.
+pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProblem {
+    let classes = estate
+        .inventory
+        .spec
+        .host_classes
+        .iter()
+        .map(|c| ServerClass {
+            name: c.name.clone(),
+            capacity: server_capacity(c),
+            cores: c.cores(),
+            price: price(estate, &c.name),
+        })
+        .collect();
+    let servers = estate
+        .hosts
+        .iter()
+        .filter(|h| h.role == HostRole::Active)
+        .map(|h| Server {
+            name: h.name.clone(),
+            class: h.class,
+        })
+        .collect();
+    let clusters = estate
+        .clusters
+        .iter()
+        .map(|c| ClusterDemand {
+            name: c.name.clone(),
+            control_plane: NodePoolDemand {
+                name: "control-plane".to_owned(),
+                replicas: c.spec.control_plane.replicas,
+                pods: Vec::new(),
+                kubelet: Kubelet::default(),
+            },
+            pools: c
+                .spec
+                .node_pools
+                .iter()
+                .map(|p| NodePoolDemand {
+                    name: p.name.clone(),
+                    replicas: p.bounds().0.max(p.replicas),
+                    pods: binding
+                        .pods
+                        .get(&c.name)
+                        .and_then(|m| m.get(&p.name))
+                        .cloned()
+                        .unwrap_or_default(),
+                    kubelet: kubelet(binding, &c.name, p),
+                })
+                .collect(),
+        })
+        .collect();
+    BareMetalProblem {
+        classes,
+        servers,
+        clusters,
+        rule: rule(estate),
+    }
+}
+
+/// The separate virtualization pool a bare-metal design needs for the VirtualMachineSets:
+/// the owned servers no cluster took (`spare`) first, then bought ones; `None` without VM sets.
+pub fn bare_metal_vm_pool(estate: &Estate, spare: &[String]) -> Option<CapacityProblem> {
+    if estate.vm_sets.is_empty() {
+        return None;
+    }
+    let binding = Binding::default();
+    let mut problem = virtualized_problem(
+        &Estate {
+            clusters: Vec::new(),
+            workloads: Vec::new(),
+            ..estate.clone()
+        },
+        &binding,
+    );
+    problem.owned.retain(|h| spare.contains(&h.name));
+    Some(problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Toleration;
+
+    fn pool(labels: &[(&str, &str)], taints: &[(&str, TaintEffect)]) -> NodePool {
+        NodePool {
+            name: "p".into(),
+            vcpu: 4,
+            memory: plinth_model::quantity::ByteSize(16 << 30),
+            disk: plinth_model::quantity::ByteSize(0),
+            replicas: 1,
+            min: None,
+            max: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            taints: taints
+                .iter()
+                .map(|(k, e)| Taint {
+                    key: k.to_string(),
+                    value: String::new(),
+                    effect: *e,
+                })
+                .collect(),
+            max_pods: 110,
+            pods_per_core: 0,
+            reserved: Reserved::default(),
+            upgrade: Default::default(),
+            restart_priority: Default::default(),
+            host_rules: Vec::new(),
+            placement: plinth_model::policy::PlacementPolicy::WORKER_DEFAULT,
+        }
+    }
+
+    #[test]
+    fn node_selector_must_match_pool_labels() {
+        let spec = PodSpec {
+            node_selector: Some([("disk".to_string(), "ssd".to_string())].into()),
+            ..Default::default()
+        };
+        assert!(pool_rejects(&spec, &pool(&[("disk", "ssd")], &[])).is_none());
+        assert_eq!(
+            pool_rejects(&spec, &pool(&[], &[])).as_deref(),
+            Some("pool p lacks label disk=ssd")
+        );
+    }
+
+    #[test]
+    fn taints_need_tolerations_except_prefer_no_schedule() {
+        let plain = PodSpec::default();
+        assert!(
+            pool_rejects(
+                &plain,
+                &pool(&[], &[("gpu", TaintEffect::PreferNoSchedule)])
+            )
+            .is_none()
+        );
+        assert!(pool_rejects(&plain, &pool(&[], &[("gpu", TaintEffect::NoSchedule)])).is_some());
+        let tolerant = PodSpec {
+            tolerations: Some(vec![Toleration {
+                key: Some("gpu".into()),
+                operator: Some("Exists".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        assert!(pool_rejects(&tolerant, &pool(&[], &[("gpu", TaintEffect::NoSchedule)])).is_none());
+    }
+}
