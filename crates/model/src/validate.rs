@@ -15,6 +15,10 @@ use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::source::Location;
 use crate::workload::{PodStorage, Workload, selector_matches};
 
+/// Most hosts one Inventory may declare: far above any single estate, and low enough
+/// that expanding the entries stays cheap.
+pub const MAX_HOSTS: u64 = 100_000;
+
 /// Keys of the 13 comparison dimensions, as Scenario weights name them.
 pub const DIMENSION_KEYS: [&str; 13] = [
     "osFlexibility",
@@ -684,6 +688,24 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         return None;
     };
     check_inventory(&inventory, diags);
+    let declared: u64 = inventory
+        .spec
+        .hosts
+        .iter()
+        .map(|h| u64::from(h.count))
+        .sum();
+    if declared > MAX_HOSTS {
+        diags.push(
+            Diagnostic::error(
+                inventory.location.clone(),
+                format!(
+                    "the Inventory declares {declared} hosts; Plinth models at most {MAX_HOSTS}"
+                ),
+            )
+            .with_help("check the `count` of the host entries"),
+        );
+        return None;
+    }
     let hosts = expand_hosts(&inventory.spec);
     let mut rules: Vec<(String, &[HostRule], Location)> = Vec::new();
     for c in &clusters {

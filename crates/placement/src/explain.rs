@@ -19,7 +19,11 @@ pub struct Explanation {
 impl Explanation {
     /// An empty explanation over `candidates` candidates called `noun`.
     pub fn new(noun: &'static str, candidates: usize) -> Self {
-        Self { noun, candidates, reasons: BTreeMap::new() }
+        Self {
+            noun,
+            candidates,
+            reasons: BTreeMap::new(),
+        }
     }
 
     /// Counts one candidate rejected for `reason`.
