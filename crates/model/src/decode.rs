@@ -7,6 +7,8 @@
 //! same schema `plinth schema` writes), all unknown keys are reported at once with a
 //! suggestion, and only then does serde decode the rest.
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -106,78 +108,103 @@ impl TypeSchema {
     }
 }
 
-/// Reports every key of `value` its schema does not know, removes it, and returns what is
-/// left with the (object pointer, suggested field) pairs of the typos found, so that a
-/// follow-up "missing field" for the same field is not reported twice.
-fn strip_unknown_keys(
+/// A key the schema does not know: the pointer of its object in the document, the key,
+/// and the fields the object may have (empty when the schema does not list them).
+struct UnknownKey<'s> {
+    object: String,
+    key: String,
+    known: Vec<&'s str>,
+}
+
+/// Collects every unknown key below `node`. Recursion depth is bounded by the YAML
+/// loader's nesting limit; `pointer` is one buffer reused for the whole walk.
+fn find_unknown_keys<'s>(
+    schema: &'s TypeSchema,
+    node: &Value,
+    schemas: &[&'s Value],
+    pointer: &mut String,
+    out: &mut Vec<UnknownKey<'s>>,
+) {
+    match node {
+        Value::Object(map) => {
+            let fields = TypeSchema::fields(schemas);
+            for (key, child) in map {
+                let len = pointer.len();
+                if let Some(known) = fields.as_ref().filter(|f| !f.contains(&key.as_str())) {
+                    out.push(UnknownKey {
+                        object: pointer.clone(),
+                        key: key.clone(),
+                        known: known.clone(),
+                    });
+                    continue;
+                }
+                let next = schema.child(schemas, Some(key));
+                if !next.is_empty() && (child.is_object() || child.is_array()) {
+                    *pointer = push_pointer(pointer, key);
+                    find_unknown_keys(schema, child, &next, pointer, out);
+                    pointer.truncate(len);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let next = schema.child(schemas, None);
+            if next.is_empty() {
+                return;
+            }
+            for (i, child) in items
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_object() || c.is_array())
+            {
+                let len = pointer.len();
+                *pointer = push_pointer(pointer, &i.to_string());
+                find_unknown_keys(schema, child, &next, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reports every key of `value` its schema does not know and returns the value without
+/// them (borrowed when there were none, the common case), with the (object pointer,
+/// suggested field) pairs of the typos, so that a follow-up "missing field" for the same
+/// field is not reported twice.
+fn strip_unknown_keys<'v>(
     schema: &TypeSchema,
     doc: &Document,
     base: &str,
-    value: &Value,
+    value: &'v Value,
     diags: &mut Diagnostics,
-) -> (Value, Vec<(String, String)>) {
-    let mut suggested = Vec::new();
+) -> (Cow<'v, Value>, Vec<(String, String)>) {
     let mut root = Vec::new();
     schema.alternatives(&schema.root, &mut root, 0);
-    let mut out = value.clone();
-    // Explicit stack: (pointer in the document, pointer in `out`, schemas).
-    let mut stack = vec![(base.to_owned(), String::new(), root)];
-    while let Some((doc_ptr, out_ptr, schemas)) = stack.pop() {
-        let Some(node) = out.pointer_mut(&out_ptr) else {
-            continue;
-        };
-        match node {
-            Value::Object(map) => {
-                let fields = TypeSchema::fields(&schemas);
-                let mut unknown = Vec::new();
-                for key in map.keys() {
-                    if fields.as_ref().is_some_and(|f| !f.contains(&key.as_str())) {
-                        unknown.push(key.clone());
-                    }
-                }
-                for key in &unknown {
-                    map.remove(key);
-                    let at = doc.index.key(&push_pointer(&doc_ptr, key));
-                    let mut d = Diagnostic::error(at, format!("unknown field `{key}`"));
-                    let known = fields.as_deref().unwrap_or_default();
-                    if let Some(near) = did_you_mean(key, known.iter().copied()) {
-                        d = d.with_help(format!("did you mean `{near}`?"));
-                        suggested.push((doc_ptr.clone(), near.to_owned()));
-                    } else if !known.is_empty() {
-                        let mut list: Vec<_> = known.iter().map(|k| format!("`{k}`")).collect();
-                        list.sort();
-                        d = d.with_help(format!("expected one of {}", list.join(", ")));
-                    }
-                    diags.push(d);
-                }
-                for key in map.keys() {
-                    let child = schema.child(&schemas, Some(key));
-                    if !child.is_empty() {
-                        stack.push((
-                            push_pointer(&doc_ptr, key),
-                            push_pointer(&out_ptr, key),
-                            child,
-                        ));
-                    }
-                }
-            }
-            Value::Array(items) => {
-                let child = schema.child(&schemas, None);
-                if !child.is_empty() {
-                    for i in 0..items.len() {
-                        let i = i.to_string();
-                        stack.push((
-                            push_pointer(&doc_ptr, &i),
-                            push_pointer(&out_ptr, &i),
-                            child.clone(),
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
+    let mut unknown = Vec::new();
+    let mut pointer = base.to_owned();
+    find_unknown_keys(schema, value, &root, &mut pointer, &mut unknown);
+    if unknown.is_empty() {
+        return (Cow::Borrowed(value), Vec::new());
     }
-    (out, suggested)
+    let mut suggested = Vec::new();
+    let mut clean = value.clone();
+    for u in &unknown {
+        let relative = &u.object[base.len()..];
+        if let Some(Value::Object(map)) = clean.pointer_mut(relative) {
+            map.remove(&u.key);
+        }
+        let at = doc.index.key(&push_pointer(&u.object, &u.key));
+        let mut d = Diagnostic::error(at, format!("unknown field `{}`", u.key));
+        if let Some(near) = did_you_mean(&u.key, u.known.iter().copied()) {
+            d = d.with_help(format!("did you mean `{near}`?"));
+            suggested.push((u.object.clone(), near.to_owned()));
+        } else if !u.known.is_empty() {
+            let mut list: Vec<_> = u.known.iter().map(|k| format!("`{k}`")).collect();
+            list.sort();
+            d = d.with_help(format!("expected one of {}", list.join(", ")));
+        }
+        diags.push(d);
+    }
+    (Cow::Owned(clean), suggested)
 }
 
 /// Converts a serde error path into a JSON pointer below `base`.
@@ -205,7 +232,7 @@ pub fn decode<T: DeserializeOwned>(
 ) -> Option<T> {
     let before = diags.error_count();
     let (clean, suggested) = strip_unknown_keys(schema, doc, base, value, diags);
-    match serde_path_to_error::deserialize::<_, T>(&clean) {
+    match serde_path_to_error::deserialize::<_, T>(clean.as_ref()) {
         Ok(t) => (diags.error_count() == before).then_some(t),
         Err(e) => {
             let pointer = error_pointer(base, e.path());

@@ -162,9 +162,33 @@ impl Serialize for Duration {
     }
 }
 impl fmt::Display for Duration {
+    /// Days, hours, minutes, seconds and milliseconds, largest first, zero parts left out:
+    /// `42d`, `1h 30m`, `50s` — the form the parser reads back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = std::time::Duration::from_millis(self.0);
-        write!(f, "{}", humantime::format_duration(d))
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        let units = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1000, "s"),
+            (1, "ms"),
+        ];
+        let mut rest = self.0;
+        let mut first = true;
+        for (size, unit) in units {
+            let n = rest / size;
+            rest %= size;
+            if n > 0 {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{n}{unit}")?;
+                first = false;
+            }
+        }
+        Ok(())
     }
 }
 string_schema!(
@@ -255,6 +279,13 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
+    }
+
+    #[test]
+    fn durations_print_as_they_parse() {
+        assert_eq!(Duration::from_days(42).to_string(), "42d");
+        assert_eq!(Duration::from_secs(5400).to_string(), "1h 30m");
+        assert_eq!("1h 30m".parse::<Duration>(), Ok(Duration::from_secs(5400)));
     }
 
     #[test]

@@ -788,6 +788,11 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             "overcommit ratios must be above zero",
         ));
     }
+    if bare_metal.spec.share_servers
+        && let Origin::Declared(at) = &bare_metal.origin
+    {
+        diags.push(Diagnostic::note(at.clone(), "`shareServers: true` is parsed, not modelled yet: bare-metal servers stay exclusive to one cluster"));
+    }
     if virtualized.spec.overcommit.memory > 1.0
         && let Origin::Declared(at) = &virtualized.origin
     {

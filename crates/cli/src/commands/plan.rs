@@ -235,6 +235,18 @@ fn plan_bare_metal(
         estate.clusters.len(),
         bare_metal_table(&plan)
     ));
+    let lead = estate
+        .inventory
+        .spec
+        .host_classes
+        .iter()
+        .map(|c| c.lead_time)
+        .min()
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "headroom on the owned servers: {n} unused, so any pool can grow by {n} node(s); the next needs a server bought ({lead} lead time)\n",
+        n = plan.spare.len(),
+    ));
     let mut v = json!({
         "servers": servers,
         "allocations": plan.allocations.iter().map(|a| json!({
@@ -243,6 +255,7 @@ fn plan_bare_metal(
         })).collect::<Vec<_>>(),
         "toBuy": plan.to_buy,
         "spare": plan.spare,
+        "headroom": {"moreNodes": plan.spare.len(), "thenLeadTime": lead.to_string()},
     });
     if let Some(problem) = bare_metal_vm_pool(estate, &plan.spare) {
         let pool = plan_capacity(&problem)?;
