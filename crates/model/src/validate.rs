@@ -878,6 +878,20 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
                 diags.push(unknown(at.clone(), "host class", class, &class_names));
             }
         }
+        let operations: Vec<&str> = crate::kinds::price_sheet::LABOUR_OPERATIONS
+            .iter()
+            .map(|(k, _, _)| *k)
+            .collect();
+        for (op, hours) in &price_sheet.spec.labour.hours {
+            if !operations.contains(&op.as_str()) {
+                diags.push(unknown(at.clone(), "labour operation", op, &operations));
+            } else if !hours.is_finite() || *hours < 0.0 {
+                diags.push(Diagnostic::error(
+                    at.clone(),
+                    format!("labour hours for `{op}` must be zero or more, found {hours}"),
+                ));
+            }
+        }
         if price_sheet.spec.power.pue < 1.0 {
             diags.push(Diagnostic::error(
                 at.clone(),

@@ -182,14 +182,67 @@ pub struct Labour {
     /// Price of one hour (default 43.52: US sysadmin median, BLS May 2022).
     #[serde(default = "default_rate")]
     pub rate_per_hour: Money,
-    /// Hands-on hours per operation, by operation key; unlisted ones use the defaults in
-    /// `docs/manifests.md` (no published figures exist, REFERENCES.md §5).
+    /// Hands-on hours per operation, by operation key (see [`LABOUR_OPERATIONS`]); unlisted
+    /// ones use its defaults.
     #[serde(default)]
     pub hours: BTreeMap<String, f64>,
 }
 
 fn default_rate() -> Money {
     Money(43_520_000)
+}
+
+/// Operations that take hands-on time, with default hours and why. REFERENCES.md §5 found
+/// no published hours-per-operation figures: every default is an assumption, kept an input.
+pub const LABOUR_OPERATIONS: [(&str, f64, &str); 8] = [
+    (
+        "serverInstall",
+        2.0,
+        "rack, cable and first install of a server; assumption",
+    ),
+    (
+        "hardwareRepair",
+        3.0,
+        "diagnose, swap parts or a spare server, return it; assumption",
+    ),
+    (
+        "nodeReplacement",
+        0.5,
+        "a node that automation could not heal, on either design; assumption",
+    ),
+    (
+        "reimage",
+        0.5,
+        "watching a bare-metal reimage that needs a hand; assumption",
+    ),
+    (
+        "clusterUpgrade",
+        4.0,
+        "plan, run and verify one Kubernetes minor upgrade of a cluster; assumption",
+    ),
+    (
+        "osPatching",
+        1.0,
+        "one node OS patch round of a cluster; assumption",
+    ),
+    (
+        "hostPatching",
+        0.5,
+        "one host firmware or hypervisor patch, per host; assumption",
+    ),
+    ("clusterCreate", 8.0, "stand up one new cluster; assumption"),
+];
+
+impl Labour {
+    /// Hours for `operation`: the sheet's value, else the default from [`LABOUR_OPERATIONS`].
+    pub fn hours_for(&self, operation: &str) -> Option<f64> {
+        self.hours.get(operation).copied().or_else(|| {
+            LABOUR_OPERATIONS
+                .iter()
+                .find(|(k, _, _)| *k == operation)
+                .map(|(_, h, _)| *h)
+        })
+    }
 }
 
 impl Default for Labour {
@@ -214,5 +267,19 @@ impl Default for PriceSheetSpec {
             power: Power::default(),
             labour: Labour::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labour_hours_fall_back_to_documented_defaults() {
+        let mut labour = Labour::default();
+        assert_eq!(labour.hours_for("clusterUpgrade"), Some(4.0));
+        labour.hours.insert("clusterUpgrade".into(), 6.5);
+        assert_eq!(labour.hours_for("clusterUpgrade"), Some(6.5));
+        assert_eq!(labour.hours_for("coffee"), None);
     }
 }
