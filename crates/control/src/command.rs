@@ -1,0 +1,205 @@
+//! The vocabulary between the control plane and a driver: commands out, observations in,
+//! and conditions that say why something waits.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::time::Time;
+
+/// Identifies one command; a driver answers each id exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CommandId(pub u64);
+
+/// An action for the driver to carry out. Objects are named as in the manifests: hosts and
+/// servers by inventory name, VMs and nodes by `<cluster>-<pool>-<i>` (a VM node and its
+/// Kubernetes node share the name; on bare metal the node is named after its server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CommandKind {
+    /// Boot `vm` on `host` (clone if needed); completes when its node is Ready.
+    StartVm {
+        /// VM name.
+        vm: String,
+        /// Target host.
+        host: String,
+    },
+    /// Power `vm` off on `host`.
+    StopVm {
+        /// VM name.
+        vm: String,
+        /// Host it runs on.
+        host: String,
+    },
+    /// Live-migrate `vm`; completes at switch-over, fails if either host is lost.
+    MigrateVm {
+        /// VM name.
+        vm: String,
+        /// Source host.
+        from: String,
+        /// Target host.
+        to: String,
+    },
+    /// Power `host` off through its BMC so none of its VMs can still run; may fail.
+    FenceHost {
+        /// Host name.
+        host: String,
+    },
+    /// Maintain an emptied host or drained server (patch, reboot); completes when it is
+    /// back and heartbeating.
+    MaintainHost {
+        /// Host or server name.
+        host: String,
+    },
+    /// Mark a Kubernetes node unschedulable.
+    Cordon {
+        /// Node name.
+        node: String,
+    },
+    /// Mark a Kubernetes node schedulable again.
+    Uncordon {
+        /// Node name.
+        node: String,
+    },
+    /// Cordon a node and evict its pods (Kubernetes reschedules them where they fit).
+    Drain {
+        /// Node name.
+        node: String,
+    },
+    /// Install an OS on a bare-metal server and join it as a node.
+    ProvisionServer {
+        /// Server name.
+        server: String,
+    },
+    /// Reimage a bare-metal server in place (upgrades).
+    ReimageServer {
+        /// Server name.
+        server: String,
+    },
+}
+
+impl CommandKind {
+    /// The object the command acts on (used for ordering and conditions).
+    pub fn object(&self) -> &str {
+        match self {
+            Self::StartVm { vm, .. } | Self::StopVm { vm, .. } | Self::MigrateVm { vm, .. } => vm,
+            Self::FenceHost { host } | Self::MaintainHost { host } => host,
+            Self::Cordon { node } | Self::Uncordon { node } | Self::Drain { node } => node,
+            Self::ProvisionServer { server } | Self::ReimageServer { server } => server,
+        }
+    }
+}
+
+/// A command with its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Command {
+    /// Answered by exactly one `CommandCompleted` or `CommandFailed`.
+    pub id: CommandId,
+    /// What to do.
+    #[serde(flatten)]
+    pub kind: CommandKind,
+}
+
+/// What a driver tells the control plane, stamped with `now` by the `handle` call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Observation {
+    /// `host` was heard from. Drivers may coalesce a run of heartbeats: only the first one
+    /// after a [`Observation::HeartbeatMissed`] must be delivered.
+    Heartbeat {
+        /// Host or server name.
+        host: String,
+    },
+    /// The driver's transport saw no heartbeat from `host` for one interval; it was last
+    /// heard at `last_heard`. The failure is declared by the control plane, not the driver.
+    HeartbeatMissed {
+        /// Host or server name.
+        host: String,
+        /// The time of its last heartbeat.
+        last_heard: Time,
+    },
+    /// A command finished.
+    CommandCompleted {
+        /// Its id.
+        id: CommandId,
+    },
+    /// A command failed.
+    CommandFailed {
+        /// Its id.
+        id: CommandId,
+        /// Why, as the driver saw it.
+        reason: String,
+    },
+    /// `next_wakeup` has passed.
+    Timer,
+    /// Desired state: put `host` into maintenance (evacuate, maintain, return).
+    MaintenanceRequested {
+        /// Host or server name.
+        host: String,
+    },
+}
+
+/// Why an object is waiting, in words a user can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// A silent host has not been fenced, so its VMs must not start elsewhere.
+    WaitingForFence,
+    /// A host is silent; its VMs wait for the failure to be declared or the host to return.
+    WaitingForHost,
+    /// No host has room (capacity, placement group policy or admission reserve).
+    WaitingForCapacity,
+    /// A failed bare-metal server waits for its repair.
+    WaitingForRepair,
+    /// A host is being emptied for maintenance.
+    Evacuating,
+    /// A host is in maintenance.
+    InMaintenance,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WaitingForFence => "waiting for fence",
+            Self::WaitingForHost => "waiting for host",
+            Self::WaitingForCapacity => "waiting for capacity",
+            Self::WaitingForRepair => "waiting for repair",
+            Self::Evacuating => "evacuating",
+            Self::InMaintenance => "in maintenance",
+        })
+    }
+}
+
+/// Why one object waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    /// `vm/<name>`, `host/<name>` or `node/<name>`.
+    pub object: String,
+    /// The short reason.
+    pub reason: Reason,
+    /// The details: what was tried and what would unblock it.
+    pub message: String,
+    /// When it started waiting.
+    pub since: Time,
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.object, self.reason, self.message)
+    }
+}
+
+/// A condition set or cleared, for the driver's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "camelCase")]
+pub enum ConditionChange {
+    /// Set (or replaced).
+    Set(Condition),
+    /// Cleared.
+    Cleared {
+        /// The object.
+        object: String,
+        /// When.
+        at: Time,
+    },
+}

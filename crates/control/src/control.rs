@@ -1,0 +1,926 @@
+//! [`Control`]: the sans-I/O state machine. A driver calls [`Control::handle`] with each
+//! observation and the time, carries out the commands returned, and calls `handle` with
+//! [`Observation::Timer`] once [`Control::next_wakeup`] has passed. Only the objects an
+//! observation names (and timers that fall due) are reconciled.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec};
+
+use crate::command::{
+    Command, CommandId, CommandKind, Condition, ConditionChange, Observation, Reason,
+};
+use crate::config::ControlConfig;
+use crate::time::Time;
+use crate::{drs, ha, maintenance};
+
+/// What the control plane believes a VM is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmPhase {
+    /// Running on its host.
+    Running,
+    /// A StartVm is in flight.
+    Starting,
+    /// A MigrateVm is in flight.
+    Migrating,
+    /// Not running; its condition says why.
+    Down,
+}
+
+/// One host failure as the control plane saw it, for recovery time by phase.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureRecord {
+    /// Host or server.
+    pub host: String,
+    /// Its last heartbeat.
+    pub last_heard: Time,
+    /// When the failure was declared (last heartbeat + detection timeout).
+    pub declared_at: Time,
+    /// When a fence succeeded (virtualized).
+    pub fenced_at: Option<Time>,
+    /// Fences tried.
+    pub fence_attempts: u32,
+    /// When every VM chosen for restart was running again (virtualized), or the server
+    /// was back (bare metal).
+    pub recovered_at: Option<Time>,
+    /// VMs restarted.
+    pub vms_restarted: u32,
+    /// VMs that found no room.
+    pub vms_stranded: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    Up,
+    Silent { last_heard: Time, deadline: Time },
+    Fencing,
+    FenceFailed { retry: Time },
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Maint {
+    None,
+    Evacuating,
+    Draining,
+    Maintaining,
+}
+
+#[derive(Clone, Debug)]
+struct HostRec {
+    name: String,
+    health: Health,
+    maint: Maint,
+    /// Index into `failures` of the failure being handled.
+    failure: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Drs,
+    Detect(usize),
+    FenceRetry(usize),
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Start {
+        vm: String,
+    },
+    Migrate {
+        vm: String,
+        from: HostId,
+        to: HostId,
+        reverted: bool,
+    },
+    Fence {
+        host: usize,
+    },
+    Maintain {
+        host: usize,
+    },
+    Drain {
+        host: usize,
+    },
+    Kube,
+}
+
+#[derive(Clone, Debug)]
+struct Vms {
+    pool: PoolState,
+    ids: BTreeMap<String, VmId>,
+    phase: BTreeMap<String, VmPhase>,
+    /// VMs that found no host, waiting for capacity.
+    stranded: BTreeMap<String, VmSpec>,
+}
+
+/// The control plane: reconcilers over the observed state, deterministic and pure.
+#[derive(Clone, Debug)]
+pub struct Control {
+    cfg: ControlConfig,
+    vms: Option<Vms>,
+    hosts: Vec<HostRec>,
+    host_index: BTreeMap<String, usize>,
+    pending: BTreeMap<CommandId, Pending>,
+    next_id: u64,
+    timers: BTreeSet<(Time, Timer)>,
+    conditions: BTreeMap<String, Condition>,
+    changes: Vec<ConditionChange>,
+    failures: Vec<FailureRecord>,
+    drs_dirty: bool,
+}
+
+impl Control {
+    fn new(cfg: ControlConfig, names: Vec<String>, vms: Option<Vms>) -> Self {
+        let host_index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let hosts = names
+            .into_iter()
+            .map(|name| HostRec {
+                name,
+                health: Health::Up,
+                maint: Maint::None,
+                failure: None,
+            })
+            .collect();
+        let mut c = Self {
+            cfg,
+            vms,
+            hosts,
+            host_index,
+            pending: BTreeMap::new(),
+            next_id: 0,
+            timers: BTreeSet::new(),
+            conditions: BTreeMap::new(),
+            changes: Vec::new(),
+            failures: Vec::new(),
+            drs_dirty: true,
+        };
+        if c.vms.is_some() && cfg.drs.enabled {
+            c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
+        }
+        c
+    }
+
+    /// A virtualized pool whose VMs all run where `pool` places them (the starting state
+    /// the driver also starts from). Hosts are the pool's hosts, in order.
+    pub fn virtualized(cfg: ControlConfig, pool: PoolState) -> Self {
+        let names = pool.pool().hosts().iter().map(|h| h.name.clone()).collect();
+        let mut ids = BTreeMap::new();
+        let mut phase = BTreeMap::new();
+        for (vm, _) in pool.placements() {
+            if let Some(spec) = pool.vm(vm) {
+                ids.insert(spec.name.clone(), vm);
+                phase.insert(spec.name.clone(), VmPhase::Running);
+            }
+        }
+        let vms = Vms {
+            pool,
+            ids,
+            phase,
+            stranded: BTreeMap::new(),
+        };
+        Self::new(cfg, names, Some(vms))
+    }
+
+    /// Bare-metal servers, one Kubernetes node each, named after the server.
+    pub fn bare_metal(cfg: ControlConfig, servers: Vec<String>) -> Self {
+        Self::new(cfg, servers, None)
+    }
+
+    /// The earliest time the control plane wants a [`Observation::Timer`].
+    pub fn next_wakeup(&self) -> Option<Time> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Reconciles what `observation` touches, and every timer due at `now`.
+    pub fn handle(&mut self, now: Time, observation: Observation) -> Vec<Command> {
+        let mut out = Vec::new();
+        match observation {
+            Observation::Timer => {}
+            Observation::Heartbeat { host } => self.on_heartbeat(now, &host, &mut out),
+            Observation::HeartbeatMissed { host, last_heard } => {
+                if let Some(&i) = self.host_index.get(&host)
+                    && self.hosts[i].health == Health::Up
+                {
+                    let deadline = ha::declare_at(last_heard, self.cfg.ha.detection_timeout);
+                    self.hosts[i].health = Health::Silent {
+                        last_heard,
+                        deadline,
+                    };
+                    self.timers.insert((deadline, Timer::Detect(i)));
+                }
+            }
+            Observation::CommandCompleted { id } => {
+                if let Some(p) = self.pending.remove(&id) {
+                    self.on_done(now, p, None, &mut out);
+                }
+            }
+            Observation::CommandFailed { id, reason } => {
+                if let Some(p) = self.pending.remove(&id) {
+                    self.on_done(now, p, Some(reason), &mut out);
+                }
+            }
+            Observation::MaintenanceRequested { host } => {
+                if let Some(&i) = self.host_index.get(&host) {
+                    self.start_maintenance(now, i, &mut out);
+                }
+            }
+        }
+        while let Some(&(t, timer)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.on_timer(now, timer, &mut out);
+        }
+        out
+    }
+
+    /// Every condition in force, by object name.
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.conditions.values()
+    }
+
+    /// The condition of `object` (`vm/NAME`, `host/NAME`), if any.
+    pub fn condition(&self, object: &str) -> Option<&Condition> {
+        self.conditions.get(object)
+    }
+
+    /// Conditions set and cleared since the last call, in order.
+    pub fn take_condition_changes(&mut self) -> Vec<ConditionChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Every host failure declared so far.
+    pub fn failures(&self) -> &[FailureRecord] {
+        &self.failures
+    }
+
+    /// The desired placement (virtualized only).
+    pub fn pool(&self) -> Option<&PoolState> {
+        self.vms.as_ref().map(|v| &v.pool)
+    }
+
+    /// Where the control plane wants `vm` to run.
+    pub fn vm_host(&self, vm: &str) -> Option<&str> {
+        let v = self.vms.as_ref()?;
+        let h = v.pool.host_of(*v.ids.get(vm)?)?;
+        Some(&v.pool.pool().host(h).name)
+    }
+
+    /// What the control plane believes `vm` is doing.
+    pub fn vm_phase(&self, vm: &str) -> Option<VmPhase> {
+        self.vms.as_ref()?.phase.get(vm).copied()
+    }
+
+    /// Commands not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    // --- internals -------------------------------------------------------------------
+
+    fn issue(&mut self, kind: CommandKind, pending: Pending, out: &mut Vec<Command>) {
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        self.pending.insert(id, pending);
+        out.push(Command { id, kind });
+    }
+
+    fn set_condition(&mut self, object: String, reason: Reason, message: String, now: Time) {
+        if self
+            .conditions
+            .get(&object)
+            .is_some_and(|c| c.reason == reason && c.message == message)
+        {
+            return;
+        }
+        let since = match self.conditions.get(&object) {
+            Some(c) if c.reason == reason => c.since,
+            _ => now,
+        };
+        let c = Condition {
+            object: object.clone(),
+            reason,
+            message,
+            since,
+        };
+        self.changes.push(ConditionChange::Set(c.clone()));
+        self.conditions.insert(object, c);
+    }
+
+    fn clear_condition(&mut self, object: &str, now: Time) {
+        if self.conditions.remove(object).is_some() {
+            self.changes.push(ConditionChange::Cleared {
+                object: object.to_owned(),
+                at: now,
+            });
+        }
+    }
+
+    fn vms_on(&self, host: usize) -> Vec<String> {
+        let Some(v) = &self.vms else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = v
+            .pool
+            .vms_on(HostId(host as u32))
+            .into_iter()
+            .filter_map(|id| v.pool.vm(id).map(|s| s.name.clone()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn set_phase(&mut self, vm: &str, phase: VmPhase) {
+        if let Some(v) = &mut self.vms {
+            v.phase.insert(vm.to_owned(), phase);
+        }
+    }
+
+    /// Hosts new VMs must not go to: not heard from, failed or being emptied.
+    fn blocked_hosts(&self) -> Vec<HostId> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.health != Health::Up || h.maint != Maint::None)
+            .map(|(i, _)| HostId(i as u32))
+            .collect()
+    }
+
+    fn on_heartbeat(&mut self, now: Time, host: &str, out: &mut Vec<Command>) {
+        let Some(&i) = self.host_index.get(host) else {
+            return;
+        };
+        match self.hosts[i].health {
+            Health::Up | Health::Fencing => {}
+            Health::Silent { deadline, .. } => {
+                self.timers.remove(&(deadline, Timer::Detect(i)));
+                self.hosts[i].health = Health::Up;
+            }
+            Health::FenceFailed { retry } => {
+                // The host answers again: it can be told what to run, so its VMs start
+                // where they are — on the same host, never as a second copy elsewhere.
+                self.timers.remove(&(retry, Timer::FenceRetry(i)));
+                self.hosts[i].health = Health::Up;
+                for vm in self.vms_on(i) {
+                    self.clear_condition(&format!("vm/{vm}"), now);
+                    self.set_phase(&vm, VmPhase::Starting);
+                    let kind = CommandKind::StartVm {
+                        vm: vm.clone(),
+                        host: host.to_owned(),
+                    };
+                    self.issue(kind, Pending::Start { vm }, out);
+                }
+                self.close_failure_if_done(i, now);
+            }
+            Health::Failed => {
+                self.hosts[i].health = Health::Up;
+                self.clear_condition(&format!("host/{host}"), now);
+                if let Some(v) = &mut self.vms {
+                    let _ = v.pool.set_status(HostId(i as u32), HostStatus::Up);
+                    self.drs_dirty = true;
+                    self.retry_stranded(now, out);
+                } else {
+                    if let Some(f) = self.hosts[i].failure.take() {
+                        self.failures[f].recovered_at = Some(now);
+                    }
+                    self.issue(
+                        CommandKind::Uncordon {
+                            node: host.to_owned(),
+                        },
+                        Pending::Kube,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: Time, timer: Timer, out: &mut Vec<Command>) {
+        match timer {
+            Timer::Detect(i) => {
+                let Health::Silent { last_heard, .. } = self.hosts[i].health else {
+                    return;
+                };
+                self.declare_failed(now, i, last_heard, out);
+            }
+            Timer::FenceRetry(i) => {
+                if matches!(self.hosts[i].health, Health::FenceFailed { .. }) {
+                    self.fence(i, out);
+                }
+            }
+            Timer::Drs => {
+                self.timers
+                    .insert((now + self.cfg.drs.interval, Timer::Drs));
+                self.drs_pass(now, out);
+            }
+        }
+    }
+
+    fn declare_failed(&mut self, now: Time, i: usize, last_heard: Time, out: &mut Vec<Command>) {
+        let name = self.hosts[i].name.clone();
+        self.failures.push(FailureRecord {
+            host: name.clone(),
+            last_heard,
+            declared_at: now,
+            fenced_at: None,
+            fence_attempts: 0,
+            recovered_at: None,
+            vms_restarted: 0,
+            vms_stranded: 0,
+        });
+        self.hosts[i].failure = Some(self.failures.len() - 1);
+        if self.vms.is_none() {
+            // Bare metal: the node stays down until the server is repaired; Kubernetes
+            // moves what it can. Cordon so a flapping server takes no new pods.
+            self.hosts[i].health = Health::Failed;
+            self.set_condition(
+                format!("host/{name}"),
+                Reason::WaitingForRepair,
+                format!("no heartbeat since {last_heard}; the node stays down until the server is repaired"),
+                now,
+            );
+            self.issue(CommandKind::Cordon { node: name }, Pending::Kube, out);
+            return;
+        }
+        if !self.cfg.ha.enabled {
+            self.hosts[i].health = Health::Failed;
+            for vm in self.vms_on(i) {
+                self.set_phase(&vm, VmPhase::Down);
+                self.set_condition(
+                    format!("vm/{vm}"),
+                    Reason::WaitingForHost,
+                    format!("host {name} failed and HA is disabled; the VM waits for its host"),
+                    now,
+                );
+            }
+            return;
+        }
+        for vm in self.vms_on(i) {
+            self.set_phase(&vm, VmPhase::Down);
+            self.set_condition(
+                format!("vm/{vm}"),
+                Reason::WaitingForFence,
+                format!("host {name} silent since {last_heard}; fencing it before the VM restarts elsewhere"),
+                now,
+            );
+        }
+        self.fence(i, out);
+    }
+
+    fn fence(&mut self, i: usize, out: &mut Vec<Command>) {
+        self.hosts[i].health = Health::Fencing;
+        if let Some(f) = self.hosts[i].failure {
+            self.failures[f].fence_attempts += 1;
+        }
+        let host = self.hosts[i].name.clone();
+        self.issue(
+            CommandKind::FenceHost { host },
+            Pending::Fence { host: i },
+            out,
+        );
+    }
+
+    fn on_done(&mut self, now: Time, p: Pending, failed: Option<String>, out: &mut Vec<Command>) {
+        match p {
+            Pending::Fence { host } => self.fence_done(now, host, failed, out),
+            Pending::Start { vm } => {
+                if failed.is_none() {
+                    self.set_phase(&vm, VmPhase::Running);
+                    self.clear_condition(&format!("vm/{vm}"), now);
+                } else {
+                    // Its host is lost; HA moves it once the host is declared failed.
+                    self.set_phase(&vm, VmPhase::Down);
+                    self.set_condition(
+                        format!("vm/{vm}"),
+                        Reason::WaitingForHost,
+                        format!("start failed: {}", failed.unwrap_or_default()),
+                        now,
+                    );
+                }
+                self.vm_settled(now, &vm);
+            }
+            Pending::Migrate {
+                vm,
+                from,
+                to,
+                reverted,
+            } => self.migrate_done(now, vm, from, to, reverted, failed, out),
+            Pending::Maintain { host } => {
+                self.hosts[host].maint = Maint::None;
+                let name = self.hosts[host].name.clone();
+                self.clear_condition(&format!("host/{name}"), now);
+                if let Some(v) = &mut self.vms {
+                    if self.hosts[host].health == Health::Up {
+                        let _ = v.pool.set_status(HostId(host as u32), HostStatus::Up);
+                    }
+                    self.drs_dirty = true;
+                    self.retry_stranded(now, out);
+                } else {
+                    self.issue(CommandKind::Uncordon { node: name }, Pending::Kube, out);
+                }
+            }
+            Pending::Drain { host } => {
+                self.hosts[host].maint = Maint::Maintaining;
+                let name = self.hosts[host].name.clone();
+                self.set_condition(
+                    format!("host/{name}"),
+                    Reason::InMaintenance,
+                    "drained; server down for maintenance".into(),
+                    now,
+                );
+                self.issue(
+                    CommandKind::MaintainHost { host: name },
+                    Pending::Maintain { host },
+                    out,
+                );
+            }
+            Pending::Kube => {}
+        }
+    }
+
+    fn fence_done(&mut self, now: Time, i: usize, failed: Option<String>, out: &mut Vec<Command>) {
+        if self.hosts[i].health != Health::Fencing {
+            return;
+        }
+        let name = self.hosts[i].name.clone();
+        if let Some(reason) = failed {
+            let retry = now + self.cfg.ha.fence_retry;
+            self.hosts[i].health = Health::FenceFailed { retry };
+            self.timers.insert((retry, Timer::FenceRetry(i)));
+            for vm in self.vms_on(i) {
+                self.set_condition(
+                    format!("vm/{vm}"),
+                    Reason::WaitingForFence,
+                    format!("fence of host {name} failed ({reason}); the VM stays down rather than risk a second copy; next fence at {retry}"),
+                    now,
+                );
+            }
+            return;
+        }
+        self.hosts[i].health = Health::Failed;
+        if let Some(f) = self.hosts[i].failure {
+            self.failures[f].fenced_at = Some(now);
+        }
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        let h = HostId(i as u32);
+        // A VM migrating onto the failed host still runs on its source: put it back there
+        // so HA does not start a second copy.
+        let mut reverted = Vec::new();
+        for (id, p) in self.pending.iter_mut() {
+            if let Pending::Migrate {
+                vm,
+                from,
+                to,
+                reverted: r,
+            } = p
+                && *to == h
+                && *from != h
+                && let Some(&vid) = v.ids.get(vm)
+                && v.pool
+                    .migrate(Migration {
+                        vm: vid,
+                        from: h,
+                        to: *from,
+                    })
+                    .is_ok()
+            {
+                *r = true;
+                reverted.push(*id);
+            }
+        }
+        let evac = match ha::restart(&mut v.pool, h) {
+            Ok(e) => e,
+            Err(_) => return,
+        };
+        self.drs_dirty = true;
+        let mut starts = Vec::new();
+        for (vid, to) in &evac.restarted {
+            if let Some(spec) = v.pool.vm(*vid) {
+                starts.push((spec.name.clone(), v.pool.pool().host(*to).name.clone()));
+            }
+        }
+        let mut stranded = Vec::new();
+        for (_, spec, err) in evac.stranded {
+            stranded.push((spec.name.clone(), err.to_string()));
+            v.ids.remove(&spec.name);
+            v.stranded.insert(spec.name.clone(), spec);
+        }
+        if let Some(f) = self.hosts[i].failure {
+            self.failures[f].vms_restarted = starts.len() as u32;
+            self.failures[f].vms_stranded = stranded.len() as u32;
+        }
+        for (vm, host) in starts {
+            self.set_phase(&vm, VmPhase::Starting);
+            self.clear_condition(&format!("vm/{vm}"), now);
+            let kind = CommandKind::StartVm {
+                vm: vm.clone(),
+                host,
+            };
+            self.issue(kind, Pending::Start { vm }, out);
+        }
+        for (vm, why) in stranded {
+            self.set_phase(&vm, VmPhase::Down);
+            self.set_condition(
+                format!("vm/{vm}"),
+                Reason::WaitingForCapacity,
+                format!("host {name} failed and no host can take the VM: {why}"),
+                now,
+            );
+        }
+        self.close_failure_if_done(i, now);
+    }
+
+    /// A VM of a failure finished starting (or failed to): close the failure's record when
+    /// none of its VMs is still starting.
+    fn vm_settled(&mut self, now: Time, _vm: &str) {
+        for i in 0..self.hosts.len() {
+            if self.hosts[i].failure.is_some() {
+                self.close_failure_if_done(i, now);
+            }
+        }
+    }
+
+    fn close_failure_if_done(&mut self, i: usize, now: Time) {
+        let Some(f) = self.hosts[i].failure else {
+            return;
+        };
+        if self.failures[f].fenced_at.is_none() && !matches!(self.hosts[i].health, Health::Up) {
+            return;
+        }
+        let starting = self.pending.values().any(|p| {
+            matches!(p, Pending::Start { vm } if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(vm)))
+        });
+        if !starting {
+            self.failures[f].recovered_at = Some(now);
+            self.hosts[i].failure = None;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn migrate_done(
+        &mut self,
+        now: Time,
+        vm: String,
+        from: HostId,
+        to: HostId,
+        reverted: bool,
+        failed: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
+        self.drs_dirty = true;
+        if failed.is_none() || reverted {
+            self.set_phase(&vm, VmPhase::Running);
+            self.clear_condition(&format!("vm/{vm}"), now);
+        } else {
+            let source_up = self.hosts[from.index()].health == Health::Up;
+            let target_up = self.hosts[to.index()].health == Health::Up;
+            let Some(v) = &mut self.vms else {
+                return;
+            };
+            let Some(&vid) = v.ids.get(&vm) else {
+                return;
+            };
+            if source_up
+                && v.pool.host_of(vid) == Some(to)
+                && v.pool
+                    .migrate(Migration {
+                        vm: vid,
+                        from: to,
+                        to: from,
+                    })
+                    .is_ok()
+            {
+                self.set_phase(&vm, VmPhase::Running);
+            } else if target_up && v.pool.host_of(vid) == Some(to) {
+                // The source died with the VM: boot it where it was going.
+                let host = v.pool.pool().host(to).name.clone();
+                self.set_phase(&vm, VmPhase::Starting);
+                self.issue(
+                    CommandKind::StartVm {
+                        vm: vm.clone(),
+                        host,
+                    },
+                    Pending::Start { vm },
+                    out,
+                );
+                return;
+            } else {
+                self.set_phase(&vm, VmPhase::Down);
+            }
+        }
+        self.continue_evacuation(now, from.index(), out);
+    }
+
+    fn start_maintenance(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
+        if self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None {
+            return;
+        }
+        let name = self.hosts[i].name.clone();
+        if self.vms.is_none() {
+            self.hosts[i].maint = Maint::Draining;
+            self.set_condition(
+                format!("host/{name}"),
+                Reason::Evacuating,
+                "draining the node before maintenance".into(),
+                now,
+            );
+            self.issue(
+                CommandKind::Drain { node: name },
+                Pending::Drain { host: i },
+                out,
+            );
+            return;
+        }
+        self.hosts[i].maint = Maint::Evacuating;
+        self.set_condition(
+            format!("host/{name}"),
+            Reason::Evacuating,
+            "live-migrating its VMs before maintenance".into(),
+            now,
+        );
+        self.evacuate(now, i, out);
+    }
+
+    fn evacuate(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
+        let blocked = self.blocked_hosts();
+        let Some(v) = &self.vms else {
+            return;
+        };
+        let phase = &v.phase;
+        let (moves, stuck) = maintenance::evacuation(
+            &v.pool,
+            HostId(i as u32),
+            |id| {
+                v.pool
+                    .vm(id)
+                    .is_some_and(|s| phase.get(&s.name) == Some(&VmPhase::Running))
+            },
+            &blocked,
+        );
+        let host = self.hosts[i].name.clone();
+        for (vid, why) in stuck {
+            if let Some(name) = self
+                .vms
+                .as_ref()
+                .and_then(|v| v.pool.vm(vid))
+                .map(|s| s.name.clone())
+            {
+                self.set_condition(
+                    format!("vm/{name}"),
+                    Reason::WaitingForCapacity,
+                    format!("cannot leave host {host} for maintenance: {why}"),
+                    now,
+                );
+            }
+        }
+        self.issue_migrations(moves, out);
+        self.continue_evacuation(now, i, out);
+    }
+
+    fn issue_migrations(&mut self, moves: Vec<Migration>, out: &mut Vec<Command>) {
+        for m in moves {
+            let Some(v) = &mut self.vms else {
+                return;
+            };
+            if v.pool.migrate(m).is_err() {
+                continue;
+            }
+            let Some(name) = v.pool.vm(m.vm).map(|s| s.name.clone()) else {
+                continue;
+            };
+            let from = v.pool.pool().host(m.from).name.clone();
+            let to = v.pool.pool().host(m.to).name.clone();
+            v.phase.insert(name.clone(), VmPhase::Migrating);
+            self.drs_dirty = true;
+            self.issue(
+                CommandKind::MigrateVm {
+                    vm: name.clone(),
+                    from,
+                    to,
+                },
+                Pending::Migrate {
+                    vm: name,
+                    from: m.from,
+                    to: m.to,
+                    reverted: false,
+                },
+                out,
+            );
+        }
+    }
+
+    /// When an evacuating host is empty and nothing migrates off it, it goes down.
+    fn continue_evacuation(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
+        if self.hosts[i].maint != Maint::Evacuating || !self.vms_on(i).is_empty() {
+            return;
+        }
+        let h = HostId(i as u32);
+        let busy = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Migrate { from, .. } if *from == h));
+        if busy {
+            return;
+        }
+        if let Some(v) = &mut self.vms
+            && v.pool.set_status(h, HostStatus::Maintenance).is_err()
+        {
+            return;
+        }
+        self.hosts[i].maint = Maint::Maintaining;
+        let host = self.hosts[i].name.clone();
+        self.set_condition(
+            format!("host/{host}"),
+            Reason::InMaintenance,
+            "emptied; in maintenance".into(),
+            now,
+        );
+        self.issue(
+            CommandKind::MaintainHost { host },
+            Pending::Maintain { host: i },
+            out,
+        );
+    }
+
+    fn retry_stranded(&mut self, now: Time, out: &mut Vec<Command>) {
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        if v.stranded.is_empty() {
+            return;
+        }
+        let waiting: Vec<VmSpec> = std::mem::take(&mut v.stranded).into_values().collect();
+        let ha::Retried {
+            placed,
+            waiting: still,
+        } = ha::retry(&mut v.pool, waiting);
+        let mut starts = Vec::new();
+        for (id, h, name) in placed {
+            v.ids.insert(name.clone(), id);
+            starts.push((name, v.pool.pool().host(h).name.clone()));
+        }
+        for (spec, _) in still {
+            v.stranded.insert(spec.name.clone(), spec);
+        }
+        for (vm, host) in starts {
+            self.set_phase(&vm, VmPhase::Starting);
+            self.clear_condition(&format!("vm/{vm}"), now);
+            self.issue(
+                CommandKind::StartVm {
+                    vm: vm.clone(),
+                    host,
+                },
+                Pending::Start { vm },
+                out,
+            );
+        }
+    }
+
+    fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) {
+        let evacuating: Vec<usize> = (0..self.hosts.len())
+            .filter(|i| self.hosts[*i].maint == Maint::Evacuating)
+            .collect();
+        for i in evacuating {
+            self.evacuate(now, i, out);
+        }
+        if !self.cfg.drs.enabled || !self.drs_dirty {
+            return;
+        }
+        let in_flight = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Migrate { .. }));
+        if in_flight {
+            return;
+        }
+        let blocked = self.blocked_hosts();
+        let Some(v) = &self.vms else {
+            return;
+        };
+        let phase = &v.phase;
+        let moves = drs::plan(
+            &v.pool,
+            &self.cfg.drs,
+            |id| {
+                v.pool
+                    .vm(id)
+                    .is_some_and(|s| phase.get(&s.name) == Some(&VmPhase::Running))
+                    && v.pool.host_of(id).is_some_and(|h| !blocked.contains(&h))
+            },
+            &blocked,
+        );
+        if moves.is_empty() {
+            self.drs_dirty = false;
+        }
+        self.issue_migrations(moves, out);
+    }
+}

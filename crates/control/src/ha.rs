@@ -1,0 +1,46 @@
+//! Host HA: a host is declared failed after `detection_timeout` of silence since its last
+//! heartbeat; it is fenced (powered off through its BMC) before any of its VMs start
+//! elsewhere, so a host that is only cut off can never leave a second copy running; its
+//! VMs are then restarted by restart priority, respecting placement groups, VM→host rules
+//! and what is left of the admission reserve ([`PoolState::fail_host`]).
+
+use plinth_placement::{Evacuation, HostId, PlacementError, PoolState, VmId, VmSpec};
+
+use crate::time::Time;
+
+/// When a silent host is declared failed.
+pub fn declare_at(last_heard: Time, detection_timeout: u64) -> Time {
+    last_heard + detection_timeout
+}
+
+/// After a successful fence: mark `host` failed and choose where its VMs restart.
+pub fn restart(state: &mut PoolState, host: HostId) -> Result<Evacuation, PlacementError> {
+    state.fail_host(host)
+}
+
+/// The outcome of [`retry`].
+#[derive(Debug, Default)]
+pub struct Retried {
+    /// VMs placed, with their new ids, hosts and names.
+    pub placed: Vec<(VmId, HostId, String)>,
+    /// VMs still without a host, and why.
+    pub waiting: Vec<(VmSpec, PlacementError)>,
+}
+
+/// Tries again to place VMs that found no room, in restart order (priority, then name).
+pub fn retry(state: &mut PoolState, mut waiting: Vec<VmSpec>) -> Retried {
+    waiting.sort_by(|a, b| {
+        b.restart_priority
+            .cmp(&a.restart_priority)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut out = Retried::default();
+    for spec in waiting {
+        let name = spec.name.clone();
+        match state.place(spec.clone()) {
+            Ok((id, h)) => out.placed.push((id, h, name)),
+            Err(e) => out.waiting.push((spec, e)),
+        }
+    }
+    out
+}

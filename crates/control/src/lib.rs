@@ -1,0 +1,25 @@
+//! The control plane core: reconcilers as pure functions of (desired, observed, now) that
+//! return commands, behind one sans-I/O state machine, [`Control`].
+//!
+//! This crate owns *decisions*: when a silent host is declared failed, that it is fenced
+//! before its VMs restart, where they restart ([`ha`]), which VMs DRS moves ([`drs`]), how
+//! a host is evacuated for maintenance ([`maintenance`]). It must not sleep, spawn, read a
+//! clock, draw random numbers or do I/O, and it never sees the world's ground truth: a
+//! driver (the simulator in `plinth-sim`, later the QEMU driver) feeds it
+//! [`Observation`]s stamped with the time and carries out the [`Command`]s it returns.
+//! Ties break by name, so the same observations give the same commands.
+
+mod command;
+pub mod config;
+mod control;
+pub mod drs;
+pub mod ha;
+pub mod maintenance;
+mod time;
+
+pub use command::{
+    Command, CommandId, CommandKind, Condition, ConditionChange, Observation, Reason,
+};
+pub use config::{ControlConfig, DrsConfig, HaConfig};
+pub use control::{Control, FailureRecord, VmPhase};
+pub use time::Time;

@@ -1,0 +1,436 @@
+//! Reconciler behaviour driven by hand-written observations: what a user relies on from
+//! host HA, fencing, DRS, maintenance and bare-metal failures.
+
+use plinth_control::{
+    Command, CommandKind, Control, ControlConfig, DrsConfig, HaConfig, Observation, Reason, Time,
+    VmPhase,
+};
+use plinth_model::Resources;
+use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
+use plinth_placement::{
+    AdmissionPolicy, Group, GroupId, HostId, HostSpec, HostStatus, Overcommit, Pool, PoolConfig,
+    PoolState, RackId, VmSpec,
+};
+
+const GIB: u64 = 1 << 30;
+
+fn cfg() -> ControlConfig {
+    ControlConfig {
+        ha: HaConfig {
+            enabled: true,
+            detection_timeout: 15_000,
+            fence_retry: 60_000,
+        },
+        drs: DrsConfig {
+            enabled: true,
+            threshold: 0.1,
+            interval: 300_000,
+            max_moves: 4,
+        },
+    }
+}
+
+fn pool(hosts: usize, failures: u32) -> Pool {
+    let hosts = (0..hosts)
+        .map(|i| {
+            HostSpec::new(
+                format!("h{i}"),
+                RackId(0),
+                Resources::new(16_000, 64 * GIB, 0),
+            )
+        })
+        .collect();
+    let groups = vec![Group {
+        name: "cp".into(),
+        policy: PlacementPolicy {
+            spread_over: Scope::Host,
+            mode: SpreadMode::Strict,
+            max_per_domain: None,
+        },
+    }];
+    let config = PoolConfig {
+        overcommit: Overcommit::NONE,
+        vm_overhead: Resources::ZERO,
+        strategy: PlacementStrategy::Spread,
+        admission: if failures == 0 {
+            AdmissionPolicy::Disabled
+        } else {
+            AdmissionPolicy::Percentage {
+                host_failures: failures,
+            }
+        },
+    };
+    Pool::new(hosts, vec!["r0".into()], groups, Vec::new(), config).expect("valid pool")
+}
+
+/// Three strict control-plane VMs and `workers` 2-core workers, spread over `hosts` hosts.
+fn spread_state(hosts: usize, workers: usize) -> PoolState {
+    let mut s = PoolState::new(pool(hosts, 1));
+    for i in 0..3 {
+        s.place(
+            VmSpec::new(format!("cp-{i}"), Resources::new(2000, 4 * GIB, 0)).in_group(GroupId(0)),
+        )
+        .expect("cp fits");
+    }
+    for i in 0..workers {
+        s.place(VmSpec::new(
+            format!("w-{i:02}"),
+            Resources::new(2000, 8 * GIB, 0),
+        ))
+        .expect("worker fits");
+    }
+    s
+}
+
+fn host_of(c: &Control, vm: &str) -> String {
+    c.vm_host(vm).expect("placed").to_owned()
+}
+
+fn answer_all(c: &mut Control, now: Time, cmds: &[Command]) -> Vec<Command> {
+    let mut out = Vec::new();
+    for cmd in cmds {
+        out.extend(c.handle(now, Observation::CommandCompleted { id: cmd.id }));
+    }
+    out
+}
+
+#[test]
+fn silent_host_is_fenced_then_its_vms_restart_elsewhere_by_priority() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
+    let victim = host_of(&c, "cp-0");
+    let on_victim: Vec<String> = ["cp-0", "cp-1", "cp-2"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..6).map(|i| format!("w-{i:02}")))
+        .filter(|v| host_of(&c, v) == victim)
+        .collect();
+    assert!(on_victim.len() >= 2);
+    let missed = c.handle(
+        Time(10_000),
+        Observation::HeartbeatMissed {
+            host: victim.clone(),
+            last_heard: Time(9_000),
+        },
+    );
+    assert!(missed.is_empty(), "silence alone is not a failure");
+    assert_eq!(
+        c.next_wakeup(),
+        Some(Time(24_000)),
+        "declared after the detection timeout"
+    );
+    let fence = c.handle(Time(24_000), Observation::Timer);
+    assert_eq!(fence.len(), 1);
+    assert_eq!(
+        fence[0].kind,
+        CommandKind::FenceHost {
+            host: victim.clone()
+        }
+    );
+    for v in &on_victim {
+        assert_eq!(
+            c.condition(&format!("vm/{v}")).map(|c| c.reason),
+            Some(Reason::WaitingForFence)
+        );
+    }
+    let starts = c.handle(
+        Time(34_000),
+        Observation::CommandCompleted { id: fence[0].id },
+    );
+    assert_eq!(
+        starts.len(),
+        on_victim.len(),
+        "every VM of the host restarts"
+    );
+    for s in &starts {
+        let CommandKind::StartVm { host, .. } = &s.kind else {
+            panic!("expected StartVm, got {:?}", s.kind);
+        };
+        assert_ne!(host, &victim);
+    }
+    // cp-0 (a control-plane member) keeps its strict spread after restart.
+    let cps: std::collections::BTreeSet<String> =
+        (0..3).map(|i| host_of(&c, &format!("cp-{i}"))).collect();
+    assert_eq!(cps.len(), 3, "strict placement group kept");
+    answer_all(&mut c, Time(214_000), &starts);
+    for v in &on_victim {
+        assert_eq!(c.vm_phase(v), Some(VmPhase::Running));
+        assert!(c.condition(&format!("vm/{v}")).is_none());
+    }
+    let f = &c.failures()[0];
+    assert_eq!(f.declared_at, Time(24_000));
+    assert_eq!(f.fenced_at, Some(Time(34_000)));
+    assert_eq!(f.recovered_at, Some(Time(214_000)));
+}
+
+#[test]
+fn a_heartbeat_before_the_timeout_cancels_detection() {
+    let mut c = Control::virtualized(cfg(), spread_state(3, 3));
+    c.handle(
+        Time(1_000),
+        Observation::HeartbeatMissed {
+            host: "h0".into(),
+            last_heard: Time(0),
+        },
+    );
+    assert!(
+        c.handle(Time(5_000), Observation::Heartbeat { host: "h0".into() })
+            .is_empty()
+    );
+    assert_eq!(c.next_wakeup(), Some(Time(300_000)), "only DRS remains");
+    assert!(c.failures().is_empty());
+}
+
+#[test]
+fn failed_fence_leaves_vms_down_waiting_for_fence_and_never_starts_a_copy() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
+    let victim = host_of(&c, "cp-1");
+    c.handle(
+        Time(0),
+        Observation::HeartbeatMissed {
+            host: victim.clone(),
+            last_heard: Time(0),
+        },
+    );
+    let fence = c.handle(Time(15_000), Observation::Timer);
+    let after = c.handle(
+        Time(25_000),
+        Observation::CommandFailed {
+            id: fence[0].id,
+            reason: "BMC unreachable".into(),
+        },
+    );
+    assert!(
+        after.is_empty(),
+        "no VM starts while the host is not fenced"
+    );
+    let cond = c.condition("vm/cp-1").expect("condition");
+    assert_eq!(cond.reason, Reason::WaitingForFence);
+    assert!(cond.message.contains("BMC unreachable"), "{cond}");
+    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
+    assert_eq!(host_of(&c, "cp-1"), victim, "no second placement");
+    // A late duplicate answer for the same command is ignored.
+    assert!(
+        c.handle(
+            Time(26_000),
+            Observation::CommandCompleted { id: fence[0].id }
+        )
+        .is_empty()
+    );
+    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
+    // The fence is retried after the retry interval.
+    let retry = c.handle(Time(85_000), Observation::Timer);
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        retry[0].kind,
+        CommandKind::FenceHost {
+            host: victim.clone()
+        }
+    );
+    assert_eq!(c.failures()[0].fence_attempts, 2);
+    // The host comes back: its VMs start on it, not elsewhere.
+    c.handle(
+        Time(90_000),
+        Observation::CommandFailed {
+            id: retry[0].id,
+            reason: "BMC unreachable".into(),
+        },
+    );
+    let back = c.handle(
+        Time(100_000),
+        Observation::Heartbeat {
+            host: victim.clone(),
+        },
+    );
+    assert!(!back.is_empty());
+    for s in &back {
+        let CommandKind::StartVm { host, .. } = &s.kind else {
+            panic!("expected StartVm");
+        };
+        assert_eq!(host, &victim);
+    }
+}
+
+#[test]
+fn vms_with_no_room_wait_for_capacity_with_a_readable_reason() {
+    // Three hosts, three strict control-plane members: a failed host leaves its member
+    // nowhere to go.
+    let mut s = PoolState::new(pool(3, 0));
+    for i in 0..3 {
+        s.place(
+            VmSpec::new(format!("cp-{i}"), Resources::new(2000, 4 * GIB, 0)).in_group(GroupId(0)),
+        )
+        .expect("fits");
+    }
+    let mut c = Control::virtualized(cfg(), s);
+    let victim = host_of(&c, "cp-2");
+    c.handle(
+        Time(0),
+        Observation::HeartbeatMissed {
+            host: victim.clone(),
+            last_heard: Time(0),
+        },
+    );
+    let fence = c.handle(Time(15_000), Observation::Timer);
+    let starts = c.handle(
+        Time(25_000),
+        Observation::CommandCompleted { id: fence[0].id },
+    );
+    assert!(starts.is_empty());
+    let cond = c.condition("vm/cp-2").expect("condition");
+    assert_eq!(cond.reason, Reason::WaitingForCapacity);
+    assert!(
+        cond.message.contains("cp"),
+        "names the placement group: {cond}"
+    );
+    // The host is repaired: the VM finds room again.
+    let back = c.handle(Time(3_600_000), Observation::Heartbeat { host: victim });
+    assert_eq!(back.len(), 1);
+    assert!(matches!(&back[0].kind, CommandKind::StartVm { vm, .. } if vm == "cp-2"));
+}
+
+/// Every VM packed onto the first two hosts of six, strict group members among them.
+fn lopsided() -> PoolState {
+    let mut s = PoolState::new(pool(6, 0));
+    for h in 2..6 {
+        s.set_status(HostId(h), HostStatus::Maintenance)
+            .expect("empty");
+    }
+    for i in 0..2 {
+        s.place(
+            VmSpec::new(format!("cp-{i}"), Resources::new(2000, 4 * GIB, 0)).in_group(GroupId(0)),
+        )
+        .expect("fits");
+    }
+    for i in 0..10 {
+        s.place(VmSpec::new(
+            format!("w-{i:02}"),
+            Resources::new(2000, 4 * GIB, 0),
+        ))
+        .expect("fits");
+    }
+    for h in 2..6 {
+        s.set_status(HostId(h), HostStatus::Up).expect("up");
+    }
+    s
+}
+
+#[test]
+fn drs_converges_without_ever_breaking_anti_affinity() {
+    let mut c = Control::virtualized(cfg(), lopsided());
+    let start = plinth_control::drs::imbalance(c.pool().expect("pool"));
+    assert!(start > 0.1);
+    let mut now = Time(0);
+    let mut moved = 0;
+    for _ in 0..20 {
+        now = c.next_wakeup().expect("DRS timer");
+        let cmds = c.handle(now, Observation::Timer);
+        assert!(cmds.len() <= 4, "bounded moves per interval");
+        for cmd in &cmds {
+            assert!(matches!(cmd.kind, CommandKind::MigrateVm { .. }));
+        }
+        moved += cmds.len();
+        // Anti-affinity holds with the plan in progress, before any move completes.
+        let cps: std::collections::BTreeSet<String> =
+            (0..2).map(|i| host_of(&c, &format!("cp-{i}"))).collect();
+        assert_eq!(cps.len(), 2, "strict group broken at {now}");
+        answer_all(&mut c, now + 30_000, &cmds);
+    }
+    let end = plinth_control::drs::imbalance(c.pool().expect("pool"));
+    assert!(moved > 0);
+    assert!(end <= 0.1, "converged: {start} → {end}");
+    // Once balanced, DRS stays quiet.
+    let quiet = c.handle(c.next_wakeup().expect("timer"), Observation::Timer);
+    assert!(quiet.is_empty());
+    let _ = now;
+}
+
+#[test]
+fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 9));
+    let host = host_of(&c, "w-00");
+    let cmds = c.handle(
+        Time(1_000),
+        Observation::MaintenanceRequested { host: host.clone() },
+    );
+    assert!(cmds.len() >= 2);
+    let mut targets = std::collections::BTreeSet::new();
+    for cmd in &cmds {
+        let CommandKind::MigrateVm { from, to, .. } = &cmd.kind else {
+            panic!("expected MigrateVm, got {:?}", cmd.kind);
+        };
+        assert_eq!(from, &host);
+        targets.insert(to.clone());
+    }
+    assert!(
+        targets.len() >= 2,
+        "spread, not piled on one host: {targets:?}"
+    );
+    assert_eq!(
+        c.condition(&format!("host/{host}")).map(|c| c.reason),
+        Some(Reason::Evacuating)
+    );
+    let next = answer_all(&mut c, Time(60_000), &cmds);
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].kind,
+        CommandKind::MaintainHost { host: host.clone() }
+    );
+    assert_eq!(
+        c.pool()
+            .expect("pool")
+            .status(HostId(host[1..].parse().expect("hN"))),
+        HostStatus::Maintenance
+    );
+    answer_all(&mut c, Time(2_000_000), &next);
+    assert!(c.condition(&format!("host/{host}")).is_none());
+    assert_eq!(
+        c.pool()
+            .expect("pool")
+            .status(HostId(host[1..].parse().expect("hN"))),
+        HostStatus::Up
+    );
+}
+
+#[test]
+fn bare_metal_failure_cordons_and_waits_for_repair() {
+    let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
+    assert_eq!(c.next_wakeup(), None, "no DRS on bare metal");
+    c.handle(
+        Time(0),
+        Observation::HeartbeatMissed {
+            host: "s1".into(),
+            last_heard: Time(0),
+        },
+    );
+    let cmds = c.handle(Time(15_000), Observation::Timer);
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(cmds[0].kind, CommandKind::Cordon { node: "s1".into() });
+    assert_eq!(
+        c.condition("host/s1").map(|c| c.reason),
+        Some(Reason::WaitingForRepair)
+    );
+    let back = c.handle(
+        Time(8 * 3_600_000),
+        Observation::Heartbeat { host: "s1".into() },
+    );
+    assert_eq!(back[0].kind, CommandKind::Uncordon { node: "s1".into() });
+    assert!(c.condition("host/s1").is_none());
+    assert_eq!(c.failures()[0].recovered_at, Some(Time(8 * 3_600_000)));
+}
+
+#[test]
+fn bare_metal_maintenance_drains_then_maintains_then_uncordons() {
+    let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
+    let drain = c.handle(
+        Time(0),
+        Observation::MaintenanceRequested { host: "s0".into() },
+    );
+    assert_eq!(drain[0].kind, CommandKind::Drain { node: "s0".into() });
+    let maintain = answer_all(&mut c, Time(60_000), &drain);
+    assert_eq!(
+        maintain[0].kind,
+        CommandKind::MaintainHost { host: "s0".into() }
+    );
+    let back = answer_all(&mut c, Time(1_000_000), &maintain);
+    assert_eq!(back[0].kind, CommandKind::Uncordon { node: "s0".into() });
+}
