@@ -27,6 +27,7 @@ enum Command {
     Explain(commands::explain::Args),
     Schema(commands::schema::Args),
     Plan(commands::plan::Args),
+    Simulate(commands::simulate::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => commands::explain::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Simulate(args) => commands::simulate::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -204,8 +204,11 @@ impl Control {
             Observation::Timer => {}
             Observation::Heartbeat { host } => self.on_heartbeat(now, &host, &mut out),
             Observation::HeartbeatMissed { host, last_heard } => {
+                // A host the control plane took down for maintenance is expected to be
+                // silent.
                 if let Some(&i) = self.host_index.get(&host)
                     && self.hosts[i].health == Health::Up
+                    && self.hosts[i].maint != Maint::Maintaining
                 {
                     let deadline = ha::declare_at(last_heard, self.cfg.ha.detection_timeout);
                     self.hosts[i].health = Health::Silent {

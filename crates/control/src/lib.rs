@@ -12,6 +12,7 @@
 mod command;
 pub mod config;
 mod control;
+pub mod driver;
 pub mod drs;
 pub mod ha;
 pub mod maintenance;
@@ -22,4 +23,5 @@ pub use command::{
 };
 pub use config::{ControlConfig, DrsConfig, HaConfig};
 pub use control::{Control, FailureRecord, VmPhase};
+pub use driver::{Driver, run};
 pub use time::Time;

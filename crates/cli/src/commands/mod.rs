@@ -3,6 +3,7 @@
 pub(crate) mod explain;
 pub(crate) mod plan;
 pub(crate) mod schema;
+pub(crate) mod simulate;
 pub(crate) mod validate;
 
 use std::io::Write;

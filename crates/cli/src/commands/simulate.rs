@@ -1,0 +1,127 @@
+//! `plinth simulate`: runs the control plane against the deterministic simulator for one
+//! environment and prints the summary; `--events` writes the JSON Lines event log.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use plinth_model::quantity::Duration;
+use plinth_sim::{Options, simulate_with};
+
+use crate::Outcome;
+use crate::commands::{EnvArg, OutputFormat, load_or_report};
+use crate::input::ClusterPath;
+
+/// Simulate one environment: failures, HA, DRS, maintenance and Kubernetes recovery.
+///
+/// The same inputs and seed give a byte-identical event log. Exit codes: 0 simulated,
+/// 1 invalid input or a design that cannot be built, 2 usage or I/O error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Manifest files or directories, `-` for stdin; together one input.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Bind the workloads in PATH to cluster NAME (repeatable).
+    #[arg(long = "cluster", value_name = "NAME=PATH")]
+    pub(crate) clusters: Vec<ClusterPath>,
+    /// The environment to simulate.
+    #[arg(long, value_enum)]
+    pub(crate) env: EnvArg,
+    /// Seed of the failure streams (default: the Scenario's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Simulated time, e.g. `365d`, `12h` (default: the Scenario's).
+    #[arg(long)]
+    pub(crate) duration: Option<Duration>,
+    /// Write the event log (JSON Lines) here.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) events: Option<PathBuf>,
+    /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) output: OutputFormat,
+}
+
+/// Runs `plinth simulate`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    let Some((_, estate)) = load_or_report(&args.paths, &args.clusters)? else {
+        return Ok(Outcome::Invalid);
+    };
+    let options = Options {
+        env: args.env.into(),
+        seed: args.seed.unwrap_or(estate.scenario.spec.seed),
+        duration: args
+            .duration
+            .unwrap_or(estate.scenario.spec.duration)
+            .millis(),
+    };
+    let bar = ProgressBar::new(options.duration / 86_400_000);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let result = simulate_with(&estate, &options, |ms| bar.set_position(ms / 86_400_000));
+    bar.finish_and_clear();
+    let run = match result {
+        Ok(r) => r,
+        Err(e) => {
+            println!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                println!("  caused by: {s}");
+                source = s.source();
+            }
+            return Ok(Outcome::Invalid);
+        }
+    };
+    if let Some(path) = &args.events {
+        std::fs::write(path, &run.log)
+            .with_context(|| format!("writing the event log to {}", path.display()))?;
+    }
+    let s = &run.summary;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(s)?),
+        OutputFormat::Table => {
+            println!(
+                "{} · seed {} · {:.0} days: {} hosts, {} VMs ({} unplaced), {} nodes, {} pods",
+                s.env,
+                s.seed,
+                s.duration_ms as f64 / 86_400_000.0,
+                s.hosts,
+                s.vms,
+                s.vms_unplaced,
+                s.nodes,
+                s.pods
+            );
+            println!(
+                "host failures: {} (fences failed: {}, second copies: {})",
+                s.host_failures, s.fences_failed, s.second_copies
+            );
+            for (name, p) in [
+                ("detect", s.detect),
+                ("fence", s.fence),
+                ("nodes Ready", s.nodes_ready),
+                ("pods Ready", s.pods_ready),
+            ] {
+                if p.count > 0 {
+                    println!(
+                        "  {name:<12} {:>4} × mean {:>9.1} s, max {:>9.1} s",
+                        p.count, p.mean_s, p.max_s
+                    );
+                }
+            }
+            println!(
+                "migrations: {}, maintenances: {}, evictions: {}",
+                s.migrations, s.maintenances, s.evictions
+            );
+            println!(
+                "pod-minutes unavailable: {:.1}; pods pending at the end: {}",
+                s.pod_minutes_unavailable, s.pods_pending_at_end
+            );
+            for c in &s.conditions_at_end {
+                println!("waiting: {c}");
+            }
+            println!("event log: {} lines, sha256 {}", s.log_lines, s.log_sha256);
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,71 @@
+//! The simulation driver: the world behind the control plane, in virtual time.
+//!
+//! This crate owns the *simulated world*: a virtual clock and an event queue ordered by
+//! (time, sequence), seeded host failure and repair processes, the latencies of every
+//! command (VM boot, live migration from memory size and bandwidth with a dirty-page term,
+//! fencing with its chance to fail, bare-metal install and reboot), heartbeats, and the
+//! Kubernetes behaviour on top (a lost node's pods are unavailable, then evicted after the
+//! node-monitor grace period and the not-ready toleration and rescheduled where capacity
+//! exists; pods with local volumes wait for their node). It writes a JSON Lines event log
+//! in a stable order and a summary. It must not read the wall clock or any entropy source:
+//! the same estate, environment, seed and duration give a byte-identical log.
+//!
+//! Decisions are not made here: [`plinth_control::Control`] makes them, and this driver
+//! only carries out its commands and reports what a real estate would report.
+
+mod failures;
+mod log;
+mod setup;
+mod world;
+
+pub use failures::FailureStream;
+pub use setup::{Setup, SimError, setup};
+pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
+
+use plinth_control::{Control, run};
+use plinth_model::Estate;
+use plinth_model::kinds::environment::EnvironmentType;
+
+/// What one run is asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Which design to simulate.
+    pub env: EnvironmentType,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Simulated time, ms.
+    pub duration: u64,
+}
+
+/// A finished run: the event log (JSON Lines) and its summary.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The event log, one JSON object per line, in (time, sequence) order.
+    pub log: Vec<u8>,
+    /// Totals and recovery times.
+    pub summary: Summary,
+}
+
+/// Simulates `estate` under `options`.
+pub fn simulate(estate: &Estate, options: &Options) -> Result<Run, SimError> {
+    simulate_with(estate, options, |_| {})
+}
+
+/// [`simulate`], calling `progress` with the virtual time reached (ms) now and then.
+pub fn simulate_with(
+    estate: &Estate,
+    options: &Options,
+    progress: impl FnMut(u64),
+) -> Result<Run, SimError> {
+    let s = setup(estate, options)?;
+    let mut control = s.control.clone();
+    let mut world = World::new(s, options, progress);
+    run(&mut control, &mut world);
+    Ok(world.finish(&control))
+}
+
+/// Runs an already built world and control to the end (for tests that shape the estate).
+pub fn run_world(mut control: Control, mut world: World<'_>) -> Run {
+    run(&mut control, &mut world);
+    world.finish(&control)
+}

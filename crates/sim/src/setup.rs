@@ -1,0 +1,351 @@
+//! From an estate to a starting world: the hosts (owned plus those the capacity plan buys),
+//! the initial placement of every VM, the Kubernetes nodes and their pods, and the control
+//! plane that starts from the same state.
+
+use std::collections::BTreeMap;
+
+use plinth_control::{Control, ControlConfig};
+use plinth_model::Resources;
+use plinth_model::estate::Estate;
+use plinth_model::kinds::VolumeStorage;
+use plinth_model::kinds::cluster::NodePool;
+use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::inventory::HostRole;
+use plinth_model::kinds::scenario::HostFailures;
+use plinth_model::workload::WorkloadKind;
+use plinth_placement::baremetal::Role;
+use plinth_placement::designs::{bare_metal_problem, bind_pods, virtualized_problem};
+use plinth_placement::{
+    HostSpec, PlacementError, Pool, RackId, allocate_servers, place_all, plan_capacity,
+};
+
+use crate::Options;
+
+/// Why a simulation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The design could not be planned or placed.
+    #[error("cannot build the {env} design")]
+    Design {
+        /// `virtualized` or `bare-metal`.
+        env: &'static str,
+        /// What placement said.
+        #[source]
+        source: PlacementError,
+    },
+}
+
+/// A host or server of the simulated world.
+#[derive(Clone, Debug)]
+pub struct SimHost {
+    /// Name.
+    pub name: String,
+    /// Host class name.
+    pub class: String,
+    /// Its failure model.
+    pub failures: HostFailures,
+    /// Index within its class (the failure stream key).
+    pub index_in_class: usize,
+}
+
+/// A Kubernetes node.
+#[derive(Clone, Debug)]
+pub struct SimNode {
+    /// Node name (= VM name, or server name on bare metal).
+    pub name: String,
+    /// `cluster/pool`.
+    pub pool: String,
+    /// What pods may request.
+    pub allocatable: Resources,
+}
+
+/// A pod as the simulated Kubernetes sees it.
+#[derive(Clone, Debug)]
+pub struct SimPod {
+    /// Index into [`Setup::workloads`].
+    pub workload: u32,
+    /// `cluster/pool`.
+    pub pool: String,
+    /// Requests.
+    pub requests: Resources,
+    /// Whether its volume is on the node's own disk.
+    pub local: bool,
+}
+
+/// Everything a run starts from.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Which design.
+    pub env: EnvironmentType,
+    /// Hosts (virtualized) or servers (bare metal), in order.
+    pub hosts: Vec<SimHost>,
+    /// VM name → host index, where each VM runs at the start (virtualized).
+    pub vms: BTreeMap<String, usize>,
+    /// Guest memory of each VM, bytes (for live-migration time).
+    pub vm_memory: BTreeMap<String, u64>,
+    /// Nodes.
+    pub nodes: Vec<SimNode>,
+    /// Node name → the server it is (bare metal).
+    pub node_server: BTreeMap<String, usize>,
+    /// Pods.
+    pub pods: Vec<SimPod>,
+    /// Workload ids, `cluster/namespace/Kind/name`.
+    pub workloads: Vec<String>,
+    /// VMs no host could take at the start.
+    pub unplaced: Vec<String>,
+    /// The control plane, starting from the same placement.
+    pub control: Control,
+    /// The estate's settings the world needs.
+    pub estate: Estate,
+}
+
+fn failure_model(estate: &Estate, class: &str) -> HostFailures {
+    let f = &estate.scenario.spec.failures;
+    f.by_class.get(class).copied().unwrap_or(f.hosts)
+}
+
+fn reserved(p: &NodePool) -> Resources {
+    let r = &p.reserved;
+    Resources::new(
+        r.system_cpu.0 + r.kube_cpu.0,
+        r.system_memory.0 + r.kube_memory.0,
+        0,
+    )
+}
+
+/// Builds the starting world of `options.env` for `estate`.
+pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
+    let binding = bind_pods(estate);
+    let classes = &estate.inventory.spec.host_classes;
+    let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
+    let mut host = |name: String, class: &str| {
+        let n = per_class.entry(class.to_owned()).or_insert(0);
+        *n += 1;
+        SimHost {
+            name,
+            class: class.to_owned(),
+            failures: failure_model(estate, class),
+            index_in_class: *n - 1,
+        }
+    };
+    let mut hosts = Vec::new();
+    let mut vms = BTreeMap::new();
+    let mut vm_memory = BTreeMap::new();
+    let mut nodes = Vec::new();
+    let mut node_server = BTreeMap::new();
+    let mut unplaced = Vec::new();
+    // Node allocatable per `cluster/pool`, and the pool spec.
+    let daemon = |c: &str, p: &str| {
+        binding
+            .daemons
+            .get(c)
+            .and_then(|d| d.get(p))
+            .map_or(Resources::ZERO, |d| d.0)
+    };
+    let control = match options.env {
+        EnvironmentType::Virtualized => {
+            let problem = virtualized_problem(estate, &binding);
+            let plan = plan_capacity(&problem).map_err(|source| SimError::Design {
+                env: "virtualized",
+                source,
+            })?;
+            let mut specs = Vec::new();
+            for o in &problem.owned {
+                hosts.push(host(o.name.clone(), &problem.classes[o.class].name));
+                specs.push(HostSpec::new(
+                    o.name.clone(),
+                    o.rack,
+                    problem.classes[o.class].capacity,
+                ));
+            }
+            let racks = problem.racks.len().max(1) as u32;
+            for u in &plan.per_class {
+                let Some(ci) = problem.classes.iter().position(|c| c.name == u.class) else {
+                    continue;
+                };
+                for i in 0..u.to_buy {
+                    let name = format!("new-{}-{:02}", u.class, i + 1);
+                    hosts.push(host(name.clone(), &u.class));
+                    specs.push(HostSpec::new(
+                        name,
+                        RackId(i % racks),
+                        problem.classes[ci].capacity,
+                    ));
+                }
+            }
+            let mut racks = problem.racks.clone();
+            if racks.is_empty() {
+                racks.push("new".into());
+            }
+            let pool = Pool::new(
+                specs,
+                racks,
+                problem.groups.clone(),
+                Vec::new(),
+                problem.config.clone(),
+            )
+            .map_err(|source| SimError::Design {
+                env: "virtualized",
+                source,
+            })?;
+            let placed = place_all(pool, problem.vms.clone());
+            for (i, vm) in problem.vms.iter().enumerate() {
+                match placed.hosts[i] {
+                    Some(h) => {
+                        vms.insert(vm.name.clone(), h.index());
+                        vm_memory.insert(vm.name.clone(), vm.demand.memory_bytes);
+                    }
+                    None => unplaced.push(vm.name.clone()),
+                }
+            }
+            let perf = &estate.virtualized.spec.performance_overhead;
+            let scale = |v: u64, loss: f64| (v as f64 * (1.0 - loss.clamp(0.0, 1.0))) as u64;
+            for c in &estate.clusters {
+                for p in &c.spec.node_pools {
+                    let alloc = Resources::new(
+                        scale(u64::from(p.vcpu) * 1000, perf.cpu),
+                        scale(p.memory.0, perf.memory),
+                        p.disk.0,
+                    )
+                    .saturating_sub(&(reserved(p) + daemon(&c.name, &p.name)));
+                    let prefix = format!("{}-{}-", c.name, p.name);
+                    for name in vms.keys().filter(|n| {
+                        n.strip_prefix(&prefix)
+                            .is_some_and(|rest| rest.chars().all(|ch| ch.is_ascii_digit()))
+                    }) {
+                        nodes.push(SimNode {
+                            name: name.clone(),
+                            pool: format!("{}/{}", c.name, p.name),
+                            allocatable: alloc,
+                        });
+                    }
+                }
+            }
+            Control::virtualized(ControlConfig::virtualized(estate), placed.state)
+        }
+        EnvironmentType::BareMetal => {
+            let plan =
+                allocate_servers(&bare_metal_problem(estate, &binding)).map_err(|source| {
+                    SimError::Design {
+                        env: "bare-metal",
+                        source,
+                    }
+                })?;
+            let class_of: BTreeMap<&str, &str> = estate
+                .hosts
+                .iter()
+                .filter(|h| h.role == HostRole::Active || h.role == HostRole::Spare)
+                .map(|h| (h.name.as_str(), classes[h.class].name.as_str()))
+                .collect();
+            let mut bought: BTreeMap<String, u32> = BTreeMap::new();
+            for a in &plan.allocations {
+                let Some(class) = classes.iter().find(|c| c.name == a.class) else {
+                    continue;
+                };
+                let mut names: Vec<String> = a.owned.clone();
+                for _ in 0..a.to_buy {
+                    let n = bought.entry(a.class.clone()).or_insert(0);
+                    *n += 1;
+                    names.push(format!("new-{}-{:02}", a.class, n));
+                }
+                let pool = match &a.role {
+                    Role::Pool(p) => estate
+                        .cluster(&a.cluster)
+                        .and_then(|c| c.spec.node_pools.iter().find(|x| &x.name == p)),
+                    _ => None,
+                };
+                for name in names {
+                    let cls = class_of.get(name.as_str()).copied().unwrap_or(&a.class);
+                    node_server.insert(name.clone(), hosts.len());
+                    hosts.push(host(name.clone(), cls));
+                    if let Some(p) = pool {
+                        let alloc = Resources::new(
+                            u64::from(class.threads()) * 1000,
+                            class.memory.0,
+                            class.disk_bytes(),
+                        )
+                        .saturating_sub(&(reserved(p) + daemon(&a.cluster, &p.name)));
+                        nodes.push(SimNode {
+                            name,
+                            pool: format!("{}/{}", a.cluster, p.name),
+                            allocatable: alloc,
+                        });
+                    }
+                }
+            }
+            Control::bare_metal(
+                ControlConfig::bare_metal(estate),
+                hosts.iter().map(|h| h.name.clone()).collect(),
+            )
+        }
+    };
+    // Pods: each workload goes to the pool `bind_pods` chose for it, recovered by walking
+    // every pool's shapes in workload order (first pool whose next shape matches).
+    let default_storage = match options.env {
+        EnvironmentType::Virtualized => estate.virtualized.spec.volume_storage,
+        EnvironmentType::BareMetal => estate.bare_metal.spec.volume_storage,
+    };
+    let mut cursor: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut workloads = Vec::new();
+    let mut pods = Vec::new();
+    let unbound: Vec<&str> = binding
+        .unbound
+        .iter()
+        .map(|u| u.workload.as_str())
+        .collect();
+    for w in &estate.workloads {
+        if w.id.kind == WorkloadKind::DaemonSet || w.replicas == 0 {
+            continue;
+        }
+        let id = w.id.to_string();
+        if unbound.contains(&id.as_str()) {
+            continue;
+        }
+        let (Some(cluster), Some(shapes)) = (
+            estate.cluster(&w.id.cluster),
+            binding.pods.get(&w.id.cluster),
+        ) else {
+            continue;
+        };
+        let pool = cluster.spec.node_pools.iter().find(|p| {
+            let at = cursor
+                .get(&(cluster.name.clone(), p.name.clone()))
+                .copied()
+                .unwrap_or(0);
+            shapes
+                .get(&p.name)
+                .and_then(|s| s.get(at))
+                .is_some_and(|s| s.requests == w.requests && s.count == w.replicas)
+        });
+        let Some(pool) = pool else {
+            continue;
+        };
+        *cursor
+            .entry((cluster.name.clone(), pool.name.clone()))
+            .or_insert(0) += 1;
+        let local = w.storage.resolve(default_storage) == Some(VolumeStorage::Local);
+        let wi = workloads.len() as u32;
+        workloads.push(id);
+        for _ in 0..w.replicas {
+            pods.push(SimPod {
+                workload: wi,
+                pool: format!("{}/{}", cluster.name, pool.name),
+                requests: w.requests,
+                local,
+            });
+        }
+    }
+    Ok(Setup {
+        env: options.env,
+        hosts,
+        vms,
+        vm_memory,
+        nodes,
+        node_server,
+        pods,
+        workloads,
+        unplaced,
+        control,
+        estate: estate.clone(),
+    })
+}
