@@ -57,7 +57,7 @@ pub const KUBERNETES_KINDS: [(&str, &str); 9] = [
 ];
 
 /// Known Kubernetes kinds that do not change node infrastructure: skipped with a note.
-pub const SKIPPED_KINDS: [&str; 24] = [
+pub const SKIPPED_KINDS: [&str; 23] = [
     "Service",
     "ConfigMap",
     "Secret",
@@ -81,7 +81,6 @@ pub const SKIPPED_KINDS: [&str; 24] = [
     "PriorityClass",
     "Endpoints",
     "EndpointSlice",
-    "List",
 ];
 
 /// Schemas of every kind, generated once per process.
@@ -276,6 +275,13 @@ fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: 
             return;
         }
         type_kubernetes(kind, doc, source, out, diags);
+        return;
+    }
+    if kind == "List" {
+        diags.push(
+            Diagnostic::error(doc.index.value("/kind"), "a `List` is not read: its items would be skipped silently")
+                .with_help("write each item as its own document, separated by `---` (e.g. `kubectl get deploy -o yaml | yq '.items[] | split_doc'`)"),
+        );
         return;
     }
     if SKIPPED_KINDS.contains(&kind) {
@@ -645,6 +651,14 @@ fn push_workload(
             return;
         }
     };
+    for (pointer, name) in workload::unknown_resource_names(spec) {
+        let at = doc.index.key(&format!("{spec_pointer}{pointer}"));
+        let d = Diagnostic::error(at, format!("unknown resource `{name}`"));
+        diags.push(match did_you_mean(&name, workload::RESOURCE_NAMES) {
+            Some(near) => d.with_help(format!("did you mean `{near}`?")),
+            None => d.with_help("Kubernetes resources are cpu, memory, ephemeral-storage, hugepages-<size> or a vendor's `domain/name`"),
+        });
+    }
     let replicas = match u.replicas.unwrap_or(1) {
         r if r >= 0 => r.unsigned_abs(),
         r => {

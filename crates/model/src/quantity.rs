@@ -39,13 +39,18 @@ fn scalar_text<'de, D: Deserializer<'de>>(
     d.deserialize_any(V(expecting))
 }
 
+/// Largest quantity accepted, in base units: 2^50 (a PiB, or 10^12 cores' millicores
+/// would be far beyond it too). Bounding every quantity at parse time keeps every sum of a
+/// few of them far from `u64` overflow.
+pub const MAX_QUANTITY: f64 = (1u64 << 50) as f64;
+
 /// A Kubernetes quantity in base units as f64, or a message saying what was wrong.
-fn parse_quantity(text: &str) -> Result<f64, String> {
+pub fn parse_quantity(text: &str) -> Result<f64, String> {
     let q = ParsedQuantity::try_from(text)
         .map_err(|_| format!("`{text}` is not a quantity (examples: 64Mi, 1.5G, 250m, 2)"))?;
     q.to_bytes_f64()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("`{text}` is out of range"))
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v <= MAX_QUANTITY)
+        .ok_or_else(|| format!("`{text}` is out of range (0 to 1Pi)"))
 }
 
 macro_rules! string_schema {

@@ -7,8 +7,10 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::document::Collected;
 use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
 use crate::kinds::cluster::ClusterSpec;
-use crate::kinds::environment::{default_bare_metal, default_virtualized};
-use crate::kinds::inventory::{HostRole, InventorySpec};
+use crate::kinds::environment::{
+    VirtualizedSpec, default_bare_metal, default_virtualized, host_reservation,
+};
+use crate::kinds::inventory::{HostClass, HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
@@ -162,20 +164,14 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
     }
 }
 
-/// Domains a placement policy spreads over.
-fn domain_count(policy: &PlacementPolicy, hosts: usize, racks: usize) -> usize {
-    match policy.spread_over {
-        Scope::Host => hosts,
-        Scope::Rack => racks,
-    }
-}
-
+/// Checks a placement policy against what the Inventory fixes: racks. Hosts are not
+/// bounded here — a hard spread over more hosts than are owned means hosts to buy, which
+/// the capacity plan reports.
 fn check_policy(
     policy: &PlacementPolicy,
     members: u32,
     what: &str,
     at: &Location,
-    hosts: usize,
     racks: usize,
     diags: &mut Diagnostics,
 ) {
@@ -186,17 +182,12 @@ fn check_policy(
         ));
         return;
     }
-    if let Some(limit) = policy.hard_limit() {
-        let domains = domain_count(policy, hosts, racks);
-        let room = u64::from(limit) * domains as u64;
+    if let (Some(limit), Scope::Rack) = (policy.hard_limit(), policy.spread_over) {
+        let room = u64::from(limit) * racks as u64;
         if u64::from(members) > room {
-            let scope = match policy.spread_over {
-                Scope::Host => "hosts",
-                Scope::Rack => "racks",
-            };
             diags.push(
-                Diagnostic::error(at.clone(), format!("{what}: {members} members under a hard spread over {domains} {scope} (at most {limit} each) can never all be placed"))
-                    .with_help("use `mode: soft`, a larger `maxPerDomain`, fewer members, or more hosts"),
+                Diagnostic::error(at.clone(), format!("{what}: {members} members under a hard spread over {racks} racks (at most {limit} each) can never all be placed"))
+                    .with_help("use `mode: soft`, a larger `maxPerDomain`, fewer members, or add racks to the Inventory"),
             );
         }
     }
@@ -205,8 +196,7 @@ fn check_policy(
 fn check_cluster(
     c: &Named<ClusterSpec>,
     inv: &InventorySpec,
-    active_hosts: usize,
-    cpu_overcommit: f64,
+    env: &VirtualizedSpec,
     diags: &mut Diagnostics,
 ) {
     let at = &c.location;
@@ -239,7 +229,6 @@ fn check_cluster(
         cp.replicas,
         &format!("cluster `{}` control plane", c.name),
         at,
-        active_hosts,
         racks,
         diags,
     );
@@ -249,16 +238,29 @@ fn check_cluster(
         "node pool",
         diags,
     );
-    let biggest_threads = inv
+    // What one VM may take on the largest host: its capacity less the per-host
+    // reservations and the per-VM overhead, CPU scaled by the overcommit ratio.
+    let reservation = host_reservation(env);
+    let room = |h: &HostClass| {
+        let cpu = (h.capacity().cpu_millis.saturating_sub(reservation.cpu.0) as f64
+            * env.overcommit.cpu) as u64;
+        let memory =
+            (h.memory.0.saturating_sub(reservation.memory.0) as f64 * env.overcommit.memory) as u64;
+        (
+            cpu.saturating_sub(env.per_vm_overhead.cpu.0),
+            memory.saturating_sub(env.per_vm_overhead.memory.0),
+        )
+    };
+    let biggest_cpu = inv
         .host_classes
         .iter()
-        .map(|h| h.threads())
+        .map(|h| room(h).0)
         .max()
         .unwrap_or(0);
     let biggest_memory = inv
         .host_classes
         .iter()
-        .map(|h| h.memory.0)
+        .map(|h| room(h).1)
         .max()
         .unwrap_or(0);
     for p in &c.spec.node_pools {
@@ -269,14 +271,12 @@ fn check_cluster(
                 format!("{what}: vcpu and memory must be above zero"),
             ));
         }
-        if f64::from(p.vcpu) > f64::from(biggest_threads) * cpu_overcommit
-            || p.memory.0 > biggest_memory
-        {
+        if u64::from(p.vcpu) * 1000 > biggest_cpu || p.memory.0 > biggest_memory {
             diags.push(
                 Diagnostic::error(
                     at.clone(),
                     format!(
-                        "{what}: a {} vCPU / {} node VM is larger than every host class",
+                        "{what}: a {} vCPU / {} node VM is larger than any host class offers a VM after the hypervisor's and storage's reservations",
                         p.vcpu,
                         crate::units::format_bytes(p.memory.0)
                     ),
@@ -292,15 +292,7 @@ fn check_cluster(
                 format!("{what}: min {min} is above max {max}"),
             ));
         }
-        check_policy(
-            &p.placement,
-            p.replicas,
-            &what,
-            at,
-            active_hosts,
-            racks,
-            diags,
-        );
+        check_policy(&p.placement, p.replicas, &what, at, racks, diags);
     }
 }
 
@@ -442,31 +434,18 @@ fn largest_node(
     cluster: &ClusterSpec,
     inv: &InventorySpec,
 ) -> (crate::Resources, crate::Resources) {
-    let reserved = |r: &crate::kinds::cluster::Reserved| {
-        crate::Resources::new(
-            r.system_cpu.0 + r.kube_cpu.0,
-            r.system_memory.0 + r.kube_memory.0,
-            0,
-        )
-    };
     let vm = cluster
         .node_pools
         .iter()
         .map(|p| {
             crate::Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0)
-                - reserved(&p.reserved)
+                - p.reserved.total()
         })
         .fold(crate::Resources::ZERO, |a, b| a.max_each(&b));
     let server = inv
         .host_classes
         .iter()
-        .map(|h| {
-            crate::Resources::new(
-                u64::from(h.threads()) * 1000,
-                h.memory.0,
-                h.disk_bytes().max(1 << 40),
-            )
-        })
+        .map(HostClass::capacity)
         .fold(crate::Resources::ZERO, |a, b| a.max_each(&b));
     (vm, server)
 }
@@ -641,6 +620,106 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
     }
 }
 
+/// Checks numbers whose range the types cannot express: fractions, probabilities, rates,
+/// prices and weights, and failure classes that must name a host class.
+fn check_ranges(
+    inventory: &Named<InventorySpec>,
+    virtualized: &Provided<VirtualizedSpec>,
+    price_sheet: &Provided<crate::kinds::price_sheet::PriceSheetSpec>,
+    scenario: Option<&Named<crate::kinds::scenario::ScenarioSpec>>,
+    diags: &mut Diagnostics,
+) {
+    fn bad(at: &Location, what: &str, value: f64, range: &str) -> Diagnostic {
+        Diagnostic::error(at.clone(), format!("{what} is {value}, expected {range}"))
+    }
+    if let Origin::Declared(at) = &virtualized.origin {
+        let env = &virtualized.spec;
+        let o = &env.performance_overhead;
+        for (what, v) in [
+            ("performanceOverhead.cpu", o.cpu),
+            ("performanceOverhead.memory", o.memory),
+            ("performanceOverhead.disk", o.disk),
+            ("performanceOverhead.network", o.network),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                diags.push(bad(
+                    at,
+                    what,
+                    v,
+                    "a fraction from 0 up to (not including) 1",
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&env.ha.fence_failure_probability) {
+            diags.push(bad(
+                at,
+                "ha.fenceFailureProbability",
+                env.ha.fence_failure_probability,
+                "a probability from 0 to 1",
+            ));
+        }
+        if !(env.timings.dirty_rate >= 0.0) || !(env.timings.migration_gbps > 0.0) {
+            diags.push(bad(
+                at,
+                "timings.dirtyRate or timings.migrationGbps",
+                env.timings.dirty_rate.min(env.timings.migration_gbps),
+                "dirtyRate ≥ 0 and migrationGbps > 0",
+            ));
+        }
+        if !(env.drs.threshold >= 0.0) {
+            diags.push(bad(at, "drs.threshold", env.drs.threshold, "0 or more"));
+        }
+    }
+    if let Origin::Declared(at) = &price_sheet.origin {
+        let p = &price_sheet.spec;
+        let mut money = vec![
+            ("defaultServerPrice", p.default_server_price),
+            (
+                "virtualizationLicence.pricePerYear",
+                p.virtualization_licence.price_per_year,
+            ),
+            ("osLicence.pricePerYear", p.os_licence.price_per_year),
+            ("power.pricePerKwh", p.power.price_per_kwh),
+            ("labour.ratePerHour", p.labour.rate_per_hour),
+        ];
+        money.extend(p.servers.values().map(|s| ("servers.price", s.price)));
+        for (what, m) in money {
+            if m.0 < 0 {
+                diags.push(bad(at, what, m.as_f64(), "0 or more"));
+            }
+        }
+    }
+    let Some(scenario) = scenario else { return };
+    let at = &scenario.location;
+    let s = &scenario.spec;
+    for (key, w) in &s.weights {
+        if !(w.is_finite() && *w >= 0.0) {
+            diags.push(bad(at, &format!("weights.{key}"), *w, "0 or more"));
+        }
+    }
+    let classes: Vec<&str> = inventory
+        .spec
+        .host_classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for class in s.failures.by_class.keys() {
+        if !classes.contains(&class.as_str()) {
+            diags.push(unknown(at.clone(), "host class", class, &classes));
+        }
+    }
+    for f in std::iter::once(&s.failures.hosts).chain(s.failures.by_class.values()) {
+        if f.mtbf.0 == 0 || !(f.shape > 0.0) {
+            diags.push(bad(
+                at,
+                "failures mtbf or shape",
+                f.shape,
+                "an MTBF above zero and a Weibull shape above 0",
+            ));
+        }
+    }
+}
+
 /// Builds the estate from typed documents, reporting everything that is wrong.
 pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) -> Option<Estate> {
     let Collected {
@@ -737,8 +816,6 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             "no active hosts: every server will be bought",
         ));
     }
-    // Placement feasibility is judged against what can exist: at least the owned hosts.
-    let domain_hosts = active.max(1);
     duplicates(
         clusters.iter().map(|c| c.name.as_str()),
         &inventory.location,
@@ -746,13 +823,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         diags,
     );
     for c in &clusters {
-        check_cluster(
-            c,
-            &inventory.spec,
-            domain_hosts,
-            virtualized.spec.overcommit.cpu,
-            diags,
-        );
+        check_cluster(c, &inventory.spec, &virtualized.spec, diags);
     }
     for v in &vm_sets {
         check_policy(
@@ -760,7 +831,6 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             v.spec.count,
             &format!("VirtualMachineSet `{}`", v.name),
             &v.location,
-            domain_hosts,
             inventory.spec.racks.len(),
             diags,
         );
@@ -901,6 +971,23 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
                 ),
             ));
         }
+    }
+    check_ranges(
+        &inventory,
+        &virtualized,
+        &price_sheet,
+        scenario_doc.as_ref(),
+        diags,
+    );
+    let ruled = clusters.iter().any(|c| {
+        !c.spec.control_plane.host_rules.is_empty()
+            || c.spec.node_pools.iter().any(|p| !p.host_rules.is_empty())
+    }) || vm_sets.iter().any(|v| !v.spec.host_rules.is_empty());
+    if ruled {
+        diags.push(Diagnostic::note(
+            inventory.location.clone(),
+            "`hostRules` are checked, but not yet modelled: capacity plans cannot know the hosts they buy",
+        ));
     }
     let scenario = provided(scenario_doc, Default::default);
     Some(Estate {

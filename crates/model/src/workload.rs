@@ -8,7 +8,6 @@ use std::fmt;
 use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube_quantity::ParsedQuantity;
 
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::quantity::Duration;
@@ -199,11 +198,8 @@ fn container_requests(
     };
     for name in ["cpu", "memory", "ephemeral-storage"] {
         let Some((key, q)) = pick(name) else { continue };
-        let parsed = ParsedQuantity::try_from(q)
-            .ok()
-            .and_then(|p| p.to_bytes_f64())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| (format!("{key}/{name}"), q.0.clone()))?;
+        let parsed = crate::quantity::parse_quantity(&q.0)
+            .map_err(|_| (format!("{key}/{name}"), q.0.clone()))?;
         match name {
             "cpu" => out.cpu_millis = (parsed * 1000.0).round() as u64,
             "memory" => out.memory_bytes = parsed.round() as u64,
@@ -211,6 +207,42 @@ fn container_requests(
         }
     }
     Ok(out)
+}
+
+/// Resource names Plinth models; `hugepages-*` and extended resources (`vendor/name`) are
+/// accepted and not modelled.
+pub const RESOURCE_NAMES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+/// Resource names in requests or limits that Kubernetes would not know either — most
+/// likely typos such as `memroy` — as (JSON pointer below the pod spec, name).
+pub fn unknown_resource_names(spec: &PodSpec) -> Vec<(String, String)> {
+    let containers = spec.containers.iter().map(|c| ("containers", c));
+    let inits = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| ("initContainers", c));
+    let mut out = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (list, c) in containers.chain(inits) {
+        let i = index.entry(list).or_insert(0);
+        for (key, map) in c
+            .resources
+            .iter()
+            .flat_map(|r| [("requests", &r.requests), ("limits", &r.limits)])
+        {
+            for name in map.iter().flat_map(|m| m.keys()) {
+                if !RESOURCE_NAMES.contains(&name.as_str())
+                    && !name.contains('/')
+                    && !name.starts_with("hugepages-")
+                {
+                    out.push((format!("/{list}/{i}/resources/{key}/{name}"), name.clone()));
+                }
+            }
+        }
+        *i += 1;
+    }
+    out
 }
 
 /// The requests of one pod of `spec`, or (JSON pointer below the pod spec, bad text).
@@ -267,6 +299,29 @@ mod tests {
         let r = pod_requests(&spec).expect("valid");
         assert_eq!(r.cpu_millis, 2000, "init container max wins for cpu");
         assert_eq!(r.memory_bytes, (64 << 20) + 1_500_000_000);
+    }
+
+    #[test]
+    fn unknown_resource_names_are_found() {
+        let spec = PodSpec {
+            containers: vec![container(
+                &[
+                    ("cpu", "1"),
+                    ("memroy", "8Gi"),
+                    ("nvidia.com/gpu", "1"),
+                    ("hugepages-2Mi", "1Gi"),
+                ],
+                &[],
+            )],
+            ..Default::default()
+        };
+        assert_eq!(
+            unknown_resource_names(&spec),
+            vec![(
+                "/containers/0/resources/requests/memroy".to_string(),
+                "memroy".to_string()
+            )]
+        );
     }
 
     #[test]

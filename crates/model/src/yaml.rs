@@ -18,6 +18,11 @@ use crate::source::{Location, SourceFile};
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes one file may expand to, aliases included.
 pub const MAX_NODES: usize = 1_000_000;
+/// Longest mapping key, in characters (YAML itself limits implicit keys to 1024).
+pub const MAX_KEY_CHARS: usize = 1024;
+/// Most bytes of JSON pointers the location index of one file may hold; with the key and
+/// depth limits this bounds the index's memory whatever the input's shape.
+pub const MAX_INDEX_BYTES: usize = 64 << 20;
 
 /// One YAML document of a file, as a JSON value plus where each of its nodes was written.
 #[derive(Clone, Debug)]
@@ -127,6 +132,8 @@ struct Builder {
     anchors: HashMap<usize, (Value, usize)>,
     nodes: HashMap<String, NodeLocation>,
     total_nodes: usize,
+    /// Bytes of JSON pointers kept in `nodes`.
+    index_bytes: usize,
     done: Option<Value>,
 }
 
@@ -145,6 +152,7 @@ impl Builder {
             anchors: HashMap::new(),
             nodes: HashMap::new(),
             total_nodes: 0,
+            index_bytes: 0,
             done: None,
         }
     }
@@ -167,6 +175,26 @@ impl Builder {
                 ..
             }) => Slot::Value(push_pointer(pointer, k), Some(*at)),
         }
+    }
+
+    /// Remembers where the node at `pointer` is, within a budget for the whole file.
+    fn record(
+        &mut self,
+        pointer: String,
+        location: NodeLocation,
+        at: (u32, u32),
+    ) -> Result<(), Diagnostic> {
+        self.index_bytes = self.index_bytes.saturating_add(pointer.len());
+        if self.index_bytes > MAX_INDEX_BYTES {
+            return Err(self
+                .error(
+                    at,
+                    "the document's keys are too long or too deeply nested to index",
+                )
+                .with_help("split the input into smaller files, or shorten its keys"));
+        }
+        self.nodes.insert(pointer, location);
+        Ok(())
     }
 
     fn count(&mut self, n: usize, at: (u32, u32)) -> Result<(), Diagnostic> {
@@ -227,20 +255,29 @@ impl Builder {
         self.count(1, at)?;
         let plain = style == ScalarStyle::Plain && !tagged_str;
         let slot = self.slot();
+        if matches!(slot, Slot::Key) && text.chars().count() > MAX_KEY_CHARS {
+            return Err(self
+                .error(
+                    at,
+                    format!("a mapping key longer than {MAX_KEY_CHARS} characters"),
+                )
+                .with_help("shorten the key"));
+        }
         let value = match slot {
             Slot::Key => Value::String(text.to_owned()),
             Slot::Value(..) if plain => resolve_plain(text),
             Slot::Value(..) => Value::String(text.to_owned()),
         };
         if let Slot::Value(pointer, key) = slot {
-            self.nodes.insert(
+            self.record(
                 pointer,
                 NodeLocation {
                     key,
                     value: at,
                     plain_scalar: plain,
                 },
-            );
+                at,
+            )?;
         }
         if anchor > 0 {
             self.anchors.insert(anchor, (value.clone(), 1));
@@ -260,14 +297,15 @@ impl Builder {
                 );
             }
             Slot::Value(pointer, key) => {
-                self.nodes.insert(
+                self.record(
                     pointer.clone(),
                     NodeLocation {
                         key,
                         value: at,
                         plain_scalar: false,
                     },
-                );
+                    at,
+                )?;
                 pointer
             }
         };
@@ -315,14 +353,15 @@ impl Builder {
         };
         self.count(size, at)?;
         if let Slot::Value(pointer, key) = self.slot() {
-            self.nodes.insert(
+            self.record(
                 pointer,
                 NodeLocation {
                     key,
                     value: at,
                     plain_scalar: false,
                 },
-            );
+                at,
+            )?;
         }
         self.attach(value, at)
     }
@@ -489,6 +528,30 @@ mod tests {
         }
         let (_, err) = parse(&text);
         assert!(err.is_some_and(|d| d.message.contains("alias expansion")));
+    }
+
+    #[test]
+    fn bounds_key_length_and_index_size() {
+        let long = format!("{}: 1\n", "k".repeat(MAX_KEY_CHARS + 1));
+        let err = parse(&long).1.map(|d| d.message).unwrap_or_default();
+        assert!(
+            err.contains("longer than") || err.contains("invalid YAML"),
+            "{err:?}"
+        );
+        // 1,000-character keys nested 60 deep with many leaves: the index budget stops it.
+        let key = "k".repeat(1000);
+        let mut text = String::new();
+        for depth in 0..60 {
+            text.push_str(&format!("{}{key}{depth}:\n", "  ".repeat(depth)));
+        }
+        for leaf in 0..2000 {
+            text.push_str(&format!("{}x{leaf}: 1\n", "  ".repeat(60)));
+        }
+        assert!(
+            parse(&text)
+                .1
+                .is_some_and(|d| d.message.contains("too long or too deeply nested"))
+        );
     }
 
     #[test]

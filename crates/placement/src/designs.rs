@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{NodeSelectorTerm, PodSpec};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::RestartPriority as ModelPriority;
 use plinth_model::kinds::cluster::{NodePool, Reserved, Taint, TaintEffect};
 use plinth_model::kinds::environment::{AdmissionControl, host_reservation};
-use plinth_model::kinds::inventory::{HostClass as ModelClass, HostRole};
-use plinth_model::workload::WorkloadKind;
+use plinth_model::kinds::inventory::HostRole;
+use plinth_model::workload::{Workload, WorkloadKind};
 
 use crate::admission::AdmissionPolicy;
 use crate::baremetal::{BareMetalProblem, ClusterDemand, NodePoolDemand, Server, ServerClass};
@@ -64,12 +64,56 @@ fn tolerates(spec: &PodSpec, taint: &Taint) -> bool {
     })
 }
 
-/// Why `spec` cannot run on `pool`'s nodes, if it cannot: nodeSelector and taints.
+/// True when the pool's node labels satisfy one `nodeSelectorTerm` (all its expressions).
+fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
+    term.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let values = e.values.as_deref().unwrap_or_default();
+        let number = |v: &str| v.parse::<i64>().ok();
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            "Gt" => value
+                .and_then(|v| number(v))
+                .zip(values.first().and_then(|v| number(v)))
+                .is_some_and(|(a, b)| a > b),
+            "Lt" => value
+                .and_then(|v| number(v))
+                .zip(values.first().and_then(|v| number(v)))
+                .is_some_and(|(a, b)| a < b),
+            _ => false,
+        }
+    })
+}
+
+/// Why `spec` cannot run on `pool`'s nodes, if it cannot: nodeSelector, required node
+/// affinity (any of its terms) and taints.
 fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
     for (k, v) in spec.node_selector.iter().flatten() {
         if pool.labels.get(k) != Some(v) {
             return Some(format!("pool {} lacks label {k}={v}", pool.name));
         }
+    }
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    if let Some(selector) = required
+        && !selector
+            .node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, &pool.labels))
+    {
+        return Some(format!(
+            "pool {} does not match the required node affinity",
+            pool.name
+        ));
     }
     pool.taints
         .iter()
@@ -77,57 +121,86 @@ fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
         .map(|t| format!("pool {} has untolerated taint {}", pool.name, t.key))
 }
 
-/// Binds every workload's pods to the first pool (in declaration order) that can run them;
-/// DaemonSets to every such pool.
+/// Binds every workload's pods to the first pool (in declaration order) that admits them
+/// and whose node VM holds one of them next to the pool's DaemonSets; DaemonSets go to
+/// every pool that admits them. A workload no pool can hold is reported, never dropped.
 pub fn bind_pods(estate: &Estate) -> Binding {
     let mut out = Binding::default();
-    for w in &estate.workloads {
+    let (daemons, others): (Vec<&Workload>, Vec<&Workload>) = estate
+        .workloads
+        .iter()
+        .partition(|w| w.id.kind == WorkloadKind::DaemonSet);
+    for w in daemons {
         let Some(cluster) = estate.cluster(&w.id.cluster) else {
             continue;
         };
-        let pools = &cluster.spec.node_pools;
-        let eligible: Vec<&NodePool> = pools
+        for p in cluster
+            .spec
+            .node_pools
             .iter()
             .filter(|p| pool_rejects(&w.pod, p).is_none())
-            .collect();
-        if eligible.is_empty() {
-            let reasons: Vec<String> = pools
-                .iter()
-                .filter_map(|p| pool_rejects(&w.pod, p))
-                .collect();
-            let reason = if reasons.is_empty() {
-                "the cluster has no worker pools".to_owned()
-            } else {
-                reasons.join("; ")
-            };
-            out.unbound.push(Unbound {
-                workload: w.id.to_string(),
-                reason,
-            });
-            continue;
+        {
+            let d = out
+                .daemons
+                .entry(w.id.cluster.clone())
+                .or_default()
+                .entry(p.name.clone())
+                .or_insert((Resources::ZERO, 0));
+            d.0 += w.requests;
+            d.1 += 1;
         }
-        let clusters = out.pods.entry(w.id.cluster.clone()).or_default();
-        if w.id.kind == WorkloadKind::DaemonSet {
-            for p in &eligible {
-                let d = out
-                    .daemons
-                    .entry(w.id.cluster.clone())
-                    .or_default()
-                    .entry(p.name.clone())
-                    .or_insert((Resources::ZERO, 0));
-                d.0 += w.requests;
-                d.1 += 1;
+    }
+    for w in others {
+        let Some(cluster) = estate.cluster(&w.id.cluster) else {
+            continue;
+        };
+        let mut reasons = Vec::new();
+        let chosen = cluster.spec.node_pools.iter().find(|p| {
+            if let Some(r) = pool_rejects(&w.pod, p) {
+                reasons.push(r);
+                return false;
             }
-            continue;
-        }
-        if w.replicas > 0 {
-            clusters
-                .entry(eligible[0].name.clone())
+            let k = kubelet(&out, &w.id.cluster, p);
+            let room = vm_allocatable(estate, p) - k.reserved;
+            if k.pod_limit(p.vcpu) == 0 {
+                reasons.push(format!(
+                    "pool {}: maxPods leaves no room next to its DaemonSets",
+                    p.name
+                ));
+                false
+            } else if !w.requests.fits_in(&room) {
+                reasons.push(format!(
+                    "pool {}: a node offers {room} after reservations and DaemonSets",
+                    p.name
+                ));
+                false
+            } else {
+                true
+            }
+        });
+        match chosen {
+            Some(p) if w.replicas > 0 => out
+                .pods
+                .entry(w.id.cluster.clone())
+                .or_default()
+                .entry(p.name.clone())
                 .or_default()
                 .push(PodShape {
                     requests: w.requests,
                     count: w.replicas,
+                }),
+            Some(_) => {}
+            None => {
+                let reason = if reasons.is_empty() {
+                    "the cluster has no worker pools".to_owned()
+                } else {
+                    reasons.join("; ")
+                };
+                out.unbound.push(Unbound {
+                    workload: format!("{} (requests {} per pod)", w.id, w.requests),
+                    reason,
                 });
+            }
         }
     }
     out
@@ -199,15 +272,6 @@ fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
     )
 }
 
-/// A whole server as a node.
-fn server_capacity(class: &ModelClass) -> Resources {
-    Resources::new(
-        u64::from(class.threads()) * 1000,
-        class.memory.0,
-        class.disk_bytes(),
-    )
-}
-
 /// Node counts of each pool of the virtualized design (extra 0: HA restart covers host
 /// failures there; the host-level plan reserves for them).
 pub fn virtualized_pool_sizes(
@@ -225,7 +289,9 @@ pub fn virtualized_pool_sizes(
                 .and_then(|m| m.get(&p.name))
                 .cloned()
                 .unwrap_or_default();
-            let fit = fit_nodes(&alloc, k.pod_limit(p.vcpu), &pods).unwrap_or(u32::MAX);
+            // `bind_pods` admits only pods that fit an empty node of the pool, so `fit_nodes`
+            // finds a count; `replicas` stands in should that invariant ever break.
+            let fit = fit_nodes(&alloc, k.pod_limit(p.vcpu), &pods).unwrap_or(p.replicas);
             let (min, _) = p.bounds();
             out.insert(
                 (c.name.clone(), p.name.clone()),
@@ -247,8 +313,7 @@ pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProble
         .iter()
         .map(|c| HostClass {
             name: c.name.clone(),
-            capacity: server_capacity(c)
-                - Resources::new(reservation.cpu.0, reservation.memory.0, 0),
+            capacity: c.capacity() - Resources::new(reservation.cpu.0, reservation.memory.0, 0),
             price: price(estate, &c.name),
         })
         .collect();
@@ -369,7 +434,7 @@ pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProble
         .iter()
         .map(|c| ServerClass {
             name: c.name.clone(),
-            capacity: server_capacity(c),
+            capacity: c.capacity(),
             cores: c.cores(),
             price: price(estate, &c.name),
         })

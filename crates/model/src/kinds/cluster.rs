@@ -197,6 +197,17 @@ fn default_reserved_memory() -> ByteSize {
     ByteSize(512 << 20)
 }
 
+impl Reserved {
+    /// System plus kube reservations, as one bundle (no disk).
+    pub fn total(&self) -> crate::Resources {
+        crate::Resources::new(
+            self.system_cpu.0.saturating_add(self.kube_cpu.0),
+            self.system_memory.0.saturating_add(self.kube_memory.0),
+            0,
+        )
+    }
+}
+
 impl Default for Reserved {
     fn default() -> Self {
         Self {

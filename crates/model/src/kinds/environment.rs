@@ -454,10 +454,21 @@ pub fn default_bare_metal() -> BareMetalSpec {
     }
 }
 
-/// Per-host CPU reservation combined: hypervisor plus storage (documented to avoid counting twice).
+/// What every host sets aside before VMs: the hypervisor's plus the hyperconverged
+/// storage's CPU and memory (performance overhead is separate: it shrinks a node VM's
+/// allocatable instead, so nothing is counted twice).
 pub fn host_reservation(spec: &VirtualizedSpec) -> HostReservation {
     HostReservation {
-        cpu: Cpu(spec.hypervisor_reservation.cpu.0 + spec.storage.cpu.0),
-        memory: ByteSize(spec.hypervisor_reservation.memory.0 + spec.storage.memory.0),
+        cpu: Cpu(spec
+            .hypervisor_reservation
+            .cpu
+            .0
+            .saturating_add(spec.storage.cpu.0)),
+        memory: ByteSize(
+            spec.hypervisor_reservation
+                .memory
+                .0
+                .saturating_add(spec.storage.memory.0),
+        ),
     }
 }

@@ -69,6 +69,15 @@ impl HostClass {
     pub fn threads(&self) -> u32 {
         self.cores().saturating_mul(self.threads_per_core)
     }
+    /// The whole server as one bundle: CPU as hardware threads × 1000, memory, local disk.
+    pub fn capacity(&self) -> crate::Resources {
+        crate::Resources::new(
+            u64::from(self.threads()).saturating_mul(1000),
+            self.memory.0,
+            self.disk_bytes(),
+        )
+    }
+
     /// Total local disk bytes.
     pub fn disk_bytes(&self) -> u64 {
         self.disks
