@@ -1033,6 +1033,18 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Adds a failure of `host` at `at` ms (a scenario's planned fault, on top of the
+    /// random failure stream). Unknown hosts are ignored; returns whether it was scheduled.
+    pub fn schedule_failure(&mut self, host: &str, at: u64) -> bool {
+        match self.host_index.get(host) {
+            Some(&h) => {
+                self.push(at, Ev::Crash { host: h });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Where `vm` runs in the world (ground truth, for tests and metrics).
     pub fn vm_host(&self, vm: &str) -> Option<&str> {
         self.vm_at.get(vm).map(|h| self.s.hosts[*h].name.as_str())
