@@ -29,8 +29,18 @@ fn enterprise_plans_both_environments() {
     );
     let bm = &v["bareMetal"];
     let servers = bm["servers"].as_u64().expect("servers");
-    // Whole servers per cluster role can never be fewer than the control-plane members.
-    assert!(servers >= 3 * 4 + 1, "{bm}");
+    let allocations = bm["allocations"].as_array().expect("allocations");
+    let control_plane: u64 = allocations
+        .iter()
+        .filter(|a| a["role"] == "control plane")
+        .map(|a| a["nodes"].as_u64().unwrap_or(0))
+        .sum();
+    // Four clusters with 3 control-plane members and dev with 1: each member is a whole server.
+    assert_eq!(control_plane, 13, "{bm}");
+    assert!(
+        servers > control_plane,
+        "workers and surge need servers of their own: {bm}"
+    );
     assert!(
         bm["vmPool"]["hosts"].as_u64().is_some_and(|h| h > 0),
         "the legacy VMs need a pool of their own: {bm}"

@@ -210,6 +210,7 @@ fn plinth<S: DeserializeOwned>(
         name: m.metadata.name,
         spec: m.spec,
         location: doc.start.clone(),
+        index: Arc::new(doc.index.clone()),
     })
 }
 

@@ -17,6 +17,7 @@ use crate::kinds::scenario::ScenarioSpec;
 use crate::kinds::vm_set::VmSetSpec;
 use crate::source::{Location, SourceFile};
 use crate::workload::{DisruptionBudget, Workload};
+use crate::yaml::LocationIndex;
 
 /// Where a singleton document came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +44,21 @@ pub struct Named<S> {
     pub spec: S,
     /// Where the document starts.
     pub location: Location,
+    /// Where each of its fields was written.
+    pub index: Arc<LocationIndex>,
+}
+
+impl<S> Named<S> {
+    /// Where the value at `pointer` (`/spec/nodePools/0/vcpu`) was written, or its
+    /// nearest written ancestor.
+    pub fn at(&self, pointer: &str) -> Location {
+        self.index.value(pointer)
+    }
+
+    /// Where the key of the member at `pointer` was written.
+    pub fn key_at(&self, pointer: &str) -> Location {
+        self.index.key(pointer)
+    }
 }
 
 /// A singleton spec and its origin.

@@ -79,17 +79,17 @@ fn unknown(location: Location, what: &str, name: &str, known: &[&str]) -> Diagno
     }
 }
 
+/// Reports every name declared a second time, at the second declaration.
 fn duplicates<'a>(
-    names: impl Iterator<Item = &'a str>,
-    location: &Location,
+    names: impl Iterator<Item = (&'a str, Location)>,
     what: &str,
     diags: &mut Diagnostics,
 ) {
     let mut seen = BTreeSet::new();
-    for n in names {
+    for (n, at) in names {
         if !seen.insert(n) {
             diags.push(
-                Diagnostic::error(location.clone(), format!("{what} `{n}` is declared twice"))
+                Diagnostic::error(at, format!("{what} `{n}` is declared twice"))
                     .with_help("names must be unique"),
             );
         }
@@ -97,33 +97,42 @@ fn duplicates<'a>(
 }
 
 fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
-    let at = &inv.location;
     let spec = &inv.spec;
     if spec.host_classes.is_empty() {
         diags.push(
-            Diagnostic::error(at.clone(), "the Inventory has no host classes")
-                .with_help("add `spec.hostClasses` with at least one server model"),
+            Diagnostic::error(
+                inv.key_at("/spec/hostClasses"),
+                "the Inventory has no host classes",
+            )
+            .with_help("add `spec.hostClasses` with at least one server model"),
         );
     }
     if spec.racks.is_empty() {
         diags.push(
-            Diagnostic::error(at.clone(), "the Inventory has no racks")
+            Diagnostic::error(inv.key_at("/spec/racks"), "the Inventory has no racks")
                 .with_help("add `spec.racks`, e.g. `- name: r1`"),
         );
     }
     duplicates(
-        spec.host_classes.iter().map(|c| c.name.as_str()),
-        at,
+        spec.host_classes.iter().enumerate().map(|(i, c)| {
+            (
+                c.name.as_str(),
+                inv.at(&format!("/spec/hostClasses/{i}/name")),
+            )
+        }),
         "host class",
         diags,
     );
     duplicates(
-        spec.racks.iter().map(|r| r.name.as_str()),
-        at,
+        spec.racks
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), inv.at(&format!("/spec/racks/{i}/name")))),
         "rack",
         diags,
     );
-    for c in &spec.host_classes {
+    for (i, c) in spec.host_classes.iter().enumerate() {
+        let at = inv.at(&format!("/spec/hostClasses/{i}"));
         if c.cores() == 0 || c.threads() == 0 || c.memory.0 == 0 {
             diags.push(
                 Diagnostic::error(
@@ -135,7 +144,7 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
         }
         if c.watts.peak < c.watts.idle {
             diags.push(Diagnostic::error(
-                at.clone(),
+                inv.at(&format!("/spec/hostClasses/{i}/watts")),
                 format!(
                     "host class `{}`: peak watts {} below idle {}",
                     c.name, c.watts.peak, c.watts.idle
@@ -145,16 +154,26 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
     }
     let classes: Vec<&str> = spec.host_classes.iter().map(|c| c.name.as_str()).collect();
     let racks: Vec<&str> = spec.racks.iter().map(|r| r.name.as_str()).collect();
-    for h in &spec.hosts {
+    for (i, h) in spec.hosts.iter().enumerate() {
         if !classes.contains(&h.class.as_str()) {
-            diags.push(unknown(at.clone(), "host class", &h.class, &classes));
+            diags.push(unknown(
+                inv.at(&format!("/spec/hosts/{i}/class")),
+                "host class",
+                &h.class,
+                &classes,
+            ));
         }
         if !racks.contains(&h.rack.as_str()) {
-            diags.push(unknown(at.clone(), "rack", &h.rack, &racks));
+            diags.push(unknown(
+                inv.at(&format!("/spec/hosts/{i}/rack")),
+                "rack",
+                &h.rack,
+                &racks,
+            ));
         }
         if h.count == 0 || (h.name.is_some() && h.count != 1) {
             diags.push(Diagnostic::error(
-                at.clone(),
+                inv.at(&format!("/spec/hosts/{i}/count")),
                 format!(
                     "host entry of class `{}`: count must be 1 with a name, at least 1 without",
                     h.class
@@ -199,12 +218,12 @@ fn check_cluster(
     env: &VirtualizedSpec,
     diags: &mut Diagnostics,
 ) {
-    let at = &c.location;
     let racks = inv.racks.len();
     let cp = &c.spec.control_plane;
+    let cp_at = c.at("/spec/controlPlane/replicas");
     if cp.replicas == 0 {
         diags.push(Diagnostic::error(
-            at.clone(),
+            cp_at.clone(),
             format!(
                 "cluster `{}`: control plane needs at least 1 replica",
                 c.name
@@ -213,7 +232,7 @@ fn check_cluster(
     } else if cp.replicas.is_multiple_of(2) {
         diags.push(
             Diagnostic::warning(
-                at.clone(),
+                cp_at,
                 format!(
                     "cluster `{}`: {} control-plane members tolerate no more failures than {}",
                     c.name,
@@ -228,13 +247,16 @@ fn check_cluster(
         &cp.placement,
         cp.replicas,
         &format!("cluster `{}` control plane", c.name),
-        at,
+        &c.at("/spec/controlPlane/placement"),
         racks,
         diags,
     );
     duplicates(
-        c.spec.node_pools.iter().map(|p| p.name.as_str()),
-        at,
+        c.spec
+            .node_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), c.at(&format!("/spec/nodePools/{i}/name")))),
         "node pool",
         diags,
     );
@@ -263,18 +285,19 @@ fn check_cluster(
         .map(|h| room(h).1)
         .max()
         .unwrap_or(0);
-    for p in &c.spec.node_pools {
+    for (i, p) in c.spec.node_pools.iter().enumerate() {
         let what = format!("cluster `{}` pool `{}`", c.name, p.name);
+        let field = |f: &str| c.at(&format!("/spec/nodePools/{i}/{f}"));
         if p.vcpu == 0 || p.memory.0 == 0 {
             diags.push(Diagnostic::error(
-                at.clone(),
+                field("vcpu"),
                 format!("{what}: vcpu and memory must be above zero"),
             ));
         }
         if u64::from(p.vcpu) * 1000 > biggest_cpu || p.memory.0 > biggest_memory {
             diags.push(
                 Diagnostic::error(
-                    at.clone(),
+                    field("vcpu"),
                     format!(
                         "{what}: a {} vCPU / {} node VM is larger than any host class offers a VM after the hypervisor's and storage's reservations",
                         p.vcpu,
@@ -288,11 +311,18 @@ fn check_cluster(
             && min > max
         {
             diags.push(Diagnostic::error(
-                at.clone(),
+                field("min"),
                 format!("{what}: min {min} is above max {max}"),
             ));
         }
-        check_policy(&p.placement, p.replicas, &what, at, racks, diags);
+        check_policy(
+            &p.placement,
+            p.replicas,
+            &what,
+            &field("placement"),
+            racks,
+            diags,
+        );
     }
 }
 
@@ -401,7 +431,7 @@ fn check_host_names(
         if !seen.insert(h.name.as_str()) {
             diags.push(
                 Diagnostic::error(
-                    inv.location.clone(),
+                    inv.at("/spec/hosts"),
                     format!("host `{}` is declared twice", h.name),
                 )
                 .with_help(
@@ -547,7 +577,10 @@ fn check_scenario(
     let at = &scenario.location;
     let s = &scenario.spec;
     if s.runs == 0 {
-        diags.push(Diagnostic::error(at.clone(), "`runs` must be at least 1"));
+        diags.push(Diagnostic::error(
+            scenario.at("/spec/runs"),
+            "`runs` must be at least 1",
+        ));
     }
     if s.duration.0 == 0 {
         diags.push(Diagnostic::error(
@@ -557,12 +590,18 @@ fn check_scenario(
     }
     for key in s.weights.keys() {
         if !DIMENSION_KEYS.contains(&key.as_str()) {
-            diags.push(unknown(at.clone(), "dimension", key, &DIMENSION_KEYS));
+            diags.push(unknown(
+                scenario.key_at(&crate::yaml::push_pointer("/spec/weights", key)),
+                "dimension",
+                key,
+                &DIMENSION_KEYS,
+            ));
         }
     }
     let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
     let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-    for step in &s.operations.timeline {
+    for (i, step) in s.operations.timeline.iter().enumerate() {
+        let at = &scenario.at(&format!("/spec/operations/timeline/{i}"));
         if step.action == TimelineAction::HostMaintenance {
             match &step.host {
                 Some(h) if !host_names.contains(&h.as_str()) => {
@@ -620,6 +659,14 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
     }
 }
 
+fn non_negative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
 /// Checks numbers whose range the types cannot express: fractions, probabilities, rates,
 /// prices and weights, and failure classes that must name a host class.
 fn check_ranges(
@@ -658,7 +705,7 @@ fn check_ranges(
                 "a probability from 0 to 1",
             ));
         }
-        if !(env.timings.dirty_rate >= 0.0) || !(env.timings.migration_gbps > 0.0) {
+        if !non_negative(env.timings.dirty_rate) || !positive(env.timings.migration_gbps) {
             diags.push(bad(
                 at,
                 "timings.dirtyRate or timings.migrationGbps",
@@ -666,7 +713,7 @@ fn check_ranges(
                 "dirtyRate ≥ 0 and migrationGbps > 0",
             ));
         }
-        if !(env.drs.threshold >= 0.0) {
+        if !non_negative(env.drs.threshold) {
             diags.push(bad(at, "drs.threshold", env.drs.threshold, "0 or more"));
         }
     }
@@ -693,7 +740,7 @@ fn check_ranges(
     let at = &scenario.location;
     let s = &scenario.spec;
     for (key, w) in &s.weights {
-        if !(w.is_finite() && *w >= 0.0) {
+        if !non_negative(*w) {
             diags.push(bad(at, &format!("weights.{key}"), *w, "0 or more"));
         }
     }
@@ -709,7 +756,7 @@ fn check_ranges(
         }
     }
     for f in std::iter::once(&s.failures.hosts).chain(s.failures.by_class.values()) {
-        if f.mtbf.0 == 0 || !(f.shape > 0.0) {
+        if f.mtbf.0 == 0 || !positive(f.shape) {
             diags.push(bad(
                 at,
                 "failures mtbf or shape",
@@ -753,7 +800,9 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         default_bare_metal,
     );
     let scenario_doc = single(scenarios, "Scenario", diags);
-    let price_sheet = provided(single(price_sheets, "PriceSheet", diags), Default::default);
+    let price_doc = single(price_sheets, "PriceSheet", diags);
+    let price_index = price_doc.as_ref().map(|n| n.index.clone());
+    let price_sheet = provided(price_doc, Default::default);
     let calibration = single(calibrations, "Calibration", diags);
     let Some(inventory) = inventory else {
         if inventory_attempted {
@@ -791,13 +840,13 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         rules.push((
             format!("cluster `{}` control plane", c.name),
             &c.spec.control_plane.host_rules,
-            c.location.clone(),
+            c.at("/spec/controlPlane/hostRules"),
         ));
-        for p in &c.spec.node_pools {
+        for (i, p) in c.spec.node_pools.iter().enumerate() {
             rules.push((
                 format!("cluster `{}` pool `{}`", c.name, p.name),
                 &p.host_rules,
-                c.location.clone(),
+                c.at(&format!("/spec/nodePools/{i}/hostRules")),
             ));
         }
     }
@@ -805,7 +854,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         rules.push((
             format!("VirtualMachineSet `{}`", v.name),
             &v.spec.host_rules,
-            v.location.clone(),
+            v.at("/spec/hostRules"),
         ));
     }
     check_host_names(&inventory, &hosts, &rules, diags);
@@ -817,8 +866,9 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         ));
     }
     duplicates(
-        clusters.iter().map(|c| c.name.as_str()),
-        &inventory.location,
+        clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c.at("/metadata/name"))),
         "cluster",
         diags,
     );
@@ -937,6 +987,11 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         check_scenario(s, &clusters, &hosts, diags);
     }
     if let Origin::Declared(at) = &price_sheet.origin {
+        let price_at = |pointer: &str| {
+            price_index
+                .as_ref()
+                .map_or_else(|| at.clone(), |i| i.key(pointer))
+        };
         let class_names: Vec<&str> = inventory
             .spec
             .host_classes
@@ -945,7 +1000,12 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             .collect();
         for class in price_sheet.spec.servers.keys() {
             if !class_names.contains(&class.as_str()) {
-                diags.push(unknown(at.clone(), "host class", class, &class_names));
+                diags.push(unknown(
+                    price_at(&crate::yaml::push_pointer("/spec/servers", class)),
+                    "host class",
+                    class,
+                    &class_names,
+                ));
             }
         }
         let operations: Vec<&str> = crate::kinds::price_sheet::LABOUR_OPERATIONS
@@ -954,7 +1014,12 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             .collect();
         for (op, hours) in &price_sheet.spec.labour.hours {
             if !operations.contains(&op.as_str()) {
-                diags.push(unknown(at.clone(), "labour operation", op, &operations));
+                diags.push(unknown(
+                    price_at(&crate::yaml::push_pointer("/spec/labour/hours", op)),
+                    "labour operation",
+                    op,
+                    &operations,
+                ));
             } else if !hours.is_finite() || *hours < 0.0 {
                 diags.push(Diagnostic::error(
                     at.clone(),

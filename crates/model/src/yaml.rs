@@ -36,13 +36,13 @@ pub struct Document {
 }
 
 /// Where the nodes of one document are, keyed by JSON pointer (`/spec/replicas`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocationIndex {
     file: Arc<str>,
     nodes: HashMap<String, NodeLocation>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct NodeLocation {
     key: Option<(u32, u32)>,
     value: (u32, u32),

@@ -9,6 +9,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
+use plinth_placement::PlacementError;
 use plinth_placement::baremetal::{BareMetalPlan, Role, allocate_servers};
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem, plan_capacity};
 use plinth_placement::designs::{
@@ -16,9 +17,11 @@ use plinth_placement::designs::{
 };
 use plinth_placement::headroom::headroom;
 use plinth_placement::hosts::HostSpec;
+use plinth_placement::nodes::NodeTerm;
 use plinth_placement::place_all;
 use plinth_placement::pool::Pool;
 use serde_json::{Value, json};
+use std::io::Write;
 
 use crate::Outcome;
 use crate::commands::{EnvArg, OutputFormat, load_or_report};
@@ -127,6 +130,24 @@ fn pool_headroom(problem: &CapacityProblem) -> Result<Vec<(String, u32, String)>
     Ok(out)
 }
 
+/// A role as the table and JSON spell it: `control plane`, `pool NAME`, `surge`.
+fn role_name(role: &Role) -> String {
+    match role {
+        Role::ControlPlane => "control plane".to_owned(),
+        Role::Pool(p) => format!("pool {p}"),
+        Role::Surge => "surge".to_owned(),
+    }
+}
+
+/// Which term of the node-count formula set a count.
+fn term_name(term: NodeTerm) -> &'static str {
+    match term {
+        NodeTerm::Declared => "declared",
+        NodeTerm::Capacity => "capacity",
+        NodeTerm::Headroom => "headroom",
+    }
+}
+
 fn bare_metal_table(plan: &BareMetalPlan) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -144,18 +165,14 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             "stranded",
         ]);
     for a in &plan.allocations {
-        let role = match &a.role {
-            Role::ControlPlane => "control plane".to_owned(),
-            Role::Pool(p) => format!("pool {p}"),
-            Role::Surge => "surge".to_owned(),
-        };
+        let role = role_name(&a.role);
         t.add_row(vec![
             a.cluster.clone(),
             role,
             a.class.clone(),
             a.nodes.to_string(),
             a.fit_nodes.to_string(),
-            format!("{:?}", a.term).to_lowercase(),
+            term_name(a.term).to_owned(),
             a.owned.len().to_string(),
             a.to_buy.to_string(),
             format!(
@@ -250,8 +267,8 @@ fn plan_bare_metal(
     let mut v = json!({
         "servers": servers,
         "allocations": plan.allocations.iter().map(|a| json!({
-            "cluster": a.cluster, "role": format!("{:?}", a.role), "class": a.class, "nodes": a.nodes,
-            "fitNodes": a.fit_nodes, "term": format!("{:?}", a.term), "owned": a.owned, "toBuy": a.to_buy,
+            "cluster": a.cluster, "role": role_name(&a.role), "class": a.class, "nodes": a.nodes,
+            "fitNodes": a.fit_nodes, "term": term_name(a.term), "owned": a.owned, "toBuy": a.to_buy,
         })).collect::<Vec<_>>(),
         "toBuy": plan.to_buy,
         "spare": plan.spare,
@@ -282,7 +299,12 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let binding = bind_pods(&estate);
     if !binding.unbound.is_empty() {
         for u in &binding.unbound {
-            println!("error: {} fits no node pool: {}", u.workload, u.reason);
+            writeln!(
+                std::io::stderr().lock(),
+                "error: {} fits no node pool: {}",
+                u.workload,
+                u.reason
+            )?;
         }
         return Ok(Outcome::Invalid);
     }
@@ -304,12 +326,26 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         }
     ));
     for env in envs {
-        match env {
+        let planned = match env {
             EnvironmentType::Virtualized => {
-                plan_virtualized(&estate, &binding, &mut json_out, &mut text)?
+                plan_virtualized(&estate, &binding, &mut json_out, &mut text)
             }
             EnvironmentType::BareMetal => {
-                plan_bare_metal(&estate, &binding, &mut json_out, &mut text)?
+                plan_bare_metal(&estate, &binding, &mut json_out, &mut text)
+            }
+        };
+        // A design that cannot be planned is a property of the input (exit 1), not a usage error.
+        if let Err(e) = planned {
+            match e.downcast_ref::<PlacementError>() {
+                Some(p) => {
+                    writeln!(
+                        std::io::stderr().lock(),
+                        "error: cannot plan the {} design: {p}",
+                        env.cli_name()
+                    )?;
+                    return Ok(Outcome::Invalid);
+                }
+                None => return Err(e),
             }
         }
     }
