@@ -138,18 +138,34 @@ fn calibration_refs(source: &SourceFile) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Reads every path (and `--cluster` binding) into one input.
+/// The identity of a source for de-duplication: its canonical path (stdin is `-`).
+fn identity(source: &SourceFile) -> PathBuf {
+    let path = Path::new(&*source.name);
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Reads every path (and `--cluster` binding) into one input. A file reached twice —
+/// `dir` and `dir/file`, or a positional path also given to `--cluster` — is read once;
+/// the `--cluster` binding wins.
 pub(crate) fn read_input(paths: &[PathBuf], clusters: &[ClusterPath]) -> Result<Input, InputError> {
     let mut input = Input::default();
-    for path in paths {
-        for s in sources_of(path)? {
-            input.add(s);
-        }
-    }
+    let mut bound = Vec::new();
     for binding in clusters {
         for s in sources_of(&binding.path)? {
-            input.add_bound(s, binding.cluster.clone());
+            bound.push((identity(&s), s, binding.cluster.clone()));
         }
+    }
+    let mut seen: std::collections::BTreeSet<PathBuf> =
+        bound.iter().map(|(id, _, _)| id.clone()).collect();
+    for path in paths {
+        for s in sources_of(path)? {
+            if seen.insert(identity(&s)) {
+                input.add(s);
+            }
+        }
+    }
+    for (_, s, cluster) in bound {
+        input.add_bound(s, cluster);
     }
     let refs: Vec<PathBuf> = input.sources.iter().flat_map(calibration_refs).collect();
     for path in refs {

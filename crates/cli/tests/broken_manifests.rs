@@ -53,3 +53,21 @@ fn usage_and_io_errors_exit_2() {
     let (code, _) = validate(Path::new("no/such/path.yaml"));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn overlapping_paths_are_read_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args([
+            "validate",
+            "examples/small",
+            "examples/small/cluster.yaml",
+            "--cluster",
+            "apps=examples/small/workloads.yaml",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("plinth runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("1 clusters; 5 workloads"), "{report}");
+}

@@ -510,7 +510,7 @@ fn type_kubernetes(
                     .clone()
                     .unwrap_or_else(|| "default".into()),
                 name,
-                selector: spec.selector.unwrap_or_default(),
+                selector: spec.selector,
                 min_available: text(spec.min_available),
                 max_unavailable: text(spec.max_unavailable),
                 location: doc.start.clone(),

@@ -36,6 +36,14 @@ pub enum SchemaError {
         /// The nearest kind.
         suggestion: Option<String>,
     },
+    /// A Kubernetes kind: Plinth reads it as Kubernetes defines it.
+    #[error(
+        "`{kind}` is a Kubernetes kind, read as Kubernetes defines it (see `kubectl explain {kind}`)"
+    )]
+    KubernetesKind {
+        /// What was asked for.
+        kind: String,
+    },
     /// A field along the path does not exist.
     #[error("`{kind}` has no field `{path}`{}", hint(.suggestion))]
     UnknownField {
@@ -81,6 +89,14 @@ pub fn json_schema(kind: &str) -> Result<Value, SchemaError> {
 }
 
 fn unknown_kind(kind: &str) -> SchemaError {
+    if crate::document::KUBERNETES_KINDS
+        .iter()
+        .any(|(k, _)| *k == kind)
+    {
+        return SchemaError::KubernetesKind {
+            kind: kind.to_owned(),
+        };
+    }
     SchemaError::UnknownKind {
         kind: kind.to_owned(),
         suggestion: did_you_mean(kind, PLINTH_KINDS).map(str::to_owned),

@@ -115,12 +115,12 @@ impl fmt::Display for Resources {
     }
 }
 
-/// Formats millicores as kubectl does: `1500m` becomes `1.5`, `250m` stays `250m`.
+/// Formats millicores exactly, as Kubernetes writes quantities: whole cores as `2`, the
+/// rest in millicores (`1500m`, `250m`) — never rounded, so a request and the capacity it
+/// exceeds never print alike.
 pub fn format_cpu(millis: u64) -> String {
     if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
-    } else if millis >= 1000 {
-        format!("{:.1}", millis as f64 / 1000.0)
     } else {
         format!("{millis}m")
     }
@@ -160,8 +160,9 @@ mod tests {
     }
 
     #[test]
-    fn formatting_matches_kubectl_style() {
-        assert_eq!(format_cpu(1500), "1.5");
+    fn formatting_is_exact() {
+        assert_eq!(format_cpu(1500), "1500m");
+        assert_eq!(format_cpu(1999), "1999m");
         assert_eq!(format_cpu(250), "250m");
         assert_eq!(format_cpu(2000), "2");
         assert_eq!(format_bytes(3 * GIB / 2), "1.5Gi");

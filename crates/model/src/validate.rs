@@ -534,7 +534,12 @@ fn check_selectors(
             })
         };
     for b in budgets {
-        if !matches_any(&b.cluster, &b.namespace, &b.selector) {
+        // policy/v1: a budget without a selector selects no pod.
+        if !b
+            .selector
+            .as_ref()
+            .is_some_and(|sel| matches_any(&b.cluster, &b.namespace, sel))
+        {
             diags.push(
                 Diagnostic::error(
                     b.location.clone(),

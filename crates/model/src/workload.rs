@@ -146,8 +146,8 @@ pub struct DisruptionBudget {
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// Which pods it protects.
-    pub selector: LabelSelector,
+    /// Which pods it protects; `None` (no selector) selects none, as in policy/v1.
+    pub selector: Option<LabelSelector>,
     /// `minAvailable`, as written (a count or a percentage).
     pub min_available: Option<String>,
     /// `maxUnavailable`, as written.

@@ -15,7 +15,7 @@ use crate::Outcome;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Print only this kind's schema.
-    #[arg(required_unless_present = "out")]
+    #[arg(required_unless_present = "out", conflicts_with = "out")]
     pub(crate) kind: Option<String>,
     /// Write every kind's schema into this directory.
     #[arg(long, value_name = "DIR")]
