@@ -661,10 +661,16 @@ impl<'a> World<'a> {
         self.hosts[h].failure = Some(f);
         self.summary.host_failures += 1;
         let repair = self.hosts[h].stream.repair_time();
+        let lost: Vec<&String> = self
+            .vm_at
+            .iter()
+            .filter(|(_, at)| **at == h)
+            .map(|(v, _)| v)
+            .collect();
         self.log.write(
             self.now,
             "hostFailed",
-            json!({"host": name, "repairMs": repair}),
+            json!({"host": name, "repairMs": repair, "vmsLost": lost}),
         );
         self.host_down(h, Down::Crash, Some(f));
         let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;

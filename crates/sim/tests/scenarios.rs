@@ -323,3 +323,56 @@ fn maintenance_evacuates_by_live_migration_with_no_workload_downtime() {
     );
     assert!(s.conditions_at_end.is_empty(), "{:?}", s.conditions_at_end);
 }
+
+#[test]
+fn a_strict_control_plane_group_keeps_etcd_quorum_through_any_single_host_failure() {
+    let estate = small(0.0, "[]");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: 2 * HOUR,
+    };
+    let hosts: Vec<String> = setup(&estate, &options)
+        .expect("setup")
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .collect();
+    let members = estate.clusters[0].spec.control_plane.replicas as usize;
+    assert_eq!(members, 3);
+    let mut lost_total = 0;
+    for host in hosts {
+        let (run, _) = run_with_failure(
+            &estate,
+            EnvironmentType::Virtualized,
+            |_| host.clone(),
+            HOUR,
+            2 * HOUR,
+        );
+        let lines = log_lines(&run);
+        let failed = events(&lines, "hostFailed");
+        assert_eq!(failed.len(), 1);
+        let lost_cp = failed[0]["vmsLost"]
+            .as_array()
+            .expect("vmsLost")
+            .iter()
+            .filter(|v| v.as_str().is_some_and(|v| v.contains("-cp-")))
+            .count();
+        lost_total += lost_cp;
+        assert!(
+            members - lost_cp > members / 2,
+            "{host}: {lost_cp} of {members} control-plane members lost"
+        );
+        // The lost member is back: nothing waits at the end.
+        assert!(
+            run.summary.conditions_at_end.is_empty(),
+            "{host}: {:?}",
+            run.summary.conditions_at_end
+        );
+        assert_eq!(run.summary.second_copies, 0);
+    }
+    assert_eq!(
+        lost_total, members,
+        "every member was on some host that failed"
+    );
+}
