@@ -46,6 +46,8 @@ pub struct SimHost {
     pub failures: HostFailures,
     /// Index within its class (the failure stream key).
     pub index_in_class: usize,
+    /// Its rack (power domain).
+    pub rack: String,
 }
 
 /// A Kubernetes node.
@@ -118,7 +120,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
     let binding = bind_pods(estate);
     let classes = &estate.inventory.spec.host_classes;
     let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
-    let mut host = |name: String, class: &str| {
+    let mut host = |name: String, class: &str, rack: &str| {
         let n = per_class.entry(class.to_owned()).or_insert(0);
         *n += 1;
         SimHost {
@@ -126,6 +128,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
             class: class.to_owned(),
             failures: failure_model(estate, class),
             index_in_class: *n - 1,
+            rack: rack.to_owned(),
         }
     };
     let mut hosts = Vec::new();
@@ -151,7 +154,11 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
             })?;
             let mut specs = Vec::new();
             for o in &problem.owned {
-                hosts.push(host(o.name.clone(), &problem.classes[o.class].name));
+                let rack = problem
+                    .racks
+                    .get(o.rack.0 as usize)
+                    .map_or("new", String::as_str);
+                hosts.push(host(o.name.clone(), &problem.classes[o.class].name, rack));
                 specs.push(HostSpec::new(
                     o.name.clone(),
                     o.rack,
@@ -165,7 +172,11 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                 };
                 for i in 0..u.to_buy {
                     let name = format!("new-{}-{:02}", u.class, i + 1);
-                    hosts.push(host(name.clone(), &u.class));
+                    let rack = problem
+                        .racks
+                        .get((i % racks) as usize)
+                        .map_or("new", String::as_str);
+                    hosts.push(host(name.clone(), &u.class, rack));
                     specs.push(HostSpec::new(
                         name,
                         RackId(i % racks),
@@ -231,11 +242,15 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         source,
                     }
                 })?;
-            let class_of: BTreeMap<&str, &str> = estate
+            let racks = &estate.inventory.spec.racks;
+            let class_of: BTreeMap<&str, (&str, &str)> = estate
                 .hosts
                 .iter()
                 .filter(|h| h.role == HostRole::Active || h.role == HostRole::Spare)
-                .map(|h| (h.name.as_str(), classes[h.class].name.as_str()))
+                .map(|h| {
+                    let rack = racks.get(h.rack).map_or("new", |r| r.name.as_str());
+                    (h.name.as_str(), (classes[h.class].name.as_str(), rack))
+                })
                 .collect();
             let mut bought: BTreeMap<String, u32> = BTreeMap::new();
             for a in &plan.allocations {
@@ -255,9 +270,12 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     _ => None,
                 };
                 for name in names {
-                    let cls = class_of.get(name.as_str()).copied().unwrap_or(&a.class);
+                    let (cls, rack) = class_of
+                        .get(name.as_str())
+                        .copied()
+                        .unwrap_or((&a.class, "new"));
                     node_server.insert(name.clone(), hosts.len());
-                    hosts.push(host(name.clone(), cls));
+                    hosts.push(host(name.clone(), cls, rack));
                     if let Some(p) = pool {
                         let alloc = Resources::new(
                             u64::from(class.threads()) * 1000,

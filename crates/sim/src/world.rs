@@ -28,7 +28,8 @@ const PATCH_SPACING_MS: u64 = 3_600_000;
 
 #[derive(Clone, Debug)]
 enum Ev {
-    Crash { host: usize },
+    Crash { host: usize, clock: u64 },
+    RackCrash { rack: usize },
     Repaired { host: usize },
     Deliver(Observation),
     Done { id: CommandId },
@@ -75,6 +76,8 @@ struct HostState {
     /// Incremented whenever the host goes down, so work begun before is known lost.
     epoch: u64,
     stream: FailureStream,
+    /// Generation of the host's failure clock: a crash drawn before a repair is stale.
+    clock: u64,
     /// Index into `failures` of the crash being handled.
     failure: Option<usize>,
 }
@@ -226,6 +229,8 @@ pub struct World<'a> {
     queue: BinaryHeap<Reverse<Entry>>,
     hosts: Vec<HostState>,
     host_index: BTreeMap<String, usize>,
+    /// Rack name, its hosts, its power-failure stream.
+    racks: Vec<(String, Vec<usize>, FailureStream)>,
     vm_at: BTreeMap<String, usize>,
     nodes: Vec<NodeState>,
     node_index: BTreeMap<String, usize>,
@@ -256,6 +261,7 @@ impl<'a> World<'a> {
                 down: None,
                 epoch: 0,
                 stream: FailureStream::new(seed, &h.class, h.index_in_class, h.failures),
+                clock: 0,
                 failure: None,
             })
             .collect();
@@ -266,6 +272,23 @@ impl<'a> World<'a> {
             .map(|(i, h)| (h.name.clone(), i))
             .collect();
         let estate = &setup.estate;
+        let mut by_rack: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, h) in setup.hosts.iter().enumerate() {
+            by_rack.entry(h.rack.as_str()).or_default().push(i);
+        }
+        let rack_model = estate.scenario.spec.failures.racks;
+        let racks = by_rack
+            .into_iter()
+            .map(|(name, hosts)| {
+                let model = plinth_model::kinds::scenario::HostFailures {
+                    mtbf: rack_model.mtbf,
+                    repair_time: rack_model.repair_time,
+                    ..Default::default()
+                };
+                let stream = FailureStream::new(seed, &format!("rack:{name}"), 0, model);
+                (name.to_owned(), hosts, stream)
+            })
+            .collect();
         let nodes: Vec<NodeState> = setup
             .nodes
             .iter()
@@ -350,6 +373,7 @@ impl<'a> World<'a> {
             queue: BinaryHeap::new(),
             hosts,
             host_index,
+            racks,
             nodes,
             node_index,
             pool_nodes,
@@ -387,7 +411,11 @@ impl<'a> World<'a> {
         );
         for i in 0..self.hosts.len() {
             let ttf = self.hosts[i].stream.time_to_failure();
-            self.push(ttf, Ev::Crash { host: i });
+            self.push(ttf, Ev::Crash { host: i, clock: 0 });
+        }
+        for r in 0..self.racks.len() {
+            let ttf = self.racks[r].2.time_to_failure();
+            self.push(ttf, Ev::RackCrash { rack: r });
         }
         for p in 0..self.pods.len() {
             self.mark_unavailable(p, None);
@@ -644,11 +672,33 @@ impl<'a> World<'a> {
         }
     }
 
-    fn crash(&mut self, h: usize) {
+    fn rack_crash(&mut self, r: usize) {
+        let (name, hosts, stream) = &mut self.racks[r];
+        let (name, hosts) = (name.clone(), hosts.clone());
+        let repair = stream.repair_time();
+        let ttf = stream.time_to_failure();
+        let up: Vec<usize> = hosts.into_iter().filter(|h| self.hosts[*h].up).collect();
+        let names: Vec<&str> = up.iter().map(|h| self.s.hosts[*h].name.as_str()).collect();
+        self.log.write(
+            self.now,
+            "rackFailed",
+            json!({"rack": name, "hosts": names, "repairMs": repair}),
+        );
+        for h in up {
+            let clock = self.hosts[h].clock;
+            self.crash(h, clock, Some(repair));
+        }
+        self.push(self.now + repair + ttf, Ev::RackCrash { rack: r });
+    }
+
+    fn crash(&mut self, h: usize, clock: u64, repair: Option<u64>) {
+        if clock != self.hosts[h].clock {
+            return;
+        }
         if !self.hosts[h].up {
-            // Down already (maintenance): the clock of this host restarts when it returns.
+            // Down already (maintenance): try again after a fresh draw.
             let ttf = self.hosts[h].stream.time_to_failure();
-            self.push(self.now + ttf, Ev::Crash { host: h });
+            self.push(self.now + ttf, Ev::Crash { host: h, clock });
             return;
         }
         let name = self.s.hosts[h].name.clone();
@@ -660,7 +710,7 @@ impl<'a> World<'a> {
         let f = self.failures.len() - 1;
         self.hosts[h].failure = Some(f);
         self.summary.host_failures += 1;
-        let repair = self.hosts[h].stream.repair_time();
+        let repair = repair.unwrap_or_else(|| self.hosts[h].stream.repair_time());
         let lost: Vec<&String> = self
             .vm_at
             .iter()
@@ -700,8 +750,10 @@ impl<'a> World<'a> {
             next_beat,
             Ev::Deliver(Observation::Heartbeat { host: name }),
         );
+        self.hosts[h].clock += 1;
+        let clock = self.hosts[h].clock;
         let ttf = self.hosts[h].stream.time_to_failure();
-        self.push(self.now + ttf, Ev::Crash { host: h });
+        self.push(self.now + ttf, Ev::Crash { host: h, clock });
     }
 
     // --- commands -----------------------------------------------------------------------
@@ -885,7 +937,8 @@ impl<'a> World<'a> {
 
     fn process(&mut self, ev: Ev) -> Option<Observation> {
         match ev {
-            Ev::Crash { host } => self.crash(host),
+            Ev::Crash { host, clock } => self.crash(host, clock, None),
+            Ev::RackCrash { rack } => self.rack_crash(rack),
             Ev::Repaired { host } => self.repaired(host),
             Ev::Deliver(obs) => return Some(obs),
             Ev::Done { id } => {
@@ -1044,7 +1097,8 @@ impl<'a> World<'a> {
     pub fn schedule_failure(&mut self, host: &str, at: u64) -> bool {
         match self.host_index.get(host) {
             Some(&h) => {
-                self.push(at, Ev::Crash { host: h });
+                let clock = self.hosts[h].clock;
+                self.push(at, Ev::Crash { host: h, clock });
                 true
             }
             None => false,

@@ -376,3 +376,70 @@ fn a_strict_control_plane_group_keeps_etcd_quorum_through_any_single_host_failur
         "every member was on some host that failed"
     );
 }
+
+#[test]
+fn a_rack_power_event_takes_all_its_hosts_down_together_for_the_rack_repair_time() {
+    let estate = example(
+        "small",
+        r#"apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: racks
+spec:
+  failures:
+    hosts:
+      mtbf: 100000d
+    racks:
+      mtbf: 2d
+      repairTime: 3h
+  operations:
+    hostPatchingInterval: 100000d
+"#,
+    );
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 5,
+        duration: 10 * DAY,
+    };
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let racks = events(&lines, "rackFailed");
+    assert!(!racks.is_empty(), "a rack event in 10 days at a 2-day MTBF");
+    for r in &racks {
+        let t = r["t"].as_u64().expect("t");
+        let hosts: Vec<&str> = r["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .filter_map(|h| h.as_str())
+            .collect();
+        assert_eq!(
+            hosts.len() as u32,
+            run.summary.hosts,
+            "the one rack holds every host (owned and bought)"
+        );
+        for h in hosts {
+            assert!(
+                events(&lines, "hostFailed")
+                    .iter()
+                    .any(|f| f["t"] == t && f["host"] == h),
+                "{h} failed with its rack at {t}"
+            );
+            if t + 3 * HOUR <= options.duration {
+                assert!(
+                    events(&lines, "hostRepaired")
+                        .iter()
+                        .any(|f| f["t"] == t + 3 * HOUR && f["host"] == h),
+                    "{h} back after the rack's repair time"
+                );
+            }
+        }
+    }
+    // With every host down, nothing can restart: VMs wait, and no copy is ever doubled.
+    assert!(
+        events(&lines, "condition")
+            .iter()
+            .any(|c| c["reason"] == "waitingForCapacity")
+    );
+    assert_eq!(run.summary.second_copies, 0);
+}
