@@ -242,6 +242,11 @@ pub struct World<'a> {
     failures: Vec<SimFailure>,
     log: Log,
     unavailable_ms: u128,
+    /// Per workload: pods available now, and pods desired.
+    available: Vec<u32>,
+    desired: Vec<u32>,
+    /// No availability events while the starting state is built.
+    quiet: bool,
     summary: Summary,
     heartbeat_ms: u64,
     timings: Timings,
@@ -362,6 +367,11 @@ impl<'a> World<'a> {
             install: estate.bare_metal.spec.os_install.millis(),
             reimage: estate.bare_metal.spec.reimage.millis(),
         };
+        let setup_workloads = setup.workloads.len();
+        let mut desired = vec![0u32; setup_workloads];
+        for p in &setup.pods {
+            desired[p.workload as usize] += 1;
+        }
         let mut w = Self {
             timings,
             fence_stream: FailureStream::new(seed, "fence", 0, estate.scenario.spec.failures.hosts),
@@ -383,6 +393,9 @@ impl<'a> World<'a> {
             failures: Vec::new(),
             log: Log::default(),
             unavailable_ms: 0,
+            available: vec![0; setup_workloads],
+            desired,
+            quiet: true,
             summary,
             heartbeat_ms,
             progress: Box::new(progress),
@@ -427,6 +440,10 @@ impl<'a> World<'a> {
                 self.pending.entry(pool).or_default().insert(p);
             }
         }
+        self.quiet = false;
+        for w in 0..self.available.len() {
+            self.log_availability(w);
+        }
         let pending: usize = self.pending.values().map(BTreeSet::len).sum();
         if pending > 0 {
             self.log.write(
@@ -459,6 +476,12 @@ impl<'a> World<'a> {
 
     fn mark_unavailable(&mut self, p: usize, cause: Option<usize>) {
         let pod = &mut self.pods[p];
+        if pod.available {
+            let w = self.s.pods[p].workload as usize;
+            self.available[w] -= 1;
+            self.log_availability(w);
+        }
+        let pod = &mut self.pods[p];
         if pod.available || pod.epoch == 0 {
             pod.available = false;
             pod.down_since = self.now;
@@ -486,6 +509,21 @@ impl<'a> World<'a> {
                 r.pods_ready_at = Some(now);
             }
         }
+        let w = self.s.pods[p].workload as usize;
+        self.available[w] += 1;
+        self.log_availability(w);
+    }
+
+    /// Change-point series: a workload's available pods changed.
+    fn log_availability(&mut self, w: usize) {
+        if self.quiet {
+            return;
+        }
+        self.log.write(
+            self.now,
+            "workloadAvailability",
+            json!({"workload": self.s.workloads[w], "available": self.available[w], "desired": self.desired[w]}),
+        );
     }
 
     /// The Ready, schedulable node of the pod's pool with most free room that fits it.

@@ -443,3 +443,52 @@ spec:
     );
     assert_eq!(run.summary.second_copies, 0);
 }
+
+/// Pod-minutes unavailable recomputed from the log's change points alone.
+fn pod_minutes_from_log(lines: &[serde_json::Value], end: u64) -> f64 {
+    let mut state: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    let mut total: u128 = 0;
+    for l in lines {
+        if l["event"] != "workloadAvailability" {
+            continue;
+        }
+        let t = l["t"].as_u64().expect("t");
+        let w = l["workload"].as_str().expect("workload").to_owned();
+        let (avail, desired) = (
+            l["available"].as_u64().expect("available"),
+            l["desired"].as_u64().expect("desired"),
+        );
+        if let Some((since, a, d)) = state.get(&w) {
+            total += u128::from((d - a) * (t - since));
+        }
+        state.insert(w, (t, avail, desired));
+    }
+    for (since, a, d) in state.values() {
+        total += u128::from((d - a) * (end - since));
+    }
+    total as f64 / 60_000.0
+}
+
+#[test]
+fn availability_metrics_can_be_recomputed_from_the_event_log() {
+    let estate = example("enterprise", "");
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        let options = Options {
+            env,
+            seed: 42,
+            duration: 365 * DAY,
+        };
+        let run = simulate(&estate, &options).expect("run");
+        let lines = log_lines(&run);
+        let from_log = pod_minutes_from_log(&lines, options.duration);
+        assert!(
+            run.summary.pod_minutes_unavailable > 0.0,
+            "{env:?}: failures cost pod-minutes"
+        );
+        assert!(
+            (from_log - run.summary.pod_minutes_unavailable).abs() < 1e-6,
+            "{env:?}: log {from_log} vs summary {}",
+            run.summary.pod_minutes_unavailable
+        );
+    }
+}
