@@ -492,3 +492,67 @@ fn availability_metrics_can_be_recomputed_from_the_event_log() {
         );
     }
 }
+
+/// Randomized: many seeds of a harsh year (host MTBF 30 days, racks 120 days, a fence in
+/// five fails) must keep the safety properties. A failing seed is printed; pin it as a test.
+#[test]
+fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
+    let mut estate = example("enterprise", "");
+    let f = &mut estate.scenario.spec.failures;
+    f.hosts.mtbf = plinth_model::quantity::Duration::from_days(30);
+    f.by_class.clear();
+    f.racks.mtbf = plinth_model::quantity::Duration::from_days(120);
+    estate.virtualized.spec.ha.fence_failure_probability = 0.2;
+    let mut fences_failed = 0;
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        for seed in 0..16 {
+            let options = Options {
+                env,
+                seed,
+                duration: 180 * DAY,
+            };
+            let run = simulate(&estate, &options).expect("run");
+            let lines = log_lines(&run);
+            let s = &run.summary;
+            assert_eq!(s.second_copies, 0, "{env:?} seed {seed}: a VM ran twice");
+            fences_failed += s.fences_failed;
+            assert!(s.host_failures > 10, "{env:?} seed {seed}: a harsh year");
+            let issued: std::collections::BTreeSet<u64> = events(&lines, "command")
+                .iter()
+                .filter_map(|c| c["id"].as_u64())
+                .collect();
+            let mut answered = std::collections::BTreeSet::new();
+            for a in events(&lines, "completed")
+                .into_iter()
+                .chain(events(&lines, "failed"))
+            {
+                let id = a["id"].as_u64().expect("id");
+                assert!(
+                    issued.contains(&id),
+                    "{env:?} seed {seed}: answer to unknown {id}"
+                );
+                assert!(
+                    answered.insert(id),
+                    "{env:?} seed {seed}: {id} answered twice"
+                );
+            }
+            let open = issued.len() - answered.len();
+            assert!(
+                open <= 64,
+                "{env:?} seed {seed}: {open} commands never answered"
+            );
+            // Every failure the control plane saw ended, or is in its last repair window.
+            for f in &s.failures {
+                if f.crashed_at + 2 * DAY < options.duration {
+                    assert!(
+                        f.declared_at.is_some(),
+                        "{env:?} seed {seed}: failure of {} at {} never declared",
+                        f.host,
+                        f.crashed_at
+                    );
+                }
+            }
+        }
+    }
+    assert!(fences_failed > 0, "the seeds exercised failed fences");
+}
