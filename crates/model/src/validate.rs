@@ -664,6 +664,37 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
     }
 }
 
+/// Says, once per input, which parsed inputs no part of Plinth models yet, so that no
+/// accepted input silently changes nothing.
+fn not_modelled_notes(
+    workloads: &[Workload],
+    pdbs: &[crate::workload::DisruptionBudget],
+    diags: &mut Diagnostics,
+) {
+    if let Some(first) = pdbs.first() {
+        diags.push(Diagnostic::note(
+            first.location.clone(),
+            format!("{} PodDisruptionBudget(s) parsed, not modelled yet: their selectors are checked, drains do not consult them", pdbs.len()),
+        ));
+    }
+    let jobs: Vec<&Workload> = workloads
+        .iter()
+        .filter(|w| w.run_duration.is_some() || w.schedule.is_some())
+        .collect();
+    if let Some(first) = jobs.first() {
+        diags.push(Diagnostic::note(
+            first.location.clone(),
+            format!("{} Job/CronJob run time(s) and schedule(s) parsed, not modelled yet: their pods are counted as always running", jobs.len()),
+        ));
+    }
+    if let Some(first) = workloads.first() {
+        diags.push(Diagnostic::note(
+            first.location.clone(),
+            "usage profiles (`plinth.dev/usage-*`) parsed, not modelled yet: capacity is planned from requests",
+        ));
+    }
+}
+
 fn non_negative(v: f64) -> bool {
     v.is_finite() && v >= 0.0
 }
@@ -1042,6 +1073,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             ));
         }
     }
+    not_modelled_notes(&bound, &pdbs, diags);
     check_ranges(
         &inventory,
         &virtualized,
