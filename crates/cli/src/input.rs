@@ -29,6 +29,24 @@ pub(crate) enum InputError {
     NotText(PathBuf),
 }
 
+/// The arguments that name one input, shared by every command that reads one.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InputArgs {
+    /// Manifest files or directories (every .yaml/.yml below), `-` for stdin. Together they form one input.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Bind the workloads in PATH to cluster NAME (repeatable).
+    #[arg(long = "cluster", value_name = "NAME=PATH")]
+    pub(crate) clusters: Vec<ClusterPath>,
+}
+
+impl InputArgs {
+    /// Reads the input these arguments name.
+    pub(crate) fn read(&self) -> Result<Input, InputError> {
+        read_input(&self.paths, &self.clusters)
+    }
+}
+
 /// A `--cluster NAME=PATH` argument.
 #[derive(Clone, Debug)]
 pub(crate) struct ClusterPath {

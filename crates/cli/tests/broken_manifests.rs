@@ -2,20 +2,14 @@
 //! must be rejected with exit code 1, and the whole report — every error's text, place and
 //! suggested fix — is checked against its snapshot.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
+
+use common::plinth;
 
 fn validate(path: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .arg("validate")
-        .arg(path)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("plinth runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    plinth(&[Path::new("validate"), path])
 }
 
 #[test]
@@ -56,18 +50,13 @@ fn usage_and_io_errors_exit_2() {
 
 #[test]
 fn overlapping_paths_are_read_once() {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args([
-            "validate",
-            "examples/small",
-            "examples/small/cluster.yaml",
-            "--cluster",
-            "apps=examples/small/workloads.yaml",
-        ])
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("plinth runs");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let (code, report) = plinth(&[
+        "validate",
+        "examples/small",
+        "examples/small/cluster.yaml",
+        "--cluster",
+        "apps=examples/small/workloads.yaml",
+    ]);
+    assert_eq!(code, 0, "{report}");
     assert!(report.contains("1 clusters; 5 workloads"), "{report}");
 }

@@ -1,19 +1,9 @@
 //! `plinth plan` on the bundled examples: both environments planned, minimality named.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 fn plan(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .arg("plan")
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("plinth runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    common::plinth(&[&["plan"], args].concat())
 }
 
 #[test]

@@ -7,7 +7,6 @@ pub(crate) mod simulate;
 pub(crate) mod validate;
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -15,6 +14,7 @@ use plinth_model::{Estate, Input, Severity, load};
 
 use crate::input::{ClusterPath, read_input};
 use crate::render::render;
+use std::path::PathBuf;
 
 /// `--env` values, kebab-case as kubectl spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

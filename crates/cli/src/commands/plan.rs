@@ -2,8 +2,6 @@
 //! Scenario's headroom rule, what one server fewer would break, and how much each node
 //! pool can still grow on the inventory.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use plinth_model::Estate;
@@ -25,7 +23,7 @@ use std::io::Write;
 
 use crate::Outcome;
 use crate::commands::{EnvArg, OutputFormat, load_or_report};
-use crate::input::ClusterPath;
+use crate::input::InputArgs;
 
 /// Plan capacity: minimum servers per environment under the headroom rule, and headroom.
 ///
@@ -33,12 +31,8 @@ use crate::input::ClusterPath;
 /// 0 planned, 1 invalid input or a workload no pool can run, 2 usage or I/O error.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Manifest files or directories, `-` for stdin; together one input.
-    #[arg(required = true)]
-    pub(crate) paths: Vec<PathBuf>,
-    /// Bind the workloads in PATH to cluster NAME (repeatable).
-    #[arg(long = "cluster", value_name = "NAME=PATH")]
-    pub(crate) clusters: Vec<ClusterPath>,
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
     /// Plan only this environment (default: both).
     #[arg(long, value_enum)]
     pub(crate) env: Option<EnvArg>,
@@ -293,7 +287,7 @@ fn plan_bare_metal(
 
 /// Runs `plinth plan`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.paths, &args.clusters)? else {
+    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
         return Ok(Outcome::Invalid);
     };
     let binding = bind_pods(&estate);

@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use plinth_model::{Estate, Severity, load};
 
 use crate::Outcome;
-use crate::input::{ClusterPath, read_input};
+use crate::input::InputArgs;
 use crate::render::render;
 
 /// Check manifests: syntax, fields, values and cross-references, all errors at once.
@@ -16,12 +15,8 @@ use crate::render::render;
 /// Exit codes: 0 valid, 1 invalid, 2 usage or I/O error.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Manifest files or directories (every .yaml/.yml below), `-` for stdin. Together they form one input.
-    #[arg(required = true)]
-    pub(crate) paths: Vec<PathBuf>,
-    /// Bind the workloads in PATH to cluster NAME (repeatable).
-    #[arg(long = "cluster", value_name = "NAME=PATH")]
-    pub(crate) clusters: Vec<ClusterPath>,
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
     /// Hide notes (skipped documents).
     #[arg(long, short)]
     pub(crate) quiet: bool,
@@ -69,7 +64,7 @@ pub(crate) fn summary(estate: &Estate) -> String {
 
 /// Runs `plinth validate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let input = read_input(&args.paths, &args.clusters)?;
+    let input = args.input.read()?;
     let loaded = load(&input);
     let shown: Vec<_> = loaded
         .diagnostics
