@@ -72,6 +72,8 @@ struct HostRec {
     name: String,
     health: Health,
     maint: Maint,
+    /// An evacuation left VMs that found no target.
+    stuck: bool,
     /// Index into `failures` of the failure being handled.
     failure: Option<usize>,
 }
@@ -144,6 +146,7 @@ impl Control {
                 name,
                 health: Health::Up,
                 maint: Maint::None,
+                stuck: false,
                 failure: None,
             })
             .collect();
@@ -770,6 +773,7 @@ impl Control {
             &blocked,
         );
         let host = self.hosts[i].name.clone();
+        self.hosts[i].stuck = !stuck.is_empty();
         for (vid, why) in stuck {
             if let Some(name) = self
                 .vms
@@ -889,8 +893,9 @@ impl Control {
     }
 
     fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) {
+        // Retry evacuations that left VMs behind (for lack of room).
         let evacuating: Vec<usize> = (0..self.hosts.len())
-            .filter(|i| self.hosts[*i].maint == Maint::Evacuating)
+            .filter(|i| self.hosts[*i].maint == Maint::Evacuating && self.hosts[*i].stuck)
             .collect();
         for i in evacuating {
             self.evacuate(now, i, out);

@@ -40,6 +40,9 @@ pub fn plan(
     movable: impl Fn(VmId) -> bool,
     blocked: &[HostId],
 ) -> Vec<Migration> {
+    if imbalance(state) <= cfg.threshold {
+        return Vec::new();
+    }
     let mut work = state.clone();
     let mut out = Vec::new();
     for _ in 0..cfg.max_moves {

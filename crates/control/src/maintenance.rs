@@ -2,11 +2,31 @@
 //! best host by the pool's strategy *after* the previous moves of the evacuation, so with
 //! `spread` the VMs fan out over the hosts with most headroom instead of piling onto one.
 
-use plinth_placement::{HostId, Migration, PoolState, VmId};
+use plinth_model::policy::PlacementStrategy;
+use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId};
+
+/// Free CPU fraction plus free memory fraction, in millionths (spread prefers the highest).
+fn free_score(state: &PoolState, h: HostId) -> u64 {
+    let cap = state.pool().host(h).capacity;
+    let free = state.free(h);
+    let part = |f: u64, c: u64| {
+        if c == 0 {
+            0
+        } else {
+            u64::try_from(u128::from(f.min(c)) * 1_000_000 / u128::from(c)).unwrap_or(0)
+        }
+    };
+    part(free.cpu_millis, cap.cpu_millis) + part(free.memory_bytes, cap.memory_bytes)
+}
 
 /// The migrations that empty `host`, VMs in name order, never onto a host in `blocked`;
 /// and the VMs that cannot move, with why. Only VMs for which `movable` holds are
 /// considered (the others are already in flight). Pure: `state` is not changed.
+///
+/// Each VM tries the hosts that are up in the pool strategy's order (most free first for
+/// `spread`, least free first for `pack`, then by name); the first that passes every hard
+/// filter of [`PoolState::migrate`] — capacity, placement groups, host rules — with the
+/// evacuation so far applied takes it. One copy of the state per evacuation.
 pub fn evacuation(
     state: &PoolState,
     host: HostId,
@@ -20,19 +40,34 @@ pub fn evacuation(
         .filter(|v| movable(*v))
         .collect();
     vms.sort_by_key(|v| work.vm(*v).map(|s| s.name.clone()));
+    let spread = work.pool().config().strategy == PlacementStrategy::Spread;
     let mut moves = Vec::new();
     let mut stuck = Vec::new();
     for vm in vms {
-        match work.propose_migration(&[], vm) {
-            Ok(m) if !blocked.contains(&m.to) && work.migrate(m).is_ok() => moves.push(m),
-            Ok(m) => stuck.push((
-                vm,
-                format!(
-                    "the best target {} is not available",
-                    work.pool().host(m.to).name
-                ),
-            )),
-            Err(e) => stuck.push((vm, e.to_string())),
+        let mut targets: Vec<(u64, HostId)> = (0..work.pool().hosts().len() as u32)
+            .map(HostId)
+            .filter(|h| *h != host && !blocked.contains(h) && work.status(*h) == HostStatus::Up)
+            .map(|h| (free_score(&work, h), h))
+            .collect();
+        targets.sort_by(|a, b| {
+            let by_score = if spread { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+            by_score.then_with(|| work.pool().host(a.1).name.cmp(&work.pool().host(b.1).name))
+        });
+        let mut last_error = String::from("no other host is up");
+        let mut placed = false;
+        for (_, to) in targets {
+            let m = Migration { vm, from: host, to };
+            match work.migrate(m) {
+                Ok(()) => {
+                    moves.push(m);
+                    placed = true;
+                    break;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        if !placed {
+            stuck.push((vm, last_error));
         }
     }
     (moves, stuck)
