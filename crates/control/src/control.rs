@@ -625,6 +625,7 @@ impl Control {
             self.failures[f].vms_stranded = stranded.len() as u32;
         }
         for (vm, host) in starts {
+            self.note_arrival(&host);
             self.set_phase(&vm, VmPhase::Starting);
             self.clear_condition(&format!("vm/{vm}"), now);
             let kind = CommandKind::StartVm {
@@ -683,6 +684,11 @@ impl Control {
         out: &mut Vec<Command>,
     ) {
         self.drs_dirty = true;
+        if failed.is_some() && self.hosts[from.index()].maint == Maint::Evacuating {
+            // The VM is back on (or lost with) the host being emptied: evacuate it again
+            // at the next pass.
+            self.hosts[from.index()].stuck = true;
+        }
         if failed.is_none() || reverted {
             self.set_phase(&vm, VmPhase::Running);
             self.clear_condition(&format!("vm/{vm}"), now);
@@ -773,7 +779,8 @@ impl Control {
             &blocked,
         );
         let host = self.hosts[i].name.clone();
-        self.hosts[i].stuck = !stuck.is_empty();
+        // VMs left behind: no room, or not movable yet (starting, migrating back).
+        self.hosts[i].stuck = !stuck.is_empty() || self.vms_on(i).len() > moves.len();
         for (vid, why) in stuck {
             if let Some(name) = self
                 .vms
@@ -858,6 +865,15 @@ impl Control {
         );
     }
 
+    /// HA placed a VM on `host`: if it is being emptied, evacuate it again later.
+    fn note_arrival(&mut self, host: &str) {
+        if let Some(&i) = self.host_index.get(host)
+            && self.hosts[i].maint == Maint::Evacuating
+        {
+            self.hosts[i].stuck = true;
+        }
+    }
+
     fn retry_stranded(&mut self, now: Time, out: &mut Vec<Command>) {
         let Some(v) = &mut self.vms else {
             return;
@@ -879,6 +895,7 @@ impl Control {
             v.stranded.insert(spec.name.clone(), spec);
         }
         for (vm, host) in starts {
+            self.note_arrival(&host);
             self.set_phase(&vm, VmPhase::Starting);
             self.clear_condition(&format!("vm/{vm}"), now);
             self.issue(

@@ -434,3 +434,69 @@ fn bare_metal_maintenance_drains_then_maintains_then_uncordons() {
     let back = answer_all(&mut c, Time(1_000_000), &maintain);
     assert_eq!(back[0].kind, CommandKind::Uncordon { node: "s0".into() });
 }
+
+/// Regression (found by the 1,000-host run): HA restarted VMs onto a host being emptied,
+/// and its evacuation never resumed, so the host waited in "evacuating" forever. Five
+/// hosts, so the three strict control-plane members still fit with one failed and one in
+/// maintenance.
+#[test]
+fn vms_restarted_onto_an_evacuating_host_are_evacuated_again() {
+    let mut c = Control::virtualized(cfg(), spread_state(5, 9));
+    let host = host_of(&c, "w-00");
+    let mut pending = c.handle(
+        Time(1_000),
+        Observation::MaintenanceRequested { host: host.clone() },
+    );
+    // Another host fails while the migrations are in flight.
+    let other = (0..5)
+        .map(|i| format!("h{i}"))
+        .find(|h| *h != host)
+        .expect("another host");
+    c.handle(
+        Time(2_000),
+        Observation::HeartbeatMissed {
+            host: other.clone(),
+            last_heard: Time(1_000),
+        },
+    );
+    let fence = c.handle(Time(16_000), Observation::Timer);
+    // The fence completes before the migrations: HA sees the emptied host as the roomiest.
+    pending = fence.into_iter().chain(pending).collect();
+    let mut now = Time(16_000);
+    let mut maintained = false;
+    let mut restarted_onto_host = false;
+    for _ in 0..20 {
+        now = now + 30_000;
+        let mut next = Vec::new();
+        for cmd in std::mem::take(&mut pending) {
+            match &cmd.kind {
+                CommandKind::MaintainHost { host: h } if *h == host => maintained = true,
+                CommandKind::StartVm { host: h, .. } if *h == host => restarted_onto_host = true,
+                _ => {}
+            }
+            if !matches!(&cmd.kind, CommandKind::MaintainHost { .. }) {
+                next.extend(c.handle(now, Observation::CommandCompleted { id: cmd.id }));
+            }
+        }
+        pending = next;
+        if let Some(w) = c.next_wakeup()
+            && pending.is_empty()
+        {
+            now = w;
+            pending = c.handle(w, Observation::Timer);
+        }
+        if maintained {
+            break;
+        }
+    }
+    assert!(
+        restarted_onto_host,
+        "the scenario puts restarted VMs on the emptied host"
+    );
+    assert!(
+        maintained,
+        "the evacuation resumed and the host went into maintenance"
+    );
+    let h = HostId(host[1..].parse().expect("hN"));
+    assert!(c.pool().expect("pool").vms_on(h).is_empty());
+}
