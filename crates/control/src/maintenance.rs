@@ -41,29 +41,55 @@ pub fn evacuation(
         .collect();
     vms.sort_by_key(|v| work.vm(*v).map(|s| s.name.clone()));
     let spread = work.pool().config().strategy == PlacementStrategy::Spread;
+    // Name order of the hosts, computed once: the tie-breaker.
+    let n = work.pool().hosts().len();
+    let mut by_name: Vec<usize> = (0..n).collect();
+    by_name.sort_by(|a, b| {
+        let hosts = work.pool().hosts();
+        hosts[*a].name.cmp(&hosts[*b].name)
+    });
+    let mut rank = vec![0usize; n];
+    for (r, h) in by_name.into_iter().enumerate() {
+        rank[h] = r;
+    }
+    // Strategy order: most free first for spread, least free first for pack; then name.
+    let key = |score: u64, h: HostId| {
+        let s = if spread { u64::MAX - score } else { score };
+        (s, rank[h.index()])
+    };
     let mut moves = Vec::new();
     let mut stuck = Vec::new();
     for vm in vms {
-        let mut targets: Vec<(u64, HostId)> = (0..work.pool().hosts().len() as u32)
+        let mut targets: Vec<((u64, usize), HostId)> = (0..n as u32)
             .map(HostId)
             .filter(|h| *h != host && !blocked.contains(h) && work.status(*h) == HostStatus::Up)
-            .map(|h| (free_score(&work, h), h))
+            .map(|h| (key(free_score(&work, h), h), h))
             .collect();
-        targets.sort_by(|a, b| {
-            let by_score = if spread { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
-            by_score.then_with(|| work.pool().host(a.1).name.cmp(&work.pool().host(b.1).name))
-        });
         let mut last_error = String::from("no other host is up");
         let mut placed = false;
-        for (_, to) in targets {
+        // The best target usually takes the VM: try it before sorting the rest.
+        if let Some(&(_, to)) = targets.iter().min_by_key(|(k, _)| *k) {
             let m = Migration { vm, from: host, to };
             match work.migrate(m) {
                 Ok(()) => {
                     moves.push(m);
                     placed = true;
-                    break;
                 }
                 Err(e) => last_error = e.to_string(),
+            }
+        }
+        if !placed {
+            targets.sort_by_key(|(k, _)| *k);
+            for (_, to) in targets.into_iter().skip(1) {
+                let m = Migration { vm, from: host, to };
+                match work.migrate(m) {
+                    Ok(()) => {
+                        moves.push(m);
+                        placed = true;
+                        break;
+                    }
+                    Err(e) => last_error = e.to_string(),
+                }
             }
         }
         if !placed {
