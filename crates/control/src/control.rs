@@ -834,10 +834,18 @@ impl Control {
 
     /// When an evacuating host is empty and nothing migrates off it, it goes down.
     fn continue_evacuation(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
-        if self.hosts[i].maint != Maint::Evacuating || !self.vms_on(i).is_empty() {
+        if self.hosts[i].maint != Maint::Evacuating {
             return;
         }
         let h = HostId(i as u32);
+        // Cheap first: a host with anything allocated still holds a VM.
+        let allocated = self
+            .vms
+            .as_ref()
+            .is_some_and(|v| v.pool.used(h) != plinth_model::Resources::ZERO);
+        if allocated || !self.vms_on(i).is_empty() {
+            return;
+        }
         let busy = self
             .pending
             .values()
