@@ -1,28 +1,28 @@
 //! `plinth simulate` on examples/enterprise: the done-when — the same seed writes a
 //! byte-identical event log, another seed a different one, in both environments.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::plinth;
 
 fn simulate(env: &str, seed: &str, events: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args([
-            "simulate",
-            "examples/enterprise",
-            "--env",
-            env,
-            "--seed",
-            seed,
-        ])
-        .args(["--duration", "365d", "-o", "json", "--events"])
-        .arg(events)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("plinth runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let events = events.display().to_string();
+    plinth(&[
+        "simulate",
+        "examples/enterprise",
+        "--env",
+        env,
+        "--seed",
+        seed,
+        "--duration",
+        "365d",
+        "-o",
+        "json",
+        "--events",
+        &events,
+    ])
 }
 
 fn tmp(name: &str) -> PathBuf {

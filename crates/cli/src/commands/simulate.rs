@@ -10,7 +10,7 @@ use plinth_sim::{Options, simulate_with};
 
 use crate::Outcome;
 use crate::commands::{EnvArg, OutputFormat, load_or_report};
-use crate::input::ClusterPath;
+use crate::input::InputArgs;
 
 /// Simulate one environment: failures, HA, DRS, maintenance and Kubernetes recovery.
 ///
@@ -18,12 +18,8 @@ use crate::input::ClusterPath;
 /// 1 invalid input or a design that cannot be built, 2 usage or I/O error.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Manifest files or directories, `-` for stdin; together one input.
-    #[arg(required = true)]
-    pub(crate) paths: Vec<PathBuf>,
-    /// Bind the workloads in PATH to cluster NAME (repeatable).
-    #[arg(long = "cluster", value_name = "NAME=PATH")]
-    pub(crate) clusters: Vec<ClusterPath>,
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
     /// The environment to simulate.
     #[arg(long, value_enum)]
     pub(crate) env: EnvArg,
@@ -43,7 +39,7 @@ pub(crate) struct Args {
 
 /// Runs `plinth simulate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.paths, &args.clusters)? else {
+    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
         return Ok(Outcome::Invalid);
     };
     let options = Options {
