@@ -181,8 +181,9 @@ impl Builder {
     fn record(
         &mut self,
         pointer: String,
-        location: NodeLocation,
+        key: Option<(u32, u32)>,
         at: (u32, u32),
+        plain_scalar: bool,
     ) -> Result<(), Diagnostic> {
         self.index_bytes = self.index_bytes.saturating_add(pointer.len());
         if self.index_bytes > MAX_INDEX_BYTES {
@@ -193,7 +194,14 @@ impl Builder {
                 )
                 .with_help("split the input into smaller files, or shorten its keys"));
         }
-        self.nodes.insert(pointer, location);
+        self.nodes.insert(
+            pointer,
+            NodeLocation {
+                key,
+                value: at,
+                plain_scalar,
+            },
+        );
         Ok(())
     }
 
@@ -269,15 +277,7 @@ impl Builder {
             Slot::Value(..) => Value::String(text.to_owned()),
         };
         if let Slot::Value(pointer, key) = slot {
-            self.record(
-                pointer,
-                NodeLocation {
-                    key,
-                    value: at,
-                    plain_scalar: plain,
-                },
-                at,
-            )?;
+            self.record(pointer, key, at, plain)?;
         }
         if anchor > 0 {
             self.anchors.insert(anchor, (value.clone(), 1));
@@ -297,15 +297,7 @@ impl Builder {
                 );
             }
             Slot::Value(pointer, key) => {
-                self.record(
-                    pointer.clone(),
-                    NodeLocation {
-                        key,
-                        value: at,
-                        plain_scalar: false,
-                    },
-                    at,
-                )?;
+                self.record(pointer.clone(), key, at, false)?;
                 pointer
             }
         };
@@ -353,15 +345,7 @@ impl Builder {
         };
         self.count(size, at)?;
         if let Slot::Value(pointer, key) = self.slot() {
-            self.record(
-                pointer,
-                NodeLocation {
-                    key,
-                    value: at,
-                    plain_scalar: false,
-                },
-                at,
-            )?;
+            self.record(pointer, key, at, false)?;
         }
         self.attach(value, at)
     }
