@@ -343,6 +343,16 @@ impl Control {
         names
     }
 
+    /// Marks `vm` starting and asks the driver to boot it on `host`.
+    fn start_vm(&mut self, vm: String, host: String, out: &mut Vec<Command>) {
+        self.set_phase(&vm, VmPhase::Starting);
+        let kind = CommandKind::StartVm {
+            vm: vm.clone(),
+            host,
+        };
+        self.issue(kind, Pending::Start { vm }, out);
+    }
+
     fn set_phase(&mut self, vm: &str, phase: VmPhase) {
         if let Some(v) = &mut self.vms {
             v.phase.insert(vm.to_owned(), phase);
@@ -376,12 +386,7 @@ impl Control {
                 self.hosts[i].health = Health::Up;
                 for vm in self.vms_on(i) {
                     self.clear_condition(&format!("vm/{vm}"), now);
-                    self.set_phase(&vm, VmPhase::Starting);
-                    let kind = CommandKind::StartVm {
-                        vm: vm.clone(),
-                        host: host.to_owned(),
-                    };
-                    self.issue(kind, Pending::Start { vm }, out);
+                    self.start_vm(vm, host.to_owned(), out);
                 }
                 self.close_failure_if_done(i, now);
             }
@@ -626,13 +631,8 @@ impl Control {
         }
         for (vm, host) in starts {
             self.note_arrival(&host);
-            self.set_phase(&vm, VmPhase::Starting);
             self.clear_condition(&format!("vm/{vm}"), now);
-            let kind = CommandKind::StartVm {
-                vm: vm.clone(),
-                host,
-            };
-            self.issue(kind, Pending::Start { vm }, out);
+            self.start_vm(vm, host, out);
         }
         for (vm, why) in stranded {
             self.set_phase(&vm, VmPhase::Down);
@@ -715,15 +715,7 @@ impl Control {
             } else if target_up && v.pool.host_of(vid) == Some(to) {
                 // The source died with the VM: boot it where it was going.
                 let host = v.pool.pool().host(to).name.clone();
-                self.set_phase(&vm, VmPhase::Starting);
-                self.issue(
-                    CommandKind::StartVm {
-                        vm: vm.clone(),
-                        host,
-                    },
-                    Pending::Start { vm },
-                    out,
-                );
+                self.start_vm(vm, host, out);
                 return;
             } else {
                 self.set_phase(&vm, VmPhase::Down);
@@ -904,16 +896,8 @@ impl Control {
         }
         for (vm, host) in starts {
             self.note_arrival(&host);
-            self.set_phase(&vm, VmPhase::Starting);
             self.clear_condition(&format!("vm/{vm}"), now);
-            self.issue(
-                CommandKind::StartVm {
-                    vm: vm.clone(),
-                    host,
-                },
-                Pending::Start { vm },
-                out,
-            );
+            self.start_vm(vm, host, out);
         }
     }
 
