@@ -42,12 +42,40 @@ pub struct Server {
 pub struct NodePoolDemand {
     /// Pool name.
     pub name: String,
-    /// Declared replicas.
+    /// Declared replicas: a floor on the node count when `declared_size` is `None` (a
+    /// control plane, whose members are etcd voters), else the count of declared nodes
+    /// of `declared_size` whose capacity the servers must at least match.
     pub replicas: u32,
+    /// The declared node size (CPU, memory) of a worker pool. Its declared capacity,
+    /// `replicas × declared_size`, is the floor in whole servers: a pool declared as
+    /// 12 × 16 vCPU needs the servers that hold 192 vCPU, not 12 servers.
+    pub declared_size: Option<Resources>,
     /// The pods bound to the pool, by shape.
     pub pods: Vec<PodShape>,
     /// Kubelet reservations and pod limits of its nodes.
     pub kubelet: Kubelet,
+}
+
+impl NodePoolDemand {
+    /// The fewest nodes of `allocatable` that the declaration asks for.
+    pub fn declared_nodes(&self, allocatable: &Resources) -> u32 {
+        let Some(size) = self.declared_size else {
+            return self.replicas;
+        };
+        let n = u64::from(self.replicas);
+        let per = |want: u64, have: u64| {
+            if want == 0 {
+                0
+            } else if have == 0 {
+                u64::from(u32::MAX)
+            } else {
+                (want.saturating_mul(n)).div_ceil(have)
+            }
+        };
+        let nodes = per(size.cpu_millis, allocatable.cpu_millis)
+            .max(per(size.memory_bytes, allocatable.memory_bytes));
+        u32::try_from(nodes).unwrap_or(u32::MAX)
+    }
 }
 
 /// One cluster's demand.
@@ -161,7 +189,8 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
         for (role, demand, extra) in roles {
             let (class, fit) = best_class(problem, demand, &free, extra)
                 .ok_or_else(|| unfit(cluster, demand, problem))?;
-            let (nodes, term) = node_count(demand.replicas, fit, extra);
+            let allocatable = problem.classes[class].capacity - demand.kubelet.reserved;
+            let (nodes, term) = node_count(demand.declared_nodes(&allocatable), fit, extra);
             if role != Role::ControlPlane && largest.is_none_or(|(n, _)| nodes > n) {
                 largest = Some((nodes, class));
             }
@@ -176,6 +205,7 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
             let surge = NodePoolDemand {
                 name: "surge".into(),
                 replicas: 0,
+                declared_size: None,
                 pods: vec![],
                 kubelet: Kubelet::default(),
             };
@@ -223,7 +253,7 @@ fn best_class(
         ) else {
             continue;
         };
-        let (nodes, _) = node_count(demand.replicas, fit, extra);
+        let (nodes, _) = node_count(demand.declared_nodes(&allocatable), fit, extra);
         let buy = u64::from(nodes).saturating_sub(free[i].len() as u64) * class.price;
         let key = (nodes, buy, class.name.as_str());
         if best.as_ref().is_none_or(|(k, _, _)| key < *k) {

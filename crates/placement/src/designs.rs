@@ -456,6 +456,7 @@ pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProble
             control_plane: NodePoolDemand {
                 name: "control-plane".to_owned(),
                 replicas: c.spec.control_plane.replicas,
+                declared_size: None,
                 pods: Vec::new(),
                 kubelet: Kubelet::default(),
             },
@@ -466,6 +467,7 @@ pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProble
                 .map(|p| NodePoolDemand {
                     name: p.name.clone(),
                     replicas: p.bounds().0.max(p.replicas),
+                    declared_size: Some(Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, 0)),
                     pods: binding
                         .pods
                         .get(&c.name)

@@ -45,6 +45,7 @@ fn problem() -> BareMetalProblem {
             control_plane: NodePoolDemand {
                 name: "control-plane".into(),
                 replicas: 3,
+                declared_size: None,
                 pods: vec![PodShape {
                     requests: Resources::new(2000, gib(8), 0),
                     count: 1,
@@ -54,6 +55,7 @@ fn problem() -> BareMetalProblem {
             pools: vec![NodePoolDemand {
                 name: "workers".into(),
                 replicas: 2,
+                declared_size: None,
                 pods: vec![PodShape {
                     requests: Resources::new(2000, gib(16), 0),
                     count: 40,
@@ -122,5 +124,29 @@ fn a_pod_larger_than_every_server_is_explained() {
     assert_eq!(
         err.to_string(),
         "prod/workers cannot be placed: 0/2 server classes available: 2 a pod's requests exceed a node's allocatable"
+    );
+}
+
+#[test]
+fn a_declared_pool_is_a_capacity_floor_in_whole_servers() {
+    let size = Resources::new(16_000, gib(64), 0);
+    let pool = NodePoolDemand {
+        name: "workers".into(),
+        replicas: 12,
+        declared_size: Some(size),
+        pods: Vec::new(),
+        kubelet: kubelet(),
+    };
+    // 12 × 16 vCPU = 192 CPU over 64-thread servers: 3; 12 × 64 GiB = 768 GiB over
+    // 384 GiB: 2. The larger wins.
+    assert_eq!(pool.declared_nodes(&Resources::new(64_000, gib(384), 0)), 3);
+    // Without a size, replicas count nodes (a control plane's etcd members).
+    let members = NodePoolDemand {
+        declared_size: None,
+        ..pool
+    };
+    assert_eq!(
+        members.declared_nodes(&Resources::new(64_000, gib(384), 0)),
+        12
     );
 }
