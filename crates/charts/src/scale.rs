@@ -229,22 +229,29 @@ pub(crate) fn linear_duration_ticks(max: f64) -> (Ticks, &'static str) {
     (scaled, name)
 }
 
-/// A data value for a label or tooltip: about three significant digits, grouped thousands.
+/// A data value for a label or tooltip: up to six significant digits (so 99.95 % and
+/// 99.999 % stay apart), no trailing zeros, grouped thousands.
 pub(crate) fn value_label(v: f64) -> String {
     if !v.is_finite() {
         return "–".to_owned();
     }
     let a = v.abs();
-    let d = if a >= 100.0 || a == 0.0 {
+    let d = if a == 0.0 {
         0
-    } else if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
     } else {
-        3
+        (5.0 - a.log10().floor()).clamp(0.0, 6.0) as usize
     };
-    tick_label(v, d)
+    let s = tick_label(v, d);
+    if s.contains('.') {
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".to_owned()
+        } else {
+            s.to_owned()
+        }
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +287,17 @@ mod tests {
         assert_eq!(tick_label(-0.0001, 1), "0.0");
         assert_eq!(decimals_for(2.5), 1);
         assert_eq!(decimals_for(20.0), 0);
+    }
+
+    #[test]
+    fn value_labels_keep_the_nines_and_drop_trailing_zeros() {
+        assert_eq!(value_label(99.95), "99.95");
+        assert_eq!(value_label(99.999), "99.999");
+        assert_eq!(value_label(420_000.0), "420,000");
+        assert_eq!(value_label(1234.5678), "1,234.57");
+        assert_eq!(value_label(0.25), "0.25");
+        assert_eq!(value_label(0.0), "0");
+        assert_eq!(value_label(-0.0000001), "0");
     }
 
     #[test]
