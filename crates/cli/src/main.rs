@@ -28,6 +28,7 @@ enum Command {
     Schema(commands::schema::Args),
     Plan(commands::plan::Args),
     Simulate(commands::simulate::Args),
+    Compare(commands::compare::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
         Command::Simulate(args) => commands::simulate::run(&args),
+        Command::Compare(args) => commands::compare::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

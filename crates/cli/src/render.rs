@@ -75,3 +75,62 @@ mod tests {
         assert_eq!(&text[span(text, 9, 9)], "");
     }
 }
+
+/// `value` as block-style YAML. Strings are written as JSON strings, which YAML reads as
+/// double-quoted scalars, so no value can change its type or meaning on the way.
+pub(crate) fn to_yaml(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    yaml_node(value, 0, &mut out);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn yaml_scalar(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(m) if m.is_empty() => "{}".into(),
+        serde_json::Value::Array(a) if a.is_empty() => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+fn yaml_node(value: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let key = Value::String(k.clone()).to_string();
+                match v {
+                    Value::Object(x) if !x.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        yaml_node(v, indent + 2, out);
+                    }
+                    Value::Array(x) if !x.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        yaml_node(v, indent, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", yaml_scalar(v))),
+                }
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for v in a {
+                match v {
+                    Value::Object(x) if !x.is_empty() => {
+                        let mut inner = String::new();
+                        yaml_node(v, indent + 2, &mut inner);
+                        out.push_str(&format!("{pad}- {}", &inner[indent + 2..]));
+                    }
+                    Value::Array(x) if !x.is_empty() => {
+                        out.push_str(&format!("{pad}-\n"));
+                        yaml_node(v, indent + 2, out);
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", yaml_scalar(v))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", yaml_scalar(other))),
+    }
+}

@@ -20,8 +20,13 @@ use plinth_model::workload::{Workload, WorkloadKind};
 use crate::admission::AdmissionPolicy;
 use crate::baremetal::{BareMetalProblem, ClusterDemand, NodePoolDemand, Server, ServerClass};
 use crate::capacity::{CapacityProblem, HeadroomRule, HostClass, OwnedHost};
+use crate::error::PlacementError;
+use crate::headroom::headroom;
+use crate::hosts::HostSpec;
 use crate::hosts::{Overcommit, RackId};
 use crate::nodes::{Kubelet, PodShape, fit_nodes, node_count};
+use crate::place_all::place_all;
+use crate::pool::Pool;
 use crate::pool::PoolConfig;
 use crate::vm::{Group, GroupId, RestartPriority, VmSpec};
 
@@ -423,6 +428,67 @@ pub fn pool_config(estate: &Estate) -> PoolConfig {
         strategy: env.placement_strategy,
         admission,
     }
+}
+
+/// How many more VMs of one placement group fit, and what stops the next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupHeadroom {
+    /// The placement group (`cluster-pool`, `cluster-cp` or a VirtualMachineSet).
+    pub group: String,
+    /// More VMs of the group's shape that fit.
+    pub more: u32,
+    /// Why the next one does not fit; `None` when `limit` was reached.
+    pub stopped_by: Option<PlacementError>,
+}
+
+/// Places the whole design of `problem` on its owned hosts, then asks, group by group, how
+/// many more VMs of the group's shape fit (at most `limit`).
+pub fn group_headroom(
+    problem: &CapacityProblem,
+    limit: u32,
+) -> Result<Vec<GroupHeadroom>, PlacementError> {
+    let racks: Vec<String> = if problem.racks.is_empty() {
+        vec!["new".into()]
+    } else {
+        problem.racks.clone()
+    };
+    let hosts: Vec<HostSpec> = problem
+        .owned
+        .iter()
+        .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
+        .collect();
+    let pool = Pool::new(
+        hosts,
+        racks,
+        problem.groups.clone(),
+        Vec::new(),
+        problem.config.clone(),
+    )?;
+    let placed = place_all(pool, problem.vms.clone());
+    let mut out = Vec::new();
+    for (g, group) in problem.groups.iter().enumerate() {
+        let Some(shape) = problem
+            .vms
+            .iter()
+            .find(|v| v.group.is_some_and(|id| id.0 as usize == g))
+        else {
+            continue;
+        };
+        let h = headroom(
+            &placed.state,
+            &VmSpec {
+                name: group.name.clone(),
+                ..shape.clone()
+            },
+            limit,
+        );
+        out.push(GroupHeadroom {
+            group: group.name.clone(),
+            more: h.more,
+            stopped_by: h.stopped_by,
+        });
+    }
+    Ok(out)
 }
 
 /// The bare-metal design's servers per cluster.

@@ -1,5 +1,6 @@
 //! One module per verb, and what several verbs share.
 
+pub(crate) mod compare;
 pub(crate) mod explain;
 pub(crate) mod plan;
 pub(crate) mod schema;

@@ -11,13 +11,9 @@ use plinth_placement::PlacementError;
 use plinth_placement::baremetal::{BareMetalPlan, Role, allocate_servers};
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem, plan_capacity};
 use plinth_placement::designs::{
-    Binding, bare_metal_problem, bare_metal_vm_pool, bind_pods, virtualized_problem,
+    Binding, bare_metal_problem, bare_metal_vm_pool, bind_pods, group_headroom, virtualized_problem,
 };
-use plinth_placement::headroom::headroom;
-use plinth_placement::hosts::HostSpec;
 use plinth_placement::nodes::NodeTerm;
-use plinth_placement::place_all;
-use plinth_placement::pool::Pool;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -81,47 +77,15 @@ fn capacity_table(title: &str, plan: &CapacityPlan, currency: &str) -> String {
 
 /// How many more node VMs of each pool fit on the owned hosts after placing the whole design.
 fn pool_headroom(problem: &CapacityProblem) -> Result<Vec<(String, u32, String)>> {
-    let racks: Vec<String> = if problem.racks.is_empty() {
-        vec!["new".into()]
-    } else {
-        problem.racks.clone()
-    };
-    let hosts: Vec<HostSpec> = problem
-        .owned
-        .iter()
-        .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
-        .collect();
-    let pool = Pool::new(
-        hosts,
-        racks,
-        problem.groups.clone(),
-        Vec::new(),
-        problem.config.clone(),
-    )?;
-    let placed = place_all(pool, problem.vms.clone());
-    let mut out = Vec::new();
-    for (g, group) in problem.groups.iter().enumerate() {
-        let Some(shape) = problem
-            .vms
-            .iter()
-            .find(|v| v.group.is_some_and(|id| id.0 as usize == g))
-        else {
-            continue;
-        };
-        let h = headroom(
-            &placed.state,
-            &plinth_placement::vm::VmSpec {
-                name: group.name.clone(),
-                ..shape.clone()
-            },
-            HEADROOM_LIMIT,
-        );
-        let why = h
-            .stopped_by
-            .map_or_else(|| format!("at least {HEADROOM_LIMIT}"), |e| e.to_string());
-        out.push((group.name.clone(), h.more, why));
-    }
-    Ok(out)
+    Ok(group_headroom(problem, HEADROOM_LIMIT)?
+        .into_iter()
+        .map(|h| {
+            let why = h
+                .stopped_by
+                .map_or_else(|| format!("at least {HEADROOM_LIMIT}"), |e| e.to_string());
+            (h.group, h.more, why)
+        })
+        .collect())
 }
 
 /// A role as the table and JSON spell it: `control plane`, `pool NAME`, `surge`.

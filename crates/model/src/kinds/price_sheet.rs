@@ -24,7 +24,9 @@ pub struct PriceSheetSpec {
     /// Purchase price of a class not listed (default 15000; no published figure).
     #[serde(default = "default_server_price")]
     pub default_server_price: Money,
-    /// Virtualization licence (virtualized design, and a bare-metal design's VM pool).
+    /// Virtualization licence (virtualized design, and a bare-metal design's VM pool)
+    /// (default: vSphere Foundation, $135 per core per year, 16 cores per CPU minimum,
+    /// 72-core minimum order, REFERENCES.md §5).
     #[serde(default = "default_virtualization_licence")]
     pub virtualization_licence: Licence,
     /// Operating system licence.

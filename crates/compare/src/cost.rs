@@ -1,0 +1,289 @@
+//! Total cost of ownership over the PriceSheet's horizon, in integer micro-currency: four
+//! categories (hardware, licences, power, labour), and the OpenCost split of the same total
+//! into workload, idle and overhead, each part priced from its own allocation so that
+//! `total = workload + idle + overhead` holds exactly (docs/dimensions.md, dimension 10).
+
+use plinth_model::Resources;
+use plinth_model::estate::Estate;
+use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::price_sheet::{Licence, LicenceUnit};
+use plinth_model::quantity::Money;
+use serde::Serialize;
+
+use crate::design::{Design, Split};
+use crate::events::RunFacts;
+
+/// Hours in a year.
+const YEAR_HOURS: f64 = 8_760.0;
+
+/// A design's cost over the horizon, micro-currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// Servers, written off straight-line over their depreciation period.
+    pub hardware: i64,
+    /// Virtualization, OS and Kubernetes subscriptions.
+    pub licences: i64,
+    /// Energy at the facility's PUE.
+    pub power: i64,
+    /// Hands-on hours at the labour rate.
+    pub labour: i64,
+    /// The capacity that workloads requested.
+    pub workload: i64,
+    /// The capacity nothing requested.
+    pub idle: i64,
+    /// The capacity the platform holds: hypervisor, control planes, reservations.
+    pub overhead: i64,
+}
+
+impl Cost {
+    /// Hardware + licences + power + labour.
+    pub fn total(&self) -> i64 {
+        self.hardware + self.licences + self.power + self.labour
+    }
+}
+
+/// Hands-on hours of one run, per year, and one-off hours over the horizon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Labour {
+    /// Recurring hours per year.
+    pub per_year: f64,
+    /// One-off hours (installing bought servers, creating clusters).
+    pub one_off: f64,
+}
+
+/// The hands-on hours a run implies (`LABOUR_OPERATIONS` in the PriceSheet).
+pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
+    let l = &estate.price_sheet.spec.labour;
+    let h = |op: &str| l.hours_for(op).unwrap_or(0.0);
+    let years = run.years().max(f64::MIN_POSITIVE);
+    let count = |kind: &str| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
+    let recurring = f64::from(run.host_failures) * h("hardwareRepair")
+        + count("kubernetes") * h("clusterUpgrade")
+        + count("os") * h("osPatching")
+        + f64::from(run.hosts_patched) * h("hostPatching")
+        + f64::from(run.reimages) * h("reimage")
+        + f64::from(run.nodes_replaced) * h("nodeReplacement");
+    let bought = design.machines.iter().filter(|m| !m.owned).count() as f64;
+    Labour {
+        per_year: recurring / years,
+        one_off: bought * h("serverInstall") + estate.clusters.len() as f64 * h("clusterCreate"),
+    }
+}
+
+/// Licence units for a set of servers (`classes` of the inventory, one entry per server).
+fn server_units(estate: &Estate, licence: &Licence, servers: &[usize]) -> u64 {
+    let classes = &estate.inventory.spec.host_classes;
+    servers
+        .iter()
+        .map(|&c| {
+            let class = &classes[c];
+            let sockets = u64::from(class.sockets);
+            match licence.per {
+                LicenceUnit::Core => {
+                    sockets
+                        * u64::from(class.cores_per_socket.max(licence.min_cores_per_socket))
+                }
+                LicenceUnit::Socket => sockets,
+                LicenceUnit::SocketPair => sockets.div_ceil(2).max(1),
+                LicenceUnit::CorePair => u64::from(class.cores()).div_ceil(2),
+                LicenceUnit::Host | LicenceUnit::Vm | LicenceUnit::Node => 1,
+            }
+        })
+        .sum()
+}
+
+/// Licence units for `count` VMs with `vcpus` vCPUs together.
+fn vm_units(licence: &Licence, count: u64, vcpus: u64) -> u64 {
+    match licence.per {
+        LicenceUnit::Core => vcpus,
+        LicenceUnit::CorePair => vcpus.div_ceil(4),
+        _ => count,
+    }
+}
+
+/// Yearly price of `units` of `licence`, minimum order applied, micro-currency.
+fn yearly(licence: &Licence, units: u64) -> i64 {
+    if units == 0 {
+        return 0;
+    }
+    let units = units.max(u64::from(licence.minimum_units));
+    licence
+        .price_per_year
+        .0
+        .saturating_mul(i64::try_from(units).unwrap_or(i64::MAX))
+}
+
+fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
+    let sheet = &estate.price_sheet.spec;
+    let k8s: Vec<usize> = design
+        .machines
+        .iter()
+        .filter(|m| m.nodes > 0 || !m.control_plane.is_empty())
+        .map(|m| m.class)
+        .collect();
+    match design.env {
+        EnvironmentType::Virtualized => {
+            let all: Vec<usize> = design.machines.iter().map(|m| m.class).collect();
+            let members: u64 = design
+                .machines
+                .iter()
+                .map(|m| m.control_plane.len() as u64)
+                .sum();
+            let nodes = u64::from(design.nodes);
+            yearly(
+                &sheet.virtualization_licence,
+                server_units(estate, &sheet.virtualization_licence, &all),
+            ) + yearly(
+                &sheet.os_licence,
+                vm_units(&sheet.os_licence, nodes + members, design.node_vcpus),
+            ) + yearly(
+                &sheet.kubernetes_subscription.virtualized,
+                vm_units(
+                    &sheet.kubernetes_subscription.virtualized,
+                    nodes,
+                    design.node_vcpus,
+                ),
+            )
+        }
+        EnvironmentType::BareMetal => {
+            let pool: Vec<usize> = design
+                .machines
+                .iter()
+                .filter(|m| !m.vm_sets.is_empty())
+                .map(|m| m.class)
+                .collect();
+            yearly(
+                &sheet.virtualization_licence,
+                server_units(estate, &sheet.virtualization_licence, &pool),
+            ) + yearly(
+                &sheet.os_licence,
+                server_units(estate, &sheet.os_licence, &k8s),
+            ) + yearly(
+                &sheet.kubernetes_subscription.bare_metal,
+                server_units(estate, &sheet.kubernetes_subscription.bare_metal, &k8s),
+            )
+        }
+    }
+}
+
+fn hardware(estate: &Estate, design: &Design, horizon: u32) -> i64 {
+    let sheet = &estate.price_sheet.spec;
+    design
+        .machines
+        .iter()
+        .map(|m| {
+            let class = &estate.inventory.spec.host_classes[m.class].name;
+            let (price, years) = sheet
+                .servers
+                .get(class)
+                .map_or((sheet.default_server_price, 5), |s| {
+                    (s.price, s.depreciation_years.max(1))
+                });
+            price.0 / i64::from(years) * i64::from(horizon.min(years))
+        })
+        .sum()
+}
+
+/// Energy over the horizon, Wh at the wall (PUE applied), from the run's hourly CPU
+/// utilization: each server draws idle + (peak − idle) × utilization.
+pub fn energy_wh(estate: &Estate, design: &Design, run: &RunFacts) -> f64 {
+    let classes = &estate.inventory.spec.host_classes;
+    let (mut idle, mut swing, mut pool_idle, mut pool_swing) = (0.0, 0.0, 0.0, 0.0);
+    for m in &design.machines {
+        let w = classes[m.class].watts;
+        let (i, s) = (f64::from(w.idle), f64::from(w.peak.saturating_sub(w.idle)));
+        if m.vm_sets.is_empty() || design.env == EnvironmentType::Virtualized {
+            idle += i;
+            swing += s;
+        } else {
+            pool_idle += i;
+            pool_swing += s;
+        }
+    }
+    let mut wh = 0.0;
+    for (h, hour) in run.hours.iter().enumerate() {
+        let u = if hour.cpu_capacity > 0.0 {
+            (hour.cpu_used / hour.cpu_capacity).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let pool_cap = design.vm_pool_capacity.cpu_millis as f64;
+        let pu = if pool_cap > 0.0 {
+            (design.vm_pool_usage[h % 24].0 / pool_cap).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        wh += idle + swing * u + pool_idle + pool_swing * pu;
+    }
+    let hours = run.hours.len().max(1) as f64;
+    let horizon = f64::from(estate.price_sheet.spec.horizon_years);
+    wh / hours * YEAR_HOURS * horizon * estate.price_sheet.spec.power.pue
+}
+
+/// One category priced over the split.
+struct Priced {
+    total: i64,
+    workload: i64,
+    idle: i64,
+    overhead: i64,
+}
+
+/// Prices `amount` of a category over the split: half by CPU (milli-CPU), half by memory
+/// (MiB), each at an integer rate per unit. Every part is its rate times its own units,
+/// and the units add up to the capacity, so `total = workload + idle + overhead` exactly;
+/// the total is the rates times the capacity, which rounds `amount` down by less than
+/// one micro-unit per unit of capacity.
+fn split_category(amount: i64, split: &Split) -> Priced {
+    let (w, o) = split.physical();
+    let units = |r: &Resources| (r.cpu_millis as i64, (r.memory_bytes >> 20) as i64);
+    let (cap_c, cap_m) = units(&split.capacity);
+    let (w_c, w_m) = units(&w);
+    let (o_c, o_m) = units(&o);
+    let (i_c, i_m) = (cap_c - w_c - o_c, cap_m - w_m - o_m);
+    let rate_c = if cap_c > 0 { amount / 2 / cap_c } else { 0 };
+    let rate_m = if cap_m > 0 {
+        (amount - amount / 2) / cap_m
+    } else {
+        0
+    };
+    let part = |c: i64, m: i64| rate_c * c + rate_m * m;
+    Priced {
+        total: part(cap_c, cap_m),
+        workload: part(w_c, w_m),
+        idle: part(i_c, i_m),
+        overhead: part(o_c, o_m),
+    }
+}
+
+/// The cost of `design` over the horizon, given one run.
+pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
+    let sheet = &estate.price_sheet.spec;
+    let horizon = sheet.horizon_years;
+    let hardware = hardware(estate, design, horizon);
+    let licences = licences_per_year(estate, design).saturating_mul(i64::from(horizon));
+    let power = (energy_wh(estate, design, run) / 1000.0 * sheet.power.price_per_kwh.0 as f64)
+        .round() as i64;
+    let l = labour(estate, design, run);
+    let labour = ((l.per_year * f64::from(horizon) + l.one_off)
+        * sheet.labour.rate_per_hour.0 as f64)
+        .round() as i64;
+    let [hardware, licences, power, labour] =
+        [hardware, licences, power, labour].map(|amount| split_category(amount, &design.split));
+    let sum = |f: fn(&Priced) -> i64| f(&hardware) + f(&licences) + f(&power) + f(&labour);
+    Cost {
+        hardware: hardware.total,
+        licences: licences.total,
+        power: power.total,
+        labour: labour.total,
+        workload: sum(|p| p.workload),
+        idle: sum(|p| p.idle),
+        overhead: sum(|p| p.overhead),
+    }
+}
+
+/// Currency units of a micro-currency amount.
+pub fn units(micros: i64) -> f64 {
+    micros as f64 / Money::MICROS as f64
+}

@@ -1,0 +1,569 @@
+//! The 13 dimensions: each a headline metric with a unit and a better direction, measured
+//! per run from the design's static facts and the run's event log. Formulas and sources:
+//! docs/dimensions.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plinth_model::estate::Estate;
+use plinth_model::kinds::VolumeStorage;
+use plinth_model::kinds::calibration::Accelerator;
+use plinth_model::kinds::environment::{EnvironmentType, PerformanceOverhead};
+use plinth_placement::designs::{bind_pods, group_headroom, virtualized_problem};
+use serde::Serialize;
+
+use crate::cost::{self, Cost, units};
+use crate::design::Design;
+use crate::events::RunFacts;
+
+/// Which way a metric is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Better {
+    /// Smaller is better.
+    Lower,
+    /// Larger is better.
+    Higher,
+}
+
+/// A dimension's identity and headline metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// 1–13, as DESIGN.md numbers them.
+    pub number: u8,
+    /// The key a Scenario's `weights` uses.
+    pub key: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// The headline metric.
+    pub metric: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub better: Better,
+}
+
+const fn spec(
+    number: u8,
+    key: &'static str,
+    title: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    better: Better,
+) -> Spec {
+    Spec {
+        number,
+        key,
+        title,
+        metric,
+        unit,
+        better,
+    }
+}
+
+/// The 13 dimensions, in DESIGN.md's order; keys match `plinth_model::DIMENSION_KEYS`.
+pub const DIMENSIONS: [Spec; 13] = [
+    spec(1, "osFlexibility", "OS & version flexibility", "distinct (OS, Kubernetes) stacks per server", "stacks", Better::Higher),
+    spec(2, "resourceAllocation", "Resource access & allocation", "stranded CPU", "% of CPU", Better::Lower),
+    spec(3, "performance", "Performance", "CPU performance kept", "% of bare metal", Better::Higher),
+    spec(4, "reliability", "Reliability", "expected control-plane time without quorum", "hours/year", Better::Lower),
+    spec(5, "availability", "Availability", "pod-minutes unavailable", "pod-min/year", Better::Lower),
+    spec(6, "agility", "Agility", "time to add a node", "hours", Better::Lower),
+    spec(7, "scalability", "Scalability", "growth each cluster can take on this inventory (mean)", "% of worker CPU", Better::Higher),
+    spec(8, "utilization", "Resource utilization", "physical CPU utilization", "%", Better::Higher),
+    spec(9, "isolation", "Security & isolation", "cluster pairs sharing a physical server", "pairs", Better::Lower),
+    spec(10, "cost", "Cost (TCO)", "total cost of ownership over the horizon", "currency", Better::Lower),
+    spec(11, "lifecycle", "Cluster lifecycle", "capacity lost to upgrades", "core-hours/year", Better::Lower),
+    spec(12, "independence", "Kernel / storage / network independence", "cluster settings a cluster controls alone", "% of settings", Better::Higher),
+    spec(13, "operations", "Operations & data protection", "hands-on hours", "hours/year", Better::Lower),
+];
+
+/// Most extra node VMs a growth question places before it stops counting.
+const GROWTH_LIMIT: u32 = 1000;
+
+/// A secondary metric shown beside a headline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Detail {
+    /// What it is.
+    pub name: String,
+    /// Its unit.
+    pub unit: String,
+    /// Its value.
+    pub value: f64,
+}
+
+fn detail(name: &str, unit: &str, value: f64) -> Detail {
+    Detail {
+        name: name.to_owned(),
+        unit: unit.to_owned(),
+        value,
+    }
+}
+
+/// Everything measured in one run of one design.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Measures {
+    /// Headline values, in [`DIMENSIONS`] order.
+    pub headline: [f64; 13],
+    /// Secondary values, in [`DIMENSIONS`] order.
+    pub details: [Vec<Detail>; 13],
+    /// The run's cost.
+    pub cost: Cost,
+    /// Per workload availability, %.
+    pub availability: BTreeMap<String, f64>,
+}
+
+/// A design's facts that no run changes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticFacts {
+    /// Headline values of the dimensions that do not depend on a run (NaN for the rest).
+    pub headline: [f64; 13],
+    /// Their secondary values.
+    pub details: [Vec<Detail>; 13],
+    /// Provisioning phases of adding one node: (phase, seconds).
+    pub add_node: Vec<(String, f64)>,
+    /// Pods each server's failure would hit, per server.
+    pub pods_per_server: Vec<f64>,
+}
+
+/// The CPU, memory, disk and network performance overheads the virtualized design runs
+/// with, and a warning when a Calibration was set aside.
+pub fn overheads(estate: &Estate) -> (PerformanceOverhead, Option<String>) {
+    let default = estate.virtualized.spec.performance_overhead;
+    match &estate.calibration {
+        Some(c) => match (c.spec.accelerator, c.spec.overhead) {
+            (Accelerator::Kvm, Some(o)) => (
+                PerformanceOverhead {
+                    cpu: o.cpu,
+                    memory: o.memory,
+                    disk: o.disk,
+                    network: o.network,
+                },
+                None,
+            ),
+            (Accelerator::Tcg, Some(_)) => (
+                default,
+                Some(format!(
+                    "Calibration {} was measured under software emulation (tcg), many times \
+                     slower than KVM: its overheads are ignored for performance and the \
+                     Environment's defaults are used",
+                    c.name
+                )),
+            ),
+            _ => (default, None),
+        },
+        None => (default, None),
+    }
+}
+
+fn pct(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { 100.0 * part / whole } else { 0.0 }
+}
+
+/// Probability that fewer than a majority of `members` (server indices, repeats allowed
+/// when two members share a server) are up, servers and racks failing independently with
+/// unavailabilities `u_host[server]` and `u_rack[rack of server]`. Exact enumeration over the
+/// servers and racks involved (at most 20; beyond that racks are left out).
+pub fn quorum_loss(members: &[usize], rack_of: &[usize], u_host: &[f64], u_rack: &[f64]) -> f64 {
+    if members.is_empty() {
+        return 0.0;
+    }
+    let hosts: Vec<usize> = members
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut racks: Vec<usize> = hosts
+        .iter()
+        .map(|&h| rack_of[h])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if hosts.len() + racks.len() > 20 {
+        racks.clear();
+    }
+    let hosts = &hosts[..hosts.len().min(20)];
+    let n = hosts.len() + racks.len();
+    let quorum = members.len() / 2 + 1;
+    let mut lost = 0.0;
+    for state in 0u32..(1 << n) {
+        let down = |i: usize| state & (1 << i) != 0;
+        let mut p = 1.0;
+        for (i, &h) in hosts.iter().enumerate() {
+            p *= if down(i) { u_host[h] } else { 1.0 - u_host[h] };
+        }
+        for (j, &r) in racks.iter().enumerate() {
+            let i = hosts.len() + j;
+            p *= if down(i) { u_rack[r] } else { 1.0 - u_rack[r] };
+        }
+        let up = members
+            .iter()
+            .filter(|&&m| {
+                let hi = hosts.iter().position(|&h| h == m);
+                let rack_down = racks
+                    .iter()
+                    .position(|&r| r == rack_of[m])
+                    .is_some_and(|j| down(hosts.len() + j));
+                hi.is_some_and(|i| !down(i)) && !rack_down
+            })
+            .count();
+        if up < quorum {
+            lost += p;
+        }
+    }
+    lost
+}
+
+fn unavailability(down_ms: f64, mtbf_ms: f64) -> f64 {
+    if down_ms <= 0.0 {
+        0.0
+    } else {
+        down_ms / (mtbf_ms + down_ms)
+    }
+}
+
+/// Facts of `design` that hold for every run.
+pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
+    let virt = design.env == EnvironmentType::Virtualized;
+    let vs = &estate.virtualized.spec;
+    let bs = &estate.bare_metal.spec;
+    let scenario = &estate.scenario.spec;
+    let classes = &estate.inventory.spec.host_classes;
+    let mut headline = [f64::NAN; 13];
+    let mut details: [Vec<Detail>; 13] = Default::default();
+    let k8s: Vec<_> = design
+        .machines
+        .iter()
+        .filter(|m| !m.clusters.is_empty())
+        .collect();
+
+    // 1. Stacks per server; clusters alone on their servers.
+    headline[0] = k8s.iter().map(|m| m.stacks.len() as f64).sum::<f64>() / k8s.len().max(1) as f64;
+    let shares: BTreeSet<&str> = k8s
+        .iter()
+        .filter(|m| m.clusters.len() > 1)
+        .flat_map(|m| m.clusters.iter().map(String::as_str))
+        .collect();
+    let dedicated = estate
+        .clusters
+        .iter()
+        .filter(|c| !shares.contains(c.name.as_str()))
+        .count();
+    details[0].push(detail("clusters forced onto dedicated servers", "clusters", dedicated as f64));
+    let stacks: BTreeSet<_> = k8s.iter().flat_map(|m| m.stacks.iter()).collect();
+    details[0].push(detail("distinct stacks in the estate", "stacks", stacks.len() as f64));
+
+    // 2. Stranded capacity.
+    let cap = design.split.capacity;
+    headline[1] = pct(design.stranded.cpu_millis as f64, cap.cpu_millis as f64);
+    details[1].push(detail(
+        "stranded memory",
+        "% of memory",
+        pct(design.stranded.memory_bytes as f64, cap.memory_bytes as f64),
+    ));
+
+    // 3. Performance kept.
+    let (o, _) = overheads(estate);
+    let kept = |loss: f64| if virt { 100.0 * (1.0 - loss) } else { 100.0 };
+    headline[2] = kept(o.cpu);
+    details[2].push(detail("memory performance kept", "%", kept(o.memory)));
+    details[2].push(detail("disk IOPS kept", "%", kept(o.disk)));
+    details[2].push(detail("network throughput kept", "%", kept(o.network)));
+
+    // 4. Quorum loss and blast radius.
+    let racks: Vec<&str> = design
+        .machines
+        .iter()
+        .map(|m| m.rack.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rack_of: Vec<usize> = design
+        .machines
+        .iter()
+        .map(|m| racks.iter().position(|r| *r == m.rack).unwrap_or(0))
+        .collect();
+    let restart_ms = (vs.ha.failure_detection_timeout.millis()
+        + vs.ha.fence_latency.millis()
+        + vs.timings.vm_boot.millis()) as f64;
+    let failures = &scenario.failures;
+    let u_host: Vec<f64> = design
+        .machines
+        .iter()
+        .map(|m| {
+            let f = failures
+                .by_class
+                .get(&classes[m.class].name)
+                .copied()
+                .unwrap_or(failures.hosts);
+            let down = if virt { restart_ms } else { f.repair_time.millis() as f64 };
+            unavailability(down, f.mtbf.millis() as f64)
+        })
+        .collect();
+    let rack_down = if virt {
+        restart_ms
+    } else {
+        failures.racks.repair_time.millis() as f64
+    };
+    let u_rack = vec![unavailability(rack_down, failures.racks.mtbf.millis() as f64); racks.len()];
+    let mut lost_hours = 0.0;
+    for c in &estate.clusters {
+        let members: Vec<usize> = design
+            .machines
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.control_plane.contains(&c.name))
+            .map(|(i, _)| i)
+            .collect();
+        lost_hours += quorum_loss(&members, &rack_of, &u_host, &u_rack) * 8_760.0;
+    }
+    headline[3] = lost_hours;
+    let worst = |f: &dyn Fn(&crate::design::Machine) -> f64| {
+        design.machines.iter().map(f).fold(0.0, f64::max)
+    };
+    details[3].push(detail("pods hit by the worst host failure", "pods", worst(&|m| m.pods)));
+    details[3].push(detail("nodes hit by the worst host failure", "nodes", worst(&|m| f64::from(m.nodes))));
+    details[3].push(detail(
+        "clusters hit by the worst host failure",
+        "clusters",
+        worst(&|m| m.clusters.len() as f64),
+    ));
+    let mut per_rack: BTreeMap<&str, (f64, BTreeSet<&str>)> = BTreeMap::new();
+    for m in &design.machines {
+        let e = per_rack.entry(m.rack.as_str()).or_default();
+        e.0 += m.pods;
+        e.1.extend(m.clusters.iter().map(String::as_str));
+    }
+    details[3].push(detail(
+        "pods hit by the worst rack failure",
+        "pods",
+        per_rack.values().map(|r| r.0).fold(0.0, f64::max),
+    ));
+    details[3].push(detail(
+        "clusters hit by the worst rack failure",
+        "clusters",
+        per_rack.values().map(|r| r.1.len() as f64).fold(0.0, f64::max),
+    ));
+
+    // 6. Time to add a node and a cluster.
+    let lead_ms = classes
+        .iter()
+        .map(|c| c.lead_time.millis())
+        .min()
+        .unwrap_or(0) as f64;
+    let binding = bind_pods(estate);
+    let problem = virtualized_problem(estate, &binding);
+    let headroom = if virt {
+        group_headroom(&problem, GROWTH_LIMIT).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let room = |group: &str| headroom.iter().any(|h| h.group == group && h.more > 0);
+    let mut add_node: Vec<(String, f64)> = Vec::new();
+    if virt {
+        let any_room = estate.clusters.iter().any(|c| {
+            c.spec
+                .node_pools
+                .iter()
+                .any(|p| room(&format!("{}-{}", c.name, p.name)))
+        });
+        if !any_room {
+            add_node.push(("procure a host".into(), lead_ms / 1000.0));
+            add_node.push(("install the hypervisor".into(), bs.os_install.millis() as f64 / 1000.0));
+        }
+        add_node.push(("clone the VM".into(), vs.timings.vm_clone.millis() as f64 / 1000.0));
+        add_node.push(("boot and join".into(), vs.timings.vm_boot.millis() as f64 / 1000.0));
+    } else {
+        if design.surplus.is_empty() {
+            add_node.push(("procure a server".into(), lead_ms / 1000.0));
+        }
+        add_node.push(("install the OS and join".into(), bs.os_install.millis() as f64 / 1000.0));
+    }
+    let node_s: f64 = add_node.iter().map(|p| p.1).sum();
+    headline[5] = node_s / 3600.0;
+    // A new cluster like the first one, its machines provisioned in parallel: on the
+    // pool as fast as a node; on bare metal servers are bought unless enough are spare.
+    let cluster_h = estate.clusters.first().map_or(0.0, |c| {
+        if virt {
+            node_s / 3600.0
+        } else {
+            let servers = c.spec.control_plane.replicas
+                + c.spec.node_pools.iter().map(|p| p.replicas).sum::<u32>();
+            let procure = if (design.surplus.len() as u32) < servers {
+                lead_ms
+            } else {
+                0.0
+            };
+            (procure + bs.os_install.millis() as f64) / 3_600_000.0
+        }
+    });
+    details[5].push(detail(
+        "time to add a cluster like the first",
+        "hours",
+        cluster_h,
+    ));
+
+    // 7. Growth on this inventory, each cluster alone.
+    let mut growth = Vec::new();
+    for c in &estate.clusters {
+        let current: f64 = c
+            .spec
+            .node_pools
+            .iter()
+            .map(|p| f64::from(p.vcpu) * f64::from(p.replicas))
+            .sum();
+        let added = if virt {
+            c.spec
+                .node_pools
+                .iter()
+                .map(|p| {
+                    let g = format!("{}-{}", c.name, p.name);
+                    headroom
+                        .iter()
+                        .find(|h| h.group == g)
+                        .map_or(0.0, |h| f64::from(h.more) * f64::from(p.vcpu))
+                })
+                .fold(0.0, f64::max)
+        } else {
+            design
+                .surplus
+                .iter()
+                .filter_map(|s| estate.hosts.iter().find(|h| &h.name == s))
+                .map(|h| f64::from(classes[h.class].threads()))
+                .sum()
+        };
+        growth.push(pct(added, current));
+    }
+    headline[6] = growth.iter().sum::<f64>() / growth.len().max(1) as f64;
+    details[6].push(detail("time to scale out by one node", "hours", node_s / 3600.0));
+
+    // 9. Cluster pairs sharing a server.
+    let mut pairs = BTreeSet::new();
+    for m in &k8s {
+        let cs: Vec<&String> = m.clusters.iter().collect();
+        for (i, a) in cs.iter().enumerate() {
+            for b in &cs[i + 1..] {
+                pairs.insert((*a, *b));
+            }
+        }
+    }
+    headline[8] = pairs.len() as f64;
+    details[8].push(detail(
+        "servers where clusters and other VMs share hardware",
+        "servers",
+        k8s.iter().filter(|m| !m.vm_sets.is_empty()).count() as f64,
+    ));
+
+    // 12. Settings a cluster controls alone: its kernel, its storage, its network.
+    let mut free = 0usize;
+    for c in &estate.clusters {
+        let alone = !shares.contains(c.name.as_str());
+        let (kernel, storage, network) = if virt {
+            (true, vs.volume_storage == VolumeStorage::Local && alone, alone)
+        } else {
+            (true, !bs.share_servers, !bs.share_servers)
+        };
+        free += usize::from(kernel) + usize::from(storage) + usize::from(network);
+    }
+    headline[11] = pct(free as f64, (3 * estate.clusters.len()) as f64);
+
+    StaticFacts {
+        headline,
+        details,
+        add_node,
+        pods_per_server: design.machines.iter().map(|m| m.pods).collect(),
+    }
+}
+
+/// Measures one run of `design`.
+pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunFacts) -> Measures {
+    let mut headline = facts.headline;
+    let mut details = facts.details.clone();
+    let years = run.years().max(f64::MIN_POSITIVE);
+
+    details[3].push(detail(
+        "simulated time without quorum",
+        "hours/year",
+        run.quorum_lost_ms as f64 / 3_600_000.0 / years,
+    ));
+    details[3].push(detail(
+        "simulated pods hit per failure (mean)",
+        "pods",
+        run.pods_hit.iter().map(|&p| f64::from(p)).sum::<f64>() / run.pods_hit.len().max(1) as f64,
+    ));
+
+    // 5. Availability.
+    headline[4] = run.pod_minutes_unavailable / years;
+    let availability: BTreeMap<String, f64> = run
+        .availability
+        .iter()
+        .map(|(w, a)| (w.clone(), 100.0 * a))
+        .collect();
+    details[4].push(detail(
+        "lowest workload availability",
+        "%",
+        availability.values().copied().fold(100.0, f64::min),
+    ));
+
+    // 8. Utilization, the bare-metal VM pool's daily profile included.
+    let (mut used, mut capacity, mut mem_used, mut mem_cap) = (0.0, 0.0, 0.0, 0.0);
+    let pool = design.vm_pool_capacity;
+    for (h, hour) in run.hours.iter().enumerate() {
+        used += hour.cpu_used + design.vm_pool_usage[h % 24].0;
+        capacity += hour.cpu_capacity + pool.cpu_millis as f64;
+        mem_used += hour.mem_used + design.vm_pool_usage[h % 24].1;
+        mem_cap += hour.mem_capacity + pool.memory_bytes as f64;
+    }
+    headline[7] = pct(used, capacity);
+    details[7].push(detail("physical memory utilization", "%", pct(mem_used, mem_cap)));
+    details[7].push(detail("servers required", "servers", design.servers() as f64));
+
+    // 10. Cost.
+    let c = cost::cost(estate, design, run);
+    headline[9] = units(c.total());
+    for (name, v) in [
+        ("hardware", c.hardware),
+        ("licences", c.licences),
+        ("power", c.power),
+        ("labour", c.labour),
+        ("workload (OpenCost)", c.workload),
+        ("idle (OpenCost)", c.idle),
+        ("overhead (OpenCost)", c.overhead),
+    ] {
+        details[9].push(detail(name, "currency", units(v)));
+    }
+
+    // 11. Upgrades.
+    let lost: f64 = run.upgrades.iter().map(|u| u.cpu_ms_lost).sum();
+    headline[10] = lost / 1000.0 / 3_600_000.0 / years;
+    details[10].push(detail(
+        "mean upgrade duration",
+        "hours",
+        run.upgrades.iter().map(|u| u.duration_ms as f64).sum::<f64>()
+            / run.upgrades.len().max(1) as f64
+            / 3_600_000.0,
+    ));
+    details[10].push(detail("upgrades", "per year", run.upgrades.len() as f64 / years));
+
+    // 13. Hands-on hours and maintenance without downtime.
+    let l = cost::labour(estate, design, run);
+    headline[12] = l.per_year;
+    let (done, clean) = run.maintenances;
+    details[12].push(detail(
+        "maintenances without workload downtime",
+        "%",
+        if done == 0 { 100.0 } else { pct(f64::from(clean), f64::from(done)) },
+    ));
+    details[12].push(detail("one-off hours (servers bought, clusters created)", "hours", l.one_off));
+
+    Measures {
+        headline,
+        details,
+        cost: c,
+        availability,
+    }
+}

@@ -1,0 +1,368 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, no scripts, no external
+//! assets) a manager can read — the recommendation, the dimension table, charts of both
+//! environments, the break-even table, the per-cluster what-ifs and the provenance.
+
+use std::fmt::Write;
+
+use plinth_charts::{
+    Axis, BarSeries, GroupedBars, Histogram, LineChart, LineSeries, Orientation, Samples, Scale,
+    StackedBar, StackedBars, Timeline, TimelineSeries, grouped_bars, histogram, line_chart,
+    stacked_bars, timeline,
+};
+
+use crate::{Report, Winner, fmt_num};
+
+const NAMES: [&str; 2] = ["virtualized", "bare metal"];
+
+/// Minutes in a year.
+const YEAR_MINUTES: f64 = 525_600.0;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1a1a1a;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:24px 32px 64px}
+h1{font-size:1.7rem;margin:.2em 0}h2{font-size:1.25rem;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.verdict{font-size:1.3rem;padding:14px 18px;border-radius:8px;background:#f2f6fa;border-left:6px solid #0072B2}
+.verdict.bare-metal{border-left-color:#E69F00}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.6em 0}
+th,td{padding:5px 8px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.win-virtualized{color:#005a8c;font-weight:600}.win-bare-metal{color:#9a6a00;font-weight:600}.win-tie{color:#666}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}
+.note{color:#555;font-size:.85rem}
+.warn{background:#fff6e0;padding:8px 12px;border-radius:6px}
+";
+
+fn chart_block(out: &mut String, svg: &str) {
+    let _ = write!(out, "<figure class=\"plinth-figure\">{svg}</figure>");
+}
+
+/// Renders `report` as one HTML page.
+pub fn render(report: &Report, title: &str) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <style>{STYLE}{css}</style></head><body><main><h1>{t}</h1>",
+        t = esc(title),
+        css = plinth_charts::CSS
+    );
+    let opts = &report.options;
+    let _ = write!(
+        o,
+        "<p class=\"note\">{} paired runs per environment from seed {}, {} simulated days each; \
+         costs in {} over {} years.</p>",
+        opts.runs,
+        opts.seed,
+        fmt_num(opts.duration_ms as f64 / 86_400_000.0),
+        esc(&report.currency),
+        report.horizon_years
+    );
+    summary(&mut o, report);
+    dimensions(&mut o, report);
+    charts(&mut o, report);
+    sensitivity(&mut o, report);
+    provenance(&mut o, report);
+    o.push_str("</main></body></html>\n");
+    o
+}
+
+fn summary(o: &mut String, report: &Report) {
+    o.push_str("<h2>Recommendation</h2>");
+    match &report.recommendation {
+        Some(r) => {
+            let _ = write!(
+                o,
+                "<p class=\"verdict {}\">Run these clusters <b>{}</b> (verdict {:+.2}).</p><ol>",
+                r.environment,
+                match r.environment {
+                    "virtualized" => "on the virtualization pool",
+                    "bare-metal" => "on bare metal",
+                    _ => "on either: no dimension separates them",
+                },
+                r.verdict
+            );
+            for reason in &r.reasons {
+                let _ = write!(o, "<li>{}</li>", esc(reason));
+            }
+            o.push_str("</ol>");
+        }
+        None => o.push_str(
+            "<p class=\"verdict\">No recommendation: a design fails the service check.</p>",
+        ),
+    }
+    for w in &report.warnings {
+        let _ = write!(o, "<p class=\"warn\">{}</p>", esc(w));
+    }
+    o.push_str(
+        "<h2>Designs</h2><table><tr><th>environment</th><th>servers</th><th>owned</th>\
+         <th>bought</th><th>owned, unused</th><th>nodes</th><th>service check</th></tr>",
+    );
+    for d in &report.designs {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            d.env,
+            d.servers,
+            d.owned,
+            d.bought,
+            d.surplus,
+            d.nodes,
+            if d.failures.is_empty() {
+                "passes".to_owned()
+            } else {
+                esc(&d.failures.join("; "))
+            }
+        );
+    }
+    o.push_str("</table>");
+}
+
+fn dimensions(o: &mut String, report: &Report) {
+    if report.dimensions.is_empty() {
+        return;
+    }
+    o.push_str(
+        "<h2>The 13 dimensions</h2><table><tr><th>#</th><th>dimension</th><th>metric</th>\
+         <th>virtualized (95 % CI)</th><th>bare metal (95 % CI)</th><th>difference</th>\
+         <th>winner</th></tr>",
+    );
+    for d in &report.dimensions {
+        let ci = |e: &crate::stats::Estimate| {
+            if e.low == e.high {
+                fmt_num(e.mean)
+            } else {
+                format!("{} ({} – {})", fmt_num(e.mean), fmt_num(e.low), fmt_num(e.high))
+            }
+        };
+        let (class, who) = match d.winner {
+            Winner::Virtualized => ("virtualized", "virtualized"),
+            Winner::BareMetal => ("bare-metal", "bare metal"),
+            Winner::Tie => ("tie", "tie"),
+        };
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{} <span class=note>({})</span></td>\
+             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=\"win-{class}\">{who}</td></tr>",
+            d.spec.number,
+            esc(d.spec.title),
+            esc(d.spec.metric),
+            esc(d.spec.unit),
+            ci(&d.virtualized),
+            ci(&d.bare_metal),
+            ci(&d.difference),
+        );
+        for x in &d.details {
+            let _ = write!(
+                o,
+                "<tr class=note><td></td><td></td><td>{} <span class=note>({})</span></td>\
+                 <td class=n>{}</td><td class=n>{}</td><td></td><td></td></tr>",
+                esc(&x.name),
+                esc(&x.unit),
+                fmt_num(x.virtualized),
+                fmt_num(x.bare_metal)
+            );
+        }
+    }
+    o.push_str("</table>");
+}
+
+fn charts(o: &mut String, report: &Report) {
+    o.push_str("<h2>Charts</h2><div class=grid>");
+    let s = &report.series;
+    chart_block(
+        o,
+        &line_chart(&LineChart {
+            title: "Physical CPU utilization over the run (daily, mean of runs)".into(),
+            x: Axis::new("day", "d"),
+            y: Axis::new("CPU utilization", "%"),
+            series: s
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| LineSeries {
+                    name: name.into(),
+                    points: s
+                        .daily_cpu
+                        .iter()
+                        .enumerate()
+                        .map(|(d, u)| (d as f64, *u))
+                        .collect(),
+                    band: None,
+                })
+                .collect(),
+        }),
+    );
+    chart_block(
+        o,
+        &stacked_bars(&StackedBars {
+            title: format!("{}-year cost by category", report.horizon_years),
+            categories: ["hardware", "licences", "power", "labour"]
+                .map(String::from)
+                .to_vec(),
+            value_axis: Axis::new("cost", &report.currency),
+            bars: s
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| StackedBar {
+                    name: name.into(),
+                    values: s.cost.to_vec(),
+                })
+                .collect(),
+        }),
+    );
+    let workloads: Vec<&crate::WorkloadAvailability> = report.availability.iter().collect();
+    chart_block(
+        o,
+        &grouped_bars(&GroupedBars {
+            title: "Unavailability per workload (minutes per year)".into(),
+            categories: workloads.iter().map(|w| w.workload.clone()).collect(),
+            value_axis: Axis::new("unavailable", "min/year"),
+            series: [0, 1]
+                .into_iter()
+                .map(|k| BarSeries {
+                    name: NAMES[k].into(),
+                    values: workloads
+                        .iter()
+                        .map(|w| {
+                            let a = if k == 0 { w.virtualized } else { w.bare_metal };
+                            (100.0 - a) / 100.0 * YEAR_MINUTES
+                        })
+                        .collect(),
+                    errors: None,
+                })
+                .collect(),
+            orientation: Orientation::Horizontal,
+        }),
+    );
+    chart_block(
+        o,
+        &histogram(&Histogram {
+            title: "Blast radius: pods one server failure hits".into(),
+            value_axis: Axis::new("pods hit", "pods"),
+            count_label: "servers".into(),
+            max_bins: 0,
+            normalize: true,
+            series: s
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| Samples {
+                    name: name.into(),
+                    values: s.pods_per_server.clone(),
+                })
+                .collect(),
+        }),
+    );
+    let phases: Vec<String> = {
+        let mut p: Vec<String> = Vec::new();
+        for s in s {
+            for (name, _) in &s.add_node {
+                if !p.contains(name) {
+                    p.push(name.clone());
+                }
+            }
+        }
+        p
+    };
+    chart_block(
+        o,
+        &timeline(&Timeline {
+            title: "Time to add a node, by phase".into(),
+            phases: phases.clone(),
+            series: s
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| TimelineSeries {
+                    name: name.into(),
+                    durations_s: phases
+                        .iter()
+                        .map(|p| {
+                            s.add_node
+                                .iter()
+                                .find(|(n, _)| n == p)
+                                .map_or(0.0, |(_, d)| *d)
+                        })
+                        .collect(),
+                })
+                .collect(),
+            scale: Scale::Log,
+        }),
+    );
+    o.push_str("</div>");
+}
+
+fn sensitivity(o: &mut String, report: &Report) {
+    if !report.sensitivity.is_empty() {
+        o.push_str(
+            "<h2>What would change the answer</h2><table><tr><th>input</th><th>value now</th>\
+             <th>break-even</th></tr>",
+        );
+        for b in &report.sensitivity {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(b.parameter),
+                esc(&b.value),
+                esc(&b.summary)
+            );
+        }
+        o.push_str("</table>");
+    }
+    if !report.what_if.is_empty() {
+        let _ = write!(
+            o,
+            "<h2>Moving one cluster</h2><table><tr><th>cluster moved</th><th>to</th>\
+             <th>cost change ({})</th><th>pod-min/year change</th><th>servers change</th>\
+             <th>hands-on h/year change</th></tr>",
+            esc(&report.currency)
+        );
+        for w in &report.what_if {
+            let d = |a: f64, b: f64| {
+                let x = b - a;
+                if x > 0.0 {
+                    format!("+{}", fmt_num(x))
+                } else {
+                    fmt_num(x)
+                }
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>\
+                 <td class=n>{}</td><td class=n>{}</td></tr>",
+                esc(&w.cluster),
+                w.moved_to,
+                d(w.all_together.cost, w.split.cost),
+                d(w.all_together.pod_minutes, w.split.pod_minutes),
+                d(w.all_together.servers, w.split.servers),
+                d(w.all_together.hands_on, w.split.hands_on),
+            );
+        }
+        o.push_str("</table>");
+    }
+}
+
+fn provenance(o: &mut String, report: &Report) {
+    o.push_str(
+        "<h2>Provenance: values that came from defaults</h2><table><tr><th>field</th>\
+         <th>value</th><th>source</th></tr>",
+    );
+    for p in &report.provenance {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td class=n>{}</td><td>{}{}</td></tr>",
+            esc(&p.field),
+            esc(&p.value),
+            if p.sourced { "" } else { "<b>no source</b> — " },
+            esc(&p.source)
+        );
+    }
+    o.push_str("</table>");
+}

@@ -1,0 +1,595 @@
+//! `plinth compare`: the operator's question — should Kubernetes run on VMs or on bare
+//! metal, for this inventory, these clusters and these workloads? — answered with numbers.
+//!
+//! One input gives two designs ([`design`]), each the placement engine's capacity plan for
+//! its environment. Both are simulated over the same paired seeds (run *i* gives both the
+//! same hardware failure times); every run's event log is read back ([`events`]) and
+//! measured on 13 dimensions ([`dimensions`]), with cost in integer micro-currency
+//! ([`cost`]). Each dimension gets a mean and 95 % interval per environment and a paired
+//! difference ([`stats`]); a winner is named only when that interval excludes zero. A
+//! recommendation weighs the winners; [`sensitivity`] finds the break-even of six inputs and
+//! what moving one cluster to the other environment would change. [`html`] writes the
+//! report a manager reads. Formulas: docs/dimensions.md.
+
+pub mod cost;
+pub mod design;
+pub mod dimensions;
+pub mod events;
+pub mod html;
+mod provenance;
+pub mod sensitivity;
+pub mod stats;
+
+use std::collections::BTreeMap;
+
+use plinth_model::estate::Estate;
+use plinth_model::kinds::environment::EnvironmentType;
+use rayon::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::design::{Design, design};
+use crate::dimensions::{DIMENSIONS, Detail, Measures, Spec, StaticFacts, measure, static_facts};
+use crate::events::{LogError, read_log};
+use crate::stats::{Estimate, estimate, paired};
+
+pub use provenance::{Provenance, provenance};
+
+/// Why a comparison could not be made.
+#[derive(Debug, Error)]
+pub enum CompareError {
+    /// A design cannot be built at all.
+    #[error("the {env} design cannot be built: {reason}")]
+    Design {
+        /// `virtualized` or `bare-metal`.
+        env: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A saved event log cannot be read.
+    #[error("event log {name}: {source}")]
+    Log {
+        /// File or run name.
+        name: String,
+        /// What is wrong with it.
+        source: LogError,
+    },
+    /// A saved event log belongs to another comparison.
+    #[error(
+        "event log {name} is for {found}, not for {expected}: rebuild from the same seeds, runs \
+         and duration that wrote it"
+    )]
+    Mismatch {
+        /// File or run name.
+        name: String,
+        /// What the comparison expects.
+        expected: String,
+        /// What the log says.
+        found: String,
+    },
+}
+
+/// How many runs, from which seed, how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Options {
+    /// Run *i* uses seed `seed + i` in both environments.
+    pub seed: u64,
+    /// Paired runs.
+    pub runs: u32,
+    /// Simulated time per run, ms.
+    pub duration_ms: u64,
+}
+
+impl Options {
+    /// The seeds of the runs, in order.
+    pub fn seeds(&self) -> impl Iterator<Item = u64> + use<> {
+        let seed = self.seed;
+        (0..u64::from(self.runs)).map(move |i| seed.wrapping_add(i))
+    }
+}
+
+/// The two environments, in report order.
+pub const ENVS: [EnvironmentType; 2] = [EnvironmentType::Virtualized, EnvironmentType::BareMetal];
+
+/// The name an environment has in logs, files and reports.
+pub fn env_name(env: EnvironmentType) -> &'static str {
+    match env {
+        EnvironmentType::Virtualized => "virtualized",
+        EnvironmentType::BareMetal => "bare-metal",
+    }
+}
+
+/// One run's event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunLog {
+    /// Environment.
+    pub env: EnvironmentType,
+    /// Seed.
+    pub seed: u64,
+    /// JSON Lines.
+    pub log: Vec<u8>,
+}
+
+impl RunLog {
+    /// The file name `--events` gives it: `virtualized-seed-7.jsonl`.
+    pub fn file_name(&self) -> String {
+        format!("{}-seed-{}.jsonl", env_name(self.env), self.seed)
+    }
+}
+
+/// Simulates both designs over the paired seeds, in parallel, calling `progress` after
+/// each run. Logs come back ordered by seed, virtualized first.
+pub fn simulate_runs(
+    estate: &Estate,
+    options: &Options,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<RunLog>, CompareError> {
+    let jobs: Vec<(u64, EnvironmentType)> = options
+        .seeds()
+        .flat_map(|seed| ENVS.map(|env| (seed, env)))
+        .collect();
+    jobs.par_iter()
+        .map(|&(seed, env)| {
+            let run = plinth_sim::simulate(
+                estate,
+                &plinth_sim::Options {
+                    env,
+                    seed,
+                    duration: options.duration_ms,
+                },
+            )
+            .map_err(|e| CompareError::Design {
+                env: env_name(env),
+                reason: e.to_string(),
+            })?;
+            progress();
+            Ok(RunLog {
+                env,
+                seed,
+                log: run.log,
+            })
+        })
+        .collect()
+}
+
+/// Who wins a dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Winner {
+    /// Virtualization is better and the paired interval excludes zero.
+    Virtualized,
+    /// Bare metal is better and the paired interval excludes zero.
+    BareMetal,
+    /// The paired interval contains zero.
+    Tie,
+}
+
+/// A secondary metric of both environments.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailPair {
+    /// What it is.
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Mean over the virtualized runs.
+    pub virtualized: f64,
+    /// Mean over the bare-metal runs.
+    pub bare_metal: f64,
+}
+
+/// One dimension's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionResult {
+    /// Which dimension.
+    #[serde(flatten)]
+    pub spec: Spec,
+    /// Virtualized mean and interval.
+    pub virtualized: Estimate,
+    /// Bare-metal mean and interval.
+    pub bare_metal: Estimate,
+    /// Paired difference, virtualized − bare metal.
+    pub difference: Estimate,
+    /// The winner.
+    pub winner: Winner,
+    /// Its weight in the recommendation.
+    pub weight: f64,
+    /// Its signed contribution to the verdict.
+    pub contribution: f64,
+    /// Secondary metrics.
+    pub details: Vec<DetailPair>,
+}
+
+/// A design in brief.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesignSummary {
+    /// Environment.
+    pub env: &'static str,
+    /// Servers used, owned and bought.
+    pub servers: usize,
+    /// Of those, owned.
+    pub owned: usize,
+    /// Of those, bought.
+    pub bought: usize,
+    /// Owned active servers left unused.
+    pub surplus: usize,
+    /// Kubernetes nodes.
+    pub nodes: u32,
+    /// Why it fails the service check; empty when it passes.
+    pub failures: Vec<String>,
+}
+
+/// The recommendation and its reasons.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// Σ wᵢ · signᵢ · min(1, |paired difference|ᵢ / larger mean), sign +1 when
+    /// virtualization wins; in [−Σw, Σw].
+    pub verdict: f64,
+    /// `virtualized`, `bare-metal`, or `either` at a verdict of 0.
+    pub environment: &'static str,
+    /// The dimensions that decided it, largest contribution first.
+    pub reasons: Vec<String>,
+}
+
+/// Per-workload availability of both environments, %.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAvailability {
+    /// Workload id.
+    pub workload: String,
+    /// Virtualized, mean over runs.
+    pub virtualized: f64,
+    /// Bare metal, mean over runs.
+    pub bare_metal: f64,
+}
+
+/// Per-environment series for the charts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    /// Physical CPU utilization per day, %, mean over runs.
+    pub daily_cpu: Vec<f64>,
+    /// Cost by category over the horizon (hardware, licences, power, labour), mean over
+    /// runs, currency units.
+    pub cost: [f64; 4],
+    /// Pods each server's failure would hit.
+    pub pods_per_server: Vec<f64>,
+    /// Phases of adding a node, seconds.
+    pub add_node: Vec<(String, f64)>,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Seeds, runs and duration.
+    pub options: Options,
+    /// ISO currency of money values.
+    pub currency: String,
+    /// Cost horizon, years.
+    pub horizon_years: u32,
+    /// Both designs, virtualized first.
+    pub designs: Vec<DesignSummary>,
+    /// The 13 dimensions (empty when a design fails the service check).
+    pub dimensions: Vec<DimensionResult>,
+    /// What to do (absent when a design fails the service check).
+    pub recommendation: Option<Recommendation>,
+    /// Per workload availability.
+    pub availability: Vec<WorkloadAvailability>,
+    /// Chart series, virtualized first.
+    pub series: Vec<Series>,
+    /// Break-even of six inputs (empty unless asked for).
+    pub sensitivity: Vec<sensitivity::BreakEven>,
+    /// Moving one cluster to the other environment (empty unless asked for).
+    pub what_if: Vec<sensitivity::WhatIf>,
+    /// Every value that came from a default, with its source.
+    pub provenance: Vec<Provenance>,
+    /// Things the reader should know.
+    pub warnings: Vec<String>,
+}
+
+fn summary(design: &Design) -> DesignSummary {
+    let owned = design.machines.iter().filter(|m| m.owned).count();
+    DesignSummary {
+        env: env_name(design.env),
+        servers: design.machines.len(),
+        owned,
+        bought: design.machines.len() - owned,
+        surplus: design.surplus.len(),
+        nodes: design.nodes,
+        failures: design.failures.clone(),
+    }
+}
+
+/// Reads and checks the logs of one environment, in seed order.
+fn runs_of(
+    logs: &[RunLog],
+    env: EnvironmentType,
+    options: &Options,
+) -> Result<Vec<events::RunFacts>, CompareError> {
+    options
+        .seeds()
+        .map(|seed| {
+            let name = format!("{}-seed-{seed}", env_name(env));
+            let log = logs
+                .iter()
+                .find(|l| l.env == env && l.seed == seed)
+                .ok_or_else(|| CompareError::Mismatch {
+                    name: name.clone(),
+                    expected: format!("{} seed {seed}", env_name(env)),
+                    found: "no log".into(),
+                })?;
+            let facts = read_log(&log.log).map_err(|source| CompareError::Log {
+                name: name.clone(),
+                source,
+            })?;
+            if facts.env != env_name(env)
+                || facts.seed != seed
+                || facts.duration_ms != options.duration_ms
+            {
+                return Err(CompareError::Mismatch {
+                    name,
+                    expected: format!(
+                        "{} seed {seed} over {} ms",
+                        env_name(env),
+                        options.duration_ms
+                    ),
+                    found: format!(
+                        "{} seed {} over {} ms",
+                        facts.env, facts.seed, facts.duration_ms
+                    ),
+                });
+            }
+            Ok(facts)
+        })
+        .collect()
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+fn daily_cpu(runs: &[events::RunFacts], design: &Design) -> Vec<f64> {
+    let days = runs.iter().map(|r| r.hours.len() / 24).min().unwrap_or(0);
+    let pool = design.vm_pool_capacity.cpu_millis as f64;
+    (0..days)
+        .map(|d| {
+            mean(runs.iter().map(|r| {
+                let (mut used, mut cap) = (0.0, 0.0);
+                for (h, hour) in r.hours[d * 24..d * 24 + 24].iter().enumerate() {
+                    used += hour.cpu_used + design.vm_pool_usage[h].0;
+                    cap += hour.cpu_capacity + pool;
+                }
+                if cap > 0.0 { 100.0 * used / cap } else { 0.0 }
+            }))
+        })
+        .collect()
+}
+
+fn winner(spec: &Spec, difference: &Estimate) -> Winner {
+    if !difference.excludes_zero() {
+        return Winner::Tie;
+    }
+    let virtualized_higher = difference.mean > 0.0;
+    match (spec.better, virtualized_higher) {
+        (dimensions::Better::Higher, true) | (dimensions::Better::Lower, false) => {
+            Winner::Virtualized
+        }
+        _ => Winner::BareMetal,
+    }
+}
+
+/// The verdict's term of one dimension: sign · min(1, |difference| / larger |mean|).
+fn contribution(winner: Winner, difference: &Estimate, v: &Estimate, b: &Estimate) -> f64 {
+    let sign = match winner {
+        Winner::Virtualized => 1.0,
+        Winner::BareMetal => -1.0,
+        Winner::Tie => return 0.0,
+    };
+    let larger = v.mean.abs().max(b.mean.abs());
+    let size = if larger > 0.0 {
+        (difference.mean.abs() / larger).min(1.0)
+    } else {
+        1.0
+    };
+    sign * size
+}
+
+fn compare_dimensions(
+    estate: &Estate,
+    measured: &[Vec<Measures>; 2],
+) -> (Vec<DimensionResult>, Recommendation) {
+    let weights = &estate.scenario.spec.weights;
+    let mut results = Vec::new();
+    for (i, spec) in DIMENSIONS.iter().enumerate() {
+        let v: Vec<f64> = measured[0].iter().map(|m| m.headline[i]).collect();
+        let b: Vec<f64> = measured[1].iter().map(|m| m.headline[i]).collect();
+        let (ev, eb, d) = (estimate(&v), estimate(&b), paired(&v, &b));
+        let w = winner(spec, &d);
+        let weight = weights.get(spec.key).copied().unwrap_or(1.0);
+        let details = measured[0]
+            .first()
+            .map(|m| &m.details[i])
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(k, first): (usize, &Detail)| {
+                let at = |runs: &[Measures]| {
+                    mean(
+                        runs.iter()
+                            .filter_map(|m| m.details[i].get(k).map(|d| d.value)),
+                    )
+                };
+                DetailPair {
+                    name: first.name.clone(),
+                    unit: first.unit.clone(),
+                    virtualized: at(&measured[0]),
+                    bare_metal: at(&measured[1]),
+                }
+            })
+            .collect();
+        results.push(DimensionResult {
+            spec: *spec,
+            virtualized: ev,
+            bare_metal: eb,
+            difference: d,
+            winner: w,
+            weight,
+            contribution: weight * contribution(w, &d, &ev, &eb),
+            details,
+        });
+    }
+    let verdict: f64 = results.iter().map(|r| r.contribution).sum();
+    let mut deciding: Vec<&DimensionResult> =
+        results.iter().filter(|r| r.contribution != 0.0).collect();
+    deciding.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    let reasons = deciding
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({}): {} wins, {} {} vs {} {} ({:+.2})",
+                r.spec.title,
+                r.spec.metric,
+                match r.winner {
+                    Winner::Virtualized => "virtualized",
+                    _ => "bare metal",
+                },
+                fmt_num(r.virtualized.mean),
+                r.spec.unit,
+                fmt_num(r.bare_metal.mean),
+                r.spec.unit,
+                r.contribution
+            )
+        })
+        .collect();
+    let environment = if verdict > 0.0 {
+        "virtualized"
+    } else if verdict < 0.0 {
+        "bare-metal"
+    } else {
+        "either"
+    };
+    (
+        results,
+        Recommendation {
+            verdict,
+            environment,
+            reasons,
+        },
+    )
+}
+
+/// A number with as many decimals as its size deserves.
+pub fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1000.0 {
+        let s = format!("{:.0}", x.abs());
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        if x < 0.0 { format!("-{out}") } else { out }
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 0.01 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+/// Builds the report from the runs' event logs (simulated now or saved by `--events`).
+pub fn report(
+    estate: &Estate,
+    options: &Options,
+    logs: &[RunLog],
+) -> Result<Report, CompareError> {
+    let designs = [design(estate, ENVS[0])?, design(estate, ENVS[1])?];
+    let mut warnings = Vec::new();
+    if let (_, Some(w)) = dimensions::overheads(estate) {
+        warnings.push(w);
+    }
+    let statics: Vec<StaticFacts> = designs.iter().map(|d| static_facts(estate, d)).collect();
+    let mut runs = Vec::new();
+    for d in &designs {
+        runs.push(runs_of(logs, d.env, options)?);
+    }
+    let measured: [Vec<Measures>; 2] = [0, 1].map(|k| {
+        runs[k]
+            .iter()
+            .map(|r| measure(estate, &designs[k], &statics[k], r))
+            .collect()
+    });
+    let passes = designs.iter().all(|d| d.failures.is_empty());
+    let (dimensions, recommendation) = if passes {
+        let (d, r) = compare_dimensions(estate, &measured);
+        (d, Some(r))
+    } else {
+        warnings.push(
+            "a design fails the service check, so no dimension is compared: see its failures"
+                .into(),
+        );
+        (Vec::new(), None)
+    };
+    let mut availability: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
+    for (k, ms) in measured.iter().enumerate() {
+        for m in ms {
+            for (w, a) in &m.availability {
+                availability.entry(w.as_str()).or_default()[k] += a / ms.len() as f64;
+            }
+        }
+    }
+    let series = (0..2)
+        .map(|k| Series {
+            daily_cpu: daily_cpu(&runs[k], &designs[k]),
+            cost: [
+                mean(measured[k].iter().map(|m| cost::units(m.cost.hardware))),
+                mean(measured[k].iter().map(|m| cost::units(m.cost.licences))),
+                mean(measured[k].iter().map(|m| cost::units(m.cost.power))),
+                mean(measured[k].iter().map(|m| cost::units(m.cost.labour))),
+            ],
+            pods_per_server: statics[k].pods_per_server.clone(),
+            add_node: statics[k].add_node.clone(),
+        })
+        .collect();
+    Ok(Report {
+        options: *options,
+        currency: estate.price_sheet.spec.currency.clone(),
+        horizon_years: estate.price_sheet.spec.horizon_years,
+        designs: designs.iter().map(summary).collect(),
+        dimensions,
+        recommendation,
+        availability: availability
+            .into_iter()
+            .map(|(w, [v, b])| WorkloadAvailability {
+                workload: w.to_owned(),
+                virtualized: v,
+                bare_metal: b,
+            })
+            .collect(),
+        series,
+        sensitivity: Vec::new(),
+        what_if: Vec::new(),
+        provenance: provenance(estate),
+        warnings,
+    })
+}
+
+/// Simulates and reports in one step.
+pub fn compare(
+    estate: &Estate,
+    options: &Options,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Report, CompareError> {
+    report(estate, options, &simulate_runs(estate, options, progress)?)
+}
