@@ -82,8 +82,7 @@ fn server_units(estate: &Estate, licence: &Licence, servers: &[usize]) -> u64 {
             let sockets = u64::from(class.sockets);
             match licence.per {
                 LicenceUnit::Core => {
-                    sockets
-                        * u64::from(class.cores_per_socket.max(licence.min_cores_per_socket))
+                    sockets * u64::from(class.cores_per_socket.max(licence.min_cores_per_socket))
                 }
                 LicenceUnit::Socket => sockets,
                 LicenceUnit::SocketPair => sockets.div_ceil(2).max(1),

@@ -113,6 +113,10 @@ pub struct Design {
     pub nodes: u32,
     /// vCPUs of the node VMs (0 on bare metal).
     pub node_vcpus: u64,
+    /// Allocatable milli-CPU of one node, per pool (`cluster/pool`).
+    pub node_cpu: BTreeMap<String, u64>,
+    /// Allocatable milli-CPU of every worker node, per cluster.
+    pub worker_cpu: BTreeMap<String, u64>,
     /// Mean CPU and memory demand of the VirtualMachineSets per hour of the day, milli-CPU
     /// and bytes (the bare-metal VM pool is not simulated; its usage comes from here).
     pub vm_pool_usage: [(f64, f64); 24],
@@ -207,6 +211,17 @@ fn machines(estate: &Estate, s: &Setup, node_host: &BTreeMap<&str, usize>) -> Ve
         }
     }
     out
+}
+
+/// Allocatable milli-CPU per node of each pool, and per cluster in all.
+fn worker_cpu(s: &Setup) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let (mut per_node, mut per_cluster) = (BTreeMap::new(), BTreeMap::new());
+    for n in &s.nodes {
+        per_node.insert(n.pool.clone(), n.allocatable.cpu_millis);
+        let cluster = n.pool.split('/').next().unwrap_or_default().to_owned();
+        *per_cluster.entry(cluster).or_insert(0) += n.allocatable.cpu_millis;
+    }
+    (per_node, per_cluster)
 }
 
 fn pod_requests(s: &Setup) -> Resources {
@@ -353,6 +368,8 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         stranded,
         nodes: s.nodes.len() as u32,
         node_vcpus,
+        node_cpu: worker_cpu(&s).0,
+        worker_cpu: worker_cpu(&s).1,
         vm_pool_usage: [(0.0, 0.0); 24],
         vm_pool_capacity: Resources::ZERO,
         machines,
@@ -383,9 +400,10 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         .filter_map(|n| node_host.get(n.name.as_str()).map(|&h| (h, n.allocatable)))
         .collect();
     // The simulator's setup lists each allocation's servers in plan order, owned first.
-    let roles = plan.allocations.iter().flat_map(|a| {
-        std::iter::repeat_n(a, a.owned.len() + a.to_buy as usize)
-    });
+    let roles = plan
+        .allocations
+        .iter()
+        .flat_map(|a| std::iter::repeat_n(a, a.owned.len() + a.to_buy as usize));
     for ((i, m), a) in machines.iter_mut().enumerate().zip(roles) {
         let cap = classes[m.class].capacity();
         let cap = Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
@@ -474,6 +492,8 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         stranded: Resources::new(plan.stranded.cpu_millis, plan.stranded.memory_bytes, 0),
         nodes: s.nodes.len() as u32,
         node_vcpus: 0,
+        node_cpu: worker_cpu(&s).0,
+        worker_cpu: worker_cpu(&s).1,
         vm_pool_usage: vm_set_usage(estate),
         vm_pool_capacity,
         machines,

@@ -63,19 +63,110 @@ const fn spec(
 
 /// The 13 dimensions, in DESIGN.md's order; keys match `plinth_model::DIMENSION_KEYS`.
 pub const DIMENSIONS: [Spec; 13] = [
-    spec(1, "osFlexibility", "OS & version flexibility", "distinct (OS, Kubernetes) stacks per server", "stacks", Better::Higher),
-    spec(2, "resourceAllocation", "Resource access & allocation", "stranded CPU", "% of CPU", Better::Lower),
-    spec(3, "performance", "Performance", "CPU performance kept", "% of bare metal", Better::Higher),
-    spec(4, "reliability", "Reliability", "expected control-plane time without quorum", "hours/year", Better::Lower),
-    spec(5, "availability", "Availability", "pod-minutes unavailable", "pod-min/year", Better::Lower),
-    spec(6, "agility", "Agility", "time to add a node", "hours", Better::Lower),
-    spec(7, "scalability", "Scalability", "growth each cluster can take on this inventory (mean)", "% of worker CPU", Better::Higher),
-    spec(8, "utilization", "Resource utilization", "physical CPU utilization", "%", Better::Higher),
-    spec(9, "isolation", "Security & isolation", "cluster pairs sharing a physical server", "pairs", Better::Lower),
-    spec(10, "cost", "Cost (TCO)", "total cost of ownership over the horizon", "currency", Better::Lower),
-    spec(11, "lifecycle", "Cluster lifecycle", "capacity lost to upgrades", "core-hours/year", Better::Lower),
-    spec(12, "independence", "Kernel / storage / network independence", "cluster settings a cluster controls alone", "% of settings", Better::Higher),
-    spec(13, "operations", "Operations & data protection", "hands-on hours", "hours/year", Better::Lower),
+    spec(
+        1,
+        "osFlexibility",
+        "OS & version flexibility",
+        "distinct (OS, Kubernetes) stacks per server",
+        "stacks",
+        Better::Higher,
+    ),
+    spec(
+        2,
+        "resourceAllocation",
+        "Resource access & allocation",
+        "stranded CPU",
+        "% of CPU",
+        Better::Lower,
+    ),
+    spec(
+        3,
+        "performance",
+        "Performance",
+        "CPU performance kept",
+        "% of bare metal",
+        Better::Higher,
+    ),
+    spec(
+        4,
+        "reliability",
+        "Reliability",
+        "expected control-plane time without quorum",
+        "hours/year",
+        Better::Lower,
+    ),
+    spec(
+        5,
+        "availability",
+        "Availability",
+        "pod-minutes unavailable",
+        "pod-min/year",
+        Better::Lower,
+    ),
+    spec(
+        6,
+        "agility",
+        "Agility",
+        "time to add a node",
+        "hours",
+        Better::Lower,
+    ),
+    spec(
+        7,
+        "scalability",
+        "Scalability",
+        "growth each cluster can take on this inventory (mean)",
+        "% of worker CPU",
+        Better::Higher,
+    ),
+    spec(
+        8,
+        "utilization",
+        "Resource utilization",
+        "physical CPU utilization",
+        "%",
+        Better::Higher,
+    ),
+    spec(
+        9,
+        "isolation",
+        "Security & isolation",
+        "cluster pairs sharing a physical server",
+        "pairs",
+        Better::Lower,
+    ),
+    spec(
+        10,
+        "cost",
+        "Cost (TCO)",
+        "total cost of ownership over the horizon",
+        "currency",
+        Better::Lower,
+    ),
+    spec(
+        11,
+        "lifecycle",
+        "Cluster lifecycle",
+        "capacity lost to upgrades",
+        "core-hours/year",
+        Better::Lower,
+    ),
+    spec(
+        12,
+        "independence",
+        "Kernel / storage / network independence",
+        "cluster settings a cluster controls alone",
+        "% of settings",
+        Better::Higher,
+    ),
+    spec(
+        13,
+        "operations",
+        "Operations & data protection",
+        "hands-on hours",
+        "hours/year",
+        Better::Lower,
+    ),
 ];
 
 /// Most extra node VMs a growth question places before it stops counting.
@@ -160,7 +251,11 @@ pub fn overheads(estate: &Estate) -> (PerformanceOverhead, Option<String>) {
 }
 
 fn pct(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 { 100.0 * part / whole } else { 0.0 }
+    if whole > 0.0 {
+        100.0 * part / whole
+    } else {
+        0.0
+    }
 }
 
 /// Probability that fewer than a majority of `members` (server indices, repeats allowed
@@ -253,9 +348,17 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         .iter()
         .filter(|c| !shares.contains(c.name.as_str()))
         .count();
-    details[0].push(detail("clusters forced onto dedicated servers", "clusters", dedicated as f64));
+    details[0].push(detail(
+        "clusters forced onto dedicated servers",
+        "clusters",
+        dedicated as f64,
+    ));
     let stacks: BTreeSet<_> = k8s.iter().flat_map(|m| m.stacks.iter()).collect();
-    details[0].push(detail("distinct stacks in the estate", "stacks", stacks.len() as f64));
+    details[0].push(detail(
+        "distinct stacks in the estate",
+        "stacks",
+        stacks.len() as f64,
+    ));
 
     // 2. Stranded capacity.
     let cap = design.split.capacity;
@@ -300,7 +403,11 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
                 .get(&classes[m.class].name)
                 .copied()
                 .unwrap_or(failures.hosts);
-            let down = if virt { restart_ms } else { f.repair_time.millis() as f64 };
+            let down = if virt {
+                restart_ms
+            } else {
+                f.repair_time.millis() as f64
+            };
             unavailability(down, f.mtbf.millis() as f64)
         })
         .collect();
@@ -325,8 +432,16 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     let worst = |f: &dyn Fn(&crate::design::Machine) -> f64| {
         design.machines.iter().map(f).fold(0.0, f64::max)
     };
-    details[3].push(detail("pods hit by the worst host failure", "pods", worst(&|m| m.pods)));
-    details[3].push(detail("nodes hit by the worst host failure", "nodes", worst(&|m| f64::from(m.nodes))));
+    details[3].push(detail(
+        "pods hit by the worst host failure",
+        "pods",
+        worst(&|m| m.pods),
+    ));
+    details[3].push(detail(
+        "nodes hit by the worst host failure",
+        "nodes",
+        worst(&|m| f64::from(m.nodes)),
+    ));
     details[3].push(detail(
         "clusters hit by the worst host failure",
         "clusters",
@@ -346,7 +461,10 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     details[3].push(detail(
         "clusters hit by the worst rack failure",
         "clusters",
-        per_rack.values().map(|r| r.1.len() as f64).fold(0.0, f64::max),
+        per_rack
+            .values()
+            .map(|r| r.1.len() as f64)
+            .fold(0.0, f64::max),
     ));
 
     // 6. Time to add a node and a cluster.
@@ -373,15 +491,27 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         });
         if !any_room {
             add_node.push(("procure a host".into(), lead_ms / 1000.0));
-            add_node.push(("install the hypervisor".into(), bs.os_install.millis() as f64 / 1000.0));
+            add_node.push((
+                "install the hypervisor".into(),
+                bs.os_install.millis() as f64 / 1000.0,
+            ));
         }
-        add_node.push(("clone the VM".into(), vs.timings.vm_clone.millis() as f64 / 1000.0));
-        add_node.push(("boot and join".into(), vs.timings.vm_boot.millis() as f64 / 1000.0));
+        add_node.push((
+            "clone the VM".into(),
+            vs.timings.vm_clone.millis() as f64 / 1000.0,
+        ));
+        add_node.push((
+            "boot and join".into(),
+            vs.timings.vm_boot.millis() as f64 / 1000.0,
+        ));
     } else {
         if design.surplus.is_empty() {
             add_node.push(("procure a server".into(), lead_ms / 1000.0));
         }
-        add_node.push(("install the OS and join".into(), bs.os_install.millis() as f64 / 1000.0));
+        add_node.push((
+            "install the OS and join".into(),
+            bs.os_install.millis() as f64 / 1000.0,
+        ));
     }
     let node_s: f64 = add_node.iter().map(|p| p.1).sum();
     headline[5] = node_s / 3600.0;
@@ -407,25 +537,26 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         cluster_h,
     ));
 
-    // 7. Growth on this inventory, each cluster alone.
+    // 7. Growth on this inventory, each cluster alone, in allocatable CPU: more node VMs
+    // of its best pool on the owned hosts, or the owned servers left unused.
     let mut growth = Vec::new();
     for c in &estate.clusters {
-        let current: f64 = c
-            .spec
-            .node_pools
-            .iter()
-            .map(|p| f64::from(p.vcpu) * f64::from(p.replicas))
-            .sum();
+        let current = design.worker_cpu.get(&c.name).copied().unwrap_or(0) as f64;
         let added = if virt {
             c.spec
                 .node_pools
                 .iter()
                 .map(|p| {
                     let g = format!("{}-{}", c.name, p.name);
+                    let per_node = design
+                        .node_cpu
+                        .get(&format!("{}/{}", c.name, p.name))
+                        .copied()
+                        .unwrap_or(0) as f64;
                     headroom
                         .iter()
                         .find(|h| h.group == g)
-                        .map_or(0.0, |h| f64::from(h.more) * f64::from(p.vcpu))
+                        .map_or(0.0, |h| f64::from(h.more) * per_node)
                 })
                 .fold(0.0, f64::max)
         } else {
@@ -433,13 +564,17 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
                 .surplus
                 .iter()
                 .filter_map(|s| estate.hosts.iter().find(|h| &h.name == s))
-                .map(|h| f64::from(classes[h.class].threads()))
+                .map(|h| f64::from(classes[h.class].threads()) * 1000.0)
                 .sum()
         };
         growth.push(pct(added, current));
     }
     headline[6] = growth.iter().sum::<f64>() / growth.len().max(1) as f64;
-    details[6].push(detail("time to scale out by one node", "hours", node_s / 3600.0));
+    details[6].push(detail(
+        "time to scale out by one node",
+        "hours",
+        node_s / 3600.0,
+    ));
 
     // 9. Cluster pairs sharing a server.
     let mut pairs = BTreeSet::new();
@@ -463,7 +598,11 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     for c in &estate.clusters {
         let alone = !shares.contains(c.name.as_str());
         let (kernel, storage, network) = if virt {
-            (true, vs.volume_storage == VolumeStorage::Local && alone, alone)
+            (
+                true,
+                vs.volume_storage == VolumeStorage::Local && alone,
+                alone,
+            )
         } else {
             (true, !bs.share_servers, !bs.share_servers)
         };
@@ -519,8 +658,16 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
         mem_cap += hour.mem_capacity + pool.memory_bytes as f64;
     }
     headline[7] = pct(used, capacity);
-    details[7].push(detail("physical memory utilization", "%", pct(mem_used, mem_cap)));
-    details[7].push(detail("servers required", "servers", design.servers() as f64));
+    details[7].push(detail(
+        "physical memory utilization",
+        "%",
+        pct(mem_used, mem_cap),
+    ));
+    details[7].push(detail(
+        "servers required",
+        "servers",
+        design.servers() as f64,
+    ));
 
     // 10. Cost.
     let c = cost::cost(estate, design, run);
@@ -543,11 +690,18 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
     details[10].push(detail(
         "mean upgrade duration",
         "hours",
-        run.upgrades.iter().map(|u| u.duration_ms as f64).sum::<f64>()
+        run.upgrades
+            .iter()
+            .map(|u| u.duration_ms as f64)
+            .sum::<f64>()
             / run.upgrades.len().max(1) as f64
             / 3_600_000.0,
     ));
-    details[10].push(detail("upgrades", "per year", run.upgrades.len() as f64 / years));
+    details[10].push(detail(
+        "upgrades",
+        "per year",
+        run.upgrades.len() as f64 / years,
+    ));
 
     // 13. Hands-on hours and maintenance without downtime.
     let l = cost::labour(estate, design, run);
@@ -556,9 +710,17 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
     details[12].push(detail(
         "maintenances without workload downtime",
         "%",
-        if done == 0 { 100.0 } else { pct(f64::from(clean), f64::from(done)) },
+        if done == 0 {
+            100.0
+        } else {
+            pct(f64::from(clean), f64::from(done))
+        },
     ));
-    details[12].push(detail("one-off hours (servers bought, clusters created)", "hours", l.one_off));
+    details[12].push(detail(
+        "one-off hours (servers bought, clusters created)",
+        "hours",
+        l.one_off,
+    ));
 
     Measures {
         headline,

@@ -33,7 +33,9 @@ enum Event {
         duration_ms: u64,
     },
     #[serde(rename_all = "camelCase")]
-    End { pod_minutes_unavailable: f64 },
+    End {
+        pod_minutes_unavailable: f64,
+    },
     HostFailed {},
     NodeNotReady {
         pods: u32,
@@ -47,7 +49,9 @@ enum Event {
         hosts: u32,
     },
     #[serde(rename_all = "camelCase")]
-    MaintenanceFinished { pods_disrupted: u32 },
+    MaintenanceFinished {
+        pods_disrupted: u32,
+    },
     #[serde(rename_all = "camelCase")]
     UpgradeFinished {
         cluster: String,
@@ -201,7 +205,9 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 available,
                 desired,
             } => {
-                let e = avail.entry(workload).or_insert((t, available, desired, 0.0, 0.0));
+                let e = avail
+                    .entry(workload)
+                    .or_insert((t, available, desired, 0.0, 0.0));
                 let dt = (t - e.0) as f64;
                 e.3 += f64::from(e.1) * dt;
                 e.4 += f64::from(e.2) * dt;

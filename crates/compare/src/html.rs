@@ -140,7 +140,12 @@ fn dimensions(o: &mut String, report: &Report) {
             if e.low == e.high {
                 fmt_num(e.mean)
             } else {
-                format!("{} ({} – {})", fmt_num(e.mean), fmt_num(e.low), fmt_num(e.high))
+                format!(
+                    "{} ({} – {})",
+                    fmt_num(e.mean),
+                    fmt_num(e.low),
+                    fmt_num(e.high)
+                )
             }
         };
         let (class, who) = match d.winner {
@@ -360,7 +365,11 @@ fn provenance(o: &mut String, report: &Report) {
             "<tr><td>{}</td><td class=n>{}</td><td>{}{}</td></tr>",
             esc(&p.field),
             esc(&p.value),
-            if p.sourced { "" } else { "<b>no source</b> — " },
+            if p.sourced {
+                ""
+            } else {
+                "<b>no source</b> — "
+            },
             esc(&p.source)
         );
     }

@@ -509,11 +509,7 @@ pub fn fmt_num(x: f64) -> String {
 }
 
 /// Builds the report from the runs' event logs (simulated now or saved by `--events`).
-pub fn report(
-    estate: &Estate,
-    options: &Options,
-    logs: &[RunLog],
-) -> Result<Report, CompareError> {
+pub fn report(estate: &Estate, options: &Options, logs: &[RunLog]) -> Result<Report, CompareError> {
     let designs = [design(estate, ENVS[0])?, design(estate, ENVS[1])?];
     let mut warnings = Vec::new();
     if let (_, Some(w)) = dimensions::overheads(estate) {

@@ -132,8 +132,18 @@ fn entries<T: Serialize>(kind: &str, used: &T, default: &T, out: &mut Vec<Proven
 pub fn provenance(estate: &Estate) -> Vec<Provenance> {
     let (virtualized, bare_metal) = default_environments();
     let mut out = Vec::new();
-    entries("Environment", &estate.virtualized.spec, &virtualized, &mut out);
-    entries("Environment", &estate.bare_metal.spec, &bare_metal, &mut out);
+    entries(
+        "Environment",
+        &estate.virtualized.spec,
+        &virtualized,
+        &mut out,
+    );
+    entries(
+        "Environment",
+        &estate.bare_metal.spec,
+        &bare_metal,
+        &mut out,
+    );
     entries(
         "Scenario",
         &estate.scenario.spec,
@@ -162,7 +172,9 @@ mod tests {
             "Price per kWh (default 0.15; an assumption, no source in REFERENCES.md)."
         ));
         assert!(!cites_a_source("Live-migration bandwidth (default 10)."));
-        assert!(cites_a_source("How often DRS looks (default 5m, vSphere DRS's cycle)."));
+        assert!(cites_a_source(
+            "How often DRS looks (default 5m, vSphere DRS's cycle)."
+        ));
         assert!(!cites_a_source("CPU reserved per host (default 4 cores)."));
     }
 

@@ -42,7 +42,11 @@ pub const PARAMETERS: [Parameter; 6] = [
         value: |e| {
             format!(
                 "{} per unit per year",
-                e.price_sheet.spec.virtualization_licence.price_per_year.as_f64()
+                e.price_sheet
+                    .spec
+                    .virtualization_licence
+                    .price_per_year
+                    .as_f64()
             )
         },
         scale: |e, f| {
@@ -52,7 +56,12 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "server price",
-        value: |e| format!("{} (default class)", e.price_sheet.spec.default_server_price.as_f64()),
+        value: |e| {
+            format!(
+                "{} (default class)",
+                e.price_sheet.spec.default_server_price.as_f64()
+            )
+        },
         scale: |e, f| {
             let s = &mut e.price_sheet.spec;
             s.default_server_price = money(s.default_server_price, f);
@@ -67,7 +76,11 @@ pub const PARAMETERS: [Parameter; 6] = [
         scale: |e, f| {
             let o = &mut e.virtualized.spec.performance_overhead;
             o.cpu = (o.cpu * f).min(0.95);
-            if let Some(m) = e.calibration.as_mut().and_then(|c| c.spec.overhead.as_mut()) {
+            if let Some(m) = e
+                .calibration
+                .as_mut()
+                .and_then(|c| c.spec.overhead.as_mut())
+            {
                 m.cpu = (m.cpu * f).min(0.95);
             }
         },
@@ -85,7 +98,12 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "labour rate",
-        value: |e| format!("{} per hour", e.price_sheet.spec.labour.rate_per_hour.as_f64()),
+        value: |e| {
+            format!(
+                "{} per hour",
+                e.price_sheet.spec.labour.rate_per_hour.as_f64()
+            )
+        },
         scale: |e, f| {
             let l = &mut e.price_sheet.spec.labour;
             l.rate_per_hour = money(l.rate_per_hour, f);
@@ -93,7 +111,12 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "power price",
-        value: |e| format!("{} per kWh", e.price_sheet.spec.power.price_per_kwh.as_f64()),
+        value: |e| {
+            format!(
+                "{} per kWh",
+                e.price_sheet.spec.power.price_per_kwh.as_f64()
+            )
+        },
         scale: |e, f| {
             let p = &mut e.price_sheet.spec.power;
             p.price_per_kwh = money(p.price_per_kwh, f);
@@ -214,7 +237,11 @@ impl std::ops::Add for Totals {
     }
 }
 
-fn totals(estate: &Estate, env: EnvironmentType, options: &Options) -> Result<Totals, CompareError> {
+fn totals(
+    estate: &Estate,
+    env: EnvironmentType,
+    options: &Options,
+) -> Result<Totals, CompareError> {
     let d = design(estate, env)?;
     let facts = static_facts(estate, &d);
     let mut sum = Totals::default();

@@ -57,6 +57,14 @@ pub fn estimate(samples: &[f64]) -> Estimate {
             high: mean,
         };
     }
+    // Identical samples (a static metric) have no spread, whatever the rounding of the mean.
+    if samples.iter().all(|x| *x == samples[0]) {
+        return Estimate {
+            mean: samples[0],
+            low: samples[0],
+            high: samples[0],
+        };
+    }
     let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let half = t95(n - 1) * (var / n as f64).sqrt();
     Estimate {

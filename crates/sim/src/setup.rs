@@ -153,7 +153,13 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                 source,
             })?;
             let mut specs = Vec::new();
-            for o in &problem.owned {
+            // The plan's owned hosts only: owned hosts it leaves unused are surplus, not
+            // part of the pool (they are neither costed nor simulated).
+            for o in problem
+                .owned
+                .iter()
+                .filter(|o| plan.host_names.contains(&o.name))
+            {
                 let rack = problem
                     .racks
                     .get(o.rack.0 as usize)
