@@ -201,6 +201,12 @@ pub fn energy_wh(estate: &Estate, design: &Design, run: &RunFacts) -> f64 {
             pool_swing += s;
         }
     }
+    let horizon = f64::from(estate.price_sheet.spec.horizon_years);
+    let scale = YEAR_HOURS * horizon * estate.price_sheet.spec.power.pue;
+    if run.hours.is_empty() {
+        // A log without hourly totals: every server at idle draw.
+        return (idle + pool_idle) * scale;
+    }
     let mut wh = 0.0;
     for (h, hour) in run.hours.iter().enumerate() {
         let u = if hour.cpu_capacity > 0.0 {
@@ -216,9 +222,7 @@ pub fn energy_wh(estate: &Estate, design: &Design, run: &RunFacts) -> f64 {
         };
         wh += idle + swing * u + pool_idle + pool_swing * pu;
     }
-    let hours = run.hours.len().max(1) as f64;
-    let horizon = f64::from(estate.price_sheet.spec.horizon_years);
-    wh / hours * YEAR_HOURS * horizon * estate.price_sheet.spec.power.pue
+    wh / run.hours.len() as f64 * scale
 }
 
 /// One category priced over the split.
