@@ -24,6 +24,23 @@ pub enum CommandKind {
         /// Target host.
         host: String,
     },
+    /// Clone a new node VM of `pool` from its template onto `host` and boot it; completes
+    /// when its node is Ready (the control plane's own VMs join etcd instead).
+    CreateVm {
+        /// VM name (= node name).
+        vm: String,
+        /// Target host.
+        host: String,
+        /// `cluster/pool` it joins (`cluster/control-plane` for a control-plane member).
+        pool: String,
+    },
+    /// Power `vm` off and delete it; its node leaves the cluster.
+    DeleteVm {
+        /// VM name.
+        vm: String,
+        /// The host it runs on, if the control plane knows one.
+        host: Option<String>,
+    },
     /// Power `vm` off on `host`.
     StopVm {
         /// VM name.
@@ -66,10 +83,18 @@ pub enum CommandKind {
         /// Node name.
         node: String,
     },
-    /// Install an OS on a bare-metal server and join it as a node.
+    /// Install an OS on a bare-metal server and join it as a node of `pool`.
     ProvisionServer {
         /// Server name.
         server: String,
+        /// `cluster/pool` it joins.
+        pool: String,
+    },
+    /// Delete a drained bare-metal node from its cluster and power its server off; the
+    /// server becomes a spare.
+    RemoveNode {
+        /// Node (= server) name.
+        node: String,
     },
     /// Reimage a bare-metal server in place (upgrades).
     ReimageServer {
@@ -82,10 +107,17 @@ impl CommandKind {
     /// The object the command acts on (used for ordering and conditions).
     pub fn object(&self) -> &str {
         match self {
-            Self::StartVm { vm, .. } | Self::StopVm { vm, .. } | Self::MigrateVm { vm, .. } => vm,
+            Self::StartVm { vm, .. }
+            | Self::CreateVm { vm, .. }
+            | Self::DeleteVm { vm, .. }
+            | Self::StopVm { vm, .. }
+            | Self::MigrateVm { vm, .. } => vm,
             Self::FenceHost { host } | Self::MaintainHost { host } => host,
-            Self::Cordon { node } | Self::Uncordon { node } | Self::Drain { node } => node,
-            Self::ProvisionServer { server } | Self::ReimageServer { server } => server,
+            Self::Cordon { node }
+            | Self::Uncordon { node }
+            | Self::Drain { node }
+            | Self::RemoveNode { node } => node,
+            Self::ProvisionServer { server, .. } | Self::ReimageServer { server } => server,
         }
     }
 }
@@ -137,6 +169,84 @@ pub enum Observation {
         /// Host or server name.
         host: String,
     },
+    /// Desired state: roll every node of `cluster` (control plane first, then its pools in
+    /// order) to a new Kubernetes version or OS image. Queued behind a rollout in progress.
+    UpgradeRequested {
+        /// Cluster name.
+        cluster: String,
+        /// What changes.
+        upgrade: UpgradeKind,
+    },
+}
+
+/// What a rolling upgrade changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpgradeKind {
+    /// The Kubernetes version.
+    Kubernetes,
+    /// The node OS image (patching).
+    Os,
+}
+
+impl fmt::Display for UpgradeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kubernetes => "kubernetes",
+            Self::Os => "os",
+        })
+    }
+}
+
+/// How a node was replaced during a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReplaceMethod {
+    /// A new node (VM clone, or a spare server installed) joined before the old one left.
+    Surge,
+    /// The old node was drained and deleted first, then a new VM created (maxUnavailable).
+    Recreate,
+    /// The server was drained and reimaged in place.
+    Reimage,
+}
+
+/// Milestones the control plane reached, for the driver's event log (a real driver keeps
+/// them as an audit trail). Conditions say why something waits; these say what happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum ControlEvent {
+    /// A rolling upgrade of `cluster` began.
+    #[serde(rename_all = "camelCase")]
+    UpgradeStarted {
+        /// Cluster.
+        cluster: String,
+        /// What it changes.
+        kind: UpgradeKind,
+        /// Nodes to replace or reimage, control plane included.
+        nodes: u32,
+    },
+    /// Every node of `cluster` runs the new version or image.
+    #[serde(rename_all = "camelCase")]
+    UpgradeFinished {
+        /// Cluster.
+        cluster: String,
+        /// What it changed.
+        kind: UpgradeKind,
+    },
+    /// One node of a rollout is done.
+    #[serde(rename_all = "camelCase")]
+    NodeReplaced {
+        /// Cluster.
+        cluster: String,
+        /// `control-plane` or the node pool.
+        pool: String,
+        /// The node that left (or was reimaged).
+        old: String,
+        /// The node that replaced it (the same name when reimaged in place).
+        new: String,
+        /// How.
+        method: ReplaceMethod,
+    },
 }
 
 /// Why an object is waiting, in words a user can read.
@@ -155,6 +265,10 @@ pub enum Reason {
     Evacuating,
     /// A host is in maintenance.
     InMaintenance,
+    /// A cluster is being rolled to a new version or image.
+    Upgrading,
+    /// A drain waits: evicting the next pod would break a PodDisruptionBudget.
+    WaitingForDisruptionBudget,
 }
 
 impl fmt::Display for Reason {
@@ -166,6 +280,8 @@ impl fmt::Display for Reason {
             Self::WaitingForRepair => "waiting for repair",
             Self::Evacuating => "evacuating",
             Self::InMaintenance => "in maintenance",
+            Self::Upgrading => "upgrading",
+            Self::WaitingForDisruptionBudget => "waiting for disruption budget",
         })
     }
 }
@@ -173,7 +289,7 @@ impl fmt::Display for Reason {
 /// Why one object waits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Condition {
-    /// `vm/<name>`, `host/<name>` or `node/<name>`.
+    /// `vm/<name>`, `host/<name>`, `node/<name>` or `cluster/<name>`.
     pub object: String,
     /// The short reason.
     pub reason: Reason,

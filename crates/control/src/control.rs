@@ -8,11 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec};
 
 use crate::command::{
-    Command, CommandId, CommandKind, Condition, ConditionChange, Observation, Reason,
+    Command, CommandId, CommandKind, Condition, ConditionChange, ControlEvent, Observation, Reason,
 };
 use crate::config::ControlConfig;
 use crate::time::Time;
+use crate::upgrade::ClusterTopology;
 use crate::{drs, ha, maintenance};
+
+mod lifecycle;
 
 /// What the control plane believes a VM is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +86,8 @@ enum Timer {
     Drs,
     Detect(usize),
     FenceRetry(usize),
+    /// A rollout of cluster i that found no room tries again.
+    Rollout(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +109,11 @@ enum Pending {
     },
     Drain {
         host: usize,
+    },
+    /// A step of a rollout of cluster `cluster` replacing node `old`.
+    Upgrade {
+        cluster: usize,
+        old: String,
     },
     Kube,
 }
@@ -131,6 +141,13 @@ pub struct Control {
     changes: Vec<ConditionChange>,
     failures: Vec<FailureRecord>,
     drs_dirty: bool,
+    clusters: Vec<lifecycle::ClusterRec>,
+    cluster_index: BTreeMap<String, usize>,
+    /// New VMs of rollouts → (cluster, the node they replace).
+    upgrade_vms: BTreeMap<String, (usize, String)>,
+    /// In-place VM replacements whose new VM found no room yet.
+    retry_deleted: Vec<(usize, String)>,
+    events: Vec<ControlEvent>,
 }
 
 impl Control {
@@ -162,6 +179,11 @@ impl Control {
             changes: Vec::new(),
             failures: Vec::new(),
             drs_dirty: true,
+            clusters: Vec::new(),
+            cluster_index: BTreeMap::new(),
+            upgrade_vms: BTreeMap::new(),
+            retry_deleted: Vec::new(),
+            events: Vec::new(),
         };
         if c.vms.is_some() && cfg.drs.enabled {
             c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
@@ -193,6 +215,28 @@ impl Control {
     /// Bare-metal servers, one Kubernetes node each, named after the server.
     pub fn bare_metal(cfg: ControlConfig, servers: Vec<String>) -> Self {
         Self::new(cfg, servers, None)
+    }
+
+    /// The clusters whose nodes this control plane manages (rolling upgrades); names and
+    /// pools as in the manifests, VMs named `<cluster>-cp-<i>` and `<cluster>-<pool>-<i>`.
+    pub fn with_clusters(mut self, clusters: Vec<ClusterTopology>) -> Self {
+        for topo in clusters {
+            self.cluster_index
+                .insert(topo.name.clone(), self.clusters.len());
+            self.clusters.push(lifecycle::ClusterRec::new(topo));
+        }
+        self
+    }
+
+    /// A cluster's nodes as the control plane sees them now (replaced nodes included).
+    pub fn cluster(&self, name: &str) -> Option<&ClusterTopology> {
+        let c = *self.cluster_index.get(name)?;
+        Some(self.clusters[c].topology())
+    }
+
+    /// Milestones reached since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<ControlEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// The earliest time the control plane wants a [`Observation::Timer`].
@@ -235,6 +279,9 @@ impl Control {
                 if let Some(&i) = self.host_index.get(&host) {
                     self.start_maintenance(now, i, &mut out);
                 }
+            }
+            Observation::UpgradeRequested { cluster, upgrade } => {
+                self.request_upgrade(now, &cluster, upgrade, &mut out);
             }
         }
         while let Some(&(t, timer)) = self.timers.first() {
@@ -431,6 +478,10 @@ impl Control {
                     .insert((now + self.cfg.drs.interval, Timer::Drs));
                 self.drs_pass(now, out);
             }
+            Timer::Rollout(c) => {
+                self.rollout_retry(now, c, out);
+                self.retry_recreates(now, out);
+            }
         }
     }
 
@@ -505,6 +556,7 @@ impl Control {
                 if failed.is_none() {
                     self.set_phase(&vm, VmPhase::Running);
                     self.clear_condition(&format!("vm/{vm}"), now);
+                    self.upgrade_vm_running(now, &vm, out);
                 } else {
                     // Its host is lost; HA moves it once the host is declared failed.
                     self.set_phase(&vm, VmPhase::Down);
@@ -552,6 +604,7 @@ impl Control {
                     out,
                 );
             }
+            Pending::Upgrade { cluster, old } => self.upgrade_done(now, cluster, old, failed, out),
             Pending::Kube => {}
         }
     }

@@ -4,7 +4,7 @@
 //! driver waits on agent messages or the wall clock. The control plane only sees what the
 //! driver hands it.
 
-use crate::command::{Command, ConditionChange, Observation};
+use crate::command::{Command, ConditionChange, ControlEvent, Observation};
 use crate::control::Control;
 use crate::time::Time;
 
@@ -21,6 +21,10 @@ pub trait Driver {
     /// Conditions the control plane set or cleared at `now` (the simulator logs them; a
     /// real driver stores them for users to read).
     fn publish(&mut self, now: Time, changes: Vec<ConditionChange>);
+
+    /// Milestones the control plane reached at `now` (upgrade started or finished, node
+    /// replaced), before the commands of the same step are submitted.
+    fn record(&mut self, now: Time, events: Vec<ControlEvent>);
 }
 
 /// Runs `control` against `driver` until the driver ends the run.
@@ -30,6 +34,10 @@ pub fn run(control: &mut Control, driver: &mut impl Driver) {
         let changes = control.take_condition_changes();
         if !changes.is_empty() {
             driver.publish(now, changes);
+        }
+        let events = control.take_events();
+        if !events.is_empty() {
+            driver.record(now, events);
         }
         for command in commands {
             driver.submit(now, command);

@@ -3,7 +3,8 @@
 //!
 //! This crate owns *decisions*: when a silent host is declared failed, that it is fenced
 //! before its VMs restart, where they restart ([`ha`]), which VMs DRS moves ([`drs`]), how
-//! a host is evacuated for maintenance ([`maintenance`]). It must not sleep, spawn, read a
+//! a host is evacuated for maintenance ([`maintenance`]), how a cluster's nodes are rolled
+//! to a new version or image ([`upgrade`]). It must not sleep, spawn, read a
 //! clock, draw random numbers or do I/O, and it never sees the world's ground truth: a
 //! driver (the simulator in `plinth-sim`, later the QEMU driver) feeds it
 //! [`Observation`]s stamped with the time and carries out the [`Command`]s it returns.
@@ -17,11 +18,14 @@ pub mod drs;
 pub mod ha;
 pub mod maintenance;
 mod time;
+pub mod upgrade;
 
 pub use command::{
-    Command, CommandId, CommandKind, Condition, ConditionChange, Observation, Reason,
+    Command, CommandId, CommandKind, Condition, ConditionChange, ControlEvent, Observation, Reason,
+    ReplaceMethod, UpgradeKind,
 };
 pub use config::{ControlConfig, DrsConfig, HaConfig};
 pub use control::{Control, FailureRecord, VmPhase};
 pub use driver::{Driver, run};
 pub use time::Time;
+pub use upgrade::{ClusterTopology, PoolTopology, Strategy};

@@ -19,7 +19,7 @@ mod setup;
 mod world;
 
 pub use failures::FailureStream;
-pub use setup::{Setup, SimError, setup};
+pub use setup::{Setup, SimControlPlane, SimError, Usage, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 
 use plinth_control::{Control, run};

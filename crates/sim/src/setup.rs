@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use plinth_control::{Control, ControlConfig};
+use plinth_control::upgrade::CONTROL_PLANE;
+use plinth_control::{ClusterTopology, Control, ControlConfig, PoolTopology, Strategy};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
@@ -48,6 +49,8 @@ pub struct SimHost {
     pub index_in_class: usize,
     /// Its rack (power domain).
     pub rack: String,
+    /// Physical capacity: hardware threads × 1000, memory, disk.
+    pub capacity: Resources,
 }
 
 /// A Kubernetes node.
@@ -74,6 +77,54 @@ pub struct SimPod {
     pub local: bool,
 }
 
+/// A cluster's control plane, for etcd quorum.
+#[derive(Clone, Debug)]
+pub struct SimControlPlane {
+    /// Cluster name.
+    pub cluster: String,
+    /// Members the cluster is declared with.
+    pub replicas: u32,
+    /// Member VMs (virtualized) or servers (bare metal) at the start.
+    pub members: Vec<String>,
+}
+
+/// How much of its request a workload (or of its size a VM) uses: `mean` outside the daily
+/// peak window `[start, end)` hours, `peak` inside (a window with start > end wraps over
+/// midnight).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Usage {
+    /// Fraction outside the peak window.
+    pub mean: f64,
+    /// Fraction inside it.
+    pub peak: f64,
+    /// First peak hour.
+    pub start: u8,
+    /// First hour after the peak.
+    pub end: u8,
+}
+
+impl Usage {
+    fn of(p: &plinth_model::kinds::UsageProfile) -> Self {
+        let (start, end) = p.peak_window().unwrap_or((8, 18));
+        Self {
+            mean: p.mean,
+            peak: p.peak,
+            start,
+            end,
+        }
+    }
+
+    /// The fraction used at `hour` of the day (0–23).
+    pub fn at(&self, hour: u8) -> f64 {
+        let inside = if self.start <= self.end {
+            (self.start..self.end).contains(&hour)
+        } else {
+            hour >= self.start || hour < self.end
+        };
+        if inside { self.peak } else { self.mean }
+    }
+}
+
 /// Everything a run starts from.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -95,6 +146,21 @@ pub struct Setup {
     pub workloads: Vec<String>,
     /// VMs no host could take at the start.
     pub unplaced: Vec<String>,
+    /// Control planes, by cluster.
+    pub control_planes: Vec<SimControlPlane>,
+    /// Usage of each workload, by index into `workloads`.
+    pub workload_usage: Vec<Usage>,
+    /// Per workload: the fewest pods its PodDisruptionBudgets let a drain leave available,
+    /// and the budget that says so.
+    pub min_available: Vec<Option<(u32, String)>>,
+    /// VM name → its size (demand, without the per-VM overhead) and, for VirtualMachineSet
+    /// VMs, its usage.
+    pub vm_size: BTreeMap<String, (Resources, Option<Usage>)>,
+    /// `cluster/pool` (and `cluster/control-plane`) → the size of a new VM of it.
+    pub vm_template: BTreeMap<String, Resources>,
+    /// `cluster/pool` → a new node's allocatable on a VM (virtualized), or what the
+    /// kubelet and DaemonSets take from a server (bare metal).
+    pub pool_alloc: BTreeMap<String, Resources>,
     /// The control plane, starting from the same placement.
     pub control: Control,
     /// The estate's settings the world needs.
@@ -129,7 +195,25 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
             failures: failure_model(estate, class),
             index_in_class: *n - 1,
             rack: rack.to_owned(),
+            capacity: classes
+                .iter()
+                .find(|c| c.name == class)
+                .map_or(Resources::ZERO, |c| c.capacity()),
         }
+    };
+    let mut control_planes = Vec::new();
+    let mut topology: Vec<ClusterTopology> = Vec::new();
+    let mut vm_size = BTreeMap::new();
+    let mut vm_template = BTreeMap::new();
+    let mut pool_alloc = BTreeMap::new();
+    let strategy = |p: &NodePool| Strategy {
+        max_surge: p.upgrade.max_surge,
+        max_unavailable: p.upgrade.max_unavailable,
+    };
+    let pool_topo = |name: &str, nodes: Vec<String>, strategy: Strategy| PoolTopology {
+        name: name.to_owned(),
+        nodes,
+        strategy,
     };
     let mut hosts = Vec::new();
     let mut vms = BTreeMap::new();
@@ -211,34 +295,84 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     Some(h) => {
                         vms.insert(vm.name.clone(), h.index());
                         vm_memory.insert(vm.name.clone(), vm.demand.memory_bytes);
+                        vm_size.insert(vm.name.clone(), (vm.demand, None));
                     }
                     None => unplaced.push(vm.name.clone()),
                 }
             }
             let perf = &estate.virtualized.spec.performance_overhead;
             let scale = |v: u64, loss: f64| (v as f64 * (1.0 - loss.clamp(0.0, 1.0))) as u64;
+            for set in &estate.vm_sets {
+                let usage = Usage::of(&set.spec.usage);
+                let prefix = format!("{}-", set.name);
+                for (name, (_, u)) in vm_size.iter_mut() {
+                    if name
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| rest.chars().all(|ch| ch.is_ascii_digit()))
+                    {
+                        *u = Some(usage);
+                    }
+                }
+            }
             for c in &estate.clusters {
+                let cp = &c.spec.control_plane;
+                let members: Vec<String> = (0..cp.replicas)
+                    .map(|i| format!("{}-cp-{i}", c.name))
+                    .collect();
+                vm_template.insert(
+                    format!("{}/{CONTROL_PLANE}", c.name),
+                    Resources::new(u64::from(cp.vcpu) * 1000, cp.memory.0, cp.disk.0),
+                );
+                control_planes.push(SimControlPlane {
+                    cluster: c.name.clone(),
+                    replicas: cp.replicas,
+                    members: members.clone(),
+                });
+                let mut topo = ClusterTopology {
+                    name: c.name.clone(),
+                    control_plane: pool_topo(
+                        CONTROL_PLANE,
+                        members
+                            .into_iter()
+                            .filter(|m| vms.contains_key(m))
+                            .collect(),
+                        Strategy::CONTROL_PLANE,
+                    ),
+                    pools: Vec::new(),
+                    spares: Vec::new(),
+                };
                 for p in &c.spec.node_pools {
+                    let key = format!("{}/{}", c.name, p.name);
+                    vm_template.insert(
+                        key.clone(),
+                        Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0),
+                    );
                     let alloc = Resources::new(
                         scale(u64::from(p.vcpu) * 1000, perf.cpu),
                         scale(p.memory.0, perf.memory),
                         p.disk.0,
                     )
                     .saturating_sub(&(reserved(p) + daemon(&c.name, &p.name)));
+                    pool_alloc.insert(key.clone(), alloc);
                     let prefix = format!("{}-{}-", c.name, p.name);
+                    let mut members = Vec::new();
                     for name in vms.keys().filter(|n| {
                         n.strip_prefix(&prefix)
                             .is_some_and(|rest| rest.chars().all(|ch| ch.is_ascii_digit()))
                     }) {
+                        members.push(name.clone());
                         nodes.push(SimNode {
                             name: name.clone(),
-                            pool: format!("{}/{}", c.name, p.name),
+                            pool: key.clone(),
                             allocatable: alloc,
                         });
                     }
+                    topo.pools.push(pool_topo(&p.name, members, strategy(p)));
                 }
+                topology.push(topo);
             }
             Control::virtualized(ControlConfig::virtualized(estate), placed.state)
+                .with_clusters(topology)
         }
         EnvironmentType::BareMetal => {
             let plan =
@@ -259,6 +393,30 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                 })
                 .collect();
             let mut bought: BTreeMap<String, u32> = BTreeMap::new();
+            for c in &estate.clusters {
+                control_planes.push(SimControlPlane {
+                    cluster: c.name.clone(),
+                    replicas: c.spec.control_plane.replicas,
+                    members: Vec::new(),
+                });
+                topology.push(ClusterTopology {
+                    name: c.name.clone(),
+                    control_plane: pool_topo(CONTROL_PLANE, Vec::new(), Strategy::CONTROL_PLANE),
+                    pools: c
+                        .spec
+                        .node_pools
+                        .iter()
+                        .map(|p| pool_topo(&p.name, Vec::new(), strategy(p)))
+                        .collect(),
+                    spares: Vec::new(),
+                });
+                for p in &c.spec.node_pools {
+                    pool_alloc.insert(
+                        format!("{}/{}", c.name, p.name),
+                        reserved(p) + daemon(&c.name, &p.name),
+                    );
+                }
+            }
             for a in &plan.allocations {
                 let Some(class) = classes.iter().find(|c| c.name == a.class) else {
                     continue;
@@ -275,6 +433,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         .and_then(|c| c.spec.node_pools.iter().find(|x| &x.name == p)),
                     _ => None,
                 };
+                let ci = estate.clusters.iter().position(|c| c.name == a.cluster);
                 for name in names {
                     let (cls, rack) = class_of
                         .get(name.as_str())
@@ -282,6 +441,21 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         .unwrap_or((&a.class, "new"));
                     node_server.insert(name.clone(), hosts.len());
                     hosts.push(host(name.clone(), cls, rack));
+                    if let Some(ci) = ci {
+                        let topo = &mut topology[ci];
+                        match &a.role {
+                            Role::ControlPlane => {
+                                control_planes[ci].members.push(name.clone());
+                                topo.control_plane.nodes.push(name.clone());
+                            }
+                            Role::Pool(p) => {
+                                if let Some(tp) = topo.pools.iter_mut().find(|x| &x.name == p) {
+                                    tp.nodes.push(name.clone());
+                                }
+                            }
+                            Role::Surge => topo.spares.push(name.clone()),
+                        }
+                    }
                     if let Some(p) = pool {
                         let alloc = Resources::new(
                             u64::from(class.threads()) * 1000,
@@ -301,6 +475,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                 ControlConfig::bare_metal(estate),
                 hosts.iter().map(|h| h.name.clone()).collect(),
             )
+            .with_clusters(topology)
         }
     };
     // Pods: each workload goes to the pool `bind_pods` chose for it, recovered by walking
@@ -311,6 +486,8 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
     };
     let mut cursor: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut workloads = Vec::new();
+    let mut workload_usage = Vec::new();
+    let mut min_available = Vec::new();
     let mut pods = Vec::new();
     let unbound: Vec<&str> = binding
         .unbound
@@ -350,6 +527,8 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         let local = w.storage.resolve(default_storage) == Some(VolumeStorage::Local);
         let wi = workloads.len() as u32;
         workloads.push(id);
+        workload_usage.push(Usage::of(&w.usage));
+        min_available.push(budget(estate, w));
         for _ in 0..w.replicas {
             pods.push(SimPod {
                 workload: wi,
@@ -369,7 +548,48 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         pods,
         workloads,
         unplaced,
+        control_planes,
+        workload_usage,
+        min_available,
+        vm_size,
+        vm_template,
+        pool_alloc,
         control,
         estate: estate.clone(),
     })
+}
+
+/// The fewest pods of `w` its PodDisruptionBudgets leave available to voluntary
+/// evictions (the strictest budget selecting its pods wins), and that budget's name.
+/// `minAvailable: N` or `P%` (rounded up), `maxUnavailable: N` or `P%` (rounded up, as
+/// the disruption controller) of the workload's replicas.
+fn budget(estate: &Estate, w: &plinth_model::workload::Workload) -> Option<(u32, String)> {
+    let desired = w.replicas;
+    let count = |v: &str| -> Option<u32> {
+        match v.strip_suffix('%') {
+            Some(p) => {
+                let p: u64 = p.trim().parse().ok()?;
+                Some(u32::try_from((u64::from(desired) * p).div_ceil(100)).unwrap_or(u32::MAX))
+            }
+            None => v.trim().parse().ok(),
+        }
+    };
+    estate
+        .disruption_budgets
+        .iter()
+        .filter(|b| b.cluster == w.id.cluster && b.namespace == w.id.namespace)
+        .filter(|b| {
+            b.selector
+                .as_ref()
+                .is_some_and(|s| plinth_model::workload::selector_matches(s, &w.pod_labels))
+        })
+        .filter_map(|b| {
+            let min = match (&b.min_available, &b.max_unavailable) {
+                (Some(m), _) => count(m)?,
+                (None, Some(m)) => desired.saturating_sub(count(m)?),
+                (None, None) => return None,
+            };
+            Some((min.min(desired), format!("{}/{}", b.namespace, b.name)))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
 }

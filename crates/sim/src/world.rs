@@ -3,8 +3,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use plinth_control::upgrade::{CONTROL_PLANE, staggered};
 use plinth_control::{
-    Command, CommandId, CommandKind, ConditionChange, Control, Driver, Observation, Time,
+    Command, CommandId, CommandKind, Condition, ConditionChange, Control, ControlEvent, Driver,
+    Observation, Reason, Time, UpgradeKind,
 };
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -25,19 +27,65 @@ pub const POD_START_MS: u64 = 30_000;
 const API_MS: u64 = 1_000;
 /// Spacing of hosts within a patching wave.
 const PATCH_SPACING_MS: u64 = 3_600_000;
+/// A drain whose next eviction would break a PodDisruptionBudget tries again after this
+/// (`kubectl drain` retries every 5 s).
+const DRAIN_RETRY_MS: u64 = 5_000;
+/// A drain still blocked by a PodDisruptionBudget after this long evicts the rest anyway
+/// (Cluster API's `nodeDrainTimeout`, which is unset — wait forever — by default; 15 min
+/// is an assumption so a budget that can never be met, such as two local-volume replicas
+/// of one budget on the node being drained, cannot stall a rollout for the rest of the run).
+const DRAIN_TIMEOUT_MS: u64 = 900_000;
+/// One hour, the resolution of the `hourly` series.
+const HOUR_MS: u64 = 3_600_000;
+/// A year, for `kubernetesUpgradesPerYear`.
+const YEAR_MS: u64 = 365 * 86_400_000;
 
 #[derive(Clone, Debug)]
 enum Ev {
-    Crash { host: usize, clock: u64 },
-    RackCrash { rack: usize },
-    Repaired { host: usize },
+    Crash {
+        host: usize,
+        clock: u64,
+    },
+    RackCrash {
+        rack: usize,
+    },
+    Repaired {
+        host: usize,
+    },
     Deliver(Observation),
-    Done { id: CommandId },
-    Evict { node: usize, epoch: u64 },
-    PodsReady { node: usize, epoch: u64 },
-    PodReady { pod: usize, epoch: u64 },
-    Timeline { step: usize },
-    PatchWave { wave: u64 },
+    Done {
+        id: CommandId,
+    },
+    Evict {
+        node: usize,
+        epoch: u64,
+    },
+    PodsReady {
+        node: usize,
+        epoch: u64,
+    },
+    PodReady {
+        pod: usize,
+        epoch: u64,
+    },
+    Timeline {
+        step: usize,
+    },
+    PatchWave {
+        wave: u64,
+    },
+    Upgrade {
+        cluster: String,
+        kind: UpgradeKind,
+        by: &'static str,
+    },
+    DrainRetry {
+        node: usize,
+        id: CommandId,
+    },
+    Hourly {
+        hour: u64,
+    },
 }
 
 struct Entry {
@@ -83,8 +131,13 @@ struct HostState {
 }
 
 struct NodeState {
+    /// Whether the node is part of its cluster (false once its VM is deleted or its
+    /// server removed; the slot is reused if the name joins again).
+    member: bool,
     ready: bool,
     unschedulable: bool,
+    /// Counted as schedulable in its pool's [`PoolStat`].
+    counted: bool,
     epoch: u64,
     used: Resources,
     pods: BTreeSet<usize>,
@@ -99,9 +152,56 @@ struct PodState {
     cause: Option<usize>,
 }
 
+/// Schedulable nodes of one pool against its size, for capacity lost during upgrades.
+#[derive(Clone, Debug, Default)]
+struct PoolStat {
+    /// Nodes the pool is meant to have.
+    desired: u32,
+    /// Member nodes that are Ready and not cordoned.
+    schedulable: u32,
+    /// Allocatable milli-CPU of one of its nodes.
+    unit_cpu: u64,
+    /// When the shortfall last changed.
+    since: u64,
+}
+
+impl PoolStat {
+    fn shortfall(&self) -> u64 {
+        u64::from(self.desired.saturating_sub(self.schedulable))
+    }
+}
+
+/// A rolling upgrade in progress: what it cost so far.
+#[derive(Clone, Debug)]
+struct UpgradeAcc {
+    started: u64,
+    node_ms: u128,
+    cpu_ms: u128,
+    current: u64,
+    max: u64,
+}
+
+/// One cluster's etcd members as the world knows them.
+#[derive(Clone, Debug)]
+struct Quorum {
+    cluster: String,
+    replicas: u32,
+    running: u32,
+    lost: bool,
+}
+
+/// A drain waiting for evictions a PodDisruptionBudget does not allow yet.
+#[derive(Clone, Debug)]
+struct Draining {
+    id: CommandId,
+    blocked: bool,
+    started: u64,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Timings {
     vm_boot: u64,
+    vm_clone: u64,
     fence: u64,
     fence_failure: f64,
     reboot: u64,
@@ -252,6 +352,24 @@ pub struct World<'a> {
     timings: Timings,
     progress: Box<dyn FnMut(u64) + 'a>,
     last_progress: u64,
+    pool_stats: BTreeMap<String, PoolStat>,
+    upgrades: BTreeMap<String, UpgradeAcc>,
+    quorum: Vec<Quorum>,
+    /// Control-plane VM (virtualized) → its cluster's index in `quorum`.
+    cp_vm: BTreeMap<String, usize>,
+    /// Control-plane server (bare metal) → its cluster's index in `quorum`.
+    cp_server: BTreeMap<usize, usize>,
+    /// New VMs' pools (`cluster/pool`), from their CreateVm.
+    vm_pool: BTreeMap<String, String>,
+    draining: BTreeMap<usize, Draining>,
+    /// Hosts in a requested maintenance → pods made unavailable by it so far.
+    maint_open: BTreeMap<usize, u32>,
+    /// Running VMs' sizes plus the per-VM overhead (virtualized).
+    vm_allocated: Resources,
+    /// Running VirtualMachineSet VMs' sizes, by usage profile.
+    vm_usage: Vec<(crate::setup::Usage, Resources)>,
+    /// Requests of one pod, by workload.
+    workload_requests: Vec<Resources>,
 }
 
 impl<'a> World<'a> {
@@ -304,8 +422,10 @@ impl<'a> World<'a> {
                         + c.spec.kubernetes.not_ready_toleration.millis()
                 });
                 NodeState {
+                    member: true,
                     ready: true,
                     unschedulable: false,
+                    counted: false,
                     epoch: 0,
                     used: Resources::ZERO,
                     pods: BTreeSet::new(),
@@ -361,6 +481,7 @@ impl<'a> World<'a> {
         };
         let timings = Timings {
             vm_boot: estate.virtualized.spec.timings.vm_boot.millis(),
+            vm_clone: estate.virtualized.spec.timings.vm_clone.millis(),
             fence: estate.virtualized.spec.ha.fence_latency.millis(),
             fence_failure: estate.virtualized.spec.ha.fence_failure_probability,
             reboot: estate.bare_metal.spec.reboot.millis(),
@@ -369,13 +490,56 @@ impl<'a> World<'a> {
         };
         let setup_workloads = setup.workloads.len();
         let mut desired = vec![0u32; setup_workloads];
+        let mut workload_requests = vec![Resources::ZERO; setup_workloads];
         for p in &setup.pods {
             desired[p.workload as usize] += 1;
+            workload_requests[p.workload as usize] = p.requests;
+        }
+        let mut pool_stats: BTreeMap<String, PoolStat> = BTreeMap::new();
+        for n in &setup.nodes {
+            let st = pool_stats.entry(n.pool.clone()).or_default();
+            st.desired += 1;
+            st.unit_cpu = n.allocatable.cpu_millis;
+        }
+        let mut quorum = Vec::new();
+        let mut cp_vm = BTreeMap::new();
+        let mut cp_server = BTreeMap::new();
+        for (i, cp) in setup.control_planes.iter().enumerate() {
+            quorum.push(Quorum {
+                cluster: cp.cluster.clone(),
+                replicas: cp.replicas,
+                running: 0,
+                lost: false,
+            });
+            for m in &cp.members {
+                match setup.env {
+                    EnvironmentType::Virtualized => {
+                        cp_vm.insert(m.clone(), i);
+                    }
+                    EnvironmentType::BareMetal => {
+                        if let Some(h) = setup.hosts.iter().position(|h| &h.name == m) {
+                            cp_server.insert(h, i);
+                            quorum[i].running += 1;
+                        }
+                    }
+                }
+            }
         }
         let mut w = Self {
             timings,
             fence_stream: FailureStream::new(seed, "fence", 0, estate.scenario.spec.failures.hosts),
-            vm_at: setup.vms.clone(),
+            vm_at: BTreeMap::new(),
+            pool_stats,
+            upgrades: BTreeMap::new(),
+            quorum,
+            cp_vm,
+            cp_server,
+            vm_pool: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            maint_open: BTreeMap::new(),
+            vm_allocated: Resources::ZERO,
+            vm_usage: Vec::new(),
+            workload_requests,
             s: setup,
             now: 0,
             end: options.duration,
@@ -452,6 +616,20 @@ impl<'a> World<'a> {
                 json!({"pods": pending, "reason": "waiting for capacity"}),
             );
         }
+        self.quiet = true;
+        let vms: Vec<(String, usize)> = self.s.vms.iter().map(|(v, h)| (v.clone(), *h)).collect();
+        for (vm, h) in vms {
+            self.vm_run(&vm, h);
+        }
+        for n in 0..self.nodes.len() {
+            self.touch(n);
+        }
+        self.quiet = false;
+        for q in 0..self.quorum.len() {
+            self.check_quorum(q);
+        }
+        self.schedule_upgrades();
+        self.push(0, Ev::Hourly { hour: 0 });
         let steps = self.s.estate.scenario.spec.operations.timeline.len();
         for step in 0..steps {
             let at = self.s.estate.scenario.spec.operations.timeline[step]
@@ -572,6 +750,7 @@ impl<'a> World<'a> {
         }
         self.nodes[n].ready = false;
         self.nodes[n].epoch += 1;
+        self.touch(n);
         let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
         for &p in &pods {
             self.mark_unavailable(p, cause);
@@ -588,11 +767,12 @@ impl<'a> World<'a> {
     }
 
     fn node_up(&mut self, n: usize) {
-        if self.nodes[n].ready {
+        if self.nodes[n].ready || !self.nodes[n].member {
             return;
         }
         self.nodes[n].ready = true;
         self.nodes[n].epoch += 1;
+        self.touch(n);
         let epoch = self.nodes[n].epoch;
         self.push(self.now + POD_START_MS, Ev::PodsReady { node: n, epoch });
         let name = self.s.nodes[n].name.clone();
@@ -685,21 +865,43 @@ impl<'a> World<'a> {
             .filter(|(_, host)| **host == h)
             .map(|(v, _)| v.clone())
             .collect();
+        let mut nodes = Vec::new();
         for vm in dead {
-            self.vm_at.remove(&vm);
+            self.vm_stop(&vm);
             if let Some(n) = self.node_of_vm(&vm) {
-                self.node_down(n, cause);
+                nodes.push(n);
             }
         }
         if self.s.env == EnvironmentType::BareMetal {
             let name = &self.s.hosts[h].name;
             if let Some(&n) = self.node_index.get(name) {
-                self.node_down(n, cause);
+                nodes.push(n);
             }
+            if let Some(&q) = self.cp_server.get(&h) {
+                self.quorum[q].running = self.quorum[q].running.saturating_sub(1);
+                self.check_quorum(q);
+            }
+        }
+        for n in nodes {
+            if why == Down::Planned && self.nodes[n].ready {
+                let hit = self.nodes[n]
+                    .pods
+                    .iter()
+                    .filter(|p| self.pods[**p].available)
+                    .count() as u32;
+                self.disrupted(h, hit);
+            }
+            self.node_down(n, cause);
         }
     }
 
     fn host_up(&mut self, h: usize) {
+        if !self.hosts[h].up
+            && let Some(&q) = self.cp_server.get(&h)
+        {
+            self.quorum[q].running += 1;
+            self.check_quorum(q);
+        }
         self.hosts[h].up = true;
         self.hosts[h].down = None;
         if self.s.env == EnvironmentType::BareMetal {
@@ -794,6 +996,524 @@ impl<'a> World<'a> {
         self.push(self.now + ttf, Ev::Crash { host: h, clock });
     }
 
+    // --- nodes joining and leaving, drains ------------------------------------------------
+
+    /// A VM runs on host `h` now: allocation, VM-set usage and etcd members follow.
+    fn vm_run(&mut self, vm: &str, h: usize) {
+        if self.vm_at.insert(vm.to_owned(), h).is_some() {
+            return;
+        }
+        let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
+        self.vm_allocated += size + self.vm_overhead();
+        if let Some(u) = usage {
+            match self.vm_usage.iter_mut().find(|(x, _)| *x == u) {
+                Some((_, sum)) => *sum += size,
+                None => self.vm_usage.push((u, size)),
+            }
+        }
+        if let Some(&q) = self.cp_vm.get(vm) {
+            self.quorum[q].running += 1;
+            self.check_quorum(q);
+        }
+    }
+
+    /// A VM stopped running (powered off, deleted, or lost with its host).
+    fn vm_stop(&mut self, vm: &str) {
+        if self.vm_at.remove(vm).is_none() {
+            return;
+        }
+        let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
+        self.vm_allocated = self
+            .vm_allocated
+            .saturating_sub(&(size + self.vm_overhead()));
+        if let Some(u) = usage
+            && let Some((_, sum)) = self.vm_usage.iter_mut().find(|(x, _)| *x == u)
+        {
+            *sum = sum.saturating_sub(&size);
+        }
+        if let Some(&q) = self.cp_vm.get(vm) {
+            self.quorum[q].running = self.quorum[q].running.saturating_sub(1);
+            self.check_quorum(q);
+        }
+    }
+
+    fn vm_overhead(&self) -> Resources {
+        let o = &self.s.estate.virtualized.spec.per_vm_overhead;
+        Resources::new(o.cpu.0, o.memory.0, 0)
+    }
+
+    /// The node of a VM that just started is Ready; a new VM's node joins its pool first.
+    fn vm_node_up(&mut self, vm: &str) {
+        let member = self.node_of_vm(vm).is_some_and(|n| self.nodes[n].member);
+        if !member
+            && let Some(pool) = self.vm_pool.get(vm).cloned()
+            && let Some(&alloc) = self.s.pool_alloc.get(&pool)
+        {
+            self.add_node(vm, &pool, alloc);
+        }
+        if let Some(n) = self.node_of_vm(vm) {
+            self.node_up(n);
+        }
+    }
+
+    /// Logs `quorumLost` / `quorumRestored` when cluster `q`'s running etcd members cross
+    /// a majority of its declared members.
+    fn check_quorum(&mut self, q: usize) {
+        if self.quiet {
+            return;
+        }
+        let st = &self.quorum[q];
+        let has = st.running > st.replicas / 2;
+        if has != st.lost {
+            return;
+        }
+        self.quorum[q].lost = !has;
+        let event = if has { "quorumRestored" } else { "quorumLost" };
+        let cluster = self.quorum[q].cluster.clone();
+        self.log.write(self.now, event, json!({"cluster": cluster}));
+    }
+
+    /// Node `n`'s schedulability may have changed: update its pool's count and, while its
+    /// cluster is upgrading, the capacity the upgrade has cost so far.
+    fn touch(&mut self, n: usize) {
+        let st = &self.nodes[n];
+        let sched = st.member && st.ready && !st.unschedulable;
+        if sched == st.counted {
+            return;
+        }
+        self.nodes[n].counted = sched;
+        let pool = &self.s.nodes[n].pool;
+        let cluster = pool.split('/').next().unwrap_or_default();
+        let Some(ps) = self.pool_stats.get_mut(pool) else {
+            return;
+        };
+        let before = ps.shortfall();
+        if let Some(acc) = self.upgrades.get_mut(cluster) {
+            let dt = u128::from(self.now.saturating_sub(ps.since));
+            acc.node_ms += u128::from(before) * dt;
+            acc.cpu_ms += u128::from(before) * u128::from(ps.unit_cpu) * dt;
+        }
+        ps.since = self.now;
+        if sched {
+            ps.schedulable += 1;
+        } else {
+            ps.schedulable = ps.schedulable.saturating_sub(1);
+        }
+        let after = ps.shortfall();
+        if let Some(acc) = self.upgrades.get_mut(cluster) {
+            acc.current = (acc.current + after).saturating_sub(before);
+            acc.max = acc.max.max(acc.current);
+        }
+    }
+
+    /// Pool keys of `cluster`.
+    fn cluster_pools(&self, cluster: &str) -> Vec<String> {
+        let prefix = format!("{cluster}/");
+        self.pool_stats
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Integrates every pool of `cluster` up to now.
+    fn settle_pools(&mut self, cluster: &str) -> u64 {
+        let mut current = 0;
+        for key in self.cluster_pools(cluster) {
+            let Some(ps) = self.pool_stats.get_mut(&key) else {
+                continue;
+            };
+            let short = ps.shortfall();
+            if let Some(acc) = self.upgrades.get_mut(cluster) {
+                let dt = u128::from(self.now.saturating_sub(ps.since));
+                acc.node_ms += u128::from(short) * dt;
+                acc.cpu_ms += u128::from(short) * u128::from(ps.unit_cpu) * dt;
+            }
+            ps.since = self.now;
+            current += short;
+        }
+        current
+    }
+
+    fn control_event(&mut self, e: ControlEvent) {
+        match e {
+            ControlEvent::UpgradeStarted {
+                cluster,
+                kind,
+                nodes,
+            } => {
+                self.settle_pools(&cluster);
+                let current = self.settle_pools(&cluster);
+                self.upgrades.insert(
+                    cluster.clone(),
+                    UpgradeAcc {
+                        started: self.now,
+                        node_ms: 0,
+                        cpu_ms: 0,
+                        current,
+                        max: current,
+                    },
+                );
+                self.log.write(
+                    self.now,
+                    "upgradeStarted",
+                    json!({"cluster": cluster, "kind": kind, "nodes": nodes}),
+                );
+            }
+            ControlEvent::UpgradeFinished { cluster, kind } => {
+                self.settle_pools(&cluster);
+                let Some(acc) = self.upgrades.remove(&cluster) else {
+                    return;
+                };
+                let clamp = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+                self.log.write(
+                    self.now,
+                    "upgradeFinished",
+                    json!({"cluster": cluster, "kind": kind,
+                           "durationMs": self.now - acc.started,
+                           "nodeMsUnavailable": clamp(acc.node_ms),
+                           "cpuMsLost": clamp(acc.cpu_ms),
+                           "maxNodesUnavailable": acc.max}),
+                );
+            }
+            ControlEvent::NodeReplaced {
+                cluster,
+                pool,
+                old,
+                new,
+                method,
+            } => {
+                self.log.write(
+                    self.now,
+                    "nodeReplaced",
+                    json!({"cluster": cluster, "pool": pool, "old": old, "new": new, "method": method}),
+                );
+            }
+        }
+    }
+
+    /// Node `name` joins `pool` (not Ready until its VM or server is up).
+    fn add_node(&mut self, name: &str, pool: &str, alloc: Resources) -> usize {
+        let n = match self.node_index.get(name) {
+            Some(&n) => n,
+            None => {
+                let cluster = pool.split('/').next().unwrap_or_default();
+                let grace_ms = self.s.estate.cluster(cluster).map_or(350_000, |c| {
+                    c.spec.kubernetes.node_monitor_grace_period.millis()
+                        + c.spec.kubernetes.not_ready_toleration.millis()
+                });
+                self.s.nodes.push(crate::setup::SimNode {
+                    name: name.to_owned(),
+                    pool: pool.to_owned(),
+                    allocatable: alloc,
+                });
+                self.nodes.push(NodeState {
+                    member: false,
+                    ready: false,
+                    unschedulable: false,
+                    counted: false,
+                    epoch: 0,
+                    used: Resources::ZERO,
+                    pods: BTreeSet::new(),
+                    grace_ms,
+                });
+                let n = self.nodes.len() - 1;
+                self.node_index.insert(name.to_owned(), n);
+                n
+            }
+        };
+        if self.nodes[n].member {
+            return n;
+        }
+        self.s.nodes[n].pool = pool.to_owned();
+        self.s.nodes[n].allocatable = alloc;
+        let st = &mut self.nodes[n];
+        st.member = true;
+        st.ready = false;
+        st.unschedulable = false;
+        st.epoch += 1;
+        let list = self.pool_nodes.entry(pool.to_owned()).or_default();
+        let names = &self.s.nodes;
+        let at = list.partition_point(|m| names[*m].name.as_str() < name);
+        list.insert(at, n);
+        self.log
+            .write(self.now, "nodeAdded", json!({"node": name, "pool": pool}));
+        n
+    }
+
+    /// Node `n` leaves its cluster: whatever still runs there is rescheduled or pends.
+    fn remove_node(&mut self, n: usize) {
+        if !self.nodes[n].member {
+            return;
+        }
+        let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
+        let (mut moved, mut pending) = (0u32, 0u32);
+        for p in pods {
+            let cause = self.pods[p].cause;
+            self.mark_unavailable(p, cause);
+            self.unbind(p);
+            if self.reschedule(p) {
+                moved += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        let st = &mut self.nodes[n];
+        st.ready = false;
+        st.epoch += 1;
+        self.touch(n);
+        self.nodes[n].member = false;
+        let pool = self.s.nodes[n].pool.clone();
+        if let Some(list) = self.pool_nodes.get_mut(&pool) {
+            list.retain(|m| *m != n);
+        }
+        self.draining.remove(&n);
+        let name = self.s.nodes[n].name.clone();
+        self.log.write(
+            self.now,
+            "nodeRemoved",
+            json!({"node": name, "pool": pool, "rescheduled": moved, "pendingForCapacity": pending}),
+        );
+    }
+
+    /// Binds pod `p` where the scheduler finds room (available after the container start),
+    /// or leaves it pending; true if it was bound.
+    fn reschedule(&mut self, p: usize) -> bool {
+        self.summary.evictions += 1;
+        match self.schedule_pod(p) {
+            Some(to) => {
+                self.bind(p, to);
+                let epoch = self.pods[p].epoch;
+                self.push(self.now + POD_START_MS, Ev::PodReady { pod: p, epoch });
+                true
+            }
+            None => {
+                let pool = self.s.pods[p].pool.clone();
+                self.pending.entry(pool).or_default().insert(p);
+                false
+            }
+        }
+    }
+
+    /// The host node `n` runs on, if any.
+    fn host_of_node(&self, n: usize) -> Option<usize> {
+        let name = &self.s.nodes[n].name;
+        match self.s.env {
+            EnvironmentType::Virtualized => self.vm_at.get(name).copied(),
+            EnvironmentType::BareMetal => self.s.node_server.get(name).copied(),
+        }
+    }
+
+    fn open_maintenance(&mut self, h: usize) {
+        if self.hosts[h].up {
+            self.maint_open.entry(h).or_insert(0);
+        }
+    }
+
+    /// `pods` were made unavailable on host `h`: charge them to its maintenance, if any.
+    fn disrupted(&mut self, h: usize, pods: u32) {
+        if let Some(c) = self.maint_open.get_mut(&h) {
+            *c += pods;
+        }
+    }
+
+    /// Cordons node `n` and starts evicting its pods; `id` is answered when none is left.
+    fn start_drain(&mut self, n: usize, id: CommandId) {
+        self.nodes[n].unschedulable = true;
+        self.touch(n);
+        self.draining.insert(
+            n,
+            Draining {
+                id,
+                blocked: false,
+                started: self.now,
+            },
+        );
+        self.drain_step(n);
+    }
+
+    /// Evicts what the PodDisruptionBudgets allow (pods with local volumes stay bound and
+    /// wait for the node); finishes the drain when nothing is left to evict, else tries
+    /// again in [`DRAIN_RETRY_MS`] with a condition naming the budget.
+    fn drain_step(&mut self, n: usize) {
+        let Some(d) = self.draining.get(&n).cloned() else {
+            return;
+        };
+        let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
+        let (mut moved, mut pending, mut local, mut hit) = (0u32, 0u32, 0u32, 0u32);
+        let mut blocked: Option<(usize, u32, String)> = None;
+        let forced = self.now >= d.started + DRAIN_TIMEOUT_MS;
+        // A node VM is drained only to be deleted, and its disks go with it: pods with
+        // local volumes are rebuilt elsewhere. A server keeps its data disks through a
+        // reimage or maintenance, so its local pods wait for it.
+        let keep_local = self.s.env == EnvironmentType::BareMetal;
+        for p in pods {
+            let pod = &self.pods[p];
+            let is_local = keep_local && self.s.pods[p].local;
+            if is_local && !pod.available {
+                continue;
+            }
+            let w = self.s.pods[p].workload as usize;
+            if pod.available {
+                if let Some((min, pdb)) = &self.s.min_available[w]
+                    && self.available[w] <= *min
+                    && !forced
+                {
+                    if blocked.is_none() {
+                        blocked = Some((w, *min, pdb.clone()));
+                    }
+                    continue;
+                }
+                hit += 1;
+            }
+            let cause = self.pods[p].cause;
+            self.mark_unavailable(p, cause);
+            if is_local {
+                local += 1;
+                continue;
+            }
+            self.unbind(p);
+            if self.reschedule(p) {
+                moved += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        if let Some(h) = self.host_of_node(n) {
+            self.disrupted(h, hit);
+        }
+        let name = self.s.nodes[n].name.clone();
+        if moved + pending + local > 0 {
+            self.log.write(
+                self.now,
+                "podsEvicted",
+                json!({"node": name, "reason": "drain", "rescheduled": moved,
+                       "pendingForCapacity": pending, "waitingForNode": local}),
+            );
+        }
+        let object = format!("node/{name}");
+        match blocked {
+            Some((w, min, pdb)) => {
+                if !d.blocked {
+                    let c = Condition {
+                        object,
+                        reason: Reason::WaitingForDisruptionBudget,
+                        message: format!(
+                            "draining: evicting a pod of {} would leave fewer than {min} available (PodDisruptionBudget {pdb}); retrying every {} s, evicting anyway after {} min",
+                            self.s.workloads[w],
+                            DRAIN_RETRY_MS / 1000,
+                            DRAIN_TIMEOUT_MS / 60_000
+                        ),
+                        since: Time(self.now),
+                    };
+                    let v = serde_json::to_value(ConditionChange::Set(c)).unwrap_or_default();
+                    self.log.write(self.now, "condition", v);
+                    if let Some(x) = self.draining.get_mut(&n) {
+                        x.blocked = true;
+                    }
+                }
+                self.push(
+                    self.now + DRAIN_RETRY_MS,
+                    Ev::DrainRetry { node: n, id: d.id },
+                );
+            }
+            None => {
+                if d.blocked {
+                    let v = serde_json::to_value(ConditionChange::Cleared {
+                        object,
+                        at: Time(self.now),
+                    })
+                    .unwrap_or_default();
+                    self.log.write(self.now, "condition", v);
+                }
+                self.draining.remove(&n);
+                self.push(self.now + API_MS, Ev::Done { id: d.id });
+            }
+        }
+    }
+
+    // --- operations schedule and hourly series -------------------------------------------
+
+    /// The recurring rollouts: `kubernetesUpgradesPerYear` and `osPatchingInterval`, evenly
+    /// spaced per cluster and staggered by cluster index ([`staggered`]).
+    fn schedule_upgrades(&mut self) {
+        let ops = &self.s.estate.scenario.spec.operations;
+        let per_year = u64::from(ops.kubernetes_upgrades_per_year);
+        let k8s = YEAR_MS.checked_div(per_year).unwrap_or(0);
+        let os = ops.os_patching_interval.millis();
+        let clusters: Vec<String> = self.quorum.iter().map(|q| q.cluster.clone()).collect();
+        let n = clusters.len();
+        for (i, cluster) in clusters.into_iter().enumerate() {
+            for (interval, kind) in [(k8s, UpgradeKind::Kubernetes), (os, UpgradeKind::Os)] {
+                for t in staggered(interval, i, n, self.end) {
+                    self.push(
+                        t,
+                        Ev::Upgrade {
+                            cluster: cluster.clone(),
+                            kind,
+                            by: "schedule",
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// One `hourly` line: capacity of hosts up, what is allocated on them, and what the
+    /// workloads use at this hour of the day (see docs/architecture.md for the formula).
+    fn hourly(&mut self, hour: u64) {
+        let of_day = (hour % 24) as u8;
+        let mut capacity = Resources::ZERO;
+        let mut hosts_up = 0u32;
+        for (i, h) in self.hosts.iter().enumerate() {
+            if h.up {
+                capacity += self.s.hosts[i].capacity;
+                hosts_up += 1;
+            }
+        }
+        let mut cpu_used = 0.0;
+        let mut mem_used = 0.0;
+        for (w, req) in self.workload_requests.iter().enumerate() {
+            let f = self.s.workload_usage[w].at(of_day) * f64::from(self.available[w]);
+            cpu_used += f * req.cpu_millis as f64;
+            mem_used += f * req.memory_bytes as f64;
+        }
+        let allocated = match self.s.env {
+            EnvironmentType::Virtualized => {
+                for (u, size) in &self.vm_usage {
+                    cpu_used += u.at(of_day) * size.cpu_millis as f64;
+                    mem_used += u.at(of_day) * size.memory_bytes as f64;
+                }
+                cpu_used *= 1.0 + self.s.estate.virtualized.spec.performance_overhead.cpu;
+                self.vm_allocated
+            }
+            EnvironmentType::BareMetal => {
+                let mut a = Resources::ZERO;
+                for (i, st) in self.nodes.iter().enumerate() {
+                    if st.member && st.ready {
+                        a += self.s.nodes[i].allocatable;
+                    }
+                }
+                for (&h, _) in self.cp_server.iter() {
+                    if self.hosts[h].up {
+                        a += self.s.hosts[h].capacity;
+                    }
+                }
+                a
+            }
+        };
+        let pending: usize = self.pending.values().map(BTreeSet::len).sum();
+        self.log.write(
+            self.now,
+            "hourly",
+            json!({"hour": hour,
+                   "cpuCapacityMilli": capacity.cpu_millis, "memCapacityBytes": capacity.memory_bytes,
+                   "cpuAllocatedMilli": allocated.cpu_millis, "memAllocatedBytes": allocated.memory_bytes,
+                   "cpuUsedMilli": cpu_used.round() as u64, "memUsedBytes": mem_used.round() as u64,
+                   "hostsUp": hosts_up, "podsPending": pending}),
+        );
+    }
+
     // --- commands -----------------------------------------------------------------------
 
     fn host_idx(&self, name: &str) -> Option<usize> {
@@ -835,6 +1555,25 @@ impl<'a> World<'a> {
                 }
                 (tm.vm_boot, Ok(()), vec![epoch(self, h)])
             }
+            CommandKind::CreateVm { vm, host, pool } => {
+                let Some(h) = self.host_idx(host) else {
+                    return (0, Err(format!("unknown host {host}")), vec![]);
+                };
+                self.vm_pool.insert(vm.clone(), pool.clone());
+                if let Some(&size) = self.s.vm_template.get(pool) {
+                    self.s.vm_size.insert(vm.clone(), (size, None));
+                    self.s.vm_memory.insert(vm.clone(), size.memory_bytes);
+                }
+                if let Some((cluster, CONTROL_PLANE)) = pool.split_once('/')
+                    && let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster)
+                {
+                    self.cp_vm.insert(vm.clone(), q);
+                }
+                if !self.hosts[h].up {
+                    return (API_MS, Err(format!("host {host} is down")), vec![]);
+                }
+                (tm.vm_clone + tm.vm_boot, Ok(()), vec![epoch(self, h)])
+            }
             CommandKind::StopVm { host, .. } => {
                 let h = self.host_idx(host);
                 (
@@ -842,6 +1581,13 @@ impl<'a> World<'a> {
                     Ok(()),
                     h.map(|h| vec![epoch(self, h)]).unwrap_or_default(),
                 )
+            }
+            CommandKind::DeleteVm { .. } => (10_000, Ok(()), vec![]),
+            CommandKind::RemoveNode { node } => {
+                if let Some(&n) = self.node_index.get(node) {
+                    self.remove_node(n);
+                }
+                (API_MS, Ok(()), vec![])
             }
             CommandKind::MigrateVm { vm, from, to } => {
                 let (Some(f), Some(t)) = (self.host_idx(from), self.host_idx(to)) else {
@@ -871,6 +1617,7 @@ impl<'a> World<'a> {
                 };
                 if let Some(&n) = self.node_index.get(host) {
                     self.nodes[n].unschedulable = true;
+                    self.touch(n);
                 }
                 self.host_down(h, Down::Planned, None);
                 (tm.reboot, Ok(()), vec![])
@@ -878,21 +1625,14 @@ impl<'a> World<'a> {
             CommandKind::Cordon { node } => {
                 if let Some(&n) = self.node_index.get(node) {
                     self.nodes[n].unschedulable = true;
+                    self.touch(n);
                 }
                 (API_MS, Ok(()), vec![])
             }
             CommandKind::Uncordon { .. } => (API_MS, Ok(()), vec![]),
-            CommandKind::Drain { node } => {
-                if let Some(&n) = self.node_index.get(node) {
-                    self.nodes[n].unschedulable = true;
-                    let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
-                    if !pods.is_empty() {
-                        self.evict(n, "drain");
-                    }
-                }
-                (API_MS, Ok(()), vec![])
-            }
-            CommandKind::ProvisionServer { server } | CommandKind::ReimageServer { server } => {
+            // Drains are answered by `start_drain` when their last pod is out.
+            CommandKind::Drain { .. } => (API_MS, Ok(()), vec![]),
+            CommandKind::ProvisionServer { server, .. } | CommandKind::ReimageServer { server } => {
                 let ms = if matches!(cmd.kind, CommandKind::ProvisionServer { .. }) {
                     tm.install
                 } else {
@@ -915,17 +1655,22 @@ impl<'a> World<'a> {
             }
         }
         match &f.cmd.kind {
-            CommandKind::StartVm { vm, host } => {
+            CommandKind::StartVm { vm, host } | CommandKind::CreateVm { vm, host, .. } => {
                 let h = self.host_idx(host).unwrap_or(0);
-                self.vm_at.insert(vm.clone(), h);
-                if let Some(n) = self.node_of_vm(vm) {
-                    self.node_up(n);
-                }
+                self.vm_run(vm, h);
+                self.vm_node_up(vm);
             }
             CommandKind::StopVm { vm, .. } => {
-                self.vm_at.remove(vm);
+                self.vm_stop(vm);
                 if let Some(n) = self.node_of_vm(vm) {
                     self.node_down(n, None);
+                }
+            }
+            CommandKind::DeleteVm { vm, .. } => {
+                self.vm_stop(vm);
+                self.cp_vm.remove(vm);
+                if let Some(n) = self.node_of_vm(vm) {
+                    self.remove_node(n);
                 }
             }
             CommandKind::MigrateVm { vm, from, to } => {
@@ -948,6 +1693,14 @@ impl<'a> World<'a> {
             }
             CommandKind::MaintainHost { host } => {
                 if let Some(h) = self.host_idx(host) {
+                    let disrupted = self.maint_open.remove(&h);
+                    if let Some(pods) = disrupted {
+                        self.log.write(
+                            self.now,
+                            "maintenanceFinished",
+                            json!({"host": host, "podsDisrupted": pods}),
+                        );
+                    }
                     if self.hosts[h].down == Some(Down::Planned) {
                         self.host_up(h);
                     } else if !self.hosts[h].up {
@@ -959,16 +1712,32 @@ impl<'a> World<'a> {
             CommandKind::Uncordon { node } => {
                 if let Some(&n) = self.node_index.get(node) {
                     self.nodes[n].unschedulable = false;
+                    self.touch(n);
                     let pool = self.s.nodes[n].pool.clone();
                     self.retry_pending(&pool);
                 }
             }
-            CommandKind::ProvisionServer { server } | CommandKind::ReimageServer { server } => {
+            CommandKind::ProvisionServer { server, pool } => {
                 if let Some(h) = self.host_idx(server) {
+                    let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
+                    let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
+                    self.add_node(server, pool, alloc);
                     self.host_up(h);
                 }
             }
-            CommandKind::Cordon { .. } | CommandKind::Drain { .. } => {}
+            CommandKind::ReimageServer { server } => {
+                if let Some(h) = self.host_idx(server) {
+                    self.host_up(h);
+                    self.log.write(
+                        self.now,
+                        "reimaged",
+                        json!({"server": server, "durationMs": self.timings.reimage}),
+                    );
+                }
+            }
+            CommandKind::Cordon { .. }
+            | CommandKind::Drain { .. }
+            | CommandKind::RemoveNode { .. } => {}
         }
         Ok(())
     }
@@ -978,7 +1747,14 @@ impl<'a> World<'a> {
             Ev::Crash { host, clock } => self.crash(host, clock, None),
             Ev::RackCrash { rack } => self.rack_crash(rack),
             Ev::Repaired { host } => self.repaired(host),
-            Ev::Deliver(obs) => return Some(obs),
+            Ev::Deliver(obs) => {
+                if let Observation::MaintenanceRequested { host } = &obs
+                    && let Some(&h) = self.host_index.get(host)
+                {
+                    self.open_maintenance(h);
+                }
+                return Some(obs);
+            }
             Ev::Done { id } => {
                 let f = self.inflight.remove(&id)?;
                 let r = self.complete(f);
@@ -1014,18 +1790,60 @@ impl<'a> World<'a> {
                     self.mark_available(pod);
                 }
             }
+            Ev::Upgrade { cluster, kind, by } => {
+                self.log.write(
+                    self.now,
+                    "upgradeRequested",
+                    json!({"cluster": cluster, "kind": kind, "by": by}),
+                );
+                return Some(Observation::UpgradeRequested {
+                    cluster,
+                    upgrade: kind,
+                });
+            }
+            Ev::DrainRetry { node, id } => {
+                if self.draining.get(&node).is_some_and(|d| d.id == id) {
+                    self.drain_step(node);
+                }
+            }
+            Ev::Hourly { hour } => {
+                self.hourly(hour);
+                let next = (hour + 1) * HOUR_MS;
+                if next <= self.end {
+                    self.push(next, Ev::Hourly { hour: hour + 1 });
+                }
+            }
             Ev::Timeline { step } => {
                 let s = self.s.estate.scenario.spec.operations.timeline[step].clone();
                 if s.action == TimelineAction::HostMaintenance
                     && let Some(host) = s.host.clone()
-                    && self.host_index.contains_key(&host)
+                    && let Some(&h) = self.host_index.get(&host)
                 {
                     self.log.write(
                         self.now,
                         "maintenanceRequested",
                         json!({"host": host, "by": "timeline"}),
                     );
+                    self.open_maintenance(h);
                     return Some(Observation::MaintenanceRequested { host });
+                }
+                let kind = match s.action {
+                    TimelineAction::UpgradeKubernetes => Some(UpgradeKind::Kubernetes),
+                    TimelineAction::PatchOs => Some(UpgradeKind::Os),
+                    _ => None,
+                };
+                if let (Some(kind), Some(cluster)) = (kind, s.cluster.clone())
+                    && self.quorum.iter().any(|q| q.cluster == cluster)
+                {
+                    self.log.write(
+                        self.now,
+                        "upgradeRequested",
+                        json!({"cluster": cluster, "kind": kind, "by": "timeline", "version": s.version}),
+                    );
+                    return Some(Observation::UpgradeRequested {
+                        cluster,
+                        upgrade: kind,
+                    });
                 }
                 self.log.write(
                     self.now,
@@ -1143,6 +1961,26 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Nodes of `pool` (`cluster/pool`) that are Ready and schedulable now (ground truth).
+    pub fn schedulable_nodes(&self, pool: &str) -> u32 {
+        self.pool_stats.get(pool).map_or(0, |p| p.schedulable)
+    }
+
+    /// Member nodes of `pool` now, Ready or not (ground truth).
+    pub fn pool_members(&self, pool: &str) -> Vec<&str> {
+        self.pool_nodes.get(pool).map_or_else(Vec::new, |v| {
+            v.iter().map(|n| self.s.nodes[*n].name.as_str()).collect()
+        })
+    }
+
+    /// Control-plane members of `cluster` running now: VMs on a live host, or servers up.
+    pub fn control_plane_running(&self, cluster: &str) -> Option<u32> {
+        self.quorum
+            .iter()
+            .find(|q| q.cluster == cluster)
+            .map(|q| q.running)
+    }
+
     /// Where `vm` runs in the world (ground truth, for tests and metrics).
     pub fn vm_host(&self, vm: &str) -> Option<&str> {
         self.vm_at.get(vm).map(|h| self.s.hosts[*h].name.as_str())
@@ -1179,8 +2017,23 @@ impl Driver for World<'_> {
         self.now = now.millis().max(self.now);
         let v = serde_json::to_value(&command).unwrap_or_default();
         self.log.write(self.now, "command", v);
-        let (ms, ok, hosts) = self.begin(&command);
         let id = command.id;
+        if let CommandKind::Drain { node } = &command.kind
+            && let Some(&n) = self.node_index.get(node)
+            && self.nodes[n].member
+        {
+            self.inflight.insert(
+                id,
+                InFlight {
+                    cmd: command,
+                    ok: Ok(()),
+                    hosts: vec![],
+                },
+            );
+            self.start_drain(n, id);
+            return;
+        }
+        let (ms, ok, hosts) = self.begin(&command);
         self.inflight.insert(
             id,
             InFlight {
@@ -1190,6 +2043,13 @@ impl Driver for World<'_> {
             },
         );
         self.push(self.now + ms, Ev::Done { id });
+    }
+
+    fn record(&mut self, now: Time, events: Vec<ControlEvent>) {
+        self.now = now.millis().max(self.now);
+        for e in events {
+            self.control_event(e);
+        }
     }
 
     fn publish(&mut self, now: Time, changes: Vec<ConditionChange>) {

@@ -1,10 +1,16 @@
 //! Scenario tests with asserted outcomes: the control plane driven by the simulator.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use plinth_control::{
+    Command, CommandKind, Control, ControlEvent, Driver, Observation, ReplaceMethod, Time,
+    UpgradeKind,
+};
+use plinth_model::kinds::cluster::UpgradeStrategy;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Estate, Input, SourceFile, load};
-use plinth_sim::{Options, Run, World, run_world, setup, simulate};
+use plinth_sim::{Options, POD_START_MS, Run, World, run_world, setup, simulate};
 
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
@@ -555,4 +561,430 @@ fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
         }
     }
     assert!(fences_failed > 0, "the seeds exercised failed fences");
+}
+
+// --- rolling upgrades: one body for any driver ---------------------------------------------
+
+/// Ground truth a rolling-upgrade test reads besides the [`Driver`] interface, what a user
+/// would check with kubectl and etcdctl. The simulator implements it from its world; a
+/// real driver would from the Kubernetes API.
+trait Observe: Driver {
+    /// Ready, schedulable nodes of `cluster/pool`.
+    fn schedulable(&self, pool: &str) -> u32;
+    /// Running control-plane members of `cluster`.
+    fn control_plane_running(&self, cluster: &str) -> u32;
+}
+
+impl Observe for World<'_> {
+    fn schedulable(&self, pool: &str) -> u32 {
+        self.schedulable_nodes(pool)
+    }
+    fn control_plane_running(&self, cluster: &str) -> u32 {
+        World::control_plane_running(self, cluster).unwrap_or(0)
+    }
+}
+
+/// What one rollout did, as seen through [`Observe`] after every step of the loop.
+#[derive(Debug, Default)]
+struct RolloutReport {
+    finished_at: Option<Time>,
+    /// Largest (pool size − schedulable nodes) of any pool while the rollout ran.
+    max_unavailable: u32,
+    /// Fewest control-plane members running while the rollout ran.
+    min_control_plane: u32,
+    replaced: Vec<(String, String, ReplaceMethod)>,
+    /// Issue and answer time of every command, by id.
+    commands: BTreeMap<u64, (Time, Option<Time>, CommandKind)>,
+}
+
+/// One turn of the control loop ([`plinth_control::run`]'s body), noting what it did.
+fn rollout_step<D: Observe>(
+    report: &mut RolloutReport,
+    control: &mut Control,
+    driver: &mut D,
+    cluster: &str,
+    now: Time,
+    cmds: Vec<Command>,
+) {
+    let changes = control.take_condition_changes();
+    if !changes.is_empty() {
+        driver.publish(now, changes);
+    }
+    let events = control.take_events();
+    for e in &events {
+        match e {
+            ControlEvent::UpgradeFinished { cluster: c, .. } if c == cluster => {
+                report.finished_at = Some(now);
+            }
+            ControlEvent::NodeReplaced {
+                old, new, method, ..
+            } => report.replaced.push((old.clone(), new.clone(), *method)),
+            _ => {}
+        }
+    }
+    if !events.is_empty() {
+        driver.record(now, events);
+    }
+    for c in cmds {
+        report.commands.insert(c.id.0, (now, None, c.kind.clone()));
+        driver.submit(now, c);
+    }
+}
+
+/// Requests a `kind` rollout of `cluster` at the driver's start and runs the loop to the
+/// end, watching every pool of `pools` (`cluster/pool`, size) and the control plane.
+fn rolling_upgrade<D: Observe>(
+    control: &mut Control,
+    driver: &mut D,
+    cluster: &str,
+    pools: &[(String, u32)],
+    kind: UpgradeKind,
+) -> RolloutReport {
+    let mut report = RolloutReport {
+        min_control_plane: u32::MAX,
+        ..RolloutReport::default()
+    };
+    let mut upgrading = true;
+    let first = control.handle(
+        Time::ZERO,
+        Observation::UpgradeRequested {
+            cluster: cluster.to_owned(),
+            upgrade: kind,
+        },
+    );
+    rollout_step(&mut report, control, driver, cluster, Time::ZERO, first);
+    while let Some((now, obs)) = driver.next(control.next_wakeup()) {
+        if let Observation::CommandCompleted { id } | Observation::CommandFailed { id, .. } = &obs
+            && let Some(c) = report.commands.get_mut(&id.0)
+        {
+            c.1 = Some(now);
+        }
+        let cmds = control.handle(now, obs);
+        rollout_step(&mut report, control, driver, cluster, now, cmds);
+        if upgrading {
+            for (pool, size) in pools {
+                let short = size.saturating_sub(driver.schedulable(pool));
+                report.max_unavailable = report.max_unavailable.max(short);
+            }
+            report.min_control_plane = report
+                .min_control_plane
+                .min(driver.control_plane_running(cluster));
+            upgrading = report.finished_at.is_none();
+        }
+    }
+    report
+}
+
+/// examples/small with no random failures and no recurring operations; `strategy` for the
+/// `workers` pool and `extra` documents (workloads, budgets).
+fn quiet_small(strategy: UpgradeStrategy, extra: &str) -> Estate {
+    let mut estate = example(
+        "small",
+        &format!(
+            r#"apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: test
+spec:
+  failures:
+    hosts:
+      mtbf: 100000d
+    racks:
+      mtbf: 100000d
+  operations:
+    kubernetesUpgradesPerYear: 0
+    osPatchingInterval: 100000d
+    hostPatchingInterval: 100000d
+{extra}"#
+        ),
+    );
+    estate.clusters[0].spec.node_pools[0].upgrade = strategy;
+    estate
+}
+
+fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Vec<(String, u32)>) {
+    let options = Options {
+        env,
+        seed: 1,
+        duration: DAY,
+    };
+    let s = setup(estate, &options).expect("setup");
+    let mut pools: BTreeMap<String, u32> = BTreeMap::new();
+    for n in &s.nodes {
+        *pools.entry(n.pool.clone()).or_insert(0) += 1;
+    }
+    let pools: Vec<(String, u32)> = pools.into_iter().collect();
+    let mut control = s.control.clone();
+    let mut world = World::new(s, &options, |_| {});
+    let report = rolling_upgrade(
+        &mut control,
+        &mut world,
+        "apps",
+        &pools,
+        UpgradeKind::Kubernetes,
+    );
+    (report, world.finish(&control), pools)
+}
+
+#[test]
+fn a_surge_rollout_replaces_every_node_without_losing_capacity_or_quorum() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        "",
+    );
+    let (report, run, pools) = upgrade_run(&estate, EnvironmentType::Virtualized);
+    assert!(report.finished_at.is_some(), "the rollout finished");
+    assert_eq!(
+        report.max_unavailable, 0,
+        "maxUnavailable 0: never a node short"
+    );
+    assert!(
+        report.min_control_plane >= 2,
+        "3 members, never below a majority: {}",
+        report.min_control_plane
+    );
+    let workers: u32 = pools.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        report.replaced.len() as u32,
+        workers + 3,
+        "every node replaced"
+    );
+    assert!(
+        report
+            .replaced
+            .iter()
+            .all(|(old, new, m)| old != new && *m == ReplaceMethod::Surge)
+    );
+    let lines = log_lines(&run);
+    assert!(events(&lines, "quorumLost").is_empty());
+    let done = events(&lines, "upgradeFinished");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["cluster"], "apps");
+    assert_eq!(done[0]["kind"], "kubernetes");
+    assert_eq!(done[0]["maxNodesUnavailable"], 0);
+    assert_eq!(done[0]["nodeMsUnavailable"], 0);
+    // Control plane one member at a time: a new member runs before each old one goes.
+    let mut cp_creates = 0;
+    for (issued, answered, kind) in report.commands.values() {
+        if let CommandKind::CreateVm { pool, .. } = kind
+            && pool.ends_with("/control-plane")
+        {
+            cp_creates += 1;
+            let answered = answered.expect("answered");
+            let overlapping = report.commands.values().any(|(i, a, k)| {
+                matches!(k, CommandKind::CreateVm { pool, .. } if pool.ends_with("/control-plane"))
+                    && *i > *issued
+                    && *i < answered
+                    && a.is_some()
+            });
+            assert!(!overlapping, "two control-plane members replaced at once");
+        }
+    }
+    assert_eq!(cp_creates, 3);
+    assert_eq!(run.summary.second_copies, 0);
+    assert!(
+        run.summary.conditions_at_end.is_empty(),
+        "{:?}",
+        run.summary.conditions_at_end
+    );
+}
+
+#[test]
+fn a_rolling_upgrade_never_has_more_than_max_unavailable_nodes_unavailable() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 0,
+            max_unavailable: 2,
+        },
+        "",
+    );
+    let (report, run, _) = upgrade_run(&estate, EnvironmentType::Virtualized);
+    assert!(report.finished_at.is_some());
+    // Reaches the budget (so the bound is tested) and never exceeds it.
+    assert_eq!(report.max_unavailable, 2);
+    assert!(
+        report
+            .replaced
+            .iter()
+            .filter(|(old, _, _)| !old.contains("-cp-"))
+            .all(|(_, _, m)| *m == ReplaceMethod::Recreate)
+    );
+    let lines = log_lines(&run);
+    let done = events(&lines, "upgradeFinished");
+    assert_eq!(done[0]["maxNodesUnavailable"], 2);
+    let node_ms = done[0]["nodeMsUnavailable"].as_u64().expect("nodeMs");
+    let cpu_ms = done[0]["cpuMsLost"].as_u64().expect("cpuMs");
+    let env = &estate.virtualized.spec;
+    // Each recreated node is short at least for its clone and boot.
+    let boot = env.timings.vm_clone.millis() + env.timings.vm_boot.millis();
+    assert!(node_ms >= 4 * boot, "{node_ms} < 4 × {boot}");
+    let unit = run_unit_cpu(&estate);
+    assert_eq!(
+        cpu_ms,
+        node_ms * unit,
+        "capacity lost = node-ms × allocatable CPU"
+    );
+}
+
+/// Allocatable milli-CPU of a `workers` node of examples/small on the virtualized design.
+fn run_unit_cpu(estate: &Estate) -> u64 {
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: HOUR,
+    };
+    let s = setup(estate, &options).expect("setup");
+    s.nodes
+        .iter()
+        .find(|n| n.pool == "apps/workers")
+        .expect("worker")
+        .allocatable
+        .cpu_millis
+}
+
+#[test]
+fn a_disruption_budget_holds_a_drain_until_the_evicted_pod_is_back() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  replicas: 8
+  selector:
+    matchLabels:
+      app: batch
+  template:
+    metadata:
+      labels:
+        app: batch
+    spec:
+      containers:
+        - name: b
+          image: b
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: batch
+"#,
+    );
+    let (report, run, _) = upgrade_run(&estate, EnvironmentType::Virtualized);
+    assert!(report.finished_at.is_some());
+    let lines = log_lines(&run);
+    let held: Vec<_> = events(&lines, "condition")
+        .into_iter()
+        .filter(|c| c["reason"] == "waitingForDisruptionBudget")
+        .collect();
+    assert!(!held.is_empty(), "a drain waited for the budget");
+    let msg = held[0]["message"].as_str().expect("message");
+    assert!(msg.contains("shop/batch"), "{msg}");
+    let node = held[0]["object"].as_str().expect("object");
+    assert!(
+        events(&lines, "condition")
+            .iter()
+            .any(|c| c["object"] == node && c["change"] == "cleared"),
+        "the wait ended"
+    );
+    // The held drain took at least one pod start; the budget was never broken.
+    let drains: Vec<_> = report
+        .commands
+        .values()
+        .filter(
+            |(_, _, k)| matches!(k, CommandKind::Drain { node: n } if format!("node/{n}") == node),
+        )
+        .collect();
+    assert_eq!(drains.len(), 1);
+    let (issued, answered, _) = drains[0];
+    assert!(answered.expect("drained").since(*issued) >= POD_START_MS);
+    for a in events(&lines, "workloadAvailability") {
+        if a["workload"] == "apps/shop/Deployment/batch" {
+            assert!(a["available"].as_u64().expect("available") >= 7, "{a}");
+        }
+    }
+}
+
+#[test]
+fn bare_metal_reimages_in_place_one_node_at_a_time_for_the_reimage_time() {
+    let mut estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        "",
+    );
+    // No spare servers for a surge: every node is reimaged in place.
+    estate.scenario.spec.requirements.upgrade_surge = false;
+    let (report, run, pools) = upgrade_run(&estate, EnvironmentType::BareMetal);
+    assert!(report.finished_at.is_some());
+    let nodes: u32 = pools.iter().map(|(_, n)| n).sum();
+    assert_eq!(report.replaced.len() as u32, nodes + 3);
+    assert!(
+        report
+            .replaced
+            .iter()
+            .all(|(old, new, m)| old == new && *m == ReplaceMethod::Reimage)
+    );
+    assert_eq!(
+        report.max_unavailable, 1,
+        "maxUnavailable 0 without a spare: one at a time"
+    );
+    assert!(report.min_control_plane >= 2);
+    let reimage = estate.bare_metal.spec.reimage.millis();
+    let mut reimages = 0;
+    for (issued, answered, kind) in report.commands.values() {
+        if matches!(kind, CommandKind::ReimageServer { .. }) {
+            reimages += 1;
+            assert_eq!(answered.expect("answered").since(*issued), reimage);
+        }
+    }
+    assert_eq!(reimages, nodes + 3);
+    let lines = log_lines(&run);
+    let done = events(&lines, "upgradeFinished");
+    assert!(done[0]["durationMs"].as_u64().expect("duration") >= u64::from(nodes + 3) * reimage);
+    assert!(done[0]["nodeMsUnavailable"].as_u64().expect("node-ms") >= u64::from(nodes) * reimage);
+}
+
+#[test]
+fn bare_metal_with_a_spare_server_surges_instead() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        "",
+    );
+    let (report, run, _) = upgrade_run(&estate, EnvironmentType::BareMetal);
+    assert!(report.finished_at.is_some());
+    let workers: Vec<_> = report
+        .replaced
+        .iter()
+        .filter(|(old, _, _)| !run.summary.failures.iter().any(|f| &f.host == old))
+        .filter(|(_, _, m)| *m == ReplaceMethod::Surge)
+        .collect();
+    assert!(
+        !workers.is_empty(),
+        "the surge server was used: {:?}",
+        report.replaced
+    );
+    assert_eq!(report.max_unavailable, 0);
 }

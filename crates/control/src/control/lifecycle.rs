@@ -1,0 +1,671 @@
+//! The cluster lifecycle reconciler inside [`Control`]: rolling upgrades. The decisions
+//! (how many nodes start, the order, names) are the pure functions of [`crate::upgrade`];
+//! this file walks each replacement through its commands.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use plinth_placement::VmSpec;
+
+use super::{Control, Pending, Timer};
+use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
+use crate::control::VmPhase;
+use crate::time::Time;
+use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology};
+
+/// Wait before a replacement that found no room is tried again, ms.
+const RETRY_MS: u64 = 60_000;
+
+/// Where one node's replacement is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The new VM is being cloned and booted (or restarted by HA after its host failed).
+    Creating,
+    /// A spare server is being installed as the new node.
+    Provisioning,
+    /// The old node is being drained.
+    Draining,
+    /// The old VM is being deleted.
+    Deleting,
+    /// The old node is being removed and its server returned as a spare.
+    Removing,
+    /// The server is being reimaged in place.
+    Reimaging,
+    /// The reimaged node is being made schedulable again.
+    Uncordoning,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Replacement {
+    /// The new node (`None` while an in-place VM replacement drains the old one; the old
+    /// name when a server is reimaged in place).
+    new: Option<String>,
+    surge: bool,
+    step: Step,
+    /// The deleted VM's spec, the template of its in-place replacement.
+    spec: Option<VmSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Rollout {
+    kind: UpgradeKind,
+    /// 0: control plane; i ≥ 1: pool i − 1.
+    stage: usize,
+    /// Nodes of the stage not started yet, last to start first.
+    waiting: Vec<String>,
+    /// Replacements in progress, by old node.
+    active: BTreeMap<String, Replacement>,
+    nodes: u32,
+    done: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ClusterRec {
+    topo: ClusterTopology,
+    /// Next free node index, by stage.
+    next: Vec<u32>,
+    rollout: Option<Rollout>,
+    queued: VecDeque<UpgradeKind>,
+    retry_at: Option<Time>,
+}
+
+impl ClusterRec {
+    pub(super) fn new(topo: ClusterTopology) -> Self {
+        let mut next = Vec::new();
+        for p in std::iter::once(&topo.control_plane).chain(&topo.pools) {
+            let prefix = format!("{}-{}-", topo.name, prefix_pool(&p.name));
+            next.push(upgrade::next_index(
+                &prefix,
+                p.nodes.iter().map(String::as_str),
+            ));
+        }
+        Self {
+            topo,
+            next,
+            rollout: None,
+            queued: VecDeque::new(),
+            retry_at: None,
+        }
+    }
+
+    fn stage(&self, stage: usize) -> Option<&PoolTopology> {
+        if stage == 0 {
+            Some(&self.topo.control_plane)
+        } else {
+            self.topo.pools.get(stage - 1)
+        }
+    }
+
+    fn stage_mut(&mut self, stage: usize) -> Option<&mut PoolTopology> {
+        if stage == 0 {
+            Some(&mut self.topo.control_plane)
+        } else {
+            self.topo.pools.get_mut(stage - 1)
+        }
+    }
+
+    /// The cluster's topology as the control plane sees it now.
+    pub(super) fn topology(&self) -> &ClusterTopology {
+        &self.topo
+    }
+}
+
+/// VM names of the control plane are `<cluster>-cp-<i>`, of a pool `<cluster>-<pool>-<i>`.
+fn prefix_pool(pool: &str) -> &str {
+    if pool == CONTROL_PLANE { "cp" } else { pool }
+}
+
+impl Control {
+    pub(super) fn request_upgrade(
+        &mut self,
+        now: Time,
+        cluster: &str,
+        kind: UpgradeKind,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(&c) = self.cluster_index.get(cluster) else {
+            return;
+        };
+        if self.clusters[c].rollout.is_some() {
+            self.clusters[c].queued.push_back(kind);
+            return;
+        }
+        self.start_rollout(now, c, kind, out);
+    }
+
+    fn start_rollout(&mut self, now: Time, c: usize, kind: UpgradeKind, out: &mut Vec<Command>) {
+        let rec = &self.clusters[c];
+        let nodes = std::iter::once(&rec.topo.control_plane)
+            .chain(&rec.topo.pools)
+            .map(|p| p.nodes.len() as u32)
+            .sum();
+        let name = rec.topo.name.clone();
+        self.clusters[c].rollout = Some(Rollout {
+            kind,
+            stage: 0,
+            waiting: self.stage_nodes(c, 0),
+            active: BTreeMap::new(),
+            nodes,
+            done: 0,
+        });
+        self.events.push(ControlEvent::UpgradeStarted {
+            cluster: name,
+            kind,
+            nodes,
+        });
+        self.rollout_condition(now, c, None);
+        self.advance(now, c, out);
+    }
+
+    /// Nodes of `stage`, last in name order first (they are popped).
+    fn stage_nodes(&self, c: usize, stage: usize) -> Vec<String> {
+        let mut v = self.clusters[c]
+            .stage(stage)
+            .map(|p| p.nodes.clone())
+            .unwrap_or_default();
+        v.sort();
+        v.reverse();
+        v
+    }
+
+    fn rollout_condition(&mut self, now: Time, c: usize, waiting: Option<String>) {
+        let rec = &self.clusters[c];
+        let Some(r) = &rec.rollout else {
+            return;
+        };
+        let pool = rec.stage(r.stage).map_or("", |p| p.name.as_str());
+        let mut message = format!(
+            "rolling {} upgrade: {} of {} nodes done; now {pool}",
+            r.kind, r.done, r.nodes
+        );
+        if let Some(w) = waiting {
+            message.push_str("; ");
+            message.push_str(&w);
+        }
+        let object = format!("cluster/{}", rec.topo.name);
+        self.set_condition(object, Reason::Upgrading, message, now);
+    }
+
+    /// Starts whatever the current stage allows; moves to the next stage, or finishes.
+    pub(super) fn advance(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        loop {
+            let Some(r) = &self.clusters[c].rollout else {
+                return;
+            };
+            let stage = r.stage;
+            if r.waiting.is_empty() && r.active.is_empty() {
+                if stage >= self.clusters[c].topo.pools.len() {
+                    self.finish_rollout(now, c, out);
+                    return;
+                }
+                let waiting = self.stage_nodes(c, stage + 1);
+                if let Some(r) = &mut self.clusters[c].rollout {
+                    r.stage = stage + 1;
+                    r.waiting = waiting;
+                }
+                self.rollout_condition(now, c, None);
+                continue;
+            }
+            let rec = &self.clusters[c];
+            let Some(pool) = rec.stage(stage) else {
+                return;
+            };
+            let surging = r.active.values().filter(|x| x.surge).count() as u32;
+            let unavailable = r.active.len() as u32 - surging;
+            let (room, free) = if self.vms.is_some() {
+                (u32::MAX, u32::MAX)
+            } else if stage == 0 {
+                (0, 0)
+            } else {
+                let free = rec.topo.spares.len() as u32;
+                (free + surging, free)
+            };
+            let b = upgrade::batch(
+                pool.strategy,
+                room,
+                free,
+                surging,
+                unavailable,
+                r.waiting.len(),
+            );
+            if b.surge == 0 && b.in_place == 0 {
+                return;
+            }
+            let mut blocked = false;
+            for i in 0..b.surge + b.in_place {
+                let Some(old) = self.clusters[c]
+                    .rollout
+                    .as_mut()
+                    .and_then(|r| r.waiting.pop())
+                else {
+                    break;
+                };
+                if !self.begin_replacement(now, c, stage, old, i < b.surge, out) {
+                    blocked = true;
+                    break;
+                }
+            }
+            if blocked {
+                return;
+            }
+        }
+    }
+
+    /// Begins replacing `old`; false (and `old` back in line) when nothing could start.
+    fn begin_replacement(
+        &mut self,
+        now: Time,
+        c: usize,
+        stage: usize,
+        old: String,
+        surge: bool,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let virtualized = self.vms.is_some();
+        let step = match (virtualized, surge, stage == 0) {
+            (true, true, _) => Step::Creating,
+            (true, false, _) => Step::Draining,
+            (false, true, _) => Step::Provisioning,
+            (false, false, true) => Step::Reimaging,
+            (false, false, false) => Step::Draining,
+        };
+        let mut rep = Replacement {
+            new: None,
+            surge,
+            step,
+            spec: None,
+        };
+        match step {
+            Step::Creating => match self.create_node(now, c, stage, &old, out) {
+                Some(new) => rep.new = Some(new),
+                None => {
+                    self.requeue(c, old);
+                    return false;
+                }
+            },
+            Step::Provisioning => {
+                let spare = {
+                    let spares = &mut self.clusters[c].topo.spares;
+                    spares.sort();
+                    if spares.is_empty() {
+                        None
+                    } else {
+                        Some(spares.remove(0))
+                    }
+                };
+                let Some(spare) = spare else {
+                    self.requeue(c, old);
+                    return false;
+                };
+                let pool = self.pool_key(c, stage);
+                rep.new = Some(spare.clone());
+                self.issue_upgrade(
+                    c,
+                    &old,
+                    CommandKind::ProvisionServer {
+                        server: spare,
+                        pool,
+                    },
+                    out,
+                );
+            }
+            Step::Reimaging => {
+                rep.new = Some(old.clone());
+                self.issue_upgrade(
+                    c,
+                    &old,
+                    CommandKind::ReimageServer {
+                        server: old.clone(),
+                    },
+                    out,
+                );
+            }
+            _ => {
+                if !virtualized {
+                    rep.new = Some(old.clone());
+                }
+                self.issue_upgrade(c, &old, CommandKind::Drain { node: old.clone() }, out);
+            }
+        }
+        if let Some(r) = &mut self.clusters[c].rollout {
+            r.active.insert(old, rep);
+        }
+        true
+    }
+
+    fn requeue(&mut self, c: usize, old: String) {
+        if let Some(r) = &mut self.clusters[c].rollout {
+            r.waiting.push(old);
+        }
+    }
+
+    fn pool_key(&self, c: usize, stage: usize) -> String {
+        let rec = &self.clusters[c];
+        let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
+        format!("{}/{pool}", rec.topo.name)
+    }
+
+    fn issue_upgrade(&mut self, c: usize, old: &str, kind: CommandKind, out: &mut Vec<Command>) {
+        self.issue(
+            kind,
+            Pending::Upgrade {
+                cluster: c,
+                old: old.to_owned(),
+            },
+            out,
+        );
+    }
+
+    /// Places a new VM like `old` (same size, group, priority) and creates it; the new
+    /// name, or `None` (with the cluster's condition saying why) when no host has room.
+    fn create_node(
+        &mut self,
+        now: Time,
+        c: usize,
+        stage: usize,
+        old: &str,
+        out: &mut Vec<Command>,
+    ) -> Option<String> {
+        let prefix = {
+            let rec = &self.clusters[c];
+            let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
+            format!("{}-{}-", rec.topo.name, prefix_pool(pool))
+        };
+        let index = self.clusters[c].next.get(stage).copied().unwrap_or(0);
+        let new = format!("{prefix}{index}");
+        let pool_key = self.pool_key(c, stage);
+        let kept = self.replacement(c, old).and_then(|r| r.spec);
+        let v = self.vms.as_mut()?;
+        let template = v
+            .ids
+            .get(old)
+            .and_then(|id| v.pool.vm(*id))
+            .or_else(|| v.stranded.get(old))
+            .cloned()
+            .or(kept);
+        let mut spec = template?;
+        spec.name = new.clone();
+        // A host being emptied that takes it evacuates it again (`note_arrival`); a silent
+        // one fails the create and HA restarts the VM with that host's others.
+        let placed = v.pool.place(spec);
+        match placed {
+            Ok((id, host)) => {
+                v.ids.insert(new.clone(), id);
+                v.phase.insert(new.clone(), VmPhase::Starting);
+                let host = v.pool.pool().host(host).name.clone();
+                self.drs_dirty = true;
+                if let Some(n) = self.clusters[c].next.get_mut(stage) {
+                    *n += 1;
+                }
+                self.issue_upgrade(
+                    c,
+                    old,
+                    CommandKind::CreateVm {
+                        vm: new.clone(),
+                        host,
+                        pool: pool_key,
+                    },
+                    out,
+                );
+                self.upgrade_vms.insert(new.clone(), (c, old.to_owned()));
+                Some(new)
+            }
+            Err(e) => {
+                let retry = now + RETRY_MS;
+                self.rollout_condition(
+                    now,
+                    c,
+                    Some(format!(
+                        "waiting for capacity for a new node like {old}: {e}; next try at {retry}"
+                    )),
+                );
+                if self.clusters[c].retry_at.is_none() {
+                    self.clusters[c].retry_at = Some(retry);
+                    self.timers.insert((retry, Timer::Rollout(c)));
+                }
+                None
+            }
+        }
+    }
+
+    pub(super) fn rollout_retry(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        self.clusters[c].retry_at = None;
+        self.rollout_condition(now, c, None);
+        self.advance(now, c, out);
+    }
+
+    /// A VM reached Running: if it is a rollout's new node, the replacement moves on.
+    pub(super) fn upgrade_vm_running(&mut self, now: Time, vm: &str, out: &mut Vec<Command>) {
+        let Some((c, old)) = self.upgrade_vms.get(vm).cloned() else {
+            return;
+        };
+        let Some(rep) = self.replacement(c, &old) else {
+            return;
+        };
+        if rep.step != Step::Creating {
+            return;
+        }
+        self.upgrade_vms.remove(vm);
+        let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+        if !rep.surge {
+            self.finish_replacement(now, c, &old, out);
+        } else if stage == 0 {
+            self.delete_vm(now, c, &old, out);
+        } else {
+            self.set_step(c, &old, Step::Draining);
+            self.issue_upgrade(c, &old, CommandKind::Drain { node: old.clone() }, out);
+        }
+    }
+
+    fn replacement(&self, c: usize, old: &str) -> Option<Replacement> {
+        self.clusters[c].rollout.as_ref()?.active.get(old).cloned()
+    }
+
+    fn set_step(&mut self, c: usize, old: &str, step: Step) {
+        if let Some(rep) = self.clusters[c]
+            .rollout
+            .as_mut()
+            .and_then(|r| r.active.get_mut(old))
+        {
+            rep.step = step;
+        }
+    }
+
+    fn delete_vm(&mut self, now: Time, c: usize, old: &str, out: &mut Vec<Command>) {
+        self.set_step(c, old, Step::Deleting);
+        let mut host = None;
+        let mut spec = None;
+        if let Some(v) = &mut self.vms {
+            if let Some(id) = v.ids.remove(old) {
+                host = v
+                    .pool
+                    .host_of(id)
+                    .map(|h| v.pool.pool().host(h).name.clone());
+                spec = v.pool.remove(id).ok();
+            }
+            if let Some(s) = v.stranded.remove(old) {
+                spec = Some(s);
+            }
+            v.phase.remove(old);
+            self.drs_dirty = true;
+        }
+        if let Some(r) = self.clusters[c]
+            .rollout
+            .as_mut()
+            .and_then(|r| r.active.get_mut(old))
+        {
+            r.spec = spec;
+        }
+        self.clear_condition(&format!("vm/{old}"), now);
+        self.issue_upgrade(
+            c,
+            old,
+            CommandKind::DeleteVm {
+                vm: old.to_owned(),
+                host,
+            },
+            out,
+        );
+    }
+
+    /// A rollout command finished (or failed).
+    pub(super) fn upgrade_done(
+        &mut self,
+        now: Time,
+        c: usize,
+        old: String,
+        failed: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(rep) = self.replacement(c, &old) else {
+            return;
+        };
+        let virtualized = self.vms.is_some();
+        match rep.step {
+            Step::Creating => {
+                let Some(new) = rep.new.clone() else {
+                    return;
+                };
+                if failed.is_none() {
+                    self.set_phase(&new, VmPhase::Running);
+                    self.clear_condition(&format!("vm/{new}"), now);
+                    self.upgrade_vm_running(now, &new, out);
+                }
+                // Failed: its host was lost; HA restarts it like any VM of that host, and
+                // the replacement moves on when it runs.
+            }
+            Step::Provisioning => {
+                if let Some(new) = &rep.new {
+                    let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+                    if let Some(p) = self.clusters[c].stage_mut(stage) {
+                        p.nodes.push(new.clone());
+                    }
+                }
+                self.set_step(c, &old, Step::Draining);
+                self.issue_upgrade(c, &old, CommandKind::Drain { node: old.clone() }, out);
+            }
+            Step::Draining => {
+                if virtualized {
+                    self.delete_vm(now, c, &old, out);
+                } else if rep.surge {
+                    self.set_step(c, &old, Step::Removing);
+                    self.issue_upgrade(c, &old, CommandKind::RemoveNode { node: old.clone() }, out);
+                } else {
+                    self.set_step(c, &old, Step::Reimaging);
+                    self.issue_upgrade(
+                        c,
+                        &old,
+                        CommandKind::ReimageServer {
+                            server: old.clone(),
+                        },
+                        out,
+                    );
+                }
+            }
+            Step::Deleting => {
+                if rep.surge {
+                    self.finish_replacement(now, c, &old, out);
+                } else {
+                    let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+                    match self.create_node(now, c, stage, &old, out) {
+                        Some(new) => {
+                            if let Some(r) = self.clusters[c]
+                                .rollout
+                                .as_mut()
+                                .and_then(|r| r.active.get_mut(&old))
+                            {
+                                r.new = Some(new);
+                                r.step = Step::Creating;
+                            }
+                        }
+                        None => {
+                            // The old VM is gone; keep the slot and try again later.
+                            self.set_step(c, &old, Step::Deleting);
+                            self.retry_deleted.push((c, old));
+                        }
+                    }
+                }
+            }
+            Step::Removing => {
+                let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+                if let Some(p) = self.clusters[c].stage_mut(stage) {
+                    p.nodes.retain(|n| n != &old);
+                }
+                self.clusters[c].topo.spares.push(old.clone());
+                self.finish_replacement(now, c, &old, out);
+            }
+            Step::Reimaging => {
+                let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+                if stage == 0 {
+                    self.finish_replacement(now, c, &old, out);
+                } else {
+                    self.set_step(c, &old, Step::Uncordoning);
+                    self.issue_upgrade(c, &old, CommandKind::Uncordon { node: old.clone() }, out);
+                }
+            }
+            Step::Uncordoning => self.finish_replacement(now, c, &old, out),
+        }
+    }
+
+    /// In-place VM replacements whose new VM found no room: try again.
+    pub(super) fn retry_recreates(&mut self, now: Time, out: &mut Vec<Command>) {
+        let waiting = std::mem::take(&mut self.retry_deleted);
+        for (c, old) in waiting {
+            let rep = self.replacement(c, &old);
+            if rep.is_none() {
+                continue;
+            }
+            self.upgrade_done(now, c, old, None, out);
+        }
+    }
+
+    fn finish_replacement(&mut self, now: Time, c: usize, old: &str, out: &mut Vec<Command>) {
+        let Some(r) = &mut self.clusters[c].rollout else {
+            return;
+        };
+        let Some(rep) = r.active.remove(old) else {
+            return;
+        };
+        r.done += 1;
+        let stage = r.stage;
+        let new = rep.new.clone().unwrap_or_else(|| old.to_owned());
+        let method = match (self.vms.is_some(), rep.surge) {
+            (_, true) => ReplaceMethod::Surge,
+            (true, false) => ReplaceMethod::Recreate,
+            (false, false) => ReplaceMethod::Reimage,
+        };
+        let cluster = self.clusters[c].topo.name.clone();
+        let pool_name = self.clusters[c]
+            .stage(stage)
+            .map_or(CONTROL_PLANE.to_owned(), |p| p.name.clone());
+        if self.vms.is_some()
+            && let Some(p) = self.clusters[c].stage_mut(stage)
+        {
+            p.nodes.retain(|n| n != old);
+            p.nodes.push(new.clone());
+        }
+        self.events.push(ControlEvent::NodeReplaced {
+            cluster,
+            pool: pool_name,
+            old: old.to_owned(),
+            new,
+            method,
+        });
+        self.rollout_condition(now, c, None);
+        self.advance(now, c, out);
+    }
+
+    fn finish_rollout(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        let Some(r) = self.clusters[c].rollout.take() else {
+            return;
+        };
+        let cluster = self.clusters[c].topo.name.clone();
+        self.clear_condition(&format!("cluster/{cluster}"), now);
+        self.events.push(ControlEvent::UpgradeFinished {
+            cluster,
+            kind: r.kind,
+        });
+        if let Some(next) = self.clusters[c].queued.pop_front() {
+            self.start_rollout(now, c, next, out);
+        }
+    }
+}
