@@ -1,0 +1,311 @@
+//! `plinth compare`: both designs from one input, simulated over paired seeds, measured on
+//! 13 dimensions, with a recommendation, what would change it, and an HTML report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+use plinth_compare::{
+    ENVS, Options, Report, RunLog, Winner, fmt_num, html, report, sensitivity, simulate_runs,
+};
+use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::quantity::Duration;
+
+use crate::Outcome;
+use crate::commands::load_or_report;
+use crate::input::InputArgs;
+use crate::render::to_yaml;
+
+/// `-o` values of `compare`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Tables for a terminal.
+    Table,
+    /// JSON for machines.
+    Json,
+    /// YAML for machines.
+    Yaml,
+}
+
+/// Compare virtualized and bare-metal nodes for this input on 13 dimensions.
+///
+/// Builds both designs, simulates them over paired seeds (run i gives both the same
+/// hardware failure times), and reports each dimension's mean and 95 % interval, the
+/// paired difference and the winner, a recommendation, the break-even of six inputs and
+/// what moving each cluster would change. Exit codes: 0 compared, 1 invalid input or a
+/// design that cannot be built, 2 usage or I/O error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+    /// Seed of run 0; run i uses seed + i (default: the Scenario's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Paired runs per environment (default: the Scenario's, 32).
+    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) seeds: Option<u32>,
+    /// Simulated time per run, e.g. `365d` (default: the Scenario's).
+    #[arg(long)]
+    pub(crate) duration: Option<Duration>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub(crate) output: Format,
+    /// Also write the report as one self-contained HTML file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) html: Option<PathBuf>,
+    /// Keep every run's event log in DIR (`<env>-seed-<n>.jsonl`).
+    #[arg(long, value_name = "DIR", conflicts_with = "from_events")]
+    pub(crate) events: Option<PathBuf>,
+    /// Rebuild the report from the event logs in DIR instead of simulating.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) from_events: Option<PathBuf>,
+    /// Runs per point of the break-even search and the per-cluster what-ifs.
+    #[arg(long, value_name = "RUNS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) sweep_runs: u32,
+    /// Skip the break-even search and the per-cluster what-ifs.
+    #[arg(long)]
+    pub(crate) no_sweep: bool,
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{elapsed}})"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn read_events(dir: &Path, options: &Options) -> Result<Vec<RunLog>> {
+    let mut logs = Vec::new();
+    for seed in options.seeds() {
+        for env in ENVS {
+            let log = RunLog {
+                env,
+                seed,
+                log: Vec::new(),
+            };
+            let path = dir.join(log.file_name());
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading {} (written by `--events` with the same --seed, --seeds and \
+                     --duration?)",
+                    path.display()
+                )
+            })?;
+            logs.push(RunLog { log: bytes, ..log });
+        }
+    }
+    Ok(logs)
+}
+
+fn write_events(dir: &Path, logs: &[RunLog]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for l in logs {
+        let path = dir.join(l.file_name());
+        std::fs::write(&path, &l.log).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `plinth compare`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+        return Ok(Outcome::Invalid);
+    };
+    let scenario = &estate.scenario.spec;
+    let options = Options {
+        seed: args.seed.unwrap_or(scenario.seed),
+        runs: args.seeds.unwrap_or(scenario.runs).max(1),
+        duration_ms: args.duration.unwrap_or(scenario.duration).millis(),
+    };
+    if options.duration_ms == 0 {
+        bail!("--duration must be longer than 0 (e.g. `365d`)");
+    }
+    let started = Instant::now();
+    let logs = match &args.from_events {
+        Some(dir) => read_events(dir, &options)?,
+        None => {
+            let progress = bar(u64::from(options.runs) * 2, "runs simulated");
+            let logs = simulate_runs(&estate, &options, &|| progress.inc(1));
+            progress.finish_and_clear();
+            match logs {
+                Ok(l) => l,
+                Err(e) => {
+                    println!("error: {e}");
+                    return Ok(Outcome::Invalid);
+                }
+            }
+        }
+    };
+    if let Some(dir) = &args.events {
+        write_events(dir, &logs)?;
+    }
+    let mut report = match report(&estate, &options, &logs) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("error: {e}");
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let compared = started.elapsed();
+    let mut timings = vec![("13 dimensions and the recommendation", compared)];
+    if !args.no_sweep && report.recommendation.is_some() {
+        let sweep = Options {
+            runs: args.sweep_runs,
+            ..options
+        };
+        let t = Instant::now();
+        let progress = bar(sensitivity::PARAMETERS.len() as u64, "break-even inputs");
+        report.sensitivity = sensitivity::break_even(&estate, &sweep, &|| progress.inc(1))?;
+        progress.finish_and_clear();
+        timings.push(("break-even search", t.elapsed()));
+        let t = Instant::now();
+        let rest_on = match report.recommendation.as_ref().map(|r| r.environment) {
+            Some("bare-metal") => EnvironmentType::BareMetal,
+            _ => EnvironmentType::Virtualized,
+        };
+        let progress = bar(estate.clusters.len() as u64, "clusters moved");
+        report.what_if = sensitivity::what_if(&estate, rest_on, &sweep, &|| progress.inc(1))?;
+        progress.finish_and_clear();
+        timings.push(("per-cluster what-ifs", t.elapsed()));
+    }
+    if let Some(path) = &args.html {
+        let title = format!(
+            "Plinth: virtualized vs bare-metal Kubernetes nodes for {}",
+            estate.inventory.name
+        );
+        std::fs::write(path, html::render(&report, &title))
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+    }
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Yaml => print!("{}", to_yaml(&serde_json::to_value(&report)?)),
+        Format::Table => print!("{}", table(&report)),
+    }
+    #[allow(clippy::print_stderr)]
+    for (what, d) in timings {
+        eprintln!("{what}: {:.2} s", d.as_secs_f64());
+    }
+    Ok(Outcome::Success)
+}
+
+fn ci(e: &plinth_compare::stats::Estimate) -> String {
+    if e.low == e.high {
+        fmt_num(e.mean)
+    } else {
+        format!("{} ±{}", fmt_num(e.mean), fmt_num((e.high - e.low) / 2.0))
+    }
+}
+
+/// The terminal report.
+fn table(r: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} paired runs from seed {}, {} days each; costs in {} over {} years\n",
+        r.options.runs,
+        r.options.seed,
+        fmt_num(r.options.duration_ms as f64 / 86_400_000.0),
+        r.currency,
+        r.horizon_years
+    ));
+    for d in &r.designs {
+        out.push_str(&format!(
+            "{}: {} servers ({} owned, {} to buy), {} owned unused, {} nodes{}\n",
+            d.env,
+            d.servers,
+            d.owned,
+            d.bought,
+            d.surplus,
+            d.nodes,
+            if d.failures.is_empty() {
+                String::new()
+            } else {
+                format!("; FAILS the service check: {}", d.failures.join("; "))
+            }
+        ));
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(140)
+        .set_header(vec![
+            "#",
+            "dimension",
+            "metric (unit)",
+            "virtualized",
+            "bare metal",
+            "difference (95% CI)",
+            "winner",
+        ]);
+    for d in &r.dimensions {
+        t.add_row(vec![
+            d.spec.number.to_string(),
+            d.spec.title.to_owned(),
+            format!("{} ({})", d.spec.metric, d.spec.unit),
+            ci(&d.virtualized),
+            ci(&d.bare_metal),
+            format!(
+                "{} [{}, {}]",
+                fmt_num(d.difference.mean),
+                fmt_num(d.difference.low),
+                fmt_num(d.difference.high)
+            ),
+            match d.winner {
+                Winner::Virtualized => "virtualized",
+                Winner::BareMetal => "bare metal",
+                Winner::Tie => "tie",
+            }
+            .to_owned(),
+        ]);
+    }
+    if !r.dimensions.is_empty() {
+        out.push_str(&format!("{t}\n"));
+    }
+    match &r.recommendation {
+        Some(rec) => {
+            out.push_str(&format!(
+                "recommendation: {} (verdict {:+.2}; + favours virtualized)\n",
+                rec.environment, rec.verdict
+            ));
+            for reason in &rec.reasons {
+                out.push_str(&format!("  - {reason}\n"));
+            }
+        }
+        None => out.push_str("no recommendation: a design fails the service check\n"),
+    }
+    if !r.sensitivity.is_empty() {
+        out.push_str("what would change the answer:\n");
+        for b in &r.sensitivity {
+            out.push_str(&format!(
+                "  - {} (now {}): {}\n",
+                b.parameter, b.value, b.summary
+            ));
+        }
+    }
+    for w in &r.what_if {
+        out.push_str(&format!(
+            "moving {} to {}: cost {} → {}, pod-min/year {} → {}, servers {} → {}\n",
+            w.cluster,
+            w.moved_to,
+            fmt_num(w.all_together.cost),
+            fmt_num(w.split.cost),
+            fmt_num(w.all_together.pod_minutes),
+            fmt_num(w.split.pod_minutes),
+            fmt_num(w.all_together.servers),
+            fmt_num(w.split.servers),
+        ));
+    }
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    let unsourced = r.provenance.iter().filter(|p| !p.sourced).count();
+    out.push_str(&format!(
+        "{} values came from defaults ({} without a published source): see -o json or --html\n",
+        r.provenance.len(),
+        unsourced
+    ));
+    out
+}
