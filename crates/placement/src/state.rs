@@ -40,6 +40,9 @@ pub struct PoolState {
     pub(crate) failed: u32,
     pub(crate) reservations: std::collections::BTreeMap<u64, Vec<VmId>>,
     pub(crate) next_reservation: u64,
+    /// Ids of removed VMs, reused by [`PoolState::place`] (last removed first), so a pool
+    /// whose VMs are replaced over and over (rolling upgrades) does not grow.
+    pub(crate) free_ids: Vec<u32>,
 }
 
 impl PoolState {
@@ -66,6 +69,7 @@ impl PoolState {
             failed: 0,
             reservations: Default::default(),
             next_reservation: 0,
+            free_ids: Vec::new(),
             pool,
         };
         for h in 0..n as u32 {
@@ -141,15 +145,27 @@ impl PoolState {
     /// Places one VM: admission control first, then the best host by the pool's strategy
     /// among those that pass every hard filter.
     pub fn place(&mut self, spec: VmSpec) -> Result<(VmId, HostId), PlacementError> {
-        let id = VmId(self.next_id()?);
+        while let Some(&free) = self.free_ids.last()
+            && self.entry(VmId(free)).is_some()
+        {
+            self.free_ids.pop();
+        }
+        let id = match self.free_ids.last() {
+            Some(&free) => VmId(free),
+            None => VmId(self.next_id()?),
+        };
         let host = self.place_as(id, spec, false)?;
         Ok((id, host))
     }
 
-    /// Removes a VM (powered off or deleted) and returns its spec.
+    /// Removes a VM (powered off or deleted) and returns its spec; its id is reused by the
+    /// next [`PoolState::place`].
     pub fn remove(&mut self, vm: VmId) -> Result<VmSpec, PlacementError> {
         match self.detach(vm) {
-            Some(e) => Ok(e.spec),
+            Some(e) => {
+                self.free_ids.push(vm.0);
+                Ok(e.spec)
+            }
             None => Err(PlacementError::UnknownVm { id: vm.0 }),
         }
     }
@@ -271,6 +287,9 @@ impl PoolState {
         self.admission.add(&entry.footprint);
         if self.vms.len() <= id.index() {
             self.vms.resize(id.index() + 1, None);
+        }
+        if self.free_ids.last() == Some(&id.0) {
+            self.free_ids.pop();
         }
         self.vms[id.index()] = Some(entry);
         self.refresh(host);

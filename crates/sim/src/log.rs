@@ -20,7 +20,33 @@ pub(crate) struct Log {
     pub(crate) lines: u64,
 }
 
+/// One `workloadAvailability` line, serialized without building a JSON tree (the most
+/// frequent event); keys in the same (sorted) order as the other lines' bodies.
+#[derive(Serialize)]
+struct AvailabilityLine<'a> {
+    t: u64,
+    event: &'static str,
+    available: u32,
+    desired: u32,
+    workload: &'a str,
+}
+
 impl Log {
+    /// Appends a `workloadAvailability` line.
+    pub(crate) fn availability(&mut self, t: u64, workload: &str, available: u32, desired: u32) {
+        let line = AvailabilityLine {
+            t,
+            event: "workloadAvailability",
+            available,
+            desired,
+            workload,
+        };
+        if serde_json::to_writer(&mut self.buf, &line).is_ok() {
+            self.buf.push(b'\n');
+            self.lines += 1;
+        }
+    }
+
     /// Appends one event; `body` must be a JSON object (or null).
     pub(crate) fn write(&mut self, t: u64, event: &str, body: Value) {
         let body = if body.is_null() {

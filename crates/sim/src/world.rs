@@ -697,10 +697,11 @@ impl<'a> World<'a> {
         if self.quiet {
             return;
         }
-        self.log.write(
+        self.log.availability(
             self.now,
-            "workloadAvailability",
-            json!({"workload": self.s.workloads[w], "available": self.available[w], "desired": self.desired[w]}),
+            &self.s.workloads[w],
+            self.available[w],
+            self.desired[w],
         );
     }
 

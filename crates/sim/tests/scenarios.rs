@@ -178,6 +178,23 @@ fn same_seed_gives_a_byte_identical_log_and_another_seed_a_different_one() {
             "{env:?}: a host failure"
         );
         assert!(a.summary.maintenances > 0, "{env:?}: maintenance");
+        for event in [
+            "upgradeStarted",
+            "upgradeFinished",
+            "nodeReplaced",
+            "maintenanceFinished",
+            "hourly",
+        ] {
+            assert!(!events(&lines, event).is_empty(), "{env:?}: {event}");
+        }
+        assert_eq!(
+            events(&lines, "hourly").len() as u64,
+            365 * 24 + 1,
+            "{env:?}: one hourly line per hour, both ends included"
+        );
+        if env == EnvironmentType::BareMetal {
+            assert!(!events(&lines, "reimaged").is_empty(), "reimages");
+        }
         if env == EnvironmentType::Virtualized {
             assert!(
                 events(&lines, "command")

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use plinth_placement::VmSpec;
+use plinth_placement::{HostId, VmSpec};
 
-use super::{Control, Pending, Timer};
+use super::{Control, Health, Maint, Pending, Timer};
 use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
 use crate::control::VmPhase;
 use crate::time::Time;
@@ -384,9 +384,24 @@ impl Control {
             .or(kept);
         let mut spec = template?;
         spec.name = new.clone();
-        // A host being emptied that takes it evacuates it again (`note_arrival`); a silent
-        // one fails the create and HA restarts the VM with that host's others.
-        let placed = v.pool.place(spec);
+        let hosts = &self.hosts;
+        let blocked = |h: HostId| {
+            let r = &hosts[h.index()];
+            r.health != Health::Up || r.maint != Maint::None
+        };
+        let placed = v.pool.place(spec).map(|(id, host)| {
+            // Placement knows no "silent" or "being emptied": move the new VM off such a
+            // host before it is created, if another takes it (else a silent host fails
+            // the create and HA restarts it; an emptied one evacuates it again).
+            if blocked(host)
+                && let Ok(m) = v.pool.propose_migration(&[], id)
+                && !blocked(m.to)
+                && v.pool.migrate(m).is_ok()
+            {
+                return (id, m.to);
+            }
+            (id, host)
+        });
         match placed {
             Ok((id, host)) => {
                 v.ids.insert(new.clone(), id);
