@@ -5,30 +5,18 @@
 //! Without Chromium the test prints why and passes, unless `CI` is set (`CI=true` on CI):
 //! then it fails.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use plinth_browser_check::{Outcome, Screenshot, check_charts, render, with_probe};
 use plinth_charts::{
-    Axis, BarSeries, CSS, GroupedBars, Histogram, LineChart, LineSeries, Orientation, Samples,
-    Scale, StackedBar, StackedBars, Timeline, TimelineSeries, grouped_bars, histogram, line_chart,
-    stacked_bars, timeline,
+    Axis, BarSeries, CSS, GroupedBars, Histogram, LineChart, LineSeries, Orientation, PALETTE,
+    Samples, Scale, StackedBar, StackedBars, Timeline, TimelineSeries, grouped_bars, histogram,
+    line_chart, stacked_bars, timeline,
 };
 
 const SERIES: [&str; 2] = ["virtualized", "bare metal"];
-
-/// Marks each chart mark the browser laid out with a non-empty box, and the body once done,
-/// so the dumped DOM says what was rendered rather than what was written.
-const PROBE: &str = r#"
-for (const m of document.querySelectorAll('svg [data-series]')) {
-  const b = m.getBBox();
-  const shown = getComputedStyle(m).display !== 'none' && (b.width > 0 || b.height > 0);
-  if (m instanceof SVGGraphicsElement && shown) m.setAttribute('data-laid-out', 'yes');
-}
-document.body.setAttribute('data-probed', 'yes');
-"#;
 
 fn charts() -> Vec<(&'static str, String)> {
     let hourly = |scale: f64, phase: f64| -> Vec<(f64, f64)> {
@@ -180,14 +168,8 @@ fn page(charts: &[(&str, String)]) -> String {
             "<figure class=\"plinth-figure\" id=\"{id}\">{svg}</figure>"
         );
     }
-    html.push_str("</main><script>");
-    html.push_str(PROBE);
-    html.push_str("</script></body></html>");
+    html.push_str("</main></body></html>");
     html
-}
-
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
 #[test]
@@ -197,133 +179,29 @@ fn every_chart_renders_both_series_in_chromium() -> Result<()> {
     std::fs::create_dir_all(&out).context("creating the output directory")?;
     let input = dir.join("charts.html");
     let charts = charts();
-    std::fs::write(&input, page(&charts)).context("writing the page")?;
+    std::fs::write(&input, with_probe(&page(&charts))?).context("writing the page")?;
 
-    let script = scripts_dir().join("render-html");
-    let run = Command::new(&script)
-        .arg(&input)
-        .arg(&out)
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    if run.status.code() == Some(127) && stderr.contains("chromium not found") {
-        let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-        if ci {
-            bail!("CI is set but chromium is missing: {stderr}");
+    let rendered = match render(&input, &out, None)? {
+        Outcome::Rendered(r) => r,
+        Outcome::Skipped(why) => {
+            println!("skipping the Chromium render test: {why}");
+            return Ok(());
         }
-        println!("skipping the Chromium render test: {stderr}");
-        return Ok(());
-    }
-    ensure!(
-        run.status.success(),
-        "render-html failed ({}): {stderr}",
-        run.status
-    );
+    };
+    let figures = check_charts(&rendered.dom, "figure.plinth-figure", &SERIES)?;
+    let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+    let ids: Vec<&str> = charts.iter().map(|(id, _)| *id).collect();
+    ensure!(names == ids, "figures {names:?}, expected {ids:?}");
 
-    check_dom(
-        &std::fs::read_to_string(out.join("dom.html")).context("reading dom.html")?,
-        &charts,
-    )?;
-    check_screenshot(&out.join("shot.png"))?;
+    let shot = Screenshot::open(&rendered.screenshot)?;
+    shot.check_not_blank("the page", shot.full(), &PALETTE[..2], 2_000)?;
+    for f in &figures {
+        shot.check_not_blank(&f.name, f.region, &PALETTE[..2], 100)?;
+    }
     println!(
         "rendered {} charts: {}",
         charts.len(),
-        out.join("shot.png").display()
-    );
-    Ok(())
-}
-
-fn check_dom(dom: &str, charts: &[(&str, String)]) -> Result<()> {
-    let doc = scraper::Html::parse_document(dom);
-    let sel =
-        |s: &str| scraper::Selector::parse(s).map_err(|e| anyhow::anyhow!("selector {s}: {e}"));
-    ensure!(
-        doc.select(&sel("body[data-probed=yes]")?).next().is_some(),
-        "the layout probe did not run in Chromium"
-    );
-    for (id, _) in charts {
-        let figure = doc
-            .select(&sel(&format!("figure#{id}"))?)
-            .next()
-            .with_context(|| format!("no figure {id}"))?;
-        let svg = figure
-            .select(&sel("svg.plinth-chart")?)
-            .next()
-            .with_context(|| format!("no svg in {id}"))?;
-        ensure!(
-            svg.value()
-                .attr("aria-label")
-                .is_some_and(|l| !l.is_empty()),
-            "{id} has no aria-label"
-        );
-        ensure!(
-            svg.select(&sel("title")?).next().is_some(),
-            "{id} has no title"
-        );
-        for (i, name) in SERIES.iter().enumerate() {
-            let marks = sel(&format!(
-                "rect.series-{i}[data-series=\"{name}\"][data-laid-out=yes], \
-                 path.series-{i}[data-series=\"{name}\"][data-laid-out=yes], \
-                 circle.series-{i}[data-series=\"{name}\"][data-laid-out=yes]"
-            ))?;
-            let count = svg.select(&marks).count();
-            ensure!(
-                count > 0,
-                "{id}: Chromium laid out no marks for series {name}"
-            );
-        }
-    }
-    Ok(())
-}
-
-fn check_screenshot(path: &Path) -> Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().context("reading the PNG header")?;
-    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
-    let info = reader.next_frame(&mut buf).context("decoding the PNG")?;
-    let channels = info.color_type.samples();
-    ensure!(
-        channels >= 3,
-        "expected a colour screenshot, got {:?}",
-        info.color_type
-    );
-    let pixels = buf[..info.buffer_size()]
-        .chunks_exact(channels)
-        .map(|p| (p[0], p[1], p[2]));
-
-    let mut colours = HashSet::new();
-    let (mut total, mut non_white, mut blue, mut orange) = (0usize, 0usize, 0usize, 0usize);
-    let near = |p: (u8, u8, u8), q: (u8, u8, u8)| {
-        p.0.abs_diff(q.0) <= 12 && p.1.abs_diff(q.1) <= 12 && p.2.abs_diff(q.2) <= 12
-    };
-    for p in pixels {
-        total += 1;
-        colours.insert(p);
-        if p != (255, 255, 255) {
-            non_white += 1;
-        }
-        // The first two palette colours: #0072B2 and #E69F00.
-        blue += usize::from(near(p, (0x00, 0x72, 0xB2)));
-        orange += usize::from(near(p, (0xE6, 0x9F, 0x00)));
-    }
-    ensure!(
-        colours.len() > 50,
-        "only {} distinct colours: the page looks blank",
-        colours.len()
-    );
-    ensure!(
-        non_white * 50 > total,
-        "only {non_white} of {total} pixels are not white"
-    );
-    ensure!(
-        blue > 2_000,
-        "the first series' blue covers only {blue} pixels"
-    );
-    ensure!(
-        orange > 2_000,
-        "the second series' orange covers only {orange} pixels"
+        rendered.screenshot.display()
     );
     Ok(())
 }

@@ -40,8 +40,9 @@ pub struct Machine {
     pub vms: u32,
     /// Pods expected on it: each pool's pods spread evenly over the pool's nodes.
     pub pods: f64,
-    /// Its control-plane members, by cluster.
-    pub control_plane: BTreeSet<String>,
+    /// The cluster of each control-plane member on it (a cluster repeats when two of
+    /// its members share the server).
+    pub control_plane: Vec<String>,
 }
 
 /// A design's capacity split the OpenCost way: every unit is workload, overhead or idle.
@@ -318,7 +319,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
             if let Some(c) = cp_group.get(group) {
                 m.clusters.insert(c.name.clone());
                 m.stacks.insert(stack(&c.spec));
-                m.control_plane.insert(c.name.clone());
+                m.control_plane.push(c.name.clone());
                 overhead = overhead + Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0);
             } else if sets.contains(group) {
                 m.vm_sets.insert(group.to_owned());
@@ -415,7 +416,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         }
         if a.role == Role::ControlPlane {
             m.clusters.insert(a.cluster.clone());
-            m.control_plane.insert(a.cluster.clone());
+            m.control_plane.push(a.cluster.clone());
             if let Some(c) = estate.cluster(&a.cluster) {
                 m.stacks.insert(stack(&c.spec));
             }

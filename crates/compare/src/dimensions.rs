@@ -303,7 +303,9 @@ pub fn quorum_loss(members: &[usize], rack_of: &[usize], u_host: &[f64], u_rack:
                     .iter()
                     .position(|&r| r == rack_of[m])
                     .is_some_and(|j| down(hosts.len() + j));
-                hi.is_some_and(|i| !down(i)) && !rack_down
+                // A member on a host beyond the enumeration counts as up (the formula
+                // then understates the loss; control planes have far fewer members).
+                hi.is_none_or(|i| !down(i)) && !rack_down
             })
             .count();
         if up < quorum {
@@ -411,7 +413,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             unavailability(down, f.mtbf.millis() as f64)
         })
         .collect();
-    let rack_down = if virt {
+    let rack_down = if virt && vs.ha.enabled {
         restart_ms
     } else {
         failures.racks.repair_time.millis() as f64
@@ -423,8 +425,10 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             .machines
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.control_plane.contains(&c.name))
-            .map(|(i, _)| i)
+            .flat_map(|(i, m)| {
+                let n = m.control_plane.iter().filter(|x| **x == c.name).count();
+                std::iter::repeat_n(i, n)
+            })
             .collect();
         lost_hours += quorum_loss(&members, &rack_of, &u_host, &u_rack) * 8_760.0;
     }

@@ -66,7 +66,6 @@ enum Event {
         cluster: String,
     },
     Reimaged {},
-    NodeReplaced {},
     #[serde(rename_all = "camelCase")]
     Hourly {
         cpu_capacity_milli: f64,
@@ -131,8 +130,6 @@ pub struct RunFacts {
     pub quorum_lost_ms: u64,
     /// Bare-metal reimages.
     pub reimages: u32,
-    /// Nodes replaced by machine-health remediation.
-    pub nodes_replaced: u32,
     /// Hourly estate totals.
     pub hours: Vec<Hour>,
 }
@@ -240,7 +237,6 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 }
             }
             Event::Reimaged {} => facts.reimages += 1,
-            Event::NodeReplaced {} => facts.nodes_replaced += 1,
             Event::Hourly {
                 cpu_capacity_milli,
                 mem_capacity_bytes,

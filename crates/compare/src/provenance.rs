@@ -4,7 +4,8 @@
 //! cannot disagree.
 
 use plinth_model::estate::{Estate, default_environments};
-use plinth_model::kinds::price_sheet::PriceSheetSpec;
+use plinth_model::kinds::inventory::{Watts, default_lead_time};
+use plinth_model::kinds::price_sheet::{LABOUR_OPERATIONS, PriceSheetSpec};
 use plinth_model::kinds::scenario::ScenarioSpec;
 use plinth_model::schema::explain;
 use serde::Serialize;
@@ -107,55 +108,101 @@ fn equal_leaves(prefix: &str, used: &Value, default: &Value, out: &mut Vec<(Stri
     }
 }
 
-fn entries<T: Serialize>(kind: &str, used: &T, default: &T, out: &mut Vec<Provenance>) {
+/// Adds the fields of `used` (a `kind` spec, shown as `label`) equal to `default`.
+fn entries<T: Serialize>(
+    kind: &str,
+    label: &str,
+    used: &T,
+    default: &T,
+    out: &mut Vec<Provenance>,
+) {
     let (Ok(u), Ok(d)) = (serde_json::to_value(used), serde_json::to_value(default)) else {
         return;
     };
     let mut leaves = Vec::new();
     equal_leaves(&format!("{kind}.spec"), &u, &d, &mut leaves);
-    for (field, value) in leaves {
-        let (source, sourced) = documented(&field);
-        out.push(Provenance {
-            sourced,
-            source: if source.is_empty() {
-                "no source".into()
-            } else {
-                source
-            },
-            field,
-            value,
-        });
+    for (path, value) in leaves {
+        push(out, format!("{label}{}", &path[kind.len()..]), &path, value);
     }
+}
+
+/// Adds `field`, documented at `explain_path`.
+fn push(out: &mut Vec<Provenance>, field: String, explain_path: &str, value: String) {
+    let (source, sourced) = documented(explain_path);
+    out.push(Provenance {
+        sourced,
+        source: if source.is_empty() {
+            "no source".into()
+        } else {
+            source
+        },
+        field,
+        value,
+    });
 }
 
 /// Every default value the comparison used.
 pub fn provenance(estate: &Estate) -> Vec<Provenance> {
     let (virtualized, bare_metal) = default_environments();
     let mut out = Vec::new();
+    for class in &estate.inventory.spec.host_classes {
+        let at = format!("Inventory.spec.hostClasses[{}]", class.name);
+        if class.watts == Watts::default() {
+            let w = class.watts;
+            let value = format!("idle {} W, peak {} W", w.idle, w.peak);
+            let doc = "Inventory.spec.hostClasses.watts.idle";
+            push(&mut out, format!("{at}.watts"), doc, value);
+        }
+        if class.lead_time == default_lead_time() {
+            let value = class.lead_time.to_string();
+            let doc = "Inventory.spec.hostClasses.leadTime";
+            push(&mut out, format!("{at}.leadTime"), doc, value);
+        }
+    }
+    let virtualized_label = "Environment(virtualized)";
+    let used = &estate.virtualized.spec;
     entries(
         "Environment",
-        &estate.virtualized.spec,
+        virtualized_label,
+        used,
         &virtualized,
         &mut out,
     );
+    let used = &estate.bare_metal.spec;
     entries(
         "Environment",
-        &estate.bare_metal.spec,
+        "Environment(bareMetal)",
+        used,
         &bare_metal,
         &mut out,
     );
+    let used = &estate.scenario.spec;
     entries(
         "Scenario",
-        &estate.scenario.spec,
+        "Scenario",
+        used,
         &ScenarioSpec::default(),
         &mut out,
     );
+    let used = &estate.price_sheet.spec;
     entries(
         "PriceSheet",
-        &estate.price_sheet.spec,
+        "PriceSheet",
+        used,
         &PriceSheetSpec::default(),
         &mut out,
     );
+    let hours = &estate.price_sheet.spec.labour.hours;
+    for (op, h, why) in LABOUR_OPERATIONS {
+        if !hours.contains_key(op) {
+            out.push(Provenance {
+                field: format!("PriceSheet.spec.labour.hours.{op}"),
+                value: format!("{h} h"),
+                sourced: cites_a_source(why),
+                source: why.to_owned(),
+            });
+        }
+    }
     out
 }
 

@@ -4,6 +4,7 @@
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::quantity::{Duration, Money};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::design::design;
@@ -244,33 +245,36 @@ fn totals(
 ) -> Result<Totals, CompareError> {
     let d = design(estate, env)?;
     let facts = static_facts(estate, &d);
-    let mut sum = Totals::default();
-    for seed in options.seeds() {
-        let run = plinth_sim::simulate(
-            estate,
-            &plinth_sim::Options {
-                env,
-                seed,
-                duration: options.duration_ms,
-            },
-        )
-        .map_err(|e| CompareError::Design {
-            env: env_name(env),
-            reason: e.to_string(),
-        })?;
-        let r = read_log(&run.log).map_err(|source| CompareError::Log {
-            name: format!("{}-seed-{seed}", env_name(env)),
-            source,
-        })?;
-        let m = measure(estate, &d, &facts, &r);
-        sum = sum
-            + Totals {
+    let seeds: Vec<u64> = options.seeds().collect();
+    let runs: Vec<Totals> = seeds
+        .par_iter()
+        .map(|&seed| {
+            let run = plinth_sim::simulate(
+                estate,
+                &plinth_sim::Options {
+                    env,
+                    seed,
+                    duration: options.duration_ms,
+                },
+            )
+            .map_err(|e| CompareError::Design {
+                env: env_name(env),
+                reason: e.to_string(),
+            })?;
+            let r = read_log(&run.log).map_err(|source| CompareError::Log {
+                name: format!("{}-seed-{seed}", env_name(env)),
+                source,
+            })?;
+            let m = measure(estate, &d, &facts, &r);
+            Ok(Totals {
                 cost: m.headline[9],
                 pod_minutes: m.headline[4],
                 servers: d.servers() as f64,
                 hands_on: m.headline[12],
-            };
-    }
+            })
+        })
+        .collect::<Result<_, CompareError>>()?;
+    let sum = runs.into_iter().fold(Totals::default(), |a, b| a + b);
     let n = f64::from(options.runs.max(1));
     Ok(Totals {
         cost: sum.cost / n,

@@ -43,8 +43,8 @@ pub(crate) struct Args {
     /// Seed of run 0; run i uses seed + i (default: the Scenario's).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    /// Paired runs per environment (default: the Scenario's, 32).
-    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Paired runs per environment, at least 2 (default: the Scenario's, 32).
+    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(2..=10_000))]
     pub(crate) seeds: Option<u32>,
     /// Simulated time per run, e.g. `365d` (default: the Scenario's).
     #[arg(long)]
@@ -61,8 +61,8 @@ pub(crate) struct Args {
     /// Rebuild the report from the event logs in DIR instead of simulating.
     #[arg(long, value_name = "DIR")]
     pub(crate) from_events: Option<PathBuf>,
-    /// Runs per point of the break-even search and the per-cluster what-ifs.
-    #[arg(long, value_name = "RUNS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Runs per point of the break-even search and the per-cluster what-ifs (at least 2).
+    #[arg(long, value_name = "RUNS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub(crate) sweep_runs: u32,
     /// Skip the break-even search and the per-cluster what-ifs.
     #[arg(long)]
@@ -118,9 +118,16 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let scenario = &estate.scenario.spec;
     let options = Options {
         seed: args.seed.unwrap_or(scenario.seed),
-        runs: args.seeds.unwrap_or(scenario.runs).max(1),
+        runs: args.seeds.unwrap_or(scenario.runs),
         duration_ms: args.duration.unwrap_or(scenario.duration).millis(),
     };
+    if options.runs < 2 {
+        bail!(
+            "a comparison needs at least 2 paired runs to estimate an interval; the Scenario \
+             sets runs: {}: pass --seeds 2 or more, or raise Scenario.spec.runs",
+            options.runs
+        );
+    }
     if options.duration_ms == 0 {
         bail!("--duration must be longer than 0 (e.g. `365d`)");
     }

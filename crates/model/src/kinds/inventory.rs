@@ -120,9 +120,10 @@ pub enum DiskKind {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Watts {
-    /// At idle (default 225 W).
+    /// At idle (default 225 W: SPECpower_ssj2008, Sun Netra X4250, 2009, REFERENCES.md §5;
+    /// old, so set your own).
     pub idle: u32,
-    /// At full load (default 296 W).
+    /// At full load (default 296 W, same source).
     pub peak: u32,
 }
 
