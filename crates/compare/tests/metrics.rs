@@ -1,0 +1,182 @@
+//! Every dimension moves when the input it measures moves (a metric no input can move is a
+//! defect), and the cost identity holds exactly. Each test changes one input of a small
+//! estate and asserts the direction of the change, in the environment the input concerns.
+
+mod common;
+
+use common::{dimension, estate, options, report};
+use plinth_compare::cost::cost;
+use plinth_compare::design::design;
+use plinth_compare::events::read_log;
+use plinth_compare::{ENVS, Options, simulate_runs};
+use plinth_model::Estate;
+
+const V: usize = 0;
+const B: usize = 1;
+
+fn opts() -> Options {
+    options(3, 60)
+}
+
+/// Headline mean of dimension `key` in environment `env` (0 virtualized, 1 bare metal).
+fn metric(estate: &Estate, key: &str, env: usize) -> f64 {
+    let r = report(estate, &opts());
+    let d = dimension(&r, key);
+    if env == V {
+        d.virtualized.mean
+    } else {
+        d.bare_metal.mean
+    }
+}
+
+fn b() -> Estate {
+    estate(&["tests/estates/b"])
+}
+
+/// Asserts that `change` moves `key` in `env` of estate B up (`rises`) or down.
+fn moves(key: &str, env: usize, rises: bool, change: impl FnOnce(&mut Estate)) {
+    moves_from(b(), key, env, rises, change);
+}
+
+/// Asserts that `change` moves `key` in `env` of `base` up (`rises`) or down.
+fn moves_from(base: Estate, key: &str, env: usize, rises: bool, change: impl FnOnce(&mut Estate)) {
+    let before = metric(&base, key, env);
+    let mut changed = base.clone();
+    change(&mut changed);
+    let after = metric(&changed, key, env);
+    assert!(
+        if rises {
+            after > before
+        } else {
+            after < before
+        },
+        "{key} in env {env}: {before} → {after}, expected it to {}",
+        if rises { "rise" } else { "fall" }
+    );
+}
+
+#[test]
+fn one_stack_for_every_cluster_lowers_stacks_per_server() {
+    moves("osFlexibility", V, false, |e| {
+        for c in &mut e.clusters {
+            c.spec.os_image = "ubuntu-24.04".into();
+            c.spec.kubernetes_version = "1.33.1".into();
+        }
+    });
+}
+
+#[test]
+fn more_pods_strand_less_bare_metal_cpu() {
+    moves("resourceAllocation", B, false, |e| {
+        for w in &mut e.workloads {
+            w.replicas *= 3;
+        }
+    });
+}
+
+#[test]
+fn a_larger_hypervisor_overhead_keeps_less_performance() {
+    moves("performance", V, false, |e| {
+        e.virtualized.spec.performance_overhead.cpu = 0.2;
+    });
+}
+
+#[test]
+fn longer_repairs_lose_bare_metal_quorum_longer() {
+    moves("reliability", B, true, |e| {
+        e.scenario.spec.failures.hosts.repair_time.0 *= 4;
+    });
+}
+
+#[test]
+fn more_frequent_failures_cost_more_pod_minutes() {
+    moves("availability", B, true, |e| {
+        e.scenario.spec.failures.hosts.mtbf.0 /= 20;
+    });
+}
+
+#[test]
+fn a_slower_boot_slows_adding_a_node() {
+    moves("agility", V, true, |e| {
+        e.virtualized.spec.timings.vm_boot.0 *= 3;
+    });
+}
+
+#[test]
+fn fewer_owned_hosts_leave_less_room_to_grow() {
+    moves("scalability", V, false, |e| {
+        e.hosts.truncate(8);
+    });
+}
+
+#[test]
+fn busier_workloads_raise_utilization() {
+    moves("utilization", V, true, |e| {
+        for w in &mut e.workloads {
+            w.usage.mean = (w.usage.mean * 2.0).min(1.0);
+            w.usage.peak = (w.usage.peak * 1.2).min(1.0);
+        }
+    });
+}
+
+#[test]
+fn fewer_clusters_share_fewer_servers() {
+    moves("isolation", V, false, |e| {
+        let keep: Vec<String> = e.clusters.iter().take(2).map(|c| c.name.clone()).collect();
+        e.clusters.retain(|c| keep.contains(&c.name));
+        e.workloads.retain(|w| keep.contains(&w.id.cluster));
+    });
+}
+
+#[test]
+fn dearer_power_costs_more() {
+    moves("cost", B, true, |e| {
+        e.price_sheet.spec.power.price_per_kwh.0 *= 10;
+    });
+}
+
+/// Without surge servers, bare-metal upgrades reimage nodes in place and lose capacity
+/// (with them, a spare server takes each node's place and nothing is lost).
+#[test]
+fn more_upgrades_lose_more_capacity() {
+    let mut base = b();
+    base.scenario.spec.requirements.upgrade_surge = false;
+    moves_from(base, "lifecycle", B, true, |e| {
+        e.scenario.spec.operations.kubernetes_upgrades_per_year *= 4;
+    });
+}
+
+#[test]
+fn servers_shared_between_clusters_take_bare_metal_independence_away() {
+    moves("independence", B, false, |e| {
+        e.bare_metal.spec.share_servers = true;
+    });
+}
+
+#[test]
+fn slower_repairs_by_hand_cost_more_hands_on_hours() {
+    moves("operations", B, true, |e| {
+        e.price_sheet
+            .spec
+            .labour
+            .hours
+            .insert("hardwareRepair".into(), 30.0);
+    });
+}
+
+/// OpenCost's identity, exactly, in integer micro-currency, for every run of both designs.
+#[test]
+fn total_equals_workload_plus_idle_plus_overhead_exactly() {
+    for e in [b(), estate(&["tests/estates/b", "tests/estates/c"])] {
+        let o = opts();
+        let logs = simulate_runs(&e, &o, &|| {}).expect("runs");
+        for env in ENVS {
+            let d = design(&e, env).expect("design");
+            for l in logs.iter().filter(|l| l.env == env) {
+                let c = cost(&e, &d, &read_log(&l.log).expect("log"));
+                assert_eq!(c.total(), c.workload + c.idle + c.overhead, "{c:?}");
+                assert!(c.workload > 0 && c.idle >= 0 && c.overhead > 0, "{c:?}");
+            }
+        }
+    }
+}
