@@ -64,18 +64,6 @@ pub(crate) fn render(input: &Input, diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::span;
-
-    #[test]
-    fn spans_cover_the_word() {
-        let text = "a: 1\n  replica: 3\n";
-        assert_eq!(&text[span(text, 2, 3)], "replica");
-        assert_eq!(&text[span(text, 9, 9)], "");
-    }
-}
-
 /// `value` as block-style YAML. Strings are written as JSON strings, which YAML reads as
 /// double-quoted scalars, so no value can change its type or meaning on the way.
 pub(crate) fn to_yaml(value: &serde_json::Value) -> String {
@@ -132,5 +120,17 @@ fn yaml_node(value: &serde_json::Value, indent: usize, out: &mut String) {
             }
         }
         other => out.push_str(&format!("{pad}{}\n", yaml_scalar(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+
+    #[test]
+    fn spans_cover_the_word() {
+        let text = "a: 1\n  replica: 3\n";
+        assert_eq!(&text[span(text, 2, 3)], "replica");
+        assert_eq!(&text[span(text, 9, 9)], "");
     }
 }

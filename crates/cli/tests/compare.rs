@@ -95,7 +95,7 @@ fn numbers_as_f64(v: serde_json::Value) -> serde_json::Value {
         Value::Number(n) => n
             .as_f64()
             .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, |f| Value::Number(f)),
+            .map_or(Value::Null, Value::Number),
         Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
         Value::Object(m) => Value::Object(
             m.into_iter()

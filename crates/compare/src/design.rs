@@ -305,7 +305,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
             let Some(v) = pool.vm(vm) else { continue };
             let m = &mut machines[host.index()];
             m.vms += 1;
-            overhead = overhead + per_vm;
+            overhead += per_vm;
             smallest = Some(smallest.map_or(v.demand, |s| Resources {
                 cpu_millis: s.cpu_millis.min(v.demand.cpu_millis),
                 memory_bytes: s.memory_bytes.min(v.demand.memory_bytes),
@@ -320,16 +320,15 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
                 m.clusters.insert(c.name.clone());
                 m.stacks.insert(stack(&c.spec));
                 m.control_plane.push(c.name.clone());
-                overhead = overhead + Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0);
+                overhead += Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0);
             } else if sets.contains(group) {
                 m.vm_sets.insert(group.to_owned());
             } else if let Some(alloc) = nodes.get(v.name.as_str()) {
                 node_vcpus += v.demand.cpu_millis / 1000;
                 // What the node VM holds beyond its allocatable: kubelet and system
                 // reservations, DaemonSets, and the performance lost to the hypervisor.
-                overhead = overhead
-                    + Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0)
-                        .saturating_sub(alloc);
+                overhead += Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0)
+                    .saturating_sub(alloc);
             }
         }
     }
@@ -338,8 +337,8 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
     let mut stranded = Resources::ZERO;
     for (i, m) in machines.iter().enumerate() {
         let cap = estate.inventory.spec.host_classes[m.class].capacity();
-        capacity = capacity + Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
-        overhead = overhead + Resources::new(reservation.cpu.0, reservation.memory.0, 0);
+        capacity += Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
+        overhead += Resources::new(reservation.cpu.0, reservation.memory.0, 0);
         if let (Some(pool), Some(small)) = (s.control.pool(), smallest) {
             let free = pool.free(plinth_placement::HostId(i as u32));
             if free.memory_bytes < small.memory_bytes {
@@ -408,11 +407,11 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
     for ((i, m), a) in machines.iter_mut().enumerate().zip(roles) {
         let cap = classes[m.class].capacity();
         let cap = Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
-        capacity = capacity + cap;
+        capacity += cap;
         match allocatable.get(&i) {
-            Some(alloc) => overhead = overhead + cap.saturating_sub(alloc),
+            Some(alloc) => overhead += cap.saturating_sub(alloc),
             // No worker node: a control-plane or surge server, all of it overhead.
-            None => overhead = overhead + cap,
+            None => overhead += cap,
         }
         if a.role == Role::ControlPlane {
             m.clusters.insert(a.cluster.clone());
@@ -430,12 +429,11 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
                 let reservation = host_reservation(&estate.virtualized.spec);
                 let per_vm = &estate.virtualized.spec.per_vm_overhead;
                 let vms: u32 = estate.vm_sets.iter().map(|v| v.spec.count).sum();
-                overhead = overhead
-                    + Resources::new(
-                        u64::from(vms) * per_vm.cpu.0,
-                        u64::from(vms) * per_vm.memory.0,
-                        0,
-                    );
+                overhead += Resources::new(
+                    u64::from(vms) * per_vm.cpu.0,
+                    u64::from(vms) * per_vm.memory.0,
+                    0,
+                );
                 let owned: BTreeMap<&str, &plinth_model::estate::Host> =
                     estate.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
                 let mut pool: Vec<Machine> = vm_plan
@@ -467,15 +465,13 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
                 let per_machine = vms.div_ceil(pool.len().max(1) as u32);
                 for m in &mut pool {
                     let cap = classes[m.class].capacity();
-                    vm_pool_capacity =
-                        vm_pool_capacity + Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
-                    overhead =
-                        overhead + Resources::new(reservation.cpu.0, reservation.memory.0, 0);
+                    vm_pool_capacity += Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
+                    overhead += Resources::new(reservation.cpu.0, reservation.memory.0, 0);
                     m.vm_sets = estate.vm_sets.iter().map(|v| v.name.clone()).collect();
                     m.vms = per_machine;
                 }
                 machines.extend(pool);
-                capacity = capacity + vm_pool_capacity;
+                capacity += vm_pool_capacity;
             }
             Err(e) => failures.push(format!("the separate VM pool cannot be built: {e}")),
         }
