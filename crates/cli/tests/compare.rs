@@ -53,7 +53,10 @@ fn the_table_names_a_recommendation_and_yaml_carries_the_same_report() {
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("recommendation: "), "{table}");
     for n in 1..=13 {
-        assert!(table.contains(&format!("│ {n} ")), "row {n} missing:\n{table}");
+        assert!(
+            table.contains(&format!("│ {n} ")),
+            "row {n} missing:\n{table}"
+        );
     }
     let (code, yaml) = plinth(&[
         "compare",
@@ -97,11 +100,9 @@ fn numbers_as_f64(v: serde_json::Value) -> serde_json::Value {
             .and_then(serde_json::Number::from_f64)
             .map_or(Value::Null, Value::Number),
         Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, numbers_as_f64(v)))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect())
+        }
         other => other,
     }
 }
@@ -138,4 +139,3 @@ fn one_run_is_refused_with_how_to_ask_for_more() {
     let (code, _) = plinth(&["compare", "examples/small", "--duration", "soon"]);
     assert_eq!(code, 2);
 }
-

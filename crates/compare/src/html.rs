@@ -6,8 +6,7 @@ use std::fmt::Write;
 
 use plinth_charts::{
     Axis, BarSeries, GroupedBars, Histogram, LineChart, LineSeries, Orientation, Samples, Scale,
-    StackedBar, StackedBars, Timeline, TimelineSeries, grouped_bars, histogram, line_chart,
-    stacked_bars, timeline,
+    Timeline, TimelineSeries, grouped_bars, histogram, line_chart, timeline,
 };
 
 use crate::{Report, Winner, fmt_num};
@@ -31,16 +30,41 @@ h1{font-size:1.7rem;margin:.2em 0}h2{font-size:1.25rem;margin-top:2em;border-bot
 .verdict{font-size:1.3rem;padding:14px 18px;border-radius:8px;background:#f2f6fa;border-left:6px solid #0072B2}
 .verdict.bare-metal{border-left-color:#E69F00}
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.6em 0}
+table.compact{width:auto;min-width:50%}
 th,td{padding:5px 8px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.dims td:nth-child(3){min-width:15em}td[class^=win-]{white-space:nowrap}
+tbody.dim{border-top:1px solid #bbb}tbody.dim tr.note td{border:0;padding:1px 8px;font-size:.8rem}
+.ci{font-size:.8em;color:#666}td.field{font-family:ui-monospace,monospace;font-size:.8rem}
+.nosrc{font-size:.75rem;color:#9a6a00;background:#fff6e0;padding:0 4px;border-radius:3px}
+.worse{color:#b00020}.better{color:#1b7f3b}
+details summary{cursor:pointer;font-size:1.1rem;margin:1.5em 0 .5em}
 .win-virtualized{color:#005a8c;font-weight:600}.win-bare-metal{color:#9a6a00;font-weight:600}.win-tie{color:#666}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(760px,1fr));gap:24px;align-items:start}
+.grid .plinth-figure{margin:0}.grid .wide{grid-column:1/-1}
 .note{color:#555;font-size:.85rem}
 .warn{background:#fff6e0;padding:8px 12px;border-radius:6px}
 ";
 
 fn chart_block(out: &mut String, svg: &str) {
     let _ = write!(out, "<figure class=\"plinth-figure\">{svg}</figure>");
+}
+
+fn wide_chart_block(out: &mut String, svg: &str) {
+    let _ = write!(out, "<figure class=\"plinth-figure wide\">{svg}</figure>");
+}
+
+/// How an environment is named in prose.
+fn display(env: &str) -> &'static str {
+    match env {
+        "virtualized" => NAMES[0],
+        _ => NAMES[1],
+    }
+}
+
+/// A dimension's unit, money in the report's currency.
+fn unit<'a>(unit: &'a str, currency: &'a str) -> &'a str {
+    if unit == "currency" { currency } else { unit }
 }
 
 /// Renders `report` as one HTML page.
@@ -74,25 +98,40 @@ pub fn render(report: &Report, title: &str) -> String {
     o
 }
 
+/// Reasons shown before "and N more".
+const TOP_REASONS: usize = 3;
+
 fn summary(o: &mut String, report: &Report) {
     o.push_str("<h2>Recommendation</h2>");
     match &report.recommendation {
         Some(r) => {
+            let weights: f64 = report.dimensions.iter().map(|d| d.weight).sum();
             let _ = write!(
                 o,
-                "<p class=\"verdict {}\">Run these clusters <b>{}</b> (verdict {:+.2}).</p><ol>",
+                "<p class=\"verdict {}\">Run these clusters <b>{}</b>.</p>\
+                 <p class=note>Verdict {:+.2} on a scale from −{w} (every dimension won by bare \
+                 metal, by a wide margin) to +{w} (every dimension won by virtualization); \
+                 dimensions whose paired interval includes zero count as ties and add nothing.</p><ol>",
                 r.environment,
                 match r.environment {
                     "virtualized" => "on the virtualization pool",
                     "bare-metal" => "on bare metal",
                     _ => "on either: no dimension separates them",
                 },
-                r.verdict
+                r.verdict,
+                w = fmt_num(weights),
             );
-            for reason in &r.reasons {
+            for reason in r.reasons.iter().take(TOP_REASONS) {
                 let _ = write!(o, "<li>{}</li>", esc(reason));
             }
             o.push_str("</ol>");
+            if r.reasons.len() > TOP_REASONS {
+                let _ = write!(
+                    o,
+                    "<p class=note>and {} more dimensions with a winner: see the table below.</p>",
+                    r.reasons.len() - TOP_REASONS
+                );
+            }
         }
         None => o.push_str(
             "<p class=\"verdict\">No recommendation: a design fails the service check.</p>",
@@ -102,15 +141,16 @@ fn summary(o: &mut String, report: &Report) {
         let _ = write!(o, "<p class=\"warn\">{}</p>", esc(w));
     }
     o.push_str(
-        "<h2>Designs</h2><table><tr><th>environment</th><th>servers</th><th>owned</th>\
-         <th>bought</th><th>owned, unused</th><th>nodes</th><th>service check</th></tr>",
+        "<h2>Designs</h2><table class=compact><tr><th>environment</th><th class=n>servers</th>\
+         <th class=n>owned</th><th class=n>bought</th><th class=n>owned, unused</th>\
+         <th class=n>nodes</th><th>service check</th></tr>",
     );
     for d in &report.designs {
         let _ = write!(
             o,
             "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
              <td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
-            d.env,
+            display(d.env),
             d.servers,
             d.owned,
             d.bought,
@@ -131,37 +171,37 @@ fn dimensions(o: &mut String, report: &Report) {
         return;
     }
     o.push_str(
-        "<h2>The 13 dimensions</h2><table><tr><th>#</th><th>dimension</th><th>metric</th>\
-         <th>virtualized (95 % CI)</th><th>bare metal (95 % CI)</th><th>difference</th>\
-         <th>winner</th></tr>",
+        "<h2>The 13 dimensions</h2><table class=dims><thead><tr><th>#</th><th>dimension</th>\
+         <th>metric</th><th class=n>virtualized</th><th class=n>bare metal</th>\
+         <th class=n>difference (virtualized − bare metal)</th><th>winner</th></tr></thead>",
     );
+    let ci = |e: &crate::stats::Estimate| {
+        if e.low == e.high {
+            fmt_num(e.mean)
+        } else {
+            format!(
+                "{}<br><span class=ci>{} – {}</span>",
+                fmt_num(e.mean),
+                fmt_num(e.low),
+                fmt_num(e.high)
+            )
+        }
+    };
     for d in &report.dimensions {
-        let ci = |e: &crate::stats::Estimate| {
-            if e.low == e.high {
-                fmt_num(e.mean)
-            } else {
-                format!(
-                    "{} ({} – {})",
-                    fmt_num(e.mean),
-                    fmt_num(e.low),
-                    fmt_num(e.high)
-                )
-            }
-        };
         let (class, who) = match d.winner {
-            Winner::Virtualized => ("virtualized", "virtualized"),
-            Winner::BareMetal => ("bare-metal", "bare metal"),
+            Winner::Virtualized => ("virtualized", NAMES[0]),
+            Winner::BareMetal => ("bare-metal", NAMES[1]),
             Winner::Tie => ("tie", "tie"),
         };
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{} <span class=note>({})</span></td>\
+            "<tbody class=dim><tr><td>{}</td><td>{}</td><td>{} <span class=note>({})</span></td>\
              <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
              <td class=\"win-{class}\">{who}</td></tr>",
             d.spec.number,
             esc(d.spec.title),
             esc(d.spec.metric),
-            esc(d.spec.unit),
+            esc(unit(d.spec.unit, &report.currency)),
             ci(&d.virtualized),
             ci(&d.bare_metal),
             ci(&d.difference),
@@ -172,13 +212,23 @@ fn dimensions(o: &mut String, report: &Report) {
                 "<tr class=note><td></td><td></td><td>{} <span class=note>({})</span></td>\
                  <td class=n>{}</td><td class=n>{}</td><td></td><td></td></tr>",
                 esc(&x.name),
-                esc(&x.unit),
+                esc(unit(&x.unit, &report.currency)),
                 fmt_num(x.virtualized),
                 fmt_num(x.bare_metal)
             );
         }
+        o.push_str("</tbody>");
     }
     o.push_str("</table>");
+}
+
+/// A workload id (`cluster/namespace/Kind/name`) short enough for a chart label.
+fn short(workload: &str) -> String {
+    let parts: Vec<&str> = workload.split('/').collect();
+    match parts.as_slice() {
+        [cluster, _, _, name] => format!("{cluster}/{name}"),
+        _ => workload.to_owned(),
+    }
 }
 
 fn charts(o: &mut String, report: &Report) {
@@ -206,30 +256,31 @@ fn charts(o: &mut String, report: &Report) {
                 .collect(),
         }),
     );
-    chart_block(
-        o,
-        &stacked_bars(&StackedBars {
-            title: format!("{}-year cost by category", report.horizon_years),
-            categories: ["hardware", "licences", "power", "labour"]
-                .map(String::from)
-                .to_vec(),
-            value_axis: Axis::new("cost", &report.currency),
-            bars: s
-                .iter()
-                .zip(NAMES)
-                .map(|(s, name)| StackedBar {
-                    name: name.into(),
-                    values: s.cost.to_vec(),
-                })
-                .collect(),
-        }),
-    );
-    let workloads: Vec<&crate::WorkloadAvailability> = report.availability.iter().collect();
+    let categories = ["hardware", "licences", "power", "labour"];
     chart_block(
         o,
         &grouped_bars(&GroupedBars {
+            title: format!("{}-year cost by category", report.horizon_years),
+            categories: categories.map(String::from).to_vec(),
+            value_axis: Axis::new("cost", &report.currency),
+            series: s
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| BarSeries {
+                    name: name.into(),
+                    values: s.cost.to_vec(),
+                    errors: None,
+                })
+                .collect(),
+            orientation: Orientation::Vertical,
+        }),
+    );
+    let workloads: Vec<&crate::WorkloadAvailability> = report.availability.iter().collect();
+    wide_chart_block(
+        o,
+        &grouped_bars(&GroupedBars {
             title: "Unavailability per workload (minutes per year)".into(),
-            categories: workloads.iter().map(|w| w.workload.clone()).collect(),
+            categories: workloads.iter().map(|w| short(&w.workload)).collect(),
             value_axis: Axis::new("unavailable", "min/year"),
             series: [0, 1]
                 .into_iter()
@@ -306,9 +357,15 @@ fn charts(o: &mut String, report: &Report) {
 
 fn sensitivity(o: &mut String, report: &Report) {
     if !report.sensitivity.is_empty() {
+        o.push_str("<h2>What would change the answer</h2>");
+        if report.sensitivity.iter().all(|b| b.flips_at.is_none()) {
+            o.push_str(
+                "<p>No single input flips the recommendation anywhere between a tenth and ten \
+                 times its value.</p>",
+            );
+        }
         o.push_str(
-            "<h2>What would change the answer</h2><table><tr><th>input</th><th>value now</th>\
-             <th>break-even</th></tr>",
+            "<table class=compact><tr><th>input</th><th>value now</th><th>break-even</th></tr>",
         );
         for b in &report.sensitivity {
             let _ = write!(
@@ -324,26 +381,32 @@ fn sensitivity(o: &mut String, report: &Report) {
     if !report.what_if.is_empty() {
         let _ = write!(
             o,
-            "<h2>Moving one cluster</h2><table><tr><th>cluster moved</th><th>to</th>\
-             <th>cost change ({})</th><th>pod-min/year change</th><th>servers change</th>\
-             <th>hands-on h/year change</th></tr>",
+            "<h2>Moving one cluster</h2><p class=note>Each row moves one cluster to the other \
+             environment and keeps the rest where the recommendation puts them; changes are \
+             against keeping everything together (<span class=worse>red</span>: worse, \
+             <span class=better>green</span>: better).</p><table class=compact><tr>\
+             <th>cluster moved</th><th>to</th><th class=n>cost ({})</th>\
+             <th class=n>pod-min/year</th><th class=n>servers</th><th class=n>hands-on h/year</th></tr>",
             esc(&report.currency)
         );
         for w in &report.what_if {
+            // Every column is better lower.
             let d = |a: f64, b: f64| {
                 let x = b - a;
-                if x > 0.0 {
+                let class = if x > 0.0 { "worse" } else { "better" };
+                let text = if x > 0.0 {
                     format!("+{}", fmt_num(x))
                 } else {
                     fmt_num(x)
-                }
+                };
+                format!("<span class={class}>{text}</span>")
             };
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>\
                  <td class=n>{}</td><td class=n>{}</td></tr>",
                 esc(&w.cluster),
-                w.moved_to,
+                display(w.moved_to),
                 d(w.all_together.cost, w.split.cost),
                 d(w.all_together.pod_minutes, w.split.pod_minutes),
                 d(w.all_together.servers, w.split.servers),
@@ -355,23 +418,27 @@ fn sensitivity(o: &mut String, report: &Report) {
 }
 
 fn provenance(o: &mut String, report: &Report) {
-    o.push_str(
-        "<h2>Provenance: values that came from defaults</h2><table><tr><th>field</th>\
-         <th>value</th><th>source</th></tr>",
+    let unsourced = report.provenance.iter().filter(|p| !p.sourced).count();
+    let _ = write!(
+        o,
+        "<details><summary>Provenance: {} values came from defaults ({} without a published \
+         source)</summary><table><tr><th>field</th><th>value</th><th>source</th></tr>",
+        report.provenance.len(),
+        unsourced
     );
     for p in &report.provenance {
         let _ = write!(
             o,
-            "<tr><td>{}</td><td class=n>{}</td><td>{}{}</td></tr>",
+            "<tr><td class=field>{}</td><td>{}</td><td>{}{}</td></tr>",
             esc(&p.field),
             esc(&p.value),
             if p.sourced {
                 ""
             } else {
-                "<b>no source</b> — "
+                "<span class=nosrc>no source</span> "
             },
             esc(&p.source)
         );
     }
-    o.push_str("</table>");
+    o.push_str("</table></details>");
 }

@@ -384,6 +384,13 @@ fn winner(spec: &Spec, difference: &Estimate) -> Winner {
     }
 }
 
+fn non_negative(e: Estimate) -> Estimate {
+    Estimate {
+        low: e.low.max(0.0),
+        ..e
+    }
+}
+
 /// The verdict's term of one dimension: sign · min(1, |difference| / larger |mean|).
 fn contribution(winner: Winner, difference: &Estimate, v: &Estimate, b: &Estimate) -> f64 {
     let sign = match winner {
@@ -409,7 +416,12 @@ fn compare_dimensions(
     for (i, spec) in DIMENSIONS.iter().enumerate() {
         let v: Vec<f64> = measured[0].iter().map(|m| m.headline[i]).collect();
         let b: Vec<f64> = measured[1].iter().map(|m| m.headline[i]).collect();
-        let (ev, eb, d) = (estimate(&v), estimate(&b), paired(&v, &b));
+        // Every headline metric is non-negative: an interval is cut at zero.
+        let (ev, eb, d) = (
+            non_negative(estimate(&v)),
+            non_negative(estimate(&b)),
+            paired(&v, &b),
+        );
         let w = winner(spec, &d);
         let weight = weights.get(spec.key).copied().unwrap_or(1.0);
         let details = measured[0]
@@ -448,21 +460,25 @@ fn compare_dimensions(
     let mut deciding: Vec<&DimensionResult> =
         results.iter().filter(|r| r.contribution != 0.0).collect();
     deciding.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    let currency = &estate.price_sheet.spec.currency;
     let reasons = deciding
         .iter()
         .map(|r| {
+            let unit = if r.spec.unit == "currency" {
+                currency.as_str()
+            } else {
+                r.spec.unit
+            };
             format!(
-                "{} ({}): {} wins, {} {} vs {} {} ({:+.2})",
+                "{}: {} wins — {}, {} {unit} virtualized vs {} {unit} bare metal ({:+.2})",
                 r.spec.title,
-                r.spec.metric,
                 match r.winner {
-                    Winner::Virtualized => "virtualized",
+                    Winner::Virtualized => "virtualization",
                     _ => "bare metal",
                 },
+                r.spec.metric,
                 fmt_num(r.virtualized.mean),
-                r.spec.unit,
                 fmt_num(r.bare_metal.mean),
-                r.spec.unit,
                 r.contribution
             )
         })

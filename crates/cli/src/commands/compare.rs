@@ -251,7 +251,15 @@ fn table(r: &Report) -> String {
         t.add_row(vec![
             d.spec.number.to_string(),
             d.spec.title.to_owned(),
-            format!("{} ({})", d.spec.metric, d.spec.unit),
+            format!(
+                "{} ({})",
+                d.spec.metric,
+                if d.spec.unit == "currency" {
+                    r.currency.as_str()
+                } else {
+                    d.spec.unit
+                }
+            ),
             ci(&d.virtualized),
             ci(&d.bare_metal),
             format!(
