@@ -36,11 +36,15 @@ enum Event {
     End {
         pod_minutes_unavailable: f64,
     },
-    HostFailed {},
+    HostFailed {
+        t: u64,
+    },
     NodeNotReady {
+        t: u64,
         pods: u32,
     },
     WorkloadAvailability {
+        t: u64,
         workload: String,
         available: u32,
         desired: u32,
@@ -60,9 +64,11 @@ enum Event {
         cpu_ms_lost: f64,
     },
     QuorumLost {
+        t: u64,
         cluster: String,
     },
     QuorumRestored {
+        t: u64,
         cluster: String,
     },
     Reimaged {},
@@ -153,19 +159,10 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
         if line.is_empty() {
             continue;
         }
-        #[derive(Deserialize)]
-        struct At {
-            t: u64,
-        }
-        let at: At = serde_json::from_slice(line).map_err(|source| LogError::Line {
-            line: i + 1,
-            source,
-        })?;
         let event: Event = serde_json::from_slice(line).map_err(|source| LogError::Line {
             line: i + 1,
             source,
         })?;
-        let t = at.t;
         match event {
             Event::Start {
                 env,
@@ -183,14 +180,14 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 ended = true;
                 facts.pod_minutes_unavailable = pod_minutes_unavailable;
             }
-            Event::HostFailed {} => {
+            Event::HostFailed { t } => {
                 facts.host_failures += 1;
                 if last_failure_t != Some(t) {
                     facts.pods_hit.push(0);
                     last_failure_t = Some(t);
                 }
             }
-            Event::NodeNotReady { pods } => {
+            Event::NodeNotReady { t, pods } => {
                 if last_failure_t == Some(t)
                     && let Some(last) = facts.pods_hit.last_mut()
                 {
@@ -198,6 +195,7 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 }
             }
             Event::WorkloadAvailability {
+                t,
                 workload,
                 available,
                 desired,
@@ -228,10 +226,10 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 duration_ms,
                 cpu_ms_lost,
             }),
-            Event::QuorumLost { cluster } => {
+            Event::QuorumLost { t, cluster } => {
                 lost_since.entry(cluster).or_insert(t);
             }
-            Event::QuorumRestored { cluster } => {
+            Event::QuorumRestored { t, cluster } => {
                 if let Some(since) = lost_since.remove(&cluster) {
                     facts.quorum_lost_ms += t - since;
                 }

@@ -81,11 +81,11 @@ pub fn render(report: &Report, title: &str) -> String {
     let opts = &report.options;
     let _ = write!(
         o,
-        "<p class=\"note\">{} paired runs per environment from seed {}, {} simulated days each; \
+        "<p class=\"note\">{} paired runs per environment from seed {}, {:.0} simulated days each; \
          costs in {} over {} years.</p>",
         opts.runs,
         opts.seed,
-        fmt_num(opts.duration_ms as f64 / 86_400_000.0),
+        opts.duration_ms as f64 / 86_400_000.0,
         esc(&report.currency),
         report.horizon_years
     );
@@ -237,7 +237,7 @@ fn charts(o: &mut String, report: &Report) {
     chart_block(
         o,
         &line_chart(&LineChart {
-            title: "Physical CPU utilization over the run (daily, mean of runs)".into(),
+            title: "Physical CPU utilization (daily mean, band: lowest to highest hour)".into(),
             x: Axis::new("day", "d"),
             y: Axis::new("CPU utilization", "%"),
             series: s
@@ -249,9 +249,15 @@ fn charts(o: &mut String, report: &Report) {
                         .daily_cpu
                         .iter()
                         .enumerate()
-                        .map(|(d, u)| (d as f64, *u))
+                        .map(|(d, u)| (d as f64, u.0))
                         .collect(),
-                    band: None,
+                    band: Some(
+                        s.daily_cpu
+                            .iter()
+                            .enumerate()
+                            .map(|(d, u)| (d as f64, u.1, u.2))
+                            .collect(),
+                    ),
                 })
                 .collect(),
         }),

@@ -251,8 +251,9 @@ pub struct WorkloadAvailability {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Series {
-    /// Physical CPU utilization per day, %, mean over runs.
-    pub daily_cpu: Vec<f64>,
+    /// Physical CPU utilization per day, %, mean over runs: (day's mean, lowest hour,
+    /// highest hour).
+    pub daily_cpu: Vec<(f64, f64, f64)>,
     /// Cost by category over the horizon (hardware, licences, power, labour), mean over
     /// runs, currency units.
     pub cost: [f64; 4],
@@ -354,19 +355,36 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { 0.0 } else { s / n as f64 }
 }
 
-fn daily_cpu(runs: &[events::RunFacts], design: &Design) -> Vec<f64> {
+fn daily_cpu(runs: &[events::RunFacts], design: &Design) -> Vec<(f64, f64, f64)> {
     let days = runs.iter().map(|r| r.hours.len() / 24).min().unwrap_or(0);
     let pool = design.vm_pool_capacity.cpu_millis as f64;
+    // Utilization of hour `h` of run `r`, %, the bare-metal VM pool included.
+    let at = |r: &events::RunFacts, h: usize| {
+        let hour = &r.hours[h];
+        let cap = hour.cpu_capacity + pool;
+        if cap > 0.0 {
+            100.0 * (hour.cpu_used + design.vm_pool_usage[h % 24].0) / cap
+        } else {
+            0.0
+        }
+    };
     (0..days)
         .map(|d| {
-            mean(runs.iter().map(|r| {
-                let (mut used, mut cap) = (0.0, 0.0);
-                for (h, hour) in r.hours[d * 24..d * 24 + 24].iter().enumerate() {
-                    used += hour.cpu_used + design.vm_pool_usage[h].0;
-                    cap += hour.cpu_capacity + pool;
-                }
-                if cap > 0.0 { 100.0 * used / cap } else { 0.0 }
-            }))
+            let hours = d * 24..d * 24 + 24;
+            let of_run = |r: &events::RunFacts| {
+                hours
+                    .clone()
+                    .map(|h| at(r, h))
+                    .fold((0.0, f64::INFINITY, f64::NEG_INFINITY), |(s, lo, hi), u| {
+                        (s + u / 24.0, lo.min(u), hi.max(u))
+                    })
+            };
+            let per_run: Vec<(f64, f64, f64)> = runs.iter().map(of_run).collect();
+            (
+                mean(per_run.iter().map(|p| p.0)),
+                mean(per_run.iter().map(|p| p.1)),
+                mean(per_run.iter().map(|p| p.2)),
+            )
         })
         .collect()
 }
