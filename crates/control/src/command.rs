@@ -177,6 +177,15 @@ pub enum Observation {
         /// What changes.
         upgrade: UpgradeKind,
     },
+    /// Desired state: node pool `pool` of `cluster` should have `replicas` nodes.
+    ScaleRequested {
+        /// Cluster name.
+        cluster: String,
+        /// Pool name.
+        pool: String,
+        /// Nodes wanted.
+        replicas: u32,
+    },
 }
 
 /// What a rolling upgrade changes.
@@ -208,6 +217,9 @@ pub enum ReplaceMethod {
     Recreate,
     /// The server was drained and reimaged in place.
     Reimage,
+    /// Machine health remediation: a node not Ready for too long (and not restarted by
+    /// HA) was replaced by a new one.
+    Remediate,
 }
 
 /// Milestones the control plane reached, for the driver's event log (a real driver keeps
@@ -289,7 +301,8 @@ impl fmt::Display for Reason {
 /// Why one object waits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Condition {
-    /// `vm/<name>`, `host/<name>`, `node/<name>` or `cluster/<name>`.
+    /// `vm/<name>`, `host/<name>`, `node/<name>`, `cluster/<name>` or
+    /// `pool/<cluster>/<pool>`.
     pub object: String,
     /// The short reason.
     pub reason: Reason,

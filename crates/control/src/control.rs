@@ -88,6 +88,8 @@ enum Timer {
     FenceRetry(usize),
     /// A rollout of cluster i that found no room tries again.
     Rollout(usize),
+    /// Machine health check of the node in `health` under this key.
+    Health(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +117,15 @@ enum Pending {
         cluster: usize,
         old: String,
     },
+    /// Machine health remediation of cluster `cluster`: `new` replaces `old`.
+    Remediate {
+        cluster: usize,
+        stage: usize,
+        old: String,
+        new: String,
+    },
+    /// A step of scaling a pool.
+    Scale(lifecycle::ScaleOp),
     Kube,
 }
 
@@ -148,6 +159,11 @@ pub struct Control {
     /// In-place VM replacements whose new VM found no room yet.
     retry_deleted: Vec<(usize, String)>,
     events: Vec<ControlEvent>,
+    /// The time of the observation being handled.
+    clock: Time,
+    /// Machine health checks due, by key: the node to look at.
+    health: BTreeMap<u64, String>,
+    health_seq: u64,
 }
 
 impl Control {
@@ -184,6 +200,9 @@ impl Control {
             upgrade_vms: BTreeMap::new(),
             retry_deleted: Vec::new(),
             events: Vec::new(),
+            clock: Time::ZERO,
+            health: BTreeMap::new(),
+            health_seq: 0,
         };
         if c.vms.is_some() && cfg.drs.enabled {
             c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
@@ -247,6 +266,7 @@ impl Control {
     /// Reconciles what `observation` touches, and every timer due at `now`.
     pub fn handle(&mut self, now: Time, observation: Observation) -> Vec<Command> {
         let mut out = Vec::new();
+        self.clock = now;
         match observation {
             Observation::Timer => {}
             Observation::Heartbeat { host } => self.on_heartbeat(now, &host, &mut out),
@@ -283,6 +303,11 @@ impl Control {
             Observation::UpgradeRequested { cluster, upgrade } => {
                 self.request_upgrade(now, &cluster, upgrade, &mut out);
             }
+            Observation::ScaleRequested {
+                cluster,
+                pool,
+                replicas,
+            } => self.scale_pool(now, &cluster, &pool, replicas, &mut out),
         }
         while let Some(&(t, timer)) = self.timers.first() {
             if t > now {
@@ -402,7 +427,10 @@ impl Control {
 
     fn set_phase(&mut self, vm: &str, phase: VmPhase) {
         if let Some(v) = &mut self.vms {
-            v.phase.insert(vm.to_owned(), phase);
+            let before = v.phase.insert(vm.to_owned(), phase);
+            if phase == VmPhase::Down && before != Some(VmPhase::Down) {
+                self.watch_health(vm);
+            }
         }
     }
 
@@ -448,13 +476,15 @@ impl Control {
                     if let Some(f) = self.hosts[i].failure.take() {
                         self.failures[f].recovered_at = Some(now);
                     }
-                    self.issue(
-                        CommandKind::Uncordon {
-                            node: host.to_owned(),
-                        },
-                        Pending::Kube,
-                        out,
-                    );
+                    if !self.server_repaired(now, host, out) {
+                        self.issue(
+                            CommandKind::Uncordon {
+                                node: host.to_owned(),
+                            },
+                            Pending::Kube,
+                            out,
+                        );
+                    }
                 }
             }
         }
@@ -478,9 +508,15 @@ impl Control {
                     .insert((now + self.cfg.drs.interval, Timer::Drs));
                 self.drs_pass(now, out);
             }
+            Timer::Health(key) => {
+                if let Some(node) = self.health.remove(&key) {
+                    self.check_health(now, &node, out);
+                }
+            }
             Timer::Rollout(c) => {
                 self.rollout_retry(now, c, out);
                 self.retry_recreates(now, out);
+                self.rescale(now, c, out);
             }
         }
     }
@@ -508,6 +544,7 @@ impl Control {
                 format!("no heartbeat since {last_heard}; the node stays down until the server is repaired"),
                 now,
             );
+            self.watch_health(&name);
             self.issue(CommandKind::Cordon { node: name }, Pending::Kube, out);
             return;
         }
@@ -605,6 +642,13 @@ impl Control {
                 );
             }
             Pending::Upgrade { cluster, old } => self.upgrade_done(now, cluster, old, failed, out),
+            Pending::Scale(op) => self.scale_done(now, op, failed, out),
+            Pending::Remediate {
+                cluster,
+                stage,
+                old,
+                new,
+            } => self.remediation_done(now, cluster, stage, old, new, failed),
             Pending::Kube => {}
         }
     }

@@ -334,6 +334,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     ),
                     pools: Vec::new(),
                     spares: Vec::new(),
+                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
                 };
                 for p in &c.spec.node_pools {
                     let key = format!("{}/{}", c.name, p.name);
@@ -403,6 +404,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         .map(|p| pool_topo(&p.name, Vec::new(), strategy(p)))
                         .collect(),
                     spares: Vec::new(),
+                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
                 });
                 for p in &c.spec.node_pools {
                     pool_alloc.insert(

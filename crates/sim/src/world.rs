@@ -1107,6 +1107,20 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The size pool `cluster/pool` is meant to have from now on (upgrade shortfalls are
+    /// measured against it).
+    fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
+        self.settle_pools(cluster);
+        if let Some(ps) = self.pool_stats.get_mut(&format!("{cluster}/{pool}")) {
+            ps.desired = replicas;
+        }
+        let current = self.settle_pools(cluster);
+        if let Some(acc) = self.upgrades.get_mut(cluster) {
+            acc.current = current;
+            acc.max = acc.max.max(current);
+        }
+    }
+
     /// Pool keys of `cluster`.
     fn cluster_pools(&self, cluster: &str) -> Vec<String> {
         let prefix = format!("{cluster}/");
@@ -1827,6 +1841,23 @@ impl<'a> World<'a> {
                     );
                     self.open_maintenance(h);
                     return Some(Observation::MaintenanceRequested { host });
+                }
+                if s.action == TimelineAction::ScalePool
+                    && let (Some(cluster), Some(pool), Some(replicas)) =
+                        (s.cluster.clone(), s.pool.clone(), s.replicas)
+                    && self.pool_stats.contains_key(&format!("{cluster}/{pool}"))
+                {
+                    self.log.write(
+                        self.now,
+                        "scaleRequested",
+                        json!({"cluster": cluster, "pool": pool, "replicas": replicas, "by": "timeline"}),
+                    );
+                    self.set_pool_size(&cluster, &pool, replicas);
+                    return Some(Observation::ScaleRequested {
+                        cluster,
+                        pool,
+                        replicas,
+                    });
                 }
                 let kind = match s.action {
                     TimelineAction::UpgradeKubernetes => Some(UpgradeKind::Kubernetes),

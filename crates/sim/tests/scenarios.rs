@@ -274,7 +274,11 @@ fn a_failed_fence_leaves_the_vms_down_waiting_for_fence_with_no_second_copy() {
 
 #[test]
 fn bare_metal_node_stays_down_for_the_repair_time_and_pods_move_only_where_capacity_exists() {
-    let estate = small(0.0, "[]");
+    let mut estate = small(0.0, "[]");
+    // No machine health check: no spare is installed, the node waits for its repair (the
+    // spare case is `bare_metal_machine_health_installs_a_spare_...`).
+    estate.clusters[0].spec.kubernetes.machine_health_timeout =
+        plinth_model::quantity::Duration::from_days(1000);
     let worker = |s: &plinth_sim::Setup| {
         s.nodes
             .iter()
@@ -1004,4 +1008,232 @@ fn bare_metal_with_a_spare_server_surges_instead() {
         report.replaced
     );
     assert_eq!(report.max_unavailable, 0);
+}
+
+// --- machine health remediation ------------------------------------------------------------
+
+/// The worker node VM on the host running the most worker VMs.
+fn busiest_worker_host(s: &plinth_sim::Setup) -> String {
+    let mut count = vec![0; s.hosts.len()];
+    for (vm, h) in &s.vms {
+        if vm.contains("-workers-") {
+            count[*h] += 1;
+        }
+    }
+    let best = (0..count.len())
+        .max_by_key(|i| (count[*i], std::cmp::Reverse(*i)))
+        .unwrap_or(0);
+    s.hosts[best].name.clone()
+}
+
+#[test]
+fn with_ha_off_machine_health_replaces_the_lost_nodes_after_its_timeout() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    estate.virtualized.spec.ha.enabled = false;
+    let (run, victim) = run_with_failure(
+        &estate,
+        EnvironmentType::Virtualized,
+        busiest_worker_host,
+        HOUR,
+        6 * HOUR,
+    );
+    let lines = log_lines(&run);
+    let lost: Vec<String> = events(&lines, "hostFailed")[0]["vmsLost"]
+        .as_array()
+        .expect("vmsLost")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter(|v| v.contains("-workers-"))
+        .collect();
+    assert!(!lost.is_empty(), "{victim} ran workers");
+    let remediated: Vec<_> = events(&lines, "nodeReplaced")
+        .into_iter()
+        .filter(|e| e["method"] == "remediate")
+        .collect();
+    assert_eq!(remediated.len(), lost.len(), "every lost worker replaced");
+    let timeout = estate.clusters[0]
+        .spec
+        .kubernetes
+        .machine_health_timeout
+        .millis();
+    let env = &estate.virtualized.spec;
+    let declared = run.summary.failures[0].declared_at.expect("declared");
+    for e in &remediated {
+        assert!(lost.iter().any(|l| e["old"] == l.as_str()));
+        // Created after the timeout, Ready a clone and a boot later; long before repair.
+        let t = e["t"].as_u64().expect("t");
+        assert_eq!(
+            t,
+            declared + timeout + env.timings.vm_clone.millis() + env.timings.vm_boot.millis()
+        );
+    }
+    assert!(run.summary.pods_pending_at_end == 0);
+    assert_eq!(run.summary.second_copies, 0);
+}
+
+#[test]
+fn with_ha_on_machine_health_leaves_host_failures_to_ha() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let (run, _) = run_with_failure(
+        &estate,
+        EnvironmentType::Virtualized,
+        busiest_worker_host,
+        HOUR,
+        6 * HOUR,
+    );
+    let lines = log_lines(&run);
+    assert!(
+        !events(&lines, "command")
+            .iter()
+            .any(|c| c["kind"] == "createVm"),
+        "HA restarted the VMs in time: no replacement"
+    );
+    assert!(run.summary.failures[0].nodes_ready_at.is_some());
+}
+
+#[test]
+fn bare_metal_machine_health_installs_a_spare_and_the_repaired_server_becomes_the_spare() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let worker = |s: &plinth_sim::Setup| {
+        s.nodes
+            .iter()
+            .find(|n| n.pool.ends_with("/workers"))
+            .expect("a worker node")
+            .name
+            .clone()
+    };
+    let (run, victim) = run_with_failure(&estate, EnvironmentType::BareMetal, worker, HOUR, DAY);
+    let lines = log_lines(&run);
+    let remediated: Vec<_> = events(&lines, "nodeReplaced")
+        .into_iter()
+        .filter(|e| e["method"] == "remediate")
+        .collect();
+    assert_eq!(remediated.len(), 1);
+    assert_eq!(remediated[0]["old"], victim.as_str());
+    let spare = remediated[0]["new"].as_str().expect("new");
+    let declared = run.summary.failures[0].declared_at.expect("declared");
+    let timeout = estate.clusters[0]
+        .spec
+        .kubernetes
+        .machine_health_timeout
+        .millis();
+    let install = estate.bare_metal.spec.os_install.millis();
+    assert_eq!(
+        remediated[0]["t"].as_u64().expect("t"),
+        declared + timeout + install,
+        "the spare is a node one install after the timeout"
+    );
+    assert!(
+        events(&lines, "nodeReady")
+            .iter()
+            .any(|e| e["node"] == spare),
+        "the spare joined"
+    );
+    // Repaired 8 h later, the old server does not rejoin: it is the cluster's spare now.
+    assert!(
+        !events(&lines, "nodeReady")
+            .iter()
+            .any(|e| e["node"] == victim.as_str()),
+        "{victim} rejoined"
+    );
+}
+
+// --- scaling a pool ------------------------------------------------------------------------
+
+fn scale_steps(steps: &[(u64, u32)]) -> Vec<plinth_model::kinds::scenario::TimelineStep> {
+    steps
+        .iter()
+        .map(
+            |(at, replicas)| plinth_model::kinds::scenario::TimelineStep {
+                at: plinth_model::quantity::Duration::from_secs(at / 1000),
+                action: plinth_model::kinds::scenario::TimelineAction::ScalePool,
+                cluster: Some("apps".into()),
+                pool: Some("workers".into()),
+                replicas: Some(*replicas),
+                version: None,
+                host: None,
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn scale_pool_adds_node_vms_then_drains_and_deletes_the_last_ones() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: 6 * HOUR,
+    };
+    let before = setup(&estate, &options)
+        .expect("setup")
+        .nodes
+        .iter()
+        .filter(|n| n.pool == "apps/workers")
+        .count() as u32;
+    estate.scenario.spec.operations.timeline =
+        scale_steps(&[(HOUR, before + 2), (3 * HOUR, before - 1)]);
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let added: Vec<_> = events(&lines, "nodeAdded");
+    assert_eq!(added.len(), 2);
+    let env = &estate.virtualized.spec;
+    for a in &added {
+        assert_eq!(
+            a["t"].as_u64().expect("t"),
+            HOUR + env.timings.vm_clone.millis() + env.timings.vm_boot.millis()
+        );
+    }
+    let removed: Vec<_> = events(&lines, "nodeRemoved");
+    assert_eq!(
+        removed.len(),
+        3,
+        "down to {} from {}",
+        before - 1,
+        before + 2
+    );
+    // The last by name go: the two new ones and the highest original.
+    let mut names: Vec<&str> = removed.iter().filter_map(|r| r["node"].as_str()).collect();
+    names.sort();
+    let new: Vec<&str> = added.iter().filter_map(|a| a["node"].as_str()).collect();
+    for n in &new {
+        assert!(names.contains(n), "{n} removed");
+    }
+    assert!(
+        events(&lines, "podsEvicted")
+            .iter()
+            .any(|e| e["reason"] == "drain"),
+        "nodes are drained before they go"
+    );
+    assert_eq!(run.summary.pods_pending_at_end, 0);
+    assert!(
+        run.summary.conditions_at_end.is_empty(),
+        "{:?}",
+        run.summary.conditions_at_end
+    );
+}
+
+#[test]
+fn scale_pool_on_bare_metal_takes_spare_servers_and_says_when_there_are_none() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    estate.scenario.spec.operations.timeline = scale_steps(&[(HOUR, 40)]);
+    let options = Options {
+        env: EnvironmentType::BareMetal,
+        seed: 1,
+        duration: 6 * HOUR,
+    };
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let added = events(&lines, "nodeAdded");
+    assert!(!added.is_empty(), "the cluster's spare joined");
+    let install = estate.bare_metal.spec.os_install.millis();
+    assert_eq!(added[0]["t"].as_u64().expect("t"), HOUR + install);
+    assert!(
+        run.summary
+            .conditions_at_end
+            .iter()
+            .any(|c| c.contains("pool/apps/workers") && c.contains("no spare server")),
+        "{:?}",
+        run.summary.conditions_at_end
+    );
 }
