@@ -853,23 +853,28 @@ impl Control {
 
     fn evacuate(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         let blocked = self.blocked_hosts();
-        let Some(v) = &self.vms else {
+        let Some(v) = &mut self.vms else {
             return;
         };
-        let phase = &v.phase;
-        let (moves, stuck) = maintenance::evacuation(
-            &v.pool,
-            HostId(i as u32),
-            |id| {
+        let h = HostId(i as u32);
+        let movable: Vec<VmId> = v
+            .pool
+            .vms_on(h)
+            .into_iter()
+            .filter(|id| {
                 v.pool
-                    .vm(id)
-                    .is_some_and(|s| phase.get(&s.name) == Some(&VmPhase::Running))
-            },
-            &blocked,
-        );
+                    .vm(*id)
+                    .is_some_and(|s| v.phase.get(&s.name) == Some(&VmPhase::Running))
+            })
+            .collect();
+        // Planned on the desired placement itself: the moves are made in it as they are
+        // chosen, and issued below without applying them again.
+        let (moves, stuck) =
+            maintenance::evacuate_in(&mut v.pool, h, |id| movable.contains(&id), &blocked);
         let host = self.hosts[i].name.clone();
         // VMs left behind: no room, or not movable yet (starting, migrating back).
-        self.hosts[i].stuck = !stuck.is_empty() || self.vms_on(i).len() > moves.len();
+        // (The moves are already made: what is left on the host did not move.)
+        self.hosts[i].stuck = !stuck.is_empty() || !self.vms_on(i).is_empty();
         for (vid, why) in stuck {
             if let Some(name) = self
                 .vms
@@ -885,7 +890,9 @@ impl Control {
                 );
             }
         }
-        self.issue_migrations(moves, out);
+        for m in moves {
+            self.issue_applied(m, out);
+        }
         self.continue_evacuation(now, i, out);
     }
 
@@ -897,28 +904,36 @@ impl Control {
             if v.pool.migrate(m).is_err() {
                 continue;
             }
-            let Some(name) = v.pool.vm(m.vm).map(|s| s.name.clone()) else {
-                continue;
-            };
-            let from = v.pool.pool().host(m.from).name.clone();
-            let to = v.pool.pool().host(m.to).name.clone();
-            v.phase.insert(name.clone(), VmPhase::Migrating);
-            self.drs_dirty = true;
-            self.issue(
-                CommandKind::MigrateVm {
-                    vm: name.clone(),
-                    from,
-                    to,
-                },
-                Pending::Migrate {
-                    vm: name,
-                    from: m.from,
-                    to: m.to,
-                    reverted: false,
-                },
-                out,
-            );
+            self.issue_applied(m, out);
         }
+    }
+
+    /// Issues a migration already made in the desired placement.
+    fn issue_applied(&mut self, m: Migration, out: &mut Vec<Command>) {
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        let Some(name) = v.pool.vm(m.vm).map(|s| s.name.clone()) else {
+            return;
+        };
+        let from = v.pool.pool().host(m.from).name.clone();
+        let to = v.pool.pool().host(m.to).name.clone();
+        v.phase.insert(name.clone(), VmPhase::Migrating);
+        self.drs_dirty = true;
+        self.issue(
+            CommandKind::MigrateVm {
+                vm: name.clone(),
+                from,
+                to,
+            },
+            Pending::Migrate {
+                vm: name,
+                from: m.from,
+                to: m.to,
+                reverted: false,
+            },
+            out,
+        );
     }
 
     /// When an evacuating host is empty and nothing migrates off it, it goes down.

@@ -332,6 +332,8 @@ pub struct World<'a> {
     /// Rack name, its hosts, its power-failure stream.
     racks: Vec<(String, Vec<usize>, FailureStream)>,
     vm_at: BTreeMap<String, usize>,
+    /// The VMs running on each host (the index of `vm_at` by host).
+    host_vms: Vec<BTreeSet<String>>,
     nodes: Vec<NodeState>,
     node_index: BTreeMap<String, usize>,
     pool_nodes: BTreeMap<String, Vec<usize>>,
@@ -529,6 +531,7 @@ impl<'a> World<'a> {
             timings,
             fence_stream: FailureStream::new(seed, "fence", 0, estate.scenario.spec.failures.hosts),
             vm_at: BTreeMap::new(),
+            host_vms: vec![BTreeSet::new(); setup.hosts.len()],
             pool_stats,
             upgrades: BTreeMap::new(),
             quorum,
@@ -860,12 +863,7 @@ impl<'a> World<'a> {
         self.hosts[h].up = false;
         self.hosts[h].down = Some(why);
         self.hosts[h].epoch += 1;
-        let dead: Vec<String> = self
-            .vm_at
-            .iter()
-            .filter(|(_, host)| **host == h)
-            .map(|(v, _)| v.clone())
-            .collect();
+        let dead: Vec<String> = self.host_vms[h].iter().cloned().collect();
         let mut nodes = Vec::new();
         for vm in dead {
             self.vm_stop(&vm);
@@ -952,12 +950,7 @@ impl<'a> World<'a> {
         self.hosts[h].failure = Some(f);
         self.summary.host_failures += 1;
         let repair = repair.unwrap_or_else(|| self.hosts[h].stream.repair_time());
-        let lost: Vec<&String> = self
-            .vm_at
-            .iter()
-            .filter(|(_, at)| **at == h)
-            .map(|(v, _)| v)
-            .collect();
+        let lost: Vec<&String> = self.host_vms[h].iter().collect();
         self.log.write(
             self.now,
             "hostFailed",
@@ -1001,9 +994,14 @@ impl<'a> World<'a> {
 
     /// A VM runs on host `h` now: allocation, VM-set usage and etcd members follow.
     fn vm_run(&mut self, vm: &str, h: usize) {
-        if self.vm_at.insert(vm.to_owned(), h).is_some() {
+        if let Some(before) = self.vm_at.insert(vm.to_owned(), h) {
+            if before != h {
+                self.host_vms[before].remove(vm);
+                self.host_vms[h].insert(vm.to_owned());
+            }
             return;
         }
+        self.host_vms[h].insert(vm.to_owned());
         let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
         self.vm_allocated += size + self.vm_overhead();
         if let Some(u) = usage {
@@ -1020,9 +1018,10 @@ impl<'a> World<'a> {
 
     /// A VM stopped running (powered off, deleted, or lost with its host).
     fn vm_stop(&mut self, vm: &str) {
-        if self.vm_at.remove(vm).is_none() {
+        let Some(h) = self.vm_at.remove(vm) else {
             return;
-        }
+        };
+        self.host_vms[h].remove(vm);
         let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
         self.vm_allocated = self
             .vm_allocated
@@ -1518,15 +1517,18 @@ impl<'a> World<'a> {
             }
         };
         let pending: usize = self.pending.values().map(BTreeSet::len).sum();
-        self.log.write(
-            self.now,
-            "hourly",
-            json!({"hour": hour,
-                   "cpuCapacityMilli": capacity.cpu_millis, "memCapacityBytes": capacity.memory_bytes,
-                   "cpuAllocatedMilli": allocated.cpu_millis, "memAllocatedBytes": allocated.memory_bytes,
-                   "cpuUsedMilli": cpu_used.round() as u64, "memUsedBytes": mem_used.round() as u64,
-                   "hostsUp": hosts_up, "podsPending": pending}),
-        );
+        let line = crate::log::Hourly {
+            hour,
+            cpu_capacity_milli: capacity.cpu_millis,
+            mem_capacity_bytes: capacity.memory_bytes,
+            cpu_allocated_milli: allocated.cpu_millis,
+            mem_allocated_bytes: allocated.memory_bytes,
+            cpu_used_milli: cpu_used.round() as u64,
+            mem_used_bytes: mem_used.round() as u64,
+            hosts_up,
+            pods_pending: pending as u64,
+        };
+        self.log.hourly(self.now, &line);
     }
 
     // --- commands -----------------------------------------------------------------------
@@ -1694,7 +1696,7 @@ impl<'a> World<'a> {
                     return Err(format!("{vm} is not running on {from}"));
                 }
                 if let Some(t) = t {
-                    self.vm_at.insert(vm.clone(), t);
+                    self.vm_run(vm, t);
                 }
                 self.summary.migrations += 1;
             }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use plinth_placement::{HostId, VmSpec};
+use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 
 use super::{Control, Health, Maint, Pending, Timer};
 use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
@@ -396,19 +396,33 @@ impl Control {
             let r = &hosts[h.index()];
             r.health != Health::Up || r.maint != Maint::None
         };
-        let (id, host) = v.pool.place(spec).map(|(id, host)| {
-            // Placement knows no "silent" or "being emptied": move the new VM off such a
-            // host before it is created, if another takes it (else a silent host fails
-            // the create and HA restarts it; an emptied one evacuates it again).
-            if blocked(host)
-                && let Ok(m) = v.pool.propose_migration(&[], id)
-                && !blocked(m.to)
-                && v.pool.migrate(m).is_ok()
-            {
-                return (id, m.to);
+        let (id, mut host) = v.pool.place(spec)?;
+        // Placement knows no "silent" or "being emptied": move the new VM off such a host
+        // before it is created, to the host with most room that takes it (else a silent
+        // host fails the create and HA restarts it; an emptied one evacuates it again).
+        if blocked(host) {
+            let mut targets: Vec<(u64, &str, HostId)> = (0..v.pool.pool().hosts().len() as u32)
+                .map(HostId)
+                .filter(|h| !blocked(*h) && v.pool.status(*h) == HostStatus::Up)
+                .map(|h| {
+                    let score = u64::MAX - crate::maintenance::free_score(&v.pool, h);
+                    (score, v.pool.pool().host(h).name.as_str(), h)
+                })
+                .collect();
+            targets.sort();
+            let targets: Vec<HostId> = targets.into_iter().map(|(_, _, h)| h).collect();
+            for to in targets {
+                let m = Migration {
+                    vm: id,
+                    from: host,
+                    to,
+                };
+                if v.pool.migrate(m).is_ok() {
+                    host = to;
+                    break;
+                }
             }
-            (id, host)
-        })?;
+        }
         v.ids.insert(new.clone(), id);
         v.phase.insert(new.clone(), VmPhase::Starting);
         let host = v.pool.pool().host(host).name.clone();
