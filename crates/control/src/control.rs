@@ -825,6 +825,10 @@ impl Control {
         if self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None {
             return;
         }
+        // A server a rollout is reimaging or installing is down for that already.
+        if self.vms.is_none() && self.in_rollout(&self.hosts[i].name) {
+            return;
+        }
         let name = self.hosts[i].name.clone();
         if self.vms.is_none() {
             self.hosts[i].maint = Maint::Draining;

@@ -1655,10 +1655,15 @@ impl<'a> World<'a> {
                 } else {
                     tm.reimage
                 };
-                if let Some(h) = self.host_idx(server) {
-                    self.host_down(h, Down::Planned, None);
+                let Some(h) = self.host_idx(server) else {
+                    return (0, Err(format!("unknown server {server}")), vec![]);
+                };
+                if matches!(self.hosts[h].down, Some(Down::Crash | Down::Fenced)) {
+                    return (API_MS, Err(format!("server {server} is down")), vec![]);
                 }
-                (ms, Ok(()), vec![])
+                self.host_down(h, Down::Planned, None);
+                // A crash during the install or reimage fails it (the server's epoch).
+                (ms, Ok(()), vec![epoch(self, h)])
             }
         }
     }

@@ -568,6 +568,27 @@ fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
                 open <= 64,
                 "{env:?} seed {seed}: {open} commands never answered"
             );
+            // Rollouts make progress through the failures: every one started more than
+            // 20 days before the end finished.
+            let finished: Vec<(String, u64)> = events(&lines, "upgradeFinished")
+                .iter()
+                .map(|e| {
+                    (
+                        e["cluster"].as_str().unwrap_or("").to_owned(),
+                        e["t"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            for st in events(&lines, "upgradeStarted") {
+                let t = st["t"].as_u64().expect("t");
+                let cluster = st["cluster"].as_str().expect("cluster");
+                if t + 20 * DAY < options.duration {
+                    assert!(
+                        finished.iter().any(|(c, f)| c == cluster && *f >= t),
+                        "{env:?} seed {seed}: rollout of {cluster} at {t} never finished"
+                    );
+                }
+            }
             // Every failure the control plane saw ended, or is in its last repair window.
             for f in &s.failures {
                 if f.crashed_at + 2 * DAY < options.duration {

@@ -222,7 +222,8 @@ impl Control {
             } else if stage == 0 {
                 (0, 0)
             } else {
-                let free = rec.topo.spares.len() as u32;
+                // Spares that are down do not count: with none up, the pool goes in place.
+                let free = self.spares_up(c);
                 (free + surging, free)
             };
             let b = upgrade::batch(
@@ -274,6 +275,16 @@ impl Control {
         out: &mut Vec<Command>,
     ) -> bool {
         let virtualized = self.vms.is_some();
+        // A server that is silent, failed or in maintenance waits: its repair or its
+        // maintenance comes first.
+        if !virtualized
+            && let Some(&i) = self.host_index.get(&old)
+            && (self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None)
+        {
+            self.requeue(c, old.clone());
+            self.rollout_wait(now, c, format!("server {old} is down or in maintenance"));
+            return false;
+        }
         let step = match (virtualized, surge, stage == 0) {
             (true, true, _) => Step::Creating,
             (true, false, _) => Step::Draining,
@@ -296,17 +307,10 @@ impl Control {
                 }
             },
             Step::Provisioning => {
-                let spare = {
-                    let spares = &mut self.clusters[c].topo.spares;
-                    spares.sort();
-                    if spares.is_empty() {
-                        None
-                    } else {
-                        Some(spares.remove(0))
-                    }
-                };
+                let spare = self.take_spare(c);
                 let Some(spare) = spare else {
                     self.requeue(c, old);
+                    self.rollout_wait(now, c, "no spare server is up".into());
                     return false;
                 };
                 let pool = self.pool_key(c, stage);
@@ -489,6 +493,54 @@ impl Control {
         }
     }
 
+    /// The rollout of cluster `c` waits (`why`): say so and look again in a minute.
+    fn rollout_wait(&mut self, now: Time, c: usize, why: String) {
+        let retry = now + RETRY_MS;
+        self.rollout_condition(now, c, Some(format!("waiting: {why}")));
+        if self.clusters[c].retry_at.is_none() {
+            self.clusters[c].retry_at = Some(retry);
+            self.timers.insert((retry, Timer::Rollout(c)));
+        }
+    }
+
+    /// Spare servers of cluster `c` that are up and not in maintenance.
+    fn spares_up(&self, c: usize) -> u32 {
+        self.clusters[c]
+            .topo
+            .spares
+            .iter()
+            .filter(|s| {
+                self.host_index.get(*s).is_some_and(|i| {
+                    self.hosts[*i].health == Health::Up && self.hosts[*i].maint == Maint::None
+                })
+            })
+            .count() as u32
+    }
+
+    /// The first spare server of cluster `c` by name that is up and not in maintenance.
+    fn take_spare(&mut self, c: usize) -> Option<String> {
+        let hosts = &self.hosts;
+        let index = &self.host_index;
+        let spares = &mut self.clusters[c].topo.spares;
+        spares.sort();
+        let at = spares.iter().position(|s| {
+            index
+                .get(s)
+                .is_some_and(|i| hosts[*i].health == Health::Up && hosts[*i].maint == Maint::None)
+        })?;
+        Some(spares.remove(at))
+    }
+
+    /// Whether a rollout is replacing or reimaging `node` right now.
+    pub(super) fn in_rollout(&self, node: &str) -> bool {
+        self.clusters.iter().any(|c| {
+            c.rollout.as_ref().is_some_and(|r| {
+                r.active.contains_key(node)
+                    || r.active.values().any(|x| x.new.as_deref() == Some(node))
+            })
+        })
+    }
+
     pub(super) fn rollout_retry(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
         self.clusters[c].retry_at = None;
         self.rollout_condition(now, c, None);
@@ -594,6 +646,24 @@ impl Control {
                 }
                 // Failed: its host was lost; HA restarts it like any VM of that host, and
                 // the replacement moves on when it runs.
+            }
+            Step::Provisioning | Step::Reimaging if failed.is_some() => {
+                // The server failed meanwhile: start this node over once it is back (a
+                // spare goes back to the spares).
+                if rep.step == Step::Provisioning
+                    && let Some(spare) = rep.new.clone()
+                {
+                    self.clusters[c].topo.spares.push(spare);
+                }
+                if let Some(r) = &mut self.clusters[c].rollout {
+                    r.active.remove(&old);
+                }
+                self.requeue(c, old.clone());
+                self.rollout_wait(
+                    now,
+                    c,
+                    format!("{} failed: {}", old, failed.unwrap_or_default()),
+                );
             }
             Step::Provisioning => {
                 if let Some(new) = &rep.new {
@@ -852,10 +922,7 @@ impl Control {
                 Err(e) => e.to_string(),
             }
         } else {
-            let spares = &mut self.clusters[c].topo.spares;
-            spares.sort();
-            if !spares.is_empty() {
-                let spare = spares.remove(0);
+            if let Some(spare) = self.take_spare(c) {
                 if let Some(p) = self.clusters[c].stage_mut(stage) {
                     p.nodes.push(spare.clone());
                 }
@@ -1096,15 +1163,7 @@ impl Control {
         if self.hosts[i].health != Health::Failed {
             return;
         }
-        let spare = {
-            let spares = &mut self.clusters[c].topo.spares;
-            spares.sort();
-            if spares.is_empty() {
-                None
-            } else {
-                Some(spares.remove(0))
-            }
-        };
+        let spare = self.take_spare(c);
         let Some(spare) = spare else {
             return;
         };
