@@ -390,6 +390,10 @@ fn a_strict_control_plane_group_keeps_etcd_quorum_through_any_single_host_failur
             members - lost_cp > members / 2,
             "{host}: {lost_cp} of {members} control-plane members lost"
         );
+        assert!(
+            events(&lines, "quorumLost").is_empty(),
+            "{host}: the world saw quorum lost"
+        );
         // The lost member is back: nothing waits at the end.
         assert!(
             run.summary.conditions_at_end.is_empty(),
@@ -1257,4 +1261,122 @@ fn scale_pool_on_bare_metal_takes_spare_servers_and_says_when_there_are_none() {
         "{:?}",
         run.summary.conditions_at_end
     );
+}
+
+// --- quorum, maintenance disruption, hourly series -----------------------------------------
+
+#[test]
+fn losing_two_of_three_control_plane_hosts_loses_quorum_until_ha_restarts_a_member() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: 3 * HOUR,
+    };
+    let s = setup(&estate, &options).expect("setup");
+    let cp_hosts: Vec<String> = ["apps-cp-0", "apps-cp-1"]
+        .iter()
+        .map(|vm| s.hosts[s.vms[*vm]].name.clone())
+        .collect();
+    assert_ne!(cp_hosts[0], cp_hosts[1], "strict spread");
+    let control = s.control.clone();
+    let mut world = World::new(s, &options, |_| {});
+    for h in &cp_hosts {
+        assert!(world.schedule_failure(h, HOUR));
+    }
+    let run = run_world(control, world);
+    let lines = log_lines(&run);
+    let lost = events(&lines, "quorumLost");
+    let restored = events(&lines, "quorumRestored");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["cluster"], "apps");
+    assert_eq!(lost[0]["t"], HOUR);
+    assert_eq!(restored.len(), 1);
+    let env = &estate.virtualized.spec;
+    let bound = env.ha.heartbeat_interval.millis()
+        + env.ha.failure_detection_timeout.millis()
+        + env.ha.fence_latency.millis()
+        + env.timings.vm_boot.millis();
+    let back = restored[0]["t"].as_u64().expect("t") - HOUR;
+    assert!(back <= bound, "quorum back {back} ms after, bound {bound}");
+}
+
+#[test]
+fn maintenance_reports_the_pods_it_disrupted_none_with_live_migration() {
+    let estate = small(
+        0.0,
+        "[{at: 1h, action: hostMaintenance, host: r1-standard-01}]",
+    );
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        let options = Options {
+            env,
+            seed: 1,
+            duration: DAY,
+        };
+        let run = simulate(&estate, &options).expect("run");
+        let lines = log_lines(&run);
+        let done = events(&lines, "maintenanceFinished");
+        assert_eq!(done.len(), 1, "{env:?}");
+        assert_eq!(done[0]["host"], "r1-standard-01");
+        let disrupted = done[0]["podsDisrupted"].as_u64().expect("pods");
+        match env {
+            EnvironmentType::Virtualized => assert_eq!(disrupted, 0, "live migration"),
+            EnvironmentType::BareMetal => {
+                // The drained pods restarted elsewhere: each was unavailable a while.
+                let evicted: u64 = events(&lines, "podsEvicted")
+                    .iter()
+                    .filter(|e| e["node"] == "r1-standard-01")
+                    .map(|e| {
+                        e["rescheduled"].as_u64().unwrap_or(0)
+                            + e["pendingForCapacity"].as_u64().unwrap_or(0)
+                            + e["waitingForNode"].as_u64().unwrap_or(0)
+                    })
+                    .sum();
+                assert_eq!(disrupted, evicted, "{env:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hourly_lines_follow_the_documented_formula() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: DAY,
+    };
+    let s = setup(&estate, &options).expect("setup");
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let hourly = events(&lines, "hourly");
+    assert_eq!(hourly.len(), 25);
+    let overhead = 1.0 + estate.virtualized.spec.performance_overhead.cpu;
+    let used = |h: u8| -> f64 {
+        s.pods
+            .iter()
+            .map(|p| p.requests.cpu_millis as f64 * s.workload_usage[p.workload as usize].at(h))
+            .sum::<f64>()
+            * overhead
+    };
+    let capacity: u64 = s.hosts.iter().map(|h| h.capacity.cpu_millis).sum();
+    let allocated: u64 = s
+        .vms
+        .keys()
+        .map(|vm| s.vm_size[vm].0.cpu_millis)
+        .sum::<u64>()
+        + s.vms.len() as u64 * estate.virtualized.spec.per_vm_overhead.cpu.0;
+    for (hour, line) in hourly.iter().enumerate() {
+        assert_eq!(line["t"], hour as u64 * HOUR);
+        assert_eq!(line["hour"], hour as u64);
+        assert_eq!(line["cpuCapacityMilli"], capacity);
+        assert_eq!(line["cpuAllocatedMilli"], allocated);
+        assert_eq!(line["hostsUp"], s.hosts.len() as u64);
+        assert_eq!(line["podsPending"], 0);
+        let expected = used((hour % 24) as u8).round() as u64;
+        assert_eq!(line["cpuUsedMilli"], expected, "hour {hour}");
+    }
+    // The web and api peaks (08-20, 08-18) are inside the day, not at midnight.
+    let at = |h: usize| hourly[h]["cpuUsedMilli"].as_u64().expect("used");
+    assert!(at(12) > at(0), "peak {} vs night {}", at(12), at(0));
 }
