@@ -177,6 +177,12 @@ pub enum Observation {
         /// What changes.
         upgrade: UpgradeKind,
     },
+    /// Desired state: create `cluster`, declared with empty pools (`PoolTopology::create`
+    /// says what each gets): the control plane first, then the pools.
+    ClusterRequested {
+        /// Cluster name.
+        cluster: String,
+    },
     /// Desired state: node pool `pool` of `cluster` should have `replicas` nodes.
     ScaleRequested {
         /// Cluster name.
@@ -244,6 +250,12 @@ pub enum ControlEvent {
         cluster: String,
         /// What it changed.
         kind: UpgradeKind,
+    },
+    /// Every node of a cluster created by `ClusterRequested` is up.
+    #[serde(rename_all = "camelCase")]
+    ClusterReady {
+        /// Cluster.
+        cluster: String,
     },
     /// One node of a rollout is done.
     #[serde(rename_all = "camelCase")]

@@ -303,6 +303,9 @@ impl Control {
             Observation::UpgradeRequested { cluster, upgrade } => {
                 self.request_upgrade(now, &cluster, upgrade, &mut out);
             }
+            Observation::ClusterRequested { cluster } => {
+                self.create_cluster(now, &cluster, &mut out);
+            }
             Observation::ScaleRequested {
                 cluster,
                 pool,

@@ -37,6 +37,9 @@ pub struct PoolTopology {
     pub nodes: Vec<String>,
     /// Rollout limits.
     pub strategy: Strategy,
+    /// A cluster added later (`addCluster`): the nodes the pool gets then and, on a VM
+    /// pool, the VM each is made from. `None` for a pool that exists from the start.
+    pub create: Option<(u32, Option<plinth_placement::VmSpec>)>,
 }
 
 /// A cluster's nodes, as the control plane manages them.

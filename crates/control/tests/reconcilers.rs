@@ -509,6 +509,7 @@ fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
             name: "control-plane".into(),
             nodes: (0..3).map(|i| format!("cp-{i}")).collect(),
             strategy: Strategy::CONTROL_PLANE,
+            create: None,
         },
         pools: vec![PoolTopology {
             name: "w".into(),
@@ -517,6 +518,7 @@ fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
                 max_surge,
                 max_unavailable,
             },
+            create: None,
         }],
         spares: Vec::new(),
         remediate_after: None,

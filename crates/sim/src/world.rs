@@ -188,6 +188,8 @@ struct Quorum {
     replicas: u32,
     running: u32,
     lost: bool,
+    /// False until a cluster created by `addCluster` is requested.
+    active: bool,
 }
 
 /// A drain waiting for evictions a PodDisruptionBudget does not allow yet.
@@ -361,6 +363,8 @@ pub struct World<'a> {
     cp_vm: BTreeMap<String, usize>,
     /// Control-plane server (bare metal) → its cluster's index in `quorum`.
     cp_server: BTreeMap<usize, usize>,
+    /// Clusters requested by `addCluster` and not ready yet → when.
+    cluster_requested: BTreeMap<String, u64>,
     /// New VMs' pools (`cluster/pool`), from their CreateVm.
     vm_pool: BTreeMap<String, String>,
     draining: BTreeMap<usize, Draining>,
@@ -512,6 +516,7 @@ impl<'a> World<'a> {
                 replicas: cp.replicas,
                 running: 0,
                 lost: false,
+                active: !cp.deferred,
             });
             for m in &cp.members {
                 match setup.env {
@@ -538,6 +543,7 @@ impl<'a> World<'a> {
             cp_vm,
             cp_server,
             vm_pool: BTreeMap::new(),
+            cluster_requested: BTreeMap::new(),
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
             vm_allocated: Resources::ZERO,
@@ -1059,7 +1065,7 @@ impl<'a> World<'a> {
     /// Logs `quorumLost` / `quorumRestored` when cluster `q`'s running etcd members cross
     /// a majority of its declared members.
     fn check_quorum(&mut self, q: usize) {
-        if self.quiet {
+        if self.quiet || !self.quorum[q].active {
             return;
         }
         let st = &self.quorum[q];
@@ -1190,6 +1196,41 @@ impl<'a> World<'a> {
                            "maxNodesUnavailable": acc.max}),
                 );
             }
+            ControlEvent::ClusterReady { cluster } => {
+                let started = self.cluster_requested.remove(&cluster).unwrap_or(self.now);
+                self.log.write(
+                    self.now,
+                    "clusterReady",
+                    json!({"cluster": cluster, "durationMs": self.now - started}),
+                );
+                // From now on its pools' sizes and its etcd quorum are watched.
+                let prefix = format!("{cluster}/");
+                let pools: Vec<(String, Vec<usize>)> = self
+                    .pool_nodes
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (key, members) in pools {
+                    let schedulable = members.iter().filter(|n| self.nodes[**n].counted).count();
+                    let unit_cpu = members
+                        .first()
+                        .map_or(0, |n| self.s.nodes[*n].allocatable.cpu_millis);
+                    self.pool_stats.entry(key).or_insert(PoolStat {
+                        desired: members.len() as u32,
+                        schedulable: schedulable as u32,
+                        unit_cpu,
+                        since: self.now,
+                    });
+                }
+                if let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster) {
+                    let st = &mut self.quorum[q];
+                    st.active = true;
+                    st.lost = st.running <= st.replicas / 2;
+                    self.check_quorum(q);
+                }
+                self.deploy(&cluster);
+            }
             ControlEvent::NodeReplaced {
                 cluster,
                 pool,
@@ -1203,6 +1244,36 @@ impl<'a> World<'a> {
                     json!({"cluster": cluster, "pool": pool, "old": old, "new": new, "method": method}),
                 );
             }
+        }
+    }
+
+    /// The workloads of a cluster created by `addCluster` are deployed: its pods are
+    /// scheduled where they fit, or pend.
+    fn deploy(&mut self, cluster: &str) {
+        let Some(pods) = self.s.deferred_pods.remove(cluster) else {
+            return;
+        };
+        let mut pools = BTreeSet::new();
+        for pod in pods {
+            let w = pod.workload as usize;
+            pools.insert(pod.pool.clone());
+            self.desired[w] += 1;
+            self.workload_requests[w] = pod.requests;
+            self.s.pods.push(pod);
+            self.pods.push(PodState {
+                node: None,
+                available: false,
+                down_since: self.now,
+                epoch: 0,
+                cause: None,
+            });
+            let p = self.pods.len() - 1;
+            self.mark_unavailable(p, None);
+            let pool = self.s.pods[p].pool.clone();
+            self.pending.entry(pool).or_default().insert(p);
+        }
+        for pool in pools {
+            self.retry_pending(&pool);
         }
     }
 
@@ -1741,9 +1812,18 @@ impl<'a> World<'a> {
             }
             CommandKind::ProvisionServer { server, pool } => {
                 if let Some(h) = self.host_idx(server) {
-                    let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
-                    let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
-                    self.add_node(server, pool, alloc);
+                    match pool.split_once('/') {
+                        Some((cluster, CONTROL_PLANE)) => {
+                            if let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster) {
+                                self.cp_server.insert(h, q);
+                            }
+                        }
+                        _ => {
+                            let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
+                            let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
+                            self.add_node(server, pool, alloc);
+                        }
+                    }
                     self.host_up(h);
                 }
             }
@@ -1848,6 +1928,20 @@ impl<'a> World<'a> {
                     );
                     self.open_maintenance(h);
                     return Some(Observation::MaintenanceRequested { host });
+                }
+                if s.action == TimelineAction::AddCluster
+                    && let Some(cluster) = s.cluster.clone()
+                    && let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster)
+                    && !self.quorum[q].active
+                    && !self.cluster_requested.contains_key(&cluster)
+                {
+                    self.log.write(
+                        self.now,
+                        "clusterRequested",
+                        json!({"cluster": cluster, "by": "timeline"}),
+                    );
+                    self.cluster_requested.insert(cluster.clone(), self.now);
+                    return Some(Observation::ClusterRequested { cluster });
                 }
                 if s.action == TimelineAction::ScalePool
                     && let (Some(cluster), Some(pool), Some(replicas)) =

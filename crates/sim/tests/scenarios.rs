@@ -1380,3 +1380,97 @@ fn hourly_lines_follow_the_documented_formula() {
     let at = |h: usize| hourly[h]["cpuUsedMilli"].as_u64().expect("used");
     assert!(at(12) > at(0), "peak {} vs night {}", at(12), at(0));
 }
+
+// --- adding a cluster ----------------------------------------------------------------------
+
+#[test]
+fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_workloads() {
+    let mut estate = example("enterprise", "");
+    let f = &mut estate.scenario.spec.failures;
+    f.hosts.mtbf = plinth_model::quantity::Duration::from_days(100_000);
+    f.by_class.clear();
+    f.racks.mtbf = plinth_model::quantity::Duration::from_days(100_000);
+    let ops = &mut estate.scenario.spec.operations;
+    ops.kubernetes_upgrades_per_year = 0;
+    ops.os_patching_interval = plinth_model::quantity::Duration::from_days(100_000);
+    ops.host_patching_interval = plinth_model::quantity::Duration::from_days(100_000);
+    ops.timeline = vec![plinth_model::kinds::scenario::TimelineStep {
+        at: plinth_model::quantity::Duration::from_hours(1),
+        action: plinth_model::kinds::scenario::TimelineAction::AddCluster,
+        cluster: Some("dev".into()),
+        pool: None,
+        replicas: None,
+        version: None,
+        host: None,
+    }];
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        let options = Options {
+            env,
+            seed: 1,
+            duration: DAY,
+        };
+        let s = setup(&estate, &options).expect("setup");
+        assert!(
+            s.nodes.iter().all(|n| !n.pool.starts_with("dev/")),
+            "{env:?}: no dev node before the step"
+        );
+        let run = simulate(&estate, &options).expect("run");
+        let lines = log_lines(&run);
+        let requested = events(&lines, "clusterRequested");
+        assert_eq!(requested.len(), 1, "{env:?}");
+        assert_eq!(requested[0]["t"], HOUR);
+        let ready = events(&lines, "clusterReady");
+        assert_eq!(ready.len(), 1, "{env:?}");
+        // Two stages one after the other: the control plane, then the pools.
+        let stage = match env {
+            EnvironmentType::Virtualized => {
+                let t = &estate.virtualized.spec.timings;
+                t.vm_clone.millis() + t.vm_boot.millis()
+            }
+            EnvironmentType::BareMetal => estate.bare_metal.spec.os_install.millis(),
+        };
+        assert_eq!(ready[0]["durationMs"], 2 * stage, "{env:?}");
+        let creates: Vec<_> = events(&lines, "command")
+            .into_iter()
+            .filter(|c| c["pool"].as_str().is_some_and(|p| p.starts_with("dev/")))
+            .collect();
+        let cp_last = creates
+            .iter()
+            .filter(|c| c["pool"] == "dev/control-plane")
+            .map(|c| c["t"].as_u64().expect("t"))
+            .max()
+            .expect("control plane created");
+        let pools_first = creates
+            .iter()
+            .filter(|c| c["pool"] != "dev/control-plane")
+            .map(|c| c["t"].as_u64().expect("t"))
+            .min()
+            .expect("pools created");
+        assert!(
+            pools_first >= cp_last + stage,
+            "{env:?}: pools after the control plane"
+        );
+        // Its workloads run once it is ready, and none of them counted as down before.
+        let t_ready = ready[0]["t"].as_u64().expect("t");
+        let dev: Vec<_> = events(&lines, "workloadAvailability")
+            .into_iter()
+            .filter(|a| {
+                a["workload"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("dev/"))
+            })
+            .collect();
+        assert!(!dev.is_empty());
+        for a in &dev {
+            if a["t"].as_u64().expect("t") < t_ready {
+                assert_eq!(a["desired"], 0, "{env:?}: {a}");
+            }
+        }
+        assert!(
+            dev.iter()
+                .any(|a| a["available"] == a["desired"] && a["desired"].as_u64() > Some(0)),
+            "{env:?}: dev workloads available"
+        );
+        assert!(events(&lines, "quorumLost").is_empty(), "{env:?}");
+    }
+}

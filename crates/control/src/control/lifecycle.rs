@@ -70,6 +70,10 @@ pub(super) struct ClusterRec {
     scale_target: BTreeMap<usize, u32>,
     /// Failed servers replaced by remediation: they become spares once repaired.
     remediated: Vec<String>,
+    /// Being created (`ClusterRequested`): the stage being built (0: control plane).
+    creating: Option<usize>,
+    /// Scale commands in flight.
+    scaling: u32,
 }
 
 impl ClusterRec {
@@ -90,6 +94,8 @@ impl ClusterRec {
             retry_at: None,
             scale_target: BTreeMap::new(),
             remediated: Vec::new(),
+            creating: None,
+            scaling: 0,
         }
     }
 
@@ -887,7 +893,12 @@ impl Control {
                 .map(|p| p.nodes.clone())
                 .unwrap_or_default();
             names.sort();
-            let template = names.iter().find_map(|n| self.vm_spec(n));
+            let template = names.iter().find_map(|n| self.vm_spec(n)).or_else(|| {
+                self.clusters[c]
+                    .stage(stage)
+                    .and_then(|p| p.create.as_ref())
+                    .and_then(|(_, t)| t.clone())
+            });
             let Some(template) = template else {
                 let object = format!("pool/{key}");
                 self.set_condition(
@@ -903,6 +914,7 @@ impl Control {
                     if let Some(p) = self.clusters[c].stage_mut(stage) {
                         p.nodes.push(new.clone());
                     }
+                    self.clusters[c].scaling += 1;
                     self.issue(
                         CommandKind::CreateVm {
                             vm: new.clone(),
@@ -926,6 +938,7 @@ impl Control {
                 if let Some(p) = self.clusters[c].stage_mut(stage) {
                     p.nodes.push(spare.clone());
                 }
+                self.clusters[c].scaling += 1;
                 self.issue(
                     CommandKind::ProvisionServer {
                         server: spare.clone(),
@@ -1011,6 +1024,10 @@ impl Control {
             node,
             step,
         } = op;
+        if matches!(step, ScaleStep::Creating | ScaleStep::Provisioning) {
+            self.clusters[c].scaling = self.clusters[c].scaling.saturating_sub(1);
+            self.build_next(now, c, out);
+        }
         match step {
             ScaleStep::Creating => {
                 if failed.is_none() {
@@ -1259,5 +1276,49 @@ impl Control {
         self.clusters[c].topo.spares.push(server.to_owned());
         self.rescale(now, c, out);
         true
+    }
+}
+
+impl Control {
+    /// Creates cluster `cluster` (declared with empty pools): the control plane first.
+    pub(super) fn create_cluster(&mut self, now: Time, cluster: &str, out: &mut Vec<Command>) {
+        let Some(&c) = self.cluster_index.get(cluster) else {
+            return;
+        };
+        if self.clusters[c].creating.is_some() {
+            return;
+        }
+        self.clusters[c].creating = Some(0);
+        self.build_stage(now, c, 0, out);
+    }
+
+    fn build_stage(&mut self, now: Time, c: usize, stage: usize, out: &mut Vec<Command>) {
+        let want = self.clusters[c]
+            .stage(stage)
+            .and_then(|p| p.create.as_ref())
+            .map_or(0, |(n, _)| *n);
+        self.clusters[c].scale_target.insert(stage, want);
+        self.rescale(now, c, out);
+        self.build_next(now, c, out);
+    }
+
+    /// A node of a cluster being created is up: once its stage is complete, the next one
+    /// starts; after the last, the cluster is ready.
+    fn build_next(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        let Some(stage) = self.clusters[c].creating else {
+            return;
+        };
+        let rec = &self.clusters[c];
+        if rec.scaling > 0 || rec.scale_target.contains_key(&stage) {
+            return;
+        }
+        if stage >= rec.topo.pools.len() {
+            self.clusters[c].creating = None;
+            let cluster = self.clusters[c].topo.name.clone();
+            self.events.push(ControlEvent::ClusterReady { cluster });
+            return;
+        }
+        self.clusters[c].creating = Some(stage + 1);
+        self.build_stage(now, c, stage + 1, out);
     }
 }
