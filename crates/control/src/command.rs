@@ -177,6 +177,21 @@ pub enum Observation {
         /// What changes.
         upgrade: UpgradeKind,
     },
+    /// Desired state: create `cluster`, declared with empty pools (`PoolTopology::create`
+    /// says what each gets): the control plane first, then the pools.
+    ClusterRequested {
+        /// Cluster name.
+        cluster: String,
+    },
+    /// Desired state: node pool `pool` of `cluster` should have `replicas` nodes.
+    ScaleRequested {
+        /// Cluster name.
+        cluster: String,
+        /// Pool name.
+        pool: String,
+        /// Nodes wanted.
+        replicas: u32,
+    },
 }
 
 /// What a rolling upgrade changes.
@@ -208,6 +223,9 @@ pub enum ReplaceMethod {
     Recreate,
     /// The server was drained and reimaged in place.
     Reimage,
+    /// Machine health remediation: a node not Ready for too long (and not restarted by
+    /// HA) was replaced by a new one.
+    Remediate,
 }
 
 /// Milestones the control plane reached, for the driver's event log (a real driver keeps
@@ -232,6 +250,12 @@ pub enum ControlEvent {
         cluster: String,
         /// What it changed.
         kind: UpgradeKind,
+    },
+    /// Every node of a cluster created by `ClusterRequested` is up.
+    #[serde(rename_all = "camelCase")]
+    ClusterReady {
+        /// Cluster.
+        cluster: String,
     },
     /// One node of a rollout is done.
     #[serde(rename_all = "camelCase")]
@@ -289,7 +313,8 @@ impl fmt::Display for Reason {
 /// Why one object waits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Condition {
-    /// `vm/<name>`, `host/<name>`, `node/<name>` or `cluster/<name>`.
+    /// `vm/<name>`, `host/<name>`, `node/<name>`, `cluster/<name>` or
+    /// `pool/<cluster>/<pool>`.
     pub object: String,
     /// The short reason.
     pub reason: Reason,

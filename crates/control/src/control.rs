@@ -88,6 +88,8 @@ enum Timer {
     FenceRetry(usize),
     /// A rollout of cluster i that found no room tries again.
     Rollout(usize),
+    /// Machine health check of the node in `health` under this key.
+    Health(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +117,15 @@ enum Pending {
         cluster: usize,
         old: String,
     },
+    /// Machine health remediation of cluster `cluster`: `new` replaces `old`.
+    Remediate {
+        cluster: usize,
+        stage: usize,
+        old: String,
+        new: String,
+    },
+    /// A step of scaling a pool.
+    Scale(lifecycle::ScaleOp),
     Kube,
 }
 
@@ -148,6 +159,11 @@ pub struct Control {
     /// In-place VM replacements whose new VM found no room yet.
     retry_deleted: Vec<(usize, String)>,
     events: Vec<ControlEvent>,
+    /// The time of the observation being handled.
+    clock: Time,
+    /// Machine health checks due, by key: the node to look at.
+    health: BTreeMap<u64, String>,
+    health_seq: u64,
 }
 
 impl Control {
@@ -184,6 +200,9 @@ impl Control {
             upgrade_vms: BTreeMap::new(),
             retry_deleted: Vec::new(),
             events: Vec::new(),
+            clock: Time::ZERO,
+            health: BTreeMap::new(),
+            health_seq: 0,
         };
         if c.vms.is_some() && cfg.drs.enabled {
             c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
@@ -247,6 +266,7 @@ impl Control {
     /// Reconciles what `observation` touches, and every timer due at `now`.
     pub fn handle(&mut self, now: Time, observation: Observation) -> Vec<Command> {
         let mut out = Vec::new();
+        self.clock = now;
         match observation {
             Observation::Timer => {}
             Observation::Heartbeat { host } => self.on_heartbeat(now, &host, &mut out),
@@ -283,6 +303,14 @@ impl Control {
             Observation::UpgradeRequested { cluster, upgrade } => {
                 self.request_upgrade(now, &cluster, upgrade, &mut out);
             }
+            Observation::ClusterRequested { cluster } => {
+                self.create_cluster(now, &cluster, &mut out);
+            }
+            Observation::ScaleRequested {
+                cluster,
+                pool,
+                replicas,
+            } => self.scale_pool(now, &cluster, &pool, replicas, &mut out),
         }
         while let Some(&(t, timer)) = self.timers.first() {
             if t > now {
@@ -402,7 +430,10 @@ impl Control {
 
     fn set_phase(&mut self, vm: &str, phase: VmPhase) {
         if let Some(v) = &mut self.vms {
-            v.phase.insert(vm.to_owned(), phase);
+            let before = v.phase.insert(vm.to_owned(), phase);
+            if phase == VmPhase::Down && before != Some(VmPhase::Down) {
+                self.watch_health(vm);
+            }
         }
     }
 
@@ -448,13 +479,15 @@ impl Control {
                     if let Some(f) = self.hosts[i].failure.take() {
                         self.failures[f].recovered_at = Some(now);
                     }
-                    self.issue(
-                        CommandKind::Uncordon {
-                            node: host.to_owned(),
-                        },
-                        Pending::Kube,
-                        out,
-                    );
+                    if !self.server_repaired(now, host, out) {
+                        self.issue(
+                            CommandKind::Uncordon {
+                                node: host.to_owned(),
+                            },
+                            Pending::Kube,
+                            out,
+                        );
+                    }
                 }
             }
         }
@@ -478,9 +511,15 @@ impl Control {
                     .insert((now + self.cfg.drs.interval, Timer::Drs));
                 self.drs_pass(now, out);
             }
+            Timer::Health(key) => {
+                if let Some(node) = self.health.remove(&key) {
+                    self.check_health(now, &node, out);
+                }
+            }
             Timer::Rollout(c) => {
                 self.rollout_retry(now, c, out);
                 self.retry_recreates(now, out);
+                self.rescale(now, c, out);
             }
         }
     }
@@ -508,6 +547,7 @@ impl Control {
                 format!("no heartbeat since {last_heard}; the node stays down until the server is repaired"),
                 now,
             );
+            self.watch_health(&name);
             self.issue(CommandKind::Cordon { node: name }, Pending::Kube, out);
             return;
         }
@@ -605,6 +645,13 @@ impl Control {
                 );
             }
             Pending::Upgrade { cluster, old } => self.upgrade_done(now, cluster, old, failed, out),
+            Pending::Scale(op) => self.scale_done(now, op, failed, out),
+            Pending::Remediate {
+                cluster,
+                stage,
+                old,
+                new,
+            } => self.remediation_done(now, cluster, stage, old, new, failed),
             Pending::Kube => {}
         }
     }
@@ -781,6 +828,10 @@ impl Control {
         if self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None {
             return;
         }
+        // A server a rollout is reimaging or installing is down for that already.
+        if self.vms.is_none() && self.in_rollout(&self.hosts[i].name) {
+            return;
+        }
         let name = self.hosts[i].name.clone();
         if self.vms.is_none() {
             self.hosts[i].maint = Maint::Draining;
@@ -809,23 +860,28 @@ impl Control {
 
     fn evacuate(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         let blocked = self.blocked_hosts();
-        let Some(v) = &self.vms else {
+        let Some(v) = &mut self.vms else {
             return;
         };
-        let phase = &v.phase;
-        let (moves, stuck) = maintenance::evacuation(
-            &v.pool,
-            HostId(i as u32),
-            |id| {
+        let h = HostId(i as u32);
+        let movable: Vec<VmId> = v
+            .pool
+            .vms_on(h)
+            .into_iter()
+            .filter(|id| {
                 v.pool
-                    .vm(id)
-                    .is_some_and(|s| phase.get(&s.name) == Some(&VmPhase::Running))
-            },
-            &blocked,
-        );
+                    .vm(*id)
+                    .is_some_and(|s| v.phase.get(&s.name) == Some(&VmPhase::Running))
+            })
+            .collect();
+        // Planned on the desired placement itself: the moves are made in it as they are
+        // chosen, and issued below without applying them again.
+        let (moves, stuck) =
+            maintenance::evacuate_in(&mut v.pool, h, |id| movable.contains(&id), &blocked);
         let host = self.hosts[i].name.clone();
         // VMs left behind: no room, or not movable yet (starting, migrating back).
-        self.hosts[i].stuck = !stuck.is_empty() || self.vms_on(i).len() > moves.len();
+        // (The moves are already made: what is left on the host did not move.)
+        self.hosts[i].stuck = !stuck.is_empty() || !self.vms_on(i).is_empty();
         for (vid, why) in stuck {
             if let Some(name) = self
                 .vms
@@ -841,7 +897,9 @@ impl Control {
                 );
             }
         }
-        self.issue_migrations(moves, out);
+        for m in moves {
+            self.issue_applied(m, out);
+        }
         self.continue_evacuation(now, i, out);
     }
 
@@ -853,28 +911,36 @@ impl Control {
             if v.pool.migrate(m).is_err() {
                 continue;
             }
-            let Some(name) = v.pool.vm(m.vm).map(|s| s.name.clone()) else {
-                continue;
-            };
-            let from = v.pool.pool().host(m.from).name.clone();
-            let to = v.pool.pool().host(m.to).name.clone();
-            v.phase.insert(name.clone(), VmPhase::Migrating);
-            self.drs_dirty = true;
-            self.issue(
-                CommandKind::MigrateVm {
-                    vm: name.clone(),
-                    from,
-                    to,
-                },
-                Pending::Migrate {
-                    vm: name,
-                    from: m.from,
-                    to: m.to,
-                    reverted: false,
-                },
-                out,
-            );
+            self.issue_applied(m, out);
         }
+    }
+
+    /// Issues a migration already made in the desired placement.
+    fn issue_applied(&mut self, m: Migration, out: &mut Vec<Command>) {
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        let Some(name) = v.pool.vm(m.vm).map(|s| s.name.clone()) else {
+            return;
+        };
+        let from = v.pool.pool().host(m.from).name.clone();
+        let to = v.pool.pool().host(m.to).name.clone();
+        v.phase.insert(name.clone(), VmPhase::Migrating);
+        self.drs_dirty = true;
+        self.issue(
+            CommandKind::MigrateVm {
+                vm: name.clone(),
+                from,
+                to,
+            },
+            Pending::Migrate {
+                vm: name,
+                from: m.from,
+                to: m.to,
+                reverted: false,
+            },
+            out,
+        );
     }
 
     /// When an evacuating host is empty and nothing migrates off it, it goes down.

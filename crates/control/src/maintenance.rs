@@ -6,7 +6,7 @@ use plinth_model::policy::PlacementStrategy;
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId};
 
 /// Free CPU fraction plus free memory fraction, in millionths (spread prefers the highest).
-fn free_score(state: &PoolState, h: HostId) -> u64 {
+pub(crate) fn free_score(state: &PoolState, h: HostId) -> u64 {
     let cap = state.pool().host(h).capacity;
     let free = state.free(h);
     let part = |f: u64, c: u64| {
@@ -34,6 +34,17 @@ pub fn evacuation(
     blocked: &[HostId],
 ) -> (Vec<Migration>, Vec<(VmId, String)>) {
     let mut work = state.clone();
+    evacuate_in(&mut work, host, movable, blocked)
+}
+
+/// [`evacuation`] applied to `state` itself: the migrations returned are already made in
+/// it (the control plane's desired placement), so no copy of the state is needed.
+pub fn evacuate_in(
+    work: &mut PoolState,
+    host: HostId,
+    movable: impl Fn(VmId) -> bool,
+    blocked: &[HostId],
+) -> (Vec<Migration>, Vec<(VmId, String)>) {
     let mut vms: Vec<VmId> = work
         .vms_on(host)
         .into_iter()
@@ -63,7 +74,7 @@ pub fn evacuation(
         let mut targets: Vec<((u64, usize), HostId)> = (0..n as u32)
             .map(HostId)
             .filter(|h| *h != host && !blocked.contains(h) && work.status(*h) == HostStatus::Up)
-            .map(|h| (key(free_score(&work, h), h), h))
+            .map(|h| (key(free_score(work, h), h), h))
             .collect();
         let mut last_error = String::from("no other host is up");
         let mut placed = false;

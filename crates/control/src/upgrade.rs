@@ -37,6 +37,9 @@ pub struct PoolTopology {
     pub nodes: Vec<String>,
     /// Rollout limits.
     pub strategy: Strategy,
+    /// A cluster added later (`addCluster`): the nodes the pool gets then and, on a VM
+    /// pool, the VM each is made from. `None` for a pool that exists from the start.
+    pub create: Option<(u32, Option<plinth_placement::VmSpec>)>,
 }
 
 /// A cluster's nodes, as the control plane manages them.
@@ -50,6 +53,11 @@ pub struct ClusterTopology {
     pub pools: Vec<PoolTopology>,
     /// Bare metal: idle servers of the cluster a surge may install (empty on a VM pool).
     pub spares: Vec<String>,
+    /// Machine health check: replace a worker node not Ready for this long, ms (`None`:
+    /// off). On a VM pool HA owns host failures: the check acts only on a VM HA has not
+    /// restarted by then (fence failed, no room, HA off). On bare metal it installs a
+    /// spare server of the cluster in place of a failed one, if there is a spare.
+    pub remediate_after: Option<u64>,
 }
 
 /// The pool name of the control plane.

@@ -2,7 +2,8 @@
 //! host HA, fencing, DRS, maintenance and bare-metal failures.
 
 use plinth_control::{
-    Command, CommandKind, Control, ControlConfig, DrsConfig, HaConfig, Observation, Reason, Time,
+    ClusterTopology, Command, CommandKind, Control, ControlConfig, ControlEvent, DrsConfig,
+    HaConfig, Observation, PoolTopology, Reason, ReplaceMethod, Strategy, Time, UpgradeKind,
     VmPhase,
 };
 use plinth_model::Resources;
@@ -499,4 +500,162 @@ fn vms_restarted_onto_an_evacuating_host_are_evacuated_again() {
     );
     let h = HostId(host[1..].parse().expect("hN"));
     assert!(c.pool().expect("pool").vms_on(h).is_empty());
+}
+
+fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
+    ClusterTopology {
+        name: "c".into(),
+        control_plane: PoolTopology {
+            name: "control-plane".into(),
+            nodes: (0..3).map(|i| format!("cp-{i}")).collect(),
+            strategy: Strategy::CONTROL_PLANE,
+            create: None,
+        },
+        pools: vec![PoolTopology {
+            name: "w".into(),
+            nodes: (0..6).map(|i| format!("w-{i:02}")).collect(),
+            strategy: Strategy {
+                max_surge,
+                max_unavailable,
+            },
+            create: None,
+        }],
+        spares: Vec::new(),
+        remediate_after: None,
+    }
+}
+
+/// Answers every command, oldest first, one at a time, until none is left; the commands
+/// in the order they were issued.
+fn drive(c: &mut Control, first: Vec<Command>) -> Vec<Command> {
+    let mut queue: std::collections::VecDeque<Command> = first.into();
+    let mut seen = Vec::new();
+    let mut t = 1;
+    while let Some(cmd) = queue.pop_front() {
+        seen.push(cmd.clone());
+        t += 1_000;
+        queue.extend(c.handle(Time(t), Observation::CommandCompleted { id: cmd.id }));
+        assert!(seen.len() < 1_000, "the rollout does not end");
+    }
+    seen
+}
+
+#[test]
+fn rollout_replaces_the_control_plane_one_member_at_a_time_then_surges_each_pool() {
+    let mut c = Control::virtualized(cfg(), spread_state(5, 6)).with_clusters(vec![topology(1, 0)]);
+    let first = c.handle(
+        Time(1),
+        Observation::UpgradeRequested {
+            cluster: "c".into(),
+            upgrade: UpgradeKind::Kubernetes,
+        },
+    );
+    let events = c.take_events();
+    assert!(matches!(
+        &events[..],
+        [ControlEvent::UpgradeStarted { nodes: 9, .. }]
+    ));
+    let seen = drive(&mut c, first);
+    // Control plane: a new member runs before an old one is deleted, one at a time.
+    let cp: Vec<String> = seen
+        .iter()
+        .filter(|x| x.kind.object().contains("cp-"))
+        .map(|x| match &x.kind {
+            CommandKind::CreateVm { vm, .. } => format!("create {vm}"),
+            CommandKind::DeleteVm { vm, .. } => format!("delete {vm}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        cp,
+        [
+            "create c-cp-0",
+            "delete cp-0",
+            "create c-cp-1",
+            "delete cp-1",
+            "create c-cp-2",
+            "delete cp-2"
+        ]
+    );
+    // Pool: surge 1, unavailable 0: create, drain, delete, for each node in name order,
+    // and never two of its nodes out at once.
+    let pool: Vec<&CommandKind> = seen
+        .iter()
+        .map(|x| &x.kind)
+        .filter(|k| !k.object().contains("cp-"))
+        .collect();
+    assert_eq!(pool.len(), 18);
+    for (i, chunk) in pool.chunks(3).enumerate() {
+        let old = format!("w-{i:02}");
+        assert!(matches!(chunk[0], CommandKind::CreateVm { vm, .. } if *vm == format!("c-w-{i}")));
+        assert!(matches!(chunk[1], CommandKind::Drain { node } if *node == old));
+        assert!(matches!(chunk[2], CommandKind::DeleteVm { vm, .. } if *vm == old));
+    }
+    let events = c.take_events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(
+                e,
+                ControlEvent::NodeReplaced {
+                    method: ReplaceMethod::Surge,
+                    ..
+                }
+            ))
+            .count(),
+        9
+    );
+    assert!(matches!(
+        events.last(),
+        Some(ControlEvent::UpgradeFinished { .. })
+    ));
+    let topo = c.cluster("c").expect("cluster");
+    assert!(topo.pools[0].nodes.iter().all(|n| n.starts_with("c-w-")));
+    assert!(
+        c.condition("cluster/c").is_none(),
+        "the upgrading condition is cleared"
+    );
+    assert_eq!(c.in_flight(), 0);
+}
+
+#[test]
+fn a_rollout_requested_during_another_is_queued() {
+    let mut c = Control::virtualized(cfg(), spread_state(5, 6)).with_clusters(vec![topology(2, 1)]);
+    let mut first = c.handle(
+        Time(1),
+        Observation::UpgradeRequested {
+            cluster: "c".into(),
+            upgrade: UpgradeKind::Kubernetes,
+        },
+    );
+    first.extend(c.handle(
+        Time(2),
+        Observation::UpgradeRequested {
+            cluster: "c".into(),
+            upgrade: UpgradeKind::Os,
+        },
+    ));
+    assert!(
+        c.condition("cluster/c")
+            .is_some_and(|x| x.reason == Reason::Upgrading)
+    );
+    drive(&mut c, first);
+    let kinds: Vec<String> = c
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ControlEvent::UpgradeStarted { kind, .. } => Some(format!("start {kind}")),
+            ControlEvent::UpgradeFinished { kind, .. } => Some(format!("finish {kind}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start kubernetes",
+            "finish kubernetes",
+            "start os",
+            "finish os"
+        ]
+    );
 }

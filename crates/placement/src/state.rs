@@ -31,6 +31,8 @@ pub struct PoolState {
     pub(crate) status: Vec<HostStatus>,
     pub(crate) used: Vec<Resources>,
     pub(crate) vms: Vec<Option<VmEntry>>,
+    /// The ids of the VMs on each host, ascending (kept by `attach` and `detach`).
+    pub(crate) on_host: Vec<Vec<u32>>,
     pub(crate) index: FreeIndex,
     pub(crate) groups: GroupCounts,
     pub(crate) admission: AdmissionTracker,
@@ -61,6 +63,7 @@ impl PoolState {
             status,
             used: vec![Resources::ZERO; n],
             vms: Vec::new(),
+            on_host: vec![Vec::new(); n],
             groups: GroupCounts::default(),
             admission: AdmissionTracker::default(),
             up_count: 0,
@@ -119,10 +122,9 @@ impl PoolState {
 
     /// The VMs on a host, in id order.
     pub fn vms_on(&self, host: HostId) -> Vec<VmId> {
-        self.placements()
-            .filter(|(_, h)| *h == host)
-            .map(|(v, _)| v)
-            .collect()
+        self.on_host
+            .get(host.index())
+            .map_or_else(Vec::new, |ids| ids.iter().map(|i| VmId(*i)).collect())
     }
 
     /// Host failures the admission reserve still covers (the policy's number minus hosts
@@ -291,6 +293,11 @@ impl PoolState {
         if self.free_ids.last() == Some(&id.0) {
             self.free_ids.pop();
         }
+        if let Some(ids) = self.on_host.get_mut(host.index())
+            && let Err(at) = ids.binary_search(&id.0)
+        {
+            ids.insert(at, id.0);
+        }
         self.vms[id.index()] = Some(entry);
         self.refresh(host);
     }
@@ -299,6 +306,11 @@ impl PoolState {
     pub(crate) fn detach(&mut self, id: VmId) -> Option<VmEntry> {
         let entry = self.vms.get_mut(id.index())?.take()?;
         let host = entry.host;
+        if let Some(ids) = self.on_host.get_mut(host.index())
+            && let Ok(at) = ids.binary_search(&id.0)
+        {
+            ids.remove(at);
+        }
         self.used[host.index()] = self.used[host.index()] - entry.footprint;
         if let Some(g) = entry.spec.group {
             self.groups.sub(g.0, self.pool.domain(g, host));

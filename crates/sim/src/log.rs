@@ -31,7 +31,44 @@ struct AvailabilityLine<'a> {
     workload: &'a str,
 }
 
+/// One `hourly` line (8,761 a year), serialized without building a JSON tree; keys in the
+/// order of the documented event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Hourly {
+    pub(crate) hour: u64,
+    pub(crate) cpu_capacity_milli: u64,
+    pub(crate) mem_capacity_bytes: u64,
+    pub(crate) cpu_allocated_milli: u64,
+    pub(crate) mem_allocated_bytes: u64,
+    pub(crate) cpu_used_milli: u64,
+    pub(crate) mem_used_bytes: u64,
+    pub(crate) hosts_up: u32,
+    pub(crate) pods_pending: u64,
+}
+
+#[derive(Serialize)]
+struct HourlyLine<'a> {
+    t: u64,
+    event: &'static str,
+    #[serde(flatten)]
+    body: &'a Hourly,
+}
+
 impl Log {
+    /// Appends an `hourly` line.
+    pub(crate) fn hourly(&mut self, t: u64, body: &Hourly) {
+        let line = HourlyLine {
+            t,
+            event: "hourly",
+            body,
+        };
+        if serde_json::to_writer(&mut self.buf, &line).is_ok() {
+            self.buf.push(b'\n');
+            self.lines += 1;
+        }
+    }
+
     /// Appends a `workloadAvailability` line.
     pub(crate) fn availability(&mut self, t: u64, workload: &str, available: u32, desired: u32) {
         let line = AvailabilityLine {

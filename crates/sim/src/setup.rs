@@ -2,7 +2,7 @@
 //! the initial placement of every VM, the Kubernetes nodes and their pods, and the control
 //! plane that starts from the same state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_control::{ClusterTopology, Control, ControlConfig, PoolTopology, Strategy};
@@ -12,12 +12,13 @@ use plinth_model::kinds::VolumeStorage;
 use plinth_model::kinds::cluster::NodePool;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::inventory::HostRole;
-use plinth_model::kinds::scenario::HostFailures;
+use plinth_model::kinds::scenario::{HostFailures, TimelineAction};
 use plinth_model::workload::WorkloadKind;
 use plinth_placement::baremetal::Role;
 use plinth_placement::designs::{bare_metal_problem, bind_pods, virtualized_problem};
 use plinth_placement::{
-    HostSpec, PlacementError, Pool, RackId, allocate_servers, place_all, plan_capacity,
+    HostSpec, PlacementError, Pool, RackId, VmId, VmSpec, allocate_servers, place_all,
+    plan_capacity,
 };
 
 use crate::Options;
@@ -86,6 +87,8 @@ pub struct SimControlPlane {
     pub replicas: u32,
     /// Member VMs (virtualized) or servers (bare metal) at the start.
     pub members: Vec<String>,
+    /// Created later by a timeline `addCluster` step.
+    pub deferred: bool,
 }
 
 /// How much of its request a workload (or of its size a VM) uses: `mean` outside the daily
@@ -146,6 +149,8 @@ pub struct Setup {
     pub workloads: Vec<String>,
     /// VMs no host could take at the start.
     pub unplaced: Vec<String>,
+    /// Pods of clusters a timeline `addCluster` step creates, deployed once it is ready.
+    pub deferred_pods: BTreeMap<String, Vec<SimPod>>,
     /// Control planes, by cluster.
     pub control_planes: Vec<SimControlPlane>,
     /// Usage of each workload, by index into `workloads`.
@@ -214,6 +219,21 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         name: name.to_owned(),
         nodes,
         strategy,
+        create: None,
+    };
+    // Clusters a timeline `addCluster` step creates later: planned for, but not built yet.
+    let deferred: BTreeSet<String> = estate
+        .scenario
+        .spec
+        .operations
+        .timeline
+        .iter()
+        .filter(|s| s.action == TimelineAction::AddCluster)
+        .filter_map(|s| s.cluster.clone())
+        .collect();
+    let member_of = |vm: &str, c: &str, pool: &str| {
+        vm.strip_prefix(&format!("{c}-{pool}-"))
+            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|ch| ch.is_ascii_digit()))
     };
     let mut hosts = Vec::new();
     let mut vms = BTreeMap::new();
@@ -289,8 +309,27 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                 env: "virtualized",
                 source,
             })?;
-            let placed = place_all(pool, problem.vms.clone());
+            let mut placed = place_all(pool, problem.vms.clone());
+            // VMs of deferred clusters: (cluster, pool) → how many and the first one's spec.
+            let mut later: BTreeMap<(String, String), (u32, VmSpec)> = BTreeMap::new();
             for (i, vm) in problem.vms.iter().enumerate() {
+                let owner = estate
+                    .clusters
+                    .iter()
+                    .filter(|c| deferred.contains(&c.name))
+                    .find_map(|c| {
+                        std::iter::once("cp")
+                            .chain(c.spec.node_pools.iter().map(|p| p.name.as_str()))
+                            .find(|p| member_of(&vm.name, &c.name, p))
+                            .map(|p| (c.name.clone(), p.to_owned()))
+                    });
+                if let Some(key) = owner {
+                    if placed.hosts[i].is_some() {
+                        let _ = placed.state.remove(VmId(i as u32));
+                    }
+                    later.entry(key).or_insert((0, vm.clone())).0 += 1;
+                    continue;
+                }
                 match placed.hosts[i] {
                     Some(h) => {
                         vms.insert(vm.name.clone(), h.index());
@@ -316,6 +355,11 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
             }
             for c in &estate.clusters {
                 let cp = &c.spec.control_plane;
+                let created = |pool: &str| {
+                    later
+                        .get(&(c.name.clone(), pool.to_owned()))
+                        .map(|(n, spec)| (*n, Some(spec.clone())))
+                };
                 let members: Vec<String> = (0..cp.replicas)
                     .map(|i| format!("{}-cp-{i}", c.name))
                     .collect();
@@ -327,6 +371,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     cluster: c.name.clone(),
                     replicas: cp.replicas,
                     members: members.clone(),
+                    deferred: deferred.contains(&c.name),
                 });
                 let mut topo = ClusterTopology {
                     name: c.name.clone(),
@@ -340,7 +385,9 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     ),
                     pools: Vec::new(),
                     spares: Vec::new(),
+                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
                 };
+                topo.control_plane.create = created("cp");
                 for p in &c.spec.node_pools {
                     let key = format!("{}/{}", c.name, p.name);
                     vm_template.insert(
@@ -367,7 +414,9 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                             allocatable: alloc,
                         });
                     }
-                    topo.pools.push(pool_topo(&p.name, members, strategy(p)));
+                    let mut tp = pool_topo(&p.name, members, strategy(p));
+                    tp.create = created(&p.name);
+                    topo.pools.push(tp);
                 }
                 topology.push(topo);
             }
@@ -398,6 +447,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                     cluster: c.name.clone(),
                     replicas: c.spec.control_plane.replicas,
                     members: Vec::new(),
+                    deferred: deferred.contains(&c.name),
                 });
                 topology.push(ClusterTopology {
                     name: c.name.clone(),
@@ -409,6 +459,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         .map(|p| pool_topo(&p.name, Vec::new(), strategy(p)))
                         .collect(),
                     spares: Vec::new(),
+                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
                 });
                 for p in &c.spec.node_pools {
                     pool_alloc.insert(
@@ -441,6 +492,24 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
                         .unwrap_or((&a.class, "new"));
                     node_server.insert(name.clone(), hosts.len());
                     hosts.push(host(name.clone(), cls, rack));
+                    let later = ci.is_some_and(|ci| deferred.contains(&estate.clusters[ci].name));
+                    if let Some(ci) = ci
+                        && later
+                    {
+                        // Built when the cluster is added: every server is a spare until then,
+                        // and each stage gets as many as it was allocated.
+                        let topo = &mut topology[ci];
+                        topo.spares.push(name.clone());
+                        let stage = match &a.role {
+                            Role::ControlPlane => Some(&mut topo.control_plane),
+                            Role::Pool(p) => topo.pools.iter_mut().find(|x| &x.name == p),
+                            Role::Surge => None,
+                        };
+                        if let Some(tp) = stage {
+                            tp.create.get_or_insert((0, None)).0 += 1;
+                        }
+                        continue;
+                    }
                     if let Some(ci) = ci {
                         let topo = &mut topology[ci];
                         match &a.role {
@@ -489,6 +558,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
     let mut workload_usage = Vec::new();
     let mut min_available = Vec::new();
     let mut pods = Vec::new();
+    let mut deferred_pods: BTreeMap<String, Vec<SimPod>> = BTreeMap::new();
     let unbound: Vec<&str> = binding
         .unbound
         .iter()
@@ -529,8 +599,13 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         workloads.push(id);
         workload_usage.push(Usage::of(&w.usage));
         min_available.push(budget(estate, w));
+        let target = if deferred.contains(&cluster.name) {
+            deferred_pods.entry(cluster.name.clone()).or_default()
+        } else {
+            &mut pods
+        };
         for _ in 0..w.replicas {
-            pods.push(SimPod {
+            target.push(SimPod {
                 workload: wi,
                 pool: format!("{}/{}", cluster.name, pool.name),
                 requests: w.requests,
@@ -548,6 +623,7 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         pods,
         workloads,
         unplaced,
+        deferred_pods,
         control_planes,
         workload_usage,
         min_available,

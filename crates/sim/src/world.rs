@@ -188,6 +188,8 @@ struct Quorum {
     replicas: u32,
     running: u32,
     lost: bool,
+    /// False until a cluster created by `addCluster` is requested.
+    active: bool,
 }
 
 /// A drain waiting for evictions a PodDisruptionBudget does not allow yet.
@@ -332,6 +334,8 @@ pub struct World<'a> {
     /// Rack name, its hosts, its power-failure stream.
     racks: Vec<(String, Vec<usize>, FailureStream)>,
     vm_at: BTreeMap<String, usize>,
+    /// The VMs running on each host (the index of `vm_at` by host).
+    host_vms: Vec<BTreeSet<String>>,
     nodes: Vec<NodeState>,
     node_index: BTreeMap<String, usize>,
     pool_nodes: BTreeMap<String, Vec<usize>>,
@@ -359,6 +363,8 @@ pub struct World<'a> {
     cp_vm: BTreeMap<String, usize>,
     /// Control-plane server (bare metal) → its cluster's index in `quorum`.
     cp_server: BTreeMap<usize, usize>,
+    /// Clusters requested by `addCluster` and not ready yet → when.
+    cluster_requested: BTreeMap<String, u64>,
     /// New VMs' pools (`cluster/pool`), from their CreateVm.
     vm_pool: BTreeMap<String, String>,
     draining: BTreeMap<usize, Draining>,
@@ -510,6 +516,7 @@ impl<'a> World<'a> {
                 replicas: cp.replicas,
                 running: 0,
                 lost: false,
+                active: !cp.deferred,
             });
             for m in &cp.members {
                 match setup.env {
@@ -529,12 +536,14 @@ impl<'a> World<'a> {
             timings,
             fence_stream: FailureStream::new(seed, "fence", 0, estate.scenario.spec.failures.hosts),
             vm_at: BTreeMap::new(),
+            host_vms: vec![BTreeSet::new(); setup.hosts.len()],
             pool_stats,
             upgrades: BTreeMap::new(),
             quorum,
             cp_vm,
             cp_server,
             vm_pool: BTreeMap::new(),
+            cluster_requested: BTreeMap::new(),
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
             vm_allocated: Resources::ZERO,
@@ -860,12 +869,7 @@ impl<'a> World<'a> {
         self.hosts[h].up = false;
         self.hosts[h].down = Some(why);
         self.hosts[h].epoch += 1;
-        let dead: Vec<String> = self
-            .vm_at
-            .iter()
-            .filter(|(_, host)| **host == h)
-            .map(|(v, _)| v.clone())
-            .collect();
+        let dead: Vec<String> = self.host_vms[h].iter().cloned().collect();
         let mut nodes = Vec::new();
         for vm in dead {
             self.vm_stop(&vm);
@@ -952,12 +956,7 @@ impl<'a> World<'a> {
         self.hosts[h].failure = Some(f);
         self.summary.host_failures += 1;
         let repair = repair.unwrap_or_else(|| self.hosts[h].stream.repair_time());
-        let lost: Vec<&String> = self
-            .vm_at
-            .iter()
-            .filter(|(_, at)| **at == h)
-            .map(|(v, _)| v)
-            .collect();
+        let lost: Vec<&String> = self.host_vms[h].iter().collect();
         self.log.write(
             self.now,
             "hostFailed",
@@ -1001,9 +1000,14 @@ impl<'a> World<'a> {
 
     /// A VM runs on host `h` now: allocation, VM-set usage and etcd members follow.
     fn vm_run(&mut self, vm: &str, h: usize) {
-        if self.vm_at.insert(vm.to_owned(), h).is_some() {
+        if let Some(before) = self.vm_at.insert(vm.to_owned(), h) {
+            if before != h {
+                self.host_vms[before].remove(vm);
+                self.host_vms[h].insert(vm.to_owned());
+            }
             return;
         }
+        self.host_vms[h].insert(vm.to_owned());
         let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
         self.vm_allocated += size + self.vm_overhead();
         if let Some(u) = usage {
@@ -1020,9 +1024,10 @@ impl<'a> World<'a> {
 
     /// A VM stopped running (powered off, deleted, or lost with its host).
     fn vm_stop(&mut self, vm: &str) {
-        if self.vm_at.remove(vm).is_none() {
+        let Some(h) = self.vm_at.remove(vm) else {
             return;
-        }
+        };
+        self.host_vms[h].remove(vm);
         let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
         self.vm_allocated = self
             .vm_allocated
@@ -1060,7 +1065,7 @@ impl<'a> World<'a> {
     /// Logs `quorumLost` / `quorumRestored` when cluster `q`'s running etcd members cross
     /// a majority of its declared members.
     fn check_quorum(&mut self, q: usize) {
-        if self.quiet {
+        if self.quiet || !self.quorum[q].active {
             return;
         }
         let st = &self.quorum[q];
@@ -1104,6 +1109,20 @@ impl<'a> World<'a> {
         if let Some(acc) = self.upgrades.get_mut(cluster) {
             acc.current = (acc.current + after).saturating_sub(before);
             acc.max = acc.max.max(acc.current);
+        }
+    }
+
+    /// The size pool `cluster/pool` is meant to have from now on (upgrade shortfalls are
+    /// measured against it).
+    fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
+        self.settle_pools(cluster);
+        if let Some(ps) = self.pool_stats.get_mut(&format!("{cluster}/{pool}")) {
+            ps.desired = replicas;
+        }
+        let current = self.settle_pools(cluster);
+        if let Some(acc) = self.upgrades.get_mut(cluster) {
+            acc.current = current;
+            acc.max = acc.max.max(current);
         }
     }
 
@@ -1177,6 +1196,41 @@ impl<'a> World<'a> {
                            "maxNodesUnavailable": acc.max}),
                 );
             }
+            ControlEvent::ClusterReady { cluster } => {
+                let started = self.cluster_requested.remove(&cluster).unwrap_or(self.now);
+                self.log.write(
+                    self.now,
+                    "clusterReady",
+                    json!({"cluster": cluster, "durationMs": self.now - started}),
+                );
+                // From now on its pools' sizes and its etcd quorum are watched.
+                let prefix = format!("{cluster}/");
+                let pools: Vec<(String, Vec<usize>)> = self
+                    .pool_nodes
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (key, members) in pools {
+                    let schedulable = members.iter().filter(|n| self.nodes[**n].counted).count();
+                    let unit_cpu = members
+                        .first()
+                        .map_or(0, |n| self.s.nodes[*n].allocatable.cpu_millis);
+                    self.pool_stats.entry(key).or_insert(PoolStat {
+                        desired: members.len() as u32,
+                        schedulable: schedulable as u32,
+                        unit_cpu,
+                        since: self.now,
+                    });
+                }
+                if let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster) {
+                    let st = &mut self.quorum[q];
+                    st.active = true;
+                    st.lost = st.running <= st.replicas / 2;
+                    self.check_quorum(q);
+                }
+                self.deploy(&cluster);
+            }
             ControlEvent::NodeReplaced {
                 cluster,
                 pool,
@@ -1190,6 +1244,36 @@ impl<'a> World<'a> {
                     json!({"cluster": cluster, "pool": pool, "old": old, "new": new, "method": method}),
                 );
             }
+        }
+    }
+
+    /// The workloads of a cluster created by `addCluster` are deployed: its pods are
+    /// scheduled where they fit, or pend.
+    fn deploy(&mut self, cluster: &str) {
+        let Some(pods) = self.s.deferred_pods.remove(cluster) else {
+            return;
+        };
+        let mut pools = BTreeSet::new();
+        for pod in pods {
+            let w = pod.workload as usize;
+            pools.insert(pod.pool.clone());
+            self.desired[w] += 1;
+            self.workload_requests[w] = pod.requests;
+            self.s.pods.push(pod);
+            self.pods.push(PodState {
+                node: None,
+                available: false,
+                down_since: self.now,
+                epoch: 0,
+                cause: None,
+            });
+            let p = self.pods.len() - 1;
+            self.mark_unavailable(p, None);
+            let pool = self.s.pods[p].pool.clone();
+            self.pending.entry(pool).or_default().insert(p);
+        }
+        for pool in pools {
+            self.retry_pending(&pool);
         }
     }
 
@@ -1504,15 +1588,18 @@ impl<'a> World<'a> {
             }
         };
         let pending: usize = self.pending.values().map(BTreeSet::len).sum();
-        self.log.write(
-            self.now,
-            "hourly",
-            json!({"hour": hour,
-                   "cpuCapacityMilli": capacity.cpu_millis, "memCapacityBytes": capacity.memory_bytes,
-                   "cpuAllocatedMilli": allocated.cpu_millis, "memAllocatedBytes": allocated.memory_bytes,
-                   "cpuUsedMilli": cpu_used.round() as u64, "memUsedBytes": mem_used.round() as u64,
-                   "hostsUp": hosts_up, "podsPending": pending}),
-        );
+        let line = crate::log::Hourly {
+            hour,
+            cpu_capacity_milli: capacity.cpu_millis,
+            mem_capacity_bytes: capacity.memory_bytes,
+            cpu_allocated_milli: allocated.cpu_millis,
+            mem_allocated_bytes: allocated.memory_bytes,
+            cpu_used_milli: cpu_used.round() as u64,
+            mem_used_bytes: mem_used.round() as u64,
+            hosts_up,
+            pods_pending: pending as u64,
+        };
+        self.log.hourly(self.now, &line);
     }
 
     // --- commands -----------------------------------------------------------------------
@@ -1639,10 +1726,15 @@ impl<'a> World<'a> {
                 } else {
                     tm.reimage
                 };
-                if let Some(h) = self.host_idx(server) {
-                    self.host_down(h, Down::Planned, None);
+                let Some(h) = self.host_idx(server) else {
+                    return (0, Err(format!("unknown server {server}")), vec![]);
+                };
+                if matches!(self.hosts[h].down, Some(Down::Crash | Down::Fenced)) {
+                    return (API_MS, Err(format!("server {server} is down")), vec![]);
                 }
-                (ms, Ok(()), vec![])
+                self.host_down(h, Down::Planned, None);
+                // A crash during the install or reimage fails it (the server's epoch).
+                (ms, Ok(()), vec![epoch(self, h)])
             }
         }
     }
@@ -1680,7 +1772,7 @@ impl<'a> World<'a> {
                     return Err(format!("{vm} is not running on {from}"));
                 }
                 if let Some(t) = t {
-                    self.vm_at.insert(vm.clone(), t);
+                    self.vm_run(vm, t);
                 }
                 self.summary.migrations += 1;
             }
@@ -1720,9 +1812,18 @@ impl<'a> World<'a> {
             }
             CommandKind::ProvisionServer { server, pool } => {
                 if let Some(h) = self.host_idx(server) {
-                    let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
-                    let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
-                    self.add_node(server, pool, alloc);
+                    match pool.split_once('/') {
+                        Some((cluster, CONTROL_PLANE)) => {
+                            if let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster) {
+                                self.cp_server.insert(h, q);
+                            }
+                        }
+                        _ => {
+                            let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
+                            let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
+                            self.add_node(server, pool, alloc);
+                        }
+                    }
                     self.host_up(h);
                 }
             }
@@ -1827,6 +1928,37 @@ impl<'a> World<'a> {
                     );
                     self.open_maintenance(h);
                     return Some(Observation::MaintenanceRequested { host });
+                }
+                if s.action == TimelineAction::AddCluster
+                    && let Some(cluster) = s.cluster.clone()
+                    && let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster)
+                    && !self.quorum[q].active
+                    && !self.cluster_requested.contains_key(&cluster)
+                {
+                    self.log.write(
+                        self.now,
+                        "clusterRequested",
+                        json!({"cluster": cluster, "by": "timeline"}),
+                    );
+                    self.cluster_requested.insert(cluster.clone(), self.now);
+                    return Some(Observation::ClusterRequested { cluster });
+                }
+                if s.action == TimelineAction::ScalePool
+                    && let (Some(cluster), Some(pool), Some(replicas)) =
+                        (s.cluster.clone(), s.pool.clone(), s.replicas)
+                    && self.pool_stats.contains_key(&format!("{cluster}/{pool}"))
+                {
+                    self.log.write(
+                        self.now,
+                        "scaleRequested",
+                        json!({"cluster": cluster, "pool": pool, "replicas": replicas, "by": "timeline"}),
+                    );
+                    self.set_pool_size(&cluster, &pool, replicas);
+                    return Some(Observation::ScaleRequested {
+                        cluster,
+                        pool,
+                        replicas,
+                    });
                 }
                 let kind = match s.action {
                     TimelineAction::UpgradeKubernetes => Some(UpgradeKind::Kubernetes),

@@ -274,7 +274,11 @@ fn a_failed_fence_leaves_the_vms_down_waiting_for_fence_with_no_second_copy() {
 
 #[test]
 fn bare_metal_node_stays_down_for_the_repair_time_and_pods_move_only_where_capacity_exists() {
-    let estate = small(0.0, "[]");
+    let mut estate = small(0.0, "[]");
+    // No machine health check: no spare is installed, the node waits for its repair (the
+    // spare case is `bare_metal_machine_health_installs_a_spare_...`).
+    estate.clusters[0].spec.kubernetes.machine_health_timeout =
+        plinth_model::quantity::Duration::from_days(1000);
     let worker = |s: &plinth_sim::Setup| {
         s.nodes
             .iter()
@@ -385,6 +389,10 @@ fn a_strict_control_plane_group_keeps_etcd_quorum_through_any_single_host_failur
         assert!(
             members - lost_cp > members / 2,
             "{host}: {lost_cp} of {members} control-plane members lost"
+        );
+        assert!(
+            events(&lines, "quorumLost").is_empty(),
+            "{host}: the world saw quorum lost"
         );
         // The lost member is back: nothing waits at the end.
         assert!(
@@ -564,6 +572,27 @@ fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
                 open <= 64,
                 "{env:?} seed {seed}: {open} commands never answered"
             );
+            // Rollouts make progress through the failures: every one started more than
+            // 20 days before the end finished.
+            let finished: Vec<(String, u64)> = events(&lines, "upgradeFinished")
+                .iter()
+                .map(|e| {
+                    (
+                        e["cluster"].as_str().unwrap_or("").to_owned(),
+                        e["t"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            for st in events(&lines, "upgradeStarted") {
+                let t = st["t"].as_u64().expect("t");
+                let cluster = st["cluster"].as_str().expect("cluster");
+                if t + 20 * DAY < options.duration {
+                    assert!(
+                        finished.iter().any(|(c, f)| c == cluster && *f >= t),
+                        "{env:?} seed {seed}: rollout of {cluster} at {t} never finished"
+                    );
+                }
+            }
             // Every failure the control plane saw ended, or is in its last repair window.
             for f in &s.failures {
                 if f.crashed_at + 2 * DAY < options.duration {
@@ -1004,4 +1033,444 @@ fn bare_metal_with_a_spare_server_surges_instead() {
         report.replaced
     );
     assert_eq!(report.max_unavailable, 0);
+}
+
+// --- machine health remediation ------------------------------------------------------------
+
+/// The worker node VM on the host running the most worker VMs.
+fn busiest_worker_host(s: &plinth_sim::Setup) -> String {
+    let mut count = vec![0; s.hosts.len()];
+    for (vm, h) in &s.vms {
+        if vm.contains("-workers-") {
+            count[*h] += 1;
+        }
+    }
+    let best = (0..count.len())
+        .max_by_key(|i| (count[*i], std::cmp::Reverse(*i)))
+        .unwrap_or(0);
+    s.hosts[best].name.clone()
+}
+
+#[test]
+fn with_ha_off_machine_health_replaces_the_lost_nodes_after_its_timeout() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    estate.virtualized.spec.ha.enabled = false;
+    let (run, victim) = run_with_failure(
+        &estate,
+        EnvironmentType::Virtualized,
+        busiest_worker_host,
+        HOUR,
+        6 * HOUR,
+    );
+    let lines = log_lines(&run);
+    let lost: Vec<String> = events(&lines, "hostFailed")[0]["vmsLost"]
+        .as_array()
+        .expect("vmsLost")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter(|v| v.contains("-workers-"))
+        .collect();
+    assert!(!lost.is_empty(), "{victim} ran workers");
+    let remediated: Vec<_> = events(&lines, "nodeReplaced")
+        .into_iter()
+        .filter(|e| e["method"] == "remediate")
+        .collect();
+    assert_eq!(remediated.len(), lost.len(), "every lost worker replaced");
+    let timeout = estate.clusters[0]
+        .spec
+        .kubernetes
+        .machine_health_timeout
+        .millis();
+    let env = &estate.virtualized.spec;
+    let declared = run.summary.failures[0].declared_at.expect("declared");
+    for e in &remediated {
+        assert!(lost.iter().any(|l| e["old"] == l.as_str()));
+        // Created after the timeout, Ready a clone and a boot later; long before repair.
+        let t = e["t"].as_u64().expect("t");
+        assert_eq!(
+            t,
+            declared + timeout + env.timings.vm_clone.millis() + env.timings.vm_boot.millis()
+        );
+    }
+    assert!(run.summary.pods_pending_at_end == 0);
+    assert_eq!(run.summary.second_copies, 0);
+}
+
+#[test]
+fn with_ha_on_machine_health_leaves_host_failures_to_ha() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let (run, _) = run_with_failure(
+        &estate,
+        EnvironmentType::Virtualized,
+        busiest_worker_host,
+        HOUR,
+        6 * HOUR,
+    );
+    let lines = log_lines(&run);
+    assert!(
+        !events(&lines, "command")
+            .iter()
+            .any(|c| c["kind"] == "createVm"),
+        "HA restarted the VMs in time: no replacement"
+    );
+    assert!(run.summary.failures[0].nodes_ready_at.is_some());
+}
+
+#[test]
+fn bare_metal_machine_health_installs_a_spare_and_the_repaired_server_becomes_the_spare() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let worker = |s: &plinth_sim::Setup| {
+        s.nodes
+            .iter()
+            .find(|n| n.pool.ends_with("/workers"))
+            .expect("a worker node")
+            .name
+            .clone()
+    };
+    let (run, victim) = run_with_failure(&estate, EnvironmentType::BareMetal, worker, HOUR, DAY);
+    let lines = log_lines(&run);
+    let remediated: Vec<_> = events(&lines, "nodeReplaced")
+        .into_iter()
+        .filter(|e| e["method"] == "remediate")
+        .collect();
+    assert_eq!(remediated.len(), 1);
+    assert_eq!(remediated[0]["old"], victim.as_str());
+    let spare = remediated[0]["new"].as_str().expect("new");
+    let declared = run.summary.failures[0].declared_at.expect("declared");
+    let timeout = estate.clusters[0]
+        .spec
+        .kubernetes
+        .machine_health_timeout
+        .millis();
+    let install = estate.bare_metal.spec.os_install.millis();
+    assert_eq!(
+        remediated[0]["t"].as_u64().expect("t"),
+        declared + timeout + install,
+        "the spare is a node one install after the timeout"
+    );
+    assert!(
+        events(&lines, "nodeReady")
+            .iter()
+            .any(|e| e["node"] == spare),
+        "the spare joined"
+    );
+    // Repaired 8 h later, the old server does not rejoin: it is the cluster's spare now.
+    assert!(
+        !events(&lines, "nodeReady")
+            .iter()
+            .any(|e| e["node"] == victim.as_str()),
+        "{victim} rejoined"
+    );
+}
+
+// --- scaling a pool ------------------------------------------------------------------------
+
+fn scale_steps(steps: &[(u64, u32)]) -> Vec<plinth_model::kinds::scenario::TimelineStep> {
+    steps
+        .iter()
+        .map(
+            |(at, replicas)| plinth_model::kinds::scenario::TimelineStep {
+                at: plinth_model::quantity::Duration::from_secs(at / 1000),
+                action: plinth_model::kinds::scenario::TimelineAction::ScalePool,
+                cluster: Some("apps".into()),
+                pool: Some("workers".into()),
+                replicas: Some(*replicas),
+                version: None,
+                host: None,
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn scale_pool_adds_node_vms_then_drains_and_deletes_the_last_ones() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: 6 * HOUR,
+    };
+    let before = setup(&estate, &options)
+        .expect("setup")
+        .nodes
+        .iter()
+        .filter(|n| n.pool == "apps/workers")
+        .count() as u32;
+    estate.scenario.spec.operations.timeline =
+        scale_steps(&[(HOUR, before + 2), (3 * HOUR, before - 1)]);
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let added: Vec<_> = events(&lines, "nodeAdded");
+    assert_eq!(added.len(), 2);
+    let env = &estate.virtualized.spec;
+    for a in &added {
+        assert_eq!(
+            a["t"].as_u64().expect("t"),
+            HOUR + env.timings.vm_clone.millis() + env.timings.vm_boot.millis()
+        );
+    }
+    let removed: Vec<_> = events(&lines, "nodeRemoved");
+    assert_eq!(
+        removed.len(),
+        3,
+        "down to {} from {}",
+        before - 1,
+        before + 2
+    );
+    // The last by name go: the two new ones and the highest original.
+    let mut names: Vec<&str> = removed.iter().filter_map(|r| r["node"].as_str()).collect();
+    names.sort();
+    let new: Vec<&str> = added.iter().filter_map(|a| a["node"].as_str()).collect();
+    for n in &new {
+        assert!(names.contains(n), "{n} removed");
+    }
+    assert!(
+        events(&lines, "podsEvicted")
+            .iter()
+            .any(|e| e["reason"] == "drain"),
+        "nodes are drained before they go"
+    );
+    assert_eq!(run.summary.pods_pending_at_end, 0);
+    assert!(
+        run.summary.conditions_at_end.is_empty(),
+        "{:?}",
+        run.summary.conditions_at_end
+    );
+}
+
+#[test]
+fn scale_pool_on_bare_metal_takes_spare_servers_and_says_when_there_are_none() {
+    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    estate.scenario.spec.operations.timeline = scale_steps(&[(HOUR, 40)]);
+    let options = Options {
+        env: EnvironmentType::BareMetal,
+        seed: 1,
+        duration: 6 * HOUR,
+    };
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let added = events(&lines, "nodeAdded");
+    assert!(!added.is_empty(), "the cluster's spare joined");
+    let install = estate.bare_metal.spec.os_install.millis();
+    assert_eq!(added[0]["t"].as_u64().expect("t"), HOUR + install);
+    assert!(
+        run.summary
+            .conditions_at_end
+            .iter()
+            .any(|c| c.contains("pool/apps/workers") && c.contains("no spare server")),
+        "{:?}",
+        run.summary.conditions_at_end
+    );
+}
+
+// --- quorum, maintenance disruption, hourly series -----------------------------------------
+
+#[test]
+fn losing_two_of_three_control_plane_hosts_loses_quorum_until_ha_restarts_a_member() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: 3 * HOUR,
+    };
+    let s = setup(&estate, &options).expect("setup");
+    let cp_hosts: Vec<String> = ["apps-cp-0", "apps-cp-1"]
+        .iter()
+        .map(|vm| s.hosts[s.vms[*vm]].name.clone())
+        .collect();
+    assert_ne!(cp_hosts[0], cp_hosts[1], "strict spread");
+    let control = s.control.clone();
+    let mut world = World::new(s, &options, |_| {});
+    for h in &cp_hosts {
+        assert!(world.schedule_failure(h, HOUR));
+    }
+    let run = run_world(control, world);
+    let lines = log_lines(&run);
+    let lost = events(&lines, "quorumLost");
+    let restored = events(&lines, "quorumRestored");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["cluster"], "apps");
+    assert_eq!(lost[0]["t"], HOUR);
+    assert_eq!(restored.len(), 1);
+    let env = &estate.virtualized.spec;
+    let bound = env.ha.heartbeat_interval.millis()
+        + env.ha.failure_detection_timeout.millis()
+        + env.ha.fence_latency.millis()
+        + env.timings.vm_boot.millis();
+    let back = restored[0]["t"].as_u64().expect("t") - HOUR;
+    assert!(back <= bound, "quorum back {back} ms after, bound {bound}");
+}
+
+#[test]
+fn maintenance_reports_the_pods_it_disrupted_none_with_live_migration() {
+    let estate = small(
+        0.0,
+        "[{at: 1h, action: hostMaintenance, host: r1-standard-01}]",
+    );
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        let options = Options {
+            env,
+            seed: 1,
+            duration: DAY,
+        };
+        let run = simulate(&estate, &options).expect("run");
+        let lines = log_lines(&run);
+        let done = events(&lines, "maintenanceFinished");
+        assert_eq!(done.len(), 1, "{env:?}");
+        assert_eq!(done[0]["host"], "r1-standard-01");
+        let disrupted = done[0]["podsDisrupted"].as_u64().expect("pods");
+        match env {
+            EnvironmentType::Virtualized => assert_eq!(disrupted, 0, "live migration"),
+            EnvironmentType::BareMetal => {
+                // The drained pods restarted elsewhere: each was unavailable a while.
+                let evicted: u64 = events(&lines, "podsEvicted")
+                    .iter()
+                    .filter(|e| e["node"] == "r1-standard-01")
+                    .map(|e| {
+                        e["rescheduled"].as_u64().unwrap_or(0)
+                            + e["pendingForCapacity"].as_u64().unwrap_or(0)
+                            + e["waitingForNode"].as_u64().unwrap_or(0)
+                    })
+                    .sum();
+                assert_eq!(disrupted, evicted, "{env:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hourly_lines_follow_the_documented_formula() {
+    let estate = quiet_small(UpgradeStrategy::default(), "");
+    let options = Options {
+        env: EnvironmentType::Virtualized,
+        seed: 1,
+        duration: DAY,
+    };
+    let s = setup(&estate, &options).expect("setup");
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let hourly = events(&lines, "hourly");
+    assert_eq!(hourly.len(), 25);
+    let overhead = 1.0 + estate.virtualized.spec.performance_overhead.cpu;
+    let used = |h: u8| -> f64 {
+        s.pods
+            .iter()
+            .map(|p| p.requests.cpu_millis as f64 * s.workload_usage[p.workload as usize].at(h))
+            .sum::<f64>()
+            * overhead
+    };
+    let capacity: u64 = s.hosts.iter().map(|h| h.capacity.cpu_millis).sum();
+    let allocated: u64 = s
+        .vms
+        .keys()
+        .map(|vm| s.vm_size[vm].0.cpu_millis)
+        .sum::<u64>()
+        + s.vms.len() as u64 * estate.virtualized.spec.per_vm_overhead.cpu.0;
+    for (hour, line) in hourly.iter().enumerate() {
+        assert_eq!(line["t"], hour as u64 * HOUR);
+        assert_eq!(line["hour"], hour as u64);
+        assert_eq!(line["cpuCapacityMilli"], capacity);
+        assert_eq!(line["cpuAllocatedMilli"], allocated);
+        assert_eq!(line["hostsUp"], s.hosts.len() as u64);
+        assert_eq!(line["podsPending"], 0);
+        let expected = used((hour % 24) as u8).round() as u64;
+        assert_eq!(line["cpuUsedMilli"], expected, "hour {hour}");
+    }
+    // The web and api peaks (08-20, 08-18) are inside the day, not at midnight.
+    let at = |h: usize| hourly[h]["cpuUsedMilli"].as_u64().expect("used");
+    assert!(at(12) > at(0), "peak {} vs night {}", at(12), at(0));
+}
+
+// --- adding a cluster ----------------------------------------------------------------------
+
+#[test]
+fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_workloads() {
+    let mut estate = example("enterprise", "");
+    let f = &mut estate.scenario.spec.failures;
+    f.hosts.mtbf = plinth_model::quantity::Duration::from_days(100_000);
+    f.by_class.clear();
+    f.racks.mtbf = plinth_model::quantity::Duration::from_days(100_000);
+    let ops = &mut estate.scenario.spec.operations;
+    ops.kubernetes_upgrades_per_year = 0;
+    ops.os_patching_interval = plinth_model::quantity::Duration::from_days(100_000);
+    ops.host_patching_interval = plinth_model::quantity::Duration::from_days(100_000);
+    ops.timeline = vec![plinth_model::kinds::scenario::TimelineStep {
+        at: plinth_model::quantity::Duration::from_hours(1),
+        action: plinth_model::kinds::scenario::TimelineAction::AddCluster,
+        cluster: Some("dev".into()),
+        pool: None,
+        replicas: None,
+        version: None,
+        host: None,
+    }];
+    for env in [EnvironmentType::Virtualized, EnvironmentType::BareMetal] {
+        let options = Options {
+            env,
+            seed: 1,
+            duration: DAY,
+        };
+        let s = setup(&estate, &options).expect("setup");
+        assert!(
+            s.nodes.iter().all(|n| !n.pool.starts_with("dev/")),
+            "{env:?}: no dev node before the step"
+        );
+        let run = simulate(&estate, &options).expect("run");
+        let lines = log_lines(&run);
+        let requested = events(&lines, "clusterRequested");
+        assert_eq!(requested.len(), 1, "{env:?}");
+        assert_eq!(requested[0]["t"], HOUR);
+        let ready = events(&lines, "clusterReady");
+        assert_eq!(ready.len(), 1, "{env:?}");
+        // Two stages one after the other: the control plane, then the pools.
+        let stage = match env {
+            EnvironmentType::Virtualized => {
+                let t = &estate.virtualized.spec.timings;
+                t.vm_clone.millis() + t.vm_boot.millis()
+            }
+            EnvironmentType::BareMetal => estate.bare_metal.spec.os_install.millis(),
+        };
+        assert_eq!(ready[0]["durationMs"], 2 * stage, "{env:?}");
+        let creates: Vec<_> = events(&lines, "command")
+            .into_iter()
+            .filter(|c| c["pool"].as_str().is_some_and(|p| p.starts_with("dev/")))
+            .collect();
+        let cp_last = creates
+            .iter()
+            .filter(|c| c["pool"] == "dev/control-plane")
+            .map(|c| c["t"].as_u64().expect("t"))
+            .max()
+            .expect("control plane created");
+        let pools_first = creates
+            .iter()
+            .filter(|c| c["pool"] != "dev/control-plane")
+            .map(|c| c["t"].as_u64().expect("t"))
+            .min()
+            .expect("pools created");
+        assert!(
+            pools_first >= cp_last + stage,
+            "{env:?}: pools after the control plane"
+        );
+        // Its workloads run once it is ready, and none of them counted as down before.
+        let t_ready = ready[0]["t"].as_u64().expect("t");
+        let dev: Vec<_> = events(&lines, "workloadAvailability")
+            .into_iter()
+            .filter(|a| {
+                a["workload"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("dev/"))
+            })
+            .collect();
+        assert!(!dev.is_empty());
+        for a in &dev {
+            if a["t"].as_u64().expect("t") < t_ready {
+                assert_eq!(a["desired"], 0, "{env:?}: {a}");
+            }
+        }
+        assert!(
+            dev.iter()
+                .any(|a| a["available"] == a["desired"] && a["desired"].as_u64() > Some(0)),
+            "{env:?}: dev workloads available"
+        );
+        assert!(events(&lines, "quorumLost").is_empty(), "{env:?}");
+    }
 }

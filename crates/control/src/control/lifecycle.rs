@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use plinth_placement::{HostId, VmSpec};
+use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 
 use super::{Control, Health, Maint, Pending, Timer};
 use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
@@ -66,6 +66,14 @@ pub(super) struct ClusterRec {
     rollout: Option<Rollout>,
     queued: VecDeque<UpgradeKind>,
     retry_at: Option<Time>,
+    /// Pools being scaled: stage → nodes wanted.
+    scale_target: BTreeMap<usize, u32>,
+    /// Failed servers replaced by remediation: they become spares once repaired.
+    remediated: Vec<String>,
+    /// Being created (`ClusterRequested`): the stage being built (0: control plane).
+    creating: Option<usize>,
+    /// Scale commands in flight.
+    scaling: u32,
 }
 
 impl ClusterRec {
@@ -84,6 +92,10 @@ impl ClusterRec {
             rollout: None,
             queued: VecDeque::new(),
             retry_at: None,
+            scale_target: BTreeMap::new(),
+            remediated: Vec::new(),
+            creating: None,
+            scaling: 0,
         }
     }
 
@@ -216,7 +228,8 @@ impl Control {
             } else if stage == 0 {
                 (0, 0)
             } else {
-                let free = rec.topo.spares.len() as u32;
+                // Spares that are down do not count: with none up, the pool goes in place.
+                let free = self.spares_up(c);
                 (free + surging, free)
             };
             let b = upgrade::batch(
@@ -239,6 +252,13 @@ impl Control {
                 else {
                     break;
                 };
+                // Scaled away or remediated since the stage began: nothing to replace.
+                if !self.clusters[c]
+                    .stage(stage)
+                    .is_some_and(|p| p.nodes.contains(&old))
+                {
+                    continue;
+                }
                 if !self.begin_replacement(now, c, stage, old, i < b.surge, out) {
                     blocked = true;
                     break;
@@ -261,6 +281,16 @@ impl Control {
         out: &mut Vec<Command>,
     ) -> bool {
         let virtualized = self.vms.is_some();
+        // A server that is silent, failed or in maintenance waits: its repair or its
+        // maintenance comes first.
+        if !virtualized
+            && let Some(&i) = self.host_index.get(&old)
+            && (self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None)
+        {
+            self.requeue(c, old.clone());
+            self.rollout_wait(now, c, format!("server {old} is down or in maintenance"));
+            return false;
+        }
         let step = match (virtualized, surge, stage == 0) {
             (true, true, _) => Step::Creating,
             (true, false, _) => Step::Draining,
@@ -283,17 +313,10 @@ impl Control {
                 }
             },
             Step::Provisioning => {
-                let spare = {
-                    let spares = &mut self.clusters[c].topo.spares;
-                    spares.sort();
-                    if spares.is_empty() {
-                        None
-                    } else {
-                        Some(spares.remove(0))
-                    }
-                };
+                let spare = self.take_spare(c);
                 let Some(spare) = spare else {
                     self.requeue(c, old);
+                    self.rollout_wait(now, c, "no spare server is up".into());
                     return false;
                 };
                 let pool = self.pool_key(c, stage);
@@ -357,6 +380,81 @@ impl Control {
 
     /// Places a new VM like `old` (same size, group, priority) and creates it; the new
     /// name, or `None` (with the cluster's condition saying why) when no host has room.
+    /// Places a new VM of stage `stage` of cluster `c` from `template` (renamed to the
+    /// next free name) and marks it starting; its name and host.
+    fn place_node(
+        &mut self,
+        c: usize,
+        stage: usize,
+        mut spec: VmSpec,
+    ) -> Result<(String, String), plinth_placement::PlacementError> {
+        let prefix = {
+            let rec = &self.clusters[c];
+            let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
+            format!("{}-{}-", rec.topo.name, prefix_pool(pool))
+        };
+        let index = self.clusters[c].next.get(stage).copied().unwrap_or(0);
+        let new = format!("{prefix}{index}");
+        let Some(v) = self.vms.as_mut() else {
+            return Err(plinth_placement::PlacementError::Invalid {
+                reason: "no virtualization pool".into(),
+            });
+        };
+        spec.name = new.clone();
+        let hosts = &self.hosts;
+        let blocked = |h: HostId| {
+            let r = &hosts[h.index()];
+            r.health != Health::Up || r.maint != Maint::None
+        };
+        let (id, mut host) = v.pool.place(spec)?;
+        // Placement knows no "silent" or "being emptied": move the new VM off such a host
+        // before it is created, to the host with most room that takes it (else a silent
+        // host fails the create and HA restarts it; an emptied one evacuates it again).
+        if blocked(host) {
+            let mut targets: Vec<(u64, &str, HostId)> = (0..v.pool.pool().hosts().len() as u32)
+                .map(HostId)
+                .filter(|h| !blocked(*h) && v.pool.status(*h) == HostStatus::Up)
+                .map(|h| {
+                    let score = u64::MAX - crate::maintenance::free_score(&v.pool, h);
+                    (score, v.pool.pool().host(h).name.as_str(), h)
+                })
+                .collect();
+            targets.sort();
+            let targets: Vec<HostId> = targets.into_iter().map(|(_, _, h)| h).collect();
+            for to in targets {
+                let m = Migration {
+                    vm: id,
+                    from: host,
+                    to,
+                };
+                if v.pool.migrate(m).is_ok() {
+                    host = to;
+                    break;
+                }
+            }
+        }
+        v.ids.insert(new.clone(), id);
+        v.phase.insert(new.clone(), VmPhase::Starting);
+        let host = v.pool.pool().host(host).name.clone();
+        self.drs_dirty = true;
+        if let Some(n) = self.clusters[c].next.get_mut(stage) {
+            *n += 1;
+        }
+        Ok((new, host))
+    }
+
+    /// The spec of VM `name` (running, or stranded for lack of room).
+    fn vm_spec(&self, name: &str) -> Option<VmSpec> {
+        let v = self.vms.as_ref()?;
+        v.ids
+            .get(name)
+            .and_then(|id| v.pool.vm(*id))
+            .or_else(|| v.stranded.get(name))
+            .cloned()
+    }
+
+    /// Places a new VM like `old` (same size, group, priority) and creates it; the new
+    /// name, or `None` (with the cluster's condition saying why) when no host has room.
     fn create_node(
         &mut self,
         now: Time,
@@ -365,52 +463,11 @@ impl Control {
         old: &str,
         out: &mut Vec<Command>,
     ) -> Option<String> {
-        let prefix = {
-            let rec = &self.clusters[c];
-            let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
-            format!("{}-{}-", rec.topo.name, prefix_pool(pool))
-        };
-        let index = self.clusters[c].next.get(stage).copied().unwrap_or(0);
-        let new = format!("{prefix}{index}");
-        let pool_key = self.pool_key(c, stage);
         let kept = self.replacement(c, old).and_then(|r| r.spec);
-        let v = self.vms.as_mut()?;
-        let template = v
-            .ids
-            .get(old)
-            .and_then(|id| v.pool.vm(*id))
-            .or_else(|| v.stranded.get(old))
-            .cloned()
-            .or(kept);
-        let mut spec = template?;
-        spec.name = new.clone();
-        let hosts = &self.hosts;
-        let blocked = |h: HostId| {
-            let r = &hosts[h.index()];
-            r.health != Health::Up || r.maint != Maint::None
-        };
-        let placed = v.pool.place(spec).map(|(id, host)| {
-            // Placement knows no "silent" or "being emptied": move the new VM off such a
-            // host before it is created, if another takes it (else a silent host fails
-            // the create and HA restarts it; an emptied one evacuates it again).
-            if blocked(host)
-                && let Ok(m) = v.pool.propose_migration(&[], id)
-                && !blocked(m.to)
-                && v.pool.migrate(m).is_ok()
-            {
-                return (id, m.to);
-            }
-            (id, host)
-        });
-        match placed {
-            Ok((id, host)) => {
-                v.ids.insert(new.clone(), id);
-                v.phase.insert(new.clone(), VmPhase::Starting);
-                let host = v.pool.pool().host(host).name.clone();
-                self.drs_dirty = true;
-                if let Some(n) = self.clusters[c].next.get_mut(stage) {
-                    *n += 1;
-                }
+        let template = self.vm_spec(old).or(kept)?;
+        let pool_key = self.pool_key(c, stage);
+        match self.place_node(c, stage, template) {
+            Ok((new, host)) => {
                 self.issue_upgrade(
                     c,
                     old,
@@ -440,6 +497,54 @@ impl Control {
                 None
             }
         }
+    }
+
+    /// The rollout of cluster `c` waits (`why`): say so and look again in a minute.
+    fn rollout_wait(&mut self, now: Time, c: usize, why: String) {
+        let retry = now + RETRY_MS;
+        self.rollout_condition(now, c, Some(format!("waiting: {why}")));
+        if self.clusters[c].retry_at.is_none() {
+            self.clusters[c].retry_at = Some(retry);
+            self.timers.insert((retry, Timer::Rollout(c)));
+        }
+    }
+
+    /// Spare servers of cluster `c` that are up and not in maintenance.
+    fn spares_up(&self, c: usize) -> u32 {
+        self.clusters[c]
+            .topo
+            .spares
+            .iter()
+            .filter(|s| {
+                self.host_index.get(*s).is_some_and(|i| {
+                    self.hosts[*i].health == Health::Up && self.hosts[*i].maint == Maint::None
+                })
+            })
+            .count() as u32
+    }
+
+    /// The first spare server of cluster `c` by name that is up and not in maintenance.
+    fn take_spare(&mut self, c: usize) -> Option<String> {
+        let hosts = &self.hosts;
+        let index = &self.host_index;
+        let spares = &mut self.clusters[c].topo.spares;
+        spares.sort();
+        let at = spares.iter().position(|s| {
+            index
+                .get(s)
+                .is_some_and(|i| hosts[*i].health == Health::Up && hosts[*i].maint == Maint::None)
+        })?;
+        Some(spares.remove(at))
+    }
+
+    /// Whether a rollout is replacing or reimaging `node` right now.
+    pub(super) fn in_rollout(&self, node: &str) -> bool {
+        self.clusters.iter().any(|c| {
+            c.rollout.as_ref().is_some_and(|r| {
+                r.active.contains_key(node)
+                    || r.active.values().any(|x| x.new.as_deref() == Some(node))
+            })
+        })
     }
 
     pub(super) fn rollout_retry(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
@@ -548,6 +653,24 @@ impl Control {
                 // Failed: its host was lost; HA restarts it like any VM of that host, and
                 // the replacement moves on when it runs.
             }
+            Step::Provisioning | Step::Reimaging if failed.is_some() => {
+                // The server failed meanwhile: start this node over once it is back (a
+                // spare goes back to the spares).
+                if rep.step == Step::Provisioning
+                    && let Some(spare) = rep.new.clone()
+                {
+                    self.clusters[c].topo.spares.push(spare);
+                }
+                if let Some(r) = &mut self.clusters[c].rollout {
+                    r.active.remove(&old);
+                }
+                self.requeue(c, old.clone());
+                self.rollout_wait(
+                    now,
+                    c,
+                    format!("{} failed: {}", old, failed.unwrap_or_default()),
+                );
+            }
             Step::Provisioning => {
                 if let Some(new) = &rep.new {
                     let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
@@ -607,6 +730,7 @@ impl Control {
                 }
                 self.clusters[c].topo.spares.push(old.clone());
                 self.finish_replacement(now, c, &old, out);
+                self.rescale(now, c, out);
             }
             Step::Reimaging => {
                 let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
@@ -682,5 +806,519 @@ impl Control {
         if let Some(next) = self.clusters[c].queued.pop_front() {
             self.start_rollout(now, c, next, out);
         }
+    }
+}
+
+/// One node of a pool being scaled, and where it is.
+#[derive(Clone, Debug)]
+pub(super) struct ScaleOp {
+    cluster: usize,
+    stage: usize,
+    node: String,
+    step: ScaleStep,
+}
+
+/// Where one node of a pool being scaled is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ScaleStep {
+    /// A new VM is being cloned and booted.
+    Creating,
+    /// A spare server is being installed.
+    Provisioning,
+    /// A node being removed is drained.
+    Draining,
+    /// Its VM is deleted, or its server returned as a spare.
+    Removing,
+}
+
+impl Control {
+    /// Scales pool `pool` of `cluster` to `replicas` nodes: new VMs (or spare servers) join;
+    /// the last nodes by name that no rollout is replacing are drained and removed.
+    pub(super) fn scale_pool(
+        &mut self,
+        now: Time,
+        cluster: &str,
+        pool: &str,
+        replicas: u32,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(&c) = self.cluster_index.get(cluster) else {
+            return;
+        };
+        let Some(i) = self.clusters[c]
+            .topo
+            .pools
+            .iter()
+            .position(|p| p.name == pool)
+        else {
+            return;
+        };
+        self.clusters[c].scale_target.insert(i + 1, replicas);
+        self.rescale(now, c, out);
+    }
+
+    /// Moves every pool of cluster `c` with a scale target towards it.
+    pub(super) fn rescale(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        let targets: Vec<(usize, u32)> = self.clusters[c]
+            .scale_target
+            .iter()
+            .map(|(s, r)| (*s, *r))
+            .collect();
+        for (stage, replicas) in targets {
+            let current = self.clusters[c].stage(stage).map_or(0, |p| p.nodes.len()) as u32;
+            if replicas > current {
+                for _ in current..replicas {
+                    if !self.scale_up(now, c, stage, out) {
+                        break;
+                    }
+                }
+            } else if replicas < current {
+                self.scale_down(c, stage, current - replicas, out);
+            }
+            let done = self.clusters[c].stage(stage).map_or(0, |p| p.nodes.len()) as u32;
+            if done == replicas {
+                self.clusters[c].scale_target.remove(&stage);
+                let key = self.pool_key(c, stage);
+                self.clear_condition(&format!("pool/{key}"), now);
+            }
+        }
+    }
+
+    /// One more node for pool `stage`; false (with a condition) when none can be had now.
+    fn scale_up(&mut self, now: Time, c: usize, stage: usize, out: &mut Vec<Command>) -> bool {
+        let key = self.pool_key(c, stage);
+        let why = if self.vms.is_some() {
+            let mut names = self.clusters[c]
+                .stage(stage)
+                .map(|p| p.nodes.clone())
+                .unwrap_or_default();
+            names.sort();
+            let template = names.iter().find_map(|n| self.vm_spec(n)).or_else(|| {
+                self.clusters[c]
+                    .stage(stage)
+                    .and_then(|p| p.create.as_ref())
+                    .and_then(|(_, t)| t.clone())
+            });
+            let Some(template) = template else {
+                let object = format!("pool/{key}");
+                self.set_condition(
+                    object,
+                    Reason::WaitingForCapacity,
+                    "the pool has no node to take a VM size from".into(),
+                    now,
+                );
+                return false;
+            };
+            match self.place_node(c, stage, template) {
+                Ok((new, host)) => {
+                    if let Some(p) = self.clusters[c].stage_mut(stage) {
+                        p.nodes.push(new.clone());
+                    }
+                    self.clusters[c].scaling += 1;
+                    self.issue(
+                        CommandKind::CreateVm {
+                            vm: new.clone(),
+                            host,
+                            pool: key,
+                        },
+                        Pending::Scale(ScaleOp {
+                            cluster: c,
+                            stage,
+                            node: new,
+                            step: ScaleStep::Creating,
+                        }),
+                        out,
+                    );
+                    return true;
+                }
+                Err(e) => e.to_string(),
+            }
+        } else {
+            if let Some(spare) = self.take_spare(c) {
+                if let Some(p) = self.clusters[c].stage_mut(stage) {
+                    p.nodes.push(spare.clone());
+                }
+                self.clusters[c].scaling += 1;
+                self.issue(
+                    CommandKind::ProvisionServer {
+                        server: spare.clone(),
+                        pool: key,
+                    },
+                    Pending::Scale(ScaleOp {
+                        cluster: c,
+                        stage,
+                        node: spare,
+                        step: ScaleStep::Provisioning,
+                    }),
+                    out,
+                );
+                return true;
+            }
+            "no spare server in the cluster; another one takes the hardware lead time".into()
+        };
+        self.set_condition(
+            format!("pool/{key}"),
+            Reason::WaitingForCapacity,
+            format!("scaling up: {why}"),
+            now,
+        );
+        // A VM pool may free room any time: look again every minute. A bare-metal cluster
+        // gets a spare only when a node leaves it, which calls `rescale`.
+        if self.vms.is_some() && self.clusters[c].retry_at.is_none() {
+            let retry = now + RETRY_MS;
+            self.clusters[c].retry_at = Some(retry);
+            self.timers.insert((retry, Timer::Rollout(c)));
+        }
+        false
+    }
+
+    /// Drains and removes `n` nodes of pool `stage`, last by name first, skipping nodes a
+    /// rollout is replacing.
+    fn scale_down(&mut self, c: usize, stage: usize, n: u32, out: &mut Vec<Command>) {
+        let busy: Vec<String> = self.clusters[c]
+            .rollout
+            .as_ref()
+            .map(|r| r.active.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut names = self.clusters[c]
+            .stage(stage)
+            .map(|p| p.nodes.clone())
+            .unwrap_or_default();
+        names.sort();
+        let victims: Vec<String> = names
+            .into_iter()
+            .rev()
+            .filter(|v| !busy.contains(v))
+            .take(n as usize)
+            .collect();
+        for node in victims {
+            if let Some(p) = self.clusters[c].stage_mut(stage) {
+                p.nodes.retain(|x| x != &node);
+            }
+            if let Some(r) = &mut self.clusters[c].rollout {
+                r.waiting.retain(|x| x != &node);
+            }
+            self.issue(
+                CommandKind::Drain { node: node.clone() },
+                Pending::Scale(ScaleOp {
+                    cluster: c,
+                    stage,
+                    node,
+                    step: ScaleStep::Draining,
+                }),
+                out,
+            );
+        }
+    }
+
+    pub(super) fn scale_done(
+        &mut self,
+        now: Time,
+        op: ScaleOp,
+        failed: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
+        let ScaleOp {
+            cluster: c,
+            stage,
+            node,
+            step,
+        } = op;
+        if matches!(step, ScaleStep::Creating | ScaleStep::Provisioning) {
+            self.clusters[c].scaling = self.clusters[c].scaling.saturating_sub(1);
+            self.build_next(now, c, out);
+        }
+        match step {
+            ScaleStep::Creating => {
+                if failed.is_none() {
+                    self.set_phase(&node, VmPhase::Running);
+                    self.clear_condition(&format!("vm/{node}"), now);
+                }
+                // Failed: its host was lost; HA restarts it like any VM of that host.
+            }
+            ScaleStep::Provisioning => {}
+            ScaleStep::Draining => {
+                let kind = if let Some(v) = &mut self.vms {
+                    let mut host = None;
+                    if let Some(id) = v.ids.remove(&node) {
+                        host = v
+                            .pool
+                            .host_of(id)
+                            .map(|h| v.pool.pool().host(h).name.clone());
+                        let _ = v.pool.remove(id);
+                    }
+                    v.stranded.remove(&node);
+                    v.phase.remove(&node);
+                    self.drs_dirty = true;
+                    self.clear_condition(&format!("vm/{node}"), now);
+                    CommandKind::DeleteVm {
+                        vm: node.clone(),
+                        host,
+                    }
+                } else {
+                    CommandKind::RemoveNode { node: node.clone() }
+                };
+                self.issue(
+                    kind,
+                    Pending::Scale(ScaleOp {
+                        cluster: c,
+                        stage,
+                        node,
+                        step: ScaleStep::Removing,
+                    }),
+                    out,
+                );
+            }
+            ScaleStep::Removing => {
+                if self.vms.is_none() {
+                    self.clusters[c].topo.spares.push(node);
+                    self.rescale(now, c, out);
+                }
+            }
+        }
+    }
+}
+
+impl Control {
+    /// The cluster and stage (≥ 1: worker pools only) `node` belongs to.
+    fn worker_pool_of(&self, node: &str) -> Option<(usize, usize)> {
+        // VM names start with their cluster's; servers are named by the inventory.
+        let vms = self.vms.is_some();
+        self.clusters.iter().enumerate().find_map(|(c, rec)| {
+            if vms && !node.starts_with(rec.topo.name.as_str()) {
+                return None;
+            }
+            rec.topo
+                .pools
+                .iter()
+                .position(|p| p.nodes.iter().any(|n| n == node))
+                .map(|i| (c, i + 1))
+        })
+    }
+
+    /// `node` stopped (VM down, or server declared failed): check it again after its
+    /// cluster's machine-health timeout.
+    pub(super) fn watch_health(&mut self, node: &str) {
+        let Some((c, _)) = self.worker_pool_of(node) else {
+            return;
+        };
+        let Some(after) = self.clusters[c].topo.remediate_after else {
+            return;
+        };
+        let key = self.health_seq;
+        self.health_seq += 1;
+        self.health.insert(key, node.to_owned());
+        self.timers.insert((self.clock + after, Timer::Health(key)));
+    }
+
+    /// Machine health check: replaces `node` if it is still down and nothing else owns it.
+    pub(super) fn check_health(&mut self, now: Time, node: &str, out: &mut Vec<Command>) {
+        let Some((c, stage)) = self.worker_pool_of(node) else {
+            return;
+        };
+        // A rollout replacing the node owns it.
+        if self.replacement(c, node).is_some() {
+            return;
+        }
+        let key = self.pool_key(c, stage);
+        if self.vms.is_some() {
+            // HA restarted it (or is restarting it) in time: HA owns the failure.
+            if self.vm_phase(node) != Some(VmPhase::Down) {
+                return;
+            }
+            let Some(template) = self.vm_spec(node) else {
+                return;
+            };
+            match self.place_node(c, stage, template) {
+                Ok((new, host)) => {
+                    self.forget_vm(now, node);
+                    if let Some(p) = self.clusters[c].stage_mut(stage) {
+                        p.nodes.retain(|n| n != node);
+                        p.nodes.push(new.clone());
+                    }
+                    if let Some(r) = &mut self.clusters[c].rollout {
+                        r.waiting.retain(|n| n != node);
+                    }
+                    self.issue(
+                        CommandKind::DeleteVm {
+                            vm: node.to_owned(),
+                            host: None,
+                        },
+                        Pending::Kube,
+                        out,
+                    );
+                    self.issue(
+                        CommandKind::CreateVm {
+                            vm: new.clone(),
+                            host,
+                            pool: key,
+                        },
+                        Pending::Remediate {
+                            cluster: c,
+                            stage,
+                            old: node.to_owned(),
+                            new,
+                        },
+                        out,
+                    );
+                }
+                Err(e) => {
+                    self.set_condition(
+                        format!("vm/{node}"),
+                        Reason::WaitingForCapacity,
+                        format!("machine health check: node down too long, and no host can take a replacement: {e}"),
+                        now,
+                    );
+                }
+            }
+            return;
+        }
+        // Bare metal: still failed, and a spare server to install in its place.
+        let Some(&i) = self.host_index.get(node) else {
+            return;
+        };
+        if self.hosts[i].health != Health::Failed {
+            return;
+        }
+        let spare = self.take_spare(c);
+        let Some(spare) = spare else {
+            return;
+        };
+        if let Some(p) = self.clusters[c].stage_mut(stage) {
+            p.nodes.retain(|n| n != node);
+            p.nodes.push(spare.clone());
+        }
+        if let Some(r) = &mut self.clusters[c].rollout {
+            r.waiting.retain(|n| n != node);
+        }
+        self.clusters[c].remediated.push(node.to_owned());
+        self.issue(
+            CommandKind::RemoveNode {
+                node: node.to_owned(),
+            },
+            Pending::Kube,
+            out,
+        );
+        self.issue(
+            CommandKind::ProvisionServer {
+                server: spare.clone(),
+                pool: key,
+            },
+            Pending::Remediate {
+                cluster: c,
+                stage,
+                old: node.to_owned(),
+                new: spare,
+            },
+            out,
+        );
+    }
+
+    /// Drops a VM from the desired placement (it is being deleted).
+    fn forget_vm(&mut self, now: Time, vm: &str) {
+        if let Some(v) = &mut self.vms {
+            if let Some(id) = v.ids.remove(vm) {
+                let _ = v.pool.remove(id);
+            }
+            v.stranded.remove(vm);
+            v.phase.remove(vm);
+            self.drs_dirty = true;
+        }
+        self.clear_condition(&format!("vm/{vm}"), now);
+    }
+
+    pub(super) fn remediation_done(
+        &mut self,
+        now: Time,
+        c: usize,
+        stage: usize,
+        old: String,
+        new: String,
+        failed: Option<String>,
+    ) {
+        if failed.is_some() {
+            // The new VM's host was lost: HA restarts it like any other.
+            return;
+        }
+        if self.vms.is_some() {
+            self.set_phase(&new, VmPhase::Running);
+            self.clear_condition(&format!("vm/{new}"), now);
+        }
+        let cluster = self.clusters[c].topo.name.clone();
+        let pool = self.clusters[c]
+            .stage(stage)
+            .map_or(CONTROL_PLANE.to_owned(), |p| p.name.clone());
+        self.events.push(ControlEvent::NodeReplaced {
+            cluster,
+            pool,
+            old,
+            new,
+            method: ReplaceMethod::Remediate,
+        });
+    }
+
+    /// A failed bare-metal server answers again: if remediation replaced it, it becomes a
+    /// spare of its cluster (true) instead of rejoining as a node.
+    pub(super) fn server_repaired(
+        &mut self,
+        now: Time,
+        server: &str,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let Some(c) = self
+            .clusters
+            .iter()
+            .position(|r| r.remediated.iter().any(|s| s == server))
+        else {
+            return false;
+        };
+        self.clusters[c].remediated.retain(|s| s != server);
+        self.clusters[c].topo.spares.push(server.to_owned());
+        self.rescale(now, c, out);
+        true
+    }
+}
+
+impl Control {
+    /// Creates cluster `cluster` (declared with empty pools): the control plane first.
+    pub(super) fn create_cluster(&mut self, now: Time, cluster: &str, out: &mut Vec<Command>) {
+        let Some(&c) = self.cluster_index.get(cluster) else {
+            return;
+        };
+        if self.clusters[c].creating.is_some() {
+            return;
+        }
+        self.clusters[c].creating = Some(0);
+        self.build_stage(now, c, 0, out);
+    }
+
+    fn build_stage(&mut self, now: Time, c: usize, stage: usize, out: &mut Vec<Command>) {
+        let want = self.clusters[c]
+            .stage(stage)
+            .and_then(|p| p.create.as_ref())
+            .map_or(0, |(n, _)| *n);
+        self.clusters[c].scale_target.insert(stage, want);
+        self.rescale(now, c, out);
+        self.build_next(now, c, out);
+    }
+
+    /// A node of a cluster being created is up: once its stage is complete, the next one
+    /// starts; after the last, the cluster is ready.
+    fn build_next(&mut self, now: Time, c: usize, out: &mut Vec<Command>) {
+        let Some(stage) = self.clusters[c].creating else {
+            return;
+        };
+        let rec = &self.clusters[c];
+        if rec.scaling > 0 || rec.scale_target.contains_key(&stage) {
+            return;
+        }
+        if stage >= rec.topo.pools.len() {
+            self.clusters[c].creating = None;
+            let cluster = self.clusters[c].topo.name.clone();
+            self.events.push(ControlEvent::ClusterReady { cluster });
+            return;
+        }
+        self.clusters[c].creating = Some(stage + 1);
+        self.build_stage(now, c, stage + 1, out);
     }
 }
