@@ -115,7 +115,7 @@ pub fn next_index<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) ->
 
 /// Evenly spaced times of a recurring operation of cluster `index` of `clusters`: every
 /// `interval`, cluster i first at `interval × (i + 1) / (clusters + 1)`, so clusters do not
-/// all roll at once and none rolls at time 0. Times are ms, up to `end` inclusive.
+/// all roll at once and none rolls at time 0. Times are ms, before `end`.
 pub fn staggered(interval: u64, index: usize, clusters: usize, end: u64) -> Vec<u64> {
     if interval == 0 {
         return Vec::new();
@@ -124,7 +124,7 @@ pub fn staggered(interval: u64, index: usize, clusters: usize, end: u64) -> Vec<
         .unwrap_or(u64::MAX);
     (0..)
         .map(|k: u64| offset.saturating_add(k.saturating_mul(interval)))
-        .take_while(|t| *t <= end)
+        .take_while(|t| *t < end)
         .collect()
 }
 
@@ -205,6 +205,11 @@ mod tests {
     fn staggered_spreads_clusters_over_the_interval() {
         assert_eq!(staggered(100, 0, 3, 350), vec![25, 125, 225, 325]);
         assert_eq!(staggered(100, 2, 3, 200), vec![75, 175]);
+        assert_eq!(
+            staggered(100, 0, 1, 250),
+            vec![50, 150],
+            "none at the end itself"
+        );
         assert!(staggered(0, 0, 1, 1000).is_empty());
     }
 }

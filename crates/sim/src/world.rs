@@ -322,6 +322,16 @@ pub struct Summary {
     pub log_sha256: String,
 }
 
+/// `part / whole` in millionths, rounded down (`whole` 0 counts as 1); 64-bit arithmetic
+/// unless `part × 10⁶` overflows it (the scheduler's hot path).
+fn millionths(part: u64, whole: u64) -> u64 {
+    let whole = whole.max(1);
+    match part.checked_mul(1_000_000) {
+        Some(x) => x / whole,
+        None => u64::try_from(u128::from(part) * 1_000_000 / u128::from(whole)).unwrap_or(u64::MAX),
+    }
+}
+
 /// The simulated world: a [`Driver`] over a virtual-time event queue.
 pub struct World<'a> {
     s: Setup,
@@ -731,9 +741,8 @@ impl<'a> World<'a> {
             {
                 continue;
             }
-            let score = u128::from(free.cpu_millis) * 1_000_000
-                / u128::from(alloc.cpu_millis.max(1))
-                + u128::from(free.memory_bytes) * 1_000_000 / u128::from(alloc.memory_bytes.max(1));
+            let score = u128::from(millionths(free.cpu_millis, alloc.cpu_millis))
+                + u128::from(millionths(free.memory_bytes, alloc.memory_bytes));
             if best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, n));
             }
