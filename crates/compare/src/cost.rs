@@ -63,7 +63,8 @@ pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
         + count("kubernetes") * h("clusterUpgrade")
         + count("os") * h("osPatching")
         + f64::from(run.hosts_patched) * h("hostPatching")
-        + f64::from(run.reimages) * h("reimage");
+        + f64::from(run.reimages) * h("reimage")
+        + f64::from(run.remediations) * h("nodeReplacement");
     let bought = design.machines.iter().filter(|m| !m.owned).count() as f64;
     Labour {
         per_year: recurring / years,

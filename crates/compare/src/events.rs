@@ -72,6 +72,9 @@ enum Event {
         cluster: String,
     },
     Reimaged {},
+    NodeReplaced {
+        method: String,
+    },
     #[serde(rename_all = "camelCase")]
     Hourly {
         cpu_capacity_milli: f64,
@@ -136,6 +139,8 @@ pub struct RunFacts {
     pub quorum_lost_ms: u64,
     /// Bare-metal reimages.
     pub reimages: u32,
+    /// Nodes replaced by machine-health remediation (not by a rollout).
+    pub remediations: u32,
     /// Hourly estate totals.
     pub hours: Vec<Hour>,
 }
@@ -235,6 +240,11 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 }
             }
             Event::Reimaged {} => facts.reimages += 1,
+            Event::NodeReplaced { method } => {
+                if method == "remediate" {
+                    facts.remediations += 1;
+                }
+            }
             Event::Hourly {
                 cpu_capacity_milli,
                 mem_capacity_bytes,

@@ -38,7 +38,7 @@ tbody.dim{border-top:1px solid #bbb}tbody.dim tr.note td{border:0;padding:1px 8p
 .ci{font-size:.8em;color:#666}td.field{font-family:ui-monospace,monospace;font-size:.8rem}
 .nosrc{font-size:.75rem;color:#9a6a00;background:#fff6e0;padding:0 4px;border-radius:3px}
 .worse{color:#b00020}.better{color:#1b7f3b}
-details summary{cursor:pointer;font-size:1.1rem;margin:1.5em 0 .5em}
+details summary{cursor:pointer;margin:.5em 0}
 .win-virtualized{color:#005a8c;font-weight:600}.win-bare-metal{color:#9a6a00;font-weight:600}.win-tie{color:#666}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(760px,1fr));gap:24px;align-items:start}
 .grid .plinth-figure{margin:0}.grid .wide{grid-column:1/-1}
@@ -427,8 +427,9 @@ fn provenance(o: &mut String, report: &Report) {
     let unsourced = report.provenance.iter().filter(|p| !p.sourced).count();
     let _ = write!(
         o,
-        "<details><summary>Provenance: {} values came from defaults ({} without a published \
-         source)</summary><table><tr><th>field</th><th>value</th><th>source</th></tr>",
+        "<h2>Provenance: values that came from defaults</h2><details><summary>{} values came \
+         from defaults, {} of them without a published source (show)</summary><table><tr>\
+         <th>field</th><th>value</th><th>source</th></tr>",
         report.provenance.len(),
         unsourced
     );

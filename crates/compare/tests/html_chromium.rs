@@ -39,9 +39,17 @@ fn table_after<'a>(doc: &'a Html, heading: &str) -> Result<ElementRef<'a>> {
         .select(&sel("h2")?)
         .find(|h| h.text().collect::<String>().starts_with(heading))
         .with_context(|| format!("no heading {heading:?}"))?;
+    // The next table among the heading's siblings, or inside one (a folded `<details>`).
+    let table = sel("table")?;
     h2.next_siblings()
         .filter_map(ElementRef::wrap)
-        .find(|e| e.value().name() == "table")
+        .find_map(|e| {
+            if e.value().name() == "table" {
+                Some(e)
+            } else {
+                e.select(&table).next()
+            }
+        })
         .with_context(|| format!("no table after {heading:?}"))
 }
 
@@ -151,7 +159,7 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
         verdict.starts_with("Run these clusters"),
         "recommendation {verdict:?}"
     );
-    let reasons = doc.select(&sel("p.verdict + ol > li")?).count();
+    let reasons = doc.select(&sel("p.verdict ~ ol > li")?).count();
     ensure!(reasons > 0, "the recommendation gives no reasons");
 
     let dims = rows(table_after(&doc, "The 13 dimensions")?, "tr")?;

@@ -180,3 +180,45 @@ fn total_equals_workload_plus_idle_plus_overhead_exactly() {
         }
     }
 }
+
+/// A Calibration measured under KVM sets the performance overhead; one measured under
+/// software emulation is set aside with a warning, and the default is used.
+#[test]
+fn a_kvm_calibration_sets_performance_and_a_tcg_one_is_set_aside() {
+    let calibration = |accelerator: &str| {
+        let mut e = b();
+        let extra = estate_with_calibration(accelerator);
+        e.calibration = extra.calibration;
+        e
+    };
+    let kvm = report(&calibration("kvm"), &opts());
+    assert!((dimension(&kvm, "performance").virtualized.mean - 70.0).abs() < 1e-9);
+    assert!(kvm.warnings.is_empty(), "{:?}", kvm.warnings);
+    let tcg = report(&calibration("tcg"), &opts());
+    assert!((dimension(&tcg, "performance").virtualized.mean - 97.7).abs() < 1e-9);
+    assert!(
+        tcg.warnings.iter().any(|w| w.contains("tcg")),
+        "{:?}",
+        tcg.warnings
+    );
+}
+
+fn estate_with_calibration(accelerator: &str) -> Estate {
+    let dir = std::env::temp_dir().join(format!(
+        "plinth-calibration-{}-{accelerator}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("calibration.yaml"),
+        format!(
+            "apiVersion: plinth.dev/v1alpha1\nkind: Calibration\nmetadata:\n  name: lab\n\
+             spec:\n  accelerator: {accelerator}\n  description: test\n  overhead:\n    \
+             cpu: 0.3\n    memory: 0.1\n    disk: 0.2\n    network: 0.1\n"
+        ),
+    )
+    .expect("write");
+    let e = common::estate_at(&[&dir]);
+    std::fs::remove_dir_all(&dir).ok();
+    e
+}

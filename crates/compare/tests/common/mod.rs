@@ -14,9 +14,15 @@ pub fn root() -> PathBuf {
 
 /// Loads every `.yaml` under each of `dirs` (relative to the repository root) as one input.
 pub fn estate(dirs: &[&str]) -> Estate {
+    let dirs: Vec<PathBuf> = dirs.iter().map(|d| root().join(d)).collect();
+    estate_at(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+}
+
+/// Loads every `.yaml` under each of `dirs` as one input.
+pub fn estate_at(dirs: &[&Path]) -> Estate {
     let mut input = Input::default();
     for dir in dirs {
-        let mut files: Vec<_> = std::fs::read_dir(root().join(dir))
+        let mut files: Vec<_> = std::fs::read_dir(dir)
             .expect("input dir")
             .map(|e| e.expect("entry").path())
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
