@@ -136,7 +136,11 @@ fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
                 server_units(estate, &sheet.virtualization_licence, &all),
             ) + yearly(
                 &sheet.os_licence,
-                vm_units(&sheet.os_licence, nodes + members, design.node_vcpus),
+                vm_units(
+                    &sheet.os_licence,
+                    nodes + members,
+                    design.node_vcpus + design.control_plane_vcpus,
+                ),
             ) + yearly(
                 &sheet.kubernetes_subscription.virtualized,
                 vm_units(

@@ -112,8 +112,10 @@ pub struct Design {
     pub stranded: Resources,
     /// Kubernetes nodes.
     pub nodes: u32,
-    /// vCPUs of the node VMs (0 on bare metal).
+    /// vCPUs of the worker node VMs (0 on bare metal).
     pub node_vcpus: u64,
+    /// vCPUs of the control-plane VMs (0 on bare metal).
+    pub control_plane_vcpus: u64,
     /// Allocatable milli-CPU of one node, per pool (`cluster/pool`).
     pub node_cpu: BTreeMap<String, u64>,
     /// Allocatable milli-CPU of every worker node, per cluster.
@@ -293,6 +295,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
     let sets: BTreeSet<&str> = estate.vm_sets.iter().map(|v| v.name.as_str()).collect();
     let mut overhead = Resources::ZERO;
     let mut node_vcpus = 0;
+    let mut control_plane_vcpus = 0;
     let per_vm = Resources::new(spec.per_vm_overhead.cpu.0, spec.per_vm_overhead.memory.0, 0);
     let nodes: BTreeMap<&str, Resources> = s
         .nodes
@@ -320,6 +323,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
                 m.clusters.insert(c.name.clone());
                 m.stacks.insert(stack(&c.spec));
                 m.control_plane.push(c.name.clone());
+                control_plane_vcpus += v.demand.cpu_millis / 1000;
                 overhead += Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0);
             } else if sets.contains(group) {
                 m.vm_sets.insert(group.to_owned());
@@ -368,6 +372,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         stranded,
         nodes: s.nodes.len() as u32,
         node_vcpus,
+        control_plane_vcpus,
         node_cpu: worker_cpu(&s).0,
         worker_cpu: worker_cpu(&s).1,
         vm_pool_usage: [(0.0, 0.0); 24],
@@ -489,6 +494,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         stranded: Resources::new(plan.stranded.cpu_millis, plan.stranded.memory_bytes, 0),
         nodes: s.nodes.len() as u32,
         node_vcpus: 0,
+        control_plane_vcpus: 0,
         node_cpu: worker_cpu(&s).0,
         worker_cpu: worker_cpu(&s).1,
         vm_pool_usage: vm_set_usage(estate),
