@@ -402,10 +402,13 @@ fn winner(spec: &Spec, difference: &Estimate) -> Winner {
     }
 }
 
+/// An estimate of a non-negative metric: the interval cut at zero, and no −0 (which an
+/// empty float sum yields) in the report.
 fn non_negative(e: Estimate) -> Estimate {
     Estimate {
+        mean: e.mean + 0.0,
         low: e.low.max(0.0),
-        ..e
+        high: e.high + 0.0,
     }
 }
 
