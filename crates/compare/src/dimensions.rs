@@ -472,11 +472,13 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     ));
 
     // 6. Time to add a node and a cluster.
-    let lead_ms = classes
-        .iter()
-        .map(|c| c.lead_time.millis())
-        .min()
-        .unwrap_or(0) as f64;
+    // A server like most of the design's: the class it would buy more of.
+    let mut per_class = vec![0usize; classes.len()];
+    for m in &design.machines {
+        per_class[m.class] += 1;
+    }
+    let usual = (0..classes.len()).max_by_key(|&c| (per_class[c], std::cmp::Reverse(c)));
+    let lead_ms = usual.map_or(0, |c| classes[c].lead_time.millis()) as f64;
     let binding = bind_pods(estate);
     let problem = virtualized_problem(estate, &binding);
     let headroom = if virt {
