@@ -593,6 +593,19 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         }
     }
     headline[8] = pairs.len() as f64;
+    // The same pairs when they belong to different tenants (a cluster without one is its
+    // own tenant).
+    let tenant = |name: &str| {
+        estate
+            .cluster(name)
+            .and_then(|c| c.spec.tenant.clone())
+            .unwrap_or_else(|| name.to_owned())
+    };
+    details[8].push(detail(
+        "pairs of different tenants sharing a physical server",
+        "pairs",
+        pairs.iter().filter(|(a, b)| tenant(a) != tenant(b)).count() as f64,
+    ));
     details[8].push(detail(
         "servers where clusters and other VMs share hardware",
         "servers",
