@@ -131,26 +131,47 @@ pub fn simulate_runs(
         .collect();
     jobs.par_iter()
         .map(|&(seed, env)| {
-            let run = plinth_sim::simulate(
-                estate,
-                &plinth_sim::Options {
-                    env,
-                    seed,
-                    duration: options.duration_ms,
-                },
-            )
-            .map_err(|e| CompareError::Design {
-                env: env_name(env),
-                reason: e.to_string(),
-            })?;
+            let run = simulate_one(estate, env, seed, options)?;
             progress();
-            Ok(RunLog {
-                env,
-                seed,
-                log: run.log,
-            })
+            Ok(run)
         })
         .collect()
+}
+
+/// Simulates one run of one design.
+pub(crate) fn simulate_one(
+    estate: &Estate,
+    env: EnvironmentType,
+    seed: u64,
+    options: &Options,
+) -> Result<RunLog, CompareError> {
+    let run = plinth_sim::simulate(
+        estate,
+        &plinth_sim::Options {
+            env,
+            seed,
+            duration: options.duration_ms,
+        },
+    )
+    .map_err(|e| CompareError::Design {
+        env: env_name(env),
+        reason: e.to_string(),
+    })?;
+    Ok(RunLog {
+        env,
+        seed,
+        log: run.log,
+    })
+}
+
+impl RunLog {
+    /// The run's facts, read from its log.
+    pub fn facts(&self) -> Result<events::RunFacts, CompareError> {
+        read_log(&self.log).map_err(|source| CompareError::Log {
+            name: format!("{}-seed-{}", env_name(self.env), self.seed),
+            source,
+        })
+    }
 }
 
 /// Who wins a dimension.
@@ -324,10 +345,7 @@ fn runs_of(
                     expected: format!("{} seed {seed}", env_name(env)),
                     found: "no log".into(),
                 })?;
-            let facts = read_log(&log.log).map_err(|source| CompareError::Log {
-                name: name.clone(),
-                source,
-            })?;
+            let facts = log.facts()?;
             if facts.env != env_name(env)
                 || facts.seed != seed
                 || facts.duration_ms != options.duration_ms

@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::design::design;
 use crate::dimensions::{measure, static_facts};
-use crate::events::read_log;
-use crate::{CompareError, ENVS, Options, compare, env_name, fmt_num};
+use crate::{CompareError, ENVS, Options, compare, env_name, fmt_num, simulate_one};
 
 /// Multipliers searched: ×0.1 to ×10.
 const RANGE: f64 = 10.0;
@@ -249,22 +248,7 @@ fn totals(
     let runs: Vec<Totals> = seeds
         .par_iter()
         .map(|&seed| {
-            let run = plinth_sim::simulate(
-                estate,
-                &plinth_sim::Options {
-                    env,
-                    seed,
-                    duration: options.duration_ms,
-                },
-            )
-            .map_err(|e| CompareError::Design {
-                env: env_name(env),
-                reason: e.to_string(),
-            })?;
-            let r = read_log(&run.log).map_err(|source| CompareError::Log {
-                name: format!("{}-seed-{seed}", env_name(env)),
-                source,
-            })?;
+            let r = simulate_one(estate, env, seed, options)?.facts()?;
             let m = measure(estate, &d, &facts, &r);
             Ok(Totals {
                 cost: m.headline[9],
