@@ -121,13 +121,6 @@ fn migrate_to_best(
     vm: VmId,
     host: HostId,
 ) -> Result<Migration, String> {
-    let mut last_error = String::from("no other host is up");
-    for &(_, to) in &targets.order {
-        let m = Migration { vm, from: host, to };
-        match work.migrate(m) {
-            Ok(()) => return Ok(m),
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    Err(last_error)
+    work.migrate_first(vm, host, targets.order.iter().map(|&(_, to)| to))
+        .map_err(|e| e.map_or_else(|| String::from("no other host is up"), |e| e.to_string()))
 }
