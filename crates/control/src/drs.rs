@@ -7,28 +7,42 @@ use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId};
 
 use crate::config::DrsConfig;
 
-/// CPU allocation / capacity of every host that is up, by host id.
-fn ratios(state: &PoolState) -> Vec<(HostId, f64)> {
+/// CPU allocation / capacity of host `h`.
+fn ratio(state: &PoolState, h: HostId) -> f64 {
+    let cap = state.pool().host(h).capacity.cpu_millis.max(1) as f64;
+    state.used(h).cpu_millis as f64 / cap
+}
+
+/// The hosts that are up, by host id.
+fn up_hosts(state: &PoolState) -> impl Iterator<Item = HostId> + '_ {
     (0..state.pool().hosts().len() as u32)
         .map(HostId)
         .filter(|h| state.status(*h) == HostStatus::Up)
-        .map(|h| {
-            let cap = state.pool().host(h).capacity.cpu_millis.max(1) as f64;
-            (h, state.used(h).cpu_millis as f64 / cap)
-        })
-        .collect()
+}
+
+/// CPU allocation / capacity of every host that is up, by host id.
+fn ratios(state: &PoolState) -> Vec<(HostId, f64)> {
+    up_hosts(state).map(|h| (h, ratio(state, h))).collect()
 }
 
 /// The population standard deviation of per-host CPU allocation / capacity over the hosts
-/// that are up (0 with fewer than two).
+/// that are up (0 with fewer than two). Sums in host id order without collecting the
+/// ratios (DRS evaluates it once per candidate move).
 pub fn imbalance(state: &PoolState) -> f64 {
-    let r = ratios(state);
-    if r.len() < 2 {
+    let n = up_hosts(state).count();
+    if n < 2 {
         return 0.0;
     }
-    let n = r.len() as f64;
-    let mean = r.iter().map(|(_, x)| x).sum::<f64>() / n;
-    (r.iter().map(|(_, x)| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt()
+    let n = n as f64;
+    let mean = up_hosts(state).map(|h| ratio(state, h)).sum::<f64>() / n;
+    (up_hosts(state)
+        .map(|h| {
+            let x = ratio(state, h);
+            (x - mean) * (x - mean)
+        })
+        .sum::<f64>()
+        / n)
+        .sqrt()
 }
 
 /// Up to `cfg.max_moves` migrations that reduce [`imbalance`], each from the most loaded

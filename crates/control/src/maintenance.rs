@@ -2,6 +2,8 @@
 //! best host by the pool's strategy *after* the previous moves of the evacuation, so with
 //! `spread` the VMs fan out over the hosts with most headroom instead of piling onto one.
 
+use std::collections::BTreeSet;
+
 use plinth_model::policy::PlacementStrategy;
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId};
 
@@ -50,62 +52,75 @@ pub fn evacuate_in(
         .into_iter()
         .filter(|v| movable(*v))
         .collect();
-    vms.sort_by_key(|v| work.vm(*v).map(|s| s.name.clone()));
-    let spread = work.pool().config().strategy == PlacementStrategy::Spread;
-    // Name order of the hosts, computed once: the tie-breaker.
-    let n = work.pool().hosts().len();
-    let mut by_name: Vec<usize> = (0..n).collect();
-    by_name.sort_by(|a, b| {
-        let hosts = work.pool().hosts();
-        hosts[*a].name.cmp(&hosts[*b].name)
+    vms.sort_by(|a, b| {
+        let name = |v: &VmId| work.vm(*v).map(|s| &s.name);
+        name(a).cmp(&name(b))
     });
-    let mut rank = vec![0usize; n];
-    for (r, h) in by_name.into_iter().enumerate() {
-        rank[h] = r;
-    }
-    // Strategy order: most free first for spread, least free first for pack; then name.
-    let key = |score: u64, h: HostId| {
-        let s = if spread { u64::MAX - score } else { score };
-        (s, rank[h.index()])
-    };
+    let mut targets = Targets::new(work, host, blocked);
     let mut moves = Vec::new();
     let mut stuck = Vec::new();
     for vm in vms {
-        let mut targets: Vec<((u64, usize), HostId)> = (0..n as u32)
-            .map(HostId)
-            .filter(|h| *h != host && !blocked.contains(h) && work.status(*h) == HostStatus::Up)
-            .map(|h| (key(free_score(work, h), h), h))
-            .collect();
-        let mut last_error = String::from("no other host is up");
-        let mut placed = false;
-        // The best target usually takes the VM: try it before sorting the rest.
-        if let Some(&(_, to)) = targets.iter().min_by_key(|(k, _)| *k) {
-            let m = Migration { vm, from: host, to };
-            match work.migrate(m) {
-                Ok(()) => {
-                    moves.push(m);
-                    placed = true;
-                }
-                Err(e) => last_error = e.to_string(),
+        match migrate_to_best(work, &targets, vm, host) {
+            Ok(m) => {
+                targets.refresh(work, m.to);
+                moves.push(m);
             }
-        }
-        if !placed {
-            targets.sort_by_key(|(k, _)| *k);
-            for (_, to) in targets.into_iter().skip(1) {
-                let m = Migration { vm, from: host, to };
-                match work.migrate(m) {
-                    Ok(()) => {
-                        moves.push(m);
-                        placed = true;
-                        break;
-                    }
-                    Err(e) => last_error = e.to_string(),
-                }
-            }
-        }
-        if !placed {
-            stuck.push((vm, last_error));
+            Err(reason) => stuck.push((vm, reason)),
         }
     }
     (moves, stuck)
+}
+
+/// The hosts an evacuation may migrate onto, in the pool strategy's order (most free first
+/// for `spread`, least free first for `pack`, then by name). Only a migration's target
+/// changes its free room, so the order is kept by re-keying that host alone.
+struct Targets {
+    /// `((strategy score, name rank), host)` of every candidate.
+    order: BTreeSet<((u64, u32), HostId)>,
+    /// Each host's current entry in `order`, if it is a candidate.
+    key: Vec<Option<(u64, u32)>>,
+    /// Whether the pool spreads (most free first) rather than packs.
+    spread: bool,
+}
+
+impl Targets {
+    /// The hosts that are up, other than `host` and those in `blocked`.
+    fn new(work: &PoolState, host: HostId, blocked: &[HostId]) -> Self {
+        let n = work.pool().hosts().len();
+        let mut targets = Self {
+            order: BTreeSet::new(),
+            key: vec![None; n],
+            spread: work.pool().config().strategy == PlacementStrategy::Spread,
+        };
+        for h in (0..n as u32).map(HostId) {
+            if h != host && !blocked.contains(&h) && work.status(h) == HostStatus::Up {
+                targets.refresh(work, h);
+            }
+        }
+        targets
+    }
+
+    /// Re-keys candidate `h` after its usage changed (adds it, from [`Targets::new`]).
+    fn refresh(&mut self, work: &PoolState, h: HostId) {
+        if let Some(old) = self.key[h.index()].take() {
+            self.order.remove(&(old, h));
+        }
+        let score = free_score(work, h);
+        let s = if self.spread { u64::MAX - score } else { score };
+        let key = (s, work.pool().rank(h));
+        self.order.insert((key, h));
+        self.key[h.index()] = Some(key);
+    }
+}
+
+/// Migrates `vm` off `host` onto the first candidate in `targets`' order that passes every
+/// hard filter; the migration made, or the last reason a target refused it.
+fn migrate_to_best(
+    work: &mut PoolState,
+    targets: &Targets,
+    vm: VmId,
+    host: HostId,
+) -> Result<Migration, String> {
+    work.migrate_first(vm, host, targets.order.iter().map(|&(_, to)| to))
+        .map_err(|e| e.map_or_else(|| String::from("no other host is up"), |e| e.to_string()))
 }

@@ -47,6 +47,59 @@ impl PoolState {
         Ok(())
     }
 
+    /// Migrates `vm` off `from` onto the first of `targets` that passes every hard filter,
+    /// trying them in order: the same outcome as [`PoolState::migrate`] on each target in
+    /// turn until one succeeds (the error is the last target's), but the VM is taken out of
+    /// the state once instead of once per target.
+    pub fn migrate_first(
+        &mut self,
+        vm: VmId,
+        from: HostId,
+        targets: impl IntoIterator<Item = HostId>,
+    ) -> Result<Migration, Option<PlacementError>> {
+        let mut last = None;
+        let mut targets = targets.into_iter().peekable();
+        if targets.peek().is_none() {
+            return Err(None);
+        }
+        let entry = self
+            .entry(vm)
+            .ok_or(PlacementError::UnknownVm { id: vm.0 })?;
+        if entry.host != from {
+            return Err(Some(PlacementError::StalePlan {
+                vm: entry.spec.name.clone(),
+                from: self.pool.host(from).name.clone(),
+                actual: self.pool.host(entry.host).name.clone(),
+            }));
+        }
+        let Some(mut entry) = self.detach(vm) else {
+            return Err(Some(PlacementError::UnknownVm { id: vm.0 }));
+        };
+        for to in targets {
+            if let Err(e) = self.check_host(to) {
+                last = Some(e);
+                continue;
+            }
+            match self.reject(to, &entry.spec, &entry.footprint, Some(from)) {
+                Some(reason) => {
+                    let mut explanation = Explanation::new("hosts", 1);
+                    explanation.reject(reason.to_string());
+                    last = Some(PlacementError::Unplaceable {
+                        vm: entry.spec.name.clone(),
+                        explanation,
+                    });
+                }
+                None => {
+                    entry.host = to;
+                    self.attach(vm, entry);
+                    return Ok(Migration { vm, from, to });
+                }
+            }
+        }
+        self.attach(vm, entry);
+        Err(last)
+    }
+
     /// This state with the migrations of `plan` applied in order (each one checked).
     pub fn with_plan(&self, plan: &[Migration]) -> Result<PoolState, PlacementError> {
         let mut state = self.clone();

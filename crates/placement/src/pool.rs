@@ -152,7 +152,7 @@ impl Pool {
     }
 
     /// The host's position in name order (the tie-breaker).
-    pub(crate) fn rank(&self, host: HostId) -> u32 {
+    pub fn rank(&self, host: HostId) -> u32 {
         self.rank[host.index()]
     }
 

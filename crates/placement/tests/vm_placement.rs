@@ -397,6 +397,53 @@ fn migrations_are_checked_against_the_plan_not_the_stale_state() {
 }
 
 #[test]
+fn migrate_first_takes_the_first_target_that_fits_and_reports_the_last_refusal() {
+    let mut s = PoolState::new(pool(
+        3,
+        3,
+        8000,
+        16,
+        vec![],
+        strategy(PlacementStrategy::Pack),
+    ));
+    let a = s.place(vm("a", 6000, 1)).expect("fits").0;
+    let b = s.place(vm("b", 6000, 1)).expect("fits").0;
+    let (ha, hb) = (s.host_of(a).expect("a"), s.host_of(b).expect("b"));
+    assert_ne!(ha, hb);
+    let empty = (0..3)
+        .map(HostId)
+        .find(|h| *h != ha && *h != hb)
+        .expect("third host");
+    let before = s.clone();
+    // b's host has no room for a: refused, with migrate's own reason, and nothing changes.
+    let refused = s.migrate_first(a, ha, [hb]).expect_err("h full");
+    let mut alone = before.clone();
+    let expected = alone
+        .migrate(Migration {
+            vm: a,
+            from: ha,
+            to: hb,
+        })
+        .expect_err("same refusal");
+    assert_eq!(refused.map(|e| e.to_string()), Some(expected.to_string()));
+    assert_eq!(s, before);
+    // The refused target is skipped and the next one that fits takes the VM.
+    let m = s
+        .migrate_first(a, ha, [hb, empty])
+        .expect("empty host fits");
+    assert_eq!(
+        m,
+        Migration {
+            vm: a,
+            from: ha,
+            to: empty
+        }
+    );
+    assert_eq!(s.host_of(a), Some(empty));
+    assert!(matches!(s.migrate_first(a, empty, []), Err(None)));
+}
+
+#[test]
 fn place_all_reports_what_does_not_fit() {
     let vms = vec![vm("small", 1000, 1), vm("huge", 100_000, 1)];
     let out = place_all(pool(2, 2, 8000, 16, vec![], PoolConfig::default()), vms);

@@ -47,6 +47,15 @@ pub(crate) struct Hourly {
     pub(crate) pods_pending: u64,
 }
 
+/// One `completed` line (one per command answered), serialized without building a JSON
+/// tree.
+#[derive(Serialize)]
+struct CompletedLine {
+    t: u64,
+    event: &'static str,
+    id: u64,
+}
+
 #[derive(Serialize)]
 struct HourlyLine<'a> {
     t: u64,
@@ -56,32 +65,41 @@ struct HourlyLine<'a> {
 }
 
 impl Log {
-    /// Appends an `hourly` line.
-    pub(crate) fn hourly(&mut self, t: u64, body: &Hourly) {
-        let line = HourlyLine {
-            t,
-            event: "hourly",
-            body,
-        };
-        if serde_json::to_writer(&mut self.buf, &line).is_ok() {
+    /// Appends one line serialized from `line` (which starts with `t` and `event`).
+    fn line(&mut self, line: &impl Serialize) {
+        if serde_json::to_writer(&mut self.buf, line).is_ok() {
             self.buf.push(b'\n');
             self.lines += 1;
         }
     }
 
+    /// Appends an `hourly` line.
+    pub(crate) fn hourly(&mut self, t: u64, body: &Hourly) {
+        self.line(&HourlyLine {
+            t,
+            event: "hourly",
+            body,
+        });
+    }
+
+    /// Appends a `completed` line: command `id` succeeded.
+    pub(crate) fn completed(&mut self, t: u64, id: u64) {
+        self.line(&CompletedLine {
+            t,
+            event: "completed",
+            id,
+        });
+    }
+
     /// Appends a `workloadAvailability` line.
     pub(crate) fn availability(&mut self, t: u64, workload: &str, available: u32, desired: u32) {
-        let line = AvailabilityLine {
+        self.line(&AvailabilityLine {
             t,
             event: "workloadAvailability",
             available,
             desired,
             workload,
-        };
-        if serde_json::to_writer(&mut self.buf, &line).is_ok() {
-            self.buf.push(b'\n');
-            self.lines += 1;
-        }
+        });
     }
 
     /// Appends one event; `body` must be a JSON object (or null).
@@ -91,10 +109,6 @@ impl Log {
         } else {
             body
         };
-        // Serializing a Value into a Vec cannot fail.
-        if serde_json::to_writer(&mut self.buf, &Line { t, event, body }).is_ok() {
-            self.buf.push(b'\n');
-            self.lines += 1;
-        }
+        self.line(&Line { t, event, body });
     }
 }

@@ -140,6 +140,9 @@ struct NodeState {
     counted: bool,
     epoch: u64,
     used: Resources,
+    /// The scheduler's score of the node with `used` taken ([`node_score`]), kept by
+    /// [`World::rescore`] whenever `used` or the allocatable changes.
+    score: u128,
     pods: BTreeSet<usize>,
     grace_ms: u64,
 }
@@ -332,6 +335,14 @@ fn millionths(part: u64, whole: u64) -> u64 {
     }
 }
 
+/// kube-scheduler's LeastAllocated score of a node (free CPU plus free memory fraction, in
+/// millionths): the node with the highest score that fits a pod takes it.
+fn node_score(allocatable: Resources, used: Resources) -> u128 {
+    let free = allocatable.saturating_sub(&used);
+    u128::from(millionths(free.cpu_millis, allocatable.cpu_millis))
+        + u128::from(millionths(free.memory_bytes, allocatable.memory_bytes))
+}
+
 /// The simulated world: a [`Driver`] over a virtual-time event queue.
 pub struct World<'a> {
     s: Setup,
@@ -444,6 +455,7 @@ impl<'a> World<'a> {
                     counted: false,
                     epoch: 0,
                     used: Resources::ZERO,
+                    score: 0,
                     pods: BTreeSet::new(),
                     grace_ms,
                 }
@@ -584,6 +596,9 @@ impl<'a> World<'a> {
             progress: Box::new(progress),
             last_progress: 0,
         };
+        for n in 0..w.nodes.len() {
+            w.rescore(n);
+        }
         w.start();
         w
     }
@@ -734,15 +749,13 @@ impl<'a> World<'a> {
             if !st.ready || st.unschedulable {
                 continue;
             }
-            let alloc = self.s.nodes[n].allocatable;
-            let free = alloc.saturating_sub(&st.used);
+            let free = self.s.nodes[n].allocatable.saturating_sub(&st.used);
             if free.cpu_millis < pod.requests.cpu_millis
                 || free.memory_bytes < pod.requests.memory_bytes
             {
                 continue;
             }
-            let score = u128::from(millionths(free.cpu_millis, alloc.cpu_millis))
-                + u128::from(millionths(free.memory_bytes, alloc.memory_bytes));
+            let score = st.score;
             if best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, n));
             }
@@ -754,13 +767,20 @@ impl<'a> World<'a> {
         self.pods[p].node = Some(n);
         self.nodes[n].used += self.s.pods[p].requests;
         self.nodes[n].pods.insert(p);
+        self.rescore(n);
     }
 
     fn unbind(&mut self, p: usize) {
         if let Some(n) = self.pods[p].node.take() {
             self.nodes[n].used = self.nodes[n].used.saturating_sub(&self.s.pods[p].requests);
             self.nodes[n].pods.remove(&p);
+            self.rescore(n);
         }
+    }
+
+    /// Recomputes node `n`'s cached scheduler score after its usage or size changed.
+    fn rescore(&mut self, n: usize) {
+        self.nodes[n].score = node_score(self.s.nodes[n].allocatable, self.nodes[n].used);
     }
 
     fn node_down(&mut self, n: usize, cause: Option<usize>) {
@@ -1308,6 +1328,7 @@ impl<'a> World<'a> {
                     counted: false,
                     epoch: 0,
                     used: Resources::ZERO,
+                    score: 0,
                     pods: BTreeSet::new(),
                     grace_ms,
                 });
@@ -1321,6 +1342,7 @@ impl<'a> World<'a> {
         }
         self.s.nodes[n].pool = pool.to_owned();
         self.s.nodes[n].allocatable = alloc;
+        self.rescore(n);
         let st = &mut self.nodes[n];
         st.member = true;
         st.ready = false;
@@ -1871,7 +1893,7 @@ impl<'a> World<'a> {
                 let r = self.complete(f);
                 return Some(match r {
                     Ok(()) => {
-                        self.log.write(self.now, "completed", json!({"id": id.0}));
+                        self.log.completed(self.now, id.0);
                         Observation::CommandCompleted { id }
                     }
                     Err(reason) => {
