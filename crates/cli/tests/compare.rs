@@ -39,9 +39,9 @@ fn a_report_rebuilt_from_saved_events_is_identical() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[test]
-fn the_table_names_a_recommendation_and_yaml_carries_the_same_report() {
-    let (code, table) = plinth(&[
+/// `plinth compare examples/small` over 2 runs of 30 days, no sweep, in `format`.
+fn small(format: &str) -> (i32, String) {
+    plinth(&[
         "compare",
         "examples/small",
         "--seeds",
@@ -49,7 +49,14 @@ fn the_table_names_a_recommendation_and_yaml_carries_the_same_report() {
         "--duration",
         "30d",
         "--no-sweep",
-    ]);
+        "-o",
+        format,
+    ])
+}
+
+#[test]
+fn the_table_names_a_recommendation_and_yaml_carries_the_same_report() {
+    let (code, table) = small("table");
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("recommendation: "), "{table}");
     for n in 1..=13 {
@@ -58,29 +65,9 @@ fn the_table_names_a_recommendation_and_yaml_carries_the_same_report() {
             "row {n} missing:\n{table}"
         );
     }
-    let (code, yaml) = plinth(&[
-        "compare",
-        "examples/small",
-        "--seeds",
-        "2",
-        "--duration",
-        "30d",
-        "--no-sweep",
-        "-o",
-        "yaml",
-    ]);
+    let (code, yaml) = small("yaml");
     assert_eq!(code, 0, "{yaml}");
-    let (code, json) = plinth(&[
-        "compare",
-        "examples/small",
-        "--seeds",
-        "2",
-        "--duration",
-        "30d",
-        "--no-sweep",
-        "-o",
-        "json",
-    ]);
+    let (code, json) = small("json");
     assert_eq!(code, 0);
     let (docs, error) =
         plinth_model::yaml::parse_documents(&plinth_model::SourceFile::new("report.yaml", yaml));

@@ -172,6 +172,19 @@ impl PoolStat {
     fn shortfall(&self) -> u64 {
         u64::from(self.desired.saturating_sub(self.schedulable))
     }
+
+    /// Adds the shortfall held since the last change to `upgrade` (when one is running)
+    /// and restarts the clock at `now`; returns the shortfall.
+    fn settle(&mut self, upgrade: Option<&mut UpgradeAcc>, now: u64) -> u64 {
+        let short = self.shortfall();
+        if let Some(acc) = upgrade {
+            let dt = u128::from(now.saturating_sub(self.since));
+            acc.node_ms += u128::from(short) * dt;
+            acc.cpu_ms += u128::from(short) * u128::from(self.unit_cpu) * dt;
+        }
+        self.since = now;
+        short
+    }
 }
 
 /// A rolling upgrade in progress: what it cost so far.
@@ -1122,13 +1135,7 @@ impl<'a> World<'a> {
         let Some(ps) = self.pool_stats.get_mut(pool) else {
             return;
         };
-        let before = ps.shortfall();
-        if let Some(acc) = self.upgrades.get_mut(cluster) {
-            let dt = u128::from(self.now.saturating_sub(ps.since));
-            acc.node_ms += u128::from(before) * dt;
-            acc.cpu_ms += u128::from(before) * u128::from(ps.unit_cpu) * dt;
-        }
-        ps.since = self.now;
+        let before = ps.settle(self.upgrades.get_mut(cluster), self.now);
         if sched {
             ps.schedulable += 1;
         } else {
@@ -1172,14 +1179,7 @@ impl<'a> World<'a> {
             let Some(ps) = self.pool_stats.get_mut(&key) else {
                 continue;
             };
-            let short = ps.shortfall();
-            if let Some(acc) = self.upgrades.get_mut(cluster) {
-                let dt = u128::from(self.now.saturating_sub(ps.since));
-                acc.node_ms += u128::from(short) * dt;
-                acc.cpu_ms += u128::from(short) * u128::from(ps.unit_cpu) * dt;
-            }
-            ps.since = self.now;
-            current += short;
+            current += ps.settle(self.upgrades.get_mut(cluster), self.now);
         }
         current
     }
