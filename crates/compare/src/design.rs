@@ -9,9 +9,9 @@ use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::{EnvironmentType, host_reservation};
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::kinds::{UsageProfile, cluster::ClusterSpec};
-use plinth_placement::baremetal::{Role, allocate_servers};
-use plinth_placement::capacity::plan_capacity;
-use plinth_placement::designs::{bare_metal_problem, bare_metal_vm_pool, bind_pods};
+use plinth_placement::baremetal::Role;
+use plinth_placement::designs::{GroupHeadroom, group_headroom};
+use plinth_placement::plan::DesignPlan;
 use plinth_sim::{Options, Setup, setup};
 use serde::Serialize;
 
@@ -125,7 +125,13 @@ pub struct Design {
     pub vm_pool_usage: [(f64, f64); 24],
     /// Physical capacity of the bare-metal VM pool (zero otherwise).
     pub vm_pool_capacity: Resources,
+    /// Virtualized: how many more VMs of each placement group fit on the owned hosts
+    /// (at most [`GROWTH_LIMIT`]); empty on bare metal.
+    pub headroom: Vec<GroupHeadroom>,
 }
+
+/// Most extra VMs of one group the headroom question counts.
+pub const GROWTH_LIMIT: u32 = 1000;
 
 impl Design {
     /// Servers used.
@@ -191,27 +197,23 @@ fn machines(estate: &Estate, s: &Setup, node_host: &BTreeMap<&str, usize>) -> Ve
             ..Machine::default()
         })
         .collect();
-    let mut pods_per_pool: BTreeMap<&str, f64> = BTreeMap::new();
+    // Pods where the scheduler bound them at the start.
     for p in &s.pods {
-        *pods_per_pool.entry(p.pool.as_str()).or_default() += 1.0;
-    }
-    let mut nodes_per_pool: BTreeMap<&str, f64> = BTreeMap::new();
-    for n in &s.nodes {
-        *nodes_per_pool.entry(n.pool.as_str()).or_default() += 1.0;
+        if let Some((_, node)) = &p.initial
+            && let Some(&h) = node_host.get(node.as_str())
+        {
+            out[h].pods += 1.0;
+        }
     }
     for n in &s.nodes {
         let Some(&h) = node_host.get(n.name.as_str()) else {
             continue;
         };
-        let cluster = n.pool.split('/').next().unwrap_or_default();
+        let c = &estate.clusters[n.cluster];
         let m = &mut out[h];
         m.nodes += 1;
-        m.pods += pods_per_pool.get(n.pool.as_str()).copied().unwrap_or(0.0)
-            / nodes_per_pool.get(n.pool.as_str()).copied().unwrap_or(1.0);
-        m.clusters.insert(cluster.to_owned());
-        if let Some(c) = estate.cluster(cluster) {
-            m.stacks.insert(stack(&c.spec));
-        }
+        m.clusters.insert(c.name.clone());
+        m.stacks.insert(stack(&c.spec));
     }
     out
 }
@@ -221,10 +223,17 @@ fn worker_cpu(s: &Setup) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let (mut per_node, mut per_cluster) = (BTreeMap::new(), BTreeMap::new());
     for n in &s.nodes {
         per_node.insert(n.pool.clone(), n.allocatable.cpu_millis);
-        let cluster = n.pool.split('/').next().unwrap_or_default().to_owned();
+        let cluster = estate_cluster_name(s, n.cluster);
         *per_cluster.entry(cluster).or_insert(0) += n.allocatable.cpu_millis;
     }
     (per_node, per_cluster)
+}
+
+fn estate_cluster_name(s: &Setup, cluster: usize) -> String {
+    s.estate
+        .clusters
+        .get(cluster)
+        .map_or_else(String::new, |c| c.name.clone())
 }
 
 fn pod_requests(s: &Setup) -> Resources {
@@ -267,12 +276,21 @@ fn surplus(estate: &Estate, used: &[Machine]) -> Vec<String> {
         .collect()
 }
 
-fn unbound(estate: &Estate) -> Vec<String> {
-    bind_pods(estate)
+/// What keeps a design from serving every workload: workloads no pool admits, and pods
+/// the scheduler can place nowhere.
+fn unserved(estate: &Estate, s: &Setup) -> Vec<String> {
+    let unbound = s
+        .binding
         .unbound
         .iter()
-        .map(|u| format!("workload {} has no pool: {}", u.workload, u.reason))
-        .collect()
+        .map(|u| format!("workload {} has no pool: {}", u.workload, u.reason));
+    let pending = s.pending.iter().map(|p| {
+        format!(
+            "{} pod(s) of {} are Pending: {}",
+            p.pods, estate.workloads[p.workload].id, p.explanation
+        )
+    });
+    unbound.chain(pending).collect()
 }
 
 fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
@@ -353,17 +371,24 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
             }
         }
     }
-    let mut failures = unbound(estate);
+    let mut failures = unserved(estate, &s);
     failures.extend(
         s.unplaced
             .iter()
             .map(|vm| format!("VM {vm} cannot be placed under the headroom rule")),
     );
     let surplus = surplus(estate, &machines);
+    let headroom = match &s.design {
+        DesignPlan::Virtualized(v) => {
+            group_headroom(&v.problem, GROWTH_LIMIT).unwrap_or_default()
+        }
+        DesignPlan::BareMetal(_) => Vec::new(),
+    };
     Ok(Design {
         env,
         surplus,
         failures,
+        headroom,
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),
@@ -394,8 +419,10 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         .map(|(n, &h)| (n.as_str(), h))
         .collect();
     let mut machines = machines(estate, &s, &node_host);
-    let plan = allocate_servers(&bare_metal_problem(estate, &bind_pods(estate)))
-        .map_err(|e| design_error(e.to_string()))?;
+    let DesignPlan::BareMetal(design) = &s.design else {
+        return Err(design_error("the simulator built another design".to_owned()));
+    };
+    let plan = &design.servers;
     let classes = &estate.inventory.spec.host_classes;
     let mut overhead = Resources::ZERO;
     let mut capacity = Resources::ZERO;
@@ -426,10 +453,10 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
             }
         }
     }
-    let mut failures = unbound(estate);
+    let mut failures = unserved(estate, &s);
     let mut vm_pool_capacity = Resources::ZERO;
-    if let Some(problem) = bare_metal_vm_pool(estate, &plan.spare) {
-        match plan_capacity(&problem) {
+    if let Some((_, vm_plan)) = &design.vm_pool {
+        match vm_plan {
             Ok(vm_plan) => {
                 let reservation = host_reservation(&estate.virtualized.spec);
                 let per_vm = &estate.virtualized.spec.per_vm_overhead;
@@ -486,6 +513,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         env,
         surplus,
         failures,
+        headroom: Vec::new(),
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),

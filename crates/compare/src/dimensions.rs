@@ -8,7 +8,6 @@ use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
 use plinth_model::kinds::calibration::Accelerator;
 use plinth_model::kinds::environment::{EnvironmentType, PerformanceOverhead};
-use plinth_placement::designs::{bind_pods, group_headroom, virtualized_problem};
 use serde::Serialize;
 
 use crate::cost::{self, Cost, units};
@@ -168,9 +167,6 @@ pub const DIMENSIONS: [Spec; 13] = [
         Better::Lower,
     ),
 ];
-
-/// Most extra node VMs a growth question places before it stops counting.
-const GROWTH_LIMIT: u32 = 1000;
 
 /// A secondary metric shown beside a headline.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -479,13 +475,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     }
     let usual = (0..classes.len()).max_by_key(|&c| (per_class[c], std::cmp::Reverse(c)));
     let lead_ms = usual.map_or(0, |c| classes[c].lead_time.millis()) as f64;
-    let binding = bind_pods(estate);
-    let problem = virtualized_problem(estate, &binding);
-    let headroom = if virt {
-        group_headroom(&problem, GROWTH_LIMIT).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let headroom = &design.headroom;
     let room = |group: &str| headroom.iter().any(|h| h.group == group && h.more > 0);
     let mut add_node: Vec<(String, f64)> = Vec::new();
     if virt {

@@ -46,6 +46,9 @@ pub struct NodePoolDemand {
     /// control plane, whose members are etcd voters), else the count of declared nodes
     /// of `declared_size` whose capacity the servers must at least match.
     pub replicas: u32,
+    /// The fewest nodes the pods' scheduling constraints need (required anti-affinity,
+    /// DoNotSchedule spread), found by the scheduler; 0 when nothing beyond requests.
+    pub scheduling: u32,
     /// The declared node size (CPU, memory) of a worker pool. Its declared capacity,
     /// `replicas × declared_size`, is the floor in whole servers: a pool declared as
     /// 12 × 16 vCPU needs the servers that hold 192 vCPU, not 12 servers.
@@ -205,6 +208,7 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
             let surge = NodePoolDemand {
                 name: "surge".into(),
                 replicas: 0,
+                scheduling: 0,
                 declared_size: None,
                 pods: vec![],
                 kubelet: Kubelet::default(),
@@ -253,6 +257,7 @@ fn best_class(
         ) else {
             continue;
         };
+        let fit = fit.max(demand.scheduling);
         let (nodes, _) = node_count(demand.declared_nodes(&allocatable), fit, extra);
         let buy = u64::from(nodes).saturating_sub(free[i].len() as u64) * class.price;
         let key = (nodes, buy, class.name.as_str());

@@ -16,7 +16,7 @@ use crate::error::PlacementError;
 use crate::hosts::{HostSpec, RackId};
 use crate::place_all::place_all;
 use crate::pool::{Pool, PoolConfig};
-use crate::vm::{Group, VmSpec};
+use crate::vm::{Group, VmSpec, ZoneId};
 
 /// A server model that can be bought.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +60,8 @@ pub struct CapacityProblem {
     pub owned: Vec<OwnedHost>,
     /// Rack names; bought hosts are spread over them in turn (one rack `new` if empty).
     pub racks: Vec<String>,
+    /// Rack → its zone; empty: each rack is its own zone.
+    pub zones: Vec<ZoneId>,
     /// Placement groups the VMs refer to.
     pub groups: Vec<Group>,
     /// The VMs (VM→host rules are ignored: hosts are not known yet).
@@ -170,7 +172,6 @@ pub fn plan_capacity(problem: &CapacityProblem) -> Result<CapacityPlan, Placemen
 
 /// Whether `hosts` meet the rule for the problem's VMs; the first condition failed if not.
 pub fn check_hosts(problem: &CapacityProblem, hosts: &[HostSpec]) -> Result<(), Shortfall> {
-    let racks = racks(problem);
     let no_admission = PoolConfig {
         admission: AdmissionPolicy::Disabled,
         ..problem.config.clone()
@@ -195,14 +196,9 @@ pub fn check_hosts(problem: &CapacityProblem, hosts: &[HostSpec]) -> Result<(), 
         })
         .collect();
     let run = |hosts: &[HostSpec], groups: &[Group], config: &PoolConfig, vms: &[VmSpec]| {
-        let pool = Pool::new(
-            hosts.to_vec(),
-            racks.clone(),
-            groups.to_vec(),
-            vec![],
-            config.clone(),
-        )
-        .map_err(|e| vec![e])?;
+        let pool = problem
+            .pool(hosts.to_vec(), groups.to_vec(), config.clone())
+            .map_err(|e| vec![e])?;
         let out = place_all(pool, vms.to_vec());
         if out.unplaced.is_empty() {
             Ok(())
@@ -255,6 +251,24 @@ fn size_key(h: &HostSpec) -> (u64, u64) {
     (h.capacity.memory_bytes, h.capacity.cpu_millis)
 }
 
+impl CapacityProblem {
+    /// A pool of `hosts` in the problem's racks and zones, with `groups` and `config` and
+    /// no VM→host rules.
+    pub fn pool(
+        &self,
+        hosts: Vec<HostSpec>,
+        groups: Vec<Group>,
+        config: PoolConfig,
+    ) -> Result<Pool, PlacementError> {
+        let pool = Pool::new(hosts, racks(self), groups, Vec::new(), config)?;
+        if self.zones.is_empty() {
+            Ok(pool)
+        } else {
+            pool.with_zones(self.zones.clone())
+        }
+    }
+}
+
 fn racks(problem: &CapacityProblem) -> Vec<String> {
     if problem.racks.is_empty() {
         vec!["new".to_string()]
@@ -300,8 +314,10 @@ fn add_surge(problem: &CapacityProblem, vms: &[VmSpec]) -> Vec<VmSpec> {
     });
     if let Some(i) = largest {
         for k in 0..problem.rule.surge {
+            // A surge node is created wherever it fits (then pinned to that zone).
             out.push(VmSpec {
                 name: format!("{}-surge-{}", vms[i].name, k + 1),
+                zone: None,
                 ..vms[i].clone()
             });
         }

@@ -21,14 +21,14 @@ use crate::admission::AdmissionPolicy;
 use crate::baremetal::{BareMetalProblem, ClusterDemand, NodePoolDemand, Server, ServerClass};
 use crate::capacity::{CapacityProblem, HeadroomRule, HostClass, OwnedHost};
 use crate::error::PlacementError;
+use crate::plan::{PER_NODE_LABELS, pool_labels, region};
 use crate::headroom::headroom;
 use crate::hosts::HostSpec;
 use crate::hosts::{Overcommit, RackId};
-use crate::nodes::{Kubelet, PodShape, fit_nodes, node_count};
+use crate::nodes::{Kubelet, PodShape};
 use crate::place_all::place_all;
-use crate::pool::Pool;
 use crate::pool::PoolConfig;
-use crate::vm::{Group, GroupId, RestartPriority, VmSpec};
+use crate::vm::{Group, GroupId, RestartPriority, VmSpec, ZoneId};
 
 /// A workload no node pool of its cluster can run, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +48,28 @@ pub struct Binding {
     pub daemons: BTreeMap<String, BTreeMap<String, (Resources, u32)>>,
     /// Workloads no pool can run.
     pub unbound: Vec<Unbound>,
+    /// Index into `Estate::workloads` → the pool its pods are bound to (not DaemonSets).
+    pub pool_of: BTreeMap<usize, String>,
+}
+
+impl Binding {
+    /// The pool workload `w` (an index into `Estate::workloads`) is bound to.
+    pub fn pool_of(&self, w: usize) -> Option<&str> {
+        self.pool_of.get(&w).map(String::as_str)
+    }
+}
+
+/// Clusters a timeline `addCluster` step creates later: planned for, built when asked.
+pub fn deferred_clusters(estate: &Estate) -> std::collections::BTreeSet<String> {
+    estate
+        .scenario
+        .spec
+        .operations
+        .timeline
+        .iter()
+        .filter(|s| s.action == plinth_model::kinds::scenario::TimelineAction::AddCluster)
+        .filter_map(|s| s.cluster.clone())
+        .collect()
 }
 
 fn tolerates(spec: &PodSpec, taint: &Taint) -> bool {
@@ -69,9 +91,13 @@ fn tolerates(spec: &PodSpec, taint: &Taint) -> bool {
     })
 }
 
-/// True when the pool's node labels satisfy one `nodeSelectorTerm` (all its expressions).
+/// True when the pool's node labels satisfy one `nodeSelectorTerm` (all its expressions);
+/// per-node labels (hostname, zone, instance type) are left to the scheduler.
 fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
     term.match_expressions.iter().flatten().all(|e| {
+        if PER_NODE_LABELS.contains(&e.key.as_str()) {
+            return true;
+        }
         let value = labels.get(&e.key);
         let values = e.values.as_deref().unwrap_or_default();
         let number = |v: &str| v.parse::<i64>().ok();
@@ -94,10 +120,14 @@ fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> b
 }
 
 /// Why `spec` cannot run on `pool`'s nodes, if it cannot: nodeSelector, required node
-/// affinity (any of its terms) and taints.
-fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
+/// affinity (any of its terms) and taints, against the labels every node of the pool has.
+fn pool_rejects(spec: &PodSpec, pool: &NodePool, region: &str) -> Option<String> {
+    let labels = pool_labels(region, pool);
     for (k, v) in spec.node_selector.iter().flatten() {
-        if pool.labels.get(k) != Some(v) {
+        if PER_NODE_LABELS.contains(&k.as_str()) {
+            continue;
+        }
+        if labels.get(k) != Some(v) {
             return Some(format!("pool {} lacks label {k}={v}", pool.name));
         }
     }
@@ -113,7 +143,7 @@ fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
         && !selector
             .node_selector_terms
             .iter()
-            .any(|t| term_matches(t, &pool.labels))
+            .any(|t| term_matches(t, &labels))
     {
         return Some(format!(
             "pool {} does not match the required node affinity",
@@ -131,11 +161,13 @@ fn pool_rejects(spec: &PodSpec, pool: &NodePool) -> Option<String> {
 /// every pool that admits them. A workload no pool can hold is reported, never dropped.
 pub fn bind_pods(estate: &Estate) -> Binding {
     let mut out = Binding::default();
-    let (daemons, others): (Vec<&Workload>, Vec<&Workload>) = estate
+    let region = region(estate);
+    let (daemons, others): (Vec<(usize, &Workload)>, Vec<(usize, &Workload)>) = estate
         .workloads
         .iter()
-        .partition(|w| w.id.kind == WorkloadKind::DaemonSet);
-    for w in daemons {
+        .enumerate()
+        .partition(|(_, w)| w.id.kind == WorkloadKind::DaemonSet);
+    for (_, w) in daemons {
         let Some(cluster) = estate.cluster(&w.id.cluster) else {
             continue;
         };
@@ -143,7 +175,7 @@ pub fn bind_pods(estate: &Estate) -> Binding {
             .spec
             .node_pools
             .iter()
-            .filter(|p| pool_rejects(&w.pod, p).is_none())
+            .filter(|p| pool_rejects(&w.pod, p, &region).is_none())
         {
             let d = out
                 .daemons
@@ -155,13 +187,13 @@ pub fn bind_pods(estate: &Estate) -> Binding {
             d.1 += 1;
         }
     }
-    for w in others {
+    for (wi, w) in others {
         let Some(cluster) = estate.cluster(&w.id.cluster) else {
             continue;
         };
         let mut reasons = Vec::new();
         let chosen = cluster.spec.node_pools.iter().find(|p| {
-            if let Some(r) = pool_rejects(&w.pod, p) {
+            if let Some(r) = pool_rejects(&w.pod, p, &region) {
                 reasons.push(r);
                 return false;
             }
@@ -184,16 +216,18 @@ pub fn bind_pods(estate: &Estate) -> Binding {
             }
         });
         match chosen {
-            Some(p) if w.replicas > 0 => out
-                .pods
-                .entry(w.id.cluster.clone())
-                .or_default()
-                .entry(p.name.clone())
-                .or_default()
-                .push(PodShape {
-                    requests: w.requests,
-                    count: w.replicas,
-                }),
+            Some(p) if w.replicas > 0 => {
+                out.pool_of.insert(wi, p.name.clone());
+                out.pods
+                    .entry(w.id.cluster.clone())
+                    .or_default()
+                    .entry(p.name.clone())
+                    .or_default()
+                    .push(PodShape {
+                        requests: w.requests,
+                        count: w.replicas,
+                    });
+            }
             Some(_) => {}
             None => {
                 let reason = if reasons.is_empty() {
@@ -220,7 +254,7 @@ fn reserved(r: &Reserved) -> Resources {
 }
 
 /// The kubelet of `pool`'s nodes with its cluster's DaemonSets counted as reservations.
-fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) -> Kubelet {
+pub(crate) fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) -> Kubelet {
     let (daemon, daemons) = estate_binding
         .daemons
         .get(cluster)
@@ -267,7 +301,7 @@ fn vm_demand(vcpu: u32, memory: u64, disk: u64) -> Resources {
 }
 
 /// A node VM's allocatable: its size less the hypervisor's performance overhead.
-fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
+pub(crate) fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
     let o = &estate.virtualized.spec.performance_overhead;
     let scale = |v: u64, loss: f64| (v as f64 * (1.0 - loss.clamp(0.0, 1.0))).floor() as u64;
     Resources::new(
@@ -277,38 +311,52 @@ fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
     )
 }
 
-/// Node counts of each pool of the virtualized design (extra 0: HA restart covers host
-/// failures there; the host-level plan reserves for them).
-pub fn virtualized_pool_sizes(
-    estate: &Estate,
-    binding: &Binding,
-) -> BTreeMap<(String, String), u32> {
-    let mut out = BTreeMap::new();
-    for c in &estate.clusters {
-        for p in &c.spec.node_pools {
-            let k = kubelet(binding, &c.name, p);
-            let alloc = vm_allocatable(estate, p) - k.reserved;
-            let pods = binding
-                .pods
-                .get(&c.name)
-                .and_then(|m| m.get(&p.name))
-                .cloned()
-                .unwrap_or_default();
-            // `bind_pods` admits only pods that fit an empty node of the pool, so `fit_nodes`
-            // finds a count; `replicas` stands in should that invariant ever break.
-            let fit = fit_nodes(&alloc, k.pod_limit(p.vcpu), &pods).unwrap_or(p.replicas);
-            let (min, _) = p.bounds();
-            out.insert(
-                (c.name.clone(), p.name.clone()),
-                node_count(p.replicas.max(min), fit, 0).0,
-            );
+/// Where each node VM of a pool goes: its zone, one entry per node (`cluster`, `pool`).
+pub type PoolZones = BTreeMap<(String, String), Vec<ZoneId>>;
+
+/// The racks' zones: zone names in order of first appearance, and each rack's zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Zones {
+    /// Zone names, indexed by [`ZoneId`].
+    pub names: Vec<String>,
+    /// Rack index → its zone.
+    pub of_rack: Vec<ZoneId>,
+}
+
+impl Zones {
+    /// The zones of the estate's racks (a rack's declared zone, else its name); one zone
+    /// `new` when the Inventory has no racks.
+    pub fn of(estate: &Estate) -> Self {
+        let inv = &estate.inventory.spec;
+        let mut out = Self::default();
+        for r in 0..inv.racks.len() {
+            let name = inv.zone_of_rack(r).unwrap_or("new");
+            let id = match out.names.iter().position(|n| n == name) {
+                Some(i) => i,
+                None => {
+                    out.names.push(name.to_owned());
+                    out.names.len() - 1
+                }
+            };
+            out.of_rack.push(ZoneId(u32::try_from(id).unwrap_or(u32::MAX)));
         }
+        if out.names.is_empty() {
+            out.names.push("new".to_owned());
+            out.of_rack.push(ZoneId(0));
+        }
+        out
     }
-    out
+
+    /// The name of `zone`.
+    pub fn name(&self, zone: ZoneId) -> &str {
+        self.names.get(zone.0 as usize).map_or("new", String::as_str)
+    }
 }
 
 /// The virtualized design as a capacity problem: every node VM and legacy VM on one pool.
-pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProblem {
+/// Node VMs are pinned to the zones `nodes` gives them; a pool missing from it gets its
+/// declared replicas, unpinned.
+pub fn virtualized_problem(estate: &Estate, nodes: &PoolZones) -> CapacityProblem {
     let env = &estate.virtualized.spec;
     let reservation = host_reservation(env);
     let classes = estate
@@ -338,7 +386,6 @@ pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProble
         groups.push(Group { name, policy });
         GroupId(u32::try_from(groups.len() - 1).unwrap_or(u32::MAX))
     };
-    let sizes = virtualized_pool_sizes(estate, binding);
     for c in &estate.clusters {
         let cp = &c.spec.control_plane;
         let g = group(format!("{}-cp", c.name), cp.placement);
@@ -354,19 +401,21 @@ pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProble
         }
         for p in &c.spec.node_pools {
             let g = group(format!("{}-{}", c.name, p.name), p.placement);
-            let n = sizes
-                .get(&(c.name.clone(), p.name.clone()))
-                .copied()
-                .unwrap_or(p.replicas);
-            for i in 0..n {
-                vms.push(
-                    VmSpec::new(
-                        format!("{}-{}-{i}", c.name, p.name),
-                        vm_demand(p.vcpu, p.memory.0, p.disk.0),
-                    )
-                    .in_group(g)
-                    .with_priority(priority(p.restart_priority)),
-                );
+            let zones: Vec<Option<ZoneId>> = match nodes.get(&(c.name.clone(), p.name.clone())) {
+                Some(z) => z.iter().copied().map(Some).collect(),
+                None => vec![None; p.replicas as usize],
+            };
+            for (i, zone) in zones.into_iter().enumerate() {
+                let vm = VmSpec::new(
+                    format!("{}-{}-{i}", c.name, p.name),
+                    vm_demand(p.vcpu, p.memory.0, p.disk.0),
+                )
+                .in_group(g)
+                .with_priority(priority(p.restart_priority));
+                vms.push(match zone {
+                    Some(z) => vm.in_zone(z),
+                    None => vm,
+                });
             }
         }
     }
@@ -393,6 +442,7 @@ pub fn virtualized_problem(estate: &Estate, binding: &Binding) -> CapacityProble
             .iter()
             .map(|r| r.name.clone())
             .collect(),
+        zones: Zones::of(estate).of_rack,
         groups,
         vms,
         config: pool_config(estate),
@@ -447,23 +497,12 @@ pub fn group_headroom(
     problem: &CapacityProblem,
     limit: u32,
 ) -> Result<Vec<GroupHeadroom>, PlacementError> {
-    let racks: Vec<String> = if problem.racks.is_empty() {
-        vec!["new".into()]
-    } else {
-        problem.racks.clone()
-    };
     let hosts: Vec<HostSpec> = problem
         .owned
         .iter()
         .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
         .collect();
-    let pool = Pool::new(
-        hosts,
-        racks,
-        problem.groups.clone(),
-        Vec::new(),
-        problem.config.clone(),
-    )?;
+    let pool = problem.pool(hosts, problem.groups.clone(), problem.config.clone())?;
     let placed = place_all(pool, problem.vms.clone());
     let mut out = Vec::new();
     for (g, group) in problem.groups.iter().enumerate() {
@@ -491,8 +530,13 @@ pub fn group_headroom(
     Ok(out)
 }
 
-/// The bare-metal design's servers per cluster.
-pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProblem {
+/// The bare-metal design's servers per cluster; `scheduling` gives the fewest nodes a
+/// pool's pods need by their scheduling constraints (`cluster`, `pool`), when known.
+pub fn bare_metal_problem(
+    estate: &Estate,
+    binding: &Binding,
+    scheduling: &BTreeMap<(String, String), u32>,
+) -> BareMetalProblem {
     let classes = estate
         .inventory
         .spec
@@ -522,6 +566,7 @@ pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProble
             control_plane: NodePoolDemand {
                 name: "control-plane".to_owned(),
                 replicas: c.spec.control_plane.replicas,
+                scheduling: 0,
                 declared_size: None,
                 pods: Vec::new(),
                 kubelet: Kubelet::default(),
@@ -533,6 +578,10 @@ pub fn bare_metal_problem(estate: &Estate, binding: &Binding) -> BareMetalProble
                 .map(|p| NodePoolDemand {
                     name: p.name.clone(),
                     replicas: p.bounds().0.max(p.replicas),
+                    scheduling: scheduling
+                        .get(&(c.name.clone(), p.name.clone()))
+                        .copied()
+                        .unwrap_or(0),
                     declared_size: Some(Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, 0)),
                     pods: binding
                         .pods
@@ -559,14 +608,13 @@ pub fn bare_metal_vm_pool(estate: &Estate, spare: &[String]) -> Option<CapacityP
     if estate.vm_sets.is_empty() {
         return None;
     }
-    let binding = Binding::default();
     let mut problem = virtualized_problem(
         &Estate {
             clusters: Vec::new(),
             workloads: Vec::new(),
             ..estate.clone()
         },
-        &binding,
+        &PoolZones::new(),
     );
     problem.owned.retain(|h| spare.contains(&h.name));
     Some(problem)
@@ -614,9 +662,9 @@ mod tests {
             node_selector: Some([("disk".to_string(), "ssd".to_string())].into()),
             ..Default::default()
         };
-        assert!(pool_rejects(&spec, &pool(&[("disk", "ssd")], &[])).is_none());
+        assert!(pool_rejects(&spec, &pool(&[("disk", "ssd")], &[]), "r").is_none());
         assert_eq!(
-            pool_rejects(&spec, &pool(&[], &[])).as_deref(),
+            pool_rejects(&spec, &pool(&[], &[]), "r").as_deref(),
             Some("pool p lacks label disk=ssd")
         );
     }
@@ -627,11 +675,12 @@ mod tests {
         assert!(
             pool_rejects(
                 &plain,
-                &pool(&[], &[("gpu", TaintEffect::PreferNoSchedule)])
+                &pool(&[], &[("gpu", TaintEffect::PreferNoSchedule)]),
+                "r"
             )
             .is_none()
         );
-        assert!(pool_rejects(&plain, &pool(&[], &[("gpu", TaintEffect::NoSchedule)])).is_some());
+        assert!(pool_rejects(&plain, &pool(&[], &[("gpu", TaintEffect::NoSchedule)]), "r").is_some());
         let tolerant = PodSpec {
             tolerations: Some(vec![Toleration {
                 key: Some("gpu".into()),
@@ -640,6 +689,6 @@ mod tests {
             }]),
             ..Default::default()
         };
-        assert!(pool_rejects(&tolerant, &pool(&[], &[("gpu", TaintEffect::NoSchedule)])).is_none());
+        assert!(pool_rejects(&tolerant, &pool(&[], &[("gpu", TaintEffect::NoSchedule)]), "r").is_none());
     }
 }

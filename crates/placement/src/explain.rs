@@ -35,7 +35,7 @@ impl Explanation {
 impl fmt::Display for Explanation {
     /// Most frequent reason first; equal counts in reason order, so the text is stable.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0/{} {} available", self.candidates, self.noun)?;
+        write!(f, "0/{} {} are available", self.candidates, self.noun)?;
         let mut reasons: Vec<_> = self.reasons.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         for (i, (reason, count)) in reasons.iter().enumerate() {
@@ -61,7 +61,7 @@ mod tests {
         }
         assert_eq!(
             e.to_string(),
-            "0/24 hosts available: 16 insufficient memory, 8 placement group prod-cp already on host"
+            "0/24 hosts are available: 16 insufficient memory, 8 placement group prod-cp already on host"
         );
     }
 }

@@ -160,6 +160,19 @@ impl PoolState {
         Ok((id, host))
     }
 
+    /// Pins a placed VM to the zone of the host it runs on, so HA restarts and moves keep
+    /// it there (a node VM's zone is fixed when it is created).
+    pub fn pin_to_zone(&mut self, vm: VmId) -> Result<(), PlacementError> {
+        let zone = match self.entry(vm) {
+            Some(e) => self.pool.zone_of(e.host),
+            None => return Err(PlacementError::UnknownVm { id: vm.0 }),
+        };
+        if let Some(Some(e)) = self.vms.get_mut(vm.index()) {
+            e.spec.zone = Some(zone);
+        }
+        Ok(())
+    }
+
     /// Removes a VM (powered off or deleted) and returns its spec; its id is reused by the
     /// next [`PoolState::place`].
     pub fn remove(&mut self, vm: VmId) -> Result<VmSpec, PlacementError> {

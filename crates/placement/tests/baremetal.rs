@@ -45,6 +45,7 @@ fn problem() -> BareMetalProblem {
             control_plane: NodePoolDemand {
                 name: "control-plane".into(),
                 replicas: 3,
+                scheduling: 0,
                 declared_size: None,
                 pods: vec![PodShape {
                     requests: Resources::new(2000, gib(8), 0),
@@ -55,6 +56,7 @@ fn problem() -> BareMetalProblem {
             pools: vec![NodePoolDemand {
                 name: "workers".into(),
                 replicas: 2,
+                scheduling: 0,
                 declared_size: None,
                 pods: vec![PodShape {
                     requests: Resources::new(2000, gib(16), 0),
@@ -133,6 +135,7 @@ fn a_declared_pool_is_a_capacity_floor_in_whole_servers() {
     let pool = NodePoolDemand {
         name: "workers".into(),
         replicas: 12,
+        scheduling: 0,
         declared_size: Some(size),
         pods: Vec::new(),
         kubelet: kubelet(),

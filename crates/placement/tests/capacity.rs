@@ -38,6 +38,7 @@ fn cp_problem(rule: HeadroomRule) -> CapacityProblem {
         classes: classes(),
         owned: vec![],
         racks: vec!["r0".into()],
+        zones: vec![],
         groups: vec![group("cp", Scope::Host, SpreadMode::Strict, None)],
         vms,
         config: PoolConfig::default(),
@@ -201,7 +202,7 @@ fn headroom_counts_copies_and_names_what_stops_them() {
     let stop = h.stopped_by.expect("stopped").to_string();
     assert_eq!(
         stop,
-        "web+7 cannot be placed: 0/2 hosts available: 2 insufficient cpu"
+        "web+7 cannot be placed: 0/2 hosts are available: 2 insufficient cpu"
     );
     assert_eq!(s.placements().count(), 1, "the state is unchanged");
     assert_eq!(

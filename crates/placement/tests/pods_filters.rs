@@ -88,42 +88,42 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             small(),
             vec![],
             pod("web", 2001, 1),
-            Err("0/1 nodes available: 1 insufficient cpu"),
+            Err("0/1 nodes are available: 1 insufficient cpu"),
         ),
         (
             "memory",
             small(),
             vec![],
             pod("web", 1, 5),
-            Err("0/1 nodes available: 1 insufficient memory"),
+            Err("0/1 nodes are available: 1 insufficient memory"),
         ),
         (
             "disk",
             small(),
             vec![],
             PodTemplate::new("web", Resources::new(1, 1, 101 * GIB)),
-            Err("0/1 nodes available: 1 insufficient ephemeral-storage"),
+            Err("0/1 nodes are available: 1 insufficient ephemeral-storage"),
         ),
         (
             "cpu used by earlier pods",
             small(),
             vec![(pod("x", 1500, 1), 1)],
             pod("web", 600, 1),
-            Err("0/1 nodes available: 1 insufficient cpu"),
+            Err("0/1 nodes are available: 1 insufficient cpu"),
         ),
         (
             "max pods",
             vec![node("a", "h1", "z1", 8000, 8).with_pod_limits(2, 0)],
             vec![(pod("x", 1, 0), 2)],
             pod("web", 1, 0),
-            Err("0/1 nodes available: 1 too many pods"),
+            Err("0/1 nodes are available: 1 too many pods"),
         ),
         (
             "pods per core",
             vec![node("a", "h1", "z1", 2000, 8).with_pod_limits(110, 1)],
             vec![(pod("x", 1, 0), 2)],
             pod("web", 1, 0),
-            Err("0/1 nodes available: 1 too many pods"),
+            Err("0/1 nodes are available: 1 too many pods"),
         ),
         (
             "node selector",
@@ -144,7 +144,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             with(&|p| {
                 p.node_selector.insert("disk".into(), "ssd".into());
             }),
-            Err("0/1 nodes available: 1 node(s) didn't match Pod's node affinity/selector"),
+            Err("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"),
         ),
         (
             "required node affinity",
@@ -162,7 +162,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             vec![],
             pod("web", 100, 1),
             Err(
-                "0/1 nodes available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }",
+                "0/1 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }",
             ),
         ),
         (
@@ -180,7 +180,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             }],
             vec![],
             pod("web", 100, 1),
-            Err("0/1 nodes available: 1 node(s) were unschedulable"),
+            Err("0/1 nodes are available: 1 node(s) were unschedulable"),
         ),
         (
             "required anti-affinity per node",
@@ -197,7 +197,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             vec![node("a", "h1", "z1", 8000, 8)],
             vec![(pod("db", 100, 1), 1)],
             anti.clone(),
-            Err("0/1 nodes available: 1 node(s) didn't match pod anti-affinity rules"),
+            Err("0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules"),
         ),
         (
             "required anti-affinity per zone",
@@ -218,7 +218,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             vec![node("a", "h1", "z1", 8000, 8)],
             vec![(db_anti.clone(), 1)],
             pod("web", 100, 1),
-            Err("0/1 nodes available: 1 node(s) didn't satisfy existing pods anti-affinity rules"),
+            Err("0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules"),
         ),
         (
             "required affinity follows its target",
@@ -235,7 +235,7 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             vec![node("a", "h1", "z1", 8000, 8)],
             vec![],
             aff,
-            Err("0/1 nodes available: 1 node(s) didn't match pod affinity rules"),
+            Err("0/1 nodes are available: 1 node(s) didn't match pod affinity rules"),
         ),
     ];
     for (name, nodes, before, p, want) in cases {
@@ -297,7 +297,7 @@ fn topology_spread_do_not_schedule_keeps_max_skew() {
     assert_eq!(
         out.explanation.map(|e| e.to_string()).as_deref(),
         Some(
-            "0/3 nodes available: 2 insufficient cpu, 1 node(s) didn't match pod topology spread constraints"
+            "0/3 nodes are available: 2 insufficient cpu, 1 node(s) didn't match pod topology spread constraints"
         )
     );
 }
@@ -317,7 +317,7 @@ fn spread_rejects_nodes_without_the_topology_label() {
     assert_eq!(
         got.as_deref().map_err(String::as_str),
         Err(
-            "0/1 nodes available: 1 node(s) didn't match pod topology spread constraints (missing required label)"
+            "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label)"
         )
     );
 }
@@ -337,7 +337,7 @@ fn explanation_reads_like_kube_scheduler() {
         .expect_err("too big");
     assert_eq!(
         err.to_string(),
-        "pod of analytics unschedulable: 0/24 nodes available: 16 insufficient memory, \
+        "pod of analytics unschedulable: 0/24 nodes are available: 16 insufficient memory, \
          8 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
     );
     assert_eq!(s.pod_count(), 0, "a failed pod binds nothing");

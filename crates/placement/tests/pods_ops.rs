@@ -81,7 +81,7 @@ fn removing_a_node_evicts_its_pods_for_rescheduling() {
     let err = s.schedule(&evicted[0].template).expect_err("no node left");
     assert_eq!(
         err.to_string(),
-        "pod of web unschedulable: 0/2 nodes available: 2 node(s) didn't match pod anti-affinity rules"
+        "pod of web unschedulable: 0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules"
     );
     // A replacement node joins: the replica goes there.
     s.add_node(node("d", "h4", "r2")).expect("new name");

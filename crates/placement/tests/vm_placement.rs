@@ -40,7 +40,7 @@ fn strict_anti_affinity_refuses_a_second_member_per_host_and_explains() {
         .expect_err("no fourth host");
     assert_eq!(
         err.to_string(),
-        "cp-3 cannot be placed: 0/3 hosts available: 3 placement group prod-cp already on host"
+        "cp-3 cannot be placed: 0/3 hosts are available: 3 placement group prod-cp already on host"
     );
 }
 
@@ -152,7 +152,7 @@ fn must_and_should_rules() {
         .expect_err("host 2 full");
     assert_eq!(
         err.to_string(),
-        "db2 cannot be placed: 0/4 hosts available: 3 not in must rule licensed, 1 insufficient cpu"
+        "db2 cannot be placed: 0/4 hosts are available: 3 not in must rule licensed, 1 insufficient cpu"
     );
     assert_eq!(
         s.place(vm("app", 8000, 1).with_rule(RuleId(1)))
@@ -292,7 +292,7 @@ fn failed_host_restarts_by_priority_within_groups() {
         vec![
             (
                 low,
-                "low cannot be placed: 0/3 hosts available: 2 insufficient memory, 1 host failed"
+                "low cannot be placed: 0/3 hosts are available: 2 insufficient memory, 1 host failed"
                     .to_string()
             ),
             (off, "off has restart priority disabled".to_string()),
@@ -451,6 +451,6 @@ fn place_all_reports_what_does_not_fit() {
     assert_eq!(out.unplaced.len(), 1);
     assert_eq!(
         out.unplaced[0].1.to_string(),
-        "huge cannot be placed: 0/2 hosts available: 2 insufficient cpu"
+        "huge cannot be placed: 0/2 hosts are available: 2 insufficient cpu"
     );
 }

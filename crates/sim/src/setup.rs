@@ -3,6 +3,7 @@
 //! plane that starts from the same state.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_control::{ClusterTopology, Control, ControlConfig, PoolTopology, Strategy};
@@ -11,15 +12,15 @@ use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
 use plinth_model::kinds::cluster::NodePool;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::kinds::inventory::HostRole;
-use plinth_model::kinds::scenario::{HostFailures, TimelineAction};
-use plinth_model::workload::WorkloadKind;
+use plinth_model::kinds::scenario::HostFailures;
 use plinth_placement::baremetal::Role;
-use plinth_placement::designs::{bare_metal_problem, bind_pods, virtualized_problem};
-use plinth_placement::{
-    HostSpec, PlacementError, Pool, RackId, VmId, VmSpec, allocate_servers, place_all,
-    plan_capacity,
+use plinth_placement::designs::{Binding, deferred_clusters};
+use plinth_placement::plan::{
+    BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, PoolSizing,
+    VirtualizedPlan, plan,
 };
+use plinth_placement::pods::{PodId, PodTemplate, Scheduler};
+use plinth_placement::{VmId, VmSpec};
 
 use crate::Options;
 
@@ -31,9 +32,9 @@ pub enum SimError {
     Design {
         /// `virtualized` or `bare-metal`.
         env: &'static str,
-        /// What placement said.
+        /// What the planning chain said.
         #[source]
-        source: PlacementError,
+        source: PlanError,
     },
 }
 
@@ -50,6 +51,8 @@ pub struct SimHost {
     pub index_in_class: usize,
     /// Its rack (power domain).
     pub rack: String,
+    /// Its zone (`topology.kubernetes.io/zone` of the nodes on it).
+    pub zone: String,
     /// Physical capacity: hardware threads × 1000, memory, disk.
     pub capacity: Resources,
 }
@@ -59,6 +62,8 @@ pub struct SimHost {
 pub struct SimNode {
     /// Node name (= VM name, or server name on bare metal).
     pub name: String,
+    /// Index of its cluster in `Estate::clusters` (and [`Setup::schedulers`]).
+    pub cluster: usize,
     /// `cluster/pool`.
     pub pool: String,
     /// What pods may request.
@@ -70,12 +75,16 @@ pub struct SimNode {
 pub struct SimPod {
     /// Index into [`Setup::workloads`].
     pub workload: u32,
-    /// `cluster/pool`.
-    pub pool: String,
+    /// Index of its cluster in `Estate::clusters` (and [`Setup::schedulers`]).
+    pub cluster: usize,
+    /// What the scheduler places.
+    pub template: Arc<PodTemplate>,
     /// Requests.
     pub requests: Resources,
     /// Whether its volume is on the node's own disk.
     pub local: bool,
+    /// Where the plan bound it at the start: its id in its cluster's scheduler and the node.
+    pub initial: Option<(PodId, String)>,
 }
 
 /// A cluster's control plane, for etcd quorum.
@@ -166,6 +175,19 @@ pub struct Setup {
     /// `cluster/pool` → a new node's allocatable on a VM (virtualized), or what the
     /// kubelet and DaemonSets take from a server (bare metal).
     pub pool_alloc: BTreeMap<String, Resources>,
+    /// `cluster/pool` → its cluster's index and what a new node of it is (labels, taints,
+    /// pod limits).
+    pub templates: BTreeMap<String, (usize, NodeTemplate)>,
+    /// Per cluster, the simulated kube-scheduler: its nodes and bound pods.
+    pub schedulers: Vec<Scheduler>,
+    /// Pods per pool, DaemonSets and the workloads no pool admits, as the plan bound them.
+    pub binding: Binding,
+    /// Pods the plan could place nowhere, with kube-scheduler's reason.
+    pub pending: Vec<Pending>,
+    /// How each pool's node count was reached, by `cluster/pool`.
+    pub sizing: BTreeMap<String, PoolSizing>,
+    /// The design's hosts and placement (virtualized) or server allocation (bare metal).
+    pub design: DesignPlan,
     /// The control plane, starting from the same placement.
     pub control: Control,
     /// The estate's settings the world needs.
@@ -177,6 +199,386 @@ fn failure_model(estate: &Estate, class: &str) -> HostFailures {
     f.by_class.get(class).copied().unwrap_or(f.hosts)
 }
 
+/// Builds the starting world of `options.env` for `estate`, from the one planning chain
+/// ([`plinth_placement::plan::plan`]).
+pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
+    let plan = plan(estate, options.env).map_err(|source| SimError::Design {
+        env: options.env.cli_name(),
+        source,
+    })?;
+    Ok(from_plan(estate, plan))
+}
+
+/// The simulated hosts of a plan: class, failure model and stream key, rack and zone.
+fn sim_hosts(estate: &Estate, plan: &Plan) -> Vec<SimHost> {
+    let classes = &estate.inventory.spec.host_classes;
+    let mut per_class = vec![0usize; classes.len()];
+    plan.hosts
+        .iter()
+        .map(|h| {
+            let class = &classes[h.class];
+            per_class[h.class] += 1;
+            SimHost {
+                name: h.name.clone(),
+                class: class.name.clone(),
+                failures: failure_model(estate, &class.name),
+                index_in_class: per_class[h.class] - 1,
+                rack: h.rack.clone(),
+                zone: plan.zones.name(h.zone).to_owned(),
+                capacity: class.capacity(),
+            }
+        })
+        .collect()
+}
+
+fn strategy(p: &NodePool) -> Strategy {
+    Strategy {
+        max_surge: p.upgrade.max_surge,
+        max_unavailable: p.upgrade.max_unavailable,
+    }
+}
+
+fn pool_topology(name: &str, nodes: Vec<String>, strategy: Strategy) -> PoolTopology {
+    PoolTopology {
+        name: name.to_owned(),
+        nodes,
+        strategy,
+        create: None,
+    }
+}
+
+/// The key of a pool in the world's maps and the control plane's commands.
+fn pool_key(cluster: &str, pool: &str) -> String {
+    format!("{cluster}/{pool}")
+}
+
+/// The setup of a planned design.
+fn from_plan(estate: &Estate, plan: Plan) -> Setup {
+    let hosts = sim_hosts(estate, &plan);
+    let deferred = deferred_clusters(estate);
+    let mut out = Setup {
+        env: plan.design,
+        hosts,
+        vms: BTreeMap::new(),
+        vm_memory: BTreeMap::new(),
+        nodes: Vec::new(),
+        node_server: BTreeMap::new(),
+        pods: Vec::new(),
+        workloads: Vec::new(),
+        unplaced: Vec::new(),
+        deferred_pods: BTreeMap::new(),
+        control_planes: Vec::new(),
+        workload_usage: Vec::new(),
+        min_available: Vec::new(),
+        vm_size: BTreeMap::new(),
+        vm_template: BTreeMap::new(),
+        pool_alloc: BTreeMap::new(),
+        templates: BTreeMap::new(),
+        schedulers: Vec::new(),
+        binding: plan.binding.clone(),
+        pending: plan.pending().cloned().collect(),
+        sizing: BTreeMap::new(),
+        design: plan.detail.clone(),
+        control: Control::bare_metal(ControlConfig::bare_metal(estate), Vec::new()),
+        estate: estate.clone(),
+    };
+    for (ci, c) in estate.clusters.iter().enumerate() {
+        for (pi, p) in c.spec.node_pools.iter().enumerate() {
+            let t = plan.clusters[ci].templates[pi].clone();
+            let key = pool_key(&c.name, &p.name);
+            // What a new node of the pool may offer pods: a VM's allocatable, or what the
+            // kubelet and DaemonSets take from a server (its allocatable is the server less this).
+            let alloc = match plan.design {
+                EnvironmentType::Virtualized => t.allocatable,
+                EnvironmentType::BareMetal => {
+                    let daemon = plan
+                        .binding
+                        .daemons
+                        .get(&c.name)
+                        .and_then(|d| d.get(&p.name))
+                        .map_or(Resources::ZERO, |d| d.0);
+                    reserved(p) + daemon
+                }
+            };
+            out.pool_alloc.insert(key.clone(), alloc);
+            out.sizing
+                .insert(key.clone(), plan.clusters[ci].sizing[pi].clone());
+            out.templates.insert(key, (ci, t));
+        }
+    }
+    let mut topology = match &plan.detail {
+        DesignPlan::Virtualized(v) => virtualized(estate, &plan, v, &deferred, &mut out),
+        DesignPlan::BareMetal(b) => bare_metal(estate, &plan, b, &deferred, &mut out),
+    };
+    for n in &plan.nodes {
+        let c = &estate.clusters[n.pool.cluster];
+        let p = &c.spec.node_pools[n.pool.pool];
+        let later = deferred.contains(&c.name);
+        if plan.design == EnvironmentType::BareMetal {
+            out.node_server.insert(n.name.clone(), n.host);
+        }
+        if later {
+            continue;
+        }
+        let allocatable = plan.clusters[n.pool.cluster].templates[n.pool.pool].allocatable;
+        out.nodes.push(SimNode {
+            name: n.name.clone(),
+            cluster: n.pool.cluster,
+            pool: pool_key(&c.name, &p.name),
+            allocatable,
+        });
+    }
+    if plan.design == EnvironmentType::BareMetal {
+        out.control = Control::bare_metal(
+            ControlConfig::bare_metal(estate),
+            out.hosts.iter().map(|h| h.name.clone()).collect(),
+        );
+    }
+    for t in &mut topology {
+        t.remediate_after = estate
+            .cluster(&t.name)
+            .map(|c| c.spec.kubernetes.machine_health_timeout.millis());
+    }
+    out.control = out.control.clone().with_clusters(topology);
+    pods(estate, &plan, &deferred, &mut out);
+    out.schedulers = plan.clusters.into_iter().map(|c| c.scheduler).collect();
+    out
+}
+
+/// The virtualized design's VMs, control planes and pool topologies. VMs of clusters a
+/// timeline step adds later are taken out of the pool again: the control plane creates
+/// them when asked.
+fn virtualized(
+    estate: &Estate,
+    plan: &Plan,
+    v: &VirtualizedPlan,
+    deferred: &BTreeSet<String>,
+    out: &mut Setup,
+) -> Vec<ClusterTopology> {
+    let mut state = v.placed.state.clone();
+    // VMs of deferred clusters: (cluster, pool) → how many and the spec to clone.
+    let mut later: BTreeMap<(String, String), (u32, VmSpec)> = BTreeMap::new();
+    let owner = |vm: &str| -> Option<(String, String)> {
+        estate
+            .clusters
+            .iter()
+            .filter(|c| deferred.contains(&c.name))
+            .find_map(|c| {
+                std::iter::once("cp")
+                    .chain(c.spec.node_pools.iter().map(|p| p.name.as_str()))
+                    .find(|p| is_member(vm, &c.name, p))
+                    .map(|p| (c.name.clone(), p.to_owned()))
+            })
+    };
+    for (i, vm) in v.problem.vms.iter().enumerate() {
+        if let Some(key) = owner(&vm.name) {
+            if v.placed.hosts[i].is_some() {
+                let _ = state.remove(VmId(i as u32));
+            }
+            later.entry(key).or_insert((0, vm.clone())).0 += 1;
+            continue;
+        }
+        match v.placed.hosts[i] {
+            Some(h) => {
+                out.vms.insert(vm.name.clone(), h.index());
+                out.vm_memory.insert(vm.name.clone(), vm.demand.memory_bytes);
+                out.vm_size.insert(vm.name.clone(), (vm.demand, None));
+            }
+            None => out.unplaced.push(vm.name.clone()),
+        }
+    }
+    for set in &estate.vm_sets {
+        let usage = Usage::of(&set.spec.usage);
+        for (name, (_, u)) in out.vm_size.iter_mut() {
+            if is_numbered(name, &set.name) {
+                *u = Some(usage);
+            }
+        }
+    }
+    let mut topology = Vec::new();
+    for c in &estate.clusters {
+        let cp = &c.spec.control_plane;
+        let created = |pool: &str| {
+            later
+                .get(&(c.name.clone(), pool.to_owned()))
+                .map(|(n, spec)| (*n, Some(spec.clone())))
+        };
+        let members: Vec<String> = (0..cp.replicas)
+            .map(|i| format!("{}-cp-{i}", c.name))
+            .collect();
+        out.vm_template.insert(
+            pool_key(&c.name, CONTROL_PLANE),
+            Resources::new(u64::from(cp.vcpu) * 1000, cp.memory.0, cp.disk.0),
+        );
+        out.control_planes.push(SimControlPlane {
+            cluster: c.name.clone(),
+            replicas: cp.replicas,
+            members: members.clone(),
+            deferred: deferred.contains(&c.name),
+        });
+        let mut topo = ClusterTopology {
+            name: c.name.clone(),
+            control_plane: pool_topology(
+                CONTROL_PLANE,
+                members
+                    .into_iter()
+                    .filter(|m| out.vms.contains_key(m))
+                    .collect(),
+                Strategy::CONTROL_PLANE,
+            ),
+            pools: Vec::new(),
+            spares: Vec::new(),
+            remediate_after: None,
+        };
+        topo.control_plane.create = created("cp");
+        for p in &c.spec.node_pools {
+            out.vm_template.insert(
+                pool_key(&c.name, &p.name),
+                Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0),
+            );
+            let members: Vec<String> = plan
+                .nodes
+                .iter()
+                .filter(|n| {
+                    let r = &estate.clusters[n.pool.cluster];
+                    r.name == c.name && r.spec.node_pools[n.pool.pool].name == p.name
+                })
+                .map(|n| n.name.clone())
+                .filter(|n| out.vms.contains_key(n))
+                .collect();
+            let mut tp = pool_topology(&p.name, members, strategy(p));
+            tp.create = created(&p.name);
+            topo.pools.push(tp);
+        }
+        topology.push(topo);
+    }
+    // The control plane starts from the placement without the deferred clusters' VMs.
+    out.control = Control::virtualized(ControlConfig::virtualized(estate), state);
+    topology
+}
+
+/// The bare-metal design's servers, control planes and pool topologies. Servers of a
+/// cluster a timeline step adds later are its spares until then.
+fn bare_metal(
+    estate: &Estate,
+    plan: &Plan,
+    b: &BareMetalDesign,
+    deferred: &BTreeSet<String>,
+    out: &mut Setup,
+) -> Vec<ClusterTopology> {
+    let mut topology: Vec<ClusterTopology> = estate
+        .clusters
+        .iter()
+        .map(|c| {
+            out.control_planes.push(SimControlPlane {
+                cluster: c.name.clone(),
+                replicas: c.spec.control_plane.replicas,
+                members: Vec::new(),
+                deferred: deferred.contains(&c.name),
+            });
+            ClusterTopology {
+                name: c.name.clone(),
+                control_plane: pool_topology(CONTROL_PLANE, Vec::new(), Strategy::CONTROL_PLANE),
+                pools: c
+                    .spec
+                    .node_pools
+                    .iter()
+                    .map(|p| pool_topology(&p.name, Vec::new(), strategy(p)))
+                    .collect(),
+                spares: Vec::new(),
+                remediate_after: None,
+            }
+        })
+        .collect();
+    // `Plan::hosts` lists each allocation's servers in allocation order.
+    let mut next = 0usize;
+    for a in &b.servers.allocations {
+        let n = a.owned.len() + a.to_buy as usize;
+        let names: Vec<String> = plan.hosts[next..next + n]
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        next += n;
+        let Some(ci) = estate.clusters.iter().position(|c| c.name == a.cluster) else {
+            continue;
+        };
+        let topo = &mut topology[ci];
+        for name in names {
+            if deferred.contains(&a.cluster) {
+                // Built when the cluster is added: every server is a spare until then,
+                // and each stage gets as many as it was allocated.
+                topo.spares.push(name);
+                let stage = match &a.role {
+                    Role::ControlPlane => Some(&mut topo.control_plane),
+                    Role::Pool(p) => topo.pools.iter_mut().find(|x| &x.name == p),
+                    Role::Surge => None,
+                };
+                if let Some(tp) = stage {
+                    tp.create.get_or_insert((0, None)).0 += 1;
+                }
+                continue;
+            }
+            match &a.role {
+                Role::ControlPlane => {
+                    out.control_planes[ci].members.push(name.clone());
+                    topo.control_plane.nodes.push(name);
+                }
+                Role::Pool(p) => {
+                    if let Some(tp) = topo.pools.iter_mut().find(|x| &x.name == p) {
+                        tp.nodes.push(name);
+                    }
+                }
+                Role::Surge => topo.spares.push(name),
+            }
+        }
+    }
+    topology
+}
+
+/// Every workload's pods, bound where the plan scheduled them or pending; pods of clusters
+/// added later wait in `deferred_pods`.
+fn pods(estate: &Estate, plan: &Plan, deferred: &BTreeSet<String>, out: &mut Setup) {
+    let default_storage = match plan.design {
+        EnvironmentType::Virtualized => estate.virtualized.spec.volume_storage,
+        EnvironmentType::BareMetal => estate.bare_metal.spec.volume_storage,
+    };
+    for (ci, c) in plan.clusters.iter().enumerate() {
+        let cluster = &estate.clusters[ci];
+        for wp in &c.workloads {
+            let w = &estate.workloads[wp.workload];
+            let local = w.storage.resolve(default_storage) == Some(VolumeStorage::Local);
+            let wi = out.workloads.len() as u32;
+            out.workloads.push(w.id.to_string());
+            out.workload_usage.push(Usage::of(&w.usage));
+            out.min_available.push(budget(estate, w));
+            let later = deferred.contains(&cluster.name);
+            for r in 0..w.replicas as usize {
+                let initial = wp.bound.get(r).and_then(|b| {
+                    c.scheduler
+                        .node(b.node)
+                        .map(|node| (b.pod, node.name.clone()))
+                });
+                let pod = SimPod {
+                    workload: wi,
+                    cluster: ci,
+                    template: Arc::clone(&wp.template),
+                    requests: w.requests,
+                    local,
+                    initial,
+                };
+                if later {
+                    out.deferred_pods
+                        .entry(cluster.name.clone())
+                        .or_default()
+                        .push(pod);
+                } else {
+                    out.pods.push(pod);
+                }
+            }
+        }
+    }
+}
+
 fn reserved(p: &NodePool) -> Resources {
     let r = &p.reserved;
     Resources::new(
@@ -186,453 +588,18 @@ fn reserved(p: &NodePool) -> Resources {
     )
 }
 
-/// Builds the starting world of `options.env` for `estate`.
-pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
-    let binding = bind_pods(estate);
-    let classes = &estate.inventory.spec.host_classes;
-    let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
-    let mut host = |name: String, class: &str, rack: &str| {
-        let n = per_class.entry(class.to_owned()).or_insert(0);
-        *n += 1;
-        SimHost {
-            name,
-            class: class.to_owned(),
-            failures: failure_model(estate, class),
-            index_in_class: *n - 1,
-            rack: rack.to_owned(),
-            capacity: classes
-                .iter()
-                .find(|c| c.name == class)
-                .map_or(Resources::ZERO, |c| c.capacity()),
-        }
-    };
-    let mut control_planes = Vec::new();
-    let mut topology: Vec<ClusterTopology> = Vec::new();
-    let mut vm_size = BTreeMap::new();
-    let mut vm_template = BTreeMap::new();
-    let mut pool_alloc = BTreeMap::new();
-    let strategy = |p: &NodePool| Strategy {
-        max_surge: p.upgrade.max_surge,
-        max_unavailable: p.upgrade.max_unavailable,
-    };
-    let pool_topo = |name: &str, nodes: Vec<String>, strategy: Strategy| PoolTopology {
-        name: name.to_owned(),
-        nodes,
-        strategy,
-        create: None,
-    };
-    // Clusters a timeline `addCluster` step creates later: planned for, but not built yet.
-    let deferred: BTreeSet<String> = estate
-        .scenario
-        .spec
-        .operations
-        .timeline
-        .iter()
-        .filter(|s| s.action == TimelineAction::AddCluster)
-        .filter_map(|s| s.cluster.clone())
-        .collect();
-    let member_of = |vm: &str, c: &str, pool: &str| {
-        vm.strip_prefix(&format!("{c}-{pool}-"))
-            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|ch| ch.is_ascii_digit()))
-    };
-    let mut hosts = Vec::new();
-    let mut vms = BTreeMap::new();
-    let mut vm_memory = BTreeMap::new();
-    let mut nodes = Vec::new();
-    let mut node_server = BTreeMap::new();
-    let mut unplaced = Vec::new();
-    // Node allocatable per `cluster/pool`, and the pool spec.
-    let daemon = |c: &str, p: &str| {
-        binding
-            .daemons
-            .get(c)
-            .and_then(|d| d.get(p))
-            .map_or(Resources::ZERO, |d| d.0)
-    };
-    let control = match options.env {
-        EnvironmentType::Virtualized => {
-            let problem = virtualized_problem(estate, &binding);
-            let plan = plan_capacity(&problem).map_err(|source| SimError::Design {
-                env: "virtualized",
-                source,
-            })?;
-            let mut specs = Vec::new();
-            // The plan's owned hosts only: owned hosts it leaves unused are surplus, not
-            // part of the pool (they are neither costed nor simulated).
-            for o in problem
-                .owned
-                .iter()
-                .filter(|o| plan.host_names.contains(&o.name))
-            {
-                let rack = problem
-                    .racks
-                    .get(o.rack.0 as usize)
-                    .map_or("new", String::as_str);
-                hosts.push(host(o.name.clone(), &problem.classes[o.class].name, rack));
-                specs.push(HostSpec::new(
-                    o.name.clone(),
-                    o.rack,
-                    problem.classes[o.class].capacity,
-                ));
-            }
-            let racks = problem.racks.len().max(1) as u32;
-            for u in &plan.per_class {
-                let Some(ci) = problem.classes.iter().position(|c| c.name == u.class) else {
-                    continue;
-                };
-                for i in 0..u.to_buy {
-                    let name = format!("new-{}-{:02}", u.class, i + 1);
-                    let rack = problem
-                        .racks
-                        .get((i % racks) as usize)
-                        .map_or("new", String::as_str);
-                    hosts.push(host(name.clone(), &u.class, rack));
-                    specs.push(HostSpec::new(
-                        name,
-                        RackId(i % racks),
-                        problem.classes[ci].capacity,
-                    ));
-                }
-            }
-            let mut racks = problem.racks.clone();
-            if racks.is_empty() {
-                racks.push("new".into());
-            }
-            let pool = Pool::new(
-                specs,
-                racks,
-                problem.groups.clone(),
-                Vec::new(),
-                problem.config.clone(),
-            )
-            .map_err(|source| SimError::Design {
-                env: "virtualized",
-                source,
-            })?;
-            let mut placed = place_all(pool, problem.vms.clone());
-            // VMs of deferred clusters: (cluster, pool) → how many and the first one's spec.
-            let mut later: BTreeMap<(String, String), (u32, VmSpec)> = BTreeMap::new();
-            for (i, vm) in problem.vms.iter().enumerate() {
-                let owner = estate
-                    .clusters
-                    .iter()
-                    .filter(|c| deferred.contains(&c.name))
-                    .find_map(|c| {
-                        std::iter::once("cp")
-                            .chain(c.spec.node_pools.iter().map(|p| p.name.as_str()))
-                            .find(|p| member_of(&vm.name, &c.name, p))
-                            .map(|p| (c.name.clone(), p.to_owned()))
-                    });
-                if let Some(key) = owner {
-                    if placed.hosts[i].is_some() {
-                        let _ = placed.state.remove(VmId(i as u32));
-                    }
-                    later.entry(key).or_insert((0, vm.clone())).0 += 1;
-                    continue;
-                }
-                match placed.hosts[i] {
-                    Some(h) => {
-                        vms.insert(vm.name.clone(), h.index());
-                        vm_memory.insert(vm.name.clone(), vm.demand.memory_bytes);
-                        vm_size.insert(vm.name.clone(), (vm.demand, None));
-                    }
-                    None => unplaced.push(vm.name.clone()),
-                }
-            }
-            let perf = &estate.virtualized.spec.performance_overhead;
-            let scale = |v: u64, loss: f64| (v as f64 * (1.0 - loss.clamp(0.0, 1.0))) as u64;
-            for set in &estate.vm_sets {
-                let usage = Usage::of(&set.spec.usage);
-                let prefix = format!("{}-", set.name);
-                for (name, (_, u)) in vm_size.iter_mut() {
-                    if name
-                        .strip_prefix(&prefix)
-                        .is_some_and(|rest| rest.chars().all(|ch| ch.is_ascii_digit()))
-                    {
-                        *u = Some(usage);
-                    }
-                }
-            }
-            for c in &estate.clusters {
-                let cp = &c.spec.control_plane;
-                let created = |pool: &str| {
-                    later
-                        .get(&(c.name.clone(), pool.to_owned()))
-                        .map(|(n, spec)| (*n, Some(spec.clone())))
-                };
-                let members: Vec<String> = (0..cp.replicas)
-                    .map(|i| format!("{}-cp-{i}", c.name))
-                    .collect();
-                vm_template.insert(
-                    format!("{}/{CONTROL_PLANE}", c.name),
-                    Resources::new(u64::from(cp.vcpu) * 1000, cp.memory.0, cp.disk.0),
-                );
-                control_planes.push(SimControlPlane {
-                    cluster: c.name.clone(),
-                    replicas: cp.replicas,
-                    members: members.clone(),
-                    deferred: deferred.contains(&c.name),
-                });
-                let mut topo = ClusterTopology {
-                    name: c.name.clone(),
-                    control_plane: pool_topo(
-                        CONTROL_PLANE,
-                        members
-                            .into_iter()
-                            .filter(|m| vms.contains_key(m))
-                            .collect(),
-                        Strategy::CONTROL_PLANE,
-                    ),
-                    pools: Vec::new(),
-                    spares: Vec::new(),
-                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
-                };
-                topo.control_plane.create = created("cp");
-                for p in &c.spec.node_pools {
-                    let key = format!("{}/{}", c.name, p.name);
-                    vm_template.insert(
-                        key.clone(),
-                        Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0),
-                    );
-                    let alloc = Resources::new(
-                        scale(u64::from(p.vcpu) * 1000, perf.cpu),
-                        scale(p.memory.0, perf.memory),
-                        p.disk.0,
-                    )
-                    .saturating_sub(&(reserved(p) + daemon(&c.name, &p.name)));
-                    pool_alloc.insert(key.clone(), alloc);
-                    let prefix = format!("{}-{}-", c.name, p.name);
-                    let mut members = Vec::new();
-                    for name in vms.keys().filter(|n| {
-                        n.strip_prefix(&prefix)
-                            .is_some_and(|rest| rest.chars().all(|ch| ch.is_ascii_digit()))
-                    }) {
-                        members.push(name.clone());
-                        nodes.push(SimNode {
-                            name: name.clone(),
-                            pool: key.clone(),
-                            allocatable: alloc,
-                        });
-                    }
-                    let mut tp = pool_topo(&p.name, members, strategy(p));
-                    tp.create = created(&p.name);
-                    topo.pools.push(tp);
-                }
-                topology.push(topo);
-            }
-            Control::virtualized(ControlConfig::virtualized(estate), placed.state)
-                .with_clusters(topology)
-        }
-        EnvironmentType::BareMetal => {
-            let plan =
-                allocate_servers(&bare_metal_problem(estate, &binding)).map_err(|source| {
-                    SimError::Design {
-                        env: "bare-metal",
-                        source,
-                    }
-                })?;
-            let racks = &estate.inventory.spec.racks;
-            let class_of: BTreeMap<&str, (&str, &str)> = estate
-                .hosts
-                .iter()
-                .filter(|h| h.role == HostRole::Active || h.role == HostRole::Spare)
-                .map(|h| {
-                    let rack = racks.get(h.rack).map_or("new", |r| r.name.as_str());
-                    (h.name.as_str(), (classes[h.class].name.as_str(), rack))
-                })
-                .collect();
-            let mut bought: BTreeMap<String, u32> = BTreeMap::new();
-            for c in &estate.clusters {
-                control_planes.push(SimControlPlane {
-                    cluster: c.name.clone(),
-                    replicas: c.spec.control_plane.replicas,
-                    members: Vec::new(),
-                    deferred: deferred.contains(&c.name),
-                });
-                topology.push(ClusterTopology {
-                    name: c.name.clone(),
-                    control_plane: pool_topo(CONTROL_PLANE, Vec::new(), Strategy::CONTROL_PLANE),
-                    pools: c
-                        .spec
-                        .node_pools
-                        .iter()
-                        .map(|p| pool_topo(&p.name, Vec::new(), strategy(p)))
-                        .collect(),
-                    spares: Vec::new(),
-                    remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
-                });
-                for p in &c.spec.node_pools {
-                    pool_alloc.insert(
-                        format!("{}/{}", c.name, p.name),
-                        reserved(p) + daemon(&c.name, &p.name),
-                    );
-                }
-            }
-            for a in &plan.allocations {
-                let Some(class) = classes.iter().find(|c| c.name == a.class) else {
-                    continue;
-                };
-                let mut names: Vec<String> = a.owned.clone();
-                for _ in 0..a.to_buy {
-                    let n = bought.entry(a.class.clone()).or_insert(0);
-                    *n += 1;
-                    names.push(format!("new-{}-{:02}", a.class, n));
-                }
-                let pool = match &a.role {
-                    Role::Pool(p) => estate
-                        .cluster(&a.cluster)
-                        .and_then(|c| c.spec.node_pools.iter().find(|x| &x.name == p)),
-                    _ => None,
-                };
-                let ci = estate.clusters.iter().position(|c| c.name == a.cluster);
-                for name in names {
-                    let (cls, rack) = class_of
-                        .get(name.as_str())
-                        .copied()
-                        .unwrap_or((&a.class, "new"));
-                    node_server.insert(name.clone(), hosts.len());
-                    hosts.push(host(name.clone(), cls, rack));
-                    let later = ci.is_some_and(|ci| deferred.contains(&estate.clusters[ci].name));
-                    if let Some(ci) = ci
-                        && later
-                    {
-                        // Built when the cluster is added: every server is a spare until then,
-                        // and each stage gets as many as it was allocated.
-                        let topo = &mut topology[ci];
-                        topo.spares.push(name.clone());
-                        let stage = match &a.role {
-                            Role::ControlPlane => Some(&mut topo.control_plane),
-                            Role::Pool(p) => topo.pools.iter_mut().find(|x| &x.name == p),
-                            Role::Surge => None,
-                        };
-                        if let Some(tp) = stage {
-                            tp.create.get_or_insert((0, None)).0 += 1;
-                        }
-                        continue;
-                    }
-                    if let Some(ci) = ci {
-                        let topo = &mut topology[ci];
-                        match &a.role {
-                            Role::ControlPlane => {
-                                control_planes[ci].members.push(name.clone());
-                                topo.control_plane.nodes.push(name.clone());
-                            }
-                            Role::Pool(p) => {
-                                if let Some(tp) = topo.pools.iter_mut().find(|x| &x.name == p) {
-                                    tp.nodes.push(name.clone());
-                                }
-                            }
-                            Role::Surge => topo.spares.push(name.clone()),
-                        }
-                    }
-                    if let Some(p) = pool {
-                        let alloc = Resources::new(
-                            u64::from(class.threads()) * 1000,
-                            class.memory.0,
-                            class.disk_bytes(),
-                        )
-                        .saturating_sub(&(reserved(p) + daemon(&a.cluster, &p.name)));
-                        nodes.push(SimNode {
-                            name,
-                            pool: format!("{}/{}", a.cluster, p.name),
-                            allocatable: alloc,
-                        });
-                    }
-                }
-            }
-            Control::bare_metal(
-                ControlConfig::bare_metal(estate),
-                hosts.iter().map(|h| h.name.clone()).collect(),
-            )
-            .with_clusters(topology)
-        }
-    };
-    // Pods: each workload goes to the pool `bind_pods` chose for it, recovered by walking
-    // every pool's shapes in workload order (first pool whose next shape matches).
-    let default_storage = match options.env {
-        EnvironmentType::Virtualized => estate.virtualized.spec.volume_storage,
-        EnvironmentType::BareMetal => estate.bare_metal.spec.volume_storage,
-    };
-    let mut cursor: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut workloads = Vec::new();
-    let mut workload_usage = Vec::new();
-    let mut min_available = Vec::new();
-    let mut pods = Vec::new();
-    let mut deferred_pods: BTreeMap<String, Vec<SimPod>> = BTreeMap::new();
-    let unbound: Vec<&str> = binding
-        .unbound
-        .iter()
-        .map(|u| u.workload.as_str())
-        .collect();
-    for w in &estate.workloads {
-        if w.id.kind == WorkloadKind::DaemonSet || w.replicas == 0 {
-            continue;
-        }
-        let id = w.id.to_string();
-        if unbound.contains(&id.as_str()) {
-            continue;
-        }
-        let (Some(cluster), Some(shapes)) = (
-            estate.cluster(&w.id.cluster),
-            binding.pods.get(&w.id.cluster),
-        ) else {
-            continue;
-        };
-        let pool = cluster.spec.node_pools.iter().find(|p| {
-            let at = cursor
-                .get(&(cluster.name.clone(), p.name.clone()))
-                .copied()
-                .unwrap_or(0);
-            shapes
-                .get(&p.name)
-                .and_then(|s| s.get(at))
-                .is_some_and(|s| s.requests == w.requests && s.count == w.replicas)
-        });
-        let Some(pool) = pool else {
-            continue;
-        };
-        *cursor
-            .entry((cluster.name.clone(), pool.name.clone()))
-            .or_insert(0) += 1;
-        let local = w.storage.resolve(default_storage) == Some(VolumeStorage::Local);
-        let wi = workloads.len() as u32;
-        workloads.push(id);
-        workload_usage.push(Usage::of(&w.usage));
-        min_available.push(budget(estate, w));
-        let target = if deferred.contains(&cluster.name) {
-            deferred_pods.entry(cluster.name.clone()).or_default()
-        } else {
-            &mut pods
-        };
-        for _ in 0..w.replicas {
-            target.push(SimPod {
-                workload: wi,
-                pool: format!("{}/{}", cluster.name, pool.name),
-                requests: w.requests,
-                local,
-            });
-        }
-    }
-    Ok(Setup {
-        env: options.env,
-        hosts,
-        vms,
-        vm_memory,
-        nodes,
-        node_server,
-        pods,
-        workloads,
-        unplaced,
-        deferred_pods,
-        control_planes,
-        workload_usage,
-        min_available,
-        vm_size,
-        vm_template,
-        pool_alloc,
-        control,
-        estate: estate.clone(),
-    })
+/// True when `name` is `<prefix>-<digits>`.
+fn is_numbered(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// True when VM `vm` is a member of pool `pool` (`cp` for the control plane) of `cluster`.
+fn is_member(vm: &str, cluster: &str, pool: &str) -> bool {
+    vm.strip_prefix(cluster)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| is_numbered(rest, pool))
 }
 
 /// The fewest pods of `w` its PodDisruptionBudgets leave available to voluntary

@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use plinth_control::upgrade::{CONTROL_PLANE, staggered};
 use plinth_control::{
@@ -11,6 +12,7 @@ use plinth_control::{
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
+use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -140,15 +142,14 @@ struct NodeState {
     counted: bool,
     epoch: u64,
     used: Resources,
-    /// The scheduler's score of the node with `used` taken ([`node_score`]), kept by
-    /// [`World::rescore`] whenever `used` or the allocatable changes.
-    score: u128,
     pods: BTreeSet<usize>,
     grace_ms: u64,
 }
 
 struct PodState {
     node: Option<usize>,
+    /// Its id in its cluster's scheduler while bound.
+    sched: Option<plinth_placement::pods::PodId>,
     available: bool,
     down_since: u64,
     epoch: u64,
@@ -338,24 +339,6 @@ pub struct Summary {
     pub log_sha256: String,
 }
 
-/// `part / whole` in millionths, rounded down (`whole` 0 counts as 1); 64-bit arithmetic
-/// unless `part × 10⁶` overflows it (the scheduler's hot path).
-fn millionths(part: u64, whole: u64) -> u64 {
-    let whole = whole.max(1);
-    match part.checked_mul(1_000_000) {
-        Some(x) => x / whole,
-        None => u64::try_from(u128::from(part) * 1_000_000 / u128::from(whole)).unwrap_or(u64::MAX),
-    }
-}
-
-/// kube-scheduler's LeastAllocated score of a node (free CPU plus free memory fraction, in
-/// millionths): the node with the highest score that fits a pod takes it.
-fn node_score(allocatable: Resources, used: Resources) -> u128 {
-    let free = allocatable.saturating_sub(&used);
-    u128::from(millionths(free.cpu_millis, allocatable.cpu_millis))
-        + u128::from(millionths(free.memory_bytes, allocatable.memory_bytes))
-}
-
 /// The simulated world: a [`Driver`] over a virtual-time event queue.
 pub struct World<'a> {
     s: Setup,
@@ -373,8 +356,13 @@ pub struct World<'a> {
     nodes: Vec<NodeState>,
     node_index: BTreeMap<String, usize>,
     pool_nodes: BTreeMap<String, Vec<usize>>,
+    /// Per cluster: the world's node index of each of its scheduler's node slots.
+    slot_node: Vec<Vec<usize>>,
     pods: Vec<PodState>,
-    pending: BTreeMap<String, BTreeSet<usize>>,
+    /// Pending pods, by cluster index.
+    pending: BTreeMap<usize, BTreeSet<usize>>,
+    /// Per cluster: why its last pod found no node, in kube-scheduler's words.
+    unschedulable: BTreeMap<usize, String>,
     inflight: BTreeMap<CommandId, InFlight>,
     fence_stream: FailureStream,
     failures: Vec<SimFailure>,
@@ -456,8 +444,7 @@ impl<'a> World<'a> {
             .nodes
             .iter()
             .map(|n| {
-                let cluster = n.pool.split('/').next().unwrap_or_default();
-                let grace_ms = estate.cluster(cluster).map_or(350_000, |c| {
+                let grace_ms = estate.clusters.get(n.cluster).map_or(350_000, |c| {
                     c.spec.kubernetes.node_monitor_grace_period.millis()
                         + c.spec.kubernetes.not_ready_toleration.millis()
                 });
@@ -468,7 +455,6 @@ impl<'a> World<'a> {
                     counted: false,
                     epoch: 0,
                     used: Resources::ZERO,
-                    score: 0,
                     pods: BTreeSet::new(),
                     grace_ms,
                 }
@@ -479,6 +465,23 @@ impl<'a> World<'a> {
             .iter()
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let slot_node: Vec<Vec<usize>> = setup
+            .schedulers
+            .iter()
+            .map(|sched| {
+                let mut slots = Vec::new();
+                for (id, node) in sched.nodes() {
+                    let i = id.0 as usize;
+                    if slots.len() <= i {
+                        slots.resize(i + 1, usize::MAX);
+                    }
+                    if let Some(&n) = node_index.get(&node.name) {
+                        slots[i] = n;
+                    }
+                }
+                slots
+            })
             .collect();
         let mut pool_nodes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, n) in setup.nodes.iter().enumerate() {
@@ -499,6 +502,7 @@ impl<'a> World<'a> {
             .iter()
             .map(|_| PodState {
                 node: None,
+                sched: None,
                 available: false,
                 down_since: 0,
                 epoch: 0,
@@ -595,8 +599,10 @@ impl<'a> World<'a> {
             nodes,
             node_index,
             pool_nodes,
+            slot_node,
             pods,
             pending: BTreeMap::new(),
+            unschedulable: BTreeMap::new(),
             inflight: BTreeMap::new(),
             failures: Vec::new(),
             log: Log::default(),
@@ -609,9 +615,6 @@ impl<'a> World<'a> {
             progress: Box::new(progress),
             last_progress: 0,
         };
-        for n in 0..w.nodes.len() {
-            w.rescore(n);
-        }
         w.start();
         w
     }
@@ -643,12 +646,17 @@ impl<'a> World<'a> {
         }
         for p in 0..self.pods.len() {
             self.mark_unavailable(p, None);
-            if let Some(n) = self.schedule_pod(p) {
-                self.bind(p, n);
+            let bound = self.s.pods[p]
+                .initial
+                .as_ref()
+                .and_then(|(id, node)| Some((*id, *self.node_index.get(node)?)));
+            if let Some((id, n)) = bound {
+                self.pods[p].sched = Some(id);
+                self.attach(p, n);
                 self.mark_available(p);
             } else {
-                let pool = self.s.pods[p].pool.clone();
-                self.pending.entry(pool).or_default().insert(p);
+                let c = self.s.pods[p].cluster;
+                self.pending.entry(c).or_default().insert(p);
             }
         }
         self.quiet = false;
@@ -657,10 +665,11 @@ impl<'a> World<'a> {
         }
         let pending: usize = self.pending.values().map(BTreeSet::len).sum();
         if pending > 0 {
+            let reason = self.pending_reason();
             self.log.write(
                 0,
                 "podsPending",
-                json!({"pods": pending, "reason": "waiting for capacity"}),
+                json!({"pods": pending, "reason": reason}),
             );
         }
         self.quiet = true;
@@ -752,48 +761,61 @@ impl<'a> World<'a> {
         );
     }
 
-    /// The Ready, schedulable node of the pod's pool with most free room that fits it.
-    fn schedule_pod(&self, p: usize) -> Option<usize> {
-        let pod = &self.s.pods[p];
-        let nodes = self.pool_nodes.get(&pod.pool)?;
-        let mut best: Option<(u128, usize)> = None;
-        for &n in nodes {
-            let st = &self.nodes[n];
-            if !st.ready || st.unschedulable {
-                continue;
+    /// Schedules pod `p` with its cluster's kube-scheduler (Ready, uncordoned nodes only)
+    /// and binds it there; `None` leaves it unbound, the scheduler's reason kept for the log.
+    fn place(&mut self, p: usize) -> Option<usize> {
+        let c = self.s.pods[p].cluster;
+        let template = Arc::clone(&self.s.pods[p].template);
+        match self.s.schedulers[c].schedule(&template) {
+            Ok(b) => {
+                let n = self.slot_node[c][b.node.0 as usize];
+                self.pods[p].sched = Some(b.pod);
+                self.attach(p, n);
+                Some(n)
             }
-            let free = self.s.nodes[n].allocatable.saturating_sub(&st.used);
-            if free.cpu_millis < pod.requests.cpu_millis
-                || free.memory_bytes < pod.requests.memory_bytes
-            {
-                continue;
+            Err(PodsError::Unschedulable { explanation, .. }) => {
+                self.unschedulable.insert(c, explanation.to_string());
+                None
             }
-            let score = st.score;
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, n));
+            Err(e) => {
+                self.unschedulable.insert(c, e.to_string());
+                None
             }
         }
-        best.map(|(_, n)| n)
     }
 
-    fn bind(&mut self, p: usize, n: usize) {
+    /// Why pods pend now: the scheduler's last reason in each cluster with pending pods.
+    fn pending_reason(&self) -> String {
+        let reasons: Vec<&str> = self
+            .pending
+            .iter()
+            .filter(|(_, set)| !set.is_empty())
+            .filter_map(|(c, _)| self.unschedulable.get(c).map(String::as_str))
+            .collect();
+        if reasons.is_empty() {
+            "waiting for a node".to_owned()
+        } else {
+            reasons.join("; ")
+        }
+    }
+
+    /// Records pod `p` as running on node `n` (already bound in the scheduler).
+    fn attach(&mut self, p: usize, n: usize) {
         self.pods[p].node = Some(n);
         self.nodes[n].used += self.s.pods[p].requests;
         self.nodes[n].pods.insert(p);
-        self.rescore(n);
     }
 
     fn unbind(&mut self, p: usize) {
         if let Some(n) = self.pods[p].node.take() {
             self.nodes[n].used = self.nodes[n].used.saturating_sub(&self.s.pods[p].requests);
             self.nodes[n].pods.remove(&p);
-            self.rescore(n);
         }
-    }
-
-    /// Recomputes node `n`'s cached scheduler score after its usage or size changed.
-    fn rescore(&mut self, n: usize) {
-        self.nodes[n].score = node_score(self.s.nodes[n].allocatable, self.nodes[n].used);
+        if let Some(id) = self.pods[p].sched.take() {
+            let c = self.s.pods[p].cluster;
+            // The pod is bound there: the world binds and unbinds in step with it.
+            let _ = self.s.schedulers[c].remove_pod(id);
+        }
     }
 
     fn node_down(&mut self, n: usize, cause: Option<usize>) {
@@ -829,20 +851,18 @@ impl<'a> World<'a> {
         self.push(self.now + POD_START_MS, Ev::PodsReady { node: n, epoch });
         let name = self.s.nodes[n].name.clone();
         self.log.write(self.now, "nodeReady", json!({"node": name}));
-        let pool = self.s.nodes[n].pool.clone();
-        self.retry_pending(&pool);
+        self.retry_pending(self.s.nodes[n].cluster);
     }
 
-    fn retry_pending(&mut self, pool: &str) {
-        let Some(waiting) = self.pending.get(pool) else {
+    fn retry_pending(&mut self, cluster: usize) {
+        let Some(waiting) = self.pending.get(&cluster) else {
             return;
         };
         let waiting: Vec<usize> = waiting.iter().copied().collect();
         let mut placed = 0;
         for p in waiting {
-            if let Some(n) = self.schedule_pod(p) {
-                self.bind(p, n);
-                if let Some(set) = self.pending.get_mut(pool) {
+            if self.place(p).is_some() {
+                if let Some(set) = self.pending.get_mut(&cluster) {
                     set.remove(&p);
                 }
                 let epoch = self.pods[p].epoch;
@@ -851,10 +871,11 @@ impl<'a> World<'a> {
             }
         }
         if placed > 0 {
+            let cluster = self.s.estate.clusters[cluster].name.clone();
             self.log.write(
                 self.now,
                 "podsScheduled",
-                json!({"pool": pool, "pods": placed}),
+                json!({"cluster": cluster, "pods": placed}),
             );
         }
     }
@@ -874,16 +895,15 @@ impl<'a> World<'a> {
             self.mark_unavailable(p, cause);
             self.unbind(p);
             self.summary.evictions += 1;
-            match self.schedule_pod(p) {
-                Some(to) => {
-                    self.bind(p, to);
+            match self.place(p) {
+                Some(_) => {
                     let epoch = self.pods[p].epoch;
                     self.push(self.now + POD_START_MS, Ev::PodReady { pod: p, epoch });
                     moved += 1;
                 }
                 None => {
-                    let pool = self.s.pods[p].pool.clone();
-                    self.pending.entry(pool).or_default().insert(p);
+                    let c = self.s.pods[p].cluster;
+                    self.pending.entry(c).or_default().insert(p);
                     pending += 1;
                 }
             }
@@ -1130,9 +1150,11 @@ impl<'a> World<'a> {
             return;
         }
         self.nodes[n].counted = sched;
-        let pool = &self.s.nodes[n].pool;
-        let cluster = pool.split('/').next().unwrap_or_default();
-        let Some(ps) = self.pool_stats.get_mut(pool) else {
+        let node = &self.s.nodes[n];
+        // kube-scheduler places nothing on a node that is NotReady (its taint) or cordoned.
+        let _ = self.s.schedulers[node.cluster].set_unschedulable(&node.name, !sched);
+        let cluster = self.s.estate.clusters[node.cluster].name.as_str();
+        let Some(ps) = self.pool_stats.get_mut(&node.pool) else {
             return;
         };
         let before = ps.settle(self.upgrades.get_mut(cluster), self.now);
@@ -1282,15 +1304,16 @@ impl<'a> World<'a> {
         let Some(pods) = self.s.deferred_pods.remove(cluster) else {
             return;
         };
-        let mut pools = BTreeSet::new();
+        let mut clusters = BTreeSet::new();
         for pod in pods {
             let w = pod.workload as usize;
-            pools.insert(pod.pool.clone());
+            clusters.insert(pod.cluster);
             self.desired[w] += 1;
             self.workload_requests[w] = pod.requests;
             self.s.pods.push(pod);
             self.pods.push(PodState {
                 node: None,
+                sched: None,
                 available: false,
                 down_since: self.now,
                 epoch: 0,
@@ -1298,26 +1321,29 @@ impl<'a> World<'a> {
             });
             let p = self.pods.len() - 1;
             self.mark_unavailable(p, None);
-            let pool = self.s.pods[p].pool.clone();
-            self.pending.entry(pool).or_default().insert(p);
+            let c = self.s.pods[p].cluster;
+            self.pending.entry(c).or_default().insert(p);
         }
-        for pool in pools {
-            self.retry_pending(&pool);
+        for c in clusters {
+            self.retry_pending(c);
         }
     }
 
     /// Node `name` joins `pool` (not Ready until its VM or server is up).
     fn add_node(&mut self, name: &str, pool: &str, alloc: Resources) -> usize {
+        let Some((cluster, template)) = self.s.templates.get(pool).cloned() else {
+            return usize::MAX;
+        };
         let n = match self.node_index.get(name) {
             Some(&n) => n,
             None => {
-                let cluster = pool.split('/').next().unwrap_or_default();
-                let grace_ms = self.s.estate.cluster(cluster).map_or(350_000, |c| {
+                let grace_ms = self.s.estate.clusters.get(cluster).map_or(350_000, |c| {
                     c.spec.kubernetes.node_monitor_grace_period.millis()
                         + c.spec.kubernetes.not_ready_toleration.millis()
                 });
                 self.s.nodes.push(crate::setup::SimNode {
                     name: name.to_owned(),
+                    cluster,
                     pool: pool.to_owned(),
                     allocatable: alloc,
                 });
@@ -1328,7 +1354,6 @@ impl<'a> World<'a> {
                     counted: false,
                     epoch: 0,
                     used: Resources::ZERO,
-                    score: 0,
                     pods: BTreeSet::new(),
                     grace_ms,
                 });
@@ -1342,7 +1367,19 @@ impl<'a> World<'a> {
         }
         self.s.nodes[n].pool = pool.to_owned();
         self.s.nodes[n].allocatable = alloc;
-        self.rescore(n);
+        // It joins kube-scheduler's view NotReady, with the zone of the host it runs on.
+        let host = self.host_of_node(n).map(|h| &self.s.hosts[h]);
+        let (host, zone) = host.map_or(("", ""), |h| (h.name.as_str(), h.zone.as_str()));
+        let mut node = template.node(name, host, zone);
+        node.allocatable = alloc;
+        node.unschedulable = true;
+        if let Ok(NodeId(slot)) = self.s.schedulers[cluster].add_node(node) {
+            let slots = &mut self.slot_node[cluster];
+            if slots.len() <= slot as usize {
+                slots.resize(slot as usize + 1, usize::MAX);
+            }
+            slots[slot as usize] = n;
+        }
         let st = &mut self.nodes[n];
         st.member = true;
         st.ready = false;
@@ -1379,6 +1416,8 @@ impl<'a> World<'a> {
         st.epoch += 1;
         self.touch(n);
         self.nodes[n].member = false;
+        let node = &self.s.nodes[n];
+        let _ = self.s.schedulers[node.cluster].remove_node(&node.name);
         let pool = self.s.nodes[n].pool.clone();
         if let Some(list) = self.pool_nodes.get_mut(&pool) {
             list.retain(|m| *m != n);
@@ -1396,16 +1435,15 @@ impl<'a> World<'a> {
     /// or leaves it pending; true if it was bound.
     fn reschedule(&mut self, p: usize) -> bool {
         self.summary.evictions += 1;
-        match self.schedule_pod(p) {
-            Some(to) => {
-                self.bind(p, to);
+        match self.place(p) {
+            Some(_) => {
                 let epoch = self.pods[p].epoch;
                 self.push(self.now + POD_START_MS, Ev::PodReady { pod: p, epoch });
                 true
             }
             None => {
-                let pool = self.s.pods[p].pool.clone();
-                self.pending.entry(pool).or_default().insert(p);
+                let c = self.s.pods[p].cluster;
+                self.pending.entry(c).or_default().insert(p);
                 false
             }
         }
@@ -1837,8 +1875,7 @@ impl<'a> World<'a> {
                 if let Some(&n) = self.node_index.get(node) {
                     self.nodes[n].unschedulable = false;
                     self.touch(n);
-                    let pool = self.s.nodes[n].pool.clone();
-                    self.retry_pending(&pool);
+                    self.retry_pending(self.s.nodes[n].cluster);
                 }
             }
             CommandKind::ProvisionServer { server, pool } => {

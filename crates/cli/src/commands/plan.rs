@@ -7,14 +7,13 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
-use plinth_placement::PlacementError;
-use plinth_placement::baremetal::{BareMetalPlan, Role, allocate_servers};
-use plinth_placement::capacity::{CapacityPlan, CapacityProblem, plan_capacity};
-use plinth_placement::designs::{
-    Binding, bare_metal_problem, bare_metal_vm_pool, bind_pods, group_headroom, virtualized_problem,
-};
+use plinth_placement::baremetal::{BareMetalPlan, Role};
+use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
+use plinth_placement::designs::group_headroom;
 use plinth_placement::nodes::NodeTerm;
+use plinth_placement::plan::{BareMetalDesign, DesignPlan, Plan, PlanError, VirtualizedPlan, plan};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::Outcome;
@@ -157,19 +156,110 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
     )
 }
 
+/// The node pools' sizes: declared or needed by requests, then by the scheduler, and
+/// the pods that fit nowhere with kube-scheduler's message.
+fn pools_and_pending(
+    estate: &Estate,
+    plan: &Plan,
+    json_out: &mut serde_json::Map<String, Value>,
+    text: &mut String,
+) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120)
+        .set_header(vec![
+            "cluster",
+            "node pool",
+            "nodes by requests",
+            "nodes for scheduling",
+            "nodes per zone",
+            "note",
+        ]);
+    let mut pools = Vec::new();
+    for (ci, (c, cp)) in estate.clusters.iter().zip(&plan.clusters).enumerate() {
+        for (pi, (p, s)) in c.spec.node_pools.iter().zip(&cp.sizing).enumerate() {
+            // Where the pool's nodes are at the start.
+            let mut zones: BTreeMap<&str, u32> = BTreeMap::new();
+            for n in plan
+                .nodes
+                .iter()
+                .filter(|n| n.pool.cluster == ci && n.pool.pool == pi)
+            {
+                *zones
+                    .entry(plan.zones.name(plan.hosts[n.host].zone))
+                    .or_insert(0) += 1;
+            }
+            let zones: Vec<String> = zones.iter().map(|(z, n)| format!("{z}: {n}")).collect();
+            let note = if s.at_max {
+                format!("at max ({})", p.max.unwrap_or(s.by_scheduling))
+            } else {
+                String::new()
+            };
+            t.add_row(vec![
+                c.name.clone(),
+                p.name.clone(),
+                s.by_requests.to_string(),
+                s.by_scheduling.to_string(),
+                zones.join(", "),
+                note.clone(),
+            ]);
+            pools.push(json!({
+                "cluster": c.name, "pool": p.name, "byRequests": s.by_requests,
+                "byScheduling": s.by_scheduling, "zones": zones, "atMax": s.at_max,
+            }));
+        }
+    }
+    text.push_str(&format!("node pools (sized with the pod scheduler):\n{t}\n"));
+    let pending: Vec<Value> = plan
+        .pending()
+        .map(|p| {
+            let w = &estate.workloads[p.workload];
+            text.push_str(&format!(
+                "pending: {} pod(s) of {} {}/{} in cluster {}: {}\n",
+                p.pods, w.id.kind, w.id.namespace, w.id.name, w.id.cluster, p.explanation
+            ));
+            json!({"workload": w.id.to_string(), "pods": p.pods, "reason": p.explanation.to_string()})
+        })
+        .collect();
+    // Where each workload's pods are bound at the start, by node and by zone.
+    let mut placement = Vec::new();
+    for cp in &plan.clusters {
+        for w in &cp.workloads {
+            let mut nodes: BTreeMap<&str, u32> = BTreeMap::new();
+            let mut zones: BTreeMap<&str, u32> = BTreeMap::new();
+            for node in w.bound.iter().filter_map(|b| cp.scheduler.node(b.node)) {
+                *nodes.entry(node.name.as_str()).or_insert(0) += 1;
+                if let Some(z) = node.labels.get(plinth_placement::pods::LABEL_ZONE) {
+                    *zones.entry(z.as_str()).or_insert(0) += 1;
+                }
+            }
+            placement.push(json!({
+                "workload": estate.workloads[w.workload].id.to_string(),
+                "nodes": nodes,
+                "zones": zones,
+                "pending": w.pending.as_ref().map_or(0, |p| p.pods),
+            }));
+        }
+    }
+    json_out.insert("pools".into(), json!(pools));
+    json_out.insert("placement".into(), json!(placement));
+    json_out.insert("pending".into(), json!(pending));
+}
+
 fn plan_virtualized(
     estate: &Estate,
-    binding: &Binding,
+    plan: &Plan,
+    v: &VirtualizedPlan,
     json_out: &mut serde_json::Map<String, Value>,
     text: &mut String,
 ) -> Result<()> {
-    let problem = virtualized_problem(estate, binding);
-    let plan = plan_capacity(&problem)?;
-    let growth = pool_headroom(&problem)?;
+    let problem = &v.problem;
+    let growth = pool_headroom(problem)?;
     let currency = &estate.price_sheet.spec.currency;
     text.push_str(&capacity_table(
         &format!("virtualized: one pool, {} VMs", problem.vms.len()),
-        &plan,
+        &v.capacity,
         currency,
     ));
     let mut t = Table::new();
@@ -184,31 +274,38 @@ fn plan_virtualized(
     for (g, more, why) in &growth {
         t.add_row(vec![g.clone(), more.to_string(), why.clone()]);
     }
-    text.push_str(&format!("headroom on the owned hosts:\n{t}\n\n"));
-    let mut v = capacity_json(&plan);
-    v["vms"] = json!(problem.vms.len());
-    v["headroom"] = json!(
+    text.push_str(&format!("headroom on the owned hosts:\n{t}\n"));
+    let mut v_json = capacity_json(&v.capacity);
+    v_json["vms"] = json!(problem.vms.len());
+    v_json["headroom"] = json!(
         growth
             .iter()
             .map(|(g, m, w)| json!({"group": g, "more": m, "stopsBecause": w}))
             .collect::<Vec<_>>()
     );
-    json_out.insert("virtualized".into(), v);
+    let mut detail = serde_json::Map::new();
+    pools_and_pending(estate, plan, &mut detail, text);
+    text.push('\n');
+    if let Some(o) = v_json.as_object_mut() {
+        o.extend(detail);
+    }
+    json_out.insert("virtualized".into(), v_json);
     Ok(())
 }
 
 fn plan_bare_metal(
     estate: &Estate,
-    binding: &Binding,
+    plan: &Plan,
+    b: &BareMetalDesign,
     json_out: &mut serde_json::Map<String, Value>,
     text: &mut String,
 ) -> Result<()> {
-    let plan = allocate_servers(&bare_metal_problem(estate, binding))?;
-    let servers: u32 = plan.allocations.iter().map(|a| a.nodes).sum();
+    let servers_plan = &b.servers;
+    let servers: u32 = servers_plan.allocations.iter().map(|a| a.nodes).sum();
     text.push_str(&format!(
         "bare metal: {servers} servers for {} clusters\n{}",
         estate.clusters.len(),
-        bare_metal_table(&plan)
+        bare_metal_table(servers_plan)
     ));
     let lead = estate
         .inventory
@@ -220,29 +317,34 @@ fn plan_bare_metal(
         .unwrap_or_default();
     text.push_str(&format!(
         "headroom on the owned servers: {n} unused, so any pool can grow by {n} node(s); the next needs a server bought ({lead} lead time)\n",
-        n = plan.spare.len(),
+        n = servers_plan.spare.len(),
     ));
     let mut v = json!({
         "servers": servers,
-        "allocations": plan.allocations.iter().map(|a| json!({
+        "allocations": servers_plan.allocations.iter().map(|a| json!({
             "cluster": a.cluster, "role": role_name(&a.role), "class": a.class, "nodes": a.nodes,
             "fitNodes": a.fit_nodes, "term": term_name(a.term), "owned": a.owned, "toBuy": a.to_buy,
         })).collect::<Vec<_>>(),
-        "toBuy": plan.to_buy,
-        "spare": plan.spare,
-        "headroom": {"moreNodes": plan.spare.len(), "thenLeadTime": lead.to_string()},
+        "toBuy": servers_plan.to_buy,
+        "spare": servers_plan.spare,
+        "headroom": {"moreNodes": servers_plan.spare.len(), "thenLeadTime": lead.to_string()},
     });
-    if let Some(problem) = bare_metal_vm_pool(estate, &plan.spare) {
-        let pool = plan_capacity(&problem)?;
+    if let Some((problem, pool)) = &b.vm_pool {
+        let pool = pool.as_ref().map_err(Clone::clone)?;
         text.push_str(&capacity_table(
             &format!(
                 "bare metal: separate pool for {} non-Kubernetes VMs",
                 problem.vms.len()
             ),
-            &pool,
+            pool,
             &estate.price_sheet.spec.currency,
         ));
-        v["vmPool"] = capacity_json(&pool);
+        v["vmPool"] = capacity_json(pool);
+    }
+    let mut detail = serde_json::Map::new();
+    pools_and_pending(estate, plan, &mut detail, text);
+    if let Some(o) = v.as_object_mut() {
+        o.extend(detail);
     }
     text.push('\n');
     json_out.insert("bareMetal".into(), v);
@@ -254,7 +356,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
         return Ok(Outcome::Invalid);
     };
-    let binding = bind_pods(&estate);
+    let binding = plinth_placement::designs::bind_pods(&estate);
     if !binding.unbound.is_empty() {
         for u in &binding.unbound {
             writeln!(
@@ -283,27 +385,26 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             ""
         }
     ));
+    let mut pending = false;
     for env in envs {
-        let planned = match env {
-            EnvironmentType::Virtualized => {
-                plan_virtualized(&estate, &binding, &mut json_out, &mut text)
+        // A design that cannot be planned is a property of the input (exit 1), not a usage error.
+        let plan = match plan(&estate, env) {
+            Ok(plan) => plan,
+            Err(e) => return cannot_plan(env, &e),
+        };
+        pending |= plan.pending().next().is_some();
+        let printed = match &plan.detail {
+            DesignPlan::Virtualized(v) => {
+                plan_virtualized(&estate, &plan, v, &mut json_out, &mut text)
             }
-            EnvironmentType::BareMetal => {
-                plan_bare_metal(&estate, &binding, &mut json_out, &mut text)
+            DesignPlan::BareMetal(b) => {
+                plan_bare_metal(&estate, &plan, b, &mut json_out, &mut text)
             }
         };
-        // A design that cannot be planned is a property of the input (exit 1), not a usage error.
-        if let Err(e) = planned {
-            match e.downcast_ref::<PlacementError>() {
-                Some(p) => {
-                    writeln!(
-                        std::io::stderr().lock(),
-                        "error: cannot plan the {} design: {p}",
-                        env.cli_name()
-                    )?;
-                    return Ok(Outcome::Invalid);
-                }
-                None => return Err(e),
+        if let Err(e) = printed {
+            match e.downcast::<plinth_placement::PlacementError>() {
+                Ok(p) => return cannot_plan(env, &PlanError::Placement(p)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -319,5 +420,22 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             serde_json::to_string_pretty(&Value::Object(json_out))?
         ),
     }
+    if pending {
+        writeln!(
+            std::io::stderr().lock(),
+            "error: some pods fit no node (see `pending` above): the plan cannot run every workload"
+        )?;
+        return Ok(Outcome::Invalid);
+    }
     Ok(Outcome::Success)
+}
+
+/// Reports a design that cannot be planned: exit 1.
+fn cannot_plan(env: EnvironmentType, e: &PlanError) -> Result<Outcome> {
+    writeln!(
+        std::io::stderr().lock(),
+        "error: cannot plan the {} design: {e}",
+        env.cli_name()
+    )?;
+    Ok(Outcome::Invalid)
 }

@@ -406,7 +406,14 @@ impl Control {
             let r = &hosts[h.index()];
             r.health != Health::Up || r.maint != Maint::None
         };
-        let (id, mut host) = v.pool.place(spec)?;
+        // A node VM goes to the zone of the node it replaces or copies if there is room,
+        // else anywhere; either way it is pinned to the zone it is created in.
+        let pin = spec.zone.is_some();
+        let (id, mut host) = match v.pool.place(spec.clone()) {
+            Ok(placed) => placed,
+            Err(_) if pin => v.pool.place(VmSpec { zone: None, ..spec })?,
+            Err(e) => return Err(e),
+        };
         // Placement knows no "silent" or "being emptied": move the new VM off such a host
         // before it is created, to the host with most room that takes it (else a silent
         // host fails the create and HA restarts it; an emptied one evacuates it again).
@@ -432,6 +439,9 @@ impl Control {
                     break;
                 }
             }
+        }
+        if pin {
+            v.pool.pin_to_zone(id)?;
         }
         v.ids.insert(new.clone(), id);
         v.phase.insert(new.clone(), VmPhase::Starting);

@@ -16,6 +16,20 @@ pub struct InventorySpec {
     /// Hosts that exist today, by class and count or one by name.
     #[serde(default)]
     pub hosts: Vec<HostEntry>,
+    /// The region every node is labelled with (`topology.kubernetes.io/region`); the
+    /// Inventory's name when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl InventorySpec {
+    /// The zone of rack `r` (`topology.kubernetes.io/zone`): its declared `zone`, else the
+    /// rack's own name.
+    pub fn zone_of_rack(&self, r: usize) -> Option<&str> {
+        self.racks
+            .get(r)
+            .map(|rack| rack.zone.as_deref().unwrap_or(&rack.name))
+    }
 }
 
 /// A server model.
@@ -144,6 +158,11 @@ impl Default for Watts {
 pub struct Rack {
     /// The rack name.
     pub name: String,
+    /// The zone the rack belongs to (`topology.kubernetes.io/zone` of the nodes on its
+    /// hosts); each rack is its own zone when unset. Node VMs stay in their zone when HA
+    /// restarts them or DRS moves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What a host is for.

@@ -8,13 +8,14 @@
 //! methods: schedule one pod, a workload's replicas, a DaemonSet; remove a pod or a node.
 //! Every feasible node is filtered and scored for every pod (no sampling); ties break by node
 //! name. No clock, no randomness, no I/O. A pod that fits nowhere gets an [`Explanation`] in
-//! kube-scheduler's words: `0/24 nodes available: 16 insufficient memory, 8 node(s) had
+//! kube-scheduler's words: `0/24 nodes are available: 16 insufficient memory, 8 node(s) had
 //! untolerated taint {node-role.kubernetes.io/control-plane: }`.
 //!
 //! Not modelled: pod priority and preemption, host ports, volumes, namespaces named in
 //! affinity terms, `minDomains`, node inclusion policies other than the defaults, and the
 //! scheduler's default spreading for pods that declare no constraints.
 
+mod convert;
 mod daemonset;
 mod filter;
 mod node;

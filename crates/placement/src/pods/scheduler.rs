@@ -78,7 +78,7 @@ pub(crate) struct Spread {
 }
 
 /// A pod template resolved against the scheduler's indexes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Compiled {
     pub(crate) template: Arc<PodTemplate>,
     pub(crate) label_set: u32,
@@ -100,7 +100,7 @@ impl Compiled {
 }
 
 /// Per-template results of the node-only filters and scores.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Static {
     /// [`OK`], [`GONE`], [`CORDONED`], [`TAINTED`] or [`AFFINITY`] per node slot.
     pub(crate) code: Vec<u8>,
@@ -115,7 +115,7 @@ pub(crate) struct Static {
 }
 
 /// Per-pod values that change as pods are bound (minimum spread counts, symmetric terms).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PodState {
     /// Minimum matching count over eligible domains, per hard spread constraint.
     pub(crate) mins: Vec<u32>,
@@ -126,7 +126,7 @@ pub(crate) struct PodState {
 }
 
 /// Reusable buffers of the scoring pass.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Scratch {
     scores: Vec<f64>,
     feasible: Vec<u32>,
@@ -136,14 +136,14 @@ struct Scratch {
     total: Vec<f64>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Placed {
     compiled: Arc<Compiled>,
     node: u32,
 }
 
 /// One cluster's nodes and bound pods; schedules pods with kube-scheduler's semantics.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Scheduler {
     strategy: ScoringStrategy,
     pub(crate) nodes: Vec<Node>,
@@ -982,7 +982,7 @@ impl Scheduler {
 /// The per-node values the scoring loop reads, as `f64` arrays so that it runs without
 /// branches or integer conversions. Counts and byte sizes below 2^53 are exact in `f64`, so
 /// the fit comparisons are exact.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Hot {
     pods_free: Vec<f64>,
     free_cpu: Vec<f64>,

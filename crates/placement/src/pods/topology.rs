@@ -11,7 +11,7 @@ use super::pod::LabelSelector;
 pub(crate) const NO_DOMAIN: u32 = u32::MAX;
 
 /// The domains of one topology key: node slot → domain id.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Topology {
     /// The node label key.
     pub(crate) key: String,
@@ -62,7 +62,7 @@ impl Topology {
 
 /// Pods matching one (namespace, selector) counted per domain of one topology key, and the
 /// pods that carry the term themselves (for the symmetric rules).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Term {
     pub(crate) namespace: String,
     pub(crate) selector: LabelSelector,
@@ -85,7 +85,7 @@ pub(crate) struct Term {
 }
 
 /// An interned (namespace, labels) pair and the terms whose selectors match it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct LabelSet {
     pub(crate) namespace: String,
     pub(crate) labels: BTreeMap<String, String>,
@@ -94,7 +94,7 @@ pub(crate) struct LabelSet {
 }
 
 /// All topology, term and label-set indexes of a scheduler.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     pub(crate) topologies: Vec<Topology>,
     topo_by_key: HashMap<String, usize>,
