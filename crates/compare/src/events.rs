@@ -160,11 +160,10 @@ pub fn read_log(log: &[u8], expected: &Expected) -> Result<RunFacts, LogError> {
                 }
             }
             Event::Reimaged { .. } => facts.reimages += 1,
-            Event::NodeReplaced { method, .. } => {
-                if method == ReplaceMethod::Remediate {
-                    facts.remediations += 1;
-                }
-            }
+            Event::NodeReplaced {
+                method: ReplaceMethod::Remediate,
+                ..
+            } => facts.remediations += 1,
             Event::Hourly(h) => facts.hours.push(Hour {
                 cpu_capacity: h.cpu_capacity_milli as f64,
                 mem_capacity: h.mem_capacity_bytes as f64,
