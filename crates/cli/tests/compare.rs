@@ -126,3 +126,88 @@ fn one_run_is_refused_with_how_to_ask_for_more() {
     let (code, _) = plinth(&["compare", "examples/small", "--duration", "soon"]);
     assert_eq!(code, 2);
 }
+
+/// `plinth compare PATH --from-events DIR` over 2 runs of 2 days from seed 1: (exit code,
+/// stderr).
+fn from_events(path: &str, dir: &str) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args([
+            "compare",
+            path,
+            "--seed",
+            "1",
+            "--seeds",
+            "2",
+            "--duration",
+            "2d",
+            "--no-sweep",
+            "--from-events",
+            dir,
+        ])
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_saved_log_of_another_seed_design_or_input_is_refused_with_its_file_and_line() {
+    let dir = tmp("other-run");
+    let dir_arg = dir.display().to_string();
+    let (code, out) = plinth(&[
+        "compare",
+        "examples/small",
+        "--seed",
+        "1",
+        "--seeds",
+        "2",
+        "--duration",
+        "2d",
+        "--no-sweep",
+        "--events",
+        &dir_arg,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(from_events("examples/small", &dir_arg).0, 0);
+
+    // Another input: every header names the digest of examples/small.
+    let (code, err) = from_events("examples/enterprise", &dir_arg);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("virtualized-seed-1.jsonl"), "{err}");
+    assert!(
+        err.contains("line 1: the log is for another run: input is "),
+        "{err}"
+    );
+
+    // Another design and another seed under the expected file name.
+    let file = |name: &str| dir.join(name);
+    let virtualized = std::fs::read(file("virtualized-seed-1.jsonl")).expect("log");
+    std::fs::copy(
+        file("bare-metal-seed-2.jsonl"),
+        file("virtualized-seed-1.jsonl"),
+    )
+    .expect("copy");
+    let (code, err) = from_events("examples/small", &dir_arg);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("virtualized-seed-1.jsonl"), "{err}");
+    assert!(
+        err.contains("line 1: the log is for another run: seed is 2, not 1 and design is bare-metal, not virtualized"),
+        "{err}"
+    );
+
+    // A log without a header (written before the format had one).
+    std::fs::write(file("virtualized-seed-1.jsonl"), &virtualized).expect("write");
+    let log = std::fs::read_to_string(file("bare-metal-seed-1.jsonl")).expect("log");
+    let headless: String = log.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(file("bare-metal-seed-1.jsonl"), headless).expect("write");
+    let (code, err) = from_events("examples/small", &dir_arg);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("line 1: the log does not start with a `header` event"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

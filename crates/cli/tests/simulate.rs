@@ -59,3 +59,52 @@ fn same_seed_same_event_log_other_seed_other_log() {
         }
     }
 }
+
+#[test]
+fn the_log_starts_with_a_header_naming_the_run_and_binds_every_pod_at_the_start() {
+    let path = tmp("header");
+    let events = path.display().to_string();
+    let (code, out) = plinth(&[
+        "simulate",
+        "examples/small",
+        "--env",
+        "bare-metal",
+        "--seed",
+        "5",
+        "--duration",
+        "2d",
+        "--events",
+        &events,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let text = std::fs::read_to_string(&path).expect("log");
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let header = &lines[0];
+    assert_eq!(header["t"], 0, "{header}");
+    assert_eq!(header["event"], "header", "{header}");
+    assert_eq!(header["formatVersion"], 1, "{header}");
+    assert_eq!(header["seed"], 5, "{header}");
+    assert_eq!(header["durationMs"], 2 * 86_400_000u64, "{header}");
+    assert_eq!(header["design"], "bareMetal", "{header}");
+    assert_eq!(header["source"], "simulation", "{header}");
+    assert_eq!(header["input"].as_str().map(str::len), Some(64), "{header}");
+    assert_eq!(lines[1]["event"], "start");
+    // One `podBound` line per pod placed at t = 0, each pod named once.
+    let pods = lines[1]["pods"].as_u64().expect("pods");
+    let pending: u64 = lines
+        .iter()
+        .filter(|l| l["t"] == 0 && l["event"] == "podsPending")
+        .filter_map(|l| l["pods"].as_u64())
+        .sum();
+    let bound: std::collections::BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l["t"] == 0 && l["event"] == "podBound")
+        .map(|l| l["pod"].to_string())
+        .collect();
+    assert!(pods > 0);
+    assert_eq!(bound.len() as u64, pods - pending, "{bound:?}");
+}

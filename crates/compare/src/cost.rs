@@ -3,6 +3,7 @@
 //! into workload, idle and overhead, each part priced from its own allocation so that
 //! `total = workload + idle + overhead` holds exactly (docs/dimensions.md, dimension 10).
 
+use plinth_events::UpgradeKind;
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -58,10 +59,10 @@ pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
     let l = &estate.price_sheet.spec.labour;
     let h = |op: &str| l.hours_for(op).unwrap_or(0.0);
     let years = run.years().max(f64::MIN_POSITIVE);
-    let count = |kind: &str| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
+    let count = |kind| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
     let recurring = f64::from(run.host_failures) * h("hardwareRepair")
-        + count("kubernetes") * h("clusterUpgrade")
-        + count("os") * h("osPatching")
+        + count(UpgradeKind::Kubernetes) * h("clusterUpgrade")
+        + count(UpgradeKind::Os) * h("osPatching")
         + f64::from(run.hosts_patched) * h("hostPatching")
         + f64::from(run.reimages) * h("reimage")
         + f64::from(run.remediations) * h("nodeReplacement");

@@ -162,6 +162,7 @@ fn sim_options(env: EnvironmentType) -> Options {
         env,
         seed: 0,
         duration: 0,
+        input: plinth_events::InputDigest::default(),
     }
 }
 

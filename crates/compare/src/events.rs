@@ -1,89 +1,21 @@
-//! Reading one run's event log (JSON Lines, `docs/architecture.md`) into the facts the
+//! Reading one run's event log (`plinth_events`, a header first) into the facts the
 //! dimensions need. Everything a dimension takes from a run comes through here, so a report
 //! rebuilt from saved logs (`--from-events`) equals the one made while simulating.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use plinth_events::{Event, EventsError, Expected, LogReader, ReplaceMethod, UpgradeKind};
 use thiserror::Error;
 
 /// A log that cannot be read.
 #[derive(Debug, Error)]
 pub enum LogError {
-    /// A line is not a JSON event.
-    #[error("line {line}: {source}")]
-    Line {
-        /// 1-based line number.
-        line: usize,
-        /// The parse error.
-        source: serde_json::Error,
-    },
+    /// A line cannot be read, the header is missing, or it is for another run.
+    #[error(transparent)]
+    Read(#[from] EventsError),
     /// The log has no `start` or no `end` event: it was cut short.
     #[error("the log has no `{0}` event; it is not a complete run")]
     Incomplete(&'static str),
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
-enum Event {
-    #[serde(rename_all = "camelCase")]
-    Start {
-        env: String,
-        seed: u64,
-        duration_ms: u64,
-    },
-    #[serde(rename_all = "camelCase")]
-    End {
-        pod_minutes_unavailable: f64,
-    },
-    HostFailed {
-        t: u64,
-    },
-    NodeNotReady {
-        t: u64,
-        pods: u32,
-    },
-    WorkloadAvailability {
-        t: u64,
-        workload: String,
-        available: u32,
-        desired: u32,
-    },
-    PatchWave {
-        hosts: u32,
-    },
-    #[serde(rename_all = "camelCase")]
-    MaintenanceFinished {
-        pods_disrupted: u32,
-    },
-    #[serde(rename_all = "camelCase")]
-    UpgradeFinished {
-        cluster: String,
-        kind: String,
-        duration_ms: u64,
-        cpu_ms_lost: f64,
-    },
-    QuorumLost {
-        t: u64,
-        cluster: String,
-    },
-    QuorumRestored {
-        t: u64,
-        cluster: String,
-    },
-    Reimaged {},
-    NodeReplaced {
-        method: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    Hourly {
-        cpu_capacity_milli: f64,
-        mem_capacity_bytes: f64,
-        cpu_used_milli: f64,
-        mem_used_bytes: f64,
-    },
-    #[serde(other)]
-    Other,
 }
 
 /// One upgrade as the log tells it.
@@ -91,8 +23,8 @@ enum Event {
 pub struct Upgrade {
     /// Cluster.
     pub cluster: String,
-    /// `kubernetes` or `os`.
-    pub kind: String,
+    /// What changed.
+    pub kind: UpgradeKind,
     /// Start to finish, ms.
     pub duration_ms: u64,
     /// Allocatable milli-CPU × ms not schedulable during it.
@@ -115,10 +47,6 @@ pub struct Hour {
 /// What one run amounted to, read from its log.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunFacts {
-    /// `virtualized` or `bare-metal`.
-    pub env: String,
-    /// Seed.
-    pub seed: u64,
     /// Simulated time, ms.
     pub duration_ms: u64,
     /// Pod-minutes unavailable over the run.
@@ -152,47 +80,39 @@ impl RunFacts {
     }
 }
 
-/// Reads one run's facts from its event log.
-pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
-    let mut facts = RunFacts::default();
+/// Reads one run's facts from its event log, refusing a log whose header is not for the
+/// `expected` run.
+pub fn read_log(log: &[u8], expected: &Expected) -> Result<RunFacts, LogError> {
+    let reader = LogReader::new(log)?.expect(expected)?;
+    let mut facts = RunFacts {
+        duration_ms: reader.header().duration_ms,
+        ..RunFacts::default()
+    };
     let (mut started, mut ended) = (false, false);
     // Per workload: (last t, available, desired, ∫available, ∫desired).
     let mut avail: BTreeMap<String, (u64, u32, u32, f64, f64)> = BTreeMap::new();
     let mut lost_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_failure_t: Option<u64> = None;
-    for (i, line) in log.split(|b| *b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let event: Event = serde_json::from_slice(line).map_err(|source| LogError::Line {
-            line: i + 1,
-            source,
-        })?;
-        match event {
-            Event::Start {
-                env,
-                seed,
-                duration_ms,
-            } => {
-                started = true;
-                facts.env = env;
-                facts.seed = seed;
-                facts.duration_ms = duration_ms;
-            }
+    for record in reader {
+        let record = record?;
+        let t = record.t;
+        match record.event {
+            Event::Start { .. } => started = true,
             Event::End {
                 pod_minutes_unavailable,
+                ..
             } => {
                 ended = true;
                 facts.pod_minutes_unavailable = pod_minutes_unavailable;
             }
-            Event::HostFailed { t } => {
+            Event::HostFailed { .. } => {
                 facts.host_failures += 1;
                 if last_failure_t != Some(t) {
                     facts.pods_hit.push(0);
                     last_failure_t = Some(t);
                 }
             }
-            Event::NodeNotReady { t, pods } => {
+            Event::NodeNotReady { pods, .. } => {
                 if last_failure_t == Some(t)
                     && let Some(last) = facts.pods_hit.last_mut()
                 {
@@ -200,21 +120,20 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 }
             }
             Event::WorkloadAvailability {
-                t,
                 workload,
                 available,
                 desired,
             } => {
                 let e = avail
-                    .entry(workload)
+                    .entry(workload.into_owned())
                     .or_insert((t, available, desired, 0.0, 0.0));
-                let dt = (t - e.0) as f64;
+                let dt = t.saturating_sub(e.0) as f64;
                 e.3 += f64::from(e.1) * dt;
                 e.4 += f64::from(e.2) * dt;
                 (e.0, e.1, e.2) = (t, available, desired);
             }
-            Event::PatchWave { hosts } => facts.hosts_patched += hosts,
-            Event::MaintenanceFinished { pods_disrupted } => {
+            Event::PatchWave { hosts, .. } => facts.hosts_patched += hosts,
+            Event::MaintenanceFinished { pods_disrupted, .. } => {
                 facts.maintenances.0 += 1;
                 if pods_disrupted == 0 {
                     facts.maintenances.1 += 1;
@@ -225,38 +144,33 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
                 kind,
                 duration_ms,
                 cpu_ms_lost,
+                ..
             } => facts.upgrades.push(Upgrade {
-                cluster,
+                cluster: cluster.into_owned(),
                 kind,
                 duration_ms,
-                cpu_ms_lost,
+                cpu_ms_lost: cpu_ms_lost as f64,
             }),
-            Event::QuorumLost { t, cluster } => {
-                lost_since.entry(cluster).or_insert(t);
+            Event::QuorumLost { cluster } => {
+                lost_since.entry(cluster.into_owned()).or_insert(t);
             }
-            Event::QuorumRestored { t, cluster } => {
-                if let Some(since) = lost_since.remove(&cluster) {
-                    facts.quorum_lost_ms += t - since;
+            Event::QuorumRestored { cluster } => {
+                if let Some(since) = lost_since.remove(cluster.as_ref()) {
+                    facts.quorum_lost_ms += t.saturating_sub(since);
                 }
             }
-            Event::Reimaged {} => facts.reimages += 1,
-            Event::NodeReplaced { method } => {
-                if method == "remediate" {
-                    facts.remediations += 1;
-                }
-            }
-            Event::Hourly {
-                cpu_capacity_milli,
-                mem_capacity_bytes,
-                cpu_used_milli,
-                mem_used_bytes,
-            } => facts.hours.push(Hour {
-                cpu_capacity: cpu_capacity_milli,
-                mem_capacity: mem_capacity_bytes,
-                cpu_used: cpu_used_milli,
-                mem_used: mem_used_bytes,
+            Event::Reimaged { .. } => facts.reimages += 1,
+            Event::NodeReplaced {
+                method: ReplaceMethod::Remediate,
+                ..
+            } => facts.remediations += 1,
+            Event::Hourly(h) => facts.hours.push(Hour {
+                cpu_capacity: h.cpu_capacity_milli as f64,
+                mem_capacity: h.mem_capacity_bytes as f64,
+                cpu_used: h.cpu_used_milli as f64,
+                mem_used: h.mem_used_bytes as f64,
             }),
-            Event::Other => {}
+            _ => {}
         }
     }
     if !started {
@@ -281,25 +195,36 @@ pub fn read_log(log: &[u8]) -> Result<RunFacts, LogError> {
 
 #[cfg(test)]
 mod tests {
+    use plinth_events::{EnvironmentType, InputDigest};
+
     use super::*;
 
-    const LOG: &str = r#"{"t":0,"event":"start","env":"virtualized","seed":3,"durationMs":1000}
+    const LOG: &str = r#"{"t":0,"event":"header","formatVersion":1,"plinthVersion":"0.1.0","input":"0000000000000000000000000000000000000000000000000000000000000000","seed":3,"durationMs":1000,"design":"virtualized","source":"simulation"}
+{"t":0,"event":"start","hosts":2,"vms":2,"nodes":2,"pods":5,"vmsUnplaced":[]}
 {"t":0,"event":"workloadAvailability","workload":"w","available":2,"desired":2}
-{"t":100,"event":"hostFailed","host":"h1"}
+{"t":100,"event":"hostFailed","host":"h1","repairMs":50,"vmsLost":["n1","n2"]}
 {"t":100,"event":"nodeNotReady","node":"n1","pods":3}
 {"t":100,"event":"nodeNotReady","node":"n2","pods":2}
 {"t":100,"event":"quorumLost","cluster":"c"}
 {"t":200,"event":"workloadAvailability","workload":"w","available":1,"desired":2}
 {"t":300,"event":"quorumRestored","cluster":"c"}
 {"t":700,"event":"workloadAvailability","workload":"w","available":2,"desired":2}
-{"t":800,"event":"somethingNew","x":1}
-{"t":1000,"event":"end","podMinutesUnavailable":0.5}
+{"t":1000,"event":"end","hostFailures":1,"podMinutesUnavailable":0.5,"secondCopies":0}
 "#;
+
+    fn expected() -> Expected {
+        Expected {
+            input: InputDigest::default(),
+            seed: 3,
+            duration_ms: 1000,
+            design: EnvironmentType::Virtualized,
+        }
+    }
 
     #[test]
     fn facts_of_a_small_log() {
-        let f = read_log(LOG.as_bytes()).expect("log");
-        assert_eq!(f.env, "virtualized");
+        let f = read_log(LOG.as_bytes(), &expected()).expect("log");
+        assert_eq!(f.duration_ms, 1000);
         assert_eq!(f.pods_hit, vec![5]);
         assert_eq!(f.quorum_lost_ms, 200);
         // One of two pods missing for 500 of 1000 ms: 0.75.
@@ -311,12 +236,25 @@ mod tests {
     fn a_cut_log_is_an_error_not_a_report() {
         let cut: String = LOG.lines().take(5).collect::<Vec<_>>().join("\n");
         assert!(matches!(
-            read_log(cut.as_bytes()),
+            read_log(cut.as_bytes(), &expected()),
             Err(LogError::Incomplete("end"))
         ));
+        let broken = LOG.replacen("\"pods\":3}", "\"pods\":-3}", 1);
         assert!(matches!(
-            read_log(b"{\"t\":0,\"event\":\"start\"\n"),
-            Err(LogError::Line { line: 1, .. })
+            read_log(broken.as_bytes(), &expected()),
+            Err(LogError::Read(EventsError::Line { line: 5, .. }))
+        ));
+    }
+
+    #[test]
+    fn a_log_of_another_run_is_refused() {
+        let other = Expected {
+            seed: 4,
+            ..expected()
+        };
+        assert!(matches!(
+            read_log(LOG.as_bytes(), &other),
+            Err(LogError::Read(EventsError::Mismatch { line: 1, .. }))
         ));
     }
 }

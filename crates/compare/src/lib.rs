@@ -22,6 +22,7 @@ pub mod stats;
 
 use std::collections::BTreeMap;
 
+use plinth_events::{Expected, InputDigest};
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use rayon::prelude::*;
@@ -46,26 +47,19 @@ pub enum CompareError {
         /// Why.
         reason: String,
     },
-    /// A saved event log cannot be read.
-    #[error("event log {name}: {source}")]
+    /// An event log cannot be read, or is not of the run it is read for.
+    #[error("cannot use the event log {name}")]
     Log {
-        /// File or run name.
+        /// Its file name (`<env>-seed-<n>.jsonl`).
         name: String,
         /// What is wrong with it.
         source: LogError,
     },
-    /// A saved event log belongs to another comparison.
-    #[error(
-        "event log {name} is for {found}, not for {expected}: rebuild from the same seeds, runs \
-         and duration that wrote it"
-    )]
-    Mismatch {
-        /// File or run name.
+    /// A run has no event log.
+    #[error("no event log for {name}")]
+    MissingLog {
+        /// The file name it would have (`<env>-seed-<n>.jsonl`).
         name: String,
-        /// What the comparison expects.
-        expected: String,
-        /// What the log says.
-        found: String,
     },
 }
 
@@ -79,6 +73,9 @@ pub struct Options {
     pub runs: u32,
     /// Simulated time per run, ms.
     pub duration_ms: u64,
+    /// The digest of the input (every run's log header carries it; a saved log of
+    /// another input is refused).
+    pub input: InputDigest,
 }
 
 impl Options {
@@ -112,10 +109,15 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// The file name `--events` gives it: `virtualized-seed-7.jsonl`.
+    /// The file name `--events` gives it ([`log_file_name`]).
     pub fn file_name(&self) -> String {
-        format!("{}-seed-{}.jsonl", env_name(self.env), self.seed)
+        log_file_name(self.env, self.seed)
     }
+}
+
+/// The file name `--events` gives the log of one run: `virtualized-seed-7.jsonl`.
+pub fn log_file_name(env: EnvironmentType, seed: u64) -> String {
+    format!("{}-seed-{seed}.jsonl", env_name(env))
 }
 
 /// Simulates both designs over the paired seeds, in parallel, calling `progress` after
@@ -151,6 +153,7 @@ pub(crate) fn simulate_one(
             env,
             seed,
             duration: options.duration_ms,
+            input: options.input,
         },
     )
     .map_err(|e| CompareError::Design {
@@ -165,10 +168,16 @@ pub(crate) fn simulate_one(
 }
 
 impl RunLog {
-    /// The run's facts, read from its log.
-    pub fn facts(&self) -> Result<events::RunFacts, CompareError> {
-        read_log(&self.log).map_err(|source| CompareError::Log {
-            name: format!("{}-seed-{}", env_name(self.env), self.seed),
+    /// The run's facts, read from its log, which must be of this run of `options`.
+    pub fn facts(&self, options: &Options) -> Result<events::RunFacts, CompareError> {
+        let expected = Expected {
+            input: options.input,
+            seed: self.seed,
+            duration_ms: options.duration_ms,
+            design: self.env,
+        };
+        read_log(&self.log, &expected).map_err(|source| CompareError::Log {
+            name: self.file_name(),
             source,
         })
     }
@@ -336,34 +345,12 @@ fn runs_of(
     options
         .seeds()
         .map(|seed| {
-            let name = format!("{}-seed-{seed}", env_name(env));
-            let log = logs
-                .iter()
+            logs.iter()
                 .find(|l| l.env == env && l.seed == seed)
-                .ok_or_else(|| CompareError::Mismatch {
-                    name: name.clone(),
-                    expected: format!("{} seed {seed}", env_name(env)),
-                    found: "no log".into(),
-                })?;
-            let facts = log.facts()?;
-            if facts.env != env_name(env)
-                || facts.seed != seed
-                || facts.duration_ms != options.duration_ms
-            {
-                return Err(CompareError::Mismatch {
-                    name,
-                    expected: format!(
-                        "{} seed {seed} over {} ms",
-                        env_name(env),
-                        options.duration_ms
-                    ),
-                    found: format!(
-                        "{} seed {} over {} ms",
-                        facts.env, facts.seed, facts.duration_ms
-                    ),
-                });
-            }
-            Ok(facts)
+                .ok_or_else(|| CompareError::MissingLog {
+                    name: log_file_name(env, seed),
+                })?
+                .facts(options)
         })
         .collect()
 }

@@ -7,7 +7,6 @@ mod common;
 use common::{dimension, estate, options, report};
 use plinth_compare::cost::cost;
 use plinth_compare::design::design;
-use plinth_compare::events::read_log;
 use plinth_compare::{ENVS, Options, simulate_runs};
 use plinth_model::Estate;
 
@@ -173,7 +172,7 @@ fn total_equals_workload_plus_idle_plus_overhead_exactly() {
         for env in ENVS {
             let d = design(&e, env).expect("design");
             for l in logs.iter().filter(|l| l.env == env) {
-                let c = cost(&e, &d, &read_log(&l.log).expect("log"));
+                let c = cost(&e, &d, &l.facts(&o).expect("log"));
                 assert_eq!(c.total(), c.workload + c.idle + c.overhead, "{c:?}");
                 assert!(c.workload > 0 && c.idle >= 0 && c.overhead > 0, "{c:?}");
             }

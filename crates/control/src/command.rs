@@ -3,18 +3,18 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Time;
 
 /// Identifies one command; a driver answers each id exactly once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CommandId(pub u64);
 
 /// An action for the driver to carry out. Objects are named as in the manifests: hosts and
 /// servers by inventory name, VMs and nodes by `<cluster>-<pool>-<i>` (a VM node and its
 /// Kubernetes node share the name; on bare metal the node is named after its server).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum CommandKind {
     /// Boot `vm` on `host` (clone if needed); completes when its node is Ready.
@@ -123,7 +123,7 @@ impl CommandKind {
 }
 
 /// A command with its id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Answered by exactly one `CommandCompleted` or `CommandFailed`.
     pub id: CommandId,
@@ -195,7 +195,7 @@ pub enum Observation {
 }
 
 /// What a rolling upgrade changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum UpgradeKind {
     /// The Kubernetes version.
@@ -214,7 +214,7 @@ impl fmt::Display for UpgradeKind {
 }
 
 /// How a node was replaced during a rollout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ReplaceMethod {
     /// A new node (VM clone, or a spare server installed) joined before the old one left.
@@ -274,7 +274,7 @@ pub enum ControlEvent {
 }
 
 /// Why an object is waiting, in words a user can read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Reason {
     /// A silent host has not been fenced, so its VMs must not start elsewhere.
@@ -311,7 +311,7 @@ impl fmt::Display for Reason {
 }
 
 /// Why one object waits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Condition {
     /// `vm/<name>`, `host/<name>`, `node/<name>`, `cluster/<name>` or
     /// `pool/<cluster>/<pool>`.
@@ -331,7 +331,7 @@ impl fmt::Display for Condition {
 }
 
 /// A condition set or cleared, for the driver's event log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "camelCase")]
 pub enum ConditionChange {
     /// Set (or replaced).

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_sim::{Options, simulate};
@@ -158,6 +159,7 @@ fn year(c: &mut Criterion) {
             env,
             seed: 42,
             duration: YEAR_MS,
+            input: InputDigest::default(),
         };
         describe(&format!("enterprise/{}", env.cli_name()), &estate, &options);
         g.bench_function(env.cli_name(), |b| {
@@ -179,6 +181,7 @@ fn year_generated(c: &mut Criterion) {
             env: EnvironmentType::Virtualized,
             seed: 42,
             duration: YEAR_MS,
+            input: InputDigest::default(),
         };
         describe(&format!("generated/{hosts}"), &estate, &options);
         g.bench_function(format!("{hosts}_hosts"), |b| {

@@ -23,6 +23,7 @@ pub use setup::{Setup, SimControlPlane, SimError, Usage, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 
 use plinth_control::{Control, run};
+use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 
@@ -35,9 +36,14 @@ pub struct Options {
     pub seed: u64,
     /// Simulated time, ms.
     pub duration: u64,
+    /// The digest of the input the estate was loaded from, written into the log's header
+    /// so a reader can tell the log belongs to it (the estate itself has no canonical
+    /// serialization to hash; see [`InputDigest`]).
+    pub input: InputDigest,
 }
 
-/// A finished run: the event log (JSON Lines) and its summary.
+/// A finished run: the event log (JSON Lines of [`plinth_events::Record`], a header first)
+/// and its summary.
 #[derive(Clone, Debug)]
 pub struct Run {
     /// The event log, one JSON object per line, in (time, sequence) order.

@@ -1,17 +1,11 @@
-//! The event log: JSON Lines, one object per event with `t` (ms) and `event` first, written
-//! in the order events happen (virtual time, then queue sequence), so it is byte-identical
-//! for the same inputs and seed.
+//! The event log: JSON Lines of [`plinth_events::Record`]s, written in the order events
+//! happen (virtual time, then queue sequence), so it is byte-identical for the same inputs
+//! and seed. Each event is serialized straight from the typed enum, borrowing the world's
+//! names, without building a JSON tree.
 
-use serde::Serialize;
-use serde_json::Value;
+use plinth_events::{Event, Record};
 
-#[derive(Serialize)]
-struct Line<'a> {
-    t: u64,
-    event: &'a str,
-    #[serde(flatten)]
-    body: Value,
-}
+use crate::setup::SimPod;
 
 /// An in-memory JSON Lines log.
 #[derive(Clone, Debug, Default)]
@@ -20,95 +14,69 @@ pub(crate) struct Log {
     pub(crate) lines: u64,
 }
 
-/// One `workloadAvailability` line, serialized without building a JSON tree (the most
-/// frequent event); keys in the same (sorted) order as the other lines' bodies.
-#[derive(Serialize)]
-struct AvailabilityLine<'a> {
-    t: u64,
-    event: &'static str,
-    available: u32,
-    desired: u32,
-    workload: &'a str,
-}
-
-/// One `hourly` line (8,761 a year), serialized without building a JSON tree; keys in the
-/// order of the documented event.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Hourly {
-    pub(crate) hour: u64,
-    pub(crate) cpu_capacity_milli: u64,
-    pub(crate) mem_capacity_bytes: u64,
-    pub(crate) cpu_allocated_milli: u64,
-    pub(crate) mem_allocated_bytes: u64,
-    pub(crate) cpu_used_milli: u64,
-    pub(crate) mem_used_bytes: u64,
-    pub(crate) hosts_up: u32,
-    pub(crate) pods_pending: u64,
-}
-
-/// One `completed` line (one per command answered), serialized without building a JSON
-/// tree.
-#[derive(Serialize)]
-struct CompletedLine {
-    t: u64,
-    event: &'static str,
-    id: u64,
-}
-
-#[derive(Serialize)]
-struct HourlyLine<'a> {
-    t: u64,
-    event: &'static str,
-    #[serde(flatten)]
-    body: &'a Hourly,
-}
-
 impl Log {
-    /// Appends one line serialized from `line` (which starts with `t` and `event`).
-    fn line(&mut self, line: &impl Serialize) {
-        if serde_json::to_writer(&mut self.buf, line).is_ok() {
-            self.buf.push(b'\n');
+    /// Appends `event` at `t` ms.
+    pub(crate) fn write(&mut self, t: u64, event: Event<'_>) {
+        // Writing to a `Vec` does not fail, and every event of the schema serializes.
+        if Record::new(t, event).write_to(&mut self.buf).is_ok() {
             self.lines += 1;
         }
     }
+}
 
-    /// Appends an `hourly` line.
-    pub(crate) fn hourly(&mut self, t: u64, body: &Hourly) {
-        self.line(&HourlyLine {
-            t,
-            event: "hourly",
-            body,
-        });
+/// Each pod's ordinal among its workload's replicas (0, 1, … in the order the pods were
+/// created), extended as pods are added.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PodOrdinals {
+    /// By pod index.
+    of: Vec<u32>,
+    /// By workload index: the next ordinal.
+    next: Vec<u32>,
+}
+
+impl PodOrdinals {
+    /// Pod `p`'s ordinal (`pods` is every pod created so far).
+    pub(crate) fn get(&mut self, pods: &[SimPod], p: usize) -> u32 {
+        while self.of.len() <= p {
+            let Some(pod) = pods.get(self.of.len()) else {
+                break;
+            };
+            let w = pod.workload as usize;
+            if self.next.len() <= w {
+                self.next.resize(w + 1, 0);
+            }
+            self.of.push(self.next[w]);
+            self.next[w] += 1;
+        }
+        self.of.get(p).copied().unwrap_or_default()
     }
+}
 
-    /// Appends a `completed` line: command `id` succeeded.
-    pub(crate) fn completed(&mut self, t: u64, id: u64) {
-        self.line(&CompletedLine {
-            t,
-            event: "completed",
-            id,
-        });
-    }
+#[cfg(test)]
+mod tests {
+    use plinth_model::Resources;
 
-    /// Appends a `workloadAvailability` line.
-    pub(crate) fn availability(&mut self, t: u64, workload: &str, available: u32, desired: u32) {
-        self.line(&AvailabilityLine {
-            t,
-            event: "workloadAvailability",
-            available,
-            desired,
+    use super::*;
+
+    fn pod(workload: u32) -> SimPod {
+        SimPod {
             workload,
-        });
+            cluster: 0,
+            template: std::sync::Arc::default(),
+            requests: Resources::ZERO,
+            local: false,
+            initial: None,
+        }
     }
 
-    /// Appends one event; `body` must be a JSON object (or null).
-    pub(crate) fn write(&mut self, t: u64, event: &str, body: Value) {
-        let body = if body.is_null() {
-            Value::Object(Default::default())
-        } else {
-            body
-        };
-        self.line(&Line { t, event, body });
+    #[test]
+    fn ordinals_count_within_each_workload_as_pods_are_added() {
+        let mut pods = vec![pod(0), pod(1), pod(0)];
+        let mut o = PodOrdinals::default();
+        assert_eq!(o.get(&pods, 2), 1);
+        assert_eq!(o.get(&pods, 1), 0);
+        pods.push(pod(1));
+        assert_eq!(o.get(&pods, 3), 1);
+        assert_eq!(o.get(&pods, 0), 0);
     }
 }

@@ -1,5 +1,6 @@
 //! The simulated world and the [`Driver`] over it.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
@@ -9,16 +10,18 @@ use plinth_control::{
     Command, CommandId, CommandKind, Condition, ConditionChange, Control, ControlEvent, Driver,
     Observation, Reason, Time, UpgradeKind,
 };
+use plinth_events::{
+    Event, EvictionReason, Header, Hourly, PodName, RequestedBy, Source, UnbindReason,
+};
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::failures::FailureStream;
-use crate::log::Log;
+use crate::log::{Log, PodOrdinals};
 use crate::setup::Setup;
 use crate::{Options, Run};
 
@@ -79,7 +82,7 @@ enum Ev {
     Upgrade {
         cluster: String,
         kind: UpgradeKind,
-        by: &'static str,
+        by: RequestedBy,
     },
     DrainRetry {
         node: usize,
@@ -367,6 +370,8 @@ pub struct World<'a> {
     fence_stream: FailureStream,
     failures: Vec<SimFailure>,
     log: Log,
+    /// Each pod's ordinal within its workload, for `podBound`/`podUnbound` lines.
+    pod_ordinals: PodOrdinals,
     unavailable_ms: u128,
     /// Per workload: pods available now, and pods desired.
     available: Vec<u32>,
@@ -606,6 +611,7 @@ impl<'a> World<'a> {
             inflight: BTreeMap::new(),
             failures: Vec::new(),
             log: Log::default(),
+            pod_ordinals: PodOrdinals::default(),
             unavailable_ms: 0,
             available: vec![0; setup_workloads],
             desired,
@@ -615,6 +621,16 @@ impl<'a> World<'a> {
             progress: Box::new(progress),
             last_progress: 0,
         };
+        w.log.write(
+            0,
+            Event::Header(Header::new(
+                options.input,
+                seed,
+                options.duration,
+                options.env,
+                Source::Simulation,
+            )),
+        );
         w.start();
         w
     }
@@ -631,10 +647,13 @@ impl<'a> World<'a> {
     fn start(&mut self) {
         self.log.write(
             0,
-            "start",
-            json!({"env": self.summary.env, "seed": self.summary.seed, "durationMs": self.end,
-                   "hosts": self.summary.hosts, "vms": self.summary.vms, "nodes": self.summary.nodes,
-                   "pods": self.summary.pods, "vmsUnplaced": self.s.unplaced}),
+            Event::Start {
+                hosts: self.summary.hosts,
+                vms: self.summary.vms,
+                nodes: self.summary.nodes,
+                pods: self.summary.pods,
+                vms_unplaced: self.s.unplaced.iter().map(|v| v.as_str().into()).collect(),
+            },
         );
         for i in 0..self.hosts.len() {
             let ttf = self.hosts[i].stream.time_to_failure();
@@ -668,8 +687,10 @@ impl<'a> World<'a> {
             let reason = self.pending_reason();
             self.log.write(
                 0,
-                "podsPending",
-                json!({"pods": pending, "reason": reason}),
+                Event::PodsPending {
+                    pods: pending as u32,
+                    reason: reason.into(),
+                },
             );
         }
         self.quiet = true;
@@ -753,11 +774,13 @@ impl<'a> World<'a> {
         if self.quiet {
             return;
         }
-        self.log.availability(
+        self.log.write(
             self.now,
-            &self.s.workloads[w],
-            self.available[w],
-            self.desired[w],
+            Event::WorkloadAvailability {
+                workload: self.s.workloads[w].as_str().into(),
+                available: self.available[w],
+                desired: self.desired[w],
+            },
         );
     }
 
@@ -804,18 +827,36 @@ impl<'a> World<'a> {
         self.pods[p].node = Some(n);
         self.nodes[n].used += self.s.pods[p].requests;
         self.nodes[n].pods.insert(p);
+        self.log_pod(p, n, None);
     }
 
-    fn unbind(&mut self, p: usize) {
+    fn unbind(&mut self, p: usize, why: UnbindReason) {
         if let Some(n) = self.pods[p].node.take() {
             self.nodes[n].used = self.nodes[n].used.saturating_sub(&self.s.pods[p].requests);
             self.nodes[n].pods.remove(&p);
+            self.log_pod(p, n, Some(why));
         }
         if let Some(id) = self.pods[p].sched.take() {
             let c = self.s.pods[p].cluster;
             // The pod is bound there: the world binds and unbinds in step with it.
             let _ = self.s.schedulers[c].remove_pod(id);
         }
+    }
+
+    /// A `podBound` line (`unbound` `None`) or a `podUnbound` line for pod `p` and node `n`.
+    fn log_pod(&mut self, p: usize, n: usize, unbound: Option<UnbindReason>) {
+        let pod = PodName {
+            workload: self.s.workloads[self.s.pods[p].workload as usize]
+                .as_str()
+                .into(),
+            ordinal: self.pod_ordinals.get(&self.s.pods, p),
+        };
+        let node = self.s.nodes[n].name.as_str().into();
+        let event = match unbound {
+            None => Event::PodBound { pod, node },
+            Some(reason) => Event::PodUnbound { pod, node, reason },
+        };
+        self.log.write(self.now, event);
     }
 
     fn node_down(&mut self, n: usize, cause: Option<usize>) {
@@ -832,11 +873,12 @@ impl<'a> World<'a> {
         let epoch = self.nodes[n].epoch;
         let t = self.now + self.nodes[n].grace_ms;
         self.push(t, Ev::Evict { node: n, epoch });
-        let name = self.s.nodes[n].name.clone();
         self.log.write(
             self.now,
-            "nodeNotReady",
-            json!({"node": name, "pods": pods.len()}),
+            Event::NodeNotReady {
+                node: self.s.nodes[n].name.as_str().into(),
+                pods: pods.len() as u32,
+            },
         );
     }
 
@@ -849,8 +891,12 @@ impl<'a> World<'a> {
         self.touch(n);
         let epoch = self.nodes[n].epoch;
         self.push(self.now + POD_START_MS, Ev::PodsReady { node: n, epoch });
-        let name = self.s.nodes[n].name.clone();
-        self.log.write(self.now, "nodeReady", json!({"node": name}));
+        self.log.write(
+            self.now,
+            Event::NodeReady {
+                node: self.s.nodes[n].name.as_str().into(),
+            },
+        );
         self.retry_pending(self.s.nodes[n].cluster);
     }
 
@@ -874,15 +920,17 @@ impl<'a> World<'a> {
             let cluster = self.s.estate.clusters[cluster].name.clone();
             self.log.write(
                 self.now,
-                "podsScheduled",
-                json!({"cluster": cluster, "pods": placed}),
+                Event::PodsScheduled {
+                    cluster: cluster.into(),
+                    pods: placed,
+                },
             );
         }
     }
 
     /// Evicts the pods of node `n`: those with local volumes stay bound and wait for it,
     /// the others go wherever the scheduler finds room, or pend.
-    fn evict(&mut self, n: usize, reason: &str) {
+    fn evict(&mut self, n: usize, reason: EvictionReason) {
         let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
         let (mut moved, mut pending, mut local) = (0u32, 0u32, 0u32);
         for p in pods {
@@ -893,7 +941,7 @@ impl<'a> World<'a> {
             }
             let cause = self.pods[p].cause;
             self.mark_unavailable(p, cause);
-            self.unbind(p);
+            self.unbind(p, UnbindReason::Evicted);
             self.summary.evictions += 1;
             match self.place(p) {
                 Some(_) => {
@@ -908,12 +956,15 @@ impl<'a> World<'a> {
                 }
             }
         }
-        let name = self.s.nodes[n].name.clone();
         self.log.write(
             self.now,
-            "podsEvicted",
-            json!({"node": name, "reason": reason, "rescheduled": moved,
-                   "pendingForCapacity": pending, "waitingForNode": local}),
+            Event::PodsEvicted {
+                node: self.s.nodes[n].name.as_str().into(),
+                reason,
+                rescheduled: moved,
+                pending_for_capacity: pending,
+                waiting_for_node: local,
+            },
         );
     }
 
@@ -985,11 +1036,16 @@ impl<'a> World<'a> {
         let repair = stream.repair_time();
         let ttf = stream.time_to_failure();
         let up: Vec<usize> = hosts.into_iter().filter(|h| self.hosts[*h].up).collect();
-        let names: Vec<&str> = up.iter().map(|h| self.s.hosts[*h].name.as_str()).collect();
         self.log.write(
             self.now,
-            "rackFailed",
-            json!({"rack": name, "hosts": names, "repairMs": repair}),
+            Event::RackFailed {
+                rack: name.into(),
+                hosts: up
+                    .iter()
+                    .map(|h| self.s.hosts[*h].name.as_str().into())
+                    .collect(),
+                repair_ms: repair,
+            },
         );
         for h in up {
             let clock = self.hosts[h].clock;
@@ -1018,11 +1074,13 @@ impl<'a> World<'a> {
         self.hosts[h].failure = Some(f);
         self.summary.host_failures += 1;
         let repair = repair.unwrap_or_else(|| self.hosts[h].stream.repair_time());
-        let lost: Vec<&String> = self.host_vms[h].iter().collect();
         self.log.write(
             self.now,
-            "hostFailed",
-            json!({"host": name, "repairMs": repair, "vmsLost": lost}),
+            Event::HostFailed {
+                host: name.as_str().into(),
+                repair_ms: repair,
+                vms_lost: self.host_vms[h].iter().map(|v| v.as_str().into()).collect(),
+            },
         );
         self.host_down(h, Down::Crash, Some(f));
         let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;
@@ -1044,8 +1102,12 @@ impl<'a> World<'a> {
                 self.failures[f].nodes_ready_at = Some(self.now);
             }
         }
-        self.log
-            .write(self.now, "hostRepaired", json!({"host": name}));
+        self.log.write(
+            self.now,
+            Event::HostRepaired {
+                host: name.as_str().into(),
+            },
+        );
         self.host_up(h);
         let next_beat = self.now.div_ceil(self.heartbeat_ms) * self.heartbeat_ms;
         self.push(
@@ -1136,9 +1198,13 @@ impl<'a> World<'a> {
             return;
         }
         self.quorum[q].lost = !has;
-        let event = if has { "quorumRestored" } else { "quorumLost" };
-        let cluster = self.quorum[q].cluster.clone();
-        self.log.write(self.now, event, json!({"cluster": cluster}));
+        let cluster = self.quorum[q].cluster.as_str().into();
+        let event = if has {
+            Event::QuorumRestored { cluster }
+        } else {
+            Event::QuorumLost { cluster }
+        };
+        self.log.write(self.now, event);
     }
 
     /// Node `n`'s schedulability may have changed: update its pool's count and, while its
@@ -1227,8 +1293,11 @@ impl<'a> World<'a> {
                 );
                 self.log.write(
                     self.now,
-                    "upgradeStarted",
-                    json!({"cluster": cluster, "kind": kind, "nodes": nodes}),
+                    Event::UpgradeStarted {
+                        cluster: cluster.into(),
+                        kind,
+                        nodes,
+                    },
                 );
             }
             ControlEvent::UpgradeFinished { cluster, kind } => {
@@ -1239,20 +1308,24 @@ impl<'a> World<'a> {
                 let clamp = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
                 self.log.write(
                     self.now,
-                    "upgradeFinished",
-                    json!({"cluster": cluster, "kind": kind,
-                           "durationMs": self.now - acc.started,
-                           "nodeMsUnavailable": clamp(acc.node_ms),
-                           "cpuMsLost": clamp(acc.cpu_ms),
-                           "maxNodesUnavailable": acc.max}),
+                    Event::UpgradeFinished {
+                        cluster: cluster.into(),
+                        kind,
+                        duration_ms: self.now - acc.started,
+                        node_ms_unavailable: clamp(acc.node_ms),
+                        cpu_ms_lost: clamp(acc.cpu_ms),
+                        max_nodes_unavailable: acc.max,
+                    },
                 );
             }
             ControlEvent::ClusterReady { cluster } => {
                 let started = self.cluster_requested.remove(&cluster).unwrap_or(self.now);
                 self.log.write(
                     self.now,
-                    "clusterReady",
-                    json!({"cluster": cluster, "durationMs": self.now - started}),
+                    Event::ClusterReady {
+                        cluster: cluster.as_str().into(),
+                        duration_ms: self.now - started,
+                    },
                 );
                 // From now on its pools' sizes and its etcd quorum are watched.
                 let prefix = format!("{cluster}/");
@@ -1291,8 +1364,13 @@ impl<'a> World<'a> {
             } => {
                 self.log.write(
                     self.now,
-                    "nodeReplaced",
-                    json!({"cluster": cluster, "pool": pool, "old": old, "new": new, "method": method}),
+                    Event::NodeReplaced {
+                        cluster: cluster.into(),
+                        pool: pool.into(),
+                        old: old.into(),
+                        new: new.into(),
+                        method,
+                    },
                 );
             }
         }
@@ -1389,8 +1467,13 @@ impl<'a> World<'a> {
         let names = &self.s.nodes;
         let at = list.partition_point(|m| names[*m].name.as_str() < name);
         list.insert(at, n);
-        self.log
-            .write(self.now, "nodeAdded", json!({"node": name, "pool": pool}));
+        self.log.write(
+            self.now,
+            Event::NodeAdded {
+                node: name.into(),
+                pool: pool.into(),
+            },
+        );
         n
     }
 
@@ -1404,7 +1487,7 @@ impl<'a> World<'a> {
         for p in pods {
             let cause = self.pods[p].cause;
             self.mark_unavailable(p, cause);
-            self.unbind(p);
+            self.unbind(p, UnbindReason::NodeRemoved);
             if self.reschedule(p) {
                 moved += 1;
             } else {
@@ -1423,11 +1506,14 @@ impl<'a> World<'a> {
             list.retain(|m| *m != n);
         }
         self.draining.remove(&n);
-        let name = self.s.nodes[n].name.clone();
         self.log.write(
             self.now,
-            "nodeRemoved",
-            json!({"node": name, "pool": pool, "rescheduled": moved, "pendingForCapacity": pending}),
+            Event::NodeRemoved {
+                node: self.s.nodes[n].name.as_str().into(),
+                pool: pool.into(),
+                rescheduled: moved,
+                pending_for_capacity: pending,
+            },
         );
     }
 
@@ -1526,7 +1612,7 @@ impl<'a> World<'a> {
                 local += 1;
                 continue;
             }
-            self.unbind(p);
+            self.unbind(p, UnbindReason::Drained);
             if self.reschedule(p) {
                 moved += 1;
             } else {
@@ -1540,9 +1626,13 @@ impl<'a> World<'a> {
         if moved + pending + local > 0 {
             self.log.write(
                 self.now,
-                "podsEvicted",
-                json!({"node": name, "reason": "drain", "rescheduled": moved,
-                       "pendingForCapacity": pending, "waitingForNode": local}),
+                Event::PodsEvicted {
+                    node: name.as_str().into(),
+                    reason: EvictionReason::Drain,
+                    rescheduled: moved,
+                    pending_for_capacity: pending,
+                    waiting_for_node: local,
+                },
             );
         }
         let object = format!("node/{name}");
@@ -1560,8 +1650,10 @@ impl<'a> World<'a> {
                         ),
                         since: Time(self.now),
                     };
-                    let v = serde_json::to_value(ConditionChange::Set(c)).unwrap_or_default();
-                    self.log.write(self.now, "condition", v);
+                    self.log.write(
+                        self.now,
+                        Event::Condition(Cow::Owned(ConditionChange::Set(c))),
+                    );
                     if let Some(x) = self.draining.get_mut(&n) {
                         x.blocked = true;
                     }
@@ -1573,12 +1665,11 @@ impl<'a> World<'a> {
             }
             None => {
                 if d.blocked {
-                    let v = serde_json::to_value(ConditionChange::Cleared {
+                    let c = ConditionChange::Cleared {
                         object,
                         at: Time(self.now),
-                    })
-                    .unwrap_or_default();
-                    self.log.write(self.now, "condition", v);
+                    };
+                    self.log.write(self.now, Event::Condition(Cow::Owned(c)));
                 }
                 self.draining.remove(&n);
                 self.push(self.now + API_MS, Ev::Done { id: d.id });
@@ -1605,7 +1696,7 @@ impl<'a> World<'a> {
                         Ev::Upgrade {
                             cluster: cluster.clone(),
                             kind,
-                            by: "schedule",
+                            by: RequestedBy::Schedule,
                         },
                     );
                 }
@@ -1657,7 +1748,7 @@ impl<'a> World<'a> {
             }
         };
         let pending: usize = self.pending.values().map(BTreeSet::len).sum();
-        let line = crate::log::Hourly {
+        let line = Hourly {
             hour,
             cpu_capacity_milli: capacity.cpu_millis,
             mem_capacity_bytes: capacity.memory_bytes,
@@ -1668,7 +1759,7 @@ impl<'a> World<'a> {
             hosts_up,
             pods_pending: pending as u64,
         };
-        self.log.hourly(self.now, &line);
+        self.log.write(self.now, Event::Hourly(line));
     }
 
     // --- commands -----------------------------------------------------------------------
@@ -1703,8 +1794,11 @@ impl<'a> World<'a> {
                     self.summary.second_copies += 1;
                     self.log.write(
                         self.now,
-                        "secondCopy",
-                        json!({"vm": vm, "runningOn": self.s.hosts[at].name, "startedOn": host}),
+                        Event::SecondCopy {
+                            vm: vm.into(),
+                            running_on: self.s.hosts[at].name.as_str().into(),
+                            started_on: host.into(),
+                        },
                     );
                 }
                 if !self.hosts[h].up {
@@ -1859,8 +1953,10 @@ impl<'a> World<'a> {
                     if let Some(pods) = disrupted {
                         self.log.write(
                             self.now,
-                            "maintenanceFinished",
-                            json!({"host": host, "podsDisrupted": pods}),
+                            Event::MaintenanceFinished {
+                                host: host.into(),
+                                pods_disrupted: pods,
+                            },
                         );
                     }
                     if self.hosts[h].down == Some(Down::Planned) {
@@ -1900,8 +1996,10 @@ impl<'a> World<'a> {
                     self.host_up(h);
                     self.log.write(
                         self.now,
-                        "reimaged",
-                        json!({"server": server, "durationMs": self.timings.reimage}),
+                        Event::Reimaged {
+                            server: server.into(),
+                            duration_ms: self.timings.reimage,
+                        },
                     );
                 }
             }
@@ -1930,19 +2028,24 @@ impl<'a> World<'a> {
                 let r = self.complete(f);
                 return Some(match r {
                     Ok(()) => {
-                        self.log.completed(self.now, id.0);
+                        self.log.write(self.now, Event::Completed { id });
                         Observation::CommandCompleted { id }
                     }
                     Err(reason) => {
-                        self.log
-                            .write(self.now, "failed", json!({"id": id.0, "reason": reason}));
+                        self.log.write(
+                            self.now,
+                            Event::Failed {
+                                id,
+                                reason: reason.as_str().into(),
+                            },
+                        );
                         Observation::CommandFailed { id, reason }
                     }
                 });
             }
             Ev::Evict { node, epoch } => {
                 if self.nodes[node].epoch == epoch && !self.nodes[node].ready {
-                    self.evict(node, "node not ready");
+                    self.evict(node, EvictionReason::NodeNotReady);
                 }
             }
             Ev::PodsReady { node, epoch } => {
@@ -1963,8 +2066,12 @@ impl<'a> World<'a> {
             Ev::Upgrade { cluster, kind, by } => {
                 self.log.write(
                     self.now,
-                    "upgradeRequested",
-                    json!({"cluster": cluster, "kind": kind, "by": by}),
+                    Event::UpgradeRequested {
+                        cluster: cluster.as_str().into(),
+                        kind,
+                        by,
+                        version: None,
+                    },
                 );
                 return Some(Observation::UpgradeRequested {
                     cluster,
@@ -1991,8 +2098,10 @@ impl<'a> World<'a> {
                 {
                     self.log.write(
                         self.now,
-                        "maintenanceRequested",
-                        json!({"host": host, "by": "timeline"}),
+                        Event::MaintenanceRequested {
+                            host: host.as_str().into(),
+                            by: RequestedBy::Timeline,
+                        },
                     );
                     self.open_maintenance(h);
                     return Some(Observation::MaintenanceRequested { host });
@@ -2005,8 +2114,10 @@ impl<'a> World<'a> {
                 {
                     self.log.write(
                         self.now,
-                        "clusterRequested",
-                        json!({"cluster": cluster, "by": "timeline"}),
+                        Event::ClusterRequested {
+                            cluster: cluster.as_str().into(),
+                            by: RequestedBy::Timeline,
+                        },
                     );
                     self.cluster_requested.insert(cluster.clone(), self.now);
                     return Some(Observation::ClusterRequested { cluster });
@@ -2018,8 +2129,12 @@ impl<'a> World<'a> {
                 {
                     self.log.write(
                         self.now,
-                        "scaleRequested",
-                        json!({"cluster": cluster, "pool": pool, "replicas": replicas, "by": "timeline"}),
+                        Event::ScaleRequested {
+                            cluster: cluster.as_str().into(),
+                            pool: pool.as_str().into(),
+                            replicas,
+                            by: RequestedBy::Timeline,
+                        },
                     );
                     self.set_pool_size(&cluster, &pool, replicas);
                     return Some(Observation::ScaleRequested {
@@ -2038,8 +2153,12 @@ impl<'a> World<'a> {
                 {
                     self.log.write(
                         self.now,
-                        "upgradeRequested",
-                        json!({"cluster": cluster, "kind": kind, "by": "timeline", "version": s.version}),
+                        Event::UpgradeRequested {
+                            cluster: cluster.as_str().into(),
+                            kind,
+                            by: RequestedBy::Timeline,
+                            version: s.version.as_deref().map(Cow::from),
+                        },
                     );
                     return Some(Observation::UpgradeRequested {
                         cluster,
@@ -2048,8 +2167,11 @@ impl<'a> World<'a> {
                 }
                 self.log.write(
                     self.now,
-                    "timelineStepNotModelled",
-                    json!({"action": s.action, "cluster": s.cluster, "host": s.host}),
+                    Event::TimelineStepNotModelled {
+                        action: s.action,
+                        cluster: s.cluster.as_deref().map(Cow::from),
+                        host: s.host.as_deref().map(Cow::from),
+                    },
                 );
             }
             Ev::PatchWave { wave } => {
@@ -2063,8 +2185,13 @@ impl<'a> World<'a> {
                     .millis();
                 let n = self.hosts.len() as u64;
                 let spacing = PATCH_SPACING_MS.min(interval / n.max(1)).max(1);
-                self.log
-                    .write(self.now, "patchWave", json!({"wave": wave, "hosts": n}));
+                self.log.write(
+                    self.now,
+                    Event::PatchWave {
+                        wave,
+                        hosts: n as u32,
+                    },
+                );
                 for i in 0..self.hosts.len() {
                     let host = self.s.hosts[i].name.clone();
                     self.push(
@@ -2136,9 +2263,11 @@ impl<'a> World<'a> {
         self.summary.conditions_at_end = control.conditions().map(ToString::to_string).collect();
         self.log.write(
             self.end,
-            "end",
-            json!({"hostFailures": self.summary.host_failures, "podMinutesUnavailable": self.summary.pod_minutes_unavailable,
-                   "secondCopies": self.summary.second_copies}),
+            Event::End {
+                host_failures: self.summary.host_failures,
+                pod_minutes_unavailable: self.summary.pod_minutes_unavailable,
+                second_copies: self.summary.second_copies,
+            },
         );
         self.summary.log_lines = self.log.lines;
         let digest = Sha256::digest(&self.log.buf);
@@ -2216,8 +2345,8 @@ impl Driver for World<'_> {
 
     fn submit(&mut self, now: Time, command: Command) {
         self.now = now.millis().max(self.now);
-        let v = serde_json::to_value(&command).unwrap_or_default();
-        self.log.write(self.now, "command", v);
+        self.log
+            .write(self.now, Event::Command(Cow::Borrowed(&command)));
         let id = command.id;
         if let CommandKind::Drain { node } = &command.kind
             && let Some(&n) = self.node_index.get(node)
@@ -2255,8 +2384,8 @@ impl Driver for World<'_> {
 
     fn publish(&mut self, now: Time, changes: Vec<ConditionChange>) {
         for c in changes {
-            let v = serde_json::to_value(&c).unwrap_or_default();
-            self.log.write(now.millis(), "condition", v);
+            self.log
+                .write(now.millis(), Event::Condition(Cow::Owned(c)));
         }
     }
 }

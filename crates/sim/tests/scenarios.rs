@@ -7,6 +7,7 @@ use plinth_control::{
     Command, CommandKind, Control, ControlEvent, Driver, Observation, ReplaceMethod, Time,
     UpgradeKind,
 };
+use plinth_events::InputDigest;
 use plinth_model::kinds::cluster::UpgradeStrategy;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Estate, Input, SourceFile, load};
@@ -88,6 +89,7 @@ fn run_with_failure(
         env,
         seed: 1,
         duration,
+        input: InputDigest::default(),
     };
     let s = setup(estate, &options).expect("setup");
     let victim = pick(&s);
@@ -158,6 +160,7 @@ fn same_seed_gives_a_byte_identical_log_and_another_seed_a_different_one() {
             env,
             seed,
             duration: 365 * DAY,
+            input: InputDigest::default(),
         };
         let a = simulate(&estate, &opts(42)).expect("run");
         let b = simulate(&estate, &opts(42)).expect("run");
@@ -323,6 +326,7 @@ fn maintenance_evacuates_by_live_migration_with_no_workload_downtime() {
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: DAY,
+        input: InputDigest::default(),
     };
     let host = busiest(&setup(&probe, &options).expect("setup"));
     let estate = small(
@@ -358,6 +362,7 @@ fn a_strict_control_plane_group_keeps_etcd_quorum_through_any_single_host_failur
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: 2 * HOUR,
+        input: InputDigest::default(),
     };
     let hosts: Vec<String> = setup(&estate, &options)
         .expect("setup")
@@ -431,6 +436,7 @@ spec:
         env: EnvironmentType::Virtualized,
         seed: 5,
         duration: 10 * DAY,
+        input: InputDigest::default(),
     };
     let run = simulate(&estate, &options).expect("run");
     let lines = log_lines(&run);
@@ -508,6 +514,7 @@ fn availability_metrics_can_be_recomputed_from_the_event_log() {
             env,
             seed: 42,
             duration: 365 * DAY,
+            input: InputDigest::default(),
         };
         let run = simulate(&estate, &options).expect("run");
         let lines = log_lines(&run);
@@ -541,6 +548,7 @@ fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
                 env,
                 seed,
                 duration: 180 * DAY,
+                input: InputDigest::default(),
             };
             let run = simulate(&estate, &options).expect("run");
             let lines = log_lines(&run);
@@ -753,6 +761,7 @@ fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Ve
         env,
         seed: 1,
         duration: DAY,
+        input: InputDigest::default(),
     };
     let s = setup(estate, &options).expect("setup");
     let mut pools: BTreeMap<String, u32> = BTreeMap::new();
@@ -881,6 +890,7 @@ fn run_unit_cpu(estate: &Estate) -> u64 {
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: HOUR,
+        input: InputDigest::default(),
     };
     let s = setup(estate, &options).expect("setup");
     s.nodes
@@ -1189,6 +1199,7 @@ fn scale_pool_adds_node_vms_then_drains_and_deletes_the_last_ones() {
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: 6 * HOUR,
+        input: InputDigest::default(),
     };
     let before = setup(&estate, &options)
         .expect("setup")
@@ -1246,6 +1257,7 @@ fn scale_pool_on_bare_metal_takes_spare_servers_and_says_when_there_are_none() {
         env: EnvironmentType::BareMetal,
         seed: 1,
         duration: 6 * HOUR,
+        input: InputDigest::default(),
     };
     let run = simulate(&estate, &options).expect("run");
     let lines = log_lines(&run);
@@ -1272,6 +1284,7 @@ fn losing_two_of_three_control_plane_hosts_loses_quorum_until_ha_restarts_a_memb
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: 3 * HOUR,
+        input: InputDigest::default(),
     };
     let s = setup(&estate, &options).expect("setup");
     let cp_hosts: Vec<String> = ["apps-cp-0", "apps-cp-1"]
@@ -1312,6 +1325,7 @@ fn maintenance_reports_the_pods_it_disrupted_none_with_live_migration() {
             env,
             seed: 1,
             duration: DAY,
+            input: InputDigest::default(),
         };
         let run = simulate(&estate, &options).expect("run");
         let lines = log_lines(&run);
@@ -1345,6 +1359,7 @@ fn hourly_lines_follow_the_documented_formula() {
         env: EnvironmentType::Virtualized,
         seed: 1,
         duration: DAY,
+        input: InputDigest::default(),
     };
     let s = setup(&estate, &options).expect("setup");
     let run = simulate(&estate, &options).expect("run");
@@ -1408,6 +1423,7 @@ fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_wo
             env,
             seed: 1,
             duration: DAY,
+            input: InputDigest::default(),
         };
         let s = setup(&estate, &options).expect("setup");
         assert!(

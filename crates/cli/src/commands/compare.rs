@@ -8,8 +8,10 @@ use anyhow::{Context, Result, bail};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::{
-    ENVS, Options, Report, RunLog, Winner, fmt_num, html, report, sensitivity, simulate_runs,
+    CompareError, ENVS, Options, Report, RunLog, Winner, fmt_num, html, log_file_name, report,
+    sensitivity, simulate_runs,
 };
+use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::quantity::Duration;
 
@@ -82,20 +84,15 @@ fn read_events(dir: &Path, options: &Options) -> Result<Vec<RunLog>> {
     let mut logs = Vec::new();
     for seed in options.seeds() {
         for env in ENVS {
-            let log = RunLog {
-                env,
-                seed,
-                log: Vec::new(),
-            };
-            let path = dir.join(log.file_name());
-            let bytes = std::fs::read(&path).with_context(|| {
+            let path = dir.join(log_file_name(env, seed));
+            let log = std::fs::read(&path).with_context(|| {
                 format!(
                     "reading {} (written by `--events` with the same --seed, --seeds and \
                      --duration?)",
                     path.display()
                 )
             })?;
-            logs.push(RunLog { log: bytes, ..log });
+            logs.push(RunLog { env, seed, log });
         }
     }
     Ok(logs)
@@ -112,7 +109,7 @@ fn write_events(dir: &Path, logs: &[RunLog]) -> Result<()> {
 
 /// Runs `plinth compare`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((input, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
         return Ok(Outcome::Invalid);
     };
     let scenario = &estate.scenario.spec;
@@ -120,6 +117,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         seed: args.seed.unwrap_or(scenario.seed),
         runs: args.seeds.unwrap_or(scenario.runs),
         duration_ms: args.duration.unwrap_or(scenario.duration).millis(),
+        input: InputDigest::of(&input),
     };
     if options.runs < 2 {
         bail!(
@@ -150,9 +148,18 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     if let Some(dir) = &args.events {
         write_events(dir, &logs)?;
     }
-    let mut report = match report(&estate, &options, &logs) {
-        Ok(r) => r,
-        Err(e) => {
+    let mut report = match (report(&estate, &options, &logs), &args.from_events) {
+        (Ok(r), _) => r,
+        // A saved log that is unreadable or of another run is a usage error, as a missing
+        // one is: the flags do not match what wrote the directory.
+        (Err(e @ (CompareError::Log { .. } | CompareError::MissingLog { .. })), Some(dir)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "rebuilding the report from {} (written by `--events` from the same input \
+                 with the same --seed, --seeds and --duration?)",
+                dir.display()
+            )));
+        }
+        (Err(e), _) => {
             println!("error: {e}");
             return Ok(Outcome::Invalid);
         }

@@ -1,10 +1,12 @@
 //! `plinth simulate`: runs the control plane against the deterministic simulator for one
-//! environment and prints the summary; `--events` writes the JSON Lines event log.
+//! environment and prints the summary; `--events` writes the JSON Lines event log
+//! (`plinth_events`: a header naming the input, seed, duration and design, then the events).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use plinth_events::InputDigest;
 use plinth_model::quantity::Duration;
 use plinth_sim::{Options, simulate_with};
 
@@ -39,7 +41,7 @@ pub(crate) struct Args {
 
 /// Runs `plinth simulate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((input, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
         return Ok(Outcome::Invalid);
     };
     let options = Options {
@@ -49,6 +51,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             .duration
             .unwrap_or(estate.scenario.spec.duration)
             .millis(),
+        input: InputDigest::of(&input),
     };
     let bar = ProgressBar::new(options.duration / 86_400_000);
     bar.set_style(

@@ -45,6 +45,7 @@ pub fn options(runs: u32, days: u64) -> Options {
         seed: 1,
         runs,
         duration_ms: days * 86_400_000,
+        input: plinth_events::InputDigest::default(),
     }
 }
 

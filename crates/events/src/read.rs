@@ -1,0 +1,219 @@
+//! Reading a log: the header first, checked, then one record per line.
+
+use std::fmt;
+use std::io::BufRead;
+
+use serde::Deserialize;
+
+use crate::{EnvironmentType, Event, EventsError, FORMAT_VERSION, Header, InputDigest, Record};
+
+/// What a reader expects a log's header to say: the run it is read for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The input's digest.
+    pub input: InputDigest,
+    /// The seed.
+    pub seed: u64,
+    /// The duration, ms.
+    pub duration_ms: u64,
+    /// The design.
+    pub design: EnvironmentType,
+}
+
+/// One header field that contradicts the run a log is read for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// The header field (`seed`, `design`, `durationMs`, `input`).
+    pub field: &'static str,
+    /// What the run expects.
+    pub expected: String,
+    /// What the header says.
+    pub found: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is {}, not {}", self.field, self.found, self.expected)
+    }
+}
+
+/// `a, b and c`.
+pub(crate) fn list(differences: &[Difference]) -> String {
+    let parts: Vec<String> = differences.iter().map(ToString::to_string).collect();
+    match parts.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => parts.concat(),
+    }
+}
+
+fn design_name(d: EnvironmentType) -> &'static str {
+    match d {
+        EnvironmentType::Virtualized => "virtualized",
+        EnvironmentType::BareMetal => "bare-metal",
+    }
+}
+
+impl Header<'_> {
+    /// Every field of the header that contradicts `expected`, in header order.
+    pub fn differences(&self, expected: &Expected) -> Vec<Difference> {
+        let mut out = Vec::new();
+        let mut check = |field, same: bool, expected: String, found: String| {
+            if !same {
+                out.push(Difference {
+                    field,
+                    expected,
+                    found,
+                });
+            }
+        };
+        check(
+            "input",
+            self.input == expected.input,
+            expected.input.to_string(),
+            self.input.to_string(),
+        );
+        check(
+            "seed",
+            self.seed == expected.seed,
+            expected.seed.to_string(),
+            self.seed.to_string(),
+        );
+        check(
+            "durationMs",
+            self.duration_ms == expected.duration_ms,
+            expected.duration_ms.to_string(),
+            self.duration_ms.to_string(),
+        );
+        check(
+            "design",
+            self.design == expected.design,
+            design_name(expected.design).to_owned(),
+            design_name(self.design).to_owned(),
+        );
+        out
+    }
+}
+
+/// Only what tells a header of any version apart.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    event: String,
+    format_version: Option<u64>,
+}
+
+/// Reads a log: [`LogReader::new`] reads and checks the header, then the reader yields the
+/// records that follow, each error naming its line.
+#[derive(Debug)]
+pub struct LogReader<R> {
+    input: R,
+    line: usize,
+    buf: String,
+    header: Header<'static>,
+    header_line: usize,
+}
+
+/// Reads the next line into `buf`: `Ok(false)` at the end.
+fn next_line(
+    input: &mut impl BufRead,
+    buf: &mut String,
+    line: &mut usize,
+) -> Result<bool, EventsError> {
+    buf.clear();
+    *line += 1;
+    input
+        .read_line(buf)
+        .map(|n| n > 0)
+        .map_err(|source| EventsError::Io {
+            line: *line,
+            source,
+        })
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// Reads the header: the first line that is not blank must be a `header` event of
+    /// [`FORMAT_VERSION`].
+    pub fn new(mut input: R) -> Result<Self, EventsError> {
+        let mut buf = String::new();
+        let mut line = 0;
+        loop {
+            if !next_line(&mut input, &mut buf, &mut line)? {
+                return Err(EventsError::NoHeader { line: 0 });
+            }
+            if !buf.trim().is_empty() {
+                break;
+            }
+        }
+        let probe: Probe =
+            serde_json::from_str(&buf).map_err(|source| EventsError::Line { line, source })?;
+        if probe.event != "header" {
+            return Err(EventsError::NoHeader { line });
+        }
+        match probe.format_version {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            found => {
+                return Err(EventsError::FormatVersion {
+                    line,
+                    found: found.unwrap_or(0),
+                });
+            }
+        }
+        let record: Record<'static> =
+            serde_json::from_str(&buf).map_err(|source| EventsError::Line { line, source })?;
+        let Event::Header(header) = record.event else {
+            return Err(EventsError::NoHeader { line });
+        };
+        Ok(Self {
+            input,
+            line,
+            buf,
+            header,
+            header_line: line,
+        })
+    }
+
+    /// The log's header.
+    pub fn header(&self) -> &Header<'static> {
+        &self.header
+    }
+
+    /// Refuses the log if its header contradicts `expected`, naming every field that
+    /// differs.
+    pub fn expect(self, expected: &Expected) -> Result<Self, EventsError> {
+        let differences = self.header.differences(expected);
+        if differences.is_empty() {
+            Ok(self)
+        } else {
+            Err(EventsError::Mismatch {
+                line: self.header_line,
+                differences,
+            })
+        }
+    }
+
+    /// The number of the last line read.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+}
+
+impl<R: BufRead> Iterator for LogReader<R> {
+    type Item = Result<Record<'static>, EventsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match next_line(&mut self.input, &mut self.buf, &mut self.line) {
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
+                Ok(true) if self.buf.trim().is_empty() => continue,
+                Ok(true) => {
+                    let line = self.line;
+                    return Some(
+                        serde_json::from_str(&self.buf)
+                            .map_err(|source| EventsError::Line { line, source }),
+                    );
+                }
+            }
+        }
+    }
+}
