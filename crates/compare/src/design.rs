@@ -296,9 +296,9 @@ fn unserved(estate: &Estate, s: &Setup) -> Vec<String> {
 
 fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
     let env = EnvironmentType::Virtualized;
-    let s = setup(estate, &sim_options(env)).map_err(|e| CompareError::Design {
+    let s = setup(estate, &sim_options(env)).map_err(|source| CompareError::Design {
         env: "virtualized",
-        reason: e.to_string(),
+        source,
     })?;
     let spec = &estate.virtualized.spec;
     let mut node_host = BTreeMap::new();
@@ -409,11 +409,10 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
 
 fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
     let env = EnvironmentType::BareMetal;
-    let design_error = |reason: String| CompareError::Design {
+    let s = setup(estate, &sim_options(env)).map_err(|source| CompareError::Design {
         env: "bare-metal",
-        reason,
-    };
-    let s = setup(estate, &sim_options(env)).map_err(|e| design_error(e.to_string()))?;
+        source,
+    })?;
     let node_host: BTreeMap<&str, usize> = s
         .node_server
         .iter()
@@ -421,7 +420,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         .collect();
     let mut machines = machines(estate, &s, &node_host);
     let DesignPlan::BareMetal(design) = &s.design else {
-        return Err(design_error("the simulator built another design".to_owned()));
+        return Err(CompareError::WrongDesign { env: "bare-metal" });
     };
     let plan = &design.servers;
     let classes = &estate.inventory.spec.host_classes;

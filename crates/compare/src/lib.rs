@@ -40,12 +40,19 @@ pub use provenance::{Provenance, provenance};
 #[derive(Debug, Error)]
 pub enum CompareError {
     /// A design cannot be built at all.
-    #[error("the {env} design cannot be built: {reason}")]
+    #[error("the {env} design cannot be built")]
     Design {
         /// `virtualized` or `bare-metal`.
         env: &'static str,
         /// Why.
-        reason: String,
+        #[source]
+        source: plinth_sim::SimError,
+    },
+    /// The simulator's setup is of another design than the one asked for (a bug).
+    #[error("the simulator set up another design than {env}")]
+    WrongDesign {
+        /// The design asked for.
+        env: &'static str,
     },
     /// An event log cannot be read, or is not of the run it is read for.
     #[error("cannot use the event log {name}")]
@@ -156,9 +163,9 @@ pub(crate) fn simulate_one(
             input: options.input,
         },
     )
-    .map_err(|e| CompareError::Design {
+    .map_err(|source| CompareError::Design {
         env: env_name(env),
-        reason: e.to_string(),
+        source,
     })?;
     Ok(RunLog {
         env,

@@ -311,8 +311,9 @@ pub(crate) fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
     )
 }
 
-/// Where each node VM of a pool goes: its zone, one entry per node (`cluster`, `pool`).
-pub type PoolZones = BTreeMap<(String, String), Vec<ZoneId>>;
+/// The node VMs of each pool (`cluster`, `pool`): one entry per node, with the zone it is
+/// pinned to, if any.
+pub type PoolZones = BTreeMap<(String, String), Vec<Option<ZoneId>>>;
 
 /// The racks' zones: zone names in order of first appearance, and each rack's zone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -402,7 +403,7 @@ pub fn virtualized_problem(estate: &Estate, nodes: &PoolZones) -> CapacityProble
         for p in &c.spec.node_pools {
             let g = group(format!("{}-{}", c.name, p.name), p.placement);
             let zones: Vec<Option<ZoneId>> = match nodes.get(&(c.name.clone(), p.name.clone())) {
-                Some(z) => z.iter().copied().map(Some).collect(),
+                Some(z) => z.clone(),
                 None => vec![None; p.replicas as usize],
             };
             for (i, zone) in zones.into_iter().enumerate() {

@@ -32,7 +32,7 @@ use crate::pods::{
     Binding as PodBinding, LABEL_HOSTNAME, LABEL_ZONE, Node, PodTemplate, PodsError,
     ScoringStrategy, Scheduler, Taint, TaintEffect,
 };
-use crate::vm::ZoneId;
+use crate::vm::{VmId, ZoneId};
 
 /// `kubernetes.io/os`.
 pub const LABEL_OS: &str = "kubernetes.io/os";
@@ -461,14 +461,28 @@ impl Chain<'_> {
             },
             |r| self.template(r, None),
         )?;
-        let mut pool_zones = PoolZones::new();
-        for (ci, c) in estate.clusters.iter().enumerate() {
-            for (pi, p) in c.spec.node_pools.iter().enumerate() {
-                pool_zones.insert((c.name.clone(), p.name.clone()), sizing[ci][pi].zones.clone());
+        // Node VMs pinned to the zones the sizing spread them over; when the placement
+        // groups or the capacity cannot meet those zones, placement chooses and each node
+        // VM is pinned to the zone it lands in instead.
+        let zones_of = |pinned: bool| -> PoolZones {
+            let mut out = PoolZones::new();
+            for (ci, c) in estate.clusters.iter().enumerate() {
+                for (pi, p) in c.spec.node_pools.iter().enumerate() {
+                    let z = sizing[ci][pi].zones.iter().map(|&z| pinned.then_some(z));
+                    out.insert((c.name.clone(), p.name.clone()), z.collect());
+                }
             }
-        }
-        let problem = virtualized_problem(estate, &pool_zones);
-        let capacity = plan_capacity(&problem)?;
+            out
+        };
+        let pinned = virtualized_problem(estate, &zones_of(true));
+        let (problem, capacity) = match plan_capacity(&pinned) {
+            Ok(capacity) => (pinned, capacity),
+            Err(_) => {
+                let free = virtualized_problem(estate, &zones_of(false));
+                let capacity = plan_capacity(&free)?;
+                (free, capacity)
+            }
+        };
         let mut hosts = Vec::new();
         let mut specs = Vec::new();
         let rack_name = |r: u32| {
@@ -520,7 +534,7 @@ impl Chain<'_> {
             }
         }
         let pool = problem.pool(specs, problem.groups.clone(), problem.config.clone())?;
-        let placed = place_all(pool, problem.vms.clone());
+        let mut placed = place_all(pool, problem.vms.clone());
         // Node `i` of pool `p` of cluster `c` is the VM `virtualized_problem` named
         // `<c>-<p>-<i>`.
         let index: BTreeMap<&str, usize> = problem
@@ -534,8 +548,10 @@ impl Chain<'_> {
             for (pi, p) in c.spec.node_pools.iter().enumerate() {
                 for i in 0..sizing[ci][pi].zones.len() {
                     let name = format!("{}-{}-{i}", c.name, p.name);
-                    let host = index.get(name.as_str()).and_then(|&v| placed.hosts[v]);
-                    if let Some(h) = host {
+                    let vm = index.get(name.as_str()).copied();
+                    let host = vm.and_then(|v| placed.hosts[v].map(|h| (v, h)));
+                    if let Some((v, h)) = host {
+                        placed.state.pin_to_zone(VmId(v as u32))?;
                         nodes.push(PlannedNode {
                             name,
                             pool: PoolRef {
