@@ -29,8 +29,9 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it, when we can tell (`did you mean `replicas`?`).
     pub help: Option<String>,
-    /// What it is one of, when many alike are summarised in one line ([`Diagnostics::summarised`]).
-    pub topic: Option<Topic>,
+    /// What it is one of, when many alike are summarised in one line
+    /// ([`Diagnostics::summarised`]); boxed to keep every diagnostic small.
+    pub topic: Option<Box<Topic>>,
 }
 
 /// A kind of diagnostic that is summarised in one line with a count, because one input
@@ -121,7 +122,7 @@ impl Diagnostic {
 
     /// The same diagnostic, summarised with the others of `topic`.
     pub fn with_topic(mut self, topic: Topic) -> Self {
-        self.topic = Some(topic);
+        self.topic = Some(Box::new(topic));
         self
     }
 
@@ -209,12 +210,12 @@ impl Diagnostics {
             };
             match lines
                 .iter_mut()
-                .find(|l| &l.topic == topic && l.severity == d.severity)
+                .find(|l| l.topic == **topic && l.severity == d.severity)
             {
                 Some(line) => line.count += 1,
                 None => lines.push(Summary {
                     severity: d.severity,
-                    topic: topic.clone(),
+                    topic: Topic::clone(topic),
                     count: 1,
                     first: d.location.clone(),
                 }),

@@ -211,7 +211,11 @@ fn classify(kind: &str, api_version: &str, doc: &Document) -> Class {
     }
     if group == PLINTH_GROUP {
         let d = Diagnostic::error(doc.index.value("/kind"), format!("unknown kind `{kind}`"));
-        return Class::Refused(match did_you_mean(kind, PLINTH_KINDS) {
+        // Only a near spelling is suggested: a custom resource put under Plinth's group by
+        // mistake (`Prometheus`) is not a misspelt `PriceSheet`.
+        let near = did_you_mean(kind, PLINTH_KINDS)
+            .filter(|k| strsim::levenshtein(&kind.to_lowercase(), &k.to_lowercase()) <= 2);
+        return Class::Refused(match near {
             Some(near) => d.with_help(format!("did you mean `{near}`?")),
             None => d.with_help(format!("Plinth's kinds are {}", PLINTH_KINDS.join(", "))),
         });
@@ -1005,12 +1009,18 @@ fn required_terms(
     let anti = affinity
         .pod_anti_affinity
         .as_ref()
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|terms| (true, "podAntiAffinity", terms));
     let pro = affinity
         .pod_affinity
         .as_ref()
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|terms| (false, "podAffinity", terms));
     let mut out = Vec::new();
     for (anti, field, terms) in anti.into_iter().chain(pro) {
@@ -1027,9 +1037,9 @@ fn required_terms(
                 anti,
                 selector,
                 namespaces,
-                at: doc
-                    .index
-                    .key(&format!("{spec_pointer}/affinity/{field}/{required}/{i}/labelSelector")),
+                at: doc.index.key(&format!(
+                    "{spec_pointer}/affinity/{field}/{required}/{i}/labelSelector"
+                )),
             });
         }
     }

@@ -115,7 +115,9 @@ fn split_number(text: &str) -> Option<(bool, &str, &str, &str)> {
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let int_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let int_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (int, rest) = rest.split_at(int_end);
     let (frac, suffix) = match rest.strip_prefix('.') {
         Some(after) => {
@@ -146,8 +148,18 @@ fn suffix_scale(suffix: &str) -> Option<(i64, u32)> {
         return None;
     }
     // An exponent beyond any i64 caps or vanishes the value alike at ±10^18.
-    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX / 4).min(i64::MAX / 4);
-    Some((if exponent.starts_with('-') { -magnitude } else { magnitude }, 0))
+    let magnitude = digits
+        .parse::<i64>()
+        .unwrap_or(i64::MAX / 4)
+        .min(i64::MAX / 4);
+    Some((
+        if exponent.starts_with('-') {
+            -magnitude
+        } else {
+            magnitude
+        },
+        0,
+    ))
 }
 
 /// `digits` (most significant first) times 1024.
@@ -209,9 +221,7 @@ impl KubeQuantity {
         }
         let split = usize::try_from(point.clamp(0, len)).unwrap_or(0);
         let (int, frac) = self.digits.split_at(split);
-        let mut value = int
-            .iter()
-            .fold(0u128, |v, d| v * 10 + u128::from(*d));
+        let mut value = int.iter().fold(0u128, |v, d| v * 10 + u128::from(*d));
         for _ in len..point {
             value *= 10;
         }
@@ -481,10 +491,17 @@ mod tests {
         assert_eq!(kube(".5"), Ok((1, 500)));
         assert_eq!(kube("5."), Ok((5, 5000)));
         assert_eq!(kube("+2"), Ok((2, 2000)));
-        assert_eq!(kube("0.3"), Ok((1, 300)), "exact: no float rounding to 301m");
+        assert_eq!(
+            kube("0.3"),
+            Ok((1, 300)),
+            "exact: no float rounding to 301m"
+        );
         assert_eq!(kube("1E"), Ok((10u64.pow(18), KUBERNETES_MAX)));
         assert_eq!(kube("-0"), Ok((0, 0)));
-        assert_eq!(kube("1e99999999999999999999"), Ok((KUBERNETES_MAX, KUBERNETES_MAX)));
+        assert_eq!(
+            kube("1e99999999999999999999"),
+            Ok((KUBERNETES_MAX, KUBERNETES_MAX))
+        );
         assert_eq!(kube("1e-99999999999999999999"), Ok((1, 1)));
     }
 
@@ -499,7 +516,10 @@ mod tests {
 
     #[test]
     fn invalid_quantities_are_rejected_with_the_text() {
-        for bad in ["", "Gi", "1.5.1", "1 Gi", "1gi", "1e", "1e3Gi", "1Ki3", ".", "inf", "nan", "1_000", "0x10"] {
+        for bad in [
+            "", "Gi", "1.5.1", "1 Gi", "1gi", "1e", "1e3Gi", "1Ki3", ".", "inf", "nan", "1_000",
+            "0x10",
+        ] {
             assert_eq!(
                 kube(bad),
                 Err(QuantityError::Syntax { text: bad.into() }),
@@ -519,7 +539,11 @@ mod tests {
     #[test]
     fn plinth_sizes_stay_bounded() {
         assert_eq!(de::<ByteSize>(json!("1Pi")), Ok(ByteSize(1 << 50)));
-        assert!(de::<ByteSize>(json!("1Ei")).unwrap_err().contains("out of range"));
+        assert!(
+            de::<ByteSize>(json!("1Ei"))
+                .unwrap_err()
+                .contains("out of range")
+        );
         assert_eq!(de::<Cpu>(json!(0.0001)), Ok(Cpu(1)));
     }
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::document::Collected;
+use crate::document::RequiredTerm;
 use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
 use crate::kinds::cluster::ClusterSpec;
 use crate::kinds::environment::{
@@ -15,7 +16,6 @@ use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::source::Location;
-use crate::document::RequiredTerm;
 use crate::workload::{
     DisruptionBudget, PodStorage, Workload, format_labels, format_selector, selector_matches,
 };
@@ -541,8 +541,7 @@ fn check_selectors(
     for (b, selector_at) in budgets {
         let namespace = std::slice::from_ref(&b.namespace);
         // policy/v1: a budget without a selector selects no pod.
-        if b
-            .selector
+        if b.selector
             .as_ref()
             .is_some_and(|sel| selects_any(&b.cluster, Some(namespace), sel))
         {
@@ -558,7 +557,10 @@ fn check_selectors(
             .map(|(w, _)| format!("{} has {}", w.id.object(), format_labels(&w.pod_labels)))
             .collect();
         let help = if there.is_empty() {
-            format!("no workload of cluster `{}` runs in namespace `{}`", b.cluster, b.namespace)
+            format!(
+                "no workload of cluster `{}` runs in namespace `{}`",
+                b.cluster, b.namespace
+            )
         } else {
             format!("pod template labels there: {}", there.join("; "))
         };
@@ -581,7 +583,10 @@ fn check_selectors(
             let (what, effect) = if term.anti {
                 ("anti-affinity", "it keeps no pod apart")
             } else {
-                ("affinity", "Kubernetes keeps its pods Pending until such a pod runs")
+                (
+                    "affinity",
+                    "Kubernetes keeps its pods Pending until such a pod runs",
+                )
             };
             diags.push(
                 Diagnostic::warning(
@@ -694,11 +699,7 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
 
 /// Says, once per input, which parsed inputs no part of Plinth models yet, so that no
 /// accepted input silently changes nothing.
-fn not_modelled_notes(
-    workloads: &[Workload],
-    pdbs: &[DisruptionBudget],
-    diags: &mut Diagnostics,
-) {
+fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: &mut Diagnostics) {
     if let Some(first) = pdbs.first() {
         diags.push(Diagnostic::note(
             first.location.clone(),

@@ -112,7 +112,7 @@ fn write_events(dir: &Path, logs: &[RunLog]) -> Result<()> {
 
 /// Runs `plinth compare`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((_, estate)) = load_or_report(&args.input)? else {
         return Ok(Outcome::Invalid);
     };
     let scenario = &estate.scenario.spec;
