@@ -332,6 +332,7 @@ fn check_cluster(
 
 /// Decides the cluster of a workload-like object: label, else `--cluster`, else the only Cluster.
 fn bind(
+    what: &str,
     label: Option<&(String, Location)>,
     source: &str,
     at: &Location,
@@ -345,7 +346,9 @@ fn bind(
             diags.push(
                 Diagnostic::error(
                     loc.clone(),
-                    format!("label `plinth.dev/cluster: {l}` disagrees with `--cluster {f}=...`"),
+                    format!(
+                        "{what}: label `plinth.dev/cluster: {l}` disagrees with `--cluster {f}=...`"
+                    ),
                 )
                 .with_help("remove the label or change the flag"),
             );
@@ -358,7 +361,7 @@ fn bind(
             let d = Diagnostic::error(
                 at.clone(),
                 format!(
-                    "cannot tell which cluster this belongs to ({} clusters in the input)",
+                    "{what}: cannot tell which cluster it belongs to ({} clusters in the input)",
                     clusters.len()
                 ),
             )
@@ -368,7 +371,9 @@ fn bind(
         }
     };
     if !clusters.contains(&chosen.0.as_str()) {
-        diags.push(unknown(chosen.1, "cluster", &chosen.0, clusters));
+        let mut d = unknown(chosen.1, "cluster", &chosen.0, clusters);
+        d.message = format!("{what}: {}", d.message);
+        diags.push(d);
         return None;
     }
     Some(chosen.0)
@@ -999,6 +1004,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             break;
         }
         let Some(cluster) = bind(
+            &p.workload.id.object(),
             p.label.as_ref(),
             &p.source,
             &p.workload.location,
@@ -1035,7 +1041,12 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     }
     let mut pdbs = Vec::new();
     for p in budgets {
+        let what = format!(
+            "PodDisruptionBudget {}/{}",
+            p.budget.namespace, p.budget.name
+        );
         let Some(cluster) = bind(
+            &what,
             p.label.as_ref(),
             &p.source,
             &p.budget.location,
