@@ -1,15 +1,17 @@
 //! Every file in `tests/manifests/broken/` is an input with mistakes a user makes. Each
 //! must be rejected with exit code 1, and the whole report — every error's text, place and
-//! suggested fix — is checked against its snapshot.
+//! suggested fix on stderr, then the verdict on stdout — is checked against its snapshot.
 
 mod common;
 
 use std::path::Path;
 
-use common::plinth;
+use common::{plinth, plinth_streams};
 
+/// `plinth validate PATH`: (exit code, the diagnostics on stderr followed by the verdict).
 fn validate(path: &Path) -> (i32, String) {
-    plinth(&[Path::new("validate"), path])
+    let (code, stdout, stderr) = plinth_streams(&[Path::new("validate"), path]);
+    (code, format!("{stderr}{stdout}"))
 }
 
 #[test]

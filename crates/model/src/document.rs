@@ -1,8 +1,10 @@
 //! Every document of an input → a typed document, or diagnostics saying why not.
 //!
 //! Dispatch is by `kind` and `apiVersion`: Plinth's kinds, the Kubernetes workload kinds
-//! Plinth reads, known Kubernetes kinds it skips with a note, and anything else, which is
-//! an error with the nearest known kind suggested.
+//! Plinth reads, `List`s read item by item, and everything else a real install holds —
+//! objects that run no pods, custom resources — skipped with a note that reports
+//! summarise per kind. Only a mistake is an error: an unknown `plinth.dev` kind, a known
+//! kind under the wrong apiVersion, a typo of a workload kind.
 
 use std::sync::{Arc, LazyLock};
 
@@ -11,13 +13,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::decode::{TypeSchema, decode};
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Diagnostic, Diagnostics, Topic, did_you_mean};
 use crate::estate::{Input, Named};
 use crate::kinds::calibration::CalibrationSpec;
 use crate::kinds::cluster::ClusterSpec;
@@ -28,7 +30,7 @@ use crate::kinds::scenario::ScenarioSpec;
 use crate::kinds::vm_set::VmSetSpec;
 use crate::kinds::{API_VERSION, Manifest, UsageProfile, VolumeStorage};
 use crate::quantity::Duration;
-use crate::source::Location;
+use crate::source::{Location, SourceFile};
 use crate::workload::{self, DisruptionBudget, Workload, WorkloadId, WorkloadKind};
 use crate::yaml::{Document, parse_documents};
 
@@ -56,32 +58,196 @@ pub const KUBERNETES_KINDS: [(&str, &str); 9] = [
     ("StorageClass", "storage.k8s.io/v1"),
 ];
 
-/// Known Kubernetes kinds that do not change node infrastructure: skipped with a note.
-pub const SKIPPED_KINDS: [&str; 23] = [
-    "Service",
-    "ConfigMap",
-    "Secret",
-    "Ingress",
-    "IngressClass",
-    "Namespace",
-    "ServiceAccount",
-    "Role",
-    "RoleBinding",
+/// The suffix of list kinds, read item by item: `List` itself, and `DeploymentList`-style
+/// lists whose items may leave out their own kind.
+pub const LIST_SUFFIX: &str = "List";
+
+/// API groups Kubernetes builds in whose names hold a dot. Every group without a dot
+/// (the core group, `apps`, `batch`, `policy`, `autoscaling`, …) is built in too: a
+/// custom resource's group must hold one, so any other group is a custom resource's.
+pub const BUILT_IN_GROUPS: [&str; 18] = [
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "rbac.authorization.k8s.io",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "storagemigration.k8s.io",
+];
+
+/// Built-in Kubernetes kinds Plinth does not read (they run no pods, or, for the legacy
+/// ReplicationController, none Plinth models): skipped, summarised one line per kind.
+/// Knowing them keeps a real kind from being taken for a typo of a workload kind.
+pub const SKIPPED_KINDS: [&str; 52] = [
+    "APIService",
+    "Binding",
+    "CertificateSigningRequest",
     "ClusterRole",
     "ClusterRoleBinding",
-    "NetworkPolicy",
-    "HorizontalPodAutoscaler",
-    "VerticalPodAutoscaler",
-    "Kustomization",
-    "PersistentVolumeClaim",
-    "PersistentVolume",
+    "ClusterTrustBundle",
+    "ComponentStatus",
+    "ConfigMap",
+    "ControllerRevision",
+    "CSIDriver",
+    "CSINode",
+    "CSIStorageCapacity",
     "CustomResourceDefinition",
-    "LimitRange",
-    "ResourceQuota",
-    "PriorityClass",
+    "DeviceClass",
     "Endpoints",
     "EndpointSlice",
+    "Event",
+    "FlowSchema",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "IngressClass",
+    "IPAddress",
+    "Lease",
+    "LimitRange",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "NetworkPolicy",
+    "Node",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "PodTemplate",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "ReplicationController",
+    "ResourceClaim",
+    "ResourceClaimTemplate",
+    "ResourceQuota",
+    "ResourceSlice",
+    "Role",
+    "RoleBinding",
+    "RuntimeClass",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+    "ServiceCIDR",
+    "StorageVersionMigration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
 ];
+
+/// Plinth's API group.
+const PLINTH_GROUP: &str = "plinth.dev";
+
+/// The API group of an apiVersion: `apps` of `apps/v1`, empty for the core group (`v1`).
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// True when Kubernetes builds the group in (see [`BUILT_IN_GROUPS`]).
+fn built_in_group(group: &str) -> bool {
+    !group.contains('.') || BUILT_IN_GROUPS.contains(&group)
+}
+
+/// Where an object's own diagnostics point: its `kind:` line (or its first line when it
+/// has no kind), never the `---` before it.
+fn object_at(doc: &Document) -> Location {
+    doc.index.key("/kind")
+}
+
+/// An object as messages name it: `Deployment shop/web`, `ClusterRole ingress-nginx`.
+fn object_name(kind: &str, doc: &Document) -> String {
+    let name = str_at(doc, "/metadata/name").unwrap_or("(no name)");
+    match str_at(doc, "/metadata/namespace") {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// What a document is, decided by its `kind` and `apiVersion`.
+enum Class {
+    /// One of Plinth's kinds.
+    Plinth,
+    /// A Kubernetes kind Plinth reads.
+    Kubernetes,
+    /// `List` or `*List`: its items are read one by one.
+    List,
+    /// Runs no pods, or is a custom resource: skipped, summarised.
+    Skipped {
+        /// A custom resource.
+        custom: bool,
+    },
+    /// A mistake.
+    Refused(Diagnostic),
+}
+
+/// Decides what a document of `kind` and `api_version` is. Only a `plinth.dev` kind Plinth
+/// does not know, a Plinth or workload kind under the wrong apiVersion, and a typo of a
+/// workload kind are mistakes; every other kind is a Kubernetes object that runs no pods
+/// or a custom resource, and is skipped.
+fn classify(kind: &str, api_version: &str, doc: &Document) -> Class {
+    let group = group_of(api_version);
+    let plinth_kind = PLINTH_KINDS.contains(&kind);
+    let near_plinth = group == PLINTH_GROUP || did_you_mean(group, [PLINTH_GROUP]).is_some();
+    if plinth_kind && (built_in_group(group) || near_plinth) {
+        if api_version == API_VERSION {
+            return Class::Plinth;
+        }
+        return Class::Refused(
+            Diagnostic::error(
+                doc.index.value("/apiVersion"),
+                format!("`{kind}` is a Plinth kind, but apiVersion is `{api_version}`"),
+            )
+            .with_help(format!("write `apiVersion: {API_VERSION}`")),
+        );
+    }
+    if group == PLINTH_GROUP {
+        let d = Diagnostic::error(doc.index.value("/kind"), format!("unknown kind `{kind}`"));
+        // Only a near spelling is suggested: a custom resource put under Plinth's group by
+        // mistake (`Prometheus`) is not a misspelt `PriceSheet`.
+        let near = did_you_mean(kind, PLINTH_KINDS)
+            .filter(|k| strsim::levenshtein(&kind.to_lowercase(), &k.to_lowercase()) <= 2);
+        return Class::Refused(match near {
+            Some(near) => d.with_help(format!("did you mean `{near}`?")),
+            None => d.with_help(format!("Plinth's kinds are {}", PLINTH_KINDS.join(", "))),
+        });
+    }
+    if !built_in_group(group) {
+        return Class::Skipped { custom: true };
+    }
+    if let Some((_, expected)) = KUBERNETES_KINDS.iter().find(|(k, _)| *k == kind) {
+        if api_version == *expected {
+            return Class::Kubernetes;
+        }
+        return Class::Refused(
+            Diagnostic::error(
+                doc.index.value("/apiVersion"),
+                format!("`{kind}` needs apiVersion `{expected}`, found `{api_version}`"),
+            )
+            .with_help(format!("write `apiVersion: {expected}`")),
+        );
+    }
+    if kind.ends_with(LIST_SUFFIX) {
+        return Class::List;
+    }
+    if !SKIPPED_KINDS.contains(&kind)
+        && let Some(near) = did_you_mean(kind, KUBERNETES_KINDS.iter().map(|(k, _)| *k))
+    {
+        return Class::Refused(
+            Diagnostic::error(doc.index.value("/kind"), format!("unknown kind `{kind}`"))
+                .with_help(format!("did you mean `{near}`?")),
+        );
+    }
+    Class::Skipped { custom: false }
+}
 
 /// Schemas of every kind, generated once per process.
 pub(crate) struct Schemas {
@@ -138,12 +304,29 @@ pub(crate) struct PendingWorkload {
     pub(crate) host_path: bool,
     /// The `plinth.dev/storage` annotation.
     pub(crate) storage_annotation: Option<VolumeStorage>,
+    /// Its required pod affinity and anti-affinity terms, checked once all are bound.
+    pub(crate) required_terms: Vec<RequiredTerm>,
+}
+
+/// A required pod affinity or anti-affinity term: which pods it selects, and where.
+#[derive(Debug)]
+pub(crate) struct RequiredTerm {
+    /// Anti-affinity (true) or affinity.
+    pub(crate) anti: bool,
+    /// Its `labelSelector`.
+    pub(crate) selector: LabelSelector,
+    /// The namespaces it looks in; `None`: every namespace (it has a `namespaceSelector`).
+    pub(crate) namespaces: Option<Vec<String>>,
+    /// Where its `labelSelector` was written.
+    pub(crate) at: Location,
 }
 
 /// A PodDisruptionBudget whose cluster is not decided yet.
 #[derive(Debug)]
 pub(crate) struct PendingBudget {
     pub(crate) budget: DisruptionBudget,
+    /// Where its `selector` was written.
+    pub(crate) selector_at: Location,
     pub(crate) label: Option<(String, Location)>,
     pub(crate) source: Arc<str>,
 }
@@ -162,7 +345,6 @@ pub(crate) struct Collected {
     pub(crate) workloads: Vec<PendingWorkload>,
     pub(crate) budgets: Vec<PendingBudget>,
     pub(crate) storage_classes: Vec<(String, bool)>,
-    pub(crate) skipped: Vec<(String, Location)>,
     /// Whether any document said `kind: Inventory`, valid or not, or a syntax error hid
     /// the rest of a file (which may hold one).
     pub(crate) inventory_attempted: bool,
@@ -174,16 +356,70 @@ pub(crate) struct Collected {
 pub(crate) fn collect(input: &Input, diags: &mut Diagnostics) -> Collected {
     let mut out = Collected::default();
     for source in &input.sources {
+        if let Some(d) = helm_template(source) {
+            // The file may hold anything once rendered, an Inventory too.
+            out.inventory_attempted = true;
+            diags.push(d);
+            continue;
+        }
         let (docs, syntax_error) = parse_documents(source);
         for doc in &docs {
             type_document(doc, &source.name, &mut out, diags);
         }
-        if let Some(d) = syntax_error {
+        if let Some(mut d) = syntax_error {
             out.inventory_attempted = true;
+            if d.help.is_none() && source.text.contains("{{") {
+                d = d.with_help("`{{` is template syntax: render the template first (`helm template RELEASE CHART`) and pass its output");
+            }
             diags.push(d);
         }
     }
     out
+}
+
+/// What only a Helm chart's templates say inside `{{ }}`: its built-in objects and
+/// functions. Other `{{ }}` (an alerting rule's `{{ $labels.instance }}` in a ConfigMap)
+/// are ordinary text.
+const HELM_MARKERS: [&str; 9] = [
+    ".Values",
+    ".Release",
+    ".Chart",
+    ".Capabilities",
+    ".Files",
+    ".Template",
+    "include ",
+    "toYaml",
+    "nindent",
+];
+
+/// Refuses a Helm template: the place of its first Helm action, with the fix.
+fn helm_template(source: &SourceFile) -> Option<Diagnostic> {
+    let text = &*source.text;
+    let mut from = 0;
+    while let Some(open) = text[from..].find("{{").map(|i| from + i) {
+        let close = text[open..].find("}}").map(|i| open + i + 2)?;
+        let action = &text[open..close];
+        if HELM_MARKERS.iter().any(|m| action.contains(m)) {
+            let before = &text[..open];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let at = Location::new(
+                source.name.clone(),
+                u32::try_from(line).unwrap_or(u32::MAX),
+                u32::try_from(column).unwrap_or(u32::MAX),
+            );
+            let shown: String = action.chars().take(60).collect();
+            return Some(
+                Diagnostic::error(
+                    at,
+                    format!("`{shown}` is Helm template syntax: this file is a chart's template, not a manifest"),
+                )
+                .with_help("render the chart first and pass its output: `helm template RELEASE CHART > rendered.yaml`, or `helm template RELEASE CHART | plinth validate -`"),
+            );
+        }
+        from = close;
+    }
+    None
 }
 
 fn str_at<'a>(doc: &'a Document, pointer: &str) -> Option<&'a str> {
@@ -209,15 +445,27 @@ fn plinth<S: DeserializeOwned>(
     Some(Named {
         name: m.metadata.name,
         spec: m.spec,
-        location: doc.start.clone(),
+        location: object_at(doc),
         index: Arc::new(doc.index.clone()),
     })
 }
 
 fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: &mut Diagnostics) {
+    type_object(doc, source, out, diags, true);
+}
+
+/// Types one object: a document, or an item of a `List` (`list_allowed` false: Lists do
+/// not nest).
+fn type_object(
+    doc: &Document,
+    source: &Arc<str>,
+    out: &mut Collected,
+    diags: &mut Diagnostics,
+    list_allowed: bool,
+) {
     if !doc.value.is_object() {
         diags.push(Diagnostic::error(
-            doc.start.clone(),
+            object_at(doc),
             "a document must be a mapping with `apiVersion`, `kind`, `metadata` and `spec`",
         ));
         return;
@@ -231,18 +479,29 @@ fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: 
     };
     let api_version = str_at(doc, "/apiVersion").unwrap_or_default();
     let schemas = &*SCHEMAS;
-    if PLINTH_KINDS.contains(&kind) {
-        if api_version != API_VERSION {
+    match classify(kind, api_version, doc) {
+        Class::Refused(d) => diags.push(d),
+        Class::Kubernetes => type_kubernetes(kind, doc, source, out, diags),
+        Class::List if list_allowed => type_list(kind, api_version, doc, source, out, diags),
+        Class::List => diags.push(
+            Diagnostic::error(object_at(doc), format!("a `{kind}` inside a List"))
+                .with_help("Kubernetes does not nest Lists: move its items up into the outer List"),
+        ),
+        Class::Skipped { custom } => {
+            let what = if custom { ", custom resource" } else { "" };
             diags.push(
-                Diagnostic::error(
-                    doc.index.value("/apiVersion"),
-                    format!("`{kind}` is a Plinth kind, but apiVersion is `{api_version}`"),
+                Diagnostic::note(
+                    object_at(doc),
+                    format!("skipped {} ({api_version}{what})", object_name(kind, doc)),
                 )
-                .with_help(format!("write `apiVersion: {API_VERSION}`")),
+                .with_topic(Topic::Skipped {
+                    kind: kind.to_owned(),
+                    api_version: api_version.to_owned(),
+                    custom,
+                }),
             );
-            return;
         }
-        match kind {
+        Class::Plinth => match kind {
             "Inventory" => {
                 out.inventory_attempted = true;
                 out.inventories
@@ -261,53 +520,48 @@ fn type_document(doc: &Document, source: &Arc<str>, out: &mut Collected, diags: 
             _ => out
                 .calibrations
                 .extend(plinth(&schemas.calibration, doc, diags)),
-        }
-        return;
+        },
     }
-    if let Some((_, expected)) = KUBERNETES_KINDS.iter().find(|(k, _)| *k == kind) {
-        if api_version != *expected {
-            diags.push(
-                Diagnostic::error(
-                    doc.index.value("/apiVersion"),
-                    format!("`{kind}` needs apiVersion `{expected}`, found `{api_version}`"),
-                )
-                .with_help(format!("write `apiVersion: {expected}`")),
-            );
+}
+
+/// Reads the items of a `List` or `*List` as objects of their own. The items of a
+/// `DeploymentList` may leave out their kind and apiVersion: they are the list's.
+fn type_list(
+    kind: &str,
+    api_version: &str,
+    doc: &Document,
+    source: &Arc<str>,
+    out: &mut Collected,
+    diags: &mut Diagnostics,
+) {
+    let items = match doc.value.get("items") {
+        None | Some(Value::Null) => return,
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            diags.push(Diagnostic::error(
+                doc.index.value("/items"),
+                format!("`items` of a `{kind}` must be a list"),
+            ));
             return;
         }
-        type_kubernetes(kind, doc, source, out, diags);
-        return;
-    }
-    if kind == "List" {
-        diags.push(
-            Diagnostic::error(doc.index.value("/kind"), "a `List` is not read: its items would be skipped silently")
-                .with_help("write each item as its own document, separated by `---` (e.g. `kubectl get deploy -o yaml | yq '.items[] | split_doc'`)"),
-        );
-        return;
-    }
-    if SKIPPED_KINDS.contains(&kind) {
-        diags.push(Diagnostic::note(
-            doc.start.clone(),
-            format!("skipped `{kind}`: it does not change node infrastructure"),
-        ));
-        out.skipped.push((kind.to_owned(), doc.start.clone()));
-        return;
-    }
-    let known = PLINTH_KINDS
-        .iter()
-        .copied()
-        .chain(KUBERNETES_KINDS.iter().map(|(k, _)| *k))
-        .chain(SKIPPED_KINDS.iter().copied());
-    let mut d = Diagnostic::error(doc.index.value("/kind"), format!("unknown kind `{kind}`"));
-    d = match did_you_mean(kind, known) {
-        Some(near) => d.with_help(format!("did you mean `{near}`?")),
-        None => d.with_help(format!(
-            "Plinth reads {} and the Kubernetes kinds {}",
-            PLINTH_KINDS.join(", "),
-            KUBERNETES_KINDS.map(|(k, _)| k).join(", ")
-        )),
     };
-    diags.push(d);
+    let item_kind = kind.strip_suffix(LIST_SUFFIX).filter(|k| !k.is_empty());
+    let indexes = doc.index.split_items("/items", items.len());
+    for (item, index) in items.iter().zip(indexes) {
+        let mut value = item.clone();
+        if let (Some(k), Some(map)) = (item_kind, value.as_object_mut()) {
+            map.entry("kind").or_insert_with(|| Value::from(k));
+            map.entry("apiVersion")
+                .or_insert_with(|| Value::from(api_version));
+        }
+        let start = index.value("");
+        let item_doc = Document {
+            value,
+            index,
+            start,
+        };
+        type_object(&item_doc, source, out, diags, false);
+    }
 }
 
 fn type_environment(doc: &Document, out: &mut Collected, diags: &mut Diagnostics) {
@@ -513,10 +767,11 @@ fn type_kubernetes(
                 selector: spec.selector,
                 min_available: text(spec.min_available),
                 max_unavailable: text(spec.max_unavailable),
-                location: doc.start.clone(),
+                location: object_at(doc),
             };
             out.budgets.push(PendingBudget {
                 budget,
+                selector_at: doc.index.key("/spec/selector"),
                 label: cluster_label(&p.metadata, doc),
                 source: source.clone(),
             });
@@ -643,12 +898,9 @@ fn push_workload(
     let spec_pointer = format!("{}/spec", u.template_pointer);
     let requests = match workload::pod_requests(spec) {
         Ok(r) => r,
-        Err((pointer, text)) => {
+        Err((pointer, error)) => {
             let at = doc.index.value(&format!("{spec_pointer}{pointer}"));
-            diags.push(
-                Diagnostic::error(at, format!("`{text}` is not a quantity"))
-                    .with_help("write e.g. `250m` or `2` for CPU, `64Mi` or `1.5G` for memory"),
-            );
+            diags.push(Diagnostic::error(at, error.to_string()));
             return;
         }
     };
@@ -695,10 +947,12 @@ fn push_workload(
         }
         host_path |= v.host_path.is_some();
     }
+    let namespace = u.meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let required_terms = required_terms(spec, &spec_pointer, &namespace, doc);
     let workload = Workload {
         id: WorkloadId {
             cluster: String::new(),
-            namespace: u.meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace,
             kind: u.kind,
             name,
         },
@@ -714,9 +968,23 @@ fn push_workload(
         usage: usage(u.meta, doc, diags),
         run_duration,
         schedule: u.schedule,
-        location: doc.start.clone(),
+        location: object_at(doc),
     };
+    if requests.cpu_millis == 0 && requests.memory_bytes == 0 {
+        diags.push(
+            Diagnostic::warning(
+                object_at(doc),
+                format!(
+                    "{} requests no CPU or memory: its pods are BestEffort and are planned with zero requests",
+                    workload.id.object()
+                ),
+            )
+            .with_help("set `resources.requests` on its containers")
+            .with_topic(Topic::NoRequests),
+        );
+    }
     out.workloads.push(PendingWorkload {
+        required_terms,
         workload,
         label: cluster_label(u.meta, doc),
         source: source.clone(),
@@ -724,4 +992,56 @@ fn push_workload(
         host_path,
         storage_annotation,
     });
+}
+
+/// The required pod affinity and anti-affinity terms of `spec` (at `spec_pointer`) with a
+/// label selector, for the check that each selects some pod.
+fn required_terms(
+    spec: &PodSpec,
+    spec_pointer: &str,
+    namespace: &str,
+    doc: &Document,
+) -> Vec<RequiredTerm> {
+    let Some(affinity) = spec.affinity.as_ref() else {
+        return Vec::new();
+    };
+    let required = "requiredDuringSchedulingIgnoredDuringExecution";
+    let anti = affinity
+        .pod_anti_affinity
+        .as_ref()
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|terms| (true, "podAntiAffinity", terms));
+    let pro = affinity
+        .pod_affinity
+        .as_ref()
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|terms| (false, "podAffinity", terms));
+    let mut out = Vec::new();
+    for (anti, field, terms) in anti.into_iter().chain(pro) {
+        for (i, term) in terms.iter().enumerate() {
+            let Some(selector) = term.label_selector.clone() else {
+                continue;
+            };
+            let namespaces = match (&term.namespace_selector, &term.namespaces) {
+                (Some(_), _) => None,
+                (None, Some(list)) if !list.is_empty() => Some(list.clone()),
+                (None, _) => Some(vec![namespace.to_owned()]),
+            };
+            out.push(RequiredTerm {
+                anti,
+                selector,
+                namespaces,
+                at: doc.index.key(&format!(
+                    "{spec_pointer}/affinity/{field}/{required}/{i}/labelSelector"
+                )),
+            });
+        }
+    }
+    out
 }

@@ -110,8 +110,6 @@ pub struct Estate {
     pub disruption_budgets: Vec<DisruptionBudget>,
     /// StorageClass name → whether its volumes are node-local.
     pub storage_classes: BTreeMap<String, bool>,
-    /// Known Kubernetes documents that were skipped, with their kinds.
-    pub skipped: Vec<(String, Location)>,
 }
 
 impl Estate {
@@ -151,6 +149,17 @@ pub struct Loaded {
     pub estate: Option<Estate>,
     /// Errors, warnings and notes, sorted by place.
     pub diagnostics: Diagnostics,
+}
+
+impl Loaded {
+    /// `--strict`: every warning becomes an error, and an input with any has no estate.
+    pub fn strict(mut self) -> Self {
+        self.diagnostics.strict();
+        if self.diagnostics.has_errors() {
+            self.estate = None;
+        }
+        self
+    }
 }
 
 /// One input: its sources, and for some of them the cluster their workloads belong to

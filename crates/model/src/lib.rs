@@ -19,7 +19,7 @@ pub mod validate;
 pub mod workload;
 pub mod yaml;
 
-pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use diag::{Diagnostic, Diagnostics, Severity, Summary, Topic};
 pub use estate::{Estate, Input, Loaded, load};
 pub use source::{Location, SourceFile};
 pub use units::Resources;

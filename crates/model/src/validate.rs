@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::document::Collected;
+use crate::document::RequiredTerm;
 use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
 use crate::kinds::cluster::ClusterSpec;
 use crate::kinds::environment::{
@@ -15,7 +16,10 @@ use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::source::Location;
-use crate::workload::{PodStorage, Workload, selector_matches};
+use crate::workload::{
+    DisruptionBudget, PodStorage, Workload, format_labels, format_selector, selector_matches,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Most hosts one Inventory may declare: far above any single estate, and low enough
 /// that expanding the entries stays cheap.
@@ -328,6 +332,7 @@ fn check_cluster(
 
 /// Decides the cluster of a workload-like object: label, else `--cluster`, else the only Cluster.
 fn bind(
+    what: &str,
     label: Option<&(String, Location)>,
     source: &str,
     at: &Location,
@@ -341,7 +346,9 @@ fn bind(
             diags.push(
                 Diagnostic::error(
                     loc.clone(),
-                    format!("label `plinth.dev/cluster: {l}` disagrees with `--cluster {f}=...`"),
+                    format!(
+                        "{what}: label `plinth.dev/cluster: {l}` disagrees with `--cluster {f}=...`"
+                    ),
                 )
                 .with_help("remove the label or change the flag"),
             );
@@ -354,7 +361,7 @@ fn bind(
             let d = Diagnostic::error(
                 at.clone(),
                 format!(
-                    "cannot tell which cluster this belongs to ({} clusters in the input)",
+                    "{what}: cannot tell which cluster it belongs to ({} clusters in the input)",
                     clusters.len()
                 ),
             )
@@ -364,7 +371,9 @@ fn bind(
         }
     };
     if !clusters.contains(&chosen.0.as_str()) {
-        diags.push(unknown(chosen.1, "cluster", &chosen.0, clusters));
+        let mut d = unknown(chosen.1, "cluster", &chosen.0, clusters);
+        d.message = format!("{what}: {}", d.message);
+        diags.push(d);
         return None;
     }
     Some(chosen.0)
@@ -408,7 +417,7 @@ fn check_claim_classes(
                 w.location.clone(),
                 format!(
                     "{}: StorageClass `{class}` is not in the input; the Environment's volumeStorage decides",
-                    w.id
+                    w.id.object()
                 ),
             );
             diags.push(match did_you_mean(class, known.iter().copied()) {
@@ -505,70 +514,99 @@ fn check_workload(
                 w.location.clone(),
                 format!(
                     "{} requests {} per pod, more than any server offers",
-                    w.id, req
+                    w.id.object(),
+                    req
                 ),
             )
             .with_help("lower the requests, or add a larger host class"),
         );
     } else if !req.fits_in(&vm) && !cluster.node_pools.is_empty() {
         diags.push(
-            Diagnostic::error(w.location.clone(), format!("{} requests {} per pod, more than any node of cluster `{}` offers ({vm} allocatable at most)", w.id, req, w.id.cluster))
+            Diagnostic::error(w.location.clone(), format!("{} requests {} per pod, more than any node of cluster `{}` offers ({vm} allocatable at most)", w.id.object(), req, w.id.cluster))
                 .with_help("lower the requests, or add a node pool with larger VMs"),
         );
     }
 }
 
+/// Warns about selectors that match no pod of the input: Kubernetes accepts them, but a
+/// budget that protects nothing or a required (anti-)affinity that selects nothing is
+/// almost always a typo. Each warning shows the selector and the labels it missed.
 fn check_selectors(
-    workloads: &[Workload],
-    budgets: &[crate::workload::DisruptionBudget],
+    workloads: &[(Workload, Vec<RequiredTerm>)],
+    budgets: &[(DisruptionBudget, Location)],
     diags: &mut Diagnostics,
 ) {
-    let matches_any =
-        |cluster: &str,
-         ns: &str,
-         sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
-            workloads.iter().any(|w| {
-                w.id.cluster == cluster
-                    && w.id.namespace == ns
-                    && selector_matches(sel, &w.pod_labels)
-            })
-        };
-    for b in budgets {
+    let selects_any = |cluster: &str, namespaces: Option<&[String]>, sel: &LabelSelector| {
+        workloads.iter().any(|(w, _)| {
+            w.id.cluster == cluster
+                && namespaces.is_none_or(|ns| ns.contains(&w.id.namespace))
+                && selector_matches(sel, &w.pod_labels)
+        })
+    };
+    for (b, selector_at) in budgets {
+        let namespace = std::slice::from_ref(&b.namespace);
         // policy/v1: a budget without a selector selects no pod.
-        if !b
+        if b.selector
+            .as_ref()
+            .is_some_and(|sel| selects_any(&b.cluster, Some(namespace), sel))
+        {
+            continue;
+        }
+        let selector = b
             .selector
             .as_ref()
-            .is_some_and(|sel| matches_any(&b.cluster, &b.namespace, sel))
-        {
+            .map_or_else(|| "(none)".to_owned(), format_selector);
+        let there: Vec<String> = workloads
+            .iter()
+            .filter(|(w, _)| w.id.cluster == b.cluster && w.id.namespace == b.namespace)
+            .map(|(w, _)| format!("{} has {}", w.id.object(), format_labels(&w.pod_labels)))
+            .collect();
+        let help = if there.is_empty() {
+            format!(
+                "no workload of cluster `{}` runs in namespace `{}`",
+                b.cluster, b.namespace
+            )
+        } else {
+            format!("pod template labels there: {}", there.join("; "))
+        };
+        diags.push(
+            Diagnostic::warning(
+                selector_at.clone(),
+                format!(
+                    "PodDisruptionBudget {}/{}: selector `{selector}` matches no pod in namespace `{}` of cluster `{}`",
+                    b.namespace, b.name, b.namespace, b.cluster
+                ),
+            )
+            .with_help(help),
+        );
+    }
+    for (w, terms) in workloads {
+        for term in terms {
+            if selects_any(&w.id.cluster, term.namespaces.as_deref(), &term.selector) {
+                continue;
+            }
+            let (what, effect) = if term.anti {
+                ("anti-affinity", "it keeps no pod apart")
+            } else {
+                (
+                    "affinity",
+                    "Kubernetes keeps its pods Pending until such a pod runs",
+                )
+            };
             diags.push(
-                Diagnostic::error(
-                    b.location.clone(),
+                Diagnostic::warning(
+                    term.at.clone(),
                     format!(
-                        "PodDisruptionBudget `{}` selects no pod in cluster `{}` namespace `{}`",
-                        b.name, b.cluster, b.namespace
+                        "{}: required pod {what} selector `{}` matches no pod: {effect}",
+                        w.id.object(),
+                        format_selector(&term.selector)
                     ),
                 )
-                .with_help("fix `spec.selector` to match the pod template labels of a workload"),
+                .with_help(format!(
+                    "its pod template's labels are `{}`; the selector usually matches them",
+                    format_labels(&w.pod_labels)
+                )),
             );
-        }
-    }
-    for w in workloads {
-        let terms = w
-            .pod
-            .affinity
-            .as_ref()
-            .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
-        for term in terms.into_iter().flatten() {
-            let Some(sel) = &term.label_selector else {
-                continue;
-            };
-            if !matches_any(&w.id.cluster, &w.id.namespace, sel) {
-                diags.push(Diagnostic::error(w.location.clone(), format!("{}: required pod anti-affinity selects no pod", w.id)).with_help("its labelSelector should match pod template labels, usually the workload's own"));
-            }
         }
     }
 }
@@ -666,11 +704,7 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
 
 /// Says, once per input, which parsed inputs no part of Plinth models yet, so that no
 /// accepted input silently changes nothing.
-fn not_modelled_notes(
-    workloads: &[Workload],
-    pdbs: &[crate::workload::DisruptionBudget],
-    diags: &mut Diagnostics,
-) {
+fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: &mut Diagnostics) {
     if let Some(first) = pdbs.first() {
         diags.push(Diagnostic::note(
             first.location.clone(),
@@ -817,7 +851,6 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         workloads,
         budgets,
         storage_classes,
-        skipped,
         inventory_attempted,
         cluster_documents,
     } = docs;
@@ -971,6 +1004,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             break;
         }
         let Some(cluster) = bind(
+            &p.workload.id.object(),
             p.label.as_ref(),
             &p.source,
             &p.workload.location,
@@ -987,15 +1021,19 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         if let Some(spec) = clusters.iter().find(|c| c.name == w.id.cluster) {
             check_workload(&w, &spec.spec, &inventory.spec, diags);
         }
-        bound.push(w);
+        bound.push((w, p.required_terms));
     }
     let mut ids = BTreeSet::new();
-    for w in &bound {
+    for (w, _) in &bound {
         if !ids.insert(&w.id) {
             diags.push(
                 Diagnostic::error(
                     w.location.clone(),
-                    format!("workload {} is declared twice", w.id),
+                    format!(
+                        "{} is declared twice in cluster `{}`",
+                        w.id.object(),
+                        w.id.cluster
+                    ),
                 )
                 .with_help("workload identity is (cluster, namespace, kind, name)"),
             );
@@ -1003,7 +1041,12 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     }
     let mut pdbs = Vec::new();
     for p in budgets {
+        let what = format!(
+            "PodDisruptionBudget {}/{}",
+            p.budget.namespace, p.budget.name
+        );
         let Some(cluster) = bind(
+            &what,
             p.label.as_ref(),
             &p.source,
             &p.budget.location,
@@ -1013,12 +1056,17 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         ) else {
             continue;
         };
-        pdbs.push(crate::workload::DisruptionBudget {
-            cluster,
-            ..p.budget
-        });
+        pdbs.push((
+            DisruptionBudget {
+                cluster,
+                ..p.budget
+            },
+            p.selector_at,
+        ));
     }
     check_selectors(&bound, &pdbs, diags);
+    let bound: Vec<Workload> = bound.into_iter().map(|(w, _)| w).collect();
+    let pdbs: Vec<DisruptionBudget> = pdbs.into_iter().map(|(b, _)| b).collect();
     if let Some(s) = &scenario_doc {
         check_scenario(s, &clusters, &hosts, diags);
     }
@@ -1105,6 +1153,5 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         workloads: bound,
         disruption_budgets: pdbs,
         storage_classes: classes,
-        skipped,
     })
 }

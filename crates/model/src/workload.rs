@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::kinds::{UsageProfile, VolumeStorage};
-use crate::quantity::Duration;
+use crate::quantity::{Duration, KubeQuantity, QuantityError};
 use crate::source::Location;
 use crate::units::Resources;
 
@@ -84,6 +84,13 @@ impl fmt::Display for WorkloadId {
             "{}/{}/{}/{}",
             self.cluster, self.namespace, self.kind, self.name
         )
+    }
+}
+
+impl WorkloadId {
+    /// The workload as messages name it: `Deployment shop/web`.
+    pub fn object(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
     }
 }
 
@@ -177,10 +184,46 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
     labels_ok && exprs_ok
 }
 
-/// One container's requests in Plinth units, or the name of the quantity that did not parse.
-fn container_requests(
-    resources: Option<&ResourceRequirements>,
-) -> Result<Resources, (String, String)> {
+/// A request that is not a resource amount: where (a JSON pointer below the pod spec) and why.
+pub type RequestError = (String, QuantityError);
+
+/// Labels as kubectl prints them: `app=web,tier=front`, `<none>` when there are none.
+pub fn format_labels(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "<none>".to_owned();
+    }
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(",")
+}
+
+/// A label selector as kubectl prints it: `app=web,tier in (a,b),!canary`; an empty
+/// selector (which selects everything) is `<all>`.
+pub fn format_selector(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({values})", e.key),
+        });
+    }
+    if parts.is_empty() {
+        return "<all>".to_owned();
+    }
+    parts.join(",")
+}
+
+/// One container's requests in Plinth units (CPU rounded up to whole millicores, bytes
+/// rounded up, as Kubernetes rounds), or the place and error of one that did not parse.
+fn container_requests(resources: Option<&ResourceRequirements>) -> Result<Resources, RequestError> {
     let mut out = Resources::ZERO;
     let Some(r) = resources else { return Ok(out) };
     let pick = |name: &str| -> Option<(&'static str, &Quantity)> {
@@ -198,12 +241,11 @@ fn container_requests(
     };
     for name in ["cpu", "memory", "ephemeral-storage"] {
         let Some((key, q)) = pick(name) else { continue };
-        let parsed = crate::quantity::parse_quantity(&q.0)
-            .map_err(|_| (format!("{key}/{name}"), q.0.clone()))?;
+        let parsed: KubeQuantity = q.0.parse().map_err(|e| (format!("{key}/{name}"), e))?;
         match name {
-            "cpu" => out.cpu_millis = (parsed * 1000.0).round() as u64,
-            "memory" => out.memory_bytes = parsed.round() as u64,
-            _ => out.disk_bytes = parsed.round() as u64,
+            "cpu" => out.cpu_millis = parsed.milli_value(),
+            "memory" => out.memory_bytes = parsed.value(),
+            _ => out.disk_bytes = parsed.value(),
         }
     }
     Ok(out)
@@ -245,8 +287,8 @@ pub fn unknown_resource_names(spec: &PodSpec) -> Vec<(String, String)> {
     out
 }
 
-/// The requests of one pod of `spec`, or (JSON pointer below the pod spec, bad text).
-pub fn pod_requests(spec: &PodSpec) -> Result<Resources, (String, String)> {
+/// The requests of one pod of `spec`, or where and why one request is not a quantity.
+pub fn pod_requests(spec: &PodSpec) -> Result<Resources, RequestError> {
     let mut sum = Resources::ZERO;
     for (i, c) in spec.containers.iter().enumerate() {
         sum += container_requests(c.resources.as_ref())
@@ -334,7 +376,9 @@ mod tests {
             pod_requests(&spec),
             Err((
                 "/containers/0/resources/requests/memory".into(),
-                "lots".into()
+                QuantityError::Syntax {
+                    text: "lots".into()
+                }
             ))
         );
     }
@@ -353,5 +397,8 @@ mod tests {
         assert!(selector_matches(&sel, &labels));
         let other: BTreeMap<_, _> = [("app".to_string(), "web".to_string())].into();
         assert!(!selector_matches(&sel, &other));
+        assert_eq!(format_selector(&sel), "app=db,!tier");
+        assert_eq!(format_labels(&labels), "app=db");
+        assert_eq!(format_selector(&LabelSelector::default()), "<all>");
     }
 }

@@ -83,6 +83,28 @@ impl LocationIndex {
         )
     }
 
+    /// The index of each item of the sequence at `pointer`, re-rooted at the item, in
+    /// one pass over the nodes (a `List`'s items become documents of their own).
+    pub fn split_items(&self, pointer: &str, count: usize) -> Vec<Self> {
+        let mut out = vec![
+            Self {
+                file: self.file.clone(),
+                nodes: HashMap::new(),
+            };
+            count
+        ];
+        for (p, node) in &self.nodes {
+            let Some(rest) = p.strip_prefix(pointer).and_then(|r| r.strip_prefix('/')) else {
+                continue;
+            };
+            let (index, below) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if let Some(item) = index.parse::<usize>().ok().and_then(|i| out.get_mut(i)) {
+                item.nodes.insert(below.to_owned(), *node);
+            }
+        }
+        out
+    }
+
     /// True when the node at exactly `pointer` is an unquoted scalar.
     pub fn is_plain_scalar(&self, pointer: &str) -> bool {
         self.nodes.get(pointer).is_some_and(|n| n.plain_scalar)
@@ -484,6 +506,16 @@ mod tests {
         );
         // A missing field resolves to its nearest written ancestor.
         assert_eq!(idx.value("/spec/pools/0/missing").to_string(), "t.yaml:5:7");
+    }
+
+    #[test]
+    fn list_items_get_their_own_index() {
+        let (docs, _) = parse("kind: List\nitems:\n  - kind: A\n    spec: {x: 1}\n  - kind: B\n");
+        let items = docs[0].index.split_items("/items", 2);
+        assert_eq!(items[0].key("/kind").to_string(), "t.yaml:3:5");
+        assert_eq!(items[0].value("/spec/x").to_string(), "t.yaml:4:15");
+        assert_eq!(items[1].key("/kind").to_string(), "t.yaml:5:5");
+        assert_eq!(items[1].value("/missing").to_string(), "t.yaml:5:5");
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn write_events(dir: &Path, logs: &[RunLog]) -> Result<()> {
 
 /// Runs `plinth compare`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((input, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((input, estate)) = load_or_report(&args.input)? else {
         return Ok(Outcome::Invalid);
     };
     let scenario = &estate.scenario.spec;

@@ -11,11 +11,9 @@ use std::io::Write;
 
 use anyhow::Result;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::{Estate, Input, Severity, load};
+use plinth_model::{Estate, Input};
 
-use crate::input::{ClusterPath, read_input};
-use crate::render::render;
-use std::path::PathBuf;
+use crate::input::InputArgs;
 
 /// `--env` values, kebab-case as kubectl spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,22 +42,14 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
-/// Reads and loads an input. On invalid input, prints the diagnostics to stderr and
-/// returns `None`; warnings are printed either way.
-pub(crate) fn load_or_report(
-    paths: &[PathBuf],
-    clusters: &[ClusterPath],
-) -> Result<Option<(Input, Estate)>> {
-    let input = read_input(paths, clusters)?;
-    let loaded = load(&input);
-    let shown: Vec<_> = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity != Severity::Note)
-        .cloned()
-        .collect();
-    if !shown.is_empty() {
-        write!(std::io::stderr().lock(), "{}", render(&input, &shown))?;
+/// Reads and loads the input `args` name, and prints what the load found on stderr
+/// ([`InputArgs::report`]). Returns `None` when the input is invalid (with `--strict`,
+/// when it has warnings).
+pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>> {
+    let (input, loaded) = args.load()?;
+    let report = args.report(&input, &loaded.diagnostics);
+    if !report.is_empty() {
+        write!(std::io::stderr().lock(), "{report}")?;
     }
     Ok(loaded.estate.map(|e| (input, e)))
 }

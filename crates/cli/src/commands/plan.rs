@@ -353,7 +353,7 @@ fn plan_bare_metal(
 
 /// Runs `plinth plan`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((_, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((_, estate)) = load_or_report(&args.input)? else {
         return Ok(Outcome::Invalid);
     };
     let binding = plinth_placement::designs::bind_pods(&estate);

@@ -41,7 +41,7 @@ pub(crate) struct Args {
 
 /// Runs `plinth simulate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let Some((input, estate)) = load_or_report(&args.input.paths, &args.input.clusters)? else {
+    let Some((input, estate)) = load_or_report(&args.input)? else {
         return Ok(Outcome::Invalid);
     };
     let options = Options {

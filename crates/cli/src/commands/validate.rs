@@ -1,25 +1,24 @@
-//! `plinth validate`: every error of every document at once, with its place and a fix.
+//! `plinth validate`: every error of every document at once, with its place and a fix;
+//! warnings for what Kubernetes accepts but is probably a mistake.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Result;
-use plinth_model::{Estate, Severity, load};
+use plinth_model::Estate;
 
 use crate::Outcome;
 use crate::input::InputArgs;
-use crate::render::render;
 
 /// Check manifests: syntax, fields, values and cross-references, all errors at once.
 ///
-/// Exit codes: 0 valid, 1 invalid, 2 usage or I/O error.
+/// Errors, warnings and notes go to stderr, the verdict to stdout. Exit codes: 0 valid
+/// (warnings may be printed), 1 invalid (or warnings with --strict), 2 usage or I/O error
+/// (a kustomization directory included).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// Hide notes (skipped documents).
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
 }
 
 /// One line per kind of thing loaded, for the summary.
@@ -64,22 +63,14 @@ pub(crate) fn summary(estate: &Estate) -> String {
 
 /// Runs `plinth validate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let input = args.input.read()?;
-    let loaded = load(&input);
-    let shown: Vec<_> = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| !(args.quiet && d.severity == Severity::Note))
-        .cloned()
-        .collect();
+    let (input, loaded) = args.input.load()?;
+    write!(
+        std::io::stderr().lock(),
+        "{}",
+        args.input.report(&input, &loaded.diagnostics)
+    )?;
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", render(&input, &shown))?;
-    let errors = loaded.diagnostics.error_count();
-    let warnings = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
+    let warnings = loaded.diagnostics.warning_count();
     match &loaded.estate {
         Some(estate) => {
             writeln!(out, "valid: {}", summary(estate))?;
@@ -91,7 +82,8 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         None => {
             writeln!(
                 out,
-                "invalid: {errors} error(s), {warnings} warning(s) in {} file(s)",
+                "invalid: {} error(s), {warnings} warning(s) in {} file(s)",
+                loaded.diagnostics.error_count(),
                 input.sources.len()
             )?;
             Ok(Outcome::Invalid)
