@@ -17,12 +17,12 @@ use plinth_proto::{
 use tokio::net::TcpStream;
 
 /// The repository root.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The node image, built once per test binary by the project's own `scripts/image`.
-pub fn image() -> &'static Path {
+pub(crate) fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let out = Command::new(repo().join("scripts/image"))
@@ -36,25 +36,25 @@ pub fn image() -> &'static Path {
 }
 
 /// A free local port.
-pub fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("binds");
     l.local_addr().expect("has an address")
 }
 
 /// A running `plinth agent`, killed (the agent only) on drop.
-pub struct Agent {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub token: Token,
-    pub state: PathBuf,
-    pub log: PathBuf,
+pub(crate) struct Agent {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) token: Token,
+    pub(crate) state: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
-pub const TOKEN: &str = "test-token";
+pub(crate) const TOKEN: &str = "test-token";
 
 impl Agent {
     /// Starts an agent on `state` (a directory that outlives restarts) with extra args.
-    pub fn start(state: &Path, addr: SocketAddr, extra: &[&str]) -> Self {
+    pub(crate) fn start(state: &Path, addr: SocketAddr, extra: &[&str]) -> Self {
         std::fs::create_dir_all(state).expect("state dir");
         let token = state.join("token");
         std::fs::write(&token, TOKEN).expect("token");
@@ -74,13 +74,13 @@ impl Agent {
     }
 
     /// Kills the agent process abruptly (its QEMU processes live on).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// The agent's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -92,10 +92,10 @@ impl Drop for Agent {
 }
 
 /// A control-plane connection.
-pub type Conn = Connection<TcpStream>;
+pub(crate) type Conn = Connection<TcpStream>;
 
 /// Connects (retrying while the agent starts) and returns the first inventory.
-pub async fn connect(addr: SocketAddr, token: &Token) -> (Conn, Inventory) {
+pub(crate) async fn connect(addr: SocketAddr, token: &Token) -> (Conn, Inventory) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(stream) = TcpStream::connect(addr).await {
@@ -118,7 +118,7 @@ fn unix_ms() -> u64 {
 
 /// Sends a command with `budget` and waits for its completion, sending heartbeats meanwhile
 /// (as a control plane does) so the agent does not self-fence.
-pub async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration) -> Outcome {
+pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration) -> Outcome {
     let cmd = ToAgent::Command(Cmd {
         id: CommandId(id),
         deadline_unix_ms: unix_ms() + budget.as_millis() as u64,
@@ -141,7 +141,7 @@ pub async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration)
 }
 
 /// Waits (heartbeating) for an inventory that satisfies `pred`.
-pub async fn wait_inventory(conn: &mut Conn, within: Duration, pred: impl Fn(&Inventory) -> bool) -> Inventory {
+pub(crate) async fn wait_inventory(conn: &mut Conn, within: Duration, pred: impl Fn(&Inventory) -> bool) -> Inventory {
     conn.send(&ToAgent::Resync).await.expect("sends");
     let deadline = tokio::time::Instant::now() + within;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -161,7 +161,7 @@ pub async fn wait_inventory(conn: &mut Conn, within: Duration, pred: impl Fn(&In
 }
 
 /// A small node VM: 1 vCPU, 192 MiB.
-pub fn node_spec(name: &str, node: &str) -> VmSpec {
+pub(crate) fn node_spec(name: &str, node: &str) -> VmSpec {
     VmSpec {
         name: VmName(name.into()),
         vcpus: 1,
@@ -176,7 +176,7 @@ pub fn node_spec(name: &str, node: &str) -> VmSpec {
 }
 
 /// Whether `pid` runs (a zombie does not).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
@@ -184,6 +184,6 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Kills a leftover QEMU by pid (test cleanup).
-pub fn kill_pid(pid: u32) {
+pub(crate) fn kill_pid(pid: u32) {
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
 }
