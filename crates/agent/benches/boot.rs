@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use plinth_agent::image::Image;
-use plinth_agent::{
-    Hypervisor, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, detect_accel,
-};
+use plinth_agent::{Hypervisor, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, detect_accel};
 use plinth_proto::guest::Bootstrap;
 use plinth_proto::{Capacity, VmName, VmSpec};
 
@@ -22,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("set PLINTH_IMAGE=$(scripts/image)");
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let image = Image::open(&dir)?;
         let accel = detect_accel(&image, KVM_PROBE_TIMEOUT).await;

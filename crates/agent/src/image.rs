@@ -111,7 +111,10 @@ pub async fn build(inputs: &ImageInputs) -> Result<Image, AgentError> {
         tracing::info!(dir = %dir.display(), "image cached");
         return Ok(image);
     }
-    let work = inputs.cache.join("images").join(format!("{}.tmp", &hash[..16]));
+    let work = inputs
+        .cache
+        .join("images")
+        .join(format!("{}.tmp", &hash[..16]));
     let _ = tokio::fs::remove_dir_all(&work).await;
     let image = assemble(inputs, &deb, &hash, &work, &dir).await?;
     let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -194,36 +197,71 @@ async fn assemble(
 ) -> Result<Image, AgentError> {
     let unpacked = work.join("deb");
     let root = work.join("root");
-    for d in [&unpacked, &root.join("bin"), &root.join("etc"), &root.join("lib/modules")] {
-        tokio::fs::create_dir_all(d).await.map_err(AgentError::file(d))?;
+    for d in [
+        &unpacked,
+        &root.join("bin"),
+        &root.join("etc"),
+        &root.join("lib/modules"),
+    ] {
+        tokio::fs::create_dir_all(d)
+            .await
+            .map_err(AgentError::file(d))?;
     }
-    run("dpkg-deb", ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()]).await?;
+    run(
+        "dpkg-deb",
+        ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()],
+    )
+    .await?;
     let (kernel, module_dir) = find_kernel(&unpacked)?;
     copy(&kernel, &work.join("vmlinuz")).await?;
     copy(&inputs.busybox, &root.join("bin/busybox")).await?;
     copy(&inputs.guest_agent, &root.join("bin/plinth-guest")).await?;
     let mut names = Vec::new();
     for module in MODULES {
-        let name = Path::new(module).file_name().map(Path::new).unwrap_or(Path::new(module));
-        copy(&module_dir.join(module), &root.join("lib/modules").join(name)).await?;
+        let name = Path::new(module)
+            .file_name()
+            .map(Path::new)
+            .unwrap_or(Path::new(module));
+        copy(
+            &module_dir.join(module),
+            &root.join("lib/modules").join(name),
+        )
+        .await?;
         names.push(name.display().to_string());
     }
     write(&root.join("etc/modules"), names.join("\n").as_bytes()).await?;
     write(&root.join("init"), INIT.as_bytes()).await?;
     for d in ["dev", "proc", "sys", "seed", "tmp"] {
         let p = root.join(d);
-        tokio::fs::create_dir_all(&p).await.map_err(AgentError::file(&p))?;
+        tokio::fs::create_dir_all(&p)
+            .await
+            .map_err(AgentError::file(&p))?;
     }
-    make_executable(&[&root.join("init"), &root.join("bin/busybox"), &root.join("bin/plinth-guest")])?;
+    make_executable(&[
+        &root.join("init"),
+        &root.join("bin/busybox"),
+        &root.join("bin/plinth-guest"),
+    ])?;
     cpio(&inputs.busybox, &root, &work.join("initrd.img")).await?;
     let base = work.join("base.qcow2");
     run(
         "qemu-img",
-        ["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), base.as_os_str(), BASE_DISK.as_ref()],
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            base.as_os_str(),
+            BASE_DISK.as_ref(),
+        ],
     )
     .await?;
-    tokio::fs::remove_dir_all(&unpacked).await.map_err(AgentError::file(&unpacked))?;
-    tokio::fs::remove_dir_all(&root).await.map_err(AgentError::file(&root))?;
+    tokio::fs::remove_dir_all(&unpacked)
+        .await
+        .map_err(AgentError::file(&unpacked))?;
+    tokio::fs::remove_dir_all(&root)
+        .await
+        .map_err(AgentError::file(&root))?;
     let image = Image {
         hash: hash.to_owned(),
         kernel: dir.join("vmlinuz"),
@@ -249,7 +287,11 @@ fn find_kernel(unpacked: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
     let vmlinuz = entries
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
         .ok_or_else(|| AgentError::File {
             path: boot.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no vmlinuz-*"),
@@ -260,7 +302,10 @@ fn find_kernel(unpacked: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
         .and_then(|n| n.strip_prefix("vmlinuz-"))
         .unwrap_or_default()
         .to_owned();
-    Ok((vmlinuz, unpacked.join("lib/modules").join(release).join("kernel")))
+    Ok((
+        vmlinuz,
+        unpacked.join("lib/modules").join(release).join("kernel"),
+    ))
 }
 
 /// Packs `root` as a newc cpio archive with busybox's `cpio`.

@@ -24,6 +24,9 @@ use crate::tool::run;
 const QEMU: &str = "qemu-system-x86_64";
 /// The kernel command line of a node VM.
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
+/// Under TCG the kernel's TSC calibration against the PIT fails on a loaded host and the boot
+/// hangs; an explicit TSC frequency lets it go on (never under KVM, where it would be wrong).
+const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
 /// How often the agent probes a running guest.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a stopped QEMU gets to exit before it is killed.
@@ -41,6 +44,13 @@ pub enum Accel {
 }
 
 impl Accel {
+    fn cmdline(self) -> &'static str {
+        match self {
+            Self::Kvm => CMDLINE,
+            Self::Tcg => TCG_CMDLINE,
+        }
+    }
+
     fn args(self) -> [&'static str; 4] {
         match self {
             Self::Kvm => ["-accel", "kvm", "-cpu", "host"],
@@ -92,6 +102,9 @@ impl VmPaths {
     fn guest(&self) -> PathBuf {
         self.run.join("guest.sock")
     }
+    fn generation(&self) -> PathBuf {
+        self.run.join("generation")
+    }
     fn pid(&self) -> PathBuf {
         self.run.join("qemu.pid")
     }
@@ -139,7 +152,11 @@ impl QemuHypervisor {
         VmPaths {
             run: self.config.state_dir.join("vms").join(&vm.0),
             disk: self.config.storage.join("vms").join(format!("{vm}.qcow2")),
-            seed: self.config.storage.join("vms").join(format!("{vm}.seed.img")),
+            seed: self
+                .config
+                .storage
+                .join("vms")
+                .join(format!("{vm}.seed.img")),
         }
     }
 
@@ -157,9 +174,14 @@ impl QemuHypervisor {
                 continue;
             };
             let paths = self.paths(&spec.name);
-            let pid = read_pid(&paths.pid()).await.filter(|&p| is_our_qemu(p, &paths));
+            let pid = read_number(&paths.pid())
+                .await
+                .filter(|&p| is_our_qemu(p, &paths));
             let name = spec.name.clone();
             let mut record = VmRecord::new(spec);
+            if let Some(generation) = read_number(&paths.generation()).await {
+                record.generation = plinth_proto::Generation(generation);
+            }
             if let Some(pid) = pid {
                 record.state = VmState::Running;
                 record.pid = Some(pid);
@@ -207,9 +229,27 @@ impl QemuHypervisor {
         for a in self.config.accel.args() {
             push(&[&a]);
         }
-        push(&[&"-m", &spec.memory_mib.to_string(), &"-smp", &spec.vcpus.to_string()]);
-        push(&[&"-nodefaults", &"-no-user-config", &"-display", &"none", &"-no-reboot"]);
-        push(&[&"-kernel", &image.kernel, &"-initrd", &image.initrd, &"-append", &CMDLINE]);
+        push(&[
+            &"-m",
+            &spec.memory_mib.to_string(),
+            &"-smp",
+            &spec.vcpus.to_string(),
+        ]);
+        push(&[
+            &"-nodefaults",
+            &"-no-user-config",
+            &"-display",
+            &"none",
+            &"-no-reboot",
+        ]);
+        push(&[
+            &"-kernel",
+            &image.kernel,
+            &"-initrd",
+            &image.initrd,
+            &"-append",
+            &self.config.accel.cmdline(),
+        ]);
         push(&[&"-serial", &opt("file:", &paths.serial())]);
         push(&[&"-drive", &drive("root", &paths.disk, "qcow2", false)]);
         push(&[&"-device", &"virtio-blk-device,drive=root"]);
@@ -217,16 +257,36 @@ impl QemuHypervisor {
         push(&[&"-device", &"virtio-blk-device,drive=seed"]);
         push(&[&"-device", &"virtio-serial-device"]);
         push(&[&"-chardev", &socket_chardev("guest", &paths.guest())]);
-        push(&[&"-device", &format!("virtserialport,chardev=guest,name={}", plinth_proto::guest::PORT_NAME)]);
+        push(&[
+            &"-device",
+            &format!(
+                "virtserialport,chardev=guest,name={}",
+                plinth_proto::guest::PORT_NAME
+            ),
+        ]);
         push(&[&"-qmp", &qmp_socket(&paths.qmp())]);
         push(&[&"-daemonize", &"-pidfile", &paths.pid()]);
         args
     }
 
+    /// Records a change the agent made: a new generation, kept across agent restarts.
+    async fn change(&self, vm: &VmName, f: impl FnOnce(&mut VmRecord)) {
+        self.table.update(vm, true, f);
+        if let Some(record) = self.table.get(vm) {
+            let path = self.paths(vm).generation();
+            if let Err(e) = tokio::fs::write(&path, record.generation.to_string()).await {
+                tracing::warn!(vm = %vm, error = %e, "generation not recorded");
+            }
+        }
+    }
+
     async fn wait_ready(&self, vm: &VmName) -> Result<(), AgentError> {
         let mut changes = self.table.subscribe();
         loop {
-            let record = self.table.get(vm).ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+            let record = self
+                .table
+                .get(vm)
+                .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
             match (&record.state, &record.guest) {
                 (VmState::Running, Some(g)) if g.ready => return Ok(()),
                 (VmState::Running, Some(g)) => {
@@ -281,41 +341,54 @@ impl Hypervisor for QemuHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self.table.get(vm).ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
         if record.state == VmState::Stopped {
             let paths = self.paths(vm);
             let _ = tokio::fs::remove_file(paths.pid()).await;
             run(QEMU, self.qemu_args(&record.spec, &paths)).await?;
-            let pid = read_pid(&paths.pid()).await.ok_or_else(|| AgentError::Vm {
-                vm: vm.clone(),
-                detail: "QEMU wrote no pid file".into(),
-            })?;
+            let pid = read_number(&paths.pid())
+                .await
+                .ok_or_else(|| AgentError::Vm {
+                    vm: vm.clone(),
+                    detail: "QEMU wrote no pid file".into(),
+                })?;
             let status = match crate::qmp::Qmp::connect(&paths.qmp()).await {
                 Ok(mut qmp) => qmp.status().await,
                 Err(e) => Err(e),
             }
-            .map_err(|detail| AgentError::Qmp { vm: vm.clone(), detail })?;
+            .map_err(|detail| AgentError::Qmp {
+                vm: vm.clone(),
+                detail,
+            })?;
             tracing::info!(vm = %vm, pid, status = %status.status, accel = self.config.accel.name(), "VM started");
-            self.table.update(vm, true, |r| {
+            self.change(vm, |r| {
                 r.state = VmState::Running;
                 r.pid = Some(pid);
                 r.guest = None;
-            });
+            })
+            .await;
             self.watch_guest(vm, pid);
         }
         self.wait_ready(vm).await
     }
 
     async fn stop(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self.table.get(vm).ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
         if let Some(pid) = record.pid {
             self.kill_and_wait(vm, pid).await;
         }
-        self.table.update(vm, true, |r| {
+        self.change(vm, |r| {
             r.state = VmState::Stopped;
             r.pid = None;
             r.guest = None;
-        });
+        })
+        .await;
         Ok(())
     }
 
@@ -336,11 +409,12 @@ impl Hypervisor for QemuHypervisor {
                 kill(pid);
                 tracing::warn!(vm = %vm, pid, "killed by fencing");
             }
-            self.table.update(&vm, true, |r| {
+            self.change(&vm, |r| {
                 r.state = VmState::Stopped;
                 r.pid = None;
                 r.guest = None;
-            });
+            })
+            .await;
         }
     }
 
@@ -349,7 +423,10 @@ impl Hypervisor for QemuHypervisor {
     }
 
     fn any_running(&self) -> bool {
-        self.table.reports().iter().any(|r| r.state == VmState::Running)
+        self.table
+            .reports()
+            .iter()
+            .any(|r| r.state == VmState::Running)
     }
 
     fn capacity(&self) -> Capacity {
@@ -435,19 +512,33 @@ async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), Ag
     tokio::fs::write(&meta_path, meta.to_document().map_err(io)?)
         .await
         .map_err(AgentError::file(&meta_path))?;
-    let user = UserData::for_node(&spec.bootstrap).to_document().map_err(io)?;
+    let user = UserData::for_node(&spec.bootstrap)
+        .to_document()
+        .map_err(io)?;
     tokio::fs::write(&user_path, user)
         .await
         .map_err(AgentError::file(&user_path))?;
     let _ = tokio::fs::remove_file(seed).await;
     run(
         "mkfs.vfat",
-        ["-n".as_ref(), SEED_LABEL.as_ref(), "-C".as_ref(), seed.as_os_str(), "1024".as_ref()],
+        [
+            "-n".as_ref(),
+            SEED_LABEL.as_ref(),
+            "-C".as_ref(),
+            seed.as_os_str(),
+            "1024".as_ref(),
+        ],
     )
     .await?;
     run(
         "mcopy",
-        ["-i".as_ref(), seed.as_os_str(), meta_path.as_os_str(), user_path.as_os_str(), "::/".as_ref()],
+        [
+            "-i".as_ref(),
+            seed.as_os_str(),
+            meta_path.as_os_str(),
+            user_path.as_os_str(),
+            "::/".as_ref(),
+        ],
     )
     .await?;
     Ok(())
@@ -455,7 +546,9 @@ async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), Ag
 
 /// One session on the guest channel: probe, record the answers, until it breaks.
 async fn probe_guest(table: &VmTable, vm: &VmName, socket: &Path, pid: u32) -> Result<(), String> {
-    let stream = UnixStream::connect(socket).await.map_err(|e| e.to_string())?;
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| e.to_string())?;
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     let mut seq = 0u64;
@@ -495,7 +588,8 @@ fn record_guest(table: &VmTable, vm: &VmName, pid: u32, status: GuestStatus) {
     }
 }
 
-async fn read_pid(path: &Path) -> Option<u32> {
+/// A number a file holds (a pid, a generation).
+async fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
     text.trim().parse().ok()
 }
@@ -522,7 +616,9 @@ fn is_our_qemu(pid: u32, paths: &VmPaths) -> bool {
 }
 
 fn kill(pid: u32) {
-    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw);
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
     if let Some(pid) = pid {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
@@ -536,8 +632,25 @@ pub async fn detect_accel(image: &Image, timeout: Duration) -> Accel {
         return Accel::Tcg;
     }
     let mut child = match tokio::process::Command::new(QEMU)
-        .args(["-M", "microvm,pit=on,rtc=on", "-accel", "kvm", "-cpu", "host", "-m", "128"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio"])
+        .args([
+            "-M",
+            "microvm,pit=on,rtc=on",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "128",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+        ])
         .arg("-kernel")
         .arg(&image.kernel)
         .arg("-initrd")

@@ -92,7 +92,9 @@ impl Qmp {
             }
             match serde_json::from_str::<Reply>(&text) {
                 Ok(Reply::Return { value }) => return Ok(value),
-                Ok(Reply::Error { error }) => return Err(format!("{}: {}", error.class, error.desc)),
+                Ok(Reply::Error { error }) => {
+                    return Err(format!("{}: {}", error.class, error.desc));
+                }
                 Ok(Reply::Other(_)) => {}
                 Err(e) => return Err(format!("unreadable QMP line: {e}")),
             }
@@ -113,7 +115,13 @@ mod tests {
     #[test]
     fn commands_serialize_as_qmp_expects() {
         let json = |c| serde_json::to_string(&c).expect("serializes");
-        assert_eq!(json(QmpCommand::Capabilities), r#"{"execute":"qmp_capabilities"}"#);
-        assert_eq!(json(QmpCommand::QueryStatus), r#"{"execute":"query-status"}"#);
+        assert_eq!(
+            json(QmpCommand::Capabilities),
+            r#"{"execute":"qmp_capabilities"}"#
+        );
+        assert_eq!(
+            json(QmpCommand::QueryStatus),
+            r#"{"execute":"query-status"}"#
+        );
     }
 }

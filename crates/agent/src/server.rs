@@ -82,7 +82,10 @@ impl<H: Hypervisor> Shared<H> {
     }
 
     fn remember(&self, id: CommandId, outcome: &Outcome) {
-        let mut done = self.completions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut done = self
+            .completions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         done.insert(id, outcome.clone());
         while done.len() > REMEMBERED_COMPLETIONS {
             done.pop_first();
@@ -159,10 +162,12 @@ pub async fn serve<H: Hypervisor>(config: AgentConfig, hv: Arc<H>) -> Result<(),
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AgentError> {
-    TcpListener::bind(addr).await.map_err(|source| AgentError::Listen {
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Kills the VMs once `self_fence_timeout` passes with no valid frame from the control plane
@@ -173,15 +178,24 @@ async fn watchdog<H: Hypervisor>(shared: Arc<Shared<H>>) {
     loop {
         tick.tick().await;
         let silent = shared.last_contact.borrow().elapsed();
-        if silent >= timeout && shared.hv.any_running() && !shared.fenced.swap(true, Ordering::SeqCst) {
-            tracing::warn!(silent_ms = silent.as_millis(), "no contact with the control plane: self-fencing, killing every VM");
+        if silent >= timeout
+            && shared.hv.any_running()
+            && !shared.fenced.swap(true, Ordering::SeqCst)
+        {
+            tracing::warn!(
+                silent_ms = silent.as_millis(),
+                "no contact with the control plane: self-fencing, killing every VM"
+            );
             shared.hv.fence().await;
         }
     }
 }
 
 /// One control-plane connection: frames in, completions, heartbeats and inventories out.
-async fn connection<H: Hypervisor>(stream: TcpStream, shared: &Arc<Shared<H>>) -> Result<(), ProtoError> {
+async fn connection<H: Hypervisor>(
+    stream: TcpStream,
+    shared: &Arc<Shared<H>>,
+) -> Result<(), ProtoError> {
     let mut conn = Connection::new(stream, shared.config.token.clone());
     let mut changes = shared.hv.changes();
     let mut cut = shared.cut_off.subscribe();
@@ -221,14 +235,19 @@ fn handle<H: Hypervisor>(
     done: &mpsc::Sender<Completion>,
 ) -> Option<FromAgent> {
     match message {
-        ToAgent::Heartbeat => Some(FromAgent::Heartbeat(Heartbeat { boot_id: shared.boot_id() })),
+        ToAgent::Heartbeat => Some(FromAgent::Heartbeat(Heartbeat {
+            boot_id: shared.boot_id(),
+        })),
         ToAgent::Resync => Some(FromAgent::Inventory(shared.inventory())),
         ToAgent::Admin(_) => Some(FromAgent::Refused {
             reason: "faults are accepted only on the simulated agent's admin listener".into(),
         }),
         ToAgent::Command(cmd) => {
             if let Some(outcome) = shared.remembered(cmd.id) {
-                return Some(FromAgent::Completion(Completion { id: cmd.id, outcome }));
+                return Some(FromAgent::Completion(Completion {
+                    id: cmd.id,
+                    outcome,
+                }));
             }
             let shared = Arc::clone(shared);
             let done = done.clone();
@@ -268,8 +287,12 @@ async fn execute<H: Hypervisor>(cmd: Command, shared: &Shared<H>) -> Outcome {
     };
     let outcome = match tokio::time::timeout(left, work).await {
         Ok(Ok(())) => Outcome::Done,
-        Ok(Err(e)) => Outcome::Failed { error: classify(&e) },
-        Err(_) => Outcome::Failed { error: CommandError::TimedOut },
+        Ok(Err(e)) => Outcome::Failed {
+            error: classify(&e),
+        },
+        Err(_) => Outcome::Failed {
+            error: CommandError::TimedOut,
+        },
     };
     tracing::info!(id = %cmd.id, outcome = ?outcome, "completed");
     outcome
@@ -307,15 +330,27 @@ async fn admin_loop<H: Hypervisor>(listener: TcpListener, shared: Arc<Shared<H>>
         match conn.recv::<ToAgent>().await {
             Ok(ToAgent::Admin(request)) => {
                 fault(request, &shared).await;
-                let _ = conn.send(&FromAgent::Heartbeat(Heartbeat { boot_id: shared.boot_id() })).await;
+                let _ = conn
+                    .send(&FromAgent::Heartbeat(Heartbeat {
+                        boot_id: shared.boot_id(),
+                    }))
+                    .await;
             }
             Ok(other) => {
                 tracing::warn!(%peer, message = ?other, "admin listener takes faults only");
-                let _ = conn.send(&FromAgent::Refused { reason: "not a fault".into() }).await;
+                let _ = conn
+                    .send(&FromAgent::Refused {
+                        reason: "not a fault".into(),
+                    })
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "refused an admin frame");
-                let _ = conn.send(&FromAgent::Refused { reason: e.to_string() }).await;
+                let _ = conn
+                    .send(&FromAgent::Refused {
+                        reason: e.to_string(),
+                    })
+                    .await;
             }
         }
     }
@@ -334,7 +369,10 @@ async fn fault<H: Hypervisor>(request: AdminRequest, shared: &Shared<H>) {
         AdminRequest::Restore => {
             if !shared.hv.any_running() {
                 // The host comes back as a new life: nothing it said before counts.
-                *shared.boot_id.lock().unwrap_or_else(PoisonError::into_inner) = BootId::random();
+                *shared
+                    .boot_id
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = BootId::random();
             }
             shared.cut_off.send_replace(false);
         }

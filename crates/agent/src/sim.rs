@@ -63,14 +63,20 @@ impl Hypervisor for SimulatedHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self.table.get(vm).ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
         if record.state == VmState::Running {
             return Ok(());
         }
         self.table.update(vm, true, |r| r.state = VmState::Running);
         tokio::time::sleep(self.boot).await;
         let status = guest_status(&record.spec)?;
-        let still_running = self.table.get(vm).is_some_and(|r| r.state == VmState::Running);
+        let still_running = self
+            .table
+            .get(vm)
+            .is_some_and(|r| r.state == VmState::Running);
         if !still_running {
             return Err(AgentError::Vm {
                 vm: vm.clone(),
@@ -116,7 +122,10 @@ impl Hypervisor for SimulatedHypervisor {
     }
 
     fn any_running(&self) -> bool {
-        self.table.reports().iter().any(|r| r.state == VmState::Running)
+        self.table
+            .reports()
+            .iter()
+            .any(|r| r.state == VmState::Running)
     }
 
     fn capacity(&self) -> Capacity {

@@ -129,8 +129,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
 }
 
 fn host_cpus() -> u32 {
-    std::thread::available_parallelism()
-        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
 }
 
 fn host_memory_mib() -> u64 {

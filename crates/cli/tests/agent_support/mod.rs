@@ -67,10 +67,22 @@ impl Agent {
             .arg(state)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log"))
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            )
             .spawn()
             .expect("plinth agent starts");
-        Self { child, addr, token: Token::new(TOKEN), state: state.to_path_buf(), log }
+        Self {
+            child,
+            addr,
+            token: Token::new(TOKEN),
+            state: state.to_path_buf(),
+            log,
+        }
     }
 
     /// Kills the agent process abruptly (its QEMU processes live on).
@@ -141,7 +153,11 @@ pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Du
 }
 
 /// Waits (heartbeating) for an inventory that satisfies `pred`.
-pub(crate) async fn wait_inventory(conn: &mut Conn, within: Duration, pred: impl Fn(&Inventory) -> bool) -> Inventory {
+pub(crate) async fn wait_inventory(
+    conn: &mut Conn,
+    within: Duration,
+    pred: impl Fn(&Inventory) -> bool,
+) -> Inventory {
     conn.send(&ToAgent::Resync).await.expect("sends");
     let deadline = tokio::time::Instant::now() + within;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
