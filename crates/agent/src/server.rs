@@ -108,10 +108,10 @@ pub async fn boot_id<H: Hypervisor>(file: Option<&PathBuf>, hv: &H) -> BootId {
         Some(id) if hv.any_running() => id,
         _ => {
             let id = BootId::random();
-            if let Some(f) = file {
-                if let Err(e) = tokio::fs::write(f, id.to_string()).await {
-                    tracing::warn!(file = %f.display(), error = %e, "boot id not recorded");
-                }
+            if let Some(f) = file
+                && let Err(e) = tokio::fs::write(f, id.to_string()).await
+            {
+                tracing::warn!(file = %f.display(), error = %e, "boot id not recorded");
             }
             id
         }

@@ -96,12 +96,10 @@ fn malformed_and_unauthenticated_frames_are_refused_and_the_agent_keeps_serving(
         conn.send(&ToAgent::Admin(AdminRequest::Kill))
             .await
             .expect("sends");
-        loop {
-            match conn.recv::<FromAgent>().await.expect("answers") {
-                FromAgent::Refused { .. } => break,
-                _ => {}
-            }
-        }
+        while !matches!(
+            conn.recv::<FromAgent>().await.expect("answers"),
+            FromAgent::Refused { .. }
+        ) {}
         // Still serving: a well-formed client gets work done.
         let (mut conn, _) = connect(agent.addr, &agent.token).await;
         let spec = node_spec("vm-1", "node-1");

@@ -141,10 +141,10 @@ pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Du
     loop {
         tokio::select! {
             msg = conn.recv::<FromAgent>() => {
-                if let FromAgent::Completion(c) = msg.expect("agent answers") {
-                    if c.id == CommandId(id) {
-                        return c.outcome;
-                    }
+                if let FromAgent::Completion(c) = msg.expect("agent answers")
+                    && c.id == CommandId(id)
+                {
+                    return c.outcome;
                 }
             }
             _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
@@ -164,10 +164,10 @@ pub(crate) async fn wait_inventory(
     loop {
         tokio::select! {
             msg = conn.recv::<FromAgent>() => {
-                if let FromAgent::Inventory(inv) = msg.expect("agent answers") {
-                    if pred(&inv) {
-                        return inv;
-                    }
+                if let FromAgent::Inventory(inv) = msg.expect("agent answers")
+                    && pred(&inv)
+                {
+                    return inv;
                 }
             }
             _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
