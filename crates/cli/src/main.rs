@@ -29,6 +29,8 @@ enum Command {
     Plan(commands::plan::Args),
     Simulate(commands::simulate::Args),
     Compare(commands::compare::Args),
+    Agent(commands::agent::Args),
+    Image(commands::image::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -49,6 +51,8 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Simulate(args) => commands::simulate::run(&args),
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Agent(args) => commands::agent::run(&args),
+        Command::Image(args) => commands::image::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,0 +1,69 @@
+//! The agent's errors.
+
+use std::path::PathBuf;
+
+use plinth_proto::VmName;
+
+/// What can go wrong in the host agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A file or directory could not be read or written.
+    #[error("{path}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool (qemu-img, mkfs.vfat, apt-get, …) could not be started or failed.
+    #[error("`{tool}` failed: {detail}")]
+    Tool {
+        /// The program.
+        tool: String,
+        /// Its exit status and the end of its stderr, or why it could not start.
+        detail: String,
+    },
+    /// A QMP exchange failed.
+    #[error("QMP of VM {vm}: {detail}")]
+    Qmp {
+        /// The VM.
+        vm: VmName,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The command names a VM this host does not have.
+    #[error("no VM {0} on this host")]
+    UnknownVm(VmName),
+    /// The command would create a VM this host already has.
+    #[error("VM {0} exists already")]
+    VmExists(VmName),
+    /// The VM name is not one path component.
+    #[error("invalid VM name {0:?}")]
+    InvalidName(VmName),
+    /// A VM did not get where it was asked to in time.
+    #[error("VM {vm}: {detail}")]
+    Vm {
+        /// The VM.
+        vm: VmName,
+        /// What happened.
+        detail: String,
+    },
+    /// The listener could not be bound.
+    #[error("listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AgentError {
+    /// A [`AgentError::File`] for `path`.
+    pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::File { path, source }
+    }
+}

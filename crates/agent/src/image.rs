@@ -1,0 +1,384 @@
+//! The node OS image: a Debian cloud kernel, an initramfs with busybox, the kernel modules a
+//! node needs and Plinth's guest agent, and an empty qcow2 base disk that every VM's disk is a
+//! linked clone of. Built once per content hash into a cache directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::AgentError;
+use crate::tool::run;
+
+/// Bumped whenever the layout below changes, so old cached images are not reused.
+const FORMAT: &str = "plinth-image-1";
+
+/// The kernel package the image takes its kernel and modules from.
+pub const KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
+
+/// Kernel modules loaded by `/init`, in dependency order, by path under `kernel/`: virtio over
+/// MMIO (QEMU's microvm machine), its block disks and serial port, and FAT for the seed.
+const MODULES: &[&str] = &[
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio_mmio.ko",
+    "drivers/block/virtio_blk.ko",
+    "drivers/char/virtio_console.ko",
+    "fs/fat/fat.ko",
+    "fs/fat/vfat.ko",
+    "fs/nls/nls_cp437.ko",
+    "fs/nls/nls_ascii.ko",
+];
+
+/// The initramfs's `/init`: mounts what a node needs, loads the modules, mounts the seed
+/// (the second disk) and runs the guest agent for ever. `plinth: init` on the console is the
+/// mark the accelerator probe waits for.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+echo "plinth: init"
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /etc/modules); do insmod "/lib/modules/$m" || echo "plinth: insmod $m failed"; done
+mkdir -p /seed
+mount -t vfat -o ro /dev/vdb /seed || echo "plinth: no seed"
+while true; do /bin/plinth-guest /seed; sleep 1; done
+"#;
+
+/// The base disk's virtual size: the node's root disk stands in for a real OS disk.
+const BASE_DISK: &str = "1G";
+
+/// What `plinth image build` needs.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    /// The static guest agent binary.
+    pub guest_agent: PathBuf,
+    /// A static busybox (`busybox-static`'s `/bin/busybox`).
+    pub busybox: PathBuf,
+    /// The kernel package's `.deb`; downloaded with `apt-get download` into the cache when
+    /// absent.
+    pub kernel_deb: Option<PathBuf>,
+    /// Where images and downloads are cached.
+    pub cache: PathBuf,
+}
+
+/// A built image: the files a VM boots from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Image {
+    /// Content hash of the inputs (SHA-256, hex).
+    pub hash: String,
+    /// The kernel (`vmlinuz`).
+    pub kernel: PathBuf,
+    /// The initramfs (uncompressed newc cpio).
+    pub initrd: PathBuf,
+    /// The qcow2 base disk VM disks are linked clones of.
+    pub base: PathBuf,
+    /// The kernel package the image came from.
+    pub kernel_deb: String,
+}
+
+/// The manifest's file name inside an image directory.
+const MANIFEST: &str = "image.json";
+
+impl Image {
+    /// Reads the image in `dir` (written by [`build`]).
+    ///
+    /// # Errors
+    /// When the manifest is missing or broken.
+    pub fn open(dir: &Path) -> Result<Self, AgentError> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read(&path).map_err(AgentError::file(&path))?;
+        serde_json::from_slice(&text).map_err(|e| AgentError::File {
+            path,
+            source: std::io::Error::other(e),
+        })
+    }
+}
+
+/// Builds the image from `inputs`, or returns the cached one with the same content hash.
+///
+/// # Errors
+/// When an input is missing or a tool (apt-get, dpkg-deb, busybox cpio, qemu-img) fails.
+pub async fn build(inputs: &ImageInputs) -> Result<Image, AgentError> {
+    let deb = match &inputs.kernel_deb {
+        Some(deb) => deb.clone(),
+        None => download_kernel(&inputs.cache.join("debs")).await?,
+    };
+    let hash = content_hash(&[&deb, &inputs.busybox, &inputs.guest_agent])?;
+    let dir = inputs.cache.join("images").join(&hash[..16]);
+    if let Ok(image) = Image::open(&dir) {
+        tracing::info!(dir = %dir.display(), "image cached");
+        return Ok(image);
+    }
+    let work = inputs
+        .cache
+        .join("images")
+        .join(format!("{}.tmp", &hash[..16]));
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    let image = assemble(inputs, &deb, &hash, &work, &dir).await?;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::rename(&work, &dir)
+        .await
+        .map_err(AgentError::file(&dir))?;
+    Ok(image)
+}
+
+/// SHA-256 over the format tag, `/init`, the module list and the input files.
+fn content_hash(files: &[&Path]) -> Result<String, AgentError> {
+    let mut h = Sha256::new();
+    h.update(FORMAT);
+    h.update(INIT);
+    h.update(MODULES.join("\n"));
+    for file in files {
+        h.update(std::fs::read(file).map_err(AgentError::file(*file))?);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The kernel's `.deb` in `debs`, downloaded with `apt-get download` if none is there.
+async fn download_kernel(debs: &Path) -> Result<PathBuf, AgentError> {
+    if let Some(deb) = cached_kernel_deb(debs)? {
+        return Ok(deb);
+    }
+    tokio::fs::create_dir_all(debs)
+        .await
+        .map_err(AgentError::file(debs))?;
+    // The metapackage depends on the versioned package that holds the kernel.
+    let depends = run("apt-cache", ["depends", KERNEL_PACKAGE]).await?;
+    let package = String::from_utf8_lossy(&depends.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: ").map(str::to_owned))
+        .ok_or_else(|| AgentError::Tool {
+            tool: "apt-cache".into(),
+            detail: format!("no dependency of {KERNEL_PACKAGE}; run apt-get update"),
+        })?;
+    let mut apt = tokio::process::Command::new("apt-get");
+    apt.args(["download", package.as_str()])
+        .current_dir(debs)
+        .stdout(std::io::stderr());
+    let status = apt.status().await.map_err(|e| AgentError::Tool {
+        tool: "apt-get".into(),
+        detail: e.to_string(),
+    })?;
+    cached_kernel_deb(debs)?.ok_or_else(|| AgentError::Tool {
+        tool: "apt-get".into(),
+        detail: format!("download {package}: {status}"),
+    })
+}
+
+/// The newest `linux-image-*-cloud-amd64_*.deb` in `debs` (not the metapackage).
+fn cached_kernel_deb(debs: &Path) -> Result<Option<PathBuf>, AgentError> {
+    let Ok(entries) = std::fs::read_dir(debs) else {
+        return Ok(None);
+    };
+    let mut debs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("linux-image-")
+                    && !n.starts_with(&format!("{KERNEL_PACKAGE}_"))
+                    && n.ends_with(".deb")
+            })
+        })
+        .collect();
+    debs.sort();
+    Ok(debs.pop())
+}
+
+/// Lays the image out in `work`; the manifest names the final `dir`.
+async fn assemble(
+    inputs: &ImageInputs,
+    deb: &Path,
+    hash: &str,
+    work: &Path,
+    dir: &Path,
+) -> Result<Image, AgentError> {
+    let unpacked = work.join("deb");
+    let root = work.join("root");
+    for d in [
+        &unpacked,
+        &root.join("bin"),
+        &root.join("etc"),
+        &root.join("lib/modules"),
+    ] {
+        tokio::fs::create_dir_all(d)
+            .await
+            .map_err(AgentError::file(d))?;
+    }
+    run(
+        "dpkg-deb",
+        ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()],
+    )
+    .await?;
+    let (kernel, module_dir) = find_kernel(&unpacked)?;
+    copy(&kernel, &work.join("vmlinuz")).await?;
+    copy(&inputs.busybox, &root.join("bin/busybox")).await?;
+    copy(&inputs.guest_agent, &root.join("bin/plinth-guest")).await?;
+    let mut names = Vec::new();
+    for module in MODULES {
+        let name = Path::new(module)
+            .file_name()
+            .map(Path::new)
+            .unwrap_or(Path::new(module));
+        copy(
+            &module_dir.join(module),
+            &root.join("lib/modules").join(name),
+        )
+        .await?;
+        names.push(name.display().to_string());
+    }
+    write(&root.join("etc/modules"), names.join("\n").as_bytes()).await?;
+    write(&root.join("init"), INIT.as_bytes()).await?;
+    for d in ["dev", "proc", "sys", "seed", "tmp"] {
+        let p = root.join(d);
+        tokio::fs::create_dir_all(&p)
+            .await
+            .map_err(AgentError::file(&p))?;
+    }
+    make_executable(&[
+        &root.join("init"),
+        &root.join("bin/busybox"),
+        &root.join("bin/plinth-guest"),
+    ])?;
+    cpio(&inputs.busybox, &root, &work.join("initrd.img")).await?;
+    let base = work.join("base.qcow2");
+    run(
+        "qemu-img",
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            base.as_os_str(),
+            BASE_DISK.as_ref(),
+        ],
+    )
+    .await?;
+    tokio::fs::remove_dir_all(&unpacked)
+        .await
+        .map_err(AgentError::file(&unpacked))?;
+    tokio::fs::remove_dir_all(&root)
+        .await
+        .map_err(AgentError::file(&root))?;
+    let image = Image {
+        hash: hash.to_owned(),
+        kernel: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.img"),
+        base: dir.join("base.qcow2"),
+        kernel_deb: deb
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let manifest = serde_json::to_vec_pretty(&image).map_err(|e| AgentError::File {
+        path: work.join(MANIFEST),
+        source: std::io::Error::other(e),
+    })?;
+    write(&work.join(MANIFEST), &manifest).await?;
+    Ok(image)
+}
+
+/// The `vmlinuz-*` in the unpacked package's `boot/` and its `lib/modules/*/kernel`.
+fn find_kernel(unpacked: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
+    let boot = unpacked.join("boot");
+    let entries = std::fs::read_dir(&boot).map_err(AgentError::file(&boot))?;
+    let vmlinuz = entries
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| AgentError::File {
+            path: boot.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no vmlinuz-*"),
+        })?;
+    let release = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .unwrap_or_default()
+        .to_owned();
+    Ok((
+        vmlinuz,
+        unpacked.join("lib/modules").join(release).join("kernel"),
+    ))
+}
+
+/// Packs `root` as a newc cpio archive with busybox's `cpio`.
+async fn cpio(busybox: &Path, root: &Path, out: &Path) -> Result<(), AgentError> {
+    let list = walk(root, root)?;
+    let file = std::fs::File::create(out).map_err(AgentError::file(out))?;
+    let mut child = tokio::process::Command::new(busybox)
+        .args(["cpio", "-o", "-H", "newc"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| AgentError::Tool {
+            tool: "busybox cpio".into(),
+            detail: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin
+            .write_all(list.join("\n").as_bytes())
+            .await
+            .map_err(AgentError::file(out))?;
+    }
+    let status = child.wait().await.map_err(AgentError::file(out))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(AgentError::Tool {
+            tool: "busybox cpio".into(),
+            detail: status.to_string(),
+        })
+    }
+}
+
+/// Every path under `dir`, relative to `root`, parents before children.
+fn walk(root: &Path, dir: &Path) -> Result<Vec<String>, AgentError> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(AgentError::file(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.display().to_string());
+        }
+        if path.is_dir() {
+            out.extend(walk(root, &path)?);
+        }
+    }
+    Ok(out)
+}
+
+fn make_executable(paths: &[&Path]) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    for path in paths {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .map_err(AgentError::file(*path))?;
+    }
+    Ok(())
+}
+
+async fn copy(from: &Path, to: &Path) -> Result<(), AgentError> {
+    tokio::fs::copy(from, to)
+        .await
+        .map(drop)
+        .map_err(AgentError::file(from))
+}
+
+async fn write(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
+    tokio::fs::write(path, bytes)
+        .await
+        .map_err(AgentError::file(path))
+}

@@ -1,0 +1,696 @@
+//! VMs as QEMU processes: one daemonized `qemu-system-x86_64` per VM with a QMP socket and a
+//! virtio-serial socket to its guest agent; disks as qcow2 linked clones of the image's base;
+//! a NoCloud seed as a small FAT image. Processes outlive the agent, which re-adopts them from
+//! their pid files and sockets when it starts again.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plinth_proto::guest::{FromGuest, GuestStatus, MetaData, SEED_LABEL, ToGuest, UserData};
+use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+
+use crate::error::AgentError;
+use crate::hypervisor::Hypervisor;
+use crate::image::Image;
+use crate::table::{VmRecord, VmTable};
+use crate::tool::run;
+
+/// The QEMU binary.
+const QEMU: &str = "qemu-system-x86_64";
+/// The kernel command line of a node VM.
+const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
+/// Under TCG the kernel's TSC calibration against the PIT fails on a loaded host and the boot
+/// hangs; an explicit TSC frequency lets it go on (never under KVM, where it would be wrong).
+const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
+/// How often the agent probes a running guest.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a stopped QEMU gets to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the accelerator probe waits for `/init` under KVM.
+pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The accelerator VMs run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualization.
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
+impl Accel {
+    fn cmdline(self) -> &'static str {
+        match self {
+            Self::Kvm => CMDLINE,
+            Self::Tcg => TCG_CMDLINE,
+        }
+    }
+
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            Self::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Self::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        }
+    }
+
+    /// The name QEMU uses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kvm => "kvm",
+            Self::Tcg => "tcg",
+        }
+    }
+}
+
+/// Where a QEMU host agent keeps things.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// The node image.
+    pub image: Image,
+    /// Per-VM runtime files (sockets, pid files, serial logs, records).
+    pub state_dir: PathBuf,
+    /// Per-VM disks and seeds: a directory every host of the pool sees (it stands in for the
+    /// pool's distributed storage).
+    pub storage: PathBuf,
+    /// The accelerator.
+    pub accel: Accel,
+    /// What the host offers to VMs.
+    pub capacity: Capacity,
+}
+
+/// The files of one VM.
+#[derive(Debug, Clone)]
+struct VmPaths {
+    run: PathBuf,
+    disk: PathBuf,
+    seed: PathBuf,
+}
+
+impl VmPaths {
+    fn spec(&self) -> PathBuf {
+        self.run.join("spec.json")
+    }
+    fn qmp(&self) -> PathBuf {
+        self.run.join("qmp.sock")
+    }
+    fn guest(&self) -> PathBuf {
+        self.run.join("guest.sock")
+    }
+    fn generation(&self) -> PathBuf {
+        self.run.join("generation")
+    }
+    fn pid(&self) -> PathBuf {
+        self.run.join("qemu.pid")
+    }
+    fn serial(&self) -> PathBuf {
+        self.run.join("serial.log")
+    }
+}
+
+/// The QEMU hypervisor of one host.
+#[derive(Debug)]
+pub struct QemuHypervisor {
+    config: QemuConfig,
+    table: Arc<VmTable>,
+}
+
+impl QemuHypervisor {
+    /// Opens the host's state: every VM recorded in `state_dir` is taken back, and a running
+    /// QEMU process of one is re-adopted (its pid, its guest agent), so an agent restart loses
+    /// no VM.
+    ///
+    /// # Errors
+    /// When the directories cannot be made or read, or a path holds a comma (QEMU's option
+    /// separator).
+    pub async fn open(config: QemuConfig) -> Result<Self, AgentError> {
+        for dir in [&config.state_dir, &config.storage] {
+            if dir.to_string_lossy().contains(',') {
+                return Err(AgentError::File {
+                    path: dir.clone(),
+                    source: std::io::Error::other("a comma in the path breaks QEMU options"),
+                });
+            }
+            tokio::fs::create_dir_all(dir.join("vms"))
+                .await
+                .map_err(AgentError::file(dir))?;
+        }
+        let hv = Self {
+            config,
+            table: Arc::new(VmTable::default()),
+        };
+        hv.adopt().await?;
+        Ok(hv)
+    }
+
+    fn paths(&self, vm: &VmName) -> VmPaths {
+        VmPaths {
+            run: self.config.state_dir.join("vms").join(&vm.0),
+            disk: self.config.storage.join("vms").join(format!("{vm}.qcow2")),
+            seed: self
+                .config
+                .storage
+                .join("vms")
+                .join(format!("{vm}.seed.img")),
+        }
+    }
+
+    async fn adopt(&self) -> Result<(), AgentError> {
+        let dir = self.config.state_dir.join("vms");
+        let mut entries = tokio::fs::read_dir(&dir)
+            .await
+            .map_err(AgentError::file(&dir))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Ok(text) = tokio::fs::read(entry.path().join("spec.json")).await else {
+                continue;
+            };
+            let Ok(spec) = serde_json::from_slice::<VmSpec>(&text) else {
+                tracing::warn!(dir = %entry.path().display(), "unreadable VM record skipped");
+                continue;
+            };
+            let paths = self.paths(&spec.name);
+            let pid = read_number(&paths.pid())
+                .await
+                .filter(|&p| is_our_qemu(p, &paths));
+            let name = spec.name.clone();
+            let mut record = VmRecord::new(spec);
+            if let Some(generation) = read_number(&paths.generation()).await {
+                record.generation = plinth_proto::Generation(generation);
+            }
+            if let Some(pid) = pid {
+                record.state = VmState::Running;
+                record.pid = Some(pid);
+            }
+            self.table.insert(record);
+            if let Some(pid) = pid {
+                tracing::info!(vm = %name, pid, "re-adopted running VM");
+                self.watch_guest(&name, pid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Probes the guest agent for as long as the process lives; records its status.
+    fn watch_guest(&self, vm: &VmName, pid: u32) {
+        let table = Arc::clone(&self.table);
+        let socket = self.paths(vm).guest();
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            while process_alive(pid) {
+                if let Err(e) = probe_guest(&table, &vm, &socket, pid).await {
+                    tracing::debug!(vm = %vm, error = %e, "guest channel");
+                }
+                tokio::time::sleep(PROBE_INTERVAL).await;
+            }
+            // The process ended on its own (crash, guest poweroff) or was stopped.
+            table.update(&vm, false, |r| {
+                if r.pid == Some(pid) {
+                    r.state = VmState::Stopped;
+                    r.pid = None;
+                    r.guest = None;
+                }
+            });
+        });
+    }
+
+    fn qemu_args(&self, spec: &VmSpec, paths: &VmPaths) -> Vec<OsString> {
+        let image = &self.config.image;
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
+            args.extend(parts.iter().map(|p| p.as_ref().to_os_string()));
+        };
+        push(&[&"-name", &spec.name.0.as_str()]);
+        push(&[&"-M", &"microvm,pit=on,rtc=on"]);
+        for a in self.config.accel.args() {
+            push(&[&a]);
+        }
+        push(&[
+            &"-m",
+            &spec.memory_mib.to_string(),
+            &"-smp",
+            &spec.vcpus.to_string(),
+        ]);
+        push(&[
+            &"-nodefaults",
+            &"-no-user-config",
+            &"-display",
+            &"none",
+            &"-no-reboot",
+        ]);
+        push(&[
+            &"-kernel",
+            &image.kernel,
+            &"-initrd",
+            &image.initrd,
+            &"-append",
+            &self.config.accel.cmdline(),
+        ]);
+        push(&[&"-serial", &opt("file:", &paths.serial())]);
+        push(&[&"-drive", &drive("root", &paths.disk, "qcow2", false)]);
+        push(&[&"-device", &"virtio-blk-device,drive=root"]);
+        push(&[&"-drive", &drive("seed", &paths.seed, "raw", true)]);
+        push(&[&"-device", &"virtio-blk-device,drive=seed"]);
+        push(&[&"-device", &"virtio-serial-device"]);
+        push(&[&"-chardev", &socket_chardev("guest", &paths.guest())]);
+        push(&[
+            &"-device",
+            &format!(
+                "virtserialport,chardev=guest,name={}",
+                plinth_proto::guest::PORT_NAME
+            ),
+        ]);
+        push(&[&"-qmp", &qmp_socket(&paths.qmp())]);
+        push(&[&"-daemonize", &"-pidfile", &paths.pid()]);
+        args
+    }
+
+    /// Records a change the agent made: a new generation, kept across agent restarts.
+    async fn change(&self, vm: &VmName, f: impl FnOnce(&mut VmRecord)) {
+        self.table.update(vm, true, f);
+        if let Some(record) = self.table.get(vm) {
+            let path = self.paths(vm).generation();
+            if let Err(e) = tokio::fs::write(&path, record.generation.to_string()).await {
+                tracing::warn!(vm = %vm, error = %e, "generation not recorded");
+            }
+        }
+    }
+
+    async fn wait_ready(&self, vm: &VmName) -> Result<(), AgentError> {
+        let mut changes = self.table.subscribe();
+        loop {
+            let record = self
+                .table
+                .get(vm)
+                .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+            match (&record.state, &record.guest) {
+                (VmState::Running, Some(g)) if g.ready => return Ok(()),
+                (VmState::Running, Some(g)) => {
+                    return Err(AgentError::Vm {
+                        vm: vm.clone(),
+                        detail: format!("guest not ready: bootstrap exit {}", g.payload_exit),
+                    });
+                }
+                (VmState::Stopped, _) => {
+                    return Err(AgentError::Vm {
+                        vm: vm.clone(),
+                        detail: "the process ended before Ready".into(),
+                    });
+                }
+                (VmState::Running, None) => {}
+            }
+            if changes.changed().await.is_err() {
+                return Err(AgentError::UnknownVm(vm.clone()));
+            }
+        }
+    }
+
+    async fn kill_and_wait(&self, vm: &VmName, pid: u32) {
+        let paths = self.paths(vm);
+        if let Ok(mut qmp) = crate::qmp::Qmp::connect(&paths.qmp()).await {
+            let _ = qmp.execute(crate::qmp::QmpCommand::Quit).await;
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while process_alive(pid) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        kill(pid);
+        while process_alive(pid) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Hypervisor for QemuHypervisor {
+    async fn create(&self, spec: &VmSpec) -> Result<(), AgentError> {
+        if !spec.name.is_valid() {
+            return Err(AgentError::InvalidName(spec.name.clone()));
+        }
+        if !self.table.insert(VmRecord::new(spec.clone())) {
+            return Err(AgentError::VmExists(spec.name.clone()));
+        }
+        let made = make_vm_files(spec, &self.paths(&spec.name), &self.config.image).await;
+        if made.is_err() {
+            self.table.remove(&spec.name);
+        }
+        made
+    }
+
+    async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        if record.state == VmState::Stopped {
+            let paths = self.paths(vm);
+            let _ = tokio::fs::remove_file(paths.pid()).await;
+            run(QEMU, self.qemu_args(&record.spec, &paths)).await?;
+            let pid = read_number(&paths.pid())
+                .await
+                .ok_or_else(|| AgentError::Vm {
+                    vm: vm.clone(),
+                    detail: "QEMU wrote no pid file".into(),
+                })?;
+            let status = match crate::qmp::Qmp::connect(&paths.qmp()).await {
+                Ok(mut qmp) => qmp.status().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|detail| AgentError::Qmp {
+                vm: vm.clone(),
+                detail,
+            })?;
+            tracing::info!(vm = %vm, pid, status = %status.status, accel = self.config.accel.name(), "VM started");
+            self.change(vm, |r| {
+                r.state = VmState::Running;
+                r.pid = Some(pid);
+                r.guest = None;
+            })
+            .await;
+            self.watch_guest(vm, pid);
+        }
+        self.wait_ready(vm).await
+    }
+
+    async fn stop(&self, vm: &VmName) -> Result<(), AgentError> {
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        if let Some(pid) = record.pid {
+            self.kill_and_wait(vm, pid).await;
+        }
+        self.change(vm, |r| {
+            r.state = VmState::Stopped;
+            r.pid = None;
+            r.guest = None;
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn delete(&self, vm: &VmName) -> Result<(), AgentError> {
+        self.stop(vm).await?;
+        let paths = self.paths(vm);
+        for file in [&paths.disk, &paths.seed] {
+            let _ = tokio::fs::remove_file(file).await;
+        }
+        let _ = tokio::fs::remove_dir_all(&paths.run).await;
+        self.table.remove(vm);
+        Ok(())
+    }
+
+    async fn fence(&self) {
+        for vm in self.table.names() {
+            if let Some(pid) = self.table.get(&vm).and_then(|r| r.pid) {
+                kill(pid);
+                tracing::warn!(vm = %vm, pid, "killed by fencing");
+            }
+            self.change(&vm, |r| {
+                r.state = VmState::Stopped;
+                r.pid = None;
+                r.guest = None;
+            })
+            .await;
+        }
+    }
+
+    fn vms(&self) -> Vec<VmReport> {
+        self.table.reports()
+    }
+
+    fn any_running(&self) -> bool {
+        self.table
+            .reports()
+            .iter()
+            .any(|r| r.state == VmState::Running)
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.config.capacity
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.table.subscribe()
+    }
+}
+
+fn qmp_socket(path: &Path) -> OsString {
+    let mut s = opt("unix:", path);
+    s.push(",server=on,wait=off");
+    s
+}
+
+fn opt(prefix: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(prefix);
+    s.push(path);
+    s
+}
+
+fn drive(id: &str, file: &Path, format: &str, readonly: bool) -> OsString {
+    let mut s = OsString::from(format!("id={id},if=none,format={format},file="));
+    s.push(file);
+    if readonly {
+        s.push(",readonly=on");
+    }
+    s
+}
+
+fn socket_chardev(id: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(format!("socket,id={id},server=on,wait=off,path="));
+    s.push(path);
+    s
+}
+
+/// The overlay disk, the seed and the record of a new VM.
+async fn make_vm_files(spec: &VmSpec, paths: &VmPaths, image: &Image) -> Result<(), AgentError> {
+    tokio::fs::create_dir_all(&paths.run)
+        .await
+        .map_err(AgentError::file(&paths.run))?;
+    let base = image.base.as_os_str();
+    run(
+        "qemu-img",
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            "qcow2".as_ref(),
+            "-b".as_ref(),
+            base,
+            paths.disk.as_os_str(),
+        ],
+    )
+    .await?;
+    write_seed(spec, &paths.seed, &paths.run).await?;
+    let record = serde_json::to_vec_pretty(spec).map_err(|e| AgentError::File {
+        path: paths.spec(),
+        source: std::io::Error::other(e),
+    })?;
+    tokio::fs::write(paths.spec(), record)
+        .await
+        .map_err(AgentError::file(paths.spec()))
+}
+
+/// A NoCloud seed: a FAT image labelled `CIDATA` with `meta-data` and `user-data`, made with
+/// `mkfs.vfat` and `mcopy` (dosfstools, mtools).
+async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), AgentError> {
+    let meta = MetaData {
+        instance_id: spec.name.0.clone(),
+        local_hostname: spec.bootstrap.node.clone(),
+    };
+    let io = |e: serde_json::Error| AgentError::File {
+        path: seed.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let meta_path = scratch.join("meta-data");
+    let user_path = scratch.join("user-data");
+    tokio::fs::write(&meta_path, meta.to_document().map_err(io)?)
+        .await
+        .map_err(AgentError::file(&meta_path))?;
+    let user = UserData::for_node(&spec.bootstrap)
+        .to_document()
+        .map_err(io)?;
+    tokio::fs::write(&user_path, user)
+        .await
+        .map_err(AgentError::file(&user_path))?;
+    let _ = tokio::fs::remove_file(seed).await;
+    run(
+        "mkfs.vfat",
+        [
+            "-n".as_ref(),
+            SEED_LABEL.as_ref(),
+            "-C".as_ref(),
+            seed.as_os_str(),
+            "1024".as_ref(),
+        ],
+    )
+    .await?;
+    run(
+        "mcopy",
+        [
+            "-i".as_ref(),
+            seed.as_os_str(),
+            meta_path.as_os_str(),
+            user_path.as_os_str(),
+            "::/".as_ref(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One session on the guest channel: probe, record the answers, until it breaks.
+async fn probe_guest(table: &VmTable, vm: &VmName, socket: &Path, pid: u32) -> Result<(), String> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if !process_alive(pid) {
+                    return Ok(());
+                }
+                seq += 1;
+                let mut line = serde_json::to_vec(&ToGuest::Probe { seq }).map_err(|e| e.to_string())?;
+                line.push(b'\n');
+                w.write_all(&line).await.map_err(|e| e.to_string())?;
+            }
+            line = lines.next_line() => {
+                let line = line.map_err(|e| e.to_string())?.ok_or("guest channel closed")?;
+                match serde_json::from_str::<FromGuest>(&line) {
+                    Ok(FromGuest::Status { status, .. }) => record_guest(table, vm, pid, status),
+                    Err(e) => tracing::warn!(vm = %vm, error = %e, "unreadable guest line ignored"),
+                }
+            }
+        }
+    }
+}
+
+fn record_guest(table: &VmTable, vm: &VmName, pid: u32, status: GuestStatus) {
+    let unchanged = table
+        .get(vm)
+        .is_some_and(|r| r.guest.as_ref() == Some(&status));
+    if !unchanged {
+        table.update(vm, false, |r| {
+            if r.pid == Some(pid) {
+                r.guest = Some(status);
+            }
+        });
+    }
+}
+
+/// A number a file holds (a pid, a generation).
+async fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether `pid` is a live process (a zombie is dead).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Whether `pid` is the QEMU of this VM (its command line names the VM's QMP socket), so a
+/// reused pid is never adopted or killed.
+fn is_our_qemu(pid: u32, paths: &VmPaths) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let needle = paths.qmp().to_string_lossy().into_owned();
+    process_alive(pid)
+        && cmdline
+            .split(|&b| b == 0)
+            .any(|arg| String::from_utf8_lossy(arg).contains(&needle))
+}
+
+fn kill(pid: u32) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Decides the accelerator: boots the image under KVM once and waits for `/init`'s mark on
+/// the console; TCG when `/dev/kvm` is absent, QEMU fails, or the mark does not come in time.
+pub async fn detect_accel(image: &Image, timeout: Duration) -> Accel {
+    if !Path::new("/dev/kvm").exists() {
+        tracing::warn!("no /dev/kvm: VMs run under TCG (software emulation)");
+        return Accel::Tcg;
+    }
+    let mut child = match tokio::process::Command::new(QEMU)
+        .args([
+            "-M",
+            "microvm,pit=on,rtc=on",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "128",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-kernel")
+        .arg(&image.kernel)
+        .arg("-initrd")
+        .arg(&image.initrd)
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start QEMU for the KVM probe: VMs run under TCG");
+            return Accel::Tcg;
+        }
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return Accel::Tcg;
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let saw_init = tokio::time::timeout(timeout, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("plinth: init") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    let _ = child.kill().await;
+    if saw_init {
+        tracing::info!("KVM boots the node image: VMs run under KVM");
+        Accel::Kvm
+    } else {
+        tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "the node image did not reach /init under KVM in time (a nested KVM that hangs guests?): VMs run under TCG (software emulation)"
+        );
+        Accel::Tcg
+    }
+}

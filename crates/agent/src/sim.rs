@@ -1,0 +1,138 @@
+//! Simulated VMs: the same protocol and lifecycle with no QEMU, and boot times from the
+//! Environment, so the control plane and its tests can run many hosts cheaply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plinth_proto::guest::{GuestStatus, UserData, checksum};
+use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
+use tokio::sync::watch;
+
+use crate::error::AgentError;
+use crate::hypervisor::Hypervisor;
+use crate::table::{VmRecord, VmTable};
+
+/// The simulated hypervisor of one host.
+#[derive(Debug)]
+pub struct SimulatedHypervisor {
+    table: Arc<VmTable>,
+    boot: Duration,
+    capacity: Capacity,
+}
+
+impl SimulatedHypervisor {
+    /// A host with no VMs whose VMs take `boot` to become Ready.
+    #[must_use]
+    pub fn new(boot: Duration, capacity: Capacity) -> Self {
+        Self {
+            table: Arc::new(VmTable::default()),
+            boot,
+            capacity,
+        }
+    }
+}
+
+/// What a real guest agent would report for this spec: its node, its cluster and the
+/// checksum of the user-data the host agent writes.
+fn guest_status(spec: &VmSpec) -> Result<GuestStatus, AgentError> {
+    let payload = UserData::for_node(&spec.bootstrap)
+        .to_document()
+        .map_err(|e| AgentError::Vm {
+            vm: spec.name.clone(),
+            detail: e.to_string(),
+        })?;
+    Ok(GuestStatus {
+        node: spec.bootstrap.node.clone(),
+        cluster: spec.bootstrap.cluster.clone(),
+        payload_sha256: checksum(&payload),
+        payload_exit: 0,
+        ready: true,
+    })
+}
+
+impl Hypervisor for SimulatedHypervisor {
+    async fn create(&self, spec: &VmSpec) -> Result<(), AgentError> {
+        if !spec.name.is_valid() {
+            return Err(AgentError::InvalidName(spec.name.clone()));
+        }
+        if self.table.insert(VmRecord::new(spec.clone())) {
+            Ok(())
+        } else {
+            Err(AgentError::VmExists(spec.name.clone()))
+        }
+    }
+
+    async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        if record.state == VmState::Running {
+            return Ok(());
+        }
+        self.table.update(vm, true, |r| r.state = VmState::Running);
+        tokio::time::sleep(self.boot).await;
+        let status = guest_status(&record.spec)?;
+        let still_running = self
+            .table
+            .get(vm)
+            .is_some_and(|r| r.state == VmState::Running);
+        if !still_running {
+            return Err(AgentError::Vm {
+                vm: vm.clone(),
+                detail: "stopped before Ready".into(),
+            });
+        }
+        self.table.update(vm, false, |r| r.guest = Some(status));
+        Ok(())
+    }
+
+    async fn stop(&self, vm: &VmName) -> Result<(), AgentError> {
+        let stopped = self.table.update(vm, true, |r| {
+            r.state = VmState::Stopped;
+            r.guest = None;
+        });
+        if stopped {
+            Ok(())
+        } else {
+            Err(AgentError::UnknownVm(vm.clone()))
+        }
+    }
+
+    async fn delete(&self, vm: &VmName) -> Result<(), AgentError> {
+        self.stop(vm).await?;
+        self.table.remove(vm);
+        Ok(())
+    }
+
+    async fn fence(&self) {
+        for vm in self.table.names() {
+            self.table.update(&vm, true, |r| {
+                if r.state == VmState::Running {
+                    tracing::warn!(vm = %vm, "killed by fencing");
+                }
+                r.state = VmState::Stopped;
+                r.guest = None;
+            });
+        }
+    }
+
+    fn vms(&self) -> Vec<VmReport> {
+        self.table.reports()
+    }
+
+    fn any_running(&self) -> bool {
+        self.table
+            .reports()
+            .iter()
+            .any(|r| r.state == VmState::Running)
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.table.subscribe()
+    }
+}

@@ -1,0 +1,205 @@
+//! Starts real `plinth agent` processes and talks plinth-proto to them, as a control plane
+//! would.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use plinth_proto::guest::Bootstrap;
+use plinth_proto::{
+    Action, Command as Cmd, CommandId, Connection, FromAgent, Inventory, Outcome, ToAgent, Token,
+    VmName, VmSpec,
+};
+use tokio::net::TcpStream;
+
+/// The repository root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The node image, built once per test binary by the project's own `scripts/image`.
+pub(crate) fn image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/image"))
+            .env("PLINTH", env!("CARGO_BIN_EXE_plinth"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/image runs");
+        assert!(out.status.success(), "scripts/image failed");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// A free local port.
+pub(crate) fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binds");
+    l.local_addr().expect("has an address")
+}
+
+/// A running `plinth agent`, killed (the agent only) on drop.
+pub(crate) struct Agent {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) token: Token,
+    pub(crate) state: PathBuf,
+    pub(crate) log: PathBuf,
+}
+
+pub(crate) const TOKEN: &str = "test-token";
+
+impl Agent {
+    /// Starts an agent on `state` (a directory that outlives restarts) with extra args.
+    pub(crate) fn start(state: &Path, addr: SocketAddr, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(state).expect("state dir");
+        let token = state.join("token");
+        std::fs::write(&token, TOKEN).expect("token");
+        let log = state.join("agent.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["agent", "--host", "h1", "--listen", &addr.to_string()])
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            )
+            .spawn()
+            .expect("plinth agent starts");
+        Self {
+            child,
+            addr,
+            token: Token::new(TOKEN),
+            state: state.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Kills the agent process abruptly (its QEMU processes live on).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The agent's log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A control-plane connection.
+pub(crate) type Conn = Connection<TcpStream>;
+
+/// Connects (retrying while the agent starts) and returns the first inventory.
+pub(crate) async fn connect(addr: SocketAddr, token: &Token) -> (Conn, Inventory) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            let mut conn = Connection::new(stream, token.clone());
+            if let Ok(FromAgent::Inventory(inv)) = conn.recv::<FromAgent>().await {
+                return (conn, inv);
+            }
+        }
+        assert!(Instant::now() < deadline, "no agent on {addr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Sends a command with `budget` and waits for its completion, sending heartbeats meanwhile
+/// (as a control plane does) so the agent does not self-fence.
+pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration) -> Outcome {
+    let cmd = ToAgent::Command(Cmd {
+        id: CommandId(id),
+        deadline_unix_ms: unix_ms() + budget.as_millis() as u64,
+        action,
+    });
+    conn.send(&cmd).await.expect("sends");
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            msg = conn.recv::<FromAgent>() => {
+                if let FromAgent::Completion(c) = msg.expect("agent answers")
+                    && c.id == CommandId(id)
+                {
+                    return c.outcome;
+                }
+            }
+            _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
+        }
+    }
+}
+
+/// Waits (heartbeating) for an inventory that satisfies `pred`.
+pub(crate) async fn wait_inventory(
+    conn: &mut Conn,
+    within: Duration,
+    pred: impl Fn(&Inventory) -> bool,
+) -> Inventory {
+    conn.send(&ToAgent::Resync).await.expect("sends");
+    let deadline = tokio::time::Instant::now() + within;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            msg = conn.recv::<FromAgent>() => {
+                if let FromAgent::Inventory(inv) = msg.expect("agent answers")
+                    && pred(&inv)
+                {
+                    return inv;
+                }
+            }
+            _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
+            _ = tokio::time::sleep_until(deadline) => panic!("no such inventory within {within:?}"),
+        }
+    }
+}
+
+/// A small node VM: 1 vCPU, 192 MiB.
+pub(crate) fn node_spec(name: &str, node: &str) -> VmSpec {
+    VmSpec {
+        name: VmName(name.into()),
+        vcpus: 1,
+        memory_mib: 192,
+        bootstrap: Bootstrap {
+            node: node.into(),
+            cluster: "lab".into(),
+            kubernetes_version: "1.33.1".into(),
+            join_config: "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n".into(),
+        },
+    }
+}
+
+/// Whether `pid` runs (a zombie does not).
+pub(crate) fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Kills a leftover QEMU by pid (test cleanup).
+pub(crate) fn kill_pid(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}

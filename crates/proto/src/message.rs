@@ -1,0 +1,221 @@
+//! The messages between the control plane and a host agent.
+
+use serde::{Deserialize, Serialize};
+
+use crate::guest::{Bootstrap, GuestStatus};
+use crate::ids::{BootId, CommandId, Generation, HostName, VmName};
+
+/// The protocol version this build speaks; a frame of another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One frame: the version, the shared token and the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope<T> {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u32,
+    /// The shared token (TLS and per-host credentials come later).
+    pub token: String,
+    /// The message.
+    pub body: T,
+}
+
+/// From the control plane (or an operator's tool) to a host agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ToAgent {
+    /// Carry out an action and answer with one [`Completion`].
+    Command(Command),
+    /// "I am here": resets the agent's self-fence timer; answered with a heartbeat.
+    Heartbeat,
+    /// Send the full inventory now.
+    Resync,
+    /// A fault of the simulated agent (`plinth agent --simulated` only).
+    Admin(AdminRequest),
+}
+
+/// A command: an id unique per control plane, a deadline and an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Command {
+    /// Echoed in the completion.
+    pub id: CommandId,
+    /// Wall-clock deadline in milliseconds since the Unix epoch: past it the agent stops
+    /// working on the command and answers [`CommandError::TimedOut`].
+    pub deadline_unix_ms: u64,
+    /// What to do.
+    pub action: Action,
+}
+
+/// What a command asks of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Action {
+    /// Make the VM's disk (a linked clone of the node image) and seed, without starting it.
+    CreateVm(VmSpec),
+    /// Start a created or stopped VM.
+    StartVm {
+        /// The VM.
+        vm: VmName,
+    },
+    /// Stop a running VM (its process ends; disks are kept).
+    StopVm {
+        /// The VM.
+        vm: VmName,
+    },
+    /// Stop the VM if it runs and delete its disks.
+    DeleteVm {
+        /// The VM.
+        vm: VmName,
+    },
+    /// Kill every VM of the host at once (the host fences itself on request).
+    Fence,
+}
+
+/// The VM a [`Action::CreateVm`] makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmSpec {
+    /// Its name, unique in the pool.
+    pub name: VmName,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// What its cloud-init seed carries.
+    pub bootstrap: Bootstrap,
+}
+
+/// Sent by the simulated agent's fault interface: faults an operator injects in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "camelCase", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// The host crashes: its VMs are lost and the agent stops answering until restored,
+    /// with a new boot id.
+    Kill,
+    /// The host is cut off: its VMs keep running, but it neither hears nor is heard (its
+    /// self-fence timer runs).
+    CutOff,
+    /// The host is reachable again (after a kill, as a new life).
+    Restore,
+}
+
+/// From a host agent to the control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum FromAgent {
+    /// What the host runs: sent on connect, on [`ToAgent::Resync`] and whenever a VM changes.
+    Inventory(Inventory),
+    /// The host is alive; sent every heartbeat interval and in answer to one.
+    Heartbeat(Heartbeat),
+    /// The one answer to a command.
+    Completion(Completion),
+    /// The agent refused a frame (malformed, wrong version, wrong token); it closes the
+    /// connection after this.
+    Refused {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// What a host is and runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Inventory {
+    /// The host.
+    pub host: HostName,
+    /// The host's current life.
+    pub boot_id: BootId,
+    /// What it can give to VMs.
+    pub capacity: Capacity,
+    /// Every VM the host has, by name.
+    pub vms: Vec<VmReport>,
+}
+
+/// A host's capacity for VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capacity {
+    /// Logical CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+}
+
+/// One VM as its host sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmReport {
+    /// The VM.
+    pub name: VmName,
+    /// Raised by every change the agent makes to it.
+    pub generation: Generation,
+    /// Created, running or stopped.
+    pub state: VmState,
+    /// The QEMU process while it runs (none for simulated VMs).
+    pub pid: Option<u32>,
+    /// What the guest agent last reported; `Some` with `ready` true is the VM's Ready.
+    pub guest: Option<GuestStatus>,
+}
+
+/// A VM's lifecycle state on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VmState {
+    /// Disks and seed exist; never started, or stopped.
+    Stopped,
+    /// Its process runs.
+    Running,
+}
+
+/// The host is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The host's current life: a heartbeat of an earlier life is ignored.
+    pub boot_id: BootId,
+}
+
+/// The answer to one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Completion {
+    /// The command's id.
+    pub id: CommandId,
+    /// Done, or why not.
+    pub outcome: Outcome,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Outcome {
+    /// Carried out.
+    Done,
+    /// Not carried out, or not known to be.
+    Failed {
+        /// Why.
+        error: CommandError,
+    },
+}
+
+/// Why a command failed, by kind, so the control plane can decide what follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum CommandError {
+    /// The agent refused it without acting (unknown VM, a name taken, a bad spec).
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The deadline passed before the command finished; its effect is unknown.
+    #[error("deadline passed")]
+    TimedOut,
+    /// The agent acted but could not tell whether the action took effect.
+    #[error("outcome unknown: {reason}")]
+    OutcomeUnknown {
+        /// What went wrong.
+        reason: String,
+    },
+}
