@@ -380,9 +380,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
     );
     let surplus = surplus(estate, &machines);
     let headroom = match &s.design {
-        DesignPlan::Virtualized(v) => {
-            group_headroom(&v.problem, GROWTH_LIMIT).unwrap_or_default()
-        }
+        DesignPlan::Virtualized(v) => group_headroom(&v.problem, GROWTH_LIMIT).unwrap_or_default(),
         DesignPlan::BareMetal(_) => Vec::new(),
     };
     Ok(Design {

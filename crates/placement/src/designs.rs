@@ -21,12 +21,12 @@ use crate::admission::AdmissionPolicy;
 use crate::baremetal::{BareMetalProblem, ClusterDemand, NodePoolDemand, Server, ServerClass};
 use crate::capacity::{CapacityProblem, HeadroomRule, HostClass, OwnedHost};
 use crate::error::PlacementError;
-use crate::plan::{PER_NODE_LABELS, pool_labels, region};
 use crate::headroom::headroom;
 use crate::hosts::HostSpec;
 use crate::hosts::{Overcommit, RackId};
 use crate::nodes::{Kubelet, PodShape};
 use crate::place_all::place_all;
+use crate::plan::{PER_NODE_LABELS, pool_labels, region};
 use crate::pool::PoolConfig;
 use crate::vm::{Group, GroupId, RestartPriority, VmSpec, ZoneId};
 
@@ -162,7 +162,8 @@ fn pool_rejects(spec: &PodSpec, pool: &NodePool, region: &str) -> Option<String>
 pub fn bind_pods(estate: &Estate) -> Binding {
     let mut out = Binding::default();
     let region = region(estate);
-    let (daemons, others): (Vec<(usize, &Workload)>, Vec<(usize, &Workload)>) = estate
+    type Indexed<'a> = Vec<(usize, &'a Workload)>;
+    let (daemons, others): (Indexed<'_>, Indexed<'_>) = estate
         .workloads
         .iter()
         .enumerate()
@@ -339,7 +340,8 @@ impl Zones {
                     out.names.len() - 1
                 }
             };
-            out.of_rack.push(ZoneId(u32::try_from(id).unwrap_or(u32::MAX)));
+            out.of_rack
+                .push(ZoneId(u32::try_from(id).unwrap_or(u32::MAX)));
         }
         if out.names.is_empty() {
             out.names.push("new".to_owned());
@@ -350,7 +352,9 @@ impl Zones {
 
     /// The name of `zone`.
     pub fn name(&self, zone: ZoneId) -> &str {
-        self.names.get(zone.0 as usize).map_or("new", String::as_str)
+        self.names
+            .get(zone.0 as usize)
+            .map_or("new", String::as_str)
     }
 }
 
@@ -681,7 +685,9 @@ mod tests {
             )
             .is_none()
         );
-        assert!(pool_rejects(&plain, &pool(&[], &[("gpu", TaintEffect::NoSchedule)]), "r").is_some());
+        assert!(
+            pool_rejects(&plain, &pool(&[], &[("gpu", TaintEffect::NoSchedule)]), "r").is_some()
+        );
         let tolerant = PodSpec {
             tolerations: Some(vec![Toleration {
                 key: Some("gpu".into()),
@@ -690,6 +696,13 @@ mod tests {
             }]),
             ..Default::default()
         };
-        assert!(pool_rejects(&tolerant, &pool(&[], &[("gpu", TaintEffect::NoSchedule)]), "r").is_none());
+        assert!(
+            pool_rejects(
+                &tolerant,
+                &pool(&[], &[("gpu", TaintEffect::NoSchedule)]),
+                "r"
+            )
+            .is_none()
+        );
     }
 }

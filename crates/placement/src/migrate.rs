@@ -75,26 +75,35 @@ impl PoolState {
         let Some(mut entry) = self.detach(vm) else {
             return Err(Some(PlacementError::UnknownVm { id: vm.0 }));
         };
+        // Only the last refusal is reported: keep its host and build the error once, after
+        // the loop (most targets of a zone-pinned VM refuse it; formatting each is costly).
+        let mut refused: Option<HostId> = None;
         for to in targets {
             if let Err(e) = self.check_host(to) {
                 last = Some(e);
+                refused = None;
                 continue;
             }
-            match self.reject(to, &entry.spec, &entry.footprint, Some(from)) {
-                Some(reason) => {
-                    let mut explanation = Explanation::new("hosts", 1);
-                    explanation.reject(reason.to_string());
-                    last = Some(PlacementError::Unplaceable {
-                        vm: entry.spec.name.clone(),
-                        explanation,
-                    });
-                }
-                None => {
-                    entry.host = to;
-                    self.attach(vm, entry);
-                    return Ok(Migration { vm, from, to });
-                }
+            if self
+                .reject(to, &entry.spec, &entry.footprint, Some(from))
+                .is_some()
+            {
+                refused = Some(to);
+                continue;
             }
+            entry.host = to;
+            self.attach(vm, entry);
+            return Ok(Migration { vm, from, to });
+        }
+        if let Some(to) = refused
+            && let Some(reason) = self.reject(to, &entry.spec, &entry.footprint, Some(from))
+        {
+            let mut explanation = Explanation::new("hosts", 1);
+            explanation.reject(reason.to_string());
+            last = Some(PlacementError::Unplaceable {
+                vm: entry.spec.name.clone(),
+                explanation,
+            });
         }
         self.attach(vm, entry);
         Err(last)

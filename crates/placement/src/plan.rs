@@ -29,8 +29,8 @@ use crate::explain::Explanation;
 use crate::hosts::{HostSpec, RackId};
 use crate::place_all::{PlacementOutcome, place_all};
 use crate::pods::{
-    Binding as PodBinding, LABEL_HOSTNAME, LABEL_ZONE, Node, PodTemplate, PodsError,
-    ScoringStrategy, Scheduler, Taint, TaintEffect,
+    Binding as PodBinding, LABEL_HOSTNAME, LABEL_ZONE, Node, PodTemplate, PodsError, Scheduler,
+    ScoringStrategy, Taint, TaintEffect,
 };
 use crate::vm::{VmId, ZoneId};
 
@@ -219,9 +219,9 @@ pub struct BareMetalDesign {
 #[derive(Clone, Debug)]
 pub enum DesignPlan {
     /// One pool for every node VM and VirtualMachineSet.
-    Virtualized(VirtualizedPlan),
+    Virtualized(Box<VirtualizedPlan>),
     /// Whole servers per cluster.
-    BareMetal(BareMetalDesign),
+    BareMetal(Box<BareMetalDesign>),
 }
 
 /// A design's starting state.
@@ -302,6 +302,9 @@ struct Bound {
     template: Arc<PodTemplate>,
 }
 
+/// Per cluster, per pool: how each pool was sized and what its nodes are.
+type Sized = (Vec<Vec<PoolSizing>>, Vec<Vec<NodeTemplate>>);
+
 type Designed = (
     Vec<PlannedHost>,
     Vec<PlannedNode>,
@@ -328,7 +331,11 @@ impl Chain<'_> {
             let Some(pool) = self.binding.pool_of(wi) else {
                 continue;
             };
-            let Some(cluster) = self.estate.clusters.iter().position(|c| c.name == w.id.cluster)
+            let Some(cluster) = self
+                .estate
+                .clusters
+                .iter()
+                .position(|c| c.name == w.id.cluster)
             else {
                 continue;
             };
@@ -405,7 +412,7 @@ impl Chain<'_> {
         weights: &[u32],
         start: impl Fn(PoolRef) -> u32,
         template: impl Fn(PoolRef) -> NodeTemplate,
-    ) -> Result<(Vec<Vec<PoolSizing>>, Vec<Vec<NodeTemplate>>), PodsError> {
+    ) -> Result<Sized, PodsError> {
         let mut sizing = Vec::new();
         let mut templates = Vec::new();
         for (ci, c) in self.estate.clusters.iter().enumerate() {
@@ -474,15 +481,11 @@ impl Chain<'_> {
             }
             out
         };
-        let pinned = virtualized_problem(estate, &zones_of(true));
-        let (problem, capacity) = match plan_capacity(&pinned) {
-            Ok(capacity) => (pinned, capacity),
-            Err(_) => {
-                let free = virtualized_problem(estate, &zones_of(false));
-                let capacity = plan_capacity(&free)?;
-                (free, capacity)
-            }
-        };
+        // Pinning node VMs to the sized zones in the capacity plan needs per-zone reserves
+        // that are not planned yet (it can double the pool or stall maintenance in a zone):
+        // placement spreads them, and each node takes the zone of the host it starts on.
+        let problem = virtualized_problem(estate, &zones_of(false));
+        let capacity = plan_capacity(&problem)?;
         let mut hosts = Vec::new();
         let mut specs = Vec::new();
         let rack_name = |r: u32| {
@@ -551,7 +554,9 @@ impl Chain<'_> {
                     let vm = index.get(name.as_str()).copied();
                     let host = vm.and_then(|v| placed.hosts[v].map(|h| (v, h)));
                     if let Some((v, h)) = host {
-                        placed.state.pin_to_zone(VmId(v as u32))?;
+                        // Created in its zone; from now on HA and moves may take it
+                        // elsewhere (per-zone reserves are not planned yet).
+                        placed.state.set_zone(VmId(v as u32), None)?;
                         nodes.push(PlannedNode {
                             name,
                             pool: PoolRef {
@@ -564,11 +569,11 @@ impl Chain<'_> {
                 }
             }
         }
-        let detail = DesignPlan::Virtualized(VirtualizedPlan {
+        let detail = DesignPlan::Virtualized(Box::new(VirtualizedPlan {
             problem,
             capacity,
             placed,
-        });
+        }));
         Ok((hosts, nodes, sizing, templates, detail))
     }
 
@@ -697,11 +702,11 @@ impl Chain<'_> {
             let planned = plan_capacity(&p);
             (p, planned)
         });
-        let detail = DesignPlan::BareMetal(BareMetalDesign {
+        let detail = DesignPlan::BareMetal(Box::new(BareMetalDesign {
             problem,
             servers,
             vm_pool,
-        });
+        }));
         Ok((hosts, nodes, sizing, templates, detail))
     }
 
@@ -830,14 +835,15 @@ fn size_cluster(
         .collect();
     let mut scheduler = Scheduler::new(Vec::new(), ScoringStrategy::LeastAllocated)?;
     // Adds node `i` of pool `pi` in the zone its turn gives it.
-    let grow = |s: &mut Scheduler, counts: &mut [Vec<u32>], sizing: &mut [PoolSizing], pi: usize| {
-        let zone = next_zone(&counts[pi], weights);
-        counts[pi][zone.0 as usize] += 1;
-        let i = sizing[pi].zones.len();
-        sizing[pi].zones.push(zone);
-        let name = format!("{}-{i}", pools[pi].name);
-        s.add_node(templates[pi].node(&name, &name, zones.name(zone)))
-    };
+    let grow =
+        |s: &mut Scheduler, counts: &mut [Vec<u32>], sizing: &mut [PoolSizing], pi: usize| {
+            let zone = next_zone(&counts[pi], weights);
+            counts[pi][zone.0 as usize] += 1;
+            let i = sizing[pi].zones.len();
+            sizing[pi].zones.push(zone);
+            let name = format!("{}-{i}", pools[pi].name);
+            s.add_node(templates[pi].node(&name, &name, zones.name(zone)))
+        };
     for (pi, p) in pools.iter().enumerate() {
         for _ in 0..p.start {
             grow(&mut scheduler, &mut counts, &mut sizing, pi)?;

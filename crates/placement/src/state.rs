@@ -11,7 +11,7 @@ use crate::groups::GroupCounts;
 use crate::hosts::{HostId, HostStatus, free_score, tight_score};
 use crate::index::FreeIndex;
 use crate::pool::Pool;
-use crate::vm::{VmId, VmSpec};
+use crate::vm::{VmId, VmSpec, ZoneId};
 
 /// A VM the state holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,17 +160,17 @@ impl PoolState {
         Ok((id, host))
     }
 
-    /// Pins a placed VM to the zone of the host it runs on, so HA restarts and moves keep
-    /// it there (a node VM's zone is fixed when it is created).
-    pub fn pin_to_zone(&mut self, vm: VmId) -> Result<(), PlacementError> {
-        let zone = match self.entry(vm) {
-            Some(e) => self.pool.zone_of(e.host),
-            None => return Err(PlacementError::UnknownVm { id: vm.0 }),
-        };
-        if let Some(Some(e)) = self.vms.get_mut(vm.index()) {
-            e.spec.zone = Some(zone);
+    /// Sets the zone a placed VM must stay in (`None`: free to move anywhere). Placement
+    /// honours a zone when the VM is created; a zone left on a VM also binds HA restarts
+    /// and moves.
+    pub fn set_zone(&mut self, vm: VmId, zone: Option<ZoneId>) -> Result<(), PlacementError> {
+        match self.vms.get_mut(vm.index()) {
+            Some(Some(e)) => {
+                e.spec.zone = zone;
+                Ok(())
+            }
+            _ => Err(PlacementError::UnknownVm { id: vm.0 }),
         }
-        Ok(())
     }
 
     /// Removes a VM (powered off or deleted) and returns its spec; its id is reused by the

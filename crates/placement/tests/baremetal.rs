@@ -125,7 +125,7 @@ fn a_pod_larger_than_every_server_is_explained() {
     let err = allocate_servers(&p).expect_err("no class holds it");
     assert_eq!(
         err.to_string(),
-        "prod/workers cannot be placed: 0/2 server classes available: 2 a pod's requests exceed a node's allocatable"
+        "prod/workers cannot be placed: 0/2 server classes are available: 2 a pod's requests exceed a node's allocatable"
     );
 }
 

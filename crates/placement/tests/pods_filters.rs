@@ -218,7 +218,9 @@ fn each_filter_accepts_and_rejects_as_kubernetes_does() {
             vec![node("a", "h1", "z1", 8000, 8)],
             vec![(db_anti.clone(), 1)],
             pod("web", 100, 1),
-            Err("0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules"),
+            Err(
+                "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules",
+            ),
         ),
         (
             "required affinity follows its target",

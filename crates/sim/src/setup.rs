@@ -381,7 +381,8 @@ fn virtualized(
         match v.placed.hosts[i] {
             Some(h) => {
                 out.vms.insert(vm.name.clone(), h.index());
-                out.vm_memory.insert(vm.name.clone(), vm.demand.memory_bytes);
+                out.vm_memory
+                    .insert(vm.name.clone(), vm.demand.memory_bytes);
                 out.vm_size.insert(vm.name.clone(), (vm.demand, None));
             }
             None => out.unplaced.push(vm.name.clone()),

@@ -1540,7 +1540,8 @@ impl<'a> World<'a> {
         let name = &self.s.nodes[n].name;
         match self.s.env {
             EnvironmentType::Virtualized => self.vm_at.get(name).copied(),
-            EnvironmentType::BareMetal => self.s.node_server.get(name).copied(),
+            // A bare-metal node is its server, whenever it joined.
+            EnvironmentType::BareMetal => self.host_index.get(name).copied(),
         }
     }
 

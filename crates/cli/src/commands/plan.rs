@@ -210,7 +210,9 @@ fn pools_and_pending(
             }));
         }
     }
-    text.push_str(&format!("node pools (sized with the pod scheduler):\n{t}\n"));
+    text.push_str(&format!(
+        "node pools (sized with the pod scheduler):\n{t}\n"
+    ));
     let pending: Vec<Value> = plan
         .pending()
         .map(|p| {

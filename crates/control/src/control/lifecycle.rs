@@ -407,7 +407,7 @@ impl Control {
             r.health != Health::Up || r.maint != Maint::None
         };
         // A node VM goes to the zone of the node it replaces or copies if there is room,
-        // else anywhere; either way it is pinned to the zone it is created in.
+        // else anywhere; once created it is not held to that zone.
         let pin = spec.zone.is_some();
         let (id, mut host) = match v.pool.place(spec.clone()) {
             Ok(placed) => placed,
@@ -441,7 +441,7 @@ impl Control {
             }
         }
         if pin {
-            v.pool.pin_to_zone(id)?;
+            v.pool.set_zone(id, None)?;
         }
         v.ids.insert(new.clone(), id);
         v.phase.insert(new.clone(), VmPhase::Starting);

@@ -7,13 +7,13 @@ use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use plinth_model::workload::Workload;
 
+use super::PodsError;
 use super::node::TaintEffect;
 use super::pod::{
     LabelOperator, LabelSelector, NodeOperator, NodeRequirement, NodeSelectorTerm, PodAffinityTerm,
     PodTemplate, PreferredNodeTerm, Toleration, TolerationOperator, TopologySpreadConstraint,
     WeightedPodAffinityTerm, WhenUnsatisfiable,
 };
-use super::PodsError;
 
 impl PodTemplate {
     /// One replica of `w` as the scheduler sees it. Fails on what the API server would
@@ -30,13 +30,19 @@ impl PodTemplate {
         let pod = affinity.and_then(|a| a.pod_affinity.as_ref());
         let anti = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
         let node_affinity = node
-            .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|s| s.node_selector_terms.iter().map(node_term).collect())
             .transpose()
             .map_err(invalid)?
             .unwrap_or_default();
         let preferred_node_affinity = node
-            .and_then(|n| n.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|n| {
+                n.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .map(|p| {
@@ -81,21 +87,25 @@ impl PodTemplate {
                 .map(toleration)
                 .collect::<Result<_, String>>()
                 .map_err(invalid)?,
-            pod_affinity: required(
-                pod.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-            )
+            pod_affinity: required(pod.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }))
             .map_err(invalid)?,
-            pod_anti_affinity: required(
-                anti.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-            )
+            pod_anti_affinity: required(anti.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }))
             .map_err(invalid)?,
-            preferred_pod_affinity: preferred(
-                pod.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-            )
+            preferred_pod_affinity: preferred(pod.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }))
             .map_err(invalid)?,
-            preferred_pod_anti_affinity: preferred(
-                anti.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-            )
+            preferred_pod_anti_affinity: preferred(anti.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }))
             .map_err(invalid)?,
             topology_spread: spec
                 .topology_spread_constraints
