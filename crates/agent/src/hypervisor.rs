@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use plinth_proto::{Capacity, VmName, VmReport, VmSpec};
+use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
 use tokio::sync::watch;
 
 use crate::error::AgentError;
@@ -23,7 +23,9 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Every VM of the host.
     fn vms(&self) -> Vec<VmReport>;
     /// Whether any VM's process runs.
-    fn any_running(&self) -> bool;
+    fn any_running(&self) -> bool {
+        self.vms().iter().any(|r| r.state == VmState::Running)
+    }
     /// What the host can give to VMs.
     fn capacity(&self) -> Capacity;
     /// Changes whenever a VM does.

@@ -422,13 +422,6 @@ impl Hypervisor for QemuHypervisor {
         self.table.reports()
     }
 
-    fn any_running(&self) -> bool {
-        self.table
-            .reports()
-            .iter()
-            .any(|r| r.state == VmState::Running)
-    }
-
     fn capacity(&self) -> Capacity {
         self.config.capacity
     }

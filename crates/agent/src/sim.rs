@@ -121,13 +121,6 @@ impl Hypervisor for SimulatedHypervisor {
         self.table.reports()
     }
 
-    fn any_running(&self) -> bool {
-        self.table
-            .reports()
-            .iter()
-            .any(|r| r.state == VmState::Running)
-    }
-
     fn capacity(&self) -> Capacity {
         self.capacity
     }

@@ -16,7 +16,7 @@ use crate::error::PlacementError;
 use crate::hosts::{HostSpec, RackId};
 use crate::place_all::place_all;
 use crate::pool::{Pool, PoolConfig};
-use crate::vm::{Group, VmSpec, ZoneId};
+use crate::vm::{Group, VmSpec};
 
 /// A server model that can be bought.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,8 +60,6 @@ pub struct CapacityProblem {
     pub owned: Vec<OwnedHost>,
     /// Rack names; bought hosts are spread over them in turn (one rack `new` if empty).
     pub racks: Vec<String>,
-    /// Rack → its zone; empty: each rack is its own zone.
-    pub zones: Vec<ZoneId>,
     /// Placement groups the VMs refer to.
     pub groups: Vec<Group>,
     /// The VMs (VM→host rules are ignored: hosts are not known yet).
@@ -252,20 +250,15 @@ fn size_key(h: &HostSpec) -> (u64, u64) {
 }
 
 impl CapacityProblem {
-    /// A pool of `hosts` in the problem's racks and zones, with `groups` and `config` and
-    /// no VM→host rules.
+    /// A pool of `hosts` in the problem's racks, with `groups` and `config` and no VM→host
+    /// rules.
     pub fn pool(
         &self,
         hosts: Vec<HostSpec>,
         groups: Vec<Group>,
         config: PoolConfig,
     ) -> Result<Pool, PlacementError> {
-        let pool = Pool::new(hosts, racks(self), groups, Vec::new(), config)?;
-        if self.zones.is_empty() {
-            Ok(pool)
-        } else {
-            pool.with_zones(self.zones.clone())
-        }
+        Pool::new(hosts, racks(self), groups, Vec::new(), config)
     }
 }
 
@@ -314,10 +307,8 @@ fn add_surge(problem: &CapacityProblem, vms: &[VmSpec]) -> Vec<VmSpec> {
     });
     if let Some(i) = largest {
         for k in 0..problem.rule.surge {
-            // A surge node is created wherever it fits (then pinned to that zone).
             out.push(VmSpec {
                 name: format!("{}-surge-{}", vms[i].name, k + 1),
-                zone: None,
                 ..vms[i].clone()
             });
         }

@@ -312,9 +312,8 @@ pub(crate) fn vm_allocatable(estate: &Estate, pool: &NodePool) -> Resources {
     )
 }
 
-/// The node VMs of each pool (`cluster`, `pool`): one entry per node, with the zone it is
-/// pinned to, if any.
-pub type PoolZones = BTreeMap<(String, String), Vec<Option<ZoneId>>>;
+/// How many node VMs each pool (`cluster`, `pool`) has.
+pub type PoolSizes = BTreeMap<(String, String), u32>;
 
 /// The racks' zones: zone names in order of first appearance, and each rack's zone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -359,9 +358,8 @@ impl Zones {
 }
 
 /// The virtualized design as a capacity problem: every node VM and legacy VM on one pool.
-/// Node VMs are pinned to the zones `nodes` gives them; a pool missing from it gets its
-/// declared replicas, unpinned.
-pub fn virtualized_problem(estate: &Estate, nodes: &PoolZones) -> CapacityProblem {
+/// A pool gets the node VMs `nodes` gives it, else its declared replicas.
+pub fn virtualized_problem(estate: &Estate, nodes: &PoolSizes) -> CapacityProblem {
     let env = &estate.virtualized.spec;
     let reservation = host_reservation(env);
     let classes = estate
@@ -406,21 +404,19 @@ pub fn virtualized_problem(estate: &Estate, nodes: &PoolZones) -> CapacityProble
         }
         for p in &c.spec.node_pools {
             let g = group(format!("{}-{}", c.name, p.name), p.placement);
-            let zones: Vec<Option<ZoneId>> = match nodes.get(&(c.name.clone(), p.name.clone())) {
-                Some(z) => z.clone(),
-                None => vec![None; p.replicas as usize],
-            };
-            for (i, zone) in zones.into_iter().enumerate() {
-                let vm = VmSpec::new(
-                    format!("{}-{}-{i}", c.name, p.name),
-                    vm_demand(p.vcpu, p.memory.0, p.disk.0),
-                )
-                .in_group(g)
-                .with_priority(priority(p.restart_priority));
-                vms.push(match zone {
-                    Some(z) => vm.in_zone(z),
-                    None => vm,
-                });
+            let n = nodes
+                .get(&(c.name.clone(), p.name.clone()))
+                .copied()
+                .unwrap_or(p.replicas);
+            for i in 0..n {
+                vms.push(
+                    VmSpec::new(
+                        format!("{}-{}-{i}", c.name, p.name),
+                        vm_demand(p.vcpu, p.memory.0, p.disk.0),
+                    )
+                    .in_group(g)
+                    .with_priority(priority(p.restart_priority)),
+                );
             }
         }
     }
@@ -447,7 +443,6 @@ pub fn virtualized_problem(estate: &Estate, nodes: &PoolZones) -> CapacityProble
             .iter()
             .map(|r| r.name.clone())
             .collect(),
-        zones: Zones::of(estate).of_rack,
         groups,
         vms,
         config: pool_config(estate),
@@ -619,7 +614,7 @@ pub fn bare_metal_vm_pool(estate: &Estate, spare: &[String]) -> Option<CapacityP
             workloads: Vec::new(),
             ..estate.clone()
         },
-        &PoolZones::new(),
+        &PoolSizes::new(),
     );
     problem.owned.retain(|h| spare.contains(&h.name));
     Some(problem)

@@ -19,10 +19,8 @@ pub struct Headroom {
 pub fn headroom(state: &PoolState, shape: &VmSpec, limit: u32) -> Headroom {
     let mut trial = state.clone();
     for more in 0..limit {
-        // A new VM of the shape is created wherever it fits, then pinned there.
         let copy = VmSpec {
             name: format!("{}+{}", shape.name, more + 1),
-            zone: None,
             ..shape.clone()
         };
         if let Err(e) = trial.place(copy) {

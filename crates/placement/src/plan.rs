@@ -21,7 +21,7 @@ use plinth_model::workload::WorkloadKind;
 use crate::baremetal::{BareMetalPlan, BareMetalProblem, Role, allocate_servers};
 use crate::capacity::{CapacityPlan, CapacityProblem, plan_capacity};
 use crate::designs::{
-    Binding, PoolZones, Zones, bare_metal_problem, bare_metal_vm_pool, bind_pods, kubelet,
+    Binding, PoolSizes, Zones, bare_metal_problem, bare_metal_vm_pool, bind_pods, kubelet,
     virtualized_problem, vm_allocatable,
 };
 use crate::error::PlacementError;
@@ -32,7 +32,7 @@ use crate::pods::{
     Binding as PodBinding, LABEL_HOSTNAME, LABEL_ZONE, Node, PodTemplate, PodsError, Scheduler,
     ScoringStrategy, Taint, TaintEffect,
 };
-use crate::vm::{VmId, ZoneId};
+use crate::vm::ZoneId;
 
 /// `kubernetes.io/os`.
 pub const LABEL_OS: &str = "kubernetes.io/os";
@@ -468,23 +468,19 @@ impl Chain<'_> {
             },
             |r| self.template(r, None),
         )?;
-        // Node VMs pinned to the zones the sizing spread them over; when the placement
-        // groups or the capacity cannot meet those zones, placement chooses and each node
-        // VM is pinned to the zone it lands in instead.
-        let zones_of = |pinned: bool| -> PoolZones {
-            let mut out = PoolZones::new();
-            for (ci, c) in estate.clusters.iter().enumerate() {
-                for (pi, p) in c.spec.node_pools.iter().enumerate() {
-                    let z = sizing[ci][pi].zones.iter().map(|&z| pinned.then_some(z));
-                    out.insert((c.name.clone(), p.name.clone()), z.collect());
-                }
+        // The sized counts go to placement, which spreads the node VMs by their placement
+        // groups; each node takes the zone of the host it starts on. (Keeping node VMs in
+        // the sized zones needs reserves per zone, which the capacity plan has not.)
+        let mut counts = PoolSizes::new();
+        for (ci, c) in estate.clusters.iter().enumerate() {
+            for (pi, p) in c.spec.node_pools.iter().enumerate() {
+                counts.insert(
+                    (c.name.clone(), p.name.clone()),
+                    sizing[ci][pi].by_scheduling,
+                );
             }
-            out
-        };
-        // Pinning node VMs to the sized zones in the capacity plan needs per-zone reserves
-        // that are not planned yet (it can double the pool or stall maintenance in a zone):
-        // placement spreads them, and each node takes the zone of the host it starts on.
-        let problem = virtualized_problem(estate, &zones_of(false));
+        }
+        let problem = virtualized_problem(estate, &counts);
         let capacity = plan_capacity(&problem)?;
         let mut hosts = Vec::new();
         let mut specs = Vec::new();
@@ -495,8 +491,8 @@ impl Chain<'_> {
                 .map_or_else(|| "new".to_owned(), Clone::clone)
         };
         let zone_of = |r: RackId| {
-            problem
-                .zones
+            self.zones
+                .of_rack
                 .get(r.0 as usize)
                 .copied()
                 .unwrap_or(ZoneId(0))
@@ -537,7 +533,7 @@ impl Chain<'_> {
             }
         }
         let pool = problem.pool(specs, problem.groups.clone(), problem.config.clone())?;
-        let mut placed = place_all(pool, problem.vms.clone());
+        let placed = place_all(pool, problem.vms.clone());
         // Node `i` of pool `p` of cluster `c` is the VM `virtualized_problem` named
         // `<c>-<p>-<i>`.
         let index: BTreeMap<&str, usize> = problem
@@ -551,12 +547,8 @@ impl Chain<'_> {
             for (pi, p) in c.spec.node_pools.iter().enumerate() {
                 for i in 0..sizing[ci][pi].zones.len() {
                     let name = format!("{}-{}-{i}", c.name, p.name);
-                    let vm = index.get(name.as_str()).copied();
-                    let host = vm.and_then(|v| placed.hosts[v].map(|h| (v, h)));
-                    if let Some((v, h)) = host {
-                        // Created in its zone; from now on HA and moves may take it
-                        // elsewhere (per-zone reserves are not planned yet).
-                        placed.state.set_zone(VmId(v as u32), None)?;
+                    let host = index.get(name.as_str()).and_then(|&v| placed.hosts[v]);
+                    if let Some(h) = host {
                         nodes.push(PlannedNode {
                             name,
                             pool: PoolRef {

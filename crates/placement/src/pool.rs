@@ -7,7 +7,7 @@ use plinth_model::policy::{PlacementStrategy, Scope};
 use crate::admission::AdmissionPolicy;
 use crate::error::PlacementError;
 use crate::hosts::{HostId, HostSpec, Overcommit};
-use crate::vm::{Group, GroupId, HostRuleSpec, RuleId, VmSpec, ZoneId};
+use crate::vm::{Group, GroupId, HostRuleSpec, RuleId, VmSpec};
 
 /// The environment's placement settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,8 +27,6 @@ pub struct PoolConfig {
 pub struct Pool {
     hosts: Vec<HostSpec>,
     racks: Vec<String>,
-    /// Rack → its zone (by default each rack is its own zone).
-    zones: Vec<ZoneId>,
     groups: Vec<Group>,
     rules: Vec<HostRuleSpec>,
     config: PoolConfig,
@@ -100,37 +98,15 @@ impl Pool {
         let max_capacity = hosts.iter().fold(Resources::ZERO, |acc, h| {
             crate::hosts::max_each(&acc, &h.capacity)
         });
-        let zones = (0..racks.len() as u32).map(ZoneId).collect();
         Ok(Self {
             hosts,
             racks,
-            zones,
             groups,
             rules,
             config,
             rank,
             max_capacity,
         })
-    }
-
-    /// The same pool with racks grouped into zones: `zones[r]` is rack `r`'s zone.
-    pub fn with_zones(mut self, zones: Vec<ZoneId>) -> Result<Self, PlacementError> {
-        if zones.len() != self.racks.len() {
-            return Err(PlacementError::Invalid {
-                reason: format!(
-                    "{} rack zones given for {} racks",
-                    zones.len(),
-                    self.racks.len()
-                ),
-            });
-        }
-        self.zones = zones;
-        Ok(self)
-    }
-
-    /// The zone a host is in.
-    pub fn zone_of(&self, host: HostId) -> ZoneId {
-        self.zones[self.hosts[host.index()].rack.0 as usize]
     }
 
     /// The hosts, indexed by [`HostId`].

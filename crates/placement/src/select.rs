@@ -19,7 +19,6 @@ pub(crate) enum Reason<'a> {
     Status(HostStatus),
     AlreadyThere,
     NotInRule(&'a str),
-    OtherZone,
     Cpu,
     Memory,
     Disk,
@@ -39,7 +38,6 @@ impl fmt::Display for Reason<'_> {
             Self::Status(HostStatus::Up) => f.write_str("host up"),
             Self::AlreadyThere => f.write_str("VM already on host"),
             Self::NotInRule(rule) => write!(f, "not in must rule {rule}"),
-            Self::OtherZone => f.write_str("outside the VM's zone"),
             Self::Cpu => f.write_str("insufficient cpu"),
             Self::Memory => f.write_str("insufficient memory"),
             Self::Disk => f.write_str("insufficient disk"),
@@ -106,9 +104,6 @@ impl PoolState {
             if rule.kind == RuleKind::Must && rule.hosts.binary_search(&host).is_err() {
                 return Some(Reason::NotInRule(&rule.name));
             }
-        }
-        if spec.zone.is_some_and(|z| self.pool.zone_of(host) != z) {
-            return Some(Reason::OtherZone);
         }
         let cap = &self.pool.host(host).capacity;
         let after = self.used[host.index()] + *footprint;

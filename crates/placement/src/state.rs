@@ -11,7 +11,7 @@ use crate::groups::GroupCounts;
 use crate::hosts::{HostId, HostStatus, free_score, tight_score};
 use crate::index::FreeIndex;
 use crate::pool::Pool;
-use crate::vm::{VmId, VmSpec, ZoneId};
+use crate::vm::{VmId, VmSpec};
 
 /// A VM the state holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,19 +158,6 @@ impl PoolState {
         };
         let host = self.place_as(id, spec, false)?;
         Ok((id, host))
-    }
-
-    /// Sets the zone a placed VM must stay in (`None`: free to move anywhere). Placement
-    /// honours a zone when the VM is created; a zone left on a VM also binds HA restarts
-    /// and moves.
-    pub fn set_zone(&mut self, vm: VmId, zone: Option<ZoneId>) -> Result<(), PlacementError> {
-        match self.vms.get_mut(vm.index()) {
-            Some(Some(e)) => {
-                e.spec.zone = zone;
-                Ok(())
-            }
-            _ => Err(PlacementError::UnknownVm { id: vm.0 }),
-        }
     }
 
     /// Removes a VM (powered off or deleted) and returns its spec; its id is reused by the

@@ -20,9 +20,8 @@ impl VmId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId(pub u32);
 
-/// A zone of the pool (`topology.kubernetes.io/zone`): one or more racks. A node VM is
-/// pinned to the zone it was created in, so its node's zone label stays true when HA
-/// restarts it or DRS moves it.
+/// A zone of the estate (`topology.kubernetes.io/zone`): one or more racks
+/// ([`crate::designs::Zones`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ZoneId(pub u32);
 
@@ -82,8 +81,6 @@ pub struct VmSpec {
     pub rule: Option<RuleId>,
     /// HA restart priority.
     pub restart_priority: RestartPriority,
-    /// The zone it must stay in, if pinned.
-    pub zone: Option<ZoneId>,
 }
 
 impl VmSpec {
@@ -95,14 +92,7 @@ impl VmSpec {
             group: None,
             rule: None,
             restart_priority: RestartPriority::Medium,
-            zone: None,
         }
-    }
-
-    /// The same VM pinned to `zone`.
-    pub fn in_zone(mut self, zone: ZoneId) -> Self {
-        self.zone = Some(zone);
-        self
     }
 
     /// The same VM as a member of `group`.

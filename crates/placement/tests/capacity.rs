@@ -38,7 +38,6 @@ fn cp_problem(rule: HeadroomRule) -> CapacityProblem {
         classes: classes(),
         owned: vec![],
         racks: vec!["r0".into()],
-        zones: vec![],
         groups: vec![group("cp", Scope::Host, SpreadMode::Strict, None)],
         vms,
         config: PoolConfig::default(),

@@ -16,8 +16,7 @@ use plinth_model::kinds::scenario::HostFailures;
 use plinth_placement::baremetal::Role;
 use plinth_placement::designs::{Binding, deferred_clusters};
 use plinth_placement::plan::{
-    BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, PoolSizing,
-    VirtualizedPlan, plan,
+    BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, VirtualizedPlan, plan,
 };
 use plinth_placement::pods::{PodId, PodTemplate, Scheduler};
 use plinth_placement::{VmId, VmSpec};
@@ -184,8 +183,6 @@ pub struct Setup {
     pub binding: Binding,
     /// Pods the plan could place nowhere, with kube-scheduler's reason.
     pub pending: Vec<Pending>,
-    /// How each pool's node count was reached, by `cluster/pool`.
-    pub sizing: BTreeMap<String, PoolSizing>,
     /// The design's hosts and placement (virtualized) or server allocation (bare metal).
     pub design: DesignPlan,
     /// The control plane, starting from the same placement.
@@ -277,7 +274,6 @@ fn from_plan(estate: &Estate, plan: Plan) -> Setup {
         schedulers: Vec::new(),
         binding: plan.binding.clone(),
         pending: plan.pending().cloned().collect(),
-        sizing: BTreeMap::new(),
         design: plan.detail.clone(),
         control: Control::bare_metal(ControlConfig::bare_metal(estate), Vec::new()),
         estate: estate.clone(),
@@ -301,12 +297,10 @@ fn from_plan(estate: &Estate, plan: Plan) -> Setup {
                 }
             };
             out.pool_alloc.insert(key.clone(), alloc);
-            out.sizing
-                .insert(key.clone(), plan.clusters[ci].sizing[pi].clone());
             out.templates.insert(key, (ci, t));
         }
     }
-    let mut topology = match &plan.detail {
+    let (control, topology) = match &plan.detail {
         DesignPlan::Virtualized(v) => virtualized(estate, &plan, v, &deferred, &mut out),
         DesignPlan::BareMetal(b) => bare_metal(estate, &plan, b, &deferred, &mut out),
     };
@@ -328,24 +322,14 @@ fn from_plan(estate: &Estate, plan: Plan) -> Setup {
             allocatable,
         });
     }
-    if plan.design == EnvironmentType::BareMetal {
-        out.control = Control::bare_metal(
-            ControlConfig::bare_metal(estate),
-            out.hosts.iter().map(|h| h.name.clone()).collect(),
-        );
-    }
-    for t in &mut topology {
-        t.remediate_after = estate
-            .cluster(&t.name)
-            .map(|c| c.spec.kubernetes.machine_health_timeout.millis());
-    }
-    out.control = out.control.clone().with_clusters(topology);
+    out.control = control.with_clusters(topology);
     pods(estate, &plan, &deferred, &mut out);
     out.schedulers = plan.clusters.into_iter().map(|c| c.scheduler).collect();
     out
 }
 
-/// The virtualized design's VMs, control planes and pool topologies. VMs of clusters a
+/// The virtualized design's VMs, control planes, pool topologies and the control plane over
+/// its placement. VMs of clusters a
 /// timeline step adds later are taken out of the pool again: the control plane creates
 /// them when asked.
 fn virtualized(
@@ -354,7 +338,7 @@ fn virtualized(
     v: &VirtualizedPlan,
     deferred: &BTreeSet<String>,
     out: &mut Setup,
-) -> Vec<ClusterTopology> {
+) -> (Control, Vec<ClusterTopology>) {
     let mut state = v.placed.state.clone();
     // VMs of deferred clusters: (cluster, pool) → how many and the spec to clone.
     let mut later: BTreeMap<(String, String), (u32, VmSpec)> = BTreeMap::new();
@@ -429,7 +413,7 @@ fn virtualized(
             ),
             pools: Vec::new(),
             spares: Vec::new(),
-            remediate_after: None,
+            remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
         };
         topo.control_plane.create = created("cp");
         for p in &c.spec.node_pools {
@@ -454,19 +438,20 @@ fn virtualized(
         topology.push(topo);
     }
     // The control plane starts from the placement without the deferred clusters' VMs.
-    out.control = Control::virtualized(ControlConfig::virtualized(estate), state);
-    topology
+    let control = Control::virtualized(ControlConfig::virtualized(estate), state);
+    (control, topology)
 }
 
-/// The bare-metal design's servers, control planes and pool topologies. Servers of a
-/// cluster a timeline step adds later are its spares until then.
+/// The bare-metal design's servers, control planes, pool topologies and the control plane
+/// over its servers. Servers of a cluster a timeline step adds later are its spares until
+/// then.
 fn bare_metal(
     estate: &Estate,
     plan: &Plan,
     b: &BareMetalDesign,
     deferred: &BTreeSet<String>,
     out: &mut Setup,
-) -> Vec<ClusterTopology> {
+) -> (Control, Vec<ClusterTopology>) {
     let mut topology: Vec<ClusterTopology> = estate
         .clusters
         .iter()
@@ -487,7 +472,7 @@ fn bare_metal(
                     .map(|p| pool_topology(&p.name, Vec::new(), strategy(p)))
                     .collect(),
                 spares: Vec::new(),
-                remediate_after: None,
+                remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
             }
         })
         .collect();
@@ -533,7 +518,11 @@ fn bare_metal(
             }
         }
     }
-    topology
+    let servers = out.hosts.iter().map(|h| h.name.clone()).collect();
+    (
+        Control::bare_metal(ControlConfig::bare_metal(estate), servers),
+        topology,
+    )
 }
 
 /// Every workload's pods, bound where the plan scheduled them or pending; pods of clusters

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::{
     CompareError, ENVS, Options, Report, RunLog, Winner, fmt_num, html, log_file_name, report,
@@ -16,7 +15,7 @@ use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::quantity::Duration;
 
 use crate::Outcome;
-use crate::commands::load_or_report;
+use crate::commands::{self, load_or_report};
 use crate::input::InputArgs;
 use crate::render::to_yaml;
 
@@ -241,11 +240,9 @@ fn table(r: &Report) -> String {
             }
         ));
     }
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(140)
-        .set_header(vec![
+    let mut t = commands::table(
+        140,
+        vec![
             "#",
             "dimension",
             "metric (unit)",
@@ -253,7 +250,8 @@ fn table(r: &Report) -> String {
             "bare metal",
             "difference (95% CI)",
             "winner",
-        ]);
+        ],
+    );
     for d in &r.dimensions {
         t.add_row(vec![
             d.spec.number.to_string(),

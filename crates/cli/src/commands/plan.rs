@@ -3,7 +3,6 @@
 //! pool can still grow on the inventory.
 
 use anyhow::Result;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
@@ -17,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::Outcome;
-use crate::commands::{EnvArg, OutputFormat, load_or_report};
+use crate::commands::{EnvArg, OutputFormat, load_or_report, table};
 use crate::input::InputArgs;
 
 /// Plan capacity: minimum servers per environment under the headroom rule, and headroom.
@@ -51,11 +50,10 @@ fn capacity_json(plan: &CapacityPlan) -> Value {
 }
 
 fn capacity_table(title: &str, plan: &CapacityPlan, currency: &str) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(120)
-        .set_header(vec!["host class", "owned used", "owned spare", "to buy"]);
+    let mut t = table(
+        120,
+        vec!["host class", "owned used", "owned spare", "to buy"],
+    );
     for c in &plan.per_class {
         t.add_row(vec![
             c.class.clone(),
@@ -106,11 +104,9 @@ fn term_name(term: NodeTerm) -> &'static str {
 }
 
 fn bare_metal_table(plan: &BareMetalPlan) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(120)
-        .set_header(vec![
+    let mut t = table(
+        120,
+        vec![
             "cluster",
             "role",
             "class",
@@ -120,7 +116,8 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             "owned",
             "to buy",
             "stranded",
-        ]);
+        ],
+    );
     for a in &plan.allocations {
         let role = role_name(&a.role);
         t.add_row(vec![
@@ -164,18 +161,17 @@ fn pools_and_pending(
     json_out: &mut serde_json::Map<String, Value>,
     text: &mut String,
 ) {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(120)
-        .set_header(vec![
+    let mut t = table(
+        120,
+        vec![
             "cluster",
             "node pool",
             "nodes by requests",
             "nodes for scheduling",
             "nodes per zone",
             "note",
-        ]);
+        ],
+    );
     let mut pools = Vec::new();
     for (ci, (c, cp)) in estate.clusters.iter().zip(&plan.clusters).enumerate() {
         for (pi, (p, s)) in c.spec.node_pools.iter().zip(&cp.sizing).enumerate() {
@@ -264,15 +260,14 @@ fn plan_virtualized(
         &v.capacity,
         currency,
     ));
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(120)
-        .set_header(vec![
+    let mut t = table(
+        120,
+        vec![
             "placement group",
             "more VMs fit on owned hosts",
             "stops because",
-        ]);
+        ],
+    );
     for (g, more, why) in &growth {
         t.add_row(vec![g.clone(), more.to_string(), why.clone()]);
     }

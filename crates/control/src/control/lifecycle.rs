@@ -406,14 +406,7 @@ impl Control {
             let r = &hosts[h.index()];
             r.health != Health::Up || r.maint != Maint::None
         };
-        // A node VM goes to the zone of the node it replaces or copies if there is room,
-        // else anywhere; once created it is not held to that zone.
-        let pin = spec.zone.is_some();
-        let (id, mut host) = match v.pool.place(spec.clone()) {
-            Ok(placed) => placed,
-            Err(_) if pin => v.pool.place(VmSpec { zone: None, ..spec })?,
-            Err(e) => return Err(e),
-        };
+        let (id, mut host) = v.pool.place(spec)?;
         // Placement knows no "silent" or "being emptied": move the new VM off such a host
         // before it is created, to the host with most room that takes it (else a silent
         // host fails the create and HA restarts it; an emptied one evacuates it again).
@@ -439,9 +432,6 @@ impl Control {
                     break;
                 }
             }
-        }
-        if pin {
-            v.pool.set_zone(id, None)?;
         }
         v.ids.insert(new.clone(), id);
         v.phase.insert(new.clone(), VmPhase::Starting);
