@@ -7,9 +7,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Time;
 
-/// Identifies one command; a driver answers each id exactly once.
+/// Identifies one command; a driver answers each id at most once (an answer may be lost:
+/// the control plane times the command out at its deadline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CommandId(pub u64);
+
+/// One life of a host: its agent counts its boots (kept on the host's disk; Linux's random
+/// `/proc/sys/kernel/random/boot_id` cannot order lives). A message with a lower boot than
+/// the last one heard is from the host's previous life and is ignored; a higher one means
+/// the host rebooted, so nothing it ran before still runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BootId(pub u64);
+
+/// Why a command failed. The kind decides what the control plane may assume afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "camelCase")]
+pub enum CommandError {
+    /// The target could not be reached; the command was not carried out.
+    #[error("unreachable")]
+    Unreachable,
+    /// The target received the command and declined it, or it aborted with nothing
+    /// changed; the reason is the target's.
+    #[error("refused: {reason}")]
+    Refused {
+        /// The target's words.
+        reason: String,
+    },
+    /// No answer came before the command's deadline (set by the control plane itself).
+    /// It may or may not have taken effect.
+    #[error("timed out")]
+    TimedOut,
+    /// The command was sent but the connection was lost before its answer: it may or may
+    /// not have taken effect.
+    #[error("outcome unknown: {reason}")]
+    OutcomeUnknown {
+        /// What the driver saw.
+        reason: String,
+    },
+}
+
+impl CommandError {
+    /// True when the command certainly had no effect (it may be retried as it was);
+    /// false when it may have taken effect, so the real state must be observed first.
+    pub fn nothing_changed(&self) -> bool {
+        matches!(self, Self::Unreachable | Self::Refused { .. })
+    }
+}
 
 /// An action for the driver to carry out. Objects are named as in the manifests: hosts and
 /// servers by inventory name, VMs and nodes by `<cluster>-<pool>-<i>` (a VM node and its
@@ -101,6 +144,12 @@ pub enum CommandKind {
         /// Server name.
         server: String,
     },
+    /// Ask `host` which VMs it runs: answered by an [`Observation::Inventory`], then the
+    /// command's completion.
+    ReportInventory {
+        /// Host name.
+        host: String,
+    },
 }
 
 impl CommandKind {
@@ -112,7 +161,9 @@ impl CommandKind {
             | Self::DeleteVm { vm, .. }
             | Self::StopVm { vm, .. }
             | Self::MigrateVm { vm, .. } => vm,
-            Self::FenceHost { host } | Self::MaintainHost { host } => host,
+            Self::FenceHost { host }
+            | Self::MaintainHost { host }
+            | Self::ReportInventory { host } => host,
             Self::Cordon { node }
             | Self::Uncordon { node }
             | Self::Drain { node }
@@ -125,7 +176,7 @@ impl CommandKind {
 /// A command with its id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    /// Answered by exactly one `CommandCompleted` or `CommandFailed`.
+    /// Answered by at most one `CommandCompleted` or `CommandFailed`.
     pub id: CommandId,
     /// What to do.
     #[serde(flatten)]
@@ -141,6 +192,20 @@ pub enum Observation {
     Heartbeat {
         /// Host or server name.
         host: String,
+        /// The life of the host that sent it.
+        boot: BootId,
+    },
+    /// What `host` runs, reported by its agent when it connects and when asked
+    /// ([`CommandKind::ReportInventory`]). The control plane reconciles it against where
+    /// it wants each VM: a VM reported where it should not run is stopped, a VM missing
+    /// from the host it should run on is started.
+    Inventory {
+        /// Host name.
+        host: String,
+        /// The life of the host that sent it.
+        boot: BootId,
+        /// The VMs it runs.
+        vms: Vec<String>,
     },
     /// The driver's transport saw no heartbeat from `host` for one interval; it was last
     /// heard at `last_heard`. The failure is declared by the control plane, not the driver.
@@ -160,7 +225,7 @@ pub enum Observation {
         /// Its id.
         id: CommandId,
         /// Why, as the driver saw it.
-        reason: String,
+        error: CommandError,
     },
     /// `next_wakeup` has passed.
     Timer,
@@ -192,6 +257,28 @@ pub enum Observation {
         /// Nodes wanted.
         replicas: u32,
     },
+}
+
+/// Everything one [`crate::Control::handle`] step produced, in the order a driver must
+/// act on it: persist `conditions` and `events` (and, for a durable control plane, the
+/// state they describe) *before* sending any of `commands` — raft-rs's rule: a command
+/// sent whose cause was not persisted is repeated or lost after a crash.
+#[must_use = "a step's commands must be carried out and its conditions and events kept"]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Commands to carry out.
+    pub commands: Vec<Command>,
+    /// Conditions set or cleared, in order.
+    pub conditions: Vec<ConditionChange>,
+    /// Milestones reached, in order.
+    pub events: Vec<ControlEvent>,
+}
+
+impl Ready {
+    /// True when the step produced nothing.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.conditions.is_empty() && self.events.is_empty()
+    }
 }
 
 /// What a rolling upgrade changes.
@@ -293,6 +380,14 @@ pub enum Reason {
     Upgrading,
     /// A drain waits: evicting the next pod would break a PodDisruptionBudget.
     WaitingForDisruptionBudget,
+    /// A drain failed; what needed it (a rollout, a maintenance, a scale-down) waits and
+    /// the drain is tried again with backoff. Nothing is deleted or powered off meanwhile.
+    DrainFailed,
+    /// A command failed and is tried again with backoff.
+    Retrying,
+    /// A command's outcome is unknown: where the VM runs is being asked of its hosts
+    /// before anything else is done with it.
+    Locating,
 }
 
 impl fmt::Display for Reason {
@@ -306,6 +401,9 @@ impl fmt::Display for Reason {
             Self::InMaintenance => "in maintenance",
             Self::Upgrading => "upgrading",
             Self::WaitingForDisruptionBudget => "waiting for disruption budget",
+            Self::DrainFailed => "drain failed",
+            Self::Retrying => "retrying",
+            Self::Locating => "locating",
         })
     }
 }

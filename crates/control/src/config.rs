@@ -2,6 +2,8 @@
 
 use plinth_model::Estate;
 
+use crate::command::CommandKind;
+
 /// Host failure detection and fencing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HaConfig {
@@ -11,6 +13,90 @@ pub struct HaConfig {
     pub detection_timeout: u64,
     /// Wait before a failed fence is tried again, ms.
     pub fence_retry: u64,
+    /// Silence after which a host's own agent kills its VMs (its watchdog), ms.
+    pub self_fence_timeout: u64,
+    /// Added to `self_fence_timeout` before a silent, unfenced host's VMs count as dead:
+    /// the agent's own detection interval and clock drift, ms.
+    pub self_fence_margin: u64,
+}
+
+impl HaConfig {
+    /// When the VMs of a host last heard at `last_heard` are dead even without a fence:
+    /// its agent has killed them by then.
+    pub fn known_dead_at(&self, last_heard: crate::Time) -> crate::Time {
+        last_heard
+            + self
+                .self_fence_timeout
+                .saturating_add(self.self_fence_margin)
+    }
+}
+
+/// Wait added to a silent host's self-fence timeout before its VMs count as dead, ms: a
+/// host agent checks its contact every second and clocks drift by far less than this.
+pub const SELF_FENCE_MARGIN_MS: u64 = 10_000;
+
+/// How long the control plane waits for each kind of command before it times it out
+/// ([`crate::CommandError::TimedOut`]). Each deadline is twice the expected duration
+/// from the Environment's timings plus [`Deadlines::SLACK_MS`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Deadlines {
+    /// VM boot to a Ready node, ms.
+    pub vm_boot: u64,
+    /// VM clone from its template, ms.
+    pub vm_clone: u64,
+    /// Fence through the BMC, ms.
+    pub fence: u64,
+    /// Host or server reboot (maintenance), ms.
+    pub reboot: u64,
+    /// OS install on a server, ms.
+    pub install: u64,
+    /// Reimage of a server, ms.
+    pub reimage: u64,
+    /// Live-migration bandwidth, Gbit/s.
+    pub migration_gbps: f64,
+    /// Memory dirtied per unit of bandwidth during pre-copy (0..1).
+    pub dirty_rate: f64,
+}
+
+impl Deadlines {
+    /// Added to every deadline, ms: an API round trip and the driver's own latency.
+    pub const SLACK_MS: u64 = 30_000;
+    /// A drain evicts pods that may wait for disruption budgets; Kubernetes sets it no
+    /// deadline, the control plane gives it an hour before it calls it failed.
+    pub const DRAIN_MS: u64 = 3_600_000;
+    /// A migration whose pre-copy cannot converge is given this long, ms.
+    pub const NO_CONVERGENCE_MS: u64 = 600_000;
+
+    /// The deadline of `kind`, ms after it was issued; `memory_bytes` is the VM's memory
+    /// for a migration.
+    pub fn of(&self, kind: &CommandKind, memory_bytes: u64) -> u64 {
+        let expected = match kind {
+            CommandKind::StartVm { .. } => self.vm_boot,
+            CommandKind::CreateVm { .. } => self.vm_clone.saturating_add(self.vm_boot),
+            CommandKind::MigrateVm { .. } => self.migration(memory_bytes),
+            CommandKind::FenceHost { .. } => self.fence,
+            CommandKind::MaintainHost { .. } => self.reboot,
+            CommandKind::ProvisionServer { .. } => self.install,
+            CommandKind::ReimageServer { .. } => self.reimage,
+            CommandKind::Drain { .. } => return Self::DRAIN_MS,
+            CommandKind::StopVm { .. }
+            | CommandKind::DeleteVm { .. }
+            | CommandKind::Cordon { .. }
+            | CommandKind::Uncordon { .. }
+            | CommandKind::RemoveNode { .. }
+            | CommandKind::ReportInventory { .. } => 0,
+        };
+        expected.saturating_mul(2).saturating_add(Self::SLACK_MS)
+    }
+
+    /// Expected pre-copy time of `memory_bytes`: M/B × (1 + d + d² + …) = M/B / (1 − d).
+    fn migration(&self, memory_bytes: u64) -> u64 {
+        if self.dirty_rate >= 1.0 {
+            return Self::NO_CONVERGENCE_MS;
+        }
+        let bits_per_ms = self.migration_gbps.max(0.001) * 1e6;
+        (memory_bytes as f64 * 8.0 / bits_per_ms / (1.0 - self.dirty_rate)) as u64
+    }
 }
 
 /// DRS settings.
@@ -33,23 +119,38 @@ pub struct ControlConfig {
     pub ha: HaConfig,
     /// DRS (ignored on bare metal).
     pub drs: DrsConfig,
+    /// Command deadlines.
+    pub deadlines: Deadlines,
 }
 
 impl ControlConfig {
     /// The virtualized Environment's settings.
     pub fn virtualized(estate: &Estate) -> Self {
         let env = &estate.virtualized.spec;
+        let bm = &estate.bare_metal.spec;
         Self {
             ha: HaConfig {
                 enabled: env.ha.enabled,
                 detection_timeout: env.ha.failure_detection_timeout.millis(),
                 fence_retry: env.ha.self_fence_timeout.millis().max(1),
+                self_fence_timeout: env.ha.self_fence_timeout.millis(),
+                self_fence_margin: SELF_FENCE_MARGIN_MS,
             },
             drs: DrsConfig {
                 enabled: env.drs.enabled,
                 threshold: env.drs.threshold,
                 interval: env.drs.interval.millis().max(1),
                 max_moves: env.drs.max_moves_per_interval,
+            },
+            deadlines: Deadlines {
+                vm_boot: env.timings.vm_boot.millis(),
+                vm_clone: env.timings.vm_clone.millis(),
+                fence: env.ha.fence_latency.millis(),
+                reboot: bm.reboot.millis(),
+                install: bm.os_install.millis(),
+                reimage: bm.reimage.millis(),
+                migration_gbps: env.timings.migration_gbps,
+                dirty_rate: env.timings.dirty_rate,
             },
         }
     }

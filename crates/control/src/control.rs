@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec};
 
 use crate::command::{
-    Command, CommandId, CommandKind, Condition, ConditionChange, ControlEvent, Observation, Reason,
+    BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange,
+    ControlEvent, Observation, Ready, Reason,
 };
 use crate::config::ControlConfig;
 use crate::time::Time;
@@ -16,6 +17,19 @@ use crate::upgrade::ClusterTopology;
 use crate::{drs, ha, maintenance};
 
 mod lifecycle;
+mod resync;
+
+/// First wait before a failed idempotent command is sent again, ms; it doubles per attempt.
+const BACKOFF_MS: u64 = 5_000;
+/// Longest wait between two attempts, ms.
+const BACKOFF_CAP_MS: u64 = 300_000;
+
+/// The wait before attempt `attempt` (1 for the first retry) of a failed command.
+fn backoff(attempt: u32) -> u64 {
+    BACKOFF_MS
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP_MS)
+}
 
 /// What the control plane believes a VM is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +40,9 @@ pub enum VmPhase {
     Starting,
     /// A MigrateVm is in flight.
     Migrating,
+    /// A command that places it lost its answer: where it runs is being asked of its
+    /// hosts before anything else is done with it.
+    Unknown,
     /// Not running; its condition says why.
     Down,
 }
@@ -42,6 +59,9 @@ pub struct FailureRecord {
     pub declared_at: Time,
     /// When a fence succeeded (virtualized).
     pub fenced_at: Option<Time>,
+    /// When its VMs were known dead, by a confirmed fence or by the self-fence deadline
+    /// (`last_heard + selfFenceTimeout + margin`), and so restarted elsewhere.
+    pub known_dead_at: Option<Time>,
     /// Fences tried.
     pub fence_attempts: u32,
     /// When every VM chosen for restart was running again (virtualized), or the server
@@ -79,6 +99,8 @@ struct HostRec {
     stuck: bool,
     /// Index into `failures` of the failure being handled.
     failure: Option<usize>,
+    /// The host's current life, once heard from.
+    boot: Option<BootId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,6 +112,26 @@ enum Timer {
     Rollout(usize),
     /// Machine health check of the node in `health` under this key.
     Health(u64),
+    /// A command's deadline.
+    Deadline(CommandId),
+    /// A failed command in `retries` under this key is sent again.
+    Reissue(u64),
+    /// A silent host's VMs are dead without a fence: its agent has killed them. The
+    /// failure (index into `failures`) it belongs to.
+    KnownDead {
+        host: usize,
+        failure: usize,
+    },
+}
+
+/// A command in flight: what it is for, and when it times out.
+#[derive(Clone, Debug)]
+struct InFlight {
+    kind: CommandKind,
+    pending: Pending,
+    deadline: Time,
+    /// 0 for the first send.
+    attempt: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +168,13 @@ enum Pending {
     },
     /// A step of scaling a pool.
     Scale(lifecycle::ScaleOp),
+    /// A command nothing waits for but that must take effect (cordon, uncordon, deleting
+    /// a remediated node, stopping a stale copy): retried until it does.
     Kube,
+    /// Asking a host what it runs (see [`resync`]).
+    Inventory {
+        host: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -145,8 +193,13 @@ pub struct Control {
     vms: Option<Vms>,
     hosts: Vec<HostRec>,
     host_index: BTreeMap<String, usize>,
-    pending: BTreeMap<CommandId, Pending>,
+    pending: BTreeMap<CommandId, InFlight>,
     next_id: u64,
+    /// Failed commands waiting for their next attempt, by key.
+    retries: BTreeMap<u64, InFlight>,
+    retry_seq: u64,
+    /// VMs whose location is being asked (see [`resync`]).
+    locating: BTreeMap<String, resync::Locate>,
     timers: BTreeSet<(Time, Timer)>,
     conditions: BTreeMap<String, Condition>,
     changes: Vec<ConditionChange>,
@@ -181,6 +234,7 @@ impl Control {
                 maint: Maint::None,
                 stuck: false,
                 failure: None,
+                boot: None,
             })
             .collect();
         let mut c = Self {
@@ -190,6 +244,9 @@ impl Control {
             host_index,
             pending: BTreeMap::new(),
             next_id: 0,
+            retries: BTreeMap::new(),
+            retry_seq: 0,
+            locating: BTreeMap::new(),
             timers: BTreeSet::new(),
             conditions: BTreeMap::new(),
             changes: Vec::new(),
@@ -253,23 +310,28 @@ impl Control {
         Some(self.clusters[c].topology())
     }
 
-    /// Milestones reached since the last call, in order.
-    pub fn take_events(&mut self) -> Vec<ControlEvent> {
-        std::mem::take(&mut self.events)
-    }
-
     /// The earliest time the control plane wants a [`Observation::Timer`].
     pub fn next_wakeup(&self) -> Option<Time> {
         self.timers.first().map(|(t, _)| *t)
     }
 
-    /// Reconciles what `observation` touches, and every timer due at `now`.
-    pub fn handle(&mut self, now: Time, observation: Observation) -> Vec<Command> {
+    /// Reconciles what `observation` touches, and every timer due at `now`; returns what
+    /// the step produced, for the driver to persist and carry out (see [`Ready`]).
+    pub fn handle(&mut self, now: Time, observation: Observation) -> Ready {
         let mut out = Vec::new();
         self.clock = now;
         match observation {
             Observation::Timer => {}
-            Observation::Heartbeat { host } => self.on_heartbeat(now, &host, &mut out),
+            Observation::Heartbeat { host, boot } => {
+                if self.accept_boot(&host, boot) {
+                    self.on_heartbeat(now, &host, &mut out);
+                }
+            }
+            Observation::Inventory { host, boot, vms } => {
+                if self.accept_boot(&host, boot) {
+                    self.on_inventory(now, &host, vms, &mut out);
+                }
+            }
             Observation::HeartbeatMissed { host, last_heard } => {
                 // A host the control plane took down for maintenance is expected to be
                 // silent.
@@ -286,13 +348,13 @@ impl Control {
                 }
             }
             Observation::CommandCompleted { id } => {
-                if let Some(p) = self.pending.remove(&id) {
-                    self.on_done(now, p, None, &mut out);
+                if let Some(f) = self.settle(id) {
+                    self.on_done(now, f, None, &mut out);
                 }
             }
-            Observation::CommandFailed { id, reason } => {
-                if let Some(p) = self.pending.remove(&id) {
-                    self.on_done(now, p, Some(reason), &mut out);
+            Observation::CommandFailed { id, error } => {
+                if let Some(f) = self.settle(id) {
+                    self.on_done(now, f, Some(error), &mut out);
                 }
             }
             Observation::MaintenanceRequested { host } => {
@@ -319,7 +381,11 @@ impl Control {
             self.timers.pop_first();
             self.on_timer(now, timer, &mut out);
         }
-        out
+        Ready {
+            commands: out,
+            conditions: std::mem::take(&mut self.changes),
+            events: std::mem::take(&mut self.events),
+        }
     }
 
     /// Every condition in force, by object name.
@@ -330,11 +396,6 @@ impl Control {
     /// The condition of `object` (`vm/NAME`, `host/NAME`), if any.
     pub fn condition(&self, object: &str) -> Option<&Condition> {
         self.conditions.get(object)
-    }
-
-    /// Conditions set and cleared since the last call, in order.
-    pub fn take_condition_changes(&mut self) -> Vec<ConditionChange> {
-        std::mem::take(&mut self.changes)
     }
 
     /// Every host failure declared so far.
@@ -367,10 +428,65 @@ impl Control {
     // --- internals -------------------------------------------------------------------
 
     fn issue(&mut self, kind: CommandKind, pending: Pending, out: &mut Vec<Command>) {
+        self.send(kind, pending, 0, out);
+    }
+
+    /// Sends attempt `attempt` of a command, with its deadline.
+    fn send(&mut self, kind: CommandKind, pending: Pending, attempt: u32, out: &mut Vec<Command>) {
         let id = CommandId(self.next_id);
         self.next_id += 1;
-        self.pending.insert(id, pending);
+        let memory = match &kind {
+            CommandKind::MigrateVm { vm, .. } => self.vm_memory(vm),
+            _ => 0,
+        };
+        let deadline = self.clock + self.cfg.deadlines.of(&kind, memory);
+        self.timers.insert((deadline, Timer::Deadline(id)));
+        self.pending.insert(
+            id,
+            InFlight {
+                kind: kind.clone(),
+                pending,
+                deadline,
+                attempt,
+            },
+        );
         out.push(Command { id, kind });
+    }
+
+    /// The command `id` is answered (or timed out): no longer in flight.
+    fn settle(&mut self, id: CommandId) -> Option<InFlight> {
+        let f = self.pending.remove(&id)?;
+        self.timers.remove(&(f.deadline, Timer::Deadline(id)));
+        Some(f)
+    }
+
+    fn vm_memory(&self, vm: &str) -> u64 {
+        self.vm_spec(vm).map_or(0, |s| s.demand.memory_bytes)
+    }
+
+    /// Sends a failed command again after a backoff that grows with its attempts.
+    fn retry_later(&mut self, now: Time, mut f: InFlight) -> Time {
+        f.attempt += 1;
+        let at = now + backoff(f.attempt);
+        let key = self.retry_seq;
+        self.retry_seq += 1;
+        self.retries.insert(key, f);
+        self.timers.insert((at, Timer::Reissue(key)));
+        at
+    }
+
+    /// Whether a message carrying `boot` from `host` is from its current life (or a
+    /// later one, which becomes current); one from an earlier life is stale.
+    fn accept_boot(&mut self, host: &str, boot: BootId) -> bool {
+        let Some(&i) = self.host_index.get(host) else {
+            return false;
+        };
+        let rec = &mut self.hosts[i];
+        if rec.boot.is_some_and(|b| boot < b) {
+            return false;
+        }
+        rec.boot = Some(boot);
+        true
     }
 
     fn set_condition(&mut self, object: String, reason: Reason, message: String, now: Time) {
@@ -456,16 +572,15 @@ impl Control {
             Health::Silent { deadline, .. } => {
                 self.timers.remove(&(deadline, Timer::Detect(i)));
                 self.hosts[i].health = Health::Up;
+                self.ask_again(i, out);
             }
             Health::FenceFailed { retry } => {
-                // The host answers again: it can be told what to run, so its VMs start
-                // where they are — on the same host, never as a second copy elsewhere.
+                // The host answers again before its VMs were restarted elsewhere: they
+                // may still run there (a partition that healed). Ask it what it runs;
+                // the VMs it does not run start on it — never as a second copy elsewhere.
                 self.timers.remove(&(retry, Timer::FenceRetry(i)));
                 self.hosts[i].health = Health::Up;
-                for vm in self.vms_on(i) {
-                    self.clear_condition(&format!("vm/{vm}"), now);
-                    self.start_vm(vm, host.to_owned(), out);
-                }
+                self.relocate_on(now, i, out);
                 self.close_failure_if_done(i, now);
             }
             Health::Failed => {
@@ -521,6 +636,26 @@ impl Control {
                 self.retry_recreates(now, out);
                 self.rescale(now, c, out);
             }
+            Timer::Deadline(id) => {
+                if let Some(f) = self.settle(id) {
+                    self.on_done(now, f, Some(CommandError::TimedOut), out);
+                }
+            }
+            Timer::Reissue(key) => {
+                if let Some(f) = self.retries.remove(&key) {
+                    self.send(f.kind, f.pending, f.attempt, out);
+                }
+            }
+            Timer::KnownDead { host, failure } => {
+                if self.hosts[host].failure == Some(failure)
+                    && matches!(
+                        self.hosts[host].health,
+                        Health::Fencing | Health::FenceFailed { .. }
+                    )
+                {
+                    self.known_dead(now, host, out);
+                }
+            }
         }
     }
 
@@ -531,6 +666,7 @@ impl Control {
             last_heard,
             declared_at: now,
             fenced_at: None,
+            known_dead_at: None,
             fence_attempts: 0,
             recovered_at: None,
             vms_restarted: 0,
@@ -564,14 +700,19 @@ impl Control {
             }
             return;
         }
+        let dead_at = self.cfg.ha.known_dead_at(last_heard);
         for vm in self.vms_on(i) {
             self.set_phase(&vm, VmPhase::Down);
             self.set_condition(
                 format!("vm/{vm}"),
                 Reason::WaitingForFence,
-                format!("host {name} silent since {last_heard}; fencing it before the VM restarts elsewhere"),
+                format!("host {name} silent since {last_heard}; the VM restarts elsewhere once the host is fenced, or at {dead_at} when its own agent has killed it"),
                 now,
             );
+        }
+        if let Some(failure) = self.hosts[i].failure {
+            self.timers
+                .insert((dead_at, Timer::KnownDead { host: i, failure }));
         }
         self.fence(i, out);
     }
@@ -589,7 +730,36 @@ impl Control {
         );
     }
 
-    fn on_done(&mut self, now: Time, p: Pending, failed: Option<String>, out: &mut Vec<Command>) {
+    fn on_done(
+        &mut self,
+        now: Time,
+        f: InFlight,
+        failed: Option<CommandError>,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some(error) = &failed {
+            if !error.nothing_changed() && resync::places_vm(&f.kind) {
+                self.locate_after(now, f, error, out);
+                return;
+            }
+            if resync::idempotent(&f.kind) {
+                self.retry_failed(now, f, error);
+                return;
+            }
+        } else if f.attempt > 0 {
+            self.clear_retry_condition(&f.kind, now);
+        }
+        self.dispatch(now, f.pending, failed, out);
+    }
+
+    /// Acts on the answer of a command, by what it was for.
+    fn dispatch(
+        &mut self,
+        now: Time,
+        p: Pending,
+        failed: Option<CommandError>,
+        out: &mut Vec<Command>,
+    ) {
         match p {
             Pending::Fence { host } => self.fence_done(now, host, failed, out),
             Pending::Start { vm } => {
@@ -600,10 +770,11 @@ impl Control {
                 } else {
                     // Its host is lost; HA moves it once the host is declared failed.
                     self.set_phase(&vm, VmPhase::Down);
+                    let why = failed.map(|e| e.to_string()).unwrap_or_default();
                     self.set_condition(
                         format!("vm/{vm}"),
                         Reason::WaitingForHost,
-                        format!("start failed: {}", failed.unwrap_or_default()),
+                        format!("start failed: {why}"),
                         now,
                     );
                 }
@@ -652,33 +823,62 @@ impl Control {
                 old,
                 new,
             } => self.remediation_done(now, cluster, stage, old, new, failed),
-            Pending::Kube => {}
+            Pending::Kube | Pending::Inventory { .. } => {}
         }
     }
 
-    fn fence_done(&mut self, now: Time, i: usize, failed: Option<String>, out: &mut Vec<Command>) {
+    fn fence_done(
+        &mut self,
+        now: Time,
+        i: usize,
+        failed: Option<CommandError>,
+        out: &mut Vec<Command>,
+    ) {
         if self.hosts[i].health != Health::Fencing {
             return;
         }
         let name = self.hosts[i].name.clone();
-        if let Some(reason) = failed {
+        // A fence that timed out or whose answer was lost counts as failed: the host is
+        // never assumed off.
+        if let Some(error) = failed {
             let retry = now + self.cfg.ha.fence_retry;
             self.hosts[i].health = Health::FenceFailed { retry };
             self.timers.insert((retry, Timer::FenceRetry(i)));
+            let dead_at = self.hosts[i]
+                .failure
+                .map(|f| self.cfg.ha.known_dead_at(self.failures[f].last_heard));
+            let until = dead_at.map_or_else(String::new, |t| {
+                format!("; it restarts elsewhere at {t}, when the host's agent has killed it")
+            });
             for vm in self.vms_on(i) {
                 self.set_condition(
                     format!("vm/{vm}"),
                     Reason::WaitingForFence,
-                    format!("fence of host {name} failed ({reason}); the VM stays down rather than risk a second copy; next fence at {retry}"),
+                    format!("fence of host {name} failed ({error}); the VM stays down rather than risk a second copy{until}; next fence at {retry}"),
                     now,
                 );
             }
             return;
         }
-        self.hosts[i].health = Health::Failed;
         if let Some(f) = self.hosts[i].failure {
             self.failures[f].fenced_at = Some(now);
         }
+        self.known_dead(now, i, out);
+    }
+
+    /// Host `i`'s VMs are known dead (its fence was confirmed, or its own agent has
+    /// killed them): restart them elsewhere.
+    fn known_dead(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
+        self.hosts[i].health = Health::Failed;
+        if let Some(f) = self.hosts[i].failure {
+            self.failures[f].known_dead_at = Some(now);
+        }
+        self.restart_elsewhere(now, i, out);
+        self.host_dead_for_locates(now, i, out);
+    }
+
+    fn restart_elsewhere(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
+        let name = self.hosts[i].name.clone();
         let Some(v) = &mut self.vms else {
             return;
         };
@@ -686,13 +886,13 @@ impl Control {
         // A VM migrating onto the failed host still runs on its source: put it back there
         // so HA does not start a second copy.
         let mut reverted = Vec::new();
-        for (id, p) in self.pending.iter_mut() {
+        for (id, f) in self.pending.iter_mut() {
             if let Pending::Migrate {
                 vm,
                 from,
                 to,
                 reverted: r,
-            } = p
+            } = &mut f.pending
                 && *to == h
                 && *from != h
                 && let Some(&vid) = v.ids.get(vm)
@@ -732,7 +932,10 @@ impl Control {
         for (vm, host) in starts {
             self.note_arrival(&host);
             self.clear_condition(&format!("vm/{vm}"), now);
-            self.start_vm(vm, host, out);
+            // A VM whose location is still asked of another host waits for that answer.
+            if !self.locating.contains_key(&vm) {
+                self.start_vm(vm, host, out);
+            }
         }
         for (vm, why) in stranded {
             self.set_phase(&vm, VmPhase::Down);
@@ -760,11 +963,11 @@ impl Control {
         let Some(f) = self.hosts[i].failure else {
             return;
         };
-        if self.failures[f].fenced_at.is_none() && !matches!(self.hosts[i].health, Health::Up) {
+        if self.failures[f].known_dead_at.is_none() && !matches!(self.hosts[i].health, Health::Up) {
             return;
         }
-        let starting = self.pending.values().any(|p| {
-            matches!(p, Pending::Start { vm } if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(vm)))
+        let starting = self.pending.values().any(|f| {
+            matches!(&f.pending, Pending::Start { vm } if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(vm)))
         });
         if !starting {
             self.failures[f].recovered_at = Some(now);
@@ -780,7 +983,7 @@ impl Control {
         from: HostId,
         to: HostId,
         reverted: bool,
-        failed: Option<String>,
+        failed: Option<CommandError>,
         out: &mut Vec<Command>,
     ) {
         self.drs_dirty = true;
@@ -960,7 +1163,7 @@ impl Control {
         let busy = self
             .pending
             .values()
-            .any(|p| matches!(p, Pending::Migrate { from, .. } if *from == h));
+            .any(|f| matches!(&f.pending, Pending::Migrate { from, .. } if *from == h));
         if busy {
             return;
         }
@@ -1034,7 +1237,7 @@ impl Control {
         let in_flight = self
             .pending
             .values()
-            .any(|p| matches!(p, Pending::Migrate { .. }));
+            .any(|f| matches!(f.pending, Pending::Migrate { .. }));
         if in_flight {
             return;
         }

@@ -4,7 +4,7 @@
 //! driver waits on agent messages or the wall clock. The control plane only sees what the
 //! driver hands it.
 
-use crate::command::{Command, ConditionChange, ControlEvent, Observation};
+use crate::command::{Observation, Ready};
 use crate::control::Control;
 use crate::time::Time;
 
@@ -14,33 +14,20 @@ pub trait Driver {
     /// [`Observation::Timer`] at `wakeup` if nothing comes before it. `None` ends the run.
     fn next(&mut self, wakeup: Option<Time>) -> Option<(Time, Observation)>;
 
-    /// Carries out `command` (issued at `now`); its outcome comes back later from
-    /// [`Driver::next`] as exactly one `CommandCompleted` or `CommandFailed`.
-    fn submit(&mut self, now: Time, command: Command);
-
-    /// Conditions the control plane set or cleared at `now` (the simulator logs them; a
-    /// real driver stores them for users to read).
-    fn publish(&mut self, now: Time, changes: Vec<ConditionChange>);
-
-    /// Milestones the control plane reached at `now` (upgrade started or finished, node
-    /// replaced), before the commands of the same step are submitted.
-    fn record(&mut self, now: Time, events: Vec<ControlEvent>);
+    /// Carries out one step of the control plane, taken at `now`: first keeps its
+    /// conditions and events (the simulator logs them; a real driver persists them for
+    /// users to read), then sends its commands. Each command's outcome comes back later
+    /// from [`Driver::next`] as at most one `CommandCompleted` or `CommandFailed`; the
+    /// control plane times out the ones that never answer.
+    fn apply(&mut self, now: Time, ready: Ready);
 }
 
 /// Runs `control` against `driver` until the driver ends the run.
 pub fn run(control: &mut Control, driver: &mut impl Driver) {
     while let Some((now, observation)) = driver.next(control.next_wakeup()) {
-        let commands = control.handle(now, observation);
-        let changes = control.take_condition_changes();
-        if !changes.is_empty() {
-            driver.publish(now, changes);
-        }
-        let events = control.take_events();
-        if !events.is_empty() {
-            driver.record(now, events);
-        }
-        for command in commands {
-            driver.submit(now, command);
+        let ready = control.handle(now, observation);
+        if !ready.is_empty() {
+            driver.apply(now, ready);
         }
     }
 }

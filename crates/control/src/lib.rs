@@ -21,10 +21,10 @@ mod time;
 pub mod upgrade;
 
 pub use command::{
-    Command, CommandId, CommandKind, Condition, ConditionChange, ControlEvent, Observation, Reason,
-    ReplaceMethod, UpgradeKind,
+    BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange,
+    ControlEvent, Observation, Ready, Reason, ReplaceMethod, UpgradeKind,
 };
-pub use config::{ControlConfig, DrsConfig, HaConfig};
+pub use config::{ControlConfig, Deadlines, DrsConfig, HaConfig};
 pub use control::{Control, FailureRecord, VmPhase};
 pub use driver::{Driver, run};
 pub use time::Time;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use plinth_control::{CommandKind, Control, ControlConfig, DrsConfig, HaConfig, Observation};
+use plinth_control::{
+    CommandKind, Control, ControlConfig, Deadlines, DrsConfig, HaConfig, Observation,
+};
 use plinth_model::Resources;
 use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
 use plinth_placement::{
@@ -105,14 +107,30 @@ proptest! {
     ) {
         let vms: Vec<_> = vms.into_iter().map(|(c, m, g)| (c, m, g.filter(|g| *g < groups))).collect();
         let cfg = ControlConfig {
-            ha: HaConfig { enabled: true, detection_timeout: 15_000, fence_retry: 60_000 },
+            ha: HaConfig {
+                enabled: true,
+                detection_timeout: 15_000,
+                fence_retry: 60_000,
+                self_fence_timeout: 60_000,
+                self_fence_margin: 10_000,
+            },
             drs: DrsConfig { enabled: true, threshold: 0.05, interval: 300_000, max_moves },
+            deadlines: Deadlines {
+                vm_boot: 60_000,
+                vm_clone: 30_000,
+                fence: 10_000,
+                reboot: 300_000,
+                install: 2_700_000,
+                reimage: 1_800_000,
+                migration_gbps: 10.0,
+                dirty_rate: 0.1,
+            },
         };
         let mut c = Control::virtualized(cfg, state(hosts, &vms, groups));
         check(&c)?;
         for _ in 0..10 {
             let now = c.next_wakeup().expect("DRS timer");
-            let cmds = c.handle(now, Observation::Timer);
+            let cmds = c.handle(now, Observation::Timer).commands;
             prop_assert!(cmds.len() <= max_moves as usize);
             check(&c)?;
             for cmd in cmds {
@@ -120,7 +138,7 @@ proptest! {
                     matches!(cmd.kind, CommandKind::MigrateVm { .. }),
                     "only migrations"
                 );
-                c.handle(now + 1_000, Observation::CommandCompleted { id: cmd.id });
+                let _ = c.handle(now + 1_000, Observation::CommandCompleted { id: cmd.id });
             }
             check(&c)?;
         }

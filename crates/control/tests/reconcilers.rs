@@ -2,9 +2,9 @@
 //! host HA, fencing, DRS, maintenance and bare-metal failures.
 
 use plinth_control::{
-    ClusterTopology, Command, CommandKind, Control, ControlConfig, ControlEvent, DrsConfig,
-    HaConfig, Observation, PoolTopology, Reason, ReplaceMethod, Strategy, Time, UpgradeKind,
-    VmPhase,
+    BootId, ClusterTopology, Command, CommandError, CommandKind, Control, ControlConfig,
+    ControlEvent, Deadlines, DrsConfig, HaConfig, Observation, PoolTopology, Reason, ReplaceMethod,
+    Strategy, Time, UpgradeKind, VmPhase,
 };
 use plinth_model::Resources;
 use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
@@ -21,12 +21,24 @@ fn cfg() -> ControlConfig {
             enabled: true,
             detection_timeout: 15_000,
             fence_retry: 60_000,
+            self_fence_timeout: 60_000,
+            self_fence_margin: 10_000,
         },
         drs: DrsConfig {
             enabled: true,
             threshold: 0.1,
             interval: 300_000,
             max_moves: 4,
+        },
+        deadlines: Deadlines {
+            vm_boot: 60_000,
+            vm_clone: 30_000,
+            fence: 10_000,
+            reboot: 300_000,
+            install: 2_700_000,
+            reimage: 1_800_000,
+            migration_gbps: 10.0,
+            dirty_rate: 0.1,
         },
     }
 }
@@ -90,7 +102,10 @@ fn host_of(c: &Control, vm: &str) -> String {
 fn answer_all(c: &mut Control, now: Time, cmds: &[Command]) -> Vec<Command> {
     let mut out = Vec::new();
     for cmd in cmds {
-        out.extend(c.handle(now, Observation::CommandCompleted { id: cmd.id }));
+        out.extend(
+            c.handle(now, Observation::CommandCompleted { id: cmd.id })
+                .commands,
+        );
     }
     out
 }
@@ -106,20 +121,22 @@ fn silent_host_is_fenced_then_its_vms_restart_elsewhere_by_priority() {
         .filter(|v| host_of(&c, v) == victim)
         .collect();
     assert!(on_victim.len() >= 2);
-    let missed = c.handle(
-        Time(10_000),
-        Observation::HeartbeatMissed {
-            host: victim.clone(),
-            last_heard: Time(9_000),
-        },
-    );
+    let missed = c
+        .handle(
+            Time(10_000),
+            Observation::HeartbeatMissed {
+                host: victim.clone(),
+                last_heard: Time(9_000),
+            },
+        )
+        .commands;
     assert!(missed.is_empty(), "silence alone is not a failure");
     assert_eq!(
         c.next_wakeup(),
         Some(Time(24_000)),
         "declared after the detection timeout"
     );
-    let fence = c.handle(Time(24_000), Observation::Timer);
+    let fence = c.handle(Time(24_000), Observation::Timer).commands;
     assert_eq!(fence.len(), 1);
     assert_eq!(
         fence[0].kind,
@@ -133,10 +150,12 @@ fn silent_host_is_fenced_then_its_vms_restart_elsewhere_by_priority() {
             Some(Reason::WaitingForFence)
         );
     }
-    let starts = c.handle(
-        Time(34_000),
-        Observation::CommandCompleted { id: fence[0].id },
-    );
+    let starts = c
+        .handle(
+            Time(34_000),
+            Observation::CommandCompleted { id: fence[0].id },
+        )
+        .commands;
     assert_eq!(
         starts.len(),
         on_victim.len(),
@@ -152,7 +171,7 @@ fn silent_host_is_fenced_then_its_vms_restart_elsewhere_by_priority() {
     let cps: std::collections::BTreeSet<String> =
         (0..3).map(|i| host_of(&c, &format!("cp-{i}"))).collect();
     assert_eq!(cps.len(), 3, "strict placement group kept");
-    answer_all(&mut c, Time(214_000), &starts);
+    answer_all(&mut c, Time(94_000), &starts);
     for v in &on_victim {
         assert_eq!(c.vm_phase(v), Some(VmPhase::Running));
         assert!(c.condition(&format!("vm/{v}")).is_none());
@@ -160,13 +179,13 @@ fn silent_host_is_fenced_then_its_vms_restart_elsewhere_by_priority() {
     let f = &c.failures()[0];
     assert_eq!(f.declared_at, Time(24_000));
     assert_eq!(f.fenced_at, Some(Time(34_000)));
-    assert_eq!(f.recovered_at, Some(Time(214_000)));
+    assert_eq!(f.recovered_at, Some(Time(94_000)));
 }
 
 #[test]
 fn a_heartbeat_before_the_timeout_cancels_detection() {
     let mut c = Control::virtualized(cfg(), spread_state(3, 3));
-    c.handle(
+    let _ = c.handle(
         Time(1_000),
         Observation::HeartbeatMissed {
             host: "h0".into(),
@@ -174,41 +193,46 @@ fn a_heartbeat_before_the_timeout_cancels_detection() {
         },
     );
     assert!(
-        c.handle(Time(5_000), Observation::Heartbeat { host: "h0".into() })
-            .is_empty()
+        c.handle(
+            Time(5_000),
+            Observation::Heartbeat {
+                host: "h0".into(),
+                boot: BootId(1),
+            }
+        )
+        .commands
+        .is_empty()
     );
     assert_eq!(c.next_wakeup(), Some(Time(300_000)), "only DRS remains");
     assert!(c.failures().is_empty());
 }
 
-#[test]
-fn failed_fence_leaves_vms_down_waiting_for_fence_and_never_starts_a_copy() {
-    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
-    let victim = host_of(&c, "cp-1");
-    c.handle(
+/// A silent host whose fence fails: nothing starts until the self-fence deadline.
+fn silent_and_unfenced(c: &mut Control, victim: &str) {
+    let _ = c.handle(
         Time(0),
         Observation::HeartbeatMissed {
-            host: victim.clone(),
+            host: victim.to_owned(),
             last_heard: Time(0),
         },
     );
-    let fence = c.handle(Time(15_000), Observation::Timer);
-    let after = c.handle(
-        Time(25_000),
-        Observation::CommandFailed {
-            id: fence[0].id,
-            reason: "BMC unreachable".into(),
-        },
-    );
+    let fence = c.handle(Time(15_000), Observation::Timer).commands;
+    assert!(matches!(&fence[0].kind, CommandKind::FenceHost { host } if host == victim));
+    let after = c
+        .handle(
+            Time(25_000),
+            Observation::CommandFailed {
+                id: fence[0].id,
+                error: CommandError::OutcomeUnknown {
+                    reason: "BMC unreachable".into(),
+                },
+            },
+        )
+        .commands;
     assert!(
         after.is_empty(),
-        "no VM starts while the host is not fenced"
+        "no VM starts while the host is neither fenced nor known dead"
     );
-    let cond = c.condition("vm/cp-1").expect("condition");
-    assert_eq!(cond.reason, Reason::WaitingForFence);
-    assert!(cond.message.contains("BMC unreachable"), "{cond}");
-    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
-    assert_eq!(host_of(&c, "cp-1"), victim, "no second placement");
     // A late duplicate answer for the same command is ignored.
     assert!(
         c.handle(
@@ -217,38 +241,109 @@ fn failed_fence_leaves_vms_down_waiting_for_fence_and_never_starts_a_copy() {
         )
         .is_empty()
     );
+}
+
+#[test]
+fn failed_fence_keeps_vms_down_until_the_self_fence_deadline_then_restarts_them_elsewhere() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
+    let victim = host_of(&c, "cp-1");
+    silent_and_unfenced(&mut c, &victim);
+    let cond = c.condition("vm/cp-1").expect("condition");
+    assert_eq!(cond.reason, Reason::WaitingForFence);
+    assert!(cond.message.contains("BMC unreachable"), "{cond}");
+    assert!(cond.message.contains("0d00:01:10.000"), "{cond}");
     assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
-    // The fence is retried after the retry interval.
-    let retry = c.handle(Time(85_000), Observation::Timer);
-    assert_eq!(retry.len(), 1);
-    assert_eq!(
-        retry[0].kind,
-        CommandKind::FenceHost {
-            host: victim.clone()
-        }
-    );
-    assert_eq!(c.failures()[0].fence_attempts, 2);
-    // The host comes back: its VMs start on it, not elsewhere.
-    c.handle(
-        Time(90_000),
-        Observation::CommandFailed {
-            id: retry[0].id,
-            reason: "BMC unreachable".into(),
-        },
-    );
-    let back = c.handle(
-        Time(100_000),
-        Observation::Heartbeat {
-            host: victim.clone(),
-        },
-    );
-    assert!(!back.is_empty());
-    for s in &back {
+    assert_eq!(host_of(&c, "cp-1"), victim, "no second placement");
+    // Last heard at 0 s + 60 s self-fence + 10 s margin: the host's agent has killed its
+    // VMs by 70 s, so they restart elsewhere then, though no fence was confirmed.
+    assert!(c.handle(Time(69_999), Observation::Timer).is_empty());
+    let starts = c.handle(Time(70_000), Observation::Timer).commands;
+    assert!(!starts.is_empty());
+    for s in &starts {
         let CommandKind::StartVm { host, .. } = &s.kind else {
-            panic!("expected StartVm");
+            panic!("expected StartVm, got {:?}", s.kind);
         };
-        assert_eq!(host, &victim);
+        assert_ne!(host, &victim);
     }
+    let f = &c.failures()[0];
+    assert_eq!(f.fenced_at, None);
+    assert_eq!(f.known_dead_at, Some(Time(70_000)));
+    // The fence retry that was due later finds nothing to do.
+    assert!(c.handle(Time(85_000), Observation::Timer).is_empty());
+}
+
+#[test]
+fn a_host_heard_again_before_it_is_known_dead_is_asked_what_it_runs() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
+    let victim = host_of(&c, "cp-1");
+    let on_victim = c
+        .pool()
+        .expect("pool")
+        .vms_on(HostId(victim[1..].parse().expect("hN")))
+        .len();
+    assert!(on_victim >= 2);
+    silent_and_unfenced(&mut c, &victim);
+    // The partition heals at 40 s: same boot, so its VMs may still run.
+    let ask = c
+        .handle(
+            Time(40_000),
+            Observation::Heartbeat {
+                host: victim.clone(),
+                boot: BootId(1),
+            },
+        )
+        .commands;
+    assert!(
+        matches!(&ask[..], [x] if x.kind == CommandKind::ReportInventory { host: victim.clone() })
+    );
+    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Unknown));
+    // It still runs cp-1 only: cp-1 runs again where it was, the others start there.
+    let starts = c
+        .handle(
+            Time(41_000),
+            Observation::Inventory {
+                host: victim.clone(),
+                boot: BootId(1),
+                vms: vec!["cp-1".into()],
+            },
+        )
+        .commands;
+    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Running));
+    assert_eq!(starts.len(), on_victim - 1);
+    for s in &starts {
+        let CommandKind::StartVm { host, vm } = &s.kind else {
+            panic!("expected StartVm, got {:?}", s.kind);
+        };
+        assert_eq!(
+            host, &victim,
+            "{vm} starts where it was, never as a second copy"
+        );
+    }
+    // The self-fence deadline passes with the host up: nothing restarts elsewhere.
+    let _ = c.handle(
+        Time(41_500),
+        Observation::CommandCompleted { id: ask[0].id },
+    );
+    assert!(
+        c.handle(Time(70_000), Observation::Timer)
+            .commands
+            .iter()
+            .all(|x| !matches!(x.kind, CommandKind::StartVm { .. }))
+    );
+    // A late message from the host's previous life is ignored: an empty report from
+    // its current life would restart every VM it runs.
+    assert!(
+        c.handle(
+            Time(72_000),
+            Observation::Inventory {
+                host: victim.clone(),
+                boot: BootId(0),
+                vms: vec![],
+            },
+        )
+        .is_empty()
+    );
+    assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Running));
 }
 
 #[test]
@@ -264,18 +359,20 @@ fn vms_with_no_room_wait_for_capacity_with_a_readable_reason() {
     }
     let mut c = Control::virtualized(cfg(), s);
     let victim = host_of(&c, "cp-2");
-    c.handle(
+    let _ = c.handle(
         Time(0),
         Observation::HeartbeatMissed {
             host: victim.clone(),
             last_heard: Time(0),
         },
     );
-    let fence = c.handle(Time(15_000), Observation::Timer);
-    let starts = c.handle(
-        Time(25_000),
-        Observation::CommandCompleted { id: fence[0].id },
-    );
+    let fence = c.handle(Time(15_000), Observation::Timer).commands;
+    let starts = c
+        .handle(
+            Time(25_000),
+            Observation::CommandCompleted { id: fence[0].id },
+        )
+        .commands;
     assert!(starts.is_empty());
     let cond = c.condition("vm/cp-2").expect("condition");
     assert_eq!(cond.reason, Reason::WaitingForCapacity);
@@ -284,7 +381,15 @@ fn vms_with_no_room_wait_for_capacity_with_a_readable_reason() {
         "names the placement group: {cond}"
     );
     // The host is repaired: the VM finds room again.
-    let back = c.handle(Time(3_600_000), Observation::Heartbeat { host: victim });
+    let back = c
+        .handle(
+            Time(3_600_000),
+            Observation::Heartbeat {
+                host: victim,
+                boot: BootId(2),
+            },
+        )
+        .commands;
     assert_eq!(back.len(), 1);
     assert!(matches!(&back[0].kind, CommandKind::StartVm { vm, .. } if vm == "cp-2"));
 }
@@ -324,7 +429,7 @@ fn drs_converges_without_ever_breaking_anti_affinity() {
     let mut moved = 0;
     for _ in 0..20 {
         now = c.next_wakeup().expect("DRS timer");
-        let cmds = c.handle(now, Observation::Timer);
+        let cmds = c.handle(now, Observation::Timer).commands;
         assert!(cmds.len() <= 4, "bounded moves per interval");
         for cmd in &cmds {
             assert!(matches!(cmd.kind, CommandKind::MigrateVm { .. }));
@@ -340,7 +445,9 @@ fn drs_converges_without_ever_breaking_anti_affinity() {
     assert!(moved > 0);
     assert!(end <= 0.1, "converged: {start} → {end}");
     // Once balanced, DRS stays quiet.
-    let quiet = c.handle(c.next_wakeup().expect("timer"), Observation::Timer);
+    let quiet = c
+        .handle(c.next_wakeup().expect("timer"), Observation::Timer)
+        .commands;
     assert!(quiet.is_empty());
     let _ = now;
 }
@@ -349,10 +456,12 @@ fn drs_converges_without_ever_breaking_anti_affinity() {
 fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
     let mut c = Control::virtualized(cfg(), spread_state(4, 9));
     let host = host_of(&c, "w-00");
-    let cmds = c.handle(
-        Time(1_000),
-        Observation::MaintenanceRequested { host: host.clone() },
-    );
+    let cmds = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: host.clone() },
+        )
+        .commands;
     assert!(cmds.len() >= 2);
     let mut targets = std::collections::BTreeSet::new();
     for cmd in &cmds {
@@ -370,7 +479,7 @@ fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
         c.condition(&format!("host/{host}")).map(|c| c.reason),
         Some(Reason::Evacuating)
     );
-    let next = answer_all(&mut c, Time(60_000), &cmds);
+    let next = answer_all(&mut c, Time(30_000), &cmds);
     assert_eq!(next.len(), 1);
     assert_eq!(
         next[0].kind,
@@ -382,7 +491,7 @@ fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
             .status(HostId(host[1..].parse().expect("hN"))),
         HostStatus::Maintenance
     );
-    answer_all(&mut c, Time(2_000_000), &next);
+    answer_all(&mut c, Time(600_000), &next);
     assert!(c.condition(&format!("host/{host}")).is_none());
     assert_eq!(
         c.pool()
@@ -396,24 +505,29 @@ fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
 fn bare_metal_failure_cordons_and_waits_for_repair() {
     let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
     assert_eq!(c.next_wakeup(), None, "no DRS on bare metal");
-    c.handle(
+    let _ = c.handle(
         Time(0),
         Observation::HeartbeatMissed {
             host: "s1".into(),
             last_heard: Time(0),
         },
     );
-    let cmds = c.handle(Time(15_000), Observation::Timer);
+    let cmds = c.handle(Time(15_000), Observation::Timer).commands;
     assert_eq!(cmds.len(), 1);
     assert_eq!(cmds[0].kind, CommandKind::Cordon { node: "s1".into() });
     assert_eq!(
         c.condition("host/s1").map(|c| c.reason),
         Some(Reason::WaitingForRepair)
     );
-    let back = c.handle(
-        Time(8 * 3_600_000),
-        Observation::Heartbeat { host: "s1".into() },
-    );
+    let back = c
+        .handle(
+            Time(8 * 3_600_000),
+            Observation::Heartbeat {
+                host: "s1".into(),
+                boot: BootId(2),
+            },
+        )
+        .commands;
     assert_eq!(back[0].kind, CommandKind::Uncordon { node: "s1".into() });
     assert!(c.condition("host/s1").is_none());
     assert_eq!(c.failures()[0].recovered_at, Some(Time(8 * 3_600_000)));
@@ -422,10 +536,12 @@ fn bare_metal_failure_cordons_and_waits_for_repair() {
 #[test]
 fn bare_metal_maintenance_drains_then_maintains_then_uncordons() {
     let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
-    let drain = c.handle(
-        Time(0),
-        Observation::MaintenanceRequested { host: "s0".into() },
-    );
+    let drain = c
+        .handle(
+            Time(0),
+            Observation::MaintenanceRequested { host: "s0".into() },
+        )
+        .commands;
     assert_eq!(drain[0].kind, CommandKind::Drain { node: "s0".into() });
     let maintain = answer_all(&mut c, Time(60_000), &drain);
     assert_eq!(
@@ -444,23 +560,25 @@ fn bare_metal_maintenance_drains_then_maintains_then_uncordons() {
 fn vms_restarted_onto_an_evacuating_host_are_evacuated_again() {
     let mut c = Control::virtualized(cfg(), spread_state(5, 9));
     let host = host_of(&c, "w-00");
-    let mut pending = c.handle(
-        Time(1_000),
-        Observation::MaintenanceRequested { host: host.clone() },
-    );
+    let mut pending = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: host.clone() },
+        )
+        .commands;
     // Another host fails while the migrations are in flight.
     let other = (0..5)
         .map(|i| format!("h{i}"))
         .find(|h| *h != host)
         .expect("another host");
-    c.handle(
+    let _ = c.handle(
         Time(2_000),
         Observation::HeartbeatMissed {
             host: other.clone(),
             last_heard: Time(1_000),
         },
     );
-    let fence = c.handle(Time(16_000), Observation::Timer);
+    let fence = c.handle(Time(16_000), Observation::Timer).commands;
     // The fence completes before the migrations: HA sees the emptied host as the roomiest.
     pending = fence.into_iter().chain(pending).collect();
     let mut now = Time(16_000);
@@ -476,7 +594,10 @@ fn vms_restarted_onto_an_evacuating_host_are_evacuated_again() {
                 _ => {}
             }
             if !matches!(&cmd.kind, CommandKind::MaintainHost { .. }) {
-                next.extend(c.handle(now, Observation::CommandCompleted { id: cmd.id }));
+                next.extend(
+                    c.handle(now, Observation::CommandCompleted { id: cmd.id })
+                        .commands,
+                );
             }
         }
         pending = next;
@@ -484,7 +605,7 @@ fn vms_restarted_onto_an_evacuating_host_are_evacuated_again() {
             && pending.is_empty()
         {
             now = w;
-            pending = c.handle(w, Observation::Timer);
+            pending = c.handle(w, Observation::Timer).commands;
         }
         if maintained {
             break;
@@ -526,36 +647,38 @@ fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
 }
 
 /// Answers every command, oldest first, one at a time, until none is left; the commands
-/// in the order they were issued.
-fn drive(c: &mut Control, first: Vec<Command>) -> Vec<Command> {
+/// in the order they were issued, and the events of those steps.
+fn drive(c: &mut Control, first: Vec<Command>) -> (Vec<Command>, Vec<ControlEvent>) {
     let mut queue: std::collections::VecDeque<Command> = first.into();
     let mut seen = Vec::new();
+    let mut events = Vec::new();
     let mut t = 1;
     while let Some(cmd) = queue.pop_front() {
         seen.push(cmd.clone());
         t += 1_000;
-        queue.extend(c.handle(Time(t), Observation::CommandCompleted { id: cmd.id }));
+        let ready = c.handle(Time(t), Observation::CommandCompleted { id: cmd.id });
+        queue.extend(ready.commands);
+        events.extend(ready.events);
         assert!(seen.len() < 1_000, "the rollout does not end");
     }
-    seen
+    (seen, events)
 }
 
 #[test]
 fn rollout_replaces_the_control_plane_one_member_at_a_time_then_surges_each_pool() {
     let mut c = Control::virtualized(cfg(), spread_state(5, 6)).with_clusters(vec![topology(1, 0)]);
-    let first = c.handle(
+    let ready = c.handle(
         Time(1),
         Observation::UpgradeRequested {
             cluster: "c".into(),
             upgrade: UpgradeKind::Kubernetes,
         },
     );
-    let events = c.take_events();
     assert!(matches!(
-        &events[..],
+        &ready.events[..],
         [ControlEvent::UpgradeStarted { nodes: 9, .. }]
     ));
-    let seen = drive(&mut c, first);
+    let (seen, events) = drive(&mut c, ready.commands);
     // Control plane: a new member runs before an old one is deleted, one at a time.
     let cp: Vec<String> = seen
         .iter()
@@ -591,7 +714,6 @@ fn rollout_replaces_the_control_plane_one_member_at_a_time_then_surges_each_pool
         assert!(matches!(chunk[1], CommandKind::Drain { node } if *node == old));
         assert!(matches!(chunk[2], CommandKind::DeleteVm { vm, .. } if *vm == old));
     }
-    let events = c.take_events();
     assert_eq!(
         events
             .iter()
@@ -621,27 +743,30 @@ fn rollout_replaces_the_control_plane_one_member_at_a_time_then_surges_each_pool
 #[test]
 fn a_rollout_requested_during_another_is_queued() {
     let mut c = Control::virtualized(cfg(), spread_state(5, 6)).with_clusters(vec![topology(2, 1)]);
-    let mut first = c.handle(
+    let ready = c.handle(
         Time(1),
         Observation::UpgradeRequested {
             cluster: "c".into(),
             upgrade: UpgradeKind::Kubernetes,
         },
     );
-    first.extend(c.handle(
+    let mut first = ready.commands;
+    let mut events = ready.events;
+    let queued = c.handle(
         Time(2),
         Observation::UpgradeRequested {
             cluster: "c".into(),
             upgrade: UpgradeKind::Os,
         },
-    ));
+    );
+    first.extend(queued.commands);
+    events.extend(queued.events);
     assert!(
         c.condition("cluster/c")
             .is_some_and(|x| x.reason == Reason::Upgrading)
     );
-    drive(&mut c, first);
-    let kinds: Vec<String> = c
-        .take_events()
+    events.extend(drive(&mut c, first).1);
+    let kinds: Vec<String> = events
         .into_iter()
         .filter_map(|e| match e {
             ControlEvent::UpgradeStarted { kind, .. } => Some(format!("start {kind}")),

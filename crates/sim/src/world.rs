@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use plinth_control::upgrade::{CONTROL_PLANE, staggered};
 use plinth_control::{
-    Command, CommandId, CommandKind, Condition, ConditionChange, Control, ControlEvent, Driver,
-    Observation, Reason, Time, UpgradeKind,
+    BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange, Control,
+    ControlEvent, Driver, Observation, Ready, Reason, Time, UpgradeKind,
 };
 use plinth_events::{
     Event, EvictionReason, Header, Hourly, PodName, RequestedBy, Source, UnbindReason,
@@ -44,6 +44,11 @@ const DRAIN_TIMEOUT_MS: u64 = 900_000;
 const HOUR_MS: u64 = 3_600_000;
 /// A year, for `kubernetesUpgradesPerYear`.
 const YEAR_MS: u64 = 365 * 86_400_000;
+
+/// A command the simulated target declined or aborted with nothing changed.
+fn refused(reason: String) -> CommandError {
+    CommandError::Refused { reason }
+}
 
 #[derive(Clone, Debug)]
 enum Ev {
@@ -233,7 +238,7 @@ struct Timings {
 
 struct InFlight {
     cmd: Command,
-    ok: Result<(), String>,
+    ok: Result<(), CommandError>,
     /// Host epochs the command depends on, checked at completion.
     hosts: Vec<(usize, u64)>,
 }
@@ -1112,12 +1117,32 @@ impl<'a> World<'a> {
         let next_beat = self.now.div_ceil(self.heartbeat_ms) * self.heartbeat_ms;
         self.push(
             next_beat,
-            Ev::Deliver(Observation::Heartbeat { host: name }),
+            Ev::Deliver(Observation::Heartbeat {
+                host: name,
+                boot: self.boot(h),
+            }),
         );
+        // The agent reports what it runs when it connects.
+        let inventory = self.inventory(h);
+        self.push(next_beat, Ev::Deliver(inventory));
         self.hosts[h].clock += 1;
         let clock = self.hosts[h].clock;
         let ttf = self.hosts[h].stream.time_to_failure();
         self.push(self.now + ttf, Ev::Crash { host: h, clock });
+    }
+
+    /// Host `h`'s current life: a host gets a new one each time it comes back up.
+    fn boot(&self, h: usize) -> BootId {
+        BootId(self.hosts[h].epoch)
+    }
+
+    /// What host `h`'s agent reports it runs.
+    fn inventory(&self, h: usize) -> Observation {
+        Observation::Inventory {
+            host: self.s.hosts[h].name.clone(),
+            boot: self.boot(h),
+            vms: self.host_vms[h].iter().cloned().collect(),
+        }
     }
 
     // --- nodes joining and leaving, drains ------------------------------------------------
@@ -1780,13 +1805,13 @@ impl<'a> World<'a> {
         Some((bytes * 8.0 / bits_per_ms / (1.0 - t.dirty_rate)) as u64 + 1_000)
     }
 
-    fn begin(&mut self, cmd: &Command) -> (u64, Result<(), String>, Vec<(usize, u64)>) {
+    fn begin(&mut self, cmd: &Command) -> (u64, Result<(), CommandError>, Vec<(usize, u64)>) {
         let tm = self.timings;
         let epoch = |w: &Self, h: usize| (h, w.hosts[h].epoch);
         match &cmd.kind {
             CommandKind::StartVm { vm, host } => {
                 let Some(h) = self.host_idx(host) else {
-                    return (0, Err(format!("unknown host {host}")), vec![]);
+                    return (0, Err(refused(format!("unknown host {host}"))), vec![]);
                 };
                 if let Some(&at) = self.vm_at.get(vm) {
                     if at == h {
@@ -1803,13 +1828,13 @@ impl<'a> World<'a> {
                     );
                 }
                 if !self.hosts[h].up {
-                    return (API_MS, Err(format!("host {host} is down")), vec![]);
+                    return (API_MS, Err(CommandError::Unreachable), vec![]);
                 }
                 (tm.vm_boot, Ok(()), vec![epoch(self, h)])
             }
             CommandKind::CreateVm { vm, host, pool } => {
                 let Some(h) = self.host_idx(host) else {
-                    return (0, Err(format!("unknown host {host}")), vec![]);
+                    return (0, Err(refused(format!("unknown host {host}"))), vec![]);
                 };
                 self.vm_pool.insert(vm.clone(), pool.clone());
                 if let Some(&size) = self.s.vm_template.get(pool) {
@@ -1822,7 +1847,7 @@ impl<'a> World<'a> {
                     self.cp_vm.insert(vm.clone(), q);
                 }
                 if !self.hosts[h].up {
-                    return (API_MS, Err(format!("host {host} is down")), vec![]);
+                    return (API_MS, Err(CommandError::Unreachable), vec![]);
                 }
                 (tm.vm_clone + tm.vm_boot, Ok(()), vec![epoch(self, h)])
             }
@@ -1843,13 +1868,15 @@ impl<'a> World<'a> {
             }
             CommandKind::MigrateVm { vm, from, to } => {
                 let (Some(f), Some(t)) = (self.host_idx(from), self.host_idx(to)) else {
-                    return (0, Err("unknown host".into()), vec![]);
+                    return (0, Err(refused("unknown host".into())), vec![]);
                 };
                 match self.migration_ms(vm) {
                     Some(ms) => (ms, Ok(()), vec![epoch(self, f), epoch(self, t)]),
                     None => (
                         60_000,
-                        Err("pre-copy does not converge (dirty rate ≥ bandwidth)".into()),
+                        Err(refused(
+                            "pre-copy does not converge (dirty rate ≥ bandwidth)".into(),
+                        )),
                         vec![],
                     ),
                 }
@@ -1857,7 +1884,9 @@ impl<'a> World<'a> {
             CommandKind::FenceHost { .. } => {
                 let p = tm.fence_failure;
                 let ok = if self.fence_stream.chance(p) {
-                    Err("BMC did not confirm power-off".into())
+                    Err(CommandError::OutcomeUnknown {
+                        reason: "BMC did not confirm power-off".into(),
+                    })
                 } else {
                     Ok(())
                 };
@@ -1865,7 +1894,7 @@ impl<'a> World<'a> {
             }
             CommandKind::MaintainHost { host } => {
                 let Some(h) = self.host_idx(host) else {
-                    return (0, Err(format!("unknown host {host}")), vec![]);
+                    return (0, Err(refused(format!("unknown host {host}"))), vec![]);
                 };
                 if let Some(&n) = self.node_index.get(host) {
                     self.nodes[n].unschedulable = true;
@@ -1882,6 +1911,11 @@ impl<'a> World<'a> {
                 (API_MS, Ok(()), vec![])
             }
             CommandKind::Uncordon { .. } => (API_MS, Ok(()), vec![]),
+            CommandKind::ReportInventory { host } => match self.host_idx(host) {
+                Some(h) if self.hosts[h].up => (API_MS, Ok(()), vec![epoch(self, h)]),
+                Some(_) => (API_MS, Err(CommandError::Unreachable), vec![]),
+                None => (0, Err(refused(format!("unknown host {host}"))), vec![]),
+            },
             // Drains are answered by `start_drain` when their last pod is out.
             CommandKind::Drain { .. } => (API_MS, Ok(()), vec![]),
             CommandKind::ProvisionServer { server, .. } | CommandKind::ReimageServer { server } => {
@@ -1891,10 +1925,10 @@ impl<'a> World<'a> {
                     tm.reimage
                 };
                 let Some(h) = self.host_idx(server) else {
-                    return (0, Err(format!("unknown server {server}")), vec![]);
+                    return (0, Err(refused(format!("unknown server {server}"))), vec![]);
                 };
                 if matches!(self.hosts[h].down, Some(Down::Crash | Down::Fenced)) {
-                    return (API_MS, Err(format!("server {server} is down")), vec![]);
+                    return (API_MS, Err(CommandError::Unreachable), vec![]);
                 }
                 self.host_down(h, Down::Planned, None);
                 // A crash during the install or reimage fails it (the server's epoch).
@@ -1904,11 +1938,11 @@ impl<'a> World<'a> {
     }
 
     /// Applies a finished command to the world; `Err` if it failed.
-    fn complete(&mut self, f: InFlight) -> Result<(), String> {
+    fn complete(&mut self, f: InFlight) -> Result<(), CommandError> {
         f.ok.clone()?;
         for (h, e) in &f.hosts {
             if self.hosts[*h].epoch != *e {
-                return Err(format!("host {} was lost", self.s.hosts[*h].name));
+                return Err(refused(format!("host {} was lost", self.s.hosts[*h].name)));
             }
         }
         match &f.cmd.kind {
@@ -1933,7 +1967,7 @@ impl<'a> World<'a> {
             CommandKind::MigrateVm { vm, from, to } => {
                 let (f, t) = (self.host_idx(from), self.host_idx(to));
                 if self.vm_at.get(vm).copied() != f {
-                    return Err(format!("{vm} is not running on {from}"));
+                    return Err(refused(format!("{vm} is not running on {from}")));
                 }
                 if let Some(t) = t {
                     self.vm_run(vm, t);
@@ -1963,7 +1997,7 @@ impl<'a> World<'a> {
                     if self.hosts[h].down == Some(Down::Planned) {
                         self.host_up(h);
                     } else if !self.hosts[h].up {
-                        return Err(format!("host {host} failed during maintenance"));
+                        return Err(refused(format!("host {host} failed during maintenance")));
                     }
                 }
                 self.summary.maintenances += 1;
@@ -2006,7 +2040,8 @@ impl<'a> World<'a> {
             }
             CommandKind::Cordon { .. }
             | CommandKind::Drain { .. }
-            | CommandKind::RemoveNode { .. } => {}
+            | CommandKind::RemoveNode { .. }
+            | CommandKind::ReportInventory { .. } => {}
         }
         Ok(())
     }
@@ -2026,21 +2061,30 @@ impl<'a> World<'a> {
             }
             Ev::Done { id } => {
                 let f = self.inflight.remove(&id)?;
+                let inventory = match &f.cmd.kind {
+                    CommandKind::ReportInventory { host } => self.host_idx(host),
+                    _ => None,
+                };
                 let r = self.complete(f);
                 return Some(match r {
                     Ok(()) => {
                         self.log.write(self.now, Event::Completed { id });
+                        if let Some(h) = inventory {
+                            // The report first, then the command's completion.
+                            self.push(self.now, Ev::Deliver(Observation::CommandCompleted { id }));
+                            return Some(self.inventory(h));
+                        }
                         Observation::CommandCompleted { id }
                     }
-                    Err(reason) => {
+                    Err(error) => {
                         self.log.write(
                             self.now,
                             Event::Failed {
                                 id,
-                                reason: reason.as_str().into(),
+                                reason: error.to_string().into(),
                             },
                         );
-                        Observation::CommandFailed { id, reason }
+                        Observation::CommandFailed { id, error }
                     }
                 });
             }
@@ -2344,8 +2388,23 @@ impl Driver for World<'_> {
         }
     }
 
-    fn submit(&mut self, now: Time, command: Command) {
+    fn apply(&mut self, now: Time, ready: Ready) {
         self.now = now.millis().max(self.now);
+        for c in ready.conditions {
+            self.log.write(self.now, Event::Condition(Cow::Owned(c)));
+        }
+        for e in ready.events {
+            self.control_event(e);
+        }
+        for command in ready.commands {
+            self.submit(command);
+        }
+    }
+}
+
+impl World<'_> {
+    /// Starts carrying out `command` at the current time.
+    fn submit(&mut self, command: Command) {
         self.log
             .write(self.now, Event::Command(Cow::Borrowed(&command)));
         let id = command.id;
@@ -2374,19 +2433,5 @@ impl Driver for World<'_> {
             },
         );
         self.push(self.now + ms, Ev::Done { id });
-    }
-
-    fn record(&mut self, now: Time, events: Vec<ControlEvent>) {
-        self.now = now.millis().max(self.now);
-        for e in events {
-            self.control_event(e);
-        }
-    }
-
-    fn publish(&mut self, now: Time, changes: Vec<ConditionChange>) {
-        for c in changes {
-            self.log
-                .write(now.millis(), Event::Condition(Cow::Owned(c)));
-        }
     }
 }

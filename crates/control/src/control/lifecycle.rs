@@ -444,7 +444,7 @@ impl Control {
     }
 
     /// The spec of VM `name` (running, or stranded for lack of room).
-    fn vm_spec(&self, name: &str) -> Option<VmSpec> {
+    pub(super) fn vm_spec(&self, name: &str) -> Option<VmSpec> {
         let v = self.vms.as_ref()?;
         v.ids
             .get(name)
@@ -633,7 +633,7 @@ impl Control {
         now: Time,
         c: usize,
         old: String,
-        failed: Option<String>,
+        failed: Option<crate::command::CommandError>,
         out: &mut Vec<Command>,
     ) {
         let Some(rep) = self.replacement(c, &old) else {
@@ -668,7 +668,11 @@ impl Control {
                 self.rollout_wait(
                     now,
                     c,
-                    format!("{} failed: {}", old, failed.unwrap_or_default()),
+                    format!(
+                        "{} failed: {}",
+                        old,
+                        failed.map(|e| e.to_string()).unwrap_or_default()
+                    ),
                 );
             }
             Step::Provisioning => {
@@ -1015,7 +1019,7 @@ impl Control {
         &mut self,
         now: Time,
         op: ScaleOp,
-        failed: Option<String>,
+        failed: Option<crate::command::CommandError>,
         out: &mut Vec<Command>,
     ) {
         let ScaleOp {
@@ -1234,7 +1238,7 @@ impl Control {
         stage: usize,
         old: String,
         new: String,
-        failed: Option<String>,
+        failed: Option<crate::command::CommandError>,
     ) {
         if failed.is_some() {
             // The new VM's host was lost: HA restarts it like any other.
