@@ -784,3 +784,324 @@ fn a_rollout_requested_during_another_is_queued() {
         ]
     );
 }
+
+// --- failure paths: typed failures, deadlines, resync -----------------------------------
+
+fn refused(id: plinth_control::CommandId) -> Observation {
+    Observation::CommandFailed {
+        id,
+        error: CommandError::Refused {
+            reason: "eviction blocked by a PodDisruptionBudget".into(),
+        },
+    }
+}
+
+#[test]
+fn a_failed_drain_pauses_maintenance_and_never_powers_the_server_off() {
+    let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
+    let drain = c
+        .handle(
+            Time(0),
+            Observation::MaintenanceRequested { host: "s0".into() },
+        )
+        .commands;
+    assert_eq!(drain[0].kind, CommandKind::Drain { node: "s0".into() });
+    let after = c.handle(Time(60_000), refused(drain[0].id));
+    assert!(
+        after.commands.is_empty(),
+        "no MaintainHost after a failed drain"
+    );
+    let cond = c
+        .condition("node/s0")
+        .expect("condition on the blocked node");
+    assert_eq!(cond.reason, Reason::DrainFailed);
+    assert!(cond.message.contains("maintenance waits"), "{cond}");
+    // Retried with backoff: the same drain, 5 s later, then the maintenance goes on.
+    assert!(
+        c.handle(Time(64_999), Observation::Timer)
+            .commands
+            .is_empty()
+    );
+    let again = c.handle(Time(65_000), Observation::Timer).commands;
+    assert_eq!(again[0].kind, CommandKind::Drain { node: "s0".into() });
+    let maintain = c
+        .handle(
+            Time(70_000),
+            Observation::CommandCompleted { id: again[0].id },
+        )
+        .commands;
+    assert_eq!(
+        maintain[0].kind,
+        CommandKind::MaintainHost { host: "s0".into() }
+    );
+    assert!(c.condition("node/s0").is_none(), "the blocker is gone");
+}
+
+#[test]
+fn a_rollout_never_deletes_a_node_whose_drain_timed_out() {
+    let mut c = Control::virtualized(cfg(), spread_state(5, 6)).with_clusters(vec![topology(1, 0)]);
+    let mut queue: std::collections::VecDeque<Command> = c
+        .handle(
+            Time(1),
+            Observation::UpgradeRequested {
+                cluster: "c".into(),
+                upgrade: UpgradeKind::Kubernetes,
+            },
+        )
+        .commands
+        .into();
+    let mut t = Time(1);
+    // Answer everything until the first drain of a worker.
+    let drain = loop {
+        let cmd = queue.pop_front().expect("the rollout reaches a drain");
+        if matches!(cmd.kind, CommandKind::Drain { .. }) {
+            break cmd;
+        }
+        t = t + 1_000;
+        queue.extend(
+            c.handle(t, Observation::CommandCompleted { id: cmd.id })
+                .commands,
+        );
+    };
+    // No answer: the drain's deadline (an hour) passes.
+    let deadline = t + plinth_control::Deadlines::DRAIN_MS + 30_000;
+    let after = c.handle(deadline, Observation::Timer).commands;
+    assert!(
+        after
+            .iter()
+            .all(|x| !matches!(x.kind, CommandKind::DeleteVm { .. })),
+        "no delete after a drain that timed out: {after:?}"
+    );
+    let CommandKind::Drain { node } = &drain.kind else {
+        unreachable!()
+    };
+    let cond = c.condition(&format!("node/{node}")).expect("condition");
+    assert_eq!(cond.reason, Reason::DrainFailed);
+    assert!(cond.message.contains("timed out"), "{cond}");
+    assert!(cond.message.contains("not deleted"), "{cond}");
+    // The retry drains it; only then is the VM deleted.
+    let retry = c.handle(deadline + 5_000, Observation::Timer).commands;
+    assert_eq!(retry[0].kind, drain.kind);
+    let delete = c
+        .handle(
+            deadline + 6_000,
+            Observation::CommandCompleted { id: retry[0].id },
+        )
+        .commands;
+    assert!(matches!(&delete[0].kind, CommandKind::DeleteVm { vm, .. } if vm == node));
+}
+
+#[test]
+fn a_failed_cordon_is_retried_with_growing_backoff() {
+    let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
+    let _ = c.handle(
+        Time(0),
+        Observation::HeartbeatMissed {
+            host: "s1".into(),
+            last_heard: Time(0),
+        },
+    );
+    let cordon = c.handle(Time(15_000), Observation::Timer).commands;
+    assert_eq!(cordon[0].kind, CommandKind::Cordon { node: "s1".into() });
+    let unreachable = |id| Observation::CommandFailed {
+        id,
+        error: CommandError::Unreachable,
+    };
+    let _ = c.handle(Time(16_000), unreachable(cordon[0].id));
+    assert_eq!(
+        c.condition("node/s1").map(|x| x.reason),
+        Some(Reason::Retrying)
+    );
+    let second = c.handle(Time(21_000), Observation::Timer).commands;
+    assert_eq!(second[0].kind, cordon[0].kind);
+    let _ = c.handle(Time(22_000), unreachable(second[0].id));
+    assert!(
+        c.handle(Time(31_999), Observation::Timer)
+            .commands
+            .is_empty()
+    );
+    let third = c.handle(Time(32_000), Observation::Timer).commands;
+    assert_eq!(third[0].kind, cordon[0].kind, "after 5 s, then 10 s");
+}
+
+/// Starts maintenance of the host of `w-00` and lets the deadline of `w-00`'s
+/// migration pass unanswered; the migration and the step's commands.
+fn migration_lost(c: &mut Control) -> (String, String, Vec<Command>) {
+    let host = host_of(c, "w-00");
+    let cmds = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: host.clone() },
+        )
+        .commands;
+    let mut target = None;
+    for cmd in &cmds {
+        match &cmd.kind {
+            CommandKind::MigrateVm { vm, to, .. } if vm == "w-00" => target = Some(to.clone()),
+            _ => {
+                let _ = c.handle(Time(2_000), Observation::CommandCompleted { id: cmd.id });
+            }
+        }
+    }
+    let to = target.expect("w-00 migrates");
+    let asks = c.handle(Time(3_600_000), Observation::Timer).commands;
+    (host, to, asks)
+}
+
+#[test]
+fn a_migration_whose_answer_is_lost_is_located_on_both_hosts_before_anything_else() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 9));
+    let (from, to, asks) = migration_lost(&mut c);
+    let mut asked: Vec<&CommandKind> = asks.iter().map(|x| &x.kind).collect();
+    asked.sort_by_key(|k| k.object().to_owned());
+    let mut expected = [
+        CommandKind::ReportInventory { host: from.clone() },
+        CommandKind::ReportInventory { host: to.clone() },
+    ];
+    expected.sort_by_key(|k| k.object().to_owned());
+    assert_eq!(
+        asked,
+        expected.iter().collect::<Vec<_>>(),
+        "nothing but the two questions"
+    );
+    assert_eq!(c.vm_phase("w-00"), Some(VmPhase::Unknown));
+    assert_eq!(
+        c.condition("vm/w-00").map(|x| x.reason),
+        Some(Reason::Locating)
+    );
+    // The source answers first: not there. Nothing is decided until the target answers.
+    let others_on_target: Vec<String> = c
+        .pool()
+        .expect("pool")
+        .vms_on(HostId(to[1..].parse().expect("hN")))
+        .into_iter()
+        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
+        .filter(|n| n != "w-00")
+        .collect();
+    let first = c.handle(
+        Time(3_601_000),
+        Observation::Inventory {
+            host: from.clone(),
+            boot: BootId(1),
+            vms: vec![],
+        },
+    );
+    assert!(first.commands.is_empty());
+    assert_eq!(c.vm_phase("w-00"), Some(VmPhase::Unknown));
+    // The target runs it: the migration happened.
+    let mut on_target = others_on_target;
+    on_target.push("w-00".into());
+    let _ = c.handle(
+        Time(3_601_500),
+        Observation::Inventory {
+            host: to.clone(),
+            boot: BootId(1),
+            vms: on_target,
+        },
+    );
+    assert_eq!(c.vm_phase("w-00"), Some(VmPhase::Running));
+    assert_eq!(host_of(&c, "w-00"), to);
+    assert!(c.condition("vm/w-00").is_none());
+}
+
+#[test]
+fn a_migration_found_on_its_source_stays_there_and_one_found_nowhere_starts_once() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 9));
+    let (from, to, _) = migration_lost(&mut c);
+    let _ = c.handle(
+        Time(3_601_000),
+        Observation::Inventory {
+            host: from.clone(),
+            boot: BootId(1),
+            vms: vec!["w-00".into()],
+        },
+    );
+    assert_eq!(host_of(&c, "w-00"), from, "it never left its source");
+    assert_eq!(c.vm_phase("w-00"), Some(VmPhase::Running));
+
+    let mut c = Control::virtualized(cfg(), spread_state(4, 9));
+    let (from, to2, _) = migration_lost(&mut c);
+    assert_eq!(to, to2);
+    let _ = c.handle(
+        Time(3_601_000),
+        Observation::Inventory {
+            host: from,
+            boot: BootId(1),
+            vms: vec![],
+        },
+    );
+    let on_target: Vec<String> = c
+        .pool()
+        .expect("pool")
+        .vms_on(HostId(to[1..].parse().expect("hN")))
+        .into_iter()
+        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
+        .filter(|n| n != "w-00")
+        .collect();
+    let start = c
+        .handle(
+            Time(3_602_000),
+            Observation::Inventory {
+                host: to.clone(),
+                boot: BootId(1),
+                vms: on_target,
+            },
+        )
+        .commands;
+    let starts: Vec<&Command> = start
+        .iter()
+        .filter(|x| matches!(x.kind, CommandKind::StartVm { .. }))
+        .collect();
+    assert_eq!(starts.len(), 1);
+    assert_eq!(
+        starts[0].kind,
+        CommandKind::StartVm {
+            vm: "w-00".into(),
+            host: to
+        }
+    );
+}
+
+#[test]
+fn a_host_reporting_a_vm_it_should_not_run_is_told_to_stop_it_and_a_missing_one_starts() {
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6));
+    let home = host_of(&c, "w-00");
+    let other = (0..4)
+        .map(|i| format!("h{i}"))
+        .find(|h| *h != home)
+        .expect("another host");
+    let mut running: Vec<String> = c
+        .pool()
+        .expect("pool")
+        .vms_on(HostId(other[1..].parse().expect("hN")))
+        .into_iter()
+        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
+        .collect();
+    let missing = running.pop().expect("a VM on the other host");
+    running.push("w-00".into());
+    let cmds = c
+        .handle(
+            Time(1_000),
+            Observation::Inventory {
+                host: other.clone(),
+                boot: BootId(1),
+                vms: running,
+            },
+        )
+        .commands;
+    let kinds: Vec<&CommandKind> = cmds.iter().map(|x| &x.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &CommandKind::StopVm {
+                vm: "w-00".into(),
+                host: other.clone()
+            },
+            &CommandKind::StartVm {
+                vm: missing,
+                host: other
+            },
+        ]
+    );
+    assert_eq!(host_of(&c, "w-00"), home, "the stale copy is never resumed");
+}
