@@ -101,6 +101,8 @@ struct HostRec {
     failure: Option<usize>,
     /// The host's current life, once heard from.
     boot: Option<BootId>,
+    /// When it was last heard from (a delivered heartbeat or inventory).
+    heard_at: Option<Time>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -235,6 +237,7 @@ impl Control {
                 stuck: false,
                 failure: None,
                 boot: None,
+                heard_at: None,
             })
             .collect();
         let mut c = Self {
@@ -486,6 +489,7 @@ impl Control {
             return false;
         }
         rec.boot = Some(boot);
+        rec.heard_at = Some(self.clock);
         true
     }
 
@@ -648,6 +652,7 @@ impl Control {
             }
             Timer::KnownDead { host, failure } => {
                 if self.hosts[host].failure == Some(failure)
+                    && !self.heard_since_failure(host)
                     && matches!(
                         self.hosts[host].health,
                         Health::Fencing | Health::FenceFailed { .. }
@@ -823,7 +828,8 @@ impl Control {
                 old,
                 new,
             } => self.remediation_done(now, cluster, stage, old, new, failed),
-            Pending::Kube | Pending::Inventory { .. } => {}
+            Pending::Inventory { host } => self.inventory_answered(now, host),
+            Pending::Kube => {}
         }
     }
 
@@ -840,6 +846,13 @@ impl Control {
         let name = self.hosts[i].name.clone();
         // A fence that timed out or whose answer was lost counts as failed: the host is
         // never assumed off.
+        if failed.is_some() && self.heard_since_failure(i) {
+            // It answered while being fenced: it is alive and reachable.
+            self.hosts[i].health = Health::Up;
+            self.relocate_on(now, i, out);
+            self.close_failure_if_done(i, now);
+            return;
+        }
         if let Some(error) = failed {
             let retry = now + self.cfg.ha.fence_retry;
             self.hosts[i].health = Health::FenceFailed { retry };
@@ -864,6 +877,16 @@ impl Control {
             self.failures[f].fenced_at = Some(now);
         }
         self.known_dead(now, i, out);
+    }
+
+    /// Whether host `i` was heard from after the last heartbeat of its failure.
+    fn heard_since_failure(&self, i: usize) -> bool {
+        let Some(f) = self.hosts[i].failure else {
+            return false;
+        };
+        self.hosts[i]
+            .heard_at
+            .is_some_and(|t| t > self.failures[f].last_heard)
     }
 
     /// Host `i`'s VMs are known dead (its fence was confirmed, or its own agent has

@@ -542,6 +542,28 @@ pub enum Event<'a> {
         /// Its host, if any.
         host: Option<Cow<'a, str>>,
     },
+    /// The control plane lost contact with a live host (a network partition): the host
+    /// keeps running its VMs until its agent's self-fence timeout.
+    #[serde(rename_all = "camelCase")]
+    HostPartitioned {
+        /// The host.
+        host: Cow<'a, str>,
+    },
+    /// A partitioned host can reach the control plane again.
+    #[serde(rename_all = "camelCase")]
+    PartitionHealed {
+        /// The host.
+        host: Cow<'a, str>,
+    },
+    /// A partitioned host's agent killed its VMs after `selfFenceTimeout` without contact
+    /// (Proxmox's watchdog rule), so the control plane may restart them elsewhere.
+    #[serde(rename_all = "camelCase")]
+    SelfFenced {
+        /// The host.
+        host: Cow<'a, str>,
+        /// The VMs it killed.
+        vms: Vec<Cow<'a, str>>,
+    },
     /// A VM was started while another copy of it ran: must never occur.
     #[serde(rename_all = "camelCase")]
     SecondCopy {

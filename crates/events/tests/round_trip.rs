@@ -218,6 +218,12 @@ fn samples() -> Vec<Event<'static>> {
             running_on: s("a"),
             started_on: s("b"),
         },
+        Event::HostPartitioned { host: s("a") },
+        Event::PartitionHealed { host: s("a") },
+        Event::SelfFenced {
+            host: s("a"),
+            vms: vec![s("shop-workers-0")],
+        },
     ]
 }
 
@@ -261,9 +267,12 @@ fn variant(e: &Event<'_>) -> usize {
         Event::Hourly(_) => 33,
         Event::TimelineStepNotModelled { .. } => 34,
         Event::SecondCopy { .. } => 35,
+        Event::HostPartitioned { .. } => 36,
+        Event::PartitionHealed { .. } => 37,
+        Event::SelfFenced { .. } => 38,
     }
 }
-const VARIANTS: usize = 36;
+const VARIANTS: usize = 39;
 
 fn log_of(events: &[Event<'static>]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -14,6 +14,7 @@
 //! only carries out its commands and reports what a real estate would report.
 
 mod failures;
+pub mod faults;
 mod log;
 mod setup;
 mod world;

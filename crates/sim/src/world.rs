@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::failures::FailureStream;
+use crate::faults::{FaultStream, Faults};
 use crate::log::{Log, PodOrdinals};
 use crate::setup::Setup;
 use crate::{Options, Run};
@@ -44,6 +45,14 @@ const DRAIN_TIMEOUT_MS: u64 = 900_000;
 const HOUR_MS: u64 = 3_600_000;
 /// A year, for `kubernetesUpgradesPerYear`.
 const YEAR_MS: u64 = 365 * 86_400_000;
+
+/// The answer to command `id` with outcome `r`.
+fn answer(id: CommandId, r: Result<(), CommandError>) -> Observation {
+    match r {
+        Ok(()) => Observation::CommandCompleted { id },
+        Err(error) => Observation::CommandFailed { id, error },
+    }
+}
 
 /// A command the simulated target declined or aborted with nothing changed.
 fn refused(reason: String) -> CommandError {
@@ -96,6 +105,20 @@ enum Ev {
     Hourly {
         hour: u64,
     },
+    /// A host is cut off from the control plane (see [`crate::faults`]).
+    Partition {
+        host: usize,
+    },
+    /// Partition `cut` of `host` ends.
+    Heal {
+        host: usize,
+        cut: u64,
+    },
+    /// `host`'s agent kills its VMs if partition `cut` still holds.
+    SelfFence {
+        host: usize,
+        cut: u64,
+    },
 }
 
 struct Entry {
@@ -138,6 +161,8 @@ struct HostState {
     clock: u64,
     /// Index into `failures` of the crash being handled.
     failure: Option<usize>,
+    /// The partition cutting it off from the control plane, if any.
+    cut: Option<u64>,
 }
 
 struct NodeState {
@@ -373,6 +398,12 @@ pub struct World<'a> {
     unschedulable: BTreeMap<usize, String>,
     inflight: BTreeMap<CommandId, InFlight>,
     fence_stream: FailureStream,
+    seed: u64,
+    faults: FaultStream,
+    /// Partitions begun so far.
+    cuts: u64,
+    /// When the last agent answer is delivered: answers keep their order.
+    last_answer: u64,
     failures: Vec<SimFailure>,
     log: Log,
     /// Each pod's ordinal within its workload, for `podBound`/`podUnbound` lines.
@@ -424,6 +455,7 @@ impl<'a> World<'a> {
                 stream: FailureStream::new(seed, &h.class, h.index_in_class, h.failures),
                 clock: 0,
                 failure: None,
+                cut: None,
             })
             .collect();
         let host_index = setup
@@ -584,6 +616,10 @@ impl<'a> World<'a> {
         let mut w = Self {
             timings,
             fence_stream: FailureStream::new(seed, "fence", 0, estate.scenario.spec.failures.hosts),
+            seed,
+            faults: FaultStream::new(seed, Faults::default()),
+            cuts: 0,
+            last_answer: 0,
             vm_at: BTreeMap::new(),
             host_vms: vec![BTreeSet::new(); setup.hosts.len()],
             pool_stats,
@@ -638,6 +674,20 @@ impl<'a> World<'a> {
         );
         w.start();
         w
+    }
+
+    /// Turns on `faults` between the control plane and the host agents (virtualized
+    /// hosts; see [`crate::faults`]).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = FaultStream::new(self.seed, faults);
+        if self.s.env == EnvironmentType::Virtualized {
+            for h in 0..self.hosts.len() {
+                if let Some(t) = self.faults.time_to_partition() {
+                    self.push(t, Ev::Partition { host: h });
+                }
+            }
+        }
+        self
     }
 
     fn push(&mut self, t: u64, ev: Ev) {
@@ -1115,20 +1165,151 @@ impl<'a> World<'a> {
         );
         self.host_up(h);
         let next_beat = self.now.div_ceil(self.heartbeat_ms) * self.heartbeat_ms;
-        self.push(
-            next_beat,
-            Ev::Deliver(Observation::Heartbeat {
-                host: name,
-                boot: self.boot(h),
-            }),
-        );
-        // The agent reports what it runs when it connects.
-        let inventory = self.inventory(h);
-        self.push(next_beat, Ev::Deliver(inventory));
+        if self.hosts[h].cut.is_none() {
+            self.connect(h, next_beat);
+        }
         self.hosts[h].clock += 1;
         let clock = self.hosts[h].clock;
         let ttf = self.hosts[h].stream.time_to_failure();
         self.push(self.now + ttf, Ev::Crash { host: h, clock });
+    }
+
+    /// Host `h`'s agent reaches the control plane at `t`: a heartbeat, then what it runs.
+    fn connect(&mut self, h: usize, t: u64) {
+        let heartbeat = Observation::Heartbeat {
+            host: self.s.hosts[h].name.clone(),
+            boot: self.boot(h),
+        };
+        self.push(t, Ev::Deliver(heartbeat));
+        let inventory = self.inventory(h);
+        self.push(t, Ev::Deliver(inventory));
+    }
+
+    /// Host `h` is cut off from the control plane now.
+    fn partition(&mut self, h: usize) {
+        let length = self.faults.partition_length();
+        if let Some(next) = self.faults.time_to_partition() {
+            self.push(self.now + length + next, Ev::Partition { host: h });
+        }
+        if !self.hosts[h].up || self.hosts[h].cut.is_some() {
+            return;
+        }
+        self.cuts += 1;
+        let cut = self.cuts;
+        self.hosts[h].cut = Some(cut);
+        let name = self.s.hosts[h].name.clone();
+        self.log.write(
+            self.now,
+            Event::HostPartitioned {
+                host: name.as_str().into(),
+            },
+        );
+        let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;
+        self.push(
+            last_heard + self.heartbeat_ms,
+            Ev::Deliver(Observation::HeartbeatMissed {
+                host: name,
+                last_heard: Time(last_heard),
+            }),
+        );
+        let self_fence = self
+            .s
+            .estate
+            .virtualized
+            .spec
+            .ha
+            .self_fence_timeout
+            .millis();
+        self.push(self.now + self_fence, Ev::SelfFence { host: h, cut });
+        self.push(self.now + length, Ev::Heal { host: h, cut });
+    }
+
+    /// Partition `cut` of host `h` held for `selfFenceTimeout`: its agent kills its VMs.
+    fn self_fence(&mut self, h: usize, cut: u64) {
+        if self.hosts[h].cut != Some(cut) || !self.hosts[h].up {
+            return;
+        }
+        let vms: Vec<String> = self.host_vms[h].iter().cloned().collect();
+        self.log.write(
+            self.now,
+            Event::SelfFenced {
+                host: self.s.hosts[h].name.as_str().into(),
+                vms: vms.iter().map(|v| v.as_str().into()).collect(),
+            },
+        );
+        for vm in vms {
+            self.vm_stop(&vm);
+            if let Some(n) = self.node_of_vm(&vm) {
+                self.node_down(n, None);
+            }
+        }
+    }
+
+    fn heal(&mut self, h: usize, cut: u64) {
+        if self.hosts[h].cut != Some(cut) {
+            return;
+        }
+        self.hosts[h].cut = None;
+        self.log.write(
+            self.now,
+            Event::PartitionHealed {
+                host: self.s.hosts[h].name.as_str().into(),
+            },
+        );
+        if self.hosts[h].up {
+            self.connect(h, self.now);
+        }
+    }
+
+    /// The hosts whose agent carries out `kind` (a partition loses it and its answer).
+    fn agent_hosts(&self, kind: &CommandKind) -> Vec<usize> {
+        let names: Vec<&str> = match kind {
+            CommandKind::StartVm { host, .. }
+            | CommandKind::CreateVm { host, .. }
+            | CommandKind::StopVm { host, .. }
+            | CommandKind::MaintainHost { host }
+            | CommandKind::ReportInventory { host } => vec![host],
+            CommandKind::DeleteVm { host, .. } => host.iter().map(String::as_str).collect(),
+            CommandKind::MigrateVm { from, to, .. } => vec![from, to],
+            _ => vec![],
+        };
+        names.iter().filter_map(|n| self.host_idx(n)).collect()
+    }
+
+    /// Whether a partition cuts the control plane off from an agent `kind` needs.
+    fn cut_off(&self, kind: &CommandKind) -> bool {
+        self.agent_hosts(kind)
+            .iter()
+            .any(|h| self.hosts[*h].cut.is_some())
+    }
+
+    /// Delivers an agent's answers through the fault model: each may be lost, delayed
+    /// or duplicated; they arrive in the order they were sent.
+    fn deliver_answers(&mut self, answers: Vec<Observation>) {
+        for obs in answers {
+            let fate = self.faults.answer();
+            if fate.lost {
+                continue;
+            }
+            let at = (self.now + fate.delay).max(self.last_answer);
+            self.last_answer = at;
+            if fate.duplicated {
+                self.push(at, Ev::Deliver(obs.clone()));
+            }
+            self.push(at, Ev::Deliver(obs));
+        }
+    }
+
+    /// Logs the outcome of command `id`.
+    fn log_answer(&mut self, id: CommandId, r: &Result<(), CommandError>) {
+        let event = match r {
+            Ok(()) => Event::Completed { id },
+            Err(error) => Event::Failed {
+                id,
+                reason: error.to_string().into(),
+            },
+        };
+        self.log.write(self.now, event);
     }
 
     /// Host `h`'s current life: a host gets a new one each time it comes back up.
@@ -2065,28 +2246,29 @@ impl<'a> World<'a> {
                     CommandKind::ReportInventory { host } => self.host_idx(host),
                     _ => None,
                 };
+                let agent = !self.agent_hosts(&f.cmd.kind).is_empty();
+                let cut_off = self.cut_off(&f.cmd.kind);
                 let r = self.complete(f);
-                return Some(match r {
-                    Ok(()) => {
-                        self.log.write(self.now, Event::Completed { id });
-                        if let Some(h) = inventory {
-                            // The report first, then the command's completion.
-                            self.push(self.now, Ev::Deliver(Observation::CommandCompleted { id }));
-                            return Some(self.inventory(h));
+                self.log_answer(id, &r);
+                if agent && (cut_off || self.faults.faults().any()) {
+                    // The effect happened; the answer crosses the faulty network (and is
+                    // lost if a partition cuts the agent off).
+                    if !cut_off {
+                        let mut answers = Vec::new();
+                        if let (Ok(()), Some(h)) = (&r, inventory) {
+                            answers.push(self.inventory(h));
                         }
-                        Observation::CommandCompleted { id }
+                        answers.push(answer(id, r));
+                        self.deliver_answers(answers);
                     }
-                    Err(error) => {
-                        self.log.write(
-                            self.now,
-                            Event::Failed {
-                                id,
-                                reason: error.to_string().into(),
-                            },
-                        );
-                        Observation::CommandFailed { id, error }
-                    }
-                });
+                    return None;
+                }
+                if let (Ok(()), Some(h)) = (&r, inventory) {
+                    // The report first, then the command's completion.
+                    self.push(self.now, Ev::Deliver(answer(id, r)));
+                    return Some(self.inventory(h));
+                }
+                return Some(answer(id, r));
             }
             Ev::Evict { node, epoch } => {
                 if self.nodes[node].epoch == epoch && !self.nodes[node].ready {
@@ -2128,6 +2310,9 @@ impl<'a> World<'a> {
                     self.drain_step(node);
                 }
             }
+            Ev::Partition { host } => self.partition(host),
+            Ev::Heal { host, cut } => self.heal(host, cut),
+            Ev::SelfFence { host, cut } => self.self_fence(host, cut),
             Ev::Hourly { hour } => {
                 self.hourly(hour);
                 let next = (hour + 1) * HOUR_MS;
@@ -2258,18 +2443,16 @@ impl<'a> World<'a> {
                 self.unavailable_ms += u128::from(self.end.saturating_sub(self.pods[p].down_since));
             }
         }
-        // Join the control plane's view of each failure (in order per host).
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        // Join the control plane's view of each failure to the crash it followed: the
+        // crash of that host between its last heartbeat and the declaration (a declared
+        // failure with no crash was a partition).
         for rec in control.failures() {
-            let k = seen.entry(rec.host.as_str()).or_insert(0);
-            let nth = *k;
-            *k += 1;
-            if let Some(f) = self
-                .failures
-                .iter_mut()
-                .filter(|f| f.host == rec.host)
-                .nth(nth)
-            {
+            let (heard, declared) = (rec.last_heard.millis(), rec.declared_at.millis());
+            if let Some(f) = self.failures.iter_mut().find(|f| {
+                f.host == rec.host
+                    && f.declared_at.is_none()
+                    && (heard..=declared).contains(&f.crashed_at)
+            }) {
                 f.declared_at = Some(rec.declared_at.millis());
                 f.fenced_at = rec.fenced_at.map(Time::millis);
                 if self.s.env == EnvironmentType::Virtualized {
@@ -2421,6 +2604,10 @@ impl World<'_> {
                 },
             );
             self.start_drain(n, id);
+            return;
+        }
+        if self.cut_off(&command.kind) {
+            // Lost on the way: the control plane times it out.
             return;
         }
         let (ms, ok, hosts) = self.begin(&command);

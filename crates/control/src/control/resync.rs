@@ -194,6 +194,22 @@ impl Control {
         }
     }
 
+    /// Host `i` answered an inventory request: if a VM is still being located there, its
+    /// report was lost on the way; ask again after a backoff.
+    pub(super) fn inventory_answered(&mut self, now: Time, i: usize) {
+        if self.locating.values().any(|l| l.ask.contains(&i)) {
+            let again = InFlight {
+                kind: CommandKind::ReportInventory {
+                    host: self.hosts[i].name.clone(),
+                },
+                pending: Pending::Inventory { host: i },
+                deadline: now,
+                attempt: 0,
+            };
+            self.retry_later(now, again);
+        }
+    }
+
     /// Host `i` is heard from again: ask it about the VMs still being located there.
     pub(super) fn ask_again(&mut self, i: usize, out: &mut Vec<Command>) {
         if self.locating.values().any(|l| l.ask.contains(&i)) {
