@@ -266,6 +266,9 @@ pub enum Observation {
 #[must_use = "a step's commands must be carried out and its conditions and events kept"]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
+    /// Records changed by the step, for a durable control plane's store
+    /// ([`crate::Control::durable`]); empty otherwise. Written before `commands` are sent.
+    pub writes: Vec<crate::store::Write>,
     /// Commands to carry out.
     pub commands: Vec<Command>,
     /// Conditions set or cleared, in order.
@@ -277,7 +280,10 @@ pub struct Ready {
 impl Ready {
     /// True when the step produced nothing.
     pub fn is_empty(&self) -> bool {
-        self.commands.is_empty() && self.conditions.is_empty() && self.events.is_empty()
+        self.commands.is_empty()
+            && self.conditions.is_empty()
+            && self.events.is_empty()
+            && self.writes.is_empty()
     }
 }
 

@@ -16,6 +16,7 @@ use crate::time::Time;
 use crate::upgrade::ClusterTopology;
 use crate::{drs, ha, maintenance};
 
+mod durable;
 mod lifecycle;
 mod resync;
 
@@ -32,7 +33,7 @@ fn backoff(attempt: u32) -> u64 {
 }
 
 /// What the control plane believes a VM is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VmPhase {
     /// Running on its host.
     Running,
@@ -48,7 +49,7 @@ pub enum VmPhase {
 }
 
 /// One host failure as the control plane saw it, for recovery time by phase.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureRecord {
     /// Host or server.
@@ -73,7 +74,7 @@ pub struct FailureRecord {
     pub vms_stranded: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Health {
     Up,
     Silent { last_heard: Time, deadline: Time },
@@ -82,7 +83,7 @@ enum Health {
     Failed,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Maint {
     None,
     Evacuating,
@@ -90,7 +91,7 @@ enum Maint {
     Maintaining,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct HostRec {
     name: String,
     health: Health,
@@ -127,7 +128,7 @@ enum Timer {
 }
 
 /// A command in flight: what it is for, and when it times out.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct InFlight {
     kind: CommandKind,
     pending: Pending,
@@ -136,7 +137,7 @@ struct InFlight {
     attempt: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Pending {
     Start {
         vm: String,
@@ -198,7 +199,7 @@ pub struct Control {
     pending: BTreeMap<CommandId, InFlight>,
     next_id: u64,
     /// Failed commands waiting for their next attempt, by key.
-    retries: BTreeMap<u64, InFlight>,
+    retries: BTreeMap<u64, (Time, InFlight)>,
     retry_seq: u64,
     /// VMs whose location is being asked (see [`resync`]).
     locating: BTreeMap<String, resync::Locate>,
@@ -217,8 +218,11 @@ pub struct Control {
     /// The time of the observation being handled.
     clock: Time,
     /// Machine health checks due, by key: the node to look at.
-    health: BTreeMap<u64, String>,
+    health: BTreeMap<u64, (String, Time)>,
     health_seq: u64,
+    /// What was written to the store, by key (version, record); `None` when the control
+    /// plane is not durable.
+    persisted: Option<BTreeMap<crate::store::Key, (u64, Vec<u8>)>>,
 }
 
 impl Control {
@@ -263,6 +267,7 @@ impl Control {
             clock: Time::ZERO,
             health: BTreeMap::new(),
             health_seq: 0,
+            persisted: None,
         };
         if c.vms.is_some() && cfg.drs.enabled {
             c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
@@ -323,6 +328,8 @@ impl Control {
     pub fn handle(&mut self, now: Time, observation: Observation) -> Ready {
         let mut out = Vec::new();
         self.clock = now;
+        // Whether the step may change a record (a quiet DRS pass changes none).
+        let mut changed = !matches!(observation, Observation::Timer);
         match observation {
             Observation::Timer => {}
             Observation::Heartbeat { host, boot } => {
@@ -382,9 +389,11 @@ impl Control {
                 break;
             }
             self.timers.pop_first();
+            changed |= !(timer == Timer::Drs && self.drs_idle());
             self.on_timer(now, timer, &mut out);
         }
         Ready {
+            writes: if changed { self.persist() } else { Vec::new() },
             commands: out,
             conditions: std::mem::take(&mut self.changes),
             events: std::mem::take(&mut self.events),
@@ -473,7 +482,7 @@ impl Control {
         let at = now + backoff(f.attempt);
         let key = self.retry_seq;
         self.retry_seq += 1;
-        self.retries.insert(key, f);
+        self.retries.insert(key, (at, f));
         self.timers.insert((at, Timer::Reissue(key)));
         at
     }
@@ -631,7 +640,7 @@ impl Control {
                 self.drs_pass(now, out);
             }
             Timer::Health(key) => {
-                if let Some(node) = self.health.remove(&key) {
+                if let Some((node, _)) = self.health.remove(&key) {
                     self.check_health(now, &node, out);
                 }
             }
@@ -646,7 +655,7 @@ impl Control {
                 }
             }
             Timer::Reissue(key) => {
-                if let Some(f) = self.retries.remove(&key) {
+                if let Some((_, f)) = self.retries.remove(&key) {
                     self.send(f.kind, f.pending, f.attempt, out);
                 }
             }
@@ -1244,6 +1253,16 @@ impl Control {
             self.clear_condition(&format!("vm/{vm}"), now);
             self.start_vm(vm, host, out);
         }
+    }
+
+    /// Whether a DRS pass now would do nothing: no stuck evacuation to retry and no
+    /// change since the last pass found the pool balanced.
+    fn drs_idle(&self) -> bool {
+        !self.drs_dirty
+            && !self
+                .hosts
+                .iter()
+                .any(|h| h.maint == Maint::Evacuating && h.stuck)
     }
 
     fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) {

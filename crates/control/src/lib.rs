@@ -17,6 +17,7 @@ pub mod driver;
 pub mod drs;
 pub mod ha;
 pub mod maintenance;
+pub mod store;
 mod time;
 pub mod upgrade;
 

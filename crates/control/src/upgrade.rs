@@ -12,7 +12,7 @@
 
 /// A pool's rollout limits (`NodePool.upgrade`: defaults maxSurge 1, maxUnavailable 0, as
 /// Cluster API's MachineDeployment).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Strategy {
     /// Nodes created above the pool's size at once.
     pub max_surge: u32,
@@ -29,7 +29,7 @@ impl Strategy {
 }
 
 /// One pool of a cluster as the control plane manages it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PoolTopology {
     /// Pool name (`control-plane` for the control plane).
     pub name: String,
@@ -43,7 +43,7 @@ pub struct PoolTopology {
 }
 
 /// A cluster's nodes, as the control plane manages them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterTopology {
     /// Cluster name.
     pub name: String,

@@ -1105,3 +1105,123 @@ fn a_host_reporting_a_vm_it_should_not_run_is_told_to_stop_it_and_a_missing_one_
     );
     assert_eq!(host_of(&c, "w-00"), home, "the stale copy is never resumed");
 }
+
+// --- durable state and restart ----------------------------------------------------------
+
+fn rollout_control() -> Control {
+    Control::virtualized(cfg(), spread_state(5, 6))
+        .with_clusters(vec![topology(1, 0)])
+        .durable()
+}
+
+#[test]
+fn a_restarted_control_plane_continues_a_rollout_where_it_stopped_with_no_double_action() {
+    use plinth_control::store::{MemoryStore, Store};
+    let mut store = MemoryStore::default();
+    let mut c = rollout_control();
+    let ready = c.handle(
+        Time(1),
+        Observation::UpgradeRequested {
+            cluster: "c".into(),
+            upgrade: UpgradeKind::Kubernetes,
+        },
+    );
+    store.write(&ready.writes).expect("first write");
+    let total = store.len();
+    assert!(
+        total > 10,
+        "a record per host, VM, cluster, command: {total}"
+    );
+    let mut queue: std::collections::VecDeque<Command> = ready.commands.into();
+    let mut t = 1;
+    // Twelve answers into the rollout, the control plane crashes.
+    for _ in 0..12 {
+        let cmd = queue.pop_front().expect("a command");
+        t += 1_000;
+        let ready = c.handle(Time(t), Observation::CommandCompleted { id: cmd.id });
+        assert!(
+            ready.writes.len() < total,
+            "a step writes only what it changed: {} of {total}",
+            ready.writes.len()
+        );
+        store.write(&ready.writes).expect("write");
+        queue.extend(ready.commands);
+    }
+    let mut restored = rollout_control()
+        .restore(&store.load().expect("load"), Time(t))
+        .expect("restore");
+    assert_eq!(restored.in_flight(), c.in_flight());
+    assert_eq!(restored.cluster("c"), c.cluster("c"));
+    // Both go on with the same answers and issue the same commands, ids included: no
+    // command is issued twice and none is lost.
+    let mut seen = 0;
+    while let Some(cmd) = queue.pop_front() {
+        t += 1_000;
+        let a = c.handle(Time(t), Observation::CommandCompleted { id: cmd.id });
+        let b = restored.handle(Time(t), Observation::CommandCompleted { id: cmd.id });
+        assert_eq!(a.commands, b.commands, "after {cmd:?}");
+        assert_eq!(a.events, b.events);
+        store.write(&b.writes).expect("the restored one writes on");
+        queue.extend(a.commands);
+        seen += 1;
+        assert!(seen < 1_000, "the rollout does not end");
+    }
+    assert!(seen > 10);
+    assert!(
+        restored.condition("cluster/c").is_none(),
+        "the rollout finished"
+    );
+    let topo = restored.cluster("c").expect("cluster");
+    assert!(topo.pools[0].nodes.iter().all(|n| n.starts_with("c-w-")));
+}
+
+#[test]
+fn a_store_refuses_a_write_that_does_not_build_on_its_version() {
+    use plinth_control::store::{Key, MemoryStore, Store, StoreError, Write};
+    let mut store = MemoryStore::default();
+    let w = |version| Write {
+        key: Key::Host("h0".into()),
+        version,
+        value: Some(b"{}".to_vec()),
+    };
+    store.write(&[w(1)]).expect("create");
+    let err = store.write(&[w(1)]).expect_err("stale writer");
+    assert!(
+        matches!(err, StoreError::Conflict { found: 1, .. }),
+        "{err}"
+    );
+    store.write(&[w(2)]).expect("next version");
+}
+
+#[test]
+fn command_ids_stay_unique_across_a_restart() {
+    use plinth_control::store::{MemoryStore, Store};
+    let mut store = MemoryStore::default();
+    let mut c = rollout_control();
+    let ready = c.handle(
+        Time(1),
+        Observation::UpgradeRequested {
+            cluster: "c".into(),
+            upgrade: UpgradeKind::Kubernetes,
+        },
+    );
+    store.write(&ready.writes).expect("write");
+    let before = ready
+        .commands
+        .iter()
+        .map(|x| x.id)
+        .max()
+        .expect("a command");
+    let mut restored = rollout_control()
+        .restore(&store.load().expect("load"), Time(2))
+        .expect("restore");
+    let after = restored
+        .handle(
+            Time(2),
+            Observation::CommandCompleted {
+                id: ready.commands[0].id,
+            },
+        )
+        .commands;
+    assert!(after.iter().all(|x| x.id > before), "{after:?}");
+}

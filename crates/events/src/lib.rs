@@ -564,6 +564,13 @@ pub enum Event<'a> {
         /// The VMs it killed.
         vms: Vec<Cow<'a, str>>,
     },
+    /// The control plane crashed and was restored from its store; the commands of the
+    /// step it was taking were never sent.
+    #[serde(rename_all = "camelCase")]
+    ControlPlaneRestarted {
+        /// Commands lost with the crash.
+        commands_lost: u32,
+    },
     /// A VM was started while another copy of it ran: must never occur.
     #[serde(rename_all = "camelCase")]
     SecondCopy {

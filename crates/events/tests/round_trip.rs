@@ -224,6 +224,7 @@ fn samples() -> Vec<Event<'static>> {
             host: s("a"),
             vms: vec![s("shop-workers-0")],
         },
+        Event::ControlPlaneRestarted { commands_lost: 2 },
     ]
 }
 
@@ -270,9 +271,10 @@ fn variant(e: &Event<'_>) -> usize {
         Event::HostPartitioned { .. } => 36,
         Event::PartitionHealed { .. } => 37,
         Event::SelfFenced { .. } => 38,
+        Event::ControlPlaneRestarted { .. } => 39,
     }
 }
-const VARIANTS: usize = 39;
+const VARIANTS: usize = 40;
 
 fn log_of(events: &[Event<'static>]) -> Vec<u8> {
     let mut out = Vec::new();

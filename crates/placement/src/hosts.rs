@@ -4,7 +4,9 @@
 use plinth_model::Resources;
 
 /// Index of a host in [`Pool::hosts`](crate::Pool::hosts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct HostId(pub u32);
 
 impl HostId {
@@ -42,7 +44,9 @@ impl HostSpec {
 }
 
 /// Whether a host takes VMs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum HostStatus {
     /// Running and accepting VMs.
     #[default]

@@ -82,6 +82,41 @@ impl PoolState {
         state
     }
 
+    /// The state a durable record describes: hosts in `statuses` (the others up), `vms`
+    /// attached on the hosts recorded for them. Nothing is decided again (no admission,
+    /// no filters: the record is what was decided); each host must exist and each VM be
+    /// valid for the pool. For a control plane restoring its desired placement.
+    pub fn restore(
+        pool: Pool,
+        statuses: &[(HostId, HostStatus)],
+        vms: impl IntoIterator<Item = (VmSpec, HostId)>,
+    ) -> Result<Self, PlacementError> {
+        let mut state = Self::new(pool);
+        for &(host, status) in statuses {
+            state.check_host(host)?;
+            if status == HostStatus::Failed {
+                state.failed += 1;
+            }
+            state.status[host.index()] = status;
+            state.refresh(host);
+        }
+        state.recount_up();
+        for (spec, host) in vms {
+            state.check_host(host)?;
+            state.pool.check_vm(&spec)?;
+            let footprint = state.pool.footprint(&spec);
+            let id = VmId(state.next_id()?);
+            let entry = VmEntry {
+                spec,
+                footprint,
+                host,
+                reserved: false,
+            };
+            state.attach(id, entry);
+        }
+        Ok(state)
+    }
+
     /// The pool this state places onto.
     pub fn pool(&self) -> &Pool {
         &self.pool

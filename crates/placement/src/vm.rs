@@ -17,7 +17,9 @@ impl VmId {
 }
 
 /// Index of a placement group in [`Pool::groups`](crate::Pool::groups).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct GroupId(pub u32);
 
 /// A zone of the estate (`topology.kubernetes.io/zone`): one or more racks
@@ -26,7 +28,9 @@ pub struct GroupId(pub u32);
 pub struct ZoneId(pub u32);
 
 /// Index of a VM→host rule in [`Pool::rules`](crate::Pool::rules).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct RuleId(pub u32);
 
 /// A placement group: members spread over hosts or racks, strictly, softly or at most N
@@ -51,7 +55,19 @@ pub struct HostRuleSpec {
 }
 
 /// Order in which HA restarts the VMs of a failed host (vSphere's restart priorities).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum RestartPriority {
     /// Never restarted by HA.
     Disabled,
@@ -69,7 +85,7 @@ pub enum RestartPriority {
 }
 
 /// A VM to place.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmSpec {
     /// Unique name; ties between equally large VMs break by it.
     pub name: String,

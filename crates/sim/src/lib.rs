@@ -23,7 +23,8 @@ pub use failures::FailureStream;
 pub use setup::{Setup, SimControlPlane, SimError, Usage, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 
-use plinth_control::{Control, run};
+use plinth_control::store::{Store, StoreError};
+use plinth_control::{Control, Driver, Ready, Time, run};
 use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -68,6 +69,40 @@ pub fn simulate_with(
     let mut control = s.control.clone();
     let mut world = World::new(s, options, progress);
     run(&mut control, &mut world);
+    Ok(world.finish(&control))
+}
+
+/// Runs `control` durably against `world` through `store`, and crashes it at each time of
+/// `crashes` (ms, ascending): the step being taken has its records written but its
+/// commands are never sent — the worst case the persist-before-send rule allows — and a
+/// control plane built by `fresh` is restored from the store and carries on, while every
+/// agent reconnects. For testing that a restart loses nothing and doubles nothing.
+pub fn run_restarting(
+    fresh: impl Fn() -> Control,
+    mut world: World<'_>,
+    store: &mut impl Store,
+    crashes: &[u64],
+) -> Result<Run, StoreError> {
+    let mut control = fresh().durable();
+    let mut crashes = crashes.iter().copied().peekable();
+    while let Some((now, observation)) = world.next(control.next_wakeup()) {
+        let ready = control.handle(now, observation);
+        store.write(&ready.writes)?;
+        if crashes.next_if(|t| *t <= now.millis()).is_some() {
+            let lost = ready.commands.len();
+            world.apply(
+                now,
+                Ready {
+                    commands: Vec::new(),
+                    ..ready
+                },
+            );
+            control = fresh().restore(&store.load()?, Time(now.millis()))?;
+            world.control_restarted(lost);
+            continue;
+        }
+        world.apply(now, ready);
+    }
     Ok(world.finish(&control))
 }
 

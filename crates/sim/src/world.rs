@@ -1185,6 +1185,22 @@ impl<'a> World<'a> {
         self.push(t, Ev::Deliver(inventory));
     }
 
+    /// The control plane restarted, losing `commands_lost` unsent commands: every agent
+    /// that can reach it reconnects, with a heartbeat and its inventory.
+    pub fn control_restarted(&mut self, commands_lost: usize) {
+        self.log.write(
+            self.now,
+            Event::ControlPlaneRestarted {
+                commands_lost: commands_lost as u32,
+            },
+        );
+        for h in 0..self.hosts.len() {
+            if self.hosts[h].up && self.hosts[h].cut.is_none() {
+                self.connect(h, self.now);
+            }
+        }
+    }
+
     /// Host `h` is cut off from the control plane now.
     fn partition(&mut self, h: usize) {
         let length = self.faults.partition_length();

@@ -1,15 +1,20 @@
-//! The control plane's safety property under network faults: over many seeded years of
-//! `examples/small` with host failures, partitions (some healing before the agent's
-//! self-fence, some after), lost, delayed and duplicated agent answers, no VM ever runs
-//! on two hosts at once, and every VM the control plane keeps runs again at the end.
+//! The control plane's contract under faults: over many seeded years of `examples/small`
+//! with host failures, partitions (some healing before the agent's self-fence, some
+//! after), lost, delayed and duplicated agent answers, and control-plane crashes (each
+//! after a step's records were written and before its commands were sent) with a restore
+//! from the store, no VM ever runs on two hosts at once and no acknowledged desired state
+//! is lost: every rollout requested finishes.
 
 use std::path::Path;
 
+use plinth_control::store::MemoryStore;
 use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_sim::faults::Faults;
-use plinth_sim::{Options, Run, World, run_world, setup};
+use plinth_sim::{Options, Run, World, run_restarting, setup};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 const DAY: u64 = 86_400_000;
@@ -43,16 +48,41 @@ const FAULTS: Faults = Faults {
     max_delay: 5_000,
 };
 
+/// Control-plane crashes per simulated year.
+const CRASHES: usize = 12;
+const YEAR: u64 = 365 * DAY;
+
 fn year(estate: &Estate, seed: u64) -> Run {
     let options = Options {
         env: EnvironmentType::Virtualized,
         seed,
-        duration: 365 * DAY,
+        duration: YEAR,
         input: InputDigest::default(),
     };
     let s = setup(estate, &options).expect("setup");
-    let control = s.control.clone();
-    run_world(control, World::new(s, &options, |_| {}).with_faults(FAULTS))
+    let fresh = s.control.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut crashes: Vec<u64> = (0..CRASHES).map(|_| rng.random_range(0..YEAR)).collect();
+    crashes.sort_unstable();
+    let world = World::new(s, &options, |_| {}).with_faults(FAULTS);
+    let mut store = MemoryStore::default();
+    run_restarting(|| fresh.clone(), world, &mut store, &crashes)
+        .expect("the store takes every write")
+}
+
+/// Rollouts requested at least two days before the end that never finished.
+fn lost_rollouts(run: &Run) -> usize {
+    let mut open = 0usize;
+    for line in String::from_utf8_lossy(&run.log).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        let t = v["t"].as_u64().unwrap_or(0);
+        match v["event"].as_str() {
+            Some("upgradeRequested") if t + 2 * DAY < YEAR => open += 1,
+            Some("upgradeFinished") => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    open
 }
 
 fn lines(run: &Run, event: &str) -> usize {
@@ -64,7 +94,7 @@ fn lines(run: &Run, event: &str) -> usize {
 }
 
 #[test]
-fn no_vm_ever_runs_twice_over_500_faulty_years() {
+fn no_vm_runs_twice_and_no_rollout_is_lost_over_500_faulty_years() {
     let estate = small();
     let seeds: Vec<u64> = (1..=500).collect();
     let failed: Vec<(u64, String)> = seeds
@@ -74,6 +104,13 @@ fn no_vm_ever_runs_twice_over_500_faulty_years() {
             let s = &run.summary;
             if s.second_copies > 0 {
                 return Some((seed, format!("{} second copies", s.second_copies)));
+            }
+            let lost = lost_rollouts(&run);
+            if lost > 0 {
+                return Some((
+                    seed,
+                    format!("{lost} rollouts requested and never finished"),
+                ));
             }
             None
         })
@@ -88,6 +125,7 @@ fn no_vm_ever_runs_twice_over_500_faulty_years() {
 fn a_faulty_year_exercises_partitions_self_fences_and_lost_answers() {
     let estate = small();
     let run = year(&estate, 7);
+    assert_eq!(lines(&run, "controlPlaneRestarted"), CRASHES);
     assert!(lines(&run, "hostPartitioned") > 0);
     assert!(
         lines(&run, "selfFenced") > 0,

@@ -16,7 +16,7 @@ use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology};
 const RETRY_MS: u64 = 60_000;
 
 /// Where one node's replacement is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum Step {
     /// The new VM is being cloned and booted (or restarted by HA after its host failed).
     Creating,
@@ -34,7 +34,7 @@ pub(super) enum Step {
     Uncordoning,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Replacement {
     /// The new node (`None` while an in-place VM replacement drains the old one; the old
     /// name when a server is reimaged in place).
@@ -45,7 +45,7 @@ pub(super) struct Replacement {
     spec: Option<VmSpec>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Rollout {
     kind: UpgradeKind,
     /// 0: control plane; i ≥ 1: pool i − 1.
@@ -58,7 +58,7 @@ pub(super) struct Rollout {
     done: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct ClusterRec {
     topo: ClusterTopology,
     /// Next free node index, by stage.
@@ -113,6 +113,11 @@ impl ClusterRec {
         } else {
             self.topo.pools.get_mut(stage - 1)
         }
+    }
+
+    /// When its rollout or scale-up that found no room looks again.
+    pub(super) fn retry_at(&self) -> Option<Time> {
+        self.retry_at
     }
 
     /// The cluster's topology as the control plane sees it now.
@@ -814,7 +819,7 @@ impl Control {
 }
 
 /// One node of a pool being scaled, and where it is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct ScaleOp {
     cluster: usize,
     stage: usize,
@@ -823,7 +828,7 @@ pub(super) struct ScaleOp {
 }
 
 /// Where one node of a pool being scaled is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum ScaleStep {
     /// A new VM is being cloned and booted.
     Creating,
@@ -1111,8 +1116,9 @@ impl Control {
         };
         let key = self.health_seq;
         self.health_seq += 1;
-        self.health.insert(key, node.to_owned());
-        self.timers.insert((self.clock + after, Timer::Health(key)));
+        let at = self.clock + after;
+        self.health.insert(key, (node.to_owned(), at));
+        self.timers.insert((at, Timer::Health(key)));
     }
 
     /// Machine health check: replaces `node` if it is still down and nothing else owns it.

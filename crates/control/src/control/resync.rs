@@ -22,7 +22,7 @@ use crate::command::{Command, CommandError, CommandKind, Reason};
 use crate::time::Time;
 
 /// A VM whose location is being asked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Locate {
     /// Hosts that have not answered yet (indices).
     ask: BTreeSet<usize>,
