@@ -607,6 +607,8 @@ struct Unpacked<'a> {
     kind: WorkloadKind,
     meta: &'a ObjectMeta,
     replicas: Option<i32>,
+    /// Where `replicas` (or `parallelism`) is written.
+    replicas_pointer: &'static str,
     template: Option<&'a PodTemplateSpec>,
     template_pointer: &'static str,
     claims: Vec<Option<String>>,
@@ -631,6 +633,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Deployment,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -647,6 +650,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::ReplicaSet,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.and_then(|s| s.template.as_ref()),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -669,6 +673,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::StatefulSet,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims,
@@ -684,6 +689,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::DaemonSet,
                 meta: &d.metadata,
                 replicas: Some(0),
+                replicas_pointer: "/spec/replicas",
                 template: d.spec.as_ref().map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -700,6 +706,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Job,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.parallelism),
+                replicas_pointer: "/spec/parallelism",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -716,6 +723,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::CronJob,
                 meta: &d.metadata,
                 replicas: job.and_then(|s| s.parallelism),
+                replicas_pointer: "/spec/jobTemplate/spec/parallelism",
                 template: job.map(|s| &s.template),
                 template_pointer: "/spec/jobTemplate/spec/template",
                 claims: Vec::new(),
@@ -735,6 +743,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Pod,
                 meta: &p.metadata,
                 replicas: Some(1),
+                replicas_pointer: "/spec/replicas",
                 template: Some(&template),
                 template_pointer: "",
                 claims: Vec::new(),
@@ -912,12 +921,15 @@ fn push_workload(
             None => d.with_help("Kubernetes resources are cpu, memory, ephemeral-storage, hugepages-<size> or a vendor's `domain/name`"),
         });
     }
-    let replicas = match u.replicas.unwrap_or(1) {
-        r if r >= 0 => r.unsigned_abs(),
-        r => {
-            diags.push(Diagnostic::error(
-                doc.index.value("/spec/replicas"),
-                format!("replicas must not be negative, found {r}"),
+    let written = i64::from(u.replicas.unwrap_or(1));
+    let replicas = match u32::try_from(written) {
+        Ok(r) if crate::ranges::REPLICAS.contains(written) => r,
+        _ => {
+            diags.push(crate::ranges::out_of_range(
+                doc.index.value(u.replicas_pointer),
+                &crate::ranges::field_name(u.replicas_pointer),
+                written,
+                &crate::ranges::REPLICAS,
             ));
             return;
         }

@@ -12,6 +12,7 @@ pub mod estate;
 pub mod kinds;
 pub mod policy;
 pub mod quantity;
+pub mod ranges;
 pub mod schema;
 pub mod source;
 pub mod units;
