@@ -29,6 +29,7 @@ use crate::kinds::price_sheet::PriceSheetSpec;
 use crate::kinds::scenario::ScenarioSpec;
 use crate::kinds::vm_set::VmSetSpec;
 use crate::kinds::{API_VERSION, Manifest, UsageProfile, VolumeStorage};
+use crate::names::NameRule;
 use crate::quantity::Duration;
 use crate::source::{Location, SourceFile};
 use crate::workload::{self, DisruptionBudget, Workload, WorkloadId, WorkloadKind};
@@ -442,6 +443,11 @@ fn plinth<S: DeserializeOwned>(
         );
         return None;
     }
+    if let Some(d) = crate::names::diagnostic(&m.metadata.name, NameRule::Label, "name", || {
+        doc.index.value("/metadata/name")
+    }) {
+        diags.push(d);
+    }
     Some(Named {
         name: m.metadata.name,
         spec: m.spec,
@@ -800,8 +806,22 @@ fn type_kubernetes(
 }
 
 fn named(meta: &ObjectMeta, doc: &Document, diags: &mut Diagnostics) -> Option<String> {
+    if let Some(d) = meta.namespace.as_deref().and_then(|ns| {
+        crate::names::diagnostic(ns, NameRule::Label, "namespace", || {
+            doc.index.value("/metadata/namespace")
+        })
+    }) {
+        diags.push(d);
+    }
     match meta.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        Some(n) => Some(n.to_owned()),
+        Some(n) => {
+            if let Some(d) = crate::names::diagnostic(n, NameRule::Subdomain, "name", || {
+                doc.index.value("/metadata/name")
+            }) {
+                diags.push(d);
+            }
+            Some(n.to_owned())
+        }
         None => {
             diags.push(
                 Diagnostic::error(doc.index.key("/metadata/name"), "missing `metadata.name`")
@@ -958,6 +978,24 @@ fn push_workload(
             claims.push(None);
         }
         host_path |= v.host_path.is_some();
+    }
+    for (i, c) in spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        if c.max_skew < 1 {
+            diags.push(
+                Diagnostic::error(
+                    doc.index.value(&format!(
+                        "{spec_pointer}/topologySpreadConstraints/{i}/maxSkew"
+                    )),
+                    format!("`maxSkew` is {}, expected 1 or more", c.max_skew),
+                )
+                .with_help("Kubernetes refuses a skew below 1: 1 spreads evenly"),
+            );
+        }
     }
     let namespace = u.meta.namespace.clone().unwrap_or_else(|| "default".into());
     let required_terms = required_terms(spec, &spec_pointer, &namespace, doc);

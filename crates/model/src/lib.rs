@@ -10,6 +10,7 @@ pub mod diag;
 pub mod document;
 pub mod estate;
 pub mod kinds;
+pub mod names;
 pub mod policy;
 pub mod quantity;
 pub mod ranges;
@@ -17,6 +18,7 @@ pub mod schema;
 pub mod source;
 pub mod units;
 pub mod validate;
+pub mod version;
 pub mod workload;
 pub mod yaml;
 

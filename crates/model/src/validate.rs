@@ -14,9 +14,11 @@ use crate::kinds::environment::{
 use crate::kinds::inventory::{HostClass, HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
+use crate::names::{self, NameRule};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::ranges;
 use crate::source::Location;
+use crate::version::KubernetesVersion;
 use crate::workload::{
     DisruptionBudget, PodStorage, Workload, format_labels, format_selector, selector_matches,
 };
@@ -118,6 +120,26 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
                 .with_help("add `spec.racks`, e.g. `- name: r1`"),
         );
     }
+    for (i, c) in spec.host_classes.iter().enumerate() {
+        diags.extend(names::diagnostic(
+            &c.name,
+            NameRule::Label,
+            "host class",
+            || inv.at(&format!("/spec/hostClasses/{i}/name")),
+        ));
+    }
+    for (i, r) in spec.racks.iter().enumerate() {
+        diags.extend(names::diagnostic(&r.name, NameRule::Label, "rack", || {
+            inv.at(&format!("/spec/racks/{i}/name"))
+        }));
+    }
+    for (i, h) in spec.hosts.iter().enumerate() {
+        if let Some(name) = &h.name {
+            diags.extend(names::diagnostic(name, NameRule::Label, "host", || {
+                inv.at(&format!("/spec/hosts/{i}/name"))
+            }));
+        }
+    }
     duplicates(
         spec.host_classes.iter().enumerate().map(|(i, c)| {
             (
@@ -213,6 +235,17 @@ fn check_cluster(
     env: &VirtualizedSpec,
     diags: &mut Diagnostics,
 ) {
+    for (i, p) in c.spec.node_pools.iter().enumerate() {
+        diags.extend(names::diagnostic(
+            &p.name,
+            NameRule::Label,
+            "node pool",
+            || c.at(&format!("/spec/nodePools/{i}/name")),
+        ));
+    }
+    diags.extend(check_version(&c.spec.kubernetes_version, || {
+        c.at("/spec/kubernetesVersion")
+    }));
     let racks = inv.racks.len();
     let cp = &c.spec.control_plane;
     let cp_at = c.at("/spec/controlPlane/replicas");
@@ -671,6 +704,11 @@ fn check_scenario(
                 "timeline step `upgradeKubernetes` needs `version`",
             ));
         }
+        if let Some(v) = &step.version {
+            diags.extend(check_version(v, || {
+                scenario.at(&format!("/spec/operations/timeline/{i}/version"))
+            }));
+        }
     }
 }
 
@@ -705,6 +743,14 @@ fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: 
             "usage profiles (`plinth.dev/usage-*`) parsed, not modelled yet: capacity is planned from requests",
         ));
     }
+}
+
+/// The error for a Kubernetes version that does not parse as one.
+fn check_version(text: &str, at: impl FnOnce() -> Location) -> Option<Diagnostic> {
+    text.parse::<KubernetesVersion>().err().map(|e| {
+        Diagnostic::error(at(), format!("`{}` {e}", crate::diag::excerpt(text)))
+            .with_help("write the release as Kubernetes numbers it, e.g. \"1.31.4\" (quoted)")
+    })
 }
 
 /// Reports failure classes of a Scenario that name no host class.

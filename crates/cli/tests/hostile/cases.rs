@@ -314,8 +314,7 @@ fn edited(name: &str, file: &str, from: &str, to: &str, line: usize) -> Case {
         "",
         1,
         &format!("in/{file}:{line}:"),
-    )
-    .also("out of range");
+    );
     for (path, content) in &mut c.files {
         if path.as_str() == format!("in/{file}") {
             *content = String::from_utf8_lossy(content)
@@ -385,7 +384,7 @@ fn sizes() -> Vec<Case> {
             "replicas: 100000",
             9,
         ),
-        edited("pool-vcpu-zero", "cluster.yaml", "vcpu: 8", "vcpu: 0", 14),
+        edited("pool-vcpu-zero", "cluster.yaml", "vcpu: 8", "vcpu: 0", 14).also("out of range"),
         edited(
             "deployment-replicas-billion",
             "workloads.yaml",
@@ -410,9 +409,132 @@ fn sizes() -> Vec<Case> {
     ]
 }
 
+/// Names that break the DNS-1123 rule of their kind, fields Kubernetes refuses, and
+/// versions that are not versions.
+fn names() -> Vec<Case> {
+    let long = "a".repeat(100_000);
+    let mut out = Vec::new();
+    for (name, bad) in [
+        ("slash", "a/b"),
+        ("dotdot", "../../etc"),
+        ("unicode", "café"),
+        ("html", "<b>x</b>"),
+        ("upper", "Apps"),
+        ("dash-edge", "apps-"),
+        ("long", long.as_str()),
+    ] {
+        out.push(
+            edited(
+                &format!("cluster-name-{name}"),
+                "cluster.yaml",
+                "name: apps",
+                &format!("name: \"{bad}\""),
+                4,
+            )
+            .also("DNS-1123 label"),
+        );
+        out.push(
+            edited(
+                &format!("deployment-name-{name}"),
+                "workloads.yaml",
+                "name: web",
+                &format!("name: \"{bad}\""),
+                6,
+            )
+            .also("name"),
+        );
+    }
+    for (what, file, from, line) in [
+        ("host-class", "inventory.yaml", "- name: standard", 10),
+        ("rack", "inventory.yaml", "- name: r1", 25),
+        ("pool", "cluster.yaml", "- name: workers", 13),
+    ] {
+        out.push(
+            edited(
+                &format!("{what}-name-slash"),
+                file,
+                from,
+                "- name: \"a/b\"",
+                line,
+            )
+            .also("DNS-1123 label"),
+        );
+    }
+    out.push(
+        edited(
+            "cluster-name-dot",
+            "cluster.yaml",
+            "name: apps",
+            "name: apps.v2",
+            4,
+        )
+        .also("DNS-1123 label"),
+    );
+    out.push(
+        edited(
+            "namespace-upper",
+            "workloads.yaml",
+            "namespace: shop",
+            "namespace: Shop",
+            7,
+        )
+        .also("DNS-1123 label"),
+    );
+    out.push(
+        edited(
+            "max-skew-zero",
+            "workloads.yaml",
+            "maxSkew: 1",
+            "maxSkew: 0",
+            32,
+        )
+        .also("maxSkew"),
+    );
+    out.push(
+        edited(
+            "kubernetes-version-banana",
+            "cluster.yaml",
+            "kubernetesVersion: \"1.31.4\"",
+            "kubernetesVersion: \"banana\"",
+            6,
+        )
+        .also("not a Kubernetes version"),
+    );
+    out.push(on_small(
+        "timeline-version-banana",
+        &["validate", "in"],
+        "apiVersion: plinth.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: s\nspec:\n  operations:\n    timeline:\n      - at: 30d\n        action: upgradeKubernetes\n        cluster: apps\n        version: banana\n",
+        1,
+        "in/extra.yaml:11:",
+    ).also("not a Kubernetes version"));
+    let huge_key = format!(
+        "apiVersion: plinth.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: s\nspec:\n  {}: 1\n",
+        "k".repeat(10_000_000)
+    );
+    out.push(on_small(
+        "ten-mb-plain-key-not-echoed",
+        &["validate", "in"],
+        &huge_key,
+        1,
+        "not shown",
+    ));
+    let explicit_key = format!(
+        "apiVersion: plinth.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: s\nspec:\n  ? {}\n  : 1\n",
+        "k".repeat(10_000_000)
+    );
+    out.push(on_small(
+        "ten-mb-explicit-key-not-echoed",
+        &["validate", "in"],
+        &explicit_key,
+        1,
+        "not shown",
+    ));
+    out
+}
+
 /// Every case, in the order they run.
 pub(crate) fn all() -> Vec<Case> {
-    [output(), flags(), ranges(), sizes()]
+    [output(), flags(), ranges(), sizes(), names()]
         .into_iter()
         .flatten()
         .collect()
