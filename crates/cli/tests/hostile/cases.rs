@@ -532,9 +532,147 @@ fn names() -> Vec<Case> {
     out
 }
 
+/// An Environment naming `path` as its calibration.
+fn env_with_calibration(path: &str) -> String {
+    format!(
+        "apiVersion: plinth.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: pool\nspec:\n  type: virtualized\n  calibration: {path}\n"
+    )
+}
+
+/// A valid Calibration document.
+const CALIBRATION: &str = "apiVersion: plinth.dev/v1alpha1\nkind: Calibration\nmetadata:\n  name: lab\nspec:\n  accelerator: kvm\n  vmBoot: 20s\n";
+
+/// What is read and from where: size caps, FIFOs and devices, alias bombs, confined
+/// calibration paths.
+fn reading() -> Vec<Case> {
+    let validate = ["validate", "in"];
+    let mut bomb = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  big: &big \"{}\"\n  list:\n",
+        "x".repeat(1 << 20)
+    );
+    for _ in 0..30_000 {
+        bomb.push_str("    - *big\n");
+    }
+    vec![
+        on_small("fifo-in-directory", &validate, "", 2, "not a regular file").fifo("in/pipe.yaml"),
+        on_small(
+            "fifo-as-path",
+            &["validate", "in", "pipe.yaml"],
+            "",
+            2,
+            "not a regular file",
+        )
+        .fifo("pipe.yaml"),
+        on_small(
+            "dev-zero-as-path",
+            &["validate", "in", "/dev/zero"],
+            "",
+            2,
+            "not a regular file",
+        ),
+        on_small(
+            "dev-zero-link-in-directory",
+            &validate,
+            "",
+            2,
+            "not a regular file",
+        )
+        .link("in/zero.yaml", "/dev/zero"),
+        on_small(
+            "input-over-cap",
+            &["validate", "in", "--max-input-mib", "1"],
+            "",
+            2,
+            "--max-input-mib",
+        )
+        .file("in/big.yaml", format!("# {}\n", "x".repeat(2 << 20))),
+        on_small(
+            "stdin-over-cap",
+            &["validate", "in", "-", "--max-input-mib", "1"],
+            "",
+            2,
+            "--max-input-mib",
+        )
+        .stdin(format!("# {}\n", "x".repeat(2 << 20))),
+        on_small("stdin-within-cap", &["validate", "in", "-"], "", 0, "valid")
+            .stdin("# nothing here\n"),
+        on_small(
+            "alias-bomb-of-1mb-strings",
+            &validate,
+            &bomb,
+            1,
+            "MiB of YAML text",
+        ),
+        on_small(
+            "calibration-etc-passwd",
+            &validate,
+            &env_with_calibration("/etc/passwd"),
+            2,
+            "--allow-outside-paths",
+        ),
+        on_small(
+            "calibration-dotdot",
+            &validate,
+            &env_with_calibration("../outside.yaml"),
+            2,
+            "--allow-outside-paths",
+        )
+        .file("outside.yaml", CALIBRATION),
+        on_small(
+            "calibration-dotdot-allowed",
+            &["validate", "in", "--allow-outside-paths"],
+            &env_with_calibration("../outside.yaml"),
+            0,
+            "valid",
+        )
+        .file("outside.yaml", CALIBRATION),
+        on_small(
+            "calibration-beside",
+            &validate,
+            &env_with_calibration("cal/lab.yaml"),
+            0,
+            "valid",
+        )
+        .file("in/cal/lab.yaml", CALIBRATION),
+        on_small(
+            "calibration-dev-zero",
+            &["validate", "in", "--allow-outside-paths"],
+            &env_with_calibration("/dev/zero"),
+            2,
+            "not a regular file",
+        ),
+        on_small(
+            "calibration-link-to-dev-zero",
+            &validate,
+            &env_with_calibration("zero.cal"),
+            2,
+            "--allow-outside-paths",
+        )
+        .link("in/zero.cal", "/dev/zero"),
+        on_small(
+            "calibration-fifo",
+            &validate,
+            &env_with_calibration("pipe.cal"),
+            2,
+            "not a regular file",
+        )
+        .fifo("in/pipe.cal"),
+        on_small(
+            "calibration-missing",
+            &validate,
+            &env_with_calibration("nothing.yaml"),
+            2,
+            "nothing.yaml",
+        ),
+        on_small("symlink-loop", &validate, "", 2, "loop.yaml").link("in/loop.yaml", "loop.yaml"),
+        on_small("binary-garbage", &validate, "", 2, "not UTF-8")
+            .file("in/garbage.yaml", vec![0xff, 0xfe, 0x00, 0x80]),
+    ]
+}
+
 /// Every case, in the order they run.
 pub(crate) fn all() -> Vec<Case> {
-    [output(), flags(), ranges(), sizes(), names()]
+    [output(), flags(), ranges(), sizes(), names(), reading()]
         .into_iter()
         .flatten()
         .collect()
