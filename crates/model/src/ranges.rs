@@ -146,8 +146,8 @@ pub const WEIBULL_SHAPE: Limits<f64> = Limits {
 /// Interval of recurring operations: OS and host patching.
 pub const PATCHING_INTERVAL: Limits<Duration> = Limits {
     min: days(1),
-    max: years(10),
-    why: "each patch round drains and restarts every node or host, which takes hours",
+    max: years(1000),
+    why: "each patch round drains and restarts every node or host, which takes hours; a very long interval turns patching off",
 };
 
 /// Kubernetes minor upgrades per cluster per year.
