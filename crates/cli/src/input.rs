@@ -30,6 +30,35 @@ pub(crate) enum InputError {
     /// A file is not UTF-8.
     #[error("`{0}` is not UTF-8 text")]
     NotText(PathBuf),
+    /// A path is not a regular file (a FIFO, a device, a socket).
+    #[error(
+        "`{0}` is not a regular file: Plinth reads manifests only from files, directories and `-` (standard input)"
+    )]
+    NotRegular(PathBuf),
+    /// The input is larger than the cap.
+    #[error(
+        "the input is larger than {limit_mib} MiB (at `{path}`): pass --max-input-mib to raise the limit"
+    )]
+    TooLarge {
+        /// The source that went over the cap.
+        path: PathBuf,
+        /// The cap, MiB.
+        limit_mib: u64,
+    },
+    /// A path inside a manifest leaves the directory of the file that names it.
+    #[error(
+        "`calibration: {named}` in `{file}` resolves to `{path}`, outside `{dir}`: copy the Calibration beside the Environment, or pass --allow-outside-paths"
+    )]
+    Outside {
+        /// The path as written.
+        named: String,
+        /// The manifest that names it.
+        file: PathBuf,
+        /// Where it resolves.
+        path: PathBuf,
+        /// The directory it must stay in.
+        dir: PathBuf,
+    },
     /// A directory holds a kustomization, which Plinth does not apply.
     #[error(
         "`{file}` is a kustomization: Plinth does not apply it, and reading `{dir}` file by file would lose its namespace, replicas and patches; render it with `kubectl kustomize {dir}` and pass the output as a file or on standard input (`-`), or pass --ignore-kustomization to read the files as they are"
@@ -67,12 +96,71 @@ pub(crate) struct InputArgs {
     /// Hide notes (skipped objects, what is parsed but not modelled).
     #[arg(long, short)]
     pub(crate) quiet: bool,
+    /// Most MiB read for one input, every file and standard input together.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub(crate) max_input_mib: u64,
+    /// Let `calibration:` name a file outside the directory of the Environment that names it.
+    #[arg(long)]
+    pub(crate) allow_outside_paths: bool,
+}
+
+/// Default of `--max-input-mib`: far above any real estate's manifests.
+pub(crate) const DEFAULT_MAX_INPUT_MIB: u64 = 64;
+
+/// What an input may still read: the rest of `--max-input-mib`.
+struct Budget {
+    left: u64,
+    limit_mib: u64,
+}
+
+impl Budget {
+    /// Reads `reader` to its end within the budget; `path` names it in errors.
+    fn read(&mut self, reader: impl Read, path: &Path) -> Result<String, InputError> {
+        let mut bytes = Vec::new();
+        reader
+            .take(self.left.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|source| InputError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        let used = bytes.len() as u64;
+        if used > self.left {
+            return Err(InputError::TooLarge {
+                path: path.to_owned(),
+                limit_mib: self.limit_mib,
+            });
+        }
+        self.left -= used;
+        String::from_utf8(bytes).map_err(|_| InputError::NotText(path.to_owned()))
+    }
+
+    /// Reads the regular file at `path` within the budget; anything else is refused
+    /// before it is opened, so a FIFO or a device can neither block nor flood the read.
+    fn read_file(&mut self, path: &Path) -> Result<String, InputError> {
+        let meta = fs::metadata(path).map_err(|source| InputError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(InputError::NotRegular(path.to_owned()));
+        }
+        let file = fs::File::open(path).map_err(|source| InputError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.read(file, path)
+    }
 }
 
 impl InputArgs {
     /// Reads the input these arguments name.
     pub(crate) fn read(&self) -> Result<Input, InputError> {
-        read_input(&self.paths, &self.clusters, self.ignore_kustomization)
+        let mut budget = Budget {
+            left: self.max_input_mib.saturating_mul(1 << 20),
+            limit_mib: self.max_input_mib,
+        };
+        read_input(self, &mut budget)
     }
 
     /// Reads and loads the input; with `--strict`, warnings are errors.
@@ -131,14 +219,6 @@ impl FromStr for ClusterPath {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, InputError> {
-    let bytes = fs::read(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|_| InputError::NotText(path.to_owned()))
-}
-
 /// The manifest files of `path`: itself, or every `.yaml`/`.yml` below it in name order.
 /// A directory holding a kustomization anywhere below it is refused unless
 /// `ignore_kustomization`.
@@ -191,32 +271,80 @@ fn manifest_files(path: &Path, ignore_kustomization: bool) -> Result<Vec<PathBuf
     Ok(out)
 }
 
-fn sources_of(path: &Path, ignore_kustomization: bool) -> Result<Vec<SourceFile>, InputError> {
+fn sources_of(
+    path: &Path,
+    ignore_kustomization: bool,
+    budget: &mut Budget,
+) -> Result<Vec<SourceFile>, InputError> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|source| InputError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let text = budget.read(std::io::stdin().lock(), path)?;
         return Ok(vec![SourceFile::new("-", text)]);
     }
     manifest_files(path, ignore_kustomization)?
         .into_iter()
-        .map(|f| Ok(SourceFile::new(f.display().to_string(), read_text(&f)?)))
+        .map(|f| {
+            Ok(SourceFile::new(
+                f.display().to_string(),
+                budget.read_file(&f)?,
+            ))
+        })
         .collect()
 }
 
-/// Calibration paths named by Environments in `source`, resolved against its directory.
-fn calibration_refs(source: &SourceFile) -> Vec<PathBuf> {
+/// A `calibration:` path as an Environment in `file` writes it.
+struct CalibrationRef {
+    /// The manifest that names it.
+    file: PathBuf,
+    /// The path as written.
+    named: String,
+}
+
+impl CalibrationRef {
+    /// The directory the path resolves against and must stay in: the naming file's
+    /// (the working directory for standard input).
+    fn base(&self) -> PathBuf {
+        let dir = match self.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() && self.file != Path::new("-") => p,
+            _ => Path::new("."),
+        };
+        fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned())
+    }
+
+    /// The path as messages show it: joined to the naming file's directory as written.
+    fn shown(&self) -> PathBuf {
+        self.file
+            .parent()
+            .unwrap_or_else(|| Path::new(""))
+            .join(&self.named)
+    }
+
+    /// Where the path leads, checked to stay below [`Self::base`] unless `allow_outside`.
+    fn resolve(&self, allow_outside: bool) -> Result<PathBuf, InputError> {
+        let base = self.base();
+        let joined = base.join(&self.named);
+        let path = fs::canonicalize(&joined).map_err(|source| InputError::Read {
+            path: joined.clone(),
+            source,
+        })?;
+        if allow_outside || path.starts_with(&base) {
+            Ok(path)
+        } else {
+            Err(InputError::Outside {
+                named: self.named.clone(),
+                file: self.file.clone(),
+                path,
+                dir: base,
+            })
+        }
+    }
+}
+
+/// Calibration paths named by Environments in `source`.
+fn calibration_refs(source: &SourceFile) -> Vec<CalibrationRef> {
     if !source.text.contains("calibration:") {
         return Vec::new();
     }
     let (docs, _) = plinth_model::yaml::parse_documents(source);
-    let base = Path::new(&*source.name)
-        .parent()
-        .unwrap_or_else(|| Path::new("."));
     docs.iter()
         .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("Environment"))
         .filter_map(|d| {
@@ -224,7 +352,10 @@ fn calibration_refs(source: &SourceFile) -> Vec<PathBuf> {
                 .pointer("/spec/calibration")
                 .and_then(|c| c.as_str())
         })
-        .map(|c| base.join(c))
+        .map(|c| CalibrationRef {
+            file: PathBuf::from(&*source.name),
+            named: c.to_owned(),
+        })
         .collect()
 }
 
@@ -237,22 +368,19 @@ fn identity(source: &SourceFile) -> PathBuf {
 /// Reads every path (and `--cluster` binding) into one input. A file reached twice —
 /// `dir` and `dir/file`, or a positional path also given to `--cluster` — is read once;
 /// the `--cluster` binding wins.
-fn read_input(
-    paths: &[PathBuf],
-    clusters: &[ClusterPath],
-    ignore_kustomization: bool,
-) -> Result<Input, InputError> {
+fn read_input(args: &InputArgs, budget: &mut Budget) -> Result<Input, InputError> {
+    let ignore_kustomization = args.ignore_kustomization;
     let mut input = Input::default();
     let mut bound = Vec::new();
-    for binding in clusters {
-        for s in sources_of(&binding.path, ignore_kustomization)? {
+    for binding in &args.clusters {
+        for s in sources_of(&binding.path, ignore_kustomization, budget)? {
             bound.push((identity(&s), s, binding.cluster.clone()));
         }
     }
     let mut seen: std::collections::BTreeSet<PathBuf> =
         bound.iter().map(|(id, _, _)| id.clone()).collect();
-    for path in paths {
-        for s in sources_of(path, ignore_kustomization)? {
+    for path in &args.paths {
+        for s in sources_of(path, ignore_kustomization, budget)? {
             if seen.insert(identity(&s)) {
                 input.add(s);
             }
@@ -261,13 +389,12 @@ fn read_input(
     for (_, s, cluster) in bound {
         input.add_bound(s, cluster);
     }
-    let refs: Vec<PathBuf> = input.sources.iter().flat_map(calibration_refs).collect();
-    for path in refs {
-        if !input.sources.iter().any(|s| Path::new(&*s.name) == path) {
-            input.add(SourceFile::new(
-                path.display().to_string(),
-                read_text(&path)?,
-            ));
+    let refs: Vec<CalibrationRef> = input.sources.iter().flat_map(calibration_refs).collect();
+    for r in refs {
+        let path = r.resolve(args.allow_outside_paths)?;
+        if !input.sources.iter().any(|s| identity(s) == path) {
+            let text = budget.read_file(&path)?;
+            input.add(SourceFile::new(r.shown().display().to_string(), text));
         }
     }
     Ok(input)

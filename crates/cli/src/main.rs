@@ -6,6 +6,7 @@
 
 mod commands;
 mod input;
+mod output;
 mod render;
 
 use std::process::ExitCode;
@@ -57,14 +58,9 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) if output::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e}");
-                for cause in e.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
-                }
-            }
+            output::stderr(output::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

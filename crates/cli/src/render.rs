@@ -28,6 +28,16 @@ fn span(text: &str, line: u32, column: u32) -> Range<usize> {
     start..(start + word.max(1)).min(text.len())
 }
 
+/// Longest source line shown under a diagnostic; a longer one is named, not echoed.
+const MAX_SHOWN_LINE: usize = 400;
+
+/// The length in bytes of line `line` (1-based) of `text`, 0 past the end.
+fn line_len(text: &str, line: u32) -> usize {
+    text.split('\n')
+        .nth(line.saturating_sub(1) as usize)
+        .map_or(0, str::len)
+}
+
 /// Renders every diagnostic against the input's text.
 pub(crate) fn render(input: &Input, diagnostics: &[Diagnostic]) -> String {
     let mut files = SimpleFiles::new();
@@ -46,12 +56,17 @@ pub(crate) fn render(input: &Input, diagnostics: &[Diagnostic]) -> String {
         }
         .with_message(&d.message);
         let file = input.sources.iter().position(|s| s.name == d.location.file);
-        let report = match file {
-            Some(i) => report.with_labels(vec![Label::primary(
+        let long = file.map(|i| line_len(&input.sources[i].text, d.location.line));
+        let report = match (file, long) {
+            (Some(_), Some(len)) if len > MAX_SHOWN_LINE => report.with_notes(vec![format!(
+                "at {} (a line of {len} bytes, not shown)",
+                d.location
+            )]),
+            (Some(i), _) => report.with_labels(vec![Label::primary(
                 ids[i],
                 span(&input.sources[i].text, d.location.line, d.location.column),
             )]),
-            None => report.with_notes(vec![format!("at {}", d.location)]),
+            (None, _) => report.with_notes(vec![format!("at {}", d.location)]),
         };
         let report = match &d.help {
             Some(h) => report.with_notes(vec![format!("help: {h}")]),

@@ -255,6 +255,7 @@ fn the_simulators_reschedules_keep_the_constraints_over_seeds() {
                 "180d",
                 "--events",
                 log.to_str().expect("utf-8"),
+                "--force",
             ]);
             assert_eq!(code, 0, "{env} seed {seed}: {out}");
             let text = fs::read_to_string(&log).expect("log");

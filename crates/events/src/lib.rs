@@ -81,6 +81,28 @@ pub enum EventsError {
         /// Every field that differs.
         differences: Vec<Difference>,
     },
+    /// An event is earlier than the one before it: the log was reordered or edited.
+    #[error(
+        "line {line}: event at {t} ms comes after one at {previous} ms: the log is out of order (reordered or edited)"
+    )]
+    OutOfOrder {
+        /// 1-based line number.
+        line: usize,
+        /// The event's time, ms.
+        t: u64,
+        /// The previous event's time, ms.
+        previous: u64,
+    },
+    /// An event is later than the run's end as the header states it.
+    #[error("line {line}: event at {t} ms is after the run's end at {duration_ms} ms")]
+    AfterEnd {
+        /// 1-based line number.
+        line: usize,
+        /// The event's time, ms.
+        t: u64,
+        /// The header's duration, ms.
+        duration_ms: u64,
+    },
     /// An event could not be serialized.
     #[error("cannot serialize an event")]
     Serialize {

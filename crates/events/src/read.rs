@@ -111,6 +111,8 @@ pub struct LogReader<R> {
     buf: String,
     header: Header<'static>,
     header_line: usize,
+    /// Time of the last record read, ms.
+    last_t: u64,
 }
 
 /// Reads the next line into `buf`: `Ok(false)` at the end.
@@ -169,6 +171,7 @@ impl<R: BufRead> LogReader<R> {
             buf,
             header,
             header_line: line,
+            last_t: 0,
         })
     }
 
@@ -191,6 +194,29 @@ impl<R: BufRead> LogReader<R> {
         }
     }
 
+    /// Checks that `record` is no earlier than the one before it and within the run's
+    /// duration: a simulator writes events in time order, so a log that is not was
+    /// reordered or edited.
+    fn in_order(&mut self, record: Record<'static>) -> Result<Record<'static>, EventsError> {
+        let line = self.line;
+        if record.t < self.last_t {
+            return Err(EventsError::OutOfOrder {
+                line,
+                t: record.t,
+                previous: self.last_t,
+            });
+        }
+        if record.t > self.header.duration_ms {
+            return Err(EventsError::AfterEnd {
+                line,
+                t: record.t,
+                duration_ms: self.header.duration_ms,
+            });
+        }
+        self.last_t = record.t;
+        Ok(record)
+    }
+
     /// The number of the last line read.
     pub fn line(&self) -> usize {
         self.line
@@ -210,7 +236,8 @@ impl<R: BufRead> Iterator for LogReader<R> {
                     let line = self.line;
                     return Some(
                         serde_json::from_str(&self.buf)
-                            .map_err(|source| EventsError::Line { line, source }),
+                            .map_err(|source| EventsError::Line { line, source })
+                            .and_then(|r| self.in_order(r)),
                     );
                 }
             }

@@ -193,7 +193,10 @@ fn strip_unknown_keys<'v>(
             map.remove(&u.key);
         }
         let at = doc.index.key(&push_pointer(&u.object, &u.key));
-        let mut d = Diagnostic::error(at, format!("unknown field `{}`", u.key));
+        let mut d = Diagnostic::error(
+            at,
+            format!("unknown field `{}`", crate::diag::excerpt(&u.key)),
+        );
         if let Some(near) = did_you_mean(&u.key, u.known.iter().copied()) {
             d = d.with_help(format!("did you mean `{near}`?"));
             suggested.push((u.object.clone(), near.to_owned()));

@@ -157,6 +157,12 @@ impl fmt::Display for Diagnostic {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
+impl Extend<Diagnostic> for Diagnostics {
+    fn extend<I: IntoIterator<Item = Diagnostic>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 impl Diagnostics {
     /// Adds one diagnostic.
     pub fn push(&mut self, diagnostic: Diagnostic) {
@@ -239,11 +245,28 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+/// Longest text a message quotes whole; longer text is cut ([`excerpt`]).
+pub const EXCERPT_CHARS: usize = 80;
+
+/// `text` as a message quotes it: whole up to [`EXCERPT_CHARS`] characters, else its
+/// beginning and its length, so that a 10 MB key or name is never echoed in full.
+pub fn excerpt(text: &str) -> String {
+    if text.chars().nth(EXCERPT_CHARS).is_none() {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(EXCERPT_CHARS - 20).collect();
+    format!("{head}… ({} bytes)", text.len())
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo. A
+/// word longer than any excerpt is no typo: it is compared with nothing.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if word.len() > EXCERPT_CHARS * 4 {
+        return None;
+    }
     candidates
         .into_iter()
         .map(|c| {
@@ -260,6 +283,18 @@ pub fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_quoted_as_an_excerpt() {
+        assert_eq!(excerpt("replica"), "replica");
+        let long = "x".repeat(10_000_000);
+        let quoted = excerpt(&long);
+        assert!(
+            quoted.len() < 100 && quoted.ends_with("(10000000 bytes)"),
+            "{quoted}"
+        );
+        assert_eq!(did_you_mean(&long, ["x"]), None);
+    }
 
     #[test]
     fn topics_summarise_in_one_line_each() {

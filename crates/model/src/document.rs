@@ -29,6 +29,7 @@ use crate::kinds::price_sheet::PriceSheetSpec;
 use crate::kinds::scenario::ScenarioSpec;
 use crate::kinds::vm_set::VmSetSpec;
 use crate::kinds::{API_VERSION, Manifest, UsageProfile, VolumeStorage};
+use crate::names::NameRule;
 use crate::quantity::Duration;
 use crate::source::{Location, SourceFile};
 use crate::workload::{self, DisruptionBudget, Workload, WorkloadId, WorkloadKind};
@@ -442,6 +443,11 @@ fn plinth<S: DeserializeOwned>(
         );
         return None;
     }
+    if let Some(d) = crate::names::diagnostic(&m.metadata.name, NameRule::Label, "name", || {
+        doc.index.value("/metadata/name")
+    }) {
+        diags.push(d);
+    }
     Some(Named {
         name: m.metadata.name,
         spec: m.spec,
@@ -607,6 +613,8 @@ struct Unpacked<'a> {
     kind: WorkloadKind,
     meta: &'a ObjectMeta,
     replicas: Option<i32>,
+    /// Where `replicas` (or `parallelism`) is written.
+    replicas_pointer: &'static str,
     template: Option<&'a PodTemplateSpec>,
     template_pointer: &'static str,
     claims: Vec<Option<String>>,
@@ -631,6 +639,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Deployment,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -647,6 +656,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::ReplicaSet,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.and_then(|s| s.template.as_ref()),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -669,6 +679,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::StatefulSet,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.replicas),
+                replicas_pointer: "/spec/replicas",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims,
@@ -684,6 +695,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::DaemonSet,
                 meta: &d.metadata,
                 replicas: Some(0),
+                replicas_pointer: "/spec/replicas",
                 template: d.spec.as_ref().map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -700,6 +712,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Job,
                 meta: &d.metadata,
                 replicas: spec.and_then(|s| s.parallelism),
+                replicas_pointer: "/spec/parallelism",
                 template: spec.map(|s| &s.template),
                 template_pointer: "/spec/template",
                 claims: Vec::new(),
@@ -716,6 +729,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::CronJob,
                 meta: &d.metadata,
                 replicas: job.and_then(|s| s.parallelism),
+                replicas_pointer: "/spec/jobTemplate/spec/parallelism",
                 template: job.map(|s| &s.template),
                 template_pointer: "/spec/jobTemplate/spec/template",
                 claims: Vec::new(),
@@ -735,6 +749,7 @@ fn type_kubernetes(
                 kind: WorkloadKind::Pod,
                 meta: &p.metadata,
                 replicas: Some(1),
+                replicas_pointer: "/spec/replicas",
                 template: Some(&template),
                 template_pointer: "",
                 claims: Vec::new(),
@@ -791,8 +806,22 @@ fn type_kubernetes(
 }
 
 fn named(meta: &ObjectMeta, doc: &Document, diags: &mut Diagnostics) -> Option<String> {
+    if let Some(d) = meta.namespace.as_deref().and_then(|ns| {
+        crate::names::diagnostic(ns, NameRule::Label, "namespace", || {
+            doc.index.value("/metadata/namespace")
+        })
+    }) {
+        diags.push(d);
+    }
     match meta.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        Some(n) => Some(n.to_owned()),
+        Some(n) => {
+            if let Some(d) = crate::names::diagnostic(n, NameRule::Subdomain, "name", || {
+                doc.index.value("/metadata/name")
+            }) {
+                diags.push(d);
+            }
+            Some(n.to_owned())
+        }
         None => {
             diags.push(
                 Diagnostic::error(doc.index.key("/metadata/name"), "missing `metadata.name`")
@@ -912,12 +941,15 @@ fn push_workload(
             None => d.with_help("Kubernetes resources are cpu, memory, ephemeral-storage, hugepages-<size> or a vendor's `domain/name`"),
         });
     }
-    let replicas = match u.replicas.unwrap_or(1) {
-        r if r >= 0 => r.unsigned_abs(),
-        r => {
-            diags.push(Diagnostic::error(
-                doc.index.value("/spec/replicas"),
-                format!("replicas must not be negative, found {r}"),
+    let written = i64::from(u.replicas.unwrap_or(1));
+    let replicas = match u32::try_from(written) {
+        Ok(r) if crate::ranges::REPLICAS.contains(written) => r,
+        _ => {
+            diags.push(crate::ranges::out_of_range(
+                doc.index.value(u.replicas_pointer),
+                &crate::ranges::field_name(u.replicas_pointer),
+                written,
+                &crate::ranges::REPLICAS,
             ));
             return;
         }
@@ -946,6 +978,24 @@ fn push_workload(
             claims.push(None);
         }
         host_path |= v.host_path.is_some();
+    }
+    for (i, c) in spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        if c.max_skew < 1 {
+            diags.push(
+                Diagnostic::error(
+                    doc.index.value(&format!(
+                        "{spec_pointer}/topologySpreadConstraints/{i}/maxSkew"
+                    )),
+                    format!("`maxSkew` is {}, expected 1 or more", c.max_skew),
+                )
+                .with_help("Kubernetes refuses a skew below 1: 1 spreads evenly"),
+            );
+        }
     }
     let namespace = u.meta.namespace.clone().unwrap_or_else(|| "default".into());
     let required_terms = required_terms(spec, &spec_pointer, &namespace, doc);

@@ -10,12 +10,15 @@ pub mod diag;
 pub mod document;
 pub mod estate;
 pub mod kinds;
+pub mod names;
 pub mod policy;
 pub mod quantity;
+pub mod ranges;
 pub mod schema;
 pub mod source;
 pub mod units;
 pub mod validate;
+pub mod version;
 pub mod workload;
 pub mod yaml;
 

@@ -14,8 +14,11 @@ use crate::kinds::environment::{
 use crate::kinds::inventory::{HostClass, HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
+use crate::names::{self, NameRule};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
+use crate::ranges;
 use crate::source::Location;
+use crate::version::KubernetesVersion;
 use crate::workload::{
     DisruptionBudget, PodStorage, Workload, format_labels, format_selector, selector_matches,
 };
@@ -117,6 +120,26 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
                 .with_help("add `spec.racks`, e.g. `- name: r1`"),
         );
     }
+    for (i, c) in spec.host_classes.iter().enumerate() {
+        diags.extend(names::diagnostic(
+            &c.name,
+            NameRule::Label,
+            "host class",
+            || inv.at(&format!("/spec/hostClasses/{i}/name")),
+        ));
+    }
+    for (i, r) in spec.racks.iter().enumerate() {
+        diags.extend(names::diagnostic(&r.name, NameRule::Label, "rack", || {
+            inv.at(&format!("/spec/racks/{i}/name"))
+        }));
+    }
+    for (i, h) in spec.hosts.iter().enumerate() {
+        if let Some(name) = &h.name {
+            diags.extend(names::diagnostic(name, NameRule::Label, "host", || {
+                inv.at(&format!("/spec/hosts/{i}/name"))
+            }));
+        }
+    }
     duplicates(
         spec.host_classes.iter().enumerate().map(|(i, c)| {
             (
@@ -136,16 +159,6 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
         diags,
     );
     for (i, c) in spec.host_classes.iter().enumerate() {
-        let at = inv.at(&format!("/spec/hostClasses/{i}"));
-        if c.cores() == 0 || c.threads() == 0 || c.memory.0 == 0 {
-            diags.push(
-                Diagnostic::error(
-                    at.clone(),
-                    format!("host class `{}` has no cores, threads or memory", c.name),
-                )
-                .with_help("set sockets, coresPerSocket and memory above zero"),
-            );
-        }
         if c.watts.peak < c.watts.idle {
             diags.push(Diagnostic::error(
                 inv.at(&format!("/spec/hostClasses/{i}/watts")),
@@ -222,6 +235,17 @@ fn check_cluster(
     env: &VirtualizedSpec,
     diags: &mut Diagnostics,
 ) {
+    for (i, p) in c.spec.node_pools.iter().enumerate() {
+        diags.extend(names::diagnostic(
+            &p.name,
+            NameRule::Label,
+            "node pool",
+            || c.at(&format!("/spec/nodePools/{i}/name")),
+        ));
+    }
+    diags.extend(check_version(&c.spec.kubernetes_version, || {
+        c.at("/spec/kubernetesVersion")
+    }));
     let racks = inv.racks.len();
     let cp = &c.spec.control_plane;
     let cp_at = c.at("/spec/controlPlane/replicas");
@@ -617,20 +641,7 @@ fn check_scenario(
     hosts: &[crate::estate::Host],
     diags: &mut Diagnostics,
 ) {
-    let at = &scenario.location;
     let s = &scenario.spec;
-    if s.runs == 0 {
-        diags.push(Diagnostic::error(
-            scenario.at("/spec/runs"),
-            "`runs` must be at least 1",
-        ));
-    }
-    if s.duration.0 == 0 {
-        diags.push(Diagnostic::error(
-            at.clone(),
-            "`duration` must be above zero",
-        ));
-    }
     for key in s.weights.keys() {
         if !DIMENSION_KEYS.contains(&key.as_str()) {
             diags.push(unknown(
@@ -693,6 +704,11 @@ fn check_scenario(
                 "timeline step `upgradeKubernetes` needs `version`",
             ));
         }
+        if let Some(v) = &step.version {
+            diags.extend(check_version(v, || {
+                scenario.at(&format!("/spec/operations/timeline/{i}/version"))
+            }));
+        }
     }
 }
 
@@ -729,116 +745,62 @@ fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: 
     }
 }
 
-fn non_negative(v: f64) -> bool {
-    v.is_finite() && v >= 0.0
+/// The error for a Kubernetes version that does not parse as one.
+fn check_version(text: &str, at: impl FnOnce() -> Location) -> Option<Diagnostic> {
+    text.parse::<KubernetesVersion>().err().map(|e| {
+        Diagnostic::error(at(), format!("`{}` {e}", crate::diag::excerpt(text)))
+            .with_help("write the release as Kubernetes numbers it, e.g. \"1.31.4\" (quoted)")
+    })
 }
 
-fn positive(v: f64) -> bool {
-    v.is_finite() && v > 0.0
-}
-
-/// Checks numbers whose range the types cannot express: fractions, probabilities, rates,
-/// prices and weights, and failure classes that must name a host class.
-fn check_ranges(
+/// Reports failure classes of a Scenario that name no host class.
+fn check_failure_classes(
     inventory: &Named<InventorySpec>,
-    virtualized: &Provided<VirtualizedSpec>,
-    price_sheet: &Provided<crate::kinds::price_sheet::PriceSheetSpec>,
-    scenario: Option<&Named<crate::kinds::scenario::ScenarioSpec>>,
+    scenario: &Named<crate::kinds::scenario::ScenarioSpec>,
     diags: &mut Diagnostics,
 ) {
-    fn bad(at: &Location, what: &str, value: f64, range: &str) -> Diagnostic {
-        Diagnostic::error(at.clone(), format!("{what} is {value}, expected {range}"))
-    }
-    if let Origin::Declared(at) = &virtualized.origin {
-        let env = &virtualized.spec;
-        let o = &env.performance_overhead;
-        for (what, v) in [
-            ("performanceOverhead.cpu", o.cpu),
-            ("performanceOverhead.memory", o.memory),
-            ("performanceOverhead.disk", o.disk),
-            ("performanceOverhead.network", o.network),
-        ] {
-            if !(0.0..1.0).contains(&v) {
-                diags.push(bad(
-                    at,
-                    what,
-                    v,
-                    "a fraction from 0 up to (not including) 1",
-                ));
-            }
-        }
-        if !(0.0..=1.0).contains(&env.ha.fence_failure_probability) {
-            diags.push(bad(
-                at,
-                "ha.fenceFailureProbability",
-                env.ha.fence_failure_probability,
-                "a probability from 0 to 1",
-            ));
-        }
-        if !non_negative(env.timings.dirty_rate) || !positive(env.timings.migration_gbps) {
-            diags.push(bad(
-                at,
-                "timings.dirtyRate or timings.migrationGbps",
-                env.timings.dirty_rate.min(env.timings.migration_gbps),
-                "dirtyRate ≥ 0 and migrationGbps > 0",
-            ));
-        }
-        if !non_negative(env.drs.threshold) {
-            diags.push(bad(at, "drs.threshold", env.drs.threshold, "0 or more"));
-        }
-    }
-    if let Origin::Declared(at) = &price_sheet.origin {
-        let p = &price_sheet.spec;
-        let mut money = vec![
-            ("defaultServerPrice", p.default_server_price),
-            (
-                "virtualizationLicence.pricePerYear",
-                p.virtualization_licence.price_per_year,
-            ),
-            ("osLicence.pricePerYear", p.os_licence.price_per_year),
-            ("power.pricePerKwh", p.power.price_per_kwh),
-            ("labour.ratePerHour", p.labour.rate_per_hour),
-        ];
-        money.extend(p.servers.values().map(|s| ("servers.price", s.price)));
-        for (what, m) in money {
-            if m.0 < 0 {
-                diags.push(bad(at, what, m.as_f64(), "0 or more"));
-            }
-        }
-    }
-    let Some(scenario) = scenario else { return };
-    let at = &scenario.location;
-    let s = &scenario.spec;
-    for (key, w) in &s.weights {
-        if !non_negative(*w) {
-            diags.push(bad(at, &format!("weights.{key}"), *w, "0 or more"));
-        }
-    }
     let classes: Vec<&str> = inventory
         .spec
         .host_classes
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    for class in s.failures.by_class.keys() {
+    for class in scenario.spec.failures.by_class.keys() {
         if !classes.contains(&class.as_str()) {
-            diags.push(unknown(at.clone(), "host class", class, &classes));
-        }
-    }
-    for f in std::iter::once(&s.failures.hosts).chain(s.failures.by_class.values()) {
-        if f.mtbf.0 == 0 || !positive(f.shape) {
-            diags.push(bad(
-                at,
-                "failures mtbf or shape",
-                f.shape,
-                "an MTBF above zero and a Weibull shape above 0",
+            diags.push(unknown(
+                scenario.key_at(&crate::yaml::push_pointer("/spec/failures/byClass", class)),
+                "host class",
+                class,
+                &classes,
             ));
         }
     }
 }
 
+/// Checks every number of every document against its documented range, at its field.
+fn check_ranges(docs: &Collected, diags: &mut Diagnostics) {
+    docs.inventories
+        .iter()
+        .for_each(|d| ranges::inventory(d, diags));
+    docs.virtualized
+        .iter()
+        .for_each(|d| ranges::virtualized(d, diags));
+    docs.bare_metal
+        .iter()
+        .for_each(|d| ranges::bare_metal(d, diags));
+    docs.clusters.iter().for_each(|d| ranges::cluster(d, diags));
+    docs.vm_sets.iter().for_each(|d| ranges::vm_set(d, diags));
+    docs.scenarios
+        .iter()
+        .for_each(|d| ranges::scenario(d, diags));
+    docs.price_sheets
+        .iter()
+        .for_each(|d| ranges::price_sheet(d, diags));
+}
+
 /// Builds the estate from typed documents, reporting everything that is wrong.
 pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) -> Option<Estate> {
+    check_ranges(&docs, diags);
     let Collected {
         inventories,
         virtualized,
@@ -969,14 +931,6 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
                 .with_help("check the path; it is relative to the Environment's file"),
         );
     }
-    if (virtualized.spec.overcommit.cpu <= 0.0 || virtualized.spec.overcommit.memory <= 0.0)
-        && let Origin::Declared(at) = &virtualized.origin
-    {
-        diags.push(Diagnostic::error(
-            at.clone(),
-            "overcommit ratios must be above zero",
-        ));
-    }
     if bare_metal.spec.share_servers
         && let Origin::Declared(at) = &bare_metal.origin
     {
@@ -1096,7 +1050,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             .iter()
             .map(|(k, _, _)| *k)
             .collect();
-        for (op, hours) in &price_sheet.spec.labour.hours {
+        for op in price_sheet.spec.labour.hours.keys() {
             if !operations.contains(&op.as_str()) {
                 diags.push(unknown(
                     price_at(&crate::yaml::push_pointer("/spec/labour/hours", op)),
@@ -1104,31 +1058,13 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
                     op,
                     &operations,
                 ));
-            } else if !hours.is_finite() || *hours < 0.0 {
-                diags.push(Diagnostic::error(
-                    at.clone(),
-                    format!("labour hours for `{op}` must be zero or more, found {hours}"),
-                ));
             }
-        }
-        if price_sheet.spec.power.pue < 1.0 {
-            diags.push(Diagnostic::error(
-                at.clone(),
-                format!(
-                    "PUE {} is below 1.0, which is impossible",
-                    price_sheet.spec.power.pue
-                ),
-            ));
         }
     }
     not_modelled_notes(&bound, &pdbs, diags);
-    check_ranges(
-        &inventory,
-        &virtualized,
-        &price_sheet,
-        scenario_doc.as_ref(),
-        diags,
-    );
+    if let Some(s) = &scenario_doc {
+        check_failure_classes(&inventory, s, diags);
+    }
     let ruled = clusters.iter().any(|c| {
         !c.spec.control_plane.host_rules.is_empty()
             || c.spec.node_pools.iter().any(|p| !p.host_rules.is_empty())

@@ -1,8 +1,9 @@
 //! YAML text → JSON values with a location for every node.
 //!
 //! Built on the event stream of `saphyr-parser` with an explicit stack, so no input can
-//! recurse the parser into a stack overflow: nesting depth and the number of nodes
-//! (alias expansion included) are bounded, and a breach is an ordinary error.
+//! recurse the parser into a stack overflow: nesting depth, the number of nodes and the
+//! bytes of scalar text (alias expansion included in both) are bounded, and a breach is
+//! an ordinary error.
 //! Scalars resolve by the YAML 1.2 core schema; quoted scalars are always strings.
 
 use std::collections::HashMap;
@@ -18,6 +19,9 @@ use crate::source::{Location, SourceFile};
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes one file may expand to, aliases included.
 pub const MAX_NODES: usize = 1_000_000;
+/// Most bytes of scalar text one file may expand to, aliases included: a 1 MB string
+/// aliased a thousand times is refused here instead of taking gigabytes.
+pub const MAX_EXPANDED_BYTES: usize = 32 << 20;
 /// Longest mapping key, in characters (YAML itself limits implicit keys to 1024).
 pub const MAX_KEY_CHARS: usize = 1024;
 /// Most bytes of JSON pointers the location index of one file may hold; with the key and
@@ -151,9 +155,11 @@ enum Frame {
 struct Builder {
     file: Arc<str>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, usize)>,
+    /// Anchored values with their node count and scalar bytes.
+    anchors: HashMap<usize, (Value, usize, usize)>,
     nodes: HashMap<String, NodeLocation>,
     total_nodes: usize,
+    total_bytes: usize,
     /// Bytes of JSON pointers kept in `nodes`.
     index_bytes: usize,
     done: Option<Value>,
@@ -174,6 +180,7 @@ impl Builder {
             anchors: HashMap::new(),
             nodes: HashMap::new(),
             total_nodes: 0,
+            total_bytes: 0,
             index_bytes: 0,
             done: None,
         }
@@ -227,8 +234,20 @@ impl Builder {
         Ok(())
     }
 
-    fn count(&mut self, n: usize, at: (u32, u32)) -> Result<(), Diagnostic> {
+    fn count(&mut self, n: usize, bytes: usize, at: (u32, u32)) -> Result<(), Diagnostic> {
         self.total_nodes = self.total_nodes.saturating_add(n);
+        self.total_bytes = self.total_bytes.saturating_add(bytes);
+        if self.total_bytes > MAX_EXPANDED_BYTES {
+            return Err(self
+                .error(
+                    at,
+                    format!(
+                        "more than {} MiB of YAML text (after alias expansion)",
+                        MAX_EXPANDED_BYTES >> 20
+                    ),
+                )
+                .with_help("split the input into smaller files, or alias fewer large values"));
+        }
         if self.total_nodes > MAX_NODES {
             return Err(self
                 .error(
@@ -282,7 +301,7 @@ impl Builder {
         tagged_str: bool,
         at: (u32, u32),
     ) -> Result<(), Diagnostic> {
-        self.count(1, at)?;
+        self.count(1, text.len(), at)?;
         let plain = style == ScalarStyle::Plain && !tagged_str;
         let slot = self.slot();
         if matches!(slot, Slot::Key) && text.chars().count() > MAX_KEY_CHARS {
@@ -302,7 +321,7 @@ impl Builder {
             self.record(pointer, key, at, plain)?;
         }
         if anchor > 0 {
-            self.anchors.insert(anchor, (value.clone(), 1));
+            self.anchors.insert(anchor, (value.clone(), 1, text.len()));
         }
         self.attach(value, at)
     }
@@ -311,7 +330,7 @@ impl Builder {
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.error(at, format!("nesting deeper than {MAX_DEPTH} levels")));
         }
-        self.count(1, at)?;
+        self.count(1, 0, at)?;
         let pointer = match self.slot() {
             Slot::Key => {
                 return Err(
@@ -356,20 +375,35 @@ impl Builder {
             None => return Err(self.error(at, "unbalanced YAML collection")),
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, (value.clone(), nodes));
+            let bytes = text_bytes(&value);
+            self.anchors.insert(anchor, (value.clone(), nodes, bytes));
         }
         self.attach(value, at)
     }
 
     fn alias(&mut self, id: usize, at: (u32, u32)) -> Result<(), Diagnostic> {
-        let Some((value, size)) = self.anchors.get(&id).cloned() else {
+        let Some(&(_, size, bytes)) = self.anchors.get(&id) else {
             return Err(self.error(at, "alias to an unknown anchor"));
         };
-        self.count(size, at)?;
+        self.count(size, bytes, at)?;
+        let Some((value, ..)) = self.anchors.get(&id).cloned() else {
+            return Err(self.error(at, "alias to an unknown anchor"));
+        };
         if let Slot::Value(pointer, key) = self.slot() {
             self.record(pointer, key, at, false)?;
         }
         self.attach(value, at)
+    }
+}
+
+/// Bytes of text in `value`: its strings and keys (8 for a number or other scalar).
+/// Recursion is bounded by [`MAX_DEPTH`].
+fn text_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(text_bytes).sum(),
+        Value::Object(m) => m.iter().map(|(k, v)| k.len() + text_bytes(v)).sum(),
+        _ => 8,
     }
 }
 
@@ -544,6 +578,19 @@ mod tests {
         }
         let (_, err) = parse(&text);
         assert!(err.is_some_and(|d| d.message.contains("alias expansion")));
+    }
+
+    #[test]
+    fn bounds_the_bytes_aliases_expand_to() {
+        let mut text = format!("big: &big {}\nall:\n", "x".repeat(1 << 20));
+        for _ in 0..64 {
+            text.push_str("  - *big\n");
+        }
+        let (_, err) = parse(&text);
+        assert!(
+            err.is_some_and(|d| d.message.contains("MiB of YAML text")),
+            "64 aliases of 1 MiB are refused"
+        );
     }
 
     #[test]

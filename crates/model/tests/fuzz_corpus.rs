@@ -1,7 +1,8 @@
 //! Replays the fuzz corpus and every crash the fuzzer saved (`fuzz/corpus/load`,
 //! `fuzz/artifacts/load`) through the loader, the way the fuzz target feeds them: the
 //! whole text as one source, then split in two at the place the first byte chooses.
-//! Fuzzing itself needs nightly and stays out of CI; this keeps its findings fixed.
+//! Fuzzing itself needs nightly and stays out of CI; this keeps its findings fixed, and
+//! fails when either directory is missing or empty (a replay of nothing proves nothing).
 
 mod common;
 
@@ -56,9 +57,8 @@ fn replay(path: &Path) -> Result<(), String> {
 
 fn replay_dir(dir: &str) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(dir);
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return 0;
-    };
+    let entries = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{} cannot be replayed: {e}", root.display()));
     let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -86,7 +86,8 @@ fn corpus_loads_without_panic() {
 
 #[test]
 fn saved_crashes_stay_fixed() {
-    replay_dir("artifacts/load");
+    let n = replay_dir("artifacts/load");
+    assert!(n > 0, "the saved crashes are missing");
 }
 
 /// Regression: a huge `count` once made `load` expand billions of hosts and never return;

@@ -13,10 +13,12 @@ use plinth_compare::{
 use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::quantity::Duration;
+use plinth_model::ranges;
 
 use crate::Outcome;
 use crate::commands::{self, load_or_report};
 use crate::input::InputArgs;
+use crate::output::{self, Overwrite};
 use crate::render::to_yaml;
 
 /// `-o` values of `compare`.
@@ -44,11 +46,11 @@ pub(crate) struct Args {
     /// Seed of run 0; run i uses seed + i (default: the Scenario's).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    /// Paired runs per environment, at least 2 (default: the Scenario's, 32).
-    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    /// Paired runs per environment, 2 to 1000 (default: the Scenario's, 32).
+    #[arg(long, value_name = "RUNS", value_parser = commands::runs_arg)]
     pub(crate) seeds: Option<u32>,
-    /// Simulated time per run, e.g. `365d` (default: the Scenario's).
-    #[arg(long)]
+    /// Simulated time per run, e.g. `365d`, from 1m to 100y (default: the Scenario's).
+    #[arg(long, value_parser = commands::duration_arg)]
     pub(crate) duration: Option<Duration>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
@@ -56,19 +58,28 @@ pub(crate) struct Args {
     /// Also write the report as one self-contained HTML file.
     #[arg(long, value_name = "PATH")]
     pub(crate) html: Option<PathBuf>,
-    /// Keep every run's event log in DIR (`<env>-seed-<n>.jsonl`).
+    /// Keep every run's event log in DIR (`<env>-seed-<n>.jsonl`); existing logs are refused unless --force.
     #[arg(long, value_name = "DIR", conflicts_with = "from_events")]
     pub(crate) events: Option<PathBuf>,
+    /// Overwrite event logs that exist in the --events directory.
+    #[arg(long, requires = "events")]
+    pub(crate) force: bool,
     /// Rebuild the report from the event logs in DIR instead of simulating.
     #[arg(long, value_name = "DIR")]
     pub(crate) from_events: Option<PathBuf>,
-    /// Runs per point of the break-even search and the per-cluster what-ifs (at least 2).
-    #[arg(long, value_name = "RUNS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000))]
-    pub(crate) sweep_runs: u32,
+    /// Runs per point of the break-even search and the per-cluster what-ifs (2 to 1000; default 8).
+    #[arg(long, value_name = "RUNS", conflicts_with = "no_sweep", value_parser = commands::runs_arg)]
+    pub(crate) sweep_runs: Option<u32>,
     /// Skip the break-even search and the per-cluster what-ifs.
     #[arg(long)]
     pub(crate) no_sweep: bool,
 }
+
+/// One year of simulated time, ms.
+const YEAR_MS: u64 = 365 * 86_400_000;
+
+/// Runs per point of the sensitivity sweeps when `--sweep-runs` is not given.
+const DEFAULT_SWEEP_RUNS: u32 = 8;
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -97,11 +108,11 @@ fn read_events(dir: &Path, options: &Options) -> Result<Vec<RunLog>> {
     Ok(logs)
 }
 
-fn write_events(dir: &Path, logs: &[RunLog]) -> Result<()> {
+fn write_events(dir: &Path, logs: &[RunLog], overwrite: Overwrite) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for l in logs {
-        let path = dir.join(l.file_name());
-        std::fs::write(&path, &l.log).with_context(|| format!("writing {}", path.display()))?;
+        output::file(&dir.join(l.file_name()), &l.log, overwrite)
+            .context("writing the event logs")?;
     }
     Ok(())
 }
@@ -125,8 +136,16 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             options.runs
         );
     }
-    if options.duration_ms == 0 {
-        bail!("--duration must be longer than 0 (e.g. `365d`)");
+    let run_years = u64::from(options.runs).saturating_mul(options.duration_ms) / YEAR_MS;
+    if !ranges::RUN_YEARS.contains(run_years) {
+        bail!(
+            "{} runs of {} are {run_years} simulated run-years, out of range: expected at most {} \
+             ({}); pass fewer --seeds or a shorter --duration",
+            options.runs,
+            Duration(options.duration_ms),
+            ranges::RUN_YEARS.max,
+            ranges::RUN_YEARS.why
+        );
     }
     let started = Instant::now();
     let logs = match &args.from_events {
@@ -138,14 +157,19 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             match logs {
                 Ok(l) => l,
                 Err(e) => {
-                    println!("error: {e}");
+                    output::stderr(output::error_chain(&e));
                     return Ok(Outcome::Invalid);
                 }
             }
         }
     };
     if let Some(dir) = &args.events {
-        write_events(dir, &logs)?;
+        let overwrite = if args.force {
+            Overwrite::Allow
+        } else {
+            Overwrite::Refuse
+        };
+        write_events(dir, &logs, overwrite)?;
     }
     let mut report = match (report(&estate, &options, &logs), &args.from_events) {
         (Ok(r), _) => r,
@@ -159,7 +183,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             )));
         }
         (Err(e), _) => {
-            println!("error: {e}");
+            output::stderr(output::error_chain(&e));
             return Ok(Outcome::Invalid);
         }
     };
@@ -167,7 +191,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let mut timings = vec![("13 dimensions and the recommendation", compared)];
     if !args.no_sweep && report.recommendation.is_some() {
         let sweep = Options {
-            runs: args.sweep_runs,
+            runs: args.sweep_runs.unwrap_or(DEFAULT_SWEEP_RUNS),
             ..options
         };
         let t = Instant::now();
@@ -190,17 +214,21 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             "Plinth: virtualized vs bare-metal Kubernetes nodes for {}",
             estate.inventory.name
         );
-        std::fs::write(path, html::render(&report, &title))
-            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+        output::file(
+            path,
+            html::render(&report, &title).as_bytes(),
+            Overwrite::Allow,
+        )
+        .context("writing the HTML report")?;
     }
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Yaml => print!("{}", to_yaml(&serde_json::to_value(&report)?)),
-        Format::Table => print!("{}", table(&report)),
-    }
-    #[allow(clippy::print_stderr)]
+    let text = match args.output {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        Format::Yaml => to_yaml(&serde_json::to_value(&report)?),
+        Format::Table => table(&report),
+    };
+    output::stdout(text)?;
     for (what, d) in timings {
-        eprintln!("{what}: {:.2} s", d.as_secs_f64());
+        output::stderr(format!("{what}: {:.2} s\n", d.as_secs_f64()));
     }
     Ok(Outcome::Success)
 }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use crate::Outcome;
+use crate::output;
 
 /// Show the documentation of a kind or field: its type, default and meaning.
 ///
@@ -16,6 +17,6 @@ pub(crate) struct Args {
 /// Runs `plinth explain`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let text = plinth_model::schema::explain(&args.target)?;
-    print!("{text}");
+    output::stdout(text)?;
     Ok(Outcome::Success)
 }

@@ -66,7 +66,6 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         .parent()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    use std::io::Write;
-    writeln!(std::io::stdout().lock(), "{dir}")?;
+    crate::output::stdout(format!("{dir}\n"))?;
     Ok(Outcome::Success)
 }

@@ -9,13 +9,14 @@ pub(crate) mod schema;
 pub(crate) mod simulate;
 pub(crate) mod validate;
 
-use std::io::Write;
-
 use anyhow::Result;
 use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::quantity::Duration;
+use plinth_model::ranges;
 use plinth_model::{Estate, Input};
 
 use crate::input::InputArgs;
+use crate::output;
 
 /// `--env` values, kebab-case as kubectl spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,15 +45,45 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// Parses `--duration`: a duration inside [`ranges::RUN_DURATION`], for every command that
+/// simulates, so `simulate` and `compare` refuse the same values with the same message.
+pub(crate) fn duration_arg(text: &str) -> Result<Duration, String> {
+    let d: Duration = text.parse()?;
+    if ranges::RUN_DURATION.contains(d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{d} is out of range: expected {} ({})",
+            ranges::RUN_DURATION,
+            ranges::RUN_DURATION.why
+        ))
+    }
+}
+
+/// Parses a count of paired runs (`--seeds`, `--sweep-runs`): 2 (the least that gives an
+/// interval) up to the most in [`ranges::RUNS`].
+pub(crate) fn runs_arg(text: &str) -> Result<u32, String> {
+    let n: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of runs"))?;
+    if (2..=ranges::RUNS.max).contains(&u64::from(n)) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range: expected 2 to {} ({})",
+            ranges::RUNS.max,
+            ranges::RUNS.why
+        ))
+    }
+}
+
 /// Reads and loads the input `args` name, and prints what the load found on stderr
 /// ([`InputArgs::report`]). Returns `None` when the input is invalid (with `--strict`,
 /// when it has warnings).
 pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>> {
     let (input, loaded) = args.load()?;
     let report = args.report(&input, &loaded.diagnostics);
-    if !report.is_empty() {
-        write!(std::io::stderr().lock(), "{report}")?;
-    }
+    output::stderr(report);
     Ok(loaded.estate.map(|e| (input, e)))
 }
 

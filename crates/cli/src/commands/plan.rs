@@ -13,11 +13,11 @@ use plinth_placement::nodes::NodeTerm;
 use plinth_placement::plan::{BareMetalDesign, DesignPlan, Plan, PlanError, VirtualizedPlan, plan};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use crate::Outcome;
 use crate::commands::{EnvArg, OutputFormat, load_or_report, table};
 use crate::input::InputArgs;
+use crate::output;
 
 /// Plan capacity: minimum servers per environment under the headroom rule, and headroom.
 ///
@@ -356,12 +356,10 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let binding = plinth_placement::designs::bind_pods(&estate);
     if !binding.unbound.is_empty() {
         for u in &binding.unbound {
-            writeln!(
-                std::io::stderr().lock(),
-                "error: {} fits no node pool: {}",
-                u.workload,
-                u.reason
-            )?;
+            output::stderr(format!(
+                "error: {} fits no node pool: {}\n",
+                u.workload, u.reason
+            ));
         }
         return Ok(Outcome::Invalid);
     }
@@ -411,17 +409,16 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         json_out.insert("defaults".into(), json!(defaulted));
     }
     match args.output {
-        OutputFormat::Table => print!("{text}"),
-        OutputFormat::Json => println!(
-            "{}",
+        OutputFormat::Table => output::stdout(text)?,
+        OutputFormat::Json => output::stdout(format!(
+            "{}\n",
             serde_json::to_string_pretty(&Value::Object(json_out))?
-        ),
+        ))?,
     }
     if pending {
-        writeln!(
-            std::io::stderr().lock(),
-            "error: some pods fit no node (see `pending` above): the plan cannot run every workload"
-        )?;
+        output::stderr(
+            "error: some pods fit no node (see `pending` above): the plan cannot run every workload\n",
+        );
         return Ok(Outcome::Invalid);
     }
     Ok(Outcome::Success)
@@ -429,10 +426,9 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
 
 /// Reports a design that cannot be planned: exit 1.
 fn cannot_plan(env: EnvironmentType, e: &PlanError) -> Result<Outcome> {
-    writeln!(
-        std::io::stderr().lock(),
-        "error: cannot plan the {} design: {e}",
+    output::stderr(format!(
+        "error: cannot plan the {} design: {e}\n",
         env.cli_name()
-    )?;
+    ));
     Ok(Outcome::Invalid)
 }

@@ -8,6 +8,7 @@ use plinth_model::document::PLINTH_KINDS;
 use plinth_model::schema::json_schema;
 
 use crate::Outcome;
+use crate::output::{self, Overwrite};
 
 /// Write the JSON Schema of each kind, generated from the same types the loader uses.
 ///
@@ -25,7 +26,10 @@ pub(crate) struct Args {
 /// Runs `plinth schema`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
     if let Some(kind) = &args.kind {
-        println!("{}", serde_json::to_string_pretty(&json_schema(kind)?)?);
+        output::stdout(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json_schema(kind)?)?
+        ))?;
         return Ok(Outcome::Success);
     }
     if let Some(dir) = &args.out {
@@ -33,9 +37,8 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         for kind in PLINTH_KINDS {
             let path = dir.join(format!("{kind}.json"));
             let text = serde_json::to_string_pretty(&json_schema(kind)?)?;
-            fs::write(&path, text + "\n")
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
-            println!("wrote {}", path.display());
+            output::file(&path, (text + "\n").as_bytes(), Overwrite::Allow)?;
+            output::stdout(format!("wrote {}\n", path.display()))?;
         }
     }
     Ok(Outcome::Success)

@@ -11,8 +11,9 @@ use plinth_model::quantity::Duration;
 use plinth_sim::{Options, simulate_with};
 
 use crate::Outcome;
-use crate::commands::{EnvArg, OutputFormat, load_or_report};
+use crate::commands::{self, EnvArg, OutputFormat, load_or_report};
 use crate::input::InputArgs;
+use crate::output::{self, Overwrite};
 
 /// Simulate one environment: failures, HA, DRS, maintenance and Kubernetes recovery.
 ///
@@ -28,12 +29,15 @@ pub(crate) struct Args {
     /// Seed of the failure streams (default: the Scenario's).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-    /// Simulated time, e.g. `365d`, `12h` (default: the Scenario's).
-    #[arg(long)]
+    /// Simulated time, e.g. `365d`, `12h`, from 1m to 100y (default: the Scenario's).
+    #[arg(long, value_parser = commands::duration_arg)]
     pub(crate) duration: Option<Duration>,
-    /// Write the event log (JSON Lines) here.
+    /// Write the event log (JSON Lines) here; an existing file is refused unless --force.
     #[arg(long, value_name = "PATH")]
     pub(crate) events: Option<PathBuf>,
+    /// Overwrite the --events file if it exists.
+    #[arg(long, requires = "events")]
+    pub(crate) force: bool,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
@@ -63,64 +67,71 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let run = match result {
         Ok(r) => r,
         Err(e) => {
-            println!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                println!("  caused by: {s}");
-                source = s.source();
-            }
+            output::stderr(output::error_chain(&e));
             return Ok(Outcome::Invalid);
         }
     };
     if let Some(path) = &args.events {
-        std::fs::write(path, &run.log)
-            .with_context(|| format!("writing the event log to {}", path.display()))?;
+        let overwrite = if args.force {
+            Overwrite::Allow
+        } else {
+            Overwrite::Refuse
+        };
+        output::file(path, &run.log, overwrite).context("writing the event log")?;
     }
     let s = &run.summary;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(s)?),
-        OutputFormat::Table => {
-            println!(
-                "{} · seed {} · {:.0} days: {} hosts, {} VMs ({} unplaced), {} nodes, {} pods",
-                s.env,
-                s.seed,
-                s.duration_ms as f64 / 86_400_000.0,
-                s.hosts,
-                s.vms,
-                s.vms_unplaced,
-                s.nodes,
-                s.pods
-            );
-            println!(
-                "host failures: {} (fences failed: {}, second copies: {})",
-                s.host_failures, s.fences_failed, s.second_copies
-            );
-            for (name, p) in [
-                ("detect", s.detect),
-                ("fence", s.fence),
-                ("nodes Ready", s.nodes_ready),
-                ("pods Ready", s.pods_ready),
-            ] {
-                if p.count > 0 {
-                    println!(
-                        "  {name:<12} {:>4} × mean {:>9.1} s, max {:>9.1} s",
-                        p.count, p.mean_s, p.max_s
-                    );
-                }
-            }
-            println!(
-                "migrations: {}, maintenances: {}, evictions: {}",
-                s.migrations, s.maintenances, s.evictions
-            );
-            println!(
-                "pod-minutes unavailable: {:.1}; pods pending at the end: {}",
-                s.pod_minutes_unavailable, s.pods_pending_at_end
-            );
-            for c in &s.conditions_at_end {
-                println!("waiting: {c}");
-            }
-            println!("event log: {} lines, sha256 {}", s.log_lines, s.log_sha256);
+    let text = match args.output {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(s)?),
+        OutputFormat::Table => summary_table(s),
+    };
+    output::stdout(text)?;
+    Ok(Outcome::Success)
+}
+
+/// The summary as a terminal shows it.
+fn summary_table(s: &plinth_sim::Summary) -> String {
+    let mut out = format!(
+        "{} · seed {} · {:.0} days: {} hosts, {} VMs ({} unplaced), {} nodes, {} pods\n",
+        s.env,
+        s.seed,
+        s.duration_ms as f64 / 86_400_000.0,
+        s.hosts,
+        s.vms,
+        s.vms_unplaced,
+        s.nodes,
+        s.pods
+    );
+    out.push_str(&format!(
+        "host failures: {} (fences failed: {}, second copies: {})\n",
+        s.host_failures, s.fences_failed, s.second_copies
+    ));
+    for (name, p) in [
+        ("detect", s.detect),
+        ("fence", s.fence),
+        ("nodes Ready", s.nodes_ready),
+        ("pods Ready", s.pods_ready),
+    ] {
+        if p.count > 0 {
+            out.push_str(&format!(
+                "  {name:<12} {:>4} × mean {:>9.1} s, max {:>9.1} s\n",
+                p.count, p.mean_s, p.max_s
+            ));
         }
     }
-    Ok(Outcome::Success)
+    out.push_str(&format!(
+        "migrations: {}, maintenances: {}, evictions: {}\n",
+        s.migrations, s.maintenances, s.evictions
+    ));
+    out.push_str(&format!(
+        "pod-minutes unavailable: {:.1}; pods pending at the end: {}\n",
+        s.pod_minutes_unavailable, s.pods_pending_at_end
+    ));
+    for c in &s.conditions_at_end {
+        out.push_str(&format!("waiting: {c}\n"));
+    }
+    out.push_str(&format!(
+        "event log: {} lines, sha256 {}\n",
+        s.log_lines, s.log_sha256
+    ));
+    out
 }

@@ -2,13 +2,13 @@
 //! warnings for what Kubernetes accepts but is probably a mistake.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Result;
 use plinth_model::Estate;
 
 use crate::Outcome;
 use crate::input::InputArgs;
+use crate::output;
 
 /// Check manifests: syntax, fields, values and cross-references, all errors at once.
 ///
@@ -64,28 +64,23 @@ pub(crate) fn summary(estate: &Estate) -> String {
 /// Runs `plinth validate`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let (input, loaded) = args.input.load()?;
-    write!(
-        std::io::stderr().lock(),
-        "{}",
-        args.input.report(&input, &loaded.diagnostics)
-    )?;
-    let mut out = std::io::stdout().lock();
+    output::stderr(args.input.report(&input, &loaded.diagnostics));
     let warnings = loaded.diagnostics.warning_count();
     match &loaded.estate {
         Some(estate) => {
-            writeln!(out, "valid: {}", summary(estate))?;
+            let mut text = format!("valid: {}\n", summary(estate));
             if warnings > 0 {
-                writeln!(out, "{warnings} warning(s)")?;
+                text.push_str(&format!("{warnings} warning(s)\n"));
             }
+            output::stdout(text)?;
             Ok(Outcome::Success)
         }
         None => {
-            writeln!(
-                out,
-                "invalid: {} error(s), {warnings} warning(s) in {} file(s)",
+            output::stdout(format!(
+                "invalid: {} error(s), {warnings} warning(s) in {} file(s)\n",
                 loaded.diagnostics.error_count(),
                 input.sources.len()
-            )?;
+            ))?;
             Ok(Outcome::Invalid)
         }
     }
