@@ -312,6 +312,11 @@ impl Control {
         self
     }
 
+    /// Every cluster as the control plane sees it now, in the order it was given them.
+    pub fn clusters(&self) -> impl Iterator<Item = &ClusterTopology> {
+        self.clusters.iter().map(lifecycle::ClusterRec::topology)
+    }
+
     /// A cluster's nodes as the control plane sees them now (replaced nodes included).
     pub fn cluster(&self, name: &str) -> Option<&ClusterTopology> {
         let c = *self.cluster_index.get(name)?;

@@ -15,11 +15,13 @@
 
 mod failures;
 pub mod faults;
+mod lab;
 mod log;
 mod setup;
 mod world;
 
 pub use failures::FailureStream;
+pub use lab::SimLab;
 pub use setup::{Setup, SimControlPlane, SimError, Usage, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 

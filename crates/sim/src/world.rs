@@ -1201,12 +1201,30 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Host `h` is cut off from the control plane now.
+    /// A random partition of host `h` begins now (the fault model's), and the next one
+    /// is drawn.
     fn partition(&mut self, h: usize) {
         let length = self.faults.partition_length();
         if let Some(next) = self.faults.time_to_partition() {
             self.push(self.now + length + next, Ev::Partition { host: h });
         }
+        self.cut(h, length);
+    }
+
+    /// Cuts host `host` off from the control plane now for `ms` (a lab's fault); false if
+    /// there is no such host.
+    pub fn partition_for(&mut self, host: &str, ms: u64) -> bool {
+        match self.host_index.get(host) {
+            Some(&h) => {
+                self.cut(h, ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Host `h` is cut off from the control plane now, for `length` ms.
+    fn cut(&mut self, h: usize, length: u64) {
         if !self.hosts[h].up || self.hosts[h].cut.is_some() {
             return;
         }
@@ -2533,6 +2551,34 @@ impl<'a> World<'a> {
             }
             None => false,
         }
+    }
+
+    /// The hosts (or servers), by name.
+    pub fn host_names(&self) -> Vec<String> {
+        self.s.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// The current virtual time, ms.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// When the next world event is due, if any.
+    pub fn next_at(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse(e)| e.t)
+    }
+
+    /// The VMs running on `host` now (ground truth).
+    pub fn running(&self, host: &str) -> Vec<String> {
+        self.host_index
+            .get(host)
+            .map(|&h| self.host_vms[h].iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Times a VM was started while another copy of it ran.
+    pub fn second_copies(&self) -> u64 {
+        u64::from(self.summary.second_copies)
     }
 
     /// Nodes of `pool` (`cluster/pool`) that are Ready and schedulable now (ground truth).

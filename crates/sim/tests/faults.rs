@@ -5,12 +5,13 @@
 //! from the store, no VM ever runs on two hosts at once and no acknowledged desired state
 //! is lost: every rollout requested finishes.
 
-use std::path::Path;
-
 use plinth_control::store::MemoryStore;
+mod common;
+
+use common::example;
 use plinth_events::InputDigest;
+use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_sim::faults::Faults;
 use plinth_sim::{Options, Run, World, run_restarting, setup};
 use rand::{Rng, SeedableRng};
@@ -20,22 +21,7 @@ use rayon::prelude::*;
 const DAY: u64 = 86_400_000;
 
 fn small() -> Estate {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small");
-    let mut input = Input::default();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("example dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("read");
-        input.add(SourceFile::new(f.display().to_string(), text));
-    }
-    let loaded = load(&input);
-    loaded
-        .estate
-        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
+    example("small", "")
 }
 
 /// Partitions every 20 days per host lasting 90 s on average (so about half outlast the

@@ -1,50 +1,23 @@
 //! Scenario tests with asserted outcomes: the control plane driven by the simulator.
 
+mod common;
+
+use common::example;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use plinth_control::{
     CommandKind, Control, ControlEvent, Driver, Observation, Ready, ReplaceMethod, Time,
     UpgradeKind,
 };
 use plinth_events::InputDigest;
+use plinth_model::Estate;
 use plinth_model::kinds::cluster::UpgradeStrategy;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_sim::{Options, POD_START_MS, Run, World, run_world, setup, simulate};
 
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
-
-fn read_dir(input: &mut Input, dir: &Path) {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("example dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("read");
-        input.add(SourceFile::new(f.display().to_string(), text));
-    }
-}
-
-fn example(name: &str, extra: &str) -> Estate {
-    let mut input = Input::default();
-    read_dir(
-        &mut input,
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples")
-            .join(name),
-    );
-    if !extra.is_empty() {
-        input.add(SourceFile::new("test.yaml", extra.to_owned()));
-    }
-    let loaded = load(&input);
-    loaded
-        .estate
-        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
-}
 
 /// examples/small with no random failures, no patching waves, and fencing that fails with
 /// probability `fence_failure`.
