@@ -13,6 +13,9 @@ pub struct HaConfig {
     pub detection_timeout: u64,
     /// Wait before a failed fence is tried again, ms.
     pub fence_retry: u64,
+    /// Interval between a host's heartbeats, ms: its agent may have had contact up to
+    /// this long after the last heartbeat the control plane heard.
+    pub heartbeat_interval: u64,
     /// Silence after which a host's own agent kills its VMs (its watchdog), ms.
     pub self_fence_timeout: u64,
     /// Added to `self_fence_timeout` before a silent, unfenced host's VMs count as dead:
@@ -22,11 +25,13 @@ pub struct HaConfig {
 
 impl HaConfig {
     /// When the VMs of a host last heard at `last_heard` are dead even without a fence:
-    /// its agent has killed them by then.
+    /// its agent, whose last contact was at most one heartbeat interval later, has killed
+    /// them by then.
     pub fn known_dead_at(&self, last_heard: crate::Time) -> crate::Time {
         last_heard
             + self
-                .self_fence_timeout
+                .heartbeat_interval
+                .saturating_add(self.self_fence_timeout)
                 .saturating_add(self.self_fence_margin)
     }
 }
@@ -133,6 +138,7 @@ impl ControlConfig {
                 enabled: env.ha.enabled,
                 detection_timeout: env.ha.failure_detection_timeout.millis(),
                 fence_retry: env.ha.self_fence_timeout.millis().max(1),
+                heartbeat_interval: env.ha.heartbeat_interval.millis(),
                 self_fence_timeout: env.ha.self_fence_timeout.millis(),
                 self_fence_margin: SELF_FENCE_MARGIN_MS,
             },

@@ -503,6 +503,8 @@ impl Control {
             return false;
         }
         rec.boot = Some(boot);
+        // Drivers coalesce heartbeats (only the first after a miss must be delivered),
+        // so this changes the host's record rarely.
         rec.heard_at = Some(self.clock);
         true
     }
@@ -603,6 +605,7 @@ impl Control {
             }
             Health::Failed => {
                 self.hosts[i].health = Health::Up;
+                self.ask_again(i, out);
                 self.clear_condition(&format!("host/{host}"), now);
                 if let Some(v) = &mut self.vms {
                     let _ = v.pool.set_status(HostId(i as u32), HostStatus::Up);
@@ -756,6 +759,14 @@ impl Control {
         failed: Option<CommandError>,
         out: &mut Vec<Command>,
     ) {
+        if failed.is_some() && !self.still_wanted_there(&f.kind) {
+            // A start or create on a host the VM no longer belongs to (HA moved it when
+            // that host was known dead): its failure says nothing about the VM.
+            if !matches!(f.pending, Pending::Start { .. }) {
+                self.dispatch(now, f.pending, failed, out);
+            }
+            return;
+        }
         if let Some(error) = &failed {
             if !error.nothing_changed() && resync::places_vm(&f.kind) {
                 self.locate_after(now, f, error, out);

@@ -4,8 +4,8 @@
 //! counters, so a step writes only what it changed and a restarted control plane loads
 //! them back ([`crate::Control::restore`]).
 //!
-//! The trait is what `plinth serve` implements on SQLite and etcd; [`MemoryStore`] is the
-//! one the simulator and the tests use. Records are JSON and small: one above
+//! The trait is what `plinth serve` is to implement on SQLite and etcd (not built yet);
+//! [`MemoryStore`] is the one the simulator and the tests use. Records are JSON and small: one above
 //! [`MAX_RECORD_BYTES`] is refused (etcd refuses requests over 1.5 MiB).
 
 use std::collections::BTreeMap;

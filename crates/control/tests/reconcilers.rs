@@ -21,6 +21,7 @@ fn cfg() -> ControlConfig {
             enabled: true,
             detection_timeout: 15_000,
             fence_retry: 60_000,
+            heartbeat_interval: 1_000,
             self_fence_timeout: 60_000,
             self_fence_margin: 10_000,
         },
@@ -251,13 +252,14 @@ fn failed_fence_keeps_vms_down_until_the_self_fence_deadline_then_restarts_them_
     let cond = c.condition("vm/cp-1").expect("condition");
     assert_eq!(cond.reason, Reason::WaitingForFence);
     assert!(cond.message.contains("BMC unreachable"), "{cond}");
-    assert!(cond.message.contains("0d00:01:10.000"), "{cond}");
+    assert!(cond.message.contains("0d00:01:11.000"), "{cond}");
     assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
     assert_eq!(host_of(&c, "cp-1"), victim, "no second placement");
-    // Last heard at 0 s + 60 s self-fence + 10 s margin: the host's agent has killed its
-    // VMs by 70 s, so they restart elsewhere then, though no fence was confirmed.
-    assert!(c.handle(Time(69_999), Observation::Timer).is_empty());
-    let starts = c.handle(Time(70_000), Observation::Timer).commands;
+    // Last heard at 0 s + a heartbeat interval (1 s) + 60 s self-fence + 10 s margin: the
+    // host's agent has killed its VMs by 71 s, so they restart elsewhere then, though no
+    // fence was confirmed.
+    assert!(c.handle(Time(70_999), Observation::Timer).is_empty());
+    let starts = c.handle(Time(71_000), Observation::Timer).commands;
     assert!(!starts.is_empty());
     for s in &starts {
         let CommandKind::StartVm { host, .. } = &s.kind else {
@@ -267,7 +269,7 @@ fn failed_fence_keeps_vms_down_until_the_self_fence_deadline_then_restarts_them_
     }
     let f = &c.failures()[0];
     assert_eq!(f.fenced_at, None);
-    assert_eq!(f.known_dead_at, Some(Time(70_000)));
+    assert_eq!(f.known_dead_at, Some(Time(71_000)));
     // The fence retry that was due later finds nothing to do.
     assert!(c.handle(Time(85_000), Observation::Timer).is_empty());
 }

@@ -140,3 +140,13 @@ fn a_host_heard_while_its_fence_is_in_flight_keeps_its_vms() {
     assert!(String::from_utf8_lossy(&run.log).contains("\"event\":\"partitionHealed\""));
     assert_eq!(run.summary.second_copies, 0);
 }
+
+/// Seed 149 has a partition of 118 ms: the heal's heartbeat arrives before the missed
+/// heartbeat the cut produced, the host is declared failed though heard since, and its
+/// unconfirmed fence once let the known-dead rule restart its VMs elsewhere while they
+/// ran. A host heard after the last heartbeat of its failure is alive.
+#[test]
+fn a_host_heard_before_its_stale_missed_heartbeat_keeps_its_vms() {
+    let run = year(&small(), 149);
+    assert_eq!(run.summary.second_copies, 0);
+}

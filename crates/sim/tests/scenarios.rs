@@ -235,10 +235,13 @@ fn an_unfenceable_host_s_vms_restart_only_once_its_agent_has_killed_them() {
     assert_eq!(s.second_copies, 0);
     let ha = &estate.virtualized.spec.ha;
     // The host was last heard at its last heartbeat before the crash; its VMs count as
-    // dead once its own agent has killed them: + selfFenceTimeout + the margin.
+    // dead once its own agent has killed them: + a heartbeat interval + selfFenceTimeout
+    // + the margin.
     let last_heard = HOUR / ha.heartbeat_interval.millis() * ha.heartbeat_interval.millis();
-    let dead_at =
-        last_heard + ha.self_fence_timeout.millis() + plinth_control::config::SELF_FENCE_MARGIN_MS;
+    let dead_at = last_heard
+        + ha.heartbeat_interval.millis()
+        + ha.self_fence_timeout.millis()
+        + plinth_control::config::SELF_FENCE_MARGIN_MS;
     let lines = log_lines(&run);
     let starts: Vec<u64> = events(&lines, "command")
         .iter()

@@ -21,6 +21,9 @@ use super::{Control, Health, InFlight, Pending, VmPhase};
 use crate::command::{Command, CommandError, CommandKind, Reason};
 use crate::time::Time;
 
+/// Refusals of one idempotent command after which it is no longer retried.
+const MAX_REFUSALS: u32 = 8;
+
 /// A VM whose location is being asked.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Locate {
@@ -99,6 +102,23 @@ impl Control {
             return;
         }
         let object = retry_object(&f.kind);
+        if matches!(error, CommandError::Refused { .. }) && f.attempt >= MAX_REFUSALS {
+            // Refused every time: waiting longer will not help; an operator must act.
+            if let Some(object) = object {
+                let what = f.kind.object().to_owned();
+                self.set_condition(
+                    object,
+                    Reason::Retrying,
+                    format!(
+                        "{} of {what} refused {} times, last: {error}; given up until an operator acts",
+                        serde_variant(&f.kind),
+                        f.attempt + 1
+                    ),
+                    now,
+                );
+            }
+            return;
+        }
         let (reason, blocks) = match &f.kind {
             CommandKind::Drain { .. } => (Reason::DrainFailed, drain_blocks(&f.pending)),
             _ => (Reason::Retrying, "it is retried"),
@@ -163,14 +183,19 @@ impl Control {
             now,
         );
         self.locating.insert(
-            vm,
+            vm.clone(),
             Locate {
                 ask: ask.clone(),
                 command: f,
             },
         );
         for i in ask {
-            self.ask_inventory(i, out);
+            if self.hosts[i].health == Health::Failed {
+                // Known dead already: it runs nothing.
+                self.not_on(now, &vm, i, out);
+            } else {
+                self.ask_inventory(i, out);
+            }
         }
     }
 
@@ -411,6 +436,17 @@ impl Control {
                 };
                 self.send(kind, loc.command.pending, loc.command.attempt + 1, out);
             }
+        }
+    }
+
+    /// Whether a start or create is still for the host the VM is wanted on (other kinds:
+    /// always).
+    pub(super) fn still_wanted_there(&self, kind: &CommandKind) -> bool {
+        match kind {
+            CommandKind::StartVm { vm, host } | CommandKind::CreateVm { vm, host, .. } => {
+                self.vm_host(vm).is_none_or(|h| h == host)
+            }
+            _ => true,
         }
     }
 
