@@ -96,6 +96,15 @@ fn spread_state(hosts: usize, workers: usize) -> PoolState {
     s
 }
 
+/// The VMs the control plane places on `host` (`hN`), by name.
+fn names_on(c: &Control, host: &str) -> Vec<String> {
+    let pool = c.pool().expect("pool");
+    pool.vms_on(HostId(host[1..].parse().expect("hN")))
+        .into_iter()
+        .filter_map(|id| pool.vm(id).map(|s| s.name.clone()))
+        .collect()
+}
+
 fn host_of(c: &Control, vm: &str) -> String {
     c.vm_host(vm).expect("placed").to_owned()
 }
@@ -278,11 +287,7 @@ fn failed_fence_keeps_vms_down_until_the_self_fence_deadline_then_restarts_them_
 fn a_host_heard_again_before_it_is_known_dead_is_asked_what_it_runs() {
     let mut c = Control::virtualized(cfg(), spread_state(4, 6));
     let victim = host_of(&c, "cp-1");
-    let on_victim = c
-        .pool()
-        .expect("pool")
-        .vms_on(HostId(victim[1..].parse().expect("hN")))
-        .len();
+    let on_victim = names_on(&c, &victim).len();
     assert!(on_victim >= 2);
     silent_and_unfenced(&mut c, &victim);
     // The partition heals at 40 s: same boot, so its VMs may still run.
@@ -972,12 +977,8 @@ fn a_migration_whose_answer_is_lost_is_located_on_both_hosts_before_anything_els
         Some(Reason::Locating)
     );
     // The source answers first: not there. Nothing is decided until the target answers.
-    let others_on_target: Vec<String> = c
-        .pool()
-        .expect("pool")
-        .vms_on(HostId(to[1..].parse().expect("hN")))
+    let others_on_target: Vec<String> = names_on(&c, &to)
         .into_iter()
-        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
         .filter(|n| n != "w-00")
         .collect();
     let first = c.handle(
@@ -1032,12 +1033,8 @@ fn a_migration_found_on_its_source_stays_there_and_one_found_nowhere_starts_once
             vms: vec![],
         },
     );
-    let on_target: Vec<String> = c
-        .pool()
-        .expect("pool")
-        .vms_on(HostId(to[1..].parse().expect("hN")))
+    let on_target: Vec<String> = names_on(&c, &to)
         .into_iter()
-        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
         .filter(|n| n != "w-00")
         .collect();
     let start = c
@@ -1072,13 +1069,7 @@ fn a_host_reporting_a_vm_it_should_not_run_is_told_to_stop_it_and_a_missing_one_
         .map(|i| format!("h{i}"))
         .find(|h| *h != home)
         .expect("another host");
-    let mut running: Vec<String> = c
-        .pool()
-        .expect("pool")
-        .vms_on(HostId(other[1..].parse().expect("hN")))
-        .into_iter()
-        .filter_map(|id| c.pool().and_then(|p| p.vm(id)).map(|s| s.name.clone()))
-        .collect();
+    let mut running = names_on(&c, &other);
     let missing = running.pop().expect("a VM on the other host");
     running.push("w-00".into());
     let cmds = c

@@ -1138,14 +1138,7 @@ impl<'a> World<'a> {
             },
         );
         self.host_down(h, Down::Crash, Some(f));
-        let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;
-        self.push(
-            last_heard + self.heartbeat_ms,
-            Ev::Deliver(Observation::HeartbeatMissed {
-                host: name,
-                last_heard: Time(last_heard),
-            }),
-        );
+        self.fall_silent(name);
         self.push(self.now + repair, Ev::Repaired { host: h });
     }
 
@@ -1172,6 +1165,19 @@ impl<'a> World<'a> {
         let clock = self.hosts[h].clock;
         let ttf = self.hosts[h].stream.time_to_failure();
         self.push(self.now + ttf, Ev::Crash { host: h, clock });
+    }
+
+    /// `host` stops heartbeating now: the transport reports one missed interval after
+    /// its last heartbeat.
+    fn fall_silent(&mut self, host: String) {
+        let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;
+        self.push(
+            last_heard + self.heartbeat_ms,
+            Ev::Deliver(Observation::HeartbeatMissed {
+                host,
+                last_heard: Time(last_heard),
+            }),
+        );
     }
 
     /// Host `h`'s agent reaches the control plane at `t`: a heartbeat, then what it runs.
@@ -1238,14 +1244,7 @@ impl<'a> World<'a> {
                 host: name.as_str().into(),
             },
         );
-        let last_heard = self.now / self.heartbeat_ms * self.heartbeat_ms;
-        self.push(
-            last_heard + self.heartbeat_ms,
-            Ev::Deliver(Observation::HeartbeatMissed {
-                host: name,
-                last_heard: Time(last_heard),
-            }),
-        );
+        self.fall_silent(name);
         let self_fence = self
             .s
             .estate

@@ -5,33 +5,12 @@
 
 mod common;
 
-use common::example;
+use common::small;
 use plinth_conformance as suite;
 use plinth_sim::SimLab;
 
 fn lab() -> SimLab {
-    let quiet = r#"apiVersion: plinth.dev/v1alpha1
-kind: Scenario
-metadata:
-  name: quiet
-spec:
-  failures:
-    hosts:
-      mtbf: 100000d
-      repairTime: 8h
-  operations:
-    hostPatchingInterval: 100000d
----
-apiVersion: plinth.dev/v1alpha1
-kind: Environment
-metadata:
-  name: hci
-spec:
-  type: virtualized
-  ha:
-    fenceFailureProbability: 1
-"#;
-    SimLab::new(&example("small", quiet), 1).expect("the lab builds")
+    SimLab::new(&small(1.0, "[]"), 1).expect("the lab builds")
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::example;
+use common::{example, small};
 
 use std::collections::BTreeMap;
 
@@ -18,38 +18,6 @@ use plinth_sim::{Options, POD_START_MS, Run, World, run_world, setup, simulate};
 
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
-
-/// examples/small with no random failures, no patching waves, and fencing that fails with
-/// probability `fence_failure`.
-fn small(fence_failure: f64, timeline: &str) -> Estate {
-    example(
-        "small",
-        &format!(
-            r#"apiVersion: plinth.dev/v1alpha1
-kind: Scenario
-metadata:
-  name: test
-spec:
-  failures:
-    hosts:
-      mtbf: 100000d
-      repairTime: 8h
-  operations:
-    hostPatchingInterval: 100000d
-    timeline: {timeline}
----
-apiVersion: plinth.dev/v1alpha1
-kind: Environment
-metadata:
-  name: hci
-spec:
-  type: virtualized
-  ha:
-    fenceFailureProbability: {fence_failure}
-"#
-        ),
-    )
-}
 
 fn run_with_failure(
     estate: &Estate,

@@ -1,4 +1,5 @@
-//! Estates the simulator's tests share.
+//! Estates the simulator's tests share (each test binary uses some of them).
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -27,4 +28,36 @@ pub(crate) fn example(name: &str, extra: &str) -> Estate {
     loaded
         .estate
         .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
+}
+
+/// examples/small with no random failures, no patching waves, and fencing that fails with
+/// probability `fence_failure`.
+pub(crate) fn small(fence_failure: f64, timeline: &str) -> Estate {
+    example(
+        "small",
+        &format!(
+            r#"apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: test
+spec:
+  failures:
+    hosts:
+      mtbf: 100000d
+      repairTime: 8h
+  operations:
+    hostPatchingInterval: 100000d
+    timeline: {timeline}
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: hci
+spec:
+  type: virtualized
+  ha:
+    fenceFailureProbability: {fence_failure}
+"#
+        ),
+    )
 }
