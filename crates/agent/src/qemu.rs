@@ -96,6 +96,11 @@ impl VmPaths {
     fn spec(&self) -> PathBuf {
         self.run.join("spec.json")
     }
+    /// The VM's configuration beside its disk on the shared storage, from which any host
+    /// can register and start it (HA restart), as a VMX file on a shared datastore.
+    fn shared_spec(&self) -> PathBuf {
+        self.disk.with_extension("json")
+    }
     fn qmp(&self) -> PathBuf {
         self.run.join("qmp.sock")
     }
@@ -158,6 +163,38 @@ impl QemuHypervisor {
                 .join("vms")
                 .join(format!("{vm}.seed.img")),
         }
+    }
+
+    /// Registers `vm`, created on another host, from its configuration on the shared
+    /// storage (an HA restart or a start after a move); unknown when there is none.
+    async fn register(&self, vm: &VmName) -> Result<VmRecord, AgentError> {
+        if !vm.is_valid() {
+            return Err(AgentError::InvalidName(vm.clone()));
+        }
+        let paths = self.paths(vm);
+        let text = tokio::fs::read(paths.shared_spec())
+            .await
+            .map_err(|_| AgentError::UnknownVm(vm.clone()))?;
+        let spec: VmSpec = serde_json::from_slice(&text).map_err(|e| AgentError::File {
+            path: paths.shared_spec(),
+            source: std::io::Error::other(e),
+        })?;
+        if spec.name != *vm {
+            return Err(AgentError::UnknownVm(vm.clone()));
+        }
+        tokio::fs::create_dir_all(&paths.run)
+            .await
+            .map_err(AgentError::file(&paths.run))?;
+        tokio::fs::write(paths.spec(), &text)
+            .await
+            .map_err(AgentError::file(paths.spec()))?;
+        let record = VmRecord::new(spec);
+        // A concurrent start of the same VM registered it first: use that record.
+        self.table.insert(record.clone());
+        tracing::info!(vm = %vm, "registered from the shared storage");
+        self.table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))
     }
 
     async fn adopt(&self) -> Result<(), AgentError> {
@@ -341,10 +378,10 @@ impl Hypervisor for QemuHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self
-            .table
-            .get(vm)
-            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let record = match self.table.get(vm) {
+            Some(r) => r,
+            None => self.register(vm).await?,
+        };
         if record.state == VmState::Stopped {
             let paths = self.paths(vm);
             let _ = tokio::fs::remove_file(paths.pid()).await;
@@ -395,7 +432,7 @@ impl Hypervisor for QemuHypervisor {
     async fn delete(&self, vm: &VmName) -> Result<(), AgentError> {
         self.stop(vm).await?;
         let paths = self.paths(vm);
-        for file in [&paths.disk, &paths.seed] {
+        for file in [&paths.disk, &paths.seed, &paths.shared_spec()] {
             let _ = tokio::fs::remove_file(file).await;
         }
         let _ = tokio::fs::remove_dir_all(&paths.run).await;
@@ -484,6 +521,9 @@ async fn make_vm_files(spec: &VmSpec, paths: &VmPaths, image: &Image) -> Result<
         path: paths.spec(),
         source: std::io::Error::other(e),
     })?;
+    tokio::fs::write(paths.shared_spec(), &record)
+        .await
+        .map_err(AgentError::file(paths.shared_spec()))?;
     tokio::fs::write(paths.spec(), record)
         .await
         .map_err(AgentError::file(paths.spec()))

@@ -94,7 +94,8 @@ impl<H: Hypervisor> Shared<H> {
 }
 
 /// The boot id of this life of the host: the recorded one when a VM survived the agent's
-/// restart (the host did not reboot), else a new one, recorded.
+/// restart (the host did not reboot), else the next one (the first when none is recorded),
+/// recorded.
 pub async fn boot_id<H: Hypervisor>(file: Option<&PathBuf>, hv: &H) -> BootId {
     let recorded = match file {
         Some(f) => tokio::fs::read_to_string(f)
@@ -106,8 +107,8 @@ pub async fn boot_id<H: Hypervisor>(file: Option<&PathBuf>, hv: &H) -> BootId {
     };
     match recorded {
         Some(id) if hv.any_running() => id,
-        _ => {
-            let id = BootId::random();
+        recorded => {
+            let id = recorded.map_or(BootId::FIRST, BootId::next);
             if let Some(f) = file
                 && let Err(e) = tokio::fs::write(f, id.to_string()).await
             {
@@ -369,10 +370,11 @@ async fn fault<H: Hypervisor>(request: AdminRequest, shared: &Shared<H>) {
         AdminRequest::Restore => {
             if !shared.hv.any_running() {
                 // The host comes back as a new life: nothing it said before counts.
-                *shared
+                let mut boot = shared
                     .boot_id
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = BootId::random();
+                    .unwrap_or_else(PoisonError::into_inner);
+                *boot = boot.next();
             }
             shared.cut_off.send_replace(false);
         }

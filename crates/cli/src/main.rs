@@ -32,6 +32,7 @@ enum Command {
     Compare(commands::compare::Args),
     Agent(commands::agent::Args),
     Image(commands::image::Args),
+    Run(commands::run::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => commands::compare::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
         Command::Image(args) => commands::image::run(&args),
+        Command::Run(args) => commands::run::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -36,10 +36,6 @@ impl HaConfig {
     }
 }
 
-/// Wait added to a silent host's self-fence timeout before its VMs count as dead, ms: a
-/// host agent checks its contact every second and clocks drift by far less than this.
-pub const SELF_FENCE_MARGIN_MS: u64 = 10_000;
-
 /// How long the control plane waits for each kind of command before it times it out
 /// ([`crate::CommandError::TimedOut`]). Each deadline is twice the expected duration
 /// from the Environment's timings plus [`Deadlines::SLACK_MS`].
@@ -140,7 +136,7 @@ impl ControlConfig {
                 fence_retry: env.ha.self_fence_timeout.millis().max(1),
                 heartbeat_interval: env.ha.heartbeat_interval.millis(),
                 self_fence_timeout: env.ha.self_fence_timeout.millis(),
-                self_fence_margin: SELF_FENCE_MARGIN_MS,
+                self_fence_margin: env.ha.self_fence_margin.millis(),
             },
             drs: DrsConfig {
                 enabled: env.drs.enabled,

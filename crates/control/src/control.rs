@@ -437,6 +437,21 @@ impl Control {
         self.vms.as_ref()?.phase.get(vm).copied()
     }
 
+    /// True when nothing is under way: no command in flight, no condition, no cluster
+    /// being created, scaled or rolled, and every node VM running. A real driver's
+    /// `plinth run --until-converged` ends here.
+    pub fn settled(&self) -> bool {
+        self.in_flight() == 0
+            && self.conditions().next().is_none()
+            && !self.clusters.iter().any(lifecycle::ClusterRec::busy)
+            && self.clusters().all(|c| {
+                std::iter::once(&c.control_plane)
+                    .chain(&c.pools)
+                    .flat_map(|p| &p.nodes)
+                    .all(|n| self.vm_phase(n).is_none_or(|p| p == VmPhase::Running))
+            })
+    }
+
     /// Commands not yet answered.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
@@ -664,7 +679,14 @@ impl Control {
             }
             Timer::Reissue(key) => {
                 if let Some((_, f)) = self.retries.remove(&key) {
-                    self.send(f.kind, f.pending, f.attempt, out);
+                    if resync::places_vm(&f.kind) && !self.placing_can_retry(&f.kind) {
+                        // Its host was lost (or HA moved the VM) meanwhile: the VM takes
+                        // the path of any VM of a lost host.
+                        self.clear_retry_condition(&f.kind, now);
+                        self.dispatch(now, f.pending, Some(CommandError::Unreachable), out);
+                    } else {
+                        self.send(f.kind, f.pending, f.attempt, out);
+                    }
                 }
             }
             Timer::KnownDead { host, failure } => {
@@ -772,7 +794,7 @@ impl Control {
                 self.locate_after(now, f, error, out);
                 return;
             }
-            if resync::idempotent(&f.kind) {
+            if resync::idempotent(&f.kind) || self.retry_placing(&f.kind, error) {
                 self.retry_failed(now, f, error);
                 return;
             }

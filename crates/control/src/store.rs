@@ -37,6 +37,28 @@ pub enum Key {
     Condition(String),
 }
 
+impl Key {
+    /// The key whose [`Display`](fmt::Display) form is `text`, for stores that keep keys as
+    /// text; `None` for text no key prints as.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == "meta" {
+            return Some(Self::Meta);
+        }
+        let (kind, rest) = text.split_once('/')?;
+        let number = || rest.parse::<u64>().ok();
+        Some(match kind {
+            "hosts" => Self::Host(rest.to_owned()),
+            "vms" => Self::Vm(rest.to_owned()),
+            "commands" => Self::Command(CommandId(number()?)),
+            "retries" => Self::Retry(number()?),
+            "clusters" => Self::Cluster(rest.to_owned()),
+            "failures" => Self::Failure(number()?),
+            "conditions" => Self::Condition(rest.to_owned()),
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -110,6 +132,9 @@ pub enum StoreError {
         /// What is unknown.
         what: String,
     },
+    /// The store itself failed (a disk, a database): nothing of the write was kept.
+    #[error("the store failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A keyed store of versioned records.

@@ -512,6 +512,7 @@ pub fn virtualized(doc: &Named<VirtualizedSpec>, diags: &mut Diagnostics) {
     for (key, d) in [
         ("failureDetectionTimeout", ha.failure_detection_timeout),
         ("selfFenceTimeout", ha.self_fence_timeout),
+        ("selfFenceMargin", ha.self_fence_margin),
         ("fenceLatency", ha.fence_latency),
     ] {
         f.check(&format!("/spec/ha/{key}"), d, &LATENCY);

@@ -197,6 +197,15 @@ fn check_inventory(inv: &Named<InventorySpec>, diags: &mut Diagnostics) {
                 ),
             ));
         }
+        if h.agent.is_some() && h.name.is_none() {
+            diags.push(Diagnostic::error(
+                inv.at(&format!("/spec/hosts/{i}/agent")),
+                format!(
+                    "host entry of class `{}`: an agent address belongs to one host; give the entry a `name`",
+                    h.class
+                ),
+            ));
+        }
     }
 }
 

@@ -32,18 +32,22 @@ impl VmName {
 #[serde(transparent)]
 pub struct CommandId(pub u64);
 
-/// One life of a host agent's host: a new value each time the host (not the agent) starts, so
-/// a message from a previous life can be told apart. All testbed namespaces share one kernel,
-/// so the kernel's boot id cannot serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One life of a host agent's host: counted up each time the host (not the agent) starts, and
+/// kept on the host's disk, so a message from a previous life can be told apart *and* ordered
+/// (a random id, like the kernel's, cannot say which life is newer). All testbed namespaces
+/// share one kernel, so the kernel's boot id could not serve anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct BootId(pub uuid::Uuid);
+pub struct BootId(pub u64);
 
 impl BootId {
-    /// A fresh random boot id.
+    /// The first life of a host.
+    pub const FIRST: Self = Self(1);
+
+    /// The life after this one.
     #[must_use]
-    pub fn random() -> Self {
-        Self(uuid::Uuid::new_v4())
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
     }
 }
 

@@ -59,8 +59,9 @@ impl SimLab {
     }
 }
 
-impl Lab for SimLab {
-    fn run_for(&mut self, ms: u64) {
+impl SimLab {
+    /// Runs the control loop for `ms` of virtual time.
+    pub fn run_for(&mut self, ms: u64) {
         let until = self.world.now().saturating_add(ms);
         loop {
             let wakeup = self.control.next_wakeup();
@@ -77,6 +78,23 @@ impl Lab for SimLab {
             self.step(now, observation);
         }
     }
+}
+
+/// How often [`SimLab::run_until`] checks its condition, virtual ms.
+const CHECK_EVERY_MS: u64 = 1_000;
+
+impl Lab for SimLab {
+    fn run_until(&mut self, ms: u64, done: &dyn Fn(&Self) -> bool) -> bool {
+        let until = self.world.now().saturating_add(ms);
+        while !done(self) {
+            let now = self.world.now();
+            if now >= until {
+                return false;
+            }
+            self.run_for(CHECK_EVERY_MS.min(until - now));
+        }
+        true
+    }
 
     fn request(&mut self, change: Observation) {
         let now = Time(self.world.now());
@@ -88,8 +106,12 @@ impl Lab for SimLab {
         self.world.schedule_failure(host, now);
     }
 
-    fn partition(&mut self, host: &str, ms: u64) {
-        self.world.partition_for(host, ms);
+    fn partition(&mut self, host: &str) {
+        self.world.partition_for(host, HORIZON);
+    }
+
+    fn heal(&mut self, host: &str) {
+        self.world.heal_now(host);
     }
 
     fn restart_control_plane(&mut self) {

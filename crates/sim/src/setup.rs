@@ -35,6 +35,14 @@ pub enum SimError {
         #[source]
         source: PlanError,
     },
+    /// The estate holds something `plinth run` does not run for real.
+    #[error(
+        "{what} cannot be run for real yet: only Clusters' node VMs are; remove it to run the estate"
+    )]
+    NotRunnable {
+        /// The object, by kind and name.
+        what: String,
+    },
 }
 
 /// A host or server of the simulated world.
@@ -203,7 +211,29 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
         env: options.env.cli_name(),
         source,
     })?;
-    Ok(from_plan(estate, plan))
+    Ok(from_plan(estate, plan, &deferred_clusters(estate)))
+}
+
+/// The control plane of a virtualized estate where nothing runs yet, for `plinth run`: the
+/// same planning chain and hosts as [`setup`], with every cluster declared and none built,
+/// so each waits for its `ClusterRequested` (the path a timeline's `addCluster` takes).
+///
+/// # Errors
+/// When the design cannot be planned, or the estate declares VirtualMachineSets (their VMs
+/// are not node VMs and are not run for real).
+pub fn greenfield(estate: &Estate) -> Result<Control, SimError> {
+    if let Some(set) = estate.vm_sets.first() {
+        return Err(SimError::NotRunnable {
+            what: format!("VirtualMachineSet `{}`", set.name),
+        });
+    }
+    let env = EnvironmentType::Virtualized;
+    let plan = plan(estate, env).map_err(|source| SimError::Design {
+        env: env.cli_name(),
+        source,
+    })?;
+    let every: BTreeSet<String> = estate.clusters.iter().map(|c| c.name.clone()).collect();
+    Ok(from_plan(estate, plan, &every).control)
 }
 
 /// The simulated hosts of a plan: class, failure model and stream key, rack and zone.
@@ -250,9 +280,8 @@ fn pool_key(cluster: &str, pool: &str) -> String {
 }
 
 /// The setup of a planned design.
-fn from_plan(estate: &Estate, plan: Plan) -> Setup {
+fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup {
     let hosts = sim_hosts(estate, &plan);
-    let deferred = deferred_clusters(estate);
     let mut out = Setup {
         env: plan.design,
         hosts,
@@ -301,8 +330,8 @@ fn from_plan(estate: &Estate, plan: Plan) -> Setup {
         }
     }
     let (control, topology) = match &plan.detail {
-        DesignPlan::Virtualized(v) => virtualized(estate, &plan, v, &deferred, &mut out),
-        DesignPlan::BareMetal(b) => bare_metal(estate, &plan, b, &deferred, &mut out),
+        DesignPlan::Virtualized(v) => virtualized(estate, &plan, v, deferred, &mut out),
+        DesignPlan::BareMetal(b) => bare_metal(estate, &plan, b, deferred, &mut out),
     };
     for n in &plan.nodes {
         let c = &estate.clusters[n.pool.cluster];
@@ -323,7 +352,7 @@ fn from_plan(estate: &Estate, plan: Plan) -> Setup {
         });
     }
     out.control = control.with_clusters(topology);
-    pods(estate, &plan, &deferred, &mut out);
+    pods(estate, &plan, deferred, &mut out);
     out.schedulers = plan.clusters.into_iter().map(|c| c.scheduler).collect();
     out
 }

@@ -1229,6 +1229,18 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Ends host `host`'s partition now (a lab's repair); false if it has none.
+    pub fn heal_now(&mut self, host: &str) -> bool {
+        let Some(&h) = self.host_index.get(host) else {
+            return false;
+        };
+        let Some(cut) = self.hosts[h].cut else {
+            return false;
+        };
+        self.push(self.now, Ev::Heal { host: h, cut });
+        true
+    }
+
     /// Host `h` is cut off from the control plane now, for `length` ms.
     fn cut(&mut self, h: usize, length: u64) {
         if !self.hosts[h].up || self.hosts[h].cut.is_some() {

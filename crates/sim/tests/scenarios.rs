@@ -209,7 +209,7 @@ fn an_unfenceable_host_s_vms_restart_only_once_its_agent_has_killed_them() {
     let dead_at = last_heard
         + ha.heartbeat_interval.millis()
         + ha.self_fence_timeout.millis()
-        + plinth_control::config::SELF_FENCE_MARGIN_MS;
+        + ha.self_fence_margin.millis();
     let lines = log_lines(&run);
     let starts: Vec<u64> = events(&lines, "command")
         .iter()

@@ -5,6 +5,7 @@ pub(crate) mod compare;
 pub(crate) mod explain;
 pub(crate) mod image;
 pub(crate) mod plan;
+pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod simulate;
 pub(crate) mod validate;

@@ -99,6 +99,15 @@ impl ClusterRec {
         }
     }
 
+    /// Whether a creation, a scale or a rollout of the cluster is under way or queued.
+    pub(super) fn busy(&self) -> bool {
+        self.creating.is_some()
+            || self.rollout.is_some()
+            || !self.queued.is_empty()
+            || self.scaling > 0
+            || !self.scale_target.is_empty()
+    }
+
     fn stage(&self, stage: usize) -> Option<&PoolTopology> {
         if stage == 0 {
             Some(&self.topo.control_plane)

@@ -11,7 +11,8 @@
 //!   and nothing else is done with it until each has answered or is known dead.
 //! - An idempotent command that failed (drain, cordon, uncordon, delete, stop, remove,
 //!   inventory) is sent again with backoff; what waits for it waits, with a condition
-//!   naming the blocker.
+//!   naming the blocker. So is a start or create that certainly did nothing (its agent was
+//!   unreachable or refused) while its host is up; on a lost host HA takes over.
 
 use std::collections::BTreeSet;
 
@@ -71,9 +72,10 @@ fn retry_object(kind: &CommandKind) -> Option<String> {
         | CommandKind::Uncordon { node }
         | CommandKind::Drain { node }
         | CommandKind::RemoveNode { node } => Some(format!("node/{node}")),
-        CommandKind::DeleteVm { vm, .. } | CommandKind::StopVm { vm, .. } => {
-            Some(format!("vm/{vm}"))
-        }
+        CommandKind::DeleteVm { vm, .. }
+        | CommandKind::StopVm { vm, .. }
+        | CommandKind::StartVm { vm, .. }
+        | CommandKind::CreateVm { vm, .. } => Some(format!("vm/{vm}")),
         _ => None,
     }
 }
@@ -437,6 +439,31 @@ impl Control {
                 self.send(kind, loc.command.pending, loc.command.attempt + 1, out);
             }
         }
+    }
+
+    /// Whether a start or create that failed with nothing changed (its host's agent was
+    /// unreachable or refused) is sent again: while its host is up and still wants the VM.
+    /// On a lost host it is not: HA restarts the VM elsewhere once the host is dead.
+    pub(super) fn retry_placing(&self, kind: &CommandKind, error: &CommandError) -> bool {
+        error.nothing_changed()
+            && matches!(
+                kind,
+                CommandKind::StartVm { .. } | CommandKind::CreateVm { .. }
+            )
+            && self.placing_can_retry(kind)
+    }
+
+    /// Whether a start or create may be sent (again): its VM is still wanted on its host and
+    /// that host is up.
+    pub(super) fn placing_can_retry(&self, kind: &CommandKind) -> bool {
+        let (CommandKind::StartVm { host, .. } | CommandKind::CreateVm { host, .. }) = kind else {
+            return true;
+        };
+        self.still_wanted_there(kind)
+            && self
+                .host_index
+                .get(host.as_str())
+                .is_some_and(|&i| self.hosts[i].health == Health::Up)
     }
 
     /// Whether a start or create is still for the host the VM is wanted on (other kinds:

@@ -251,6 +251,11 @@ pub struct HaPolicy {
     /// A cut-off host kills its own VMs after this long (default 60s, Proxmox VE watchdog).
     #[serde(default = "default_self_fence")]
     pub self_fence_timeout: Duration,
+    /// Added to `selfFenceTimeout` (and one heartbeat interval) before the VMs of a silent,
+    /// unfenced host count as dead and restart elsewhere (default 10s): the agent's own
+    /// check interval and clock drift. A lab on one machine may set it to 1s.
+    #[serde(default = "default_self_fence_margin")]
+    pub self_fence_margin: Duration,
     /// Time for a fence (power off via BMC) to complete (default 10s; no published figure).
     #[serde(default = "default_fence_latency")]
     pub fence_latency: Duration,
@@ -272,6 +277,9 @@ fn default_detection() -> Duration {
 fn default_self_fence() -> Duration {
     Duration::from_secs(60)
 }
+fn default_self_fence_margin() -> Duration {
+    Duration::from_secs(10)
+}
 fn default_fence_latency() -> Duration {
     Duration::from_secs(10)
 }
@@ -288,6 +296,7 @@ impl Default for HaPolicy {
             heartbeat_interval: default_heartbeat(),
             failure_detection_timeout: default_detection(),
             self_fence_timeout: default_self_fence(),
+            self_fence_margin: default_self_fence_margin(),
             fence_latency: default_fence_latency(),
             fence_failure_probability: default_fence_failure(),
         }

@@ -23,6 +23,14 @@ pub struct InventorySpec {
 }
 
 impl InventorySpec {
+    /// The agent address of each host that declares one, by host name.
+    pub fn agents(&self) -> std::collections::BTreeMap<String, std::net::SocketAddr> {
+        self.hosts
+            .iter()
+            .filter_map(|h| Some((h.name.clone()?, h.agent?)))
+            .collect()
+    }
+
     /// The zone of rack `r` (`topology.kubernetes.io/zone`): its declared `zone`, else the
     /// rack's own name.
     pub fn zone_of_rack(&self, r: usize) -> Option<&str> {
@@ -193,4 +201,8 @@ pub struct HostEntry {
     /// `active` (default) or `spare`.
     #[serde(default)]
     pub role: HostRole,
+    /// Where this host's agent listens (`IP:port`), for `plinth run`; only with `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub agent: Option<std::net::SocketAddr>,
 }

@@ -1,0 +1,614 @@
+//! [`QemuDriver`]: the control-plane [`Driver`] over host agents and the wall clock.
+//!
+//! Time is Unix milliseconds, so what a durable control plane stored in one run is on the
+//! same clock in the next. Each host has a [`link`](crate::link) task; the driver turns the
+//! agents' frames into observations and the control plane's commands into agent commands:
+//!
+//! | control plane | agent |
+//! |---|---|
+//! | `createVm` | `createVm` (linked clone + NoCloud seed), then `startVm`; done when the guest agent reports Ready |
+//! | `startVm`, `stopVm`, `deleteVm` | the same |
+//! | `fenceHost` | `fence` (the agent kills every VM); a cut-off host is unreachable and the known-dead rule applies |
+//! | `reportInventory` | `resync`; done once the inventory arrived |
+//! | `cordon`, `uncordon`, `drain` | done at once: no Kubernetes API runs here (docs/run.md) |
+//! | `maintainHost` | done at once: a namespaced host cannot be rebooted |
+//! | `migrateVm` | refused: live migration is part 2 of "run it for real" |
+//! | bare-metal commands | refused: bare-metal servers are not driven by this driver |
+//!
+//! A command for a host whose link is down fails `unreachable` without being sent; the
+//! commands in flight on a link that is lost fail `outcomeUnknown`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plinth_control::store::Store;
+use plinth_control::{
+    BootId, Command, CommandError, CommandId, CommandKind, Deadlines, Driver, Observation, Ready,
+    Time,
+};
+use plinth_proto::{self as proto, Action, FromAgent, ToAgent, Token, VmName, VmState};
+use tokio::sync::mpsc;
+
+use crate::bootstrap::Pools;
+use crate::error::QemuError;
+use crate::link::{self, LinkConfig, LinkEvent};
+
+/// Heartbeat intervals of silence after which the driver reports a host's heartbeat missed.
+pub const MISSED_AFTER_HEARTBEATS: u64 = 2;
+
+/// The wall clock as the control plane's [`Time`]: Unix milliseconds.
+pub fn wall_clock() -> Time {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Time(ms)
+}
+
+/// What the driver keeps for users: every step's conditions, events and commands, and every
+/// observation (`plinth run` prints them as progress; a service keeps them as its log).
+pub trait Journal {
+    /// A step of the control plane at `now`, before its commands are sent.
+    fn step(&mut self, now: Time, ready: &Ready);
+    /// An observation handed to the control plane.
+    fn observed(&mut self, now: Time, observation: &Observation);
+}
+
+/// A journal that keeps nothing.
+#[derive(Debug, Default)]
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn step(&mut self, _: Time, _: &Ready) {}
+    fn observed(&mut self, _: Time, _: &Observation) {}
+}
+
+/// How the driver reaches the agents.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Each host's agent address, by host name.
+    pub agents: BTreeMap<String, SocketAddr>,
+    /// The shared token.
+    pub token: Token,
+    /// Heartbeat interval (the Environment's `ha.heartbeatInterval`).
+    pub heartbeat: Duration,
+    /// Command deadlines, as the control plane sets them.
+    pub deadlines: Deadlines,
+    /// Node VM templates.
+    pub pools: Pools,
+}
+
+/// One agent command in flight, and what it is part of.
+#[derive(Debug)]
+struct InFlight {
+    host: String,
+    control: CommandId,
+    /// Agent actions still to send after this one, in order.
+    then: VecDeque<Action>,
+    /// Whether an earlier action of the same control command already took effect.
+    changed: bool,
+    deadline: u64,
+}
+
+/// A host's link as the driver sees it.
+#[derive(Debug)]
+struct HostLink {
+    outbox: mpsc::UnboundedSender<ToAgent>,
+    connected: bool,
+    /// Last frame heard, and whether its silence was reported.
+    last_heard: Time,
+    missed: bool,
+    boot: Option<BootId>,
+    /// `reportInventory` commands waiting for this host's next inventory.
+    inventory_waiters: Vec<CommandId>,
+}
+
+/// The control-plane driver over host agents.
+pub struct QemuDriver {
+    runtime: tokio::runtime::Runtime,
+    events: mpsc::UnboundedReceiver<(String, LinkEvent)>,
+    hosts: BTreeMap<String, HostLink>,
+    in_flight: BTreeMap<proto::CommandId, InFlight>,
+    ready: VecDeque<(Time, Observation)>,
+    next_id: u64,
+    config: DriverConfig,
+    secret: Vec<u8>,
+    store: Box<dyn Store + Send>,
+    journal: Box<dyn Journal + Send>,
+    stop: Arc<AtomicBool>,
+    fault: Option<QemuError>,
+}
+
+impl std::fmt::Debug for QemuDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QemuDriver")
+            .field("hosts", &self.hosts.keys().collect::<Vec<_>>())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QemuDriver {
+    /// Starts one link per agent. Writes go to `store` before any command is sent; `secret`
+    /// derives the clusters' bootstrap tokens.
+    ///
+    /// # Errors
+    /// When the runtime cannot start.
+    pub fn start(
+        config: DriverConfig,
+        secret: &[u8],
+        store: Box<dyn Store + Send>,
+        journal: Box<dyn Journal + Send>,
+    ) -> Result<Self, QemuError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(QemuError::Runtime)?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let now = wall_clock();
+        let mut hosts = BTreeMap::new();
+        for (host, addr) in &config.agents {
+            let (outbox, rx) = mpsc::unbounded_channel();
+            let link = LinkConfig {
+                host: host.clone(),
+                addr: *addr,
+                token: config.token.clone(),
+                heartbeat: config.heartbeat,
+            };
+            runtime.spawn(link::run(link, rx, events_tx.clone()));
+            hosts.insert(
+                host.clone(),
+                HostLink {
+                    outbox,
+                    connected: false,
+                    last_heard: now,
+                    missed: false,
+                    boot: None,
+                    inventory_waiters: Vec::new(),
+                },
+            );
+        }
+        Ok(Self {
+            runtime,
+            events,
+            hosts,
+            in_flight: BTreeMap::new(),
+            ready: VecDeque::new(),
+            // Agent command ids are unique across runs: they start at the start time.
+            next_id: now.millis().saturating_mul(1024),
+            config,
+            secret: secret.to_vec(),
+            store,
+            journal,
+            stop: Arc::new(AtomicBool::new(false)),
+            fault: None,
+        })
+    }
+
+    /// Setting this flag ends the run at the next observation (Ctrl-C).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Sets the stop flag on Ctrl-C (SIGINT): the run ends at the next observation and
+    /// the VMs keep running.
+    pub fn stop_on_ctrl_c(&self) {
+        let stop = Arc::clone(&self.stop);
+        self.runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+
+    /// The store the control plane's records are written to.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Why the run ended early, if it did (a store that refused a write).
+    pub fn take_fault(&mut self) -> Option<QemuError> {
+        self.fault.take()
+    }
+
+    /// Whether the driver has an agent address for `host`.
+    pub fn knows(&self, host: &str) -> bool {
+        self.hosts.contains_key(host)
+    }
+
+    /// Whether every host was heard in its current connection.
+    pub fn all_heard(&self) -> bool {
+        self.hosts.values().all(|h| h.connected && h.boot.is_some())
+    }
+
+    /// Whether `host`'s link is connected now.
+    pub fn connected(&self, host: &str) -> bool {
+        self.hosts.get(host).is_some_and(|h| h.connected)
+    }
+
+    /// Forgets every command in flight, as a control plane that crashed would (its agents'
+    /// late answers are ignored); the restored control plane times them out or locates.
+    pub fn forget_in_flight(&mut self) {
+        self.in_flight.clear();
+        self.ready.clear();
+        for h in self.hosts.values_mut() {
+            h.inventory_waiters.clear();
+        }
+    }
+
+    /// The next observation before `until`, or `None` when `until` passes first (or the run
+    /// was stopped). A `Timer` is returned when `wakeup` passes.
+    pub fn poll(&mut self, wakeup: Option<Time>, until: Time) -> Option<(Time, Observation)> {
+        loop {
+            if let Some(o) = self.ready.pop_front() {
+                self.journal.observed(o.0, &o.1);
+                return Some(o);
+            }
+            if self.fault.is_some() || self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            let now = wall_clock();
+            if let Some(missed) = self.overdue(now) {
+                self.ready.push_back((now, missed));
+                continue;
+            }
+            if wakeup.is_some_and(|w| w <= now) {
+                self.ready.push_back((now, Observation::Timer));
+                continue;
+            }
+            if now >= until {
+                return None;
+            }
+            let mut deadline = until.min(self.next_miss()).min(now.plus(250));
+            if let Some(w) = wakeup {
+                deadline = deadline.min(w);
+            }
+            let wait = Duration::from_millis(deadline.since(now).max(1));
+            let event = self
+                .runtime
+                .block_on(async { tokio::time::timeout(wait, self.events.recv()).await });
+            match event {
+                Ok(Some((host, e))) => self.absorb(&host, e),
+                Ok(None) => return None,
+                Err(_elapsed) => {}
+            }
+        }
+    }
+
+    /// The first host whose silence is past due and not yet reported.
+    fn overdue(&mut self, now: Time) -> Option<Observation> {
+        let after = self.config_heartbeat_ms() * MISSED_AFTER_HEARTBEATS;
+        let (host, link) = self
+            .hosts
+            .iter_mut()
+            .find(|(_, h)| !h.missed && now.since(h.last_heard) > after)?;
+        link.missed = true;
+        Some(Observation::HeartbeatMissed {
+            host: host.clone(),
+            last_heard: link.last_heard,
+        })
+    }
+
+    fn next_miss(&self) -> Time {
+        let after = self.config_heartbeat_ms() * MISSED_AFTER_HEARTBEATS;
+        self.hosts
+            .values()
+            .filter(|h| !h.missed)
+            .map(|h| h.last_heard.plus(after + 1))
+            .min()
+            .unwrap_or(Time(u64::MAX))
+    }
+
+    fn config_heartbeat_ms(&self) -> u64 {
+        u64::try_from(self.config.heartbeat.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Turns one link event into observations.
+    fn absorb(&mut self, host: &str, event: LinkEvent) {
+        let now = wall_clock();
+        let Some(link) = self.hosts.get_mut(host) else {
+            return;
+        };
+        match event {
+            LinkEvent::Connected => link.connected = true,
+            LinkEvent::Lost { reason } => {
+                link.connected = false;
+                let lost: Vec<proto::CommandId> = self
+                    .in_flight
+                    .iter()
+                    .filter(|(_, f)| f.host == host)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in lost {
+                    if let Some(f) = self.in_flight.remove(&id) {
+                        self.ready.push_back((
+                            now,
+                            Observation::CommandFailed {
+                                id: f.control,
+                                error: CommandError::OutcomeUnknown {
+                                    reason: format!("the link to {host} was lost: {reason}"),
+                                },
+                            },
+                        ));
+                    }
+                }
+                for id in std::mem::take(&mut link.inventory_waiters) {
+                    self.ready.push_back((
+                        now,
+                        Observation::CommandFailed {
+                            id,
+                            error: CommandError::Unreachable,
+                        },
+                    ));
+                }
+            }
+            LinkEvent::Message(message) => self.message(host, now, message),
+        }
+    }
+
+    fn message(&mut self, host: &str, now: Time, message: FromAgent) {
+        let Some(link) = self.hosts.get_mut(host) else {
+            return;
+        };
+        match message {
+            FromAgent::Heartbeat(beat) => {
+                let boot = BootId(beat.boot_id.0);
+                link.last_heard = now;
+                // A run of heartbeats is coalesced: only news is delivered.
+                if link.missed || link.boot != Some(boot) {
+                    link.missed = false;
+                    link.boot = Some(boot);
+                    self.ready.push_back((
+                        now,
+                        Observation::Heartbeat {
+                            host: host.to_owned(),
+                            boot,
+                        },
+                    ));
+                }
+            }
+            FromAgent::Inventory(inventory) => {
+                let boot = BootId(inventory.boot_id.0);
+                link.last_heard = now;
+                if link.missed || link.boot != Some(boot) {
+                    link.missed = false;
+                    link.boot = Some(boot);
+                    self.ready.push_back((
+                        now,
+                        Observation::Heartbeat {
+                            host: host.to_owned(),
+                            boot,
+                        },
+                    ));
+                }
+                let vms = inventory
+                    .vms
+                    .iter()
+                    .filter(|v| v.state == VmState::Running)
+                    .map(|v| v.name.0.clone())
+                    .collect();
+                self.ready.push_back((
+                    now,
+                    Observation::Inventory {
+                        host: host.to_owned(),
+                        boot,
+                        vms,
+                    },
+                ));
+                for id in std::mem::take(&mut link.inventory_waiters) {
+                    self.ready
+                        .push_back((now, Observation::CommandCompleted { id }));
+                }
+            }
+            FromAgent::Completion(done) => self.completion(now, done),
+            FromAgent::Refused { .. } => {}
+        }
+    }
+
+    fn completion(&mut self, now: Time, done: proto::Completion) {
+        let Some(mut f) = self.in_flight.remove(&done.id) else {
+            // An answer to a command this control plane forgot (a restart) or a duplicate.
+            return;
+        };
+        let failed = match done.outcome {
+            proto::Outcome::Done => match f.then.pop_front() {
+                Some(action) => {
+                    f.changed = true;
+                    self.send_action(now, f, action);
+                    return;
+                }
+                None => {
+                    self.ready
+                        .push_back((now, Observation::CommandCompleted { id: f.control }));
+                    return;
+                }
+            },
+            proto::Outcome::Failed { error } => error,
+        };
+        let error = match failed {
+            proto::CommandError::Refused { reason } if f.changed => CommandError::OutcomeUnknown {
+                reason: format!("a later step was refused: {reason}"),
+            },
+            proto::CommandError::Refused { reason } => CommandError::Refused { reason },
+            proto::CommandError::TimedOut => CommandError::TimedOut,
+            proto::CommandError::OutcomeUnknown { reason } => {
+                CommandError::OutcomeUnknown { reason }
+            }
+        };
+        self.ready.push_back((
+            now,
+            Observation::CommandFailed {
+                id: f.control,
+                error,
+            },
+        ));
+    }
+
+    fn answer(&mut self, now: Time, id: CommandId, error: Option<CommandError>) {
+        let o = match error {
+            None => Observation::CommandCompleted { id },
+            Some(error) => Observation::CommandFailed { id, error },
+        };
+        self.ready.push_back((now, o));
+    }
+
+    /// Sends one agent action of a control command, or answers it `unreachable`.
+    fn send_action(&mut self, now: Time, f: InFlight, action: Action) {
+        let Some(link) = self.hosts.get(&f.host).filter(|l| l.connected) else {
+            let error = if f.changed {
+                CommandError::OutcomeUnknown {
+                    reason: format!("{} became unreachable mid-command", f.host),
+                }
+            } else {
+                CommandError::Unreachable
+            };
+            self.answer(now, f.control, Some(error));
+            return;
+        };
+        self.next_id += 1;
+        let id = proto::CommandId(self.next_id);
+        let message = ToAgent::Command(proto::Command {
+            id,
+            deadline_unix_ms: f.deadline,
+            action,
+        });
+        if link.outbox.send(message).is_err() {
+            self.answer(now, f.control, Some(CommandError::Unreachable));
+            return;
+        }
+        self.in_flight.insert(id, f);
+    }
+
+    /// Carries out one control-plane command.
+    fn submit(&mut self, now: Time, command: Command) {
+        let deadline = now
+            .plus(self.config.deadlines.of(&command.kind, 0))
+            .millis();
+        let start = |host: &str, actions: Vec<Action>| {
+            let mut then: VecDeque<Action> = actions.into();
+            let first = then.pop_front();
+            (
+                InFlight {
+                    host: host.to_owned(),
+                    control: command.id,
+                    then,
+                    changed: false,
+                    deadline,
+                },
+                first,
+            )
+        };
+        let vm = |name: &str| VmName(name.to_owned());
+        let plan = match &command.kind {
+            CommandKind::CreateVm {
+                vm: name,
+                host,
+                pool,
+            } => match self.config.pools.spec(name, pool, &self.secret) {
+                Some(spec) => start(
+                    host,
+                    vec![Action::CreateVm(spec), Action::StartVm { vm: vm(name) }],
+                ),
+                None => {
+                    return self.answer(
+                        now,
+                        command.id,
+                        Some(CommandError::Refused {
+                            reason: format!("no pool {pool} in the estate"),
+                        }),
+                    );
+                }
+            },
+            CommandKind::StartVm { vm: name, host } => {
+                start(host, vec![Action::StartVm { vm: vm(name) }])
+            }
+            CommandKind::StopVm { vm: name, host } => {
+                start(host, vec![Action::StopVm { vm: vm(name) }])
+            }
+            CommandKind::DeleteVm {
+                vm: name,
+                host: Some(host),
+            } => start(host, vec![Action::DeleteVm { vm: vm(name) }]),
+            // Nowhere known to run: nothing to delete.
+            CommandKind::DeleteVm { host: None, .. }
+            | CommandKind::Cordon { .. }
+            | CommandKind::Uncordon { .. }
+            | CommandKind::Drain { .. }
+            | CommandKind::MaintainHost { .. } => return self.answer(now, command.id, None),
+            CommandKind::FenceHost { host } => start(host, vec![Action::Fence]),
+            CommandKind::ReportInventory { host } => {
+                return self.resync(now, command.id, host);
+            }
+            CommandKind::MigrateVm { .. } => {
+                return self.refuse(
+                    now,
+                    command.id,
+                    "live migration is not built yet (part 2 of run it for real)",
+                );
+            }
+            CommandKind::ProvisionServer { .. }
+            | CommandKind::RemoveNode { .. }
+            | CommandKind::ReimageServer { .. } => {
+                return self.refuse(
+                    now,
+                    command.id,
+                    "bare-metal servers are not driven by the QEMU driver",
+                );
+            }
+        };
+        match plan {
+            (f, Some(action)) => self.send_action(now, f, action),
+            (f, None) => self.answer(now, f.control, None),
+        }
+    }
+
+    fn refuse(&mut self, now: Time, id: CommandId, reason: &str) {
+        self.answer(
+            now,
+            id,
+            Some(CommandError::Refused {
+                reason: reason.to_owned(),
+            }),
+        );
+    }
+
+    fn resync(&mut self, now: Time, id: CommandId, host: &str) {
+        match self.hosts.get_mut(host) {
+            Some(link) if link.connected && link.outbox.send(ToAgent::Resync).is_ok() => {
+                link.inventory_waiters.push(id);
+            }
+            _ => self.answer(now, id, Some(CommandError::Unreachable)),
+        }
+    }
+}
+
+impl Driver for QemuDriver {
+    fn next(&mut self, wakeup: Option<Time>) -> Option<(Time, Observation)> {
+        loop {
+            if let Some(o) = self.poll(wakeup, wall_clock().plus(1000)) {
+                return Some(o);
+            }
+            if self.fault.is_some() || self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+        }
+    }
+
+    fn apply(&mut self, now: Time, ready: Ready) {
+        if let Err(e) = self.store.write(&ready.writes) {
+            // Nothing of the step may be sent: its cause was not kept.
+            tracing::error!(error = %e, "the store refused a step; stopping");
+            self.fault = Some(QemuError::Store(e));
+            return;
+        }
+        self.journal.step(now, &ready);
+        for command in ready.commands {
+            self.submit(now, command);
+        }
+    }
+}

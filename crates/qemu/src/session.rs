@@ -1,0 +1,137 @@
+//! [`Session`]: an estate's durable control plane over the QEMU driver — the one control
+//! loop, opened fresh (every cluster requested) or resumed from its store.
+
+use plinth_control::{Control, Driver, Observation, Time};
+use plinth_model::Estate;
+
+use crate::driver::{QemuDriver, wall_clock};
+use crate::error::QemuError;
+
+/// How long a fresh session waits to hear every host before it builds anything, ms.
+const CONNECT_WAIT_MS: u64 = 5_000;
+
+/// Whether a session started from nothing or from its store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// Nothing was stored: every cluster of the estate was requested.
+    Fresh,
+    /// The control plane was restored from its store (a second `plinth run`).
+    Resumed,
+}
+
+/// A durable control plane and the driver it runs over.
+#[derive(Debug)]
+pub struct Session {
+    control: Control,
+    /// The control plane as built from the estate, restored into after a crash.
+    fresh: Control,
+    driver: QemuDriver,
+}
+
+impl Session {
+    /// The control plane of `estate` over `driver`: restored from the driver's store when it
+    /// holds records, else built from nothing with every cluster requested.
+    ///
+    /// # Errors
+    /// When the design cannot be planned, a planned host has no agent in the driver, or the
+    /// store does not load or restore.
+    pub fn open(estate: &Estate, mut driver: QemuDriver) -> Result<(Self, Opened), QemuError> {
+        let fresh = plinth_sim::greenfield(estate).map_err(QemuError::Design)?;
+        if let Some(pool) = fresh.pool() {
+            for host in pool.pool().hosts() {
+                if !driver.knows(&host.name) {
+                    return Err(QemuError::NoAgent {
+                        host: host.name.clone(),
+                    });
+                }
+            }
+        }
+        let records = driver.store().load().map_err(QemuError::Store)?;
+        if records.is_empty() {
+            let mut control = fresh.clone().durable();
+            // Hear the hosts first (each link's first heartbeat and inventory), so the
+            // first commands do not race the connections.
+            let until = wall_clock().plus(CONNECT_WAIT_MS);
+            while !driver.all_heard() {
+                let Some((now, observation)) = driver.poll(control.next_wakeup(), until) else {
+                    break;
+                };
+                let ready = control.handle(now, observation);
+                driver.apply(now, ready);
+            }
+            let now = wall_clock();
+            for c in &estate.clusters {
+                let ready = control.handle(
+                    now,
+                    Observation::ClusterRequested {
+                        cluster: c.name.clone(),
+                    },
+                );
+                driver.apply(now, ready);
+            }
+            let session = Self {
+                control,
+                fresh,
+                driver,
+            };
+            return Ok((session, Opened::Fresh));
+        }
+        let control = fresh
+            .clone()
+            .restore(&records, wall_clock())
+            .map_err(QemuError::Store)?;
+        Ok((
+            Self {
+                control,
+                fresh,
+                driver,
+            },
+            Opened::Resumed,
+        ))
+    }
+
+    /// Handles the next observation before `until`; false when none came (or the run was
+    /// stopped or failed).
+    pub fn step(&mut self, until: Time) -> bool {
+        let Some((now, observation)) = self.driver.poll(self.control.next_wakeup(), until) else {
+            return false;
+        };
+        let ready = self.control.handle(now, observation);
+        if !ready.is_empty() {
+            self.driver.apply(now, ready);
+        }
+        true
+    }
+
+    /// Hands the control plane a desired-state change now.
+    pub fn request(&mut self, change: Observation) {
+        let now = wall_clock();
+        let ready = self.control.handle(now, change);
+        self.driver.apply(now, ready);
+    }
+
+    /// Crashes the control plane and restores it from its store, as a new process would.
+    ///
+    /// # Errors
+    /// When the store does not load or restore.
+    pub fn restart_control_plane(&mut self) -> Result<(), QemuError> {
+        self.driver.forget_in_flight();
+        let records = self.driver.store().load().map_err(QemuError::Store)?;
+        self.control = self
+            .fresh
+            .clone()
+            .restore(&records, wall_clock())
+            .map_err(QemuError::Store)?;
+        Ok(())
+    }
+
+    /// The control plane.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// The driver.
+    pub fn driver(&mut self) -> &mut QemuDriver {
+        &mut self.driver
+    }
+}
