@@ -147,7 +147,8 @@ pub fn control_plane_spread_by_a_strict_group(lab: &mut impl Lab) {
         assert_eq!(
             hosts.len(),
             topo.control_plane.nodes.len(),
-            "{c}: every member runs"
+            "{c}: every member runs; waiting: {:?}",
+            lab.conditions()
         );
         assert_eq!(
             distinct.len(),

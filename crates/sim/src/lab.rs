@@ -22,6 +22,9 @@ pub struct SimLab {
     /// The control plane as built from the estate, restored into after a crash.
     fresh: Control,
     store: MemoryStore,
+    /// The lab's virtual clock: where the last run ended (the world's own clock stays at
+    /// its last event).
+    clock: u64,
 }
 
 impl SimLab {
@@ -40,6 +43,7 @@ impl SimLab {
             control: fresh.clone().durable(),
             fresh,
             store: MemoryStore::default(),
+            clock: 0,
         })
     }
 
@@ -60,9 +64,10 @@ impl SimLab {
 }
 
 impl SimLab {
-    /// Runs the control loop for `ms` of virtual time.
-    pub fn run_for(&mut self, ms: u64) {
-        let until = self.world.now().saturating_add(ms);
+    /// Runs every event up to virtual time `until`; the lab's clock is then `until`, even
+    /// when the world had nothing to do meanwhile.
+    fn run_to(&mut self, until: u64) {
+        self.clock = until;
         loop {
             let wakeup = self.control.next_wakeup();
             let next = [self.world.next_at(), wakeup.map(Time::millis)]
@@ -85,13 +90,15 @@ const CHECK_EVERY_MS: u64 = 1_000;
 
 impl Lab for SimLab {
     fn run_until(&mut self, ms: u64, done: &dyn Fn(&Self) -> bool) -> bool {
-        let until = self.world.now().saturating_add(ms);
+        let start = self.clock.max(self.world.now());
+        let until = start.saturating_add(ms);
+        let mut t = start;
         while !done(self) {
-            let now = self.world.now();
-            if now >= until {
+            if t >= until {
                 return false;
             }
-            self.run_for(CHECK_EVERY_MS.min(until - now));
+            t = t.saturating_add(CHECK_EVERY_MS).min(until);
+            self.run_to(t);
         }
         true
     }

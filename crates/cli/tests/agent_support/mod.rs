@@ -9,11 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_proto::guest::Bootstrap;
 use plinth_proto::{
     Action, Command as Cmd, CommandId, Connection, FromAgent, Inventory, Outcome, ToAgent, Token,
     VmName, VmSpec,
 };
+use plinth_qemu::lab::Testbed;
 use tokio::net::TcpStream;
 
 /// The repository root.
@@ -33,6 +35,50 @@ pub(crate) fn image() -> &'static Path {
         assert!(out.status.success(), "scripts/image failed");
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
+}
+
+/// `scripts/testbed` with this build's `plinth`, the node image, and agents that self-fence
+/// after `self_fence` (examples/lab/environment.yaml declares 3s).
+pub(crate) fn testbed(dir: &Path, self_fence: &str) -> Testbed {
+    Testbed {
+        script: repo().join("scripts/testbed"),
+        dir: dir.to_owned(),
+        env: vec![
+            ("PLINTH".into(), env!("CARGO_BIN_EXE_plinth").into()),
+            ("PLINTH_IMAGE".into(), image().display().to_string()),
+            ("PLINTH_SELF_FENCE_TIMEOUT".into(), self_fence.into()),
+        ],
+    }
+}
+
+/// examples/lab, with a fourth host (`h4`, `testbed up 4`) when `four`, and `environment`
+/// (an Environment document) in place of the lab's when given.
+pub(crate) fn lab_estate(four: bool, environment: Option<&str>) -> Estate {
+    let dir = repo().join("examples/lab");
+    let mut input = Input::default();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples/lab")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| environment.is_none() || !p.ends_with("environment.yaml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let mut text = std::fs::read_to_string(&f).expect("read");
+        if four && f.ends_with("inventory.yaml") {
+            text.push_str(
+                "    - name: h4\n      class: lab\n      rack: r1\n      agent: 10.77.0.14:7700\n",
+            );
+        }
+        input.add(SourceFile::new(f.display().to_string(), text));
+    }
+    if let Some(env) = environment {
+        input.add(SourceFile::new("environment.yaml", env.to_owned()));
+    }
+    let loaded = load(&input);
+    loaded
+        .estate
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
 }
 
 /// A free local port.

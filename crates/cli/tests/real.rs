@@ -1,0 +1,194 @@
+//! Run it for real, on a namespaced testbed of real host agents and QEMU VMs (TCG here):
+//!
+//! - `plinth run examples/lab` on `scripts/testbed up 3` builds both clusters, the
+//!   control-plane members of `apps` on three different hosts; a second `plinth run`
+//!   resumes from its state and converges at once.
+//! - The conformance suite's create / scale / host-failure / partition / control-plane-
+//!   restart bodies, the same as on the simulator (`crates/sim/tests/conformance.rs`), on the
+//!   QEMU driver (four hosts, so a lost host's control-plane member has somewhere to go).
+//! - Fencing trials: a host's link is cut while its VMs run; every VM runs again elsewhere
+//!   exactly once, and its old QEMU process was gone before the new one started.
+//!
+//! The testbed's names are global (namespaces plinth-h*, bridge plinth-br0): the tests of
+//! this binary take turns.
+
+mod agent_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use agent_support::{lab_estate, repo, testbed};
+use plinth_conformance::{self as suite, Lab};
+use plinth_qemu::lab::QemuLab;
+
+static TESTBED: Mutex<()> = Mutex::new(());
+
+/// Fencing trials in CI; `PLINTH_FENCING_TRIALS` asks for more (the stress command).
+const TRIALS: usize = 20;
+
+/// Wall-clock cap of one wait of a body: far above what each takes (seconds).
+const CAP_MS: u64 = 180_000;
+
+/// A fresh four-host testbed and a lab over it with both clusters built.
+fn fresh_lab(dir: &Path) -> QemuLab {
+    let bed = testbed(dir, "3s");
+    bed.run(&["up", "4"]).expect("testbed up 4");
+    let mut lab = QemuLab::new(&lab_estate(true, None), bed, CAP_MS).expect("the lab starts");
+    suite::control_plane_spread_by_a_strict_group(&mut lab);
+    lab
+}
+
+fn down(dir: &Path) {
+    testbed(dir, "3s").run(&["down"]).expect("testbed down");
+}
+
+/// Runs `body` on a fresh lab, and takes the testbed down whatever happens.
+fn on_fresh_lab(body: impl FnOnce(&mut QemuLab)) {
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut lab = fresh_lab(dir.path());
+        body(&mut lab);
+    }));
+    down(dir.path());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn conformance_on_the_qemu_driver() {
+    // One test, the bodies in turn: each on a fresh testbed, as the simulator's each get a
+    // fresh world.
+    on_fresh_lab(|_| {});
+    on_fresh_lab(suite::pool_scaled);
+    on_fresh_lab(suite::host_failure_with_ha_restart);
+    on_fresh_lab(suite::host_partition_with_self_fence_and_restart_elsewhere);
+    on_fresh_lab(suite::control_plane_restart_mid_rollout);
+}
+
+#[test]
+fn fencing_trials_never_run_a_vm_twice() {
+    let trials = std::env::var("PLINTH_FENCING_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(TRIALS);
+    on_fresh_lab(|lab| {
+        for trial in 0..trials {
+            let hosts = lab.hosts();
+            let host = hosts[trial % hosts.len()].clone();
+            let vms = lab.running(&host);
+            let cut_at = plinth_qemu::wall_clock();
+            lab.partition(&host);
+            let moved = lab.run_until(CAP_MS, &|l| {
+                vms.iter()
+                    .all(|vm| l.running_on(vm).is_some_and(|on| on != host))
+            });
+            assert!(
+                moved,
+                "trial {trial}: the VMs of {host} ({vms:?}) run elsewhere"
+            );
+            lab.heal(&host);
+            let settled = lab.run_until(CAP_MS, &|l| {
+                l.conditions().is_empty() && l.running(&host).is_empty()
+            });
+            assert!(
+                settled,
+                "trial {trial}: settled after the heal: {:?}",
+                lab.conditions()
+            );
+            // Every VM of the cut host: its old process ended before its new one started.
+            let lives = lab.lives();
+            for vm in &vms {
+                let mine: Vec<_> = lives
+                    .iter()
+                    .filter(|l| &l.vm == vm && l.last_seen >= cut_at)
+                    .collect();
+                let old = mine
+                    .iter()
+                    .find(|l| l.host == host)
+                    .expect("the old process");
+                let new = mine
+                    .iter()
+                    .find(|l| l.host != host)
+                    .expect("the new process");
+                assert!(
+                    old.last_seen < new.first_seen,
+                    "trial {trial}: {vm}: old on {} seen until {:?}, new on {} from {:?}",
+                    old.host,
+                    old.last_seen,
+                    new.host,
+                    new.first_seen
+                );
+            }
+            assert_eq!(lab.double_starts(), 0, "trial {trial}: a VM ran twice");
+        }
+    });
+}
+
+fn plinth_run(state: &Path, extra: &[&str], token: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("run")
+        .arg(repo().join("examples/lab"))
+        .arg("--state")
+        .arg(state)
+        .arg("--token-file")
+        .arg(token)
+        .args(["--until-converged", "--timeout", "180s"])
+        .args(extra)
+        .output()
+        .expect("plinth runs")
+}
+
+#[test]
+fn plinth_run_builds_the_lab_and_a_second_run_resumes() {
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = testbed(dir.path(), "3s");
+    let result = std::panic::catch_unwind(|| {
+        bed.run(&["up", "3"]).expect("testbed up 3");
+        let state = dir.path().join("state.db");
+        let token = dir.path().join("token");
+        let first = plinth_run(&state, &[], &token);
+        let text = String::from_utf8_lossy(&first.stdout);
+        assert!(
+            first.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        for line in [
+            "building 2 cluster(s) on 3 host(s)",
+            "cluster apps Ready",
+            "cluster ci Ready",
+            "converged",
+        ] {
+            assert!(text.contains(line), "`{line}` in:\n{text}");
+        }
+        // The control-plane members of apps on three different hosts, seen in the output.
+        let mut cp_hosts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("✓ apps-cp-"))
+            .filter_map(|l| l.split(" on ").nth(1)?.split(' ').next())
+            .collect();
+        cp_hosts.sort_unstable();
+        cp_hosts.dedup();
+        assert_eq!(cp_hosts.len(), 3, "{text}");
+        let second = plinth_run(&state, &[], &token);
+        let again = String::from_utf8_lossy(&second.stdout);
+        assert!(second.status.success(), "{again}");
+        assert!(again.contains("resuming 2 cluster(s)"), "{again}");
+        assert!(
+            !again.contains("→ create"),
+            "nothing is created twice:\n{again}"
+        );
+    });
+    down(dir.path());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
