@@ -248,7 +248,7 @@ fn totals(
     let runs: Vec<Totals> = seeds
         .par_iter()
         .map(|&seed| {
-            let r = simulate_one(estate, env, seed, options)?.facts(options)?;
+            let r = simulate_one(estate, env, seed, options, None)?;
             let m = measure(estate, &d, &facts, &r);
             Ok(Totals {
                 cost: m.headline[9],

@@ -2,13 +2,14 @@
 //! environment and prints the summary; `--events` writes the JSON Lines event log
 //! (`plinth_events`: a header naming the input, seed, duration and design, then the events).
 
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_events::InputDigest;
 use plinth_model::quantity::Duration;
-use plinth_sim::{Options, simulate_with};
+use plinth_sim::{LogOutput, Options, SimError, simulate_into};
 
 use crate::Outcome;
 use crate::commands::{self, EnvArg, OutputFormat, load_or_report};
@@ -57,28 +58,37 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             .millis(),
         input: InputDigest::of(&input),
     };
+    let overwrite = if args.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    // The log is streamed to its file as the run writes it, never held whole.
+    let output = match &args.events {
+        Some(path) => LogOutput::stream(BufWriter::new(
+            output::create(path, overwrite).context("writing the event log")?,
+        )),
+        None => LogOutput::stream(std::io::sink()),
+    };
     let bar = ProgressBar::new(options.duration / 86_400_000);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = simulate_with(&estate, &options, |ms| bar.set_position(ms / 86_400_000));
+    let result = simulate_into(&estate, &options, output, |ms| {
+        bar.set_position(ms / 86_400_000);
+    });
     bar.finish_and_clear();
     let run = match result {
         Ok(r) => r,
+        Err(e @ SimError::Log { .. }) => {
+            return Err(anyhow::Error::new(e).context("writing the event log"));
+        }
         Err(e) => {
             output::stderr(output::error_chain(&e));
             return Ok(Outcome::Invalid);
         }
     };
-    if let Some(path) = &args.events {
-        let overwrite = if args.force {
-            Overwrite::Allow
-        } else {
-            Overwrite::Refuse
-        };
-        output::file(path, &run.log, overwrite).context("writing the event log")?;
-    }
     let s = &run.summary;
     let text = match args.output {
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(s)?),
