@@ -129,6 +129,26 @@ pub type SaveLog<'a> = &'a (dyn Fn(EnvironmentType, u64) -> io::Result<Box<dyn i
 /// Opens a saved run's event log for reading (`--from-events`).
 pub type OpenLog<'a> = &'a dyn Fn(EnvironmentType, u64) -> io::Result<Box<dyn io::BufRead>>;
 
+/// How runs are carried out: where their logs are saved as they are written, and the
+/// event budget of each simulated day.
+#[derive(Clone, Copy)]
+pub struct Execution<'a> {
+    /// Opens each run's log file (`--events`); `None` keeps no log.
+    pub save: Option<SaveLog<'a>>,
+    /// Events a simulated day may take before the run stops
+    /// ([`plinth_sim::LogOutput::with_budget`]).
+    pub events_per_day: u64,
+}
+
+impl Default for Execution<'_> {
+    fn default() -> Self {
+        Self {
+            save: None,
+            events_per_day: plinth_sim::budget::EVENTS_PER_DAY,
+        }
+    }
+}
+
 /// Every run's facts, per environment in [`ENVS`] order, each in seed order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Runs(pub [Vec<RunFacts>; 2]);
@@ -164,18 +184,18 @@ fn into_runs(results: Vec<((u64, EnvironmentType), RunFacts)>) -> Runs {
 
 /// Simulates both designs over the paired seeds, in parallel, calling `progress` after
 /// each run. Each run's metrics are folded from its events as they are produced, so memory
-/// is that of the runs in flight, not of their logs; with `save`, each log is also written
-/// to the writer it opens.
+/// is that of the runs in flight, not of their logs; with `execution.save`, each log is
+/// also written to the writer it opens.
 pub fn simulate_runs(
     estate: &Estate,
     options: &Options,
-    save: Option<SaveLog<'_>>,
+    execution: Execution<'_>,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Runs, CompareError> {
     let results = jobs(options)
         .into_par_iter()
         .map(|(seed, env)| {
-            let facts = simulate_one(estate, env, seed, options, save)?;
+            let facts = simulate_one(estate, env, seed, options, execution)?;
             progress();
             Ok(((seed, env), facts))
         })
@@ -189,10 +209,10 @@ pub(crate) fn simulate_one(
     env: EnvironmentType,
     seed: u64,
     options: &Options,
-    save: Option<SaveLog<'_>>,
+    execution: Execution<'_>,
 ) -> Result<RunFacts, CompareError> {
     let name = || log_file_name(env, seed);
-    let bytes: Box<dyn io::Write> = match save {
+    let bytes: Box<dyn io::Write> = match execution.save {
         Some(open) => Box::new(io::BufWriter::new(open(env, seed).map_err(|source| {
             CompareError::OpenLog {
                 name: name(),
@@ -202,7 +222,9 @@ pub(crate) fn simulate_one(
         None => Box::new(io::sink()),
     };
     let mut fold = Fold::default();
-    let output = plinth_sim::LogOutput::stream(bytes).with_records(&mut fold);
+    let output = plinth_sim::LogOutput::stream(bytes)
+        .with_records(&mut fold)
+        .with_budget(execution.events_per_day);
     let sim_options = plinth_sim::Options {
         env,
         seed,
@@ -696,6 +718,6 @@ pub fn compare(
     report(
         estate,
         options,
-        &simulate_runs(estate, options, None, progress)?,
+        &simulate_runs(estate, options, Execution::default(), progress)?,
     )
 }

@@ -7,7 +7,7 @@ mod common;
 use common::{dimension, estate, options, report};
 use plinth_compare::cost::cost;
 use plinth_compare::design::design;
-use plinth_compare::{ENVS, Options, simulate_runs};
+use plinth_compare::{ENVS, Execution, Options, simulate_runs};
 use plinth_model::Estate;
 
 const V: usize = 0;
@@ -168,7 +168,7 @@ fn slower_repairs_by_hand_cost_more_hands_on_hours() {
 fn total_equals_workload_plus_idle_plus_overhead_exactly() {
     for e in [b(), estate(&["tests/estates/b", "tests/estates/c"])] {
         let o = opts();
-        let runs = simulate_runs(&e, &o, None, &|| {}).expect("runs");
+        let runs = simulate_runs(&e, &o, Execution::default(), &|| {}).expect("runs");
         for (env, facts) in ENVS.into_iter().zip(&runs.0) {
             let d = design(&e, env).expect("design");
             for f in facts {

@@ -4,11 +4,12 @@
 
 use std::fmt;
 
-/// Events (queue steps plus log records) one simulated day may take. The busiest day of
-/// `examples/enterprise` takes about 30,000 (a rack failure with its evictions and
-/// restarts), and a 500-host estate's about 200,000, so the budget is a hundred times
-/// what a real estate needs and still ends a runaway run within seconds.
-pub const EVENTS_PER_DAY: u64 = 5_000_000;
+/// Events (queue steps plus log records) one simulated day may take by default. The
+/// busiest day of a year of `examples/enterprise` writes about 460 log lines, and the same
+/// estate with every MTBF at its floor (1 day) and one-minute repairs about 1,700, so the
+/// default is some 600 times what an estate within the input ranges needs and still ends
+/// a runaway run within seconds. `--max-events-per-day` changes it.
+pub const EVENTS_PER_DAY: u64 = 1_000_000;
 
 /// One simulated day, ms.
 const DAY_MS: u64 = 86_400_000;
@@ -65,7 +66,7 @@ impl RateDriver {
             }
             Self::Timeline => "the Scenario's operations timeline: fewer or smaller steps",
             Self::ControlPlane => {
-                "Environment drs.interval and the commands the control plane sends for failures and operations: a longer DRS interval"
+                "what the control plane reacts to: Scenario spec.failures (MTBFs, repair times), spec.operations and Environment drs.interval"
             }
             Self::Pods => {
                 "workload replicas and the failures that evict them: fewer replicas or a higher MTBF"
@@ -126,6 +127,11 @@ impl Budget {
             used: 0,
             by: [0; RateDriver::ALL.len()],
         }
+    }
+
+    /// Events a day may take.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// Counts `events` at `now` ms against the day's budget; the overrun when the day has

@@ -9,12 +9,15 @@ use std::io;
 
 use plinth_events::{Event, EventsError, LogDigest, LogWriter, Record, Sink};
 
+use crate::budget::EVENTS_PER_DAY;
 use crate::setup::SimPod;
 
-/// Where a run's event log goes as it is produced.
+/// Where a run's event log goes as it is produced, and how fast it may grow: at most
+/// [`LogOutput::with_budget`] events per simulated day.
 pub struct LogOutput<'a> {
     bytes: Bytes<'a>,
     records: Option<&'a mut dyn Sink>,
+    pub(crate) events_per_day: u64,
 }
 
 impl<'a> LogOutput<'a> {
@@ -23,6 +26,7 @@ impl<'a> LogOutput<'a> {
         Self {
             bytes: Bytes::Memory(Vec::new()),
             records: None,
+            events_per_day: EVENTS_PER_DAY,
         }
     }
 
@@ -32,6 +36,7 @@ impl<'a> LogOutput<'a> {
         Self {
             bytes: Bytes::Stream(Box::new(out)),
             records: None,
+            events_per_day: EVENTS_PER_DAY,
         }
     }
 
@@ -40,6 +45,15 @@ impl<'a> LogOutput<'a> {
     pub fn with_records(self, sink: &'a mut dyn Sink) -> Self {
         Self {
             records: Some(sink),
+            ..self
+        }
+    }
+
+    /// The run stops with [`crate::SimError::EventBudget`] once a simulated day takes more
+    /// than `events_per_day` events (default [`EVENTS_PER_DAY`]).
+    pub fn with_budget(self, events_per_day: u64) -> Self {
+        Self {
+            events_per_day,
             ..self
         }
     }

@@ -41,7 +41,7 @@ pub enum SimError {
     },
     /// A simulated day took more events than the budget allows.
     #[error(
-        "simulated day {} took more than {limit} events, most of them from {}: the input drives the event rate far beyond a real estate's; look at {}",
+        "simulated day {} took more than {limit} events, the budget of a day (--max-events-per-day), most of them from {}: look at {}",
         overrun.day,
         overrun.driver,
         overrun.driver.input()
@@ -49,7 +49,7 @@ pub enum SimError {
     EventBudget {
         /// The day and what drove it.
         overrun: Overrun,
-        /// The budget per day ([`crate::budget::EVENTS_PER_DAY`]).
+        /// The budget per day ([`crate::LogOutput::with_budget`]).
         limit: u64,
     },
     /// The event log could not be written.

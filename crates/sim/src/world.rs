@@ -19,7 +19,7 @@ use plinth_model::kinds::scenario::TimelineAction;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
 
-use crate::budget::{Budget, EVENTS_PER_DAY, RateDriver};
+use crate::budget::{Budget, RateDriver};
 use crate::failures::FailureStream;
 use crate::faults::{FaultStream, Faults};
 use crate::log::{Log, LogOutput, PodOrdinals};
@@ -671,8 +671,8 @@ impl<'a> World<'a> {
             unschedulable: BTreeMap::new(),
             inflight: BTreeMap::new(),
             failures: Vec::new(),
+            budget: Budget::new(output.events_per_day),
             log: Log::new(output),
-            budget: Budget::new(EVENTS_PER_DAY),
             cause: RateDriver::HostFailures,
             charged: 0,
             stopped: None,
@@ -697,6 +697,8 @@ impl<'a> World<'a> {
             )),
         );
         w.start();
+        // The starting state is as large as the estate, not a rate: it is not charged.
+        w.charged = w.log.lines();
         w
     }
 
@@ -2586,7 +2588,7 @@ impl<'a> World<'a> {
             Some(overrun) => {
                 self.stopped = Some(SimError::EventBudget {
                     overrun,
-                    limit: EVENTS_PER_DAY,
+                    limit: self.budget.limit(),
                 });
                 false
             }

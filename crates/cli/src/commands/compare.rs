@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::{
-    CompareError, ENVS, Options, Report, Runs, Winner, fmt_num, html, log_file_name, read_runs,
-    report, sensitivity, simulate_runs,
+    CompareError, ENVS, Execution, Options, Report, Runs, Winner, fmt_num, html, log_file_name,
+    read_runs, report, sensitivity, simulate_runs,
 };
 use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -71,6 +71,10 @@ pub(crate) struct Args {
     /// Runs per point of the break-even search and the per-cluster what-ifs (2 to 1000; default 8).
     #[arg(long, value_name = "RUNS", conflicts_with = "no_sweep", value_parser = commands::runs_arg)]
     pub(crate) sweep_runs: Option<u32>,
+    /// Stop a run, with an error naming the input behind it, once a simulated day takes more
+    /// events than this (default 1000000; the sweeps keep the default).
+    #[arg(long, value_name = "EVENTS", value_parser = commands::events_per_day_arg)]
+    pub(crate) max_events_per_day: Option<u64>,
     /// Skip the break-even search and the per-cluster what-ifs.
     #[arg(long)]
     pub(crate) no_sweep: bool,
@@ -110,11 +114,12 @@ fn simulate_events(
     estate: &plinth_model::Estate,
     dir: Option<&Path>,
     overwrite: Overwrite,
+    execution: Execution<'_>,
     options: &Options,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Result<Runs, CompareError>> {
     let Some(dir) = dir else {
-        return Ok(simulate_runs(estate, options, None, progress));
+        return Ok(simulate_runs(estate, options, execution, progress));
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for seed in options.seeds() {
@@ -128,7 +133,11 @@ fn simulate_events(
             .map_err(std::io::Error::other)?;
         Ok(Box::new(file))
     };
-    Ok(simulate_runs(estate, options, Some(&open), progress))
+    let execution = Execution {
+        save: Some(&open),
+        ..execution
+    };
+    Ok(simulate_runs(estate, options, execution, progress))
 }
 
 /// Whether a comparison failed because of its input (exit 1) rather than of the machine:
@@ -195,6 +204,12 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 &estate,
                 args.events.as_deref(),
                 overwrite,
+                Execution {
+                    save: None,
+                    events_per_day: args
+                        .max_events_per_day
+                        .unwrap_or(plinth_sim::budget::EVENTS_PER_DAY),
+                },
                 &options,
                 &|| progress.inc(1),
             )?;

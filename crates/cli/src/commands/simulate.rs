@@ -39,6 +39,11 @@ pub(crate) struct Args {
     /// Overwrite the --events file if it exists.
     #[arg(long, requires = "events")]
     pub(crate) force: bool,
+    /// Stop the run, with an error naming the input behind it, once a simulated day takes
+    /// more events than this (default 1000000, some 600 times what an estate within the
+    /// input ranges needs).
+    #[arg(long, value_name = "EVENTS", value_parser = commands::events_per_day_arg)]
+    pub(crate) max_events_per_day: Option<u64>,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
@@ -69,7 +74,11 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             output::create(path, overwrite).context("writing the event log")?,
         )),
         None => LogOutput::stream(std::io::sink()),
-    };
+    }
+    .with_budget(
+        args.max_events_per_day
+            .unwrap_or(plinth_sim::budget::EVENTS_PER_DAY),
+    );
     let bar = ProgressBar::new(options.duration / 86_400_000);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days")
