@@ -202,10 +202,8 @@ impl Fold {
                 duration_ms: *duration_ms,
                 cpu_ms_lost: *cpu_ms_lost as f64,
             }),
-            Event::QuorumLost { cluster } => {
-                if !self.lost_since.contains_key(cluster.as_ref()) {
-                    self.lost_since.insert(cluster.clone().into_owned(), t);
-                }
+            Event::QuorumLost { cluster } if !self.lost_since.contains_key(cluster.as_ref()) => {
+                self.lost_since.insert(cluster.clone().into_owned(), t);
             }
             Event::QuorumRestored { cluster } => {
                 if let Some(since) = self.lost_since.remove(cluster.as_ref()) {

@@ -36,8 +36,8 @@ fn files(dir: &str) -> Vec<PathBuf> {
         .join("fuzz")
         .join(dir)
         .join("read");
-    let entries = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{} must exist: {e}", root.display()));
+    let entries =
+        std::fs::read_dir(&root).unwrap_or_else(|e| panic!("{} must exist: {e}", root.display()));
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().is_some_and(|n| n != "README"))
