@@ -4,7 +4,7 @@
 //! disk, a file that exists without `--force`) is a one-line error with exit 2.
 
 use std::fmt::Display;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -64,16 +64,16 @@ pub(crate) enum Overwrite {
     Allow,
 }
 
-/// Writes `bytes` to the file at `path`, creating it; an existing file is replaced only
-/// with [`Overwrite::Allow`].
-pub(crate) fn file(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<(), OutputError> {
+/// Creates the file at `path` for writing; an existing file is replaced only with
+/// [`Overwrite::Allow`].
+pub(crate) fn create(path: &Path, overwrite: Overwrite) -> Result<File, OutputError> {
     let mut options = OpenOptions::new();
     options.write(true);
     match overwrite {
         Overwrite::Refuse => options.create_new(true),
         Overwrite::Allow => options.create(true).truncate(true),
     };
-    let mut f = options.open(path).map_err(|source| {
+    options.open(path).map_err(|source| {
         if source.kind() == io::ErrorKind::AlreadyExists {
             OutputError::Exists(path.to_owned())
         } else {
@@ -82,11 +82,29 @@ pub(crate) fn file(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<()
                 source,
             }
         }
-    })?;
-    f.write_all(bytes).map_err(|source| OutputError::File {
-        path: path.to_owned(),
-        source,
     })
+}
+
+/// Refuses `path` if it exists and may not be replaced, before any work that would write
+/// it is done.
+pub(crate) fn check_absent(path: &Path, overwrite: Overwrite) -> Result<(), OutputError> {
+    match overwrite {
+        Overwrite::Refuse if path.symlink_metadata().is_ok() => {
+            Err(OutputError::Exists(path.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to the file at `path`, creating it; an existing file is replaced only
+/// with [`Overwrite::Allow`].
+pub(crate) fn file(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<(), OutputError> {
+    create(path, overwrite)?
+        .write_all(bytes)
+        .map_err(|source| OutputError::File {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Whether `error` (or any error in its chain) is a closed stdout, which ends a command

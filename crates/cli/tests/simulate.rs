@@ -86,7 +86,7 @@ fn the_log_starts_with_a_header_naming_the_run_and_binds_every_pod_at_the_start(
     let header = &lines[0];
     assert_eq!(header["t"], 0, "{header}");
     assert_eq!(header["event"], "header", "{header}");
-    assert_eq!(header["formatVersion"], 1, "{header}");
+    assert_eq!(header["formatVersion"], 2, "{header}");
     assert_eq!(header["seed"], 5, "{header}");
     assert_eq!(header["durationMs"], 2 * 86_400_000u64, "{header}");
     assert_eq!(header["design"], "bareMetal", "{header}");
@@ -107,4 +107,12 @@ fn the_log_starts_with_a_header_naming_the_run_and_binds_every_pod_at_the_start(
         .collect();
     assert!(pods > 0);
     assert_eq!(bound.len() as u64, pods - pending, "{bound:?}");
+    // The last line seals the log: the SHA-256 of every line before it.
+    let last = lines.last().expect("lines");
+    assert_eq!(last["event"], "digest", "{last}");
+    assert_eq!(last["sha256"].as_str().map(str::len), Some(64), "{last}");
+    assert!(
+        out.contains(last["sha256"].as_str().unwrap_or("-")),
+        "{out}"
+    );
 }

@@ -21,8 +21,9 @@ pub mod sensitivity;
 pub mod stats;
 
 use std::collections::BTreeMap;
+use std::io;
 
-use plinth_events::{Expected, InputDigest};
+use plinth_events::{Expected, InputDigest, Source};
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use rayon::prelude::*;
@@ -31,7 +32,7 @@ use thiserror::Error;
 
 use crate::design::{Design, design};
 use crate::dimensions::{DIMENSIONS, Detail, Measures, Spec, StaticFacts, measure, static_facts};
-use crate::events::{LogError, read_log};
+use crate::events::{Fold, Known, LogError, RunFacts, read_log};
 use crate::stats::{Estimate, estimate, paired};
 
 pub use provenance::{Provenance, provenance};
@@ -44,6 +45,17 @@ pub enum CompareError {
     Design {
         /// `virtualized` or `bare-metal`.
         env: &'static str,
+        /// Why.
+        #[source]
+        source: plinth_sim::SimError,
+    },
+    /// A run stopped before its end (its event budget, or its log could not be written).
+    #[error("the {env} run of seed {seed} stopped")]
+    Run {
+        /// `virtualized` or `bare-metal`.
+        env: &'static str,
+        /// Its seed.
+        seed: u64,
         /// Why.
         #[source]
         source: plinth_sim::SimError,
@@ -62,11 +74,13 @@ pub enum CompareError {
         /// What is wrong with it.
         source: LogError,
     },
-    /// A run has no event log.
-    #[error("no event log for {name}")]
-    MissingLog {
-        /// The file name it would have (`<env>-seed-<n>.jsonl`).
+    /// A run's event log cannot be opened (to read it back, or to save it).
+    #[error("cannot open the event log {name}")]
+    OpenLog {
+        /// Its file name (`<env>-seed-<n>.jsonl`).
         name: String,
+        /// Why.
+        source: io::Error,
     },
 }
 
@@ -104,90 +118,170 @@ pub fn env_name(env: EnvironmentType) -> &'static str {
     }
 }
 
-/// One run's event log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunLog {
-    /// Environment.
-    pub env: EnvironmentType,
-    /// Seed.
-    pub seed: u64,
-    /// JSON Lines.
-    pub log: Vec<u8>,
-}
-
-impl RunLog {
-    /// The file name `--events` gives it ([`log_file_name`]).
-    pub fn file_name(&self) -> String {
-        log_file_name(self.env, self.seed)
-    }
-}
-
 /// The file name `--events` gives the log of one run: `virtualized-seed-7.jsonl`.
 pub fn log_file_name(env: EnvironmentType, seed: u64) -> String {
     format!("{}-seed-{seed}.jsonl", env_name(env))
 }
 
-/// Simulates both designs over the paired seeds, in parallel, calling `progress` after
-/// each run. Logs come back ordered by seed, virtualized first.
-pub fn simulate_runs(
-    estate: &Estate,
-    options: &Options,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Vec<RunLog>, CompareError> {
-    let jobs: Vec<(u64, EnvironmentType)> = options
+/// Opens the writer a run's event log is saved to as it is produced (`--events`).
+pub type SaveLog<'a> = &'a (dyn Fn(EnvironmentType, u64) -> io::Result<Box<dyn io::Write>> + Sync);
+
+/// Opens a saved run's event log for reading (`--from-events`).
+pub type OpenLog<'a> = &'a dyn Fn(EnvironmentType, u64) -> io::Result<Box<dyn io::BufRead>>;
+
+/// How runs are carried out: where their logs are saved as they are written, and the
+/// event budget of each simulated day.
+#[derive(Clone, Copy)]
+pub struct Execution<'a> {
+    /// Opens each run's log file (`--events`); `None` keeps no log.
+    pub save: Option<SaveLog<'a>>,
+    /// Events a simulated day may take before the run stops
+    /// ([`plinth_sim::LogOutput::with_budget`]).
+    pub events_per_day: u64,
+}
+
+impl Default for Execution<'_> {
+    fn default() -> Self {
+        Self {
+            save: None,
+            events_per_day: plinth_sim::budget::EVENTS_PER_DAY,
+        }
+    }
+}
+
+/// Every run's facts, per environment in [`ENVS`] order, each in seed order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Runs(pub [Vec<RunFacts>; 2]);
+
+impl Runs {
+    /// Runs whose log came from a real run rather than the simulator.
+    pub fn real(&self) -> usize {
+        self.0
+            .iter()
+            .flatten()
+            .filter(|r| r.source == Source::RealRun)
+            .count()
+    }
+}
+
+/// The jobs of a comparison: every seed in both environments, seed-major.
+fn jobs(options: &Options) -> Vec<(u64, EnvironmentType)> {
+    options
         .seeds()
         .flat_map(|seed| ENVS.map(|env| (seed, env)))
-        .collect();
-    jobs.par_iter()
-        .map(|&(seed, env)| {
-            let run = simulate_one(estate, env, seed, options)?;
-            progress();
-            Ok(run)
-        })
         .collect()
 }
 
-/// Simulates one run of one design.
+/// Sorts per-job results (in [`jobs`] order) into [`Runs`].
+fn into_runs(results: Vec<((u64, EnvironmentType), RunFacts)>) -> Runs {
+    let mut runs = Runs::default();
+    for ((_, env), facts) in results {
+        let k = usize::from(env != ENVS[0]);
+        runs.0[k].push(facts);
+    }
+    runs
+}
+
+/// Simulates both designs over the paired seeds, in parallel, calling `progress` after
+/// each run. Each run's metrics are folded from its events as they are produced, so memory
+/// is that of the runs in flight, not of their logs; with `execution.save`, each log is
+/// also written to the writer it opens.
+pub fn simulate_runs(
+    estate: &Estate,
+    options: &Options,
+    execution: Execution<'_>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Runs, CompareError> {
+    let results = jobs(options)
+        .into_par_iter()
+        .map(|(seed, env)| {
+            let facts = simulate_one(estate, env, seed, options, execution)?;
+            progress();
+            Ok(((seed, env), facts))
+        })
+        .collect::<Result<Vec<_>, CompareError>>()?;
+    Ok(into_runs(results))
+}
+
+/// Simulates one run of one design and folds its facts as its events are produced.
 pub(crate) fn simulate_one(
     estate: &Estate,
     env: EnvironmentType,
     seed: u64,
     options: &Options,
-) -> Result<RunLog, CompareError> {
-    let run = plinth_sim::simulate(
-        estate,
-        &plinth_sim::Options {
-            env,
-            seed,
-            duration: options.duration_ms,
-            input: options.input,
-        },
-    )
-    .map_err(|source| CompareError::Design {
-        env: env_name(env),
-        source,
-    })?;
-    Ok(RunLog {
+    execution: Execution<'_>,
+) -> Result<RunFacts, CompareError> {
+    let name = || log_file_name(env, seed);
+    let bytes: Box<dyn io::Write> = match execution.save {
+        Some(open) => Box::new(io::BufWriter::new(open(env, seed).map_err(|source| {
+            CompareError::OpenLog {
+                name: name(),
+                source,
+            }
+        })?)),
+        None => Box::new(io::sink()),
+    };
+    let mut fold = Fold::default();
+    let output = plinth_sim::LogOutput::stream(bytes)
+        .with_records(&mut fold)
+        .with_budget(execution.events_per_day);
+    let sim_options = plinth_sim::Options {
         env,
         seed,
-        log: run.log,
+        duration: options.duration_ms,
+        input: options.input,
+    };
+    plinth_sim::simulate_into(estate, &sim_options, output, |_| {}).map_err(
+        |source| match source {
+            plinth_sim::SimError::Design { .. } => CompareError::Design {
+                env: env_name(env),
+                source,
+            },
+            _ => CompareError::Run {
+                env: env_name(env),
+                seed,
+                source,
+            },
+        },
+    )?;
+    fold.finish().map_err(|source| CompareError::Log {
+        name: name(),
+        source,
     })
 }
 
-impl RunLog {
-    /// The run's facts, read from its log, which must be of this run of `options`.
-    pub fn facts(&self, options: &Options) -> Result<events::RunFacts, CompareError> {
-        let expected = Expected {
-            input: options.input,
-            seed: self.seed,
-            duration_ms: options.duration_ms,
-            design: self.env,
-        };
-        read_log(&self.log, &expected).map_err(|source| CompareError::Log {
-            name: self.file_name(),
-            source,
+/// Reads every run's facts back from saved event logs, in parallel: each must be of this
+/// input and of its run of `options` (a real run's log of its input only), sealed by its
+/// digest, and name only objects this input has.
+pub fn read_runs(
+    estate: &Estate,
+    options: &Options,
+    open: OpenLog<'_>,
+) -> Result<Runs, CompareError> {
+    let designs = [design(estate, ENVS[0])?, design(estate, ENVS[1])?];
+    let known = Known::of(estate, &designs);
+    let results = jobs(options)
+        .into_iter()
+        .map(|(seed, env)| {
+            let name = || log_file_name(env, seed);
+            let log = open(env, seed).map_err(|source| CompareError::OpenLog {
+                name: name(),
+                source,
+            })?;
+            let expected = Expected {
+                input: options.input,
+                seed,
+                duration_ms: options.duration_ms,
+                design: env,
+            };
+            let facts = read_log(log, &expected, &known).map_err(|source| CompareError::Log {
+                name: name(),
+                source,
+            })?;
+            Ok(((seed, env), facts))
         })
-    }
+        .collect::<Result<Vec<_>, CompareError>>()?;
+    Ok(into_runs(results))
 }
 
 /// Who wins a dimension.
@@ -341,25 +435,6 @@ fn summary(design: &Design) -> DesignSummary {
         nodes: design.nodes,
         failures: design.failures.clone(),
     }
-}
-
-/// Reads and checks the logs of one environment, in seed order.
-fn runs_of(
-    logs: &[RunLog],
-    env: EnvironmentType,
-    options: &Options,
-) -> Result<Vec<events::RunFacts>, CompareError> {
-    options
-        .seeds()
-        .map(|seed| {
-            logs.iter()
-                .find(|l| l.env == env && l.seed == seed)
-                .ok_or_else(|| CompareError::MissingLog {
-                    name: log_file_name(env, seed),
-                })?
-                .facts(options)
-        })
-        .collect()
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -557,18 +632,22 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
-/// Builds the report from the runs' event logs (simulated now or saved by `--events`).
-pub fn report(estate: &Estate, options: &Options, logs: &[RunLog]) -> Result<Report, CompareError> {
+/// Builds the report from the runs' facts (simulated now or read back from saved logs).
+pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report, CompareError> {
     let designs = [design(estate, ENVS[0])?, design(estate, ENVS[1])?];
     let mut warnings = Vec::new();
     if let (_, Some(w)) = dimensions::overheads(estate) {
         warnings.push(w);
     }
     let statics: Vec<StaticFacts> = designs.iter().map(|d| static_facts(estate, d)).collect();
-    let mut runs = Vec::new();
-    for d in &designs {
-        runs.push(runs_of(logs, d.env, options)?);
+    let real = runs.real();
+    if real > 0 {
+        warnings.push(format!(
+            "{real} of the runs are logs of a real run, not of the simulator: their seeds and \
+             durations are their own"
+        ));
     }
+    let runs = &runs.0;
     let measured: [Vec<Measures>; 2] = [0, 1].map(|k| {
         runs[k]
             .iter()
@@ -636,5 +715,9 @@ pub fn compare(
     options: &Options,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Report, CompareError> {
-    report(estate, options, &simulate_runs(estate, options, progress)?)
+    report(
+        estate,
+        options,
+        &simulate_runs(estate, options, Execution::default(), progress)?,
+    )
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::design::design;
 use crate::dimensions::{measure, static_facts};
-use crate::{CompareError, ENVS, Options, compare, env_name, fmt_num, simulate_one};
+use crate::{CompareError, ENVS, Execution, Options, compare, env_name, fmt_num, simulate_one};
 
 /// Multipliers searched: ×0.1 to ×10.
 const RANGE: f64 = 10.0;
@@ -248,7 +248,7 @@ fn totals(
     let runs: Vec<Totals> = seeds
         .par_iter()
         .map(|&seed| {
-            let r = simulate_one(estate, env, seed, options)?.facts(options)?;
+            let r = simulate_one(estate, env, seed, options, Execution::default())?;
             let m = measure(estate, &d, &facts, &r);
             Ok(Totals {
                 cost: m.headline[9],

@@ -7,7 +7,7 @@ mod common;
 use common::{dimension, estate, options, report};
 use plinth_compare::cost::cost;
 use plinth_compare::design::design;
-use plinth_compare::{ENVS, Options, simulate_runs};
+use plinth_compare::{ENVS, Execution, Options, simulate_runs};
 use plinth_model::Estate;
 
 const V: usize = 0;
@@ -168,11 +168,11 @@ fn slower_repairs_by_hand_cost_more_hands_on_hours() {
 fn total_equals_workload_plus_idle_plus_overhead_exactly() {
     for e in [b(), estate(&["tests/estates/b", "tests/estates/c"])] {
         let o = opts();
-        let logs = simulate_runs(&e, &o, &|| {}).expect("runs");
-        for env in ENVS {
+        let runs = simulate_runs(&e, &o, Execution::default(), &|| {}).expect("runs");
+        for (env, facts) in ENVS.into_iter().zip(&runs.0) {
             let d = design(&e, env).expect("design");
-            for l in logs.iter().filter(|l| l.env == env) {
-                let c = cost(&e, &d, &l.facts(&o).expect("log"));
+            for f in facts {
+                let c = cost(&e, &d, f);
                 assert_eq!(c.total(), c.workload + c.idle + c.overhead, "{c:?}");
                 assert!(c.workload > 0 && c.idle >= 0 && c.overhead > 0, "{c:?}");
             }

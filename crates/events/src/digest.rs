@@ -1,4 +1,6 @@
-//! The digest that ties a log to the input it was made from.
+//! SHA-256 digests written as 64 lowercase hex digits: the one that ties a log to the
+//! input it was made from ([`InputDigest`]) and the one that seals a log's lines
+//! ([`LogDigest`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,41 +47,83 @@ impl InputDigest {
     }
 }
 
-impl fmt::Display for InputDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+/// Display, parsing and serde as 64 lowercase hex digits, for a newtype over `[u8; 32]`.
+macro_rules! hex_digest {
+    ($t:ident) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
         }
-        Ok(())
+
+        impl FromStr for $t {
+            type Err = EventsError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_hex(s)
+                    .map(Self)
+                    .ok_or_else(|| EventsError::Digest { text: excerpt(s) })
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_digest!(InputDigest);
+hex_digest!(LogDigest);
+
+/// SHA-256 of every line of a log before its trailing `digest` line, newlines included:
+/// written last by [`crate::LogWriter`] and checked by [`crate::LogReader`], so a log cut
+/// short, edited or reordered after it was written is refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogDigest(pub [u8; 32]);
+
+/// The running digest of a log's lines.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LineHasher(Sha256);
+
+impl LineHasher {
+    /// Adds one line as written, newline included.
+    pub(crate) fn add(&mut self, line: &[u8]) {
+        self.0.update(line);
+    }
+
+    /// The digest of the lines so far.
+    pub(crate) fn digest(&self) -> LogDigest {
+        LogDigest(self.0.clone().finalize().into())
     }
 }
 
-impl FromStr for InputDigest {
-    type Err = EventsError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || EventsError::Digest { text: s.to_owned() };
-        if s.len() != 64 || !s.is_ascii() {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        Ok(Self(out))
+/// 64 hex digits as 32 bytes.
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
     }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
-impl Serialize for InputDigest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for InputDigest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+/// At most 80 characters of `s`, for an error message.
+fn excerpt(s: &str) -> String {
+    const MAX: usize = 80;
+    match s.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
     }
 }
 
@@ -121,6 +165,10 @@ mod tests {
         assert_eq!(text.parse::<InputDigest>().ok(), Some(d));
         for bad in ["", "zz", &"g".repeat(64), &"é".repeat(32)] {
             assert!(bad.parse::<InputDigest>().is_err(), "{bad}");
+            assert!(bad.parse::<LogDigest>().is_err(), "{bad}");
         }
+        let long = "a".repeat(10_000);
+        let err = long.parse::<LogDigest>().expect_err("too long").to_string();
+        assert!(err.len() < 200, "{err}");
     }
 }

@@ -6,7 +6,12 @@
 //! variant's fields in declaration order (read them by name). The first line is always a
 //! [`Header`]: the format version, the Plinth version, the digest of the input, the seed,
 //! the duration, the design and whether the log comes from a simulation or a real run, so
-//! a reader can check a log belongs to the run it is read for ([`LogReader`]).
+//! a reader can check a log belongs to the run it is read for ([`LogReader`]). The last
+//! line is a [`Event::Digest`] of every line before it, so a log cut short or edited is
+//! refused.
+//!
+//! Writers stream: a [`Sink`] takes each record as it is produced ([`LogWriter`] writes
+//! it as a line; a reader's fold can take it typed), so no log is held whole in memory.
 //!
 //! This crate owns the schema and its line adapters over `io::Write` / `io::BufRead`; it
 //! must not open files or know how a writer decides what to log. The rustdoc of each
@@ -14,22 +19,26 @@
 
 mod digest;
 mod read;
+mod write;
 
 use std::borrow::Cow;
 use std::io;
 
-pub use digest::InputDigest;
+pub use digest::{InputDigest, LogDigest};
 pub use plinth_control::{Command, CommandId, ConditionChange, ReplaceMethod, UpgradeKind};
 pub use plinth_model::kinds::environment::EnvironmentType;
 pub use plinth_model::kinds::scenario::TimelineAction;
 pub use read::{Difference, Expected, LogReader};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+pub use write::{LogWriter, Sink};
 
 /// The version of the format this crate writes and reads. Any change a reader of the
 /// previous version would misread (a renamed or retyped field, a changed meaning) raises
 /// it; a reader refuses logs of another version.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 added the trailing `digest` line ([`Event::Digest`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The Plinth version written into headers.
 pub const PLINTH_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -115,12 +124,37 @@ pub enum EventsError {
         /// The I/O error.
         source: io::Error,
     },
-    /// An input digest is not 64 hex digits.
-    #[error("`{text}` is not an input digest (64 hex digits)")]
+    /// A digest is not 64 hex digits.
+    #[error("`{text}` is not a SHA-256 digest (64 hex digits)")]
     Digest {
-        /// What was found.
+        /// What was found (an excerpt).
         text: String,
     },
+    /// The log ends without its trailing `digest` line: it was cut short.
+    #[error(
+        "line {line}: the log ends without its `digest` line: it was cut short (or written by a run that stopped)"
+    )]
+    NoDigest {
+        /// The last line read.
+        line: usize,
+    },
+    /// The trailing digest does not match the lines before it: the log was edited.
+    #[error(
+        "line {line}: the log's lines do not match its digest: it was edited after it was written"
+    )]
+    DigestMismatch {
+        /// The `digest` line.
+        line: usize,
+    },
+    /// A line follows the trailing `digest` line.
+    #[error("line {line}: a line follows the log's `digest` line (logs joined or appended to)")]
+    AfterDigest {
+        /// The line.
+        line: usize,
+    },
+    /// The writer was asked for a line it does not write itself (a `digest`).
+    #[error("a `digest` line is written by the log writer only, when the log is finished")]
+    DigestRecord,
 }
 
 /// One line of a log: when, and what.
@@ -602,5 +636,12 @@ pub enum Event<'a> {
         running_on: Cow<'a, str>,
         /// Where it was started.
         started_on: Cow<'a, str>,
+    },
+    /// The last line of every log, at the time of the record before it: the SHA-256 of
+    /// every line before it, newlines included. Written by [`LogWriter::finish`] and
+    /// checked (never yielded) by [`LogReader`].
+    Digest {
+        /// The digest.
+        sha256: LogDigest,
     },
 }

@@ -1,11 +1,16 @@
-//! Reading a log: the header first, checked, then one record per line.
+//! Reading a log: the header first, checked, then one record per line, then the trailing
+//! digest, checked against every line before it.
 
 use std::fmt;
 use std::io::BufRead;
 
 use serde::Deserialize;
 
-use crate::{EnvironmentType, Event, EventsError, FORMAT_VERSION, Header, InputDigest, Record};
+use crate::digest::LineHasher;
+use crate::{
+    EnvironmentType, Event, EventsError, FORMAT_VERSION, Header, InputDigest, LogDigest, Record,
+    Source,
+};
 
 /// What a reader expects a log's header to say: the run it is read for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +59,11 @@ fn design_name(d: EnvironmentType) -> &'static str {
 }
 
 impl Header<'_> {
-    /// Every field of the header that contradicts `expected`, in header order.
+    /// Every field of the header that contradicts `expected`, in header order. A real
+    /// run's log is checked for its input and design only: its seed is the one its
+    /// scenario named and its duration is however long it ran.
     pub fn differences(&self, expected: &Expected) -> Vec<Difference> {
+        let simulated = self.source == Source::Simulation;
         let mut out = Vec::new();
         let mut check = |field, same: bool, expected: String, found: String| {
             if !same {
@@ -74,13 +82,13 @@ impl Header<'_> {
         );
         check(
             "seed",
-            self.seed == expected.seed,
+            !simulated || self.seed == expected.seed,
             expected.seed.to_string(),
             self.seed.to_string(),
         );
         check(
             "durationMs",
-            self.duration_ms == expected.duration_ms,
+            !simulated || self.duration_ms == expected.duration_ms,
             expected.duration_ms.to_string(),
             self.duration_ms.to_string(),
         );
@@ -103,33 +111,53 @@ struct Probe {
 }
 
 /// Reads a log: [`LogReader::new`] reads and checks the header, then the reader yields the
-/// records that follow, each error naming its line.
+/// records that follow, each error naming its line. The trailing `digest` line is checked
+/// against every line before it and not yielded; a log without one ends in
+/// [`EventsError::NoDigest`]. Lines are read one at a time into one buffer, so memory does
+/// not grow with the log.
+///
+/// The digest is a checksum, not a signature: it catches a log cut short, edited or
+/// reordered, not one whose digest was computed again after the edit.
 #[derive(Debug)]
 pub struct LogReader<R> {
     input: R,
     line: usize,
     buf: String,
+    hasher: LineHasher,
     header: Header<'static>,
     header_line: usize,
     /// Time of the last record read, ms.
     last_t: u64,
+    /// Where the log stands after the lines read.
+    state: State,
 }
 
-/// Reads the next line into `buf`: `Ok(false)` at the end.
+/// Where a reader stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Before the `digest` line.
+    Records,
+    /// After a `digest` line that matched: only blank lines may follow.
+    Sealed,
+    /// An error that ends the log was reported.
+    Done,
+}
+
+/// Reads the next line into `buf` and adds it to `hasher`: `Ok(false)` at the end.
 fn next_line(
     input: &mut impl BufRead,
     buf: &mut String,
     line: &mut usize,
+    hasher: &mut LineHasher,
 ) -> Result<bool, EventsError> {
     buf.clear();
     *line += 1;
-    input
-        .read_line(buf)
-        .map(|n| n > 0)
-        .map_err(|source| EventsError::Io {
-            line: *line,
-            source,
-        })
+    let n = input.read_line(buf).map_err(|source| EventsError::Io {
+        line: *line,
+        source,
+    })?;
+    hasher.add(buf.as_bytes());
+    Ok(n > 0)
 }
 
 impl<R: BufRead> LogReader<R> {
@@ -138,8 +166,9 @@ impl<R: BufRead> LogReader<R> {
     pub fn new(mut input: R) -> Result<Self, EventsError> {
         let mut buf = String::new();
         let mut line = 0;
+        let mut hasher = LineHasher::default();
         loop {
-            if !next_line(&mut input, &mut buf, &mut line)? {
+            if !next_line(&mut input, &mut buf, &mut line, &mut hasher)? {
                 return Err(EventsError::NoHeader { line: 0 });
             }
             if !buf.trim().is_empty() {
@@ -169,9 +198,11 @@ impl<R: BufRead> LogReader<R> {
             input,
             line,
             buf,
+            hasher,
             header,
             header_line: line,
             last_t: 0,
+            state: State::Records,
         })
     }
 
@@ -223,23 +254,76 @@ impl<R: BufRead> LogReader<R> {
     }
 }
 
+impl<R: BufRead> LogReader<R> {
+    /// Reads up to the next line that is not blank: the digest of every line before it,
+    /// or `None` at the end.
+    fn next_nonblank(&mut self) -> Result<Option<LogDigest>, EventsError> {
+        loop {
+            let before = self.hasher.digest();
+            if !next_line(
+                &mut self.input,
+                &mut self.buf,
+                &mut self.line,
+                &mut self.hasher,
+            )? {
+                return Ok(None);
+            }
+            if !self.buf.trim().is_empty() {
+                return Ok(Some(before));
+            }
+        }
+    }
+
+    /// The next record, or the end, checking the digest on the way.
+    fn step(&mut self) -> Result<Option<Record<'static>>, EventsError> {
+        loop {
+            let Some(before) = self.next_nonblank()? else {
+                return match self.state {
+                    State::Records => Err(EventsError::NoDigest {
+                        line: self.line.saturating_sub(1),
+                    }),
+                    State::Sealed | State::Done => Ok(None),
+                };
+            };
+            let line = self.line;
+            if self.state == State::Sealed {
+                return Err(EventsError::AfterDigest { line });
+            }
+            let record: Record<'static> = serde_json::from_str(&self.buf)
+                .map_err(|source| EventsError::Line { line, source })?;
+            let record = self.in_order(record)?;
+            match record.event {
+                Event::Digest { sha256 } if sha256 == before => self.state = State::Sealed,
+                Event::Digest { .. } => return Err(EventsError::DigestMismatch { line }),
+                _ => return Ok(Some(record)),
+            }
+        }
+    }
+}
+
 impl<R: BufRead> Iterator for LogReader<R> {
     type Item = Result<Record<'static>, EventsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match next_line(&mut self.input, &mut self.buf, &mut self.line) {
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-                Ok(true) if self.buf.trim().is_empty() => continue,
-                Ok(true) => {
-                    let line = self.line;
-                    return Some(
-                        serde_json::from_str(&self.buf)
-                            .map_err(|source| EventsError::Line { line, source })
-                            .and_then(|r| self.in_order(r)),
-                    );
+        if self.state == State::Done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => None,
+            Err(e) => {
+                // A bad line is reported and reading goes on; the end of the log, a digest
+                // that does not match and lines after it end the log.
+                if matches!(
+                    e,
+                    EventsError::NoDigest { .. }
+                        | EventsError::DigestMismatch { .. }
+                        | EventsError::AfterDigest { .. }
+                        | EventsError::Io { .. }
+                ) {
+                    self.state = State::Done;
                 }
+                Some(Err(e))
             }
         }
     }

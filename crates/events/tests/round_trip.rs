@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use plinth_control::{CommandKind, Condition, Reason, Time};
 use plinth_events::{
     Command, CommandId, ConditionChange, EnvironmentType, Event, EventsError, EvictionReason,
-    Expected, Header, Hourly, InputDigest, LogReader, PodName, Record, ReplaceMethod, RequestedBy,
-    Source, TimelineAction, UnbindReason, UpgradeKind,
+    Expected, Header, Hourly, InputDigest, LogDigest, LogReader, LogWriter, PodName, Record,
+    ReplaceMethod, RequestedBy, Sink, Source, TimelineAction, UnbindReason, UpgradeKind,
 };
 
 fn s(x: &str) -> Cow<'_, str> {
@@ -272,18 +272,18 @@ fn variant(e: &Event<'_>) -> usize {
         Event::PartitionHealed { .. } => 37,
         Event::SelfFenced { .. } => 38,
         Event::ControlPlaneRestarted { .. } => 39,
+        Event::Digest { .. } => 40,
     }
 }
-const VARIANTS: usize = 40;
+const VARIANTS: usize = 41;
 
+/// A finished log of `events`, the i-th at t = i ms.
 fn log_of(events: &[Event<'static>]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut w = LogWriter::new(Vec::new());
     for (t, e) in events.iter().enumerate() {
-        Record::new(t as u64, e.clone())
-            .write_to(&mut out)
-            .expect("write");
+        w.record(&Record::new(t as u64, e.clone())).expect("write");
     }
-    out
+    w.finish().expect("finish").0
 }
 
 #[test]
@@ -293,6 +293,10 @@ fn every_variant_is_written_and_read_back_unchanged() {
     for e in &samples {
         seen[variant(e)] = true;
     }
+    // The writer writes the digest itself (tested below).
+    seen[variant(&Event::Digest {
+        sha256: LogDigest::default(),
+    })] = true;
     assert!(seen.iter().all(|s| *s), "a variant has no sample: {seen:?}");
     let log = log_of(&samples);
     let reader = LogReader::new(log.as_slice()).expect("header");
@@ -325,7 +329,7 @@ fn a_line_starts_with_t_and_event_then_the_fields_in_order() {
     let text = String::from_utf8_lossy(&header);
     assert!(
         text.starts_with(&format!(
-            "{{\"t\":0,\"event\":\"header\",\"formatVersion\":1,\"plinthVersion\":\"{}\",\"input\":\"{}\",\"seed\":42,\"durationMs\":86400000,\"design\":\"bareMetal\",\"source\":\"simulation\"}}",
+            "{{\"t\":0,\"event\":\"header\",\"formatVersion\":2,\"plinthVersion\":\"{}\",\"input\":\"{}\",\"seed\":42,\"durationMs\":86400000,\"design\":\"bareMetal\",\"source\":\"simulation\"}}",
             plinth_events::PLINTH_VERSION,
             "07".repeat(32)
         )),
@@ -383,19 +387,23 @@ fn the_reader_refuses_a_log_without_a_header_or_of_another_version() {
         LogReader::new(&old[..]),
         Err(EventsError::NoHeader { line: 1 })
     ));
-    let v2 = String::from_utf8_lossy(&log_of(&samples())).replacen(
-        "\"formatVersion\":1",
+    let v3 = String::from_utf8_lossy(&log_of(&samples())).replacen(
         "\"formatVersion\":2",
+        "\"formatVersion\":3",
         1,
     );
-    let err = LogReader::new(v2.as_bytes()).expect_err("version 2");
+    let err = LogReader::new(v3.as_bytes()).expect_err("version 3");
     assert!(matches!(
         err,
-        EventsError::FormatVersion { line: 1, found: 2 }
+        EventsError::FormatVersion { line: 1, found: 3 }
     ));
-    assert!(err.to_string().contains("reads version 1"), "{err}");
-    let garbage = log_of(&samples()[..3]);
-    let mut garbage = garbage;
+    assert!(err.to_string().contains("reads version 2"), "{err}");
+    let mut garbage = Vec::new();
+    for (t, e) in samples()[..3].iter().enumerate() {
+        Record::new(t as u64, e.clone())
+            .write_to(&mut garbage)
+            .expect("write");
+    }
     garbage.extend_from_slice(b"{\"t\":9,\"event\":\"podBound\"}\nnot json\n");
     let errors: Vec<_> = LogReader::new(garbage.as_slice())
         .expect("header")
@@ -409,4 +417,87 @@ fn the_reader_refuses_a_log_without_a_header_or_of_another_version() {
         matches!(errors[1], EventsError::Line { line: 5, .. }),
         "{errors:?}"
     );
+}
+
+/// Every error of reading `log` to its end.
+fn errors_of(log: &[u8]) -> Vec<EventsError> {
+    LogReader::new(log)
+        .expect("header")
+        .filter_map(Result::err)
+        .collect()
+}
+
+#[test]
+fn a_log_ends_in_the_digest_of_its_lines_and_reads_back_without_it() {
+    let log = log_of(&samples());
+    let text = String::from_utf8_lossy(&log);
+    let last = text.lines().last().expect("lines");
+    assert!(
+        last.contains("\"event\":\"digest\",\"sha256\":\""),
+        "{last}"
+    );
+    assert!(errors_of(&log).is_empty());
+    // Blank lines at the end change nothing.
+    let mut padded = log.clone();
+    padded.extend_from_slice(b"\n\n");
+    assert!(errors_of(&padded).is_empty());
+}
+
+#[test]
+fn a_cut_edited_or_extended_log_is_refused_at_its_line() {
+    let log = log_of(&samples());
+    let text = String::from_utf8_lossy(&log).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+
+    let cut = lines[..n - 1].join("\n") + "\n";
+    let errors = errors_of(cut.as_bytes());
+    assert!(
+        matches!(errors[..], [EventsError::NoDigest { line }] if line == n - 1),
+        "{errors:?}"
+    );
+    assert!(errors[0].to_string().contains("cut short"), "{}", errors[0]);
+
+    let edited = text.replacen("\"hosts\":4", "\"hosts\":40", 1);
+    let errors = errors_of(edited.as_bytes());
+    assert!(
+        matches!(errors[..], [EventsError::DigestMismatch { line }] if line == n),
+        "{errors:?}"
+    );
+
+    let joined = format!("{text}{}\n", lines[1]);
+    let errors = errors_of(joined.as_bytes());
+    assert!(
+        matches!(errors[..], [EventsError::AfterDigest { line }] if line == n + 1),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn only_the_writer_writes_a_digest() {
+    let mut w = LogWriter::new(Vec::new());
+    let digest = Event::Digest {
+        sha256: LogDigest([1; 32]),
+    };
+    assert!(matches!(
+        w.record(&Record::new(0, digest)),
+        Err(EventsError::DigestRecord)
+    ));
+    assert_eq!(w.lines(), 0);
+}
+
+#[test]
+fn a_real_runs_log_is_checked_for_its_input_and_design_only() {
+    let real = Header {
+        source: Source::RealRun,
+        seed: 9,
+        duration_ms: 5,
+        ..header()
+    };
+    assert!(real.differences(&expected()).is_empty());
+    let other_input = Expected {
+        input: InputDigest([8; 32]),
+        ..expected()
+    };
+    assert_eq!(real.differences(&other_input).len(), 1);
 }

@@ -13,6 +13,7 @@
 //! Decisions are not made here: [`plinth_control::Control`] makes them, and this driver
 //! only carries out its commands and reports what a real estate would report.
 
+pub mod budget;
 mod failures;
 pub mod faults;
 mod lab;
@@ -22,10 +23,11 @@ mod world;
 
 pub use failures::FailureStream;
 pub use lab::SimLab;
+pub use log::LogOutput;
 pub use setup::{Setup, SimControlPlane, SimError, Usage, greenfield, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 
-use plinth_control::store::{Store, StoreError};
+use plinth_control::store::Store;
 use plinth_control::{Control, Driver, Ready, Time, run};
 use plinth_events::InputDigest;
 use plinth_model::Estate;
@@ -46,11 +48,12 @@ pub struct Options {
     pub input: InputDigest,
 }
 
-/// A finished run: the event log (JSON Lines of [`plinth_events::Record`], a header first)
-/// and its summary.
+/// A finished run: the event log (JSON Lines of [`plinth_events::Record`], a header first,
+/// a digest last) and its summary.
 #[derive(Clone, Debug)]
 pub struct Run {
-    /// The event log, one JSON object per line, in (time, sequence) order.
+    /// The event log, one JSON object per line, in (time, sequence) order; empty when it
+    /// was streamed elsewhere ([`LogOutput::stream`]).
     pub log: Vec<u8>,
     /// Totals and recovery times.
     pub summary: Summary,
@@ -67,11 +70,22 @@ pub fn simulate_with(
     options: &Options,
     progress: impl FnMut(u64),
 ) -> Result<Run, SimError> {
+    simulate_into(estate, options, LogOutput::memory(), progress)
+}
+
+/// [`simulate_with`], the event log going to `output` as it is written: a run's memory
+/// does not grow with its log unless `output` keeps it.
+pub fn simulate_into<'a>(
+    estate: &Estate,
+    options: &Options,
+    output: LogOutput<'a>,
+    progress: impl FnMut(u64) + 'a,
+) -> Result<Run, SimError> {
     let s = setup(estate, options)?;
     let mut control = s.control.clone();
-    let mut world = World::new(s, options, progress);
+    let mut world = World::with_output(s, options, output, progress);
     run(&mut control, &mut world);
-    Ok(world.finish(&control))
+    world.finish(&control)
 }
 
 /// Runs `control` durably against `world` through `store`, and crashes it at each time of
@@ -84,12 +98,13 @@ pub fn run_restarting(
     mut world: World<'_>,
     store: &mut impl Store,
     crashes: &[u64],
-) -> Result<Run, StoreError> {
+) -> Result<Run, SimError> {
+    let store_error = |source| SimError::Store { source };
     let mut control = fresh().durable();
     let mut crashes = crashes.iter().copied().peekable();
     while let Some((now, observation)) = world.next(control.next_wakeup()) {
         let ready = control.handle(now, observation);
-        store.write(&ready.writes)?;
+        store.write(&ready.writes).map_err(store_error)?;
         if crashes.next_if(|t| *t <= now.millis()).is_some() {
             let lost = ready.commands.len();
             world.apply(
@@ -99,17 +114,19 @@ pub fn run_restarting(
                     ..ready
                 },
             );
-            control = fresh().restore(&store.load()?, Time(now.millis()))?;
+            control = fresh()
+                .restore(&store.load().map_err(store_error)?, Time(now.millis()))
+                .map_err(store_error)?;
             world.control_restarted(lost);
             continue;
         }
         world.apply(now, ready);
     }
-    Ok(world.finish(&control))
+    world.finish(&control)
 }
 
 /// Runs an already built world and control to the end (for tests that shape the estate).
-pub fn run_world(mut control: Control, mut world: World<'_>) -> Run {
+pub fn run_world(mut control: Control, mut world: World<'_>) -> Result<Run, SimError> {
     run(&mut control, &mut world);
     world.finish(&control)
 }

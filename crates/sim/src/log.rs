@@ -1,26 +1,163 @@
 //! The event log: JSON Lines of [`plinth_events::Record`]s, written in the order events
 //! happen (virtual time, then queue sequence), so it is byte-identical for the same inputs
 //! and seed. Each event is serialized straight from the typed enum, borrowing the world's
-//! names, without building a JSON tree.
+//! names, without building a JSON tree, and goes to its [`LogOutput`] as it happens: kept
+//! in memory, streamed to a writer, and handed typed to a [`Sink`] — so a run need not
+//! hold its log.
 
-use plinth_events::{Event, Record};
+use std::io;
 
+use plinth_events::{Event, EventsError, LogDigest, LogWriter, Record, Sink};
+
+use crate::budget::EVENTS_PER_DAY;
 use crate::setup::SimPod;
 
-/// An in-memory JSON Lines log.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Log {
-    pub(crate) buf: Vec<u8>,
+/// Where a run's event log goes as it is produced, and how fast it may grow: at most
+/// [`LogOutput::with_budget`] events per simulated day.
+pub struct LogOutput<'a> {
+    bytes: Bytes<'a>,
+    records: Option<&'a mut dyn Sink>,
+    pub(crate) events_per_day: u64,
+}
+
+impl<'a> LogOutput<'a> {
+    /// The log is kept in memory and returned in [`crate::Run::log`].
+    pub fn memory() -> Self {
+        Self {
+            bytes: Bytes::Memory(Vec::new()),
+            records: None,
+            events_per_day: EVENTS_PER_DAY,
+        }
+    }
+
+    /// The log is written to `out` as it is produced ([`io::sink`] for none);
+    /// [`crate::Run::log`] is empty.
+    pub fn stream(out: impl io::Write + 'a) -> Self {
+        Self {
+            bytes: Bytes::Stream(Box::new(out)),
+            records: None,
+            events_per_day: EVENTS_PER_DAY,
+        }
+    }
+
+    /// Each record is also handed, typed, to `sink` as it is written (a fold of the
+    /// metrics a reader needs).
+    pub fn with_records(self, sink: &'a mut dyn Sink) -> Self {
+        Self {
+            records: Some(sink),
+            ..self
+        }
+    }
+
+    /// The run stops with [`crate::SimError::EventBudget`] once a simulated day takes more
+    /// than `events_per_day` events (default [`EVENTS_PER_DAY`]).
+    pub fn with_budget(self, events_per_day: u64) -> Self {
+        Self {
+            events_per_day,
+            ..self
+        }
+    }
+}
+
+/// A log's bytes: kept, or streamed.
+enum Bytes<'a> {
+    Memory(Vec<u8>),
+    Stream(Box<dyn io::Write + 'a>),
+}
+
+impl io::Write for Bytes<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Memory(v) => v.write(buf),
+            Self::Stream(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Memory(v) => v.write_all(buf),
+            Self::Stream(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Stream(w) => w.flush(),
+        }
+    }
+}
+
+/// A finished log.
+pub(crate) struct Finished {
+    /// Its bytes, when kept in memory.
+    pub(crate) bytes: Vec<u8>,
+    /// The digest of its lines before the `digest` line.
+    pub(crate) digest: LogDigest,
+    /// Its lines, the `digest` line included.
     pub(crate) lines: u64,
 }
 
-impl Log {
-    /// Appends `event` at `t` ms.
-    pub(crate) fn write(&mut self, t: u64, event: Event<'_>) {
-        // Writing to a `Vec` does not fail, and every event of the schema serializes.
-        if Record::new(t, event).write_to(&mut self.buf).is_ok() {
-            self.lines += 1;
+/// The log of a run being written; the first error stops it (the world then ends the run).
+pub(crate) struct Log<'a> {
+    writer: LogWriter<Bytes<'a>>,
+    records: Option<&'a mut dyn Sink>,
+    error: Option<EventsError>,
+}
+
+impl<'a> Log<'a> {
+    /// A log written to `output`.
+    pub(crate) fn new(output: LogOutput<'a>) -> Self {
+        Self {
+            writer: LogWriter::new(output.bytes),
+            records: output.records,
+            error: None,
         }
+    }
+
+    /// Appends `event` at `t` ms, unless writing has failed.
+    pub(crate) fn write(&mut self, t: u64, event: Event<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let record = Record::new(t, event);
+        let written = self
+            .writer
+            .record(&record)
+            .and_then(|()| match &mut self.records {
+                Some(sink) => sink.record(&record),
+                None => Ok(()),
+            });
+        if let Err(e) = written {
+            self.error = Some(e);
+        }
+    }
+
+    /// Records written so far.
+    pub(crate) fn lines(&self) -> u64 {
+        self.writer.lines()
+    }
+
+    /// Whether writing has failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Writes the trailing digest; the first error of the log, if any.
+    pub(crate) fn finish(self) -> Result<Finished, EventsError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let lines = self.writer.lines() + 1;
+        let (bytes, digest) = self.writer.finish()?;
+        Ok(Finished {
+            bytes: match bytes {
+                Bytes::Memory(v) => v,
+                Bytes::Stream(_) => Vec::new(),
+            },
+            digest,
+            lines,
+        })
     }
 }
 

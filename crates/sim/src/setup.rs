@@ -21,9 +21,13 @@ use plinth_placement::plan::{
 use plinth_placement::pods::{PodId, PodTemplate, Scheduler};
 use plinth_placement::{VmId, VmSpec};
 
-use crate::Options;
+use plinth_control::store::StoreError;
+use plinth_events::EventsError;
 
-/// Why a simulation could not start.
+use crate::Options;
+use crate::budget::Overrun;
+
+/// Why a simulation could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The design could not be planned or placed.
@@ -42,6 +46,31 @@ pub enum SimError {
     NotRunnable {
         /// The object, by kind and name.
         what: String,
+    },
+    /// A simulated day took more events than the budget allows.
+    #[error(
+        "simulated day {} took more than {limit} events, the budget of a day (--max-events-per-day), most of them from {}: look at {}",
+        overrun.day,
+        overrun.driver,
+        overrun.driver.input()
+    )]
+    EventBudget {
+        /// The day and what drove it.
+        overrun: Overrun,
+        /// The budget per day ([`crate::LogOutput::with_budget`]).
+        limit: u64,
+    },
+    /// The event log could not be written.
+    #[error("cannot write the event log")]
+    Log {
+        /// Why.
+        source: EventsError,
+    },
+    /// The control plane's store failed ([`crate::run_restarting`]).
+    #[error("the control plane's store failed")]
+    Store {
+        /// Why.
+        source: StoreError,
     },
 }
 

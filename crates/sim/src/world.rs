@@ -18,12 +18,12 @@ use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::budget::{Budget, RateDriver};
 use crate::failures::FailureStream;
 use crate::faults::{FaultStream, Faults};
-use crate::log::{Log, PodOrdinals};
-use crate::setup::Setup;
+use crate::log::{Log, LogOutput, PodOrdinals};
+use crate::setup::{Setup, SimError};
 use crate::{Options, Run};
 
 /// Container start and readiness once a pod is bound to a Ready node (an assumption:
@@ -368,7 +368,8 @@ pub struct Summary {
     pub conditions_at_end: Vec<String>,
     /// Lines in the event log.
     pub log_lines: u64,
-    /// SHA-256 of the event log, hex.
+    /// SHA-256 of the event log's lines before its trailing `digest` line (the digest
+    /// that line holds), hex.
     pub log_sha256: String,
 }
 
@@ -405,7 +406,15 @@ pub struct World<'a> {
     /// When the last agent answer is delivered: answers keep their order.
     last_answer: u64,
     failures: Vec<SimFailure>,
-    log: Log,
+    log: Log<'a>,
+    /// Events counted against each simulated day's budget.
+    budget: Budget,
+    /// What drives the step being taken.
+    cause: RateDriver,
+    /// Log lines already counted against the budget.
+    charged: u64,
+    /// Why the run stopped early, if it did.
+    stopped: Option<SimError>,
     /// Each pod's ordinal within its workload, for `podBound`/`podUnbound` lines.
     pod_ordinals: PodOrdinals,
     unavailable_ms: u128,
@@ -442,8 +451,19 @@ pub struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    /// A world at time 0 in the state `setup` describes.
+    /// A world at time 0 in the state `setup` describes, its log kept in memory.
     pub fn new(setup: Setup, options: &Options, progress: impl FnMut(u64) + 'a) -> Self {
+        Self::with_output(setup, options, LogOutput::memory(), progress)
+    }
+
+    /// A world at time 0 in the state `setup` describes, its log going to `output` as it
+    /// is written.
+    pub fn with_output(
+        setup: Setup,
+        options: &Options,
+        output: LogOutput<'a>,
+        progress: impl FnMut(u64) + 'a,
+    ) -> Self {
         let seed = options.seed;
         let hosts: Vec<HostState> = setup
             .hosts
@@ -651,7 +671,11 @@ impl<'a> World<'a> {
             unschedulable: BTreeMap::new(),
             inflight: BTreeMap::new(),
             failures: Vec::new(),
-            log: Log::default(),
+            budget: Budget::new(output.events_per_day),
+            log: Log::new(output),
+            cause: RateDriver::HostFailures,
+            charged: 0,
+            stopped: None,
             pod_ordinals: PodOrdinals::default(),
             unavailable_ms: 0,
             available: vec![0; setup_workloads],
@@ -673,6 +697,8 @@ impl<'a> World<'a> {
             )),
         );
         w.start();
+        // The starting state is as large as the estate, not a rate: it is not charged.
+        w.charged = w.log.lines();
         w
     }
 
@@ -2480,8 +2506,13 @@ impl<'a> World<'a> {
         None
     }
 
-    /// Ends the run: closes open unavailability, fills the summary, hashes the log.
-    pub fn finish(mut self, control: &Control) -> Run {
+    /// Ends the run: closes open unavailability, fills the summary, seals the log with its
+    /// digest. A run stopped by its event budget, or whose log could not be written, is an
+    /// error.
+    pub fn finish(mut self, control: &Control) -> Result<Run, SimError> {
+        if let Some(e) = self.stopped.take() {
+            return Err(e);
+        }
         self.now = self.end;
         for p in 0..self.pods.len() {
             if !self.pods[p].available {
@@ -2542,13 +2573,49 @@ impl<'a> World<'a> {
                 second_copies: self.summary.second_copies,
             },
         );
-        self.summary.log_lines = self.log.lines;
-        let digest = Sha256::digest(&self.log.buf);
-        self.summary.log_sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
-        Run {
-            log: self.log.buf,
+        let log = self
+            .log
+            .finish()
+            .map_err(|source| SimError::Log { source })?;
+        self.summary.log_lines = log.lines;
+        self.summary.log_sha256 = log.digest.to_string();
+        Ok(Run {
+            log: log.bytes,
             summary: self.summary,
+        })
+    }
+
+    /// Counts `events` driven by `driver` against today's budget; false, with the reason
+    /// kept for [`World::finish`], once the run must stop (over budget, or its log failed).
+    fn within_budget(&mut self, driver: RateDriver, events: u64) -> bool {
+        if self.stopped.is_some() {
+            return false;
         }
+        if self.log.failed() {
+            // The error itself comes out of the log when the run finishes.
+            return false;
+        }
+        match self.budget.charge(self.now, driver, events) {
+            None => true,
+            Some(overrun) => {
+                self.stopped = Some(SimError::EventBudget {
+                    overrun,
+                    limit: self.budget.limit(),
+                });
+                false
+            }
+        }
+    }
+
+    /// Counts the log lines written since the last count against the step that wrote
+    /// them, then one step driven by `driver`.
+    fn take_step(&mut self, driver: RateDriver) -> bool {
+        let lines = self.log.lines();
+        let written = lines - self.charged;
+        self.charged = lines;
+        let ok = self.within_budget(self.cause, written);
+        self.cause = driver;
+        ok && self.within_budget(driver, 1)
     }
 
     /// Adds a failure of `host` at `at` ms (a scenario's planned fault, on top of the
@@ -2626,6 +2693,9 @@ impl Driver for World<'_> {
                 let w = w.millis().max(self.now);
                 if w <= self.end && next_t.is_none_or(|t| w < t) {
                     self.now = w;
+                    if !self.take_step(RateDriver::ControlPlane) {
+                        return None;
+                    }
                     return Some((Time(w), Observation::Timer));
                 }
             }
@@ -2634,6 +2704,9 @@ impl Driver for World<'_> {
                 return None;
             }
             self.now = entry.t;
+            if !self.take_step(entry.ev.driver()) {
+                return None;
+            }
             if self.now >= self.last_progress + 86_400_000 {
                 self.last_progress = self.now;
                 (self.progress)(self.now);
@@ -2654,6 +2727,29 @@ impl Driver for World<'_> {
         }
         for command in ready.commands {
             self.submit(command);
+        }
+    }
+}
+
+impl Ev {
+    /// What drives this kind of step, for the event budget.
+    fn driver(&self) -> RateDriver {
+        match self {
+            Self::Crash { .. } | Self::Repaired { .. } => RateDriver::HostFailures,
+            Self::RackCrash { .. } => RateDriver::RackFailures,
+            Self::Deliver(Observation::MaintenanceRequested { .. }) | Self::PatchWave { .. } => {
+                RateDriver::Patching
+            }
+            Self::Upgrade { .. } => RateDriver::Upgrades,
+            Self::Timeline { .. } => RateDriver::Timeline,
+            Self::Deliver(_) | Self::Done { .. } | Self::DrainRetry { .. } => {
+                RateDriver::ControlPlane
+            }
+            Self::Evict { .. } | Self::PodsReady { .. } | Self::PodReady { .. } => RateDriver::Pods,
+            Self::Hourly { .. } => RateDriver::Hourly,
+            Self::Partition { .. } | Self::Heal { .. } | Self::SelfFence { .. } => {
+                RateDriver::NetworkFaults
+            }
         }
     }
 }

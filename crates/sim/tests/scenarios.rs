@@ -37,7 +37,7 @@ fn run_with_failure(
     let control = s.control.clone();
     let mut world = World::new(s, &options, |_| {});
     assert!(world.schedule_failure(&victim, at));
-    (run_world(control, world), victim)
+    (run_world(control, world).expect("run"), victim)
 }
 
 /// The host running the most VMs.
@@ -720,7 +720,7 @@ fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Ve
         &pools,
         UpgradeKind::Kubernetes,
     );
-    (report, world.finish(&control), pools)
+    (report, world.finish(&control).expect("run"), pools)
 }
 
 #[test]
@@ -1239,7 +1239,7 @@ fn losing_two_of_three_control_plane_hosts_loses_quorum_until_ha_restarts_a_memb
     for h in &cp_hosts {
         assert!(world.schedule_failure(h, HOUR));
     }
-    let run = run_world(control, world);
+    let run = run_world(control, world).expect("run");
     let lines = log_lines(&run);
     let lost = events(&lines, "quorumLost");
     let restored = events(&lines, "quorumRestored");

@@ -1,14 +1,15 @@
 //! `plinth compare`: both designs from one input, simulated over paired seeds, measured on
 //! 13 dimensions, with a recommendation, what would change it, and an HTML report.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::{
-    CompareError, ENVS, Options, Report, RunLog, Winner, fmt_num, html, log_file_name, report,
-    sensitivity, simulate_runs,
+    CompareError, ENVS, Execution, Options, Report, Runs, Winner, fmt_num, html, log_file_name,
+    read_runs, report, sensitivity, simulate_runs,
 };
 use plinth_events::InputDigest;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -70,6 +71,10 @@ pub(crate) struct Args {
     /// Runs per point of the break-even search and the per-cluster what-ifs (2 to 1000; default 8).
     #[arg(long, value_name = "RUNS", conflicts_with = "no_sweep", value_parser = commands::runs_arg)]
     pub(crate) sweep_runs: Option<u32>,
+    /// Stop a run, with an error naming the input behind it, once a simulated day takes more
+    /// events than this (default 1000000; the sweeps keep the default).
+    #[arg(long, value_name = "EVENTS", value_parser = commands::events_per_day_arg)]
+    pub(crate) max_events_per_day: Option<u64>,
     /// Skip the break-even search and the per-cluster what-ifs.
     #[arg(long)]
     pub(crate) no_sweep: bool,
@@ -90,31 +95,61 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn read_events(dir: &Path, options: &Options) -> Result<Vec<RunLog>> {
-    let mut logs = Vec::new();
-    for seed in options.seeds() {
-        for env in ENVS {
-            let path = dir.join(log_file_name(env, seed));
-            let log = std::fs::read(&path).with_context(|| {
-                format!(
-                    "reading {} (written by `--events` with the same --seed, --seeds and \
-                     --duration?)",
-                    path.display()
-                )
-            })?;
-            logs.push(RunLog { env, seed, log });
-        }
-    }
-    Ok(logs)
+/// Reads the runs back from the logs in `dir`, one file at a time, line by line.
+fn read_events(
+    estate: &plinth_model::Estate,
+    dir: &Path,
+    options: &Options,
+) -> Result<Runs, CompareError> {
+    let open = |env, seed| -> std::io::Result<Box<dyn BufRead>> {
+        let file = std::fs::File::open(dir.join(log_file_name(env, seed)))?;
+        Ok(Box::new(BufReader::new(file)))
+    };
+    read_runs(estate, options, &open)
 }
 
-fn write_events(dir: &Path, logs: &[RunLog], overwrite: Overwrite) -> Result<()> {
+/// Simulates the runs, each log streamed to its file in `dir` (when given) as it is
+/// written. Existing logs are refused before anything runs, unless `overwrite` allows.
+fn simulate_events(
+    estate: &plinth_model::Estate,
+    dir: Option<&Path>,
+    overwrite: Overwrite,
+    execution: Execution<'_>,
+    options: &Options,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Result<Runs, CompareError>> {
+    let Some(dir) = dir else {
+        return Ok(simulate_runs(estate, options, execution, progress));
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for l in logs {
-        output::file(&dir.join(l.file_name()), &l.log, overwrite)
-            .context("writing the event logs")?;
+    for seed in options.seeds() {
+        for env in ENVS {
+            output::check_absent(&dir.join(log_file_name(env, seed)), overwrite)
+                .context("writing the event logs")?;
+        }
     }
-    Ok(())
+    let open = |env, seed| -> std::io::Result<Box<dyn Write>> {
+        let file = output::create(&dir.join(log_file_name(env, seed)), overwrite)
+            .map_err(std::io::Error::other)?;
+        Ok(Box::new(file))
+    };
+    let execution = Execution {
+        save: Some(&open),
+        ..execution
+    };
+    Ok(simulate_runs(estate, options, execution, progress))
+}
+
+/// Whether a comparison failed because of its input (exit 1) rather than of the machine:
+/// a design that cannot be built, a run over its event budget.
+fn input_error(e: &CompareError) -> bool {
+    match e {
+        CompareError::Design { .. } => true,
+        CompareError::Run { source, .. } => {
+            matches!(source, plinth_sim::SimError::EventBudget { .. })
+        }
+        _ => false,
+    }
 }
 
 /// Runs `plinth compare`.
@@ -148,41 +183,50 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         );
     }
     let started = Instant::now();
-    let logs = match &args.from_events {
-        Some(dir) => read_events(dir, &options)?,
-        None => {
-            let progress = bar(u64::from(options.runs) * 2, "runs simulated");
-            let logs = simulate_runs(&estate, &options, &|| progress.inc(1));
-            progress.finish_and_clear();
-            match logs {
-                Ok(l) => l,
-                Err(e) => {
-                    output::stderr(output::error_chain(&e));
-                    return Ok(Outcome::Invalid);
-                }
-            }
-        }
+    let overwrite = if args.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
     };
-    if let Some(dir) = &args.events {
-        let overwrite = if args.force {
-            Overwrite::Allow
-        } else {
-            Overwrite::Refuse
-        };
-        write_events(dir, &logs, overwrite)?;
-    }
-    let mut report = match (report(&estate, &options, &logs), &args.from_events) {
-        (Ok(r), _) => r,
-        // A saved log that is unreadable or of another run is a usage error, as a missing
-        // one is: the flags do not match what wrote the directory.
-        (Err(e @ (CompareError::Log { .. } | CompareError::MissingLog { .. })), Some(dir)) => {
-            return Err(anyhow::Error::new(e).context(format!(
+    let runs = match &args.from_events {
+        // A saved log that is missing, unreadable or of another run is a usage error: the
+        // flags do not match what wrote the directory.
+        Some(dir) => read_events(&estate, dir, &options).with_context(|| {
+            format!(
                 "rebuilding the report from {} (written by `--events` from the same input \
                  with the same --seed, --seeds and --duration?)",
                 dir.display()
-            )));
+            )
+        })?,
+        None => {
+            let progress = bar(u64::from(options.runs) * 2, "runs simulated");
+            let runs = simulate_events(
+                &estate,
+                args.events.as_deref(),
+                overwrite,
+                Execution {
+                    save: None,
+                    events_per_day: args
+                        .max_events_per_day
+                        .unwrap_or(plinth_sim::budget::EVENTS_PER_DAY),
+                },
+                &options,
+                &|| progress.inc(1),
+            )?;
+            progress.finish_and_clear();
+            match runs {
+                Ok(r) => r,
+                Err(e) if input_error(&e) => {
+                    output::stderr(output::error_chain(&e));
+                    return Ok(Outcome::Invalid);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        (Err(e), _) => {
+    };
+    let mut report = match report(&estate, &options, &runs) {
+        Ok(r) => r,
+        Err(e) => {
             output::stderr(output::error_chain(&e));
             return Ok(Outcome::Invalid);
         }

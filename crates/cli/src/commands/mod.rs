@@ -61,6 +61,21 @@ pub(crate) fn duration_arg(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses `--max-events-per-day`: at least 100 (the hourly series alone takes 48 events a
+/// day; a lower budget would stop every run).
+pub(crate) fn events_per_day_arg(text: &str) -> Result<u64, String> {
+    let n: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of events"))?;
+    if n >= 100 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range: expected at least 100 events a day (the hourly series alone takes 48)"
+        ))
+    }
+}
+
 /// Parses a count of paired runs (`--seeds`, `--sweep-runs`): 2 (the least that gives an
 /// interval) up to the most in [`ranges::RUNS`].
 pub(crate) fn runs_arg(text: &str) -> Result<u32, String> {

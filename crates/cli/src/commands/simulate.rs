@@ -2,13 +2,14 @@
 //! environment and prints the summary; `--events` writes the JSON Lines event log
 //! (`plinth_events`: a header naming the input, seed, duration and design, then the events).
 
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_events::InputDigest;
 use plinth_model::quantity::Duration;
-use plinth_sim::{Options, simulate_with};
+use plinth_sim::{LogOutput, Options, SimError, simulate_into};
 
 use crate::Outcome;
 use crate::commands::{self, EnvArg, OutputFormat, load_or_report};
@@ -38,6 +39,11 @@ pub(crate) struct Args {
     /// Overwrite the --events file if it exists.
     #[arg(long, requires = "events")]
     pub(crate) force: bool,
+    /// Stop the run, with an error naming the input behind it, once a simulated day takes
+    /// more events than this (default 1000000, some 600 times what an estate within the
+    /// input ranges needs).
+    #[arg(long, value_name = "EVENTS", value_parser = commands::events_per_day_arg)]
+    pub(crate) max_events_per_day: Option<u64>,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
@@ -57,28 +63,41 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             .millis(),
         input: InputDigest::of(&input),
     };
+    let overwrite = if args.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    // The log is streamed to its file as the run writes it, never held whole.
+    let output = match &args.events {
+        Some(path) => LogOutput::stream(BufWriter::new(
+            output::create(path, overwrite).context("writing the event log")?,
+        )),
+        None => LogOutput::stream(std::io::sink()),
+    }
+    .with_budget(
+        args.max_events_per_day
+            .unwrap_or(plinth_sim::budget::EVENTS_PER_DAY),
+    );
     let bar = ProgressBar::new(options.duration / 86_400_000);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = simulate_with(&estate, &options, |ms| bar.set_position(ms / 86_400_000));
+    let result = simulate_into(&estate, &options, output, |ms| {
+        bar.set_position(ms / 86_400_000);
+    });
     bar.finish_and_clear();
     let run = match result {
         Ok(r) => r,
+        Err(e @ SimError::Log { .. }) => {
+            return Err(anyhow::Error::new(e).context("writing the event log"));
+        }
         Err(e) => {
             output::stderr(output::error_chain(&e));
             return Ok(Outcome::Invalid);
         }
     };
-    if let Some(path) = &args.events {
-        let overwrite = if args.force {
-            Overwrite::Allow
-        } else {
-            Overwrite::Refuse
-        };
-        output::file(path, &run.log, overwrite).context("writing the event log")?;
-    }
     let s = &run.summary;
     let text = match args.output {
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(s)?),

@@ -670,10 +670,87 @@ fn reading() -> Vec<Case> {
     ]
 }
 
+/// Failures at the floor of their ranges (every MTBF one day, one-minute repairs).
+const BUSY: &str = "apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: busy
+spec:
+  failures:
+    hosts:
+      mtbf: 1d
+      repairTime: 1m
+    racks:
+      mtbf: 1d
+      repairTime: 1m
+";
+
+/// The event budget: a day that takes more events than `--max-events-per-day` stops the
+/// run with an error that names the input behind the rate (exit 1), in both commands.
+fn budget() -> Vec<Case> {
+    let simulate = [
+        "simulate",
+        "in",
+        "--env",
+        "virtualized",
+        "--duration",
+        "30d",
+    ];
+    let compare = [
+        "compare",
+        "in",
+        "--seeds",
+        "2",
+        "--duration",
+        "30d",
+        "--no-sweep",
+    ];
+    vec![
+        on_small(
+            "budget-simulate",
+            &[&simulate[..], &["--max-events-per-day", "100"]].concat(),
+            BUSY,
+            1,
+            "took more than 100 events",
+        )
+        .also("spec.failures"),
+        on_small(
+            "budget-compare",
+            &[&compare[..], &["--max-events-per-day", "100"]].concat(),
+            BUSY,
+            1,
+            "took more than 100 events",
+        )
+        .also("spec.failures"),
+        on_small(
+            "budget-below-the-hourly-series",
+            &[&simulate[..], &["--max-events-per-day", "10"]].concat(),
+            "",
+            2,
+            "at least 100 events a day",
+        ),
+        on_small(
+            "budget-default-holds-busy-failures",
+            &simulate,
+            BUSY,
+            0,
+            "host failures",
+        ),
+    ]
+}
+
 /// Every case, in the order they run.
 pub(crate) fn all() -> Vec<Case> {
-    [output(), flags(), ranges(), sizes(), names(), reading()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        output(),
+        flags(),
+        ranges(),
+        sizes(),
+        names(),
+        reading(),
+        budget(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
