@@ -200,6 +200,12 @@ pub struct Measures {
     pub cost: Cost,
     /// Per workload availability, %.
     pub availability: BTreeMap<String, f64>,
+    /// Availability of the least available workload, % (100 with no workload).
+    pub lowest_availability: f64,
+    /// Workload-hours unavailable per year: `Σ_w (1 − availability_w) · 8 760`.
+    pub workload_hours_unavailable: f64,
+    /// Time to add a cluster like the first, hours.
+    pub add_cluster_hours: f64,
 }
 
 /// A design's facts that no run changes.
@@ -214,6 +220,8 @@ pub struct StaticFacts {
     pub add_node: Vec<(String, f64)>,
     /// Pods each server's failure would hit, per server.
     pub pods_per_server: Vec<f64>,
+    /// Time to add a cluster like the first, hours.
+    pub add_cluster_hours: f64,
 }
 
 /// The CPU, memory, disk and network performance overheads the virtualized design runs
@@ -624,6 +632,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         details,
         add_node,
         pods_per_server: design.machines.iter().map(|m| m.pods).collect(),
+        add_cluster_hours: cluster_h,
     }
 }
 
@@ -651,10 +660,20 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
         .iter()
         .map(|(w, a)| (w.clone(), 100.0 * a))
         .collect();
+    let lowest_availability = availability.values().copied().fold(100.0, f64::min);
     details[4].push(detail(
         "lowest workload availability",
         "%",
-        availability.values().copied().fold(100.0, f64::min),
+        lowest_availability,
+    ));
+    let workload_hours_unavailable: f64 = availability
+        .values()
+        .map(|a| (100.0 - a) / 100.0 * 8_760.0)
+        .sum();
+    details[4].push(detail(
+        "workload-hours unavailable",
+        "hours/year",
+        workload_hours_unavailable,
     ));
 
     // 8. Utilization, the bare-metal VM pool's daily profile included.
@@ -683,12 +702,16 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
     headline[9] = units(c.total());
     for (name, v) in [
         ("hardware", c.hardware),
+        ("support", c.support),
         ("licences", c.licences),
         ("power", c.power),
         ("labour", c.labour),
         ("workload (OpenCost)", c.workload),
         ("idle (OpenCost)", c.idle),
         ("overhead (OpenCost)", c.overhead),
+        ("capital spent (bought servers)", c.capex),
+        ("operating cost in year 1", c.opex_first_year),
+        ("operating cost in a later year", c.opex_later_year),
     ] {
         details[9].push(detail(name, "currency", units(v)));
     }
@@ -736,5 +759,8 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
         details,
         cost: c,
         availability,
+        lowest_availability,
+        workload_hours_unavailable,
+        add_cluster_hours: facts.add_cluster_hours,
     }
 }

@@ -38,6 +38,7 @@ fn problem() -> BareMetalProblem {
             .map(|i| Server {
                 name: format!("s{i:02}"),
                 class: 0,
+                rack: 0,
             })
             .collect(),
         clusters: vec![ClusterDemand {
@@ -64,6 +65,7 @@ fn problem() -> BareMetalProblem {
                 }],
                 kubelet: kubelet(),
             }],
+            stacked: false,
         }],
         rule: HeadroomRule {
             host_failures: 1,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use plinth_compare::decision::DecidedBy;
 use plinth_compare::{
     CompareError, ENVS, Options, Report, RunLog, Winner, fmt_num, html, log_file_name, report,
     sensitivity, simulate_runs,
@@ -277,7 +278,7 @@ fn table(r: &Report) -> String {
             "virtualized",
             "bare metal",
             "difference (95% CI)",
-            "winner",
+            "better",
         ],
     );
     for d in &r.dimensions {
@@ -301,10 +302,11 @@ fn table(r: &Report) -> String {
                 fmt_num(d.difference.low),
                 fmt_num(d.difference.high)
             ),
-            match d.winner {
-                Winner::Virtualized => "virtualized",
-                Winner::BareMetal => "bare metal",
-                Winner::Tie => "tie",
+            match (d.winner, d.material) {
+                (Winner::Tie, _) => "tie",
+                (_, false) => "not material",
+                (Winner::Virtualized, true) => "virtualized",
+                (Winner::BareMetal, true) => "bare metal",
             }
             .to_owned(),
         ]);
@@ -315,8 +317,14 @@ fn table(r: &Report) -> String {
     match &r.recommendation {
         Some(rec) => {
             out.push_str(&format!(
-                "recommendation: {} (verdict {:+.2}; + favours virtualized)\n",
-                rec.environment, rec.verdict
+                "recommendation: {} (decided by {})\n",
+                rec.environment,
+                match rec.decided_by {
+                    DecidedBy::Requirement => "a requirement",
+                    DecidedBy::Money => "money",
+                    DecidedBy::NoMaterialDifference => "nothing: no material difference",
+                    DecidedBy::NeitherQualifies => "requirements both designs violate",
+                }
             ));
             for reason in &rec.reasons {
                 out.push_str(&format!("  - {reason}\n"));
