@@ -445,9 +445,17 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         }
         if a.role == Role::ControlPlane {
             m.clusters.insert(a.cluster.clone());
-            m.control_plane.push(a.cluster.clone());
             if let Some(c) = estate.cluster(&a.cluster) {
                 m.stacks.insert(stack(&c.spec));
+            }
+        }
+    }
+    // Control-plane members where the simulator runs them: their own servers
+    // (dedicated) or worker servers (stacked).
+    for cp in &s.control_planes {
+        for member in &cp.members {
+            if let Some(m) = machines.iter_mut().find(|m| &m.name == member) {
+                m.control_plane.push(cp.cluster.clone());
             }
         }
     }

@@ -5,8 +5,9 @@
 use anyhow::Result;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::scenario::Requirements;
 use plinth_model::units::format_bytes;
-use plinth_placement::baremetal::{BareMetalPlan, Role};
+use plinth_placement::baremetal::{BareMetalPlan, Role, RoleAllocation};
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
 use plinth_placement::designs::group_headroom;
 use plinth_placement::nodes::NodeTerm;
@@ -103,9 +104,44 @@ fn term_name(term: NodeTerm) -> &'static str {
     }
 }
 
-fn bare_metal_table(plan: &BareMetalPlan) -> String {
+/// Why a role has its servers, in words: the rule that set the count.
+fn why(a: &RoleAllocation, requirements: &Requirements, stacked: bool) -> String {
+    match (&a.role, a.term) {
+        (Role::ControlPlane, _) => format!(
+            "{} control-plane members, one per server of their own (dedicated)",
+            a.nodes
+        ),
+        (Role::Surge, _) => {
+            "one spare server per cluster for rolling upgrades (upgradeSurge) and repairs".into()
+        }
+        (Role::Pool(_), term) => {
+            let members = if stacked {
+                " (control-plane members stacked on the first servers, counted as pods)"
+            } else {
+                ""
+            };
+            match term {
+                NodeTerm::Declared => {
+                    format!(
+                        "the pool's declared capacity needs {} servers of this class{members}",
+                        a.nodes
+                    )
+                }
+                NodeTerm::Capacity => format!("the pods' requests need {}{members}", a.fit_nodes),
+                NodeTerm::Headroom => format!(
+                    "the pods need {}{members}, +{} for host failures, +{} in maintenance",
+                    a.fit_nodes,
+                    requirements.host_failures_to_tolerate,
+                    requirements.hosts_in_maintenance
+                ),
+            }
+        }
+    }
+}
+
+fn bare_metal_table(plan: &BareMetalPlan, estate: &Estate) -> String {
     let mut t = table(
-        120,
+        140,
         vec![
             "cluster",
             "role",
@@ -113,13 +149,19 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             "nodes",
             "pods need",
             "set by",
+            "why",
             "owned",
             "to buy",
             "stranded",
         ],
     );
+    let requirements = &estate.scenario.spec.requirements;
     for a in &plan.allocations {
         let role = role_name(&a.role);
+        let stacked = !plan
+            .allocations
+            .iter()
+            .any(|x| x.cluster == a.cluster && x.role == Role::ControlPlane);
         t.add_row(vec![
             a.cluster.clone(),
             role,
@@ -127,6 +169,7 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             a.nodes.to_string(),
             a.fit_nodes.to_string(),
             term_name(a.term).to_owned(),
+            why(a, requirements, stacked),
             a.owned.len().to_string(),
             a.to_buy.to_string(),
             format!(
@@ -302,7 +345,7 @@ fn plan_bare_metal(
     text.push_str(&format!(
         "bare metal: {servers} servers for {} clusters\n{}",
         estate.clusters.len(),
-        bare_metal_table(servers_plan)
+        bare_metal_table(servers_plan, estate)
     ));
     let lead = estate
         .inventory
