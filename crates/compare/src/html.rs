@@ -150,6 +150,29 @@ fn summary(o: &mut String, report: &Report) {
         );
     }
     o.push_str("</table>");
+    roles(o, report);
+}
+
+/// Why each design has its servers: a table by role.
+fn roles(o: &mut String, report: &Report) {
+    o.push_str(
+        "<h3>Why these servers</h3><table class=roles><tr><th>design</th><th>cluster</th>\
+         <th>role</th><th class=n>servers</th><th>why</th></tr>",
+    );
+    for d in &report.designs {
+        for r in &d.roles {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                display(d.env),
+                esc(&r.cluster),
+                esc(&r.role),
+                r.servers,
+                esc(&r.why)
+            );
+        }
+    }
+    o.push_str("</table>");
 }
 
 /// The priced totals of both environments.

@@ -260,6 +260,8 @@ pub struct DesignSummary {
     pub nodes: u32,
     /// Why it fails the service check; empty when it passes.
     pub failures: Vec<String>,
+    /// Why each server is there, by role.
+    pub roles: Vec<design::RoleRow>,
 }
 
 /// Per-workload availability of both environments, %.
@@ -335,6 +337,7 @@ fn summary(design: &Design) -> DesignSummary {
         surplus: design.surplus.len(),
         nodes: design.nodes,
         failures: design.failures.clone(),
+        roles: design.roles.clone(),
     }
 }
 

@@ -123,6 +123,16 @@ pub enum Role {
     Surge,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ControlPlane => f.write_str("control plane"),
+            Self::Pool(p) => write!(f, "pool {p}"),
+            Self::Surge => f.write_str("surge"),
+        }
+    }
+}
+
 /// Servers given to one role of one cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleAllocation {
@@ -144,6 +154,50 @@ pub struct RoleAllocation {
     pub to_buy: u32,
     /// Allocatable left beyond its pods' requests.
     pub stranded: Resources,
+}
+
+impl RoleAllocation {
+    /// Why the role has its servers, in words: the rule that set the count under `rule`;
+    /// `stacked` when the cluster's control-plane members run on its first pool.
+    pub fn reason(&self, rule: &HeadroomRule, stacked: bool) -> String {
+        let members = if stacked {
+            " (control-plane members stacked on the first servers, counted as pods)"
+        } else {
+            ""
+        };
+        match (&self.role, self.term) {
+            (Role::ControlPlane, _) => format!(
+                "{} control-plane members, one per server of their own (dedicated)",
+                self.nodes
+            ),
+            (Role::Surge, _) => {
+                "one spare server per cluster for rolling upgrades (upgradeSurge) and repairs"
+                    .into()
+            }
+            (Role::Pool(_), NodeTerm::Declared) => format!(
+                "the pool's declared capacity needs {} servers of this class{members}",
+                self.nodes
+            ),
+            (Role::Pool(_), NodeTerm::Capacity) => {
+                format!("the pods' requests need {}{members}", self.fit_nodes)
+            }
+            (Role::Pool(_), NodeTerm::Headroom) => format!(
+                "the pods need {}{members}, +{} for host failures, +{} in maintenance",
+                self.fit_nodes, rule.host_failures, rule.maintenance
+            ),
+        }
+    }
+}
+
+impl BareMetalPlan {
+    /// Whether `cluster`'s control plane is stacked on its workers (it has no
+    /// control-plane servers of its own).
+    pub fn stacked(&self, cluster: &str) -> bool {
+        !self
+            .allocations
+            .iter()
+            .any(|a| a.cluster == cluster && a.role == Role::ControlPlane)
+    }
 }
 
 /// The allocation of servers to clusters.

@@ -242,6 +242,23 @@ fn ci(e: &plinth_compare::stats::Estimate) -> String {
     }
 }
 
+/// Why each design has its servers: one row per role, both designs.
+fn roles_table(r: &Report) -> String {
+    let mut t = commands::table(140, vec!["design", "cluster", "role", "servers", "why"]);
+    for d in &r.designs {
+        for row in &d.roles {
+            t.add_row(vec![
+                d.env.to_owned(),
+                row.cluster.clone(),
+                row.role.clone(),
+                row.servers.to_string(),
+                row.why.clone(),
+            ]);
+        }
+    }
+    format!("{t}\n")
+}
+
 /// The terminal report.
 fn table(r: &Report) -> String {
     let mut out = String::new();
@@ -269,6 +286,7 @@ fn table(r: &Report) -> String {
             }
         ));
     }
+    out.push_str(&roles_table(r));
     let mut t = commands::table(
         140,
         vec![

@@ -5,9 +5,9 @@
 use anyhow::Result;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::kinds::scenario::Requirements;
 use plinth_model::units::format_bytes;
-use plinth_placement::baremetal::{BareMetalPlan, Role, RoleAllocation};
+use plinth_placement::HeadroomRule;
+use plinth_placement::baremetal::BareMetalPlan;
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
 use plinth_placement::designs::group_headroom;
 use plinth_placement::nodes::NodeTerm;
@@ -87,14 +87,6 @@ fn pool_headroom(problem: &CapacityProblem) -> Result<Vec<(String, u32, String)>
 }
 
 /// A role as the table and JSON spell it: `control plane`, `pool NAME`, `surge`.
-fn role_name(role: &Role) -> String {
-    match role {
-        Role::ControlPlane => "control plane".to_owned(),
-        Role::Pool(p) => format!("pool {p}"),
-        Role::Surge => "surge".to_owned(),
-    }
-}
-
 /// Which term of the node-count formula set a count.
 fn term_name(term: NodeTerm) -> &'static str {
     match term {
@@ -104,42 +96,7 @@ fn term_name(term: NodeTerm) -> &'static str {
     }
 }
 
-/// Why a role has its servers, in words: the rule that set the count.
-fn why(a: &RoleAllocation, requirements: &Requirements, stacked: bool) -> String {
-    match (&a.role, a.term) {
-        (Role::ControlPlane, _) => format!(
-            "{} control-plane members, one per server of their own (dedicated)",
-            a.nodes
-        ),
-        (Role::Surge, _) => {
-            "one spare server per cluster for rolling upgrades (upgradeSurge) and repairs".into()
-        }
-        (Role::Pool(_), term) => {
-            let members = if stacked {
-                " (control-plane members stacked on the first servers, counted as pods)"
-            } else {
-                ""
-            };
-            match term {
-                NodeTerm::Declared => {
-                    format!(
-                        "the pool's declared capacity needs {} servers of this class{members}",
-                        a.nodes
-                    )
-                }
-                NodeTerm::Capacity => format!("the pods' requests need {}{members}", a.fit_nodes),
-                NodeTerm::Headroom => format!(
-                    "the pods need {}{members}, +{} for host failures, +{} in maintenance",
-                    a.fit_nodes,
-                    requirements.host_failures_to_tolerate,
-                    requirements.hosts_in_maintenance
-                ),
-            }
-        }
-    }
-}
-
-fn bare_metal_table(plan: &BareMetalPlan, estate: &Estate) -> String {
+fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
     let mut t = table(
         140,
         vec![
@@ -155,13 +112,8 @@ fn bare_metal_table(plan: &BareMetalPlan, estate: &Estate) -> String {
             "stranded",
         ],
     );
-    let requirements = &estate.scenario.spec.requirements;
     for a in &plan.allocations {
-        let role = role_name(&a.role);
-        let stacked = !plan
-            .allocations
-            .iter()
-            .any(|x| x.cluster == a.cluster && x.role == Role::ControlPlane);
+        let role = a.role.to_string();
         t.add_row(vec![
             a.cluster.clone(),
             role,
@@ -169,7 +121,7 @@ fn bare_metal_table(plan: &BareMetalPlan, estate: &Estate) -> String {
             a.nodes.to_string(),
             a.fit_nodes.to_string(),
             term_name(a.term).to_owned(),
-            why(a, requirements, stacked),
+            a.reason(rule, plan.stacked(&a.cluster)),
             a.owned.len().to_string(),
             a.to_buy.to_string(),
             format!(
@@ -345,7 +297,7 @@ fn plan_bare_metal(
     text.push_str(&format!(
         "bare metal: {servers} servers for {} clusters\n{}",
         estate.clusters.len(),
-        bare_metal_table(servers_plan, estate)
+        bare_metal_table(servers_plan, &b.problem.rule)
     ));
     let lead = estate
         .inventory
@@ -362,7 +314,7 @@ fn plan_bare_metal(
     let mut v = json!({
         "servers": servers,
         "allocations": servers_plan.allocations.iter().map(|a| json!({
-            "cluster": a.cluster, "role": role_name(&a.role), "class": a.class, "nodes": a.nodes,
+            "cluster": a.cluster, "role": a.role.to_string(), "class": a.class, "nodes": a.nodes,
             "fitNodes": a.fit_nodes, "term": term_name(a.term), "owned": a.owned, "toBuy": a.to_buy,
         })).collect::<Vec<_>>(),
         "toBuy": servers_plan.to_buy,
