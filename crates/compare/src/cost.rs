@@ -9,7 +9,9 @@ use plinth_events::UpgradeKind;
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::kinds::price_sheet::{Licence, LicenceUnit, OwnedHardware, PriceSheetSpec};
+use plinth_model::kinds::price_sheet::{
+    Labour as PriceLabour, Licence, LicenceUnit, OwnedHardware, PriceSheetSpec,
+};
 use plinth_model::quantity::Money;
 use serde::Serialize;
 
@@ -67,21 +69,28 @@ pub struct Labour {
     pub one_off: f64,
 }
 
+/// Recurring hands-on hours of one run, one definition for both designs: every count is
+/// of events both designs log the same way (a node rolled is `nodeReplaced` by a rollout,
+/// whether a VM was cloned or a server reimaged).
+pub fn recurring_hours(labour: &PriceLabour, run: &RunFacts) -> f64 {
+    let h = |op: &str| labour.hours_for(op).unwrap_or(0.0);
+    let count = |kind| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
+    f64::from(run.host_failures) * h("hardwareRepair")
+        + count(UpgradeKind::Kubernetes) * h("clusterUpgrade")
+        + count(UpgradeKind::Os) * h("osPatching")
+        + f64::from(run.hosts_patched) * h("hostPatching")
+        + f64::from(run.rolled) * h("reimage")
+        + f64::from(run.remediations) * h("nodeReplacement")
+}
+
 /// The hands-on hours a run implies (`LABOUR_OPERATIONS` in the PriceSheet).
 pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
     let l = &estate.price_sheet.spec.labour;
     let h = |op: &str| l.hours_for(op).unwrap_or(0.0);
     let years = run.years().max(f64::MIN_POSITIVE);
-    let count = |kind| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
-    let recurring = f64::from(run.host_failures) * h("hardwareRepair")
-        + count(UpgradeKind::Kubernetes) * h("clusterUpgrade")
-        + count(UpgradeKind::Os) * h("osPatching")
-        + f64::from(run.hosts_patched) * h("hostPatching")
-        + f64::from(run.reimages) * h("reimage")
-        + f64::from(run.remediations) * h("nodeReplacement");
     let bought = design.machines.iter().filter(|m| !m.owned).count() as f64;
     Labour {
-        per_year: recurring / years,
+        per_year: recurring_hours(l, run) / years,
         one_off: bought * h("serverInstall") + estate.clusters.len() as f64 * h("clusterCreate"),
     }
 }
@@ -378,4 +387,32 @@ pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
 /// Currency units of a micro-currency amount.
 pub fn units(micros: i64) -> f64 {
     micros as f64 / Money::MICROS as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rollout of 6 nodes costs the same hands-on hours on both designs: one definition,
+    /// fed the same facts (before, a bare-metal reimage cost 0.5 h and a VM clone 0).
+    #[test]
+    fn a_rolled_node_costs_the_same_hands_on_hours_on_both_designs() {
+        let mut labour = PriceLabour::default();
+        labour.hours.insert("reimage".into(), 0.5);
+        let vm_rollout = RunFacts {
+            rolled: 6,
+            ..RunFacts::default()
+        };
+        let reimage_rollout = RunFacts {
+            rolled: 6,
+            ..RunFacts::default()
+        };
+        assert_eq!(recurring_hours(&labour, &vm_rollout), 3.0);
+        assert_eq!(
+            recurring_hours(&labour, &vm_rollout),
+            recurring_hours(&labour, &reimage_rollout)
+        );
+        // By default a rollout is automation on both designs.
+        assert_eq!(recurring_hours(&PriceLabour::default(), &vm_rollout), 0.0);
+    }
 }

@@ -65,8 +65,9 @@ pub struct RunFacts {
     pub upgrades: Vec<Upgrade>,
     /// Control-plane time without quorum, ms, summed over clusters.
     pub quorum_lost_ms: u64,
-    /// Bare-metal reimages.
-    pub reimages: u32,
+    /// Nodes a rollout replaced or reimaged (`nodeReplaced` with a method other than
+    /// `remediate`), in either design.
+    pub rolled: u32,
     /// Nodes replaced by machine-health remediation (not by a rollout).
     pub remediations: u32,
     /// Hourly estate totals.
@@ -159,11 +160,11 @@ pub fn read_log(log: &[u8], expected: &Expected) -> Result<RunFacts, LogError> {
                     facts.quorum_lost_ms += t.saturating_sub(since);
                 }
             }
-            Event::Reimaged { .. } => facts.reimages += 1,
             Event::NodeReplaced {
                 method: ReplaceMethod::Remediate,
                 ..
             } => facts.remediations += 1,
+            Event::NodeReplaced { .. } => facts.rolled += 1,
             Event::Hourly(h) => facts.hours.push(Hour {
                 cpu_capacity: h.cpu_capacity_milli as f64,
                 mem_capacity: h.mem_capacity_bytes as f64,

@@ -156,7 +156,7 @@ fn summary(o: &mut String, report: &Report) {
 /// Why each design has its servers: a table by role.
 fn roles(o: &mut String, report: &Report) {
     o.push_str(
-        "<h3>Why these servers</h3><table class=roles><tr><th>design</th><th>cluster</th>\
+        "<h2>Why these servers</h2><table class=roles><tr><th>design</th><th>cluster</th>\
          <th>role</th><th class=n>servers</th><th>why</th></tr>",
     );
     for d in &report.designs {
@@ -273,30 +273,35 @@ fn short(workload: &str) -> String {
 /// Workloads shown in the unavailability chart.
 const TOP_WORKLOADS: usize = 15;
 
-/// Capital and operating cash per year of both environments, with their totals.
+/// Capital and operating cash per year of both environments, with their totals: capital
+/// (servers bought) is spent in year 1, operating cost in every year.
 fn cash_chart(o: &mut String, report: &Report) {
     let years = report.series.first().map_or(0, |s| s.cash.len());
     let total = |s: &crate::Series| s.cash.iter().map(|(c, x)| c + x).sum::<f64>();
-    let mut series = Vec::new();
-    for (s, name) in report.series.iter().zip(NAMES) {
-        for (part, pick) in [
-            ("capital", (|c: &(f64, f64)| c.0) as fn(&(f64, f64)) -> f64),
-            ("operating", |c: &(f64, f64)| c.1),
-        ] {
-            series.push(BarSeries {
-                name: format!("{name}, {part} (total {})", fmt_num(total(s))),
-                values: s.cash.iter().map(pick).collect(),
-                errors: None,
-            });
-        }
-    }
+    let mut categories = vec!["capital, year 1".to_owned()];
+    categories.extend((1..=years).map(|y| format!("operating, year {y}")));
     chart_block(
         o,
         &grouped_bars(&GroupedBars {
-            title: "Cash per year: capital (servers bought) and operating".into(),
-            categories: (1..=years).map(|y| format!("year {y}")).collect(),
+            title: format!(
+                "Cash per year: capital and operating (totals: virtualized {}, bare metal {})",
+                fmt_num(report.series.first().map_or(0.0, total)),
+                fmt_num(report.series.get(1).map_or(0.0, total)),
+            ),
+            categories,
             value_axis: Axis::new("cash", &report.currency),
-            series,
+            series: report
+                .series
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| BarSeries {
+                    name: name.into(),
+                    values: std::iter::once(s.cash.first().map_or(0.0, |c| c.0))
+                        .chain(s.cash.iter().map(|c| c.1))
+                        .collect(),
+                    errors: None,
+                })
+                .collect(),
             orientation: Orientation::Vertical,
         }),
     );

@@ -189,6 +189,43 @@ impl RoleAllocation {
     }
 }
 
+impl BareMetalProblem {
+    /// Servers the pool `pool` of `cluster` needs when its declared replicas become
+    /// `replicas` (a timeline `scalePool` step): the node-count formula again, with the new
+    /// declared capacity, on the class `plan` gave the pool and with the nodes its pods
+    /// need. `None` when the pool has no allocation.
+    pub fn servers_for(
+        &self,
+        plan: &BareMetalPlan,
+        cluster: &str,
+        pool: &str,
+        replicas: u32,
+    ) -> Option<u32> {
+        let demand = self
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)?
+            .pools
+            .iter()
+            .find(|p| p.name == pool)?;
+        let alloc = plan
+            .allocations
+            .iter()
+            .find(|a| a.cluster == cluster && a.role == Role::Pool(pool.to_owned()))?;
+        let class = self.classes.iter().find(|c| c.name == alloc.class)?;
+        let scaled = NodePoolDemand {
+            replicas,
+            ..demand.clone()
+        };
+        let allocatable = class.capacity - demand.kubelet.reserved;
+        let extra = self
+            .rule
+            .host_failures
+            .saturating_add(self.rule.maintenance);
+        Some(node_count(scaled.declared_nodes(&allocatable), alloc.fit_nodes, extra).0)
+    }
+}
+
 impl BareMetalPlan {
     /// Whether `cluster`'s control plane is stacked on its workers (it has no
     /// control-plane servers of its own).

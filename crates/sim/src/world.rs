@@ -16,6 +16,7 @@ use plinth_events::{
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
+use plinth_placement::plan::DesignPlan;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -1472,6 +1473,20 @@ impl<'a> World<'a> {
 
     /// The size pool `cluster/pool` is meant to have from now on (upgrade shortfalls are
     /// measured against it).
+    /// The nodes a pool needs when a timeline step declares `declared` replicas: the same
+    /// on a VM pool (one node VM per replica); on bare metal, the servers of the pool's
+    /// class that the declared capacity and the pods need (the plan's formula), not one
+    /// server per declared VM.
+    fn nodes_for(&self, cluster: &str, pool: &str, declared: u32) -> u32 {
+        match &self.s.design {
+            DesignPlan::BareMetal(b) => b
+                .problem
+                .servers_for(&b.servers, cluster, pool, declared)
+                .unwrap_or(declared),
+            DesignPlan::Virtualized(_) => declared,
+        }
+    }
+
     fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
         self.settle_pools(cluster);
         if let Some(ps) = self.pool_stats.get_mut(&format!("{cluster}/{pool}")) {
@@ -2396,10 +2411,11 @@ impl<'a> World<'a> {
                     return Some(Observation::ClusterRequested { cluster });
                 }
                 if s.action == TimelineAction::ScalePool
-                    && let (Some(cluster), Some(pool), Some(replicas)) =
+                    && let (Some(cluster), Some(pool), Some(declared)) =
                         (s.cluster.clone(), s.pool.clone(), s.replicas)
                     && self.pool_stats.contains_key(&format!("{cluster}/{pool}"))
                 {
+                    let replicas = self.nodes_for(&cluster, &pool, declared);
                     self.log.write(
                         self.now,
                         Event::ScaleRequested {

@@ -248,8 +248,9 @@ pub const LABOUR_OPERATIONS: [(&str, f64, &str); 8] = [
     ),
     (
         "reimage",
-        0.5,
-        "watching a bare-metal reimage that needs a hand; assumption",
+        0.0,
+        "a node a rollout replaces or reimages, on either design: automation (Cluster API, \
+         Metal3) by default; assumption",
     ),
     (
         "clusterUpgrade",
