@@ -264,7 +264,8 @@ fn insensitive(
 ) -> String {
     let range = format!("×{}–×{}", fmt_num(1.0 / p.range), fmt_num(p.range));
     if (p.is_zero)(estate) {
-        return format!("no flip: the input is 0, and no multiplier moves it (set it to test it)");
+        return "no flip: the input is 0, and no multiplier moves it (set it to test it)"
+            .to_owned();
     }
     match decided {
         Some(requirement) => format!(

@@ -368,6 +368,9 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
     Ok(plan)
 }
 
+/// How a class ranks for a role, cheapest first: (to buy, value used, servers, name).
+type ClassCost<'a> = (u64, u64, u32, &'a str);
+
 /// The cheapest class that fits `demand`: the least to buy given the owned servers still
 /// free, then the least value of servers used (so a small class serves a small role),
 /// then the fewest servers, then the name.
@@ -377,7 +380,7 @@ fn best_class(
     free: &[Vec<usize>],
     extra: u32,
 ) -> Option<(usize, u32)> {
-    let mut best: Option<((u64, u64, u32, &str), usize, u32)> = None;
+    let mut best: Option<(ClassCost<'_>, usize, u32)> = None;
     for (i, class) in problem.classes.iter().enumerate() {
         let allocatable = class.capacity - demand.kubelet.reserved;
         let Some(fit) = fit_nodes(
