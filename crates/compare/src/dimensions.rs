@@ -346,6 +346,21 @@ pub fn utilization(simulated: f64, other: f64, capacity: f64, overhead: f64) -> 
     pct(simulated / (1.0 + overhead) + other, capacity)
 }
 
+/// The share of a year a bare-metal server is down for planned work:
+/// `(365 d / osPatchingInterval + kubernetesUpgradesPerYear) · reimage + (365 d /
+/// hostPatchingInterval) · reboot`, over a year (at most 1).
+pub fn planned_unavailability(estate: &Estate) -> f64 {
+    let year = 365.0 * 86_400_000.0;
+    let ops = &estate.scenario.spec.operations;
+    let bm = &estate.bare_metal.spec;
+    let per_year =
+        |interval: plinth_model::quantity::Duration| year / (interval.millis().max(1) as f64);
+    let reimages = per_year(ops.os_patching_interval) + f64::from(ops.kubernetes_upgrades_per_year);
+    let down = reimages * bm.reimage.millis() as f64
+        + per_year(ops.host_patching_interval) * bm.reboot.millis() as f64;
+    (down / year).min(1.0)
+}
+
 /// Facts of `design` that hold for every run.
 pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     let virt = design.env == EnvironmentType::Virtualized;
@@ -419,6 +434,14 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         + vs.ha.fence_latency.millis()
         + vs.timings.vm_boot.millis()) as f64;
     let failures = &scenario.failures;
+    // Planned work takes a bare-metal server down too (a reimage per OS patch round and
+    // per Kubernetes upgrade, a reboot per host patch); a member VM is surged or migrated
+    // instead, so the pool plans no control-plane downtime.
+    let planned = if virt {
+        0.0
+    } else {
+        planned_unavailability(estate)
+    };
     let u_host: Vec<f64> = design
         .machines
         .iter()
@@ -433,7 +456,8 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             } else {
                 f.repair_time.millis() as f64
             };
-            unavailability(down, f.mtbf.millis() as f64)
+            let failed = unavailability(down, f.mtbf.millis() as f64);
+            1.0 - (1.0 - failed) * (1.0 - planned)
         })
         .collect();
     let rack_down = if virt && vs.ha.enabled {
