@@ -1,13 +1,17 @@
-//! Total cost of ownership over the PriceSheet's horizon, in integer micro-currency: four
-//! categories (hardware, licences, power, labour), and the OpenCost split of the same total
-//! into workload, idle and overhead, each part priced from its own allocation so that
-//! `total = workload + idle + overhead` holds exactly (docs/dimensions.md, dimension 10).
+//! Total cost of ownership over the PriceSheet's horizon, in integer micro-currency: five
+//! categories (hardware, support, licences, power, labour), the cash a finance team sees
+//! (capital spent on bought servers, operating cost per year), and the OpenCost split of
+//! the same total into workload, idle and overhead, each part priced from its own
+//! allocation so that `total = workload + idle + overhead` holds exactly
+//! (docs/dimensions.md, dimension 10).
 
 use plinth_events::UpgradeKind;
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
-use plinth_model::kinds::price_sheet::{Licence, LicenceUnit};
+use plinth_model::kinds::price_sheet::{
+    Labour as PriceLabour, Licence, LicenceUnit, OwnedHardware, PriceSheetSpec,
+};
 use plinth_model::quantity::Money;
 use serde::Serialize;
 
@@ -21,8 +25,11 @@ const YEAR_HOURS: f64 = 8_760.0;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cost {
-    /// Servers, written off straight-line over their depreciation period.
+    /// Servers, written off straight-line over their depreciation period: the bought
+    /// ones, and the owned ones unless `ownedHardware` is `sunk`.
     pub hardware: i64,
+    /// Hardware support contracts of the servers used.
+    pub support: i64,
     /// Virtualization, OS and Kubernetes subscriptions.
     pub licences: i64,
     /// Energy at the facility's PUE.
@@ -35,12 +42,20 @@ pub struct Cost {
     pub idle: i64,
     /// The capacity the platform holds: hypervisor, control planes, reservations.
     pub overhead: i64,
+    /// Capital expenditure: the purchase price of the bought servers, spent in year 1.
+    pub capex: i64,
+    /// Operating expenditure in year 1 (support, licences, power, recurring and one-off
+    /// labour).
+    pub opex_first_year: i64,
+    /// Operating expenditure in each later year (support, licences, power, recurring
+    /// labour).
+    pub opex_later_year: i64,
 }
 
 impl Cost {
-    /// Hardware + licences + power + labour.
+    /// Hardware + support + licences + power + labour.
     pub fn total(&self) -> i64 {
-        self.hardware + self.licences + self.power + self.labour
+        self.hardware + self.support + self.licences + self.power + self.labour
     }
 }
 
@@ -54,21 +69,28 @@ pub struct Labour {
     pub one_off: f64,
 }
 
+/// Recurring hands-on hours of one run, one definition for both designs: every count is
+/// of events both designs log the same way (a node rolled is `nodeReplaced` by a rollout,
+/// whether a VM was cloned or a server reimaged).
+pub fn recurring_hours(labour: &PriceLabour, run: &RunFacts) -> f64 {
+    let h = |op: &str| labour.hours_for(op).unwrap_or(0.0);
+    let count = |kind| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
+    f64::from(run.host_failures) * h("hardwareRepair")
+        + count(UpgradeKind::Kubernetes) * h("clusterUpgrade")
+        + count(UpgradeKind::Os) * h("osPatching")
+        + f64::from(run.hosts_patched) * h("hostPatching")
+        + f64::from(run.rolled) * h("reimage")
+        + f64::from(run.remediations) * h("nodeReplacement")
+}
+
 /// The hands-on hours a run implies (`LABOUR_OPERATIONS` in the PriceSheet).
 pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
     let l = &estate.price_sheet.spec.labour;
     let h = |op: &str| l.hours_for(op).unwrap_or(0.0);
     let years = run.years().max(f64::MIN_POSITIVE);
-    let count = |kind| run.upgrades.iter().filter(|u| u.kind == kind).count() as f64;
-    let recurring = f64::from(run.host_failures) * h("hardwareRepair")
-        + count(UpgradeKind::Kubernetes) * h("clusterUpgrade")
-        + count(UpgradeKind::Os) * h("osPatching")
-        + f64::from(run.hosts_patched) * h("hostPatching")
-        + f64::from(run.reimages) * h("reimage")
-        + f64::from(run.remediations) * h("nodeReplacement");
     let bought = design.machines.iter().filter(|m| !m.owned).count() as f64;
     Labour {
-        per_year: recurring / years,
+        per_year: recurring_hours(l, run) / years,
         one_off: bought * h("serverInstall") + estate.clusters.len() as f64 * h("clusterCreate"),
     }
 }
@@ -88,10 +110,25 @@ fn server_units(estate: &Estate, licence: &Licence, servers: &[usize]) -> u64 {
                 LicenceUnit::Socket => sockets,
                 LicenceUnit::SocketPair => sockets.div_ceil(2).max(1),
                 LicenceUnit::CorePair => u64::from(class.cores()).div_ceil(2),
-                LicenceUnit::Host | LicenceUnit::Vm | LicenceUnit::Node => 1,
+                LicenceUnit::Host
+                | LicenceUnit::Vm
+                | LicenceUnit::Node
+                | LicenceUnit::Cluster
+                | LicenceUnit::Subscription => 1,
             }
         })
         .sum()
+}
+
+/// Units of a licence over a whole design: `base` units of what it covers (servers or
+/// VMs, from [`server_units`] or [`vm_units`]), `clusters` clusters or pools; a
+/// subscription is one unit when it covers anything.
+fn design_units(licence: &Licence, base: u64, clusters: u64) -> u64 {
+    match licence.per {
+        LicenceUnit::Cluster if base > 0 => clusters,
+        LicenceUnit::Subscription => u64::from(base > 0),
+        _ => base,
+    }
 }
 
 /// Licence units for `count` VMs with `vcpus` vCPUs together.
@@ -117,12 +154,19 @@ fn yearly(licence: &Licence, units: u64) -> i64 {
 
 fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
     let sheet = &estate.price_sheet.spec;
+    let clusters = estate.clusters.len() as u64;
     let k8s: Vec<usize> = design
         .machines
         .iter()
         .filter(|m| m.nodes > 0 || !m.control_plane.is_empty())
         .map(|m| m.class)
         .collect();
+    let on_servers = |l: &Licence, servers: &[usize], clusters: u64| {
+        yearly(
+            l,
+            design_units(l, server_units(estate, l, servers), clusters),
+        )
+    };
     match design.env {
         EnvironmentType::Virtualized => {
             let all: Vec<usize> = design.machines.iter().map(|m| m.class).collect();
@@ -132,24 +176,20 @@ fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
                 .map(|m| m.control_plane.len() as u64)
                 .sum();
             let nodes = u64::from(design.nodes);
-            yearly(
-                &sheet.virtualization_licence,
-                server_units(estate, &sheet.virtualization_licence, &all),
-            ) + yearly(
-                &sheet.os_licence,
-                vm_units(
+            let on_vms = |l: &Licence, count: u64, vcpus: u64| {
+                yearly(l, design_units(l, vm_units(l, count, vcpus), clusters))
+            };
+            on_servers(&sheet.virtualization_licence, &all, 1)
+                + on_vms(
                     &sheet.os_licence,
                     nodes + members,
                     design.node_vcpus + design.control_plane_vcpus,
-                ),
-            ) + yearly(
-                &sheet.kubernetes_subscription.virtualized,
-                vm_units(
+                )
+                + on_vms(
                     &sheet.kubernetes_subscription.virtualized,
                     nodes,
                     design.node_vcpus,
-                ),
-            )
+                )
         }
         EnvironmentType::BareMetal => {
             let pool: Vec<usize> = design
@@ -158,34 +198,74 @@ fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
                 .filter(|m| !m.vm_sets.is_empty())
                 .map(|m| m.class)
                 .collect();
-            yearly(
-                &sheet.virtualization_licence,
-                server_units(estate, &sheet.virtualization_licence, &pool),
-            ) + yearly(
-                &sheet.os_licence,
-                server_units(estate, &sheet.os_licence, &k8s),
-            ) + yearly(
-                &sheet.kubernetes_subscription.bare_metal,
-                server_units(estate, &sheet.kubernetes_subscription.bare_metal, &k8s),
-            )
+            on_servers(&sheet.virtualization_licence, &pool, 1)
+                + on_servers(&sheet.os_licence, &k8s, clusters)
+                + on_servers(&sheet.kubernetes_subscription.bare_metal, &k8s, clusters)
         }
     }
 }
 
-fn hardware(estate: &Estate, design: &Design, horizon: u32) -> i64 {
+/// A class's purchase price and depreciation years (the class's entry, else the default
+/// price over 5 years).
+fn price_of(sheet: &PriceSheetSpec, class: &str) -> (Money, u32) {
+    sheet
+        .servers
+        .get(class)
+        .map_or((sheet.default_server_price, 5), |s| {
+            (s.price, s.depreciation_years.max(1))
+        })
+}
+
+/// Depreciation of one server over the horizon: `⌊price / D⌋ · min(Y, D)`.
+fn written_off(sheet: &PriceSheetSpec, class: &str) -> i64 {
+    let (price, years) = price_of(sheet, class);
+    price.0 / i64::from(years) * i64::from(sheet.horizon_years.min(years))
+}
+
+/// Hardware over the horizon: every bought server's depreciation, and every owned one's
+/// (used or not, the same in both designs) unless owned hardware is sunk.
+fn hardware(estate: &Estate, design: &Design) -> i64 {
     let sheet = &estate.price_sheet.spec;
+    let classes = &estate.inventory.spec.host_classes;
+    let bought: i64 = design
+        .machines
+        .iter()
+        .filter(|m| !m.owned)
+        .map(|m| written_off(sheet, &classes[m.class].name))
+        .sum();
+    let owned: i64 = match sheet.owned_hardware {
+        OwnedHardware::Sunk => 0,
+        OwnedHardware::BookValue => estate
+            .hosts
+            .iter()
+            .map(|h| written_off(sheet, &classes[h.class].name))
+            .sum(),
+    };
+    bought + owned
+}
+
+/// Purchase price of the servers a design buys (capital spent in year 1).
+fn capex(estate: &Estate, design: &Design) -> i64 {
+    let sheet = &estate.price_sheet.spec;
+    let classes = &estate.inventory.spec.host_classes;
+    design
+        .machines
+        .iter()
+        .filter(|m| !m.owned)
+        .map(|m| price_of(sheet, &classes[m.class].name).0.0)
+        .sum()
+}
+
+/// Yearly support contracts of the servers a design uses: `supportFraction · price`.
+fn support_per_year(estate: &Estate, design: &Design) -> i64 {
+    let sheet = &estate.price_sheet.spec;
+    let classes = &estate.inventory.spec.host_classes;
     design
         .machines
         .iter()
         .map(|m| {
-            let class = &estate.inventory.spec.host_classes[m.class].name;
-            let (price, years) = sheet
-                .servers
-                .get(class)
-                .map_or((sheet.default_server_price, 5), |s| {
-                    (s.price, s.depreciation_years.max(1))
-                });
-            price.0 / i64::from(years) * i64::from(horizon.min(years))
+            let (price, _) = price_of(sheet, &classes[m.class].name);
+            (price.0 as f64 * sheet.support_fraction).round() as i64
         })
         .sum()
 }
@@ -268,30 +348,71 @@ fn split_category(amount: i64, split: &Split) -> Priced {
 /// The cost of `design` over the horizon, given one run.
 pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
     let sheet = &estate.price_sheet.spec;
-    let horizon = sheet.horizon_years;
-    let hardware = hardware(estate, design, horizon);
-    let licences = licences_per_year(estate, design).saturating_mul(i64::from(horizon));
-    let power = (energy_wh(estate, design, run) / 1000.0 * sheet.power.price_per_kwh.0 as f64)
+    let horizon = i64::from(sheet.horizon_years.max(1));
+    let hardware = hardware(estate, design);
+    let support_year = support_per_year(estate, design);
+    let licences_year = licences_per_year(estate, design);
+    let power_total = (energy_wh(estate, design, run) / 1000.0 * sheet.power.price_per_kwh.0 as f64)
         .round() as i64;
     let l = labour(estate, design, run);
-    let labour = ((l.per_year * f64::from(horizon) + l.one_off)
-        * sheet.labour.rate_per_hour.0 as f64)
-        .round() as i64;
-    let [hardware, licences, power, labour] =
-        [hardware, licences, power, labour].map(|amount| split_category(amount, &design.split));
-    let sum = |f: fn(&Priced) -> i64| f(&hardware) + f(&licences) + f(&power) + f(&labour);
+    let rate = sheet.labour.rate_per_hour.0 as f64;
+    let recurring_year = (l.per_year * rate).round() as i64;
+    let one_off = (l.one_off * rate).round() as i64;
+    let opex_later_year = support_year + licences_year + power_total / horizon + recurring_year;
+    let [hardware, support, licences, power, labour] = [
+        hardware,
+        support_year.saturating_mul(horizon),
+        licences_year.saturating_mul(horizon),
+        power_total,
+        recurring_year.saturating_mul(horizon) + one_off,
+    ]
+    .map(|amount| split_category(amount, &design.split));
+    let sum =
+        |f: fn(&Priced) -> i64| f(&hardware) + f(&support) + f(&licences) + f(&power) + f(&labour);
     Cost {
         hardware: hardware.total,
+        support: support.total,
         licences: licences.total,
         power: power.total,
         labour: labour.total,
         workload: sum(|p| p.workload),
         idle: sum(|p| p.idle),
         overhead: sum(|p| p.overhead),
+        capex: capex(estate, design),
+        opex_first_year: opex_later_year + one_off,
+        opex_later_year,
     }
 }
 
 /// Currency units of a micro-currency amount.
 pub fn units(micros: i64) -> f64 {
     micros as f64 / Money::MICROS as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rollout of 6 nodes costs the same hands-on hours on both designs: one definition,
+    /// fed the same facts (before, a bare-metal reimage cost 0.5 h and a VM clone 0).
+    #[test]
+    fn a_rolled_node_costs_the_same_hands_on_hours_on_both_designs() {
+        let mut labour = PriceLabour::default();
+        labour.hours.insert("reimage".into(), 0.5);
+        let vm_rollout = RunFacts {
+            rolled: 6,
+            ..RunFacts::default()
+        };
+        let reimage_rollout = RunFacts {
+            rolled: 6,
+            ..RunFacts::default()
+        };
+        assert_eq!(recurring_hours(&labour, &vm_rollout), 3.0);
+        assert_eq!(
+            recurring_hours(&labour, &vm_rollout),
+            recurring_hours(&labour, &reimage_rollout)
+        );
+        // By default a rollout is automation on both designs.
+        assert_eq!(recurring_hours(&PriceLabour::default(), &vm_rollout), 0.0);
+    }
 }

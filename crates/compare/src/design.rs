@@ -128,6 +128,46 @@ pub struct Design {
     /// Virtualized: how many more VMs of each placement group fit on the owned hosts
     /// (at most [`GROWTH_LIMIT`]); empty on bare metal.
     pub headroom: Vec<GroupHeadroom>,
+    /// Why each server is there, by role.
+    pub roles: Vec<RoleRow>,
+    /// Servers of the design that stand idle, ready to become a node without a purchase:
+    /// the bare-metal surge servers (0 on the virtualized pool, whose spare room is in
+    /// `headroom`).
+    pub idle_spares: u32,
+}
+
+/// The virtualized design's role table: one pool for everything.
+fn pool_roles(estate: &Estate, hosts: usize, vms: usize) -> Vec<RoleRow> {
+    let r = &estate.scenario.spec.requirements;
+    vec![RoleRow {
+        cluster: String::new(),
+        role: "virtualization pool".into(),
+        servers: hosts as u32,
+        why: format!(
+            "the fewest hosts that hold all {vms} VMs (node, control-plane and VirtualMachineSet VMs) with room for {} host failure(s), {} host(s) in maintenance{}",
+            r.host_failures_to_tolerate,
+            r.hosts_in_maintenance,
+            if r.upgrade_surge {
+                " and one upgrade surge"
+            } else {
+                ""
+            }
+        ),
+    }]
+}
+
+/// Why a design has some of its servers: one row of the role table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleRow {
+    /// The cluster (empty for the pool shared by every cluster).
+    pub cluster: String,
+    /// The role: `control plane`, `pool <name>`, `surge`, `virtualization pool`, `VM pool`.
+    pub role: String,
+    /// Servers it takes.
+    pub servers: u32,
+    /// The rule that set the count.
+    pub why: String,
 }
 
 /// Most extra VMs of one group the headroom question counts.
@@ -383,11 +423,18 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         DesignPlan::Virtualized(v) => group_headroom(&v.problem, GROWTH_LIMIT).unwrap_or_default(),
         DesignPlan::BareMetal(_) => Vec::new(),
     };
+    let roles = pool_roles(
+        estate,
+        machines.len(),
+        machines.iter().map(|m| m.vms as usize).sum(),
+    );
     Ok(Design {
         env,
         surplus,
         failures,
         headroom,
+        roles,
+        idle_spares: 0,
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),
@@ -445,9 +492,17 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         }
         if a.role == Role::ControlPlane {
             m.clusters.insert(a.cluster.clone());
-            m.control_plane.push(a.cluster.clone());
             if let Some(c) = estate.cluster(&a.cluster) {
                 m.stacks.insert(stack(&c.spec));
+            }
+        }
+    }
+    // Control-plane members where the simulator runs them: their own servers
+    // (dedicated) or worker servers (stacked).
+    for cp in &s.control_planes {
+        for member in &cp.members {
+            if let Some(m) = machines.iter_mut().find(|m| &m.name == member) {
+                m.control_plane.push(cp.cluster.clone());
             }
         }
     }
@@ -507,11 +562,40 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         }
     }
     let surplus = surplus(estate, &machines);
+    let mut roles: Vec<RoleRow> = plan
+        .allocations
+        .iter()
+        .map(|a| RoleRow {
+            cluster: a.cluster.clone(),
+            role: a.role.to_string(),
+            servers: a.nodes,
+            why: a.reason(&design.problem.rule, plan.stacked(&a.cluster)),
+        })
+        .collect();
+    let pool = machines.iter().filter(|m| !m.vm_sets.is_empty()).count();
+    if pool > 0 {
+        roles.push(RoleRow {
+            cluster: String::new(),
+            role: "VM pool".into(),
+            servers: pool as u32,
+            why:
+                "a separate virtualization pool for the VirtualMachineSets, under the headroom rule"
+                    .into(),
+        });
+    }
+    let idle_spares = plan
+        .allocations
+        .iter()
+        .filter(|a| a.role == Role::Surge)
+        .map(|a| a.nodes)
+        .sum();
     Ok(Design {
         env,
         surplus,
         failures,
         headroom: Vec::new(),
+        roles,
+        idle_spares,
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),

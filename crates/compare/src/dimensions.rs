@@ -200,6 +200,12 @@ pub struct Measures {
     pub cost: Cost,
     /// Per workload availability, %.
     pub availability: BTreeMap<String, f64>,
+    /// Availability of the least available workload, % (100 with no workload).
+    pub lowest_availability: f64,
+    /// Workload-hours unavailable per year: `Σ_w (1 − availability_w) · 8 760`.
+    pub workload_hours_unavailable: f64,
+    /// Time to add a cluster like the first, hours.
+    pub add_cluster_hours: f64,
 }
 
 /// A design's facts that no run changes.
@@ -214,6 +220,8 @@ pub struct StaticFacts {
     pub add_node: Vec<(String, f64)>,
     /// Pods each server's failure would hit, per server.
     pub pods_per_server: Vec<f64>,
+    /// Time to add a cluster like the first, hours.
+    pub add_cluster_hours: f64,
 }
 
 /// The CPU, memory, disk and network performance overheads the virtualized design runs
@@ -319,6 +327,40 @@ fn unavailability(down_ms: f64, mtbf_ms: f64) -> f64 {
     }
 }
 
+/// Of a cluster's three settings (kernel, storage, network), how many it controls alone,
+/// one definition for both designs: its kernel always (a VM or a server of its own boots
+/// it); its storage unless the volumes live on `shared` storage that `others` other
+/// clusters also use; its network unless it shares a physical server with another
+/// cluster (`alone_on_servers` false).
+pub fn settings_alone(alone_on_servers: bool, storage: VolumeStorage, others: usize) -> usize {
+    let storage_alone = storage == VolumeStorage::Local || others == 0;
+    1 + usize::from(storage_alone) + usize::from(alone_on_servers)
+}
+
+/// Physical CPU utilization, %, one definition for both designs: useful work over
+/// capacity. `simulated` is the CPU the simulator reports busy, which on a VM pool
+/// includes the hypervisor's overhead, `(1 + overhead)·work`; overhead is a cost, not
+/// work, so it is divided out. `other` is work from outside the simulation (the
+/// bare-metal VM pool's profile).
+pub fn utilization(simulated: f64, other: f64, capacity: f64, overhead: f64) -> f64 {
+    pct(simulated / (1.0 + overhead) + other, capacity)
+}
+
+/// The share of a year a bare-metal server is down for planned work:
+/// `(365 d / osPatchingInterval + kubernetesUpgradesPerYear) · reimage + (365 d /
+/// hostPatchingInterval) · reboot`, over a year (at most 1).
+pub fn planned_unavailability(estate: &Estate) -> f64 {
+    let year = 365.0 * 86_400_000.0;
+    let ops = &estate.scenario.spec.operations;
+    let bm = &estate.bare_metal.spec;
+    let per_year =
+        |interval: plinth_model::quantity::Duration| year / (interval.millis().max(1) as f64);
+    let reimages = per_year(ops.os_patching_interval) + f64::from(ops.kubernetes_upgrades_per_year);
+    let down = reimages * bm.reimage.millis() as f64
+        + per_year(ops.host_patching_interval) * bm.reboot.millis() as f64;
+    (down / year).min(1.0)
+}
+
 /// Facts of `design` that hold for every run.
 pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     let virt = design.env == EnvironmentType::Virtualized;
@@ -392,6 +434,14 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         + vs.ha.fence_latency.millis()
         + vs.timings.vm_boot.millis()) as f64;
     let failures = &scenario.failures;
+    // Planned work takes a bare-metal server down too (a reimage per OS patch round and
+    // per Kubernetes upgrade, a reboot per host patch); a member VM is surged or migrated
+    // instead, so the pool plans no control-plane downtime.
+    let planned = if virt {
+        0.0
+    } else {
+        planned_unavailability(estate)
+    };
     let u_host: Vec<f64> = design
         .machines
         .iter()
@@ -406,7 +456,8 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             } else {
                 f.repair_time.millis() as f64
             };
-            unavailability(down, f.mtbf.millis() as f64)
+            let failed = unavailability(down, f.mtbf.millis() as f64);
+            1.0 - (1.0 - failed) * (1.0 - planned)
         })
         .collect();
     let rack_down = if virt && vs.ha.enabled {
@@ -501,7 +552,9 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             vs.timings.vm_boot.millis() as f64 / 1000.0,
         ));
     } else {
-        if design.surplus.is_empty() {
+        // An owned server left unused, or one of the design's own idle spares (replaced
+        // later), becomes a node without waiting for a purchase.
+        if design.surplus.is_empty() && design.idle_spares == 0 {
             add_node.push(("procure a server".into(), lead_ms / 1000.0));
         }
         add_node.push((
@@ -519,7 +572,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         } else {
             let servers = c.spec.control_plane.replicas
                 + c.spec.node_pools.iter().map(|p| p.replicas).sum::<u32>();
-            let procure = if (design.surplus.len() as u32) < servers {
+            let procure = if (design.surplus.len() as u32) + design.idle_spares < servers {
                 lead_ms
             } else {
                 0.0
@@ -603,20 +656,22 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     ));
 
     // 12. Settings a cluster controls alone: its kernel, its storage, its network.
-    let mut free = 0usize;
-    for c in &estate.clusters {
-        let alone = !shares.contains(c.name.as_str());
-        let (kernel, storage, network) = if virt {
-            (
-                true,
-                vs.volume_storage == VolumeStorage::Local && alone,
-                alone,
+    let storage = if virt {
+        vs.volume_storage
+    } else {
+        bs.volume_storage
+    };
+    let free: usize = estate
+        .clusters
+        .iter()
+        .map(|c| {
+            settings_alone(
+                !shares.contains(c.name.as_str()),
+                storage,
+                estate.clusters.len() - 1,
             )
-        } else {
-            (true, !bs.share_servers, !bs.share_servers)
-        };
-        free += usize::from(kernel) + usize::from(storage) + usize::from(network);
-    }
+        })
+        .sum();
     headline[11] = pct(free as f64, (3 * estate.clusters.len()) as f64);
 
     StaticFacts {
@@ -624,6 +679,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         details,
         add_node,
         pods_per_server: design.machines.iter().map(|m| m.pods).collect(),
+        add_cluster_hours: cluster_h,
     }
 }
 
@@ -651,22 +707,45 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
         .iter()
         .map(|(w, a)| (w.clone(), 100.0 * a))
         .collect();
+    let lowest_availability = availability.values().copied().fold(100.0, f64::min);
     details[4].push(detail(
         "lowest workload availability",
         "%",
-        availability.values().copied().fold(100.0, f64::min),
+        lowest_availability,
+    ));
+    let workload_hours_unavailable: f64 = availability
+        .values()
+        .map(|a| (100.0 - a) / 100.0 * 8_760.0)
+        .sum();
+    details[4].push(detail(
+        "workload-hours unavailable",
+        "hours/year",
+        workload_hours_unavailable,
     ));
 
     // 8. Utilization, the bare-metal VM pool's daily profile included.
-    let (mut used, mut capacity, mut mem_used, mut mem_cap) = (0.0, 0.0, 0.0, 0.0);
+    let (mut simulated, mut other, mut capacity, mut mem_used, mut mem_cap) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    // The simulator scales a VM pool's busy CPU by the Environment's CPU overhead.
+    let overhead = if design.env == EnvironmentType::Virtualized {
+        estate.virtualized.spec.performance_overhead.cpu
+    } else {
+        0.0
+    };
     let pool = design.vm_pool_capacity;
     for (h, hour) in run.hours.iter().enumerate() {
-        used += hour.cpu_used + design.vm_pool_usage[h % 24].0;
+        simulated += hour.cpu_used;
+        other += design.vm_pool_usage[h % 24].0;
         capacity += hour.cpu_capacity + pool.cpu_millis as f64;
         mem_used += hour.mem_used + design.vm_pool_usage[h % 24].1;
         mem_cap += hour.mem_capacity + pool.memory_bytes as f64;
     }
-    headline[7] = pct(used, capacity);
+    headline[7] = utilization(simulated, other, capacity, overhead);
+    details[7].push(detail(
+        "physical CPU busy, hypervisor overhead included",
+        "%",
+        pct(simulated + other, capacity),
+    ));
     details[7].push(detail(
         "physical memory utilization",
         "%",
@@ -683,12 +762,16 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
     headline[9] = units(c.total());
     for (name, v) in [
         ("hardware", c.hardware),
+        ("support", c.support),
         ("licences", c.licences),
         ("power", c.power),
         ("labour", c.labour),
         ("workload (OpenCost)", c.workload),
         ("idle (OpenCost)", c.idle),
         ("overhead (OpenCost)", c.overhead),
+        ("capital spent (bought servers)", c.capex),
+        ("operating cost in year 1", c.opex_first_year),
+        ("operating cost in a later year", c.opex_later_year),
     ] {
         details[9].push(detail(name, "currency", units(v)));
     }
@@ -736,5 +819,39 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
         details,
         cost: c,
         availability,
+        lowest_availability,
+        workload_hours_unavailable,
+        add_cluster_hours: facts.add_cluster_hours,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same facts give both designs the same number: with no hypervisor overhead a VM
+    /// pool's busy CPU is all work, as a server's is.
+    #[test]
+    fn utilization_is_one_definition_and_overhead_is_not_work() {
+        let same = utilization(3_000.0, 500.0, 10_000.0, 0.0);
+        assert_eq!(same, 35.0);
+        // The simulator reports (1 + o)·work busy on a pool: the same work, the same number.
+        assert!((utilization(3_000.0 * 1.1, 500.0, 10_000.0, 0.1) - same).abs() < 1e-9);
+        // More overhead on the same busy CPU is less work, never more.
+        assert!(
+            utilization(3_300.0, 0.0, 10_000.0, 0.2) < utilization(3_300.0, 0.0, 10_000.0, 0.1)
+        );
+    }
+
+    /// Independence per the article: a cluster alone on its servers with its own storage
+    /// controls all three settings, on either design; shared storage costs it the storage
+    /// setting only when another cluster uses that storage.
+    #[test]
+    fn independence_is_one_definition_for_both_designs() {
+        assert_eq!(settings_alone(true, VolumeStorage::Shared, 0), 3);
+        assert_eq!(settings_alone(true, VolumeStorage::Local, 5), 3);
+        assert_eq!(settings_alone(true, VolumeStorage::Shared, 1), 2);
+        assert_eq!(settings_alone(false, VolumeStorage::Shared, 1), 1);
+        assert_eq!(settings_alone(false, VolumeStorage::Local, 1), 2);
     }
 }

@@ -85,8 +85,9 @@ pub struct RunFacts {
     pub upgrades: Vec<Upgrade>,
     /// Control-plane time without quorum, ms, summed over clusters.
     pub quorum_lost_ms: u64,
-    /// Bare-metal reimages.
-    pub reimages: u32,
+    /// Nodes a rollout replaced or reimaged (`nodeReplaced` with a method other than
+    /// `remediate`), in either design.
+    pub rolled: u32,
     /// Nodes replaced by machine-health remediation (not by a rollout).
     pub remediations: u32,
     /// Hourly estate totals.
@@ -106,7 +107,7 @@ impl Default for RunFacts {
             maintenances: (0, 0),
             upgrades: Vec::new(),
             quorum_lost_ms: 0,
-            reimages: 0,
+            rolled: 0,
             remediations: 0,
             hours: Vec::new(),
         }
@@ -210,11 +211,11 @@ impl Fold {
                     facts.quorum_lost_ms += t.saturating_sub(since);
                 }
             }
-            Event::Reimaged { .. } => facts.reimages += 1,
             Event::NodeReplaced {
                 method: ReplaceMethod::Remediate,
                 ..
             } => facts.remediations += 1,
+            Event::NodeReplaced { .. } => facts.rolled += 1,
             Event::Hourly(h) => facts.hours.push(Hour {
                 cpu_capacity: h.cpu_capacity_milli as f64,
                 mem_capacity: h.mem_capacity_bytes as f64,

@@ -98,40 +98,26 @@ pub fn render(report: &Report, title: &str) -> String {
     o
 }
 
-/// Reasons shown before "and N more".
-const TOP_REASONS: usize = 3;
-
 fn summary(o: &mut String, report: &Report) {
     o.push_str("<h2>Recommendation</h2>");
     match &report.recommendation {
         Some(r) => {
-            let weights: f64 = report.dimensions.iter().map(|d| d.weight).sum();
             let _ = write!(
                 o,
-                "<p class=\"verdict {}\">Run these clusters <b>{}</b>.</p>\
-                 <p class=note>Verdict {:+.2} on a scale from −{w} (every dimension won by bare \
-                 metal, by a wide margin) to +{w} (every dimension won by virtualization); \
-                 dimensions whose paired interval includes zero count as ties and add nothing.</p><ol>",
+                "<p class=\"verdict {}\">Run these clusters <b>{}</b>.</p><ol>",
                 r.environment,
                 match r.environment {
                     "virtualized" => "on the virtualization pool",
                     "bare-metal" => "on bare metal",
-                    _ => "on either: no dimension separates them",
+                    "neither" => "on neither design as it stands: both violate a requirement",
+                    _ => "on either: neither requirements nor money separate them",
                 },
-                r.verdict,
-                w = fmt_num(weights),
             );
-            for reason in r.reasons.iter().take(TOP_REASONS) {
+            for reason in &r.reasons {
                 let _ = write!(o, "<li>{}</li>", esc(reason));
             }
             o.push_str("</ol>");
-            if r.reasons.len() > TOP_REASONS {
-                let _ = write!(
-                    o,
-                    "<p class=note>and {} more dimensions with a winner: see the table below.</p>",
-                    r.reasons.len() - TOP_REASONS
-                );
-            }
+            money(o, report, r);
         }
         None => o.push_str(
             "<p class=\"verdict\">No recommendation: a design fails the service check.</p>",
@@ -164,6 +150,58 @@ fn summary(o: &mut String, report: &Report) {
         );
     }
     o.push_str("</table>");
+    roles(o, report);
+}
+
+/// Why each design has its servers: a table by role.
+fn roles(o: &mut String, report: &Report) {
+    o.push_str(
+        "<h2>Why these servers</h2><table class=roles><tr><th>design</th><th>cluster</th>\
+         <th>role</th><th class=n>servers</th><th>why</th></tr>",
+    );
+    for d in &report.designs {
+        for r in &d.roles {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                display(d.env),
+                esc(&r.cluster),
+                esc(&r.role),
+                r.servers,
+                esc(&r.why)
+            );
+        }
+    }
+    o.push_str("</table>");
+}
+
+/// The priced totals of both environments.
+fn money(o: &mut String, report: &Report, r: &crate::Recommendation) {
+    let _ = write!(
+        o,
+        "<table class=compact><tr><th>{} over {} years</th><th class=n>TCO</th>\
+         <th class=n>downtime</th><th class=n>delay</th><th class=n>priced total</th></tr>",
+        esc(&report.currency),
+        report.horizon_years
+    );
+    for m in &r.money {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td></tr>",
+            display(m.env),
+            fmt_num(m.tco),
+            fmt_num(m.downtime),
+            fmt_num(m.delay),
+            fmt_num(m.total.mean)
+        );
+    }
+    o.push_str(
+        "</table><p class=note>Downtime and delay count only when the PriceSheet prices them \
+         (<code>downtimePerWorkloadHour</code>, <code>delayPerNodeHour</code>); a difference \
+         is material when its interval excludes zero and it is at least the Scenario's \
+         <code>materiality</code> (default 5 %) of the larger mean.</p>",
+    );
 }
 
 fn dimensions(o: &mut String, report: &Report) {
@@ -173,7 +211,7 @@ fn dimensions(o: &mut String, report: &Report) {
     o.push_str(
         "<h2>The 13 dimensions</h2><table class=dims><thead><tr><th>#</th><th>dimension</th>\
          <th>metric</th><th class=n>virtualized</th><th class=n>bare metal</th>\
-         <th class=n>difference (virtualized − bare metal)</th><th>winner</th></tr></thead>",
+         <th class=n>difference (virtualized − bare metal)</th><th>better</th></tr></thead>",
     );
     let ci = |e: &crate::stats::Estimate| {
         if e.low == e.high {
@@ -188,10 +226,11 @@ fn dimensions(o: &mut String, report: &Report) {
         }
     };
     for d in &report.dimensions {
-        let (class, who) = match d.winner {
-            Winner::Virtualized => ("virtualized", NAMES[0]),
-            Winner::BareMetal => ("bare-metal", NAMES[1]),
-            Winner::Tie => ("tie", "tie"),
+        let (class, who) = match (d.winner, d.material) {
+            (Winner::Virtualized, true) => ("virtualized", NAMES[0]),
+            (Winner::BareMetal, true) => ("bare-metal", NAMES[1]),
+            (Winner::Tie, _) => ("tie", "tie"),
+            (_, false) => ("tie", "no material difference"),
         };
         let _ = write!(
             o,
@@ -231,6 +270,43 @@ fn short(workload: &str) -> String {
     }
 }
 
+/// Workloads shown in the unavailability chart.
+const TOP_WORKLOADS: usize = 15;
+
+/// Capital and operating cash per year of both environments, with their totals: capital
+/// (servers bought) is spent in year 1, operating cost in every year.
+fn cash_chart(o: &mut String, report: &Report) {
+    let years = report.series.first().map_or(0, |s| s.cash.len());
+    let total = |s: &crate::Series| s.cash.iter().map(|(c, x)| c + x).sum::<f64>();
+    let mut categories = vec!["capital, year 1".to_owned()];
+    categories.extend((1..=years).map(|y| format!("operating, year {y}")));
+    chart_block(
+        o,
+        &grouped_bars(&GroupedBars {
+            title: format!(
+                "Cash per year: capital and operating (totals: virtualized {}, bare metal {})",
+                fmt_num(report.series.first().map_or(0.0, total)),
+                fmt_num(report.series.get(1).map_or(0.0, total)),
+            ),
+            categories,
+            value_axis: Axis::new("cash", &report.currency),
+            series: report
+                .series
+                .iter()
+                .zip(NAMES)
+                .map(|(s, name)| BarSeries {
+                    name: name.into(),
+                    values: std::iter::once(s.cash.first().map_or(0.0, |c| c.0))
+                        .chain(s.cash.iter().map(|c| c.1))
+                        .collect(),
+                    errors: None,
+                })
+                .collect(),
+            orientation: Orientation::Vertical,
+        }),
+    );
+}
+
 fn charts(o: &mut String, report: &Report) {
     o.push_str("<h2>Charts</h2><div class=grid>");
     let s = &report.series;
@@ -262,12 +338,16 @@ fn charts(o: &mut String, report: &Report) {
                 .collect(),
         }),
     );
-    let categories = ["hardware", "licences", "power", "labour"];
     chart_block(
         o,
         &grouped_bars(&GroupedBars {
-            title: format!("{}-year cost by category", report.horizon_years),
-            categories: categories.map(String::from).to_vec(),
+            title: format!(
+                "{}-year cost by category (virtualized {}, bare metal {})",
+                report.horizon_years,
+                fmt_num(s.first().map_or(0.0, |s| s.cost.iter().sum())),
+                fmt_num(s.get(1).map_or(0.0, |s| s.cost.iter().sum())),
+            ),
+            categories: crate::COST_CATEGORIES.map(String::from).to_vec(),
             value_axis: Axis::new("cost", &report.currency),
             series: s
                 .iter()
@@ -281,11 +361,24 @@ fn charts(o: &mut String, report: &Report) {
             orientation: Orientation::Vertical,
         }),
     );
-    let workloads: Vec<&crate::WorkloadAvailability> = report.availability.iter().collect();
+    cash_chart(o, report);
+    // The workloads down longest in either environment, longest first.
+    let down = |w: &crate::WorkloadAvailability| 100.0 - w.virtualized.min(w.bare_metal);
+    let mut workloads: Vec<&crate::WorkloadAvailability> = report.availability.iter().collect();
+    workloads.sort_by(|a, b| down(b).total_cmp(&down(a)));
+    let shown = workloads.len().min(TOP_WORKLOADS);
+    let cut = workloads.len() - shown;
+    workloads.truncate(shown);
     wide_chart_block(
         o,
         &grouped_bars(&GroupedBars {
-            title: "Unavailability per workload (minutes per year)".into(),
+            title: if cut > 0 {
+                format!(
+                    "Unavailability per workload (minutes per year), the {shown} longest; {cut} more below"
+                )
+            } else {
+                "Unavailability per workload (minutes per year)".into()
+            },
             categories: workloads.iter().map(|w| short(&w.workload)).collect(),
             value_axis: Axis::new("unavailable", "min/year"),
             series: [0, 1]

@@ -6,12 +6,15 @@
 //! same hardware failure times); every run's event log is read back ([`events`]) and
 //! measured on 13 dimensions ([`dimensions`]), with cost in integer micro-currency
 //! ([`cost`]). Each dimension gets a mean and 95 % interval per environment and a paired
-//! difference ([`stats`]); a winner is named only when that interval excludes zero. A
-//! recommendation weighs the winners; [`sensitivity`] finds the break-even of six inputs and
-//! what moving one cluster to the other environment would change. [`html`] writes the
+//! difference ([`stats`]); a winner is named only when that interval excludes zero. The
+//! recommendation ([`decision`]) weighs worth: declared requirements first, then money
+//! (TCO and the declared prices of downtime and delay), the rest shown as material or
+//! immaterial trade-offs; [`sensitivity`] finds the break-even of eight inputs and what
+//! moving one cluster to the other environment would change. [`html`] writes the
 //! report a manager reads. Formulas: docs/dimensions.md.
 
 pub mod cost;
+pub mod decision;
 pub mod design;
 pub mod dimensions;
 pub mod events;
@@ -35,6 +38,7 @@ use crate::dimensions::{DIMENSIONS, Detail, Measures, Spec, StaticFacts, measure
 use crate::events::{Fold, Known, LogError, RunFacts, read_log};
 use crate::stats::{Estimate, estimate, paired};
 
+pub use decision::Recommendation;
 pub use provenance::{Provenance, provenance};
 
 /// Why a comparison could not be made.
@@ -325,10 +329,9 @@ pub struct DimensionResult {
     pub difference: Estimate,
     /// The winner.
     pub winner: Winner,
-    /// Its weight in the recommendation.
-    pub weight: f64,
-    /// Its signed contribution to the verdict.
-    pub contribution: f64,
+    /// Whether the difference is material: a winner, and `|difference| ≥ materiality ·
+    /// larger mean` (`Scenario.spec.materiality`).
+    pub material: bool,
     /// Secondary metrics.
     pub details: Vec<DetailPair>,
 }
@@ -351,19 +354,8 @@ pub struct DesignSummary {
     pub nodes: u32,
     /// Why it fails the service check; empty when it passes.
     pub failures: Vec<String>,
-}
-
-/// The recommendation and its reasons.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Recommendation {
-    /// Σ wᵢ · signᵢ · min(1, |paired difference|ᵢ / larger mean), sign +1 when
-    /// virtualization wins; in [−Σw, Σw].
-    pub verdict: f64,
-    /// `virtualized`, `bare-metal`, or `either` at a verdict of 0.
-    pub environment: &'static str,
-    /// The dimensions that decided it, largest contribution first.
-    pub reasons: Vec<String>,
+    /// Why each server is there, by role.
+    pub roles: Vec<design::RoleRow>,
 }
 
 /// Per-workload availability of both environments, %.
@@ -385,14 +377,19 @@ pub struct Series {
     /// Physical CPU utilization per day, %, mean over runs: (day's mean, lowest hour,
     /// highest hour).
     pub daily_cpu: Vec<(f64, f64, f64)>,
-    /// Cost by category over the horizon (hardware, licences, power, labour), mean over
-    /// runs, currency units.
-    pub cost: [f64; 4],
+    /// Cost by category over the horizon ([`COST_CATEGORIES`]), mean over runs, currency
+    /// units.
+    pub cost: [f64; 5],
+    /// Cash per year of the horizon, mean over runs, currency units: (capital, operating).
+    pub cash: Vec<(f64, f64)>,
     /// Pods each server's failure would hit.
     pub pods_per_server: Vec<f64>,
     /// Phases of adding a node, seconds.
     pub add_node: Vec<(String, f64)>,
 }
+
+/// The cost categories of [`Series::cost`], in order.
+pub const COST_CATEGORIES: [&str; 5] = ["hardware", "support", "licences", "power", "labour"];
 
 /// The whole comparison.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -414,7 +411,7 @@ pub struct Report {
     pub availability: Vec<WorkloadAvailability>,
     /// Chart series, virtualized first.
     pub series: Vec<Series>,
-    /// Break-even of six inputs (empty unless asked for).
+    /// Break-even of eight inputs (empty unless asked for).
     pub sensitivity: Vec<sensitivity::BreakEven>,
     /// Moving one cluster to the other environment (empty unless asked for).
     pub what_if: Vec<sensitivity::WhatIf>,
@@ -434,6 +431,7 @@ fn summary(design: &Design) -> DesignSummary {
         surplus: design.surplus.len(),
         nodes: design.nodes,
         failures: design.failures.clone(),
+        roles: design.roles.clone(),
     }
 }
 
@@ -499,27 +497,8 @@ fn non_negative(e: Estimate) -> Estimate {
     }
 }
 
-/// The verdict's term of one dimension: sign · min(1, |difference| / larger |mean|).
-fn contribution(winner: Winner, difference: &Estimate, v: &Estimate, b: &Estimate) -> f64 {
-    let sign = match winner {
-        Winner::Virtualized => 1.0,
-        Winner::BareMetal => -1.0,
-        Winner::Tie => return 0.0,
-    };
-    let larger = v.mean.abs().max(b.mean.abs());
-    let size = if larger > 0.0 {
-        (difference.mean.abs() / larger).min(1.0)
-    } else {
-        1.0
-    };
-    sign * size
-}
-
-fn compare_dimensions(
-    estate: &Estate,
-    measured: &[Vec<Measures>; 2],
-) -> (Vec<DimensionResult>, Recommendation) {
-    let weights = &estate.scenario.spec.weights;
+fn compare_dimensions(estate: &Estate, measured: &[Vec<Measures>; 2]) -> Vec<DimensionResult> {
+    let scenario = &estate.scenario.spec;
     let mut results = Vec::new();
     for (i, spec) in DIMENSIONS.iter().enumerate() {
         let v: Vec<f64> = measured[0].iter().map(|m| m.headline[i]).collect();
@@ -531,7 +510,6 @@ fn compare_dimensions(
             paired(&v, &b),
         );
         let w = winner(spec, &d);
-        let weight = weights.get(spec.key).copied().unwrap_or(1.0);
         let details = measured[0]
             .first()
             .map(|m| &m.details[i])
@@ -559,53 +537,31 @@ fn compare_dimensions(
             bare_metal: eb,
             difference: d,
             winner: w,
-            weight,
-            contribution: weight * contribution(w, &d, &ev, &eb),
+            material: w != Winner::Tie
+                && decision::material(&d, ev.mean, eb.mean, scenario.materiality_of(spec.key)),
             details,
         });
     }
-    let verdict: f64 = results.iter().map(|r| r.contribution).sum();
-    let mut deciding: Vec<&DimensionResult> =
-        results.iter().filter(|r| r.contribution != 0.0).collect();
-    deciding.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
-    let currency = &estate.price_sheet.spec.currency;
-    let reasons = deciding
-        .iter()
-        .map(|r| {
-            let unit = if r.spec.unit == "currency" {
-                currency.as_str()
-            } else {
-                r.spec.unit
+    results
+}
+
+/// Capital and operating cash per year of the horizon, mean over runs, currency units.
+fn cash(runs: &[Measures], horizon: u32) -> Vec<(f64, f64)> {
+    (0..horizon.max(1))
+        .map(|year| {
+            let of = |m: &Measures| {
+                if year == 0 {
+                    (m.cost.capex, m.cost.opex_first_year)
+                } else {
+                    (0, m.cost.opex_later_year)
+                }
             };
-            format!(
-                "{}: {} wins — {}, {} {unit} virtualized vs {} {unit} bare metal ({:+.2})",
-                r.spec.title,
-                match r.winner {
-                    Winner::Virtualized => "virtualization",
-                    _ => "bare metal",
-                },
-                r.spec.metric,
-                fmt_num(r.virtualized.mean),
-                fmt_num(r.bare_metal.mean),
-                r.contribution
+            (
+                mean(runs.iter().map(|m| cost::units(of(m).0))),
+                mean(runs.iter().map(|m| cost::units(of(m).1))),
             )
         })
-        .collect();
-    let environment = if verdict > 0.0 {
-        "virtualized"
-    } else if verdict < 0.0 {
-        "bare-metal"
-    } else {
-        "either"
-    };
-    (
-        results,
-        Recommendation {
-            verdict,
-            environment,
-            reasons,
-        },
-    )
+        .collect()
 }
 
 /// A number with as many decimals as its size deserves.
@@ -656,7 +612,8 @@ pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report,
     });
     let passes = designs.iter().all(|d| d.failures.is_empty());
     let (dimensions, recommendation) = if passes {
-        let (d, r) = compare_dimensions(estate, &measured);
+        let d = compare_dimensions(estate, &measured);
+        let r = decision::recommend(estate, &measured, &d);
         (d, Some(r))
     } else {
         warnings.push(
@@ -677,11 +634,14 @@ pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report,
         .map(|k| Series {
             daily_cpu: daily_cpu(&runs[k], &designs[k]),
             cost: [
-                mean(measured[k].iter().map(|m| cost::units(m.cost.hardware))),
-                mean(measured[k].iter().map(|m| cost::units(m.cost.licences))),
-                mean(measured[k].iter().map(|m| cost::units(m.cost.power))),
-                mean(measured[k].iter().map(|m| cost::units(m.cost.labour))),
-            ],
+                |c: &cost::Cost| c.hardware,
+                |c: &cost::Cost| c.support,
+                |c: &cost::Cost| c.licences,
+                |c: &cost::Cost| c.power,
+                |c: &cost::Cost| c.labour,
+            ]
+            .map(|f| mean(measured[k].iter().map(|m| cost::units(f(&m.cost))))),
+            cash: cash(&measured[k], estate.price_sheet.spec.horizon_years),
             pods_per_server: statics[k].pods_per_server.clone(),
             add_node: statics[k].add_node.clone(),
         })

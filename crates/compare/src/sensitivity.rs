@@ -1,5 +1,5 @@
-//! What would change the answer: the break-even of six inputs found by bisection, and what
-//! moving one cluster to the other environment would change.
+//! What would change the answer: the break-even of eight inputs found by bisection, and
+//! what moving one cluster to the other environment would change.
 
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -11,15 +11,17 @@ use crate::design::design;
 use crate::dimensions::{measure, static_facts};
 use crate::{CompareError, ENVS, Execution, Options, compare, env_name, fmt_num, simulate_one};
 
-/// Multipliers searched: ×0.1 to ×10.
-const RANGE: f64 = 10.0;
-/// Bisection steps in log space: ×10^(1/128) ≈ 1.8 % resolution.
+/// Bisection steps in log space: over ×0.1–×10, ×10^(1/128) ≈ 1.8 % resolution.
 const STEPS: u32 = 7;
 
 /// An input whose multiplier the break-even search varies.
 pub struct Parameter {
     /// What it is.
     pub name: &'static str,
+    /// Multipliers searched: ×1/range to ×range.
+    pub range: f64,
+    /// Whether the input is zero in `estate` (then no multiplier moves it).
+    pub is_zero: fn(&Estate) -> bool,
     /// Its value in `estate`, for display.
     pub value: fn(&Estate) -> String,
     /// Multiplies it in `estate`.
@@ -34,11 +36,37 @@ fn duration(d: Duration, f: f64) -> Duration {
     Duration((d.0 as f64 * f).round().max(1.0) as u64)
 }
 
-/// The six inputs of issue 6: virtualization licence price, server price, hypervisor CPU
-/// overhead, host MTBF, labour rate and power price.
-pub const PARAMETERS: [Parameter; 6] = [
+/// The owned servers scaled by `f`: the first `⌈n·f⌉` kept when `f < 1`, copies added
+/// round-robin (named `<name>-copy-<k>`) when `f > 1`.
+fn scale_hosts(e: &mut Estate, f: f64) {
+    let n = e.hosts.len();
+    let want = ((n as f64 * f).ceil() as usize).max(1);
+    if want <= n {
+        e.hosts.truncate(want);
+        return;
+    }
+    let copies: Vec<_> = (n..want)
+        .map(|i| {
+            let mut h = e.hosts[i % n].clone();
+            h.name = format!("{}-copy-{}", h.name, i / n);
+            h
+        })
+        .collect();
+    e.hosts.extend(copies);
+}
+
+fn never_zero(_: &Estate) -> bool {
+    false
+}
+
+/// The inputs of issue 6 and issue 12: virtualization licence price, server price,
+/// hypervisor CPU overhead, host MTBF, labour rate, power price, owned server count and
+/// price of downtime.
+pub const PARAMETERS: [Parameter; 8] = [
     Parameter {
         name: "virtualization licence price",
+        range: 100.0,
+        is_zero: |e| e.price_sheet.spec.virtualization_licence.price_per_year.0 == 0,
         value: |e| {
             format!(
                 "{} per unit per year",
@@ -56,6 +84,8 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "server price",
+        range: 10.0,
+        is_zero: never_zero,
         value: |e| {
             format!(
                 "{} (default class)",
@@ -72,6 +102,8 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "hypervisor CPU overhead",
+        range: 10.0,
+        is_zero: |e| crate::dimensions::overheads(e).0.cpu == 0.0,
         value: |e| format!("{}", crate::dimensions::overheads(e).0.cpu),
         scale: |e, f| {
             let o = &mut e.virtualized.spec.performance_overhead;
@@ -87,6 +119,8 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "host MTBF",
+        range: 10.0,
+        is_zero: never_zero,
         value: |e| format!("{}", e.scenario.spec.failures.hosts.mtbf),
         scale: |e, f| {
             let failures = &mut e.scenario.spec.failures;
@@ -98,6 +132,8 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "labour rate",
+        range: 10.0,
+        is_zero: |e| e.price_sheet.spec.labour.rate_per_hour.0 == 0,
         value: |e| {
             format!(
                 "{} per hour",
@@ -111,6 +147,8 @@ pub const PARAMETERS: [Parameter; 6] = [
     },
     Parameter {
         name: "power price",
+        range: 10.0,
+        is_zero: |e| e.price_sheet.spec.power.price_per_kwh.0 == 0,
         value: |e| {
             format!(
                 "{} per kWh",
@@ -120,6 +158,28 @@ pub const PARAMETERS: [Parameter; 6] = [
         scale: |e, f| {
             let p = &mut e.price_sheet.spec.power;
             p.price_per_kwh = money(p.price_per_kwh, f);
+        },
+    },
+    Parameter {
+        name: "owned servers",
+        range: 4.0,
+        is_zero: |e| e.hosts.is_empty(),
+        value: |e| format!("{} servers", e.hosts.len()),
+        scale: scale_hosts,
+    },
+    Parameter {
+        name: "price of downtime",
+        range: 100.0,
+        is_zero: |e| e.price_sheet.spec.downtime_per_workload_hour.0 == 0,
+        value: |e| {
+            format!(
+                "{} per workload-hour",
+                e.price_sheet.spec.downtime_per_workload_hour.as_f64()
+            )
+        },
+        scale: |e, f| {
+            let p = &mut e.price_sheet.spec;
+            p.downtime_per_workload_hour = money(p.downtime_per_workload_hour, f);
         },
     },
 ];
@@ -132,29 +192,88 @@ pub struct BreakEven {
     pub parameter: &'static str,
     /// Its value now.
     pub value: String,
-    /// The verdict at ×1 (with the runs of the search).
-    pub verdict: f64,
-    /// The multiplier at which the verdict changes sign, if within ×0.1–×10.
+    /// The recommendation at ×1 (with the runs of the search).
+    pub base: &'static str,
+    /// The multipliers searched: ×1/range to ×range.
+    pub range: f64,
+    /// The multiplier at which the recommendation changes, if within the range.
     pub flips_at: Option<f64>,
     /// What the answer becomes beyond it.
     pub flips_to: Option<&'static str>,
-    /// In words.
+    /// In words, and why when nothing flips.
     pub summary: String,
 }
 
-fn verdict(estate: &Estate, options: &Options) -> Result<f64, CompareError> {
+/// The environment recommended for `estate` (`none` when a design fails the service
+/// check).
+fn side(estate: &Estate, options: &Options) -> Result<&'static str, CompareError> {
     Ok(compare(estate, options, &|| {})?
         .recommendation
-        .map_or(0.0, |r| r.verdict))
+        .map_or("none", |r| r.environment))
 }
 
-fn side(v: f64) -> &'static str {
-    if v > 0.0 {
-        "virtualized"
-    } else if v < 0.0 {
-        "bare-metal"
-    } else {
-        "either"
+/// Whether `answer` is a flip from `base`: another environment (or `neither`). A band
+/// of "either" (no material difference) on the way is not yet a flip, unless the base
+/// itself is "either".
+fn flipped(base: &str, answer: &str) -> bool {
+    answer != base && (base == "either" || answer != "either")
+}
+
+/// Searches one input: both ends of its range, then bisection in log space from ×1 to the
+/// first end whose answer is a flip ([`flipped`]). Returns the multiplier at the flipped
+/// end of the final bracket and the answer there.
+fn search(
+    estate: &Estate,
+    options: &Options,
+    p: &Parameter,
+    base: &'static str,
+) -> Result<Option<(f64, &'static str)>, CompareError> {
+    let at = |f: f64| {
+        let mut e = estate.clone();
+        (p.scale)(&mut e, f);
+        side(&e, options)
+    };
+    for end in [1.0 / p.range, p.range] {
+        let beyond_end = at(end)?;
+        if !flipped(base, beyond_end) {
+            continue;
+        }
+        let (mut good, mut bad) = (0.0f64, end.ln());
+        let mut beyond = beyond_end;
+        for _ in 0..STEPS {
+            let mid = (good + bad) / 2.0;
+            let s = at(mid.exp())?;
+            if !flipped(base, s) {
+                good = mid;
+            } else {
+                bad = mid;
+                beyond = s;
+            }
+        }
+        return Ok(Some((bad.exp(), beyond)));
+    }
+    Ok(None)
+}
+
+/// Why an input moves nothing, in words.
+fn insensitive(
+    estate: &Estate,
+    p: &Parameter,
+    base: &'static str,
+    decided: Option<&str>,
+) -> String {
+    let range = format!("×{}–×{}", fmt_num(1.0 / p.range), fmt_num(p.range));
+    if (p.is_zero)(estate) {
+        return "no flip: the input is 0, and no multiplier moves it (set it to test it)"
+            .to_owned();
+    }
+    match decided {
+        Some(requirement) => format!(
+            "no flip within {range}: {base} is kept by the requirement `{requirement}`, which this input does not change"
+        ),
+        None => format!(
+            "no flip within {range}: the difference that decides ({base}) is larger than this input can close"
+        ),
     }
 }
 
@@ -164,45 +283,34 @@ pub fn break_even(
     options: &Options,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<BreakEven>, CompareError> {
-    let base = verdict(estate, options)?;
+    let report = compare(estate, options, &|| {})?;
+    let base = report
+        .recommendation
+        .as_ref()
+        .map_or("none", |r| r.environment);
+    let requirement = report
+        .recommendation
+        .as_ref()
+        .filter(|r| r.decided_by == crate::decision::DecidedBy::Requirement)
+        .and_then(|r| r.violations.first())
+        .map(|v| v.requirement.field());
     let mut out = Vec::new();
     for p in &PARAMETERS {
-        let at = |f: f64| {
-            let mut e = estate.clone();
-            (p.scale)(&mut e, f);
-            verdict(&e, options)
+        let flip = if (p.is_zero)(estate) {
+            None
+        } else {
+            search(estate, options, p, base)?
         };
-        let mut flip = None;
-        for end in [1.0 / RANGE, RANGE] {
-            let v = at(end)?;
-            if side(v) != side(base) {
-                // Bisect on log(multiplier) between 0 (×1) and log(end).
-                let (mut good, mut bad) = (0.0f64, end.ln());
-                let mut beyond = v;
-                for _ in 0..STEPS {
-                    let mid = (good + bad) / 2.0;
-                    let vm = at(mid.exp())?;
-                    if side(vm) == side(base) {
-                        good = mid;
-                    } else {
-                        bad = mid;
-                        beyond = vm;
-                    }
-                }
-                flip = Some((bad.exp(), side(beyond)));
-                break;
-            }
-        }
         progress();
-        let value = (p.value)(estate);
         let summary = match flip {
             Some((f, to)) => format!("{to} from ×{} ({})", fmt_num(f), p.name),
-            None => "no flip within ×0.1–×10".to_owned(),
+            None => insensitive(estate, p, base, requirement),
         };
         out.push(BreakEven {
             parameter: p.name,
-            value,
-            verdict: base,
+            value: (p.value)(estate),
+            base,
+            range: p.range,
             flips_at: flip.map(|f| f.0),
             flips_to: flip.map(|f| f.1),
             summary,
@@ -331,6 +439,17 @@ pub fn what_if(
                 .cloned()
                 .collect(),
             ..estate.clone()
+        };
+        // Owned servers at book value are counted once: the moved side owns what it uses,
+        // the rest owns the others.
+        let only = Estate {
+            hosts: estate
+                .hosts
+                .iter()
+                .filter(|h| taken.contains(h.name.as_str()))
+                .cloned()
+                .collect(),
+            ..only
         };
         let mut split = totals(&only, moved_to, options)?;
         if !rest.clusters.is_empty() || !rest.vm_sets.is_empty() {

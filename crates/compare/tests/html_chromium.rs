@@ -130,8 +130,8 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
 
     let figures = check_charts(&rendered.dom, "figure.plinth-figure", &SERIES)?;
     ensure!(
-        figures.len() == 5,
-        "{} chart figures, expected 5",
+        figures.len() == 6,
+        "{} chart figures, expected 6",
         figures.len()
     );
     let shot = Screenshot::open(&rendered.screenshot)?;
@@ -173,11 +173,22 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
         ensure!(row.len() == 7, "dimension row {row:?}");
         ensure!(row[0] == (i + 1).to_string(), "dimension row {row:?}");
         ensure!(
-            matches!(row[6].as_str(), "virtualized" | "bare metal" | "tie"),
+            matches!(
+                row[6].as_str(),
+                "virtualized" | "bare metal" | "tie" | "no material difference"
+            ),
             "winner cell {:?}",
             row[6]
         );
     }
+
+    let roles = rows(table_after(&doc, "Why these servers")?, "tr")?;
+    let declared: usize = r.designs.iter().map(|d| d.roles.len()).sum();
+    ensure!(
+        roles.len() == declared && declared > 1,
+        "{} role rows, the designs have {declared}",
+        roles.len()
+    );
 
     let break_even = rows(table_after(&doc, "What would change the answer")?, "tr")?;
     ensure!(

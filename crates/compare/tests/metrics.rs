@@ -146,9 +146,9 @@ fn more_upgrades_lose_more_capacity() {
 }
 
 #[test]
-fn servers_shared_between_clusters_take_bare_metal_independence_away() {
+fn storage_shared_between_clusters_takes_bare_metal_independence_away() {
     moves("independence", B, false, |e| {
-        e.bare_metal.spec.share_servers = true;
+        e.bare_metal.spec.volume_storage = plinth_model::kinds::VolumeStorage::Shared;
     });
 }
 

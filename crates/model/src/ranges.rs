@@ -374,8 +374,22 @@ pub const PUE: Limits<f64> = Limits {
     why: "PUE is facility power over IT power: never below 1, about 1.1 to 2 in practice",
 };
 
-/// Hours of labour per operation, or a weight of a dimension.
-pub const HOURS_OR_WEIGHT: Limits<f64> = Limits {
+/// A fraction of a whole (materiality, a support contract's share of the price).
+pub const FRACTION: Limits<f64> = Limits {
+    min: 0.0,
+    max: 1.0,
+    why: "a fraction of a whole",
+};
+
+/// A percentage.
+pub const PERCENT: Limits<f64> = Limits {
+    min: 0.0,
+    max: 100.0,
+    why: "a percentage",
+};
+
+/// Hours of labour per operation.
+pub const HOURS: Limits<f64> = Limits {
     min: 0.0,
     max: 10_000.0,
     why: "zero or more; a year has 8,760 hours",
@@ -456,6 +470,11 @@ pub fn scenario(doc: &Named<ScenarioSpec>, diags: &mut Diagnostics) {
     );
     let o = &s.operations;
     f.count(
+        "/spec/operations/nodesAddedPerYear",
+        o.nodes_added_per_year,
+        &NODES,
+    );
+    f.count(
         "/spec/operations/kubernetesUpgradesPerYear",
         o.kubernetes_upgrades_per_year,
         &UPGRADES_PER_YEAR,
@@ -477,10 +496,19 @@ pub fn scenario(doc: &Named<ScenarioSpec>, diags: &mut Diagnostics) {
             f.count(&format!("{at}/replicas"), r, &NODES);
         }
     }
-    for (key, w) in &s.weights {
-        let at = crate::yaml::push_pointer("/spec/weights", key);
-        f.check(&at, *w, &HOURS_OR_WEIGHT);
+    for (key, m) in &s.materiality {
+        let at = crate::yaml::push_pointer("/spec/materiality", key);
+        f.check(&at, *m, &FRACTION);
     }
+    let r = &s.requirements;
+    if let Some(a) = r.min_availability {
+        f.check("/spec/requirements/minAvailability", a, &PERCENT);
+    }
+    f.check(
+        "/spec/blockedDrain/forceAfter",
+        s.blocked_drain.force_after,
+        &LATENCY,
+    );
 }
 
 /// Checks a virtualized Environment's ratios, fractions, intervals and latencies.
@@ -680,12 +708,19 @@ pub fn price_sheet(doc: &Named<PriceSheetSpec>, diags: &mut Diagnostics) {
             &PRICE,
         );
     }
+    f.check("/spec/supportFraction", p.support_fraction, &FRACTION);
+    f.check(
+        "/spec/downtimePerWorkloadHour",
+        p.downtime_per_workload_hour,
+        &PRICE,
+    );
+    f.check("/spec/delayPerNodeHour", p.delay_per_node_hour, &PRICE);
     f.check("/spec/power/pricePerKwh", p.power.price_per_kwh, &PRICE);
     f.check("/spec/power/pue", p.power.pue, &PUE);
     f.check("/spec/labour/ratePerHour", p.labour.rate_per_hour, &PRICE);
     for (op, hours) in &p.labour.hours {
         let at = crate::yaml::push_pointer("/spec/labour/hours", op);
-        f.check(&at, *hours, &HOURS_OR_WEIGHT);
+        f.check(&at, *hours, &HOURS);
     }
 }
 

@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// that expanding the entries stays cheap.
 pub const MAX_HOSTS: u64 = 100_000;
 
-/// Keys of the 13 comparison dimensions, as Scenario weights name them.
+/// Keys of the 13 comparison dimensions, as a Scenario's `materiality` names them.
 pub const DIMENSION_KEYS: [&str; 13] = [
     "osFlexibility",
     "resourceAllocation",
@@ -651,10 +651,10 @@ fn check_scenario(
     diags: &mut Diagnostics,
 ) {
     let s = &scenario.spec;
-    for key in s.weights.keys() {
+    for key in s.materiality.keys() {
         if !DIMENSION_KEYS.contains(&key.as_str()) {
             diags.push(unknown(
-                scenario.key_at(&crate::yaml::push_pointer("/spec/weights", key)),
+                scenario.key_at(&crate::yaml::push_pointer("/spec/materiality", key)),
                 "dimension",
                 key,
                 &DIMENSION_KEYS,

@@ -1,10 +1,12 @@
 //! Servers onto bare-metal clusters: whole servers, exclusive to one cluster, one node per
-//! server; the control plane on its own servers; each worker pool sized by the shared
-//! node-count formula ([`crate::nodes`]) on its best-fitting server class under the
-//! headroom rule; plus one surge server per cluster. Owned servers are used first (by
-//! name); the rest is reported as servers to buy, never as an error. Stranded capacity is
-//! what a cluster's servers offer beyond its pods' requests: free, but no other cluster
-//! can use it.
+//! server; the control plane on servers of its own (dedicated) or as members on the first
+//! worker pool's servers (stacked, their size counted as pods of that pool); each role
+//! sized by the shared node-count formula ([`crate::nodes`]) on the cheapest server class
+//! that fits, under the headroom rule; plus one surge server per cluster. Owned servers
+//! are used first, taken round-robin over their racks so that a role spreads over racks;
+//! the rest is reported as servers to buy, never as an error. Stranded capacity is what a
+//! cluster's servers offer beyond its pods' requests: free, but no other cluster can use
+//! it.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +37,8 @@ pub struct Server {
     pub name: String,
     /// Index into [`BareMetalProblem::classes`].
     pub class: usize,
+    /// Its rack (an index; servers of one role are spread over racks).
+    pub rack: usize,
 }
 
 /// A node pool (or a control plane) of a cluster.
@@ -88,6 +92,9 @@ pub struct ClusterDemand {
     pub name: String,
     /// The control plane: its replicas and the pods (components) each member runs.
     pub control_plane: NodePoolDemand,
+    /// Whether the control-plane members run on the first worker pool's servers
+    /// (stacked) instead of servers of their own (dedicated).
+    pub stacked: bool,
     /// Worker pools.
     pub pools: Vec<NodePoolDemand>,
 }
@@ -116,6 +123,16 @@ pub enum Role {
     Surge,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ControlPlane => f.write_str("control plane"),
+            Self::Pool(p) => write!(f, "pool {p}"),
+            Self::Surge => f.write_str("surge"),
+        }
+    }
+}
+
 /// Servers given to one role of one cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleAllocation {
@@ -139,6 +156,87 @@ pub struct RoleAllocation {
     pub stranded: Resources,
 }
 
+impl RoleAllocation {
+    /// Why the role has its servers, in words: the rule that set the count under `rule`;
+    /// `stacked` when the cluster's control-plane members run on its first pool.
+    pub fn reason(&self, rule: &HeadroomRule, stacked: bool) -> String {
+        let members = if stacked {
+            " (control-plane members stacked on the first servers, counted as pods)"
+        } else {
+            ""
+        };
+        match (&self.role, self.term) {
+            (Role::ControlPlane, _) => format!(
+                "{} control-plane members, one per server of their own (dedicated)",
+                self.nodes
+            ),
+            (Role::Surge, _) => {
+                "one spare server per cluster for rolling upgrades (upgradeSurge) and repairs"
+                    .into()
+            }
+            (Role::Pool(_), NodeTerm::Declared) => format!(
+                "the pool's declared capacity needs {} servers of this class{members}",
+                self.nodes
+            ),
+            (Role::Pool(_), NodeTerm::Capacity) => {
+                format!("the pods' requests need {}{members}", self.fit_nodes)
+            }
+            (Role::Pool(_), NodeTerm::Headroom) => format!(
+                "the pods need {}{members}, +{} for host failures, +{} in maintenance",
+                self.fit_nodes, rule.host_failures, rule.maintenance
+            ),
+        }
+    }
+}
+
+impl BareMetalProblem {
+    /// Servers the pool `pool` of `cluster` needs when its declared replicas become
+    /// `replicas` (a timeline `scalePool` step): the node-count formula again, with the new
+    /// declared capacity, on the class `plan` gave the pool and with the nodes its pods
+    /// need. `None` when the pool has no allocation.
+    pub fn servers_for(
+        &self,
+        plan: &BareMetalPlan,
+        cluster: &str,
+        pool: &str,
+        replicas: u32,
+    ) -> Option<u32> {
+        let demand = self
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)?
+            .pools
+            .iter()
+            .find(|p| p.name == pool)?;
+        let alloc = plan
+            .allocations
+            .iter()
+            .find(|a| a.cluster == cluster && a.role == Role::Pool(pool.to_owned()))?;
+        let class = self.classes.iter().find(|c| c.name == alloc.class)?;
+        let scaled = NodePoolDemand {
+            replicas,
+            ..demand.clone()
+        };
+        let allocatable = class.capacity - demand.kubelet.reserved;
+        let extra = self
+            .rule
+            .host_failures
+            .saturating_add(self.rule.maintenance);
+        Some(node_count(scaled.declared_nodes(&allocatable), alloc.fit_nodes, extra).0)
+    }
+}
+
+impl BareMetalPlan {
+    /// Whether `cluster`'s control plane is stacked on its workers (it has no
+    /// control-plane servers of its own).
+    pub fn stacked(&self, cluster: &str) -> bool {
+        !self
+            .allocations
+            .iter()
+            .any(|a| a.cluster == cluster && a.role == Role::ControlPlane)
+    }
+}
+
 /// The allocation of servers to clusters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BareMetalPlan {
@@ -152,20 +250,50 @@ pub struct BareMetalPlan {
     pub stranded: Resources,
 }
 
-/// Allocates whole servers to clusters. Errors only when some pod fits no server class.
-pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, PlacementError> {
-    let mut free: Vec<Vec<usize>> = vec![Vec::new(); problem.classes.len()];
-    let mut by_name: Vec<usize> = (0..problem.servers.len()).collect();
-    by_name.sort_by(|a, b| problem.servers[*a].name.cmp(&problem.servers[*b].name));
-    for s in by_name {
-        if let Some(list) = free.get_mut(problem.servers[s].class) {
-            list.push(s);
+/// The owned servers of each class in the order roles take them: round-robin over the
+/// racks (racks by index, servers by name within a rack), so consecutive servers are in
+/// different racks. Each list is reversed, to be taken from its end with `pop`.
+fn free_lists(problem: &BareMetalProblem) -> Vec<Vec<usize>> {
+    let mut by_rack: Vec<BTreeMap<usize, Vec<usize>>> =
+        vec![BTreeMap::new(); problem.classes.len()];
+    for (i, s) in problem.servers.iter().enumerate() {
+        if let Some(racks) = by_rack.get_mut(s.class) {
+            racks.entry(s.rack).or_default().push(i);
         }
     }
-    // Taken from the front: owned servers go out in name order.
-    for list in &mut free {
-        list.reverse();
-    }
+    by_rack
+        .into_iter()
+        .map(|racks| {
+            let mut racks: Vec<Vec<usize>> = racks.into_values().collect();
+            for r in &mut racks {
+                r.sort_by(|a, b| problem.servers[*a].name.cmp(&problem.servers[*b].name));
+            }
+            let longest = racks.iter().map(Vec::len).max().unwrap_or(0);
+            let mut order: Vec<usize> = (0..longest)
+                .flat_map(|k| racks.iter().filter_map(move |r| r.get(k).copied()))
+                .collect();
+            order.reverse();
+            order
+        })
+        .collect()
+}
+
+/// The first worker pool (by name) of a stacked cluster with its control-plane members
+/// added as pods of the members' size, and its node floor raised to the member count.
+fn with_members(pool: &NodePoolDemand, control_plane: &NodePoolDemand) -> NodePoolDemand {
+    let mut p = pool.clone();
+    p.pods
+        .extend(control_plane.pods.iter().map(|shape| PodShape {
+            requests: shape.requests,
+            count: shape.count.saturating_mul(control_plane.replicas),
+        }));
+    p.scheduling = p.scheduling.max(control_plane.replicas);
+    p
+}
+
+/// Allocates whole servers to clusters. Errors only when some pod fits no server class.
+pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, PlacementError> {
+    let mut free = free_lists(problem);
     let mut clusters: Vec<&ClusterDemand> = problem.clusters.iter().collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     let mut plan = BareMetalPlan {
@@ -179,15 +307,16 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
         .host_failures
         .saturating_add(problem.rule.maintenance);
     for cluster in clusters {
-        let mut roles: Vec<(Role, &NodePoolDemand, u32)> =
-            vec![(Role::ControlPlane, &cluster.control_plane, 0)];
-        let mut pools: Vec<&NodePoolDemand> = cluster.pools.iter().collect();
+        let mut pools: Vec<NodePoolDemand> = cluster.pools.clone();
         pools.sort_by(|a, b| a.name.cmp(&b.name));
-        roles.extend(
-            pools
-                .into_iter()
-                .map(|p| (Role::Pool(p.name.clone()), p, extra)),
-        );
+        let stacked = cluster.stacked && !pools.is_empty();
+        let mut roles: Vec<(Role, &NodePoolDemand, u32)> = Vec::new();
+        if stacked {
+            pools[0] = with_members(&pools[0], &cluster.control_plane);
+        } else {
+            roles.push((Role::ControlPlane, &cluster.control_plane, 0));
+        }
+        roles.extend(pools.iter().map(|p| (Role::Pool(p.name.clone()), p, extra)));
         let mut largest: Option<(u32, usize)> = None;
         for (role, demand, extra) in roles {
             let (class, fit) = best_class(problem, demand, &free, extra)
@@ -239,15 +368,19 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
     Ok(plan)
 }
 
-/// The class that needs the fewest servers for `demand`, then the cheapest purchase given
-/// the owned servers still free, then the name.
+/// How a class ranks for a role, cheapest first: (to buy, value used, servers, name).
+type ClassCost<'a> = (u64, u64, u32, &'a str);
+
+/// The cheapest class that fits `demand`: the least to buy given the owned servers still
+/// free, then the least value of servers used (so a small class serves a small role),
+/// then the fewest servers, then the name.
 fn best_class(
     problem: &BareMetalProblem,
     demand: &NodePoolDemand,
     free: &[Vec<usize>],
     extra: u32,
 ) -> Option<(usize, u32)> {
-    let mut best: Option<((u32, u64, &str), usize, u32)> = None;
+    let mut best: Option<(ClassCost<'_>, usize, u32)> = None;
     for (i, class) in problem.classes.iter().enumerate() {
         let allocatable = class.capacity - demand.kubelet.reserved;
         let Some(fit) = fit_nodes(
@@ -260,7 +393,8 @@ fn best_class(
         let fit = fit.max(demand.scheduling);
         let (nodes, _) = node_count(demand.declared_nodes(&allocatable), fit, extra);
         let buy = u64::from(nodes).saturating_sub(free[i].len() as u64) * class.price;
-        let key = (nodes, buy, class.name.as_str());
+        let used = u64::from(nodes) * class.price;
+        let key = (buy, used, nodes, class.name.as_str());
         if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
             best = Some((key, i, fit));
         }

@@ -13,7 +13,7 @@ use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::RestartPriority as ModelPriority;
 use plinth_model::kinds::cluster::{NodePool, Reserved, Taint, TaintEffect};
-use plinth_model::kinds::environment::{AdmissionControl, host_reservation};
+use plinth_model::kinds::environment::{AdmissionControl, ControlPlanePlacement, host_reservation};
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::workload::{Workload, WorkloadKind};
 
@@ -556,6 +556,7 @@ pub fn bare_metal_problem(
         .map(|h| Server {
             name: h.name.clone(),
             class: h.class,
+            rack: h.rack,
         })
         .collect();
     let clusters = estate
@@ -568,9 +569,19 @@ pub fn bare_metal_problem(
                 replicas: c.spec.control_plane.replicas,
                 scheduling: 0,
                 declared_size: None,
-                pods: Vec::new(),
+                // One member: its declared size (etcd, API server, scheduler, controllers).
+                pods: vec![PodShape {
+                    requests: Resources::new(
+                        u64::from(c.spec.control_plane.vcpu) * 1000,
+                        c.spec.control_plane.memory.0,
+                        0,
+                    ),
+                    count: 1,
+                }],
                 kubelet: Kubelet::default(),
             },
+            stacked: estate.bare_metal.spec.control_plane.placement
+                == ControlPlanePlacement::Stacked,
             pools: c
                 .spec
                 .node_pools

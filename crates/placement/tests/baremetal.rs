@@ -38,6 +38,7 @@ fn problem() -> BareMetalProblem {
             .map(|i| Server {
                 name: format!("s{i:02}"),
                 class: 0,
+                rack: 0,
             })
             .collect(),
         clusters: vec![ClusterDemand {
@@ -64,6 +65,7 @@ fn problem() -> BareMetalProblem {
                 }],
                 kubelet: kubelet(),
             }],
+            stacked: false,
         }],
         rule: HeadroomRule {
             host_failures: 1,
@@ -74,7 +76,7 @@ fn problem() -> BareMetalProblem {
 }
 
 #[test]
-fn control_plane_apart_pools_by_formula_owned_first_rest_to_buy() {
+fn control_plane_apart_pools_on_the_cheapest_class_owned_first_rest_to_buy() {
     let plan = allocate_servers(&problem()).expect("every pod fits some class");
     let roles: Vec<_> = plan
         .allocations
@@ -85,22 +87,56 @@ fn control_plane_apart_pools_by_formula_owned_first_rest_to_buy() {
         roles,
         vec![
             (Role::ControlPlane, "std", 3, NodeTerm::Declared),
-            // std holds 15 pods a node → 3 + 2 = 5; big holds 31 → 2 + 2 = 4: fewer servers.
-            (Role::Pool("workers".into()), "big", 4, NodeTerm::Headroom),
-            (Role::Surge, "big", 1, NodeTerm::Headroom),
+            // std holds 15 pods a node → 3 + 2 = 5 servers, 2 of them owned: 3 × 9,000 to
+            // buy; big holds 31 → 2 + 2 = 4, all bought: 4 × 20,000. The cheaper wins.
+            (Role::Pool("workers".into()), "std", 5, NodeTerm::Headroom),
+            (Role::Surge, "std", 1, NodeTerm::Headroom),
         ]
     );
     assert_eq!(plan.allocations[0].owned, ["s01", "s02", "s03"]);
-    assert_eq!(plan.allocations[1].fit_nodes, 2);
+    assert_eq!(plan.allocations[1].owned, ["s04", "s05"]);
+    assert_eq!(plan.allocations[1].fit_nodes, 3);
     assert_eq!(
-        plan.to_buy.get("big"),
-        Some(&5),
+        plan.to_buy.get("std"),
+        Some(&4),
         "beyond the inventory is bought, not an error"
     );
-    assert_eq!(plan.spare, ["s04", "s05"]);
+    assert!(plan.spare.is_empty());
     assert_eq!(
         plan.allocations[1].stranded,
-        Resources::new(4 * 63_000 - 80_000, gib(4 * 508 - 640), 0)
+        Resources::new(5 * 31_000 - 80_000, gib(5 * 252 - 640), 0)
+    );
+}
+
+#[test]
+fn a_role_takes_owned_servers_round_robin_over_racks() {
+    let mut p = problem();
+    for (i, s) in p.servers.iter_mut().enumerate() {
+        s.rack = usize::from(i >= 3);
+    }
+    let plan = allocate_servers(&p).expect("fits");
+    // s01–s03 in rack 0, s04–s05 in rack 1: the control plane gets both racks.
+    assert_eq!(plan.allocations[0].owned, ["s01", "s04", "s02"]);
+}
+
+#[test]
+fn a_stacked_control_plane_takes_no_servers_of_its_own_and_counts_as_pods() {
+    let mut p = problem();
+    p.clusters[0].stacked = true;
+    let plan = allocate_servers(&p).expect("fits");
+    assert!(plan.stacked("prod"));
+    assert!(
+        plan.allocations
+            .iter()
+            .all(|a| a.role != Role::ControlPlane)
+    );
+    let workers = &plan.allocations[0];
+    assert_eq!(workers.role, Role::Pool("workers".into()));
+    // 40 pods and 3 members of 2 CPU and 8 GiB: 3 std nodes still hold them (15 a node
+    // by CPU), plus the headroom.
+    assert_eq!(
+        (workers.class.as_str(), workers.fit_nodes, workers.nodes),
+        ("std", 3, 5)
     );
 }
 

@@ -576,11 +576,40 @@ fn bare_metal(
             }
         }
     }
+    stack_members(estate, &b.servers, &topology, deferred, out);
     let servers = out.hosts.iter().map(|h| h.name.clone()).collect();
     (
         Control::bare_metal(ControlConfig::bare_metal(estate), servers),
         topology,
     )
+}
+
+/// Stacked control planes (a cluster the allocation gave no control-plane servers): the
+/// members run on the first `replicas` servers of the cluster's first worker pool by name,
+/// which the allocation spread over racks.
+fn stack_members(
+    estate: &Estate,
+    servers: &plinth_placement::BareMetalPlan,
+    topology: &[ClusterTopology],
+    deferred: &BTreeSet<String>,
+    out: &mut Setup,
+) {
+    for (ci, c) in estate.clusters.iter().enumerate() {
+        let dedicated = servers
+            .allocations
+            .iter()
+            .any(|a| a.cluster == c.name && a.role == Role::ControlPlane);
+        if dedicated || deferred.contains(&c.name) {
+            continue;
+        }
+        let Some(first) = topology[ci].pools.iter().min_by(|a, b| a.name.cmp(&b.name)) else {
+            continue;
+        };
+        let n = c.spec.control_plane.replicas as usize;
+        out.control_planes[ci]
+            .members
+            .extend(first.nodes.iter().take(n).cloned());
+    }
 }
 
 /// Every workload's pods, bound where the plan scheduled them or pending; pods of clusters

@@ -16,6 +16,7 @@ use plinth_events::{
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
+use plinth_placement::plan::DesignPlan;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
 
@@ -36,11 +37,6 @@ const PATCH_SPACING_MS: u64 = 3_600_000;
 /// A drain whose next eviction would break a PodDisruptionBudget tries again after this
 /// (`kubectl drain` retries every 5 s).
 const DRAIN_RETRY_MS: u64 = 5_000;
-/// A drain still blocked by a PodDisruptionBudget after this long evicts the rest anyway
-/// (Cluster API's `nodeDrainTimeout`, which is unset — wait forever — by default; 15 min
-/// is an assumption so a budget that can never be met, such as two local-volume replicas
-/// of one budget on the node being drained, cannot stall a rollout for the rest of the run).
-const DRAIN_TIMEOUT_MS: u64 = 900_000;
 /// One hour, the resolution of the `hourly` series.
 const HOUR_MS: u64 = 3_600_000;
 /// A year, for `kubernetesUpgradesPerYear`.
@@ -1515,6 +1511,20 @@ impl<'a> World<'a> {
 
     /// The size pool `cluster/pool` is meant to have from now on (upgrade shortfalls are
     /// measured against it).
+    /// The nodes a pool needs when a timeline step declares `declared` replicas: the same
+    /// on a VM pool (one node VM per replica); on bare metal, the servers of the pool's
+    /// class that the declared capacity and the pods need (the plan's formula), not one
+    /// server per declared VM.
+    fn nodes_for(&self, cluster: &str, pool: &str, declared: u32) -> u32 {
+        match &self.s.design {
+            DesignPlan::BareMetal(b) => b
+                .problem
+                .servers_for(&b.servers, cluster, pool, declared)
+                .unwrap_or(declared),
+            DesignPlan::Virtualized(_) => declared,
+        }
+    }
+
     fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
         self.settle_pools(cluster);
         if let Some(ps) = self.pool_stats.get_mut(&format!("{cluster}/{pool}")) {
@@ -1853,6 +1863,17 @@ impl<'a> World<'a> {
     /// Evicts what the PodDisruptionBudgets allow (pods with local volumes stay bound and
     /// wait for the node); finishes the drain when nothing is left to evict, else tries
     /// again in [`DRAIN_RETRY_MS`] with a condition naming the budget.
+    /// How long a blocked drain waits before evicting anyway (`Scenario.spec.blockedDrain`).
+    fn drain_force_after_ms(&self) -> u64 {
+        self.s
+            .estate
+            .scenario
+            .spec
+            .blocked_drain
+            .force_after
+            .millis()
+    }
+
     fn drain_step(&mut self, n: usize) {
         let Some(d) = self.draining.get(&n).cloned() else {
             return;
@@ -1860,7 +1881,11 @@ impl<'a> World<'a> {
         let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
         let (mut moved, mut pending, mut local, mut hit) = (0u32, 0u32, 0u32, 0u32);
         let mut blocked: Option<(usize, u32, String)> = None;
-        let forced = self.now >= d.started + DRAIN_TIMEOUT_MS;
+        // A drain still blocked by a PodDisruptionBudget after the Scenario's
+        // `blockedDrain.forceAfter` evicts the rest anyway: nobody answers in a simulated
+        // year, so the operator's response is declared.
+        let force_after = self.drain_force_after_ms();
+        let forced = self.now >= d.started + force_after;
         // A node VM is drained only to be deleted, and its disks go with it: pods with
         // local volumes are rebuilt elsewhere. A server keeps its data disks through a
         // reimage or maintenance, so its local pods wait for it.
@@ -1924,7 +1949,7 @@ impl<'a> World<'a> {
                             "draining: evicting a pod of {} would leave fewer than {min} available (PodDisruptionBudget {pdb}); retrying every {} s, evicting anyway after {} min",
                             self.s.workloads[w],
                             DRAIN_RETRY_MS / 1000,
-                            DRAIN_TIMEOUT_MS / 60_000
+                            force_after / 60_000
                         ),
                         since: Time(self.now),
                     };
@@ -2424,10 +2449,11 @@ impl<'a> World<'a> {
                     return Some(Observation::ClusterRequested { cluster });
                 }
                 if s.action == TimelineAction::ScalePool
-                    && let (Some(cluster), Some(pool), Some(replicas)) =
+                    && let (Some(cluster), Some(pool), Some(declared)) =
                         (s.cluster.clone(), s.pool.clone(), s.replicas)
                     && self.pool_stats.contains_key(&format!("{cluster}/{pool}"))
                 {
+                    let replicas = self.nodes_for(&cluster, &pool, declared);
                     self.log.write(
                         self.now,
                         Event::ScaleRequested {

@@ -1432,3 +1432,44 @@ fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_wo
         assert!(events(&lines, "quorumLost").is_empty(), "{env:?}");
     }
 }
+
+/// Issue 12, item 3: a timeline step that scales a pool to 8 declared nodes (8 VMs of the
+/// pool's size) asks a bare-metal design for the servers that capacity and the pods need,
+/// not for 8 whole servers: `examples/small`'s 4 × 8 vCPU pool sits on 64-thread servers.
+#[test]
+fn a_scale_step_asks_bare_metal_for_the_servers_the_declared_capacity_needs() {
+    let estate = quiet_small(
+        UpgradeStrategy::default(),
+        "    timeline:\n      - at: 1d\n        action: scalePool\n        cluster: apps\n        pool: workers\n        replicas: 8\n",
+    );
+    let options = Options {
+        env: EnvironmentType::BareMetal,
+        seed: 1,
+        duration: 2 * 86_400_000,
+        input: InputDigest::default(),
+    };
+    let s = setup(&estate, &options).expect("setup");
+    let plinth_placement::plan::DesignPlan::BareMetal(b) = &s.design else {
+        panic!("a bare-metal design");
+    };
+    let servers = b
+        .servers
+        .allocations
+        .iter()
+        .find(|a| {
+            a.cluster == "apps"
+                && a.role == plinth_placement::baremetal::Role::Pool("workers".into())
+        })
+        .map(|a| a.nodes)
+        .expect("the pool's servers");
+    let run = simulate(&estate, &options).expect("run");
+    let lines = log_lines(&run);
+    let asked = events(&lines, "scaleRequested");
+    assert_eq!(asked.len(), 1, "one scale step");
+    let replicas = asked[0]["replicas"].as_u64().unwrap_or(u64::MAX);
+    // 8 × 8 vCPU is 64 vCPU: one more 64-thread server at most, never 8 servers.
+    assert!(
+        replicas <= u64::from(servers) + 1,
+        "asked for {replicas} servers; the pool has {servers}"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use plinth_compare::decision::DecidedBy;
 use plinth_compare::{
     CompareError, ENVS, Execution, Options, Report, Runs, Winner, fmt_num, html, log_file_name,
     read_runs, report, sensitivity, simulate_runs,
@@ -285,6 +286,23 @@ fn ci(e: &plinth_compare::stats::Estimate) -> String {
     }
 }
 
+/// Why each design has its servers: one row per role, both designs.
+fn roles_table(r: &Report) -> String {
+    let mut t = commands::table(140, vec!["design", "cluster", "role", "servers", "why"]);
+    for d in &r.designs {
+        for row in &d.roles {
+            t.add_row(vec![
+                d.env.to_owned(),
+                row.cluster.clone(),
+                row.role.clone(),
+                row.servers.to_string(),
+                row.why.clone(),
+            ]);
+        }
+    }
+    format!("{t}\n")
+}
+
 /// The terminal report.
 fn table(r: &Report) -> String {
     let mut out = String::new();
@@ -312,6 +330,7 @@ fn table(r: &Report) -> String {
             }
         ));
     }
+    out.push_str(&roles_table(r));
     let mut t = commands::table(
         140,
         vec![
@@ -321,7 +340,7 @@ fn table(r: &Report) -> String {
             "virtualized",
             "bare metal",
             "difference (95% CI)",
-            "winner",
+            "better",
         ],
     );
     for d in &r.dimensions {
@@ -345,10 +364,11 @@ fn table(r: &Report) -> String {
                 fmt_num(d.difference.low),
                 fmt_num(d.difference.high)
             ),
-            match d.winner {
-                Winner::Virtualized => "virtualized",
-                Winner::BareMetal => "bare metal",
-                Winner::Tie => "tie",
+            match (d.winner, d.material) {
+                (Winner::Tie, _) => "tie",
+                (_, false) => "not material",
+                (Winner::Virtualized, true) => "virtualized",
+                (Winner::BareMetal, true) => "bare metal",
             }
             .to_owned(),
         ]);
@@ -359,8 +379,14 @@ fn table(r: &Report) -> String {
     match &r.recommendation {
         Some(rec) => {
             out.push_str(&format!(
-                "recommendation: {} (verdict {:+.2}; + favours virtualized)\n",
-                rec.environment, rec.verdict
+                "recommendation: {} (decided by {})\n",
+                rec.environment,
+                match rec.decided_by {
+                    DecidedBy::Requirement => "a requirement",
+                    DecidedBy::Money => "money",
+                    DecidedBy::NoMaterialDifference => "nothing: no material difference",
+                    DecidedBy::NeitherQualifies => "requirements both designs violate",
+                }
             ));
             for reason in &rec.reasons {
                 out.push_str(&format!("  - {reason}\n"));

@@ -6,7 +6,8 @@ use anyhow::Result;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
-use plinth_placement::baremetal::{BareMetalPlan, Role};
+use plinth_placement::HeadroomRule;
+use plinth_placement::baremetal::BareMetalPlan;
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
 use plinth_placement::designs::group_headroom;
 use plinth_placement::nodes::NodeTerm;
@@ -86,14 +87,6 @@ fn pool_headroom(problem: &CapacityProblem) -> Result<Vec<(String, u32, String)>
 }
 
 /// A role as the table and JSON spell it: `control plane`, `pool NAME`, `surge`.
-fn role_name(role: &Role) -> String {
-    match role {
-        Role::ControlPlane => "control plane".to_owned(),
-        Role::Pool(p) => format!("pool {p}"),
-        Role::Surge => "surge".to_owned(),
-    }
-}
-
 /// Which term of the node-count formula set a count.
 fn term_name(term: NodeTerm) -> &'static str {
     match term {
@@ -103,9 +96,9 @@ fn term_name(term: NodeTerm) -> &'static str {
     }
 }
 
-fn bare_metal_table(plan: &BareMetalPlan) -> String {
+fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
     let mut t = table(
-        120,
+        140,
         vec![
             "cluster",
             "role",
@@ -113,13 +106,14 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             "nodes",
             "pods need",
             "set by",
+            "why",
             "owned",
             "to buy",
             "stranded",
         ],
     );
     for a in &plan.allocations {
-        let role = role_name(&a.role);
+        let role = a.role.to_string();
         t.add_row(vec![
             a.cluster.clone(),
             role,
@@ -127,6 +121,7 @@ fn bare_metal_table(plan: &BareMetalPlan) -> String {
             a.nodes.to_string(),
             a.fit_nodes.to_string(),
             term_name(a.term).to_owned(),
+            a.reason(rule, plan.stacked(&a.cluster)),
             a.owned.len().to_string(),
             a.to_buy.to_string(),
             format!(
@@ -302,7 +297,7 @@ fn plan_bare_metal(
     text.push_str(&format!(
         "bare metal: {servers} servers for {} clusters\n{}",
         estate.clusters.len(),
-        bare_metal_table(servers_plan)
+        bare_metal_table(servers_plan, &b.problem.rule)
     ));
     let lead = estate
         .inventory
@@ -319,7 +314,7 @@ fn plan_bare_metal(
     let mut v = json!({
         "servers": servers,
         "allocations": servers_plan.allocations.iter().map(|a| json!({
-            "cluster": a.cluster, "role": role_name(&a.role), "class": a.class, "nodes": a.nodes,
+            "cluster": a.cluster, "role": a.role.to_string(), "class": a.class, "nodes": a.nodes,
             "fitNodes": a.fit_nodes, "term": term_name(a.term), "owned": a.owned, "toBuy": a.to_buy,
         })).collect::<Vec<_>>(),
         "toBuy": servers_plan.to_buy,

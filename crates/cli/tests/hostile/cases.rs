@@ -259,8 +259,8 @@ fn ranges() -> Vec<Case> {
         (&["operations", "kubernetesUpgradesPerYear"], "1000000"),
         (&["operations", "osPatchingInterval"], "1ms"),
         (&["operations", "hostPatchingInterval"], "0s"),
-        (&["weights", "cost"], "-1"),
-        (&["weights", "cost"], "1e300"),
+        (&["materiality", "cost"], "-1"),
+        (&["materiality", "cost"], "1e300"),
     ] {
         out.push(out_of_range("Scenario", &[], path, value));
     }

@@ -414,6 +414,31 @@ pub struct BareMetalSpec {
     /// Where pod volumes live unless a StorageClass or annotation says otherwise (default `local`).
     #[serde(default = "local")]
     pub volume_storage: VolumeStorage,
+    /// Where each cluster's control plane runs.
+    #[serde(default)]
+    pub control_plane: BareMetalControlPlane,
+}
+
+/// Where a bare-metal cluster's control plane runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BareMetalControlPlane {
+    /// `dedicated` (default: servers of its own, as kubeadm's HA guide draws it) or
+    /// `stacked` (members on the first worker pool's servers, which also run workloads, as
+    /// many bare-metal clusters do).
+    #[serde(default)]
+    pub placement: ControlPlanePlacement,
+}
+
+/// Dedicated or stacked control-plane servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ControlPlanePlacement {
+    /// Servers of its own.
+    #[default]
+    Dedicated,
+    /// On the first worker pool's servers.
+    Stacked,
 }
 
 fn local() -> VolumeStorage {
@@ -459,6 +484,7 @@ pub fn default_bare_metal() -> BareMetalSpec {
         reboot: default_reboot(),
         hardware_swap: default_swap(),
         share_servers: false,
+        control_plane: BareMetalControlPlane::default(),
         volume_storage: VolumeStorage::Local,
     }
 }

@@ -1,5 +1,6 @@
-//! `PriceSheet`: money and labour — server prices, licences with their units and
-//! minimums, power, and hands-on hours per operation.
+//! `PriceSheet`: money and labour — server prices and how owned hardware is counted,
+//! support contracts, licences with their units and minimums, power, hands-on hours per
+//! operation, and the prices of downtime and of delay.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,23 @@ pub struct PriceSheetSpec {
     /// Purchase price of a class not listed (default 15000; no published figure).
     #[serde(default = "default_server_price")]
     pub default_server_price: Money,
+    /// How servers the estate already owns are counted, the same way in both designs
+    /// (default `bookValue`: finance carries owned servers at their depreciation; a
+    /// policy choice).
+    #[serde(default)]
+    pub owned_hardware: OwnedHardware,
+    /// Yearly hardware support contract as a fraction of each used server's purchase
+    /// price (default 0: no contract; an assumption, set yours, 0.1 is common).
+    #[serde(default)]
+    pub support_fraction: f64,
+    /// Price of one workload-hour unavailable (default 0: downtime is not priced and
+    /// availability stays a trade-off; a choice only the owner can make).
+    #[serde(default)]
+    pub downtime_per_workload_hour: Money,
+    /// Price of one hour waited for a node to be added (default 0: delay is not priced;
+    /// a choice only the owner can make).
+    #[serde(default)]
+    pub delay_per_node_hour: Money,
     /// Virtualization licence (virtualized design, and a bare-metal design's VM pool)
     /// (default: vSphere Foundation, $135 per core per year, 16 cores per CPU minimum,
     /// 72-core minimum order, REFERENCES.md §5).
@@ -51,6 +69,18 @@ fn default_horizon() -> u32 {
 }
 fn default_server_price() -> Money {
     Money::from_units(15_000)
+}
+
+/// How owned servers are counted in the total cost of ownership.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OwnedHardware {
+    /// Already paid for: every owned server costs nothing in either design.
+    Sunk,
+    /// Every owned server, used or not, is charged its depreciation over the horizon in
+    /// both designs (an unused one is still on the books).
+    #[default]
+    BookValue,
 }
 
 /// A server's price and how fast it is written off.
@@ -82,6 +112,10 @@ pub enum LicenceUnit {
     Vm,
     /// Per Kubernetes node.
     Node,
+    /// Per Kubernetes cluster (or per virtualization pool).
+    Cluster,
+    /// One flat subscription for the whole design, whatever its size.
+    Subscription,
 }
 
 /// A yearly licence: price per unit, and minimums.
@@ -214,8 +248,9 @@ pub const LABOUR_OPERATIONS: [(&str, f64, &str); 8] = [
     ),
     (
         "reimage",
-        0.5,
-        "watching a bare-metal reimage that needs a hand; assumption",
+        0.0,
+        "a node a rollout replaces or reimages, on either design: automation (Cluster API, \
+         Metal3) by default; assumption",
     ),
     (
         "clusterUpgrade",
@@ -263,6 +298,10 @@ impl Default for PriceSheetSpec {
             horizon_years: default_horizon(),
             servers: BTreeMap::new(),
             default_server_price: default_server_price(),
+            owned_hardware: OwnedHardware::default(),
+            support_fraction: 0.0,
+            downtime_per_workload_hour: Money(0),
+            delay_per_node_hour: Money(0),
             virtualization_licence: default_virtualization_licence(),
             os_licence: default_os_licence(),
             kubernetes_subscription: KubernetesSubscription::default(),

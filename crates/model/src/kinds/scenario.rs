@@ -1,6 +1,6 @@
 //! `Scenario`: what happens and what must be survived — duration, seeds, the headroom
 //! rule, the hardware failure process (identical in both environments), the operations
-//! timeline and the dimension weights.
+//! timeline, what the owner requires of a design, and when a difference is material.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +22,8 @@ pub struct ScenarioSpec {
     /// Runs per environment (default 32).
     #[serde(default = "default_runs")]
     pub runs: u32,
-    /// The headroom rule both designs must meet.
+    /// The headroom rule both designs must meet, and what the owner requires of a design
+    /// (a design that violates a declared requirement is disqualified).
     #[serde(default)]
     pub requirements: Requirements,
     /// The hardware failure process.
@@ -31,9 +32,52 @@ pub struct ScenarioSpec {
     /// Planned operations.
     #[serde(default)]
     pub operations: Operations,
-    /// Dimension weights for the recommendation, by dimension key (default 1 each).
+    /// The smallest relative difference that counts, by dimension key (`cost` for the
+    /// priced total), as a fraction of the larger of the two means (default 0.05 for
+    /// every dimension not listed; no source: a policy choice, set yours).
     #[serde(default)]
-    pub weights: BTreeMap<String, f64>,
+    pub materiality: BTreeMap<String, f64>,
+    /// What the operator does when a drain is blocked (a PodDisruptionBudget allows no
+    /// eviction): in the simulated year nobody answers, so the Scenario declares it.
+    #[serde(default)]
+    pub blocked_drain: BlockedDrain,
+}
+
+/// Materiality of a dimension not listed in `Scenario.spec.materiality`: a difference
+/// under 5 % of the larger mean is "no material difference" (a policy choice).
+pub const DEFAULT_MATERIALITY: f64 = 0.05;
+
+impl ScenarioSpec {
+    /// The materiality threshold of dimension `key` (a fraction of the larger mean).
+    pub fn materiality_of(&self, key: &str) -> f64 {
+        self.materiality
+            .get(key)
+            .copied()
+            .unwrap_or(DEFAULT_MATERIALITY)
+    }
+}
+
+/// The operator's response to a drain that a PodDisruptionBudget blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockedDrain {
+    /// Evict anyway after this long (default 15m: Cluster API's `nodeDrainTimeout` is
+    /// unset, wait forever, by default; 15 minutes is an assumption so a budget that can
+    /// never be met cannot stall a rollout for the rest of the run).
+    #[serde(default = "default_force_after")]
+    pub force_after: Duration,
+}
+
+fn default_force_after() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for BlockedDrain {
+    fn default() -> Self {
+        Self {
+            force_after: default_force_after(),
+        }
+    }
 }
 
 fn default_duration() -> Duration {
@@ -55,14 +99,16 @@ impl Default for ScenarioSpec {
             requirements: Requirements::default(),
             failures: FailureModel::default(),
             operations: Operations::default(),
-            weights: BTreeMap::new(),
+            materiality: BTreeMap::new(),
+            blocked_drain: BlockedDrain::default(),
         }
     }
 }
 
-/// The headroom rule: survive `hostFailuresToTolerate` host failures while one host is in
-/// maintenance and one upgrade surge is in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The headroom rule (survive `hostFailuresToTolerate` host failures while one host is in
+/// maintenance and one upgrade surge is in progress), and the owner's requirements: limits
+/// a design must meet or be disqualified (none by default).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Requirements {
     /// Host failures to survive (default 1).
@@ -74,6 +120,20 @@ pub struct Requirements {
     /// Whether an upgrade surge must fit at the same time (default true).
     #[serde(default = "yes")]
     pub upgrade_surge: bool,
+    /// Longest acceptable time to add a node to a cluster (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_to_add_node: Option<Duration>,
+    /// Longest acceptable time to add a cluster like the first (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_to_add_cluster: Option<Duration>,
+    /// Longest acceptable expected control-plane time without quorum per year, over all
+    /// clusters (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_without_quorum: Option<Duration>,
+    /// Lowest acceptable availability of any workload over the year, % (an SLO; none by
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_availability: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -89,6 +149,10 @@ impl Default for Requirements {
             host_failures_to_tolerate: 1,
             hosts_in_maintenance: 1,
             upgrade_surge: true,
+            max_time_to_add_node: None,
+            max_time_to_add_cluster: None,
+            max_time_without_quorum: None,
+            min_availability: None,
         }
     }
 }
@@ -205,9 +269,18 @@ pub struct Operations {
     /// Host firmware and hypervisor patching interval (default 30d: monthly).
     #[serde(default = "default_monthly")]
     pub host_patching_interval: Duration,
+    /// Nodes the owner asks for per year, each waited for as long as the design takes to
+    /// add a node (priced by `PriceSheet.spec.delayPerNodeHour`; default 12: one a month,
+    /// an assumption).
+    #[serde(default = "default_nodes_added")]
+    pub nodes_added_per_year: u32,
     /// One-off steps.
     #[serde(default)]
     pub timeline: Vec<TimelineStep>,
+}
+
+fn default_nodes_added() -> u32 {
+    12
 }
 
 fn default_k8s_upgrades() -> u32 {
@@ -223,6 +296,7 @@ impl Default for Operations {
             kubernetes_upgrades_per_year: default_k8s_upgrades(),
             os_patching_interval: default_monthly(),
             host_patching_interval: default_monthly(),
+            nodes_added_per_year: default_nodes_added(),
             timeline: Vec::new(),
         }
     }
