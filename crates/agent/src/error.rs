@@ -36,7 +36,7 @@ pub enum AgentError {
     #[error("no VM {0} on this host")]
     UnknownVm(VmName),
     /// The command would create a VM this host already has.
-    #[error("VM {0} exists already")]
+    #[error("VM {0} exists already, with another spec")]
     VmExists(VmName),
     /// The VM name is not one path component.
     #[error("invalid VM name {0:?}")]

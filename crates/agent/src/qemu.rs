@@ -368,7 +368,12 @@ impl Hypervisor for QemuHypervisor {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
         if !self.table.insert(VmRecord::new(spec.clone())) {
-            return Err(AgentError::VmExists(spec.name.clone()));
+            // A repeated create (its first answer was lost) is a no-op; another VM of the
+            // same name is refused.
+            return match self.table.get(&spec.name) {
+                Some(existing) if existing.spec == *spec => Ok(()),
+                _ => Err(AgentError::VmExists(spec.name.clone())),
+            };
         }
         let made = make_vm_files(spec, &self.paths(&spec.name), &self.config.image).await;
         if made.is_err() {

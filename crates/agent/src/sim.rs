@@ -56,9 +56,12 @@ impl Hypervisor for SimulatedHypervisor {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
         if self.table.insert(VmRecord::new(spec.clone())) {
-            Ok(())
-        } else {
-            Err(AgentError::VmExists(spec.name.clone()))
+            return Ok(());
+        }
+        // A repeated create (its first answer was lost) is a no-op.
+        match self.table.get(&spec.name) {
+            Some(existing) if existing.spec == *spec => Ok(()),
+            _ => Err(AgentError::VmExists(spec.name.clone())),
         }
     }
 
