@@ -105,6 +105,19 @@ struct HostLink {
     inventory_waiters: Vec<CommandId>,
 }
 
+impl HostLink {
+    /// Records a frame heard from the agent in its life `boot`. True when that is news to
+    /// report as a heartbeat: the first frame after a reported silence, or a new life. A run
+    /// of heartbeats is coalesced so only news is delivered.
+    fn heard(&mut self, now: Time, boot: BootId) -> bool {
+        self.last_heard = now;
+        let news = self.missed || self.boot != Some(boot);
+        self.missed = false;
+        self.boot = Some(boot);
+        news
+    }
+}
+
 /// The control-plane driver over host agents.
 pub struct QemuDriver {
     runtime: tokio::runtime::Runtime,
@@ -358,11 +371,7 @@ impl QemuDriver {
         match message {
             FromAgent::Heartbeat(beat) => {
                 let boot = BootId(beat.boot_id.0);
-                link.last_heard = now;
-                // A run of heartbeats is coalesced: only news is delivered.
-                if link.missed || link.boot != Some(boot) {
-                    link.missed = false;
-                    link.boot = Some(boot);
+                if link.heard(now, boot) {
                     self.ready.push_back((
                         now,
                         Observation::Heartbeat {
@@ -374,10 +383,7 @@ impl QemuDriver {
             }
             FromAgent::Inventory(inventory) => {
                 let boot = BootId(inventory.boot_id.0);
-                link.last_heard = now;
-                if link.missed || link.boot != Some(boot) {
-                    link.missed = false;
-                    link.boot = Some(boot);
+                if link.heard(now, boot) {
                     self.ready.push_back((
                         now,
                         Observation::Heartbeat {
