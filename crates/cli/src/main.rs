@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the input is invalid (or a plan cannot be met), 2 a usage or
 //! I/O error.
 
+mod client;
 mod commands;
 mod input;
 mod output;
@@ -33,6 +34,14 @@ enum Command {
     Agent(commands::agent::Args),
     Image(commands::image::Args),
     Run(commands::run::Args),
+    Hosts(commands::hosts::Args),
+    Serve(commands::serve::Args),
+    Token(commands::serve::TokenArgs),
+    Apply(commands::apply::Args),
+    Get(commands::get::GetArgs),
+    Describe(commands::get::DescribeArgs),
+    Delete(commands::get::DeleteArgs),
+    Wait(commands::get::WaitArgs),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -56,6 +65,14 @@ fn main() -> ExitCode {
         Command::Agent(args) => commands::agent::run(&args),
         Command::Image(args) => commands::image::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Hosts(args) => commands::hosts::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
+        Command::Token(args) => commands::serve::token(&args),
+        Command::Apply(args) => commands::apply::run(&args),
+        Command::Get(args) => commands::get::get(&args),
+        Command::Describe(args) => commands::get::describe(&args),
+        Command::Delete(args) => commands::get::delete(&args),
+        Command::Wait(args) => commands::get::wait(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

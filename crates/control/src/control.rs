@@ -452,6 +452,39 @@ impl Control {
             })
     }
 
+    /// How the control plane sees host `name` now, for a service's status.
+    pub fn host_state(&self, name: &str) -> Option<HostState> {
+        let h = &self.hosts[*self.host_index.get(name)?];
+        Some(match (h.health, h.maint) {
+            (Health::Up, Maint::None) => HostState::Up,
+            (Health::Up, _) => HostState::Maintenance,
+            (Health::Silent { .. }, _) => HostState::Silent,
+            (Health::Fencing, _) => HostState::Fencing,
+            (Health::FenceFailed { .. } | Health::Failed, _) => HostState::Failed,
+        })
+    }
+
+    /// Where one cluster stands now, for a service's status: its nodes, how many run, and
+    /// whether a creation, scale or rollout is under way or queued.
+    pub fn cluster_state(&self, name: &str) -> Option<ClusterState> {
+        let &c = self.cluster_index.get(name)?;
+        let rec = &self.clusters[c];
+        let topo = rec.topology();
+        let nodes: Vec<&String> = std::iter::once(&topo.control_plane)
+            .chain(&topo.pools)
+            .flat_map(|p| &p.nodes)
+            .collect();
+        let running = nodes
+            .iter()
+            .filter(|n| self.vm_phase(n) == Some(VmPhase::Running))
+            .count();
+        Some(ClusterState {
+            nodes: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
+            running: u32::try_from(running).unwrap_or(u32::MAX),
+            busy: rec.busy(),
+        })
+    }
+
     /// Commands not yet answered.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
@@ -1342,4 +1375,38 @@ impl Control {
         }
         self.issue_migrations(moves, out);
     }
+}
+
+/// Where one cluster stands ([`Control::cluster_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterState {
+    /// Nodes the cluster has now (control plane and pools).
+    pub nodes: u32,
+    /// Of them, the node VMs running.
+    pub running: u32,
+    /// A creation, a scale or a rollout is under way or queued.
+    pub busy: bool,
+}
+
+impl ClusterState {
+    /// Built, every node running, nothing under way.
+    pub fn ready(self) -> bool {
+        self.nodes > 0 && self.running == self.nodes && !self.busy
+    }
+}
+
+/// A host as the control plane sees it ([`Control::host_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostState {
+    /// Heard from, in service.
+    Up,
+    /// Heard from, in maintenance (evacuating, draining or maintained).
+    Maintenance,
+    /// Its heartbeats stopped; not yet declared failed.
+    Silent,
+    /// Declared failed; being fenced.
+    Fencing,
+    /// Failed: fenced, or known dead by the self-fence rule, or its fence failed.
+    Failed,
 }

@@ -26,7 +26,7 @@ pub use command::{
     ControlEvent, Observation, Ready, Reason, ReplaceMethod, UpgradeKind,
 };
 pub use config::{ControlConfig, Deadlines, DrsConfig, HaConfig};
-pub use control::{Control, FailureRecord, VmPhase};
+pub use control::{ClusterState, Control, FailureRecord, HostState, VmPhase};
 pub use driver::{Driver, run};
 pub use time::Time;
 pub use upgrade::{ClusterTopology, PoolTopology, Strategy};

@@ -197,6 +197,19 @@ pub fn load(input: &Input) -> Loaded {
     }
 }
 
+/// What each document of `input` shows on its own: syntax, fields, types, names and
+/// ranges — the diagnostics of [`load`] except those that compare objects with each other
+/// (a pool naming an unknown host class, a workload bound to no cluster, a missing
+/// Inventory). A service checks an object with this when it is written, and reports the
+/// rest as conditions once the objects it refers to are there.
+pub fn check_objects(input: &Input) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let docs = crate::document::collect(input, &mut diags);
+    crate::validate::check_ranges(&docs, &mut diags);
+    diags.sort();
+    diags
+}
+
 /// The default Environments, for callers that need them without an input.
 pub fn default_environments() -> (VirtualizedSpec, BareMetalSpec) {
     (

@@ -23,6 +23,6 @@ pub mod workload;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Summary, Topic};
-pub use estate::{Estate, Input, Loaded, load};
+pub use estate::{Estate, Input, Loaded, check_objects, load};
 pub use source::{Location, SourceFile};
 pub use units::Resources;

@@ -787,7 +787,7 @@ fn check_failure_classes(
 }
 
 /// Checks every number of every document against its documented range, at its field.
-fn check_ranges(docs: &Collected, diags: &mut Diagnostics) {
+pub(crate) fn check_ranges(docs: &Collected, diags: &mut Diagnostics) {
     docs.inventories
         .iter()
         .for_each(|d| ranges::inventory(d, diags));

@@ -144,6 +144,12 @@ impl std::fmt::Debug for QemuDriver {
 }
 
 impl QemuDriver {
+    /// Replaces what each pool's VMs are made from (a changed estate: a new cluster, a new
+    /// Kubernetes version). Commands sent before keep what they were sent with.
+    pub fn set_pools(&mut self, pools: crate::bootstrap::Pools) {
+        self.config.pools = pools;
+    }
+
     /// Starts one link per agent. Writes go to `store` before any command is sent; `secret`
     /// derives the clusters' bootstrap tokens.
     ///

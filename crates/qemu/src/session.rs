@@ -3,12 +3,29 @@
 
 use plinth_control::{Control, Driver, Observation, Time};
 use plinth_model::Estate;
+use plinth_sim::{Greenfield, Headroom};
 
 use crate::driver::{QemuDriver, wall_clock};
 use crate::error::QemuError;
 
 /// How long a fresh session waits to hear every host before it builds anything, ms.
 const CONNECT_WAIT_MS: u64 = 5_000;
+
+/// The design of `estate` on its owned hosts, each of which `driver` has an agent for.
+fn design(estate: &Estate, driver: &QemuDriver) -> Result<Greenfield, QemuError> {
+    let design = plinth_sim::greenfield(estate).map_err(QemuError::Design)?;
+    let hosts = design
+        .control
+        .pool()
+        .map(|p| p.pool().hosts())
+        .unwrap_or_default();
+    match hosts.iter().find(|h| !driver.knows(&h.name)) {
+        Some(host) => Err(QemuError::NoAgent {
+            host: host.name.clone(),
+        }),
+        None => Ok(design),
+    }
+}
 
 /// Whether a session started from nothing or from its store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +40,9 @@ pub enum Opened {
 #[derive(Debug)]
 pub struct Session {
     control: Control,
+    /// When the owned hosts cannot meet the Scenario's headroom: what it asks, and what the
+    /// running design keeps.
+    short: Option<(Headroom, Headroom)>,
     /// The control plane as built from the estate, restored into after a crash.
     fresh: Control,
     driver: QemuDriver,
@@ -36,16 +56,10 @@ impl Session {
     /// When the design cannot be planned, a planned host has no agent in the driver, or the
     /// store does not load or restore.
     pub fn open(estate: &Estate, mut driver: QemuDriver) -> Result<(Self, Opened), QemuError> {
-        let fresh = plinth_sim::greenfield(estate).map_err(QemuError::Design)?;
-        if let Some(pool) = fresh.pool() {
-            for host in pool.pool().hosts() {
-                if !driver.knows(&host.name) {
-                    return Err(QemuError::NoAgent {
-                        host: host.name.clone(),
-                    });
-                }
-            }
-        }
+        let Greenfield {
+            control: fresh,
+            short,
+        } = design(estate, &driver)?;
         let records = driver.store().load().map_err(QemuError::Store)?;
         if records.is_empty() {
             let mut control = fresh.clone().durable();
@@ -59,35 +73,74 @@ impl Session {
                 let ready = control.handle(now, observation);
                 driver.apply(now, ready);
             }
-            let now = wall_clock();
-            for c in &estate.clusters {
-                let ready = control.handle(
-                    now,
-                    Observation::ClusterRequested {
-                        cluster: c.name.clone(),
-                    },
-                );
-                driver.apply(now, ready);
-            }
-            let session = Self {
+            let mut session = Self {
                 control,
+                short,
                 fresh,
                 driver,
             };
+            session.request_unbuilt();
             return Ok((session, Opened::Fresh));
         }
         let control = fresh
             .clone()
             .restore(&records, wall_clock())
             .map_err(QemuError::Store)?;
-        Ok((
-            Self {
-                control,
-                fresh,
-                driver,
-            },
-            Opened::Resumed,
-        ))
+        let mut session = Self {
+            control,
+            short,
+            fresh,
+            driver,
+        };
+        // Clusters added to the estate while no control plane ran.
+        session.request_unbuilt();
+        Ok((session, Opened::Resumed))
+    }
+
+    /// Takes a changed estate while running: plans it, restores the control plane's
+    /// records into the new design, and requests the clusters it adds. Returns the
+    /// clusters requested.
+    ///
+    /// # Errors
+    /// When the new design cannot be planned, needs a host without an agent, or the
+    /// records do not fit it (a cluster or host that is running was removed); the session
+    /// then runs on as before.
+    pub fn replan(&mut self, estate: &Estate) -> Result<Vec<String>, QemuError> {
+        let Greenfield {
+            control: fresh,
+            short,
+        } = design(estate, &self.driver)?;
+        let records = self.driver.store().load().map_err(QemuError::Store)?;
+        let control = fresh
+            .clone()
+            .restore(&records, wall_clock())
+            .map_err(QemuError::Store)?;
+        self.control = control;
+        self.short = short;
+        self.fresh = fresh;
+        self.driver.set_pools(crate::bootstrap::Pools::of(estate));
+        Ok(self.request_unbuilt())
+    }
+
+    /// Requests every cluster that has no node and nothing under way: level-triggered, so
+    /// a cluster added to the estate while no control plane ran is built on the next start.
+    fn request_unbuilt(&mut self) -> Vec<String> {
+        let unbuilt: Vec<String> = self
+            .control
+            .clusters()
+            .map(|c| c.name.clone())
+            .filter(|c| {
+                self.control
+                    .cluster_state(c)
+                    .is_some_and(|s| s.nodes == 0 && !s.busy)
+            })
+            .collect();
+        for cluster in &unbuilt {
+            self.request(Observation::ClusterRequested {
+                cluster: cluster.clone(),
+            });
+        }
+        unbuilt
     }
 
     /// Handles the next observation before `until`; false when none came (or the run was
@@ -123,6 +176,12 @@ impl Session {
             .restore(&records, wall_clock())
             .map_err(QemuError::Store)?;
         Ok(())
+    }
+
+    /// When the owned hosts cannot meet the Scenario's headroom: what it asks, and what
+    /// the running design keeps.
+    pub fn short(&self) -> Option<(Headroom, Headroom)> {
+        self.short
     }
 
     /// The control plane.

@@ -24,7 +24,7 @@ mod world;
 pub use failures::FailureStream;
 pub use lab::SimLab;
 pub use log::LogOutput;
-pub use setup::{Setup, SimControlPlane, SimError, Usage, greenfield, setup};
+pub use setup::{Greenfield, Headroom, Setup, SimControlPlane, SimError, Usage, greenfield, setup};
 pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
 
 use plinth_control::store::Store;

@@ -243,26 +243,134 @@ pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
     Ok(from_plan(estate, plan, &deferred_clusters(estate)))
 }
 
-/// The control plane of a virtualized estate where nothing runs yet, for `plinth run`: the
-/// same planning chain and hosts as [`setup`], with every cluster declared and none built,
-/// so each waits for its `ClusterRequested` (the path a timeline's `addCluster` takes).
+/// The headroom a design keeps: the Scenario's requirements that size the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Headroom {
+    /// Host failures survived with every VM restarted.
+    pub host_failures: u32,
+    /// Hosts in maintenance at the same time.
+    pub maintenance: u32,
+    /// Room for one upgrade surge node.
+    pub surge: bool,
+}
+
+impl Headroom {
+    fn of(estate: &Estate) -> Self {
+        let r = &estate.scenario.spec.requirements;
+        Self {
+            host_failures: r.host_failures_to_tolerate,
+            maintenance: r.hosts_in_maintenance,
+            surge: r.upgrade_surge,
+        }
+    }
+
+    /// Less headroom, one step at a time: maintenance first, then the surge, then one
+    /// host failure after another — HA is given up last.
+    fn lowered(self) -> Option<Self> {
+        if self.maintenance > 0 {
+            Some(Self {
+                maintenance: 0,
+                ..self
+            })
+        } else if self.surge {
+            Some(Self {
+                surge: false,
+                ..self
+            })
+        } else if self.host_failures > 0 {
+            Some(Self {
+                host_failures: self.host_failures - 1,
+                ..self
+            })
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Headroom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} host failure(s) with {} host(s) in maintenance and {}",
+            self.host_failures,
+            self.maintenance,
+            if self.surge {
+                "one upgrade surge"
+            } else {
+                "no upgrade surge"
+            }
+        )
+    }
+}
+
+/// A design run on the hosts an estate owns.
+#[derive(Clone, Debug)]
+pub struct Greenfield {
+    /// The control plane: every cluster declared, none built.
+    pub control: Control,
+    /// When the owned hosts cannot meet the Scenario's headroom: what it asks, and what
+    /// the design keeps.
+    pub short: Option<(Headroom, Headroom)>,
+}
+
+/// The control plane of a virtualized estate where nothing runs yet, for `plinth run` and
+/// `plinth serve`: the same planning chain and hosts as [`setup`], with every cluster
+/// declared and none built, so each waits for its `ClusterRequested` (the path a
+/// timeline's `addCluster` takes).
+///
+/// A run has only the hosts the Inventory owns: when the Scenario's headroom rule would
+/// buy more, the headroom is lowered ([`Headroom`]: maintenance first, HA last) until the
+/// design fits the owned hosts, and [`Greenfield::short`] says what was given up. When not
+/// even no headroom fits, the design is the Scenario's own, and running it fails on the
+/// host it would buy.
 ///
 /// # Errors
 /// When the design cannot be planned, or the estate declares VirtualMachineSets (their VMs
 /// are not node VMs and are not run for real).
-pub fn greenfield(estate: &Estate) -> Result<Control, SimError> {
+pub fn greenfield(estate: &Estate) -> Result<Greenfield, SimError> {
     if let Some(set) = estate.vm_sets.first() {
         return Err(SimError::NotRunnable {
             what: format!("VirtualMachineSet `{}`", set.name),
         });
     }
     let env = EnvironmentType::Virtualized;
-    let plan = plan(estate, env).map_err(|source| SimError::Design {
-        env: env.cli_name(),
-        source,
-    })?;
+    let design = |estate: &Estate| {
+        plan(estate, env).map_err(|source| SimError::Design {
+            env: env.cli_name(),
+            source,
+        })
+    };
+    let owned: BTreeSet<String> = plinth_model::estate::expand_hosts(&estate.inventory.spec)
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
     let every: BTreeSet<String> = estate.clusters.iter().map(|c| c.name.clone()).collect();
-    Ok(from_plan(estate, plan, &every).control)
+    let asked = Headroom::of(estate);
+    let first = design(estate)?;
+    let fits = |plan: &Plan| plan.hosts.iter().all(|h| owned.contains(&h.name));
+    if !fits(&first) {
+        let mut lowered = estate.clone();
+        let mut kept = asked;
+        while let Some(less) = kept.lowered() {
+            kept = less;
+            let r = &mut lowered.scenario.spec.requirements;
+            r.host_failures_to_tolerate = kept.host_failures;
+            r.hosts_in_maintenance = kept.maintenance;
+            r.upgrade_surge = kept.surge;
+            let plan = design(&lowered)?;
+            if fits(&plan) {
+                return Ok(Greenfield {
+                    control: from_plan(&lowered, plan, &every).control,
+                    short: Some((asked, kept)),
+                });
+            }
+        }
+    }
+    Ok(Greenfield {
+        control: from_plan(estate, first, &every).control,
+        short: None,
+    })
 }
 
 /// The simulated hosts of a plan: class, failure model and stream key, rack and zone.

@@ -1,12 +1,16 @@
 //! One module per verb, and what several verbs share.
 
 pub(crate) mod agent;
+pub(crate) mod apply;
 pub(crate) mod compare;
 pub(crate) mod explain;
+pub(crate) mod get;
+pub(crate) mod hosts;
 pub(crate) mod image;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schema;
+pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod validate;
 
@@ -103,15 +107,20 @@ pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>
     Ok(loaded.estate.map(|e| (input, e)))
 }
 
-/// A tokio runtime for the verbs that talk to processes and sockets, with log lines on
-/// stderr (`RUST_LOG` filters them; `info` by default).
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+/// Log lines on stderr (`RUST_LOG` filters them; `info` by default).
+pub(crate) fn logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A tokio runtime for the verbs that talk to processes and sockets, with log lines on
+/// stderr (`RUST_LOG` filters them; `info` by default).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    logging();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -119,6 +119,11 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         estate.inventory.spec.agents().len(),
         state.display()
     );
+    if let Some((asked, kept)) = session.short() {
+        println!(
+            "note: the Inventory's hosts cannot meet the Scenario's headroom (survive {asked}); running with {kept}. `plinth plan` says what to buy"
+        );
+    }
     let give_up = args
         .timeout
         .map(|t| started.plus(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));

@@ -1,0 +1,219 @@
+//! The CLI's side of `plinth serve`'s API: where the server is, the token, requests, and
+//! the server's answers turned into errors a user can act on.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use plinth_server::kinds::Resource;
+use plinth_server::wire::Status;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The largest answer read, bytes (a list of every object of a big estate).
+const MAX_ANSWER: u64 = 256 << 20;
+
+/// Where the server is and who we are, shared by every verb that talks to it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// The server's URL.
+    #[arg(long, env = "PLINTH_SERVER", default_value = "http://127.0.0.1:7780")]
+    pub(crate) server: String,
+    /// File holding the bearer token; default: the admin token `plinth serve` made in its
+    /// default data directory.
+    #[arg(long, env = "PLINTH_TOKEN_FILE", value_name = "PATH")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+/// What a request to the server can end in.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientError {
+    /// No token to send.
+    #[error(
+        "reading the token {path}: {source} (start `plinth serve` first, or pass --token-file)"
+    )]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server could not be reached or the answer not read.
+    #[error(
+        "{server}: {source} (is `plinth serve` running there? --server or PLINTH_SERVER names it)"
+    )]
+    Transport {
+        /// The server.
+        server: String,
+        /// Why.
+        source: Box<ureq::Error>,
+    },
+    /// The server answered with a failure.
+    #[error("{}: {}", .0.reason, .0.message)]
+    Api(Box<Status>),
+    /// The answer was not what the API sends.
+    #[error("the server's answer is not understood: {0}")]
+    Answer(String),
+}
+
+/// A connection to the server.
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    server: String,
+    authorization: String,
+}
+
+impl Client {
+    /// A client for `args`.
+    pub(crate) fn new(args: &ServerArgs) -> Result<Self, ClientError> {
+        let path = args.token_file.clone().unwrap_or_else(|| {
+            plinth_server::paths::admin_token(&plinth_server::paths::default_data_dir())
+        });
+        let token =
+            std::fs::read_to_string(&path).map_err(|source| ClientError::Token { path, source })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Self {
+            agent,
+            server: args.server.trim_end_matches('/').to_owned(),
+            authorization: format!("Bearer {}", token.trim()),
+        })
+    }
+
+    fn transport(&self, e: ureq::Error) -> ClientError {
+        ClientError::Transport {
+            server: self.server.clone(),
+            source: Box::new(e),
+        }
+    }
+
+    /// Reads an answer: the value on success, the server's `Status` otherwise.
+    fn answer<T: DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut response = response.map_err(|e| self.transport(e))?;
+        let ok = response.status().is_success();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .map_err(|e| self.transport(e))?;
+        if ok {
+            serde_json::from_str(&text).map_err(|e| ClientError::Answer(e.to_string()))
+        } else {
+            let status: Status = serde_json::from_str(&text).map_err(|_| {
+                ClientError::Answer(format!("HTTP {}: {}", response.status(), text.trim()))
+            })?;
+            Err(ClientError::Api(Box::new(status)))
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.server);
+        self.answer(
+            self.agent
+                .get(&url)
+                .header("Authorization", &self.authorization)
+                .call(),
+        )
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.server);
+        self.answer(
+            self.agent
+                .post(&url)
+                .header("Authorization", &self.authorization)
+                .send_json(body),
+        )
+    }
+
+    /// `DELETE path`.
+    pub(crate) fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.server);
+        self.answer(
+            self.agent
+                .delete(&url)
+                .header("Authorization", &self.authorization)
+                .call(),
+        )
+    }
+
+    /// Watches `path` from `resource_version` (or from the current objects, each an
+    /// `ADDED`): calls `each` with every event's type and object until it returns false,
+    /// the stream ends, or `deadline` passes (then `Ok` too: the caller knows its state).
+    pub(crate) fn watch(
+        &self,
+        path: &str,
+        resource_version: Option<&str>,
+        deadline: Option<Instant>,
+        mut each: impl FnMut(&str, &Value) -> bool,
+    ) -> Result<(), ClientError> {
+        let mut url = format!("{}{path}?watch=true", self.server);
+        if let Some(rv) = resource_version {
+            url.push_str("&resourceVersion=");
+            url.push_str(rv);
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &self.authorization)
+            .config()
+            .timeout_global(timeout)
+            .build()
+            .call();
+        let response = match response {
+            Err(ureq::Error::Timeout(_)) => return Ok(()),
+            other => other.map_err(|e| self.transport(e))?,
+        };
+        if !response.status().is_success() {
+            return self.answer::<Value>(Ok(response)).map(|_| ());
+        }
+        let reader = BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let line = match line {
+                Ok(line) => line,
+                Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(()),
+                Err(e) => return Err(self.transport(ureq::Error::Io(e))),
+            };
+            let event: Value =
+                serde_json::from_str(&line).map_err(|e| ClientError::Answer(e.to_string()))?;
+            let kind = event
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if kind == "ERROR" {
+                let status: Status = serde_json::from_value(event["object"].clone())
+                    .map_err(|e| ClientError::Answer(e.to_string()))?;
+                return Err(ClientError::Api(Box::new(status)));
+            }
+            if !each(kind, &event["object"]) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A resource a user names (`clusters`, `vm`, `deploy`), or the error listing them.
+pub(crate) fn resource(word: &str) -> anyhow::Result<Resource> {
+    Resource::named(word).ok_or_else(|| {
+        let all: Vec<&str> = plinth_server::kinds::TABLE
+            .iter()
+            .map(|i| i.plural)
+            .collect();
+        anyhow::anyhow!("no resource `{word}`: one of {}", all.join(", "))
+    })
+}

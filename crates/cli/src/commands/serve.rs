@@ -1,0 +1,118 @@
+//! `plinth serve`: the control plane as a service; `plinth token`: a new API token.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use plinth_server::auth::{Role, Tokens};
+use plinth_server::{ServeConfig, paths};
+
+use crate::Outcome;
+
+/// Run the control plane as a service: a REST API with watch over an embedded SQLite
+/// store, and the reconcile loop that builds the applied estate's clusters on the hosts'
+/// agents.
+///
+/// Apply manifests with `plinth apply`, follow them with `plinth get clusters -w`. The
+/// first start makes an admin token in the data directory, which the CLI reads by
+/// default. Hosts are reached at the `agent:` their Inventory entry gives, or at the
+/// address an --agents file gives (`scripts/sim-agents` and `scripts/testbed` write one).
+/// Runs until Ctrl-C or SIGTERM; the VMs keep running, and the next start resumes.
+/// Exit codes: 0 stopped, 2 a file, store or address error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address the API listens on.
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    listen: SocketAddr,
+    /// The object store, the control plane's state and the default tokens; default:
+    /// `~/.local/share/plinth/serve`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A tokens file (`ROLE NAME sha256:HEX` lines); default: DATA_DIR/tokens, made with
+    /// one admin token when absent.
+    #[arg(long, value_name = "PATH")]
+    tokens: Option<PathBuf>,
+    /// An agents file: `token PATH`, then `HOST ADDRESS` lines, for hosts whose Inventory
+    /// entry names no `agent:`.
+    #[arg(long, value_name = "PATH")]
+    agents: Option<PathBuf>,
+}
+
+/// Runs `plinth serve`.
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    crate::commands::logging();
+    let config = ServeConfig {
+        listen: args.listen,
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(paths::default_data_dir),
+        tokens: args.tokens.clone(),
+        agents: args.agents.clone(),
+    };
+    plinth_server::serve(&config)?;
+    Ok(Outcome::Success)
+}
+
+/// Roles of `plinth token`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RoleArg {
+    /// Read and watch everything.
+    Reader,
+    /// Also write clusters, workloads, VM sets, scenarios and price sheets.
+    Operator,
+    /// Also write the Inventory and Environments.
+    Admin,
+}
+
+/// Make an API token: prints the secret once and adds its hash to the tokens file.
+///
+/// A running `plinth serve` reads the tokens file when it starts: restart it to accept
+/// the new token. Exit codes: 0 made, 2 a file error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// What the token may do.
+    #[arg(long, value_enum)]
+    role: RoleArg,
+    /// A name for it, shown in audit events.
+    #[arg(long)]
+    name: String,
+    /// The tokens file; default: the one in `plinth serve`'s default data directory.
+    #[arg(long, value_name = "PATH")]
+    tokens: Option<PathBuf>,
+}
+
+/// Runs `plinth token`.
+pub(crate) fn token(args: &TokenArgs) -> Result<Outcome> {
+    if args.name.is_empty() || args.name.contains(char::is_whitespace) {
+        anyhow::bail!("--name must be one word (it names the token in audit events)");
+    }
+    let role = match args.role {
+        RoleArg::Reader => Role::Reader,
+        RoleArg::Operator => Role::Operator,
+        RoleArg::Admin => Role::Admin,
+    };
+    let path = args
+        .tokens
+        .clone()
+        .unwrap_or_else(|| paths::tokens(&paths::default_data_dir()));
+    let (secret, line) = Tokens::generate(role, &args.name);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "opening the tokens file {} (start `plinth serve` once to make it)",
+                path.display()
+            )
+        })?;
+    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
+    println!("{secret}");
+    crate::output::stderr(format!(
+        "added {role} token `{}` to {}; restart plinth serve to accept it. The secret above is not stored anywhere.",
+        args.name,
+        path.display()
+    ));
+    Ok(Outcome::Success)
+}

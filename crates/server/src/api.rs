@@ -1,0 +1,695 @@
+//! The HTTP API: Kubernetes-style resource paths over the object store, the apply
+//! endpoint, watch as JSON lines, bearer tokens with roles, and the audit trail.
+//!
+//! Paths: `/apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME]` (and `/api/v1/…` for
+//! Pods). `GET` lists or reads (`?watch=true[&resourceVersion=R]` streams changes as one
+//! JSON object per line), `PUT` creates or replaces one object (its
+//! `metadata.resourceVersion`, when given, must be the stored one: else 409), `DELETE`
+//! deletes (`?resourceVersion=R` as a precondition). `POST /apis/plinth.dev/v1alpha1/apply`
+//! takes manifest files and stores all their objects or none. `/healthz` and `/readyz`
+//! need no token; everything else does.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::auth::{Principal, Role};
+use crate::error::ObjectsError;
+use crate::events::{Reporter, Severity, event};
+use crate::kinds::{ObjectKey, Resource, Writer};
+use crate::manifests;
+use crate::objects::{Filter, Outcome, named_version};
+use crate::wire::{APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, Source, Status};
+
+/// The largest request body accepted, bytes.
+pub const MAX_BODY: usize = 8 << 20;
+/// Changes read from the store per round of a watch.
+const WATCH_BATCH: usize = 500;
+
+/// A failed request.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+    diagnostics: Vec<crate::wire::WireDiagnostic>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Failure".into(),
+            code: self.status.as_u16(),
+            reason: self.reason.into(),
+            message: self.message.clone(),
+            diagnostics: self.diagnostics.clone(),
+        }
+    }
+}
+
+impl From<ObjectsError> for ApiError {
+    fn from(e: ObjectsError) -> Self {
+        let (status, reason) = match &e {
+            ObjectsError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            ObjectsError::Expired { .. } => (StatusCode::GONE, "Expired"),
+            ObjectsError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ObjectsError::Corrupt(_) | ObjectsError::Backend(_) => {
+                tracing::error!(error = %e, "object store");
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+            }
+        };
+        Self::new(status, reason, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.status())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The router of the whole API.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let authed = Router::new()
+        .route(APPLY_PATH, post(apply))
+        .route("/metrics", get(metrics))
+        .route("/apis/{*rest}", get(read).put(put).delete(delete))
+        .route("/api/{*rest}", get(read).put(put).delete(delete))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(authed)
+        .fallback(|| async {
+            ApiError::not_found(
+                "no such path: resources are under /apis/GROUP/VERSION/… and /api/v1/…",
+            )
+        })
+        .layer(middleware::from_fn_with_state(shared.clone(), count))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(shared)
+}
+
+async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    shared
+        .metrics
+        .request(&method, response.status(), started.elapsed());
+    response
+}
+
+/// Runs `f` on the object store off the async workers (SQLite writes wait for fsync).
+async fn store<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&mut crate::objects::Objects) -> Result<T, ObjectsError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || shared.with_objects(f))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn authenticate(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(secret) = bearer else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "no bearer token: send `Authorization: Bearer TOKEN` (plinth serve printed where the admin token is)",
+        )
+        .into_response();
+    };
+    let Some(principal) = shared.tokens.authenticate(secret).cloned() else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "the bearer token is not in the server's tokens file",
+        )
+        .into_response();
+    };
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn principal(headers: &axum::http::Extensions) -> Result<Principal, ApiError> {
+    headers.get::<Principal>().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "not authenticated",
+        )
+    })
+}
+
+fn allow(who: &Principal, resource: Resource) -> Result<(), ApiError> {
+    if resource.info().writer == Writer::ControlPlane {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!(
+                "{resource} are reported by the control plane and cannot be written; change the Cluster or Inventory instead"
+            ),
+        ));
+    }
+    let needs = Role::to_write(resource);
+    if who.role < needs {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "token `{}` has role {}; writing {resource} needs role {needs}",
+                who.name, who.role
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> ApiResult {
+    store(&shared, |o| o.revision()).await?;
+    Ok("ok".into_response())
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A resource path, parsed.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    resource: Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+impl Target {
+    fn parse(path: &str) -> Result<Self, ApiError> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segments.as_slice() {
+            ["apis", group, version, rest @ ..] => (*group, *version, rest),
+            ["api", version, rest @ ..] => ("", *version, rest),
+            _ => return Err(ApiError::not_found(format!("no such path `{path}`"))),
+        };
+        let (namespace, plural, name) = match rest {
+            [plural] => (None, *plural, None),
+            [plural, name] => (None, *plural, Some(*name)),
+            ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+            ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+            _ => return Err(ApiError::not_found(format!("no such path `{path}`"))),
+        };
+        let resource = Resource::at(group, version, plural).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no resource `{plural}` in {}: `plinth get --help` lists them",
+                if group.is_empty() {
+                    version.to_owned()
+                } else {
+                    format!("{group}/{version}")
+                }
+            ))
+        })?;
+        if namespace.is_some() && !resource.info().namespaced {
+            return Err(ApiError::not_found(format!(
+                "{resource} are not namespaced: {}",
+                resource.info().path(None, name)
+            )));
+        }
+        Ok(Self {
+            resource,
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+        })
+    }
+
+    fn key(&self) -> Result<ObjectKey, ApiError> {
+        let name = self.name.clone().ok_or_else(|| {
+            ApiError::bad_request("this request needs an object's path, with its name")
+        })?;
+        let namespace = if self.resource.info().namespaced {
+            self.namespace
+                .clone()
+                .unwrap_or_else(|| manifests::DEFAULT_NAMESPACE.to_owned())
+        } else {
+            String::new()
+        };
+        Ok(ObjectKey {
+            resource: self.resource,
+            namespace,
+            name,
+        })
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            resource: Some(self.resource),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+fn query_version(query: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    match query.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion `{v}` is not a number this server gave"
+            ))
+        }),
+    }
+}
+
+async fn read(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> ApiResult {
+    let target = Target::parse(request.uri().path())?;
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    if watching {
+        return watch(shared, target, query_version(&query)?).await;
+    }
+    if target.name.is_some() {
+        let key = target.key()?;
+        let object = store(&shared, {
+            let key = key.clone();
+            move |o| o.get(&key)
+        })
+        .await?;
+        return object
+            .map(|o| axum::Json(o).into_response())
+            .ok_or_else(|| ApiError::not_found(format!("{key} not found")));
+    }
+    let filter = target.filter();
+    let (items, revision) = store(&shared, move |o| o.list(&filter)).await?;
+    let info = target.resource.info();
+    let list = json!({
+        "apiVersion": info.api_version(),
+        "kind": format!("{}List", info.kind),
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    });
+    Ok(axum::Json(list).into_response())
+}
+
+/// One line of a watch.
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut text = json!({"type": kind, "object": object}).to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// Streams the changes after `from` (or, without it, the current objects as `ADDED`,
+/// then the changes after the list) as JSON lines, until the client goes away.
+async fn watch(shared: Arc<Shared>, target: Target, from: Option<u64>) -> ApiResult {
+    let filter = target.filter();
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let after = match from {
+        Some(r) => {
+            // Refuse a compacted start at once, with 410, rather than mid-stream.
+            let f = filter.clone();
+            store(&shared, move |o| o.changes_since(r, &f, 1)).await?;
+            r
+        }
+        None => {
+            let f = filter.clone();
+            let (items, revision) = store(&shared, move |o| o.list(&f)).await?;
+            pending.extend(items.iter().map(|(_, v)| line("ADDED", v)));
+            revision
+        }
+    };
+    shared.metrics.watchers.fetch_add(1, Ordering::Relaxed);
+    let state = Watching {
+        notified: shared.revisions.subscribe(),
+        guard: WatchGuard(shared),
+        filter,
+        after,
+        pending,
+        ended: false,
+    };
+    let body = stream::unfold(state, |mut w| async move {
+        let next = w.next().await?;
+        Some((Ok::<_, std::io::Error>(next), w))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; stream=watch"),
+    );
+    Ok(response)
+}
+
+fn kind_name(kind: crate::objects::ChangeType) -> &'static str {
+    match kind {
+        crate::objects::ChangeType::Added => "ADDED",
+        crate::objects::ChangeType::Modified => "MODIFIED",
+        crate::objects::ChangeType::Deleted => "DELETED",
+    }
+}
+
+/// A watch's state between lines.
+struct Watching {
+    notified: tokio::sync::watch::Receiver<u64>,
+    guard: WatchGuard,
+    filter: Filter,
+    /// The revision read up to.
+    after: u64,
+    pending: VecDeque<Bytes>,
+    /// An error line was sent: nothing follows it.
+    ended: bool,
+}
+
+impl Watching {
+    /// The next line: queued ones first, then changes read from the store, waiting for a
+    /// newer revision when there are none. `None` ends the stream (after an error line, or
+    /// when the server shuts down).
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(next) = self.pending.pop_front() {
+                return Some(next);
+            }
+            if self.ended {
+                return None;
+            }
+            let (after, filter) = (self.after, self.filter.clone());
+            // Mark the revision seen before reading, so a write after the read wakes the
+            // wait below at once.
+            self.notified.borrow_and_update();
+            match store(&self.guard.0, move |o| {
+                o.changes_since(after, &filter, WATCH_BATCH)
+            })
+            .await
+            {
+                Ok((changes, read_to)) => {
+                    for c in &changes {
+                        self.pending.push_back(line(kind_name(c.kind), &c.object));
+                    }
+                    self.after = read_to;
+                    // Nothing new and nothing left to scan: wait for a newer revision.
+                    let idle = changes.is_empty() && read_to >= *self.notified.borrow();
+                    if idle && self.notified.changed().await.is_err() {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.ended = true;
+                    let status = serde_json::to_value(e.status()).unwrap_or_default();
+                    self.pending.push_back(line("ERROR", &status));
+                }
+            }
+        }
+    }
+}
+
+/// Counts a watch while its stream lives.
+struct WatchGuard(Arc<Shared>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.metrics.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Checks `request` object by object, stores all or none, records the audit event.
+async fn store_manifests(
+    shared: &Arc<Shared>,
+    who: &Principal,
+    request: ApplyRequest,
+) -> Result<ApplyResponse, ApiError> {
+    let split = manifests::split(&request);
+    if split.has_errors() {
+        let count = split.diagnostics.iter().filter(|d| d.is_error()).count();
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{count} error(s) in the manifests: nothing was stored"),
+        );
+        e.diagnostics = split.diagnostics;
+        return Err(e);
+    }
+    for (key, _) in &split.objects {
+        allow(who, key.resource)?;
+    }
+    let objects = split.objects;
+    let user = who.name.clone();
+    let applied = store(shared, move |o| {
+        let applied = o.apply(&objects)?;
+        let audit: Vec<Value> = applied
+            .iter()
+            .filter(|a| a.outcome != Outcome::Unchanged)
+            .map(|a| {
+                let what = if a.outcome == Outcome::Created {
+                    "created"
+                } else {
+                    "configured"
+                };
+                event(
+                    &a.key,
+                    "Applied",
+                    &format!("{} {what} by {user}", a.key),
+                    Severity::Normal,
+                    Reporter::Api { user: &user },
+                )
+            })
+            .collect();
+        o.record_events(&audit)?;
+        Ok(applied)
+    })
+    .await?;
+    if applied.iter().any(|a| a.outcome != Outcome::Unchanged) {
+        shared.desired_changed();
+    }
+    Ok(ApplyResponse {
+        objects: applied.iter().map(AppliedObject::from).collect(),
+        skipped: split.skipped,
+        diagnostics: split.diagnostics,
+    })
+}
+
+async fn apply(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
+    let who = principal(request.extensions())?;
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("{e}: the limit is {MAX_BODY} bytes"),
+            )
+        })?;
+    let body: ApplyRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the apply request is not `{{\"sources\": [{{\"name\", \"text\"}}]}}`: {e}"
+        ))
+    })?;
+    let response = store_manifests(&shared, &who, body).await?;
+    Ok(axum::Json(response).into_response())
+}
+
+async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
+    let who = principal(request.extensions())?;
+    let target = Target::parse(request.uri().path())?;
+    let key = target.key()?;
+    allow(&who, key.resource)?;
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("{e}: the limit is {MAX_BODY} bytes"),
+            )
+        })?;
+    let object: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not one JSON object: {e}")))?;
+    let info = key.resource.info();
+    let said = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if said("/kind") != info.kind || said("/apiVersion") != info.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the body is `{} {}`, the path is {}: send `apiVersion: {}`, `kind: {}`",
+            said("/apiVersion"),
+            said("/kind"),
+            info.plural,
+            info.api_version(),
+            info.kind
+        )));
+    }
+    if said("/metadata/name") != key.name {
+        return Err(ApiError::bad_request(format!(
+            "metadata.name `{}` is not the name in the path, `{}`",
+            said("/metadata/name"),
+            key.name
+        )));
+    }
+    named_version(&object).map_err(ApiError::bad_request)?;
+    let text = serde_json::to_string_pretty(&object).unwrap_or_default();
+    let request = ApplyRequest {
+        sources: vec![Source {
+            name: manifests::source_name(&key),
+            text,
+        }],
+        bindings: Default::default(),
+    };
+    // The object as sent, so its resourceVersion precondition is kept.
+    let split = manifests::split(&request);
+    if split.has_errors() {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{key} is invalid"),
+        );
+        e.diagnostics = split.diagnostics;
+        return Err(e);
+    }
+    let user = who.name.clone();
+    let stored_key = key.clone();
+    let (applied, served) = store(&shared, move |o| {
+        let applied = o.apply(&[(stored_key.clone(), object)])?;
+        if let Some(a) = applied.first().filter(|a| a.outcome != Outcome::Unchanged) {
+            let e = event(
+                &a.key,
+                "Applied",
+                &format!("{} written by {user}", a.key),
+                Severity::Normal,
+                Reporter::Api { user: &user },
+            );
+            o.record_events(&[e])?;
+        }
+        Ok((applied, o.get(&stored_key)?))
+    })
+    .await?;
+    let created = applied
+        .first()
+        .is_some_and(|a| a.outcome == Outcome::Created);
+    if applied
+        .first()
+        .is_some_and(|a| a.outcome != Outcome::Unchanged)
+    {
+        shared.desired_changed();
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(served.unwrap_or(Value::Null))).into_response())
+}
+
+async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> ApiResult {
+    let who = principal(request.extensions())?;
+    let target = Target::parse(request.uri().path())?;
+    let key = target.key()?;
+    allow(&who, key.resource)?;
+    let expected = query_version(&query)?;
+    let user = who.name.clone();
+    let k = key.clone();
+    let deleted = store(&shared, move |o| {
+        let deleted = o.delete(&k, expected)?;
+        if deleted.is_some() {
+            let e = event(
+                &k,
+                "Deleted",
+                &format!("{k} deleted by {user}"),
+                Severity::Normal,
+                Reporter::Api { user: &user },
+            );
+            o.record_events(&[e])?;
+        }
+        Ok(deleted)
+    })
+    .await?;
+    match deleted {
+        Some(object) => {
+            shared.desired_changed();
+            Ok(axum::Json(object).into_response())
+        }
+        None => Err(ApiError::not_found(format!("{key} not found"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_resources_and_refuse_what_is_not_one() {
+        let t = Target::parse("/apis/apps/v1/namespaces/shop/deployments/web").expect("path");
+        assert_eq!(t.resource, Resource::Deployment);
+        assert_eq!(t.key().expect("key").namespace, "shop");
+        let t = Target::parse("/api/v1/pods").expect("path");
+        assert_eq!((t.resource, t.name), (Resource::Pod, None));
+        assert!(Target::parse("/apis/plinth.dev/v1alpha1/namespaces/x/clusters").is_err());
+        assert!(Target::parse("/apis/plinth.dev/v1alpha1/gadgets").is_err());
+        assert!(Target::parse("/apis/a/b/c/d/e/f").is_err());
+    }
+}

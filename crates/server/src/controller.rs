@@ -1,0 +1,614 @@
+//! The reconcile loop of `plinth serve`: the stored objects form an estate; once it is
+//! valid, the one control plane (the same `Control` as `plinth run` and the simulator)
+//! runs it over the host agents, durable in its own SQLite file; what it sees goes back
+//! into the objects' status, the reported VMs and hosts, and events.
+//!
+//! Level-triggered: every change of desired state re-reads the whole estate. A valid
+//! change is planned and restored into the running control plane (a new cluster is
+//! built); an invalid one leaves the last valid estate running, and the objects' `Accepted`
+//! conditions say why.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use plinth_control::{
+    CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready, Time,
+};
+use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
+use plinth_proto::Token;
+use plinth_qemu::bootstrap::Pools;
+use plinth_qemu::{DriverConfig, Journal, QemuDriver, Session, wall_clock};
+use plinth_store::SqliteStore;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::error::ServeError;
+use crate::events::{Reporter, Severity, event};
+use crate::kinds::{ObjectKey, PLINTH_GROUP_VERSION, Resource};
+use crate::manifests;
+use crate::objects::Reported;
+
+/// How often the status of clusters, VMs and hosts is written while something changes.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The longest one step of the loop waits for an observation.
+const STEP_MS: u64 = 100;
+
+/// How to reach the hosts' agents, besides the `agent:` the Inventory may give a host.
+#[derive(Clone, Debug, Default)]
+pub struct Agents {
+    /// The agents' shared token.
+    pub token: String,
+    /// Agent address by host name.
+    pub hosts: BTreeMap<String, SocketAddr>,
+}
+
+impl Agents {
+    /// Reads an agents file: `token PATH` (relative to the file), then `HOST ADDRESS` per
+    /// line; `#` starts a comment. `scripts/sim-agents` and `scripts/testbed` write one.
+    ///
+    /// # Errors
+    /// When the file or its token cannot be read, or a line is malformed.
+    pub fn load(path: &Path) -> Result<Self, ServeError> {
+        let bad = |message: String| ServeError::Agents {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io {
+            what: "reading the agents file",
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut agents = Self::default();
+        let mut token_file = None;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            let Some((first, rest)) = line.split_once(char::is_whitespace) else {
+                if line.is_empty() {
+                    continue;
+                }
+                return Err(bad(format!(
+                    "line {}: expected `token PATH` or `HOST ADDRESS`",
+                    i + 1
+                )));
+            };
+            let rest = rest.trim();
+            if first == "token" {
+                token_file = Some(path.parent().unwrap_or(Path::new(".")).join(rest));
+                continue;
+            }
+            let address = rest.parse().map_err(|_| {
+                bad(format!(
+                    "line {}: `{rest}` is not an address like 127.0.0.1:7700",
+                    i + 1
+                ))
+            })?;
+            agents.hosts.insert(first.to_owned(), address);
+        }
+        let token_file = token_file.ok_or_else(|| bad("no `token PATH` line".to_owned()))?;
+        agents.token = std::fs::read_to_string(&token_file)
+            .map_err(|source| ServeError::Io {
+                what: "reading the agents' token",
+                path: token_file.clone(),
+                source,
+            })?
+            .trim()
+            .to_owned();
+        Ok(agents)
+    }
+}
+
+/// The reconcile loop's settings.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// How to reach agents the Inventory does not name.
+    pub agents: Agents,
+    /// The control plane's records (SQLite).
+    pub state: PathBuf,
+}
+
+/// The control plane running one estate.
+struct Running {
+    session: Session,
+    /// The desired objects it was planned from.
+    desired: Vec<(ObjectKey, Value)>,
+}
+
+/// The reconcile loop.
+pub struct Controller {
+    shared: Arc<Shared>,
+    config: ControllerConfig,
+    stop: Arc<AtomicBool>,
+    running: Option<Running>,
+    /// Per desired object, its `Accepted` condition.
+    accepted: BTreeMap<ObjectKey, Value>,
+    /// Why nothing runs, when nothing does.
+    not_running: Option<String>,
+}
+
+fn condition(kind: &str, ok: bool, reason: &str, message: &str) -> Value {
+    json!({
+        "type": kind,
+        "status": if ok { "True" } else { "False" },
+        "reason": reason,
+        "message": message,
+    })
+}
+
+fn messages(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(|d| match &d.help {
+            Some(h) => format!("{}: {} ({h})", d.severity, d.message),
+            None => format!("{}: {}", d.severity, d.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The object a control-plane condition or event is about (`cluster/NAME`, `pool/C/P`,
+/// `vm/NAME`, `node/NAME`, `host/NAME`).
+fn involved(object: &str) -> ObjectKey {
+    match object.split_once('/') {
+        Some(("cluster", name)) => ObjectKey::global(Resource::Cluster, name),
+        Some(("pool", rest)) => {
+            ObjectKey::global(Resource::Cluster, rest.split('/').next().unwrap_or(rest))
+        }
+        Some(("vm" | "node", name)) => ObjectKey::global(Resource::VirtualMachine, name),
+        Some((_, name)) => ObjectKey::global(Resource::Host, name),
+        None => ObjectKey::global(Resource::Host, object),
+    }
+}
+
+/// A command's kind as the control plane's own encoding names it (`createVm`).
+fn command_name(kind: &CommandKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The object a command acts on.
+fn command_object(kind: &CommandKind) -> ObjectKey {
+    let resource = match kind {
+        CommandKind::FenceHost { .. }
+        | CommandKind::MaintainHost { .. }
+        | CommandKind::ReportInventory { .. }
+        | CommandKind::ProvisionServer { .. }
+        | CommandKind::ReimageServer { .. } => Resource::Host,
+        _ => Resource::VirtualMachine,
+    };
+    ObjectKey::global(resource, kind.object())
+}
+
+impl Controller {
+    /// A loop over `shared`'s objects; it ends when `stop` is set.
+    pub fn new(shared: Arc<Shared>, config: ControllerConfig, stop: Arc<AtomicBool>) -> Self {
+        Self {
+            shared,
+            config,
+            stop,
+            running: None,
+            accepted: BTreeMap::new(),
+            not_running: None,
+        }
+    }
+
+    /// Runs until stopped.
+    pub fn run(mut self) {
+        let mut seen = None;
+        let mut published = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            let desired = self.shared.desired.load(Ordering::SeqCst);
+            if seen != Some(desired) {
+                seen = Some(desired);
+                self.reassess();
+                self.publish();
+                published = Instant::now();
+            }
+            match &mut self.running {
+                Some(r) => {
+                    let started = Instant::now();
+                    r.session.step(wall_clock().plus(STEP_MS));
+                    self.shared.metrics.step(started.elapsed());
+                    if let Some(fault) = r.session.driver().take_fault() {
+                        tracing::error!(error = %fault, "the control plane stopped");
+                        self.not_running = Some(format!("the control plane stopped: {fault}"));
+                        self.running = None;
+                    }
+                    if published.elapsed() >= PUBLISH_EVERY {
+                        self.publish();
+                        published = Instant::now();
+                    }
+                }
+                None => std::thread::sleep(Duration::from_millis(STEP_MS)),
+            }
+        }
+    }
+
+    /// Re-reads the estate; starts or re-plans the control plane when it is valid.
+    fn reassess(&mut self) {
+        let desired = match self.shared.with_objects(|o| o.desired_objects()) {
+            Ok((d, _)) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the desired state");
+                return;
+            }
+        };
+        let (estate, problems) = manifests::assemble(&desired);
+        self.accepted = desired
+            .iter()
+            .map(|(key, _)| {
+                let c = match problems.get(key) {
+                    Some(p) if p.iter().any(|d| d.severity == DiagSeverity::Error) => {
+                        condition("Accepted", false, "Invalid", &messages(p))
+                    }
+                    Some(p) => condition("Accepted", true, "ValidWithWarnings", &messages(p)),
+                    None => condition("Accepted", true, "Valid", ""),
+                };
+                (key.clone(), c)
+            })
+            .collect();
+        let Some(estate) = estate else {
+            if self.running.is_none() {
+                self.not_running = Some(
+                    "the estate is not valid yet: see the objects' Accepted conditions".into(),
+                );
+            }
+            return;
+        };
+        match &mut self.running {
+            None => self.start(&estate, desired),
+            Some(r) if r.desired == desired => {}
+            Some(r) => match r.session.replan(&estate) {
+                Ok(added) => {
+                    tracing::info!(?added, "estate changed; control plane re-planned");
+                    r.desired = desired;
+                }
+                Err(e) => {
+                    let message = format!(
+                        "not applied to the running control plane: {}; the previous estate keeps running",
+                        plinth_qemu_error_chain(&e)
+                    );
+                    tracing::warn!(%message);
+                    for c in self.accepted.values_mut() {
+                        *c = condition("Accepted", false, "NotApplied", &message);
+                    }
+                }
+            },
+        }
+    }
+
+    fn start(&mut self, estate: &Estate, desired: Vec<(ObjectKey, Value)>) {
+        match self.open(estate) {
+            Ok(session) => {
+                self.not_running = None;
+                self.running = Some(Running { session, desired });
+            }
+            Err(message) => {
+                tracing::warn!(%message, "the control plane cannot start yet");
+                self.not_running = Some(message);
+            }
+        }
+    }
+
+    fn open(&self, estate: &Estate) -> Result<Session, String> {
+        let mut agents = self.config.agents.hosts.clone();
+        agents.extend(estate.inventory.spec.agents());
+        let control = ControlConfig::virtualized(estate);
+        let token = &self.config.agents.token;
+        let config = DriverConfig {
+            agents,
+            token: Token::new(token),
+            heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
+            deadlines: control.deadlines,
+            pools: Pools::of(estate),
+        };
+        let store = SqliteStore::open(&self.config.state).map_err(|e| {
+            format!(
+                "opening the control plane's state {}: {e}",
+                self.config.state.display()
+            )
+        })?;
+        let journal = ServerJournal {
+            shared: self.shared.clone(),
+            issued: BTreeMap::new(),
+        };
+        let driver =
+            QemuDriver::start(config, token.as_bytes(), Box::new(store), Box::new(journal))
+                .map_err(|e| plinth_qemu_error_chain(&e))?;
+        let (session, opened) =
+            Session::open(estate, driver).map_err(|e| plinth_qemu_error_chain(&e))?;
+        tracing::info!(
+            ?opened,
+            clusters = estate.clusters.len(),
+            "control plane running"
+        );
+        Ok(session)
+    }
+
+    /// Writes the status of every desired object, and the reported VMs and hosts.
+    fn publish(&mut self) {
+        let mut statuses: Vec<(ObjectKey, Value)> = Vec::new();
+        let running = self.running.as_ref().map(|r| r.session.control());
+        for (key, accepted) in &self.accepted {
+            let mut conditions = vec![accepted.clone()];
+            let mut status = serde_json::Map::new();
+            if key.resource == Resource::Inventory
+                && let Some(r) = &self.running
+            {
+                let c = match r.session.short() {
+                    Some((asked, kept)) => condition(
+                        "HeadroomMet",
+                        false,
+                        "FewerHostsThanAsked",
+                        &format!(
+                            "the hosts cannot meet the Scenario's headroom (survive {asked}): running with {kept}; `plinth plan` says what to buy"
+                        ),
+                    ),
+                    None => condition("HeadroomMet", true, "AsAsked", ""),
+                };
+                conditions.push(c);
+            }
+            if key.resource == Resource::Cluster {
+                match running.and_then(|c| c.cluster_state(&key.name).map(|s| (c, s))) {
+                    Some((control, state)) => {
+                        let waiting: Vec<String> = control
+                            .conditions()
+                            .filter(|c| {
+                                involved(&c.object) == *key || self.vm_of(&key.name, &c.object)
+                            })
+                            .map(|c| format!("{}: {}", c.reason, c.message))
+                            .collect();
+                        let summary = format!("{}/{} node VMs running", state.running, state.nodes);
+                        let message = if waiting.is_empty() {
+                            summary
+                        } else {
+                            format!("{summary}; {}", waiting.join("; "))
+                        };
+                        let reason = if state.ready() {
+                            "NodesRunning"
+                        } else if state.busy {
+                            "Building"
+                        } else {
+                            "Degraded"
+                        };
+                        conditions.push(condition("Ready", state.ready(), reason, &message));
+                        conditions.push(condition(
+                            "Progressing",
+                            state.busy,
+                            if state.busy { "Reconciling" } else { "Idle" },
+                            "",
+                        ));
+                        status.insert("nodes".into(), json!(state.nodes));
+                        status.insert("readyNodes".into(), json!(state.running));
+                    }
+                    None => {
+                        let why = self
+                            .not_running
+                            .clone()
+                            .unwrap_or_else(|| "not part of the running estate yet".into());
+                        conditions.push(condition("Ready", false, "NotRunning", &why));
+                    }
+                }
+            }
+            status.insert("conditions".into(), Value::Array(conditions));
+            statuses.push((key.clone(), Value::Object(status)));
+        }
+        let (vms, hosts) = self.reported();
+        let result = self.shared.with_objects(|o| {
+            o.set_statuses(&statuses)?;
+            o.report(Resource::VirtualMachine, &vms)?;
+            o.report(Resource::Host, &hosts)
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing status");
+        }
+    }
+
+    /// Whether a control-plane condition's object is a node VM of `cluster`.
+    fn vm_of(&self, cluster: &str, object: &str) -> bool {
+        let Some(("vm" | "node", vm)) = object.split_once('/') else {
+            return false;
+        };
+        self.running
+            .as_ref()
+            .and_then(|r| r.session.control().cluster(cluster))
+            .is_some_and(|t| {
+                std::iter::once(&t.control_plane)
+                    .chain(&t.pools)
+                    .any(|p| p.nodes.iter().any(|n| n == vm))
+            })
+    }
+
+    /// The VMs and hosts as the control plane sees them, as objects.
+    fn reported(&self) -> (Vec<Reported>, Vec<Reported>) {
+        let Some(r) = &self.running else {
+            return (Vec::new(), Vec::new());
+        };
+        let control = r.session.control();
+        let mut vms = Vec::new();
+        let mut on_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut phases: BTreeMap<String, u64> = BTreeMap::new();
+        for topo in control.clusters() {
+            for pool in std::iter::once(&topo.control_plane).chain(&topo.pools) {
+                for vm in &pool.nodes {
+                    let host = control.vm_host(vm).map(str::to_owned);
+                    let phase = control
+                        .vm_phase(vm)
+                        .and_then(|p| serde_json::to_value(p).ok())
+                        .unwrap_or(json!("Pending"));
+                    *phases
+                        .entry(phase.as_str().unwrap_or_default().to_owned())
+                        .or_default() += 1;
+                    if let Some(h) = &host {
+                        on_host.entry(h.clone()).or_default().push(vm.clone());
+                    }
+                    let body = json!({
+                        "apiVersion": PLINTH_GROUP_VERSION,
+                        "kind": "VirtualMachine",
+                        "metadata": {"name": vm},
+                        "spec": {"cluster": topo.name, "pool": pool.name},
+                    });
+                    let status = json!({"phase": phase, "host": host});
+                    vms.push((
+                        ObjectKey::global(Resource::VirtualMachine, vm),
+                        body,
+                        status,
+                    ));
+                }
+            }
+        }
+        let mut states: BTreeMap<String, u64> = BTreeMap::new();
+        let names: BTreeSet<String> = control
+            .pool()
+            .map(|p| p.pool().hosts().iter().map(|h| h.name.clone()).collect())
+            .unwrap_or_default();
+        let hosts = names
+            .into_iter()
+            .map(|name| {
+                let state = control
+                    .host_state(&name)
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or(Value::Null);
+                *states
+                    .entry(state.as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+                let body = json!({
+                    "apiVersion": PLINTH_GROUP_VERSION,
+                    "kind": "Host",
+                    "metadata": {"name": name},
+                });
+                let status =
+                    json!({"state": state, "vms": on_host.remove(&name).unwrap_or_default()});
+                (ObjectKey::global(Resource::Host, name), body, status)
+            })
+            .collect();
+        self.shared.metrics.set_gauges("vms", &phases);
+        self.shared.metrics.set_gauges("hosts", &states);
+        (vms, hosts)
+    }
+}
+
+fn plinth_qemu_error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Turns what the control plane does into events and command metrics.
+struct ServerJournal {
+    shared: Arc<Shared>,
+    issued: BTreeMap<CommandId, CommandKind>,
+}
+
+impl ServerJournal {
+    fn record(&self, events: &[Value]) {
+        if let Err(e) = self.shared.with_objects(|o| o.record_events(events)) {
+            tracing::error!(error = %e, "recording events");
+        }
+    }
+}
+
+impl Journal for ServerJournal {
+    fn step(&mut self, _: Time, ready: &Ready) {
+        let mut events = Vec::new();
+        for c in &ready.commands {
+            self.issued.insert(c.id, c.kind.clone());
+        }
+        for change in &ready.conditions {
+            if let ConditionChange::Set(c) = change {
+                let message = c.message.clone();
+                events.push(event(
+                    &involved(&c.object),
+                    &c.reason.to_string(),
+                    &message,
+                    Severity::Warning,
+                    Reporter::ControlPlane,
+                ));
+            }
+        }
+        for e in &ready.events {
+            let (key, reason, message) = match e {
+                ControlEvent::ClusterReady { cluster } => (
+                    ObjectKey::global(Resource::Cluster, cluster),
+                    "ClusterReady",
+                    format!("cluster {cluster} built: every node VM running"),
+                ),
+                ControlEvent::UpgradeStarted {
+                    cluster,
+                    kind,
+                    nodes,
+                } => (
+                    ObjectKey::global(Resource::Cluster, cluster),
+                    "UpgradeStarted",
+                    format!("{kind} upgrade of {nodes} node(s) started"),
+                ),
+                ControlEvent::UpgradeFinished { cluster, kind } => (
+                    ObjectKey::global(Resource::Cluster, cluster),
+                    "UpgradeFinished",
+                    format!("{kind} upgrade finished"),
+                ),
+                ControlEvent::NodeReplaced { old, new, .. } => (
+                    ObjectKey::global(Resource::VirtualMachine, new),
+                    "NodeReplaced",
+                    format!("{new} replaced {old}"),
+                ),
+            };
+            events.push(event(
+                &key,
+                reason,
+                &message,
+                Severity::Normal,
+                Reporter::ControlPlane,
+            ));
+        }
+        self.record(&events);
+    }
+
+    fn observed(&mut self, _: Time, observation: &Observation) {
+        match observation {
+            Observation::CommandCompleted { id } => {
+                if let Some(kind) = self.issued.remove(id) {
+                    self.shared.metrics.command(&command_name(&kind), "done");
+                }
+            }
+            Observation::CommandFailed { id, error } => {
+                if let Some(kind) = self.issued.remove(id) {
+                    let name = command_name(&kind);
+                    let outcome = serde_json::to_value(error)
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| "failed".into());
+                    self.shared.metrics.command(&name, &outcome);
+                    let key = command_object(&kind);
+                    self.record(&[event(
+                        &key,
+                        "CommandFailed",
+                        &format!("{name}: {error}"),
+                        Severity::Warning,
+                        Reporter::ControlPlane,
+                    )]);
+                }
+            }
+            Observation::HeartbeatMissed { host, .. } => {
+                self.record(&[event(
+                    &ObjectKey::global(Resource::Host, host),
+                    "HeartbeatMissed",
+                    &format!("{host} is silent"),
+                    Severity::Warning,
+                    Reporter::ControlPlane,
+                )]);
+            }
+            _ => {}
+        }
+    }
+}

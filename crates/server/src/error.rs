@@ -1,0 +1,84 @@
+//! The server's errors.
+
+use crate::kinds::ObjectKey;
+
+/// What the object store refuses or fails at.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    /// An object named a resourceVersion other than the stored one.
+    #[error(
+        "{key} was changed since it was read: it names resourceVersion {expected}, {}; read it again and retry",
+        match stored { Some(v) => format!("the stored one is {v}"), None => "and it does not exist".to_owned() }
+    )]
+    Conflict {
+        /// The object.
+        key: ObjectKey,
+        /// The version it named.
+        expected: u64,
+        /// The version stored, if it exists.
+        stored: Option<u64>,
+    },
+    /// A watch asked for changes that were compacted away.
+    #[error(
+        "too old resource version: {requested} (the oldest this server keeps is {oldest}); list again and watch from the list's resourceVersion"
+    )]
+    Expired {
+        /// The revision asked for.
+        requested: u64,
+        /// The oldest revision a watch may start from.
+        oldest: u64,
+    },
+    /// The request named something malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database holds something this server did not write.
+    #[error("the object store is corrupt: {0}")]
+    Corrupt(String),
+    /// SQLite failed.
+    #[error("object store: {0}")]
+    Backend(#[from] rusqlite::Error),
+}
+
+/// What stops `plinth serve`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory or a file in it.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The tokens file.
+    #[error("tokens file {path}, line {line}: {message}")]
+    Tokens {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong, with the fix.
+        message: String,
+    },
+    /// The agents file.
+    #[error("agents file {path}: {message}")]
+    Agents {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, with the fix.
+        message: String,
+    },
+    /// The object store.
+    #[error(transparent)]
+    Objects(#[from] ObjectsError),
+    /// Listening.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}

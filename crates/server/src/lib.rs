@@ -1,0 +1,261 @@
+//! `plinth serve`: the control plane as a long-lived service.
+//!
+//! Owns the HTTP API ([`api`]: Kubernetes-style resources with `resourceVersion` and
+//! watch, bearer tokens with roles, audit events), the object store ([`objects`]: SQLite)
+//! and the reconcile loop ([`controller`]) that runs the one control plane over host
+//! agents. It holds no decisions of its own: what to build where is `plinth-control`'s,
+//! what a manifest means is `plinth-model`'s.
+
+pub mod api;
+pub mod auth;
+pub mod controller;
+pub mod error;
+pub mod events;
+pub mod kinds;
+pub mod manifests;
+pub mod metrics;
+pub mod objects;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use error::{ObjectsError, ServeError};
+
+use crate::auth::{Role, Tokens};
+use crate::controller::{Agents, Controller, ControllerConfig};
+use crate::metrics::Metrics;
+use crate::objects::Objects;
+
+/// What the API handlers and the reconcile loop share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The object store.
+    pub objects: Mutex<Objects>,
+    /// The tokens accepted.
+    pub tokens: Tokens,
+    /// The newest revision written, for watches to wait on.
+    pub revisions: tokio::sync::watch::Sender<u64>,
+    /// Bumped on every write of desired state: the reconcile loop re-reads the estate.
+    pub desired: AtomicU64,
+    /// `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Shares `objects` and `tokens`.
+    ///
+    /// # Errors
+    /// When the store's revision cannot be read.
+    pub fn new(objects: Objects, tokens: Tokens) -> Result<Self, ObjectsError> {
+        let revision = objects.revision()?;
+        Ok(Self {
+            objects: Mutex::new(objects),
+            tokens,
+            revisions: tokio::sync::watch::Sender::new(revision),
+            desired: AtomicU64::new(0),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Runs `f` on the object store (blocking: SQLite waits for fsync), then tells the
+    /// watches about the new revision.
+    ///
+    /// # Errors
+    /// What `f` returns, or a poisoned lock.
+    pub fn with_objects<T>(
+        &self,
+        f: impl FnOnce(&mut Objects) -> Result<T, ObjectsError>,
+    ) -> Result<T, ObjectsError> {
+        let started = std::time::Instant::now();
+        let mut objects = self.objects.lock().map_err(|_| {
+            ObjectsError::Corrupt("a writer panicked while holding the store".into())
+        })?;
+        let out = f(&mut objects);
+        let revision = objects.revision();
+        drop(objects);
+        self.metrics.store(started.elapsed());
+        if let Ok(revision) = revision {
+            self.revisions.send_if_modified(|r| {
+                let newer = revision > *r;
+                *r = (*r).max(revision);
+                newer
+            });
+        }
+        out
+    }
+
+    /// Desired state changed: the reconcile loop re-reads the estate.
+    pub fn desired_changed(&self) {
+        self.desired.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `plinth serve`'s settings.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The object store, the control plane's state and the default tokens live here.
+    pub data_dir: PathBuf,
+    /// A tokens file; default: `DATA_DIR/tokens`, made with one admin token when absent.
+    pub tokens: Option<PathBuf>,
+    /// An agents file (`token PATH`, `HOST ADDRESS` lines) for hosts the Inventory does
+    /// not give an `agent:`.
+    pub agents: Option<PathBuf>,
+}
+
+/// The files of a data directory.
+pub mod paths {
+    use std::path::{Path, PathBuf};
+
+    /// The object store.
+    pub fn objects(data: &Path) -> PathBuf {
+        data.join("objects.db")
+    }
+    /// The control plane's records.
+    pub fn state(data: &Path) -> PathBuf {
+        data.join("control.db")
+    }
+    /// The default tokens file.
+    pub fn tokens(data: &Path) -> PathBuf {
+        data.join("tokens")
+    }
+    /// The admin token made with the default tokens file.
+    pub fn admin_token(data: &Path) -> PathBuf {
+        data.join("admin.token")
+    }
+    /// Where `plinth serve` keeps its data, and the CLI looks for the admin token, when
+    /// no directory is given: `$XDG_DATA_HOME/plinth/serve`, else
+    /// `~/.local/share/plinth/serve`, else `.plinth/serve`.
+    pub fn default_data_dir() -> PathBuf {
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+        match base {
+            Some(b) => b.join("plinth").join("serve"),
+            None => PathBuf::from(".plinth").join("serve"),
+        }
+    }
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
+    move |source| ServeError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `text` readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("creating", path))?;
+    file.write_all(text.as_bytes()).map_err(io("writing", path))
+}
+
+/// The tokens to accept: the given file, or the data directory's, made with one admin
+/// token (written beside it) when absent. The path of a new admin token, if one was made.
+fn tokens(config: &ServeConfig) -> Result<(Tokens, Option<PathBuf>), ServeError> {
+    if let Some(path) = &config.tokens {
+        return Ok((Tokens::load(path)?, None));
+    }
+    let path = paths::tokens(&config.data_dir);
+    let mut made = None;
+    if !path.exists() {
+        let (secret, line) = Tokens::generate(Role::Admin, "admin");
+        let admin = paths::admin_token(&config.data_dir);
+        let _ = std::fs::remove_file(&admin);
+        write_private(&admin, &format!("{secret}\n"))?;
+        write_private(
+            &path,
+            &format!("# ROLE NAME sha256:HEX — `plinth serve token` adds one\n{line}\n"),
+        )?;
+        made = Some(admin);
+    }
+    Ok((Tokens::load(&path)?, made))
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// When the data directory, the tokens or agents file, the store or the address fail.
+pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(io("creating", &config.data_dir))?;
+    let (tokens, made) = tokens(config)?;
+    let agents = match &config.agents {
+        Some(path) => Agents::load(path)?,
+        None => Agents::default(),
+    };
+    let objects = Objects::open(&paths::objects(&config.data_dir))?;
+    let shared = Arc::new(Shared::new(objects, tokens)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let controller = Controller::new(
+        shared.clone(),
+        ControllerConfig {
+            agents,
+            state: paths::state(&config.data_dir),
+        },
+        stop.clone(),
+    );
+    let loop_thread = std::thread::Builder::new()
+        .name("reconcile".into())
+        .spawn(move || controller.run())
+        .map_err(io("starting the reconcile loop in", &config.data_dir))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the runtime for", &config.data_dir))?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                address: config.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| ServeError::Listen {
+            address: config.listen,
+            source,
+        })?;
+        println!(
+            "plinth serve: listening on http://{address}; data in {}",
+            config.data_dir.display()
+        );
+        if let Some(admin) = &made {
+            println!("plinth serve: made an admin token in {}", admin.display());
+        }
+        axum::serve(listener, api::router(shared.clone()))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|source| ServeError::Listen { address, source })
+    });
+    stop.store(true, Ordering::SeqCst);
+    // Watches end when the sender goes; the loop ends at its next step.
+    shared.revisions.send_modify(|_| {});
+    let _ = loop_thread.join();
+    served
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
