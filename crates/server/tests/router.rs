@@ -1,0 +1,184 @@
+//! The API's router under bad requests: oversized, malformed, deeply nested and
+//! wrongly-typed bodies, unknown paths, missing tokens — each a 4xx with a reason, never a
+//! 500 and never a crash; and random requests thrown at it by proptest.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use plinth_server::Shared;
+use plinth_server::auth::{Role, Tokens};
+use plinth_server::objects::Objects;
+use proptest::prelude::*;
+use tower::ServiceExt as _;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+    secret: String,
+}
+
+fn api() -> Api {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let objects = Objects::open(&dir.path().join("objects.db")).expect("store");
+    let (secret, line) = Tokens::generate(Role::Admin, "test");
+    let tokens = Tokens::parse(&line).expect("tokens");
+    let shared = Arc::new(Shared::new(objects, tokens).expect("shared"));
+    Api {
+        _dir: dir,
+        router: plinth_server::api::router(shared),
+        secret,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Sends one request; the status and the body.
+fn send(api: &Api, method: Method, path: &str, body: Vec<u8>, token: bool) -> (StatusCode, String) {
+    let mut request = Request::builder().method(method).uri(path);
+    if token {
+        request = request.header("Authorization", format!("Bearer {}", api.secret));
+    }
+    let request = request.body(Body::from(body)).expect("request");
+    runtime().block_on(async {
+        let response = api
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("an answer");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    })
+}
+
+fn assert_refused(status: StatusCode, body: &str, want: StatusCode) {
+    assert_eq!(status, want, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body).expect("a Status object");
+    assert_eq!(v["kind"], "Status", "{body}");
+    assert!(
+        !v["message"].as_str().unwrap_or_default().is_empty(),
+        "{body}"
+    );
+}
+
+const APPLY: &str = "/apis/plinth.dev/v1alpha1/apply";
+const CLUSTER: &str = "/apis/plinth.dev/v1alpha1/clusters/a";
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_reason() {
+    let api = api();
+    let (s, b) = send(
+        &api,
+        Method::GET,
+        "/apis/plinth.dev/v1alpha1/clusters",
+        vec![],
+        false,
+    );
+    assert_refused(s, &b, StatusCode::UNAUTHORIZED);
+    let (s, b) = send(&api, Method::POST, APPLY, vec![b'{'; 9 << 20], true);
+    assert_refused(s, &b, StatusCode::PAYLOAD_TOO_LARGE);
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (s, b) = send(&api, Method::PUT, CLUSTER, nested.into_bytes(), true);
+    assert_refused(s, &b, StatusCode::BAD_REQUEST);
+    let (s, b) = send(
+        &api,
+        Method::POST,
+        APPLY,
+        br#"{"sources": 7}"#.to_vec(),
+        true,
+    );
+    assert_refused(s, &b, StatusCode::BAD_REQUEST);
+    let wrong = br#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}"#;
+    let (s, b) = send(&api, Method::PUT, CLUSTER, wrong.to_vec(), true);
+    assert_refused(s, &b, StatusCode::BAD_REQUEST);
+    let (s, b) = send(
+        &api,
+        Method::GET,
+        "/apis/plinth.dev/v1alpha1/gadgets",
+        vec![],
+        true,
+    );
+    assert_refused(s, &b, StatusCode::NOT_FOUND);
+    let (s, b) = send(
+        &api,
+        Method::PUT,
+        "/apis/plinth.dev/v1alpha1/hosts/h1",
+        b"{}".to_vec(),
+        true,
+    );
+    assert_refused(s, &b, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, b) = send(
+        &api,
+        Method::GET,
+        "/apis/plinth.dev/v1alpha1/clusters?watch=true&resourceVersion=x",
+        vec![],
+        true,
+    );
+    assert_refused(s, &b, StatusCode::BAD_REQUEST);
+    let invalid = br#"{"sources": [{"name": "a.yaml", "text": "apiVersion: plinth.dev/v1alpha1\nkind: Cluster\nmetadata: {name: a}\nspec: {}\n"}]}"#;
+    let (s, b) = send(&api, Method::POST, APPLY, invalid.to_vec(), true);
+    assert_refused(s, &b, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(b.contains("\"file\":\"a.yaml\""), "{b}");
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    prop_oneof![
+        Just(Method::GET),
+        Just(Method::PUT),
+        Just(Method::DELETE),
+        Just(Method::POST),
+        Just(Method::PATCH)
+    ]
+}
+
+fn path() -> impl Strategy<Value = String> {
+    let segment = prop_oneof![
+        Just("apis".to_owned()),
+        Just("api".to_owned()),
+        Just("plinth.dev".to_owned()),
+        Just("v1alpha1".to_owned()),
+        Just("v1".to_owned()),
+        Just("apps".to_owned()),
+        Just("namespaces".to_owned()),
+        Just("clusters".to_owned()),
+        Just("deployments".to_owned()),
+        Just("pods".to_owned()),
+        Just("apply".to_owned()),
+        Just("events".to_owned()),
+        "[a-z0-9.%-]{0,12}",
+    ];
+    (
+        prop::collection::vec(segment, 0..7),
+        prop_oneof![Just(""), Just("?watch=false"), Just("?resourceVersion=abc")],
+    )
+        .prop_map(|(s, q)| format!("/{}{q}", s.join("/")))
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..200),
+        Just(br#"{"sources": [{"name": "x", "text": "kind: Inventory"}]}"#.to_vec()),
+        Just(br#"{"apiVersion": "plinth.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "a", "resourceVersion": 5}}"#.to_vec()),
+        "[ -~]{0,100}".prop_map(String::into_bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_requests_never_get_a_server_error(method in method(), path in path(), body in body(), token in any::<bool>()) {
+        let api = api();
+        let (status, text) = send(&api, method, &path, body, token);
+        prop_assert!(!status.is_server_error(), "{status}: {text}");
+    }
+}
