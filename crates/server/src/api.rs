@@ -83,7 +83,7 @@ impl From<ObjectsError> for ApiError {
             ObjectsError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
             ObjectsError::Expired { .. } => (StatusCode::GONE, "Expired"),
             ObjectsError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            ObjectsError::Corrupt(_) | ObjectsError::Backend(_) => {
+            ObjectsError::Corrupt(_) | ObjectsError::Backend(_) | ObjectsError::Commit(_) => {
                 tracing::error!(error = %e, "object store");
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
@@ -138,6 +138,14 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         .metrics
         .request(&method, response.status(), started.elapsed());
     response
+}
+
+/// Runs the write `f` in the next group commit; answered once it is durable.
+async fn write<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&mut crate::objects::Objects) -> Result<T, ObjectsError> + Send + 'static,
+) -> Result<T, ApiError> {
+    shared.write(f).await.map_err(ApiError::from)
 }
 
 /// Runs `f` on the object store off the async workers (SQLite writes wait for fsync).
@@ -470,13 +478,27 @@ impl Drop for WatchGuard {
     }
 }
 
+/// Checks the files of `request` object by object, off the async workers (parsing and
+/// validation are CPU work).
+async fn check(request: ApplyRequest) -> Result<manifests::Split, ApiError> {
+    tokio::task::spawn_blocking(move || manifests::split(&request))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+        })
+}
+
 /// Checks `request` object by object, stores all or none, records the audit event.
 async fn store_manifests(
     shared: &Arc<Shared>,
     who: &Principal,
     request: ApplyRequest,
 ) -> Result<ApplyResponse, ApiError> {
-    let split = manifests::split(&request);
+    let split = check(request).await?;
     if split.has_errors() {
         let count = split.diagnostics.iter().filter(|d| d.is_error()).count();
         let mut e = ApiError::new(
@@ -492,7 +514,7 @@ async fn store_manifests(
     }
     let objects = split.objects;
     let user = who.name.clone();
-    let applied = store(shared, move |o| {
+    let applied = write(shared, move |o| {
         let applied = o.apply(&objects)?;
         let audit: Vec<Value> = applied
             .iter()
@@ -597,7 +619,7 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
         bindings: Default::default(),
     };
     // The object as sent, so its resourceVersion precondition is kept.
-    let split = manifests::split(&request);
+    let split = check(request).await?;
     if split.has_errors() {
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -609,7 +631,7 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
     }
     let user = who.name.clone();
     let stored_key = key.clone();
-    let (applied, served) = store(&shared, move |o| {
+    let (applied, served) = write(&shared, move |o| {
         let applied = o.apply(&[(stored_key.clone(), object)])?;
         if let Some(a) = applied.first().filter(|a| a.outcome != Outcome::Unchanged) {
             let e = event(
@@ -653,7 +675,7 @@ async fn delete(
     let expected = query_version(&query)?;
     let user = who.name.clone();
     let k = key.clone();
-    let deleted = store(&shared, move |o| {
+    let deleted = write(&shared, move |o| {
         let deleted = o.delete(&k, expected)?;
         if deleted.is_some() {
             let e = event(

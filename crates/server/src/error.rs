@@ -31,6 +31,9 @@ pub enum ObjectsError {
     /// The request named something malformed.
     #[error("{0}")]
     Invalid(String),
+    /// A group commit failed: the write is not stored.
+    #[error("the write was not committed: {0}")]
+    Commit(String),
     /// The database holds something this server did not write.
     #[error("the object store is corrupt: {0}")]
     Corrupt(String),

@@ -30,7 +30,6 @@ use crate::metrics::Metrics;
 use crate::objects::Objects;
 
 /// What the API handlers and the reconcile loop share.
-#[derive(Debug)]
 pub struct Shared {
     /// The object store.
     pub objects: Mutex<Objects>,
@@ -42,6 +41,24 @@ pub struct Shared {
     pub desired: AtomicU64,
     /// `/metrics`.
     pub metrics: Metrics,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<QueuedWrite>>,
+}
+
+/// A write waiting for a group commit: it runs in the batch's transaction and returns
+/// whether it succeeded (else it is undone) and how to answer once the commit's outcome
+/// is known.
+type QueuedWrite = Box<dyn FnOnce(&mut Objects) -> (bool, Answer) + Send>;
+/// Answers a queued write with the commit's outcome.
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("revision", &*self.revisions.borrow())
+            .field("desired", &self.desired)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -57,7 +74,73 @@ impl Shared {
             revisions: tokio::sync::watch::Sender::new(revision),
             desired: AtomicU64::new(0),
             metrics: Metrics::default(),
+            queue: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs the write `f` in the next group commit: every write queued meanwhile shares
+    /// one transaction and one wait for the disk. Resolves once the commit is durable;
+    /// `f`'s own failure undoes only `f`.
+    ///
+    /// # Errors
+    /// What `f` returns, or the commit's failure.
+    pub async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Objects) -> Result<T, ObjectsError> + Send + 'static,
+    ) -> Result<T, ObjectsError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let write: QueuedWrite = Box::new(move |objects| {
+            let result = f(objects);
+            let ok = result.is_ok();
+            let answer: Answer = Box::new(move |committed: Result<(), String>| {
+                let _ = tx.send(committed.map_err(ObjectsError::Commit).and(result));
+            });
+            (ok, answer)
+        });
+        self.queue
+            .lock()
+            .map_err(|_| ObjectsError::Corrupt("the write queue's lock is poisoned".into()))?
+            .push(write);
+        let shared = self.clone();
+        // Whoever takes the store's lock first commits every write queued by then.
+        tokio::task::spawn_blocking(move || shared.commit_queued());
+        rx.await
+            .unwrap_or_else(|_| Err(ObjectsError::Commit("the writer stopped".into())))
+    }
+
+    /// Commits every queued write in one transaction, then answers each.
+    fn commit_queued(&self) {
+        let started = std::time::Instant::now();
+        let Ok(mut objects) = self.objects.lock() else {
+            return;
+        };
+        let writes: Vec<QueuedWrite> = match self.queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        if writes.is_empty() {
+            return;
+        }
+        let (answers, committed) = objects.group(writes);
+        let revision = objects.revision();
+        drop(objects);
+        self.metrics.store(started.elapsed());
+        let committed = committed.map_err(|e| e.to_string());
+        for answer in answers {
+            answer(committed.clone());
+        }
+        if let Ok(revision) = revision {
+            self.publish(revision);
+        }
+    }
+
+    /// Tells the watches about `revision`.
+    fn publish(&self, revision: u64) {
+        self.revisions.send_if_modified(|r| {
+            let newer = revision > *r;
+            *r = (*r).max(revision);
+            newer
+        });
     }
 
     /// Runs `f` on the object store (blocking: SQLite waits for fsync), then tells the
@@ -78,11 +161,7 @@ impl Shared {
         drop(objects);
         self.metrics.store(started.elapsed());
         if let Ok(revision) = revision {
-            self.revisions.send_if_modified(|r| {
-                let newer = revision > *r;
-                *r = (*r).max(revision);
-                newer
-            });
+            self.publish(revision);
         }
         out
     }

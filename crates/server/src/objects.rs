@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -88,6 +88,10 @@ pub struct Applied {
     /// Its resourceVersion after the apply.
     pub resource_version: u64,
 }
+
+/// One write of a group commit ([`Objects::group`]): whether it succeeded, and what it
+/// keeps for its caller.
+pub type GroupedWrite<T> = Box<dyn FnOnce(&mut Objects) -> (bool, T) + Send>;
 
 /// An object the control plane reports: its key, body and status.
 pub type Reported = (ObjectKey, Value, Value);
@@ -242,6 +246,44 @@ impl Objects {
         Ok(Self { db })
     }
 
+    /// Runs `writes` in one transaction, each all or none on its own (a savepoint, undone
+    /// when the write says it failed): one commit, so one wait for the disk, for many
+    /// writers (group commit). What each write returned, and whether the commit
+    /// succeeded: a write's effect is durable only then.
+    pub fn group<T>(
+        &mut self,
+        writes: Vec<GroupedWrite<T>>,
+    ) -> (Vec<T>, Result<(), ObjectsError>) {
+        let mut kept = Vec::with_capacity(writes.len());
+        if let Err(e) = self.db.execute_batch("BEGIN IMMEDIATE") {
+            return (kept, Err(e.into()));
+        }
+        let mut failed = None;
+        for write in writes {
+            if let Err(e) = self.db.execute_batch("SAVEPOINT write") {
+                failed.get_or_insert(e);
+            }
+            let (ok, value) = write(self);
+            let end = if ok {
+                "RELEASE write"
+            } else {
+                "ROLLBACK TO write; RELEASE write"
+            };
+            if let Err(e) = self.db.execute_batch(end) {
+                failed.get_or_insert(e);
+            }
+            kept.push(value);
+        }
+        let committed = match failed {
+            None => self.db.execute_batch("COMMIT"),
+            Some(e) => Err(e),
+        };
+        if committed.is_err() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        (kept, committed.map_err(ObjectsError::from))
+    }
+
     /// The revision of the newest write.
     ///
     /// # Errors
@@ -257,9 +299,7 @@ impl Objects {
     /// [`ObjectsError::Conflict`] when one names another version (nothing is written), or
     /// a database error.
     pub fn apply(&mut self, objects: &[(ObjectKey, Value)]) -> Result<Vec<Applied>, ObjectsError> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.savepoint()?;
         let mut applied = Vec::with_capacity(objects.len());
         for (key, object) in objects {
             let expected = named_version(object).map_err(ObjectsError::Invalid)?;
@@ -321,9 +361,7 @@ impl Objects {
     /// # Errors
     /// A database error.
     pub fn set_statuses(&mut self, statuses: &[(ObjectKey, Value)]) -> Result<bool, ObjectsError> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.savepoint()?;
         let mut wrote = false;
         for (key, status) in statuses {
             let Some(row) = read_row(&tx, key)? else {
@@ -356,9 +394,7 @@ impl Objects {
         resource: Resource,
         objects: &[Reported],
     ) -> Result<bool, ObjectsError> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.savepoint()?;
         let mut wrote = false;
         let stored = keys(&tx, resource)?;
         for (key, body, status) in objects {
@@ -404,9 +440,7 @@ impl Objects {
         if events.is_empty() {
             return Ok(());
         }
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.savepoint()?;
         let status = json!({});
         for event in events {
             let revision = next_revision(&tx)?;
@@ -445,9 +479,7 @@ impl Objects {
         key: &ObjectKey,
         expected: Option<u64>,
     ) -> Result<Option<Value>, ObjectsError> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.savepoint()?;
         let Some(row) = read_row(&tx, key)? else {
             return Ok(None);
         };
@@ -477,8 +509,8 @@ impl Objects {
     /// # Errors
     /// A database error.
     pub fn list(&self, filter: &Filter) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
-        let tx = self.db.unchecked_transaction()?;
-        let revision = meta(&tx, "revision")?;
+        let tx = &self.db;
+        let revision = meta(tx, "revision")?;
         let mut query = tx.prepare(
             "SELECT resource, namespace, name, revision, generation, body, status FROM objects
              WHERE (?1 IS NULL OR resource = ?1) AND (?2 IS NULL OR namespace = ?2)
@@ -519,8 +551,6 @@ impl Objects {
             );
             out.push((key, object));
         }
-        drop(query);
-        tx.finish()?;
         Ok((out, revision))
     }
 
@@ -550,9 +580,9 @@ impl Objects {
         filter: &Filter,
         limit: usize,
     ) -> Result<(Vec<Change>, u64), ObjectsError> {
-        let tx = self.db.unchecked_transaction()?;
-        let revision = meta(&tx, "revision")?;
-        let compacted = meta(&tx, "compacted")?;
+        let tx = &self.db;
+        let revision = meta(tx, "revision")?;
+        let compacted = meta(tx, "compacted")?;
         if after < compacted {
             return Err(ObjectsError::Expired {
                 requested: after,
@@ -605,8 +635,6 @@ impl Objects {
                 key,
             });
         }
-        drop(query);
-        tx.finish()?;
         let read_to = if read < limit {
             revision.max(after)
         } else {
