@@ -241,6 +241,40 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     assert_eq!(code, 0, "{err}");
     assert!(described.contains("ClusterReady"), "{described}");
 
+    // A changed spec is rolled out: a new Kubernetes version (a rolling upgrade, node by
+    // node) and one more worker (a scale), until the cluster is Ready again.
+    let changed = dir.path().join("cluster.yaml");
+    let spec =
+        std::fs::read_to_string(root().join("examples/small/cluster.yaml")).expect("cluster");
+    std::fs::write(
+        &changed,
+        spec.replace("1.31.4", "1.32.0")
+            .replace("replicas: 4", "replicas: 5"),
+    )
+    .expect("file");
+    let (code, out, err) = cli(&server, &admin, &["apply", &changed.display().to_string()]);
+    assert_eq!((code, out.trim()), (0, "cluster/apps configured"), "{err}");
+    let rolled = (0..240).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        let (_, events, _) = cli(&server, &reader, &["get", "events", "-o", "json"]);
+        let (_, cluster, _) = cli(&server, &reader, &["get", "cluster", "apps", "-o", "json"]);
+        let cluster: serde_json::Value = serde_json::from_str(&cluster).unwrap_or_default();
+        events.contains("UpgradeFinished")
+            && cluster["status"]["nodes"] == 8
+            && cluster["status"]["readyNodes"] == 8
+            && cluster["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Progressing" && c["status"] == "False")
+            })
+    });
+    let (_, status, _) = cli(&server, &reader, &["get", "clusters", "-o", "wide"]);
+    assert!(rolled, "not rolled out and scaled: {status}");
+    let (_, vms, _) = cli(&server, &reader, &["get", "vms", "-o", "name"]);
+    assert!(
+        !vms.contains("virtualmachine/apps-workers-0\n"),
+        "the old nodes are replaced: {vms}"
+    );
+
     // kill -9 mid-stream of writes: every acknowledged one is there after a restart.
     let mut acknowledged = Vec::new();
     for round in 0..5 {

@@ -98,8 +98,8 @@ impl Session {
     }
 
     /// Takes a changed estate while running: plans it, restores the control plane's
-    /// records into the new design, and requests the clusters it adds. Returns the
-    /// clusters requested.
+    /// records into the new design, requests the clusters it adds and scales the pools
+    /// whose planned size changed. Returns the clusters asked.
     ///
     /// # Errors
     /// When the new design cannot be planned, needs a host without an agent, or the
@@ -119,7 +119,43 @@ impl Session {
         self.short = short;
         self.fresh = fresh;
         self.driver.set_pools(crate::bootstrap::Pools::of(estate));
-        Ok(self.request_unbuilt())
+        let mut requested = self.request_unbuilt();
+        requested.extend(self.resize());
+        Ok(requested)
+    }
+
+    /// Scales each built, idle cluster's pools to the size the design plans: a pool whose
+    /// planned size changed (its workloads or its `replicas` did) since it was built.
+    /// Level-triggered, like [`Session::replan`]'s other requests. Returns the clusters
+    /// asked.
+    fn resize(&mut self) -> Vec<String> {
+        let mut wanted = Vec::new();
+        for planned in self.fresh.clusters() {
+            let idle = self
+                .control
+                .cluster_state(&planned.name)
+                .is_some_and(|s| s.nodes > 0 && !s.busy);
+            let Some(now) = self.control.cluster(&planned.name).filter(|_| idle) else {
+                continue;
+            };
+            for (pool, running) in planned.pools.iter().zip(&now.pools) {
+                if let Some((size, _)) = pool.create
+                    && usize::try_from(size).ok() != Some(running.nodes.len())
+                {
+                    wanted.push((planned.name.clone(), pool.name.clone(), size));
+                }
+            }
+        }
+        let mut asked = Vec::new();
+        for (cluster, pool, replicas) in wanted {
+            self.request(Observation::ScaleRequested {
+                cluster: cluster.clone(),
+                pool,
+                replicas,
+            });
+            asked.push(cluster);
+        }
+        asked
     }
 
     /// Requests every cluster that has no node and nothing under way: level-triggered, so

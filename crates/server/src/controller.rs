@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use plinth_control::{
-    CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready, Time,
+    CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready,
+    Reason, Time, UpgradeKind,
 };
 use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
 use plinth_proto::Token;
@@ -171,6 +172,32 @@ fn command_name(kind: &CommandKind) -> String {
         .unwrap_or_default()
 }
 
+/// The rolling upgrades a change of desired state asks for: a Cluster whose
+/// `kubernetesVersion` or `osImage` changed.
+fn upgrades(
+    before: &[(ObjectKey, Value)],
+    after: &[(ObjectKey, Value)],
+) -> Vec<(String, UpgradeKind)> {
+    let mut out = Vec::new();
+    for (key, new) in after
+        .iter()
+        .filter(|(k, _)| k.resource == Resource::Cluster)
+    {
+        let Some((_, old)) = before.iter().find(|(k, _)| k == key) else {
+            continue;
+        };
+        for (field, kind) in [
+            ("/spec/kubernetesVersion", UpgradeKind::Kubernetes),
+            ("/spec/osImage", UpgradeKind::Os),
+        ] {
+            if old.pointer(field) != new.pointer(field) {
+                out.push((key.name.clone(), kind));
+            }
+        }
+    }
+    out
+}
+
 /// The object a command acts on.
 fn command_object(kind: &CommandKind) -> ObjectKey {
     let resource = match kind {
@@ -264,8 +291,12 @@ impl Controller {
             None => self.start(&estate, desired),
             Some(r) if r.desired == desired => {}
             Some(r) => match r.session.replan(&estate) {
-                Ok(added) => {
-                    tracing::info!(?added, "estate changed; control plane re-planned");
+                Ok(asked) => {
+                    tracing::info!(?asked, "estate changed; control plane re-planned");
+                    for (cluster, upgrade) in upgrades(&r.desired, &desired) {
+                        r.session
+                            .request(Observation::UpgradeRequested { cluster, upgrade });
+                    }
                     r.desired = desired;
                 }
                 Err(e) => {
@@ -527,11 +558,18 @@ impl Journal for ServerJournal {
         for change in &ready.conditions {
             if let ConditionChange::Set(c) = change {
                 let message = c.message.clone();
+                // Planned work is news; anything else waits on something.
+                let severity = match c.reason {
+                    Reason::Upgrading | Reason::Evacuating | Reason::InMaintenance => {
+                        Severity::Normal
+                    }
+                    _ => Severity::Warning,
+                };
                 events.push(event(
                     &involved(&c.object),
                     &c.reason.to_string(),
                     &message,
-                    Severity::Warning,
+                    severity,
                     Reporter::ControlPlane,
                 ));
             }

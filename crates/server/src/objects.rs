@@ -250,10 +250,7 @@ impl Objects {
     /// when the write says it failed): one commit, so one wait for the disk, for many
     /// writers (group commit). What each write returned, and whether the commit
     /// succeeded: a write's effect is durable only then.
-    pub fn group<T>(
-        &mut self,
-        writes: Vec<GroupedWrite<T>>,
-    ) -> (Vec<T>, Result<(), ObjectsError>) {
+    pub fn group<T>(&mut self, writes: Vec<GroupedWrite<T>>) -> (Vec<T>, Result<(), ObjectsError>) {
         let mut kept = Vec::with_capacity(writes.len());
         if let Err(e) = self.db.execute_batch("BEGIN IMMEDIATE") {
             return (kept, Err(e.into()));
@@ -515,7 +512,8 @@ impl Objects {
             "SELECT resource, namespace, name, revision, generation, body, status FROM objects
              WHERE (?1 IS NULL OR resource = ?1) AND (?2 IS NULL OR namespace = ?2)
                AND (?3 IS NULL OR name = ?3)
-             ORDER BY resource, namespace, name",
+             ORDER BY resource, namespace,
+                 CASE WHEN resource = 'events' THEN revision ELSE 0 END, name",
         )?;
         let rows = query.query_map(
             params![

@@ -54,7 +54,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 .map(|d| d.to_diagnostic())
                 .collect();
             crate::output::stderr(crate::render::render(&input, &diagnostics));
-            crate::output::stderr(format!("{}: {}", status.reason, status.message));
+            crate::output::stderr(format!("{}: {}\n", status.reason, status.message));
             return Ok(Outcome::Invalid);
         }
         Err(e) => return Err(e.into()),
@@ -70,7 +70,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     }
     for s in &response.skipped {
         crate::output::stderr(format!(
-            "note: skipped {} {} ({}): Plinth does not read this kind",
+            "note: skipped {} {} ({}): Plinth does not read this kind\n",
             s.count, s.kind, s.api_version
         ));
     }

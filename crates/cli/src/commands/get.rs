@@ -494,7 +494,7 @@ pub(crate) fn wait(args: &WaitArgs) -> Result<Outcome> {
         );
         if last.get(&name) != Some(&now) {
             crate::output::stderr(format!(
-                "{}/{name}: {now}",
+                "{}/{name}: {now}\n",
                 resource.info().kind.to_ascii_lowercase()
             ));
             last.insert(name.clone(), now);
@@ -510,7 +510,7 @@ pub(crate) fn wait(args: &WaitArgs) -> Result<Outcome> {
         }
         Ok(()) => {
             crate::output::stderr(format!(
-                "timed out after {} waiting for {kind}={status}",
+                "timed out after {} waiting for {kind}={status}\n",
                 humantime::format_duration(args.timeout)
             ));
             Ok(Outcome::Invalid)

@@ -65,7 +65,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     if agents.is_empty() {
         crate::output::stderr(
             "no host of the Inventory names its agent: give each host `agent: IP:PORT` \
-             (see examples/lab and docs/run.md)",
+             (see examples/lab and docs/run.md)\n",
         );
         return Ok(Outcome::Invalid);
     }

@@ -110,7 +110,7 @@ pub(crate) fn token(args: &TokenArgs) -> Result<Outcome> {
     writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
     println!("{secret}");
     crate::output::stderr(format!(
-        "added {role} token `{}` to {}; restart plinth serve to accept it. The secret above is not stored anywhere.",
+        "added {role} token `{}` to {}; restart plinth serve to accept it. The secret above is not stored anywhere.\n",
         args.name,
         path.display()
     ));
