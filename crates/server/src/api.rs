@@ -111,6 +111,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let authed = Router::new()
         .route(APPLY_PATH, post(apply))
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi/v3",
+            get(|| async { axum::Json(crate::openapi::document()) }),
+        )
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));

@@ -15,6 +15,7 @@ pub mod kinds;
 pub mod manifests;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use plinth_model::{Diagnostic, Location, Severity};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::objects::Applied;
@@ -13,7 +14,7 @@ use crate::objects::Applied;
 pub const APPLY_PATH: &str = "/apis/plinth.dev/v1alpha1/apply";
 
 /// An apply: manifest files as the user wrote them, checked and stored all or none.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplyRequest {
     /// The files, each its name (for diagnostics) and text.
@@ -24,7 +25,7 @@ pub struct ApplyRequest {
 }
 
 /// One manifest file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// Its name as the user gave it.
@@ -34,7 +35,7 @@ pub struct Source {
 }
 
 /// What an apply did.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyResponse {
     /// Each object, and what became of it.
@@ -46,7 +47,7 @@ pub struct ApplyResponse {
 }
 
 /// One applied object.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedObject {
     /// `kind:`.
@@ -78,7 +79,7 @@ impl From<&Applied> for AppliedObject {
 }
 
 /// Objects of one kind an apply did not store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     /// `kind:`.
@@ -90,7 +91,7 @@ pub struct Skipped {
 }
 
 /// A diagnostic of `plinth validate`, on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WireDiagnostic {
     /// `error`, `warning` or `note`.
@@ -143,7 +144,7 @@ impl WireDiagnostic {
 }
 
 /// A failed request's answer, in the shape of Kubernetes' `Status`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     /// Always `Status`.

@@ -12,12 +12,17 @@ use crate::output::{self, Overwrite};
 
 /// Write the JSON Schema of each kind, generated from the same types the loader uses.
 ///
-/// With `--out DIR`, writes `DIR/<Kind>.json` for every kind; else prints the one KIND asked for.
+/// With `--out DIR`, writes `DIR/<Kind>.json` for every kind; else prints the one KIND asked
+/// for. With `--openapi`, prints the OpenAPI document of `plinth serve`'s API instead
+/// (`docs/openapi.json`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Print only this kind's schema.
-    #[arg(required_unless_present = "out", conflicts_with = "out")]
+    #[arg(required_unless_present_any = ["out", "openapi"], conflicts_with_all = ["out", "openapi"])]
     pub(crate) kind: Option<String>,
+    /// Print the OpenAPI 3.1 document of `plinth serve`'s API.
+    #[arg(long, conflicts_with = "out")]
+    pub(crate) openapi: bool,
     /// Write every kind's schema into this directory.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
@@ -25,6 +30,11 @@ pub(crate) struct Args {
 
 /// Runs `plinth schema`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    if args.openapi {
+        let text = serde_json::to_string_pretty(&plinth_server::openapi::document())?;
+        output::stdout(format!("{text}\n"))?;
+        return Ok(Outcome::Success);
+    }
     if let Some(kind) = &args.kind {
         output::stdout(format!(
             "{}\n",

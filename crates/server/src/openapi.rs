@@ -1,0 +1,191 @@
+//! The API's OpenAPI 3.1 document, generated from the code it describes: paths from the
+//! resource table, Plinth's kinds from the schemas the manifest loader decodes with, the
+//! apply and error bodies from the wire types. `docs/openapi.json` is this document; a test
+//! fails when it is stale. Served at `/openapi/v3`.
+
+use plinth_model::document::PLINTH_KINDS;
+use plinth_model::schema::json_schema;
+use schemars::JsonSchema;
+use serde_json::{Map, Value, json};
+
+use crate::kinds::{Info, TABLE, Writer};
+use crate::wire::{APPLY_PATH, ApplyRequest, ApplyResponse, Status};
+
+/// Where a schema goes in the document.
+fn component(name: &str) -> String {
+    format!("#/components/schemas/{name}")
+}
+
+/// Moves a JSON Schema's `$defs` into `components` as `PREFIX.NAME` and points its local
+/// `$ref`s at them, so the schema is valid inside the document.
+fn hoist(prefix: &str, mut schema: Value, components: &mut Map<String, Value>) -> Value {
+    fn rewrite(prefix: &str, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get_mut("$ref")
+                    && let Some(name) = r.strip_prefix("#/$defs/")
+                {
+                    *r = component(&format!("{prefix}.{name}"));
+                }
+                map.values_mut().for_each(|v| rewrite(prefix, v));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| rewrite(prefix, v)),
+            _ => {}
+        }
+    }
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$schema");
+        if let Some(Value::Object(defs)) = map.remove("$defs") {
+            for (name, mut def) in defs {
+                rewrite(prefix, &mut def);
+                components.insert(format!("{prefix}.{name}"), def);
+            }
+        }
+    }
+    rewrite(prefix, &mut schema);
+    schema
+}
+
+fn wire<T: JsonSchema>(name: &str, components: &mut Map<String, Value>) {
+    let schema = hoist(name, schemars::schema_for!(T).to_value(), components);
+    components.insert(name.to_owned(), schema);
+}
+
+/// The schema of one resource's objects.
+fn object_schema(info: &Info) -> Value {
+    match info.writer {
+        Writer::User if PLINTH_KINDS.contains(&info.kind) => json!({"$ref": component(info.kind)}),
+        Writer::User => json!({
+            "type": "object",
+            "description": format!(
+                "A Kubernetes {} {} as the Kubernetes API defines it; docs/manifests.md lists the fields Plinth reads.",
+                info.api_version(), info.kind
+            ),
+            "externalDocs": {"url": "https://kubernetes.io/docs/reference/kubernetes-api/"},
+        }),
+        Writer::ControlPlane => json!({
+            "type": "object",
+            "description": format!(
+                "A {} the control plane reports (read-only); docs/serve.md lists its status.",
+                info.kind
+            ),
+        }),
+    }
+}
+
+fn ok(schema: Value) -> Value {
+    json!({
+        "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "default": {"description": "A failure", "content": {"application/json": {"schema": {"$ref": component("Status")}}}},
+    })
+}
+
+fn parameter(name: &str, place: &str, description: &str, required: bool) -> Value {
+    json!({"name": name, "in": place, "required": required, "description": description, "schema": {"type": "string"}})
+}
+
+/// The paths of one resource.
+fn paths_of(info: &Info, paths: &mut Map<String, Value>) {
+    let object = object_schema(info);
+    let list = json!({"type": "object", "properties": {
+        "kind": {"const": format!("{}List", info.kind)},
+        "metadata": {"type": "object", "properties": {"resourceVersion": {"type": "string"}}},
+        "items": {"type": "array", "items": object},
+    }});
+    let watch = [
+        parameter(
+            "watch",
+            "query",
+            "`true`: stream changes as JSON lines ({type, object})",
+            false,
+        ),
+        parameter(
+            "resourceVersion",
+            "query",
+            "watch from this revision (410 when compacted)",
+            false,
+        ),
+    ];
+    let name = parameter("name", "path", "the object's name", true);
+    let namespace = parameter("namespace", "path", "the object's namespace", true);
+    let mut collections = vec![(info.path(None, None), Vec::new())];
+    let mut objects = Vec::new();
+    if info.namespaced {
+        collections.push((
+            info.path(Some("{namespace}"), None),
+            vec![namespace.clone()],
+        ));
+        objects.push((
+            info.path(Some("{namespace}"), Some("{name}")),
+            vec![namespace, name],
+        ));
+    } else {
+        objects.push((info.path(None, Some("{name}")), vec![name]));
+    }
+    for (path, params) in collections {
+        let mut all = params;
+        all.extend(watch.iter().cloned());
+        paths.insert(path, json!({"get": {"summary": format!("List or watch {}", info.plural), "parameters": all, "responses": ok(list.clone())}}));
+    }
+    for (path, params) in objects {
+        let mut ops = Map::new();
+        ops.insert("get".into(), json!({"summary": format!("Read a {}", info.kind), "parameters": params, "responses": ok(object.clone())}));
+        if info.writer == Writer::User {
+            ops.insert("put".into(), json!({
+                "summary": format!("Create or replace a {} (409 when its metadata.resourceVersion is not the stored one)", info.kind),
+                "parameters": params,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": object}}},
+                "responses": ok(object.clone()),
+            }));
+            let mut precondition = params.clone();
+            precondition.push(parameter(
+                "resourceVersion",
+                "query",
+                "delete only at this version",
+                false,
+            ));
+            ops.insert(
+                "delete".into(),
+                json!({
+                    "summary": format!("Delete a {}", info.kind),
+                    "parameters": precondition,
+                    "responses": ok(object.clone()),
+                }),
+            );
+        }
+        paths.insert(path, Value::Object(ops));
+    }
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut components = Map::new();
+    for kind in PLINTH_KINDS {
+        if let Ok(schema) = json_schema(kind) {
+            let schema = hoist(kind, schema, &mut components);
+            components.insert(kind.to_owned(), schema);
+        }
+    }
+    wire::<ApplyRequest>("ApplyRequest", &mut components);
+    wire::<ApplyResponse>("ApplyResponse", &mut components);
+    wire::<Status>("Status", &mut components);
+    let mut paths = Map::new();
+    for info in &TABLE {
+        paths_of(info, &mut paths);
+    }
+    paths.insert(APPLY_PATH.to_owned(), json!({"post": {
+        "summary": "Apply manifest files: every object checked as `plinth validate` checks it, then stored all or none (422 with located diagnostics otherwise)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": component("ApplyRequest")}}}},
+        "responses": ok(json!({"$ref": component("ApplyResponse")})),
+    }}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Plinth", "version": env!("CARGO_PKG_VERSION"), "description": "The control plane of `plinth serve` (docs/serve.md)."},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    })
+}
