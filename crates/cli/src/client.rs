@@ -14,16 +14,87 @@ use serde_json::Value;
 /// The largest answer read, bytes (a list of every object of a big estate).
 const MAX_ANSWER: u64 = 256 << 20;
 
-/// Where the server is and who we are, shared by every verb that talks to it.
+/// The server a CLI talks to when nothing names one.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7780";
+
+/// Where the server is and who we are, shared by every verb that talks to it. Each comes
+/// from its flag, else its environment variable, else the context, else the default.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServerArgs {
-    /// The server's URL.
-    #[arg(long, env = "PLINTH_SERVER", default_value = "http://127.0.0.1:7780")]
-    pub(crate) server: String,
-    /// File holding the bearer token; default: the admin token `plinth serve` made in its
-    /// default data directory.
+    /// The server's URL; default: the context's, else http://127.0.0.1:7780.
+    #[arg(long, env = "PLINTH_SERVER")]
+    pub(crate) server: Option<String>,
+    /// File holding the bearer token; default: the context's, else the admin token `plinth
+    /// serve` made in its default data directory.
     #[arg(long, env = "PLINTH_TOKEN_FILE", value_name = "PATH")]
     pub(crate) token_file: Option<PathBuf>,
+    /// A context of the config file ($PLINTH_CONFIG, else ~/.config/plinth/config.yaml);
+    /// default: its `current-context`.
+    #[arg(long, env = "PLINTH_CONTEXT")]
+    pub(crate) context: Option<String>,
+}
+
+/// One context of the config file: a server and who we are there, like a kubeconfig's.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Context {
+    name: String,
+    server: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+/// The config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Config {
+    current_context: Option<String>,
+    #[serde(default)]
+    contexts: Vec<Context>,
+}
+
+fn config_path() -> Option<PathBuf> {
+    std::env::var_os("PLINTH_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/plinth/config.yaml"))
+        })
+}
+
+/// The context `wanted` names (or the file's current one): `None` when there is no config
+/// file and none was asked for.
+fn context(wanted: Option<&str>) -> Result<Option<Context>, ClientError> {
+    let bad = |path: &PathBuf, message: String| ClientError::Config {
+        path: path.clone(),
+        message,
+    };
+    let Some(path) = config_path() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && wanted.is_none() => return Ok(None),
+        Err(e) => return Err(bad(&path, e.to_string())),
+    };
+    let source = plinth_model::SourceFile::new(path.display().to_string(), text);
+    let (docs, error) = plinth_model::yaml::parse_documents(&source);
+    if let Some(e) = error {
+        return Err(bad(&path, e.to_string()));
+    }
+    let config: Config = match docs.into_iter().next() {
+        Some(doc) => serde_json::from_value(doc.value).map_err(|e| bad(&path, e.to_string()))?,
+        None => Config::default(),
+    };
+    let Some(name) = wanted.map(str::to_owned).or(config.current_context) else {
+        return Ok(None);
+    };
+    let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+    let found = config.contexts.iter().find(|c| c.name == name).cloned();
+    found.map(Some).ok_or_else(|| {
+        bad(
+            &path,
+            format!("no context `{name}`; it has: {}", names.join(", ")),
+        )
+    })
 }
 
 /// What a request to the server can end in.
@@ -38,6 +109,14 @@ pub(crate) enum ClientError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The config file or the context asked for.
+    #[error("config {path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
     /// The server could not be reached or the answer not read.
     #[error(
@@ -67,9 +146,19 @@ pub(crate) struct Client {
 impl Client {
     /// A client for `args`.
     pub(crate) fn new(args: &ServerArgs) -> Result<Self, ClientError> {
-        let path = args.token_file.clone().unwrap_or_else(|| {
-            plinth_server::paths::admin_token(&plinth_server::paths::default_data_dir())
-        });
+        let context = context(args.context.as_deref())?.unwrap_or_default();
+        let server = args
+            .server
+            .clone()
+            .or(context.server)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let path = args
+            .token_file
+            .clone()
+            .or(context.token_file)
+            .unwrap_or_else(|| {
+                plinth_server::paths::admin_token(&plinth_server::paths::default_data_dir())
+            });
         let token =
             std::fs::read_to_string(&path).map_err(|source| ClientError::Token { path, source })?;
         let agent = ureq::Agent::config_builder()
@@ -78,7 +167,7 @@ impl Client {
             .into();
         Ok(Self {
             agent,
-            server: args.server.trim_end_matches('/').to_owned(),
+            server: server.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {}", token.trim()),
         })
     }

@@ -330,6 +330,32 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         .expect("answer");
     assert_eq!(response.status().as_u16(), 409);
 
+    // Contexts: the config file names the server and the token, as a kubeconfig does.
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "current-context: lab\ncontexts:\n  - name: lab\n    server: {}\n    token-file: {}\n",
+            server.url,
+            reader.display()
+        ),
+    )
+    .expect("config");
+    let by_context = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(args)
+            .env("PLINTH_CONFIG", &config)
+            .env_remove("PLINTH_SERVER")
+            .env_remove("PLINTH_TOKEN_FILE")
+            .output()
+            .expect("plinth runs")
+    };
+    let out = by_context(&["get", "clusters", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cluster/apps");
+    let out = by_context(&["get", "clusters", "--context", "prod"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no context `prod`; it has: lab"));
+
     let (code, out, _) = cli(&server, &admin, &["delete", "pod", "p0", "-n", "shop"]);
     assert_eq!((code, out.trim()), (0, "pod/p0 deleted"));
 }
