@@ -7,6 +7,7 @@
 //! It must not decide anything the control plane decides: it never places, restarts or moves
 //! a VM on its own; the only thing it does unasked is kill its VMs when it cannot be heard.
 
+mod datastore;
 mod error;
 mod hypervisor;
 pub mod image;

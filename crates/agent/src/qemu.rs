@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
+use crate::datastore;
 use crate::error::AgentError;
 use crate::hypervisor::Hypervisor;
 use crate::image::Image;
@@ -96,11 +97,6 @@ impl VmPaths {
     fn spec(&self) -> PathBuf {
         self.run.join("spec.json")
     }
-    /// The VM's configuration beside its disk on the shared storage, from which any host
-    /// can register and start it (HA restart), as a VMX file on a shared datastore.
-    fn shared_spec(&self) -> PathBuf {
-        self.disk.with_extension("json")
-    }
     fn qmp(&self) -> PathBuf {
         self.run.join("qmp.sock")
     }
@@ -172,16 +168,7 @@ impl QemuHypervisor {
             return Err(AgentError::InvalidName(vm.clone()));
         }
         let paths = self.paths(vm);
-        let text = tokio::fs::read(paths.shared_spec())
-            .await
-            .map_err(|_| AgentError::UnknownVm(vm.clone()))?;
-        let spec: VmSpec = serde_json::from_slice(&text).map_err(|e| AgentError::File {
-            path: paths.shared_spec(),
-            source: std::io::Error::other(e),
-        })?;
-        if spec.name != *vm {
-            return Err(AgentError::UnknownVm(vm.clone()));
-        }
+        let (spec, text) = datastore::read(&self.config.storage, vm).await?;
         tokio::fs::create_dir_all(&paths.run)
             .await
             .map_err(AgentError::file(&paths.run))?;
@@ -375,7 +362,7 @@ impl Hypervisor for QemuHypervisor {
                 _ => Err(AgentError::VmExists(spec.name.clone())),
             };
         }
-        let made = make_vm_files(spec, &self.paths(&spec.name), &self.config.image).await;
+        let made = make_vm_files(spec, &self.paths(&spec.name), &self.config).await;
         if made.is_err() {
             self.table.remove(&spec.name);
         }
@@ -437,9 +424,10 @@ impl Hypervisor for QemuHypervisor {
     async fn delete(&self, vm: &VmName) -> Result<(), AgentError> {
         self.stop(vm).await?;
         let paths = self.paths(vm);
-        for file in [&paths.disk, &paths.seed, &paths.shared_spec()] {
+        for file in [&paths.disk, &paths.seed] {
             let _ = tokio::fs::remove_file(file).await;
         }
+        datastore::remove(&self.config.storage, vm).await;
         let _ = tokio::fs::remove_dir_all(&paths.run).await;
         self.table.remove(vm);
         Ok(())
@@ -501,7 +489,12 @@ fn socket_chardev(id: &str, path: &Path) -> OsString {
 }
 
 /// The overlay disk, the seed and the record of a new VM.
-async fn make_vm_files(spec: &VmSpec, paths: &VmPaths, image: &Image) -> Result<(), AgentError> {
+async fn make_vm_files(
+    spec: &VmSpec,
+    paths: &VmPaths,
+    config: &QemuConfig,
+) -> Result<(), AgentError> {
+    let (image, storage) = (&config.image, &config.storage);
     tokio::fs::create_dir_all(&paths.run)
         .await
         .map_err(AgentError::file(&paths.run))?;
@@ -522,14 +515,8 @@ async fn make_vm_files(spec: &VmSpec, paths: &VmPaths, image: &Image) -> Result<
     )
     .await?;
     write_seed(spec, &paths.seed, &paths.run).await?;
-    let record = serde_json::to_vec_pretty(spec).map_err(|e| AgentError::File {
-        path: paths.spec(),
-        source: std::io::Error::other(e),
-    })?;
-    tokio::fs::write(paths.shared_spec(), &record)
-        .await
-        .map_err(AgentError::file(paths.shared_spec()))?;
-    tokio::fs::write(paths.spec(), record)
+    datastore::write(storage, spec).await?;
+    tokio::fs::write(paths.spec(), datastore::encode(spec, &paths.spec())?)
         .await
         .map_err(AgentError::file(paths.spec()))
 }

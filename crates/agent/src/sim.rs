@@ -1,6 +1,7 @@
 //! Simulated VMs: the same protocol and lifecycle with no QEMU, and boot times from the
 //! Environment, so the control plane and its tests can run many hosts cheaply.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use plinth_proto::guest::{GuestStatus, UserData, checksum};
 use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
 use tokio::sync::watch;
 
+use crate::datastore;
 use crate::error::AgentError;
 use crate::hypervisor::Hypervisor;
 use crate::table::{VmRecord, VmTable};
@@ -18,6 +20,9 @@ pub struct SimulatedHypervisor {
     table: Arc<VmTable>,
     boot: Duration,
     capacity: Capacity,
+    /// The storage every host sees, where VM configurations live: a VM created on one
+    /// host can be started on another (an HA restart). `None`: this host's VMs only.
+    storage: Option<PathBuf>,
 }
 
 impl SimulatedHypervisor {
@@ -28,7 +33,32 @@ impl SimulatedHypervisor {
             table: Arc::new(VmTable::default()),
             boot,
             capacity,
+            storage: None,
         }
+    }
+
+    /// The same host, keeping VM configurations on `storage`, shared with other hosts.
+    #[must_use]
+    pub fn with_storage(mut self, storage: PathBuf) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// `vm`'s record: this host's, or registered from the shared storage.
+    async fn record(&self, vm: &VmName) -> Result<VmRecord, AgentError> {
+        if let Some(record) = self.table.get(vm) {
+            return Ok(record);
+        }
+        let storage = self
+            .storage
+            .as_ref()
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let (spec, _) = datastore::read(storage, vm).await?;
+        self.table.insert(VmRecord::new(spec));
+        tracing::info!(vm = %vm, "registered from the shared storage");
+        self.table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))
     }
 }
 
@@ -56,6 +86,9 @@ impl Hypervisor for SimulatedHypervisor {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
         if self.table.insert(VmRecord::new(spec.clone())) {
+            if let Some(storage) = &self.storage {
+                datastore::write(storage, spec).await?;
+            }
             return Ok(());
         }
         // A repeated create (its first answer was lost) is a no-op.
@@ -66,10 +99,7 @@ impl Hypervisor for SimulatedHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self
-            .table
-            .get(vm)
-            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let record = self.record(vm).await?;
         if record.state == VmState::Running {
             return Ok(());
         }
@@ -105,6 +135,9 @@ impl Hypervisor for SimulatedHypervisor {
     async fn delete(&self, vm: &VmName) -> Result<(), AgentError> {
         self.stop(vm).await?;
         self.table.remove(vm);
+        if let Some(storage) = &self.storage {
+            datastore::remove(storage, vm).await;
+        }
         Ok(())
     }
 

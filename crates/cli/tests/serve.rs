@@ -31,6 +31,8 @@ impl Agents {
             .env("PLINTH_SIM_AGENTS_DIR", &self.dir)
             .env("PLINTH_SIM_AGENTS_PORT", self.port.to_string())
             .env("PLINTH_SIM_BOOT_TIME", "300ms")
+            // examples/lab's Environment, applied with the estate, says 3 s too.
+            .env("PLINTH_SELF_FENCE_TIMEOUT", "3s")
             .output()
             .expect("scripts/sim-agents runs")
     }
@@ -180,13 +182,27 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     assert!(listed.trim().is_empty(), "nothing stored: {listed}");
 
     // Apply, then apply again: the second changes nothing.
-    let (code, out, err) = cli(&server, &admin, &["apply", "-f", "examples/small"]);
+    // The lab Environment's short HA timeouts, so a host failure plays out in seconds.
+    let (code, out, err) = cli(
+        &server,
+        &admin,
+        &[
+            "apply",
+            "-f",
+            "examples/small",
+            "examples/lab/environment.yaml",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("inventory/small created") && out.contains("cluster/"),
         "{out}"
     );
-    let (code, again, _) = cli(&server, &admin, &["apply", "examples/small"]);
+    let (code, again, _) = cli(
+        &server,
+        &admin,
+        &["apply", "examples/small", "examples/lab/environment.yaml"],
+    );
     assert_eq!(code, 0);
     assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
 
@@ -273,6 +289,37 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     assert!(
         !vms.contains("virtualmachine/apps-workers-0\n"),
         "the old nodes are replaced: {vms}"
+    );
+
+    // A host dies: HA restarts its VMs on the others, and the cluster is Ready again.
+    let (_, hosts, _) = cli(&server, &reader, &["get", "hosts", "-o", "json"]);
+    let hosts: serde_json::Value = serde_json::from_str(&hosts).expect("json");
+    let busiest = hosts["items"]
+        .as_array()
+        .and_then(|h| {
+            h.iter()
+                .max_by_key(|h| h["status"]["vms"].as_array().map_or(0, Vec::len))
+        })
+        .and_then(|h| h["metadata"]["name"].as_str())
+        .expect("a host")
+        .to_owned();
+    let out = agents.script(&["crash", &busiest]);
+    assert!(out.status.success());
+    let recovered = (0..240).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        let (_, vms, _) = cli(&server, &reader, &["get", "vms", "-o", "json"]);
+        let vms: serde_json::Value = serde_json::from_str(&vms).unwrap_or_default();
+        vms["items"].as_array().is_some_and(|all| {
+            all.len() == 8
+                && all.iter().all(|v| {
+                    v["status"]["phase"] == "Running" && v["status"]["host"] != busiest.as_str()
+                })
+        })
+    });
+    let (_, vms, _) = cli(&server, &reader, &["get", "vms"]);
+    assert!(
+        recovered,
+        "the VMs of {busiest} did not run again elsewhere:\n{vms}"
     );
 
     // kill -9 mid-stream of writes: every acknowledged one is there after a restart.

@@ -100,7 +100,11 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     };
     runtime()?.block_on(async {
         if args.simulated {
-            let hv = SimulatedHypervisor::new(args.boot_time, capacity);
+            let hv = SimulatedHypervisor::new(args.boot_time, capacity).with_storage(
+                args.storage
+                    .clone()
+                    .unwrap_or_else(|| args.state_dir.join("storage")),
+            );
             serve(config, Arc::new(hv)).await
         } else {
             let dir = args.image.clone().context("--image is required")?;
