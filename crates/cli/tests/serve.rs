@@ -291,6 +291,38 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         "the old nodes are replaced: {vms}"
     );
 
+    // A second cluster makes the unlabelled workloads ambiguous: the estate is invalid, so a
+    // change of `apps` is held back — and says so — until the second cluster goes.
+    let second = dir.path().join("batch.yaml");
+    std::fs::write(&second, spec.replace("name: apps", "name: batch")).expect("file");
+    let (code, _, err) = cli(&server, &admin, &["apply", &second.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let shrunk = dir.path().join("shrunk.yaml");
+    std::fs::write(&shrunk, spec.replace("1.31.4", "1.32.0")).expect("file");
+    let (code, _, err) = cli(&server, &admin, &["apply", &shrunk.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let blocked = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        let (_, apps, _) = cli(&server, &reader, &["get", "cluster", "apps", "-o", "json"]);
+        apps.contains("\"Blocked\"") && apps.contains("cannot tell which cluster")
+    });
+    let (_, apps, _) = cli(&server, &reader, &["get", "cluster", "apps", "-o", "wide"]);
+    assert!(blocked, "{apps}");
+    // A running cluster cannot be deleted; one that never ran can.
+    let (code, _, err) = cli(&server, &admin, &["delete", "cluster", "apps"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("runs 8 node VM(s)"), "{err}");
+    let (code, _, err) = cli(&server, &admin, &["delete", "cluster", "batch"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(
+        &shrunk,
+        spec.replace("1.31.4", "1.32.0")
+            .replace("replicas: 4", "replicas: 5"),
+    )
+    .expect("file");
+    let (code, _, err) = cli(&server, &admin, &["apply", &shrunk.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+
     // A host dies: HA restarts its VMs on the others, and the cluster is Ready again.
     let (_, hosts, _) = cli(&server, &reader, &["get", "hosts", "-o", "json"]);
     let hosts: serde_json::Value = serde_json::from_str(&hosts).expect("json");

@@ -80,7 +80,9 @@ impl ApiError {
 impl From<ObjectsError> for ApiError {
     fn from(e: ObjectsError) -> Self {
         let (status, reason) = match &e {
-            ObjectsError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            ObjectsError::Conflict { .. } | ObjectsError::Refused(_) => {
+                (StatusCode::CONFLICT, "Conflict")
+            }
             ObjectsError::Expired { .. } => (StatusCode::GONE, "Expired"),
             ObjectsError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ObjectsError::Corrupt(_) | ObjectsError::Backend(_) | ObjectsError::Commit(_) => {
@@ -437,6 +439,9 @@ impl Watching {
     /// when the server shuts down).
     async fn next(&mut self) -> Option<Bytes> {
         loop {
+            if self.guard.0.closing.load(Ordering::SeqCst) {
+                return None;
+            }
             if let Some(next) = self.pending.pop_front() {
                 return Some(next);
             }
@@ -667,6 +672,21 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
     Ok((status, axum::Json(served.unwrap_or(Value::Null))).into_response())
 }
 
+/// The node VMs a Cluster's status says it runs, when it runs any.
+fn running_nodes(
+    objects: &crate::objects::Objects,
+    key: &ObjectKey,
+) -> Result<Option<u64>, ObjectsError> {
+    if key.resource != Resource::Cluster {
+        return Ok(None);
+    }
+    let nodes = objects
+        .get(key)?
+        .and_then(|o| o.pointer("/status/nodes").and_then(Value::as_u64))
+        .filter(|&n| n > 0);
+    Ok(nodes)
+}
+
 async fn delete(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
@@ -680,6 +700,11 @@ async fn delete(
     let user = who.name.clone();
     let k = key.clone();
     let deleted = write(&shared, move |o| {
+        if let Some(nodes) = running_nodes(o, &k)? {
+            return Err(ObjectsError::Refused(format!(
+                "{k} runs {nodes} node VM(s): deleting a running cluster is not supported yet (its VMs would run on unmanaged); scale its pools down first or keep it"
+            )));
+        }
         let deleted = o.delete(&k, expected)?;
         if deleted.is_some() {
             let e = event(

@@ -280,10 +280,39 @@ impl Controller {
             })
             .collect();
         let Some(estate) = estate else {
-            if self.running.is_none() {
-                self.not_running = Some(
-                    "the estate is not valid yet: see the objects' Accepted conditions".into(),
-                );
+            match &self.running {
+                None => {
+                    self.not_running = Some(
+                        "the estate is not valid yet: see the objects' Accepted conditions".into(),
+                    );
+                }
+                // The last valid estate keeps running: say so on every change it holds back.
+                Some(r) => {
+                    let blocker = problems
+                        .iter()
+                        .find_map(|(k, ds)| {
+                            ds.iter()
+                                .find(|d| d.severity == DiagSeverity::Error)
+                                .map(|d| format!("{k}: {}", d.message))
+                        })
+                        .unwrap_or_default();
+                    let message = format!(
+                        "not applied while the estate has an error elsewhere ({blocker}); the running estate is unchanged"
+                    );
+                    for (key, object) in &desired {
+                        let running = r.desired.iter().any(|(k, v)| k == key && v == object);
+                        let own = self
+                            .accepted
+                            .get(key)
+                            .is_some_and(|c| c["status"] == "False");
+                        if !running && !own {
+                            self.accepted.insert(
+                                key.clone(),
+                                condition("Accepted", false, "Blocked", &message),
+                            );
+                        }
+                    }
+                }
             }
             return;
         };

@@ -18,6 +18,9 @@ pub enum ObjectsError {
         /// The version stored, if it exists.
         stored: Option<u64>,
     },
+    /// The change would leave running VMs unmanaged.
+    #[error("{0}")]
+    Refused(String),
     /// A watch asked for changes that were compacted away.
     #[error(
         "too old resource version: {requested} (the oldest this server keeps is {oldest}); list again and watch from the list's resourceVersion"

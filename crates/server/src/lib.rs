@@ -44,6 +44,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Writes waiting for the next group commit.
     queue: Mutex<Vec<QueuedWrite>>,
+    /// The service is stopping: watches end so the last connections close.
+    pub closing: AtomicBool,
 }
 
 /// A write waiting for a group commit: it runs in the batch's transaction and returns
@@ -76,6 +78,7 @@ impl Shared {
             desired: AtomicU64::new(0),
             metrics: Metrics::default(),
             queue: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -257,7 +260,9 @@ fn tokens(config: &ServeConfig) -> Result<(Tokens, Option<PathBuf>), ServeError>
         write_private(&admin, &format!("{secret}\n"))?;
         write_private(
             &path,
-            &format!("# ROLE NAME sha256:HEX — `plinth serve token` adds one\n{line}\n"),
+            &format!(
+                "# ROLE NAME sha256:HEX — `plinth token --role ROLE --name NAME --tokens THIS_FILE` adds one\n{line}\n"
+            ),
         )?;
         made = Some(admin);
     }
@@ -314,18 +319,25 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
             println!("plinth serve: made an admin token in {}", admin.display());
         }
         axum::serve(listener, api::router(shared.clone()))
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(shutdown(shared.clone()))
             .await
             .map_err(|source| ServeError::Listen { address, source })
     });
     stop.store(true, Ordering::SeqCst);
-    // Watches end when the sender goes; the loop ends at its next step.
-    shared.revisions.send_modify(|_| {});
+    // The loop ends at its next step.
     let _ = loop_thread.join();
     served
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM, after telling the watches to end.
+async fn shutdown(shared: Arc<Shared>) {
+    signal().await;
+    println!("plinth serve: shutting down (the VMs keep running; the next start resumes)");
+    shared.closing.store(true, Ordering::SeqCst);
+    shared.revisions.send_modify(|_| {});
+}
+
+async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {

@@ -285,10 +285,14 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
     let mut rows = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
     rows.extend(items.iter().map(&cells));
     let table = matches!(args.output, Format::Table | Format::Wide);
-    let first = if table {
-        aligned(&rows, &mut widths)
-    } else {
-        show(resource, args.output, &items)
+    // JSON lines say what happened, as the API's watch does: {"type", "object"}.
+    let change = |kind: &str, object: &Value| {
+        format!("{}\n", serde_json::json!({"type": kind, "object": object}))
+    };
+    let first = match args.output {
+        _ if table => aligned(&rows, &mut widths),
+        Format::Json => items.iter().map(|o| change("ADDED", o)).collect(),
+        format => show(resource, format, &items),
     };
     crate::output::stdout(first)?;
     let from = text(&list, "/metadata/resourceVersion").to_owned();
@@ -297,7 +301,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
         &info.path(args.namespace.as_deref(), None),
         Some(&from),
         None,
-        |_, object| {
+        |kind, object| {
             if args
                 .name
                 .as_ref()
@@ -305,10 +309,10 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
             {
                 return true;
             }
-            let line = if table {
-                aligned(&[cells(object)], &mut widths)
-            } else {
-                show(resource, args.output, std::slice::from_ref(object))
+            let line = match args.output {
+                _ if table => aligned(&[cells(object)], &mut widths),
+                Format::Json => change(kind, object),
+                format => show(resource, format, std::slice::from_ref(object)),
             };
             match crate::output::stdout(line) {
                 Ok(()) => true,
