@@ -101,14 +101,12 @@ fn context(wanted: Option<&str>) -> Result<Option<Context>, ClientError> {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ClientError {
     /// No token to send.
-    #[error(
-        "reading the token {path}: {source} (start `plinth serve` first, or pass --token-file)"
-    )]
+    #[error("reading the token {path}: {error} (start `plinth serve` first, or pass --token-file)")]
     Token {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: String,
     },
     /// The config file or the context asked for.
     #[error("config {path}: {message}")]
@@ -120,13 +118,13 @@ pub(crate) enum ClientError {
     },
     /// The server could not be reached or the answer not read.
     #[error(
-        "{server}: {source} (is `plinth serve` running there? --server or PLINTH_SERVER names it)"
+        "{server}: {error} (is `plinth serve` running there? --server or PLINTH_SERVER names it)"
     )]
     Transport {
         /// The server.
         server: String,
         /// Why.
-        source: Box<ureq::Error>,
+        error: Box<ureq::Error>,
     },
     /// The server answered with a failure.
     #[error("{}: {}", .0.reason, .0.message)]
@@ -159,8 +157,16 @@ impl Client {
             .unwrap_or_else(|| {
                 plinth_server::paths::admin_token(&plinth_server::paths::default_data_dir())
             });
-        let token =
-            std::fs::read_to_string(&path).map_err(|source| ClientError::Token { path, source })?;
+        let token = std::fs::read_to_string(&path).map_err(|e| ClientError::Token {
+            path: path.clone(),
+            error: e.to_string(),
+        })?;
+        if token.trim().is_empty() {
+            return Err(ClientError::Token {
+                path,
+                error: "the file is empty".into(),
+            });
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -175,7 +181,7 @@ impl Client {
     fn transport(&self, e: ureq::Error) -> ClientError {
         ClientError::Transport {
             server: self.server.clone(),
-            source: Box::new(e),
+            error: Box::new(e),
         }
     }
 

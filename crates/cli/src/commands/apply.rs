@@ -74,6 +74,10 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             s.count, s.kind, s.api_version
         ));
     }
+    if response.objects.is_empty() {
+        crate::output::stderr("error: no objects to apply: the files hold no kind Plinth reads\n");
+        return Ok(Outcome::Invalid);
+    }
     let mut out = String::new();
     for o in &response.objects {
         let name = if o.namespace.is_empty() {

@@ -351,14 +351,37 @@ pub(crate) fn describe(args: &DescribeArgs) -> Result<Outcome> {
     let info = resource.info();
     let client = Client::new(&args.server)?;
     let object: Value = client.get(&info.path(Some(&args.namespace), Some(&args.name)))?;
-    let mut out = format!("Name:     {}\nKind:     {}\n", args.name, info.kind);
+    let mut fields = vec![("Name", args.name.clone()), ("Kind", info.kind.to_owned())];
     if info.namespaced {
-        out.push_str(&format!("Namespace: {}\n", args.namespace));
+        fields.push(("Namespace", args.namespace.clone()));
     }
-    out.push_str(&format!(
-        "Version:  {}\n\nConditions:\n",
-        text(&object, "/metadata/resourceVersion")
+    fields.push((
+        "Version",
+        text(&object, "/metadata/resourceVersion").to_owned(),
     ));
+    let labels: Vec<Vec<String>> = fields
+        .into_iter()
+        .map(|(k, v)| vec![format!("{k}:"), v])
+        .collect();
+    let mut out = aligned(&labels, &mut Vec::new());
+    // What the status says besides its conditions (a VM's phase and host, a host's state).
+    let rest: serde_json::Map<String, Value> = object
+        .get("status")
+        .and_then(Value::as_object)
+        .map(|s| {
+            s.iter()
+                .filter(|(k, _)| *k != "conditions")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rest.is_empty() {
+        out.push_str("\nStatus:\n");
+        for line in crate::render::to_yaml(&Value::Object(rest)).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str("\nConditions:\n");
     let conditions = object
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -473,6 +496,11 @@ pub(crate) fn wait(args: &WaitArgs) -> Result<Outcome> {
     };
     let (kind, status) = spec.split_once('=').unwrap_or((spec, "True"));
     let client = Client::new(&args.server)?;
+    if let Some(name) = &args.name {
+        // A name that does not exist is an error now, not at the timeout.
+        let info = resource.info();
+        client.get::<Value>(&info.path(info.namespaced.then_some("default"), Some(name)))?;
+    }
     let path = resource.info().path(None, None);
     let deadline = Instant::now() + args.timeout;
     let mut last: std::collections::BTreeMap<String, String> = Default::default();
