@@ -12,7 +12,7 @@ use crate::command::{
     ControlEvent, Observation, Ready, Reason,
 };
 use crate::config::ControlConfig;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::upgrade::ClusterTopology;
 use crate::{drs, ha, maintenance};
 
@@ -783,7 +783,7 @@ impl Control {
             self.set_condition(
                 format!("vm/{vm}"),
                 Reason::WaitingForFence,
-                format!("host {name} silent since {last_heard}; the VM restarts elsewhere once the host is fenced, or at {dead_at} when its own agent has killed it"),
+                format!("host {name} silent for {}; the VM restarts elsewhere once the host is fenced, or in {} when its own agent has killed it", Span::until(last_heard, now), Span::until(now, dead_at)),
                 now,
             );
         }
@@ -941,13 +941,16 @@ impl Control {
                 .failure
                 .map(|f| self.cfg.ha.known_dead_at(self.failures[f].last_heard));
             let until = dead_at.map_or_else(String::new, |t| {
-                format!("; it restarts elsewhere at {t}, when the host's agent has killed it")
+                format!(
+                    "; it restarts elsewhere in {}, when the host's agent has killed it",
+                    Span::until(now, t)
+                )
             });
             for vm in self.vms_on(i) {
                 self.set_condition(
                     format!("vm/{vm}"),
                     Reason::WaitingForFence,
-                    format!("fence of host {name} failed ({error}); the VM stays down rather than risk a second copy{until}; next fence at {retry}"),
+                    format!("fence of host {name} failed ({error}); the VM stays down rather than risk a second copy{until}; next fence in {}", Span::until(now, retry)),
                     now,
                 );
             }

@@ -28,5 +28,5 @@ pub use command::{
 pub use config::{ControlConfig, Deadlines, DrsConfig, HaConfig};
 pub use control::{ClusterState, Control, FailureRecord, HostState, VmPhase};
 pub use driver::{Driver, run};
-pub use time::Time;
+pub use time::{Span, Time};
 pub use upgrade::{ClusterTopology, PoolTopology, Strategy};

@@ -9,7 +9,7 @@ use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 use super::{Control, Health, Maint, Pending, Timer};
 use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
 use crate::control::VmPhase;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology};
 
 /// Wait before a replacement that found no room is tried again, ms.
@@ -501,7 +501,8 @@ impl Control {
                     now,
                     c,
                     Some(format!(
-                        "waiting for capacity for a new node like {old}: {e}; next try at {retry}"
+                        "waiting for capacity for a new node like {old}: {e}; next try in {}",
+                        Span(RETRY_MS)
                     )),
                 );
                 if self.clusters[c].retry_at.is_none() {

@@ -20,7 +20,7 @@ use plinth_placement::{HostId, Migration};
 
 use super::{Control, Health, InFlight, Pending, VmPhase};
 use crate::command::{Command, CommandError, CommandKind, Reason};
-use crate::time::Time;
+use crate::time::{Span, Time};
 
 /// Refusals of one idempotent command after which it is no longer retried.
 const MAX_REFUSALS: u32 = 8;
@@ -132,7 +132,10 @@ impl Control {
             self.set_condition(
                 object,
                 reason,
-                format!("{verb} of {what} failed ({error}); {blocks}; next try at {at}"),
+                format!(
+                    "{verb} of {what} failed ({error}); {blocks}; next try in {}",
+                    Span::until(now, at)
+                ),
                 now,
             );
         }
