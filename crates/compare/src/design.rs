@@ -176,8 +176,9 @@ pub struct RoleRow {
 /// Most extra VMs of one group the headroom question counts.
 pub const GROWTH_LIMIT: u32 = 1000;
 
-/// [`plinth_placement::designs::group_headroom`] with the groups asked in parallel: the
-/// same answers in the same order, in a fraction of the time on a pool of many groups.
+/// Places the whole design of `problem` on its owned hosts, then asks, group by group (in
+/// parallel, answers in group order), how many more VMs of the group's shape fit (at most
+/// `limit`).
 pub fn group_headroom(
     problem: &CapacityProblem,
     limit: u32,

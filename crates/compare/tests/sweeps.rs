@@ -23,7 +23,12 @@ fn inputs_marked_not_simulated_change_neither_runs_nor_designs() {
         for f in [1.0 / p.range, p.range] {
             let mut scaled = base.clone();
             (p.scale)(&mut scaled, f);
-            assert_ne!((p.value)(&scaled), (p.value)(&base), "{} ×{f} changes the input", p.name);
+            assert_ne!(
+                (p.value)(&scaled),
+                (p.value)(&base),
+                "{} ×{f} changes the input",
+                p.name
+            );
             let again = simulate_runs(&scaled, &o, Execution::default(), &|| {}).expect("runs");
             assert_eq!(again, runs, "{} ×{f} changed the runs", p.name);
             let r = report(&scaled, &o, &runs).expect("report");

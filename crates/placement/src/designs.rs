@@ -567,18 +567,6 @@ fn first_member_shapes(problem: &CapacityProblem) -> Vec<(String, VmSpec)> {
         .collect()
 }
 
-/// Places the whole design of `problem` on its owned hosts, then asks, group by group, how
-/// many more VMs of the group's shape fit (at most `limit`).
-pub fn group_headroom(
-    problem: &CapacityProblem,
-    limit: u32,
-) -> Result<Vec<GroupHeadroom>, PlacementError> {
-    let trials = HeadroomTrials::new(problem)?;
-    Ok((0..trials.len())
-        .filter_map(|i| trials.ask(i, limit))
-        .collect())
-}
-
 /// The bare-metal design's servers per cluster; `scheduling` gives the fewest nodes a
 /// pool's pods need by their scheduling constraints (`cluster`, `pool`), when known.
 pub fn bare_metal_problem(
