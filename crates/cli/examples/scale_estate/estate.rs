@@ -146,7 +146,7 @@ spec:
         tenant = c % 10,
         workers = 3 + c % 4,
     );
-    if c % 3 == 0 {
+    if c.is_multiple_of(3) {
         out.push_str(
             "    - name: memory
       vcpu: 8
@@ -223,7 +223,7 @@ spec:
             head("StatefulSet")
         )
     } else {
-        let spread = if w % 2 == 0 {
+        let spread = if w.is_multiple_of(2) {
             format!(
                 "      topologySpreadConstraints:
         - maxSkew: 1
@@ -242,7 +242,7 @@ spec:
 }
 
 fn vm_set(s: u32, count: u32) -> String {
-    let strict = if s % 4 == 0 {
+    let strict = if s.is_multiple_of(4) {
         "  placement:\n    spreadOver: host\n    mode: strict\n"
     } else {
         ""

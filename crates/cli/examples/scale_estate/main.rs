@@ -6,6 +6,12 @@
 //! cargo run --release -p plinth-cli --example scale_estate -- plan /tmp/estate-10k
 //! ```
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: its result and usage"
+)]
+
 mod estate;
 
 use std::path::PathBuf;
