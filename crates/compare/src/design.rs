@@ -9,10 +9,13 @@ use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::{EnvironmentType, host_reservation};
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::kinds::{UsageProfile, cluster::ClusterSpec};
+use plinth_placement::PlacementError;
 use plinth_placement::baremetal::Role;
-use plinth_placement::designs::{GroupHeadroom, group_headroom};
+use plinth_placement::capacity::CapacityProblem;
+use plinth_placement::designs::{GroupHeadroom, HeadroomTrials};
 use plinth_placement::plan::DesignPlan;
 use plinth_sim::{Options, Setup, setup};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::CompareError;
@@ -172,6 +175,20 @@ pub struct RoleRow {
 
 /// Most extra VMs of one group the headroom question counts.
 pub const GROWTH_LIMIT: u32 = 1000;
+
+/// Places the whole design of `problem` on its owned hosts, then asks, group by group (in
+/// parallel, answers in group order), how many more VMs of the group's shape fit (at most
+/// `limit`).
+pub fn group_headroom(
+    problem: &CapacityProblem,
+    limit: u32,
+) -> Result<Vec<GroupHeadroom>, PlacementError> {
+    let trials = HeadroomTrials::new(problem)?;
+    Ok((0..trials.len())
+        .into_par_iter()
+        .filter_map(|i| trials.ask(i, limit))
+        .collect())
+}
 
 impl Design {
     /// Servers used.

@@ -591,6 +591,16 @@ pub fn fmt_num(x: f64) -> String {
 /// Builds the report from the runs' facts (simulated now or read back from saved logs).
 pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report, CompareError> {
     let designs = [design(estate, ENVS[0])?, design(estate, ENVS[1])?];
+    Ok(report_of(estate, options, runs, &designs))
+}
+
+/// [`report`] with the designs of `estate` already built, in [`ENVS`] order.
+pub(crate) fn report_of(
+    estate: &Estate,
+    options: &Options,
+    runs: &Runs,
+    designs: &[Design; 2],
+) -> Report {
     let mut warnings = Vec::new();
     if let (_, Some(w)) = dimensions::overheads(estate) {
         warnings.push(w);
@@ -646,7 +656,7 @@ pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report,
             add_node: statics[k].add_node.clone(),
         })
         .collect();
-    Ok(Report {
+    Report {
         options: *options,
         currency: estate.price_sheet.spec.currency.clone(),
         horizon_years: estate.price_sheet.spec.horizon_years,
@@ -666,7 +676,7 @@ pub fn report(estate: &Estate, options: &Options, runs: &Runs) -> Result<Report,
         what_if: Vec::new(),
         provenance: provenance(estate),
         warnings,
-    })
+    }
 }
 
 /// Simulates and reports in one step.

@@ -87,13 +87,14 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
         runs: 2,
         ..r.options
     };
-    r.sensitivity = sensitivity::break_even(&estate, &sweep, &|| {})?;
+    let sweeps = sensitivity::Sweeps::new(&estate, &sweep)?;
+    r.sensitivity = sweeps.break_even(&|| {})?;
     // As `plinth compare` does: the rest stays where the recommendation puts it.
     let rest_on = match r.recommendation.as_ref().map(|x| x.environment) {
         Some("bare-metal") => EnvironmentType::BareMetal,
         _ => EnvironmentType::Virtualized,
     };
-    r.what_if = sensitivity::what_if(&estate, rest_on, &sweep, &|| {})?;
+    r.what_if = sweeps.what_if(rest_on, &|| {})?.moved;
     ensure!(
         r.dimensions.len() == 13,
         "{} dimensions",

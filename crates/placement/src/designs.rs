@@ -28,6 +28,7 @@ use crate::nodes::{Kubelet, PodShape};
 use crate::place_all::place_all;
 use crate::plan::{PER_NODE_LABELS, pool_labels, region};
 use crate::pool::PoolConfig;
+use crate::state::PoolState;
 use crate::vm::{Group, GroupId, RestartPriority, VmSpec, ZoneId};
 
 /// A workload no node pool of its cluster can run, and why.
@@ -491,43 +492,79 @@ pub struct GroupHeadroom {
     pub stopped_by: Option<PlacementError>,
 }
 
-/// Places the whole design of `problem` on its owned hosts, then asks, group by group, how
-/// many more VMs of the group's shape fit (at most `limit`).
-pub fn group_headroom(
-    problem: &CapacityProblem,
-    limit: u32,
-) -> Result<Vec<GroupHeadroom>, PlacementError> {
-    let hosts: Vec<HostSpec> = problem
-        .owned
-        .iter()
-        .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
-        .collect();
-    let pool = problem.pool(hosts, problem.groups.clone(), problem.config.clone())?;
-    let placed = place_all(pool, problem.vms.clone());
-    let mut out = Vec::new();
-    for (g, group) in problem.groups.iter().enumerate() {
-        let Some(shape) = problem
-            .vms
+/// The whole design of a [`CapacityProblem`] placed on its owned hosts, from which each
+/// placement group's headroom is asked independently (each question works on its own copy
+/// of the placed state, so they may be asked in any order, or in parallel).
+#[derive(Clone, Debug)]
+pub struct HeadroomTrials {
+    /// The owned hosts with every VM of the design placed.
+    placed: PoolState,
+    /// Each group that has a VM: its name and the shape of its first VM, in group order.
+    shapes: Vec<(String, VmSpec)>,
+}
+
+impl HeadroomTrials {
+    /// Places the whole design of `problem` on its owned hosts.
+    pub fn new(problem: &CapacityProblem) -> Result<Self, PlacementError> {
+        let hosts: Vec<HostSpec> = problem
+            .owned
             .iter()
-            .find(|v| v.group.is_some_and(|id| id.0 as usize == g))
-        else {
-            continue;
-        };
-        let h = headroom(
-            &placed.state,
-            &VmSpec {
-                name: group.name.clone(),
-                ..shape.clone()
-            },
-            limit,
-        );
-        out.push(GroupHeadroom {
-            group: group.name.clone(),
+            .map(|h| HostSpec::new(h.name.clone(), h.rack, problem.classes[h.class].capacity))
+            .collect();
+        let pool = problem.pool(hosts, problem.groups.clone(), problem.config.clone())?;
+        let placed = place_all(pool, problem.vms.clone()).state;
+        Ok(Self {
+            placed,
+            shapes: first_member_shapes(problem),
+        })
+    }
+
+    /// How many groups have a headroom question.
+    pub fn len(&self) -> usize {
+        self.shapes.len()
+    }
+
+    /// Whether no group has a VM.
+    pub fn is_empty(&self) -> bool {
+        self.shapes.is_empty()
+    }
+
+    /// How many more VMs of the `i`-th group's shape fit (at most `limit`), or `None`
+    /// past the last group.
+    pub fn ask(&self, i: usize, limit: u32) -> Option<GroupHeadroom> {
+        let (name, shape) = self.shapes.get(i)?;
+        let h = headroom(&self.placed, shape, limit);
+        Some(GroupHeadroom {
+            group: name.clone(),
             more: h.more,
             stopped_by: h.stopped_by,
-        });
+        })
     }
-    Ok(out)
+}
+
+/// The shape of each group's first VM (named after the group), for the groups that have
+/// one, in group order: one pass over the VMs.
+fn first_member_shapes(problem: &CapacityProblem) -> Vec<(String, VmSpec)> {
+    let mut first: Vec<Option<&VmSpec>> = vec![None; problem.groups.len()];
+    for vm in &problem.vms {
+        if let Some(slot) = vm.group.and_then(|g| first.get_mut(g.0 as usize))
+            && slot.is_none()
+        {
+            *slot = Some(vm);
+        }
+    }
+    problem
+        .groups
+        .iter()
+        .zip(first)
+        .filter_map(|(group, vm)| {
+            let shape = VmSpec {
+                name: group.name.clone(),
+                ..vm?.clone()
+            };
+            Some((group.name.clone(), shape))
+        })
+        .collect()
 }
 
 /// The bare-metal design's servers per cluster; `scheduling` gives the fewest nodes a

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use plinth_model::Resources;
 use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
 use plinth_placement::admission::percentage_holds;
+use plinth_placement::headroom::{Headroom, headroom};
 use plinth_placement::{
     AdmissionPolicy, Group, GroupId, HostId, HostSpec, HostStatus, Pool, PoolConfig, PoolState,
     RackId, VmSpec, place_all,
@@ -196,5 +197,57 @@ proptest! {
             Ok(_) => check(&state)?,
             Err(_) => prop_assert_eq!(state, before),
         }
+    }
+}
+
+/// Headroom as its definition reads: copies placed one by one on a plain copy of the state.
+fn headroom_by_definition(state: &PoolState, shape: &VmSpec, limit: u32) -> Headroom {
+    let mut trial = state.clone();
+    for more in 0..limit {
+        let copy = VmSpec {
+            name: format!("{}+{}", shape.name, more + 1),
+            ..shape.clone()
+        };
+        if let Err(e) = trial.place(copy) {
+            return Headroom {
+                more,
+                stopped_by: Some(e),
+            };
+        }
+    }
+    Headroom {
+        more: limit,
+        stopped_by: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The headroom trial skips hosts that can take no more copies: the count and the
+    /// reason it stops (with every host's reason) are those of the plain definition.
+    #[test]
+    fn headroom_answers_as_its_definition(
+        c in case(),
+        shape in (1u64..8, 1u64..32, prop::option::of(0usize..4)),
+        limit in 0u32..80,
+    ) {
+        let (pool, vms) = build(&c);
+        let mut state = place_all(pool, vms).state;
+        for f in &c.fail {
+            if *f < state.pool().hosts().len() {
+                state.fail_host(HostId(*f as u32)).expect("known host");
+            }
+        }
+        let groups = state.pool().groups().len();
+        let spec = VmSpec::new("copy", Resources::new(shape.0 * 1000, shape.1, 0));
+        let spec = match shape.2 {
+            Some(g) if g < groups => spec.in_group(GroupId(g as u32)),
+            _ => spec,
+        };
+        prop_assert_eq!(
+            headroom(&state, &spec, limit),
+            headroom_by_definition(&state, &spec, limit)
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::decision::DecidedBy;
+use plinth_compare::sensitivity::Sweeps;
 use plinth_compare::{
     CompareError, ENVS, Execution, Options, Report, Runs, Winner, fmt_num, html, log_file_name,
     read_runs, report, sensitivity, simulate_runs,
@@ -240,8 +241,9 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             ..options
         };
         let t = Instant::now();
+        let sweeps = Sweeps::new(&estate, &sweep)?;
         let progress = bar(sensitivity::PARAMETERS.len() as u64, "break-even inputs");
-        report.sensitivity = sensitivity::break_even(&estate, &sweep, &|| progress.inc(1))?;
+        report.sensitivity = sweeps.break_even(&|| progress.inc(1))?;
         progress.finish_and_clear();
         timings.push(("break-even search", t.elapsed()));
         let t = Instant::now();
@@ -249,9 +251,11 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             Some("bare-metal") => EnvironmentType::BareMetal,
             _ => EnvironmentType::Virtualized,
         };
-        let progress = bar(estate.clusters.len() as u64, "clusters moved");
-        report.what_if = sensitivity::what_if(&estate, rest_on, &sweep, &|| progress.inc(1))?;
+        let progress = bar(sweeps.what_if_count() as u64, "clusters moved");
+        let what_ifs = sweeps.what_if(rest_on, &|| progress.inc(1))?;
         progress.finish_and_clear();
+        report.warnings.extend(what_ifs.bound());
+        report.what_if = what_ifs.moved;
         timings.push(("per-cluster what-ifs", t.elapsed()));
     }
     if let Some(path) = &args.html {

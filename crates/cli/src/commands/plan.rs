@@ -3,13 +3,13 @@
 //! pool can still grow on the inventory.
 
 use anyhow::Result;
+use plinth_compare::design::group_headroom;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
 use plinth_placement::HeadroomRule;
 use plinth_placement::baremetal::BareMetalPlan;
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
-use plinth_placement::designs::group_headroom;
 use plinth_placement::nodes::NodeTerm;
 use plinth_placement::plan::{BareMetalDesign, DesignPlan, Plan, PlanError, VirtualizedPlan, plan};
 use serde_json::{Value, json};
