@@ -866,7 +866,7 @@ impl<'a> World<'a> {
     fn place(&mut self, p: usize) -> Option<usize> {
         let c = self.s.pods[p].cluster;
         let template = Arc::clone(&self.s.pods[p].template);
-        match self.s.schedulers[c].schedule(&template) {
+        match self.s.schedulers[c].schedule_shared(&template) {
             Ok(b) => {
                 let n = self.slot_node[c][b.node.0 as usize];
                 self.pods[p].sched = Some(b.pod);

@@ -114,6 +114,15 @@ pub(crate) struct Static {
     pub(crate) all_ok: bool,
 }
 
+impl Static {
+    /// Sets node slot `i`'s outcome (its cordon changed) and what follows from it.
+    fn set_code(&mut self, i: usize, code: u8) {
+        self.code[i] = code;
+        self.penalty[i] = if code == OK { 0.0 } else { f64::NEG_INFINITY };
+        self.all_ok = self.code.iter().all(|&k| k == OK);
+    }
+}
+
 /// Per-pod values that change as pods are bound (minimum spread counts, symmetric terms).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PodState {
@@ -136,6 +145,14 @@ struct Scratch {
     total: Vec<f64>,
 }
 
+/// A shared template compiled once, with its static pass, reused while the node set stays
+/// the same (a cordon change updates the static pass in place).
+#[derive(Clone, Debug)]
+struct Prepared {
+    compiled: Arc<Compiled>,
+    stat: Static,
+}
+
 #[derive(Clone, Debug)]
 struct Placed {
     compiled: Arc<Compiled>,
@@ -150,6 +167,8 @@ pub struct Scheduler {
     by_name: HashMap<String, u32>,
     /// Position of each node slot in name order (ties break to the lowest rank).
     rank: Vec<u32>,
+    /// Node slots in name order (equal names in slot order): `rank`'s inverse.
+    order: Vec<u32>,
     pub(crate) base_code: Vec<u8>,
     any_prefer_taint: bool,
     free_cpu: Vec<u64>,
@@ -167,6 +186,9 @@ pub struct Scheduler {
     alive: usize,
     pub(crate) index: Index,
     scratch: Scratch,
+    /// Templates scheduled through [`Scheduler::schedule_shared`], by the address of the
+    /// shared template (which the compiled template keeps alive, so it is not reused).
+    prepared: HashMap<usize, Prepared>,
 }
 
 /// The largest value, with four independent accumulators so the loop is not one long chain
@@ -198,6 +220,7 @@ impl Scheduler {
             nodes: Vec::with_capacity(nodes.len()),
             by_name: HashMap::with_capacity(nodes.len()),
             rank: Vec::new(),
+            order: Vec::new(),
             base_code: Vec::new(),
             any_prefer_taint: false,
             free_cpu: Vec::new(),
@@ -215,11 +238,12 @@ impl Scheduler {
             alive: 0,
             index: Index::default(),
             scratch: Scratch::default(),
+            prepared: HashMap::new(),
         };
         for node in nodes {
             s.push_node(node)?;
         }
-        s.rerank();
+        s.rank_all();
         Ok(s)
     }
 
@@ -245,6 +269,7 @@ impl Scheduler {
         self.index.push_node(&node);
         self.nodes.push(node);
         self.alive += 1;
+        self.prepared.clear();
         Ok(NodeId(id))
     }
 
@@ -258,7 +283,8 @@ impl Scheduler {
         }
     }
 
-    fn rerank(&mut self) {
+    /// Ranks every node slot by name (a stable sort: equal names keep slot order).
+    fn rank_all(&mut self) {
         let mut order: Vec<u32> =
             (0..u32::try_from(self.nodes.len()).unwrap_or(u32::MAX)).collect();
         order.sort_by(|a, b| {
@@ -266,8 +292,27 @@ impl Scheduler {
                 .name
                 .cmp(&self.nodes[*b as usize].name)
         });
-        self.rank = vec![0; order.len()];
-        for (r, i) in order.into_iter().enumerate() {
+        self.order = order;
+        self.rank = vec![0; self.order.len()];
+        self.rerank_from(0);
+    }
+
+    /// Ranks the newest node slot `id` among the others: where a stable sort by name puts
+    /// it (after every equal name), shifting the ranks behind it.
+    fn rank_new(&mut self, id: u32) {
+        let name = &self.nodes[id as usize].name;
+        let nodes = &self.nodes;
+        let at = self
+            .order
+            .partition_point(|&j| nodes[j as usize].name <= *name);
+        self.order.insert(at, id);
+        self.rank.push(0);
+        self.rerank_from(at);
+    }
+
+    /// Sets `rank` from `order` at positions `from..`.
+    fn rerank_from(&mut self, from: usize) {
+        for (r, &i) in self.order.iter().enumerate().skip(from) {
             self.rank[i as usize] = u32::try_from(r).unwrap_or(u32::MAX);
         }
     }
@@ -275,7 +320,7 @@ impl Scheduler {
     /// Adds a node (a new VM or server joined the cluster).
     pub fn add_node(&mut self, node: Node) -> Result<NodeId, PodsError> {
         let id = self.push_node(node)?;
-        self.rerank();
+        self.rank_new(id.0);
         Ok(id)
     }
 
@@ -294,6 +339,7 @@ impl Scheduler {
         self.pods_free[i as usize] = 0;
         self.refresh(i as usize);
         self.alive -= 1;
+        self.prepared.clear();
         Ok(evicted)
     }
 
@@ -302,6 +348,12 @@ impl Scheduler {
         let i = self.lookup(name)? as usize;
         self.nodes[i].unschedulable = unschedulable;
         self.base_code[i] = Self::node_code(&self.nodes[i]);
+        let mut prepared = std::mem::take(&mut self.prepared);
+        for p in prepared.values_mut() {
+            let code = self.static_code(&p.compiled.template, i, false);
+            p.stat.set_code(i, code);
+        }
+        self.prepared = prepared;
         Ok(())
     }
 
@@ -398,27 +450,63 @@ impl Scheduler {
     ) -> Result<BatchOutcome, PodsError> {
         let compiled = Arc::new(self.compile(pod)?);
         let stat = self.static_pass(&compiled, false);
+        Ok(self.bind_replicas(&compiled, &stat, replicas))
+    }
+
+    /// Schedules one pod of a template shared by its replicas (`Arc`): like
+    /// [`Scheduler::schedule`], but the template is compiled and its node-only filters run
+    /// once, then reused for every replica until a node is added or removed.
+    pub fn schedule_shared(&mut self, pod: &Arc<PodTemplate>) -> Result<Binding, PodsError> {
+        let key = Arc::as_ptr(pod) as usize;
+        let prepared = match self.prepared.remove(&key) {
+            Some(p) => p,
+            None => {
+                let compiled = Arc::new(self.compile_shared(Arc::clone(pod))?);
+                let stat = self.static_pass(&compiled, false);
+                Prepared { compiled, stat }
+            }
+        };
+        let outcome = self.bind_replicas(&prepared.compiled, &prepared.stat, 1);
+        // A node added or removed meanwhile would have emptied the cache; none is.
+        self.prepared.insert(key, prepared);
+        match (outcome.bound.first(), outcome.explanation) {
+            (Some(binding), _) => Ok(*binding),
+            (None, explanation) => Err(PodsError::Unschedulable {
+                owner: pod.owner.clone(),
+                explanation: explanation.unwrap_or_else(|| Explanation::new("nodes", self.alive)),
+            }),
+        }
+    }
+
+    /// Binds `replicas` copies of a compiled pod one after another, each seeing the ones
+    /// before; stops at the first that fits nowhere.
+    fn bind_replicas(
+        &mut self,
+        compiled: &Arc<Compiled>,
+        stat: &Static,
+        replicas: u32,
+    ) -> BatchOutcome {
         let mut state = PodState::default();
         let mut bound = Vec::with_capacity(replicas as usize);
         for done in 0..replicas {
-            self.pod_state(&compiled, &mut state);
-            match self.select(&compiled, &stat, &state) {
-                Some(node) => bound.push(self.bind(&compiled, node)),
+            self.pod_state(compiled, &mut state);
+            match self.select(compiled, stat, &state) {
+                Some(node) => bound.push(self.bind(compiled, node)),
                 None => {
-                    let explanation = self.explain(&compiled, &stat, &state);
-                    return Ok(BatchOutcome {
+                    let explanation = self.explain(compiled, stat, &state);
+                    return BatchOutcome {
                         bound,
                         pending: replicas - done,
                         explanation: Some(explanation),
-                    });
+                    };
                 }
             }
         }
-        Ok(BatchOutcome {
+        BatchOutcome {
             bound,
             pending: 0,
             explanation: None,
-        })
+        }
     }
 
     /// Removes a bound pod (it finished, or the caller evicts it) and returns its template.
@@ -433,6 +521,12 @@ impl Scheduler {
 
     /// Checks a template and resolves its terms against the indexes.
     pub(crate) fn compile(&mut self, pod: &PodTemplate) -> Result<Compiled, PodsError> {
+        self.compile_shared(Arc::new(pod.clone()))
+    }
+
+    /// [`Scheduler::compile`] of a shared template, kept without a copy.
+    fn compile_shared(&mut self, shared: Arc<PodTemplate>) -> Result<Compiled, PodsError> {
+        let pod = shared.as_ref();
         let invalid = |reason: String| PodsError::InvalidPod {
             owner: pod.owner.clone(),
             reason,
@@ -526,7 +620,7 @@ impl Scheduler {
         }
         let (nz_cpu, nz_mem) = score::non_zero(pod.requests.cpu_millis, pod.requests.memory_bytes);
         Ok(Compiled {
-            template: Arc::new(pod.clone()),
+            template: Arc::clone(&shared),
             label_set,
             req: pod.requests,
             nz_cpu,
@@ -568,22 +662,11 @@ impl Scheduler {
             && pod.node_affinity.is_empty()
             && pod.tolerations.is_empty();
         let mut code = self.base_code.clone();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if code[i] == GONE
-                || (trivial && code[i] == OK)
-                || (trivial && code[i] == TAINTED && !daemon)
-            {
+        for i in 0..code.len() {
+            if (trivial && code[i] == OK) || (trivial && code[i] == TAINTED && !daemon) {
                 continue;
             }
-            code[i] = if node.unschedulable && !daemon {
-                CORDONED
-            } else if filter::untolerated_taint(node, &pod.tolerations).is_some() {
-                TAINTED
-            } else if !filter::node_affinity_matches(pod, &node.labels) {
-                AFFINITY
-            } else {
-                OK
-            };
+            code[i] = self.static_code(pod, i, daemon);
         }
         let taint_raw = self.any_prefer_taint.then(|| {
             self.nodes
@@ -608,6 +691,23 @@ impl Scheduler {
             node_affinity_raw,
             penalty,
             all_ok,
+        }
+    }
+
+    /// The node-only filter outcome of node slot `i` for `pod`: [`GONE`], [`CORDONED`],
+    /// [`TAINTED`], [`AFFINITY`] or [`OK`].
+    fn static_code(&self, pod: &PodTemplate, i: usize, daemon: bool) -> u8 {
+        let node = &self.nodes[i];
+        if self.base_code[i] == GONE {
+            GONE
+        } else if node.unschedulable && !daemon {
+            CORDONED
+        } else if filter::untolerated_taint(node, &pod.tolerations).is_some() {
+            TAINTED
+        } else if !filter::node_affinity_matches(pod, &node.labels) {
+            AFFINITY
+        } else {
+            OK
         }
     }
 
