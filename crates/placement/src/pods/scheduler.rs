@@ -167,8 +167,11 @@ pub struct Scheduler {
     by_name: HashMap<String, u32>,
     /// Position of each node slot in name order (ties break to the lowest rank).
     rank: Vec<u32>,
-    /// Node slots in name order (equal names in slot order): `rank`'s inverse.
+    /// The nodes' slots in name order (equal names in the order they were added): `rank`'s
+    /// inverse. A removed node's slot leaves it (its `rank` is stale until reused).
     order: Vec<u32>,
+    /// Slots of removed nodes, reused by the next nodes added (last freed first).
+    free_slots: Vec<u32>,
     pub(crate) base_code: Vec<u8>,
     any_prefer_taint: bool,
     free_cpu: Vec<u64>,
@@ -221,6 +224,7 @@ impl Scheduler {
             by_name: HashMap::with_capacity(nodes.len()),
             rank: Vec::new(),
             order: Vec::new(),
+            free_slots: Vec::new(),
             base_code: Vec::new(),
             any_prefer_taint: false,
             free_cpu: Vec::new(),
@@ -247,30 +251,54 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Puts `node` in the most recently freed slot, else in a new one.
     fn push_node(&mut self, node: Node) -> Result<NodeId, PodsError> {
         if self.by_name.contains_key(&node.name) {
             return Err(PodsError::DuplicateNode { name: node.name });
         }
-        let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        let i = match self.free_slots.pop() {
+            Some(slot) => slot as usize,
+            None => self.grow(),
+        };
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
         self.by_name.insert(node.name.clone(), id);
-        self.base_code.push(Self::node_code(&node));
+        self.base_code[i] = Self::node_code(&node);
         self.any_prefer_taint |= node.taints.iter().any(|t| !t.effect.is_hard());
         let a = node.allocatable;
-        self.free_cpu.push(a.cpu_millis);
-        self.free_mem.push(a.memory_bytes);
-        self.free_disk.push(a.disk_bytes);
-        self.pods_free.push(node.pod_limit());
+        self.free_cpu[i] = a.cpu_millis;
+        self.free_mem[i] = a.memory_bytes;
+        self.free_disk[i] = a.disk_bytes;
+        self.pods_free[i] = node.pod_limit();
+        self.used_cpu[i] = 0;
+        self.used_mem[i] = 0;
+        self.nz_cpu[i] = 0;
+        self.nz_mem[i] = 0;
+        self.hot.set(i, &a, node.pod_limit());
+        self.index.set_node(i, &node);
+        if i == self.nodes.len() {
+            self.nodes.push(node);
+        } else {
+            self.nodes[i] = node;
+        }
+        self.alive += 1;
+        self.prepared.clear();
+        Ok(NodeId(id))
+    }
+
+    /// A new, empty slot at the end of every per-slot array but `nodes`; its index.
+    fn grow(&mut self) -> usize {
+        self.base_code.push(GONE);
+        self.free_cpu.push(0);
+        self.free_mem.push(0);
+        self.free_disk.push(0);
+        self.pods_free.push(0);
         self.used_cpu.push(0);
         self.used_mem.push(0);
         self.nz_cpu.push(0);
         self.nz_mem.push(0);
-        self.hot.push(&a, node.pod_limit());
+        self.hot.grow();
         self.node_pods.push(Vec::new());
-        self.index.push_node(&node);
-        self.nodes.push(node);
-        self.alive += 1;
-        self.prepared.clear();
-        Ok(NodeId(id))
+        self.nodes.len()
     }
 
     fn node_code(node: &Node) -> u8 {
@@ -297,8 +325,8 @@ impl Scheduler {
         self.rerank_from(0);
     }
 
-    /// Ranks the newest node slot `id` among the others: where a stable sort by name puts
-    /// it (after every equal name), shifting the ranks behind it.
+    /// Ranks the node just put in slot `id` among the others: where a stable sort by name
+    /// puts it (after every equal name), shifting the ranks behind it.
     fn rank_new(&mut self, id: u32) {
         let name = &self.nodes[id as usize].name;
         let nodes = &self.nodes;
@@ -306,7 +334,9 @@ impl Scheduler {
             .order
             .partition_point(|&j| nodes[j as usize].name <= *name);
         self.order.insert(at, id);
-        self.rank.push(0);
+        if self.rank.len() <= id as usize {
+            self.rank.resize(id as usize + 1, 0);
+        }
         self.rerank_from(at);
     }
 
@@ -340,6 +370,11 @@ impl Scheduler {
         self.refresh(i as usize);
         self.alive -= 1;
         self.prepared.clear();
+        if let Some(at) = self.order.iter().position(|&slot| slot == i) {
+            self.order.remove(at);
+            self.rerank_from(at);
+        }
+        self.free_slots.push(i);
         Ok(evicted)
     }
 
@@ -366,7 +401,7 @@ impl Scheduler {
             })
     }
 
-    /// The node with this id (removed nodes stay readable).
+    /// The node with this id (a removed node stays readable until its slot is reused).
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.0 as usize)
     }
@@ -376,7 +411,7 @@ impl Scheduler {
         self.by_name.get(name).map(|&i| NodeId(i))
     }
 
-    /// Nodes in the cluster, in the order they were added.
+    /// Nodes in the cluster, by slot (in the order they were added, a reused slot in place).
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
         self.nodes
             .iter()
@@ -1099,17 +1134,36 @@ struct Hot {
 }
 
 impl Hot {
-    fn push(&mut self, a: &Resources, pods: u32) {
-        self.pods_free.push(f64::from(pods));
-        self.free_cpu.push(a.cpu_millis as f64);
-        self.free_mem.push(a.memory_bytes as f64);
-        self.free_disk.push(a.disk_bytes as f64);
-        self.nz_cpu.push(0.0);
-        self.nz_mem.push(0.0);
-        self.used_cpu.push(0.0);
-        self.used_mem.push(0.0);
-        self.inv_cpu.push(inverse(a.cpu_millis));
-        self.inv_mem.push(inverse(a.memory_bytes));
+    /// A new slot holding nothing.
+    fn grow(&mut self) {
+        for v in [
+            &mut self.pods_free,
+            &mut self.free_cpu,
+            &mut self.free_mem,
+            &mut self.free_disk,
+            &mut self.nz_cpu,
+            &mut self.nz_mem,
+            &mut self.used_cpu,
+            &mut self.used_mem,
+            &mut self.inv_cpu,
+            &mut self.inv_mem,
+        ] {
+            v.push(0.0);
+        }
+    }
+
+    /// Slot `i` holds an empty node of allocatable `a` and `pods` pods at most.
+    fn set(&mut self, i: usize, a: &Resources, pods: u32) {
+        self.pods_free[i] = f64::from(pods);
+        self.free_cpu[i] = a.cpu_millis as f64;
+        self.free_mem[i] = a.memory_bytes as f64;
+        self.free_disk[i] = a.disk_bytes as f64;
+        self.nz_cpu[i] = 0.0;
+        self.nz_mem[i] = 0.0;
+        self.used_cpu[i] = 0.0;
+        self.used_mem[i] = 0.0;
+        self.inv_cpu[i] = inverse(a.cpu_millis);
+        self.inv_mem[i] = inverse(a.memory_bytes);
     }
 
     /// NodeResourcesFit (LeastAllocated, or MostAllocated when `MOST`) plus
