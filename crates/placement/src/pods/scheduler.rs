@@ -114,11 +114,26 @@ pub(crate) struct Static {
     pub(crate) all_ok: bool,
 }
 
+/// Sets `v[i]`, or appends it when `i` is `v`'s length.
+fn put<T>(v: &mut Vec<T>, i: usize, value: T) {
+    match v.get_mut(i) {
+        Some(slot) => *slot = value,
+        None => v.push(value),
+    }
+}
+
 impl Static {
-    /// Sets node slot `i`'s outcome (its cordon changed) and what follows from it.
-    fn set_code(&mut self, i: usize, code: u8) {
-        self.code[i] = code;
-        self.penalty[i] = if code == OK { 0.0 } else { f64::NEG_INFINITY };
+    /// Sets node slot `i` (a new slot when `i` is the number of slots): its outcome, its
+    /// raw taint and node affinity scores (kept only where the pass keeps them).
+    fn set_node(&mut self, i: usize, code: u8, taint: f64, affinity: f64) {
+        put(&mut self.code, i, code);
+        put(&mut self.penalty, i, if code == OK { 0.0 } else { f64::NEG_INFINITY });
+        if let Some(raw) = &mut self.taint_raw {
+            put(raw, i, taint);
+        }
+        if let Some(raw) = &mut self.node_affinity_raw {
+            put(raw, i, affinity);
+        }
         self.all_ok = self.code.iter().all(|&k| k == OK);
     }
 }
@@ -263,6 +278,7 @@ impl Scheduler {
         let id = u32::try_from(i).unwrap_or(u32::MAX);
         self.by_name.insert(node.name.clone(), id);
         self.base_code[i] = Self::node_code(&node);
+        let prefer_taint = self.any_prefer_taint;
         self.any_prefer_taint |= node.taints.iter().any(|t| !t.effect.is_hard());
         let a = node.allocatable;
         self.free_cpu[i] = a.cpu_millis;
@@ -281,7 +297,7 @@ impl Scheduler {
             self.nodes[i] = node;
         }
         self.alive += 1;
-        self.prepared.clear();
+        self.update_prepared(i, prefer_taint);
         Ok(NodeId(id))
     }
 
@@ -369,7 +385,7 @@ impl Scheduler {
         self.pods_free[i as usize] = 0;
         self.refresh(i as usize);
         self.alive -= 1;
-        self.prepared.clear();
+        self.update_prepared(i as usize, self.any_prefer_taint);
         if let Some(at) = self.order.iter().position(|&slot| slot == i) {
             self.order.remove(at);
             self.rerank_from(at);
@@ -383,13 +399,31 @@ impl Scheduler {
         let i = self.lookup(name)? as usize;
         self.nodes[i].unschedulable = unschedulable;
         self.base_code[i] = Self::node_code(&self.nodes[i]);
+        self.update_prepared(i, self.any_prefer_taint);
+        Ok(())
+    }
+
+    /// Brings the prepared templates up to date after node slot `i` changed (added, removed
+    /// or cordoned), as if each were prepared again. Templates with topology spread
+    /// constraints are dropped (their eligible domains depend on the node set), and all are
+    /// when the first `PreferNoSchedule` taint arrived (`prefer_taint` is whether there was
+    /// one before).
+    fn update_prepared(&mut self, i: usize, prefer_taint: bool) {
+        if prefer_taint != self.any_prefer_taint {
+            self.prepared.clear();
+            return;
+        }
         let mut prepared = std::mem::take(&mut self.prepared);
+        prepared.retain(|_, p| p.compiled.hard_spread.is_empty() && p.compiled.soft_spread.is_empty());
         for p in prepared.values_mut() {
-            let code = self.static_code(&p.compiled.template, i, false);
-            p.stat.set_code(i, code);
+            let pod = &p.compiled.template;
+            let node = &self.nodes[i];
+            let code = self.static_code(pod, i, false);
+            let taint = f64::from(filter::untolerated_preferences(node, &pod.tolerations));
+            let affinity = filter::preferred_node_affinity(pod, &node.labels) as f64;
+            p.stat.set_node(i, code, taint, affinity);
         }
         self.prepared = prepared;
-        Ok(())
     }
 
     fn lookup(&self, name: &str) -> Result<u32, PodsError> {
