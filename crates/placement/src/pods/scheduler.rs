@@ -110,8 +110,8 @@ pub(crate) struct Static {
     pub(crate) node_affinity_raw: Option<Vec<f64>>,
     /// 0 where `code` is [`OK`], −∞ elsewhere: added to scores, so the hot loop has no branch.
     pub(crate) penalty: Vec<f64>,
-    /// Every node slot passes the node-only filters (`penalty` is all zero).
-    pub(crate) all_ok: bool,
+    /// How many node slots fail the node-only filters (none: `penalty` is all zero).
+    pub(crate) failing: usize,
 }
 
 /// Sets `v[i]`, or appends it when `i` is `v`'s length.
@@ -123,18 +123,23 @@ fn put<T>(v: &mut Vec<T>, i: usize, value: T) {
 }
 
 impl Static {
-    /// Sets node slot `i` (a new slot when `i` is the number of slots): its outcome, its
-    /// raw taint and node affinity scores (kept only where the pass keeps them).
-    fn set_node(&mut self, i: usize, code: u8, taint: f64, affinity: f64) {
+    /// Sets node slot `i` (a new slot when `i` is the number of slots): its outcome, and
+    /// its raw taint and node affinity scores where the pass keeps them.
+    fn set_node(&mut self, i: usize, code: u8, taint: Option<f64>, affinity: Option<f64>) {
+        if self.code.get(i).is_some_and(|&k| k != OK) {
+            self.failing -= 1;
+        }
+        if code != OK {
+            self.failing += 1;
+        }
         put(&mut self.code, i, code);
         put(&mut self.penalty, i, if code == OK { 0.0 } else { f64::NEG_INFINITY });
-        if let Some(raw) = &mut self.taint_raw {
-            put(raw, i, taint);
+        if let (Some(raw), Some(v)) = (&mut self.taint_raw, taint) {
+            put(raw, i, v);
         }
-        if let Some(raw) = &mut self.node_affinity_raw {
-            put(raw, i, affinity);
+        if let (Some(raw), Some(v)) = (&mut self.node_affinity_raw, affinity) {
+            put(raw, i, v);
         }
-        self.all_ok = self.code.iter().all(|&k| k == OK);
     }
 }
 
@@ -419,8 +424,14 @@ impl Scheduler {
             let pod = &p.compiled.template;
             let node = &self.nodes[i];
             let code = self.static_code(pod, i, false);
-            let taint = f64::from(filter::untolerated_preferences(node, &pod.tolerations));
-            let affinity = filter::preferred_node_affinity(pod, &node.labels) as f64;
+            let taint = p.stat.taint_raw.as_ref().map(|_| {
+                f64::from(filter::untolerated_preferences(node, &pod.tolerations))
+            });
+            let affinity = p
+                .stat
+                .node_affinity_raw
+                .as_ref()
+                .map(|_| filter::preferred_node_affinity(pod, &node.labels) as f64);
             p.stat.set_node(i, code, taint, affinity);
         }
         self.prepared = prepared;
@@ -753,13 +764,13 @@ impl Scheduler {
             .iter()
             .map(|&k| if k == OK { 0.0 } else { f64::NEG_INFINITY })
             .collect();
-        let all_ok = code.iter().all(|&k| k == OK);
+        let failing = code.iter().filter(|&&k| k != OK).count();
         Static {
             code,
             taint_raw,
             node_affinity_raw,
             penalty,
-            all_ok,
+            failing,
         }
     }
 
@@ -877,7 +888,7 @@ impl Scheduler {
         let mut sc = std::mem::take(&mut self.scratch);
         let n = self.nodes.len();
         let (h, p, out) = (&self.hot, &stat.penalty, &mut sc.scores);
-        match (self.strategy, stat.all_ok) {
+        match (self.strategy, stat.failing == 0) {
             (ScoringStrategy::LeastAllocated, true) => h.score_all::<false, false>(c, p, out),
             (ScoringStrategy::LeastAllocated, false) => h.score_all::<false, true>(c, p, out),
             (ScoringStrategy::MostAllocated, true) => h.score_all::<true, false>(c, p, out),
