@@ -33,13 +33,25 @@ struct WorkloadSpec {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Schedule { workload: usize, replicas: u32 },
-    RemovePod { nth: usize },
-    RemoveNode { nth: usize },
+    Schedule {
+        workload: usize,
+        replicas: u32,
+    },
+    RemovePod {
+        nth: usize,
+    },
+    RemoveNode {
+        nth: usize,
+    },
     /// Cordons (or uncordons) a node.
-    Cordon { nth: usize, on: bool },
+    Cordon {
+        nth: usize,
+        on: bool,
+    },
     /// Adds a copy of a node under a name that sorts right after it.
-    AddNode { nth: usize },
+    AddNode {
+        nth: usize,
+    },
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
@@ -167,7 +179,8 @@ fn run_with(
     shared: bool,
 ) -> (Scheduler, Vec<String>) {
     let built = build_nodes(nodes);
-    let mut s = Scheduler::new(built.clone(), ScoringStrategy::LeastAllocated).expect("unique names");
+    let mut s =
+        Scheduler::new(built.clone(), ScoringStrategy::LeastAllocated).expect("unique names");
     let templates: Vec<_> = workloads
         .iter()
         .enumerate()

@@ -133,7 +133,11 @@ impl Static {
             self.failing += 1;
         }
         put(&mut self.code, i, code);
-        put(&mut self.penalty, i, if code == OK { 0.0 } else { f64::NEG_INFINITY });
+        put(
+            &mut self.penalty,
+            i,
+            if code == OK { 0.0 } else { f64::NEG_INFINITY },
+        );
         if let (Some(raw), Some(v)) = (&mut self.taint_raw, taint) {
             put(raw, i, v);
         }
@@ -419,14 +423,17 @@ impl Scheduler {
             return;
         }
         let mut prepared = std::mem::take(&mut self.prepared);
-        prepared.retain(|_, p| p.compiled.hard_spread.is_empty() && p.compiled.soft_spread.is_empty());
+        prepared
+            .retain(|_, p| p.compiled.hard_spread.is_empty() && p.compiled.soft_spread.is_empty());
         for p in prepared.values_mut() {
             let pod = &p.compiled.template;
             let node = &self.nodes[i];
             let code = self.static_code(pod, i, false);
-            let taint = p.stat.taint_raw.as_ref().map(|_| {
-                f64::from(filter::untolerated_preferences(node, &pod.tolerations))
-            });
+            let taint = p
+                .stat
+                .taint_raw
+                .as_ref()
+                .map(|_| f64::from(filter::untolerated_preferences(node, &pod.tolerations)));
             let affinity = p
                 .stat
                 .node_affinity_raw
@@ -741,13 +748,12 @@ impl Scheduler {
         let trivial = pod.node_selector.is_empty()
             && pod.node_affinity.is_empty()
             && pod.tolerations.is_empty();
-        let mut code = self.base_code.clone();
-        for i in 0..code.len() {
-            if (trivial && code[i] == OK) || (trivial && code[i] == TAINTED && !daemon) {
-                continue;
-            }
-            code[i] = self.static_code(pod, i, daemon);
-        }
+        let code: Vec<u8> = (0..self.base_code.len())
+            .map(|i| match self.base_code[i] {
+                k if trivial && (k == OK || (k == TAINTED && !daemon)) => k,
+                _ => self.static_code(pod, i, daemon),
+            })
+            .collect();
         let taint_raw = self.any_prefer_taint.then(|| {
             self.nodes
                 .iter()
