@@ -1,6 +1,9 @@
 //! Properties over random clusters and workloads: node capacity and maxPods are never
-//! exceeded, required anti-affinity is never violated, and the same input gives the same
-//! result.
+//! exceeded, required anti-affinity is never violated, the same input gives the same
+//! result, and a shared template (compiled once, as the simulator schedules) places pods
+//! exactly where a fresh one does.
+
+use std::sync::Arc;
 
 use plinth_model::Resources;
 use plinth_model::units::GIB;
@@ -30,9 +33,25 @@ struct WorkloadSpec {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Schedule { workload: usize, replicas: u32 },
-    RemovePod { nth: usize },
-    RemoveNode { nth: usize },
+    Schedule {
+        workload: usize,
+        replicas: u32,
+    },
+    RemovePod {
+        nth: usize,
+    },
+    RemoveNode {
+        nth: usize,
+    },
+    /// Cordons (or uncordons) a node.
+    Cordon {
+        nth: usize,
+        on: bool,
+    },
+    /// Adds a copy of a node under a name that sorts right after it.
+    AddNode {
+        nth: usize,
+    },
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
@@ -73,6 +92,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0usize..4, 1u32..6).prop_map(|(workload, replicas)| Op::Schedule { workload, replicas }),
         2 => any::<usize>().prop_map(|nth| Op::RemovePod { nth }),
         1 => any::<usize>().prop_map(|nth| Op::RemoveNode { nth }),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(nth, on)| Op::Cordon { nth, on }),
+        1 => any::<usize>().prop_map(|nth| Op::AddNode { nth }),
     ]
 }
 
@@ -126,22 +147,57 @@ fn template(i: usize, w: &WorkloadSpec) -> PodTemplate {
     p
 }
 
-/// Runs the ops; returns a trace of every outcome.
-fn run(nodes: &[NodeSpec], workloads: &[WorkloadSpec], ops: &[Op]) -> (Scheduler, Vec<String>) {
+/// `replicas` of `t` through [`Scheduler::schedule_shared`], one at a time, as a batch.
+fn schedule_shared(s: &mut Scheduler, t: &Arc<PodTemplate>, replicas: u32) -> BatchOutcome {
+    let mut bound = Vec::new();
+    for done in 0..replicas {
+        match s.schedule_shared(t) {
+            Ok(b) => bound.push(b),
+            Err(PodsError::Unschedulable { explanation, .. }) => {
+                return BatchOutcome {
+                    bound,
+                    pending: replicas - done,
+                    explanation: Some(explanation),
+                };
+            }
+            Err(e) => panic!("valid template: {e}"),
+        }
+    }
+    BatchOutcome {
+        bound,
+        pending: 0,
+        explanation: None,
+    }
+}
+
+/// Runs the ops, scheduling through shared templates when `shared`; returns a trace of
+/// every outcome.
+fn run_with(
+    nodes: &[NodeSpec],
+    workloads: &[WorkloadSpec],
+    ops: &[Op],
+    shared: bool,
+) -> (Scheduler, Vec<String>) {
+    let built = build_nodes(nodes);
     let mut s =
-        Scheduler::new(build_nodes(nodes), ScoringStrategy::LeastAllocated).expect("unique names");
+        Scheduler::new(built.clone(), ScoringStrategy::LeastAllocated).expect("unique names");
     let templates: Vec<_> = workloads
         .iter()
         .enumerate()
-        .map(|(i, w)| template(i, w))
+        .map(|(i, w)| Arc::new(template(i, w)))
         .collect();
+    let mut added = 0;
     let mut bound: Vec<PodId> = Vec::new();
     let mut trace = Vec::new();
     for op in ops {
         match op {
             Op::Schedule { workload, replicas } => {
                 let t = &templates[workload % templates.len()];
-                let out = s.schedule_replicas(t, *replicas).expect("valid template");
+                let out = if shared {
+                    schedule_shared(&mut s, t, *replicas)
+                } else {
+                    s.schedule_replicas(t, *replicas).expect("valid template")
+                };
                 for b in &out.bound {
                     bound.push(b.pod);
                     trace.push(format!("{} {} -> {}", t.owner, b.pod, b.node.0));
@@ -162,10 +218,32 @@ fn run(nodes: &[NodeSpec], workloads: &[WorkloadSpec], ops: &[Op]) -> (Scheduler
                 bound.retain(|p| !evicted.iter().any(|e| e.pod == *p));
                 trace.push(format!("removed {name}, evicted {}", evicted.len()));
             }
+            Op::Cordon { nth, on } if s.node_count() > 0 => {
+                let names: Vec<String> = s.nodes().map(|(_, n)| n.name.clone()).collect();
+                let name = &names[nth % names.len()];
+                s.set_unschedulable(name, *on).expect("known node");
+                trace.push(format!("cordoned {name}: {on}"));
+            }
+            Op::AddNode { nth } => {
+                let copy = &built[nth % built.len()];
+                added += 1;
+                let mut node = Node {
+                    name: format!("{}+{added}", copy.name),
+                    ..copy.clone()
+                };
+                node.labels.insert(LABEL_HOSTNAME.into(), node.name.clone());
+                let id = s.add_node(node).expect("new name");
+                trace.push(format!("added {}", id.0));
+            }
             _ => {}
         }
     }
     (s, trace)
+}
+
+/// Runs the ops with a fresh template per schedule call.
+fn run(nodes: &[NodeSpec], workloads: &[WorkloadSpec], ops: &[Op]) -> (Scheduler, Vec<String>) {
+    run_with(nodes, workloads, ops, false)
 }
 
 fn check_invariants(s: &Scheduler) -> Result<(), TestCaseError> {
@@ -228,6 +306,17 @@ proptest! {
     ) {
         let (s, _) = run(&nodes, &workloads, &ops);
         check_invariants(&s)?;
+    }
+
+    #[test]
+    fn shared_templates_place_pods_where_fresh_ones_do(
+        nodes in proptest::collection::vec(node_spec(), 1..12),
+        workloads in proptest::collection::vec(workload_spec(), 1..5),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        let (_, fresh) = run_with(&nodes, &workloads, &ops, false);
+        let (_, shared) = run_with(&nodes, &workloads, &ops, true);
+        prop_assert_eq!(fresh, shared);
     }
 
     #[test]

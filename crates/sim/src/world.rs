@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use plinth_control::upgrade::{CONTROL_PLANE, staggered};
@@ -377,14 +377,16 @@ pub struct World<'a> {
     seq: u64,
     queue: BinaryHeap<Reverse<Entry>>,
     hosts: Vec<HostState>,
-    host_index: BTreeMap<String, usize>,
+    /// Host name → index. This map and the other name-keyed `HashMap`s are only looked up,
+    /// never iterated, so their order cannot reach the event log.
+    host_index: HashMap<String, usize>,
     /// Rack name, its hosts, its power-failure stream.
     racks: Vec<(String, Vec<usize>, FailureStream)>,
-    vm_at: BTreeMap<String, usize>,
+    vm_at: HashMap<String, usize>,
     /// The VMs running on each host (the index of `vm_at` by host).
     host_vms: Vec<BTreeSet<String>>,
     nodes: Vec<NodeState>,
-    node_index: BTreeMap<String, usize>,
+    node_index: HashMap<String, usize>,
     pool_nodes: BTreeMap<String, Vec<usize>>,
     /// Per cluster: the world's node index of each of its scheduler's node slots.
     slot_node: Vec<Vec<usize>>,
@@ -428,13 +430,13 @@ pub struct World<'a> {
     upgrades: BTreeMap<String, UpgradeAcc>,
     quorum: Vec<Quorum>,
     /// Control-plane VM (virtualized) → its cluster's index in `quorum`.
-    cp_vm: BTreeMap<String, usize>,
+    cp_vm: HashMap<String, usize>,
     /// Control-plane server (bare metal) → its cluster's index in `quorum`.
     cp_server: BTreeMap<usize, usize>,
     /// Clusters requested by `addCluster` and not ready yet → when.
     cluster_requested: BTreeMap<String, u64>,
     /// New VMs' pools (`cluster/pool`), from their CreateVm.
-    vm_pool: BTreeMap<String, String>,
+    vm_pool: HashMap<String, String>,
     draining: BTreeMap<usize, Draining>,
     /// Hosts in a requested maintenance → pods made unavailable by it so far.
     maint_open: BTreeMap<usize, u32>,
@@ -518,7 +520,7 @@ impl<'a> World<'a> {
                 }
             })
             .collect();
-        let node_index: BTreeMap<String, usize> = setup
+        let node_index: HashMap<String, usize> = setup
             .nodes
             .iter()
             .enumerate()
@@ -605,7 +607,7 @@ impl<'a> World<'a> {
             st.unit_cpu = n.allocatable.cpu_millis;
         }
         let mut quorum = Vec::new();
-        let mut cp_vm = BTreeMap::new();
+        let mut cp_vm = HashMap::new();
         let mut cp_server = BTreeMap::new();
         for (i, cp) in setup.control_planes.iter().enumerate() {
             quorum.push(Quorum {
@@ -636,14 +638,14 @@ impl<'a> World<'a> {
             faults: FaultStream::new(seed, Faults::default()),
             cuts: 0,
             last_answer: 0,
-            vm_at: BTreeMap::new(),
+            vm_at: HashMap::new(),
             host_vms: vec![BTreeSet::new(); setup.hosts.len()],
             pool_stats,
             upgrades: BTreeMap::new(),
             quorum,
             cp_vm,
             cp_server,
-            vm_pool: BTreeMap::new(),
+            vm_pool: HashMap::new(),
             cluster_requested: BTreeMap::new(),
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
@@ -866,7 +868,7 @@ impl<'a> World<'a> {
     fn place(&mut self, p: usize) -> Option<usize> {
         let c = self.s.pods[p].cluster;
         let template = Arc::clone(&self.s.pods[p].template);
-        match self.s.schedulers[c].schedule(&template) {
+        match self.s.schedulers[c].schedule_shared(&template) {
             Ok(b) => {
                 let n = self.slot_node[c][b.node.0 as usize];
                 self.pods[p].sched = Some(b.pod);

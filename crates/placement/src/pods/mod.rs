@@ -60,7 +60,8 @@ impl fmt::Display for PodId {
     }
 }
 
-/// Identifies a node slot inside one [`Scheduler`] (stable; never reused after removal).
+/// Identifies a node slot inside one [`Scheduler`]: stable while the node is in the cluster;
+/// a removed node's slot is reused by a node added later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 

@@ -110,8 +110,41 @@ pub(crate) struct Static {
     pub(crate) node_affinity_raw: Option<Vec<f64>>,
     /// 0 where `code` is [`OK`], −∞ elsewhere: added to scores, so the hot loop has no branch.
     pub(crate) penalty: Vec<f64>,
-    /// Every node slot passes the node-only filters (`penalty` is all zero).
-    pub(crate) all_ok: bool,
+    /// How many node slots fail the node-only filters (none: `penalty` is all zero).
+    pub(crate) failing: usize,
+}
+
+/// Sets `v[i]`, or appends it when `i` is `v`'s length.
+fn put<T>(v: &mut Vec<T>, i: usize, value: T) {
+    match v.get_mut(i) {
+        Some(slot) => *slot = value,
+        None => v.push(value),
+    }
+}
+
+impl Static {
+    /// Sets node slot `i` (a new slot when `i` is the number of slots): its outcome, and
+    /// its raw taint and node affinity scores where the pass keeps them.
+    fn set_node(&mut self, i: usize, code: u8, taint: Option<f64>, affinity: Option<f64>) {
+        if self.code.get(i).is_some_and(|&k| k != OK) {
+            self.failing -= 1;
+        }
+        if code != OK {
+            self.failing += 1;
+        }
+        put(&mut self.code, i, code);
+        put(
+            &mut self.penalty,
+            i,
+            if code == OK { 0.0 } else { f64::NEG_INFINITY },
+        );
+        if let (Some(raw), Some(v)) = (&mut self.taint_raw, taint) {
+            put(raw, i, v);
+        }
+        if let (Some(raw), Some(v)) = (&mut self.node_affinity_raw, affinity) {
+            put(raw, i, v);
+        }
+    }
 }
 
 /// Per-pod values that change as pods are bound (minimum spread counts, symmetric terms).
@@ -136,6 +169,14 @@ struct Scratch {
     total: Vec<f64>,
 }
 
+/// A shared template compiled once, with its static pass, reused while the node set stays
+/// the same (a cordon change updates the static pass in place).
+#[derive(Clone, Debug)]
+struct Prepared {
+    compiled: Arc<Compiled>,
+    stat: Static,
+}
+
 #[derive(Clone, Debug)]
 struct Placed {
     compiled: Arc<Compiled>,
@@ -150,6 +191,11 @@ pub struct Scheduler {
     by_name: HashMap<String, u32>,
     /// Position of each node slot in name order (ties break to the lowest rank).
     rank: Vec<u32>,
+    /// The nodes' slots in name order (equal names in the order they were added): `rank`'s
+    /// inverse. A removed node's slot leaves it (its `rank` is stale until reused).
+    order: Vec<u32>,
+    /// Slots of removed nodes, reused by the next nodes added (last freed first).
+    free_slots: Vec<u32>,
     pub(crate) base_code: Vec<u8>,
     any_prefer_taint: bool,
     free_cpu: Vec<u64>,
@@ -167,6 +213,9 @@ pub struct Scheduler {
     alive: usize,
     pub(crate) index: Index,
     scratch: Scratch,
+    /// Templates scheduled through [`Scheduler::schedule_shared`], by the address of the
+    /// shared template (which the compiled template keeps alive, so it is not reused).
+    prepared: HashMap<usize, Prepared>,
 }
 
 /// The largest value, with four independent accumulators so the loop is not one long chain
@@ -198,6 +247,8 @@ impl Scheduler {
             nodes: Vec::with_capacity(nodes.len()),
             by_name: HashMap::with_capacity(nodes.len()),
             rank: Vec::new(),
+            order: Vec::new(),
+            free_slots: Vec::new(),
             base_code: Vec::new(),
             any_prefer_taint: false,
             free_cpu: Vec::new(),
@@ -215,37 +266,64 @@ impl Scheduler {
             alive: 0,
             index: Index::default(),
             scratch: Scratch::default(),
+            prepared: HashMap::new(),
         };
         for node in nodes {
             s.push_node(node)?;
         }
-        s.rerank();
+        s.rank_all();
         Ok(s)
     }
 
+    /// Puts `node` in the most recently freed slot, else in a new one.
     fn push_node(&mut self, node: Node) -> Result<NodeId, PodsError> {
         if self.by_name.contains_key(&node.name) {
             return Err(PodsError::DuplicateNode { name: node.name });
         }
-        let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        let i = match self.free_slots.pop() {
+            Some(slot) => slot as usize,
+            None => self.grow(),
+        };
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
         self.by_name.insert(node.name.clone(), id);
-        self.base_code.push(Self::node_code(&node));
+        self.base_code[i] = Self::node_code(&node);
+        let prefer_taint = self.any_prefer_taint;
         self.any_prefer_taint |= node.taints.iter().any(|t| !t.effect.is_hard());
         let a = node.allocatable;
-        self.free_cpu.push(a.cpu_millis);
-        self.free_mem.push(a.memory_bytes);
-        self.free_disk.push(a.disk_bytes);
-        self.pods_free.push(node.pod_limit());
+        self.free_cpu[i] = a.cpu_millis;
+        self.free_mem[i] = a.memory_bytes;
+        self.free_disk[i] = a.disk_bytes;
+        self.pods_free[i] = node.pod_limit();
+        self.used_cpu[i] = 0;
+        self.used_mem[i] = 0;
+        self.nz_cpu[i] = 0;
+        self.nz_mem[i] = 0;
+        self.hot.set(i, &a, node.pod_limit());
+        self.index.set_node(i, &node);
+        if i == self.nodes.len() {
+            self.nodes.push(node);
+        } else {
+            self.nodes[i] = node;
+        }
+        self.alive += 1;
+        self.update_prepared(i, prefer_taint);
+        Ok(NodeId(id))
+    }
+
+    /// A new, empty slot at the end of every per-slot array but `nodes`; its index.
+    fn grow(&mut self) -> usize {
+        self.base_code.push(GONE);
+        self.free_cpu.push(0);
+        self.free_mem.push(0);
+        self.free_disk.push(0);
+        self.pods_free.push(0);
         self.used_cpu.push(0);
         self.used_mem.push(0);
         self.nz_cpu.push(0);
         self.nz_mem.push(0);
-        self.hot.push(&a, node.pod_limit());
+        self.hot.grow();
         self.node_pods.push(Vec::new());
-        self.index.push_node(&node);
-        self.nodes.push(node);
-        self.alive += 1;
-        Ok(NodeId(id))
+        self.nodes.len()
     }
 
     fn node_code(node: &Node) -> u8 {
@@ -258,7 +336,8 @@ impl Scheduler {
         }
     }
 
-    fn rerank(&mut self) {
+    /// Ranks every node slot by name (a stable sort: equal names keep slot order).
+    fn rank_all(&mut self) {
         let mut order: Vec<u32> =
             (0..u32::try_from(self.nodes.len()).unwrap_or(u32::MAX)).collect();
         order.sort_by(|a, b| {
@@ -266,8 +345,29 @@ impl Scheduler {
                 .name
                 .cmp(&self.nodes[*b as usize].name)
         });
-        self.rank = vec![0; order.len()];
-        for (r, i) in order.into_iter().enumerate() {
+        self.order = order;
+        self.rank = vec![0; self.order.len()];
+        self.rerank_from(0);
+    }
+
+    /// Ranks the node just put in slot `id` among the others: where a stable sort by name
+    /// puts it (after every equal name), shifting the ranks behind it.
+    fn rank_new(&mut self, id: u32) {
+        let name = &self.nodes[id as usize].name;
+        let nodes = &self.nodes;
+        let at = self
+            .order
+            .partition_point(|&j| nodes[j as usize].name <= *name);
+        self.order.insert(at, id);
+        if self.rank.len() <= id as usize {
+            self.rank.resize(id as usize + 1, 0);
+        }
+        self.rerank_from(at);
+    }
+
+    /// Sets `rank` from `order` at positions `from..`.
+    fn rerank_from(&mut self, from: usize) {
+        for (r, &i) in self.order.iter().enumerate().skip(from) {
             self.rank[i as usize] = u32::try_from(r).unwrap_or(u32::MAX);
         }
     }
@@ -275,7 +375,7 @@ impl Scheduler {
     /// Adds a node (a new VM or server joined the cluster).
     pub fn add_node(&mut self, node: Node) -> Result<NodeId, PodsError> {
         let id = self.push_node(node)?;
-        self.rerank();
+        self.rank_new(id.0);
         Ok(id)
     }
 
@@ -294,6 +394,12 @@ impl Scheduler {
         self.pods_free[i as usize] = 0;
         self.refresh(i as usize);
         self.alive -= 1;
+        self.update_prepared(i as usize, self.any_prefer_taint);
+        if let Some(at) = self.order.iter().position(|&slot| slot == i) {
+            self.order.remove(at);
+            self.rerank_from(at);
+        }
+        self.free_slots.push(i);
         Ok(evicted)
     }
 
@@ -302,7 +408,40 @@ impl Scheduler {
         let i = self.lookup(name)? as usize;
         self.nodes[i].unschedulable = unschedulable;
         self.base_code[i] = Self::node_code(&self.nodes[i]);
+        self.update_prepared(i, self.any_prefer_taint);
         Ok(())
+    }
+
+    /// Brings the prepared templates up to date after node slot `i` changed (added, removed
+    /// or cordoned), as if each were prepared again. Templates with topology spread
+    /// constraints are dropped (their eligible domains depend on the node set), and all are
+    /// when the first `PreferNoSchedule` taint arrived (`prefer_taint` is whether there was
+    /// one before).
+    fn update_prepared(&mut self, i: usize, prefer_taint: bool) {
+        if prefer_taint != self.any_prefer_taint {
+            self.prepared.clear();
+            return;
+        }
+        let mut prepared = std::mem::take(&mut self.prepared);
+        prepared
+            .retain(|_, p| p.compiled.hard_spread.is_empty() && p.compiled.soft_spread.is_empty());
+        for p in prepared.values_mut() {
+            let pod = &p.compiled.template;
+            let node = &self.nodes[i];
+            let code = self.static_code(pod, i, false);
+            let taint = p
+                .stat
+                .taint_raw
+                .as_ref()
+                .map(|_| f64::from(filter::untolerated_preferences(node, &pod.tolerations)));
+            let affinity = p
+                .stat
+                .node_affinity_raw
+                .as_ref()
+                .map(|_| filter::preferred_node_affinity(pod, &node.labels) as f64);
+            p.stat.set_node(i, code, taint, affinity);
+        }
+        self.prepared = prepared;
     }
 
     fn lookup(&self, name: &str) -> Result<u32, PodsError> {
@@ -314,7 +453,7 @@ impl Scheduler {
             })
     }
 
-    /// The node with this id (removed nodes stay readable).
+    /// The node with this id (a removed node stays readable until its slot is reused).
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes.get(id.0 as usize)
     }
@@ -324,7 +463,7 @@ impl Scheduler {
         self.by_name.get(name).map(|&i| NodeId(i))
     }
 
-    /// Nodes in the cluster, in the order they were added.
+    /// Nodes in the cluster, by slot (in the order they were added, a reused slot in place).
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
         self.nodes
             .iter()
@@ -398,27 +537,63 @@ impl Scheduler {
     ) -> Result<BatchOutcome, PodsError> {
         let compiled = Arc::new(self.compile(pod)?);
         let stat = self.static_pass(&compiled, false);
+        Ok(self.bind_replicas(&compiled, &stat, replicas))
+    }
+
+    /// Schedules one pod of a template shared by its replicas (`Arc`): like
+    /// [`Scheduler::schedule`], but the template is compiled and its node-only filters run
+    /// once, then reused for every replica until a node is added or removed.
+    pub fn schedule_shared(&mut self, pod: &Arc<PodTemplate>) -> Result<Binding, PodsError> {
+        let key = Arc::as_ptr(pod) as usize;
+        let prepared = match self.prepared.remove(&key) {
+            Some(p) => p,
+            None => {
+                let compiled = Arc::new(self.compile_shared(Arc::clone(pod))?);
+                let stat = self.static_pass(&compiled, false);
+                Prepared { compiled, stat }
+            }
+        };
+        let outcome = self.bind_replicas(&prepared.compiled, &prepared.stat, 1);
+        // A node added or removed meanwhile would have emptied the cache; none is.
+        self.prepared.insert(key, prepared);
+        match (outcome.bound.first(), outcome.explanation) {
+            (Some(binding), _) => Ok(*binding),
+            (None, explanation) => Err(PodsError::Unschedulable {
+                owner: pod.owner.clone(),
+                explanation: explanation.unwrap_or_else(|| Explanation::new("nodes", self.alive)),
+            }),
+        }
+    }
+
+    /// Binds `replicas` copies of a compiled pod one after another, each seeing the ones
+    /// before; stops at the first that fits nowhere.
+    fn bind_replicas(
+        &mut self,
+        compiled: &Arc<Compiled>,
+        stat: &Static,
+        replicas: u32,
+    ) -> BatchOutcome {
         let mut state = PodState::default();
         let mut bound = Vec::with_capacity(replicas as usize);
         for done in 0..replicas {
-            self.pod_state(&compiled, &mut state);
-            match self.select(&compiled, &stat, &state) {
-                Some(node) => bound.push(self.bind(&compiled, node)),
+            self.pod_state(compiled, &mut state);
+            match self.select(compiled, stat, &state) {
+                Some(node) => bound.push(self.bind(compiled, node)),
                 None => {
-                    let explanation = self.explain(&compiled, &stat, &state);
-                    return Ok(BatchOutcome {
+                    let explanation = self.explain(compiled, stat, &state);
+                    return BatchOutcome {
                         bound,
                         pending: replicas - done,
                         explanation: Some(explanation),
-                    });
+                    };
                 }
             }
         }
-        Ok(BatchOutcome {
+        BatchOutcome {
             bound,
             pending: 0,
             explanation: None,
-        })
+        }
     }
 
     /// Removes a bound pod (it finished, or the caller evicts it) and returns its template.
@@ -433,6 +608,12 @@ impl Scheduler {
 
     /// Checks a template and resolves its terms against the indexes.
     pub(crate) fn compile(&mut self, pod: &PodTemplate) -> Result<Compiled, PodsError> {
+        self.compile_shared(Arc::new(pod.clone()))
+    }
+
+    /// [`Scheduler::compile`] of a shared template, kept without a copy.
+    fn compile_shared(&mut self, shared: Arc<PodTemplate>) -> Result<Compiled, PodsError> {
+        let pod = shared.as_ref();
         let invalid = |reason: String| PodsError::InvalidPod {
             owner: pod.owner.clone(),
             reason,
@@ -526,7 +707,7 @@ impl Scheduler {
         }
         let (nz_cpu, nz_mem) = score::non_zero(pod.requests.cpu_millis, pod.requests.memory_bytes);
         Ok(Compiled {
-            template: Arc::new(pod.clone()),
+            template: Arc::clone(&shared),
             label_set,
             req: pod.requests,
             nz_cpu,
@@ -567,24 +748,12 @@ impl Scheduler {
         let trivial = pod.node_selector.is_empty()
             && pod.node_affinity.is_empty()
             && pod.tolerations.is_empty();
-        let mut code = self.base_code.clone();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if code[i] == GONE
-                || (trivial && code[i] == OK)
-                || (trivial && code[i] == TAINTED && !daemon)
-            {
-                continue;
-            }
-            code[i] = if node.unschedulable && !daemon {
-                CORDONED
-            } else if filter::untolerated_taint(node, &pod.tolerations).is_some() {
-                TAINTED
-            } else if !filter::node_affinity_matches(pod, &node.labels) {
-                AFFINITY
-            } else {
-                OK
-            };
-        }
+        let code: Vec<u8> = (0..self.base_code.len())
+            .map(|i| match self.base_code[i] {
+                k if trivial && (k == OK || (k == TAINTED && !daemon)) => k,
+                _ => self.static_code(pod, i, daemon),
+            })
+            .collect();
         let taint_raw = self.any_prefer_taint.then(|| {
             self.nodes
                 .iter()
@@ -601,13 +770,30 @@ impl Scheduler {
             .iter()
             .map(|&k| if k == OK { 0.0 } else { f64::NEG_INFINITY })
             .collect();
-        let all_ok = code.iter().all(|&k| k == OK);
+        let failing = code.iter().filter(|&&k| k != OK).count();
         Static {
             code,
             taint_raw,
             node_affinity_raw,
             penalty,
-            all_ok,
+            failing,
+        }
+    }
+
+    /// The node-only filter outcome of node slot `i` for `pod`: [`GONE`], [`CORDONED`],
+    /// [`TAINTED`], [`AFFINITY`] or [`OK`].
+    fn static_code(&self, pod: &PodTemplate, i: usize, daemon: bool) -> u8 {
+        let node = &self.nodes[i];
+        if self.base_code[i] == GONE {
+            GONE
+        } else if node.unschedulable && !daemon {
+            CORDONED
+        } else if filter::untolerated_taint(node, &pod.tolerations).is_some() {
+            TAINTED
+        } else if !filter::node_affinity_matches(pod, &node.labels) {
+            AFFINITY
+        } else {
+            OK
         }
     }
 
@@ -708,7 +894,7 @@ impl Scheduler {
         let mut sc = std::mem::take(&mut self.scratch);
         let n = self.nodes.len();
         let (h, p, out) = (&self.hot, &stat.penalty, &mut sc.scores);
-        match (self.strategy, stat.all_ok) {
+        match (self.strategy, stat.failing == 0) {
             (ScoringStrategy::LeastAllocated, true) => h.score_all::<false, false>(c, p, out),
             (ScoringStrategy::LeastAllocated, false) => h.score_all::<false, true>(c, p, out),
             (ScoringStrategy::MostAllocated, true) => h.score_all::<true, false>(c, p, out),
@@ -999,17 +1185,36 @@ struct Hot {
 }
 
 impl Hot {
-    fn push(&mut self, a: &Resources, pods: u32) {
-        self.pods_free.push(f64::from(pods));
-        self.free_cpu.push(a.cpu_millis as f64);
-        self.free_mem.push(a.memory_bytes as f64);
-        self.free_disk.push(a.disk_bytes as f64);
-        self.nz_cpu.push(0.0);
-        self.nz_mem.push(0.0);
-        self.used_cpu.push(0.0);
-        self.used_mem.push(0.0);
-        self.inv_cpu.push(inverse(a.cpu_millis));
-        self.inv_mem.push(inverse(a.memory_bytes));
+    /// A new slot holding nothing.
+    fn grow(&mut self) {
+        for v in [
+            &mut self.pods_free,
+            &mut self.free_cpu,
+            &mut self.free_mem,
+            &mut self.free_disk,
+            &mut self.nz_cpu,
+            &mut self.nz_mem,
+            &mut self.used_cpu,
+            &mut self.used_mem,
+            &mut self.inv_cpu,
+            &mut self.inv_mem,
+        ] {
+            v.push(0.0);
+        }
+    }
+
+    /// Slot `i` holds an empty node of allocatable `a` and `pods` pods at most.
+    fn set(&mut self, i: usize, a: &Resources, pods: u32) {
+        self.pods_free[i] = f64::from(pods);
+        self.free_cpu[i] = a.cpu_millis as f64;
+        self.free_mem[i] = a.memory_bytes as f64;
+        self.free_disk[i] = a.disk_bytes as f64;
+        self.nz_cpu[i] = 0.0;
+        self.nz_mem[i] = 0.0;
+        self.used_cpu[i] = 0.0;
+        self.used_mem[i] = 0.0;
+        self.inv_cpu[i] = inverse(a.cpu_millis);
+        self.inv_mem[i] = inverse(a.memory_bytes);
     }
 
     /// NodeResourcesFit (LeastAllocated, or MostAllocated when `MOST`) plus

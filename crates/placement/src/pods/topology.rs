@@ -34,24 +34,34 @@ impl Topology {
 
     /// Appends the domain of a new node slot; returns true when it opened a new domain.
     fn push_node(&mut self, node: &Node) -> bool {
-        match node.labels.get(&self.key) {
-            None => {
-                self.domain_of.push(NO_DOMAIN);
-                false
-            }
-            Some(value) => {
-                if let Some(&d) = self.by_name.get(value) {
-                    self.domain_of.push(d);
-                    false
-                } else {
-                    let d = u32::try_from(self.names.len()).unwrap_or(NO_DOMAIN - 1);
-                    self.names.push(value.clone());
-                    self.by_name.insert(value.clone(), d);
-                    self.domain_of.push(d);
-                    true
-                }
-            }
+        let (d, new) = self.domain(node);
+        self.domain_of.push(d);
+        new
+    }
+
+    /// Sets the domain of node slot `i` (a new slot when `i` is the number of slots);
+    /// returns true when it opened a new domain.
+    fn set_node(&mut self, i: usize, node: &Node) -> bool {
+        let (d, new) = self.domain(node);
+        match self.domain_of.get_mut(i) {
+            Some(slot) => *slot = d,
+            None => self.domain_of.push(d),
         }
+        new
+    }
+
+    /// The domain of `node` ([`NO_DOMAIN`] without the label), and whether it is new.
+    fn domain(&mut self, node: &Node) -> (u32, bool) {
+        let Some(value) = node.labels.get(&self.key) else {
+            return (NO_DOMAIN, false);
+        };
+        if let Some(&d) = self.by_name.get(value) {
+            return (d, false);
+        }
+        let d = u32::try_from(self.names.len()).unwrap_or(NO_DOMAIN - 1);
+        self.names.push(value.clone());
+        self.by_name.insert(value.clone(), d);
+        (d, true)
     }
 
     /// Number of domains.
@@ -105,10 +115,11 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// Records a new node slot in every topology, growing the terms of new domains.
-    pub(crate) fn push_node(&mut self, node: &Node) {
+    /// Records the node of slot `i` (a new slot when `i` is the number of slots) in every
+    /// topology, growing the terms of new domains.
+    pub(crate) fn set_node(&mut self, i: usize, node: &Node) {
         for (t, topo) in self.topologies.iter_mut().enumerate() {
-            if topo.push_node(node) {
+            if topo.set_node(i, node) {
                 for term in self.terms.iter_mut().filter(|term| term.topo == t) {
                     term.matched.push(0);
                     if !term.anti_carriers.is_empty() {
