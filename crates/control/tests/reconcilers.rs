@@ -262,7 +262,10 @@ fn failed_fence_keeps_vms_down_until_the_self_fence_deadline_then_restarts_them_
     assert_eq!(cond.reason, Reason::WaitingForFence);
     assert!(cond.message.contains("BMC unreachable"), "{cond}");
     // The fence failed at 25 s; known dead at 71 s (below): the message counts down to it.
-    assert!(cond.message.contains("restarts elsewhere in 46.0 s"), "{cond}");
+    assert!(
+        cond.message.contains("restarts elsewhere in 46.0 s"),
+        "{cond}"
+    );
     assert_eq!(c.vm_phase("cp-1"), Some(VmPhase::Down));
     assert_eq!(host_of(&c, "cp-1"), victim, "no second placement");
     // Last heard at 0 s + a heartbeat interval (1 s) + 60 s self-fence + 10 s margin: the
