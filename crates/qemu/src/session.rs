@@ -61,7 +61,7 @@ impl Session {
             short,
         } = design(estate, &driver)?;
         let records = driver.store().load().map_err(QemuError::Store)?;
-        if records.is_empty() {
+        let (control, opened) = if records.is_empty() {
             let mut control = fresh.clone().durable();
             // Hear the hosts first (each link's first heartbeat and inventory), so the
             // first commands do not race the connections.
@@ -73,28 +73,23 @@ impl Session {
                 let ready = control.handle(now, observation);
                 driver.apply(now, ready);
             }
-            let mut session = Self {
-                control,
-                short,
-                fresh,
-                driver,
-            };
-            session.request_unbuilt();
-            return Ok((session, Opened::Fresh));
-        }
-        let control = fresh
-            .clone()
-            .restore(&records, wall_clock())
-            .map_err(QemuError::Store)?;
+            (control, Opened::Fresh)
+        } else {
+            let control = fresh
+                .clone()
+                .restore(&records, wall_clock())
+                .map_err(QemuError::Store)?;
+            (control, Opened::Resumed)
+        };
         let mut session = Self {
             control,
             short,
             fresh,
             driver,
         };
-        // Clusters added to the estate while no control plane ran.
+        // Every cluster of a fresh start; a resumed one's added while no control plane ran.
         session.request_unbuilt();
-        Ok((session, Opened::Resumed))
+        Ok((session, opened))
     }
 
     /// Takes a changed estate while running: plans it, restores the control plane's

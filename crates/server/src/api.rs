@@ -557,9 +557,9 @@ async fn store_manifests(
     })
 }
 
-async fn apply(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
-    let who = principal(request.extensions())?;
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+/// A request's body, at most [`MAX_BODY`] bytes.
+async fn body(request: Request) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
         .map_err(|e| {
             ApiError::new(
@@ -567,7 +567,12 @@ async fn apply(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult
                 "RequestEntityTooLarge",
                 format!("{e}: the limit is {MAX_BODY} bytes"),
             )
-        })?;
+        })
+}
+
+async fn apply(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
+    let who = principal(request.extensions())?;
+    let bytes = body(request).await?;
     let body: ApplyRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the apply request is not `{{\"sources\": [{{\"name\", \"text\"}}]}}`: {e}"
@@ -582,15 +587,7 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
     let target = Target::parse(request.uri().path())?;
     let key = target.key()?;
     allow(&who, key.resource)?;
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                format!("{e}: the limit is {MAX_BODY} bytes"),
-            )
-        })?;
+    let bytes = body(request).await?;
     let object: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not one JSON object: {e}")))?;
     let info = key.resource.info();
