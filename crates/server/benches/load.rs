@@ -60,7 +60,7 @@ fn main() {
     let (secret, line) = Tokens::generate(Role::Admin, "bench");
     let shared = Arc::new(
         Shared::new(
-            Objects::open(&dir.path().join("objects.db")).unwrap(),
+            Objects::sqlite(&dir.path().join("objects.db")).unwrap(),
             Tokens::parse(&line).unwrap(),
         )
         .unwrap(),

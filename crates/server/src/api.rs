@@ -29,7 +29,7 @@ use crate::error::ObjectsError;
 use crate::events::{Reporter, Severity, event};
 use crate::kinds::{ObjectKey, Resource, Writer};
 use crate::manifests;
-use crate::objects::{Filter, Outcome, named_version};
+use crate::objects::{Filter, Outcome, Txn, named_version};
 use crate::wire::{APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, Source, Status};
 
 /// The largest request body accepted, bytes.
@@ -149,7 +149,7 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 /// Runs the write `f` in the next group commit; answered once it is durable.
 async fn write<T: Send + 'static>(
     shared: &Arc<Shared>,
-    f: impl FnOnce(&mut crate::objects::Objects) -> Result<T, ObjectsError> + Send + 'static,
+    f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {
     shared.write(f).await.map_err(ApiError::from)
 }
@@ -157,7 +157,7 @@ async fn write<T: Send + 'static>(
 /// Runs `f` on the object store off the async workers (SQLite writes wait for fsync).
 async fn store<T: Send + 'static>(
     shared: &Arc<Shared>,
-    f: impl FnOnce(&mut crate::objects::Objects) -> Result<T, ObjectsError> + Send + 'static,
+    f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || shared.with_objects(f))
@@ -413,14 +413,6 @@ async fn watch(shared: Arc<Shared>, target: Target, from: Option<u64>) -> ApiRes
     Ok(response)
 }
 
-fn kind_name(kind: crate::objects::ChangeType) -> &'static str {
-    match kind {
-        crate::objects::ChangeType::Added => "ADDED",
-        crate::objects::ChangeType::Modified => "MODIFIED",
-        crate::objects::ChangeType::Deleted => "DELETED",
-    }
-}
-
 /// A watch's state between lines.
 struct Watching {
     notified: tokio::sync::watch::Receiver<u64>,
@@ -459,7 +451,7 @@ impl Watching {
             {
                 Ok((changes, read_to)) => {
                     for c in &changes {
-                        self.pending.push_back(line(kind_name(c.kind), &c.object));
+                        self.pending.push_back(line(c.kind.as_str(), &c.object));
                     }
                     self.after = read_to;
                     // Nothing new and nothing left to scan: wait for a newer revision.
@@ -638,7 +630,7 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
     let user = who.name.clone();
     let stored_key = key.clone();
     let (applied, served) = write(&shared, move |o| {
-        let applied = o.apply(&[(stored_key.clone(), object)])?;
+        let applied = o.apply(&[(stored_key.clone(), object.clone())])?;
         if let Some(a) = applied.first().filter(|a| a.outcome != Outcome::Unchanged) {
             let e = event(
                 &a.key,
@@ -670,10 +662,7 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
 }
 
 /// The node VMs a Cluster's status says it runs, when it runs any.
-fn running_nodes(
-    objects: &crate::objects::Objects,
-    key: &ObjectKey,
-) -> Result<Option<u64>, ObjectsError> {
+fn running_nodes(objects: &mut Txn<'_>, key: &ObjectKey) -> Result<Option<u64>, ObjectsError> {
     if key.resource != Resource::Cluster {
         return Ok(None);
     }

@@ -40,9 +40,15 @@ pub enum ObjectsError {
     /// The database holds something this server did not write.
     #[error("the object store is corrupt: {0}")]
     Corrupt(String),
-    /// SQLite failed.
+    /// The backend (SQLite, etcd) failed.
     #[error("object store: {0}")]
-    Backend(#[from] rusqlite::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<rusqlite::Error> for ObjectsError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Backend(Box::new(e))
+    }
 }
 
 /// What stops `plinth serve`.

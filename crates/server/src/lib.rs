@@ -28,7 +28,7 @@ pub use error::{ObjectsError, ServeError};
 use crate::auth::{Role, Tokens};
 use crate::controller::{Agents, Controller, ControllerConfig};
 use crate::metrics::Metrics;
-use crate::objects::Objects;
+use crate::objects::{GroupedWrite, Objects, Txn};
 
 /// What the API handlers and the reconcile loop share.
 pub struct Shared {
@@ -48,10 +48,9 @@ pub struct Shared {
     pub closing: AtomicBool,
 }
 
-/// A write waiting for a group commit: it runs in the batch's transaction and returns
-/// whether it succeeded (else it is undone) and how to answer once the commit's outcome
-/// is known.
-type QueuedWrite = Box<dyn FnOnce(&mut Objects) -> (bool, Answer) + Send>;
+/// A write waiting for a group commit: it runs its own transaction in the batch and
+/// returns how to answer once the batch's outcome is known.
+type QueuedWrite = GroupedWrite<Answer>;
 /// Answers a queued write with the commit's outcome.
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -69,8 +68,8 @@ impl Shared {
     ///
     /// # Errors
     /// When the store's revision cannot be read.
-    pub fn new(objects: Objects, tokens: Tokens) -> Result<Self, ObjectsError> {
-        let revision = objects.revision()?;
+    pub fn new(mut objects: Objects, tokens: Tokens) -> Result<Self, ObjectsError> {
+        let revision = objects.transact(|t| t.revision())?;
         Ok(Self {
             objects: Mutex::new(objects),
             tokens,
@@ -83,23 +82,21 @@ impl Shared {
     }
 
     /// Runs the write `f` in the next group commit: every write queued meanwhile shares
-    /// one transaction and one wait for the disk. Resolves once the commit is durable;
-    /// `f`'s own failure undoes only `f`.
+    /// one commit and one wait for the disk. Resolves once the commit is durable; `f`'s
+    /// own failure undoes only `f`. `f` may run more than once (see [`Objects::transact`]).
     ///
     /// # Errors
     /// What `f` returns, or the commit's failure.
     pub async fn write<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Objects) -> Result<T, ObjectsError> + Send + 'static,
+        f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
     ) -> Result<T, ObjectsError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let write: QueuedWrite = Box::new(move |objects| {
-            let result = f(objects);
-            let ok = result.is_ok();
-            let answer: Answer = Box::new(move |committed: Result<(), String>| {
+            let result = objects.transact(f);
+            Box::new(move |committed: Result<(), String>| {
                 let _ = tx.send(committed.map_err(ObjectsError::Commit).and(result));
-            });
-            (ok, answer)
+            })
         });
         self.queue
             .lock()
@@ -126,7 +123,7 @@ impl Shared {
             return;
         }
         let (answers, committed) = objects.group(writes);
-        let revision = objects.revision();
+        let revision = objects.transact(|t| t.revision());
         drop(objects);
         self.metrics.store(started.elapsed());
         let committed = committed.map_err(|e| e.to_string());
@@ -147,21 +144,21 @@ impl Shared {
         });
     }
 
-    /// Runs `f` on the object store (blocking: SQLite waits for fsync), then tells the
-    /// watches about the new revision.
+    /// Runs `f` as one transaction of the object store (blocking: SQLite waits for
+    /// fsync, etcd for its quorum), then tells the watches about the new revision.
     ///
     /// # Errors
     /// What `f` returns, or a poisoned lock.
     pub fn with_objects<T>(
         &self,
-        f: impl FnOnce(&mut Objects) -> Result<T, ObjectsError>,
+        f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError>,
     ) -> Result<T, ObjectsError> {
         let started = std::time::Instant::now();
         let mut objects = self.objects.lock().map_err(|_| {
             ObjectsError::Corrupt("a writer panicked while holding the store".into())
         })?;
-        let out = f(&mut objects);
-        let revision = objects.revision();
+        let out = objects.transact(f);
+        let revision = objects.transact(|t| t.revision());
         drop(objects);
         self.metrics.store(started.elapsed());
         if let Ok(revision) = revision {
@@ -280,7 +277,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
         Some(path) => Agents::load(path)?,
         None => Agents::default(),
     };
-    let objects = Objects::open(&paths::objects(&config.data_dir))?;
+    let objects = Objects::sqlite(&paths::objects(&config.data_dir))?;
     let shared = Arc::new(Shared::new(objects, tokens)?);
     let stop = Arc::new(AtomicBool::new(false));
     let controller = Controller::new(

@@ -1,25 +1,29 @@
-//! The API's objects in SQLite: desired state as users wrote it, status and reported
-//! objects as the control plane wrote them, and the log of changes that `watch` reads.
+//! The API's objects: desired state as users wrote it, status and reported objects as the
+//! control plane wrote them, and the log of changes that `watch` reads — defined once
+//! ([`Txn`]) over a [`Backend`]: SQLite in one process ([`sqlite`]), or etcd shared by
+//! replicas (`etcd`, with the `etcd` feature).
 //!
 //! Every write takes the next value of one revision counter (etcd's model): an object's
 //! `metadata.resourceVersion` is the revision of its last write, and a watch from revision
 //! R is the changes after R in order. A write that names a `resourceVersion` other than
-//! the stored one is refused (optimistic concurrency). Each call is one immediate
-//! transaction in WAL mode with `synchronous=FULL`: a write that was answered survives a
-//! crash of the process or of the machine. The change log keeps the newest
+//! the stored one is refused (optimistic concurrency). Each call is one transaction; a
+//! write that was answered is durable. The change log keeps the newest
 //! [`Objects::KEEP_CHANGES`] changes; a watch from before them is told to list again.
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::ObjectsError;
 use crate::kinds::{ObjectKey, Resource, TABLE, Writer};
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+pub mod sqlite;
+
 /// What happened to an object, as a watch reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeType {
     /// Created.
@@ -31,7 +35,8 @@ pub enum ChangeType {
 }
 
 impl ChangeType {
-    fn as_str(self) -> &'static str {
+    /// Its name on the wire and in a store.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Added => "ADDED",
             Self::Modified => "MODIFIED",
@@ -89,9 +94,9 @@ pub struct Applied {
     pub resource_version: u64,
 }
 
-/// One write of a group commit ([`Objects::group`]): whether it succeeded, and what it
-/// keeps for its caller.
-pub type GroupedWrite<T> = Box<dyn FnOnce(&mut Objects) -> (bool, T) + Send>;
+/// One write of a group commit ([`Objects::group`]): it runs its own transaction
+/// ([`Objects::transact`]) and keeps what its caller needs once the batch is durable.
+pub type GroupedWrite<T> = Box<dyn FnOnce(&mut Objects) -> T + Send>;
 
 /// An object the control plane reports: its key, body and status.
 pub type Reported = (ObjectKey, Value, Value);
@@ -108,25 +113,130 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, key: &ObjectKey) -> bool {
+    /// Whether `key` is one of the objects covered.
+    pub fn matches(&self, key: &ObjectKey) -> bool {
         self.resource.is_none_or(|r| r == key.resource)
             && self.namespace.as_ref().is_none_or(|n| *n == key.namespace)
             && self.name.as_ref().is_none_or(|n| *n == key.name)
     }
 }
 
-/// A stored object's row.
-struct Row {
-    revision: u64,
-    generation: u64,
-    body: Value,
-    status: Value,
+/// A stored object: what a backend keeps per key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// The revision of its last write: its `resourceVersion`.
+    pub revision: u64,
+    /// Bumped when its desired state changes.
+    pub generation: u64,
+    /// What its writer wrote.
+    pub body: Value,
+    /// What the control plane reports.
+    pub status: Value,
 }
 
-/// The object store.
+/// One entry of the change log as a backend keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    /// The revision of the change.
+    pub revision: u64,
+    /// The resource's plural.
+    pub resource: String,
+    /// The object's namespace (empty for a global one).
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: ChangeType,
+    /// The object as served after the change.
+    pub object: Value,
+}
+
+/// A store-wide counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meta {
+    /// The revision of the newest write.
+    Revision,
+    /// Changes up to this revision were compacted away.
+    Compacted,
+}
+
+impl Meta {
+    /// Its name in a backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Revision => "revision",
+            Self::Compacted => "compacted",
+        }
+    }
+}
+
+/// One transaction of a backend: its reads see its own writes, and nothing of it is kept
+/// unless the whole succeeds.
+pub trait Tx {
+    /// A counter (0 when never set).
+    fn meta(&mut self, key: Meta) -> Result<u64, ObjectsError>;
+    /// Sets a counter.
+    fn set_meta(&mut self, key: Meta, value: u64) -> Result<(), ObjectsError>;
+    /// One object.
+    fn row(&mut self, key: &ObjectKey) -> Result<Option<Row>, ObjectsError>;
+    /// Writes one object.
+    fn put_row(&mut self, key: &ObjectKey, row: &Row) -> Result<(), ObjectsError>;
+    /// Removes one object.
+    fn remove_row(&mut self, key: &ObjectKey) -> Result<(), ObjectsError>;
+    /// The objects `filter` covers, in any order.
+    fn rows(&mut self, filter: &Filter) -> Result<Vec<(ObjectKey, Row)>, ObjectsError>;
+    /// Appends to the change log.
+    fn log(&mut self, change: &Logged) -> Result<(), ObjectsError>;
+    /// The logged changes after `after`, oldest first, at most `limit`.
+    fn changes(&mut self, after: u64, limit: usize) -> Result<Vec<Logged>, ObjectsError>;
+    /// Drops the logged changes up to `revision`.
+    fn forget_changes(&mut self, revision: u64) -> Result<(), ObjectsError>;
+    /// Removes the oldest events beyond the newest `keep`.
+    fn prune_events(&mut self, keep: u64) -> Result<(), ObjectsError>;
+}
+
+/// Where the objects live: SQLite in one process ([`sqlite::SqliteObjects`]) or etcd
+/// shared by replicas (`etcd::EtcdObjects`, with the `etcd` feature).
+pub trait Backend: Send + std::fmt::Debug {
+    /// Runs `f` as one transaction, all or none. `f` may run more than once: an optimistic
+    /// backend runs it again when another writer committed first.
+    ///
+    /// # Errors
+    /// What `f` returns, or the backend's failure.
+    fn transact(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ObjectsError>,
+    ) -> Result<(), ObjectsError>;
+
+    /// Starts a batch of transactions committed together ([`Backend::end_batch`]); a
+    /// backend whose every transaction is already durable ignores it.
+    ///
+    /// # Errors
+    /// The backend's failure.
+    fn begin_batch(&mut self) -> Result<(), ObjectsError> {
+        Ok(())
+    }
+
+    /// Ends the batch: commits it, or undoes it when `keep` is false.
+    ///
+    /// # Errors
+    /// The backend's failure: nothing of the batch is kept.
+    fn end_batch(&mut self, keep: bool) -> Result<(), ObjectsError> {
+        let _ = keep;
+        Ok(())
+    }
+}
+
+/// The object store: the API's semantics over a [`Backend`].
 #[derive(Debug)]
 pub struct Objects {
-    db: Connection,
+    backend: Box<dyn Backend>,
+}
+
+/// The objects as one transaction sees them.
+pub struct Txn<'a> {
+    tx: &'a mut dyn Tx,
 }
 
 fn resource_of(plural: &str) -> Result<Resource, ObjectsError> {
@@ -137,16 +247,12 @@ fn resource_of(plural: &str) -> Result<Resource, ObjectsError> {
         .ok_or_else(|| ObjectsError::Corrupt(format!("unknown resource `{plural}` stored")))
 }
 
-fn parse_json(text: &str) -> Result<Value, ObjectsError> {
-    serde_json::from_str(text).map_err(|e| ObjectsError::Corrupt(format!("stored JSON: {e}")))
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+/// Decodes stored JSON.
+///
+/// # Errors
+/// [`ObjectsError::Corrupt`] when it does not decode.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, ObjectsError> {
+    serde_json::from_slice(text).map_err(|e| ObjectsError::Corrupt(format!("stored JSON: {e}")))
 }
 
 /// What a user wrote, without what the server owns: `status` and the server-set metadata.
@@ -211,82 +317,108 @@ impl Objects {
     /// Kubernetes).
     pub const KEEP_EVENTS: u64 = 2_000;
 
-    /// Opens (creating when absent) the store at `path`.
+    /// The store over `backend`.
+    pub fn new(backend: Box<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Opens (creating when absent) the SQLite store at `path`.
     ///
     /// # Errors
     /// When the file cannot be opened or is not a Plinth object store.
-    pub fn open(path: &Path) -> Result<Self, ObjectsError> {
-        let db = Connection::open(path)?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS objects (
-                 resource TEXT NOT NULL,
-                 namespace TEXT NOT NULL,
-                 name TEXT NOT NULL,
-                 revision INTEGER NOT NULL,
-                 generation INTEGER NOT NULL,
-                 body TEXT NOT NULL,
-                 status TEXT NOT NULL,
-                 PRIMARY KEY (resource, namespace, name)
-             ) STRICT;
-             CREATE TABLE IF NOT EXISTS changes (
-                 revision INTEGER PRIMARY KEY NOT NULL,
-                 resource TEXT NOT NULL,
-                 namespace TEXT NOT NULL,
-                 name TEXT NOT NULL,
-                 type TEXT NOT NULL,
-                 object TEXT NOT NULL
-             ) STRICT;
-             CREATE TABLE IF NOT EXISTS meta (
-                 key TEXT PRIMARY KEY NOT NULL,
-                 value INTEGER NOT NULL
-             ) STRICT;",
-        )?;
-        Ok(Self { db })
+    pub fn sqlite(path: &Path) -> Result<Self, ObjectsError> {
+        Ok(Self::new(Box::new(sqlite::SqliteObjects::open(path)?)))
     }
 
-    /// Runs `writes` in one transaction, each all or none on its own (a savepoint, undone
-    /// when the write says it failed): one commit, so one wait for the disk, for many
-    /// writers (group commit). What each write returned, and whether the commit
-    /// succeeded: a write's effect is durable only then.
+    /// Runs `f` as one transaction, all or none (`f` may run more than once: see
+    /// [`Backend::transact`]).
+    ///
+    /// # Errors
+    /// What `f` returns, or the backend's failure.
+    pub fn transact<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError>,
+    ) -> Result<T, ObjectsError> {
+        let mut out = None;
+        self.backend.transact(&mut |tx| {
+            out = Some(f(&mut Txn { tx })?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| ObjectsError::Corrupt("a transaction ended without running".into()))
+    }
+
+    /// Runs `writes` as one batch: one commit, so one wait for the disk, for many writers
+    /// (group commit); each write is all or none on its own. What each write returned,
+    /// and whether the batch was committed: a write's effect is durable only then.
     pub fn group<T>(&mut self, writes: Vec<GroupedWrite<T>>) -> (Vec<T>, Result<(), ObjectsError>) {
-        let mut kept = Vec::with_capacity(writes.len());
-        if let Err(e) = self.db.execute_batch("BEGIN IMMEDIATE") {
-            return (kept, Err(e.into()));
+        if let Err(e) = self.backend.begin_batch() {
+            return (Vec::new(), Err(e));
         }
-        let mut failed = None;
-        for write in writes {
-            if let Err(e) = self.db.execute_batch("SAVEPOINT write") {
-                failed.get_or_insert(e);
-            }
-            let (ok, value) = write(self);
-            let end = if ok {
-                "RELEASE write"
-            } else {
-                "ROLLBACK TO write; RELEASE write"
-            };
-            if let Err(e) = self.db.execute_batch(end) {
-                failed.get_or_insert(e);
-            }
-            kept.push(value);
-        }
-        let committed = match failed {
-            None => self.db.execute_batch("COMMIT"),
-            Some(e) => Err(e),
-        };
-        if committed.is_err() {
-            let _ = self.db.execute_batch("ROLLBACK");
-        }
-        (kept, committed.map_err(ObjectsError::from))
+        let kept = writes.into_iter().map(|write| write(self)).collect();
+        (kept, self.backend.end_batch(true))
     }
+}
 
+impl Txn<'_> {
     /// The revision of the newest write.
     ///
     /// # Errors
-    /// When the database cannot be read.
-    pub fn revision(&self) -> Result<u64, ObjectsError> {
-        meta(&self.db, "revision")
+    /// When the store cannot be read.
+    pub fn revision(&mut self) -> Result<u64, ObjectsError> {
+        self.tx.meta(Meta::Revision)
+    }
+
+    fn next_revision(&mut self) -> Result<u64, ObjectsError> {
+        let next = self.tx.meta(Meta::Revision)? + 1;
+        self.tx.set_meta(Meta::Revision, next)?;
+        Ok(next)
+    }
+
+    /// Writes `row` under `key` and logs the change.
+    fn write(&mut self, key: &ObjectKey, row: Row, kind: ChangeType) -> Result<(), ObjectsError> {
+        self.tx.put_row(key, &row)?;
+        let object = served(&row.body, row.revision, row.generation, &row.status);
+        self.tx.log(&Logged {
+            revision: row.revision,
+            resource: key.resource.info().plural.to_owned(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            kind,
+            object,
+        })
+    }
+
+    /// Deletes a stored object and logs the deletion; the object as last served.
+    fn remove(&mut self, key: &ObjectKey) -> Result<Option<Value>, ObjectsError> {
+        let Some(row) = self.tx.row(key)? else {
+            return Ok(None);
+        };
+        self.tx.remove_row(key)?;
+        let revision = self.next_revision()?;
+        let object = served(&row.body, revision, row.generation, &row.status);
+        self.tx.log(&Logged {
+            revision,
+            resource: key.resource.info().plural.to_owned(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            kind: ChangeType::Deleted,
+            object: object.clone(),
+        })?;
+        Ok(Some(object))
+    }
+
+    /// Drops the changes older than the newest [`Objects::KEEP_CHANGES`] and records the
+    /// revision a watch may start from.
+    fn compact(&mut self) -> Result<(), ObjectsError> {
+        let floor = self
+            .tx
+            .meta(Meta::Revision)?
+            .saturating_sub(Objects::KEEP_CHANGES);
+        if floor > self.tx.meta(Meta::Compacted)? {
+            self.tx.forget_changes(floor)?;
+            self.tx.set_meta(Meta::Compacted, floor)?;
+        }
+        Ok(())
     }
 
     /// Writes `objects` (each with its key, as a user wrote it) all or none. An object
@@ -294,14 +426,13 @@ impl Objects {
     ///
     /// # Errors
     /// [`ObjectsError::Conflict`] when one names another version (nothing is written), or
-    /// a database error.
+    /// a backend error.
     pub fn apply(&mut self, objects: &[(ObjectKey, Value)]) -> Result<Vec<Applied>, ObjectsError> {
-        let tx = self.db.savepoint()?;
         let mut applied = Vec::with_capacity(objects.len());
         for (key, object) in objects {
             let expected = named_version(object).map_err(ObjectsError::Invalid)?;
             let body = desired(object);
-            let row = read_row(&tx, key)?;
+            let row = self.tx.row(key)?;
             if let (Some(want), Some(row)) = (expected, &row)
                 && want != row.revision
             {
@@ -314,10 +445,14 @@ impl Objects {
             let (outcome, revision) = match row {
                 Some(row) if row.body == body => (Outcome::Unchanged, row.revision),
                 Some(row) => {
-                    let revision = next_revision(&tx)?;
-                    write_row(&tx, key, revision, row.generation + 1, &body, &row.status)?;
-                    let served = served(&body, revision, row.generation + 1, &row.status);
-                    log_change(&tx, revision, key, ChangeType::Modified, &served)?;
+                    let revision = self.next_revision()?;
+                    let new = Row {
+                        revision,
+                        generation: row.generation + 1,
+                        body,
+                        status: row.status,
+                    };
+                    self.write(key, new, ChangeType::Modified)?;
                     (Outcome::Configured, revision)
                 }
                 None if expected.is_some_and(|v| v > 0) => {
@@ -328,16 +463,14 @@ impl Objects {
                     });
                 }
                 None => {
-                    let revision = next_revision(&tx)?;
-                    let status = json!({});
-                    write_row(&tx, key, revision, 1, &body, &status)?;
-                    log_change(
-                        &tx,
+                    let revision = self.next_revision()?;
+                    let new = Row {
                         revision,
-                        key,
-                        ChangeType::Added,
-                        &served(&body, revision, 1, &status),
-                    )?;
+                        generation: 1,
+                        body,
+                        status: json!({}),
+                    };
+                    self.write(key, new, ChangeType::Added)?;
                     (Outcome::Created, revision)
                 }
             };
@@ -347,8 +480,7 @@ impl Objects {
                 resource_version: revision,
             });
         }
-        compact(&tx)?;
-        tx.commit()?;
+        self.compact()?;
         Ok(applied)
     }
 
@@ -356,27 +488,27 @@ impl Objects {
     /// whether anything was written.
     ///
     /// # Errors
-    /// A database error.
+    /// A backend error.
     pub fn set_statuses(&mut self, statuses: &[(ObjectKey, Value)]) -> Result<bool, ObjectsError> {
-        let tx = self.db.savepoint()?;
         let mut wrote = false;
         for (key, status) in statuses {
-            let Some(row) = read_row(&tx, key)? else {
+            let Some(row) = self.tx.row(key)? else {
                 continue;
             };
             if row.status == *status {
                 continue;
             }
-            let revision = next_revision(&tx)?;
-            write_row(&tx, key, revision, row.generation, &row.body, status)?;
-            let served = served(&row.body, revision, row.generation, status);
-            log_change(&tx, revision, key, ChangeType::Modified, &served)?;
+            let new = Row {
+                revision: self.next_revision()?,
+                status: status.clone(),
+                ..row
+            };
+            self.write(key, new, ChangeType::Modified)?;
             wrote = true;
         }
         if wrote {
-            compact(&tx)?;
+            self.compact()?;
         }
-        tx.commit()?;
         Ok(wrote)
     }
 
@@ -385,18 +517,20 @@ impl Objects {
     /// Returns whether anything was written.
     ///
     /// # Errors
-    /// A database error.
+    /// A backend error.
     pub fn report(
         &mut self,
         resource: Resource,
         objects: &[Reported],
     ) -> Result<bool, ObjectsError> {
-        let tx = self.db.savepoint()?;
         let mut wrote = false;
-        let stored = keys(&tx, resource)?;
+        let stored = self.tx.rows(&Filter {
+            resource: Some(resource),
+            ..Filter::default()
+        })?;
         for (key, body, status) in objects {
-            let row = read_row(&tx, key)?;
-            let (generation, kind) = match &row {
+            let row = stored.iter().find(|(k, _)| k == key).map(|(_, r)| r);
+            let (generation, kind) = match row {
                 Some(r) if r.body == *body && r.status == *status => continue,
                 Some(r) => (
                     r.generation + u64::from(r.body != *body),
@@ -404,27 +538,24 @@ impl Objects {
                 ),
                 None => (1, ChangeType::Added),
             };
-            let revision = next_revision(&tx)?;
-            write_row(&tx, key, revision, generation, body, status)?;
-            log_change(
-                &tx,
-                revision,
-                key,
-                kind,
-                &served(body, revision, generation, status),
-            )?;
+            let new = Row {
+                revision: self.next_revision()?,
+                generation,
+                body: body.clone(),
+                status: status.clone(),
+            };
+            self.write(key, new, kind)?;
             wrote = true;
         }
-        for key in stored {
-            if !objects.iter().any(|(k, _, _)| *k == key) {
-                delete_row(&tx, &key)?;
+        for (key, _) in &stored {
+            if !objects.iter().any(|(k, _, _)| k == key) {
+                self.remove(key)?;
                 wrote = true;
             }
         }
         if wrote {
-            compact(&tx)?;
+            self.compact()?;
         }
-        tx.commit()?;
         Ok(wrote)
     }
 
@@ -432,52 +563,41 @@ impl Objects {
     /// [`Objects::KEEP_EVENTS`].
     ///
     /// # Errors
-    /// A database error.
+    /// A backend error.
     pub fn record_events(&mut self, events: &[Value]) -> Result<(), ObjectsError> {
         if events.is_empty() {
             return Ok(());
         }
-        let tx = self.db.savepoint()?;
-        let status = json!({});
         for event in events {
-            let revision = next_revision(&tx)?;
+            let revision = self.next_revision()?;
             let key = ObjectKey::global(Resource::Event, format!("e{revision}"));
             let mut body = event.clone();
             if let Some(map) = body.as_object_mut() {
                 map.insert("metadata".into(), json!({"name": key.name}));
             }
-            write_row(&tx, &key, revision, 1, &body, &status)?;
-            log_change(
-                &tx,
+            let row = Row {
                 revision,
-                &key,
-                ChangeType::Added,
-                &served(&body, revision, 1, &status),
-            )?;
+                generation: 1,
+                body,
+                status: json!({}),
+            };
+            self.write(&key, row, ChangeType::Added)?;
         }
-        tx.execute(
-            "DELETE FROM objects WHERE resource = ?1 AND revision <= (
-                 SELECT revision FROM objects WHERE resource = ?1
-                 ORDER BY revision DESC LIMIT 1 OFFSET ?2)",
-            params![Resource::Event.info().plural, to_i64(Self::KEEP_EVENTS)],
-        )?;
-        compact(&tx)?;
-        tx.commit()?;
-        Ok(())
+        self.tx.prune_events(Objects::KEEP_EVENTS)?;
+        self.compact()
     }
 
     /// Deletes an object; `expected` must be its version when given. The deleted object,
     /// or `None` when there was none.
     ///
     /// # Errors
-    /// [`ObjectsError::Conflict`], or a database error.
+    /// [`ObjectsError::Conflict`], or a backend error.
     pub fn delete(
         &mut self,
         key: &ObjectKey,
         expected: Option<u64>,
     ) -> Result<Option<Value>, ObjectsError> {
-        let tx = self.db.savepoint()?;
-        let Some(row) = read_row(&tx, key)? else {
+        let Some(row) = self.tx.row(key)? else {
             return Ok(None);
         };
         if let Some(want) = expected.filter(|&w| w != row.revision) {
@@ -487,76 +607,61 @@ impl Objects {
                 stored: Some(row.revision),
             });
         }
-        let object = delete_row(&tx, key)?;
-        compact(&tx)?;
-        tx.commit()?;
+        let object = self.remove(key)?;
+        self.compact()?;
         Ok(object)
     }
 
     /// One object as served.
     ///
     /// # Errors
-    /// A database error.
-    pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>, ObjectsError> {
-        Ok(read_row(&self.db, key)?.map(|r| served(&r.body, r.revision, r.generation, &r.status)))
+    /// A backend error.
+    pub fn get(&mut self, key: &ObjectKey) -> Result<Option<Value>, ObjectsError> {
+        Ok(self
+            .tx
+            .row(key)?
+            .map(|r| served(&r.body, r.revision, r.generation, &r.status)))
     }
 
-    /// The objects `filter` covers, by key, and the revision they were read at.
+    /// The objects `filter` covers, by key (events oldest first), and the revision they
+    /// were read at.
     ///
     /// # Errors
-    /// A database error.
-    pub fn list(&self, filter: &Filter) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
-        let tx = &self.db;
-        let revision = meta(tx, "revision")?;
-        let mut query = tx.prepare(
-            "SELECT resource, namespace, name, revision, generation, body, status FROM objects
-             WHERE (?1 IS NULL OR resource = ?1) AND (?2 IS NULL OR namespace = ?2)
-               AND (?3 IS NULL OR name = ?3)
-             ORDER BY resource, namespace,
-                 CASE WHEN resource = 'events' THEN revision ELSE 0 END, name",
-        )?;
-        let rows = query.query_map(
-            params![
-                filter.resource.map(|r| r.info().plural),
-                filter.namespace,
-                filter.name
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                ))
-            },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (resource, namespace, name, rev, generation, body, status) = row?;
-            let key = ObjectKey {
-                resource: resource_of(&resource)?,
-                namespace,
-                name,
+    /// A backend error.
+    pub fn list(
+        &mut self,
+        filter: &Filter,
+    ) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
+        let revision = self.tx.meta(Meta::Revision)?;
+        let mut rows = self.tx.rows(filter)?;
+        rows.sort_by(|(a, ra), (b, rb)| {
+            let order = |k: &ObjectKey, r: &Row| {
+                let by_time = if k.resource == Resource::Event {
+                    r.revision
+                } else {
+                    0
+                };
+                (k.resource.info().plural, k.namespace.clone(), by_time)
             };
-            let object = served(
-                &parse_json(&body)?,
-                to_u64(rev),
-                to_u64(generation),
-                &parse_json(&status)?,
-            );
-            out.push((key, object));
-        }
+            order(a, ra)
+                .cmp(&order(b, rb))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let out = rows
+            .into_iter()
+            .map(|(k, r)| {
+                let object = served(&r.body, r.revision, r.generation, &r.status);
+                (k, object)
+            })
+            .collect();
         Ok((out, revision))
     }
 
     /// Every object users wrote, with its desired state only: the estate's manifests.
     ///
     /// # Errors
-    /// A database error.
-    pub fn desired_objects(&self) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
+    /// A backend error.
+    pub fn desired_objects(&mut self) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
         let (all, revision) = self.list(&Filter::default())?;
         let desired = all
             .into_iter()
@@ -571,67 +676,40 @@ impl Objects {
     ///
     /// # Errors
     /// [`ObjectsError::Expired`] when changes after `after` were compacted away, or a
-    /// database error.
+    /// backend error.
     pub fn changes_since(
-        &self,
+        &mut self,
         after: u64,
         filter: &Filter,
         limit: usize,
     ) -> Result<(Vec<Change>, u64), ObjectsError> {
-        let tx = &self.db;
-        let revision = meta(tx, "revision")?;
-        let compacted = meta(tx, "compacted")?;
+        let revision = self.tx.meta(Meta::Revision)?;
+        let compacted = self.tx.meta(Meta::Compacted)?;
         if after < compacted {
             return Err(ObjectsError::Expired {
                 requested: after,
                 oldest: compacted,
             });
         }
-        let mut query = tx.prepare(
-            "SELECT revision, resource, namespace, name, type, object FROM changes
-             WHERE revision > ?1 AND (?2 IS NULL OR resource = ?2)
-             ORDER BY revision LIMIT ?3",
-        )?;
-        let rows = query.query_map(
-            params![
-                to_i64(after),
-                filter.resource.map(|r| r.info().plural),
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            },
-        )?;
-        let mut out = Vec::new();
-        let mut read = 0;
+        let logged = self.tx.changes(after, limit)?;
+        let read = logged.len();
         let mut last = after;
-        for row in rows {
-            let (at, resource, namespace, name, kind, object) = row?;
-            read += 1;
-            last = to_u64(at);
+        let mut out = Vec::new();
+        for change in logged {
+            last = change.revision;
             let key = ObjectKey {
-                resource: resource_of(&resource)?,
-                namespace,
-                name,
+                resource: resource_of(&change.resource)?,
+                namespace: change.namespace,
+                name: change.name,
             };
-            if !filter.matches(&key) {
-                continue;
+            if filter.matches(&key) {
+                out.push(Change {
+                    kind: change.kind,
+                    object: change.object,
+                    revision: change.revision,
+                    key,
+                });
             }
-            let kind = ChangeType::parse(&kind)
-                .ok_or_else(|| ObjectsError::Corrupt(format!("change type `{kind}`")))?;
-            out.push(Change {
-                kind,
-                object: parse_json(&object)?,
-                revision: last,
-                key,
-            });
         }
         let read_to = if read < limit {
             revision.max(after)
@@ -640,145 +718,6 @@ impl Objects {
         };
         Ok((out, read_to))
     }
-}
-
-fn meta(db: &Connection, key: &str) -> Result<u64, ObjectsError> {
-    Ok(db
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?
-        .map_or(0, to_u64))
-}
-
-fn set_meta(db: &Connection, key: &str, value: u64) -> Result<(), ObjectsError> {
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, to_i64(value)],
-    )?;
-    Ok(())
-}
-
-fn next_revision(db: &Connection) -> Result<u64, ObjectsError> {
-    let next = meta(db, "revision")? + 1;
-    set_meta(db, "revision", next)?;
-    Ok(next)
-}
-
-fn read_row(db: &Connection, key: &ObjectKey) -> Result<Option<Row>, ObjectsError> {
-    let row = db
-        .query_row(
-            "SELECT revision, generation, body, status FROM objects
-             WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-            params![key.resource.info().plural, key.namespace, key.name],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            },
-        )
-        .optional()?;
-    row.map(|(revision, generation, body, status)| {
-        Ok(Row {
-            revision: to_u64(revision),
-            generation: to_u64(generation),
-            body: parse_json(&body)?,
-            status: parse_json(&status)?,
-        })
-    })
-    .transpose()
-}
-
-fn keys(db: &Connection, resource: Resource) -> Result<Vec<ObjectKey>, ObjectsError> {
-    let mut query = db.prepare("SELECT namespace, name FROM objects WHERE resource = ?1")?;
-    let rows = query.query_map([resource.info().plural], |r| {
-        Ok(ObjectKey {
-            resource,
-            namespace: r.get(0)?,
-            name: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn write_row(
-    db: &Connection,
-    key: &ObjectKey,
-    revision: u64,
-    generation: u64,
-    body: &Value,
-    status: &Value,
-) -> Result<(), ObjectsError> {
-    db.execute(
-        "INSERT INTO objects (resource, namespace, name, revision, generation, body, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (resource, namespace, name) DO UPDATE SET
-             revision = excluded.revision, generation = excluded.generation,
-             body = excluded.body, status = excluded.status",
-        params![
-            key.resource.info().plural,
-            key.namespace,
-            key.name,
-            to_i64(revision),
-            to_i64(generation),
-            body.to_string(),
-            status.to_string()
-        ],
-    )?;
-    Ok(())
-}
-
-/// Deletes a stored object and logs the deletion; the object as last served.
-fn delete_row(db: &Connection, key: &ObjectKey) -> Result<Option<Value>, ObjectsError> {
-    let Some(row) = read_row(db, key)? else {
-        return Ok(None);
-    };
-    db.execute(
-        "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-        params![key.resource.info().plural, key.namespace, key.name],
-    )?;
-    let revision = next_revision(db)?;
-    let object = served(&row.body, revision, row.generation, &row.status);
-    log_change(db, revision, key, ChangeType::Deleted, &object)?;
-    Ok(Some(object))
-}
-
-fn log_change(
-    db: &Connection,
-    revision: u64,
-    key: &ObjectKey,
-    kind: ChangeType,
-    object: &Value,
-) -> Result<(), ObjectsError> {
-    db.execute(
-        "INSERT INTO changes (revision, resource, namespace, name, type, object)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            to_i64(revision),
-            key.resource.info().plural,
-            key.namespace,
-            key.name,
-            kind.as_str(),
-            object.to_string()
-        ],
-    )?;
-    Ok(())
-}
-
-/// Drops the changes older than the newest [`Objects::KEEP_CHANGES`] and records the
-/// revision a watch may start from.
-fn compact(db: &Connection) -> Result<(), ObjectsError> {
-    let revision = meta(db, "revision")?;
-    let floor = revision.saturating_sub(Objects::KEEP_CHANGES);
-    if floor > meta(db, "compacted")? {
-        db.execute("DELETE FROM changes WHERE revision <= ?1", [to_i64(floor)])?;
-        set_meta(db, "compacted", floor)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -795,28 +734,36 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Objects) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let objects = Objects::open(&dir.path().join("objects.db")).expect("open");
+        let objects = Objects::sqlite(&dir.path().join("objects.db")).expect("open");
         (dir, objects)
+    }
+
+    fn apply(
+        objects: &mut Objects,
+        batch: &[(ObjectKey, Value)],
+    ) -> Result<Vec<Applied>, ObjectsError> {
+        objects.transact(|t| t.apply(batch))
+    }
+
+    fn get(objects: &mut Objects, key: &ObjectKey) -> Option<Value> {
+        objects.transact(|t| t.get(key)).expect("get")
     }
 
     #[test]
     fn apply_is_idempotent_and_versions_every_change() {
         let (_dir, mut objects) = store();
-        let first = objects.apply(&[cluster("a", "1.33.1")]).expect("apply");
+        let first = apply(&mut objects, &[cluster("a", "1.33.1")]).expect("apply");
         assert_eq!(first[0].outcome, Outcome::Created);
-        let again = objects.apply(&[cluster("a", "1.33.1")]).expect("apply");
+        let again = apply(&mut objects, &[cluster("a", "1.33.1")]).expect("apply");
         assert_eq!(again[0].outcome, Outcome::Unchanged);
         assert_eq!(again[0].resource_version, first[0].resource_version);
-        let changed = objects.apply(&[cluster("a", "1.34.0")]).expect("apply");
+        let changed = apply(&mut objects, &[cluster("a", "1.34.0")]).expect("apply");
         assert_eq!(changed[0].outcome, Outcome::Configured);
         assert!(changed[0].resource_version > first[0].resource_version);
-        let served = objects
-            .get(&cluster("a", "").0)
-            .expect("get")
-            .expect("there");
+        let served = get(&mut objects, &cluster("a", "").0).expect("there");
         assert_eq!(served["metadata"]["generation"], json!(2));
         let (changes, read_to) = objects
-            .changes_since(0, &Filter::default(), 100)
+            .transact(|t| t.changes_since(0, &Filter::default(), 100))
             .expect("changes");
         assert_eq!(read_to, changed[0].resource_version);
         let kinds: Vec<ChangeType> = changes.iter().map(|c| c.kind).collect();
@@ -826,12 +773,11 @@ mod tests {
     #[test]
     fn a_stale_version_is_a_conflict_and_writes_nothing() {
         let (_dir, mut objects) = store();
-        objects.apply(&[cluster("a", "1.33.1")]).expect("apply");
+        apply(&mut objects, &[cluster("a", "1.33.1")]).expect("apply");
         let (key, mut stale) = cluster("a", "1.34.0");
         stale["metadata"]["resourceVersion"] = json!("99");
-        let err = objects
-            .apply(&[cluster("b", "1.33.1"), (key.clone(), stale)])
-            .expect_err("conflict");
+        let err =
+            apply(&mut objects, &[cluster("b", "1.33.1"), (key, stale)]).expect_err("conflict");
         assert!(
             matches!(
                 err,
@@ -843,7 +789,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            objects.get(&cluster("b", "").0).expect("get").is_none(),
+            get(&mut objects, &cluster("b", "").0).is_none(),
             "all or none"
         );
     }
@@ -852,28 +798,46 @@ mod tests {
     fn status_and_reports_do_not_touch_the_desired_state() {
         let (_dir, mut objects) = store();
         let (key, body) = cluster("a", "1.33.1");
-        objects
-            .apply(&[(key.clone(), body.clone())])
-            .expect("apply");
+        apply(&mut objects, &[(key.clone(), body.clone())]).expect("apply");
         let status = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        let statuses = [(key.clone(), status)];
         assert!(
             objects
-                .set_statuses(&[(key.clone(), status.clone())])
+                .transact(|t| t.set_statuses(&statuses))
                 .expect("status")
         );
         assert!(
             !objects
-                .set_statuses(&[(key.clone(), status)])
+                .transact(|t| t.set_statuses(&statuses))
                 .expect("status")
         );
-        let again = objects.apply(&[(key.clone(), body)]).expect("apply");
+        let again = apply(&mut objects, &[(key.clone(), body)]).expect("apply");
         assert_eq!(
             again[0].outcome,
             Outcome::Unchanged,
             "status is not desired state"
         );
-        let served = objects.get(&key).expect("get").expect("there");
+        let served = get(&mut objects, &key).expect("there");
         assert_eq!(served["status"]["conditions"][0]["status"], json!("True"));
+    }
+
+    #[test]
+    fn a_batch_keeps_each_write_all_or_none() {
+        let (_dir, mut objects) = store();
+        let good: GroupedWrite<bool> =
+            Box::new(|o| o.transact(|t| t.apply(&[cluster("a", "1.33.1")])).is_ok());
+        let bad: GroupedWrite<bool> = Box::new(|o| {
+            o.transact(|t| {
+                t.apply(&[cluster("b", "1.33.1")])?;
+                Err::<(), _>(ObjectsError::Refused("no".into()))
+            })
+            .is_ok()
+        });
+        let (kept, committed) = objects.group(vec![good, bad]);
+        committed.expect("committed");
+        assert_eq!(kept, [true, false]);
+        assert!(get(&mut objects, &cluster("a", "").0).is_some());
+        assert!(get(&mut objects, &cluster("b", "").0).is_none(), "undone");
     }
 
     #[test]
@@ -882,17 +846,27 @@ mod tests {
         let many: Vec<Value> = (0..=Objects::KEEP_CHANGES)
             .map(|i| json!({"kind": "Event", "message": format!("event {i}")}))
             .collect();
-        objects.record_events(&many).expect("events");
+        objects
+            .transact(|t| t.record_events(&many))
+            .expect("events");
         let err = objects
-            .changes_since(0, &Filter::default(), 10)
+            .transact(|t| t.changes_since(0, &Filter::default(), 10))
             .expect_err("compacted");
         assert!(matches!(err, ObjectsError::Expired { .. }), "{err}");
-        let (events, _) = objects
-            .list(&Filter {
-                resource: Some(Resource::Event),
-                ..Filter::default()
-            })
-            .expect("list");
+        let events = Filter {
+            resource: Some(Resource::Event),
+            ..Filter::default()
+        };
+        let (events, _) = objects.transact(|t| t.list(&events)).expect("list");
         assert_eq!(events.len() as u64, Objects::KEEP_EVENTS);
+        let first: u64 = events[0].1["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("version");
+        let last: u64 = events[events.len() - 1].1["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("version");
+        assert!(first < last, "events are listed oldest first");
     }
 }

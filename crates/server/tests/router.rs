@@ -20,7 +20,7 @@ struct Api {
 
 fn api() -> Api {
     let dir = tempfile::tempdir().expect("tempdir");
-    let objects = Objects::open(&dir.path().join("objects.db")).expect("store");
+    let objects = Objects::sqlite(&dir.path().join("objects.db")).expect("store");
     let (secret, line) = Tokens::generate(Role::Admin, "test");
     let tokens = Tokens::parse(&line).expect("tokens");
     let shared = Arc::new(Shared::new(objects, tokens).expect("shared"));
