@@ -2,7 +2,9 @@
 //! the service on loopback, and the CLI verbs against it — `token`, `apply`, `get`,
 //! `get -w`, `wait`, `describe`, `delete`; tokens and roles (401, 403); an invalid apply
 //! answered with `plinth validate`'s own located diagnostics; optimistic concurrency
-//! (409); and a `kill -9` of the service that loses no acknowledged write.
+//! (409); and a `kill -9` of the service that loses no acknowledged write. With the `etcd`
+//! feature: three replicas on a real etcd (`scripts/etcd`), the leader killed mid-build,
+//! another taking over within the lease with no lost and no repeated command.
 
 mod common;
 
@@ -63,6 +65,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, tokens: &Path, agents: &Path) -> Self {
+        Self::start_with(data, tokens, agents, &[])
+    }
+
+    /// `plinth serve` with `extra` arguments.
+    fn start_with(data: &Path, tokens: &Path, agents: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
@@ -70,6 +77,7 @@ impl Server {
             .arg(tokens)
             .arg("--agents")
             .arg(agents)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -437,4 +445,213 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
 
     let (code, out, _) = cli(&server, &admin, &["delete", "pod", "p0", "-n", "shop"]);
     assert_eq!((code, out.trim()), (0, "pod/p0 deleted"));
+}
+
+/// A local etcd started by `scripts/etcd`, removed when dropped.
+#[cfg(feature = "etcd")]
+struct Etcd {
+    dir: PathBuf,
+    port: u16,
+    url: String,
+}
+
+#[cfg(feature = "etcd")]
+impl Etcd {
+    fn script(dir: &Path, port: u16, verb: &str) -> std::process::Output {
+        Command::new(root().join("scripts/etcd"))
+            .arg(verb)
+            .env("PLINTH_ETCD_DIR", dir)
+            .env("PLINTH_ETCD_PORT", port.to_string())
+            .output()
+            .expect("scripts/etcd runs")
+    }
+
+    fn up(dir: PathBuf, port: u16) -> Self {
+        let out = Self::script(&dir, port, "up");
+        assert!(
+            out.status.success(),
+            "scripts/etcd up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Self { dir, port, url }
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = Self::script(&self.dir, self.port, "down");
+    }
+}
+
+/// Whether `server` runs the reconcile loop, by its `/metrics`.
+#[cfg(feature = "etcd")]
+fn leads(server: &Server, token: &Path) -> bool {
+    let secret = std::fs::read_to_string(token).expect("token");
+    ureq::get(format!("{}/metrics", server.url))
+        .header("Authorization", format!("Bearer {}", secret.trim()))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .is_some_and(|m| m.lines().any(|l| l == "plinth_leader 1"))
+}
+
+/// The command ids each VM's creation was sent under, from the simulated agents' logs.
+#[cfg(feature = "etcd")]
+fn creations(
+    agents: &Agents,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    let hosts = std::fs::read_dir(agents.dir.join("hosts")).expect("hosts");
+    for host in hosts.flatten() {
+        let log = std::fs::read_to_string(host.path().join("agent.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("action=CreateVm")) {
+            let id = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("id="))
+                .unwrap_or_default();
+            let vm = line
+                .split("VmName(\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            out.entry(vm.to_owned()).or_default().insert(id.to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = Etcd::up(dir.path().join("etcd"), 23_790);
+    let agents = Agents::up(dir.path().join("agents"), 17_500, "examples/small");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "").expect("tokens file");
+    let admin = token(&tokens, "admin", dir.path());
+    let lease = Duration::from_secs(2);
+    let mut replicas: Vec<Server> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|name| {
+            Server::start_with(
+                &dir.path().join(name),
+                &tokens,
+                &agents.dir.join("agents"),
+                &["--etcd", &etcd.url, "--replica", name, "--lease", "2s"],
+            )
+        })
+        .collect();
+    let leader = |replicas: &[Server]| -> Option<usize> {
+        let leading: Vec<usize> = (0..replicas.len())
+            .filter(|&i| leads(&replicas[i], &admin))
+            .collect();
+        assert!(leading.len() <= 1, "two leaders: {leading:?}");
+        leading.first().copied()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        if let Some(i) = leader(&replicas) {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replica was elected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // Applied through a follower: every replica serves writes; the leader builds.
+    let follower = (first + 1) % 3;
+    let (code, out, err) = cli(
+        &replicas[follower],
+        &admin,
+        &["apply", "examples/small", "examples/lab/environment.yaml"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Mid-build, the leader dies.
+    std::thread::sleep(Duration::from_millis(300));
+    replicas[first].kill();
+    let killed = std::time::Instant::now();
+    let next = loop {
+        let alive: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+        if let Some(i) = alive.iter().copied().find(|&i| leads(&replicas[i], &admin)) {
+            break i;
+        }
+        assert!(
+            killed.elapsed() < lease + Duration::from_secs(3),
+            "no replica took over within the lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took_over = killed.elapsed();
+    assert!(
+        took_over <= lease + Duration::from_millis(1_500),
+        "{took_over:?}"
+    );
+
+    // The new leader finishes the build; a scale-up through the other survivor is built too.
+    let other = (0..3).find(|&i| i != first && i != next).expect("a third");
+    let (code, out, err) = cli(
+        &replicas[other],
+        &admin,
+        &[
+            "wait",
+            "clusters",
+            "--for",
+            "condition=Ready",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let scaled = dir.path().join("scaled");
+    std::fs::create_dir_all(&scaled).expect("dir");
+    for file in ["cluster.yaml", "inventory.yaml", "workloads.yaml"] {
+        let text = std::fs::read_to_string(root().join("examples/small").join(file)).expect("read");
+        let text = text.replacen("      replicas: 4", "      replicas: 5", 1);
+        std::fs::write(scaled.join(file), text).expect("write");
+    }
+    let (code, out, err) = cli(
+        &replicas[other],
+        &admin,
+        &["apply", &scaled.display().to_string()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cluster/apps configured"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, json, _) = cli(
+            &replicas[next],
+            &admin,
+            &["get", "cluster", "apps", "-o", "json"],
+        );
+        let ready = serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/status/readyNodes")
+                    .and_then(serde_json::Value::as_u64)
+            });
+        if ready == Some(8) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not scaled: {json}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // No command lost (every node VM created) and none repeated (one command per VM).
+    let created = creations(&agents);
+    assert_eq!(created.len(), 8, "{created:?}");
+    for (vm, ids) in &created {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{vm} was created by {} commands: {ids:?}",
+            ids.len()
+        );
+    }
+    eprintln!("leader {first} killed; replica {next} took over in {took_over:?}");
 }

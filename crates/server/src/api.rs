@@ -85,7 +85,11 @@ impl From<ObjectsError> for ApiError {
             }
             ObjectsError::Expired { .. } => (StatusCode::GONE, "Expired"),
             ObjectsError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            ObjectsError::Corrupt(_) | ObjectsError::Backend(_) | ObjectsError::Commit(_) => {
+            ObjectsError::Backend(_) | ObjectsError::Commit(_) => {
+                tracing::error!(error = %e, "object store");
+                (StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable")
+            }
+            ObjectsError::Corrupt(_) => {
                 tracing::error!(error = %e, "object store");
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }

@@ -1,6 +1,7 @@
 //! The reconcile loop of `plinth serve`: the stored objects form an estate; once it is
 //! valid, the one control plane (the same `Control` as `plinth run` and the simulator)
-//! runs it over the host agents, durable in its own SQLite file; what it sees goes back
+//! runs it over the host agents, durable in its own store (SQLite, or etcd while this
+//! replica leads); what it sees goes back
 //! into the objects' status, the reported VMs and hosts, and events.
 //!
 //! Level-triggered: every change of desired state re-reads the whole estate. A valid
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use plinth_control::store::Store;
 use plinth_control::{
     CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready,
     Reason, Time, UpgradeKind,
@@ -102,13 +104,35 @@ impl Agents {
     }
 }
 
+/// Where the control plane keeps its records.
+#[derive(Clone, Debug)]
+pub enum StateStore {
+    /// A SQLite file of this process.
+    Sqlite(PathBuf),
+    /// etcd, written only while this replica leads.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::objects::etcd::EtcdStore),
+}
+
+impl StateStore {
+    fn open(&self) -> Result<Box<dyn Store + Send>, String> {
+        match self {
+            Self::Sqlite(path) => SqliteStore::open(path)
+                .map(|s| Box::new(s) as Box<dyn Store + Send>)
+                .map_err(|e| format!("opening the control plane's state {}: {e}", path.display())),
+            #[cfg(feature = "etcd")]
+            Self::Etcd(store) => Ok(Box::new(store.clone())),
+        }
+    }
+}
+
 /// The reconcile loop's settings.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
     /// How to reach agents the Inventory does not name.
     pub agents: Agents,
-    /// The control plane's records (SQLite).
-    pub state: PathBuf,
+    /// The control plane's records.
+    pub state: StateStore,
 }
 
 /// The control plane running one estate.
@@ -122,7 +146,7 @@ struct Running {
 pub struct Controller {
     shared: Arc<Shared>,
     config: ControllerConfig,
-    stop: Arc<AtomicBool>,
+    stop: Vec<Arc<AtomicBool>>,
     running: Option<Running>,
     /// Per desired object, its `Accepted` condition.
     accepted: BTreeMap<ObjectKey, Value>,
@@ -212,8 +236,8 @@ fn command_object(kind: &CommandKind) -> ObjectKey {
 }
 
 impl Controller {
-    /// A loop over `shared`'s objects; it ends when `stop` is set.
-    pub fn new(shared: Arc<Shared>, config: ControllerConfig, stop: Arc<AtomicBool>) -> Self {
+    /// A loop over `shared`'s objects; it ends when any of `stop` is set.
+    pub fn new(shared: Arc<Shared>, config: ControllerConfig, stop: Vec<Arc<AtomicBool>>) -> Self {
         Self {
             shared,
             config,
@@ -228,7 +252,7 @@ impl Controller {
     pub fn run(mut self) {
         let mut seen = None;
         let mut published = Instant::now();
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.stop.iter().any(|s| s.load(Ordering::SeqCst)) {
             let desired = self.shared.desired.load(Ordering::SeqCst);
             if seen != Some(desired) {
                 seen = Some(desired);
@@ -367,19 +391,13 @@ impl Controller {
             deadlines: control.deadlines,
             pools: Pools::of(estate),
         };
-        let store = SqliteStore::open(&self.config.state).map_err(|e| {
-            format!(
-                "opening the control plane's state {}: {e}",
-                self.config.state.display()
-            )
-        })?;
+        let store = self.config.state.open()?;
         let journal = ServerJournal {
             shared: self.shared.clone(),
             issued: BTreeMap::new(),
         };
-        let driver =
-            QemuDriver::start(config, token.as_bytes(), Box::new(store), Box::new(journal))
-                .map_err(|e| plinth_qemu_error_chain(&e))?;
+        let driver = QemuDriver::start(config, token.as_bytes(), store, Box::new(journal))
+            .map_err(|e| plinth_qemu_error_chain(&e))?;
         let (session, opened) =
             Session::open(estate, driver).map_err(|e| plinth_qemu_error_chain(&e))?;
         tracing::info!(

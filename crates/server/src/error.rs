@@ -85,6 +85,19 @@ pub enum ServeError {
     /// The object store.
     #[error(transparent)]
     Objects(#[from] ObjectsError),
+    /// `--etcd` given to a build without the `etcd` feature.
+    #[error(
+        "this plinth was built without etcd support: build it with `cargo build --release --features etcd` (which needs protoc: `apt-get install protobuf-compiler`), or leave out --etcd to use the embedded SQLite store"
+    )]
+    NoEtcd,
+    /// A replica of a replicated control plane stopped: etcd failed, or the lease was lost.
+    #[error("replica {replica}: {message}")]
+    Replica {
+        /// The replica.
+        replica: String,
+        /// What happened, with the fix.
+        message: String,
+    },
     /// Listening.
     #[error("listening on {address}: {source}")]
     Listen {

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 pub use error::{ObjectsError, ServeError};
 
 use crate::auth::{Role, Tokens};
-use crate::controller::{Agents, Controller, ControllerConfig};
+use crate::controller::{Agents, Controller, ControllerConfig, StateStore};
 use crate::metrics::Metrics;
 use crate::objects::{GroupedWrite, Objects, Txn};
 
@@ -136,7 +136,7 @@ impl Shared {
     }
 
     /// Tells the watches about `revision`.
-    fn publish(&self, revision: u64) {
+    pub fn publish(&self, revision: u64) {
         self.revisions.send_if_modified(|r| {
             let newer = revision > *r;
             *r = (*r).max(revision);
@@ -185,6 +185,21 @@ pub struct ServeConfig {
     /// An agents file (`token PATH`, `HOST ADDRESS` lines) for hosts the Inventory does
     /// not give an `agent:`.
     pub agents: Option<PathBuf>,
+    /// A replica of a control plane replicated on etcd, instead of SQLite in `data_dir`.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// A replica of a control plane whose store is etcd.
+#[derive(Clone, Debug)]
+pub struct EtcdConfig {
+    /// etcd's client URLs (`http://HOST:PORT`).
+    pub endpoints: Vec<String>,
+    /// Every key of this control plane starts with it.
+    pub prefix: String,
+    /// This replica's name, as the election shows it.
+    pub replica: String,
+    /// The leader's lease: another replica takes over within it when the leader dies.
+    pub lease: std::time::Duration,
 }
 
 /// The files of a data directory.
@@ -266,7 +281,173 @@ fn tokens(config: &ServeConfig) -> Result<(Tokens, Option<PathBuf>), ServeError>
     Ok((Tokens::load(&path)?, made))
 }
 
-/// Runs the service until Ctrl-C or SIGTERM.
+/// Tells whoever reads standard output: a line, flushed; a closed or full standard output
+/// does not stop the service.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "plinth serve: {line}");
+    let _ = out.flush();
+}
+
+/// Why a replica must stop, once something makes it (the first reason is kept).
+#[derive(Debug, Default)]
+struct Fatal {
+    reason: Mutex<Option<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Fatal {
+    #[cfg(feature = "etcd")]
+    fn raise(&self, reason: String) {
+        tracing::error!(%reason, "stopping");
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+/// The reconcile loop as this process runs it: always (one process on SQLite), or while
+/// it leads (a replica on etcd).
+enum Mode {
+    Single(PathBuf),
+    #[cfg(feature = "etcd")]
+    Replica(objects::etcd::Etcd, EtcdConfig),
+}
+
+/// Opens the object store the configuration names.
+fn open_store(config: &ServeConfig) -> Result<(Objects, Mode), ServeError> {
+    let Some(etcd) = &config.etcd else {
+        let objects = Objects::sqlite(&paths::objects(&config.data_dir))?;
+        return Ok((objects, Mode::Single(paths::state(&config.data_dir))));
+    };
+    #[cfg(feature = "etcd")]
+    {
+        let connection =
+            objects::etcd::Etcd::connect(&etcd.endpoints, &etcd.prefix).map_err(|e| {
+                ServeError::Replica {
+                    replica: etcd.replica.clone(),
+                    message: format!("{e}; is etcd running (`scripts/etcd up`)?"),
+                }
+            })?;
+        let objects = Objects::new(Box::new(objects::etcd::EtcdObjects::new(
+            connection.clone(),
+        )));
+        Ok((objects, Mode::Replica(connection, etcd.clone())))
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = etcd;
+        Err(ServeError::NoEtcd)
+    }
+}
+
+/// Starts the reconcile loop's thread for `mode`.
+fn start_loop(
+    mode: Mode,
+    shared: &Arc<Shared>,
+    agents: Agents,
+    stop: &Arc<AtomicBool>,
+    fatal: &Arc<Fatal>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let shared = shared.clone();
+    let stop = stop.clone();
+    match mode {
+        Mode::Single(state) => {
+            // Nothing stops a single process but a signal.
+            let _ = fatal;
+            shared.metrics.set_leading(true);
+            let config = ControllerConfig {
+                agents,
+                state: StateStore::Sqlite(state),
+            };
+            std::thread::Builder::new()
+                .name("reconcile".into())
+                .spawn(move || Controller::new(shared, config, vec![stop]).run())
+        }
+        #[cfg(feature = "etcd")]
+        Mode::Replica(etcd, replica) => {
+            let fatal = fatal.clone();
+            follow(&etcd, &shared, &replica.replica, &fatal);
+            std::thread::Builder::new()
+                .name("reconcile".into())
+                .spawn(move || lead(&etcd, &replica, shared, agents, &stop, &fatal))
+        }
+    }
+}
+
+/// Keeps this replica's watches and reconcile loop told of every replica's writes.
+#[cfg(feature = "etcd")]
+fn follow(etcd: &objects::etcd::Etcd, shared: &Arc<Shared>, replica: &str, fatal: &Arc<Fatal>) {
+    let (published, desired) = (shared.clone(), shared.clone());
+    let (fatal, replica, connection) = (fatal.clone(), replica.to_owned(), etcd.clone());
+    etcd.spawn(async move {
+        let ended = objects::etcd::follow(
+            connection,
+            move |r| published.publish(r),
+            move || desired.desired_changed(),
+        )
+        .await;
+        let why = match ended {
+            Ok(()) => "etcd ended the watch".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        fatal.raise(format!(
+            "replica {replica} no longer hears etcd ({why}): stopping rather than serve stale watches"
+        ));
+    });
+}
+
+/// Campaigns, then runs the reconcile loop while this replica leads.
+#[cfg(feature = "etcd")]
+fn lead(
+    etcd: &objects::etcd::Etcd,
+    config: &EtcdConfig,
+    shared: Arc<Shared>,
+    agents: Agents,
+    stop: &Arc<AtomicBool>,
+    fatal: &Fatal,
+) {
+    use objects::etcd;
+    let leadership = match etcd::campaign(etcd, &config.replica, config.lease, stop) {
+        Ok(Some(l)) => l,
+        Ok(None) => return,
+        Err(e) => return fatal.raise(format!("campaigning for leadership: {e}")),
+    };
+    say(&format!(
+        "replica {} leads (lease {}); running the reconcile loop",
+        config.replica,
+        humantime::format_duration(config.lease)
+    ));
+    shared.metrics.set_leading(true);
+    let controller = ControllerConfig {
+        agents,
+        state: StateStore::Etcd(etcd::EtcdStore::new(etcd.clone(), leadership.clone())),
+    };
+    Controller::new(
+        shared.clone(),
+        controller,
+        vec![stop.clone(), leadership.lost_flag()],
+    )
+    .run();
+    shared.metrics.set_leading(false);
+    if leadership.lost() {
+        fatal.raise(format!(
+            "lost the leadership (its etcd lease of {} expired): another replica leads; restart this one to stand again",
+            humantime::format_duration(config.lease)
+        ));
+    } else if let Err(e) = etcd::resign(etcd, &leadership) {
+        tracing::warn!(error = %e, "resigning: the next leader waits for the lease to expire");
+    }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM (or, for a replica, until it loses etcd or
+/// its leadership).
 ///
 /// # Errors
 /// When the data directory, the tokens or agents file, the store or the address fail.
@@ -277,20 +458,11 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
         Some(path) => Agents::load(path)?,
         None => Agents::default(),
     };
-    let objects = Objects::sqlite(&paths::objects(&config.data_dir))?;
+    let (objects, mode) = open_store(config)?;
     let shared = Arc::new(Shared::new(objects, tokens)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let controller = Controller::new(
-        shared.clone(),
-        ControllerConfig {
-            agents,
-            state: paths::state(&config.data_dir),
-        },
-        stop.clone(),
-    );
-    let loop_thread = std::thread::Builder::new()
-        .name("reconcile".into())
-        .spawn(move || controller.run())
+    let fatal = Arc::new(Fatal::default());
+    let loop_thread = start_loop(mode, &shared, agents, &stop, &fatal)
         .map_err(io("starting the reconcile loop in", &config.data_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -308,28 +480,44 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
             address: config.listen,
             source,
         })?;
-        println!(
-            "plinth serve: listening on http://{address}; data in {}",
-            config.data_dir.display()
-        );
+        let store = match &config.etcd {
+            Some(e) => format!(
+                "objects in etcd {} under {}, as replica {}",
+                e.endpoints.join(","),
+                e.prefix,
+                e.replica
+            ),
+            None => format!("data in {}", config.data_dir.display()),
+        };
+        say(&format!("listening on http://{address}; {store}"));
         if let Some(admin) = &made {
-            println!("plinth serve: made an admin token in {}", admin.display());
+            say(&format!("made an admin token in {}", admin.display()));
         }
         axum::serve(listener, api::router(shared.clone()))
-            .with_graceful_shutdown(shutdown(shared.clone()))
+            .with_graceful_shutdown(shutdown(shared.clone(), fatal.clone()))
             .await
             .map_err(|source| ServeError::Listen { address, source })
     });
     stop.store(true, Ordering::SeqCst);
     // The loop ends at its next step.
     let _ = loop_thread.join();
-    served
+    served?;
+    match (fatal.take(), &config.etcd) {
+        (Some(message), Some(e)) => Err(ServeError::Replica {
+            replica: e.replica.clone(),
+            message,
+        }),
+        _ => Ok(()),
+    }
 }
 
-/// Resolves on Ctrl-C or SIGTERM, after telling the watches to end.
-async fn shutdown(shared: Arc<Shared>) {
-    signal().await;
-    println!("plinth serve: shutting down (the VMs keep running; the next start resumes)");
+/// Resolves on Ctrl-C, SIGTERM or a fatal error, after telling the watches to end.
+async fn shutdown(shared: Arc<Shared>, fatal: Arc<Fatal>) {
+    tokio::select! {
+        () = signal() => {}
+        () = fatal.notify.notified() => {}
+    }
+    say("shutting down (the VMs keep running; the next start resumes)");
     shared.closing.store(true, Ordering::SeqCst);
     shared.revisions.send_modify(|_| {});
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -42,6 +42,7 @@ pub struct Metrics {
     pub watchers: AtomicU64,
     commands: Mutex<BTreeMap<(String, String), u64>>,
     gauges: Mutex<BTreeMap<(&'static str, String), u64>>,
+    leading: AtomicBool,
 }
 
 impl Metrics {
@@ -56,6 +57,12 @@ impl Metrics {
     /// One call on the object store.
     pub fn store(&self, took: Duration) {
         self.store_time.add(took);
+    }
+
+    /// Whether this process runs the reconcile loop (always, on SQLite; while it leads,
+    /// a replica on etcd).
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
     }
 
     /// One step of the reconcile loop.
@@ -111,6 +118,11 @@ impl Metrics {
             out,
             "# HELP plinth_watches Watches streaming now.\n# TYPE plinth_watches gauge\nplinth_watches {}",
             self.watchers.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP plinth_leader Whether this process runs the reconcile loop.\n# TYPE plinth_leader gauge\nplinth_leader {}",
+            u8::from(self.leading.load(Ordering::Relaxed))
         );
         out.push_str("# HELP plinth_commands_total Commands to the driver, by kind and outcome.\n# TYPE plinth_commands_total counter\n");
         if let Ok(c) = self.commands.lock() {

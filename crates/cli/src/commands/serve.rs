@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use plinth_server::auth::{Role, Tokens};
-use plinth_server::{ServeConfig, paths};
+use plinth_server::{EtcdConfig, ServeConfig, paths};
 
 use crate::Outcome;
 
@@ -37,6 +37,26 @@ pub(crate) struct Args {
     /// entry names no `agent:`.
     #[arg(long, value_name = "PATH")]
     agents: Option<PathBuf>,
+    /// Run as one replica of a control plane stored in etcd (its client URLs, comma
+    /// separated) instead of SQLite: every replica serves the API, the one elected on an
+    /// etcd lease runs the reconcile loop. Needs a build with `--features etcd`.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// The etcd key prefix of this control plane (several may share one etcd).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "/plinth/",
+        requires = "etcd"
+    )]
+    etcd_prefix: String,
+    /// This replica's name in the election; default: its --listen address.
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    replica: Option<String>,
+    /// The leader's etcd lease: when the leader dies, another replica takes over within
+    /// it (whole seconds, at least 1 s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, requires = "etcd")]
+    lease: std::time::Duration,
 }
 
 /// Runs `plinth serve`.
@@ -50,6 +70,15 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             .unwrap_or_else(paths::default_data_dir),
         tokens: args.tokens.clone(),
         agents: args.agents.clone(),
+        etcd: (!args.etcd.is_empty()).then(|| EtcdConfig {
+            endpoints: args.etcd.clone(),
+            prefix: args.etcd_prefix.clone(),
+            replica: args
+                .replica
+                .clone()
+                .unwrap_or_else(|| args.listen.to_string()),
+            lease: args.lease,
+        }),
     };
     plinth_server::serve(&config)?;
     Ok(Outcome::Success)

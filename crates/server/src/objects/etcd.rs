@@ -31,6 +31,8 @@ use crate::kinds::{ObjectKey, Resource, Writer};
 
 /// Transactions that lose the race this many times in a row fail.
 const MAX_TRIES: usize = 50;
+/// The longest a call on etcd may take (a campaign excepted).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to etcd with the runtime its client runs on; the blocking calls of the
 /// object store and of the control plane go through it.
@@ -63,6 +65,15 @@ pub enum EtcdError {
         #[source]
         source: etcd_client::Error,
     },
+    /// etcd did not answer in time.
+    #[error(
+        "etcd at {endpoints} did not answer within {}",
+        humantime::format_duration(REQUEST_TIMEOUT)
+    )]
+    Timeout {
+        /// The endpoints tried.
+        endpoints: String,
+    },
     /// The runtime for the client could not start.
     #[error("starting the etcd client's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -92,9 +103,9 @@ impl Etcd {
             .enable_all()
             .build()
             .map_err(EtcdError::Runtime)?;
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(10));
+        // No timeout per request here: a campaign waits as long as another replica leads.
+        // `Etcd::run` bounds every other call.
+        let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5));
         let client = runtime
             .block_on(async {
                 let mut client = Client::connect(endpoints, Some(options)).await?;
@@ -118,8 +129,29 @@ impl Etcd {
         format!("{}{rest}", self.prefix).into_bytes()
     }
 
-    /// Runs `f` with a client on the connection's runtime, blocking this thread.
+    /// Runs `f` with a client on the connection's runtime, blocking this thread for at
+    /// most [`REQUEST_TIMEOUT`].
     fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error>,
+    ) -> Result<T, EtcdError> {
+        let client = self.client.clone();
+        let answered = self
+            .runtime
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, f(client)).await });
+        match answered {
+            Ok(result) => result.map_err(|source| EtcdError::Client {
+                endpoints: self.endpoints.join(","),
+                source,
+            }),
+            Err(_) => Err(EtcdError::Timeout {
+                endpoints: self.endpoints.join(","),
+            }),
+        }
+    }
+
+    /// Runs `f` like [`Etcd::run`], without a time limit (a campaign).
+    fn wait<T>(
         &self,
         f: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error>,
     ) -> Result<T, EtcdError> {
@@ -489,6 +521,8 @@ pub async fn follow(
 /// This replica's leadership: held while its lease is kept alive.
 #[derive(Clone, Debug)]
 pub struct Leadership {
+    /// The lease it holds the election key on.
+    lease: i64,
     /// The election key this replica holds.
     key: Vec<u8>,
     /// That key's create revision: the fence every control write checks.
@@ -502,15 +536,25 @@ impl Leadership {
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
     }
+
+    /// The flag [`Leadership::lost`] reads, for a loop to stop on.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
 }
 
-/// Campaigns for leadership as `replica` on a lease of `ttl`, blocking until elected; the
-/// lease is kept alive in the background, and [`Leadership::lost`] turns true when it
-/// cannot be.
+/// Campaigns for leadership as `replica` on a lease of `ttl`, blocking until elected or
+/// `stop` is set (then `None`, the lease revoked); the lease is kept alive in the
+/// background, and [`Leadership::lost`] turns true when it cannot be.
 ///
 /// # Errors
 /// When etcd fails.
-pub fn campaign(etcd: &Etcd, replica: &str, ttl: Duration) -> Result<Leadership, EtcdError> {
+pub fn campaign(
+    etcd: &Etcd,
+    replica: &str,
+    ttl: Duration,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Leadership>, EtcdError> {
     let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
     let lease = etcd
         .run(async move |mut c| c.lease_grant(seconds, None).await)?
@@ -532,36 +576,43 @@ pub fn campaign(etcd: &Etcd, replica: &str, ttl: Duration) -> Result<Leadership,
     });
     let name = etcd.key("leader");
     let value = replica.to_owned();
-    let elected = etcd.run(async move |mut c| c.campaign(name, value, lease).await)?;
+    let stopping = stop.clone();
+    let elected = etcd.wait(async move |mut c| {
+        tokio::select! {
+            elected = c.campaign(name, value, lease) => elected.map(Some),
+            () = async {
+                while !stopping.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            } => Ok(None),
+        }
+    })?;
+    let Some(elected) = elected else {
+        etcd.run(async move |mut c| c.lease_revoke(lease).await)?;
+        return Ok(None);
+    };
     let leader = elected.leader().ok_or(EtcdError::NotLeader)?;
-    Ok(Leadership {
+    Ok(Some(Leadership {
+        lease,
         key: leader.key().to_vec(),
         revision: leader.rev(),
         lost,
-    })
+    }))
 }
 
-/// The replica leading now, if any.
+/// Gives up `leadership` at once (revokes its lease), so another replica need not wait
+/// for it to expire.
 ///
 /// # Errors
 /// When etcd fails.
-pub fn leader(etcd: &Etcd) -> Result<Option<String>, EtcdError> {
-    let name = etcd.key("leader");
-    match etcd.run(async move |mut c| c.leader(name).await) {
-        Ok(r) => Ok(r
-            .kv()
-            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())),
-        // etcd answers "election: no leader" as an error.
-        Err(EtcdError::Client {
-            source: etcd_client::Error::GRpcStatus(s),
-            ..
-        }) if s.message().contains("no leader") => Ok(None),
-        Err(e) => Err(e),
-    }
+pub fn resign(etcd: &Etcd, leadership: &Leadership) -> Result<(), EtcdError> {
+    let lease = leadership.lease;
+    etcd.run(async move |mut c| c.lease_revoke(lease).await)?;
+    Ok(())
 }
 
 /// The control plane's records in etcd, written only while `leadership` holds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct EtcdStore {
     etcd: Etcd,
     leadership: Leadership,
