@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
+use plinth_proto::{
+    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState,
+};
 use tokio::sync::watch;
 
 use crate::error::AgentError;
@@ -30,4 +32,28 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn capacity(&self) -> Capacity;
     /// Changes whenever a VM does.
     fn changes(&self) -> watch::Receiver<u64>;
+    /// The VM's serial console from byte `from` of its current boot (see
+    /// [`console_chunk`]).
+    fn console(
+        &self,
+        vm: &VmName,
+        from: u64,
+    ) -> impl Future<Output = Result<ConsoleChunk, AgentError>> + Send;
+}
+
+/// Where a console read of `from` starts in a console of `len` bytes: at `from`, or at 0
+/// when the console is shorter (it began again: the VM was restarted).
+pub(crate) fn console_start(from: u64, len: u64) -> u64 {
+    if from > len { 0 } else { from }
+}
+
+/// The chunk of `bytes` read at `start`: at most [`CONSOLE_CHUNK_BYTES`] of them.
+pub(crate) fn console_chunk(vm: &VmName, start: u64, bytes: &[u8]) -> ConsoleChunk {
+    let bytes = &bytes[..bytes.len().min(CONSOLE_CHUNK_BYTES)];
+    ConsoleChunk {
+        vm: vm.clone(),
+        from: start,
+        text: String::from_utf8_lossy(bytes).into_owned(),
+        next: start + bytes.len() as u64,
+    }
 }

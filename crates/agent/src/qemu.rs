@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plinth_proto::guest::{FromGuest, GuestStatus, MetaData, SEED_LABEL, ToGuest, UserData};
-use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use plinth_proto::{
+    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
 use crate::datastore;
 use crate::error::AgentError;
-use crate::hypervisor::Hypervisor;
+use crate::hypervisor::{Hypervisor, console_chunk, console_start};
 use crate::image::Image;
 use crate::table::{VmRecord, VmTable};
 use crate::tool::run;
@@ -458,6 +460,36 @@ impl Hypervisor for QemuHypervisor {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.table.subscribe()
+    }
+
+    async fn console(&self, vm: &VmName, from: u64) -> Result<ConsoleChunk, AgentError> {
+        if self.table.get(vm).is_none() {
+            return Err(AgentError::UnknownVm(vm.clone()));
+        }
+        let path = self.paths(vm).serial();
+        let file_error = |source| AgentError::File {
+            path: path.clone(),
+            source,
+        };
+        // QEMU truncates it on every start; none yet before the first.
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(console_chunk(vm, 0, &[]));
+            }
+            Err(e) => return Err(file_error(e)),
+        };
+        let len = file.metadata().await.map_err(file_error)?.len();
+        let start = console_start(from, len);
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(file_error)?;
+        let mut bytes = Vec::with_capacity(CONSOLE_CHUNK_BYTES);
+        file.take(CONSOLE_CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(file_error)?;
+        Ok(console_chunk(vm, start, &bytes))
     }
 }
 

@@ -206,6 +206,14 @@ async fn connection<H: Hypervisor>(
     loop {
         tokio::select! {
             frame = conn.recv::<ToAgent>() => match frame {
+                // An operator's read, not the control plane: no contact, no watchdog reset.
+                Ok(ToAgent::Console { vm, from }) => {
+                    let reply = match shared.hv.console(&vm, from).await {
+                        Ok(chunk) => FromAgent::Console(chunk),
+                        Err(e) => FromAgent::NoConsole { vm, reason: e.to_string() },
+                    };
+                    conn.send(&reply).await?;
+                }
                 Ok(message) => {
                     shared.contact();
                     if let Some(reply) = handle(message, shared, &done_tx) {
@@ -242,6 +250,11 @@ fn handle<H: Hypervisor>(
         ToAgent::Resync => Some(FromAgent::Inventory(shared.inventory())),
         ToAgent::Admin(_) => Some(FromAgent::Refused {
             reason: "faults are accepted only on the simulated agent's admin listener".into(),
+        }),
+        // Answered where frames are read, without counting as contact.
+        ToAgent::Console { vm, .. } => Some(FromAgent::NoConsole {
+            vm,
+            reason: "console reads are answered by the connection".into(),
         }),
         ToAgent::Command(cmd) => {
             if let Some(outcome) = shared.remembered(cmd.id) {

@@ -1,17 +1,18 @@
 //! Simulated VMs: the same protocol and lifecycle with no QEMU, and boot times from the
 //! Environment, so the control plane and its tests can run many hosts cheaply.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use plinth_proto::guest::{GuestStatus, UserData, checksum};
-use plinth_proto::{Capacity, VmName, VmReport, VmSpec, VmState};
+use plinth_proto::{Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState};
 use tokio::sync::watch;
 
 use crate::datastore;
 use crate::error::AgentError;
-use crate::hypervisor::Hypervisor;
+use crate::hypervisor::{Hypervisor, console_chunk, console_start};
 use crate::table::{VmRecord, VmTable};
 
 /// The simulated hypervisor of one host.
@@ -23,6 +24,8 @@ pub struct SimulatedHypervisor {
     /// The storage every host sees, where VM configurations live: a VM created on one
     /// host can be started on another (an HA restart). `None`: this host's VMs only.
     storage: Option<PathBuf>,
+    /// Each VM's simulated serial console since its last start.
+    consoles: Mutex<BTreeMap<VmName, String>>,
 }
 
 impl SimulatedHypervisor {
@@ -34,7 +37,19 @@ impl SimulatedHypervisor {
             boot,
             capacity,
             storage: None,
+            consoles: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Writes a line to `vm`'s simulated console; `fresh` begins a new boot's console.
+    fn console_line(&self, vm: &VmName, fresh: bool, line: &str) {
+        let mut consoles = self.consoles.lock().unwrap_or_else(PoisonError::into_inner);
+        let console = consoles.entry(vm.clone()).or_default();
+        if fresh {
+            console.clear();
+        }
+        console.push_str(line);
+        console.push('\n');
     }
 
     /// The same host, keeping VM configurations on `storage`, shared with other hosts.
@@ -104,6 +119,15 @@ impl Hypervisor for SimulatedHypervisor {
             return Ok(());
         }
         self.table.update(vm, true, |r| r.state = VmState::Running);
+        let spec = &record.spec;
+        self.console_line(
+            vm,
+            true,
+            &format!(
+                "plinth simulated VM {vm}: powered on, {} vCPU(s), {} MiB; booting the node image of Kubernetes {}",
+                spec.vcpus, spec.memory_mib, spec.bootstrap.kubernetes_version
+            ),
+        );
         tokio::time::sleep(self.boot).await;
         let status = guest_status(&record.spec)?;
         let still_running = self
@@ -116,6 +140,14 @@ impl Hypervisor for SimulatedHypervisor {
                 detail: "stopped before Ready".into(),
             });
         }
+        self.console_line(
+            vm,
+            false,
+            &format!(
+                "plinth-guest: node {} of cluster {} ready (user-data sha256 {})",
+                status.node, status.cluster, status.payload_sha256
+            ),
+        );
         self.table.update(vm, false, |r| r.guest = Some(status));
         Ok(())
     }
@@ -126,6 +158,7 @@ impl Hypervisor for SimulatedHypervisor {
             r.guest = None;
         });
         if stopped {
+            self.console_line(vm, false, &format!("plinth simulated VM {vm}: powered off"));
             Ok(())
         } else {
             Err(AgentError::UnknownVm(vm.clone()))
@@ -143,13 +176,20 @@ impl Hypervisor for SimulatedHypervisor {
 
     async fn fence(&self) {
         for vm in self.table.names() {
+            let mut was_running = false;
             self.table.update(&vm, true, |r| {
-                if r.state == VmState::Running {
-                    tracing::warn!(vm = %vm, "killed by fencing");
-                }
+                was_running = r.state == VmState::Running;
                 r.state = VmState::Stopped;
                 r.guest = None;
             });
+            if was_running {
+                tracing::warn!(vm = %vm, "killed by fencing");
+                self.console_line(
+                    &vm,
+                    false,
+                    &format!("plinth simulated VM {vm}: killed (its host fenced itself)"),
+                );
+            }
         }
     }
 
@@ -163,5 +203,18 @@ impl Hypervisor for SimulatedHypervisor {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.table.subscribe()
+    }
+
+    async fn console(&self, vm: &VmName, from: u64) -> Result<ConsoleChunk, AgentError> {
+        let consoles = self.consoles.lock().unwrap_or_else(PoisonError::into_inner);
+        match consoles.get(vm) {
+            Some(text) => {
+                let start = console_start(from, text.len() as u64);
+                let at = usize::try_from(start).unwrap_or(usize::MAX).min(text.len());
+                Ok(console_chunk(vm, start, &text.as_bytes()[at..]))
+            }
+            None if self.table.get(vm).is_some() => Ok(console_chunk(vm, 0, &[])),
+            None => Err(AgentError::UnknownVm(vm.clone())),
+        }
     }
 }

@@ -129,6 +129,9 @@ pub(crate) enum ClientError {
     /// The server answered with a failure.
     #[error("{}: {}", .0.reason, .0.message)]
     Api(Box<Status>),
+    /// Writing what the server sent failed.
+    #[error("writing the output")]
+    Output(#[source] crate::output::OutputError),
     /// The answer was not what the API sends.
     #[error("the server's answer is not understood: {0}")]
     Answer(String),
@@ -243,6 +246,41 @@ impl Client {
                 .header("Authorization", &self.authorization)
                 .call(),
         )
+    }
+
+    /// `GET path` as a stream: `write` gets the body's bytes as they arrive, until the
+    /// server ends it.
+    ///
+    /// # Errors
+    /// The server's failure, the connection's, or `write`'s (a closed standard output).
+    pub(crate) fn stream(
+        &self,
+        path: &str,
+        write: &mut dyn std::io::Write,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}{path}", self.server);
+        let response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &self.authorization)
+            .call()
+            .map_err(|e| self.transport(e))?;
+        if !response.status().is_success() {
+            return self.answer::<Value>(Ok(response)).map(|_| ());
+        }
+        let mut body = response.into_body().into_reader();
+        let mut buffer = [0u8; 8192];
+        loop {
+            let n = std::io::Read::read(&mut body, &mut buffer)
+                .map_err(|e| self.transport(ureq::Error::Io(e)))?;
+            if n == 0 {
+                return Ok(());
+            }
+            write
+                .write_all(&buffer[..n])
+                .and_then(|()| write.flush())
+                .map_err(|e| ClientError::Output(crate::output::OutputError::of_stdout(e)))?;
+        }
     }
 
     /// Watches `path` from `resource_version` (or from the current objects, each an

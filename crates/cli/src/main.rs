@@ -42,6 +42,7 @@ enum Command {
     Describe(commands::get::DescribeArgs),
     Delete(commands::get::DeleteArgs),
     Wait(commands::get::WaitArgs),
+    Logs(commands::logs::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         Command::Describe(args) => commands::get::describe(&args),
         Command::Delete(args) => commands::get::delete(&args),
         Command::Wait(args) => commands::get::wait(&args),
+        Command::Logs(args) => commands::logs::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

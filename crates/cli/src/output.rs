@@ -32,7 +32,8 @@ pub(crate) enum OutputError {
 }
 
 impl OutputError {
-    fn of_stdout(e: io::Error) -> Self {
+    /// A failure to write stdout: [`OutputError::Closed`] for a closed pipe.
+    pub(crate) fn of_stdout(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Self::Closed
         } else {

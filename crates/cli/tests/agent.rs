@@ -6,7 +6,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::{
-    Agent, alive, command, connect, free_addr, image, kill_pid, node_spec, wait_inventory,
+    Agent, alive, command, connect, console, free_addr, image, kill_pid, node_spec, wait_inventory,
 };
 use plinth_proto::guest::{UserData, checksum};
 use plinth_proto::{Action, CommandError, Outcome, VmName, VmState};
@@ -96,6 +96,16 @@ fn a_linked_clone_boots_to_ready_with_its_seed_survives_an_agent_restart_and_sto
         assert!(guest.ready);
         let pid = report.pid.expect("a QEMU pid");
         assert!(alive(pid));
+        // Its serial console, as `plinth logs` reads it: the guest agent's line is there,
+        // and a read from its end brings nothing new.
+        let chunk = console(&mut conn, &vm, 0).await;
+        assert!(
+            chunk.text.contains("plinth-guest: node node-a"),
+            "{}",
+            chunk.text
+        );
+        let rest = console(&mut conn, &vm, chunk.next).await;
+        assert!(rest.text.is_empty() || rest.from == chunk.next, "{rest:?}");
         drop(conn);
 
         // The agent dies; its VM does not. A new agent re-adopts the same process.

@@ -265,6 +265,17 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     assert_eq!(code, 0, "{err}");
     assert!(described.contains("ClusterReady"), "{described}");
 
+    // A node VM's serial console, read from its host's agent through the service.
+    let (code, console, err) = cli(&server, &reader, &["logs", "apps-cp-0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        console.contains("powered on") && console.contains("node apps-cp-0 of cluster apps ready"),
+        "{console}"
+    );
+    let (code, _, err) = cli(&server, &reader, &["logs", "no-such-vm"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not found"), "{err}");
+
     // A changed spec is rolled out: a new Kubernetes version (a rolling upgrade, node by
     // node) and one more worker (a scale), until the cluster is Ready again.
     let changed = dir.path().join("cluster.yaml");

@@ -20,6 +20,7 @@ pub use conn::{Connection, MAX_FRAME_BYTES, Token};
 pub use error::ProtoError;
 pub use ids::{BootId, CommandId, Generation, HostName, VmName};
 pub use message::{
-    Action, AdminRequest, Capacity, Command, CommandError, Completion, Envelope, FromAgent,
-    Heartbeat, Inventory, Outcome, PROTOCOL_VERSION, ToAgent, VmReport, VmSpec, VmState,
+    Action, AdminRequest, CONSOLE_CHUNK_BYTES, Capacity, Command, CommandError, Completion,
+    ConsoleChunk, Envelope, FromAgent, Heartbeat, Inventory, Outcome, PROTOCOL_VERSION, ToAgent,
+    VmReport, VmSpec, VmState,
 };

@@ -32,7 +32,19 @@ pub enum ToAgent {
     Resync,
     /// A fault of the simulated agent (`plinth agent --simulated` only).
     Admin(AdminRequest),
+    /// Read a VM's serial console from byte `from` (an operator's `plinth logs`);
+    /// answered with one [`FromAgent::Console`] or [`FromAgent::NoConsole`]. It is not
+    /// contact from the control plane: it does not reset the self-fence timer.
+    Console {
+        /// The VM.
+        vm: VmName,
+        /// The offset to read from.
+        from: u64,
+    },
 }
+
+/// The most console bytes one [`FromAgent::Console`] carries.
+pub const CONSOLE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// A command: an id unique per control plane, a deadline and an action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +128,30 @@ pub enum FromAgent {
         /// Why, for the log.
         reason: String,
     },
+    /// Bytes of a VM's serial console, the answer to [`ToAgent::Console`].
+    Console(ConsoleChunk),
+    /// The console asked for cannot be read (no such VM on this host).
+    NoConsole {
+        /// The VM.
+        vm: VmName,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Bytes of a VM's serial console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsoleChunk {
+    /// The VM.
+    pub vm: VmName,
+    /// Where `text` starts: the offset asked for, or 0 when the console began again (the
+    /// VM was restarted) since.
+    pub from: u64,
+    /// At most [`CONSOLE_CHUNK_BYTES`] of it, as UTF-8 (invalid bytes replaced).
+    pub text: String,
+    /// The offset to read from next.
+    pub next: u64,
 }
 
 /// What a host is and runs.

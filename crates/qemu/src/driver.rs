@@ -418,7 +418,9 @@ impl QemuDriver {
                 }
             }
             FromAgent::Completion(done) => self.completion(now, done),
-            FromAgent::Refused { .. } => {}
+            // Never asked by the control plane: `plinth logs` reads consoles on its own
+            // connection.
+            FromAgent::Refused { .. } | FromAgent::Console(_) | FromAgent::NoConsole { .. } => {}
         }
     }
 

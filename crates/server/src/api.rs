@@ -121,6 +121,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/openapi/v3",
             get(|| async { axum::Json(crate::openapi::document()) }),
         )
+        .route(crate::serial::LOG_PATH, get(vm_log))
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
@@ -238,6 +239,33 @@ fn allow(who: &Principal, resource: Resource) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// A node VM's serial console, from its host's agent; `?follow=true` keeps reading.
+async fn vm_log(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let follow = matches!(query.get("follow").map(String::as_str), Some("true" | "1"));
+    let vm_key = ObjectKey::global(Resource::VirtualMachine, &name);
+    let (vm, host) = store(&shared, move |t| {
+        let vm = t.get(&vm_key)?;
+        let on = vm
+            .as_ref()
+            .and_then(|v| v.pointer("/status/host"))
+            .and_then(Value::as_str)
+            .map(|h| ObjectKey::global(Resource::Host, h));
+        let host = match on {
+            Some(key) => t.get(&key)?,
+            None => None,
+        };
+        Ok((vm, host))
+    })
+    .await?;
+    crate::serial::stream(shared, name, vm, host, follow)
+        .await
+        .map_err(|(status, reason, message)| ApiError::new(status, reason, message))
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> ApiResult {

@@ -140,6 +140,8 @@ struct Running {
     session: Session,
     /// The desired objects it was planned from.
     desired: Vec<(ObjectKey, Value)>,
+    /// Each host's agent address, as the driver reaches it.
+    agents: BTreeMap<String, SocketAddr>,
 }
 
 /// The reconcile loop.
@@ -368,9 +370,13 @@ impl Controller {
 
     fn start(&mut self, estate: &Estate, desired: Vec<(ObjectKey, Value)>) {
         match self.open(estate) {
-            Ok(session) => {
+            Ok((session, agents)) => {
                 self.not_running = None;
-                self.running = Some(Running { session, desired });
+                self.running = Some(Running {
+                    session,
+                    desired,
+                    agents,
+                });
             }
             Err(message) => {
                 tracing::warn!(%message, "the control plane cannot start yet");
@@ -379,13 +385,14 @@ impl Controller {
         }
     }
 
-    fn open(&self, estate: &Estate) -> Result<Session, String> {
+    /// Starts the control plane of `estate`; it and each host's agent address.
+    fn open(&self, estate: &Estate) -> Result<(Session, BTreeMap<String, SocketAddr>), String> {
         let mut agents = self.config.agents.hosts.clone();
         agents.extend(estate.inventory.spec.agents());
         let control = ControlConfig::virtualized(estate);
         let token = &self.config.agents.token;
         let config = DriverConfig {
-            agents,
+            agents: agents.clone(),
             token: Token::new(token),
             heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
             deadlines: control.deadlines,
@@ -405,7 +412,7 @@ impl Controller {
             clusters = estate.clusters.len(),
             "control plane running"
         );
-        Ok(session)
+        Ok((session, agents))
     }
 
     /// Writes the status of every desired object, and the reported VMs and hosts.
@@ -560,8 +567,11 @@ impl Controller {
                     "kind": "Host",
                     "metadata": {"name": name},
                 });
-                let status =
-                    json!({"state": state, "vms": on_host.remove(&name).unwrap_or_default()});
+                let status = json!({
+                    "state": state,
+                    "vms": on_host.remove(&name).unwrap_or_default(),
+                    "agent": r.agents.get(&name).map(ToString::to_string),
+                });
                 (ObjectKey::global(Resource::Host, name), body, status)
             })
             .collect();

@@ -16,6 +16,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod serial;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct Shared {
     queue: Mutex<Vec<QueuedWrite>>,
     /// The service is stopping: watches end so the last connections close.
     pub closing: AtomicBool,
+    /// The hosts' agents' token, for reading VM consoles (set once, from `--agents`).
+    pub agent_token: std::sync::OnceLock<String>,
 }
 
 /// A write waiting for a group commit: it runs its own transaction in the batch and
@@ -78,6 +81,7 @@ impl Shared {
             metrics: Metrics::default(),
             queue: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
+            agent_token: std::sync::OnceLock::new(),
         })
     }
 
@@ -460,6 +464,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
     };
     let (objects, mode) = open_store(config)?;
     let shared = Arc::new(Shared::new(objects, tokens)?);
+    let _ = shared.agent_token.set(agents.token.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let fatal = Arc::new(Fatal::default());
     let loop_thread = start_loop(mode, &shared, agents, &stop, &fatal)

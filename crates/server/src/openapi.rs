@@ -178,6 +178,14 @@ pub fn document() -> Value {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": component("ApplyRequest")}}}},
         "responses": ok(json!({"$ref": component("ApplyResponse")})),
     }}));
+    paths.insert(crate::serial::LOG_PATH.to_owned(), json!({"get": {
+        "summary": "A node VM's serial console, read from the agent of the host it runs on (`plinth logs`)",
+        "parameters": [
+            parameter("name", "path", "The VirtualMachine.", true),
+            parameter("follow", "query", "`true`: keep streaming what the console writes.", false),
+        ],
+        "responses": {"200": {"description": "The console as it is written", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }}));
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Plinth", "version": env!("CARGO_PKG_VERSION"), "description": "The control plane of `plinth serve` (docs/serve.md)."},

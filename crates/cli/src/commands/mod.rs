@@ -7,6 +7,7 @@ pub(crate) mod explain;
 pub(crate) mod get;
 pub(crate) mod hosts;
 pub(crate) mod image;
+pub(crate) mod logs;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schema;

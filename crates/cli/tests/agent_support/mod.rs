@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use plinth_model::{Estate, Input, SourceFile, load};
 use plinth_proto::guest::Bootstrap;
 use plinth_proto::{
-    Action, Command as Cmd, CommandId, Connection, FromAgent, Inventory, Outcome, ToAgent, Token,
-    VmName, VmSpec,
+    Action, Command as Cmd, CommandId, Connection, ConsoleChunk, FromAgent, Inventory, Outcome,
+    ToAgent, Token, VmName, VmSpec,
 };
 use plinth_qemu::lab::Testbed;
 use tokio::net::TcpStream;
@@ -223,6 +223,23 @@ pub(crate) async fn wait_inventory(
             }
             _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
             _ = tokio::time::sleep_until(deadline) => panic!("no such inventory within {within:?}"),
+        }
+    }
+}
+
+/// `vm`'s serial console from byte `from`, as `plinth logs` reads it.
+pub(crate) async fn console(conn: &mut Conn, vm: &VmName, from: u64) -> ConsoleChunk {
+    conn.send(&ToAgent::Console {
+        vm: vm.clone(),
+        from,
+    })
+    .await
+    .expect("sends");
+    loop {
+        match conn.recv::<FromAgent>().await.expect("agent answers") {
+            FromAgent::Console(chunk) => return chunk,
+            FromAgent::NoConsole { reason, .. } => panic!("no console: {reason}"),
+            _ => {}
         }
     }
 }
