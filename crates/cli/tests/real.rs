@@ -9,6 +9,10 @@
 //! - Fencing trials: a host's link is cut while its VMs run; every VM runs again elsewhere
 //!   exactly once, and its old QEMU process was gone before the new one started.
 //!
+//! - The README's "run the control plane" on the testbed: `plinth serve --agents`, `plinth
+//!   apply -f examples/lab`, `plinth wait clusters --for condition=Ready`, and a node VM's
+//!   console through `plinth logs`.
+//!
 //! The testbed's names are global (namespaces plinth-h*, bridge plinth-br0): the tests of
 //! this binary take turns.
 
@@ -186,6 +190,95 @@ fn plinth_run_builds_the_lab_and_a_second_run_resumes() {
             !again.contains("→ create"),
             "nothing is created twice:\n{again}"
         );
+    });
+    down(dir.path());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// `plinth VERB ARGS... --server URL --token-file TOKEN`: (exit code, stdout, stderr).
+fn against(url: &str, token: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(args)
+        .args(["--server", url, "--token-file"])
+        .arg(token)
+        .current_dir(repo())
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plinth_serve_builds_the_lab_on_the_testbed_as_the_readme_says() {
+    use std::io::{BufRead, BufReader};
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = testbed(dir.path(), "3s");
+    let result = std::panic::catch_unwind(|| {
+        bed.run(&["up", "3"]).expect("testbed up 3");
+        let data = dir.path().join("serve");
+        let mut server = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--agents")
+            .arg(dir.path().join("agents"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("plinth serve starts");
+        let mut first = String::new();
+        BufReader::new(server.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("a first line");
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("its URL")
+            .trim_end_matches(';')
+            .to_owned();
+        let token = data.join("admin.token");
+        let outcome = std::panic::catch_unwind(|| {
+            let (code, out, err) = against(&url, &token, &["apply", "-f", "examples/lab"]);
+            assert_eq!(code, 0, "{out}{err}");
+            let (code, out, err) = against(
+                &url,
+                &token,
+                &[
+                    "wait",
+                    "clusters",
+                    "--for",
+                    "condition=Ready",
+                    "--timeout",
+                    "240s",
+                ],
+            );
+            assert_eq!(code, 0, "{out}{err}");
+            let (_, clusters, _) = against(&url, &token, &["get", "clusters"]);
+            assert_eq!(
+                clusters.lines().filter(|l| l.contains(" True ")).count(),
+                2,
+                "{clusters}"
+            );
+            // A real node VM's serial console through the service: the guest agent's line.
+            let (code, console, err) = against(&url, &token, &["logs", "apps-cp-0"]);
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                console.contains("plinth-guest: node apps-cp-0"),
+                "{console}"
+            );
+        });
+        let _ = server.kill();
+        let _ = server.wait();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     });
     down(dir.path());
     if let Err(panic) = result {

@@ -1,8 +1,9 @@
-//! The API under load on loopback, SQLite store: GET throughput and p99, apply (`PUT` of
-//! one object, group-committed) throughput and p99, with 4 to 64 clients; and watch
-//! fan-out to 100 watchers. Bounded in count and time; prints its figures.
+//! The API under load on loopback: GET throughput and p99, apply (`PUT` of one object,
+//! group-committed) throughput and p99, with 4 to 64 clients; and watch fan-out to 100
+//! watchers. Bounded in count and time; prints its figures.
 //!
-//! `cargo bench -p plinth-server --bench load`
+//! `cargo bench -p plinth-server --bench load` (SQLite); with `--features etcd` and
+//! `PLINTH_BENCH_ETCD=http://127.0.0.1:2379` (`scripts/etcd up`), the same against etcd.
 
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
 
@@ -51,6 +52,24 @@ fn load(clients: usize, each: impl Fn(&ureq::Agent, usize) + Sync) -> (f64, Dura
     (all.len() as f64 / started.elapsed().as_secs_f64(), p99(all))
 }
 
+/// The store to load: etcd when asked for (and built in), else SQLite in `dir`.
+fn objects(dir: &std::path::Path) -> (Objects, String) {
+    #[cfg(feature = "etcd")]
+    if let Ok(url) = std::env::var("PLINTH_BENCH_ETCD") {
+        use plinth_server::objects::etcd::{Etcd, EtcdObjects};
+        let prefix = format!("/bench-{}/", std::process::id());
+        let etcd = Etcd::connect(std::slice::from_ref(&url), &prefix).unwrap();
+        return (
+            Objects::new(Box::new(EtcdObjects::new(etcd))),
+            format!("etcd at {url} (under {prefix})"),
+        );
+    }
+    (
+        Objects::sqlite(&dir.join("objects.db")).unwrap(),
+        "SQLite, synchronous=FULL".into(),
+    )
+}
+
 fn main() {
     // `cargo test --all-targets` runs this without `--bench`: the load is for `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
@@ -58,13 +77,9 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (secret, line) = Tokens::generate(Role::Admin, "bench");
-    let shared = Arc::new(
-        Shared::new(
-            Objects::sqlite(&dir.path().join("objects.db")).unwrap(),
-            Tokens::parse(&line).unwrap(),
-        )
-        .unwrap(),
-    );
+    let (objects, store) = objects(dir.path());
+    println!("store: {store}");
+    let shared = Arc::new(Shared::new(objects, Tokens::parse(&line).unwrap()).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -104,7 +119,7 @@ fn main() {
     for clients in [4, 16, 64] {
         let (rate, tail) = load(clients, |agent, i| put(agent, format!("c{clients}-{i}")));
         println!(
-            "apply (PUT of one object; group commit, synchronous=FULL), {clients} clients, {}s: {rate:.0} requests/s, p99 {:.1} ms",
+            "apply (PUT of one object; group commit), {clients} clients, {}s: {rate:.0} requests/s, p99 {:.1} ms",
             RUN.as_secs(),
             tail.as_secs_f64() * 1e3
         );

@@ -313,8 +313,8 @@ fn served(body: &Value, revision: u64, generation: u64, status: &Value) -> Value
 impl Objects {
     /// Changes kept for watches; older ones are compacted away.
     pub const KEEP_CHANGES: u64 = 10_000;
-    /// Events kept; older ones are pruned (without a change: events expire, as in
-    /// Kubernetes).
+    /// Events kept: older ones are pruned, once a tenth more have accumulated (without a
+    /// change: events expire, as in Kubernetes).
     pub const KEEP_EVENTS: u64 = 2_000;
 
     /// The store over `backend`.
