@@ -9,6 +9,9 @@
 //! takes manifest files and stores all their objects or none. `/healthz` and `/readyz`
 //! need no token; everything else does.
 
+mod comparison;
+mod console;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +50,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with `status`, a Kubernetes `reason` and a message with the fix.
+    pub(crate) fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             reason,
@@ -106,7 +110,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+/// A handler's answer.
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// The router of the whole API.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -117,12 +122,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/openapi/v3",
             get(|| async { axum::Json(crate::openapi::document()) }),
         )
+        .route(comparison::PATH, get(comparison::get))
+        .merge(console::views())
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(console::assets())
         .merge(authed)
         .fallback(|| async {
             ApiError::not_found(
@@ -155,7 +163,7 @@ async fn write<T: Send + 'static>(
 }
 
 /// Runs `f` on the object store off the async workers (SQLite writes wait for fsync).
-async fn store<T: Send + 'static>(
+pub(crate) async fn store<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&mut crate::objects::Objects) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -202,7 +210,7 @@ async fn authenticate(
     next.run(request).await
 }
 
-fn principal(headers: &axum::http::Extensions) -> Result<Principal, ApiError> {
+pub(crate) fn principal(headers: &axum::http::Extensions) -> Result<Principal, ApiError> {
     headers.get::<Principal>().cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -341,7 +349,7 @@ async fn read(
     let target = Target::parse(request.uri().path())?;
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if watching {
-        return watch(shared, target, query_version(&query)?).await;
+        return watch(shared, target.filter(), query_version(&query)?).await;
     }
     if target.name.is_some() {
         let key = target.key()?;
@@ -373,10 +381,9 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-/// Streams the changes after `from` (or, without it, the current objects as `ADDED`,
-/// then the changes after the list) as JSON lines, until the client goes away.
-async fn watch(shared: Arc<Shared>, target: Target, from: Option<u64>) -> ApiResult {
-    let filter = target.filter();
+/// Streams the changes `filter` covers after `from` (or, without it, the current objects
+/// as `ADDED`, then the changes after the list) as JSON lines, until the client goes away.
+pub(crate) async fn watch(shared: Arc<Shared>, filter: Filter, from: Option<u64>) -> ApiResult {
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let after = match from {
         Some(r) => {
