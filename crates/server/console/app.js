@@ -40,7 +40,9 @@ async function api(path, options = {}) {
 async function failure(response) {
   try {
     const status = await response.json();
-    return `${status.reason}: ${status.message}`;
+    const first = (status.diagnostics || [])[0];
+    const detail = first ? ` (${first.message}${first.help ? `: ${first.help}` : ''})` : '';
+    return `${status.reason}: ${status.message}${detail}`;
   } catch {
     return `HTTP ${response.status}`;
   }
@@ -73,6 +75,7 @@ async function draw(view) {
     }
   }
   stale.delete(view);
+  if (view === 'timeline') annotate();
   section.setAttribute('data-drawn', String(Date.now()));
 }
 
@@ -82,6 +85,67 @@ function schedule() {
     redraw = null;
     if (stale.has(current) && !$('confirm').open) draw(current);
   }, 200);
+}
+
+// Host failures as the change stream shows them: the events give detection and fencing
+// (the server draws those); the stream shows when the host's VMs run elsewhere and their
+// clusters are Ready again.
+const failures = new Map();
+const readyClusters = new Map();
+
+function isReady(cluster) {
+  return (cluster.status?.conditions || []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+function settle(failure, now) {
+  if (failure.restarted && !failure.ready && [...failure.clusters].every((c) => readyClusters.get(c))) {
+    failure.ready = now;
+  }
+}
+
+function follow(object) {
+  const now = Date.now();
+  const name = object.metadata?.name;
+  if (object.kind === 'Host') {
+    const state = object.status?.state;
+    const known = failures.get(name);
+    if (['silent', 'fencing', 'failed'].includes(state) && (!known || known.ready)) {
+      const vms = new Set(object.status?.vms || []);
+      failures.set(name, { start: now, vms, moved: new Set(), clusters: new Set(), restarted: null, ready: null });
+    }
+  } else if (object.kind === 'VirtualMachine') {
+    for (const [host, f] of failures) {
+      if (!f.vms.has(name) || f.restarted) continue;
+      f.clusters.add(object.spec?.cluster);
+      if (object.status?.phase === 'Running' && object.status?.host && object.status.host !== host) {
+        f.moved.add(name);
+      }
+      if (f.moved.size === f.vms.size) f.restarted = now;
+      settle(f, now);
+    }
+  } else if (object.kind === 'Cluster') {
+    readyClusters.set(name, isReady(object));
+    for (const f of failures.values()) settle(f, now);
+  }
+}
+
+function seconds(ms) {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+// Writes the phases the page saw into the server's failure rows that lack them.
+function annotate() {
+  for (const [host, f] of failures) {
+    const row = document.querySelector(`#view-timeline li.failure[data-host="${CSS.escape(host)}"]`);
+    if (!row) continue;
+    for (const [phase, at] of [['restarted', f.restarted], ['Ready', f.ready]]) {
+      const cell = row.querySelector(`li.phase[data-phase="${phase}"]`);
+      if (!cell || !at || cell.classList.contains('seen')) continue;
+      cell.classList.add('seen', 'watched');
+      cell.querySelector('.phase-at').textContent = `+${seconds(at - f.start)}`;
+      cell.title = 'seen by this page: the control plane records no event for it';
+    }
+  }
 }
 
 function changed(kind) {
@@ -117,6 +181,8 @@ async function watch() {
         buffer = buffer.slice(end + 1);
         if (!line.trim()) continue;
         const change = JSON.parse(line);
+        follow(change.object || {});
+        annotate();
         changed(change.object?.kind);
       }
     }

@@ -623,7 +623,9 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
         )));
     }
     named_version(&object).map_err(ApiError::bad_request)?;
-    let text = serde_json::to_string_pretty(&object).unwrap_or_default();
+    // Checked as the user's manifest, without what the server owns (the resourceVersion
+    // and generation of an object read back); stored as sent, with its precondition.
+    let text = serde_json::to_string_pretty(&crate::objects::desired(&object)).unwrap_or_default();
     let request = ApplyRequest {
         sources: vec![Source {
             name: manifests::source_name(&key),
@@ -631,7 +633,6 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
         }],
         bindings: Default::default(),
     };
-    // The object as sent, so its resourceVersion precondition is kept.
     let split = check(request).await?;
     if split.has_errors() {
         let mut e = ApiError::new(

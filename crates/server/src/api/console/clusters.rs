@@ -55,9 +55,11 @@ fn conditions(cluster: Option<&Cluster>) -> Markup {
             thead { tr { th scope="col" { "Condition" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Message" } } }
             tbody {
                 @for c in &cluster.status.conditions {
-                    tr data-condition=(c.kind) {
+                    // Every condition but Progressing is good when True.
+                    tr data-condition=(c.kind) data-status=(c.status)
+                        .condition-bad[c.status == "False" && c.kind != "Progressing"] {
                         th scope="row" { (c.kind) }
-                        td class=(format!("status-{}", c.status.to_lowercase())) { (c.status) }
+                        td { (c.status) }
                         td { (c.reason) }
                         td.message { (c.message) }
                     }

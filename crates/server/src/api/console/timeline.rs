@@ -1,5 +1,10 @@
 //! The timeline: host failures as their phases with durations (from the events that give
 //! them), then the newest events.
+//!
+//! The control plane records the detection (`HeartbeatMissed`) and the wait for the fence
+//! (`waiting for fence`) as events, and `ClusterReady` when a cluster is built; it records
+//! no event when a VM restarts elsewhere. The page fills in the phases the events do not
+//! give from the changes it watches (a host's VMs running elsewhere, their clusters Ready).
 
 use std::time::{Duration, SystemTime};
 
@@ -41,7 +46,6 @@ impl Phase {
         match event.reason.as_str() {
             "HeartbeatMissed" if event.involved_object.name == host => Some(Self::Detected),
             "waiting for fence" if about_host => Some(Self::Fencing),
-            "NodeRestarted" | "VmRestarted" if about_host => Some(Self::Restarting),
             "ClusterReady" => Some(Self::Ready),
             _ => None,
         }
