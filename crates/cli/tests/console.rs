@@ -223,11 +223,11 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     page.resize(390, 844).expect("resize");
     page.eval("document.getElementById('tab-clusters').click()")
         .expect("clusters");
-    page.wait_for(
-        "document.documentElement.scrollWidth <= 390 || document.documentElement.scrollWidth",
-        WAIT,
-    )
-    .expect("eval");
+    wait(
+        &mut page,
+        "!document.getElementById('view-clusters').hidden && document.querySelector('#view-clusters article.cluster')",
+        "the clusters on a narrow screen",
+    );
     let width = page
         .eval("document.documentElement.scrollWidth")
         .expect("eval");

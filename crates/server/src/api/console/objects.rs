@@ -138,9 +138,6 @@ pub(crate) struct Event {
     /// When, RFC 3339.
     #[serde(default)]
     pub(crate) event_time: String,
-    /// The token's name, for the API's audit events.
-    #[serde(default)]
-    pub(crate) user: Option<String>,
 }
 
 /// The objects the views show, read at one revision.

@@ -146,8 +146,8 @@ fn share(part: f64, whole: f64, min: f64) -> f64 {
 fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -> Markup {
     let (vcpu, bytes) = size(estate, vm).unwrap_or((1, 0));
     let width = share(f64::from(vcpu), f64::from(threads), 4.0);
-    // 16 px for a VM with almost no memory, 56 px for one with all of the host's.
-    let height = 16.0 + 0.4 * share(bytes as f64, memory as f64, 0.0);
+    // 20 px for a VM with almost no memory, 60 px for one with all of the host's.
+    let height = 20.0 + 0.4 * share(bytes as f64, memory as f64, 0.0);
     let label = format!(
         "{} of {}/{}: {vcpu} vCPU, {}, {}",
         vm.metadata.name,

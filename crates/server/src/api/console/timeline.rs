@@ -163,7 +163,7 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
                                 td { (e.severity) }
                                 td { (e.involved_object.kind.to_lowercase()) "/" (e.involved_object.name) }
                                 td { (e.reason) }
-                                td.message { (e.message) @if let Some(u) = &e.user { " " span.note { "(" (u) ")" } } }
+                                td.message { (e.message) }
                             }
                         }
                     }
@@ -188,7 +188,6 @@ mod tests {
             message: message.into(),
             severity: "Warning".into(),
             event_time: format!("2026-11-29T13:{at}Z"),
-            user: None,
         }
     }
 
