@@ -67,7 +67,10 @@ fn browser_socket(browser: &mut Child) -> Result<String> {
     // Chromium keeps writing to stderr: drain it for as long as it runs.
     std::thread::spawn(move || {
         let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(std::io::Result::ok) {
+        for line in BufReader::new(stderr)
+            .lines()
+            .map_while(std::io::Result::ok)
+        {
             if !sent && let Some(at) = line.find("ws://") {
                 sent = tx.send(line[at..].trim().to_owned()).is_ok();
             }

@@ -4,7 +4,8 @@
 //! without a reload; a crashed host shows in the timeline as its phases and leaves the map
 //! failed and empty; a reader's token sees no action and the API refuses it anyway; the
 //! page is keyboard-navigable, names every control, fits a narrow screen and does not shift
-//! as events stream in. Screenshots of each view are kept in the test's target directory.
+//! as events stream in. Screenshots of each view are kept in the test's target directory
+//! (`PLINTH_WRITE_DOCS=1` refreshes the ones in `docs/`).
 
 mod common;
 
@@ -76,9 +77,15 @@ fn wait(page: &mut Live, expression: &str, what: &str) {
     }
 }
 
+/// A screenshot kept as an artefact; with `PLINTH_WRITE_DOCS=1`, also as
+/// `docs/console-NAME.png`.
 fn shot(page: &mut Live, name: &str) {
-    page.screenshot(&artefacts().join(format!("{name}.png")))
-        .expect("screenshot");
+    let path = artefacts().join(format!("{name}.png"));
+    page.screenshot(&path).expect("screenshot");
+    if std::env::var_os("PLINTH_WRITE_DOCS").is_some() {
+        let docs = common::serve::root().join(format!("docs/console-{name}.png"));
+        std::fs::copy(&path, docs).expect("docs screenshot");
+    }
 }
 
 #[test]
@@ -199,6 +206,7 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
         WAIT,
     )
     .expect("the host failed and empty on the map");
+    shot(&mut page, "pool-after-failure");
     let shift = page.eval("window.__shift").expect("eval");
     assert!(
         shift.as_f64().is_some_and(|s| s < 0.1),
@@ -231,7 +239,10 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     let width = page
         .eval("document.documentElement.scrollWidth")
         .expect("eval");
-    assert!(width.as_u64().is_some_and(|w| w <= 390), "page is {width} px wide");
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 390),
+        "page is {width} px wide"
+    );
     shot(&mut page, "narrow");
     page.resize(1280, 800).expect("resize");
 
@@ -247,7 +258,9 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     )
     .expect("the clusters, read-only");
     let actions = page
-        .eval("document.querySelectorAll('#view-clusters form.action, #view-clusters button').length")
+        .eval(
+            "document.querySelectorAll('#view-clusters form.action, #view-clusters button').length",
+        )
         .expect("eval");
     assert_eq!(actions, 0, "a reader sees no action");
     let secret = std::fs::read_to_string(&reader).expect("token");

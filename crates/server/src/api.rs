@@ -33,7 +33,9 @@ use crate::events::{Reporter, Severity, event};
 use crate::kinds::{ObjectKey, Resource, Writer};
 use crate::manifests;
 use crate::objects::{Filter, Outcome, named_version};
-use crate::wire::{APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, Source, Status};
+use crate::wire::{
+    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, Source, Status,
+};
 
 /// The largest request body accepted, bytes.
 pub const MAX_BODY: usize = 8 << 20;
@@ -51,7 +53,11 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error answered with `status`, a Kubernetes `reason` and a message with the fix.
-    pub(crate) fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             reason,
@@ -122,7 +128,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/openapi/v3",
             get(|| async { axum::Json(crate::openapi::document()) }),
         )
-        .route(comparison::PATH, get(comparison::get))
+        .route(COMPARISON_PATH, get(comparison::get))
         .merge(console::views())
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))

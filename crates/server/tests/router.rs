@@ -101,10 +101,22 @@ fn the_console_page_needs_no_token_and_its_views_do() {
     assert!(page.contains("/console/app.js"), "{page}");
     let (status, _) = send(&api, Method::GET, "/console/views/pool", Vec::new(), false);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, view) = send(&api, Method::GET, "/console/views/clusters", Vec::new(), true);
+    let (status, view) = send(
+        &api,
+        Method::GET,
+        "/console/views/clusters",
+        Vec::new(),
+        true,
+    );
     assert_eq!(status, StatusCode::OK);
     assert!(view.contains("No valid estate"), "{view}");
-    let (status, _) = send(&api, Method::GET, "/console/views/nothing", Vec::new(), true);
+    let (status, _) = send(
+        &api,
+        Method::GET,
+        "/console/views/nothing",
+        Vec::new(),
+        true,
+    );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

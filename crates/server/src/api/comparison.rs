@@ -21,9 +21,6 @@ use crate::Shared;
 use crate::api::{ApiError, ApiResult, store};
 use crate::manifests::estate_input;
 
-/// Where the comparison is served.
-pub(crate) const PATH: &str = "/apis/plinth.dev/v1alpha1/comparison";
-
 /// The newest comparison and the estate it is of. One per process: a service serves one
 /// estate, and the key keeps another store's estate from ever reading it.
 static NEWEST: Mutex<Option<Compared>> = Mutex::const_new(None);
@@ -130,7 +127,7 @@ fn wants_html(request: &Request) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-/// `GET` [`PATH`].
+/// `GET` [`crate::wire::COMPARISON_PATH`].
 pub(crate) async fn get(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
     let compared = newest(&shared).await?;
     if wants_html(&request) {

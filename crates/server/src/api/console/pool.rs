@@ -63,14 +63,10 @@ fn groups(estate: &Estate) -> Vec<(&str, &str, PlacementPolicy)> {
 fn domain(estate: &Estate, host: &str, scope: Scope) -> String {
     match scope {
         Scope::Host => host.to_owned(),
-        Scope::Rack => estate
-            .hosts
-            .iter()
-            .find(|h| h.name == host)
-            .map_or_else(
-                || host.to_owned(),
-                |h| estate.inventory.spec.racks[h.rack].name.clone(),
-            ),
+        Scope::Rack => estate.hosts.iter().find(|h| h.name == host).map_or_else(
+            || host.to_owned(),
+            |h| estate.inventory.spec.racks[h.rack].name.clone(),
+        ),
     }
 }
 
@@ -111,10 +107,7 @@ pub(crate) fn violations(estate: &Estate, vms: &[Vm]) -> Vec<Violation> {
 
 /// A VM's size: (vCPU, memory bytes), from its pool's spec.
 fn size(estate: &Estate, vm: &Vm) -> Option<(u32, u64)> {
-    let cluster = estate
-        .clusters
-        .iter()
-        .find(|c| c.name == vm.spec.cluster)?;
+    let cluster = estate.clusters.iter().find(|c| c.name == vm.spec.cluster)?;
     if vm.spec.pool == plinth_control::upgrade::CONTROL_PLANE {
         let cp = &cluster.spec.control_plane;
         return Some((cp.vcpu, cp.memory.0));
@@ -166,12 +159,7 @@ fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -
     }
 }
 
-fn host_card(
-    estate: &Estate,
-    snapshot: &Snapshot,
-    host: &EstateHost,
-    broken: &[&str],
-) -> Markup {
+fn host_card(estate: &Estate, snapshot: &Snapshot, host: &EstateHost, broken: &[&str]) -> Markup {
     let class = estate.class_of(host);
     let threads = class.threads();
     let on: Vec<&Vm> = snapshot

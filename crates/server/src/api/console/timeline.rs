@@ -203,7 +203,13 @@ mod tests {
                 "waiting for fence",
                 "host h1 is being fenced",
             ),
-            event("00:12.600", "VirtualMachine", "w9", "waiting for fence", "host h2"),
+            event(
+                "00:12.600",
+                "VirtualMachine",
+                "w9",
+                "waiting for fence",
+                "host h2",
+            ),
             event("00:20.000", "Cluster", "apps", "ClusterReady", "built"),
         ];
         let found = failures(&events);
