@@ -190,13 +190,18 @@ impl Snapshot {
         }
     }
 
-    /// The reported state of host `name`.
+    /// The reported state of host `name`: `unknown` while the control plane reports no
+    /// host, `outside` for a host of the Inventory its design does not use.
     pub(crate) fn host_state(&self, name: &str) -> &str {
+        if self.hosts.is_empty() {
+            return "unknown";
+        }
         self.hosts
             .iter()
             .find(|h| h.metadata.name == name)
-            .and_then(|h| h.status.state.as_deref())
-            .unwrap_or("unknown")
+            .map_or("outside", |h| {
+                h.status.state.as_deref().unwrap_or("unknown")
+            })
     }
 }
 
