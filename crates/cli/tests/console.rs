@@ -2,7 +2,8 @@
 //! service on loopback over simulated agents, the page signed in with a token; the pool map
 //! shows every host and VM the API reports; a pool scaled from the console shows its new VM
 //! without a reload; a crashed host shows in the timeline as its phases and leaves the map
-//! failed and empty; a reader's token sees no action and the API refuses it anyway; the
+//! failed and empty; a rolling upgrade confirmed in the console starts; a reader's token
+//! sees no action and the API refuses it anyway; the
 //! page is keyboard-navigable, names every control, fits a narrow screen and does not shift
 //! as events stream in. Screenshots of each view are kept in the test's target directory
 //! (`PLINTH_WRITE_DOCS=1` refreshes the ones in `docs/`).
@@ -226,6 +227,33 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     )
     .expect("the report");
     shot(&mut page, "decide");
+
+    // A rolling upgrade started from the console, confirmed: the control plane starts it.
+    page.eval("document.getElementById('tab-clusters').click()")
+        .expect("clusters");
+    wait(
+        &mut page,
+        "document.querySelector('#view-clusters form.upgrade[data-cluster=apps]')",
+        "the upgrade form",
+    );
+    page.eval(
+        "const u = document.querySelector('form.upgrade[data-cluster=apps]'); u.elements.version.value = '1.32.0'; u.requestSubmit()",
+    )
+    .expect("upgrade");
+    wait(
+        &mut page,
+        "document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('Kubernetes 1.32.0')",
+        "a confirmation of the upgrade",
+    );
+    page.eval("document.getElementById('confirm-ok').click()")
+        .expect("confirm");
+    page.eval("document.getElementById('tab-timeline').click()")
+        .expect("timeline");
+    wait(
+        &mut page,
+        "document.querySelector('#view-timeline tr.event[data-reason=UpgradeStarted]')",
+        "the upgrade started",
+    );
 
     // A narrow screen: nothing wider than it.
     page.resize(390, 844).expect("resize");

@@ -163,3 +163,44 @@ pub(crate) fn render(snapshot: &Snapshot, can_write: bool) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        let mut input = plinth_model::Input::default();
+        input.add(plinth_model::SourceFile::new(
+            "e.yaml",
+            "apiVersion: plinth.dev/v1alpha1\nkind: Inventory\nmetadata: {name: lab}\nspec:\n  hostClasses:\n  - {name: std, sockets: 1, coresPerSocket: 8, memory: 64Gi}\n  racks: [{name: r1}]\n  hosts:\n  - {rack: r1, class: std, count: 3}\n---\napiVersion: plinth.dev/v1alpha1\nkind: Cluster\nmetadata: {name: apps}\nspec:\n  kubernetesVersion: 1.31.4\n  osImage: ubuntu-24.04\n  controlPlane: {replicas: 3, vcpu: 2, memory: 8Gi}\n  nodePools:\n  - {name: workers, vcpu: 4, memory: 16Gi, replicas: 2}\n",
+        ));
+        Snapshot {
+            estate: plinth_model::load(&input).estate,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn only_a_token_that_may_write_clusters_gets_the_action_forms() {
+        let snapshot = snapshot();
+        let operator = render(&snapshot, true).into_string();
+        // The node pool can be scaled, the control plane cannot; the cluster can be upgraded.
+        assert!(
+            operator.contains("data-pool=\"workers\" data-replicas=\"2\""),
+            "{operator}"
+        );
+        assert!(!operator.contains(
+            "form class=\"action scale\" data-cluster=\"apps\" data-pool=\"control-plane\""
+        ));
+        assert!(operator.contains(
+            "form class=\"action upgrade\" data-cluster=\"apps\" data-version=\"1.31.4\""
+        ));
+        let reader = render(&snapshot, false).into_string();
+        assert!(!reader.contains("<form"), "{reader}");
+        assert!(!reader.contains("<button"), "{reader}");
+        assert!(
+            reader.contains("Kubernetes <strong>1.31.4</strong>"),
+            "{reader}"
+        );
+    }
+}
