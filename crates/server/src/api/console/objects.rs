@@ -98,6 +98,22 @@ pub(crate) struct ClusterStatus {
     pub(crate) ready_nodes: Option<u64>,
 }
 
+/// A stored object's status: its conditions.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct Conditions {
+    /// Its conditions.
+    #[serde(default)]
+    pub(crate) conditions: Vec<Condition>,
+}
+
+/// A stored Inventory: its status (`HeadroomMet`).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Inventory {
+    /// Its status.
+    #[serde(default)]
+    pub(crate) status: Conditions,
+}
+
 /// A stored Cluster: its status (its spec is the estate's).
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct Cluster {
@@ -145,6 +161,8 @@ pub(crate) struct Event {
 pub(crate) struct Snapshot {
     /// The estate the applied objects form, when they form a valid one.
     pub(crate) estate: Option<Estate>,
+    /// Inventories, with their status.
+    pub(crate) inventories: Vec<Inventory>,
     /// Clusters, with their status.
     pub(crate) clusters: Vec<Cluster>,
     /// Reported hosts.
@@ -183,6 +201,7 @@ impl Snapshot {
         let (estate, _) = assemble(&applied);
         Self {
             estate,
+            inventories: typed(all, Resource::Inventory),
             clusters: typed(all, Resource::Cluster),
             hosts: typed(all, Resource::Host),
             vms: typed(all, Resource::VirtualMachine),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use maud::{Markup, html};
 use plinth_model::Estate;
 use plinth_model::estate::Host as EstateHost;
+use plinth_model::kinds::environment::AdmissionControl;
 use plinth_model::policy::{PlacementPolicy, Scope};
 
 use super::objects::{Snapshot, Vm, gib};
@@ -217,6 +218,44 @@ fn scope_name(scope: Scope) -> &'static str {
     }
 }
 
+/// What HA holds back, as the Environment's policy and the Scenario ask; and, when the
+/// hosts cannot meet it, the Inventory's `HeadroomMet` condition saying what runs instead.
+fn reserve(estate: &Estate, snapshot: &Snapshot) -> Markup {
+    let ha = &estate.virtualized.spec.ha;
+    let failures = estate.scenario.spec.requirements.host_failures_to_tolerate;
+    // The design's pool once the control plane reports it; the Inventory's hosts before.
+    let pool = match snapshot.hosts.len() {
+        0 => estate.hosts.len(),
+        n => n,
+    }
+    .max(1);
+    let policy = match ha.admission_control {
+        AdmissionControl::Percentage => format!(
+            "{failures}/{pool} of the pool's capacity held back ({:.0} %)",
+            f64::from(failures) / pool as f64 * 100.0
+        ),
+        AdmissionControl::Slots => {
+            format!("room kept for the VMs of the {failures} largest host(s)")
+        }
+        AdmissionControl::FailoverHosts => format!("{failures} idle failover host(s)"),
+    };
+    let short = snapshot
+        .inventories
+        .iter()
+        .flat_map(|i| &i.status.conditions)
+        .find(|c| c.kind == "HeadroomMet" && c.status == "False");
+    html! {
+        p.reserve {
+            @if ha.enabled {
+                "HA reserve for " (failures) " host failure(s): " (policy) "."
+            } @else {
+                "HA is off: a failed host's VMs are not restarted elsewhere."
+            }
+            @if let Some(c) = short { " " span.warning { (c.message) } }
+        }
+    }
+}
+
 /// The pool map of `snapshot`.
 pub(crate) fn render(snapshot: &Snapshot) -> Markup {
     let Some(estate) = &snapshot.estate else {
@@ -243,6 +282,7 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
                 }
             }
         }
+        (reserve(estate, snapshot))
         section.violations aria-label="Placement groups" {
             @if violations.is_empty() {
                 p.ok { "Every placement group keeps its hard limit." }
@@ -350,6 +390,12 @@ mod tests {
         }
         let rack2 = html.find("Rack r2").expect("rack r2");
         assert!(html.find("data-vm=\"w0\"").is_some_and(|at| at > rack2));
+        assert!(
+            html.contains(
+                "HA reserve for 1 host failure(s): 1/3 of the pool's capacity held back (33 %)"
+            ),
+            "{html}"
+        );
         // 4 vCPU of the host's 16 threads (8 cores, SMT): a quarter of its width.
         assert!(html.contains("--w:25.0%"), "{html}");
     }
