@@ -6,8 +6,10 @@
 //! JSON object per line), `PUT` creates or replaces one object (its
 //! `metadata.resourceVersion`, when given, must be the stored one: else 409), `DELETE`
 //! deletes (`?resourceVersion=R` as a precondition). `POST /apis/plinth.dev/v1alpha1/apply`
-//! takes manifest files and stores all their objects or none. `/healthz` and `/readyz`
-//! need no token; everything else does.
+//! takes manifest files and stores all their objects or none. `GET
+//! /apis/plinth.dev/v1alpha1/comparison` answers the comparison of the applied estate
+//! (`api/comparison.rs`). The web console is served at `/` (`api/console/`). `/healthz`, `/readyz`
+//! and the console's page and assets need no token; everything else does.
 
 mod comparison;
 mod console;
