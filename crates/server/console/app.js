@@ -344,6 +344,8 @@ $('sign-in').addEventListener('submit', async (e) => {
 });
 
 $('sign-out').addEventListener('click', () => signOut());
+// Changes that came while the confirmation was open are drawn once it closes.
+$('confirm').addEventListener('close', schedule);
 $('compare').addEventListener('click', compare);
 
 const tabs = document.querySelector('[role=tablist]');
