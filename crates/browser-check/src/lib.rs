@@ -6,6 +6,12 @@
 //! `CI` is set), the layout probe injected into a copy of the page, the DOM checks of
 //! `svg.plinth-chart` figures and the screenshot checks. It must not build pages or know any
 //! report's content: callers hand it HTML, selectors, series names and colours.
+//!
+//! [`live`] drives a page that keeps running (the console of `plinth serve`) over the
+//! DevTools protocol: evaluate, wait for an expression, press keys, read the
+//! accessibility tree, take screenshots.
+
+pub mod live;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -81,6 +87,32 @@ pub enum BrowserCheckError {
     Colour {
         /// The colour as given.
         colour: String,
+    },
+    /// A DevTools command failed or Chromium could not be driven.
+    #[error("DevTools, {what}: {message}")]
+    DevTools {
+        /// What was being done.
+        what: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// JavaScript evaluated in a live page threw.
+    #[error("`{expression}` threw: {message}")]
+    Script {
+        /// The expression.
+        expression: String,
+        /// The exception.
+        message: String,
+    },
+    /// An expression did not hold within its time.
+    #[error("`{expression}` did not hold within {waited:?} (last value: {last})")]
+    Timeout {
+        /// The expression.
+        expression: String,
+        /// How long it was tried.
+        waited: std::time::Duration,
+        /// Its last value, as JSON.
+        last: String,
     },
     /// The screenshot, or a region of it, looks blank.
     #[error("{what} looks blank: {reason}")]

@@ -8,134 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+#[cfg(feature = "etcd")]
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::plinth_streams;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Simulated agents for `examples/small`, on their own ports and directory.
-struct Agents {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Agents {
-    fn script(&self, args: &[&str]) -> std::process::Output {
-        Command::new(root().join("scripts/sim-agents"))
-            .args(args)
-            .env("PLINTH", env!("CARGO_BIN_EXE_plinth"))
-            .env("PLINTH_SIM_AGENTS_DIR", &self.dir)
-            .env("PLINTH_SIM_AGENTS_PORT", self.port.to_string())
-            .env("PLINTH_SIM_BOOT_TIME", "300ms")
-            // examples/lab's Environment, applied with the estate, says 3 s too.
-            .env("PLINTH_SELF_FENCE_TIMEOUT", "3s")
-            .output()
-            .expect("scripts/sim-agents runs")
-    }
-
-    fn up(dir: PathBuf, port: u16, estate: &str) -> Self {
-        let agents = Self { dir, port };
-        let out = agents.script(&["up", estate]);
-        assert!(
-            out.status.success(),
-            "sim-agents up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        agents
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        let _ = self.script(&["down"]);
-    }
-}
-
-/// A running `plinth serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &Path, tokens: &Path, agents: &Path) -> Self {
-        Self::start_with(data, tokens, agents, &[])
-    }
-
-    /// `plinth serve` with `extra` arguments.
-    fn start_with(data: &Path, tokens: &Path, agents: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .arg("--tokens")
-            .arg(tokens)
-            .arg("--agents")
-            .arg(agents)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("plinth serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("a first line");
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in `{first}`"))
-            .trim_end_matches(';')
-            .to_owned();
-        Self { child, url }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `plinth VERB ARGS... --server URL --token-file TOKEN`.
-fn cli(server: &Server, token: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    all.extend([
-        "--server".into(),
-        server.url.clone(),
-        "--token-file".into(),
-        token.display().to_string(),
-    ]);
-    plinth_streams(&all)
-}
-
-/// A token of `role` added to `tokens` with `plinth token`, its secret in a file.
-fn token(tokens: &Path, role: &str, dir: &Path) -> PathBuf {
-    let (code, secret, err) = plinth_streams(&[
-        "token",
-        "--role",
-        role,
-        "--name",
-        role,
-        "--tokens",
-        &tokens.display().to_string(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let path = dir.join(format!("{role}.token"));
-    std::fs::write(&path, secret).expect("token file");
-    path
-}
+use common::serve::{Agents, Server, cli, root, token};
 
 #[test]
 fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
@@ -146,7 +25,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     let admin = token(&tokens, "admin", dir.path());
     let reader = token(&tokens, "reader", dir.path());
     let data = dir.path().join("data");
-    let mut server = Server::start(&data, &tokens, &agents.dir.join("agents"));
+    let mut server = Server::start(&data, &tokens, &agents.file());
 
     // No token, an unknown token: 401; a reader writing: 403 with the role it needs.
     let nobody = dir.path().join("nobody.token");
@@ -354,8 +233,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         .and_then(|h| h["metadata"]["name"].as_str())
         .expect("a host")
         .to_owned();
-    let out = agents.script(&["crash", &busiest]);
-    assert!(out.status.success());
+    agents.crash(&busiest);
     let recovered = (0..240).any(|_| {
         std::thread::sleep(Duration::from_millis(250));
         let (_, vms, _) = cli(&server, &reader, &["get", "vms", "-o", "json"]);
@@ -387,7 +265,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         acknowledged.push(format!("p{round}"));
     }
     server.kill();
-    let server = Server::start(&data, &tokens, &agents.dir.join("agents"));
+    let server = Server::start(&data, &tokens, &agents.file());
     let (_, pods, _) = cli(
         &server,
         &reader,

@@ -6,8 +6,13 @@
 //! JSON object per line), `PUT` creates or replaces one object (its
 //! `metadata.resourceVersion`, when given, must be the stored one: else 409), `DELETE`
 //! deletes (`?resourceVersion=R` as a precondition). `POST /apis/plinth.dev/v1alpha1/apply`
-//! takes manifest files and stores all their objects or none. `/healthz` and `/readyz`
-//! need no token; everything else does.
+//! takes manifest files and stores all their objects or none. `GET
+//! /apis/plinth.dev/v1alpha1/comparison` answers the comparison of the applied estate
+//! (`api/comparison.rs`). The web console is served at `/` (`api/console/`). `/healthz`, `/readyz`
+//! and the console's page and assets need no token; everything else does.
+
+mod comparison;
+mod console;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,7 +35,9 @@ use crate::events::{Reporter, Severity, event};
 use crate::kinds::{ObjectKey, Resource, Writer};
 use crate::manifests;
 use crate::objects::{Filter, Outcome, Txn, named_version};
-use crate::wire::{APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, Source, Status};
+use crate::wire::{
+    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, Source, Status,
+};
 
 /// The largest request body accepted, bytes.
 pub const MAX_BODY: usize = 8 << 20;
@@ -47,7 +54,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with `status`, a Kubernetes `reason` and a message with the fix.
+    pub(crate) fn new(
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             reason,
@@ -110,7 +122,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+/// A handler's answer.
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// The router of the whole API.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -122,12 +135,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(|| async { axum::Json(crate::openapi::document()) }),
         )
         .route(crate::serial::LOG_PATH, get(vm_log))
+        .route(COMPARISON_PATH, get(comparison::get))
+        .merge(console::views())
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(console::assets())
         .merge(authed)
         .fallback(|| async {
             ApiError::not_found(
@@ -160,7 +176,7 @@ async fn write<T: Send + 'static>(
 }
 
 /// Runs `f` on the object store off the async workers (SQLite writes wait for fsync).
-async fn store<T: Send + 'static>(
+pub(crate) async fn store<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -207,7 +223,7 @@ async fn authenticate(
     next.run(request).await
 }
 
-fn principal(headers: &axum::http::Extensions) -> Result<Principal, ApiError> {
+pub(crate) fn principal(headers: &axum::http::Extensions) -> Result<Principal, ApiError> {
     headers.get::<Principal>().cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -373,7 +389,7 @@ async fn read(
     let target = Target::parse(request.uri().path())?;
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if watching {
-        return watch(shared, target, query_version(&query)?).await;
+        return watch(shared, target.filter(), query_version(&query)?).await;
     }
     if target.name.is_some() {
         let key = target.key()?;
@@ -405,10 +421,9 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-/// Streams the changes after `from` (or, without it, the current objects as `ADDED`,
-/// then the changes after the list) as JSON lines, until the client goes away.
-async fn watch(shared: Arc<Shared>, target: Target, from: Option<u64>) -> ApiResult {
-    let filter = target.filter();
+/// Streams the changes `filter` covers after `from` (or, without it, the current objects
+/// as `ADDED`, then the changes after the list) as JSON lines, until the client goes away.
+pub(crate) async fn watch(shared: Arc<Shared>, filter: Filter, from: Option<u64>) -> ApiResult {
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let after = match from {
         Some(r) => {
@@ -640,7 +655,9 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
         )));
     }
     named_version(&object).map_err(ApiError::bad_request)?;
-    let text = serde_json::to_string_pretty(&object).unwrap_or_default();
+    // Checked as the user's manifest, without what the server owns (the resourceVersion
+    // and generation of an object read back); stored as sent, with its precondition.
+    let text = serde_json::to_string_pretty(&crate::objects::desired(&object)).unwrap_or_default();
     let request = ApplyRequest {
         sources: vec![Source {
             name: manifests::source_name(&key),
@@ -648,7 +665,6 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
         }],
         bindings: Default::default(),
     };
-    // The object as sent, so its resourceVersion precondition is kept.
     let split = check(request).await?;
     if split.has_errors() {
         let mut e = ApiError::new(

@@ -168,19 +168,27 @@ pub fn source_name(key: &ObjectKey) -> String {
     key.resource.info().path(ns, Some(&key.name))
 }
 
+/// The stored objects as the input `plinth validate` would read: one source per object,
+/// named by its API path ([`source_name`]).
+pub fn estate_input(objects: &[(ObjectKey, Value)]) -> Input {
+    let mut input = Input::default();
+    for (key, object) in objects {
+        let text = serde_json::to_string_pretty(object).unwrap_or_default();
+        input.add(SourceFile::new(source_name(key), text));
+    }
+    input
+}
+
 /// The estate the stored objects form, and each object's problems that only the whole
 /// estate shows (errors and warnings, by key). `None` while any error remains.
 pub fn assemble(
     objects: &[(ObjectKey, Value)],
 ) -> (Option<Estate>, BTreeMap<ObjectKey, Vec<Diagnostic>>) {
-    let mut input = Input::default();
-    let mut by_source: BTreeMap<Arc<str>, &ObjectKey> = BTreeMap::new();
-    for (key, object) in objects {
-        let name: Arc<str> = Arc::from(source_name(key));
-        let text = serde_json::to_string_pretty(object).unwrap_or_default();
-        input.add(SourceFile::new(name.clone(), text));
-        by_source.insert(name, key);
-    }
+    let input = estate_input(objects);
+    let by_source: BTreeMap<Arc<str>, &ObjectKey> = objects
+        .iter()
+        .map(|(key, _)| (Arc::from(source_name(key)), key))
+        .collect();
     let loaded = load(&input);
     let mut problems: BTreeMap<ObjectKey, Vec<Diagnostic>> = BTreeMap::new();
     for d in loaded.diagnostics.iter() {

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
 use crate::kinds::{Info, TABLE, Writer};
-use crate::wire::{APPLY_PATH, ApplyRequest, ApplyResponse, Status};
+use crate::wire::{APPLY_PATH, ApplyRequest, ApplyResponse, COMPARISON_PATH, Status};
 
 /// Where a schema goes in the document.
 fn component(name: &str) -> String {
@@ -185,6 +185,10 @@ pub fn document() -> Value {
             parameter("follow", "query", "`true`: keep streaming what the console writes.", false),
         ],
         "responses": {"200": {"description": "The console as it is written", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }}));
+    paths.insert(COMPARISON_PATH.to_owned(), json!({"get": {
+        "summary": "The comparison of the applied estate, virtualized against bare metal (`plinth compare --no-sweep` of the stored objects, with the Scenario's runs): the report as JSON, or the HTML page with `Accept: text/html`; 409 while the estate is not valid",
+        "responses": ok(json!({"type": "object", "description": "The report `plinth compare -o json` prints"})),
     }}));
     json!({
         "openapi": "3.1.0",

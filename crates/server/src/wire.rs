@@ -12,6 +12,9 @@ use crate::objects::Applied;
 
 /// The path of the apply endpoint.
 pub const APPLY_PATH: &str = "/apis/plinth.dev/v1alpha1/apply";
+/// Where the comparison of the applied estate is served (`GET`: JSON, or HTML with
+/// `Accept: text/html`).
+pub const COMPARISON_PATH: &str = "/apis/plinth.dev/v1alpha1/comparison";
 
 /// An apply: manifest files as the user wrote them, checked and stored all or none.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

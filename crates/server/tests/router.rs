@@ -74,6 +74,53 @@ const APPLY: &str = "/apis/plinth.dev/v1alpha1/apply";
 const CLUSTER: &str = "/apis/plinth.dev/v1alpha1/clusters/a";
 
 #[test]
+fn an_object_read_back_can_be_written_back() {
+    let api = api();
+    let path = "/apis/plinth.dev/v1alpha1/clusters/apps";
+    let cluster = r#"{"apiVersion": "plinth.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "apps"},
+        "spec": {"kubernetesVersion": "1.31.4", "osImage": "ubuntu-24.04",
+                 "controlPlane": {"replicas": 3, "vcpu": 4, "memory": "16Gi"}, "nodePools": []}}"#;
+    let (status, body) = send(&api, Method::PUT, path, cluster.into(), true);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, read) = send(&api, Method::GET, path, Vec::new(), true);
+    let mut object: serde_json::Value = serde_json::from_str(&read).expect("json");
+    assert!(object["metadata"]["generation"].is_number(), "{read}");
+    object["spec"]["osImage"] = "ubuntu-26.04".into();
+    let (status, body) = send(&api, Method::PUT, path, object.to_string().into(), true);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The same read, written again, names a version that is no longer the stored one.
+    let (status, _) = send(&api, Method::PUT, path, object.to_string().into(), true);
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[test]
+fn the_console_page_needs_no_token_and_its_views_do() {
+    let api = api();
+    let (status, page) = send(&api, Method::GET, "/", Vec::new(), false);
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/console/app.js"), "{page}");
+    let (status, _) = send(&api, Method::GET, "/console/views/pool", Vec::new(), false);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, view) = send(
+        &api,
+        Method::GET,
+        "/console/views/clusters",
+        Vec::new(),
+        true,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(view.contains("No valid estate"), "{view}");
+    let (status, _) = send(
+        &api,
+        Method::GET,
+        "/console/views/nothing",
+        Vec::new(),
+        true,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
 fn bad_requests_get_a_4xx_with_a_reason() {
     let api = api();
     let (s, b) = send(

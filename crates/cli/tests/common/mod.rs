@@ -1,5 +1,7 @@
 //! Runs the real `plinth` binary from the repository root, as a user would.
 
+pub(crate) mod serve;
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,0 +1,372 @@
+//! The web console of `plinth serve` in headless Chromium, as an operator uses it: the
+//! service on loopback over simulated agents, the page signed in with a token; the pool map
+//! shows every host and VM the API reports; a pool scaled from the console shows its new VM
+//! without a reload; a crashed host shows in the timeline as its phases and leaves the map
+//! failed and empty; a rolling upgrade confirmed in the console starts; a reader's token
+//! sees no action and the API refuses it anyway; the
+//! page is keyboard-navigable, names every control, fits a narrow screen and does not shift
+//! as events stream in. Screenshots of each view are kept in the test's target directory
+//! (`PLINTH_WRITE_DOCS=1` refreshes the ones in `docs/`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::serve::{Agents, Server, cli, token};
+use plinth_browser_check::live::{Live, unnamed_controls};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Where the screenshots are kept.
+fn artefacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).expect("artefact directory");
+    dir
+}
+
+/// `plinth get KIND -o json`'s items.
+fn items(server: &Server, token: &Path, kind: &str) -> Vec<Value> {
+    let (code, out, err) = cli(server, token, &["get", kind, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&out).expect("json");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn names(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The `data-NAME` values of the elements `selector` matches, as a set.
+fn shown(page: &mut Live, selector: &str, attribute: &str) -> BTreeSet<String> {
+    let found = page
+        .eval(&format!(
+            "[...document.querySelectorAll('{selector}')].map(e => e.dataset.{attribute})"
+        ))
+        .expect("eval");
+    found
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn sign_in(page: &mut Live, secret_file: &Path) {
+    let secret = std::fs::read_to_string(secret_file).expect("token");
+    page.eval(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in').requestSubmit()",
+        serde_json::to_string(secret.trim()).expect("json")
+    ))
+    .expect("sign in");
+    page.wait_for("!document.getElementById('nav').hidden", WAIT)
+        .expect("signed in");
+}
+
+/// Waits until `expression` holds; else fails with what the page's status line says.
+fn wait(page: &mut Live, expression: &str, what: &str) {
+    if let Err(e) = page.wait_for(expression, WAIT) {
+        let status = page
+            .eval("document.getElementById('status').textContent")
+            .unwrap_or_default();
+        panic!("{what}: {e}; the page says: {status}");
+    }
+}
+
+/// A screenshot kept as an artefact; with `PLINTH_WRITE_DOCS=1`, also as
+/// `docs/console-NAME.png`.
+fn shot(page: &mut Live, name: &str) {
+    let path = artefacts().join(format!("{name}.png"));
+    page.screenshot(&path).expect("screenshot");
+    if std::env::var_os("PLINTH_WRITE_DOCS").is_some() {
+        let docs = common::serve::root().join(format!("docs/console-{name}.png"));
+        std::fs::copy(&path, docs).expect("docs screenshot");
+    }
+}
+
+#[test]
+fn the_console_shows_the_pool_live_and_acts_through_the_api() {
+    let Some(mut page) = Live::launch(1280, 800).expect("chromium starts") else {
+        println!("skipped: no chromium (scripts/test installs it; CI requires it)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = Agents::up(dir.path().join("agents"), 17_400, "examples/small");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "").expect("tokens file");
+    let admin = token(&tokens, "admin", dir.path());
+    let operator = token(&tokens, "operator", dir.path());
+    let reader = token(&tokens, "reader", dir.path());
+    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
+    let (code, _, err) = cli(
+        &server,
+        &admin,
+        &["apply", "examples/small", "examples/lab/environment.yaml"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(
+        &server,
+        &reader,
+        &[
+            "wait",
+            "clusters",
+            "--for",
+            "condition=Ready",
+            "--timeout",
+            "120s",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Signed in, the pool map shows every host and VM the API reports.
+    page.open(&server.url, WAIT).expect("the console loads");
+    sign_in(&mut page, &operator);
+    let hosts = names(&items(&server, &reader, "hosts"));
+    let vms = names(&items(&server, &reader, "vms"));
+    page.wait_for(
+        &format!(
+            "document.querySelectorAll('#view-pool li.vm').length === {}",
+            vms.len()
+        ),
+        WAIT,
+    )
+    .expect("every VM on the map");
+    assert_eq!(shown(&mut page, "#view-pool li.host", "host"), hosts);
+    assert_eq!(shown(&mut page, "#view-pool li.vm", "vm"), vms);
+    shot(&mut page, "pool");
+    // A marker a reload would lose, and the layout shifts from now on.
+    page.eval(
+        "window.__sameLoad = true; window.__shift = 0; new PerformanceObserver(l => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__shift += e.value; }).observe({type: 'layout-shift'})",
+    )
+    .expect("marker");
+
+    // The keyboard moves between the views (arrow keys on the tabs).
+    page.eval("document.getElementById('tab-pool').focus()")
+        .expect("focus");
+    page.press("ArrowRight").expect("key");
+    page.wait_for(
+        "document.activeElement.id === 'tab-clusters' && document.querySelector('#view-clusters form.scale[data-pool=workers]')",
+        WAIT,
+    )
+    .expect("the clusters view by keyboard");
+    shot(&mut page, "clusters");
+
+    // Scale the workers from 4 to 5, confirmed; the new VM appears on the map, live.
+    page.eval(
+        "const f = document.querySelector('form.scale[data-pool=workers]'); f.elements.replicas.value = '5'; f.requestSubmit()",
+    )
+    .expect("scale");
+    page.wait_for("document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('from 4 to 5')", WAIT)
+        .expect("a confirmation");
+    page.eval("document.getElementById('confirm-ok').click()")
+        .expect("confirm");
+    page.eval("document.getElementById('tab-pool').click()")
+        .expect("pool");
+    wait(
+        &mut page,
+        "document.querySelector('#view-pool li.vm[data-vm=\"apps-workers-4\"][data-phase=Running]')",
+        "the new VM shows, running",
+    );
+    assert_eq!(page.eval("window.__sameLoad").expect("eval"), true);
+
+    // A host loses power: the timeline shows its failure as phases; the map shows it failed
+    // and its VMs elsewhere.
+    let busiest = items(&server, &reader, "hosts")
+        .iter()
+        .max_by_key(|h| h["status"]["vms"].as_array().map_or(0, Vec::len))
+        .and_then(|h| h["metadata"]["name"].as_str().map(str::to_owned))
+        .expect("a host");
+    page.eval("document.getElementById('tab-timeline').click()")
+        .expect("timeline");
+    agents.crash(&busiest);
+    let failure = format!("#view-timeline li.failure[data-host=\"{busiest}\"]");
+    for phase in ["detected", "fenced", "restarted"] {
+        page.wait_for(
+            &format!("document.querySelector('{failure} li.phase.seen[data-phase={phase}]')"),
+            WAIT,
+        )
+        .unwrap_or_else(|e| panic!("phase {phase}: {e}"));
+    }
+    page.wait_for(
+        "document.querySelector('#view-timeline tr.event[data-reason=HeartbeatMissed]')",
+        WAIT,
+    )
+    .expect("the event");
+    shot(&mut page, "timeline");
+    page.eval("document.getElementById('tab-pool').click()")
+        .expect("pool");
+    page.wait_for(
+        &format!(
+            "(h => h && h.dataset.state === 'failed' && !h.querySelector('li.vm'))(document.querySelector('#view-pool li.host[data-host=\"{busiest}\"]'))"
+        ),
+        WAIT,
+    )
+    .expect("the host failed and empty on the map");
+    shot(&mut page, "pool-after-failure");
+    let shift = page.eval("window.__shift").expect("eval");
+    assert!(
+        shift.as_f64().is_some_and(|s| s < 0.1),
+        "layout shift {shift}"
+    );
+
+    // Every control has a name a screen reader can say.
+    let tree = page.accessibility_tree().expect("tree");
+    assert_eq!(unnamed_controls(&tree), Vec::<String>::new());
+
+    // Decide: the comparison report of the applied estate, from the API.
+    page.eval("document.getElementById('tab-decide').click()")
+        .expect("decide");
+    page.wait_for(
+        "document.getElementById('report').srcdoc.includes('virtualized vs bare-metal Kubernetes nodes for small')",
+        Duration::from_secs(180),
+    )
+    .expect("the report");
+    shot(&mut page, "decide");
+
+    // A rolling upgrade started from the console, confirmed: the control plane starts it.
+    page.eval("document.getElementById('tab-clusters').click()")
+        .expect("clusters");
+    wait(
+        &mut page,
+        "document.querySelector('#view-clusters form.upgrade[data-cluster=apps]')",
+        "the upgrade form",
+    );
+    page.eval(
+        "const u = document.querySelector('form.upgrade[data-cluster=apps]'); u.elements.version.value = '1.32.0'; u.requestSubmit()",
+    )
+    .expect("upgrade");
+    wait(
+        &mut page,
+        "document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('Kubernetes 1.32.0')",
+        "a confirmation of the upgrade",
+    );
+    page.eval("document.getElementById('confirm-ok').click()")
+        .expect("confirm");
+    page.eval("document.getElementById('tab-timeline').click()")
+        .expect("timeline");
+    wait(
+        &mut page,
+        "document.querySelector('#view-timeline tr.event[data-reason=UpgradeStarted]')",
+        "the upgrade started",
+    );
+
+    // A narrow screen: nothing wider than it.
+    page.resize(390, 844).expect("resize");
+    page.eval("document.getElementById('tab-clusters').click()")
+        .expect("clusters");
+    wait(
+        &mut page,
+        "!document.getElementById('view-clusters').hidden && document.querySelector('#view-clusters article.cluster')",
+        "the clusters on a narrow screen",
+    );
+    let width = page
+        .eval("document.documentElement.scrollWidth")
+        .expect("eval");
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 390),
+        "page is {width} px wide"
+    );
+    shot(&mut page, "narrow");
+    page.resize(1280, 800).expect("resize");
+
+    // A reader sees the clusters but no action, and the API refuses the write anyway.
+    page.eval("document.getElementById('sign-out').click()")
+        .expect("sign out");
+    sign_in(&mut page, &reader);
+    page.eval("document.getElementById('tab-clusters').click()")
+        .expect("clusters");
+    page.wait_for(
+        "document.querySelector('#view-clusters article.cluster[data-cluster=apps]')",
+        WAIT,
+    )
+    .expect("the clusters, read-only");
+    let actions = page
+        .eval(
+            "document.querySelectorAll('#view-clusters form.action, #view-clusters button').length",
+        )
+        .expect("eval");
+    assert_eq!(actions, 0, "a reader sees no action");
+    let secret = std::fs::read_to_string(&reader).expect("token");
+    let cluster = &items(&server, &reader, "clusters")[0];
+    let response = ureq::put(format!(
+        "{}/apis/plinth.dev/v1alpha1/clusters/apps",
+        server.url
+    ))
+    .header("Authorization", format!("Bearer {}", secret.trim()))
+    .config()
+    .http_status_as_error(false)
+    .build()
+    .send_json(cluster)
+    .expect("an answer");
+    assert_eq!(response.status().as_u16(), 403);
+}
+
+/// The time from opening the console (signed in: the token is in the tab) to the pool map
+/// drawn with every VM, with `examples/enterprise` running (24 hosts, 38 node VMs; its
+/// VirtualMachineSets left out, as `plinth serve` cannot run them yet). A measurement for
+/// docs/benchmarks.md, not a check: `cargo test -p plinth-cli --test console -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "a measurement: 24 simulated hosts and a minute to build them"]
+fn first_paint_with_the_enterprise_estate() {
+    let Some(mut page) = Live::launch(1280, 800).expect("chromium starts") else {
+        println!("skipped: no chromium");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = Agents::up(dir.path().join("agents"), 17_500, "examples/enterprise");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "").expect("tokens file");
+    let admin = token(&tokens, "admin", dir.path());
+    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
+    let files: Vec<String> = std::fs::read_dir(common::serve::root().join("examples/enterprise"))
+        .expect("examples/enterprise")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != "legacy-vms.yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut apply = vec!["apply"];
+    apply.extend(files.iter().map(String::as_str));
+    let (code, _, err) = cli(&server, &admin, &apply);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(
+        &server,
+        &admin,
+        &[
+            "wait",
+            "clusters",
+            "--for",
+            "condition=Ready",
+            "--timeout",
+            "300s",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let vms = names(&items(&server, &admin, "vms")).len();
+    page.open(&server.url, WAIT).expect("the console loads");
+    sign_in(&mut page, &admin);
+    let drawn = format!(
+        "!window.__old && document.querySelectorAll('#view-pool li.vm').length === {vms} && Number(document.getElementById('view-pool').dataset.drawn) - performance.timeOrigin"
+    );
+    page.wait_for(&drawn, WAIT).expect("the map");
+    shot(&mut page, "enterprise");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        page.eval("window.__old = true; location.reload()")
+            .expect("reload");
+        let ms = page.wait_for(&drawn, WAIT).expect("the map again");
+        times.push(ms.as_f64().unwrap_or_default());
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "first paint of the pool map, {} hosts and {vms} VMs: median {:.0} ms, max {:.0} ms ({times:?})",
+        items(&server, &admin, "hosts").len(),
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}

@@ -1,0 +1,402 @@
+//! The pool map: hosts grouped by rack, each with its VMs as blocks sized by vCPU (width)
+//! and memory (height) and coloured by cluster; the host's state; the placement groups
+//! whose hard limit the VMs' hosts break.
+
+use std::collections::BTreeMap;
+
+use maud::{Markup, html};
+use plinth_model::Estate;
+use plinth_model::estate::Host as EstateHost;
+use plinth_model::kinds::environment::AdmissionControl;
+use plinth_model::policy::{PlacementPolicy, Scope};
+
+use super::objects::{Snapshot, Vm, gib};
+
+/// Colours of clusters in estate order (Okabe–Ito, told apart with colour-blindness too).
+const PALETTE: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#555555",
+];
+
+/// The colour of the cluster at `index`.
+pub(crate) fn colour(index: usize) -> &'static str {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// A placement group's hard limit broken in one failure domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Violation {
+    /// The cluster.
+    pub(crate) cluster: String,
+    /// The pool (`control-plane` or a node pool).
+    pub(crate) pool: String,
+    /// What the pool spreads over.
+    pub(crate) scope: Scope,
+    /// The host or rack.
+    pub(crate) domain: String,
+    /// Members of the pool in it.
+    pub(crate) members: u32,
+    /// The most the policy allows.
+    pub(crate) limit: u32,
+}
+
+/// The placement groups of `estate`: (cluster, pool, policy).
+fn groups(estate: &Estate) -> Vec<(&str, &str, PlacementPolicy)> {
+    estate
+        .clusters
+        .iter()
+        .flat_map(|c| {
+            let cp = (
+                c.name.as_str(),
+                plinth_control::upgrade::CONTROL_PLANE,
+                c.spec.control_plane.placement,
+            );
+            std::iter::once(cp).chain(
+                c.spec
+                    .node_pools
+                    .iter()
+                    .map(|p| (c.name.as_str(), p.name.as_str(), p.placement)),
+            )
+        })
+        .collect()
+}
+
+/// The failure domain of `host` at `scope`: its name or its rack's.
+fn domain(estate: &Estate, host: &str, scope: Scope) -> String {
+    match scope {
+        Scope::Host => host.to_owned(),
+        Scope::Rack => estate.hosts.iter().find(|h| h.name == host).map_or_else(
+            || host.to_owned(),
+            |h| estate.inventory.spec.racks[h.rack].name.clone(),
+        ),
+    }
+}
+
+/// Every domain where a pool has more placed members than its policy's hard limit.
+pub(crate) fn violations(estate: &Estate, vms: &[Vm]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (cluster, pool, policy) in groups(estate) {
+        let Some(limit) = policy.hard_limit() else {
+            continue;
+        };
+        let mut members: BTreeMap<String, u32> = BTreeMap::new();
+        for vm in vms
+            .iter()
+            .filter(|v| v.spec.cluster == cluster && v.spec.pool == pool)
+        {
+            if let Some(host) = &vm.status.host {
+                *members
+                    .entry(domain(estate, host, policy.spread_over))
+                    .or_default() += 1;
+            }
+        }
+        out.extend(
+            members
+                .into_iter()
+                .filter(|&(_, n)| n > limit)
+                .map(|(domain, n)| Violation {
+                    cluster: cluster.to_owned(),
+                    pool: pool.to_owned(),
+                    scope: policy.spread_over,
+                    domain,
+                    members: n,
+                    limit,
+                }),
+        );
+    }
+    out
+}
+
+/// A VM's size: (vCPU, memory bytes), from its pool's spec.
+fn size(estate: &Estate, vm: &Vm) -> Option<(u32, u64)> {
+    let cluster = estate.clusters.iter().find(|c| c.name == vm.spec.cluster)?;
+    if vm.spec.pool == plinth_control::upgrade::CONTROL_PLANE {
+        let cp = &cluster.spec.control_plane;
+        return Some((cp.vcpu, cp.memory.0));
+    }
+    let pool = cluster
+        .spec
+        .node_pools
+        .iter()
+        .find(|p| p.name == vm.spec.pool)?;
+    Some((pool.vcpu, pool.memory.0))
+}
+
+fn cluster_index(estate: &Estate, cluster: &str) -> usize {
+    estate
+        .clusters
+        .iter()
+        .position(|c| c.name == cluster)
+        .unwrap_or(estate.clusters.len())
+}
+
+/// Share of `part` in `whole`, as a percentage clamped to [min, 100].
+fn share(part: f64, whole: f64, min: f64) -> f64 {
+    if whole <= 0.0 {
+        return min;
+    }
+    (part / whole * 100.0).clamp(min, 100.0)
+}
+
+fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -> Markup {
+    let (vcpu, bytes) = size(estate, vm).unwrap_or((1, 0));
+    let width = share(f64::from(vcpu), f64::from(threads), 4.0);
+    // 20 px for a VM with almost no memory, 60 px for one with all of the host's.
+    let height = 20.0 + 0.4 * share(bytes as f64, memory as f64, 0.0);
+    let label = format!(
+        "{} of {}/{}: {vcpu} vCPU, {}, {}",
+        vm.metadata.name,
+        vm.spec.cluster,
+        vm.spec.pool,
+        gib(bytes),
+        vm.status.phase
+    );
+    html! {
+        li.vm.violation[broken] data-vm=(vm.metadata.name) data-phase=(vm.status.phase)
+            tabindex="0" title=(label) aria-label=(label)
+            style=(format!("--w:{width:.1}%;--h:{height:.0}px;--c:{}",
+                colour(cluster_index(estate, &vm.spec.cluster)))) {
+            span.vm-name aria-hidden="true" { (vm.metadata.name) }
+        }
+    }
+}
+
+fn host_card(estate: &Estate, snapshot: &Snapshot, host: &EstateHost, broken: &[&str]) -> Markup {
+    let class = estate.class_of(host);
+    let threads = class.threads();
+    let on: Vec<&Vm> = snapshot
+        .vms
+        .iter()
+        .filter(|v| v.status.host.as_deref() == Some(host.name.as_str()))
+        .collect();
+    let used_cpu: u32 = on
+        .iter()
+        .filter_map(|v| size(estate, v))
+        .map(|(c, _)| c)
+        .sum();
+    let used_memory: u64 = on
+        .iter()
+        .filter_map(|v| size(estate, v))
+        .map(|(_, m)| m)
+        .sum();
+    let state = snapshot.host_state(&host.name);
+    html! {
+        li.host data-host=(host.name) data-state=(state) {
+            div.host-head {
+                span.host-name { (host.name) }
+                span class=(format!("state state-{state}")) { (state) }
+            }
+            div.host-use {
+                (used_cpu) "/" (threads) " vCPU · " (gib(used_memory)) " of " (gib(class.memory.0))
+            }
+            ul.vms aria-label=(format!("VMs on {}", host.name)) {
+                @for vm in &on {
+                    (vm_block(estate, vm, threads, class.memory.0, broken.contains(&vm.metadata.name.as_str())))
+                }
+            }
+        }
+    }
+}
+
+/// The VMs breaking a violation: the members of its pool in its domain.
+fn breaking<'a>(estate: &Estate, vms: &'a [Vm], v: &Violation) -> Vec<&'a str> {
+    vms.iter()
+        .filter(|vm| vm.spec.cluster == v.cluster && vm.spec.pool == v.pool)
+        .filter(|vm| {
+            vm.status
+                .host
+                .as_deref()
+                .is_some_and(|h| domain(estate, h, v.scope) == v.domain)
+        })
+        .map(|vm| vm.metadata.name.as_str())
+        .collect()
+}
+
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Host => "host",
+        Scope::Rack => "rack",
+    }
+}
+
+/// What HA holds back, as the Environment's policy and the Scenario ask; and, when the
+/// hosts cannot meet it, the Inventory's `HeadroomMet` condition saying what runs instead.
+fn reserve(estate: &Estate, snapshot: &Snapshot) -> Markup {
+    let ha = &estate.virtualized.spec.ha;
+    let failures = estate.scenario.spec.requirements.host_failures_to_tolerate;
+    // The design's pool once the control plane reports it; the Inventory's hosts before.
+    let pool = match snapshot.hosts.len() {
+        0 => estate.hosts.len(),
+        n => n,
+    }
+    .max(1);
+    let policy = match ha.admission_control {
+        AdmissionControl::Percentage => format!(
+            "{failures}/{pool} of the pool's capacity held back ({:.0} %)",
+            f64::from(failures) / pool as f64 * 100.0
+        ),
+        AdmissionControl::Slots => {
+            format!("room kept for the VMs of the {failures} largest host(s)")
+        }
+        AdmissionControl::FailoverHosts => format!("{failures} idle failover host(s)"),
+    };
+    let short = snapshot
+        .inventories
+        .iter()
+        .flat_map(|i| &i.status.conditions)
+        .find(|c| c.kind == "HeadroomMet" && c.status == "False");
+    html! {
+        p.reserve {
+            @if ha.enabled {
+                "HA reserve for " (failures) " host failure(s): " (policy) "."
+            } @else {
+                "HA is off: a failed host's VMs are not restarted elsewhere."
+            }
+            @if let Some(c) = short { " " span.warning { (c.message) } }
+        }
+    }
+}
+
+/// The pool map of `snapshot`.
+pub(crate) fn render(snapshot: &Snapshot) -> Markup {
+    let Some(estate) = &snapshot.estate else {
+        return html! {
+            p.empty { "No valid estate is applied yet: apply an Inventory and Clusters (" code { "plinth apply -f PATH" } "); the Clusters view shows what is missing." }
+        };
+    };
+    let violations = violations(estate, &snapshot.vms);
+    let broken: Vec<&str> = violations
+        .iter()
+        .flat_map(|v| breaking(estate, &snapshot.vms, v))
+        .collect();
+    let unplaced: Vec<&Vm> = snapshot
+        .vms
+        .iter()
+        .filter(|v| v.status.host.is_none())
+        .collect();
+    html! {
+        div.pool-summary {
+            span { (estate.hosts.len()) " hosts · " (snapshot.vms.len()) " VMs" }
+            ul.legend aria-label="Clusters" {
+                @for (i, c) in estate.clusters.iter().enumerate() {
+                    li { span.swatch style=(format!("--c:{}", colour(i))) {} (c.name) }
+                }
+            }
+        }
+        (reserve(estate, snapshot))
+        section.violations aria-label="Placement groups" {
+            @if violations.is_empty() {
+                p.ok { "Every placement group keeps its hard limit." }
+            } @else {
+                ul {
+                    @for v in &violations {
+                        li.violation-item {
+                            strong { (v.cluster) "/" (v.pool) } ": " (v.members) " members on " (scope_name(v.scope)) " " (v.domain)
+                            " (its policy allows " (v.limit) ")"
+                        }
+                    }
+                }
+            }
+        }
+        @for (i, rack) in estate.inventory.spec.racks.iter().enumerate() {
+            section.rack aria-label=(format!("Rack {}", rack.name)) {
+                h3 { "Rack " (rack.name) }
+                ul.hosts {
+                    @for host in estate.hosts.iter().filter(|h| h.rack == i) {
+                        (host_card(estate, snapshot, host, &broken))
+                    }
+                }
+            }
+        }
+        @if !unplaced.is_empty() {
+            section.rack aria-label="Not placed" {
+                h3 { "Not placed yet" }
+                ul.vms.unplaced {
+                    @for vm in &unplaced {
+                        (vm_block(estate, vm, 32, 256 << 30, false))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::console::objects::{Meta, VmSpec, VmStatus};
+
+    fn estate() -> Estate {
+        let mut input = plinth_model::Input::default();
+        input.add(plinth_model::SourceFile::new(
+            "e.yaml",
+            "apiVersion: plinth.dev/v1alpha1\nkind: Inventory\nmetadata: {name: lab}\nspec:\n  hostClasses:\n  - {name: std, sockets: 1, coresPerSocket: 8, memory: 64Gi}\n  racks: [{name: r1}, {name: r2}]\n  hosts:\n  - {rack: r1, class: std, count: 2}\n  - {rack: r2, class: std, count: 1}\n---\napiVersion: plinth.dev/v1alpha1\nkind: Cluster\nmetadata: {name: apps}\nspec:\n  kubernetesVersion: 1.31.4\n  osImage: ubuntu-24.04\n  controlPlane: {replicas: 3, vcpu: 2, memory: 8Gi}\n  nodePools:\n  - {name: workers, vcpu: 4, memory: 16Gi, replicas: 2, placement: {spreadOver: rack, mode: strict}}\n",
+        ));
+        plinth_model::load(&input).estate.expect("a valid estate")
+    }
+
+    fn vm(name: &str, pool: &str, host: &str) -> Vm {
+        Vm {
+            metadata: Meta { name: name.into() },
+            spec: VmSpec {
+                cluster: "apps".into(),
+                pool: pool.into(),
+            },
+            status: VmStatus {
+                phase: "Running".into(),
+                host: Some(host.into()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_pool_over_its_hard_limit_in_a_domain_is_a_violation() {
+        let estate = estate();
+        let spread = [
+            vm("w0", "workers", "r1-std-01"),
+            vm("w1", "workers", "r2-std-01"),
+            vm("cp0", "control-plane", "r1-std-01"),
+            vm("cp1", "control-plane", "r1-std-02"),
+        ];
+        assert_eq!(violations(&estate, &spread), vec![]);
+        // Two workers in rack r1 (on two hosts): the rack-strict pool breaks its limit;
+        // two control-plane VMs on one host break theirs.
+        let packed = [
+            vm("w0", "workers", "r1-std-01"),
+            vm("w1", "workers", "r1-std-02"),
+            vm("cp0", "control-plane", "r1-std-01"),
+            vm("cp1", "control-plane", "r1-std-01"),
+        ];
+        let found = violations(&estate, &packed);
+        let seen: Vec<(&str, &str, u32)> = found
+            .iter()
+            .map(|v| (v.pool.as_str(), v.domain.as_str(), v.members))
+            .collect();
+        assert_eq!(
+            seen,
+            [("control-plane", "r1-std-01", 2), ("workers", "r1", 2)]
+        );
+    }
+
+    #[test]
+    fn the_map_shows_every_host_by_rack_and_every_vm_on_its_host() {
+        let snapshot = Snapshot {
+            estate: Some(estate()),
+            vms: vec![vm("w0", "workers", "r2-std-01")],
+            ..Snapshot::default()
+        };
+        let html = render(&snapshot).into_string();
+        for host in ["r1-std-01", "r1-std-02", "r2-std-01"] {
+            assert!(html.contains(&format!("data-host=\"{host}\"")), "{html}");
+        }
+        let rack2 = html.find("Rack r2").expect("rack r2");
+        assert!(html.find("data-vm=\"w0\"").is_some_and(|at| at > rack2));
+        assert!(
+            html.contains(
+                "HA reserve for 1 host failure(s): 1/3 of the pool's capacity held back (33 %)"
+            ),
+            "{html}"
+        );
+        // 4 vCPU of the host's 16 threads (8 cores, SMT): a quarter of its width.
+        assert!(html.contains("--w:25.0%"), "{html}");
+    }
+}
