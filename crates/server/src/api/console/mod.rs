@@ -127,7 +127,7 @@ async fn view(
     let html = tokio::task::spawn_blocking({
         let shared = shared.clone();
         move || -> Result<String, ApiError> {
-            let snapshot = shared.with_objects(|o| Snapshot::read(o))?;
+            let snapshot = shared.with_objects(Snapshot::read)?;
             Ok(view.render(&snapshot, can_write).into_string())
         }
     })
