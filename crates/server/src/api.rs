@@ -181,16 +181,20 @@ pub(crate) async fn store<T: Send + 'static>(
     f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let shared = shared.clone();
-    tokio::task::spawn_blocking(move || shared.with_objects(f))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            )
-        })?
-        .map_err(ApiError::from)
+    blocking(move || shared.with_objects(f).map_err(ApiError::from)).await
+}
+
+/// Runs `f` off the async workers (blocking I/O, CPU work); a panic in it is a 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        )
+    })?
 }
 
 async fn authenticate(
@@ -529,15 +533,7 @@ impl Drop for WatchGuard {
 /// Checks the files of `request` object by object, off the async workers (parsing and
 /// validation are CPU work).
 async fn check(request: ApplyRequest) -> Result<manifests::Split, ApiError> {
-    tokio::task::spawn_blocking(move || manifests::split(&request))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            )
-        })
+    blocking(move || Ok(manifests::split(&request))).await
 }
 
 /// Checks `request` object by object, stores all or none, records the audit event.

@@ -18,7 +18,7 @@ use plinth_model::{Estate, load};
 use tokio::sync::Mutex;
 
 use crate::Shared;
-use crate::api::{ApiError, ApiResult, store};
+use crate::api::{ApiError, ApiResult, blocking, store};
 use crate::manifests::estate_input;
 
 /// The newest comparison and the estate it is of. One per process: a service serves one
@@ -105,15 +105,7 @@ async fn newest(shared: &Arc<Shared>) -> Result<Compared, ApiError> {
     if let Some(kept) = newest.as_ref().filter(|c| c.input == digest) {
         return Ok(kept.clone());
     }
-    let compared = tokio::task::spawn_blocking(move || compare(&input, digest))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            )
-        })??;
+    let compared = blocking(move || compare(&input, digest)).await?;
     *newest = Some(compared.clone());
     Ok(compared)
 }

@@ -30,7 +30,7 @@ use axum::routing::get;
 use maud::Markup;
 
 use crate::Shared;
-use crate::api::{ApiError, ApiResult, principal, store, watch};
+use crate::api::{ApiError, ApiResult, blocking, principal, store, watch};
 use crate::auth::Role;
 use crate::kinds::Resource;
 use crate::objects::Filter;
@@ -124,21 +124,11 @@ async fn view(
         )
     })?;
     let can_write = who.role >= Role::to_write(Resource::Cluster);
-    let html = tokio::task::spawn_blocking({
-        let shared = shared.clone();
-        move || -> Result<String, ApiError> {
-            let snapshot = shared.with_objects(Snapshot::read)?;
-            Ok(view.render(&snapshot, can_write).into_string())
-        }
+    let html = blocking(move || {
+        let snapshot = shared.with_objects(Snapshot::read)?;
+        Ok(view.render(&snapshot, can_write).into_string())
     })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        )
-    })??;
+    .await?;
     let mut response = html.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
