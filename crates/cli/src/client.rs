@@ -32,6 +32,11 @@ pub(crate) struct ServerArgs {
     /// default: its `current-context`.
     #[arg(long, env = "PLINTH_CONTEXT")]
     pub(crate) context: Option<String>,
+    /// The PEM CA certificate an https server's certificate must be signed by; default:
+    /// the context's `certificate-authority`, else the CA `plinth serve --tls` made in its
+    /// default data directory, else the public web CAs.
+    #[arg(long, env = "PLINTH_CA_FILE", value_name = "PATH")]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// One context of the config file: a server and who we are there, like a kubeconfig's.
@@ -41,6 +46,7 @@ struct Context {
     name: String,
     server: Option<String>,
     token_file: Option<PathBuf>,
+    certificate_authority: Option<PathBuf>,
 }
 
 /// The config file.
@@ -116,10 +122,16 @@ pub(crate) enum ClientError {
         /// What is wrong.
         message: String,
     },
+    /// The CA certificate to trust.
+    #[error("the CA file {path}: {message}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the fix.
+        message: String,
+    },
     /// The server could not be reached or the answer not read.
-    #[error(
-        "{server}: {error} (is `plinth serve` running there? --server or PLINTH_SERVER names it)"
-    )]
+    #[error("{server}: {error} ({})", transport_hint(server, error))]
     Transport {
         /// The server.
         server: String,
@@ -135,6 +147,62 @@ pub(crate) enum ClientError {
     /// The answer was not what the API sends.
     #[error("the server's answer is not understood: {0}")]
     Answer(String),
+}
+
+/// What to check when the server could not be reached or its answer not read.
+fn transport_hint(server: &str, error: &ureq::Error) -> &'static str {
+    let refused_certificate = match error {
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
+        ureq::Error::Io(e) => e
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    };
+    match error {
+        _ if refused_certificate => {
+            "the server's certificate is not trusted, or not for this name: --ca-file names the CA that signed it (`plinth serve --tls` keeps it in DATA_DIR/tls/ca.crt)"
+        }
+        _ if server.starts_with("http://") => {
+            "is `plinth serve` running there, and over plain HTTP? A server started with --tls takes https://; --server or PLINTH_SERVER names it"
+        }
+        _ => "is `plinth serve` running there? --server or PLINTH_SERVER names it",
+    }
+}
+
+/// The CA certificates in the PEM file `path`.
+fn read_ca(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, ClientError> {
+    let bad = |message: String| ClientError::Ca {
+        path: path.to_owned(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no PEM CERTIFICATE (it should be the CA's certificate, e.g. DATA_DIR/tls/ca.crt of `plinth serve --tls`)".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The TLS settings for `server`: trust `ca_file` when given, else the default data
+/// directory's own CA when it exists, else the public web CAs. Plain HTTP reads no file.
+fn tls_config(server: &str, ca_file: Option<PathBuf>) -> Result<ureq::tls::TlsConfig, ClientError> {
+    if server.starts_with("http://") {
+        return Ok(ureq::tls::TlsConfig::default());
+    }
+    let own = plinth_server::tls::paths::ca_cert(&plinth_server::paths::default_data_dir());
+    let ca = ca_file.or_else(|| own.exists().then_some(own));
+    let roots = match ca {
+        Some(path) => ureq::tls::RootCerts::new_with_certs(&read_ca(&path)?),
+        None => ureq::tls::RootCerts::WebPki,
+    };
+    Ok(ureq::tls::TlsConfig::builder().root_certs(roots).build())
 }
 
 /// A connection to the server.
@@ -170,8 +238,10 @@ impl Client {
                 error: "the file is empty".into(),
             });
         }
+        let ca_file = args.ca_file.clone().or(context.certificate_authority);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls_config(&server, ca_file)?)
             .build()
             .into();
         Ok(Self {

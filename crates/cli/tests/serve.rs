@@ -2,14 +2,16 @@
 //! the service on loopback, and the CLI verbs against it — `token`, `apply`, `get`,
 //! `get -w`, `wait`, `describe`, `delete`; tokens and roles (401, 403); an invalid apply
 //! answered with `plinth validate`'s own located diagnostics; optimistic concurrency
-//! (409); and a `kill -9` of the service that loses no acknowledged write. With the `etcd`
+//! (409); a `kill -9` of the service that loses no acknowledged write; the API over TLS
+//! (its own CA trusted by --ca-file or a context, an operator's certificate). With the `etcd`
 //! feature: three replicas on a real etcd (`scripts/etcd`), the leader killed mid-build,
 //! another taking over within the lease with no lost and no repeated command.
 
 mod common;
 
+use std::path::Path;
 #[cfg(feature = "etcd")]
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -543,4 +545,193 @@ fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
         );
     }
     eprintln!("leader {first} killed; replica {next} took over in {took_over:?}");
+}
+
+/// `plinth ARGS...` with `HOME` set to `home` (so no default data directory's CA or
+/// config applies) and `env`: (exit code, stderr).
+fn plinth_at_home(home: &Path, env: &[(&str, &Path)], args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("PLINTH_CONFIG")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_api_over_tls_is_trusted_by_its_ca_and_refused_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("agent.token"), "agents-secret\n").expect("file");
+    std::fs::write(path("agents"), "token agent.token\n").expect("file");
+    std::fs::write(path("tokens"), "").expect("file");
+    let admin = token(&path("tokens"), "admin", dir.path());
+    let data = path("data");
+    let server = Server::start_with(
+        &data,
+        &path("tokens"),
+        &path("agents"),
+        &["--tls", "--tls-san", "plinth.test"],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let ca = data.join("tls/ca.crt");
+    let home = path("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let get = |env: &[(&str, &Path)], extra: &[&str]| {
+        let mut args = vec!["get", "hosts", "--token-file", admin.to_str().unwrap()];
+        args.extend(extra);
+        plinth_at_home(&home, env, &args)
+    };
+    let url = server.url.as_str();
+
+    // The CA the server made, named by the flag, by PLINTH_CA_FILE, by a context.
+    let (code, err) = get(&[], &["--server", url, "--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = get(&[("PLINTH_CA_FILE", &ca)], &["--server", url]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(
+        path("config.yaml"),
+        format!(
+            "current-context: lab\ncontexts:\n- name: lab\n  server: {url}\n  certificate-authority: {}\n",
+            ca.display()
+        ),
+    )
+    .expect("config");
+    let (code, err) = get(&[("PLINTH_CONFIG", &path("config.yaml"))], &[]);
+    assert_eq!(code, 0, "{err}");
+
+    // Not trusted without it; plain HTTP to a TLS port: each error says what to do.
+    let (code, err) = get(&[], &["--server", url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--ca-file"), "{err}");
+    let plain = url.replace("https://", "http://");
+    let (code, err) = get(&[], &["--server", &plain]);
+    assert_eq!(code, 2);
+    assert!(err.contains("https://"), "{err}");
+    // A file that is no CA says so.
+    let (code, err) = get(
+        &[],
+        &["--server", url, "--ca-file", admin.to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("holds no PEM CERTIFICATE"), "{err}");
+    drop(server);
+
+    // The same CA after a restart: clients need nothing new.
+    let again = Server::start_with(&data, &path("tokens"), &path("agents"), &["--tls"]);
+    let (code, err) = get(
+        &[],
+        &["--server", &again.url, "--ca-file", ca.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    drop(again);
+
+    // An operator's certificate, signed by the operator's CA, both made with openssl.
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "2", "-subj", "/CN=test CA"][..],
+            &p256,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new", "-subj", "/CN=plinth.test"][..],
+            &p256,
+            &["-keyout", "own.key", "-out", "own.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(path("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "own.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "own.crt",
+    ]);
+    let (cert, key, operator_ca) = (path("own.crt"), path("own.key"), path("ca.crt"));
+    let given = Server::start_with(
+        &data,
+        &path("tokens"),
+        &path("agents"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let (code, err) = get(
+        &[],
+        &[
+            "--server",
+            &given.url,
+            "--ca-file",
+            operator_ca.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    drop(given);
+
+    // A key that is not one: serve refuses to start, naming the file and the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--tokens")
+        .arg(path("tokens"))
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .expect("plinth serve runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("own.crt") && err.contains("--tls-key"),
+        "{err}"
+    );
 }

@@ -98,6 +98,9 @@ pub enum ServeError {
         /// What happened, with the fix.
         message: String,
     },
+    /// The API's TLS certificate or key.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Listening.
     #[error("listening on {address}: {source}")]
     Listen {

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod serial;
+pub mod tls;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -191,6 +192,8 @@ pub struct ServeConfig {
     pub agents: Option<PathBuf>,
     /// A replica of a control plane replicated on etcd, instead of SQLite in `data_dir`.
     pub etcd: Option<EtcdConfig>,
+    /// Serve the API over TLS with this certificate; plain HTTP when `None`.
+    pub tls: Option<tls::Tls>,
 }
 
 /// A replica of a control plane whose store is etcd.
@@ -494,14 +497,34 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
             ),
             None => format!("data in {}", config.data_dir.display()),
         };
-        say(&format!("listening on http://{address}; {store}"));
+        let tls = match &config.tls {
+            Some(tls) => Some(tls::server_config(tls, &config.data_dir, address)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        say(&format!("listening on {scheme}://{address}; {store}"));
+        match &tls {
+            Some((_, Some(ca))) => say(&format!(
+                "clients trust the CA {} (the CLI's --ca-file, or a context's certificate-authority)",
+                ca.display()
+            )),
+            Some((_, None)) => {}
+            None if !address.ip().is_loopback() => say(
+                "tokens cross the network in clear text: serve over TLS with --tls (or --tls-cert and --tls-key)",
+            ),
+            None => {}
+        }
         if let Some(admin) = &made {
             say(&format!("made an admin token in {}", admin.display()));
         }
-        axum::serve(listener, api::router(shared.clone()))
-            .with_graceful_shutdown(shutdown(shared.clone(), fatal.clone()))
-            .await
-            .map_err(|source| ServeError::Listen { address, source })
+        let listen = |source| ServeError::Listen { address, source };
+        match tls {
+            Some((tls, _)) => {
+                let listener = tls::TlsListener::new(listener, tls).map_err(listen)?;
+                run_api(listener, shared.clone(), fatal.clone()).await.map_err(listen)
+            }
+            None => run_api(listener, shared.clone(), fatal.clone()).await.map_err(listen),
+        }
     });
     stop.store(true, Ordering::SeqCst);
     // The loop ends at its next step.
@@ -514,6 +537,17 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Serves the API on `listener` until [`shutdown`].
+async fn run_api<L>(listener: L, shared: Arc<Shared>, fatal: Arc<Fatal>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, api::router(shared.clone()))
+        .with_graceful_shutdown(shutdown(shared, fatal))
+        .await
 }
 
 /// Resolves on Ctrl-C, SIGTERM or a fatal error, after telling the watches to end.

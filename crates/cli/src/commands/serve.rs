@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use plinth_server::auth::{Role, Tokens};
+use plinth_server::tls::Tls;
 use plinth_server::{EtcdConfig, ServeConfig, paths};
 
 use crate::Outcome;
@@ -18,6 +19,9 @@ use crate::Outcome;
 /// first start makes an admin token in the data directory, which the CLI reads by
 /// default. Hosts are reached at the `agent:` their Inventory entry gives, or at the
 /// address an --agents file gives (`scripts/sim-agents` and `scripts/testbed` write one).
+/// With --tls the API speaks HTTPS with a certificate of the data directory's own CA,
+/// which the CLI trusts by default (--ca-file, or a context's `certificate-authority`,
+/// elsewhere).
 /// Runs until Ctrl-C or SIGTERM; the VMs keep running, and the next start resumes.
 /// Exit codes: 0 stopped, 2 a file, store or address error.
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,36 @@ pub(crate) struct Args {
     /// it (whole seconds, at least 1 s).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, requires = "etcd")]
     lease: std::time::Duration,
+    /// Serve the API over TLS with a certificate signed by the data directory's own CA
+    /// (made on the first start in DATA_DIR/tls/; clients trust its ca.crt).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: bool,
+    /// Further names (DNS names, IP addresses) clients reach the server by, for --tls's
+    /// certificate; it always holds localhost, 127.0.0.1, ::1 and the --listen address.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', requires = "tls")]
+    tls_san: Vec<String>,
+    /// Serve the API over TLS with this PEM certificate (then its chain), from a CA the
+    /// clients trust.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl Args {
+    /// The API's certificate: the data directory's CA's, the operator's, or none.
+    fn tls(&self) -> Option<Tls> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::Given {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => self.tls.then(|| Tls::Own {
+                names: self.tls_san.clone(),
+            }),
+        }
+    }
 }
 
 /// Runs `plinth serve`.
@@ -79,6 +113,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 .unwrap_or_else(|| args.listen.to_string()),
             lease: args.lease,
         }),
+        tls: args.tls(),
     };
     plinth_server::serve(&config)?;
     Ok(Outcome::Success)

@@ -75,7 +75,7 @@ impl Drop for Agents {
 /// A running `plinth serve`, killed when dropped.
 pub(crate) struct Server {
     child: Child,
-    /// Where it listens, `http://127.0.0.1:PORT`.
+    /// Where it listens, `http://127.0.0.1:PORT` (`https://` with `--tls`).
     pub(crate) url: String,
 }
 
@@ -106,7 +106,7 @@ impl Server {
             .expect("a first line");
         let url = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in `{first}`"))
             .trim_end_matches(';')
             .to_owned();
