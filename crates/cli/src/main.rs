@@ -43,6 +43,7 @@ enum Command {
     Delete(commands::get::DeleteArgs),
     Wait(commands::get::WaitArgs),
     Logs(commands::logs::Args),
+    Events(commands::get::EventsArgs),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => commands::get::delete(&args),
         Command::Wait(args) => commands::get::wait(&args),
         Command::Logs(args) => commands::logs::run(&args),
+        Command::Events(args) => commands::get::events(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `plinth serve` as a user runs it: simulated agents started by `scripts/sim-agents`,
 //! the service on loopback, and the CLI verbs against it — `token`, `apply`, `get`,
-//! `get -w`, `wait`, `describe`, `delete`; tokens and roles (401, 403); an invalid apply
+//! `get -w`, `wait`, `describe`, `events`, `delete`; tokens and roles (401, 403); an invalid apply
 //! answered with `plinth validate`'s own located diagnostics; optimistic concurrency
 //! (409); a `kill -9` of the service that loses no acknowledged write; the API over TLS
 //! (its own CA trusted by --ca-file or a context, an operator's certificate). With the `etcd`
@@ -145,6 +145,21 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     let (code, described, err) = cli(&server, &reader, &["describe", "cluster", "apps"]);
     assert_eq!(code, 0, "{err}");
     assert!(described.contains("ClusterReady"), "{described}");
+    // `plinth events`: every object's, or one object's.
+    let (code, all, err) = cli(&server, &reader, &["events"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(all.starts_with("TIME") && all.contains("inventory/small"), "{all}");
+    let (code, about, err) = cli(&server, &reader, &["events", "--for", "cluster/apps"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = about.lines().skip(1).collect();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.contains(" cluster/apps ")),
+        "{about}"
+    );
+    assert!(about.contains("ClusterReady"), "{about}");
+    let (code, _, err) = cli(&server, &reader, &["events", "--for", "apps"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("KIND/NAME"), "{err}");
 
     // A node VM's serial console, read from its host's agent through the service.
     let (code, console, err) = cli(&server, &reader, &["logs", "apps-cp-0"]);

@@ -259,37 +259,65 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
         crate::output::stdout(out)?;
         return Ok(Outcome::Success);
     }
-    let list: Value = client.get(&info.path(args.namespace.as_deref(), None))?;
+    let keep = |o: &Value| {
+        args.name
+            .as_ref()
+            .is_none_or(|n| text(o, "/metadata/name") == n)
+    };
+    let how = Listing {
+        namespace: args.namespace.as_deref(),
+        output: args.output,
+        watch: args.watch,
+    };
+    list(&client, resource, &how, &keep)
+}
+
+/// How to list a resource.
+struct Listing<'a> {
+    namespace: Option<&'a str>,
+    output: Format,
+    watch: bool,
+}
+
+/// Prints the objects of `resource` that `keep` keeps, then, with `watch`, each change
+/// of one until Ctrl-C.
+fn list(
+    client: &Client,
+    resource: Resource,
+    how: &Listing<'_>,
+    keep: &dyn Fn(&Value) -> bool,
+) -> Result<Outcome> {
+    let info = resource.info();
+    let mut list: Value = client.get(&info.path(how.namespace, None))?;
     let items: Vec<Value> = list["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|o| {
-            args.name
-                .as_ref()
-                .is_none_or(|n| text(o, "/metadata/name") == n)
-        })
+        .filter(|o| keep(o))
         .collect();
-    if !args.watch {
-        let out = match args.output {
-            Format::Json => format!("{list:#}\n"),
+    if !how.watch {
+        let out = match how.output {
+            Format::Json => {
+                list["items"] = Value::Array(items);
+                format!("{list:#}\n")
+            }
             format => show(resource, format, &items),
         };
         crate::output::stdout(out)?;
         return Ok(Outcome::Success);
     }
     // The list, then one line per change, columns as wide as the list's.
-    let (header, cells) = columns(resource, args.output == Format::Wide);
+    let (header, cells) = columns(resource, how.output == Format::Wide);
     let mut widths = Vec::new();
     let mut rows = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
     rows.extend(items.iter().map(&cells));
-    let table = matches!(args.output, Format::Table | Format::Wide);
+    let table = matches!(how.output, Format::Table | Format::Wide);
     // JSON lines say what happened, as the API's watch does: {"type", "object"}.
     let change = |kind: &str, object: &Value| {
         format!("{}\n", serde_json::json!({"type": kind, "object": object}))
     };
-    let first = match args.output {
+    let first = match how.output {
         _ if table => aligned(&rows, &mut widths),
         Format::Json => items.iter().map(|o| change("ADDED", o)).collect(),
         format => show(resource, format, &items),
@@ -298,18 +326,14 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
     let from = text(&list, "/metadata/resourceVersion").to_owned();
     let mut failed = None;
     client.watch(
-        &info.path(args.namespace.as_deref(), None),
+        &info.path(how.namespace, None),
         Some(&from),
         None,
         |kind, object| {
-            if args
-                .name
-                .as_ref()
-                .is_some_and(|n| text(object, "/metadata/name") != n)
-            {
+            if !keep(object) {
                 return true;
             }
-            let line = match args.output {
+            let line = match how.output {
                 _ if table => aligned(&[cells(object)], &mut widths),
                 Format::Json => change(kind, object),
                 format => show(resource, format, std::slice::from_ref(object)),
@@ -549,4 +573,50 @@ pub(crate) fn wait(args: &WaitArgs) -> Result<Outcome> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Show the service's events, as `kubectl events` does: the time, type, reason, object and
+/// message of each, oldest first.
+///
+/// Exit codes: 0 shown, 2 usage or server error.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EventsArgs {
+    /// Only the events about this object, as KIND/NAME (`cluster/apps`, `vm/apps-cp-0`,
+    /// `host/r1-h1`).
+    #[arg(long = "for", value_name = "KIND/NAME")]
+    about: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// After the list, print each event as it happens, until Ctrl-C.
+    #[arg(long, short = 'w')]
+    watch: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Runs `plinth events`.
+pub(crate) fn events(args: &EventsArgs) -> Result<Outcome> {
+    let about = match &args.about {
+        Some(about) => {
+            let Some((kind, name)) = about.split_once('/') else {
+                anyhow::bail!("--for {about}: expected KIND/NAME, such as cluster/apps");
+            };
+            Some((resource(kind)?.info().kind, name))
+        }
+        None => None,
+    };
+    let keep = |event: &Value| {
+        about.is_none_or(|(kind, name)| {
+            text(event, "/involvedObject/kind") == kind
+                && text(event, "/involvedObject/name") == name
+        })
+    };
+    let client = Client::new(&args.server)?;
+    let how = Listing {
+        namespace: None,
+        output: args.output,
+        watch: args.watch,
+    };
+    list(&client, Resource::Event, &how, &keep)
 }
