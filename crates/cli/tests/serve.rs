@@ -148,7 +148,10 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     // `plinth events`: every object's, or one object's.
     let (code, all, err) = cli(&server, &reader, &["events"]);
     assert_eq!(code, 0, "{err}");
-    assert!(all.starts_with("TIME") && all.contains("inventory/small"), "{all}");
+    assert!(
+        all.starts_with("TIME") && all.contains("inventory/small"),
+        "{all}"
+    );
     let (code, about, err) = cli(&server, &reader, &["events", "--for", "cluster/apps"]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<&str> = about.lines().skip(1).collect();

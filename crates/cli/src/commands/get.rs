@@ -189,7 +189,39 @@ fn columns(resource: Resource, wide: bool) -> (Vec<&'static str>, Cells) {
     (header, cells)
 }
 
-/// Aligned columns, two spaces apart, as kubectl prints them.
+/// The colour a table cell is shown in on a terminal: green for good states, yellow for
+/// those in between, red for bad ones; `None` for every other cell.
+fn cell_colour(cell: &str) -> Option<&'static str> {
+    const GREEN: &str = "32";
+    const YELLOW: &str = "33";
+    const RED: &str = "31";
+    match cell {
+        "True" | "Ready" | "Running" | "Normal" => Some(GREEN),
+        "Unknown" | "Warning" | "Pending" | "Maintenance" | "Migrating" => Some(YELLOW),
+        "False" | "Failed" | "Fenced" | "Down" | "NotReady" => Some(RED),
+        _ => None,
+    }
+}
+
+/// Whether tables are coloured: standard output is a terminal and `NO_COLOR` is unset.
+fn coloured() -> bool {
+    static COLOURED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COLOURED.get_or_init(|| {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    })
+}
+
+/// `cell` padded to `width` and, when `colour`, painted by [`cell_colour`].
+fn pad(cell: &str, width: usize, colour: bool) -> String {
+    let padded = format!("{cell:<width$}");
+    match cell_colour(cell).filter(|_| colour) {
+        Some(code) => format!("\x1b[{code}m{cell}\x1b[0m{}", &padded[cell.len()..]),
+        None => padded,
+    }
+}
+
+/// Aligned columns, two spaces apart, as kubectl prints them; coloured on a terminal.
 fn aligned(rows: &[Vec<String>], widths: &mut Vec<usize>) -> String {
     for row in rows {
         widths.resize(widths.len().max(row.len()), 0);
@@ -197,14 +229,16 @@ fn aligned(rows: &[Vec<String>], widths: &mut Vec<usize>) -> String {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
+    let colour = coloured();
     let mut out = String::new();
     for row in rows {
         let last = row.len().saturating_sub(1);
         for (i, cell) in row.iter().enumerate() {
             if i == last {
-                out.push_str(cell);
+                out.push_str(&pad(cell, 0, colour));
             } else {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                out.push_str(&pad(cell, widths[i], colour));
+                out.push_str("  ");
             }
         }
         out.push('\n');
@@ -619,4 +653,17 @@ pub(crate) fn events(args: &EventsArgs) -> Result<Outcome> {
         watch: args.watch,
     };
     list(&client, Resource::Event, &how, &keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_painted_and_padded_to_the_same_width_as_plain_cells() {
+        assert_eq!(pad("True", 7, true), "\x1b[32mTrue\x1b[0m   ");
+        assert_eq!(pad("False", 5, true), "\x1b[31mFalse\x1b[0m");
+        assert_eq!(pad("apps", 7, true), "apps   ");
+        assert_eq!(pad("True", 7, false), "True   ");
+    }
 }
