@@ -164,6 +164,15 @@ impl Pool {
         }
     }
 
+    /// How many failure domains `group` spreads over: the pool's hosts or its racks.
+    pub(crate) fn domain_count(&self, group: GroupId) -> u32 {
+        let n = match self.groups[group.0 as usize].policy.spread_over {
+            Scope::Host => self.hosts.len(),
+            Scope::Rack => self.racks.len(),
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// Checks that a VM's group and rule exist.
     pub(crate) fn check_vm(&self, vm: &VmSpec) -> Result<(), PlacementError> {
         if let Some(GroupId(g)) = vm.group

@@ -186,8 +186,9 @@ impl PoolState {
     }
 
     /// Best host in strategy order from the index (pack starts at the lowest tight score
-    /// that could fit); a soft group first looks for a domain
-    /// without members, then for the one with the fewest.
+    /// that could fit); a soft group first looks for a domain with the fewest members of
+    /// any (none, until every domain has one), then for the one with the fewest among the
+    /// hosts that pass.
     fn best_indexed(
         &self,
         spec: &VmSpec,
@@ -196,13 +197,15 @@ impl PoolState {
     ) -> Option<HostId> {
         let floor = tight_floor(footprint, &self.pool.max_capacity());
         let soft = self.soft_group(spec);
+        // No host does better than this: the first that reaches it is the answer.
+        let least = soft.map_or(0, |g| self.groups.fewest(g.0));
         let mut fallback: Option<(u32, HostId)> = None;
         for h in self.index.walk(floor).map(HostId) {
             if self.reject(h, spec, footprint, exclude).is_some() {
                 continue;
             }
             let near = self.members_near(soft, h);
-            if near == 0 {
+            if near <= least {
                 return Some(h);
             }
             if fallback.is_none_or(|(n, _)| near < n) {

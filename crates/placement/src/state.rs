@@ -11,7 +11,7 @@ use crate::groups::GroupCounts;
 use crate::hosts::{HostId, HostStatus, free_score, tight_score};
 use crate::index::FreeIndex;
 use crate::pool::Pool;
-use crate::vm::{VmId, VmSpec};
+use crate::vm::{GroupId, VmId, VmSpec};
 
 /// A VM the state holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +64,11 @@ impl PoolState {
             used: vec![Resources::ZERO; n],
             vms: Vec::new(),
             on_host: vec![Vec::new(); n],
-            groups: GroupCounts::default(),
+            groups: GroupCounts::new(
+                (0..pool.groups().len() as u32)
+                    .map(|g| pool.domain_count(GroupId(g)))
+                    .collect(),
+            ),
             admission: AdmissionTracker::default(),
             up_count: 0,
             up_capacity: Resources::ZERO,
