@@ -35,6 +35,7 @@ use crate::events::{Reporter, Severity, event};
 use crate::kinds::{ObjectKey, Resource, Writer};
 use crate::manifests;
 use crate::objects::{Filter, Outcome, Txn, named_version};
+use crate::watch_cache::{Read, WatchCache};
 use crate::wire::{
     APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, Source, Status,
 };
@@ -419,7 +420,7 @@ async fn read(
 }
 
 /// One line of a watch.
-fn line(kind: &str, object: &Value) -> Bytes {
+pub(crate) fn line(kind: &str, object: &Value) -> Bytes {
     let mut text = json!({"type": kind, "object": object}).to_string();
     text.push('\n');
     Bytes::from(text)
@@ -444,8 +445,9 @@ pub(crate) async fn watch(shared: Arc<Shared>, filter: Filter, from: Option<u64>
         }
     };
     shared.metrics.watchers.fetch_add(1, Ordering::Relaxed);
+    WatchCache::follow(&shared);
     let state = Watching {
-        notified: shared.revisions.subscribe(),
+        notified: shared.watch_cache.subscribe(),
         guard: WatchGuard(shared),
         filter,
         after,
@@ -491,22 +493,15 @@ impl Watching {
             if self.ended {
                 return None;
             }
-            let (after, filter) = (self.after, self.filter.clone());
-            // Mark the revision seen before reading, so a write after the read wakes the
-            // wait below at once.
+            // Mark the cache's revision seen before reading, so a change cached after
+            // the read wakes the wait below at once.
             self.notified.borrow_and_update();
-            match store(&self.guard.0, move |o| {
-                o.changes_since(after, &filter, WATCH_BATCH)
-            })
-            .await
-            {
-                Ok((changes, read_to)) => {
-                    for c in &changes {
-                        self.pending.push_back(line(c.kind.as_str(), &c.object));
-                    }
+            match self.read().await {
+                Ok(Read { lines, read_to }) => {
+                    let idle = lines.is_empty() && read_to >= *self.notified.borrow();
+                    self.pending.extend(lines);
                     self.after = read_to;
                     // Nothing new and nothing left to scan: wait for a newer revision.
-                    let idle = changes.is_empty() && read_to >= *self.notified.borrow();
                     if idle && self.notified.changed().await.is_err() {
                         return None;
                     }
@@ -518,6 +513,30 @@ impl Watching {
                 }
             }
         }
+    }
+
+    /// The changes after the watch's position: from the cache when it reaches back that
+    /// far, else from the store.
+    async fn read(&self) -> Result<Read, ApiError> {
+        let shared = &self.guard.0;
+        if let Some(read) = shared
+            .watch_cache
+            .read(self.after, &self.filter, WATCH_BATCH)
+        {
+            return Ok(read);
+        }
+        let (after, filter) = (self.after, self.filter.clone());
+        let (changes, read_to) = store(shared, move |o| {
+            o.changes_since(after, &filter, WATCH_BATCH)
+        })
+        .await?;
+        Ok(Read {
+            lines: changes
+                .iter()
+                .map(|c| line(c.kind.as_str(), &c.object))
+                .collect(),
+            read_to,
+        })
     }
 }
 

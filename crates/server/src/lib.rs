@@ -18,6 +18,7 @@ pub mod objects;
 pub mod openapi;
 pub mod serial;
 pub mod tls;
+pub mod watch_cache;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub closing: AtomicBool,
     /// The hosts' agents' token, for reading VM consoles (set once, from `--agents`).
     pub agent_token: std::sync::OnceLock<String>,
+    /// The recent changes, read once for every watch.
+    pub watch_cache: watch_cache::WatchCache,
 }
 
 /// A write waiting for a group commit: it runs its own transaction in the batch and
@@ -83,6 +86,7 @@ impl Shared {
             queue: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
             agent_token: std::sync::OnceLock::new(),
+            watch_cache: watch_cache::WatchCache::default(),
         })
     }
 
@@ -559,6 +563,7 @@ async fn shutdown(shared: Arc<Shared>, fatal: Arc<Fatal>) {
     say("shutting down (the VMs keep running; the next start resumes)");
     shared.closing.store(true, Ordering::SeqCst);
     shared.revisions.send_modify(|_| {});
+    shared.watch_cache.wake_all();
 }
 
 async fn signal() {
