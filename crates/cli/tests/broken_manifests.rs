@@ -62,3 +62,34 @@ fn overlapping_paths_are_read_once() {
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("1 clusters; 5 workloads"), "{report}");
 }
+
+#[test]
+fn a_machine_health_check_faster_than_ha_is_a_warning_at_its_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small");
+    for file in std::fs::read_dir(&root).expect("examples/small") {
+        let file = file.expect("entry").path();
+        std::fs::copy(&file, dir.path().join(file.file_name().expect("name"))).expect("copy");
+    }
+    let cluster = dir.path().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).expect("cluster");
+    // The default virtualized Environment: HA restarts after at most 1m 11s, boot 3m.
+    let hasty = text.replacen(
+        "spec:\n",
+        "spec:\n  kubernetes:\n    machineHealthTimeout: 2m\n",
+        1,
+    );
+    assert_ne!(hasty, text, "cluster.yaml has a spec");
+    std::fs::write(&cluster, hasty).expect("write");
+    let (code, report) = validate(dir.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("warning")
+            && report.contains("before HA has it back (4m 11s at worst")
+            && report.contains("make machineHealthTimeout more than 3m 21s")
+            && report.contains("cluster.yaml:"),
+        "{report}"
+    );
+    let (code, _, _) = plinth_streams(&[Path::new("validate"), dir.path(), Path::new("--strict")]);
+    assert_eq!(code, 1, "--strict makes it an error");
+}

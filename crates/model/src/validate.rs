@@ -16,6 +16,7 @@ use crate::kinds::scenario::TimelineAction;
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::names::{self, NameRule};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
+use crate::quantity::Duration;
 use crate::ranges;
 use crate::source::Location;
 use crate::version::KubernetesVersion;
@@ -280,6 +281,7 @@ fn check_cluster(
             .with_help("use an odd number: 1, 3 or 5"),
         );
     }
+    check_recovery_clocks(c, env, diags);
     check_policy(
         &cp.placement,
         cp.replicas,
@@ -437,6 +439,43 @@ fn storage_of(
 }
 
 /// Warns about claims naming a StorageClass the input does not declare.
+/// The outer clock must outlast the inner recovery: a node whose host failed is back
+/// (restarted by HA, booted) before the machine health check would replace it, or both act
+/// on one failure (docs/recovery.md).
+fn check_recovery_clocks(c: &Named<ClusterSpec>, env: &VirtualizedSpec, diags: &mut Diagnostics) {
+    if !env.ha.enabled {
+        return;
+    }
+    let k = &c.spec.kubernetes;
+    let restart = env.ha.worst_restart_after();
+    let back = Duration(
+        restart
+            .millis()
+            .saturating_add(env.timings.vm_boot.millis()),
+    );
+    let replaced = Duration(
+        k.node_monitor_grace_period
+            .millis()
+            .saturating_add(k.machine_health_timeout.millis()),
+    );
+    if replaced > back {
+        return;
+    }
+    diags.push(
+        Diagnostic::warning(
+            c.at("/spec/kubernetes/machineHealthTimeout"),
+            format!(
+                "cluster `{}`: its machine health check replaces a node {replaced} after its host fails (nodeMonitorGracePeriod {} + machineHealthTimeout {}), before HA has it back ({back} at worst: restart after {restart}, then vmBoot {}): both would act on one failure",
+                c.name, k.node_monitor_grace_period, k.machine_health_timeout, env.timings.vm_boot
+            ),
+        )
+        .with_help(format!(
+            "make machineHealthTimeout more than {}, or shorten the virtualized Environment's HA timings or vmBoot (docs/recovery.md)",
+            Duration(back.millis().saturating_sub(k.node_monitor_grace_period.millis()))
+        )),
+    );
+}
+
 fn check_claim_classes(
     w: &Workload,
     claims: &[Option<String>],

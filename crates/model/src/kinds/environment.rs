@@ -287,6 +287,20 @@ fn default_fence_failure() -> f64 {
     0.02
 }
 
+impl HaPolicy {
+    /// The longest a VM of a failed host waits before HA restarts it elsewhere: the
+    /// detection timeout, or, when the fence fails, until the host's own watchdog has
+    /// surely killed it (its last heartbeat, the self-fence timeout and the margin).
+    pub fn worst_restart_after(&self) -> Duration {
+        let self_fenced = self
+            .heartbeat_interval
+            .millis()
+            .saturating_add(self.self_fence_timeout.millis())
+            .saturating_add(self.self_fence_margin.millis());
+        Duration(self.failure_detection_timeout.millis().max(self_fenced))
+    }
+}
+
 impl Default for HaPolicy {
     fn default() -> Self {
         Self {
