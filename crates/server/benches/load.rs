@@ -89,7 +89,9 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = plinth_server::api::router(shared);
+    // Kept here, so the store (and an etcd client's runtime) is dropped on this thread
+    // after the server's runtime, not on one of its workers.
+    let router = plinth_server::api::router(shared.clone());
     runtime.spawn(async move { axum::serve(listener, router).await });
     let auth = format!("Bearer {secret}");
     let pod = |name: String| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "bench"}, "spec": {"containers": [{"name": "a", "image": "a", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}});
@@ -170,4 +172,6 @@ fn main() {
         seen.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
+    drop(runtime);
+    drop(shared);
 }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -110,8 +110,8 @@ impl WatchCache {
         if shared.watch_cache.following.swap(true, Ordering::SeqCst) {
             return;
         }
-        let shared = shared.clone();
-        tokio::spawn(async move { run(shared).await });
+        let (shared, written) = (Arc::downgrade(shared), shared.revisions.subscribe());
+        tokio::spawn(async move { run(&shared, written).await });
     }
 
     /// Adds the changes read after the newest held, up to `read_to`.
@@ -159,49 +159,83 @@ impl WatchCache {
     }
 }
 
-/// Follows the store until the service stops.
-async fn run(shared: Arc<Shared>) {
-    let cache = &shared.watch_cache;
-    let mut written = shared.revisions.subscribe();
-    let every = Filter::default();
+/// What one step of following the store found.
+enum Step {
+    /// Read up to the newest revision written: wait for the next.
+    CaughtUp,
+    /// More to read at once.
+    More,
+    /// The store has not reached the revision announced yet (a replica reading behind
+    /// etcd's leader): read again shortly.
+    Behind,
+    /// The store failed: try again shortly.
+    Failed,
+    /// The service stopped.
+    Stopped,
+}
+
+/// Follows the store until the service stops. Holds the service only within a step, on
+/// a blocking thread, so the task never keeps it alive, nor drops it (and the etcd
+/// client's runtime with it) on an async worker.
+async fn run(shared: &Weak<Shared>, mut written: tokio::sync::watch::Receiver<u64>) {
     loop {
-        if shared.closing.load(Ordering::SeqCst) {
-            return;
-        }
-        let after = cache.head();
         written.borrow_and_update();
-        let read = {
-            let shared = shared.clone();
-            let every = every.clone();
-            tokio::task::spawn_blocking(move || {
-                shared.with_objects(|t| {
-                    if after == 0 {
-                        // The first read: hold what comes after now.
-                        let revision = t.revision()?;
-                        return Ok((Vec::new(), revision, true));
-                    }
-                    let (changes, read_to) = t.changes_since(after, &every, BATCH)?;
-                    Ok((changes, read_to, false))
-                })
-            })
-            .await
-        };
-        match read {
-            Ok(Ok((_, revision, true))) => cache.restart_at(revision.max(1)),
-            Ok(Ok((changes, read_to, false))) => {
-                let caught_up = changes.is_empty();
-                cache.push(changes, read_to);
-                if caught_up && read_to >= *written.borrow() && written.changed().await.is_err() {
+        let newest = *written.borrow();
+        let shared = shared.clone();
+        let step = tokio::task::spawn_blocking(move || match shared.upgrade() {
+            Some(shared) if !shared.closing.load(Ordering::SeqCst) => step(&shared, newest),
+            _ => Step::Stopped,
+        })
+        .await
+        .unwrap_or(Step::Stopped);
+        match step {
+            Step::CaughtUp => {
+                if written.changed().await.is_err() {
                     return;
                 }
             }
-            // Fell behind the store's compaction: the store answers older positions.
-            Ok(Err(ObjectsError::Expired { .. })) => cache.restart_at(0),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the watch cache cannot read the store; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(_) => return,
+            Step::More => {}
+            Step::Behind => tokio::time::sleep(Duration::from_millis(10)).await,
+            Step::Failed => tokio::time::sleep(Duration::from_millis(200)).await,
+            Step::Stopped => return,
+        }
+    }
+}
+
+/// Reads the changes after the newest the cache holds, into it (blocking).
+fn step(shared: &Shared, newest: u64) -> Step {
+    let cache = &shared.watch_cache;
+    let after = cache.head();
+    let read = shared.with_objects(|t| {
+        if after == 0 {
+            // The first read: hold what comes after now.
+            return Ok((Vec::new(), t.revision()?, true));
+        }
+        let (changes, read_to) = t.changes_since(after, &Filter::default(), BATCH)?;
+        Ok((changes, read_to, false))
+    });
+    match read {
+        Ok((_, revision, true)) => {
+            cache.restart_at(revision.max(1));
+            Step::More
+        }
+        Ok((changes, read_to, false)) => {
+            let step = match (changes.is_empty(), read_to >= newest) {
+                (false, _) => Step::More,
+                (true, true) => Step::CaughtUp,
+                (true, false) => Step::Behind,
+            };
+            cache.push(changes, read_to);
+            step
+        }
+        // Fell behind the store's compaction: the store answers older positions.
+        Err(ObjectsError::Expired { .. }) => {
+            cache.restart_at(0);
+            Step::More
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the watch cache cannot read the store; retrying");
+            Step::Failed
         }
     }
 }
