@@ -43,6 +43,9 @@ enum Command {
     Delete(commands::get::DeleteArgs),
     Wait(commands::get::WaitArgs),
     Logs(commands::logs::Args),
+    Maintenance(commands::maintenance::Args),
+    Upgrade(commands::upgrade::Args),
+    Drs(commands::drs::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -75,6 +78,9 @@ fn main() -> ExitCode {
         Command::Delete(args) => commands::get::delete(&args),
         Command::Wait(args) => commands::get::wait(&args),
         Command::Logs(args) => commands::logs::run(&args),
+        Command::Maintenance(args) => commands::maintenance::run(&args),
+        Command::Upgrade(args) => commands::upgrade::run(&args),
+        Command::Drs(args) => commands::drs::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
