@@ -103,13 +103,20 @@ fn without_dry_run_an_estate_directory_has_nothing_to_carry_it_out() {
     }
 }
 
-/// Three hosts, each alone in its zone, and a cluster with one control-plane member: a
-/// VM of a host in maintenance has nowhere to go.
-const LONELY_ZONES: &str = r#"
-apiVersion: plinth.dev/v1alpha1
+/// An estate of three hosts `<rack>-standard-01`, one in each of `host_racks`, among
+/// `racks` (the Inventory's racks as YAML flow mappings), a cluster `solo` with `cp`
+/// control-plane members and three workers, and `extra` documents.
+fn estate(racks: &[&str], host_racks: [&str; 3], cp: u32, extra: &str) -> tempfile::TempDir {
+    let rack_list: String = racks.iter().map(|r| format!("    - {{{r}}}\n")).collect();
+    let hosts: String = host_racks
+        .iter()
+        .map(|r| format!("    - class: standard\n      rack: {r}\n      count: 1\n"))
+        .collect();
+    let yaml = format!(
+        r#"apiVersion: plinth.dev/v1alpha1
 kind: Inventory
 metadata:
-  name: lonely
+  name: three
 spec:
   hostClasses:
     - name: standard
@@ -127,23 +134,8 @@ spec:
         peak: 550
       leadTime: 42d
   racks:
-    - name: ra
-      zone: a
-    - name: rb
-      zone: b
-    - name: rc
-      zone: c
-  hosts:
-    - class: standard
-      rack: ra
-      count: 1
-    - class: standard
-      rack: rb
-      count: 1
-    - class: standard
-      rack: rc
-      count: 1
----
+{rack_list}  hosts:
+{hosts}---
 apiVersion: plinth.dev/v1alpha1
 kind: Cluster
 metadata:
@@ -152,7 +144,7 @@ spec:
   kubernetesVersion: "1.31.4"
   osImage: ubuntu-24.04
   controlPlane:
-    replicas: 1
+    replicas: {cp}
     vcpu: 2
     memory: 8Gi
   nodePools:
@@ -161,12 +153,24 @@ spec:
       memory: 16Gi
       disk: 60Gi
       replicas: 3
-"#;
+{extra}"#
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("estate.yaml"), yaml).expect("write");
+    dir
+}
+
+/// Three racks, each its own zone.
+const LONELY: [&str; 3] = [
+    "name: ra, zone: a",
+    "name: rb, zone: b",
+    "name: rc, zone: c",
+];
 
 #[test]
 fn maintenance_that_would_lose_etcd_quorum_is_refused_unless_forced() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("estate.yaml"), LONELY_ZONES).expect("write");
+    // One control-plane member and no host to move it to.
+    let dir = estate(&LONELY, ["ra", "rb", "rc"], 1, "");
     let estate = dir.path().to_str().expect("utf-8 path");
     let hosts = ["ra-standard-01", "rb-standard-01", "rc-standard-01"];
     let mut refused = None;
@@ -301,5 +305,75 @@ fn drs_shows_its_moves_and_the_imbalance_before_and_after() {
     assert!(
         control_plane <= 1,
         "control-plane VMs move one at a time: {v}"
+    );
+}
+
+#[test]
+fn upgrade_without_room_for_a_surge_goes_remove_then_add() {
+    // Three hosts, no headroom bought: a fourth control-plane member has nowhere to go.
+    let tight = "---
+apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: tight
+spec:
+  requirements:
+    hostFailuresToTolerate: 0
+    hostsInMaintenance: 0
+    upgradeSurge: false
+";
+    let dir = estate(&["name: r1"], ["r1", "r1", "r1"], 3, tight);
+    let estate = dir.path().to_str().expect("utf-8 path");
+    let args = [
+        "upgrade",
+        estate,
+        "--cluster",
+        "solo",
+        "--to",
+        "flatcar-4081",
+        "--dry-run",
+    ];
+    let (code, v, err) = json(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["change"]["kind"], "os");
+    let cp = &v["stages"][0];
+    assert_eq!(cp["pool"], "control-plane");
+    assert_eq!(cp["method"], "removeThenAdd", "{v}");
+    assert_eq!(
+        cp["minAvailable"], 2,
+        "one member at a time: etcd keeps 2 of 3"
+    );
+    assert_eq!(v["stages"][1]["method"], "surge", "workers have room: {v}");
+}
+
+#[test]
+fn drs_moves_other_vms_first_within_the_interval_bound() {
+    // Packed placement and a low threshold: DRS has work to do.
+    let packed = "---
+apiVersion: plinth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: packed
+spec:
+  type: virtualized
+  placementStrategy: pack
+  drs:
+    threshold: 0.01
+    maxMovesPerInterval: 4
+";
+    let dir = estate(&["name: r1"], ["r1", "r1", "r1"], 3, packed);
+    let estate = dir.path().to_str().expect("utf-8 path");
+    let (code, v, err) = json(&["drs", estate, "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let moves = v["moves"].as_array().expect("moves");
+    assert!(!moves.is_empty(), "{v}");
+    assert!(moves.len() <= 4);
+    assert!(
+        v["imbalanceAfter"].as_f64() < v["imbalanceBefore"].as_f64(),
+        "{v}"
+    );
+    assert!(
+        moves.iter().all(|m| m["controlPlaneOf"].is_null()),
+        "workers move before any control-plane VM: {v}"
     );
 }
