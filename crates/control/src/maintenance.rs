@@ -209,9 +209,10 @@ pub struct Snapshot<'a> {
     pub deadlines: &'a Deadlines,
 }
 
-/// Live migrations off one host at a time: vSphere's limit of concurrent vMotions per host,
-/// 4 on a link below 10 Gbit/s and 8 from 10 Gbit/s (VMware's configuration maximums),
-/// one below 1 Gbit/s. The migrations share the host's bandwidth.
+/// Live migrations off one host at a time: vCenter's network limit for concurrent vMotions,
+/// 4 on a 1 GbE link and 8 on 10 GbE ("Limits on Simultaneous Migrations", vSphere 6.5–6.7
+/// vCenter Server and Host Management; the host limit is 8 too), and one below 1 Gbit/s,
+/// where VMware gives no figure. The migrations share the host's bandwidth.
 pub fn parallel_migrations(gbps: f64) -> u32 {
     if gbps >= 10.0 {
         8
