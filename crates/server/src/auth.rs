@@ -79,11 +79,8 @@ impl Tokens {
     /// # Errors
     /// When it cannot be read, or a line is not `ROLE NAME sha256:HEX`.
     pub fn load(path: &Path) -> Result<Self, ServeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io {
-            what: "reading the tokens file",
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(crate::io("reading the tokens file", path))?;
         Self::parse(&text).map_err(|(line, message)| ServeError::Tokens {
             path: path.to_owned(),
             line,

@@ -60,11 +60,8 @@ impl Agents {
             path: path.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ServeError::Io {
-            what: "reading the agents file",
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(crate::io("reading the agents file", path))?;
         let mut agents = Self::default();
         let mut token_file = None;
         for (i, line) in text.lines().enumerate() {
@@ -93,11 +90,7 @@ impl Agents {
         }
         let token_file = token_file.ok_or_else(|| bad("no `token PATH` line".to_owned()))?;
         agents.token = std::fs::read_to_string(&token_file)
-            .map_err(|source| ServeError::Io {
-                what: "reading the agents' token",
-                path: token_file.clone(),
-                source,
-            })?
+            .map_err(crate::io("reading the agents' token", &token_file))?
             .trim()
             .to_owned();
         Ok(agents)

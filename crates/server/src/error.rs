@@ -51,19 +51,25 @@ impl From<rusqlite::Error> for ObjectsError {
     }
 }
 
+/// A file of the data directory, the tokens, the agents or the TLS certificates that
+/// could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {source}")]
+pub struct FileError {
+    /// What was being done.
+    pub what: &'static str,
+    /// The path.
+    pub path: std::path::PathBuf,
+    /// Why it failed.
+    pub source: std::io::Error,
+}
+
 /// What stops `plinth serve`.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The data directory or a file in it.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The path.
-        path: std::path::PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The tokens file.
     #[error("tokens file {path}, line {line}: {message}")]
     Tokens {

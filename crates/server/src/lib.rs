@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use error::{ObjectsError, ServeError};
+pub use error::{FileError, ObjectsError, ServeError};
 
 use crate::auth::{Role, Tokens};
 use crate::controller::{Agents, Controller, ControllerConfig, StateStore};
@@ -247,16 +247,20 @@ pub mod paths {
     }
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
-    move |source| ServeError::Io {
+/// Makes the error of `what` failing on `path`.
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+    move |source| FileError {
         what,
         path: path.to_owned(),
         source,
     }
 }
 
-/// Writes `text` readable by its owner only.
-fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+/// Writes `text` to a new file readable by its owner only.
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), FileError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()

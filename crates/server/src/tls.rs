@@ -18,9 +18,11 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::{io, write_private};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// How long a client may take over the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,15 +52,8 @@ pub enum Tls {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file of the certificate, the key or the CA.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why it failed.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::FileError),
     /// A file that is not the PEM it should be.
     #[error("{path}: {message}")]
     Pem {
@@ -203,10 +198,8 @@ fn sign(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &Issuer::new(ca_params(), ca_key))?;
-    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Pem {
-        path: PathBuf::from("(made in memory)"),
-        message: e.to_owned(),
-    })?;
+    // rcgen serialises a key as PKCS#8.
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     Ok((vec![cert.der().clone()], key))
 }
 
@@ -235,26 +228,6 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
             "no PEM private key ({e}): --tls-key takes a PKCS#8, PKCS#1 or SEC1 PEM key"
         ),
     })
-}
-
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TlsError + 'a {
-    move |source| TlsError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("creating", path))?;
-    file.write_all(text.as_bytes()).map_err(io("writing", path))
 }
 
 /// A listener whose connections speak TLS. Handshakes run on tasks of their own, so a
