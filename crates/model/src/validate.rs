@@ -438,7 +438,6 @@ fn storage_of(
     out
 }
 
-/// Warns about claims naming a StorageClass the input does not declare.
 /// The outer clock must outlast the inner recovery: a node whose host failed is back
 /// (restarted by HA, booted) before the machine health check would replace it, or both act
 /// on one failure (docs/recovery.md).
@@ -476,6 +475,7 @@ fn check_recovery_clocks(c: &Named<ClusterSpec>, env: &VirtualizedSpec, diags: &
     );
 }
 
+/// Warns about claims naming a StorageClass the input does not declare.
 fn check_claim_classes(
     w: &Workload,
     claims: &[Option<String>],
