@@ -39,14 +39,21 @@ pub(crate) struct GetArgs {
     /// Namespace of namespaced kinds (workloads); all namespaces without it.
     #[arg(long, short = 'n')]
     namespace: Option<String>,
+    #[command(flatten)]
+    printing: Printing,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// How `get` and `events` print: a format, and whether to go on with each change.
+#[derive(Debug, clap::Args)]
+struct Printing {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     output: Format,
     /// After the list, print each change as it happens, until Ctrl-C.
     #[arg(long, short = 'w')]
     watch: bool,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
@@ -277,7 +284,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
     let resource = resource(&args.kind)?;
     let client = Client::new(&args.server)?;
     let info = resource.info();
-    if let (Some(name), false) = (&args.name, args.watch) {
+    if let (Some(name), false) = (&args.name, args.printing.watch) {
         let object: Value = client.get(
             &info.path(
                 args.namespace
@@ -286,7 +293,7 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
                 Some(name),
             ),
         )?;
-        let out = match args.output {
+        let out = match args.printing.output {
             Format::Json => format!("{object:#}\n"),
             format => show(resource, format, std::slice::from_ref(&object)),
         };
@@ -298,31 +305,21 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
             .as_ref()
             .is_none_or(|n| text(o, "/metadata/name") == n)
     };
-    let how = Listing {
-        namespace: args.namespace.as_deref(),
-        output: args.output,
-        watch: args.watch,
-    };
-    list(&client, resource, &how, &keep)
+    let namespace = args.namespace.as_deref();
+    list(&client, resource, namespace, &args.printing, &keep)
 }
 
-/// How to list a resource.
-struct Listing<'a> {
-    namespace: Option<&'a str>,
-    output: Format,
-    watch: bool,
-}
-
-/// Prints the objects of `resource` that `keep` keeps, then, with `watch`, each change
-/// of one until Ctrl-C.
+/// Prints the objects of `resource` in `namespace` (every one: `None`) that `keep` keeps,
+/// then, with `watch`, each change of one until Ctrl-C.
 fn list(
     client: &Client,
     resource: Resource,
-    how: &Listing<'_>,
+    namespace: Option<&str>,
+    how: &Printing,
     keep: &dyn Fn(&Value) -> bool,
 ) -> Result<Outcome> {
     let info = resource.info();
-    let mut list: Value = client.get(&info.path(how.namespace, None))?;
+    let mut list: Value = client.get(&info.path(namespace, None))?;
     let items: Vec<Value> = list["items"]
         .as_array()
         .cloned()
@@ -360,7 +357,7 @@ fn list(
     let from = text(&list, "/metadata/resourceVersion").to_owned();
     let mut failed = None;
     client.watch(
-        &info.path(how.namespace, None),
+        &info.path(namespace, None),
         Some(&from),
         None,
         |kind, object| {
@@ -619,12 +616,8 @@ pub(crate) struct EventsArgs {
     /// `host/r1-h1`).
     #[arg(long = "for", value_name = "KIND/NAME")]
     about: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
-    output: Format,
-    /// After the list, print each event as it happens, until Ctrl-C.
-    #[arg(long, short = 'w')]
-    watch: bool,
+    #[command(flatten)]
+    printing: Printing,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -647,12 +640,7 @@ pub(crate) fn events(args: &EventsArgs) -> Result<Outcome> {
         })
     };
     let client = Client::new(&args.server)?;
-    let how = Listing {
-        namespace: None,
-        output: args.output,
-        watch: args.watch,
-    };
-    list(&client, Resource::Event, &how, &keep)
+    list(&client, Resource::Event, None, &args.printing, &keep)
 }
 
 #[cfg(test)]
