@@ -44,6 +44,9 @@ enum Command {
     Wait(commands::get::WaitArgs),
     Logs(commands::logs::Args),
     Events(commands::get::EventsArgs),
+    Maintenance(commands::maintenance::Args),
+    Upgrade(commands::upgrade::Args),
+    Drs(commands::drs::Args),
 }
 
 /// How a command ended, mapped to the documented exit codes.
@@ -77,6 +80,9 @@ fn main() -> ExitCode {
         Command::Wait(args) => commands::get::wait(&args),
         Command::Logs(args) => commands::logs::run(&args),
         Command::Events(args) => commands::get::events(&args),
+        Command::Maintenance(args) => commands::maintenance::run(&args),
+        Command::Upgrade(args) => commands::upgrade::run(&args),
+        Command::Drs(args) => commands::drs::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

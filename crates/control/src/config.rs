@@ -90,6 +90,16 @@ impl Deadlines {
         expected.saturating_mul(2).saturating_add(Self::SLACK_MS)
     }
 
+    /// The switch-over that ends a live migration, ms (the simulator's latency adds it too).
+    pub const SWITCHOVER_MS: u64 = 1_000;
+
+    /// Expected time of a live migration of `memory_bytes` at this bandwidth: the pre-copy
+    /// plus the switch-over.
+    pub fn expected_migration(&self, memory_bytes: u64) -> u64 {
+        self.migration(memory_bytes)
+            .saturating_add(Self::SWITCHOVER_MS)
+    }
+
     /// Expected pre-copy time of `memory_bytes`: M/B × (1 + d + d² + …) = M/B / (1 − d).
     fn migration(&self, memory_bytes: u64) -> u64 {
         if self.dirty_rate >= 1.0 {

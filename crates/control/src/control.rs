@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec};
+use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec, ZoneId};
 
 use crate::command::{
     BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange,
@@ -194,6 +194,8 @@ struct Vms {
 pub struct Control {
     cfg: ControlConfig,
     vms: Option<Vms>,
+    /// Each host's zone, by host id: evacuations stay inside it (empty: one zone).
+    zones: Vec<ZoneId>,
     hosts: Vec<HostRec>,
     host_index: BTreeMap<String, usize>,
     pending: BTreeMap<CommandId, InFlight>,
@@ -247,6 +249,7 @@ impl Control {
         let mut c = Self {
             cfg,
             vms,
+            zones: Vec::new(),
             hosts,
             host_index,
             pending: BTreeMap::new(),
@@ -310,6 +313,18 @@ impl Control {
             self.clusters.push(lifecycle::ClusterRec::new(topo));
         }
         self
+    }
+
+    /// The zone of each host, by host id (the pool's order): a VM evacuated for maintenance
+    /// moves only to a host of its host's zone. Without it the pool is one zone.
+    pub fn with_zones(mut self, zones: Vec<ZoneId>) -> Self {
+        self.zones = zones;
+        self
+    }
+
+    /// Each host's zone, by host id (empty: one zone).
+    pub fn zones(&self) -> &[ZoneId] {
+        &self.zones
     }
 
     /// Every cluster as the control plane sees it now, in the order it was given them.
@@ -423,6 +438,11 @@ impl Control {
     /// The desired placement (virtualized only).
     pub fn pool(&self) -> Option<&PoolState> {
         self.vms.as_ref().map(|v| &v.pool)
+    }
+
+    /// The id of VM `vm` in the desired placement ([`Control::pool`]).
+    pub fn vm_id(&self, vm: &str) -> Option<VmId> {
+        self.vms.as_ref()?.ids.get(vm).copied()
     }
 
     /// Where the control plane wants `vm` to run.
@@ -1130,7 +1150,13 @@ impl Control {
                 self.set_phase(&vm, VmPhase::Down);
             }
         }
-        self.continue_evacuation(now, from.index(), out);
+        if failed.is_none() && self.hosts[from.index()].maint == Maint::Evacuating {
+            // A migration slot is free: the next VM of the host starts (and the host goes
+            // down once it is empty).
+            self.evacuate(now, from.index(), out);
+        } else {
+            self.continue_evacuation(now, from.index(), out);
+        }
     }
 
     fn start_maintenance(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
@@ -1169,10 +1195,21 @@ impl Control {
 
     fn evacuate(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         let blocked = self.blocked_hosts();
+        let h = HostId(i as u32);
+        let in_flight = self
+            .pending
+            .values()
+            .filter(|f| matches!(&f.pending, Pending::Migrate { from, .. } if *from == h))
+            .count();
+        let parallel = maintenance::parallel_migrations(self.cfg.deadlines.migration_gbps);
+        let bounds = maintenance::Bounds {
+            blocked: &blocked,
+            zones: &self.zones,
+            limit: (parallel as usize).saturating_sub(in_flight),
+        };
         let Some(v) = &mut self.vms else {
             return;
         };
-        let h = HostId(i as u32);
         let movable: Vec<VmId> = v
             .pool
             .vms_on(h)
@@ -1186,9 +1223,11 @@ impl Control {
         // Planned on the desired placement itself: the moves are made in it as they are
         // chosen, and issued below without applying them again.
         let (moves, stuck) =
-            maintenance::evacuate_in(&mut v.pool, h, |id| movable.contains(&id), &blocked);
+            maintenance::evacuate_in(&mut v.pool, h, |id| movable.contains(&id), &bounds);
         let host = self.hosts[i].name.clone();
-        // VMs left behind: no room, or not movable yet (starting, migrating back).
+        // VMs left behind: no room, not movable yet (starting, migrating back), or
+        // waiting for a migration slot (the next start when a migration off the host
+        // ends, see `migrate_done`).
         // (The moves are already made: what is left on the host did not move.)
         self.hosts[i].stuck = !stuck.is_empty() || !self.vms_on(i).is_empty();
         for (vid, why) in stuck {
@@ -1358,13 +1397,15 @@ impl Control {
             return;
         }
         let blocked = self.blocked_hosts();
+        let roles = self.roles();
         let Some(v) = &self.vms else {
             return;
         };
         let phase = &v.phase;
-        let moves = drs::plan(
+        let plan = drs::plan(
             &v.pool,
             &self.cfg.drs,
+            &roles,
             |id| {
                 v.pool
                     .vm(id)
@@ -1372,11 +1413,32 @@ impl Control {
                     && v.pool.host_of(id).is_some_and(|h| !blocked.contains(&h))
             },
             &blocked,
+            &self.zones,
         );
-        if moves.is_empty() {
+        if plan.moves.is_empty() {
             self.drs_dirty = false;
         }
-        self.issue_migrations(moves, out);
+        // Re-checked before each move: the role rule against what is in flight then.
+        let mut issued: Vec<VmId> = phase
+            .iter()
+            .filter(|(_, p)| **p == VmPhase::Migrating)
+            .filter_map(|(name, _)| v.ids.get(name).copied())
+            .collect();
+        for m in plan.moves {
+            if !drs::admissible(&roles, &issued, m.vm) {
+                break;
+            }
+            issued.push(m.vm);
+            self.issue_migrations(vec![m], out);
+        }
+    }
+
+    /// The control-plane members of the clusters this control plane manages.
+    fn roles(&self) -> drs::Roles {
+        let ids = self.vms.as_ref().map(|v| &v.ids);
+        drs::Roles::of(self.clusters(), |name| {
+            ids.and_then(|i| i.get(name)).copied()
+        })
     }
 }
 

@@ -15,9 +15,12 @@ pub mod config;
 mod control;
 pub mod driver;
 pub mod drs;
+mod error;
 pub mod ha;
 pub mod maintenance;
 pub mod store;
+#[cfg(test)]
+mod testing;
 mod time;
 pub mod upgrade;
 
@@ -28,5 +31,6 @@ pub use command::{
 pub use config::{ControlConfig, Deadlines, DrsConfig, HaConfig};
 pub use control::{ClusterState, Control, FailureRecord, HostState, VmPhase};
 pub use driver::{Driver, run};
+pub use error::ControlError;
 pub use time::{Span, Time};
 pub use upgrade::{ClusterTopology, PoolTopology, Strategy};

@@ -1,11 +1,24 @@
 //! Maintenance: evacuate a host by live migration before it goes down. Each VM goes to the
-//! best host by the pool's strategy *after* the previous moves of the evacuation, so with
-//! `spread` the VMs fan out over the hosts with most headroom instead of piling onto one.
+//! best host of its zone by the pool's strategy *after* the previous moves of the
+//! evacuation, so with `spread` the VMs fan out over the hosts with most headroom instead
+//! of piling onto one.
+//!
+//! [`plan`] is the whole decision for one host as a value ([`MaintenancePlan`]): the moves,
+//! the VMs that must stop and why, whether every guest cluster keeps its etcd quorum and
+//! every PodDisruptionBudget holds, the migrations in parallel and the predicted
+//! completion time. `plinth maintenance --dry-run` prints it; the control plane executes
+//! the same evacuation ([`evacuate_in`]) with the same bound on parallel migrations
+//! ([`parallel_migrations`]).
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use plinth_model::policy::PlacementStrategy;
-use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId};
+use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, ZoneId};
+
+use crate::ControlError;
+use crate::config::Deadlines;
+use crate::upgrade::ClusterTopology;
 
 /// Free CPU fraction plus free memory fraction, in millionths (spread prefers the highest).
 pub(crate) fn free_score(state: &PoolState, h: HostId) -> u64 {
@@ -21,22 +34,51 @@ pub(crate) fn free_score(state: &PoolState, h: HostId) -> u64 {
     part(free.cpu_millis, cap.cpu_millis) + part(free.memory_bytes, cap.memory_bytes)
 }
 
-/// The migrations that empty `host`, VMs in name order, never onto a host in `blocked`;
-/// and the VMs that cannot move, with why. Only VMs for which `movable` holds are
-/// considered (the others are already in flight). Pure: `state` is not changed.
+/// The host of `state`'s pool called `name`.
 ///
-/// Each VM tries the hosts that are up in the pool strategy's order (most free first for
-/// `spread`, least free first for `pack`, then by name); the first that passes every hard
-/// filter of [`PoolState::migrate`] — capacity, placement groups, host rules — with the
-/// evacuation so far applied takes it. One copy of the state per evacuation.
+/// # Errors
+/// [`ControlError::UnknownHost`], naming the hosts that exist.
+pub fn host_named(state: &PoolState, name: &str) -> Result<HostId, ControlError> {
+    let hosts = state.pool().hosts();
+    hosts
+        .iter()
+        .position(|h| h.name == name)
+        .and_then(|i| u32::try_from(i).ok())
+        .map(HostId)
+        .ok_or_else(|| ControlError::UnknownHost {
+            host: name.to_owned(),
+            known: hosts.iter().map(|h| h.name.clone()).collect(),
+        })
+}
+
+/// Where an evacuation may send VMs and how many migrations it starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bounds<'a> {
+    /// Hosts that take no VMs (silent, failed, being emptied).
+    pub blocked: &'a [HostId],
+    /// Each host's zone, by host id: a VM moves only to a host of its host's zone. Empty:
+    /// the pool is one zone.
+    pub zones: &'a [ZoneId],
+    /// Migrations to start at most (the rest wait on the host for a later call).
+    pub limit: usize,
+}
+
+/// The migrations that empty `host`, VMs in name order, within `bounds`; and the VMs that
+/// cannot move, with why. Only VMs for which `movable` holds are considered (the others
+/// are already in flight). Pure: `state` is not changed.
+///
+/// Each VM tries the hosts of its zone that are up in the pool strategy's order (most free
+/// first for `spread`, least free first for `pack`, then by name); the first that passes
+/// every hard filter of [`PoolState::migrate`] — capacity, placement groups, host rules —
+/// with the evacuation so far applied takes it. One copy of the state per evacuation.
 pub fn evacuation(
     state: &PoolState,
     host: HostId,
     movable: impl Fn(VmId) -> bool,
-    blocked: &[HostId],
+    bounds: &Bounds<'_>,
 ) -> (Vec<Migration>, Vec<(VmId, String)>) {
     let mut work = state.clone();
-    evacuate_in(&mut work, host, movable, blocked)
+    evacuate_in(&mut work, host, movable, bounds)
 }
 
 /// [`evacuation`] applied to `state` itself: the migrations returned are already made in
@@ -45,7 +87,7 @@ pub fn evacuate_in(
     work: &mut PoolState,
     host: HostId,
     movable: impl Fn(VmId) -> bool,
-    blocked: &[HostId],
+    bounds: &Bounds<'_>,
 ) -> (Vec<Migration>, Vec<(VmId, String)>) {
     let mut vms: Vec<VmId> = work
         .vms_on(host)
@@ -56,10 +98,13 @@ pub fn evacuate_in(
         let name = |v: &VmId| work.vm(*v).map(|s| &s.name);
         name(a).cmp(&name(b))
     });
-    let mut targets = Targets::new(work, host, blocked);
+    let mut targets = Targets::new(work, host, bounds);
     let mut moves = Vec::new();
     let mut stuck = Vec::new();
     for vm in vms {
+        if moves.len() >= bounds.limit {
+            break;
+        }
         match migrate_to_best(work, &targets, vm, host) {
             Ok(m) => {
                 targets.refresh(work, m.to);
@@ -84,16 +129,21 @@ struct Targets {
 }
 
 impl Targets {
-    /// The hosts that are up, other than `host` and those in `blocked`.
-    fn new(work: &PoolState, host: HostId, blocked: &[HostId]) -> Self {
+    /// The hosts that are up in `host`'s zone, other than `host` and those blocked.
+    fn new(work: &PoolState, host: HostId, bounds: &Bounds<'_>) -> Self {
         let n = work.pool().hosts().len();
         let mut targets = Self {
             order: BTreeSet::new(),
             key: vec![None; n],
             spread: work.pool().config().strategy == PlacementStrategy::Spread,
         };
+        let zone = |h: HostId| bounds.zones.get(h.index());
         for h in (0..n as u32).map(HostId) {
-            if h != host && !blocked.contains(&h) && work.status(h) == HostStatus::Up {
+            if h != host
+                && zone(h) == zone(host)
+                && !bounds.blocked.contains(&h)
+                && work.status(h) == HostStatus::Up
+            {
                 targets.refresh(work, h);
             }
         }
@@ -122,5 +172,406 @@ fn migrate_to_best(
     host: HostId,
 ) -> Result<Migration, String> {
     work.migrate_first(vm, host, targets.order.iter().map(|&(_, to)| to))
-        .map_err(|e| e.map_or_else(|| String::from("no other host is up"), |e| e.to_string()))
+        .map_err(|e| {
+            e.map_or_else(
+                || String::from("no other host of its zone is up"),
+                |e| e.to_string(),
+            )
+        })
+}
+
+/// A guest cluster's PodDisruptionBudget as a maintenance plan checks it: the available
+/// pods of the workload it guards, by node, and the fewest it lets a disruption leave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The budget's name.
+    pub name: String,
+    /// The workload it guards, `cluster/namespace/Kind/name`.
+    pub workload: String,
+    /// Pods that must stay available.
+    pub min_available: u32,
+    /// Available pods of the workload, by node name.
+    pub pods_on: BTreeMap<String, u32>,
+}
+
+/// What a maintenance plan is made from: the placement and what depends on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// The placement and capacity of the pool.
+    pub state: &'a PoolState,
+    /// Each host's zone, by host id (empty: one zone).
+    pub zones: &'a [ZoneId],
+    /// The guest clusters: control-plane members (etcd) and pools.
+    pub clusters: &'a [ClusterTopology],
+    /// The PodDisruptionBudgets of every guest cluster.
+    pub budgets: &'a [Budget],
+    /// Live-migration bandwidth and dirty rate.
+    pub deadlines: &'a Deadlines,
+}
+
+/// Live migrations off one host at a time: vCenter's network limit for concurrent vMotions,
+/// 4 on a 1 GbE link and 8 on 10 GbE ("Limits on Simultaneous Migrations", vSphere 6.5–6.7
+/// vCenter Server and Host Management; the host limit is 8 too), and one below 1 Gbit/s,
+/// where VMware gives no figure. The migrations share the host's bandwidth.
+pub fn parallel_migrations(gbps: f64) -> u32 {
+    if gbps >= 10.0 {
+        8
+    } else if gbps >= 1.0 {
+        4
+    } else {
+        1
+    }
+}
+
+/// One live migration of a maintenance plan.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedMove {
+    /// The VM.
+    pub vm: String,
+    /// The host being emptied.
+    pub from: String,
+    /// Where it goes.
+    pub to: String,
+    /// When it starts, ms after the maintenance begins.
+    pub start_ms: u64,
+    /// How long it takes with the bandwidth it shares, ms.
+    pub duration_ms: u64,
+}
+
+/// A VM that cannot leave the host and stops with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stop {
+    /// The VM.
+    pub vm: String,
+    /// Why no host takes it.
+    pub reason: String,
+}
+
+/// Whether a guest cluster's etcd keeps its majority while the host is down.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumCheck {
+    /// The cluster.
+    pub cluster: String,
+    /// Control-plane members.
+    pub members: u32,
+    /// Of them, members that stop with the host.
+    pub stopped: u32,
+    /// Members a majority needs.
+    pub needed: u32,
+    /// The members left running are a majority (or none stops).
+    pub holds: bool,
+}
+
+/// Whether a PodDisruptionBudget holds while the host is down.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetCheck {
+    /// The budget.
+    pub budget: String,
+    /// The workload it guards.
+    pub workload: String,
+    /// Pods it keeps available.
+    pub min_available: u32,
+    /// Available pods now.
+    pub available: u32,
+    /// Available pods while the host is down (pods of stopped node VMs are lost).
+    pub available_after: u32,
+    /// It holds (or the maintenance takes none of its pods).
+    pub holds: bool,
+}
+
+/// The whole maintenance of one host, decided before any of it is done.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenancePlan {
+    /// The host.
+    pub host: String,
+    /// Live migrations, in the order they start.
+    pub moves: Vec<PlannedMove>,
+    /// VMs that stop with the host.
+    pub stops: Vec<Stop>,
+    /// Every guest cluster's etcd quorum.
+    pub quorum: Vec<QuorumCheck>,
+    /// Every PodDisruptionBudget.
+    pub budgets: Vec<BudgetCheck>,
+    /// Migrations in flight at once at most.
+    pub parallel: u32,
+    /// When the last migration ends and the host can go down, ms.
+    pub completion_ms: u64,
+}
+
+impl MaintenancePlan {
+    /// Why the maintenance would break a guarantee: each etcd quorum lost and each budget
+    /// broken. Empty when it is safe.
+    pub fn refusals(&self) -> Vec<String> {
+        let quorum = self.quorum.iter().filter(|q| !q.holds).map(|q| {
+            format!(
+                "cluster {} loses etcd quorum: {} of {} control-plane members stop, {} must run",
+                q.cluster, q.stopped, q.members, q.needed
+            )
+        });
+        let budgets = self.budgets.iter().filter(|b| !b.holds).map(|b| {
+            format!(
+                "PodDisruptionBudget {} of {} breaks: {} of {} pods stay available, it needs {}",
+                b.budget, b.workload, b.available_after, b.available, b.min_available
+            )
+        });
+        quorum.chain(budgets).collect()
+    }
+}
+
+/// Plans the maintenance of `host` on `snapshot`: every running VM of the host is evacuated
+/// by [`evacuation`] (the control plane's own choice), the VMs that find no host stop, and
+/// the stops are checked against every etcd quorum and PodDisruptionBudget. Migrations run
+/// [`parallel_migrations`] at a time in name order, sharing the host's bandwidth.
+pub fn plan(snapshot: &Snapshot<'_>, host: HostId) -> MaintenancePlan {
+    let state = snapshot.state;
+    let bounds = Bounds {
+        blocked: &[],
+        zones: snapshot.zones,
+        limit: usize::MAX,
+    };
+    let (moves, stuck) = evacuation(state, host, |_| true, &bounds);
+    let name = |vm: VmId| state.vm(vm).map_or_else(String::new, |s| s.name.clone());
+    let stops: Vec<Stop> = stuck
+        .into_iter()
+        .map(|(vm, reason)| Stop {
+            vm: name(vm),
+            reason,
+        })
+        .collect();
+    let stopped: BTreeSet<&str> = stops.iter().map(|s| s.vm.as_str()).collect();
+    let parallel = parallel_migrations(snapshot.deadlines.migration_gbps);
+    let shared = Deadlines {
+        migration_gbps: snapshot.deadlines.migration_gbps / f64::from(parallel),
+        ..*snapshot.deadlines
+    };
+    let durations: Vec<u64> = moves
+        .iter()
+        .map(|m| {
+            let memory = state.vm(m.vm).map_or(0, |s| s.demand.memory_bytes);
+            shared.expected_migration(memory)
+        })
+        .collect();
+    let starts = schedule(&durations, parallel);
+    let completion_ms = starts
+        .iter()
+        .zip(&durations)
+        .map(|(s, d)| s + d)
+        .max()
+        .unwrap_or(0);
+    let host_name = |h: HostId| state.pool().host(h).name.clone();
+    MaintenancePlan {
+        host: host_name(host),
+        moves: moves
+            .iter()
+            .zip(starts.iter().zip(&durations))
+            .map(|(m, (&start_ms, &duration_ms))| PlannedMove {
+                vm: name(m.vm),
+                from: host_name(m.from),
+                to: host_name(m.to),
+                start_ms,
+                duration_ms,
+            })
+            .collect(),
+        quorum: snapshot
+            .clusters
+            .iter()
+            .map(|c| quorum(c, &stopped))
+            .collect(),
+        budgets: snapshot
+            .budgets
+            .iter()
+            .map(|b| budget(b, &stopped))
+            .collect(),
+        stops,
+        parallel,
+        completion_ms,
+    }
+}
+
+/// The etcd quorum of `cluster` with the VMs in `stopped` down.
+fn quorum(cluster: &ClusterTopology, stopped: &BTreeSet<&str>) -> QuorumCheck {
+    let nodes = &cluster.control_plane.nodes;
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let members = count(nodes.len());
+    let down = count(
+        nodes
+            .iter()
+            .filter(|n| stopped.contains(n.as_str()))
+            .count(),
+    );
+    let needed = members / 2 + 1;
+    QuorumCheck {
+        cluster: cluster.name.clone(),
+        members,
+        stopped: down,
+        needed,
+        holds: down == 0 || members - down >= needed,
+    }
+}
+
+/// Budget `b` with the node VMs in `stopped` down.
+fn budget(b: &Budget, stopped: &BTreeSet<&str>) -> BudgetCheck {
+    let available: u32 = b.pods_on.values().sum();
+    let lost: u32 = b
+        .pods_on
+        .iter()
+        .filter(|(node, _)| stopped.contains(node.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    let available_after = available - lost;
+    BudgetCheck {
+        budget: b.name.clone(),
+        workload: b.workload.clone(),
+        min_available: b.min_available,
+        available,
+        available_after,
+        holds: lost == 0 || available_after >= b.min_available,
+    }
+}
+
+/// Start times of jobs of `durations`, in order, on `lanes` lanes: each starts when the
+/// earliest lane is free.
+fn schedule(durations: &[u64], lanes: u32) -> Vec<u64> {
+    let mut free: BinaryHeap<Reverse<u64>> = (0..lanes.max(1)).map(|_| Reverse(0)).collect();
+    durations
+        .iter()
+        .map(|d| {
+            let Reverse(start) = free.pop().unwrap_or(Reverse(0));
+            free.push(Reverse(start.saturating_add(*d)));
+            start
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GIB, cluster, id, state, vm};
+
+    fn deadlines(gbps: f64) -> Deadlines {
+        Deadlines {
+            vm_boot: 60_000,
+            vm_clone: 30_000,
+            fence: 10_000,
+            reboot: 300_000,
+            install: 0,
+            reimage: 0,
+            migration_gbps: gbps,
+            dirty_rate: 0.0,
+        }
+    }
+
+    fn snapshot<'a>(
+        state: &'a PoolState,
+        zones: &'a [ZoneId],
+        clusters: &'a [ClusterTopology],
+        budgets: &'a [Budget],
+        d: &'a Deadlines,
+    ) -> Snapshot<'a> {
+        Snapshot {
+            state,
+            zones,
+            clusters,
+            budgets,
+            deadlines: d,
+        }
+    }
+
+    #[test]
+    fn vms_move_only_to_hosts_of_their_zone_and_spread_over_them() {
+        let mut s = state(5);
+        for i in 0..10 {
+            s.place(vm(&format!("w-{i}"), 2, 8, false)).expect("fits");
+        }
+        let h0 = HostId(0);
+        assert_eq!(s.vms_on(h0).len(), 2);
+        let zones = [ZoneId(0), ZoneId(0), ZoneId(0), ZoneId(1), ZoneId(1)];
+        let d = deadlines(10.0);
+        let plan = plan(&snapshot(&s, &zones, &[], &[], &d), h0);
+        assert!(plan.stops.is_empty());
+        let targets: BTreeSet<&str> = plan.moves.iter().map(|m| m.to.as_str()).collect();
+        assert_eq!(targets, BTreeSet::from(["h1", "h2"]), "in zone, spread");
+    }
+
+    #[test]
+    fn a_vm_whose_zone_has_no_other_host_stops_and_etcd_quorum_is_judged() {
+        let mut s = state(3);
+        // Two of three members on h0 (no group), the third elsewhere.
+        s.place(vm("c-cp-0", 2, 4, false)).expect("fits");
+        let first = s
+            .host_of(id(&s, "c-cp-0").expect("placed"))
+            .expect("placed");
+        let zones: Vec<ZoneId> = (0..3u32)
+            .map(|h| ZoneId(u32::from(HostId(h) != first)))
+            .collect();
+        let topo = [cluster(&["c-cp-0"], &[])];
+        let d = deadlines(10.0);
+        let alone = plan(&snapshot(&s, &zones, &topo, &[], &d), first);
+        assert_eq!(alone.stops.len(), 1);
+        assert_eq!(alone.stops[0].reason, "no other host of its zone is up");
+        assert!(!alone.quorum[0].holds, "1 member, 1 stops");
+        assert!(alone.refusals()[0].contains("cluster c loses etcd quorum"));
+
+        let three = [cluster(&["c-cp-0", "x-1", "x-2"], &[])];
+        let kept = plan(&snapshot(&s, &zones, &three, &[], &d), first);
+        assert!(kept.quorum[0].holds, "2 of 3 still run");
+        assert!(kept.refusals().is_empty());
+    }
+
+    #[test]
+    fn a_budget_breaks_only_when_stopped_nodes_take_too_many_pods() {
+        let b = Budget {
+            name: "web-pdb".into(),
+            workload: "c/default/Deployment/web".into(),
+            min_available: 2,
+            pods_on: BTreeMap::from([("n-0".into(), 2), ("n-1".into(), 1)]),
+        };
+        let stopped = BTreeSet::from(["n-0"]);
+        let check = budget(&b, &stopped);
+        assert_eq!((check.available, check.available_after), (3, 1));
+        assert!(!check.holds);
+        assert!(budget(&b, &BTreeSet::from(["n-1"])).holds);
+        assert!(budget(&b, &BTreeSet::new()).holds);
+    }
+
+    #[test]
+    fn migrations_run_a_bounded_number_at_a_time_sharing_the_bandwidth() {
+        assert_eq!(parallel_migrations(25.0), 8);
+        assert_eq!(parallel_migrations(1.0), 4);
+        assert_eq!(parallel_migrations(0.5), 1);
+        assert_eq!(schedule(&[10, 10, 10], 2), vec![0, 0, 10]);
+        let mut s = state(2);
+        for i in 0..5 {
+            s.place(vm(&format!("w-{i}"), 1, 1, false)).expect("fits");
+        }
+        let h0 = HostId(0);
+        let on_h0 = s.vms_on(h0).len();
+        let d = deadlines(1.0);
+        let p = plan(&snapshot(&s, &[], &[], &[], &d), h0);
+        assert_eq!(p.parallel, 4);
+        // 1 GiB at 1/4 Gbit/s: 8 Gbit / 0.25 Gbit/s = 34.4 s, plus the switch-over.
+        let one = (GIB * 8) as f64 / 0.25e6;
+        assert_eq!(
+            p.moves[0].duration_ms,
+            one as u64 + Deadlines::SWITCHOVER_MS
+        );
+        assert!(p.moves.iter().take(4).all(|m| m.start_ms == 0));
+        assert_eq!(p.moves.len(), on_h0);
+        let last = p.moves.iter().map(|m| m.start_ms + m.duration_ms).max();
+        assert_eq!(Some(p.completion_ms), last);
+    }
+
+    #[test]
+    fn an_unknown_host_names_the_hosts_that_exist() {
+        let err = host_named(&state(2), "h9").expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "no host `h9` in the pool; its hosts are: h0, h1"
+        );
+    }
 }

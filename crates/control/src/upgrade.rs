@@ -10,6 +10,10 @@
 //! in place. With neither surge nor unavailability allowed, one node at a time goes in
 //! place, or the rollout could never progress.
 
+use plinth_placement::{PoolState, VmId, VmSpec};
+
+use crate::{ControlError, UpgradeKind};
+
 /// A pool's rollout limits (`NodePool.upgrade`: defaults maxSurge 1, maxUnavailable 0, as
 /// Cluster API's MachineDeployment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +107,205 @@ pub fn batch(
     Batch { surge, in_place }
 }
 
+/// How many surge nodes like `template` a VM pool could create now, up to `max`: copies
+/// placed one after another on a copy of `state`, so capacity, placement groups and host
+/// rules decide. 0 means the pool is replaced remove-then-add (in place).
+pub fn surge_fits(state: &PoolState, template: &VmSpec, max: u32) -> u32 {
+    let mut work = state.clone();
+    let mut fits = 0;
+    while fits < max && work.place(template.clone()).is_ok() {
+        fits += 1;
+    }
+    fits
+}
+
+/// The surge room and free surge slots of a VM pool for [`batch`]: surge nodes fit now
+/// ([`surge_fits`]) only while no node of the pool is replaced in place, so a node
+/// removed to make room is not raced for that room by a surge node.
+pub fn vm_surge_room(
+    state: &PoolState,
+    template: Option<&VmSpec>,
+    strategy: Strategy,
+    surging: u32,
+    unavailable: u32,
+) -> (u32, u32) {
+    let free = match template {
+        Some(t) if unavailable == 0 => {
+            surge_fits(state, t, strategy.max_surge.saturating_sub(surging))
+        }
+        _ => 0,
+    };
+    (surging.saturating_add(free), free)
+}
+
+/// The cluster of `clusters` called `name`.
+///
+/// # Errors
+/// [`ControlError::UnknownCluster`], naming the clusters that exist.
+pub fn cluster_named<'a>(
+    clusters: &'a [ClusterTopology],
+    name: &str,
+) -> Result<&'a ClusterTopology, ControlError> {
+    clusters
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ControlError::UnknownCluster {
+            cluster: name.to_owned(),
+            known: clusters.iter().map(|c| c.name.clone()).collect(),
+        })
+}
+
+/// What an upgrade changes: the Kubernetes version or the node OS image, from what to what.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// What changes.
+    pub kind: UpgradeKind,
+    /// The cluster's version or image now.
+    pub from: String,
+    /// The one asked for.
+    pub to: String,
+}
+
+impl Change {
+    /// A change of a cluster running Kubernetes `version` on `image` to `to`: a version
+    /// (`1.32.1`, `v1.32`: digits and dots, at least one dot, an optional `v`) changes the
+    /// Kubernetes version, anything else names an OS image.
+    pub fn to(to: &str, version: &str, image: &str) -> Self {
+        let bare = to.strip_prefix('v').unwrap_or(to);
+        let is_version = bare.contains('.')
+            && bare
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if is_version {
+            Self {
+                kind: UpgradeKind::Kubernetes,
+                from: version.strip_prefix('v').unwrap_or(version).to_owned(),
+                to: bare.to_owned(),
+            }
+        } else {
+            Self {
+                kind: UpgradeKind::Os,
+                from: image.to_owned(),
+                to: to.to_owned(),
+            }
+        }
+    }
+
+    /// Whether the change replaces machines: the version or image differs from the one the
+    /// cluster runs.
+    pub fn replaces(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+/// What a rollout replaces a pool's nodes with: a new node before the old one leaves, the
+/// old one removed first, or both at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Method {
+    /// A new node first (`maxSurge`).
+    Surge,
+    /// The old node drained and removed first (no room for a surge node, or `maxSurge` 0).
+    RemoveThenAdd,
+    /// Surge and remove-then-add replacements in the same wave (`maxUnavailable` > 0).
+    Mixed,
+}
+
+/// One stage of a rollout: the control plane, or one worker pool.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StagePlan {
+    /// The pool (`control-plane` for the control plane).
+    pub pool: String,
+    /// Its nodes, in the order they are replaced.
+    pub order: Vec<String>,
+    /// How they are replaced.
+    pub method: Method,
+    /// Surge replacements per wave.
+    pub surge: u32,
+    /// Remove-then-add replacements per wave.
+    pub in_place: u32,
+    /// Waves of replacements.
+    pub waves: u32,
+    /// Nodes of the pool available at the lowest point of its rollout.
+    pub min_available: u32,
+    /// How long the stage takes, ms.
+    pub duration_ms: u64,
+}
+
+/// A rollout of one cluster, decided before it starts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPlan {
+    /// The cluster.
+    pub cluster: String,
+    /// What changes.
+    pub change: Change,
+    /// Whether machines are replaced (no stages when they are not).
+    pub replaces: bool,
+    /// The control plane first, then each worker pool in manifest order.
+    pub stages: Vec<StagePlan>,
+    /// Every stage one after another, ms.
+    pub duration_ms: u64,
+}
+
+/// Plans the rollout of `cluster` on a virtualization pool `state` (`id` finds a VM by
+/// name): stage by stage as the control plane runs it, each stage's batch from [`batch`]
+/// with the surge room from [`vm_surge_room`] as the reconciler computes it. A replacement
+/// takes `replace_ms` (a new VM cloned and booted; drains are assumed not to wait on a
+/// PodDisruptionBudget). A `change` that changes nothing replaces nothing.
+pub fn rollout_plan(
+    state: &PoolState,
+    cluster: &ClusterTopology,
+    id: impl Fn(&str) -> Option<VmId>,
+    change: Change,
+    replace_ms: u64,
+) -> RolloutPlan {
+    let replaces = change.replaces();
+    let stages: Vec<StagePlan> = std::iter::once(&cluster.control_plane)
+        .chain(&cluster.pools)
+        .filter(|p| replaces && !p.nodes.is_empty())
+        .map(|p| {
+            let mut order = p.nodes.clone();
+            order.sort();
+            let template = order.first().and_then(|n| id(n)).and_then(|v| state.vm(v));
+            let (room, free) = vm_surge_room(state, template, p.strategy, 0, 0);
+            let b = batch(p.strategy, room, free, 0, 0, order.len());
+            stage_plan(p, order, b, replace_ms)
+        })
+        .collect();
+    RolloutPlan {
+        cluster: cluster.name.clone(),
+        change,
+        replaces,
+        duration_ms: stages.iter().map(|s| s.duration_ms).sum(),
+        stages,
+    }
+}
+
+/// Stage `pool` replaced in `order`, `b` at a time.
+fn stage_plan(pool: &PoolTopology, order: Vec<String>, b: Batch, replace_ms: u64) -> StagePlan {
+    let nodes = u32::try_from(order.len()).unwrap_or(u32::MAX);
+    let per_wave = (b.surge + b.in_place).max(1);
+    let waves = nodes.div_ceil(per_wave);
+    let method = match (b.surge, b.in_place) {
+        (0, _) => Method::RemoveThenAdd,
+        (_, 0) => Method::Surge,
+        _ => Method::Mixed,
+    };
+    StagePlan {
+        pool: pool.name.clone(),
+        order,
+        method,
+        surge: b.surge,
+        in_place: b.in_place,
+        waves,
+        min_available: nodes.saturating_sub(b.in_place),
+        duration_ms: u64::from(waves).saturating_mul(replace_ms),
+    }
+}
+
 /// The next free index for new nodes named `<prefix><i>`: one above the highest in use.
 pub fn next_index<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -> u32 {
     names
@@ -131,6 +334,81 @@ pub fn staggered(interval: u64, index: usize, clusters: usize, end: u64) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{cluster, id, state, vm};
+
+    /// Three hosts, a strict three-member control plane and `workers` small workers.
+    fn three_hosts(workers: usize) -> PoolState {
+        let mut s = state(3);
+        for i in 0..3 {
+            s.place(vm(&format!("c-cp-{i}"), 2, 4, true)).expect("fits");
+        }
+        for i in 0..workers {
+            s.place(vm(&format!("c-w-{i}"), 2, 4, false)).expect("fits");
+        }
+        s
+    }
+
+    #[test]
+    fn a_strict_group_with_as_many_members_as_hosts_goes_remove_then_add() {
+        let s = three_hosts(2);
+        let c = cluster(&["c-cp-0", "c-cp-1", "c-cp-2"], &["c-w-1", "c-w-0"]);
+        let change = Change::to("1.32.0", "1.31.4", "ubuntu-22.04");
+        let plan = rollout_plan(&s, &c, |n| id(&s, n), change, 90_000);
+        assert!(plan.replaces);
+        let cp = &plan.stages[0];
+        assert_eq!(cp.pool, CONTROL_PLANE);
+        assert_eq!(
+            cp.method,
+            Method::RemoveThenAdd,
+            "no fourth host for a surge"
+        );
+        assert_eq!((cp.waves, cp.min_available), (3, 2));
+        let w = &plan.stages[1];
+        assert_eq!(w.method, Method::Surge);
+        assert_eq!(w.order, vec!["c-w-0", "c-w-1"], "in name order");
+        assert_eq!(w.min_available, 2, "a surge keeps every node serving");
+        assert_eq!(plan.duration_ms, 5 * 90_000);
+    }
+
+    #[test]
+    fn surge_room_is_what_fits_now_and_none_while_a_node_is_replaced_in_place() {
+        let s = three_hosts(0);
+        let worker = vm("c-w-9", 2, 4, false);
+        let cp = vm("c-cp-9", 2, 4, true);
+        let two = Strategy {
+            max_surge: 2,
+            max_unavailable: 0,
+        };
+        assert_eq!(surge_fits(&s, &worker, 2), 2);
+        assert_eq!(surge_fits(&s, &cp, 1), 0);
+        assert_eq!(vm_surge_room(&s, Some(&worker), two, 0, 0), (2, 2));
+        assert_eq!(vm_surge_room(&s, Some(&worker), two, 1, 0), (2, 1));
+        assert_eq!(vm_surge_room(&s, Some(&worker), two, 0, 1), (0, 0));
+        assert_eq!(vm_surge_room(&s, None, two, 0, 0), (0, 0));
+    }
+
+    #[test]
+    fn the_target_says_what_changes() {
+        let k = Change::to("v1.32.1", "1.31.4", "ubuntu-22.04");
+        assert_eq!(
+            (k.kind, k.from.as_str(), k.to.as_str()),
+            (UpgradeKind::Kubernetes, "1.31.4", "1.32.1")
+        );
+        let os = Change::to("flatcar-4081", "1.31.4", "ubuntu-22.04");
+        assert_eq!(os.kind, UpgradeKind::Os);
+        assert!(os.replaces());
+        assert!(!Change::to("1.31.4", "1.31.4", "x").replaces());
+        assert!(!Change::to("ubuntu-22.04", "1.31.4", "ubuntu-22.04").replaces());
+    }
+
+    #[test]
+    fn an_unknown_cluster_names_the_clusters_that_exist() {
+        let c = [cluster(&[], &[])];
+        assert_eq!(
+            cluster_named(&c, "prod").expect_err("unknown").to_string(),
+            "no cluster `prod`; the clusters are: c"
+        );
+    }
 
     const VM: u32 = u32::MAX;
 

@@ -1222,3 +1222,79 @@ fn command_ids_stay_unique_across_a_restart() {
         .commands;
     assert!(after.iter().all(|x| x.id > before), "{after:?}");
 }
+
+/// Three hosts with ten 1-core, 2 GiB workers each.
+fn ten_per_host() -> PoolState {
+    let mut s = PoolState::new(pool(3, 0));
+    for i in 0..30 {
+        s.place(VmSpec::new(
+            format!("w-{i:02}"),
+            Resources::new(1000, 2 * GIB, 0),
+        ))
+        .expect("fits");
+    }
+    s
+}
+
+fn migrations(cmds: &[Command]) -> Vec<(String, String)> {
+    cmds.iter()
+        .filter_map(|c| match &c.kind {
+            CommandKind::MigrateVm { vm, to, .. } => Some((vm.clone(), to.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn maintenance_runs_a_bounded_number_of_migrations_at_a_time() {
+    let mut c = Control::virtualized(cfg(), ten_per_host());
+    let host = host_of(&c, "w-00");
+    let first = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: host.clone() },
+        )
+        .commands;
+    // 10 Gbit/s: eight at a time (`maintenance::parallel_migrations`), the same as the dry run.
+    assert_eq!(migrations(&first).len(), 8, "{first:?}");
+    let next = answer_all(&mut c, Time(20_000), &first[..1]);
+    assert_eq!(
+        migrations(&next).len(),
+        1,
+        "a freed slot starts the next: {next:?}"
+    );
+    let mut pending: Vec<Command> = first[1..].iter().cloned().chain(next).collect();
+    let mut maintained = false;
+    for step in 0..10u64 {
+        pending = answer_all(&mut c, Time(40_000 + step * 10_000), &pending);
+        maintained |= pending
+            .iter()
+            .any(|p| p.kind == CommandKind::MaintainHost { host: host.clone() });
+        if maintained {
+            break;
+        }
+    }
+    assert!(maintained, "the host is emptied, then maintained");
+}
+
+#[test]
+fn maintenance_keeps_vms_in_their_zone() {
+    let zones = vec![
+        plinth_placement::ZoneId(0),
+        plinth_placement::ZoneId(0),
+        plinth_placement::ZoneId(1),
+    ];
+    let mut c = Control::virtualized(cfg(), ten_per_host()).with_zones(zones);
+    let first = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: "h0".into() },
+        )
+        .commands;
+    let moves = migrations(&first);
+    assert!(!moves.is_empty());
+    assert!(
+        moves.iter().all(|(_, to)| to == "h1"),
+        "h2 is in another zone: {moves:?}"
+    );
+}

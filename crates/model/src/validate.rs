@@ -772,7 +772,7 @@ fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: 
     if let Some(first) = pdbs.first() {
         diags.push(Diagnostic::note(
             first.location.clone(),
-            format!("{} PodDisruptionBudget(s) parsed, not modelled yet: their selectors are checked, drains do not consult them", pdbs.len()),
+            format!("{} PodDisruptionBudget(s) parsed: their selectors are checked and `plinth maintenance --dry-run` refuses a maintenance that breaks one, but the simulated drains do not wait for them yet", pdbs.len()),
         ));
     }
     let jobs: Vec<&Workload> = workloads

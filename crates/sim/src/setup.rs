@@ -488,7 +488,9 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
             allocatable,
         });
     }
-    out.control = control.with_clusters(topology);
+    // Evacuations stay inside each host's zone (hosts in the pool's order, as planned).
+    let zones = plan.hosts.iter().map(|h| h.zone).collect();
+    out.control = control.with_clusters(topology).with_zones(zones);
     pods(estate, &plan, deferred, &mut out);
     out.schedulers = plan.clusters.into_iter().map(|c| c.scheduler).collect();
     out

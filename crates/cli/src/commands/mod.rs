@@ -3,16 +3,19 @@
 pub(crate) mod agent;
 pub(crate) mod apply;
 pub(crate) mod compare;
+pub(crate) mod drs;
 pub(crate) mod explain;
 pub(crate) mod get;
 pub(crate) mod hosts;
 pub(crate) mod image;
 pub(crate) mod logs;
+pub(crate) mod maintenance;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod upgrade;
 pub(crate) mod validate;
 
 use anyhow::Result;
@@ -106,6 +109,30 @@ pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>
     let report = args.report(&input, &loaded.diagnostics);
     output::stderr(report);
     Ok(loaded.estate.map(|e| (input, e)))
+}
+
+/// The virtualized design of an estate as `plan` and `simulate` make it (the one planning
+/// chain), with the control plane over its placement: what every dry run asks.
+pub(crate) fn virtualized_setup(input: &Input, estate: &Estate) -> Result<plinth_sim::Setup> {
+    let options = plinth_sim::Options {
+        env: EnvironmentType::Virtualized,
+        seed: estate.scenario.spec.seed,
+        duration: 0,
+        input: plinth_events::InputDigest::of(input),
+    };
+    Ok(plinth_sim::setup(estate, &options)?)
+}
+
+/// The dry-run verbs answer questions about an estate directory; without `--dry-run` there
+/// is nothing running to carry the operation out.
+pub(crate) fn require_dry_run(dry_run: bool, verb: &str) -> Result<()> {
+    if dry_run {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "`plinth {verb}` on an estate directory only plans: nothing runs there to carry it out; \
+         pass --dry-run to see what it would do (carrying it out is the service's job)"
+    )
 }
 
 /// Log lines on stderr (`RUST_LOG` filters them; `info` by default).
