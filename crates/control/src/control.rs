@@ -91,13 +91,26 @@ enum Maint {
     Maintaining,
 }
 
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// What an evacuation left on its host, and so when a DRS pass tries it again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum Leftover {
+    /// Nothing (or no evacuation).
+    #[default]
+    None,
+    /// VMs not movable yet (starting, migrating back) or waiting for a migration slot:
+    /// tried at every pass.
+    Waiting,
+    /// Every VM left found no target: tried once that can have changed.
+    Refused(maintenance::Refusal),
+}
+
+#[derive(Clone, Debug)]
 struct HostRec {
     name: String,
     health: Health,
     maint: Maint,
-    /// An evacuation left VMs that found no target.
-    stuck: bool,
+    /// What its evacuation left on it.
+    leftover: Leftover,
     /// Index into `failures` of the failure being handled.
     failure: Option<usize>,
     /// The host's current life, once heard from.
@@ -196,6 +209,8 @@ pub struct Control {
     vms: Option<Vms>,
     /// Each host's zone, by host id: evacuations stay inside it (empty: one zone).
     zones: Vec<ZoneId>,
+    /// The hosts of each zone, by zone id ([`maintenance::zone_members`]).
+    zone_hosts: Vec<Vec<HostId>>,
     hosts: Vec<HostRec>,
     host_index: BTreeMap<String, usize>,
     pending: BTreeMap<CommandId, InFlight>,
@@ -234,13 +249,13 @@ impl Control {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
-        let hosts = names
+        let hosts: Vec<HostRec> = names
             .into_iter()
             .map(|name| HostRec {
                 name,
                 health: Health::Up,
                 maint: Maint::None,
-                stuck: false,
+                leftover: Leftover::None,
                 failure: None,
                 boot: None,
                 heard_at: None,
@@ -250,6 +265,7 @@ impl Control {
             cfg,
             vms,
             zones: Vec::new(),
+            zone_hosts: maintenance::zone_members(&[], hosts.len()),
             hosts,
             host_index,
             pending: BTreeMap::new(),
@@ -318,6 +334,7 @@ impl Control {
     /// The zone of each host, by host id (the pool's order): a VM evacuated for maintenance
     /// moves only to a host of its host's zone. Without it the pool is one zone.
     pub fn with_zones(mut self, zones: Vec<ZoneId>) -> Self {
+        self.zone_hosts = maintenance::zone_members(&zones, self.hosts.len());
         self.zones = zones;
         self
     }
@@ -1116,7 +1133,7 @@ impl Control {
         if failed.is_some() && self.hosts[from.index()].maint == Maint::Evacuating {
             // The VM is back on (or lost with) the host being emptied: evacuate it again
             // at the next pass.
-            self.hosts[from.index()].stuck = true;
+            self.hosts[from.index()].leftover = Leftover::Waiting;
         }
         if failed.is_none() || reverted {
             self.set_phase(&vm, VmPhase::Running);
@@ -1194,7 +1211,6 @@ impl Control {
     }
 
     fn evacuate(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
-        let blocked = self.blocked_hosts();
         let h = HostId(i as u32);
         let in_flight = self
             .pending
@@ -1202,18 +1218,33 @@ impl Control {
             .filter(|f| matches!(&f.pending, Pending::Migrate { from, .. } if *from == h))
             .count();
         let parallel = maintenance::parallel_migrations(self.cfg.deadlines.migration_gbps);
+        let limit = (parallel as usize).saturating_sub(in_flight);
+        if limit == 0 {
+            // Every slot is in flight: the next start is when one ends (`migrate_done`).
+            let left = self
+                .vms
+                .as_ref()
+                .is_some_and(|v| !v.pool.vms_on(h).is_empty());
+            self.hosts[i].leftover = if left {
+                Leftover::Waiting
+            } else {
+                Leftover::None
+            };
+            return;
+        }
+        let blocked = self.blocked_hosts();
         let bounds = maintenance::Bounds {
             blocked: &blocked,
             zones: &self.zones,
-            limit: (parallel as usize).saturating_sub(in_flight),
+            limit,
         };
         let Some(v) = &mut self.vms else {
             return;
         };
-        let movable: Vec<VmId> = v
-            .pool
-            .vms_on(h)
-            .into_iter()
+        let on_host = v.pool.vms_on(h);
+        let movable: Vec<VmId> = on_host
+            .iter()
+            .copied()
             .filter(|id| {
                 v.pool
                     .vm(*id)
@@ -1224,12 +1255,18 @@ impl Control {
         // chosen, and issued below without applying them again.
         let (moves, stuck) =
             maintenance::evacuate_in(&mut v.pool, h, |id| movable.contains(&id), &bounds);
+        // What is left on the host did not move: VMs with no target, VMs not movable yet
+        // (starting, migrating back), VMs waiting for a migration slot (the next start
+        // when a migration off the host ends, see `migrate_done`).
+        let left = on_host.len() - moves.len();
+        self.hosts[i].leftover = if left == 0 {
+            Leftover::None
+        } else if left == stuck.len() {
+            Leftover::Refused(maintenance::Refusal::new(&v.pool, h, &blocked))
+        } else {
+            Leftover::Waiting
+        };
         let host = self.hosts[i].name.clone();
-        // VMs left behind: no room, not movable yet (starting, migrating back), or
-        // waiting for a migration slot (the next start when a migration off the host
-        // ends, see `migrate_done`).
-        // (The moves are already made: what is left on the host did not move.)
-        self.hosts[i].stuck = !stuck.is_empty() || !self.vms_on(i).is_empty();
         for (vid, why) in stuck {
             if let Some(name) = self
                 .vms
@@ -1337,7 +1374,7 @@ impl Control {
         if let Some(&i) = self.host_index.get(host)
             && self.hosts[i].maint == Maint::Evacuating
         {
-            self.hosts[i].stuck = true;
+            self.hosts[i].leftover = Leftover::Waiting;
         }
     }
 
@@ -1368,22 +1405,52 @@ impl Control {
         }
     }
 
-    /// Whether a DRS pass now would do nothing: no stuck evacuation to retry and no
-    /// change since the last pass found the pool balanced.
-    fn drs_idle(&self) -> bool {
-        !self.drs_dirty
-            && !self
-                .hosts
-                .iter()
-                .any(|h| h.maint == Maint::Evacuating && h.stuck)
+    /// Whether a DRS pass now would do nothing: no evacuation to try again and no change
+    /// since the last pass found the pool balanced.
+    fn drs_idle(&mut self) -> bool {
+        !self.drs_dirty && self.evacuations_due().is_empty()
+    }
+
+    /// The evacuating hosts a DRS pass tries again: those waiting for VMs to become movable
+    /// or for a slot, and those refused for lack of room once that can have changed
+    /// ([`maintenance::Refusal::lapsed`], which renews the others).
+    fn evacuations_due(&mut self) -> Vec<usize> {
+        let refused = self
+            .hosts
+            .iter()
+            .any(|h| h.maint == Maint::Evacuating && matches!(h.leftover, Leftover::Refused(_)));
+        let blocked = if refused {
+            self.blocked_hosts()
+        } else {
+            Vec::new()
+        };
+        let mut due = Vec::new();
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            if h.maint != Maint::Evacuating {
+                continue;
+            }
+            let zone = self.zones.get(i).map_or(0, |z| z.0 as usize);
+            let now_due = match &mut h.leftover {
+                Leftover::None => false,
+                Leftover::Waiting => true,
+                Leftover::Refused(r) => self.vms.as_ref().is_some_and(|v| {
+                    r.lapsed(
+                        &v.pool,
+                        HostId(i as u32),
+                        self.zone_hosts.get(zone).map_or(&[], Vec::as_slice),
+                        &blocked,
+                    )
+                }),
+            };
+            if now_due {
+                due.push(i);
+            }
+        }
+        due
     }
 
     fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) {
-        // Retry evacuations that left VMs behind (for lack of room).
-        let evacuating: Vec<usize> = (0..self.hosts.len())
-            .filter(|i| self.hosts[*i].maint == Maint::Evacuating && self.hosts[*i].stuck)
-            .collect();
-        for i in evacuating {
+        for i in self.evacuations_due() {
             self.evacuate(now, i, out);
         }
         if !self.cfg.drs.enabled || !self.drs_dirty {

@@ -13,6 +13,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use plinth_model::Resources;
 use plinth_model::policy::PlacementStrategy;
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, ZoneId};
 
@@ -114,6 +115,71 @@ pub fn evacuate_in(
         }
     }
     (moves, stuck)
+}
+
+/// The hosts of each zone, by zone id, from each host's zone by host id (`zones`; empty:
+/// one zone of all `hosts` hosts).
+pub fn zone_members(zones: &[ZoneId], hosts: usize) -> Vec<Vec<HostId>> {
+    let mut members: Vec<Vec<HostId>> = Vec::new();
+    for h in (0..hosts).filter_map(|h| u32::try_from(h).ok()) {
+        let z = zones.get(h as usize).map_or(0, |z| z.0 as usize);
+        if members.len() <= z {
+            members.resize_with(z + 1, Vec::new);
+        }
+        members[z].push(HostId(h));
+    }
+    members
+}
+
+/// What an evacuation saw when every VM it left on its host was refused by every host of
+/// its zone: the pool's room stamp, what the host held and the hosts that took no VMs.
+/// Trying again can only move a VM once room appeared on a host it may go to
+/// ([`PoolState::room_since`]), a VM came onto the host, or the blocked hosts changed, so
+/// until then the evacuation waits instead of being recomputed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    room: u64,
+    held: Resources,
+    blocked: Vec<HostId>,
+}
+
+impl Refusal {
+    /// The refusal of an evacuation of `host` just tried on `state` with `blocked` hosts.
+    pub fn new(state: &PoolState, host: HostId, blocked: &[HostId]) -> Self {
+        Self {
+            room: state.room_stamp(),
+            held: state.used(host),
+            blocked: blocked.to_vec(),
+        }
+    }
+
+    /// Whether an evacuation of `host` refused as `self` could now come out differently:
+    /// the blocked hosts or what `host` holds changed, or room appeared on one of `zone`
+    /// (the hosts of `host`'s zone) that is not blocked. Room on a blocked host (another
+    /// host being emptied) does not count. When nothing changed, the refusal is renewed to
+    /// the pool's stamp, so the next check costs nothing until room appears again.
+    pub fn lapsed(
+        &mut self,
+        state: &PoolState,
+        host: HostId,
+        zone: &[HostId],
+        blocked: &[HostId],
+    ) -> bool {
+        if self.blocked != blocked || self.held != state.used(host) {
+            return true;
+        }
+        let stamp = state.room_stamp();
+        if stamp == self.room {
+            return false;
+        }
+        let lapsed = zone
+            .iter()
+            .any(|h| state.room_since(*h, self.room) && !blocked.contains(h));
+        if !lapsed {
+            self.room = stamp;
+        }
+        lapsed
+    }
 }
 
 /// The hosts an evacuation may migrate onto, in the pool strategy's order (most free first
@@ -480,6 +546,56 @@ mod tests {
             budgets,
             deadlines: d,
         }
+    }
+
+    #[test]
+    fn a_refused_evacuation_lapses_only_when_room_appears_in_its_zone_or_blocked_hosts_change() {
+        // h0, h1 in zone 0, h2 in zone 1; h0's 16 one-core VMs fill it.
+        let zones = [ZoneId(0), ZoneId(0), ZoneId(1)];
+        let mut s = state(3);
+        for i in 0..48 {
+            s.place(vm(&format!("w-{i:02}"), 1, 1, false))
+                .expect("fits");
+        }
+        let h0 = HostId(0);
+        let bounds = Bounds {
+            blocked: &[h0],
+            zones: &zones,
+            limit: 8,
+        };
+        let (moves, stuck) = evacuate_in(&mut s, h0, |_| true, &bounds);
+        assert!(moves.is_empty(), "h1 is full, h2 is in another zone");
+        assert_eq!(stuck.len(), 16);
+        let zone0 = [h0, HostId(1)];
+        let mut refusal = Refusal::new(&s, h0, &[h0]);
+        assert!(!refusal.lapsed(&s, h0, &zone0, &[h0]), "nothing changed");
+        let on = |s: &PoolState, h: u32| s.vms_on(HostId(h))[0];
+        s.remove(on(&s, 2)).expect("placed");
+        assert!(
+            !refusal.lapsed(&s, h0, &zone0, &[h0]),
+            "room in another zone does not help"
+        );
+        assert!(
+            refusal.lapsed(&s, h0, &zone0, &[h0, HostId(2)]),
+            "a host blocked or unblocked since"
+        );
+        let arrived = s.place(vm("new", 1, 1, false)).expect("fits on h2").0;
+        assert!(
+            !refusal.lapsed(&s, h0, &zone0, &[h0]),
+            "a VM placed in another zone changes nothing here"
+        );
+        s.remove(arrived).expect("placed");
+        s.remove(on(&s, 0)).expect("placed");
+        assert!(
+            refusal.lapsed(&s, h0, &zone0, &[h0]),
+            "what the host holds changed"
+        );
+        let mut refusal = Refusal::new(&s, h0, &[h0]);
+        s.remove(on(&s, 1)).expect("placed");
+        assert!(refusal.lapsed(&s, h0, &zone0, &[h0]), "room on h1");
+        let (moves, stuck) = evacuate_in(&mut s, h0, |_| true, &bounds);
+        assert_eq!(moves.len(), 1, "and the evacuation moves one VM into it");
+        assert_eq!(stuck.len(), 14);
     }
 
     #[test]

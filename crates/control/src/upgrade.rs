@@ -10,7 +10,7 @@
 //! in place. With neither surge nor unavailability allowed, one node at a time goes in
 //! place, or the rollout could never progress.
 
-use plinth_placement::{PoolState, VmId, VmSpec};
+use plinth_placement::{PoolState, VmId};
 
 use crate::{ControlError, UpgradeKind};
 
@@ -107,31 +107,23 @@ pub fn batch(
     Batch { surge, in_place }
 }
 
-/// How many surge nodes like `template` a VM pool could create now, up to `max`: copies
-/// placed one after another on a copy of `state`, so capacity, placement groups and host
-/// rules decide. 0 means the pool is replaced remove-then-add (in place).
-pub fn surge_fits(state: &PoolState, template: &VmSpec, max: u32) -> u32 {
-    let mut work = state.clone();
-    let mut fits = 0;
-    while fits < max && work.place(template.clone()).is_ok() {
-        fits += 1;
-    }
-    fits
-}
-
-/// The surge room and free surge slots of a VM pool for [`batch`]: surge nodes fit now
-/// ([`surge_fits`]) only while no node of the pool is replaced in place, so a node
-/// removed to make room is not raced for that room by a surge node.
+/// The surge room and free surge slots of a VM pool for [`batch`]: how many more surge
+/// nodes like `template` (the next node to go) fit now, placed one after another on
+/// `state` and removed again ([`PoolState::copies_fit`]), so capacity, placement groups
+/// and host rules decide; none while a node of the pool is replaced in place, so a node
+/// removed to make room is not raced for that room by a surge node. No free slot means
+/// the pool is replaced remove-then-add (in place).
 pub fn vm_surge_room(
-    state: &PoolState,
-    template: Option<&VmSpec>,
+    state: &mut PoolState,
+    template: Option<VmId>,
     strategy: Strategy,
     surging: u32,
     unavailable: u32,
 ) -> (u32, u32) {
-    let free = match template {
+    let spec = template.and_then(|id| state.vm(id)).cloned();
+    let free = match spec {
         Some(t) if unavailable == 0 => {
-            surge_fits(state, t, strategy.max_surge.saturating_sub(surging))
+            state.copies_fit(&t, strategy.max_surge.saturating_sub(surging))
         }
         _ => 0,
     };
@@ -256,7 +248,7 @@ pub struct RolloutPlan {
 /// takes `replace_ms` (a new VM cloned and booted; drains are assumed not to wait on a
 /// PodDisruptionBudget). A `change` that changes nothing replaces nothing.
 pub fn rollout_plan(
-    state: &PoolState,
+    state: &mut PoolState,
     cluster: &ClusterTopology,
     id: impl Fn(&str) -> Option<VmId>,
     change: Change,
@@ -269,7 +261,7 @@ pub fn rollout_plan(
         .map(|p| {
             let mut order = p.nodes.clone();
             order.sort();
-            let template = order.first().and_then(|n| id(n)).and_then(|v| state.vm(v));
+            let template = order.first().and_then(|n| id(n));
             let (room, free) = vm_surge_room(state, template, p.strategy, 0, 0);
             let b = batch(p.strategy, room, free, 0, 0, order.len());
             stage_plan(p, order, b, replace_ms)
@@ -353,7 +345,7 @@ mod tests {
         let s = three_hosts(2);
         let c = cluster(&["c-cp-0", "c-cp-1", "c-cp-2"], &["c-w-1", "c-w-0"]);
         let change = Change::to("1.32.0", "1.31.4", "ubuntu-22.04");
-        let plan = rollout_plan(&s, &c, |n| id(&s, n), change, 90_000);
+        let plan = rollout_plan(&mut s.clone(), &c, |n| id(&s, n), change, 90_000);
         assert!(plan.replaces);
         let cp = &plan.stages[0];
         assert_eq!(cp.pool, CONTROL_PLANE);
@@ -372,19 +364,24 @@ mod tests {
 
     #[test]
     fn surge_room_is_what_fits_now_and_none_while_a_node_is_replaced_in_place() {
-        let s = three_hosts(0);
-        let worker = vm("c-w-9", 2, 4, false);
-        let cp = vm("c-cp-9", 2, 4, true);
+        let mut s = three_hosts(1);
+        let before = s.clone();
+        let worker = id(&s, "c-w-0");
+        let cp = id(&s, "c-cp-0");
         let two = Strategy {
             max_surge: 2,
             max_unavailable: 0,
         };
-        assert_eq!(surge_fits(&s, &worker, 2), 2);
-        assert_eq!(surge_fits(&s, &cp, 1), 0);
-        assert_eq!(vm_surge_room(&s, Some(&worker), two, 0, 0), (2, 2));
-        assert_eq!(vm_surge_room(&s, Some(&worker), two, 1, 0), (2, 1));
-        assert_eq!(vm_surge_room(&s, Some(&worker), two, 0, 1), (0, 0));
-        assert_eq!(vm_surge_room(&s, None, two, 0, 0), (0, 0));
+        assert_eq!(vm_surge_room(&mut s, worker, two, 0, 0), (2, 2));
+        assert_eq!(vm_surge_room(&mut s, worker, two, 1, 0), (2, 1));
+        assert_eq!(vm_surge_room(&mut s, worker, two, 0, 1), (0, 0));
+        assert_eq!(vm_surge_room(&mut s, None, two, 0, 0), (0, 0));
+        assert_eq!(
+            vm_surge_room(&mut s, cp, Strategy::CONTROL_PLANE, 0, 0),
+            (0, 0),
+            "a strict member per host, every host has one"
+        );
+        assert_eq!(s, before, "the trial surge nodes are gone again");
     }
 
     #[test]

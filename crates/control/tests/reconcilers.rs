@@ -1298,3 +1298,58 @@ fn maintenance_keeps_vms_in_their_zone() {
         "h2 is in another zone: {moves:?}"
     );
 }
+
+#[test]
+fn an_evacuation_refused_for_room_waits_then_resumes_when_room_returns() {
+    let mut cfg = cfg();
+    // Only the evacuations move VMs.
+    cfg.drs.max_moves = 0;
+    let mut s = PoolState::new(pool(3, 0));
+    for i in 0..24 {
+        s.place(VmSpec::new(
+            format!("w-{i:02}"),
+            Resources::new(1000, 2 * GIB, 0),
+        ))
+        .expect("fits");
+    }
+    let mut c = Control::virtualized(cfg, s);
+    // h1 is emptied onto h0 and h2, twelve each, and goes into maintenance.
+    let first = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: "h1".into() },
+        )
+        .commands;
+    let maintain = answer_all(&mut c, Time(30_000), &first);
+    assert_eq!(
+        maintain.iter().map(|m| &m.kind).collect::<Vec<_>>(),
+        [&CommandKind::MaintainHost { host: "h1".into() }]
+    );
+    // h0's twelve: four fit on h2, eight have nowhere to go.
+    let moves = c
+        .handle(
+            Time(40_000),
+            Observation::MaintenanceRequested { host: "h0".into() },
+        )
+        .commands;
+    assert_eq!(migrations(&moves).len(), 4, "{moves:?}");
+    assert!(answer_all(&mut c, Time(60_000), &moves).is_empty());
+    let left = names_on(&c, "h0");
+    assert_eq!(left.len(), 8);
+    let waiting = c.condition(&format!("vm/{}", left[0])).expect("condition");
+    assert_eq!(waiting.reason, Reason::WaitingForCapacity, "{waiting}");
+    // DRS passes while nothing changes do nothing.
+    for t in [300_000, 600_000] {
+        let pass = c.handle(Time(t), Observation::Timer);
+        assert!(pass.is_empty(), "{pass:?}");
+    }
+    // h1 is back: the next pass moves the eight onto it.
+    assert!(
+        migrations(&answer_all(&mut c, Time(700_000), &maintain)).is_empty(),
+        "the next pass decides"
+    );
+    let resumed = c.handle(Time(900_000), Observation::Timer).commands;
+    let moved = migrations(&resumed);
+    assert_eq!(moved.len(), 8, "{resumed:?}");
+    assert!(moved.iter().all(|(_, to)| to == "h1"), "{moved:?}");
+}

@@ -93,7 +93,9 @@ impl PoolState {
             .remove(&reservation.id)
             .ok_or(PlacementError::UnknownReservation { id: reservation.id })?;
         for v in vms {
-            self.detach(v);
+            if let Some(e) = self.detach(v) {
+                self.note_room(e.host);
+            }
         }
         Ok(())
     }
@@ -105,6 +107,30 @@ impl PoolState {
     ) -> Result<Vec<(VmId, HostId)>, PlacementError> {
         let reservation = self.reserve(batch)?;
         self.commit(reservation)
+    }
+
+    /// How many copies of `spec` could be placed now, up to `max`: each is placed as
+    /// [`PoolState::place`] would place it after the ones before (capacity, admission,
+    /// placement groups and host rules decide), then every copy is removed again, so the
+    /// state is left exactly as it was. No clone of the state: a rollout asks this at every
+    /// step.
+    pub fn copies_fit(&mut self, spec: &VmSpec, max: u32) -> u32 {
+        let base = self.vms.len();
+        let mut fits: u32 = 0;
+        while fits < max {
+            let Ok(id) = u32::try_from(base + fits as usize) else {
+                break;
+            };
+            if self.place_as(VmId(id), spec.clone(), true).is_err() {
+                break;
+            }
+            fits += 1;
+        }
+        for i in 0..fits as usize {
+            self.detach(VmId((base + i) as u32));
+        }
+        self.vms.truncate(base);
+        fits
     }
 
     /// Whether a VM is held by an open reservation.

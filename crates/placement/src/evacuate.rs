@@ -31,6 +31,7 @@ impl PoolState {
             for h in hosts.clone() {
                 if self.status[h.index()] == HostStatus::Standby {
                     self.status[h.index()] = HostStatus::Up;
+                    self.note_room(h);
                     self.refresh(h);
                 }
             }

@@ -44,6 +44,7 @@ impl PoolState {
         }
         entry.host = m.to;
         self.attach(m.vm, entry);
+        self.note_room(m.from);
         Ok(())
     }
 
@@ -93,6 +94,7 @@ impl PoolState {
             }
             entry.host = to;
             self.attach(vm, entry);
+            self.note_room(from);
             return Ok(Migration { vm, from, to });
         }
         if let Some(to) = refused

@@ -45,6 +45,11 @@ pub struct PoolState {
     /// Ids of removed VMs, reused by [`PoolState::place`] (last removed first), so a pool
     /// whose VMs are replaced over and over (rolling upgrades) does not grow.
     pub(crate) free_ids: Vec<u32>,
+    /// Counts the times room appeared on a host: a VM removed from it or migrated off it,
+    /// a reservation on it aborted, the host coming up. See [`PoolState::room_stamp`].
+    pub(crate) rooms: u64,
+    /// For each host, the value of `rooms` when room last appeared on it (0: never).
+    pub(crate) room_at: Vec<u64>,
 }
 
 impl PoolState {
@@ -77,6 +82,8 @@ impl PoolState {
             reservations: Default::default(),
             next_reservation: 0,
             free_ids: Vec::new(),
+            rooms: 0,
+            room_at: vec![0; n],
             pool,
         };
         for h in 0..n as u32 {
@@ -204,6 +211,7 @@ impl PoolState {
     pub fn remove(&mut self, vm: VmId) -> Result<VmSpec, PlacementError> {
         match self.detach(vm) {
             Some(e) => {
+                self.note_room(e.host);
                 self.free_ids.push(vm.0);
                 Ok(e.spec)
             }
@@ -231,9 +239,33 @@ impl PoolState {
             self.failed = self.failed.saturating_sub(1);
         }
         self.status[host.index()] = status;
+        if status == HostStatus::Up {
+            self.note_room(host);
+        }
         self.refresh(host);
         self.recount_up();
         Ok(())
+    }
+
+    /// A stamp of the room on the pool's hosts: it changes whenever room appears on a host
+    /// (a VM removed or migrated off, a reservation aborted, a host coming up), never when
+    /// a VM is placed. A decision refused for lack of room at one stamp can only come out
+    /// differently once [`PoolState::room_since`] holds for one of the hosts it considered.
+    pub fn room_stamp(&self) -> u64 {
+        self.rooms
+    }
+
+    /// Whether room appeared on `host` after `stamp` (a [`PoolState::room_stamp`]).
+    pub fn room_since(&self, host: HostId, stamp: u64) -> bool {
+        self.room_at.get(host.index()).is_some_and(|&at| at > stamp)
+    }
+
+    /// Room appeared on `host`.
+    pub(crate) fn note_room(&mut self, host: HostId) {
+        self.rooms += 1;
+        if let Some(at) = self.room_at.get_mut(host.index()) {
+            *at = self.rooms;
+        }
     }
 
     pub(crate) fn check_host(&self, host: HostId) -> Result<(), PlacementError> {

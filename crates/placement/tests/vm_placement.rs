@@ -339,6 +339,35 @@ fn reservations_block_a_concurrent_batch_from_breaking_the_group() {
 }
 
 #[test]
+fn copies_fit_counts_what_the_groups_and_capacity_allow_and_changes_nothing() {
+    let groups = vec![group("cp", Scope::Host, SpreadMode::Strict, None)];
+    let mut s = PoolState::new(pool(3, 3, 8000, 16, groups, PoolConfig::default()));
+    let (gone, _) = s.place(vm("gone", 1000, 1)).expect("fits");
+    s.place(vm("cp0", 1000, 1).in_group(GroupId(0)))
+        .expect("fits");
+    s.remove(gone).expect("placed");
+    let before = s.clone();
+    let member = vm("cp-new", 1000, 1).in_group(GroupId(0));
+    assert_eq!(
+        s.copies_fit(&member, 5),
+        2,
+        "one host per member, one is taken"
+    );
+    assert_eq!(s.copies_fit(&member, 1), 1, "bounded by max");
+    assert_eq!(
+        s.copies_fit(&vm("big", 7000, 1), 9),
+        3,
+        "one per host by CPU"
+    );
+    assert_eq!(
+        s, before,
+        "every trial copy is removed, ids to reuse included"
+    );
+    let (reused, _) = s.place(vm("next", 1000, 1)).expect("fits");
+    assert_eq!(reused, gone, "a removed VM's id is still the next one used");
+}
+
+#[test]
 fn migrations_are_checked_against_the_plan_not_the_stale_state() {
     let mut s = PoolState::new(pool(
         3,

@@ -488,9 +488,13 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
             allocatable,
         });
     }
-    // Evacuations stay inside each host's zone (hosts in the pool's order, as planned).
-    let zones = plan.hosts.iter().map(|h| h.zone).collect();
-    out.control = control.with_clusters(topology).with_zones(zones);
+    let control = control.with_clusters(topology);
+    // Evacuations and DRS stay inside each host's declared zone (hosts in the pool's order).
+    out.control = if estate.inventory.spec.declares_zones() {
+        control.with_zones(plan.hosts.iter().map(|h| h.zone).collect())
+    } else {
+        control
+    };
     pods(estate, &plan, deferred, &mut out);
     out.schedulers = plan.clusters.into_iter().map(|c| c.scheduler).collect();
     out

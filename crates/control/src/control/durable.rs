@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::lifecycle::ClusterRec;
 use super::resync::Locate;
-use super::{Control, Health, InFlight, Maint, Timer, VmPhase};
+use super::{Control, Health, InFlight, Leftover, Maint, Timer, VmPhase};
 use crate::command::{BootId, Condition};
 use crate::control::FailureRecord;
 use crate::store::{Key, StoreError, Versioned, Write};
@@ -96,7 +96,7 @@ impl Control {
             let record = HostRecord {
                 health: h.health,
                 maint: h.maint,
-                stuck: h.stuck,
+                stuck: h.leftover != Leftover::None,
                 failure: h.failure,
                 boot: h.boot,
                 heard_at: h.heard_at,
@@ -239,7 +239,12 @@ impl Control {
                     let h = &mut self.hosts[i];
                     h.health = r.health;
                     h.maint = r.maint;
-                    h.stuck = r.stuck;
+                    // Tried again at the next pass: what it saw before is not recorded.
+                    h.leftover = if r.stuck {
+                        Leftover::Waiting
+                    } else {
+                        Leftover::None
+                    };
                     h.failure = r.failure;
                     h.boot = r.boot;
                     h.heard_at = r.heard_at;

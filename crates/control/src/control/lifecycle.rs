@@ -237,14 +237,10 @@ impl Control {
             };
             let surging = r.active.values().filter(|x| x.surge).count() as u32;
             let unavailable = r.active.len() as u32 - surging;
-            let (room, free) = if let Some(v) = &self.vms {
+            let (room, free) = if let Some(v) = &mut self.vms {
                 // The next node to go is the template of a surge node.
-                let template = r
-                    .waiting
-                    .last()
-                    .and_then(|n| v.ids.get(n))
-                    .and_then(|id| v.pool.vm(*id));
-                upgrade::vm_surge_room(&v.pool, template, pool.strategy, surging, unavailable)
+                let template = r.waiting.last().and_then(|n| v.ids.get(n)).copied();
+                upgrade::vm_surge_room(&mut v.pool, template, pool.strategy, surging, unavailable)
             } else if stage == 0 {
                 (0, 0)
             } else {

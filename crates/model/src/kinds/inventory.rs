@@ -38,6 +38,14 @@ impl InventorySpec {
             .get(r)
             .map(|rack| rack.zone.as_deref().unwrap_or(&rack.name))
     }
+
+    /// Whether any rack declares its `zone`: then maintenance and DRS keep every VM inside
+    /// its host's zone. Zones that are only rack names label nodes but do not confine
+    /// moves (a rack holds too few hosts to take its own evacuations without reserves the
+    /// capacity plan does not make per rack).
+    pub fn declares_zones(&self) -> bool {
+        self.racks.iter().any(|r| r.zone.is_some())
+    }
 }
 
 /// A server model.
@@ -167,8 +175,8 @@ pub struct Rack {
     /// The rack name.
     pub name: String,
     /// The zone the rack belongs to (`topology.kubernetes.io/zone` of the nodes on its
-    /// hosts); each rack is its own zone when unset. Node VMs stay in their zone when HA
-    /// restarts them or DRS moves them.
+    /// hosts); each rack is its own zone when unset. Once any rack declares one,
+    /// maintenance evacuations and DRS keep VMs inside their zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
 }
