@@ -2,7 +2,7 @@
 //! service on loopback over simulated agents, the page signed in with a token; the pool map
 //! shows every host and VM the API reports; a pool scaled from the console shows its new VM
 //! without a reload; a crashed host shows in the timeline as its phases and leaves the map
-//! failed and empty; Decide shows the comparison; a
+//! failed and empty; Decide shows the comparison and what would change its answer; a
 //! rolling upgrade confirmed in the console starts; a reader's token sees no action and the
 //! API refuses it anyway; the page is keyboard-navigable, breaks no rule of axe-core of
 //! serious or critical impact in any view, fits a narrow screen and does not shift as
@@ -266,6 +266,13 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
         Duration::from_secs(180),
     )
     .expect("the report");
+    // What would change the answer, drawn on the server from the report's sweeps: a
+    // break-even row per input searched, a what-if row for the one cluster.
+    wait(
+        &mut page,
+        "document.querySelectorAll('#sweeps tr[data-parameter]').length === 8 && document.querySelector('#sweeps tr[data-cluster=apps]')",
+        "the break-even and the what-if",
+    );
     accessible(&mut page, engine, "Decide");
     shot(&mut page, "decide");
 
