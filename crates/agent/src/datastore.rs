@@ -53,6 +53,14 @@ pub(crate) async fn read(storage: &Path, vm: &VmName) -> Result<(VmSpec, Vec<u8>
     Ok((spec, text))
 }
 
+/// Whether the shared storage holds `spec` as it is: the VM was made on some host of the
+/// pool, and another host registers it rather than making it again.
+pub(crate) async fn holds(storage: &Path, spec: &VmSpec) -> bool {
+    read(storage, &spec.name)
+        .await
+        .is_ok_and(|(stored, _)| stored == *spec)
+}
+
 /// Removes `vm`'s configuration (a deleted VM).
 pub(crate) async fn remove(storage: &Path, vm: &VmName) {
     let _ = tokio::fs::remove_file(spec_path(storage, vm)).await;

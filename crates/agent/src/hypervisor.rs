@@ -12,7 +12,8 @@ use crate::error::AgentError;
 
 /// Runs the VMs of one host.
 pub trait Hypervisor: Send + Sync + 'static {
-    /// Makes the VM's disk and seed without starting it.
+    /// Makes the VM's disk and seed without starting it; a no-op when this host or the
+    /// shared storage already has the VM with this spec (a start registers it).
     fn create(&self, spec: &VmSpec) -> impl Future<Output = Result<(), AgentError>> + Send;
     /// Starts the VM and returns once its guest agent reports Ready.
     fn start(&self, vm: &VmName) -> impl Future<Output = Result<(), AgentError>> + Send;

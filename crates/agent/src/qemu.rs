@@ -356,6 +356,11 @@ impl Hypervisor for QemuHypervisor {
         if !spec.name.is_valid() {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
+        if self.table.get(&spec.name).is_none()
+            && datastore::holds(&self.config.storage, spec).await
+        {
+            return Ok(());
+        }
         if !self.table.insert(VmRecord::new(spec.clone())) {
             // A repeated create (its first answer was lost) is a no-op; another VM of the
             // same name is refused.

@@ -100,6 +100,12 @@ impl Hypervisor for SimulatedHypervisor {
         if !spec.name.is_valid() {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
+        if let Some(storage) = &self.storage
+            && self.table.get(&spec.name).is_none()
+            && datastore::holds(storage, spec).await
+        {
+            return Ok(());
+        }
         if self.table.insert(VmRecord::new(spec.clone())) {
             if let Some(storage) = &self.storage {
                 datastore::write(storage, spec).await?;
@@ -216,5 +222,46 @@ impl Hypervisor for SimulatedHypervisor {
             None if self.table.get(vm).is_some() => Ok(console_chunk(vm, 0, &[])),
             None => Err(AgentError::UnknownVm(vm.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plinth_proto::guest::Bootstrap;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: VmName("legacy-0".into()),
+            vcpus: 2,
+            memory_mib: 512,
+            bootstrap: Bootstrap {
+                node: "legacy-0".into(),
+                cluster: "legacy".into(),
+                kubernetes_version: String::new(),
+                join_config: String::new(),
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_create_of_a_vm_the_pool_has_registers_it_rather_than_making_another() {
+        let storage = tempfile::tempdir().expect("tempdir");
+        let host = |dir: &tempfile::TempDir| {
+            let capacity = Capacity {
+                cpus: 8,
+                memory_mib: 8192,
+            };
+            SimulatedHypervisor::new(Duration::from_millis(1), capacity)
+                .with_storage(dir.path().to_owned())
+        };
+        let (a, b) = (host(&storage), host(&storage));
+        a.create(&spec()).await.expect("made on a");
+        b.create(&spec()).await.expect("a no-op on b");
+        assert!(b.vms().is_empty(), "b made nothing");
+        b.start(&VmName("legacy-0".into()))
+            .await
+            .expect("registered and started");
+        assert_eq!(b.vms()[0].state, VmState::Running);
     }
 }

@@ -8,9 +8,10 @@
 //! report's content: callers hand it HTML, selectors, series names and colours.
 //!
 //! [`live`] drives a page that keeps running (the console of `plinth serve`) over the
-//! DevTools protocol: evaluate, wait for an expression, press keys, read the
-//! accessibility tree, take screenshots.
+//! DevTools protocol: evaluate, wait for an expression, press keys, take screenshots;
+//! [`axe`] runs axe-core (installed by `scripts/axe-core`) in such a page.
 
+pub mod axe;
 pub mod live;
 
 use std::collections::HashSet;
@@ -34,6 +35,12 @@ pub enum BrowserCheckError {
     /// `CI` is set, so a missing Chromium is a failure rather than a skip.
     #[error("CI is set but Chromium is missing: {stderr}")]
     ChromiumMissing {
+        /// What the script said.
+        stderr: String,
+    },
+    /// `CI` is set, so axe-core that cannot be installed is a failure rather than a skip.
+    #[error("CI is set but axe-core could not be installed (scripts/axe-core): {stderr}")]
+    AxeCoreMissing {
         /// What the script said.
         stderr: String,
     },

@@ -1,7 +1,6 @@
 //! A live page in headless Chromium, driven over the DevTools protocol, for pages that
 //! keep running after they load (the console of `plinth serve`): open a URL, evaluate
-//! JavaScript in it, wait until an expression holds, press keys, read the accessibility
-//! tree and take screenshots.
+//! JavaScript in it, wait until an expression holds, press keys and take screenshots.
 //!
 //! Chromium is started with `--remote-debugging-port=0`; the page's DevTools socket is
 //! found through the port it prints, and each command is one JSON message answered by the
@@ -302,15 +301,6 @@ impl Live {
         Ok(())
     }
 
-    /// The page's full accessibility tree, as Chromium computes it.
-    ///
-    /// # Errors
-    /// As [`Live::call`].
-    pub fn accessibility_tree(&mut self) -> Result<Vec<Value>> {
-        let tree = self.call("Accessibility.getFullAXTree", json!({}))?;
-        Ok(tree["nodes"].as_array().cloned().unwrap_or_default())
-    }
-
     /// Writes a PNG of the viewport to `path`.
     ///
     /// # Errors
@@ -334,30 +324,4 @@ impl Drop for Live {
         let _ = self.browser.kill();
         let _ = self.browser.wait();
     }
-}
-
-/// Controls the accessibility tree names nothing: buttons, links, text boxes, tabs,
-/// check boxes and the like whose accessible name is empty, as `role` lines. Such a
-/// control cannot be told apart by a screen reader, which axe-core rates serious.
-pub fn unnamed_controls(nodes: &[Value]) -> Vec<String> {
-    const NAMED: [&str; 9] = [
-        "button",
-        "link",
-        "textbox",
-        "spinbutton",
-        "tab",
-        "checkbox",
-        "combobox",
-        "slider",
-        "menuitem",
-    ];
-    nodes
-        .iter()
-        .filter(|n| n["ignored"] != true)
-        .filter_map(|n| {
-            let role = n["role"]["value"].as_str()?;
-            let name = n["name"]["value"].as_str().unwrap_or_default();
-            (NAMED.contains(&role) && name.trim().is_empty()).then(|| role.to_owned())
-        })
-        .collect()
 }

@@ -1,5 +1,6 @@
 //! What each pool's new node VMs are given: size, Kubernetes version and the kubeadm join
-//! configuration Plinth generates for them, all from the estate.
+//! configuration Plinth generates for them, all from the estate; and what the
+//! VirtualMachineSets' VMs are made of.
 
 use std::collections::BTreeMap;
 
@@ -26,9 +27,14 @@ pub struct PoolImage {
 }
 
 /// The node VM templates of an estate, by the `cluster/pool` key of the control plane's
-/// `CreateVm` (`cluster/control-plane` for control-plane members).
+/// `CreateVm` (`cluster/control-plane` for control-plane members), and the sizes of its
+/// VirtualMachineSets' VMs, by set.
 #[derive(Clone, Debug, Default)]
-pub struct Pools(BTreeMap<(String, String), PoolImage>);
+pub struct Pools {
+    pools: BTreeMap<(String, String), PoolImage>,
+    /// Each VirtualMachineSet: (members, vCPUs, memory MiB).
+    sets: BTreeMap<String, (u32, u32, u32)>,
+}
 
 fn mib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX)
@@ -64,13 +70,48 @@ impl Pools {
                 );
             }
         }
-        Self(pools)
+        let sets = estate
+            .vm_sets
+            .iter()
+            .map(|s| {
+                let size = (s.spec.count, s.spec.vcpu, mib(s.spec.memory.0));
+                (s.name.clone(), size)
+            })
+            .collect();
+        Self { pools, sets }
     }
 
     /// The template of `pool`, a `cluster/pool` key as the control plane sends it.
     pub fn get(&self, pool: &str) -> Option<&PoolImage> {
         let (cluster, name) = pool.split_once('/')?;
-        self.0.get(&(cluster.to_owned(), name.to_owned()))
+        self.pools.get(&(cluster.to_owned(), name.to_owned()))
+    }
+
+    /// Every VirtualMachineSet's VMs, as (VM, set), by set.
+    pub fn set_members(&self) -> impl Iterator<Item = (String, &str)> {
+        self.sets.iter().flat_map(|(set, &(count, _, _))| {
+            (0..count).map(move |i| (format!("{set}-{i}"), set.as_str()))
+        })
+    }
+
+    /// The agent's spec of `vm` when it is a VirtualMachineSet's member (`SET-i`, as the
+    /// planning chain names them): the set's size; it joins no cluster, so its bootstrap
+    /// names the set and carries no Kubernetes version or join configuration.
+    pub fn set_member(&self, vm: &str) -> Option<VmSpec> {
+        let (set, digits) = vm.rsplit_once('-')?;
+        let index: u32 = digits.parse().ok()?;
+        let &(count, vcpus, memory_mib) = self.sets.get(set)?;
+        (index < count && index.to_string() == digits).then(|| VmSpec {
+            name: VmName(vm.to_owned()),
+            vcpus,
+            memory_mib,
+            bootstrap: Bootstrap {
+                node: vm.to_owned(),
+                cluster: set.to_owned(),
+                kubernetes_version: String::new(),
+                join_config: String::new(),
+            },
+        })
     }
 
     /// The agent's spec of VM `vm` of `pool`, or `None` for an unknown pool.
@@ -172,6 +213,32 @@ mod tests {
             kubernetes_version: "1.31.4".into(),
             control_plane,
         }
+    }
+
+    #[test]
+    fn a_virtual_machine_sets_members_are_made_from_its_size() {
+        let mut pools = Pools::default();
+        pools.sets.insert("legacy-apps".into(), (2, 4, 16_384));
+        let spec = pools.set_member("legacy-apps-1").expect("a member");
+        assert_eq!((spec.vcpus, spec.memory_mib), (4, 16_384));
+        assert_eq!(spec.bootstrap.cluster, "legacy-apps");
+        for other in [
+            "legacy-apps-2",
+            "legacy-apps-01",
+            "legacy-apps-",
+            "legacy-1",
+            "apps-workers-0",
+        ] {
+            assert_eq!(pools.set_member(other), None, "{other}");
+        }
+        let members: Vec<(String, &str)> = pools.set_members().collect();
+        assert_eq!(
+            members,
+            [
+                ("legacy-apps-0".to_owned(), "legacy-apps"),
+                ("legacy-apps-1".to_owned(), "legacy-apps")
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! | control plane | agent |
 //! |---|---|
 //! | `createVm` | `createVm` (linked clone + NoCloud seed), then `startVm`; done when the guest agent reports Ready |
-//! | `startVm`, `stopVm`, `deleteVm` | the same |
+//! | `startVm` | the same; a VirtualMachineSet's VM is created first (a no-op where the pool has it) |
+//! | `stopVm`, `deleteVm` | the same |
 //! | `fenceHost` | `fence` (the agent kills every VM); a cut-off host is unreachable and the known-dead rule applies |
 //! | `reportInventory` | `resync`; done once the inventory arrived |
 //! | `cordon`, `uncordon`, `drain` | done at once: no Kubernetes API runs here (docs/run.md) |
@@ -148,6 +149,11 @@ impl QemuDriver {
     /// Kubernetes version). Commands sent before keep what they were sent with.
     pub fn set_pools(&mut self, pools: crate::bootstrap::Pools) {
         self.config.pools = pools;
+    }
+
+    /// What each pool's VMs, and each VirtualMachineSet's, are made from.
+    pub fn pools(&self) -> &Pools {
+        &self.config.pools
     }
 
     /// Starts one link per agent. Writes go to `store` before any command is sent; `secret`
@@ -538,8 +544,17 @@ impl QemuDriver {
                     );
                 }
             },
+            // A VirtualMachineSet's VM is not made by a command of its own: the control plane
+            // starts it where the plan placed it, and it is made there first when no host of
+            // the pool has it yet (a create of a VM the pool has is a no-op).
             CommandKind::StartVm { vm: name, host } => {
-                start(host, vec![Action::StartVm { vm: vm(name) }])
+                let made = self.config.pools.set_member(name).map(Action::CreateVm);
+                start(
+                    host,
+                    made.into_iter()
+                        .chain([Action::StartVm { vm: vm(name) }])
+                        .collect(),
+                )
             }
             CommandKind::StopVm { vm: name, host } => {
                 start(host, vec![Action::StopVm { vm: vm(name) }])

@@ -220,6 +220,11 @@ impl Session {
         &self.control
     }
 
+    /// What each pool's VMs, and each VirtualMachineSet's, are made from.
+    pub fn pools(&self) -> &crate::bootstrap::Pools {
+        self.driver.pools()
+    }
+
     /// The driver.
     pub fn driver(&mut self) -> &mut QemuDriver {
         &mut self.driver

@@ -223,7 +223,14 @@ async function compare() {
       return;
     }
     $('report').srcdoc = await response.text();
-    say('Comparison ready.');
+    say('Comparison ready; searching what would change its answer…');
+    const sweeps = await api('/console/views/decide');
+    if (!sweeps.ok) {
+      say(await failure(sweeps));
+      return;
+    }
+    $('sweeps').innerHTML = await sweeps.text();
+    say('Comparison and what would change it ready.');
   } finally {
     $('compare').disabled = false;
   }
@@ -323,6 +330,7 @@ function signOut(message = '') {
     if (v !== 'decide') $(`view-${v}`).innerHTML = '';
   }
   $('report').srcdoc = '';
+  $('sweeps').innerHTML = '';
   $('sign-in-error').textContent = message;
   $('token').focus();
 }

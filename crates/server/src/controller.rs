@@ -511,34 +511,40 @@ impl Controller {
         let mut vms = Vec::new();
         let mut on_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut phases: BTreeMap<String, u64> = BTreeMap::new();
+        let mut vm = |name: &str, spec: Value| {
+            let host = control.vm_host(name).map(str::to_owned);
+            let phase = control
+                .vm_phase(name)
+                .and_then(|p| serde_json::to_value(p).ok())
+                .unwrap_or(json!("Pending"));
+            *phases
+                .entry(phase.as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+            if let Some(h) = &host {
+                on_host.entry(h.clone()).or_default().push(name.to_owned());
+            }
+            let body = json!({
+                "apiVersion": PLINTH_GROUP_VERSION,
+                "kind": "VirtualMachine",
+                "metadata": {"name": name},
+                "spec": spec,
+            });
+            let status = json!({"phase": phase, "host": host});
+            vms.push((
+                ObjectKey::global(Resource::VirtualMachine, name),
+                body,
+                status,
+            ));
+        };
         for topo in control.clusters() {
             for pool in std::iter::once(&topo.control_plane).chain(&topo.pools) {
-                for vm in &pool.nodes {
-                    let host = control.vm_host(vm).map(str::to_owned);
-                    let phase = control
-                        .vm_phase(vm)
-                        .and_then(|p| serde_json::to_value(p).ok())
-                        .unwrap_or(json!("Pending"));
-                    *phases
-                        .entry(phase.as_str().unwrap_or_default().to_owned())
-                        .or_default() += 1;
-                    if let Some(h) = &host {
-                        on_host.entry(h.clone()).or_default().push(vm.clone());
-                    }
-                    let body = json!({
-                        "apiVersion": PLINTH_GROUP_VERSION,
-                        "kind": "VirtualMachine",
-                        "metadata": {"name": vm},
-                        "spec": {"cluster": topo.name, "pool": pool.name},
-                    });
-                    let status = json!({"phase": phase, "host": host});
-                    vms.push((
-                        ObjectKey::global(Resource::VirtualMachine, vm),
-                        body,
-                        status,
-                    ));
+                for name in &pool.nodes {
+                    vm(name, json!({"cluster": topo.name, "pool": pool.name}));
                 }
             }
+        }
+        for (name, set) in r.session.pools().set_members() {
+            vm(&name, json!({"virtualMachineSet": set}));
         }
         let mut states: BTreeMap<String, u64> = BTreeMap::new();
         let names: BTreeSet<String> = control

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod serial;
+pub mod sweeps;
 pub mod tls;
 pub mod watch_cache;
 pub mod wire;

@@ -39,14 +39,6 @@ pub enum SimError {
         #[source]
         source: PlanError,
     },
-    /// The estate holds something `plinth run` does not run for real.
-    #[error(
-        "{what} cannot be run for real yet: only Clusters' node VMs are; remove it to run the estate"
-    )]
-    NotRunnable {
-        /// The object, by kind and name.
-        what: String,
-    },
     /// A simulated day took more events than the budget allows.
     #[error(
         "simulated day {} took more than {limit} events, the budget of a day (--max-events-per-day), most of them from {}: look at {}",
@@ -317,7 +309,8 @@ pub struct Greenfield {
 /// The control plane of a virtualized estate where nothing runs yet, for `plinth run` and
 /// `plinth serve`: the same planning chain and hosts as [`setup`], with every cluster
 /// declared and none built, so each waits for its `ClusterRequested` (the path a
-/// timeline's `addCluster` takes).
+/// timeline's `addCluster` takes). The VirtualMachineSets' VMs are placed as in [`setup`]
+/// and start out running there: the driver makes the ones no host has.
 ///
 /// A run has only the hosts the Inventory owns: when the Scenario's headroom rule would
 /// buy more, the headroom is lowered ([`Headroom`]: maintenance first, HA last) until the
@@ -326,14 +319,8 @@ pub struct Greenfield {
 /// host it would buy.
 ///
 /// # Errors
-/// When the design cannot be planned, or the estate declares VirtualMachineSets (their VMs
-/// are not node VMs and are not run for real).
+/// When the design cannot be planned.
 pub fn greenfield(estate: &Estate) -> Result<Greenfield, SimError> {
-    if let Some(set) = estate.vm_sets.first() {
-        return Err(SimError::NotRunnable {
-            what: format!("VirtualMachineSet `{}`", set.name),
-        });
-    }
     let env = EnvironmentType::Virtualized;
     let design = |estate: &Estate| {
         plan(estate, env).map_err(|source| SimError::Design {

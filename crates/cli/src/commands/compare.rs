@@ -8,15 +8,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_compare::decision::DecidedBy;
-use plinth_compare::sensitivity::Sweeps;
 use plinth_compare::{
     CompareError, ENVS, Execution, Options, Report, Runs, Winner, fmt_num, html, log_file_name,
-    read_runs, report, sensitivity, simulate_runs,
+    read_runs, report, simulate_runs,
 };
 use plinth_events::InputDigest;
-use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::quantity::Duration;
 use plinth_model::ranges;
+use plinth_server::sweeps;
 
 use crate::Outcome;
 use crate::commands::{self, load_or_report};
@@ -84,9 +83,6 @@ pub(crate) struct Args {
 
 /// One year of simulated time, ms.
 const YEAR_MS: u64 = 365 * 86_400_000;
-
-/// Runs per point of the sensitivity sweeps when `--sweep-runs` is not given.
-const DEFAULT_SWEEP_RUNS: u32 = 8;
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
@@ -235,28 +231,18 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     };
     let compared = started.elapsed();
     let mut timings = vec![("13 dimensions and the recommendation", compared)];
-    if !args.no_sweep && report.recommendation.is_some() {
-        let sweep = Options {
-            runs: args.sweep_runs.unwrap_or(DEFAULT_SWEEP_RUNS),
-            ..options
-        };
-        let t = Instant::now();
-        let sweeps = Sweeps::new(&estate, &sweep)?;
-        let progress = bar(sensitivity::PARAMETERS.len() as u64, "break-even inputs");
-        report.sensitivity = sweeps.break_even(&|| progress.inc(1))?;
+    if !args.no_sweep {
+        let progress = bar(
+            sweeps::steps(&estate),
+            "break-even inputs and clusters moved",
+        );
+        let runs = args.sweep_runs.unwrap_or(sweeps::DEFAULT_RUNS);
+        let swept = sweeps::add(&estate, &options, runs, &mut report, &|| progress.inc(1))?;
         progress.finish_and_clear();
-        timings.push(("break-even search", t.elapsed()));
-        let t = Instant::now();
-        let rest_on = match report.recommendation.as_ref().map(|r| r.environment) {
-            Some("bare-metal") => EnvironmentType::BareMetal,
-            _ => EnvironmentType::Virtualized,
-        };
-        let progress = bar(sweeps.what_if_count() as u64, "clusters moved");
-        let what_ifs = sweeps.what_if(rest_on, &|| progress.inc(1))?;
-        progress.finish_and_clear();
-        report.warnings.extend(what_ifs.bound());
-        report.what_if = what_ifs.moved;
-        timings.push(("per-cluster what-ifs", t.elapsed()));
+        if let Some(t) = swept {
+            timings.push(("break-even search", t.break_even));
+            timings.push(("per-cluster what-ifs", t.what_if));
+        }
     }
     if let Some(path) = &args.html {
         let title = format!(

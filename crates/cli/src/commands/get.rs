@@ -114,21 +114,23 @@ fn columns(resource: Resource, wide: bool) -> (Vec<&'static str>, Cells) {
             }),
         ),
         Resource::VirtualMachine => (
-            vec!["NAME", "CLUSTER", "POOL", "PHASE", "HOST"],
+            vec!["NAME", "OWNER", "PHASE", "HOST"],
             Box::new(|o| {
-                [
-                    "/metadata/name",
-                    "/spec/cluster",
-                    "/spec/pool",
-                    "/status/phase",
-                    "/status/host",
-                ]
-                .iter()
-                .map(|p| match text(o, p) {
+                let cell = |p: &str| match text(o, p) {
                     "" => "-".to_owned(),
                     t => t.to_owned(),
-                })
-                .collect()
+                };
+                // A node VM's cluster and pool, or a VirtualMachineSet's VM's set.
+                let owner = match text(o, "/spec/virtualMachineSet") {
+                    "" => format!("{}/{}", cell("/spec/cluster"), cell("/spec/pool")),
+                    set => format!("vmset/{set}"),
+                };
+                vec![
+                    cell("/metadata/name"),
+                    owner,
+                    cell("/status/phase"),
+                    cell("/status/host"),
+                ]
             }),
         ),
         Resource::Host => (

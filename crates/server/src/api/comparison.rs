@@ -5,7 +5,10 @@
 //! --html` writes, from the one renderer. The console's Decide view shows the page.
 //!
 //! A comparison is simulated once per estate: it is kept, keyed by the digest of the
-//! applied objects, until they change. Requests meanwhile wait for the one run.
+//! applied objects, until they change. Requests meanwhile wait for the one run. What would
+//! change its answer (the break-even search and the per-cluster what-ifs,
+//! [`crate::sweeps::add`]) takes many times longer: it is added to a copy of the kept
+//! report only when the console's Decide view asks ([`swept`]), and kept the same way.
 
 use std::sync::Arc;
 
@@ -25,10 +28,15 @@ use crate::manifests::estate_input;
 /// estate, and the key keeps another store's estate from ever reading it.
 static NEWEST: Mutex<Option<Compared>> = Mutex::const_new(None);
 
+/// The newest comparison with what would change its answer, and the estate it is of.
+static SWEPT: Mutex<Option<(InputDigest, Arc<Report>)>> = Mutex::const_new(None);
+
 /// A comparison of one estate.
 #[derive(Clone)]
 struct Compared {
     input: InputDigest,
+    estate: Arc<Estate>,
+    options: Options,
     report: Arc<Report>,
     html: Arc<str>,
 }
@@ -62,13 +70,13 @@ fn options(estate: &Estate, input: InputDigest) -> Result<Options, ApiError> {
     })
 }
 
-fn refused(e: &CompareError) -> ApiError {
+fn refused(e: CompareError) -> ApiError {
     let status = match e {
         CompareError::Design { .. } | CompareError::Run { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
@@ -87,10 +95,12 @@ fn compare(input: &plinth_model::Input, digest: InputDigest) -> Result<Compared,
         )
     })?;
     let options = options(&estate, digest)?;
-    let report = plinth_compare::compare(&estate, &options, &|| {}).map_err(|e| refused(&e))?;
+    let report = plinth_compare::compare(&estate, &options, &|| {}).map_err(refused)?;
     let html = plinth_compare::html::render(&report, &title(&estate));
     Ok(Compared {
         input: digest,
+        estate: Arc::new(estate),
+        options,
         report: Arc::new(report),
         html: Arc::from(html),
     })
@@ -108,6 +118,33 @@ async fn newest(shared: &Arc<Shared>) -> Result<Compared, ApiError> {
     let compared = blocking(move || compare(&input, digest)).await?;
     *newest = Some(compared.clone());
     Ok(compared)
+}
+
+/// The kept comparison of the applied estate with its break-even search and per-cluster
+/// what-ifs, as `plinth compare` adds them (each point over
+/// [`crate::sweeps::DEFAULT_RUNS`] runs): the one kept while the objects are unchanged.
+pub(crate) async fn swept(shared: &Arc<Shared>) -> Result<Arc<Report>, ApiError> {
+    let compared = newest(shared).await?;
+    let mut swept = SWEPT.lock().await;
+    if let Some((_, kept)) = swept.as_ref().filter(|(input, _)| *input == compared.input) {
+        return Ok(kept.clone());
+    }
+    let report = blocking(move || {
+        let mut report = Report::clone(&compared.report);
+        crate::sweeps::add(
+            &compared.estate,
+            &compared.options,
+            crate::sweeps::DEFAULT_RUNS,
+            &mut report,
+            &|| {},
+        )
+        .map_err(refused)?;
+        Ok((compared.input, Arc::new(report)))
+    })
+    .await?;
+    let kept = report.1.clone();
+    *swept = Some(report);
+    Ok(kept)
 }
 
 /// Whether the client asked for the HTML page.

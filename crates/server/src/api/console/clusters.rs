@@ -144,7 +144,7 @@ pub(crate) fn render(snapshot: &Snapshot, can_write: bool) -> Markup {
                     } }
                     tbody {
                         @for (name, vcpu, memory, replicas, placement) in pools(estate, &spec.name) {
-                            @let running = snapshot.vms.iter().filter(|v| v.spec.cluster == spec.name && v.spec.pool == name && v.status.phase == "Running").count();
+                            @let running = snapshot.vms.iter().filter(|v| v.spec.is_pool(&spec.name, name) && v.status.phase == "Running").count();
                             tr data-pool=(name) {
                                 th scope="row" { (name) }
                                 td { (vcpu) " vCPU · " (gib(memory)) }

@@ -7,6 +7,9 @@
 //! - `GET /console/views/{pool,clusters,timeline}` (bearer token): one view's fragment.
 //!   Action forms are drawn only for a token whose role may write Clusters; the API
 //!   checks every write anyway.
+//! - `GET /console/views/decide` (bearer token): what would change the comparison's
+//!   answer — break-even and per-cluster what-ifs — from the kept comparison's report
+//!   ([`crate::api::comparison`]); it waits for that comparison and its sweeps.
 //! - `GET /console/watch` (bearer token): every change from now on, as the watch API's
 //!   JSON lines, so the page redraws a view when an object it shows changes, never by
 //!   polling.
@@ -16,6 +19,7 @@
 //! control plane reports the VMs.
 
 mod clusters;
+mod decide;
 mod objects;
 mod pool;
 mod timeline;
@@ -106,8 +110,24 @@ pub(crate) fn assets() -> Router<Arc<Shared>> {
 /// The views and the change stream: behind the API's bearer tokens.
 pub(crate) fn views() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/console/views/decide", get(decide_view))
         .route("/console/views/{view}", get(view))
         .route("/console/watch", get(changes))
+}
+
+fn html_response(html: String) -> Response {
+    let mut response = html.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// The Decide view's break-even and what-ifs, from the kept comparison.
+async fn decide_view(State(shared): State<Arc<Shared>>) -> ApiResult {
+    let report = crate::api::comparison::swept(&shared).await?;
+    Ok(html_response(decide::render(&report).into_string()))
 }
 
 async fn view(
@@ -120,7 +140,7 @@ async fn view(
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("no console view `{name}`: pool, clusters or timeline"),
+            format!("no console view `{name}`: pool, clusters, timeline or decide"),
         )
     })?;
     let can_write = who.role >= Role::to_write(Resource::Cluster);
@@ -129,12 +149,7 @@ async fn view(
         Ok(view.render(&snapshot, can_write).into_string())
     })
     .await?;
-    let mut response = html.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    Ok(response)
+    Ok(html_response(html))
 }
 
 /// Every change after the current revision.

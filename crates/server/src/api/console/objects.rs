@@ -17,25 +17,51 @@ pub(crate) struct Meta {
     pub(crate) name: String,
 }
 
-/// A node VM as the control plane reports it.
+/// A VM as the control plane reports it: a node VM or a VirtualMachineSet's.
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct Vm {
     /// Its name.
     pub(crate) metadata: Meta,
-    /// Its cluster and pool.
-    pub(crate) spec: VmSpec,
+    /// What it belongs to.
+    pub(crate) spec: Owner,
     /// Its phase and host.
     #[serde(default)]
     pub(crate) status: VmStatus,
 }
 
-/// Which pool a VM belongs to.
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct VmSpec {
-    /// The cluster.
-    pub(crate) cluster: String,
-    /// The pool (`control-plane` or a node pool).
-    pub(crate) pool: String,
+/// What a VM belongs to: a pool of a cluster, or a VirtualMachineSet.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Owner {
+    /// A node VM.
+    Pool {
+        /// The cluster.
+        cluster: String,
+        /// The pool (`control-plane` or a node pool).
+        pool: String,
+    },
+    /// A VM of the estate that is no Kubernetes node.
+    Set {
+        /// The VirtualMachineSet.
+        #[serde(rename = "virtualMachineSet")]
+        set: String,
+    },
+}
+
+impl Owner {
+    /// Whether this is pool `pool` of cluster `cluster`.
+    pub(crate) fn is_pool(&self, cluster: &str, pool: &str) -> bool {
+        matches!(self, Self::Pool { cluster: c, pool: p } if c == cluster && p == pool)
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pool { cluster, pool } => write!(f, "{cluster}/{pool}"),
+            Self::Set { set } => write!(f, "VirtualMachineSet {set}"),
+        }
+    }
 }
 
 /// Where a VM runs.

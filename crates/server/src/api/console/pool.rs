@@ -1,6 +1,6 @@
 //! The pool map: hosts grouped by rack, each with its VMs as blocks sized by vCPU (width)
-//! and memory (height) and coloured by cluster; the host's state; the placement groups
-//! whose hard limit the VMs' hosts break.
+//! and memory (height) and coloured by cluster or VirtualMachineSet; the host's state; the
+//! placement groups whose hard limit the VMs' hosts break.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +10,15 @@ use plinth_model::estate::Host as EstateHost;
 use plinth_model::kinds::environment::AdmissionControl;
 use plinth_model::policy::{PlacementPolicy, Scope};
 
-use super::objects::{Snapshot, Vm, gib};
+use super::objects::{Owner, Snapshot, Vm, gib};
 
-/// Colours of clusters in estate order (Okabe–Ito, told apart with colour-blindness too).
+/// Colours of clusters, then VirtualMachineSets, in estate order (Okabe–Ito, told apart
+/// with colour-blindness too).
 const PALETTE: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#555555",
 ];
 
-/// The colour of the cluster at `index`.
+/// The colour of the owner at `index` ([`owner_index`]).
 pub(crate) fn colour(index: usize) -> &'static str {
     PALETTE[index % PALETTE.len()]
 }
@@ -25,39 +26,43 @@ pub(crate) fn colour(index: usize) -> &'static str {
 /// A placement group's hard limit broken in one failure domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Violation {
-    /// The cluster.
-    pub(crate) cluster: String,
-    /// The pool (`control-plane` or a node pool).
-    pub(crate) pool: String,
-    /// What the pool spreads over.
+    /// The group: a cluster's pool or a VirtualMachineSet.
+    pub(crate) group: Owner,
+    /// What the group spreads over.
     pub(crate) scope: Scope,
     /// The host or rack.
     pub(crate) domain: String,
-    /// Members of the pool in it.
+    /// Members of the group in it.
     pub(crate) members: u32,
     /// The most the policy allows.
     pub(crate) limit: u32,
 }
 
-/// The placement groups of `estate`: (cluster, pool, policy).
-fn groups(estate: &Estate) -> Vec<(&str, &str, PlacementPolicy)> {
-    estate
-        .clusters
-        .iter()
-        .flat_map(|c| {
-            let cp = (
-                c.name.as_str(),
-                plinth_control::upgrade::CONTROL_PLANE,
-                c.spec.control_plane.placement,
-            );
-            std::iter::once(cp).chain(
-                c.spec
-                    .node_pools
-                    .iter()
-                    .map(|p| (c.name.as_str(), p.name.as_str(), p.placement)),
-            )
-        })
-        .collect()
+/// The placement groups of `estate`: each cluster's pools, then each VirtualMachineSet.
+fn groups(estate: &Estate) -> Vec<(Owner, PlacementPolicy)> {
+    let pool = |cluster: &str, pool: &str| Owner::Pool {
+        cluster: cluster.to_owned(),
+        pool: pool.to_owned(),
+    };
+    let pools = estate.clusters.iter().flat_map(|c| {
+        let cp = (
+            pool(&c.name, plinth_control::upgrade::CONTROL_PLANE),
+            c.spec.control_plane.placement,
+        );
+        std::iter::once(cp).chain(
+            c.spec
+                .node_pools
+                .iter()
+                .map(|p| (pool(&c.name, &p.name), p.placement)),
+        )
+    });
+    let sets = estate.vm_sets.iter().map(|v| {
+        let set = Owner::Set {
+            set: v.name.clone(),
+        };
+        (set, v.spec.placement)
+    });
+    pools.chain(sets).collect()
 }
 
 /// The failure domain of `host` at `scope`: its name or its rack's.
@@ -74,15 +79,12 @@ fn domain(estate: &Estate, host: &str, scope: Scope) -> String {
 /// Every domain where a pool has more placed members than its policy's hard limit.
 pub(crate) fn violations(estate: &Estate, vms: &[Vm]) -> Vec<Violation> {
     let mut out = Vec::new();
-    for (cluster, pool, policy) in groups(estate) {
+    for (group, policy) in groups(estate) {
         let Some(limit) = policy.hard_limit() else {
             continue;
         };
         let mut members: BTreeMap<String, u32> = BTreeMap::new();
-        for vm in vms
-            .iter()
-            .filter(|v| v.spec.cluster == cluster && v.spec.pool == pool)
-        {
+        for vm in vms.iter().filter(|v| v.spec == group) {
             if let Some(host) = &vm.status.host {
                 *members
                     .entry(domain(estate, host, policy.spread_over))
@@ -94,8 +96,7 @@ pub(crate) fn violations(estate: &Estate, vms: &[Vm]) -> Vec<Violation> {
                 .into_iter()
                 .filter(|&(_, n)| n > limit)
                 .map(|(domain, n)| Violation {
-                    cluster: cluster.to_owned(),
-                    pool: pool.to_owned(),
+                    group: group.clone(),
                     scope: policy.spread_over,
                     domain,
                     members: n,
@@ -106,27 +107,37 @@ pub(crate) fn violations(estate: &Estate, vms: &[Vm]) -> Vec<Violation> {
     out
 }
 
-/// A VM's size: (vCPU, memory bytes), from its pool's spec.
+/// A VM's size: (vCPU, memory bytes), from its pool's or its VirtualMachineSet's spec.
 fn size(estate: &Estate, vm: &Vm) -> Option<(u32, u64)> {
-    let cluster = estate.clusters.iter().find(|c| c.name == vm.spec.cluster)?;
-    if vm.spec.pool == plinth_control::upgrade::CONTROL_PLANE {
+    let (cluster, pool) = match &vm.spec {
+        Owner::Pool { cluster, pool } => (cluster, pool),
+        Owner::Set { set } => {
+            let v = estate.vm_sets.iter().find(|v| v.name == *set)?;
+            return Some((v.spec.vcpu, v.spec.memory.0));
+        }
+    };
+    let cluster = estate.clusters.iter().find(|c| c.name == *cluster)?;
+    if pool == plinth_control::upgrade::CONTROL_PLANE {
         let cp = &cluster.spec.control_plane;
         return Some((cp.vcpu, cp.memory.0));
     }
-    let pool = cluster
-        .spec
-        .node_pools
-        .iter()
-        .find(|p| p.name == vm.spec.pool)?;
+    let pool = cluster.spec.node_pools.iter().find(|p| p.name == *pool)?;
     Some((pool.vcpu, pool.memory.0))
 }
 
-fn cluster_index(estate: &Estate, cluster: &str) -> usize {
-    estate
-        .clusters
-        .iter()
-        .position(|c| c.name == cluster)
-        .unwrap_or(estate.clusters.len())
+/// The colour index of a VM's owner: its cluster's place in the estate, or its
+/// VirtualMachineSet's after the clusters.
+fn owner_index(estate: &Estate, owner: &Owner) -> usize {
+    let unknown = estate.clusters.len() + estate.vm_sets.len();
+    match owner {
+        Owner::Pool { cluster, .. } => estate.clusters.iter().position(|c| c.name == *cluster),
+        Owner::Set { set } => estate
+            .vm_sets
+            .iter()
+            .position(|v| v.name == *set)
+            .map(|i| estate.clusters.len() + i),
+    }
+    .unwrap_or(unknown)
 }
 
 /// Share of `part` in `whole`, as a percentage clamped to [min, 100].
@@ -143,10 +154,9 @@ fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -
     // 20 px for a VM with almost no memory, 60 px for one with all of the host's.
     let height = 20.0 + 0.4 * share(bytes as f64, memory as f64, 0.0);
     let label = format!(
-        "{} of {}/{}: {vcpu} vCPU, {}, {}",
+        "{} of {}: {vcpu} vCPU, {}, {}",
         vm.metadata.name,
-        vm.spec.cluster,
-        vm.spec.pool,
+        vm.spec,
         gib(bytes),
         vm.status.phase
     );
@@ -154,7 +164,7 @@ fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -
         li.vm.violation[broken] data-vm=(vm.metadata.name) data-phase=(vm.status.phase)
             tabindex="0" title=(label) aria-label=(label)
             style=(format!("--w:{width:.1}%;--h:{height:.0}px;--c:{}",
-                colour(cluster_index(estate, &vm.spec.cluster)))) {
+                colour(owner_index(estate, &vm.spec)))) {
             span.vm-name aria-hidden="true" { (vm.metadata.name) }
         }
     }
@@ -200,7 +210,7 @@ fn host_card(estate: &Estate, snapshot: &Snapshot, host: &EstateHost, broken: &[
 /// The VMs breaking a violation: the members of its pool in its domain.
 fn breaking<'a>(estate: &Estate, vms: &'a [Vm], v: &Violation) -> Vec<&'a str> {
     vms.iter()
-        .filter(|vm| vm.spec.cluster == v.cluster && vm.spec.pool == v.pool)
+        .filter(|vm| vm.spec == v.group)
         .filter(|vm| {
             vm.status
                 .host
@@ -276,9 +286,9 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
     html! {
         div.pool-summary {
             span { (estate.hosts.len()) " hosts · " (snapshot.vms.len()) " VMs" }
-            ul.legend aria-label="Clusters" {
-                @for (i, c) in estate.clusters.iter().enumerate() {
-                    li { span.swatch style=(format!("--c:{}", colour(i))) {} (c.name) }
+            ul.legend aria-label="Clusters and VirtualMachineSets" {
+                @for (i, name) in estate.clusters.iter().map(|c| &c.name).chain(estate.vm_sets.iter().map(|v| &v.name)).enumerate() {
+                    li { span.swatch style=(format!("--c:{}", colour(i))) {} (name) }
                 }
             }
         }
@@ -290,7 +300,7 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
                 ul {
                     @for v in &violations {
                         li.violation-item {
-                            strong { (v.cluster) "/" (v.pool) } ": " (v.members) " members on " (scope_name(v.scope)) " " (v.domain)
+                            strong { (v.group) } ": " (v.members) " members on " (scope_name(v.scope)) " " (v.domain)
                             " (its policy allows " (v.limit) ")"
                         }
                     }
@@ -323,29 +333,78 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::console::objects::{Meta, VmSpec, VmStatus};
+    use crate::api::console::objects::{Meta, VmStatus};
 
     fn estate() -> Estate {
         let mut input = plinth_model::Input::default();
         input.add(plinth_model::SourceFile::new(
             "e.yaml",
-            "apiVersion: plinth.dev/v1alpha1\nkind: Inventory\nmetadata: {name: lab}\nspec:\n  hostClasses:\n  - {name: std, sockets: 1, coresPerSocket: 8, memory: 64Gi}\n  racks: [{name: r1}, {name: r2}]\n  hosts:\n  - {rack: r1, class: std, count: 2}\n  - {rack: r2, class: std, count: 1}\n---\napiVersion: plinth.dev/v1alpha1\nkind: Cluster\nmetadata: {name: apps}\nspec:\n  kubernetesVersion: 1.31.4\n  osImage: ubuntu-24.04\n  controlPlane: {replicas: 3, vcpu: 2, memory: 8Gi}\n  nodePools:\n  - {name: workers, vcpu: 4, memory: 16Gi, replicas: 2, placement: {spreadOver: rack, mode: strict}}\n",
+            "apiVersion: plinth.dev/v1alpha1\nkind: Inventory\nmetadata: {name: lab}\nspec:\n  hostClasses:\n  - {name: std, sockets: 1, coresPerSocket: 8, memory: 64Gi}\n  racks: [{name: r1}, {name: r2}]\n  hosts:\n  - {rack: r1, class: std, count: 2}\n  - {rack: r2, class: std, count: 1}\n---\napiVersion: plinth.dev/v1alpha1\nkind: Cluster\nmetadata: {name: apps}\nspec:\n  kubernetesVersion: 1.31.4\n  osImage: ubuntu-24.04\n  controlPlane: {replicas: 3, vcpu: 2, memory: 8Gi}\n  nodePools:\n  - {name: workers, vcpu: 4, memory: 16Gi, replicas: 2, placement: {spreadOver: rack, mode: strict}}\n---\napiVersion: plinth.dev/v1alpha1\nkind: VirtualMachineSet\nmetadata: {name: legacy}\nspec: {count: 2, vcpu: 8, memory: 32Gi, placement: {spreadOver: host, mode: strict}}\n",
         ));
         plinth_model::load(&input).estate.expect("a valid estate")
     }
 
-    fn vm(name: &str, pool: &str, host: &str) -> Vm {
+    fn placed(name: &str, spec: Owner, host: &str) -> Vm {
         Vm {
             metadata: Meta { name: name.into() },
-            spec: VmSpec {
-                cluster: "apps".into(),
-                pool: pool.into(),
-            },
+            spec,
             status: VmStatus {
                 phase: "Running".into(),
                 host: Some(host.into()),
             },
         }
+    }
+
+    fn vm(name: &str, pool: &str, host: &str) -> Vm {
+        let spec = Owner::Pool {
+            cluster: "apps".into(),
+            pool: pool.into(),
+        };
+        placed(name, spec, host)
+    }
+
+    fn legacy(name: &str, host: &str) -> Vm {
+        let spec = Owner::Set {
+            set: "legacy".into(),
+        };
+        placed(name, spec, host)
+    }
+
+    #[test]
+    fn a_virtual_machine_set_is_a_placement_group_and_sized_from_its_spec() {
+        let estate = estate();
+        let apart = [
+            legacy("legacy-0", "r1-std-01"),
+            legacy("legacy-1", "r1-std-02"),
+        ];
+        assert_eq!(violations(&estate, &apart), vec![]);
+        let together = [
+            legacy("legacy-0", "r1-std-01"),
+            legacy("legacy-1", "r1-std-01"),
+        ];
+        let found = violations(&estate, &together);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].group.to_string(), "VirtualMachineSet legacy");
+        assert_eq!(
+            (found[0].domain.as_str(), found[0].members),
+            ("r1-std-01", 2)
+        );
+        let snapshot = Snapshot {
+            estate: Some(estate),
+            vms: together.to_vec(),
+            ..Snapshot::default()
+        };
+        let html = render(&snapshot).into_string();
+        // 8 vCPU of 16 threads; the set's colour follows the one cluster's.
+        assert!(
+            html.contains(&format!("--w:50.0%;--h:40px;--c:{}", colour(1))),
+            "{html}"
+        );
+        assert!(
+            html.contains("legacy-0 of VirtualMachineSet legacy: 8 vCPU"),
+            "{html}"
+        );
+        assert!(html.contains("16/16 vCPU"), "{html}");
     }
 
     #[test]
@@ -367,13 +426,16 @@ mod tests {
             vm("cp1", "control-plane", "r1-std-01"),
         ];
         let found = violations(&estate, &packed);
-        let seen: Vec<(&str, &str, u32)> = found
+        let seen: Vec<(String, &str, u32)> = found
             .iter()
-            .map(|v| (v.pool.as_str(), v.domain.as_str(), v.members))
+            .map(|v| (v.group.to_string(), v.domain.as_str(), v.members))
             .collect();
         assert_eq!(
             seen,
-            [("control-plane", "r1-std-01", 2), ("workers", "r1", 2)]
+            [
+                ("apps/control-plane".to_owned(), "r1-std-01", 2),
+                ("apps/workers".to_owned(), "r1", 2)
+            ]
         );
     }
 
