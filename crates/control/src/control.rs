@@ -288,10 +288,19 @@ impl Control {
             health_seq: 0,
             persisted: None,
         };
-        if c.vms.is_some() && cfg.drs.enabled {
-            c.timers.insert((Time(cfg.drs.interval), Timer::Drs));
-        }
+        c.arm_drs(Time::ZERO);
         c
+    }
+
+    /// Schedules the next DRS pass, one interval after `now`. A VM pool always has one: the
+    /// pass balances only when DRS is on, but on or off it tries stuck evacuations again,
+    /// so a maintenance waiting for room goes on once room returns (none with a zero
+    /// interval, which could never advance).
+    fn arm_drs(&mut self, now: Time) {
+        if self.vms.is_some() && self.cfg.drs.interval > 0 {
+            self.timers
+                .insert((now + self.cfg.drs.interval, Timer::Drs));
+        }
     }
 
     /// A virtualized pool whose VMs all run where `pool` places them (the starting state
@@ -728,8 +737,7 @@ impl Control {
                 }
             }
             Timer::Drs => {
-                self.timers
-                    .insert((now + self.cfg.drs.interval, Timer::Drs));
+                self.arm_drs(now);
                 self.drs_pass(now, out);
             }
             Timer::Health(key) => {

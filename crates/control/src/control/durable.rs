@@ -332,10 +332,7 @@ impl Control {
     /// Every timer, from the times the state holds.
     fn rebuild_timers(&mut self, now: Time) {
         self.timers.clear();
-        if self.vms.is_some() && self.cfg.drs.enabled {
-            self.timers
-                .insert((now + self.cfg.drs.interval, Timer::Drs));
-        }
+        self.arm_drs(now);
         for (i, h) in self.hosts.iter().enumerate() {
             match h.health {
                 Health::Silent { deadline, .. } => {
