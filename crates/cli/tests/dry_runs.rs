@@ -208,6 +208,30 @@ fn maintenance_that_would_lose_etcd_quorum_is_refused_unless_forced() {
     ]);
     assert_eq!(code, 0, "{err}\n{v}");
     assert_eq!(v["plan"]["stops"].as_array().map(Vec::len), Some(0), "{v}");
+    // With one zone declared, the racks that declare none share one: rb's VMs go to rc,
+    // ra's have nowhere to go.
+    let mixed = crate::estate(
+        &["name: ra, zone: a", "name: rb", "name: rc"],
+        ["ra", "rb", "rc"],
+        1,
+        "",
+    );
+    let stops = |host: &str| {
+        let (_, v, err) = json(&[
+            "maintenance",
+            mixed.path().to_str().expect("utf-8 path"),
+            "--host",
+            host,
+            "--dry-run",
+            "--force",
+        ]);
+        v["plan"]["stops"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_else(|| panic!("{err}"))
+    };
+    assert_eq!(stops("rb-standard-01"), 0);
+    assert!(stops("ra-standard-01") > 0);
     let (code, out, _) =
         common::plinth_streams(&["maintenance", estate, "--host", host, "--dry-run"]);
     assert_eq!(code, 1);

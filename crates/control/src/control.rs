@@ -1416,7 +1416,7 @@ impl Control {
     /// Whether a DRS pass now would do nothing: no evacuation to try again and no change
     /// since the last pass found the pool balanced.
     fn drs_idle(&mut self) -> bool {
-        !self.drs_dirty && self.evacuations_due().is_empty()
+        !(self.cfg.drs.enabled && self.drs_dirty) && self.evacuations_due().is_empty()
     }
 
     /// The evacuating hosts a DRS pass tries again: those waiting for VMs to become movable

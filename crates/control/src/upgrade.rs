@@ -248,13 +248,15 @@ pub struct RolloutPlan {
 /// takes `replace_ms` (a new VM cloned and booted; drains are assumed not to wait on a
 /// PodDisruptionBudget). A `change` that changes nothing replaces nothing.
 pub fn rollout_plan(
-    state: &mut PoolState,
+    state: &PoolState,
     cluster: &ClusterTopology,
     id: impl Fn(&str) -> Option<VmId>,
     change: Change,
     replace_ms: u64,
 ) -> RolloutPlan {
     let replaces = change.replaces();
+    // Surge nodes are tried on the placement and removed again: on a copy of its own.
+    let mut work = state.clone();
     let stages: Vec<StagePlan> = std::iter::once(&cluster.control_plane)
         .chain(&cluster.pools)
         .filter(|p| replaces && !p.nodes.is_empty())
@@ -262,7 +264,7 @@ pub fn rollout_plan(
             let mut order = p.nodes.clone();
             order.sort();
             let template = order.first().and_then(|n| id(n));
-            let (room, free) = vm_surge_room(state, template, p.strategy, 0, 0);
+            let (room, free) = vm_surge_room(&mut work, template, p.strategy, 0, 0);
             let b = batch(p.strategy, room, free, 0, 0, order.len());
             stage_plan(p, order, b, replace_ms)
         })
@@ -345,7 +347,7 @@ mod tests {
         let s = three_hosts(2);
         let c = cluster(&["c-cp-0", "c-cp-1", "c-cp-2"], &["c-w-1", "c-w-0"]);
         let change = Change::to("1.32.0", "1.31.4", "ubuntu-22.04");
-        let plan = rollout_plan(&mut s.clone(), &c, |n| id(&s, n), change, 90_000);
+        let plan = rollout_plan(&s, &c, |n| id(&s, n), change, 90_000);
         assert!(plan.replaces);
         let cp = &plan.stages[0];
         assert_eq!(cp.pool, CONTROL_PLANE);

@@ -94,7 +94,7 @@ impl PoolState {
             .ok_or(PlacementError::UnknownReservation { id: reservation.id })?;
         for v in vms {
             if let Some(e) = self.detach(v) {
-                self.note_room(e.host);
+                self.note_left(e.host, e.spec.group);
             }
         }
         Ok(())

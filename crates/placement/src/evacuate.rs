@@ -43,6 +43,9 @@ impl PoolState {
             .into_iter()
             .filter_map(|v| self.detach(v).map(|e| (v, e)))
             .collect();
+        for (_, e) in &victims {
+            self.note_left(host, e.spec.group);
+        }
         victims.sort_by(|(va, a), (vb, b)| {
             b.spec
                 .restart_priority

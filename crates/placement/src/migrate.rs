@@ -43,8 +43,9 @@ impl PoolState {
             return Err(PlacementError::Unplaceable { vm, explanation });
         }
         entry.host = m.to;
+        let group = entry.spec.group;
         self.attach(m.vm, entry);
-        self.note_room(m.from);
+        self.note_left(m.from, group);
         Ok(())
     }
 
@@ -93,8 +94,9 @@ impl PoolState {
                 continue;
             }
             entry.host = to;
+            let group = entry.spec.group;
             self.attach(vm, entry);
-            self.note_room(from);
+            self.note_left(from, group);
             return Ok(Migration { vm, from, to });
         }
         if let Some(to) = refused

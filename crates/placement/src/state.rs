@@ -2,7 +2,7 @@
 //! one, change a host's status. Deterministic: the same calls give the same state.
 
 use plinth_model::Resources;
-use plinth_model::policy::PlacementStrategy;
+use plinth_model::policy::{PlacementStrategy, Scope};
 
 use crate::admission::{AdmissionPolicy, AdmissionTracker, SlotReport, UpHosts, slot_report};
 use crate::error::PlacementError;
@@ -211,7 +211,7 @@ impl PoolState {
     pub fn remove(&mut self, vm: VmId) -> Result<VmSpec, PlacementError> {
         match self.detach(vm) {
             Some(e) => {
-                self.note_room(e.host);
+                self.note_left(e.host, e.spec.group);
                 self.free_ids.push(vm.0);
                 Ok(e.spec)
             }
@@ -248,8 +248,9 @@ impl PoolState {
     }
 
     /// A stamp of the room on the pool's hosts: it changes whenever room appears on a host
-    /// (a VM removed or migrated off, a reservation aborted, a host coming up), never when
-    /// a VM is placed. A decision refused for lack of room at one stamp can only come out
+    /// (a VM removed, migrated off or lost with a failed host, a reservation aborted, a
+    /// host coming up; for a group spread over racks, on every host of the rack the member
+    /// left), never when a VM is placed. A decision refused for lack of room at one stamp can only come out
     /// differently once [`PoolState::room_since`] holds for one of the hosts it considered.
     pub fn room_stamp(&self) -> u64 {
         self.rooms
@@ -260,10 +261,26 @@ impl PoolState {
         self.room_at.get(host.index()).is_some_and(|&at| at > stamp)
     }
 
-    /// Room appeared on `host`.
+    /// Room appeared on `host` (it came up, or a VM outside any group left it).
     pub(crate) fn note_room(&mut self, host: HostId) {
+        self.note_left(host, None);
+    }
+
+    /// A VM of `group` left `host`: room appeared there and, for a group spread over
+    /// racks, on every host of its rack, since the group's count in that rack went down.
+    pub(crate) fn note_left(&mut self, host: HostId, group: Option<GroupId>) {
         self.rooms += 1;
-        if let Some(at) = self.room_at.get_mut(host.index()) {
+        let rack_wide = group
+            .and_then(|g| self.pool.groups().get(g.0 as usize))
+            .is_some_and(|g| g.policy.spread_over == Scope::Rack);
+        if rack_wide {
+            let rack = self.pool.host(host).rack;
+            for (at, h) in self.room_at.iter_mut().zip(self.pool.hosts()) {
+                if h.rack == rack {
+                    *at = self.rooms;
+                }
+            }
+        } else if let Some(at) = self.room_at.get_mut(host.index()) {
             *at = self.rooms;
         }
     }

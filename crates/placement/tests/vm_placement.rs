@@ -368,6 +368,35 @@ fn copies_fit_counts_what_the_groups_and_capacity_allow_and_changes_nothing() {
 }
 
 #[test]
+fn room_stamps_mark_where_room_appeared_rack_wide_for_a_rack_spread_group() {
+    // Two racks of two hosts; group 0 spreads over racks, at most one member per rack.
+    let groups = vec![group("cp", Scope::Rack, SpreadMode::Strict, None)];
+    let mut s = PoolState::new(pool(4, 2, 8000, 16, groups, PoolConfig::default()));
+    let (member, at) = s
+        .place(vm("cp0", 1000, 1).in_group(GroupId(0)))
+        .expect("fits");
+    let (plain, _) = s.place(vm("plain", 1000, 1)).expect("fits");
+    let stamp = s.room_stamp();
+    assert!(
+        (0..4).all(|h| !s.room_since(HostId(h), stamp)),
+        "placing makes no room"
+    );
+    let plain_host = s.host_of(plain).expect("placed");
+    s.remove(plain).expect("placed");
+    assert!(s.room_since(plain_host, stamp));
+    let rack_mate = HostId(at.0 ^ 1);
+    assert!(!s.room_since(rack_mate, stamp) || rack_mate == plain_host);
+    let stamp = s.room_stamp();
+    s.remove(member).expect("placed");
+    assert!(
+        s.room_since(at, stamp) && s.room_since(rack_mate, stamp),
+        "the rack's count of the group went down: room on both of its hosts"
+    );
+    let other_rack = HostId((at.0 + 2) % 4);
+    assert!(!s.room_since(other_rack, stamp));
+}
+
+#[test]
 fn migrations_are_checked_against_the_plan_not_the_stale_state() {
     let mut s = PoolState::new(pool(
         3,

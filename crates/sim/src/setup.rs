@@ -12,14 +12,16 @@ use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
 use plinth_model::kinds::cluster::NodePool;
 use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::inventory::InventorySpec;
 use plinth_model::kinds::scenario::HostFailures;
 use plinth_placement::baremetal::Role;
 use plinth_placement::designs::{Binding, deferred_clusters};
 use plinth_placement::plan::{
-    BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, VirtualizedPlan, plan,
+    BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, PlannedHost,
+    VirtualizedPlan, plan,
 };
 use plinth_placement::pods::{PodId, PodTemplate, Scheduler};
-use plinth_placement::{VmId, VmSpec};
+use plinth_placement::{VmId, VmSpec, ZoneId};
 
 use plinth_control::store::StoreError;
 use plinth_events::EventsError;
@@ -403,6 +405,28 @@ fn pool_key(cluster: &str, pool: &str) -> String {
     format!("{cluster}/{pool}")
 }
 
+/// The zone that evacuations and DRS keep each host's VMs in, hosts in the pool's order:
+/// its rack's declared `zone`; the hosts of racks that declare none (bought servers
+/// included) share one, so only declared zones confine.
+fn declared_zones(inv: &InventorySpec, hosts: &[PlannedHost]) -> Vec<ZoneId> {
+    let mut seen: Vec<Option<&str>> = Vec::new();
+    hosts
+        .iter()
+        .map(|h| {
+            let declared = inv
+                .racks
+                .iter()
+                .find(|r| r.name == h.rack)
+                .and_then(|r| r.zone.as_deref());
+            let i = seen.iter().position(|z| *z == declared).unwrap_or_else(|| {
+                seen.push(declared);
+                seen.len() - 1
+            });
+            ZoneId(u32::try_from(i).unwrap_or(u32::MAX))
+        })
+        .collect()
+}
+
 /// The setup of a planned design.
 fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup {
     let hosts = sim_hosts(estate, &plan);
@@ -476,9 +500,8 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
         });
     }
     let control = control.with_clusters(topology);
-    // Evacuations and DRS stay inside each host's declared zone (hosts in the pool's order).
     out.control = if estate.inventory.spec.declares_zones() {
-        control.with_zones(plan.hosts.iter().map(|h| h.zone).collect())
+        control.with_zones(declared_zones(&estate.inventory.spec, &plan.hosts))
     } else {
         control
     };

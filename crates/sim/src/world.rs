@@ -344,6 +344,9 @@ pub struct Summary {
     pub migrations: u32,
     /// Host maintenances completed.
     pub maintenances: u32,
+    /// How long the oldest host maintenance still open at the end had been open, ms (0:
+    /// none): a host left evacuating for good shows here.
+    pub maintenance_open_longest_ms: u64,
     /// Pod evictions by the node lifecycle controller or drains.
     pub evictions: u32,
     /// Pod-minutes unavailable (bound to a node that is not Ready, starting, or pending).
@@ -438,8 +441,9 @@ pub struct World<'a> {
     /// New VMs' pools (`cluster/pool`), from their CreateVm.
     vm_pool: HashMap<String, String>,
     draining: BTreeMap<usize, Draining>,
-    /// Hosts in a requested maintenance → pods made unavailable by it so far.
-    maint_open: BTreeMap<usize, u32>,
+    /// Hosts in a requested maintenance → when it was requested, and the pods made
+    /// unavailable by it so far.
+    maint_open: BTreeMap<usize, (u64, u32)>,
     /// Running VMs' sizes plus the per-VM overhead (virtualized).
     vm_allocated: Resources,
     /// Running VirtualMachineSet VMs' sizes, by usage profile.
@@ -1836,13 +1840,13 @@ impl<'a> World<'a> {
 
     fn open_maintenance(&mut self, h: usize) {
         if self.hosts[h].up {
-            self.maint_open.entry(h).or_insert(0);
+            self.maint_open.entry(h).or_insert((self.now, 0));
         }
     }
 
     /// `pods` were made unavailable on host `h`: charge them to its maintenance, if any.
     fn disrupted(&mut self, h: usize, pods: u32) {
-        if let Some(c) = self.maint_open.get_mut(&h) {
+        if let Some((_, c)) = self.maint_open.get_mut(&h) {
             *c += pods;
         }
     }
@@ -2263,7 +2267,7 @@ impl<'a> World<'a> {
             }
             CommandKind::MaintainHost { host } => {
                 if let Some(h) = self.host_idx(host) {
-                    let disrupted = self.maint_open.remove(&h);
+                    let disrupted = self.maint_open.remove(&h).map(|(_, pods)| pods);
                     if let Some(pods) = disrupted {
                         self.log.write(
                             self.now,
@@ -2593,6 +2597,12 @@ impl<'a> World<'a> {
         self.summary.pod_minutes_unavailable = self.unavailable_ms as f64 / 60_000.0;
         self.summary.pods_pending_at_end = self.pending.values().map(|s| s.len() as u32).sum();
         self.summary.conditions_at_end = control.conditions().map(ToString::to_string).collect();
+        self.summary.maintenance_open_longest_ms = self
+            .maint_open
+            .values()
+            .map(|(since, _)| self.end.saturating_sub(*since))
+            .max()
+            .unwrap_or(0);
         self.log.write(
             self.end,
             Event::End {

@@ -56,9 +56,8 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         .context("the cluster is not in the estate")?;
     let change = Change::to(&args.to, &spec.spec.kubernetes_version, &spec.spec.os_image);
     let d = ControlConfig::virtualized(&estate).deadlines;
-    // The plan tries surge nodes on the pool and removes them again: on a copy of its own.
     let plan = upgrade::rollout_plan(
-        &mut state.clone(),
+        state,
         cluster,
         |vm| control.vm_id(vm),
         change,

@@ -40,9 +40,9 @@ impl InventorySpec {
     }
 
     /// Whether any rack declares its `zone`: then maintenance and DRS keep every VM inside
-    /// its host's zone. Zones that are only rack names label nodes but do not confine
-    /// moves (a rack holds too few hosts to take its own evacuations without reserves the
-    /// capacity plan does not make per rack).
+    /// its host's declared zone, the racks that declare none sharing one. Zones that are
+    /// only rack names label nodes but do not confine moves (a rack holds too few hosts to
+    /// take its own evacuations without reserves the capacity plan does not make per rack).
     pub fn declares_zones(&self) -> bool {
         self.racks.iter().any(|r| r.zone.is_some())
     }
