@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::estates::{self, LONELY};
 use serde_json::Value;
 
 fn json(args: &[&str]) -> (i32, Value, String) {
@@ -97,74 +98,10 @@ fn without_dry_run_an_estate_directory_has_nothing_to_carry_it_out() {
     }
 }
 
-/// An estate of three hosts `<rack>-standard-01`, one in each of `host_racks`, among
-/// `racks` (the Inventory's racks as YAML flow mappings), a cluster `solo` with `cp`
-/// control-plane members and three workers, and `extra` documents.
-fn estate(racks: &[&str], host_racks: [&str; 3], cp: u32, extra: &str) -> tempfile::TempDir {
-    let rack_list: String = racks.iter().map(|r| format!("    - {{{r}}}\n")).collect();
-    let hosts: String = host_racks
-        .iter()
-        .map(|r| format!("    - class: standard\n      rack: {r}\n      count: 1\n"))
-        .collect();
-    let yaml = format!(
-        r#"apiVersion: plinth.dev/v1alpha1
-kind: Inventory
-metadata:
-  name: three
-spec:
-  hostClasses:
-    - name: standard
-      sockets: 2
-      coresPerSocket: 16
-      threadsPerCore: 2
-      memory: 384Gi
-      disks:
-        - kind: nvme
-          capacity: 3.84T
-          count: 2
-      nicGbps: 25
-      watts:
-        idle: 180
-        peak: 550
-      leadTime: 42d
-  racks:
-{rack_list}  hosts:
-{hosts}---
-apiVersion: plinth.dev/v1alpha1
-kind: Cluster
-metadata:
-  name: solo
-spec:
-  kubernetesVersion: "1.31.4"
-  osImage: ubuntu-24.04
-  controlPlane:
-    replicas: {cp}
-    vcpu: 2
-    memory: 8Gi
-  nodePools:
-    - name: workers
-      vcpu: 4
-      memory: 16Gi
-      disk: 60Gi
-      replicas: 3
-{extra}"#
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("estate.yaml"), yaml).expect("write");
-    dir
-}
-
-/// Three racks, each its own declared zone.
-const LONELY: [&str; 3] = [
-    "name: ra, zone: a",
-    "name: rb, zone: b",
-    "name: rc, zone: c",
-];
-
 #[test]
 fn maintenance_that_would_lose_etcd_quorum_is_refused_unless_forced() {
     // One control-plane member and no host to move it to.
-    let dir = estate(&LONELY, ["ra", "rb", "rc"], 1, "");
+    let dir = estates::estate(&LONELY, ["ra", "rb", "rc"], 1, "");
     let estate = dir.path().to_str().expect("utf-8 path");
     let hosts = ["ra-standard-01", "rb-standard-01", "rc-standard-01"];
     let mut refused = None;
@@ -193,7 +130,7 @@ fn maintenance_that_would_lose_etcd_quorum_is_refused_unless_forced() {
     }
     let host = refused.expect("one host runs the only control-plane member");
     // Racks that declare no zone do not confine moves: the same VMs find other racks.
-    let open = crate::estate(
+    let open = estates::estate(
         &["name: ra", "name: rb", "name: rc"],
         ["ra", "rb", "rc"],
         1,
@@ -210,7 +147,7 @@ fn maintenance_that_would_lose_etcd_quorum_is_refused_unless_forced() {
     assert_eq!(v["plan"]["stops"].as_array().map(Vec::len), Some(0), "{v}");
     // With one zone declared, the racks that declare none share one: rb's VMs go to rc,
     // ra's have nowhere to go.
-    let mixed = crate::estate(
+    let mixed = estates::estate(
         &["name: ra, zone: a", "name: rb", "name: rc"],
         ["ra", "rb", "rc"],
         1,
@@ -356,7 +293,7 @@ spec:
     hostsInMaintenance: 0
     upgradeSurge: false
 ";
-    let dir = estate(&["name: r1"], ["r1", "r1", "r1"], 3, tight);
+    let dir = estates::estate(&["name: r1"], ["r1", "r1", "r1"], 3, tight);
     let estate = dir.path().to_str().expect("utf-8 path");
     let args = [
         "upgrade",
@@ -395,7 +332,7 @@ spec:
     threshold: 0.01
     maxMovesPerInterval: 4
 ";
-    let dir = estate(&["name: r1"], ["r1", "r1", "r1"], 3, packed);
+    let dir = estates::estate(&["name: r1"], ["r1", "r1", "r1"], 3, packed);
     let estate = dir.path().to_str().expect("utf-8 path");
     let (code, v, err) = json(&["drs", estate, "--dry-run"]);
     assert_eq!(code, 0, "{err}");

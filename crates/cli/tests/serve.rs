@@ -753,3 +753,147 @@ fn the_api_over_tls_is_trusted_by_its_ca_and_refused_without_it() {
         "{err}"
     );
 }
+
+/// `plinth get KIND -o json`'s items.
+fn listed(server: &Server, token: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = cli(server, token, &["get", kind, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `plinth maintenance ARGS -o json` of the directory, or of the service with `token`:
+/// (exit code, answer, stderr).
+fn maintenance_json(
+    server: Option<(&Server, &Path)>,
+    args: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let args = [&["maintenance"], args, &["-o", "json"]].concat();
+    let (code, out, err) = match server {
+        Some((server, token)) => cli(server, token, &args),
+        None => plinth_streams(&args),
+    };
+    (code, serde_json::from_str(&out).unwrap_or_default(), err)
+}
+
+#[test]
+fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
+    // Three hosts, each its own declared zone, one control-plane member: no VM can leave
+    // its host, and the host of the member cannot go down without losing etcd quorum.
+    let estate = common::estates::estate(&common::estates::LONELY, ["ra", "rb", "rc"], 1, "");
+    let estate = estate.path().to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = Agents::up(dir.path().join("agents"), 17_600, estate);
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "").expect("tokens file");
+    let admin = token(&tokens, "admin", dir.path());
+    let operator = token(&tokens, "operator", dir.path());
+    let reader = token(&tokens, "reader", dir.path());
+    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
+    let (code, _, err) = cli(&server, &admin, &["apply", estate]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(
+        &server,
+        &reader,
+        &[
+            "wait",
+            "clusters",
+            "--for",
+            "condition=Ready",
+            "--timeout",
+            "120s",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let member = listed(&server, &reader, "vms")
+        .iter()
+        .find(|v| v["metadata"]["name"] == "solo-cp-0")
+        .and_then(|v| v["status"]["host"].as_str().map(str::to_owned))
+        .expect("the control-plane member runs");
+
+    // The service's dry run answers what the directory's does, for every host.
+    for host in ["ra-standard-01", "rb-standard-01", "rc-standard-01"] {
+        let ask = ["--host", host, "--dry-run"];
+        let (code, served, err) = maintenance_json(Some((&server, &operator)), &ask);
+        let (planned_code, planned, _) = maintenance_json(None, &[&[estate], &ask[..]].concat());
+        assert_eq!(code, planned_code, "{host}: {err}");
+        assert_eq!(served["dryRun"], true);
+        for field in ["plan", "safe", "refusals", "forced"] {
+            assert_eq!(served[field], planned[field], "{host}: {field}");
+        }
+    }
+
+    // A reader may not even plan; an unknown host is named with the hosts there are.
+    let (code, _, err) = cli(
+        &server,
+        &reader,
+        &["maintenance", "--host", &member, "--dry-run"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("needs role operator"), "{err}");
+    let (code, _, err) = cli(
+        &server,
+        &operator,
+        &["maintenance", "--host", "nope", "--dry-run"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no host `nope`") && err.contains("ra-standard-01"),
+        "{err}"
+    );
+
+    // Asked for real, the member's host is refused: etcd would lose its quorum.
+    let (code, _, err) = cli(&server, &operator, &["maintenance", "--host", &member]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("cluster solo loses etcd quorum"),
+        "{err}"
+    );
+    let requested = |host: &str| {
+        listed(&server, &reader, "events")
+            .iter()
+            .any(|e| e["involvedObject"]["name"] == host && e["reason"] == "MaintenanceRequested")
+    };
+    assert!(
+        !requested(&member),
+        "a refused maintenance is not requested"
+    );
+
+    // Forced, it is requested, with a warning naming what it breaks, and the control plane
+    // starts evacuating the host (its VMs wait there for room in their zone: the
+    // reconciler stops no VM the plan lists as stopping).
+    let (code, out, err) = cli(
+        &server,
+        &operator,
+        &["maintenance", "--host", &member, "--force"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("requested: the control plane evacuates"),
+        "{out}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let events = loop {
+        let events = listed(&server, &reader, "events");
+        let about = |reason: &str| {
+            events
+                .iter()
+                .find(|e| e["involvedObject"]["name"] == member.as_str() && e["reason"] == reason)
+        };
+        if let (Some(asked), Some(_)) = (about("MaintenanceRequested"), about("evacuating")) {
+            break asked.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no maintenance of {member}: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(events["type"], "Warning");
+    assert!(
+        events["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("forced past: cluster solo loses etcd quorum")),
+        "{events}"
+    );
+}

@@ -14,7 +14,7 @@ use crate::command::{
 use crate::config::ControlConfig;
 use crate::time::{Span, Time};
 use crate::upgrade::ClusterTopology;
-use crate::{drs, ha, maintenance};
+use crate::{ControlError, drs, ha, maintenance};
 
 mod durable;
 mod lifecycle;
@@ -464,6 +464,34 @@ impl Control {
     /// The desired placement (virtualized only).
     pub fn pool(&self) -> Option<&PoolState> {
         self.vms.as_ref().map(|v| &v.pool)
+    }
+
+    /// The maintenance of host `host` planned on the placement as it is now
+    /// ([`maintenance::plan`], with every guest cluster as the control plane sees it and
+    /// its own migration bandwidth), judged against `budgets`; `force` is the operator's.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownHost`]; [`ControlError::NoVmPool`] on bare metal.
+    pub fn maintenance_review(
+        &self,
+        host: &str,
+        budgets: &[maintenance::Budget],
+        force: bool,
+    ) -> Result<maintenance::Review, ControlError> {
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let id = maintenance::host_named(state, host)?;
+        let clusters: Vec<ClusterTopology> = self.clusters().cloned().collect();
+        let plan = maintenance::plan(
+            &maintenance::Snapshot {
+                state,
+                zones: &self.zones,
+                clusters: &clusters,
+                budgets,
+                deadlines: &self.cfg.deadlines,
+            },
+            id,
+        );
+        Ok(maintenance::Review::of(plan, force))
     }
 
     /// The id of VM `vm` in the desired placement ([`Control::pool`]).

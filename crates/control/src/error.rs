@@ -11,6 +11,11 @@ pub enum ControlError {
         /// The hosts that exist, in the pool's order.
         known: Vec<String>,
     },
+    /// A host maintenance was planned on bare metal, where a server is one node.
+    #[error(
+        "maintenance plans move VMs off a host: a bare-metal server runs one node, drain that node instead"
+    )]
+    NoVmPool,
     /// No cluster has the name asked for.
     #[error("no cluster `{cluster}`; the clusters are: {}", known.join(", "))]
     UnknownCluster {

@@ -290,7 +290,7 @@ pub fn parallel_migrations(gbps: f64) -> u32 {
 }
 
 /// One live migration of a maintenance plan.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedMove {
     /// The VM.
@@ -306,7 +306,7 @@ pub struct PlannedMove {
 }
 
 /// A VM that cannot leave the host and stops with it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stop {
     /// The VM.
@@ -316,7 +316,7 @@ pub struct Stop {
 }
 
 /// Whether a guest cluster's etcd keeps its majority while the host is down.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuorumCheck {
     /// The cluster.
@@ -332,7 +332,7 @@ pub struct QuorumCheck {
 }
 
 /// Whether a PodDisruptionBudget holds while the host is down.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetCheck {
     /// The budget.
@@ -350,7 +350,7 @@ pub struct BudgetCheck {
 }
 
 /// The whole maintenance of one host, decided before any of it is done.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenancePlan {
     /// The host.
@@ -386,6 +386,40 @@ impl MaintenancePlan {
             )
         });
         quorum.chain(budgets).collect()
+    }
+}
+
+/// A maintenance plan with its verdict: what `plinth maintenance --dry-run -o json` prints
+/// and what the service answers for `POST …/hosts/NAME/maintenance` (with or without a dry
+/// run), from the one [`crate::Control::maintenance_review`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// The plan.
+    pub plan: MaintenancePlan,
+    /// No etcd quorum and no PodDisruptionBudget breaks.
+    pub safe: bool,
+    /// What breaks ([`MaintenancePlan::refusals`]).
+    pub refusals: Vec<String>,
+    /// It is not safe and the operator forced it.
+    pub forced: bool,
+}
+
+impl Review {
+    /// `plan` judged, `force` set by the operator.
+    pub fn of(plan: MaintenancePlan, force: bool) -> Self {
+        let refusals = plan.refusals();
+        Self {
+            safe: refusals.is_empty(),
+            forced: force && !refusals.is_empty(),
+            refusals,
+            plan,
+        }
+    }
+
+    /// The maintenance must not go ahead: it is not safe and not forced.
+    pub fn refused(&self) -> bool {
+        !self.safe && !self.forced
     }
 }
 

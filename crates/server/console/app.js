@@ -1,7 +1,8 @@
 // The Plinth console: signs in with a token (kept in sessionStorage), shows the views the
 // server draws (/console/views/NAME), and redraws one when the change stream
 // (/console/watch, the watch API's JSON lines) says an object it shows changed. Actions
-// confirm first, then PUT the changed Cluster; the API checks the token's role.
+// confirm first, then PUT the changed Cluster, or, for a host's maintenance, show the
+// API's dry-run plan and POST the request; the API checks the token's role.
 
 const TOKEN = 'plinth.token';
 const VIEWS = ['pool', 'clusters', 'timeline', 'decide'];
@@ -236,8 +237,12 @@ async function compare() {
   }
 }
 
-function ask(text) {
+// Asks for a confirmation of `text`; `detail` (nodes) shows what it would do, `verb` names
+// the confirming button.
+function ask(text, detail = [], verb = 'Apply') {
   $('confirm-text').textContent = text;
+  $('confirm-detail').replaceChildren(...detail);
+  $('confirm-ok').textContent = verb;
   const dialog = $('confirm');
   dialog.returnValue = '';
   dialog.showModal();
@@ -269,7 +274,81 @@ async function change(cluster, edit, done) {
   say(written.ok ? done : await failure(written));
 }
 
+function element(tag, text, className) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (className) e.className = className;
+  return e;
+}
+
+// A maintenance plan as the API answers it: where each VM goes and when, what stops, and
+// what would break.
+function planNodes(review) {
+  const plan = review.plan;
+  const nodes = [
+    element(
+      'p',
+      `${plan.moves.length} VMs move, ${plan.stops.length} stop; ${plan.parallel} migrations at a ` +
+        `time; the host is empty after ${seconds(plan.completionMs)}.`,
+    ),
+  ];
+  if (plan.moves.length) {
+    const table = element('table', undefined, 'moves');
+    const head = table.createTHead().insertRow();
+    for (const h of ['VM', 'to', 'starts', 'takes']) head.append(element('th', h));
+    const body = table.createTBody();
+    for (const m of plan.moves) {
+      const row = body.insertRow();
+      row.dataset.vm = m.vm;
+      for (const c of [m.vm, m.to, `+${seconds(m.startMs)}`, seconds(m.durationMs)]) {
+        row.append(element('td', c));
+      }
+    }
+    const box = element('div', undefined, 'plan-scroll');
+    box.tabIndex = 0;
+    box.setAttribute('role', 'region');
+    box.setAttribute('aria-label', 'Migrations');
+    box.append(table);
+    nodes.push(box);
+  }
+  const list = (items, className) => {
+    const ul = element('ul', undefined, className);
+    for (const i of items) ul.append(element('li', i));
+    return ul;
+  };
+  if (plan.stops.length) nodes.push(list(plan.stops.map((s) => `${s.vm} stops: ${s.reason}`), 'stops'));
+  if (review.refusals.length) nodes.push(list(review.refusals, 'refusals'));
+  else nodes.push(element('p', 'Safe: no etcd quorum or PodDisruptionBudget breaks.', 'safe'));
+  return nodes;
+}
+
+// Plans the host's maintenance (a dry run of the API), shows the plan, and asks the
+// control plane for it once confirmed (forced when the plan breaks a quorum or a budget).
+async function maintain(host) {
+  const path = `/apis/plinth.dev/v1alpha1/hosts/${encodeURIComponent(host)}/maintenance`;
+  say(`Planning the maintenance of ${host}…`);
+  const planned = await api(`${path}?dryRun=All`, { method: 'POST' });
+  if (!planned.ok) return say(await failure(planned));
+  const review = await planned.json();
+  const safe = review.refusals.length === 0;
+  const ok = await ask(
+    safe
+      ? `Take host ${host} down for maintenance? Its VMs move first.`
+      : `Taking host ${host} down breaks what is listed below. Force it?`,
+    planNodes(review),
+    safe ? 'Start maintenance' : 'Force maintenance',
+  );
+  if (!ok) return say('Nothing changed.');
+  const done = await api(`${path}${safe ? '' : '?force=true'}`, { method: 'POST' });
+  say(
+    done.ok
+      ? `Maintenance of ${host} requested: the control plane moves its VMs, then takes it down.`
+      : await failure(done),
+  );
+}
+
 async function act(form) {
+  if (form.classList.contains('maintain')) return maintain(form.dataset.host);
   const cluster = form.dataset.cluster;
   if (form.classList.contains('scale')) {
     const pool = form.dataset.pool;

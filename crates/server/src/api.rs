@@ -13,6 +13,7 @@
 
 mod comparison;
 mod console;
+mod maintenance;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,7 +38,8 @@ use crate::manifests;
 use crate::objects::{Filter, Outcome, Txn, named_version};
 use crate::watch_cache::{Read, WatchCache};
 use crate::wire::{
-    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, Source, Status,
+    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, MAINTENANCE_PATH,
+    Source, Status,
 };
 
 /// The largest request body accepted, bytes.
@@ -69,7 +71,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
@@ -137,6 +139,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(crate::serial::LOG_PATH, get(vm_log))
         .route(COMPARISON_PATH, get(comparison::get))
+        .route(MAINTENANCE_PATH, post(maintenance::post))
         .merge(console::views())
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
@@ -169,7 +172,7 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 }
 
 /// Runs the write `f` in the next group commit; answered once it is durable.
-async fn write<T: Send + 'static>(
+pub(crate) async fn write<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnMut(&mut Txn<'_>) -> Result<T, ObjectsError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -16,11 +16,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+use plinth_control::maintenance::{Budget, Review};
 use plinth_control::store::Store;
 use plinth_control::{
-    CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready,
-    Reason, Time, UpgradeKind,
+    CommandId, CommandKind, ConditionChange, ControlConfig, ControlError, ControlEvent,
+    Observation, Ready, Reason, Time, UpgradeKind,
 };
+use plinth_events::InputDigest;
+use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
 use plinth_proto::Token;
 use plinth_qemu::bootstrap::Pools;
@@ -29,6 +33,7 @@ use plinth_store::SqliteStore;
 use serde_json::{Value, json};
 
 use crate::Shared;
+use crate::api::ApiError;
 use crate::error::ServeError;
 use crate::events::{Reporter, Severity, event};
 use crate::kinds::{ObjectKey, PLINTH_GROUP_VERSION, Resource};
@@ -128,13 +133,90 @@ pub struct ControllerConfig {
     pub state: StateStore,
 }
 
+/// A question for the running control plane from an API request, answered by the
+/// reconcile loop between two of its steps.
+#[derive(Debug)]
+pub(crate) enum Ask {
+    /// `POST …/hosts/NAME/maintenance`: plan the host's maintenance on the placement as it
+    /// is now and, unless `dry_run`, carry it out when it is safe or `force`d.
+    Maintenance {
+        /// The host.
+        host: String,
+        /// Go ahead even when an etcd quorum or a PodDisruptionBudget breaks.
+        force: bool,
+        /// Only plan.
+        dry_run: bool,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Result<Review, ApiError>>,
+    },
+}
+
 /// The control plane running one estate.
 struct Running {
     session: Session,
+    /// The estate it runs.
+    estate: Estate,
     /// The desired objects it was planned from.
     desired: Vec<(ObjectKey, Value)>,
+    /// The PodDisruptionBudgets with their pods by node as the plan bound them, made when
+    /// a maintenance is first asked for (the guests report no pods).
+    budgets: Option<Vec<Budget>>,
     /// Each host's agent address, as the driver reaches it.
     agents: BTreeMap<String, SocketAddr>,
+}
+
+impl Running {
+    /// Plans the maintenance of `host` on the placement as it is now
+    /// ([`plinth_control::Control::maintenance_review`], what `plinth maintenance
+    /// --dry-run` prints); unless `dry_run`, requests it from the control plane when it
+    /// is safe or `force`d.
+    fn maintenance(&mut self, host: &str, force: bool, dry_run: bool) -> Result<Review, ApiError> {
+        let budgets = match &mut self.budgets {
+            Some(b) => b,
+            None => {
+                let options = plinth_sim::Options::start(
+                    EnvironmentType::Virtualized,
+                    &self.estate,
+                    InputDigest::default(),
+                );
+                let setup = plinth_sim::setup(&self.estate, &options).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        format!("the running estate's pods could not be planned: {e}"),
+                    )
+                })?;
+                self.budgets.insert(setup.budgets())
+            }
+        };
+        let review = self
+            .session
+            .control()
+            .maintenance_review(host, budgets, force)
+            .map_err(|e| match e {
+                ControlError::UnknownHost { .. } => {
+                    ApiError::new(StatusCode::NOT_FOUND, "NotFound", e.to_string())
+                }
+                _ => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            })?;
+        if dry_run {
+            return Ok(review);
+        }
+        if review.refused() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Refused",
+                format!(
+                    "the maintenance of {host} is refused: {}; ask with dryRun=All to see the plan, or with force=true to take the host down anyway",
+                    review.refusals.join("; ")
+                ),
+            ));
+        }
+        self.session.request(Observation::MaintenanceRequested {
+            host: host.to_owned(),
+        });
+        Ok(review)
+    }
 }
 
 /// The reconcile loop.
@@ -255,6 +337,9 @@ impl Controller {
                 self.publish();
                 published = Instant::now();
             }
+            for ask in self.shared.take_asks() {
+                self.answer(ask);
+            }
             match &mut self.running {
                 Some(r) => {
                     let started = Instant::now();
@@ -346,6 +431,8 @@ impl Controller {
                             .request(Observation::UpgradeRequested { cluster, upgrade });
                     }
                     r.desired = desired;
+                    r.estate = estate;
+                    r.budgets = None;
                 }
                 Err(e) => {
                     let message = format!(
@@ -361,13 +448,41 @@ impl Controller {
         }
     }
 
+    /// Answers `ask` from the running control plane.
+    fn answer(&mut self, ask: Ask) {
+        match ask {
+            Ask::Maintenance {
+                host,
+                force,
+                dry_run,
+                reply,
+            } => {
+                let answer = match &mut self.running {
+                    Some(r) => r.maintenance(&host, force, dry_run),
+                    None => Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        format!(
+                            "no control plane runs, so there is no placement to plan on: {}",
+                            self.not_running.as_deref().unwrap_or("it is starting")
+                        ),
+                    )),
+                };
+                // The request may have given up waiting: nothing to tell.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
     fn start(&mut self, estate: &Estate, desired: Vec<(ObjectKey, Value)>) {
         match self.open(estate) {
             Ok((session, agents)) => {
                 self.not_running = None;
                 self.running = Some(Running {
                     session,
+                    estate: estate.clone(),
                     desired,
+                    budgets: None,
                     agents,
                 });
             }

@@ -54,6 +54,8 @@ pub struct Shared {
     pub agent_token: std::sync::OnceLock<String>,
     /// The recent changes, read once for every watch.
     pub watch_cache: watch_cache::WatchCache,
+    /// Questions for the running control plane, answered by the reconcile loop.
+    asks: Mutex<Vec<controller::Ask>>,
 }
 
 /// A write waiting for a group commit: it runs its own transaction in the batch and
@@ -88,7 +90,26 @@ impl Shared {
             closing: AtomicBool::new(false),
             agent_token: std::sync::OnceLock::new(),
             watch_cache: watch_cache::WatchCache::default(),
+            asks: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Leaves `ask` for the reconcile loop, which answers it between two steps.
+    pub(crate) fn ask(&self, ask: controller::Ask) {
+        self.asks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(ask);
+    }
+
+    /// The questions asked since the last call.
+    fn take_asks(&self) -> Vec<controller::Ask> {
+        std::mem::take(
+            &mut *self
+                .asks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Runs the write `f` in the next group commit: every write queued meanwhile shares

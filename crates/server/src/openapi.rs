@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
 use crate::kinds::{Info, TABLE, Writer};
-use crate::wire::{APPLY_PATH, ApplyRequest, ApplyResponse, COMPARISON_PATH, Status};
+use crate::wire::{
+    APPLY_PATH, ApplyRequest, ApplyResponse, COMPARISON_PATH, MAINTENANCE_PATH, Status,
+};
 
 /// Where a schema goes in the document.
 fn component(name: &str) -> String {
@@ -189,6 +191,15 @@ pub fn document() -> Value {
     paths.insert(COMPARISON_PATH.to_owned(), json!({"get": {
         "summary": "The comparison of the applied estate, virtualized against bare metal (`plinth compare --no-sweep` of the stored objects, with the Scenario's runs): the report as JSON, or the HTML page with `Accept: text/html`; 409 while the estate is not valid",
         "responses": ok(json!({"type": "object", "description": "The report `plinth compare -o json` prints"})),
+    }}));
+    paths.insert(MAINTENANCE_PATH.to_owned(), json!({"post": {
+        "summary": "A host's maintenance, planned on the running placement: which VMs move where and when, which stop and why, every etcd quorum and PodDisruptionBudget (the plan `plinth maintenance DIR --dry-run -o json` prints). Without a dry run the control plane carries it out (202); 409 when a quorum or budget would break and it is not forced; needs role operator",
+        "parameters": [
+            parameter("name", "path", "The Host.", true),
+            parameter("dryRun", "query", "`All`: only plan, change nothing.", false),
+            parameter("force", "query", "`true`: go ahead even when an etcd quorum or a PodDisruptionBudget breaks.", false),
+        ],
+        "responses": ok(json!({"type": "object", "description": "HostMaintenance: host, dryRun, plan, safe, refusals, forced"})),
     }}));
     json!({
         "openapi": "3.1.0",

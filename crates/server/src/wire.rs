@@ -16,6 +16,33 @@ pub const APPLY_PATH: &str = "/apis/plinth.dev/v1alpha1/apply";
 /// `Accept: text/html`).
 pub const COMPARISON_PATH: &str = "/apis/plinth.dev/v1alpha1/comparison";
 
+/// Where a host's maintenance is asked for: `POST` plans it on the running placement and,
+/// unless `?dryRun=All`, carries it out (`&force=true` past a broken quorum or budget).
+pub const MAINTENANCE_PATH: &str = "/apis/plinth.dev/v1alpha1/hosts/{name}/maintenance";
+
+/// [`MAINTENANCE_PATH`] for `host`.
+pub fn maintenance_path(host: &str) -> String {
+    MAINTENANCE_PATH.replace("{name}", host)
+}
+
+/// The answer to a maintenance request: the plan and its verdict, the same value `plinth
+/// maintenance DIR --dry-run -o json` prints for an estate directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostMaintenance {
+    /// `plinth.dev/v1alpha1`.
+    pub api_version: String,
+    /// `HostMaintenance`.
+    pub kind: String,
+    /// The host.
+    pub host: String,
+    /// Only planned; nothing was requested.
+    pub dry_run: bool,
+    /// The plan and its verdict.
+    #[serde(flatten)]
+    pub review: plinth_control::maintenance::Review,
+}
+
 /// An apply: manifest files as the user wrote them, checked and stored all or none.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -48,6 +48,19 @@ pub struct Options {
     pub input: InputDigest,
 }
 
+impl Options {
+    /// The starting world of `env` for `estate`, with no simulated time: what the dry runs
+    /// and the service plan from. `input` is the digest of what the estate was read from.
+    pub fn start(env: EnvironmentType, estate: &Estate, input: InputDigest) -> Self {
+        Self {
+            env,
+            seed: estate.scenario.spec.seed,
+            duration: 0,
+            input,
+        }
+    }
+}
+
 /// A finished run: the event log (JSON Lines of [`plinth_events::Record`], a header first,
 /// a digest last) and its summary.
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use plinth_control::maintenance::Budget;
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_control::{ClusterTopology, Control, ControlConfig, PoolTopology, Strategy};
 use plinth_model::Resources;
@@ -220,6 +221,38 @@ pub struct Setup {
     pub control: Control,
     /// The estate's settings the world needs.
     pub estate: Estate,
+}
+
+impl Setup {
+    /// Every PodDisruptionBudget with the available pods of its workload by node, as the
+    /// plan bound them: what a maintenance plan checks
+    /// ([`plinth_control::Control::maintenance_review`]).
+    pub fn budgets(&self) -> Vec<Budget> {
+        let mut pods_on: BTreeMap<u32, BTreeMap<String, u32>> = BTreeMap::new();
+        for pod in &self.pods {
+            if let Some((_, node)) = &pod.initial {
+                *pods_on
+                    .entry(pod.workload)
+                    .or_default()
+                    .entry(node.clone())
+                    .or_default() += 1;
+            }
+        }
+        self.min_available
+            .iter()
+            .zip(&self.workloads)
+            .zip(0u32..)
+            .filter_map(|((budget, workload), w)| {
+                let (min_available, name) = budget.as_ref()?;
+                Some(Budget {
+                    name: name.clone(),
+                    workload: workload.clone(),
+                    min_available: *min_available,
+                    pods_on: pods_on.remove(&w).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
 }
 
 fn failure_model(estate: &Estate, class: &str) -> HostFailures {

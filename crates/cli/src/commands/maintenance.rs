@@ -1,27 +1,33 @@
-//! `plinth maintenance DIR --host HOST --dry-run`: what taking a host down for maintenance
-//! would do to the estate, planned on its placement by the control plane's own evacuation
-//! ([`plinth_control::maintenance::plan`]).
-
-use std::collections::BTreeMap;
+//! `plinth maintenance`: what taking a host down for maintenance does to the estate,
+//! planned by the control plane's own evacuation
+//! ([`plinth_control::Control::maintenance_review`]). On an estate directory (`plinth
+//! maintenance DIR --host HOST --dry-run`) it plans on the directory's placement; without
+//! a directory it asks the running service (`plinth serve`), which plans on the placement
+//! as it is now and, without `--dry-run`, carries the maintenance out.
 
 use anyhow::{Context, Result};
-use plinth_control::maintenance::{self, Budget, MaintenancePlan, Snapshot};
-use plinth_control::{ClusterTopology, ControlConfig, Span};
-use plinth_sim::Setup;
-use serde_json::json;
+use plinth_control::Span;
+use plinth_control::maintenance::{MaintenancePlan, Review};
+use plinth_server::wire::{HostMaintenance, maintenance_path};
 
 use crate::Outcome;
+use crate::client::{Client, ClientError, ServerArgs};
 use crate::commands::{OutputFormat, load_or_report, require_dry_run, table, virtualized_setup};
 use crate::input::InputArgs;
 use crate::output;
 
 /// Plan a host's maintenance: where its VMs move, which stop and why, whether every etcd
-/// quorum and PodDisruptionBudget holds, and when the host can go down.
+/// quorum and PodDisruptionBudget holds, and when the host can go down. With DIR, on that
+/// estate's placement (`--dry-run` only); without, on the running service's, which carries
+/// it out unless `--dry-run`.
 ///
-/// Exit codes: 0 safe (or `--force`), 1 invalid input or a quorum or budget would break,
-/// 2 usage or I/O error (an unknown host, no `--dry-run`).
+/// Exit codes: 0 safe (or `--force`; with the service, requested), 1 invalid input or a
+/// quorum or budget would break, 2 usage, I/O or server error (an unknown host, no
+/// `--dry-run` on a directory).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("paths", |a| a.required(false)))]
 pub(crate) struct Args {
+    /// DIR: the estate directory to plan on; none asks the service.
     #[command(flatten)]
     pub(crate) input: InputArgs,
     /// The host to take down.
@@ -30,89 +36,87 @@ pub(crate) struct Args {
     /// Answer what would happen, change nothing (the only mode on an estate directory).
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Exit 0 even when an etcd quorum or a PodDisruptionBudget would break.
+    /// Go ahead (exit 0) even when an etcd quorum or a PodDisruptionBudget would break.
     #[arg(long)]
     pub(crate) force: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Runs `plinth maintenance`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    if args.input.paths.is_empty() {
+        asked(args)
+    } else {
+        planned(args, &args.input)
+    }
+}
+
+/// On an estate directory: the plan on its placement.
+fn planned(args: &Args, input_args: &InputArgs) -> Result<Outcome> {
     require_dry_run(args.dry_run, "maintenance")?;
-    let Some((input, estate)) = load_or_report(&args.input)? else {
+    let Some((input, estate)) = load_or_report(input_args)? else {
         return Ok(Outcome::Invalid);
     };
     let setup = virtualized_setup(&input, &estate)?;
-    let state = setup
+    let review = setup
         .control
-        .pool()
-        .context("the virtualized design has no pool")?;
-    let host = maintenance::host_named(state, &args.host)?;
-    let clusters: Vec<ClusterTopology> = setup.control.clusters().cloned().collect();
-    let budgets = budgets(&setup);
-    let deadlines = ControlConfig::virtualized(&estate).deadlines;
-    let plan = maintenance::plan(
-        &Snapshot {
-            state,
-            zones: setup.control.zones(),
-            clusters: &clusters,
-            budgets: &budgets,
-            deadlines: &deadlines,
-        },
-        host,
-    );
-    let refusals = plan.refusals();
-    let refused = !refusals.is_empty() && !args.force;
+        .maintenance_review(&args.host, &setup.budgets(), args.force)?;
     match args.output {
-        OutputFormat::Json => output::stdout(serde_json::to_string_pretty(&json!({
-            "plan": plan,
-            "safe": refusals.is_empty(),
-            "refusals": refusals,
-            "forced": args.force && !refusals.is_empty(),
-        }))?)?,
-        OutputFormat::Table => output::stdout(render(&plan, &refusals, refused))?,
+        OutputFormat::Json => output::stdout(serde_json::to_string_pretty(&review)?)?,
+        OutputFormat::Table => output::stdout(render(&review, None))?,
     }
-    Ok(if refused {
+    Ok(verdict(&review))
+}
+
+/// Of the running service: its plan on the placement as it is now and, without
+/// `--dry-run`, the maintenance requested.
+fn asked(args: &Args) -> Result<Outcome> {
+    let client = Client::new(&args.server)?;
+    let mut path = maintenance_path(&args.host);
+    let query: Vec<&str> = [
+        args.dry_run.then_some("dryRun=All"),
+        args.force.then_some("force=true"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
+    }
+    let answer: HostMaintenance = match client.post(&path, &serde_json::json!({})) {
+        Ok(answer) => answer,
+        Err(ClientError::Api(status)) if status.reason == "Refused" => {
+            output::stderr(format!("error: {}", status.message));
+            return Ok(Outcome::Invalid);
+        }
+        Err(e) => return Err(e).context("asking the service for the maintenance"),
+    };
+    match args.output {
+        OutputFormat::Json => output::stdout(serde_json::to_string_pretty(&answer)?)?,
+        OutputFormat::Table => {
+            output::stdout(render(&answer.review, Some(!answer.dry_run)))?;
+        }
+    }
+    Ok(verdict(&answer.review))
+}
+
+/// Exit 1 when the maintenance must not go ahead.
+fn verdict(review: &Review) -> Outcome {
+    if review.refused() {
         Outcome::Invalid
     } else {
         Outcome::Success
-    })
-}
-
-/// Every PodDisruptionBudget of the design with the pods of its workload by node, as the
-/// plan bound them.
-fn budgets(setup: &Setup) -> Vec<Budget> {
-    let mut pods_on: BTreeMap<u32, BTreeMap<String, u32>> = BTreeMap::new();
-    for pod in &setup.pods {
-        if let Some((_, node)) = &pod.initial {
-            *pods_on
-                .entry(pod.workload)
-                .or_default()
-                .entry(node.clone())
-                .or_default() += 1;
-        }
     }
-    setup
-        .min_available
-        .iter()
-        .zip(&setup.workloads)
-        .zip(0u32..)
-        .filter_map(|((budget, workload), w)| {
-            let (min_available, name) = budget.as_ref()?;
-            Some(Budget {
-                name: name.clone(),
-                workload: workload.clone(),
-                min_available: *min_available,
-                pods_on: pods_on.remove(&w).unwrap_or_default(),
-            })
-        })
-        .collect()
 }
 
-/// The plan as tables: moves, stops, quorum, the budgets that break, the verdict.
-fn render(plan: &MaintenancePlan, refusals: &[String], refused: bool) -> String {
+/// The review as tables: moves, stops, quorum, the budgets that break, the verdict; with
+/// the service, whether the maintenance was `requested`.
+fn render(review: &Review, requested: Option<bool>) -> String {
+    let plan: &MaintenancePlan = &review.plan;
     let mut out = format!(
         "maintenance of {}: {} VMs move, {} stop; {} migrations at a time; the host is empty after {}\n",
         plan.host,
@@ -159,17 +163,25 @@ fn render(plan: &MaintenancePlan, refusals: &[String], refused: bool) -> String 
         "PodDisruptionBudgets: {held} of {} hold\n",
         plan.budgets.len()
     ));
-    if refusals.is_empty() {
+    if review.safe {
         out.push_str("safe: no etcd quorum or PodDisruptionBudget breaks\n");
     } else {
-        for r in refusals {
+        for r in &review.refusals {
             out.push_str(&format!("- {r}\n"));
         }
-        out.push_str(if refused {
+        out.push_str(if review.refused() {
             "refused: pass --force to take the host down anyway\n"
         } else {
             "forced: the host goes down anyway\n"
         });
+    }
+    match requested {
+        Some(true) => out.push_str(&format!(
+            "requested: the control plane evacuates {} now (`plinth get hosts` shows its state)\n",
+            plan.host
+        )),
+        Some(false) => out.push_str("dry run: nothing was requested\n"),
+        None => {}
     }
     out
 }

@@ -114,12 +114,11 @@ pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>
 /// The virtualized design of an estate as `plan` and `simulate` make it (the one planning
 /// chain), with the control plane over its placement: what every dry run asks.
 pub(crate) fn virtualized_setup(input: &Input, estate: &Estate) -> Result<plinth_sim::Setup> {
-    let options = plinth_sim::Options {
-        env: EnvironmentType::Virtualized,
-        seed: estate.scenario.spec.seed,
-        duration: 0,
-        input: plinth_events::InputDigest::of(input),
-    };
+    let options = plinth_sim::Options::start(
+        EnvironmentType::Virtualized,
+        estate,
+        plinth_events::InputDigest::of(input),
+    );
     Ok(plinth_sim::setup(estate, &options)?)
 }
 

@@ -1,5 +1,6 @@
 //! Runs the real `plinth` binary from the repository root, as a user would.
 
+pub(crate) mod estates;
 pub(crate) mod serve;
 
 use std::path::Path;

@@ -70,7 +70,7 @@ impl View {
     /// Draws the view of `snapshot`; `can_write` draws the action forms.
     pub(crate) fn render(self, snapshot: &Snapshot, can_write: bool) -> Markup {
         match self {
-            Self::Pool => pool::render(snapshot),
+            Self::Pool => pool::render(snapshot, can_write),
             Self::Clusters => clusters::render(snapshot, can_write),
             Self::Timeline => timeline::render(snapshot),
         }

@@ -170,7 +170,15 @@ fn vm_block(estate: &Estate, vm: &Vm, threads: u32, memory: u64, broken: bool) -
     }
 }
 
-fn host_card(estate: &Estate, snapshot: &Snapshot, host: &EstateHost, broken: &[&str]) -> Markup {
+/// A host's card: its state, its use, its VMs; `can_write` adds the maintenance action to
+/// a host that is up.
+fn host_card(
+    estate: &Estate,
+    snapshot: &Snapshot,
+    host: &EstateHost,
+    broken: &[&str],
+    can_write: bool,
+) -> Markup {
     let class = estate.class_of(host);
     let threads = class.threads();
     let on: Vec<&Vm> = snapshot
@@ -194,6 +202,11 @@ fn host_card(estate: &Estate, snapshot: &Snapshot, host: &EstateHost, broken: &[
             div.host-head {
                 span.host-name { (host.name) }
                 span class=(format!("state state-{state}")) { (state) }
+            }
+            @if can_write && state == "up" {
+                form.action.maintain data-host=(host.name) {
+                    button type="submit" aria-label=(format!("Maintenance of {}…", host.name)) { "Maintenance…" }
+                }
             }
             div.host-use {
                 (used_cpu) "/" (threads) " vCPU · " (gib(used_memory)) " of " (gib(class.memory.0))
@@ -266,8 +279,8 @@ fn reserve(estate: &Estate, snapshot: &Snapshot) -> Markup {
     }
 }
 
-/// The pool map of `snapshot`.
-pub(crate) fn render(snapshot: &Snapshot) -> Markup {
+/// The pool map of `snapshot`; `can_write` draws the maintenance actions.
+pub(crate) fn render(snapshot: &Snapshot, can_write: bool) -> Markup {
     let Some(estate) = &snapshot.estate else {
         return html! {
             p.empty { "No valid estate is applied yet: apply an Inventory and Clusters (" code { "plinth apply -f PATH" } "); the Clusters view shows what is missing." }
@@ -312,7 +325,7 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
                 h3 { "Rack " (rack.name) }
                 ul.hosts {
                     @for host in estate.hosts.iter().filter(|h| h.rack == i) {
-                        (host_card(estate, snapshot, host, &broken))
+                        (host_card(estate, snapshot, host, &broken, can_write))
                     }
                 }
             }
@@ -333,7 +346,7 @@ pub(crate) fn render(snapshot: &Snapshot) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::console::objects::{Meta, VmStatus};
+    use crate::api::console::objects::{Host, HostStatus, Meta, VmStatus};
 
     fn estate() -> Estate {
         let mut input = plinth_model::Input::default();
@@ -394,7 +407,7 @@ mod tests {
             vms: together.to_vec(),
             ..Snapshot::default()
         };
-        let html = render(&snapshot).into_string();
+        let html = render(&snapshot, false).into_string();
         // 8 vCPU of 16 threads; the set's colour follows the one cluster's.
         assert!(
             html.contains(&format!("--w:50.0%;--h:40px;--c:{}", colour(1))),
@@ -446,10 +459,37 @@ mod tests {
             vms: vec![vm("w0", "workers", "r2-std-01")],
             ..Snapshot::default()
         };
-        let html = render(&snapshot).into_string();
+        let html = render(&snapshot, false).into_string();
         for host in ["r1-std-01", "r1-std-02", "r2-std-01"] {
             assert!(html.contains(&format!("data-host=\"{host}\"")), "{html}");
         }
+        assert!(!html.contains("form class=\"action maintain\""), "{html}");
+        let reported = |name: &str, state: &str| Host {
+            metadata: Meta {
+                name: name.to_owned(),
+            },
+            status: HostStatus {
+                state: Some(state.to_owned()),
+            },
+        };
+        let writable = Snapshot {
+            hosts: vec![
+                reported("r1-std-01", "up"),
+                reported("r1-std-02", "maintenance"),
+                reported("r2-std-01", "up"),
+            ],
+            ..snapshot
+        };
+        let writable = render(&writable, true).into_string();
+        let actions: Vec<&str> = writable
+            .match_indices("form class=\"action maintain\" data-host=\"")
+            .map(|(at, m)| &writable[at + m.len()..at + m.len() + 9])
+            .collect();
+        assert_eq!(
+            actions,
+            ["r1-std-01", "r2-std-01"],
+            "a maintenance action on every host that is up"
+        );
         let rack2 = html.find("Rack r2").expect("rack r2");
         assert!(html.find("data-vm=\"w0\"").is_some_and(|at| at > rack2));
         assert!(
