@@ -7,7 +7,8 @@
 //! API refuses it anyway; the page is keyboard-navigable, breaks no rule of axe-core of
 //! serious or critical impact in any view, fits a narrow screen and does not shift as
 //! events stream in. The README's `examples/enterprise`, VirtualMachineSets included, shows
-//! on the map exactly as the API lists it. Screenshots of each view are kept in the test's
+//! on the map exactly as the API lists it, and a host's maintenance asked from the map
+//! shows the plan `plinth maintenance --dry-run` prints before it goes ahead. Screenshots of each view are kept in the test's
 //! target directory (`PLINTH_WRITE_DOCS=1` refreshes the ones in `docs/`).
 
 mod common;
@@ -340,6 +341,17 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
         .expect("eval");
     assert_eq!(actions, 0, "a reader sees no action");
     accessible(&mut page, engine, "clusters, read-only");
+    page.eval("document.getElementById('tab-pool').click()")
+        .expect("pool");
+    page.wait_for(
+        "!document.getElementById('view-pool').hidden && document.querySelector('#view-pool li.host')",
+        WAIT,
+    )
+    .expect("the pool map, read-only");
+    let actions = page
+        .eval("document.querySelectorAll('#view-pool form.action').length")
+        .expect("eval");
+    assert_eq!(actions, 0, "a reader is offered no maintenance");
     let secret = std::fs::read_to_string(&reader).expect("token");
     let cluster = &items(&server, &reader, "clusters")[0];
     let response = ureq::put(format!(
@@ -426,6 +438,56 @@ fn the_enterprise_estate_shows_every_host_and_vm_of_the_api() {
     assert_eq!(on_hosts, 0, "no VM on a host the design does not use");
     accessible(&mut page, engine.as_deref(), "enterprise pool map");
     shot(&mut page, "enterprise");
+
+    // The console shows the plan the service answers `plinth maintenance --dry-run`
+    // before the host goes down, then asks for it.
+    let host = "r1-general-01";
+    let (code, served, err) = cli(
+        &server,
+        &admin,
+        &["maintenance", "--host", host, "--dry-run", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let served: Value = serde_json::from_str(&served).expect("json");
+    page.eval(&format!(
+        "document.querySelector('#view-pool form.maintain[data-host=\"{host}\"]').requestSubmit()"
+    ))
+    .expect("maintenance");
+    let moves = served["plan"]["moves"].as_array().map_or(0, Vec::len);
+    assert!(moves > 0, "{served}");
+    wait(
+        &mut page,
+        &format!(
+            "document.getElementById('confirm').open && document.querySelectorAll('#confirm-detail tr[data-vm]').length === {moves}"
+        ),
+        "the maintenance plan, every move",
+    );
+    let first = &served["plan"]["moves"][0];
+    let row = page
+        .eval(&format!(
+            "[...document.querySelector('#confirm-detail tr[data-vm=\"{}\"]').cells].map(c => c.textContent)",
+            first["vm"].as_str().expect("a VM")
+        ))
+        .expect("the first move");
+    assert_eq!(row[1], first["to"], "{row}");
+    accessible(&mut page, engine.as_deref(), "the maintenance plan");
+    shot(&mut page, "maintenance");
+    page.eval("document.getElementById('confirm-ok').click()")
+        .expect("confirm");
+    wait(
+        &mut page,
+        &format!(
+            "(h => h && (h.dataset.state === 'maintenance' || !h.querySelector('li.vm')))(document.querySelector('#view-pool li.host[data-host=\"{host}\"]'))"
+        ),
+        "the host in maintenance, its VMs moving off",
+    );
+    page.eval("document.getElementById('tab-timeline').click()")
+        .expect("timeline");
+    wait(
+        &mut page,
+        "document.querySelector('#view-timeline tr.event[data-reason=MaintenanceRequested]')",
+        "who asked, in the timeline",
+    );
 }
 
 /// The time from opening the console (signed in: the token is in the tab) to the pool map
