@@ -363,7 +363,8 @@ impl Client {
         deadline: Option<Instant>,
         mut each: impl FnMut(&str, &Value) -> bool,
     ) -> Result<(), ClientError> {
-        let mut url = format!("{}{path}?watch=true", self.server);
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{}{path}{join}watch=true", self.server);
         if let Some(rv) = resource_version {
             url.push_str("&resourceVersion=");
             url.push_str(rv);

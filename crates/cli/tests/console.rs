@@ -439,16 +439,25 @@ fn the_enterprise_estate_shows_every_host_and_vm_of_the_api() {
     accessible(&mut page, engine.as_deref(), "enterprise pool map");
     shot(&mut page, "enterprise");
 
-    // The console shows the plan the service answers `plinth maintenance --dry-run`
-    // before the host goes down, then asks for it.
+    // A host's maintenance asked of the service checks what the directory's dry run
+    // checks: every cluster's quorum in the directory's order, and every budget — prod's
+    // and staging's same-named workloads are two objects there. (Which VMs move differs:
+    // the service plans on where its control plane built each VM, one cluster at a time,
+    // the directory on the plan's placement.)
     let host = "r1-general-01";
-    let (code, served, err) = cli(
-        &server,
-        &admin,
-        &["maintenance", "--host", host, "--dry-run", "-o", "json"],
-    );
+    let ask = ["maintenance", "--host", host, "--dry-run", "-o", "json"];
+    let (code, served, err) = cli(&server, &admin, &ask);
+    assert_eq!(code, 0, "{err}");
+    let (code, planned, err) =
+        common::plinth_streams(&[&ask[..1], &["examples/enterprise"], &ask[1..]].concat());
     assert_eq!(code, 0, "{err}");
     let served: Value = serde_json::from_str(&served).expect("json");
+    let planned: Value = serde_json::from_str(&planned).expect("json");
+    for field in ["/plan/quorum", "/plan/budgets", "/safe", "/refusals", "/forced"] {
+        assert_eq!(served.pointer(field), planned.pointer(field), "{field}");
+    }
+
+    // The console shows the service's plan before the host goes down, then asks for it.
     page.eval(&format!(
         "document.querySelector('#view-pool form.maintain[data-host=\"{host}\"]').requestSubmit()"
     ))

@@ -305,15 +305,32 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// A resource path, parsed.
+/// A resource path, parsed, with the guest cluster `?cluster=` names.
 #[derive(Debug, PartialEq, Eq)]
 struct Target {
     resource: Resource,
+    cluster: Option<String>,
     namespace: Option<String>,
     name: Option<String>,
 }
 
 impl Target {
+    /// `path`, and `query`'s `cluster`: the guest cluster of a workload (two clusters may
+    /// each have `shop/storefront`).
+    fn of(path: &str, query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let mut target = Self::parse(path)?;
+        if let Some(cluster) = query.get("cluster") {
+            if !target.resource.info().namespaced {
+                return Err(ApiError::bad_request(format!(
+                    "?cluster= picks a guest cluster's workloads; {} are Plinth's own objects: leave it out",
+                    target.resource
+                )));
+            }
+            target.cluster = Some(cluster.clone());
+        }
+        Ok(target)
+    }
+
     fn parse(path: &str) -> Result<Self, ApiError> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (group, version, rest) = match segments.as_slice() {
@@ -346,6 +363,7 @@ impl Target {
         }
         Ok(Self {
             resource,
+            cluster: None,
             namespace: namespace.map(str::to_owned),
             name: name.map(str::to_owned),
         })
@@ -364,6 +382,7 @@ impl Target {
         };
         Ok(ObjectKey {
             resource: self.resource,
+            cluster: self.cluster.clone().unwrap_or_default(),
             namespace,
             name,
         })
@@ -372,9 +391,40 @@ impl Target {
     fn filter(&self) -> Filter {
         Filter {
             resource: Some(self.resource),
+            cluster: self.cluster.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
         }
+    }
+}
+
+/// The one object `target` names. A workload path without `?cluster=` names the object of
+/// whichever guest cluster has it; when several have one of that name, the request must
+/// say which.
+async fn resolve(shared: &Arc<Shared>, target: &Target) -> Result<ObjectKey, ApiError> {
+    let key = target.key()?;
+    if target.cluster.is_some() || !target.resource.info().namespaced {
+        return Ok(key);
+    }
+    let filter = Filter {
+        namespace: Some(key.namespace.clone()),
+        ..target.filter()
+    };
+    let (found, _) = store(shared, move |o| o.list(&filter)).await?;
+    match found.as_slice() {
+        [] => Ok(key),
+        [(only, _)] => Ok(only.clone()),
+        several => Err(ApiError::bad_request(format!(
+            "{} {}/{} is in more than one guest cluster ({}): add ?cluster=NAME (`--cluster NAME` in the CLI)",
+            target.resource,
+            key.namespace,
+            key.name,
+            several
+                .iter()
+                .map(|(k, _)| k.cluster.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -394,13 +444,13 @@ async fn read(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> ApiResult {
-    let target = Target::parse(request.uri().path())?;
+    let target = Target::of(request.uri().path(), &query)?;
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if watching {
         return watch(shared, target.filter(), query_version(&query)?).await;
     }
     if target.name.is_some() {
-        let key = target.key()?;
+        let key = resolve(&shared, &target).await?;
         let object = store(&shared, {
             let key = key.clone();
             move |o| o.get(&key)
@@ -639,10 +689,14 @@ async fn apply(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult
     Ok(axum::Json(response).into_response())
 }
 
-async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
+async fn put(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> ApiResult {
     let who = principal(request.extensions())?;
-    let target = Target::parse(request.uri().path())?;
-    let key = target.key()?;
+    let target = Target::of(request.uri().path(), &query)?;
+    let mut key = target.key()?;
     allow(&who, key.resource)?;
     let bytes = body(request).await?;
     let object: Value = serde_json::from_slice(&bytes)
@@ -672,6 +726,17 @@ async fn put(State(shared): State<Arc<Shared>>, request: Request) -> ApiResult {
             key.name
         )));
     }
+    // A workload's guest cluster is its label: a `?cluster=` must agree with it.
+    let labelled = manifests::key_of(&object)
+        .map(|k| k.cluster)
+        .unwrap_or_default();
+    if let Some(asked) = target.cluster.as_ref().filter(|c| **c != labelled) {
+        return Err(ApiError::bad_request(format!(
+            "?cluster={asked} but the object's `{}` label says `{labelled}`: make them agree",
+            plinth_model::workload::CLUSTER_LABEL
+        )));
+    }
+    key.cluster = labelled;
     named_version(&object).map_err(ApiError::bad_request)?;
     // Checked as the user's manifest, without what the server owns (the resourceVersion
     // and generation of an object read back); stored as sent, with its precondition.
@@ -745,8 +810,8 @@ async fn delete(
     request: Request,
 ) -> ApiResult {
     let who = principal(request.extensions())?;
-    let target = Target::parse(request.uri().path())?;
-    let key = target.key()?;
+    let target = Target::of(request.uri().path(), &query)?;
+    let key = resolve(&shared, &target).await?;
     allow(&who, key.resource)?;
     let expected = query_version(&query)?;
     let user = who.name.clone();

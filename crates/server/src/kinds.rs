@@ -297,12 +297,17 @@ impl fmt::Display for Resource {
     }
 }
 
-/// Where an object lives: its resource, namespace (empty for a cluster-scoped one) and
-/// name.
+/// Where an object lives: its resource, the guest cluster a workload belongs to, its
+/// namespace (empty for a cluster-scoped one) and name. Guest clusters have namespaces of
+/// their own: `shop/storefront` of cluster prod and of cluster staging are two objects.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectKey {
     /// Its resource.
     pub resource: Resource,
+    /// The guest cluster of a workload (its `plinth.dev/cluster` label); empty for
+    /// Plinth's own kinds and for a workload bound to none.
+    #[serde(default)]
+    pub cluster: String,
     /// Its namespace; empty when the resource is cluster-scoped.
     pub namespace: String,
     /// Its name.
@@ -314,6 +319,7 @@ impl ObjectKey {
     pub fn global(resource: Resource, name: impl Into<String>) -> Self {
         Self {
             resource,
+            cluster: String::new(),
             namespace: String::new(),
             name: name.into(),
         }
@@ -326,7 +332,11 @@ impl fmt::Display for ObjectKey {
         if self.namespace.is_empty() {
             write!(f, "{kind} {}", self.name)
         } else {
-            write!(f, "{kind} {}/{}", self.namespace, self.name)
+            write!(f, "{kind} {}/{}", self.namespace, self.name)?;
+            if !self.cluster.is_empty() {
+                write!(f, " of cluster {}", self.cluster)?;
+            }
+            Ok(())
         }
     }
 }

@@ -68,8 +68,9 @@ pub fn split(request: &ApplyRequest) -> Split {
         let (docs, _) = parse_documents(source);
         for doc in docs {
             for object in items(doc.value) {
+                let object = bind(object, binding);
                 match key_of(&object) {
-                    Ok(key) => out.objects.push((key, bind(object, binding))),
+                    Ok(key) => out.objects.push((key, object)),
                     Err((kind, api_version)) => {
                         *skipped.entry((kind, api_version)).or_default() += 1
                     }
@@ -117,8 +118,9 @@ fn items(value: Value) -> Vec<Value> {
         .collect()
 }
 
-/// The key of an object Plinth stores, or its kind and apiVersion when it is skipped.
-fn key_of(object: &Value) -> Result<ObjectKey, (String, String)> {
+/// The key of an object Plinth stores (a workload's guest cluster from its
+/// `plinth.dev/cluster` label), or its kind and apiVersion when it is skipped.
+pub fn key_of(object: &Value) -> Result<ObjectKey, (String, String)> {
     let text = |p: &str| {
         object
             .pointer(p)
@@ -129,16 +131,23 @@ fn key_of(object: &Value) -> Result<ObjectKey, (String, String)> {
     let resource = Resource::of_kind(api_version, kind)
         .filter(|r| r.info().writer == crate::kinds::Writer::User)
         .ok_or_else(|| (kind.to_owned(), api_version.to_owned()))?;
-    let namespace = if resource.info().namespaced {
-        match text("/metadata/namespace") {
-            "" => DEFAULT_NAMESPACE.to_owned(),
-            ns => ns.to_owned(),
-        }
+    let (cluster, namespace) = if resource.info().namespaced {
+        let cluster = object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(CLUSTER_LABEL))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = match text("/metadata/namespace") {
+            "" => DEFAULT_NAMESPACE,
+            ns => ns,
+        };
+        (cluster.to_owned(), namespace.to_owned())
     } else {
-        String::new()
+        (String::new(), String::new())
     };
     Ok(ObjectKey {
         resource,
+        cluster,
         namespace,
         name: text("/metadata/name").to_owned(),
     })
@@ -161,11 +170,17 @@ fn bind(mut object: Value, cluster: Option<&String>) -> Value {
     object
 }
 
-/// The source name of a stored object in an assembled estate: its API path, which is
-/// what the estate's diagnostics then point at.
+/// The source name of a stored object in an assembled estate: its API path (with
+/// `?cluster=` for a guest cluster's workload), which is what the estate's diagnostics then
+/// point at.
 pub fn source_name(key: &ObjectKey) -> String {
     let ns = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
-    key.resource.info().path(ns, Some(&key.name))
+    let path = key.resource.info().path(ns, Some(&key.name));
+    if key.cluster.is_empty() {
+        path
+    } else {
+        format!("{path}?cluster={}", key.cluster)
+    }
 }
 
 /// The stored objects as the input `plinth validate` would read: one source per object,

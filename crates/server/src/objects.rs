@@ -106,6 +106,8 @@ pub type Reported = (ObjectKey, Value, Value);
 pub struct Filter {
     /// One resource, or every one.
     pub resource: Option<Resource>,
+    /// One guest cluster's workloads, or every object.
+    pub cluster: Option<String>,
     /// One namespace, or every one.
     pub namespace: Option<String>,
     /// One object, or every one.
@@ -116,6 +118,7 @@ impl Filter {
     /// Whether `key` is one of the objects covered.
     pub fn matches(&self, key: &ObjectKey) -> bool {
         self.resource.is_none_or(|r| r == key.resource)
+            && self.cluster.as_ref().is_none_or(|c| *c == key.cluster)
             && self.namespace.as_ref().is_none_or(|n| *n == key.namespace)
             && self.name.as_ref().is_none_or(|n| *n == key.name)
     }
@@ -128,6 +131,10 @@ pub struct Row {
     pub revision: u64,
     /// Bumped when its desired state changes.
     pub generation: u64,
+    /// The revision that created it: objects read back in this order are in the order
+    /// they were applied, as an estate directory's are in file order.
+    #[serde(default)]
+    pub created: u64,
     /// What its writer wrote.
     pub body: Value,
     /// What the control plane reports.
@@ -141,6 +148,9 @@ pub struct Logged {
     pub revision: u64,
     /// The resource's plural.
     pub resource: String,
+    /// The guest cluster of a workload (empty for anything else).
+    #[serde(default)]
+    pub cluster: String,
     /// The object's namespace (empty for a global one).
     pub namespace: String,
     /// The object's name.
@@ -381,6 +391,7 @@ impl Txn<'_> {
         self.tx.log(&Logged {
             revision: row.revision,
             resource: key.resource.info().plural.to_owned(),
+            cluster: key.cluster.clone(),
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             kind,
@@ -399,6 +410,7 @@ impl Txn<'_> {
         self.tx.log(&Logged {
             revision,
             resource: key.resource.info().plural.to_owned(),
+            cluster: key.cluster.clone(),
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             kind: ChangeType::Deleted,
@@ -449,6 +461,7 @@ impl Txn<'_> {
                     let new = Row {
                         revision,
                         generation: row.generation + 1,
+                        created: row.created,
                         body,
                         status: row.status,
                     };
@@ -467,6 +480,7 @@ impl Txn<'_> {
                     let new = Row {
                         revision,
                         generation: 1,
+                        created: revision,
                         body,
                         status: json!({}),
                     };
@@ -530,17 +544,20 @@ impl Txn<'_> {
         })?;
         for (key, body, status) in objects {
             let row = stored.iter().find(|(k, _)| k == key).map(|(_, r)| r);
-            let (generation, kind) = match row {
+            let revision = self.next_revision()?;
+            let (generation, created, kind) = match row {
                 Some(r) if r.body == *body && r.status == *status => continue,
                 Some(r) => (
                     r.generation + u64::from(r.body != *body),
+                    r.created,
                     ChangeType::Modified,
                 ),
-                None => (1, ChangeType::Added),
+                None => (1, revision, ChangeType::Added),
             };
             let new = Row {
-                revision: self.next_revision()?,
+                revision,
                 generation,
+                created,
                 body: body.clone(),
                 status: status.clone(),
             };
@@ -578,6 +595,7 @@ impl Txn<'_> {
             let row = Row {
                 revision,
                 generation: 1,
+                created: revision,
                 body,
                 status: json!({}),
             };
@@ -641,7 +659,12 @@ impl Txn<'_> {
                 } else {
                     0
                 };
-                (k.resource.info().plural, k.namespace.clone(), by_time)
+                (
+                    k.resource.info().plural,
+                    k.cluster.clone(),
+                    k.namespace.clone(),
+                    by_time,
+                )
             };
             order(a, ra)
                 .cmp(&order(b, rb))
@@ -657,16 +680,24 @@ impl Txn<'_> {
         Ok((out, revision))
     }
 
-    /// Every object users wrote, with its desired state only: the estate's manifests.
+    /// Every object users wrote, with its desired state only: the estate's manifests, in
+    /// the order they were created (an applied directory's file order, which the estate's
+    /// clusters and VM sets keep, as `plinth plan` of the directory does).
     ///
     /// # Errors
     /// A backend error.
     pub fn desired_objects(&mut self) -> Result<(Vec<(ObjectKey, Value)>, u64), ObjectsError> {
-        let (all, revision) = self.list(&Filter::default())?;
-        let desired = all
+        let revision = self.tx.meta(Meta::Revision)?;
+        let mut rows: Vec<(ObjectKey, Row)> = self
+            .tx
+            .rows(&Filter::default())?
             .into_iter()
             .filter(|(k, _)| k.resource.info().writer == Writer::User)
-            .map(|(k, v)| (k, desired(&v)))
+            .collect();
+        rows.sort_by_key(|(_, r)| r.created);
+        let desired = rows
+            .into_iter()
+            .map(|(k, r)| (k, desired(&r.body)))
             .collect();
         Ok((desired, revision))
     }
@@ -699,6 +730,7 @@ impl Txn<'_> {
             last = change.revision;
             let key = ObjectKey {
                 resource: resource_of(&change.resource)?,
+                cluster: change.cluster,
                 namespace: change.namespace,
                 name: change.name,
             };

@@ -82,6 +82,9 @@ pub struct ApplyResponse {
 pub struct AppliedObject {
     /// `kind:`.
     pub kind: String,
+    /// The guest cluster of a workload, empty for anything else.
+    #[serde(default)]
+    pub cluster: String,
     /// Namespace, empty when cluster-scoped.
     pub namespace: String,
     /// Name.
@@ -100,6 +103,7 @@ impl From<&Applied> for AppliedObject {
             .unwrap_or_default();
         Self {
             kind: a.key.resource.info().kind.to_owned(),
+            cluster: a.key.cluster.clone(),
             namespace: a.key.namespace.clone(),
             name: a.key.name.clone(),
             outcome,

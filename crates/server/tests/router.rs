@@ -94,6 +94,70 @@ fn an_object_read_back_can_be_written_back() {
 }
 
 #[test]
+fn same_named_workloads_of_two_guest_clusters_are_two_objects() {
+    let api = api();
+    let deployment = |cluster: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: storefront\n  namespace: shop\n  labels: {{plinth.dev/cluster: {cluster}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: s}}}}\n  template:\n    metadata: {{labels: {{app: s}}}}\n    spec:\n      containers: [{{name: s, image: s, resources: {{requests: {{cpu: 100m, memory: 128Mi}}}}}}]\n"
+        )
+    };
+    let apply = serde_json::json!({"sources": [
+        {"name": "prod.yaml", "text": deployment("prod", 6)},
+        {"name": "staging.yaml", "text": deployment("staging", 2)},
+    ]});
+    let (status, body) = send(&api, Method::POST, APPLY, apply.to_string().into(), true);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = "/apis/apps/v1/namespaces/shop/deployments";
+    let (_, listed) = send(&api, Method::GET, list, Vec::new(), true);
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let replicas: Vec<&serde_json::Value> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| &d["spec"]["replicas"])
+        .collect();
+    assert_eq!(replicas, [6, 2], "both kept, prod first: {listed}");
+    // One of them is named by its cluster; without one, the path is ambiguous.
+    let one = format!("{list}/storefront");
+    let (status, body) = send(
+        &api,
+        Method::GET,
+        &format!("{one}?cluster=staging"),
+        Vec::new(),
+        true,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"replicas\":2"), "{body}");
+    let (status, body) = send(&api, Method::GET, &one, Vec::new(), true);
+    assert_refused(status, &body, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("prod, staging") && body.contains("?cluster="),
+        "{body}"
+    );
+    // Deleting staging's leaves prod's, which the bare path then names.
+    let (status, body) = send(
+        &api,
+        Method::DELETE,
+        &format!("{one}?cluster=staging"),
+        Vec::new(),
+        true,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(&api, Method::GET, &one, Vec::new(), true);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"replicas\":6"), "{body}");
+    // A Plinth object has no guest cluster.
+    let (status, body) = send(
+        &api,
+        Method::GET,
+        &format!("{CLUSTER}?cluster=prod"),
+        Vec::new(),
+        true,
+    );
+    assert_refused(status, &body, StatusCode::BAD_REQUEST);
+}
+
+#[test]
 fn the_console_page_needs_no_token_and_its_views_do() {
     let api = api();
     let (status, page) = send(&api, Method::GET, "/", Vec::new(), false);

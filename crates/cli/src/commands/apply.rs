@@ -85,10 +85,14 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         } else {
             format!("{}/{}", o.namespace, o.name)
         };
+        let cluster = if o.cluster.is_empty() {
+            String::new()
+        } else {
+            format!(" (cluster {})", o.cluster)
+        };
         out.push_str(&format!(
-            "{}/{} {}\n",
+            "{}/{name}{cluster} {}\n",
             o.kind.to_ascii_lowercase(),
-            name,
             o.outcome
         ));
     }

@@ -39,6 +39,9 @@ pub(crate) struct GetArgs {
     /// Namespace of namespaced kinds (workloads); all namespaces without it.
     #[arg(long, short = 'n')]
     namespace: Option<String>,
+    /// The guest cluster of a workload kind: two clusters may each have one of the name.
+    #[arg(long)]
+    cluster: Option<String>,
     #[command(flatten)]
     printing: Printing,
     #[command(flatten)]
@@ -54,6 +57,17 @@ struct Printing {
     /// After the list, print each change as it happens, until Ctrl-C.
     #[arg(long, short = 'w')]
     watch: bool,
+}
+
+/// Where a workload's guest cluster is: its `plinth.dev/cluster` label.
+const CLUSTER_POINTER: &str = "/metadata/labels/plinth.dev~1cluster";
+
+/// `path`, of the guest cluster `cluster` when one is named.
+fn in_cluster(path: String, cluster: Option<&str>) -> String {
+    match cluster {
+        Some(c) => format!("{path}?cluster={c}"),
+        None => path,
+    }
 }
 
 fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
@@ -165,9 +179,10 @@ fn columns(resource: Resource, wide: bool) -> (Vec<&'static str>, Cells) {
             }),
         ),
         r if r.info().namespaced => (
-            vec!["NAMESPACE", "NAME", "ACCEPTED"],
+            vec!["CLUSTER", "NAMESPACE", "NAME", "ACCEPTED"],
             Box::new(|o| {
                 vec![
+                    text(o, CLUSTER_POINTER).to_owned(),
                     text(o, "/metadata/namespace").to_owned(),
                     text(o, "/metadata/name").to_owned(),
                     condition_cell(o, "Accepted"),
@@ -287,14 +302,15 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
     let client = Client::new(&args.server)?;
     let info = resource.info();
     if let (Some(name), false) = (&args.name, args.printing.watch) {
-        let object: Value = client.get(
-            &info.path(
+        let object: Value = client.get(&in_cluster(
+            info.path(
                 args.namespace
                     .as_deref()
                     .or(info.namespaced.then_some("default")),
                 Some(name),
             ),
-        )?;
+            args.cluster.as_deref(),
+        ))?;
         let out = match args.printing.output {
             Format::Json => format!("{object:#}\n"),
             format => show(resource, format, std::slice::from_ref(&object)),
@@ -307,21 +323,23 @@ pub(crate) fn get(args: &GetArgs) -> Result<Outcome> {
             .as_ref()
             .is_none_or(|n| text(o, "/metadata/name") == n)
     };
-    let namespace = args.namespace.as_deref();
-    list(&client, resource, namespace, &args.printing, &keep)
+    let path = in_cluster(
+        info.path(args.namespace.as_deref(), None),
+        args.cluster.as_deref(),
+    );
+    list(&client, resource, &path, &args.printing, &keep)
 }
 
-/// Prints the objects of `resource` in `namespace` (every one: `None`) that `keep` keeps,
-/// then, with `watch`, each change of one until Ctrl-C.
+/// Prints the objects of `resource` at `path` (its collection) that `keep` keeps, then,
+/// with `watch`, each change of one until Ctrl-C.
 fn list(
     client: &Client,
     resource: Resource,
-    namespace: Option<&str>,
+    path: &str,
     how: &Printing,
     keep: &dyn Fn(&Value) -> bool,
 ) -> Result<Outcome> {
-    let info = resource.info();
-    let mut list: Value = client.get(&info.path(namespace, None))?;
+    let mut list: Value = client.get(path)?;
     let items: Vec<Value> = list["items"]
         .as_array()
         .cloned()
@@ -358,28 +376,23 @@ fn list(
     crate::output::stdout(first)?;
     let from = text(&list, "/metadata/resourceVersion").to_owned();
     let mut failed = None;
-    client.watch(
-        &info.path(namespace, None),
-        Some(&from),
-        None,
-        |kind, object| {
-            if !keep(object) {
-                return true;
+    client.watch(path, Some(&from), None, |kind, object| {
+        if !keep(object) {
+            return true;
+        }
+        let line = match how.output {
+            _ if table => aligned(&[cells(object)], &mut widths),
+            Format::Json => change(kind, object),
+            format => show(resource, format, std::slice::from_ref(object)),
+        };
+        match crate::output::stdout(line) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
             }
-            let line = match how.output {
-                _ if table => aligned(&[cells(object)], &mut widths),
-                Format::Json => change(kind, object),
-                format => show(resource, format, std::slice::from_ref(object)),
-            };
-            match crate::output::stdout(line) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
-        },
-    )?;
+        }
+    })?;
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -398,6 +411,9 @@ pub(crate) struct DescribeArgs {
     /// Namespace of a namespaced kind.
     #[arg(long, short = 'n', default_value = "default")]
     namespace: String,
+    /// The guest cluster of a workload kind: two clusters may each have one of the name.
+    #[arg(long)]
+    cluster: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -407,10 +423,14 @@ pub(crate) fn describe(args: &DescribeArgs) -> Result<Outcome> {
     let resource = resource(&args.kind)?;
     let info = resource.info();
     let client = Client::new(&args.server)?;
-    let object: Value = client.get(&info.path(Some(&args.namespace), Some(&args.name)))?;
+    let object: Value = client.get(&in_cluster(
+        info.path(Some(&args.namespace), Some(&args.name)),
+        args.cluster.as_deref(),
+    ))?;
     let mut fields = vec![("Name", args.name.clone()), ("Kind", info.kind.to_owned())];
     if info.namespaced {
         fields.push(("Namespace", args.namespace.clone()));
+        fields.push(("Cluster", text(&object, CLUSTER_POINTER).to_owned()));
     }
     fields.push((
         "Version",
@@ -500,6 +520,9 @@ pub(crate) struct DeleteArgs {
     /// Namespace of a namespaced kind.
     #[arg(long, short = 'n', default_value = "default")]
     namespace: String,
+    /// The guest cluster of a workload kind: two clusters may each have one of the name.
+    #[arg(long)]
+    cluster: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -508,11 +531,12 @@ pub(crate) struct DeleteArgs {
 pub(crate) fn delete(args: &DeleteArgs) -> Result<Outcome> {
     let resource = resource(&args.kind)?;
     let client = Client::new(&args.server)?;
-    client.delete(
-        &resource
+    client.delete(&in_cluster(
+        resource
             .info()
             .path(Some(&args.namespace), Some(&args.name)),
-    )?;
+        args.cluster.as_deref(),
+    ))?;
     crate::output::stdout(format!(
         "{}/{} deleted\n",
         resource.info().kind.to_ascii_lowercase(),
@@ -642,7 +666,13 @@ pub(crate) fn events(args: &EventsArgs) -> Result<Outcome> {
         })
     };
     let client = Client::new(&args.server)?;
-    list(&client, Resource::Event, None, &args.printing, &keep)
+    list(
+        &client,
+        Resource::Event,
+        &Resource::Event.info().path(None, None),
+        &args.printing,
+        &keep,
+    )
 }
 
 #[cfg(test)]

@@ -301,13 +301,19 @@ impl<'a> EtcdTx<'a> {
         Ok(response.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
+    /// `objects/<plural>/<namespace>/<name>`, or for a workload of a guest cluster
+    /// `objects/<plural>/<cluster>/<namespace>/<name>` (no part holds a `/`, so the number
+    /// of parts tells them apart, and keys written before clusters were kept still read).
     fn object_key(&self, key: &ObjectKey) -> Vec<u8> {
-        self.etcd.key(&format!(
-            "objects/{}/{}/{}",
-            key.resource.info().plural,
-            key.namespace,
-            key.name
-        ))
+        let plural = key.resource.info().plural;
+        self.etcd.key(&if key.cluster.is_empty() {
+            format!("objects/{plural}/{}/{}", key.namespace, key.name)
+        } else {
+            format!(
+                "objects/{plural}/{}/{}/{}",
+                key.cluster, key.namespace, key.name
+            )
+        })
     }
 
     fn change_key(&self, revision: u64) -> Vec<u8> {
@@ -391,14 +397,15 @@ impl Tx for EtcdTx<'_> {
         let mut out = Vec::new();
         for (key, value) in self.range(prefix, end, 0)? {
             let text = String::from_utf8_lossy(&key[skip..]).into_owned();
-            let mut parts = text.splitn(3, '/');
-            let (Some(plural), Some(namespace), Some(name)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(ObjectsError::Corrupt(format!("etcd key objects/{text}")));
+            let parts: Vec<&str> = text.split('/').collect();
+            let (plural, cluster, namespace, name) = match parts.as_slice() {
+                [plural, namespace, name] => (*plural, "", *namespace, *name),
+                [plural, cluster, namespace, name] => (*plural, *cluster, *namespace, *name),
+                _ => return Err(ObjectsError::Corrupt(format!("etcd key objects/{text}"))),
             };
             let key = ObjectKey {
                 resource: resource_of(plural)?,
+                cluster: cluster.to_owned(),
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             };

@@ -42,24 +42,47 @@ impl SqliteObjects {
         let db = Connection::open(path)?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS objects (
-                 resource TEXT NOT NULL,
-                 namespace TEXT NOT NULL,
-                 name TEXT NOT NULL,
-                 revision INTEGER NOT NULL,
-                 generation INTEGER NOT NULL,
-                 body TEXT NOT NULL,
-                 status TEXT NOT NULL,
-                 PRIMARY KEY (resource, namespace, name)
-             ) STRICT;
-             CREATE TABLE IF NOT EXISTS changes (
+             PRAGMA synchronous = FULL;",
+        )?;
+        let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+            db.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+        };
+        // A store written before workloads were keyed by their guest cluster: the key
+        // gains the cluster, read from each object's `plinth.dev/cluster` label, and each
+        // object its creation revision (its last write's, the closest the store knows).
+        if has("objects", "name")? && !has("objects", "cluster")? {
+            db.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE objects RENAME TO objects_unclustered;
+                 DROP INDEX IF EXISTS objects_by_revision;",
+            )?;
+            db.execute_batch(OBJECTS_TABLE)?;
+            db.execute_batch(
+                "INSERT INTO objects
+                     SELECT resource,
+                            COALESCE(json_extract(body, '$.metadata.labels.\"plinth.dev/cluster\"'), ''),
+                            namespace, name, revision, generation, revision, body, status
+                     FROM objects_unclustered;
+                 DROP TABLE objects_unclustered;
+                 ALTER TABLE changes ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
+                 COMMIT;",
+            )?;
+        }
+        db.execute_batch(OBJECTS_TABLE)?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS changes (
                  revision INTEGER PRIMARY KEY NOT NULL,
                  resource TEXT NOT NULL,
                  namespace TEXT NOT NULL,
                  name TEXT NOT NULL,
                  type TEXT NOT NULL,
-                 object TEXT NOT NULL
+                 object TEXT NOT NULL,
+                 cluster TEXT NOT NULL DEFAULT ''
              ) STRICT;
              CREATE TABLE IF NOT EXISTS meta (
                  key TEXT PRIMARY KEY NOT NULL,
@@ -70,6 +93,20 @@ impl SqliteObjects {
         Ok(Self { db })
     }
 }
+
+/// The objects, one row each, keyed by resource, guest cluster, namespace and name.
+const OBJECTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS objects (
+        resource TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (resource, cluster, namespace, name)
+    ) STRICT;";
 
 impl Backend for SqliteObjects {
     fn transact(
@@ -102,11 +139,21 @@ impl Backend for SqliteObjects {
 /// A transaction: a savepoint of the connection.
 struct SqliteTx<'a>(&'a Connection);
 
-/// An `objects` row from the columns `resource, namespace, name, revision, generation,
-/// body, status`.
-fn object_row(
-    r: &SqlRow<'_>,
-) -> rusqlite::Result<(String, String, String, i64, i64, String, String)> {
+/// An `objects` row from the columns `resource, cluster, namespace, name, revision,
+/// generation, created, body, status`.
+type ObjectColumns = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+);
+
+fn object_row(r: &SqlRow<'_>) -> rusqlite::Result<ObjectColumns> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -115,37 +162,32 @@ fn object_row(
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
     ))
 }
 
 fn decode_object(
-    (resource, namespace, name, revision, generation, body, status): (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        String,
-        String,
-    ),
+    (resource, cluster, namespace, name, revision, generation, created, body, status): ObjectColumns,
 ) -> Result<(ObjectKey, Row), ObjectsError> {
     Ok((
         ObjectKey {
             resource: resource_of(&resource)?,
+            cluster,
             namespace,
             name,
         },
         Row {
             revision: to_u64(revision),
             generation: to_u64(generation),
+            created: to_u64(created),
             body: json(&body)?,
             status: json(&status)?,
         },
     ))
 }
 
-const OBJECT_COLUMNS: &str =
-    "SELECT resource, namespace, name, revision, generation, body, status FROM objects";
+const OBJECT_COLUMNS: &str = "SELECT resource, cluster, namespace, name, revision, generation, created, body, status FROM objects";
 
 impl Tx for SqliteTx<'_> {
     fn meta(&mut self, key: Meta) -> Result<u64, ObjectsError> {
@@ -171,8 +213,10 @@ impl Tx for SqliteTx<'_> {
         let row = self
             .0
             .query_row(
-                &format!("{OBJECT_COLUMNS} WHERE resource = ?1 AND namespace = ?2 AND name = ?3"),
-                params![key.resource.info().plural, key.namespace, key.name],
+                &format!(
+                    "{OBJECT_COLUMNS} WHERE resource = ?1 AND cluster = ?2 AND namespace = ?3 AND name = ?4"
+                ),
+                params![key.resource.info().plural, key.cluster, key.namespace, key.name],
                 object_row,
             )
             .optional()?;
@@ -181,17 +225,20 @@ impl Tx for SqliteTx<'_> {
 
     fn put_row(&mut self, key: &ObjectKey, row: &Row) -> Result<(), ObjectsError> {
         self.0.execute(
-            "INSERT INTO objects (resource, namespace, name, revision, generation, body, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (resource, namespace, name) DO UPDATE SET
+            "INSERT INTO objects
+                 (resource, cluster, namespace, name, revision, generation, created, body, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (resource, cluster, namespace, name) DO UPDATE SET
                  revision = excluded.revision, generation = excluded.generation,
-                 body = excluded.body, status = excluded.status",
+                 created = excluded.created, body = excluded.body, status = excluded.status",
             params![
                 key.resource.info().plural,
+                key.cluster,
                 key.namespace,
                 key.name,
                 to_i64(row.revision),
                 to_i64(row.generation),
+                to_i64(row.created),
                 row.body.to_string(),
                 row.status.to_string()
             ],
@@ -201,20 +248,27 @@ impl Tx for SqliteTx<'_> {
 
     fn remove_row(&mut self, key: &ObjectKey) -> Result<(), ObjectsError> {
         self.0.execute(
-            "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-            params![key.resource.info().plural, key.namespace, key.name],
+            "DELETE FROM objects
+             WHERE resource = ?1 AND cluster = ?2 AND namespace = ?3 AND name = ?4",
+            params![
+                key.resource.info().plural,
+                key.cluster,
+                key.namespace,
+                key.name
+            ],
         )?;
         Ok(())
     }
 
     fn rows(&mut self, filter: &Filter) -> Result<Vec<(ObjectKey, Row)>, ObjectsError> {
         let mut query = self.0.prepare_cached(&format!(
-            "{OBJECT_COLUMNS} WHERE (?1 IS NULL OR resource = ?1)
-               AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR name = ?3)"
+            "{OBJECT_COLUMNS} WHERE (?1 IS NULL OR resource = ?1) AND (?2 IS NULL OR cluster = ?2)
+               AND (?3 IS NULL OR namespace = ?3) AND (?4 IS NULL OR name = ?4)"
         ))?;
         let rows = query.query_map(
             params![
                 filter.resource.map(|r| r.info().plural),
+                filter.cluster,
                 filter.namespace,
                 filter.name
             ],
@@ -225,11 +279,12 @@ impl Tx for SqliteTx<'_> {
 
     fn log(&mut self, change: &Logged) -> Result<(), ObjectsError> {
         self.0.execute(
-            "INSERT INTO changes (revision, resource, namespace, name, type, object)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO changes (revision, resource, cluster, namespace, name, type, object)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 to_i64(change.revision),
                 change.resource,
+                change.cluster,
                 change.namespace,
                 change.name,
                 change.kind.as_str(),
@@ -241,7 +296,7 @@ impl Tx for SqliteTx<'_> {
 
     fn changes(&mut self, after: u64, limit: usize) -> Result<Vec<Logged>, ObjectsError> {
         let mut query = self.0.prepare_cached(
-            "SELECT revision, resource, namespace, name, type, object FROM changes
+            "SELECT revision, resource, cluster, namespace, name, type, object FROM changes
              WHERE revision > ?1 ORDER BY revision LIMIT ?2",
         )?;
         let rows = query.query_map(
@@ -254,14 +309,16 @@ impl Tx for SqliteTx<'_> {
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
                 ))
             },
         )?;
         rows.map(|row| {
-            let (revision, resource, namespace, name, kind, object) = row?;
+            let (revision, resource, cluster, namespace, name, kind, object) = row?;
             Ok(Logged {
                 revision: to_u64(revision),
                 resource,
+                cluster,
                 namespace,
                 name,
                 kind: ChangeType::parse(&kind)
@@ -298,5 +355,55 @@ impl Tx for SqliteTx<'_> {
             params![Resource::Event.info().plural, to_i64(keep)],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::{Filter, Objects};
+
+    #[test]
+    fn a_store_from_before_guest_clusters_were_keyed_opens_with_each_workloads_cluster() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("objects.db");
+        let old = Connection::open(&path).expect("open");
+        old.execute_batch(
+            r#"CREATE TABLE objects (
+                   resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                   revision INTEGER NOT NULL, generation INTEGER NOT NULL,
+                   body TEXT NOT NULL, status TEXT NOT NULL,
+                   PRIMARY KEY (resource, namespace, name)) STRICT;
+               CREATE TABLE changes (
+                   revision INTEGER PRIMARY KEY NOT NULL, resource TEXT NOT NULL,
+                   namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+                   object TEXT NOT NULL) STRICT;
+               CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) STRICT;
+               INSERT INTO objects VALUES ('deployments', 'shop', 'storefront', 1, 1,
+                   '{"kind":"Deployment","metadata":{"name":"storefront","namespace":"shop","labels":{"plinth.dev/cluster":"prod"}}}', '{}');
+               INSERT INTO objects VALUES ('clusters', '', 'prod', 2, 1,
+                   '{"kind":"Cluster","metadata":{"name":"prod"}}', '{}');
+               INSERT INTO changes VALUES (2, 'clusters', '', 'prod', 'ADDED', '{}');
+               INSERT INTO meta VALUES ('revision', 2);"#,
+        )
+        .expect("an old store");
+        drop(old);
+        let mut objects = Objects::sqlite(&path).expect("migrated");
+        let (all, revision) = objects
+            .transact(|t| t.list(&Filter::default()))
+            .expect("list");
+        let keys: Vec<(&str, &str)> = all
+            .iter()
+            .map(|(k, _)| (k.cluster.as_str(), k.name.as_str()))
+            .collect();
+        assert_eq!(keys, [("", "prod"), ("prod", "storefront")]);
+        assert_eq!(revision, 2);
+        let (changes, _) = objects
+            .transact(|t| t.changes_since(0, &Filter::default(), 10))
+            .expect("changes");
+        assert_eq!(changes.len(), 1, "the change log is kept");
+        // Opened again, nothing more to migrate.
+        drop(objects);
+        Objects::sqlite(&path).expect("opens again");
     }
 }
