@@ -8,7 +8,8 @@
 //! serious or critical impact in any view, fits a narrow screen and does not shift as
 //! events stream in. The README's `examples/enterprise`, VirtualMachineSets included, shows
 //! on the map exactly as the API lists it, and a host's maintenance asked from the map
-//! shows the plan `plinth maintenance --dry-run` prints before it goes ahead. Screenshots of each view are kept in the test's
+//! shows the plan `plinth maintenance --dry-run` prints before it goes ahead, and a host
+//! of it that loses power shows as phases while its VMs restart elsewhere. Screenshots of each view are kept in the test's
 //! target directory (`PLINTH_WRITE_DOCS=1` refreshes the ones in `docs/`).
 
 mod common;
@@ -128,6 +129,51 @@ fn shot(page: &mut Live, name: &str) {
     }
 }
 
+/// The host of `server` that runs most VMs, other than `spared`, loses power: the timeline
+/// shows its failure's phases (`at_timeline` then looks at it), and the map shows the host
+/// failed and empty, its VMs moved. The page is left on the pool map.
+fn a_host_fails(
+    page: &mut Live,
+    agents: &Agents,
+    server: &Server,
+    token: &Path,
+    spared: &[&str],
+    at_timeline: impl FnOnce(&mut Live),
+) {
+    let busiest = items(server, token, "hosts")
+        .iter()
+        .filter(|h| !spared.iter().any(|s| h["metadata"]["name"] == *s))
+        .max_by_key(|h| h["status"]["vms"].as_array().map_or(0, Vec::len))
+        .and_then(|h| h["metadata"]["name"].as_str().map(str::to_owned))
+        .expect("a host");
+    page.eval("document.getElementById('tab-timeline').click()")
+        .expect("timeline");
+    agents.crash(&busiest);
+    let failure = format!("#view-timeline li.failure[data-host=\"{busiest}\"]");
+    for phase in ["detected", "fenced", "restarted"] {
+        wait(
+            page,
+            &format!("document.querySelector('{failure} li.phase.seen[data-phase={phase}]')"),
+            &format!("phase {phase} of {busiest}"),
+        );
+    }
+    wait(
+        page,
+        "document.querySelector('#view-timeline tr.event[data-reason=HeartbeatMissed]')",
+        "the event",
+    );
+    at_timeline(page);
+    page.eval("document.getElementById('tab-pool').click()")
+        .expect("pool");
+    wait(
+        page,
+        &format!(
+            "(h => h && h.dataset.state === 'failed' && !h.querySelector('li.vm'))(document.querySelector('#view-pool li.host[data-host=\"{busiest}\"]'))"
+        ),
+        "the host failed and empty on the map",
+    );
+}
+
 #[test]
 fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
@@ -220,38 +266,10 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
 
     // A host loses power: the timeline shows its failure as phases; the map shows it failed
     // and its VMs elsewhere.
-    let busiest = items(&server, &reader, "hosts")
-        .iter()
-        .max_by_key(|h| h["status"]["vms"].as_array().map_or(0, Vec::len))
-        .and_then(|h| h["metadata"]["name"].as_str().map(str::to_owned))
-        .expect("a host");
-    page.eval("document.getElementById('tab-timeline').click()")
-        .expect("timeline");
-    agents.crash(&busiest);
-    let failure = format!("#view-timeline li.failure[data-host=\"{busiest}\"]");
-    for phase in ["detected", "fenced", "restarted"] {
-        page.wait_for(
-            &format!("document.querySelector('{failure} li.phase.seen[data-phase={phase}]')"),
-            WAIT,
-        )
-        .unwrap_or_else(|e| panic!("phase {phase}: {e}"));
-    }
-    page.wait_for(
-        "document.querySelector('#view-timeline tr.event[data-reason=HeartbeatMissed]')",
-        WAIT,
-    )
-    .expect("the event");
-    accessible(&mut page, engine, "timeline");
-    shot(&mut page, "timeline");
-    page.eval("document.getElementById('tab-pool').click()")
-        .expect("pool");
-    page.wait_for(
-        &format!(
-            "(h => h && h.dataset.state === 'failed' && !h.querySelector('li.vm'))(document.querySelector('#view-pool li.host[data-host=\"{busiest}\"]'))"
-        ),
-        WAIT,
-    )
-    .expect("the host failed and empty on the map");
+    a_host_fails(&mut page, &agents, &server, &reader, &[], |page| {
+        accessible(page, engine, "timeline");
+        shot(page, "timeline");
+    });
     shot(&mut page, "pool-after-failure");
     let shift = page.eval("window.__shift").expect("eval");
     assert!(
@@ -378,6 +396,28 @@ fn enterprise(dir: &Path) -> (PathBuf, Server, Agents) {
     let server = Server::start(&dir.join("data"), &tokens, &agents.file());
     let (code, _, err) = cli(&server, &admin, &["apply", "-f", "examples/enterprise"]);
     assert_eq!(code, 0, "{err}");
+    // Sped up as examples/lab's Environment is: a host failure is declared in 2 s and its
+    // VMs restart elsewhere after the agents' 3 s self-fence.
+    let environments = std::fs::read_to_string(
+        common::serve::root().join("examples/enterprise/environments.yaml"),
+    )
+    .expect("environments");
+    let fast = environments
+        .replace("heartbeatInterval: 1s", "heartbeatInterval: 500ms")
+        .replace(
+            "failureDetectionTimeout: 15s",
+            "failureDetectionTimeout: 2s",
+        )
+        .replace("selfFenceTimeout: 60s", "selfFenceTimeout: 3s");
+    assert_ne!(fast, environments, "examples/enterprise's HA timings");
+    let fast_file = dir.join("environments.yaml");
+    std::fs::write(&fast_file, fast).expect("environments");
+    let (code, _, err) = cli(
+        &server,
+        &admin,
+        &["apply", &fast_file.display().to_string()],
+    );
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli(
         &server,
         &admin,
@@ -403,7 +443,7 @@ fn the_enterprise_estate_shows_every_host_and_vm_of_the_api() {
     };
     let engine = axe_engine();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (admin, server, _agents) = enterprise(dir.path());
+    let (admin, server, agents) = enterprise(dir.path());
     let vms = items(&server, &admin, "vms");
     let legacy = vms
         .iter()
@@ -453,7 +493,13 @@ fn the_enterprise_estate_shows_every_host_and_vm_of_the_api() {
     assert_eq!(code, 0, "{err}");
     let served: Value = serde_json::from_str(&served).expect("json");
     let planned: Value = serde_json::from_str(&planned).expect("json");
-    for field in ["/plan/quorum", "/plan/budgets", "/safe", "/refusals", "/forced"] {
+    for field in [
+        "/plan/quorum",
+        "/plan/budgets",
+        "/safe",
+        "/refusals",
+        "/forced",
+    ] {
         assert_eq!(served.pointer(field), planned.pointer(field), "{field}");
     }
 
@@ -497,6 +543,10 @@ fn the_enterprise_estate_shows_every_host_and_vm_of_the_api() {
         "document.querySelector('#view-timeline tr.event[data-reason=MaintenanceRequested]')",
         "who asked, in the timeline",
     );
+
+    // Another host loses power: its failure in phases, its VMs restarted elsewhere.
+    a_host_fails(&mut page, &agents, &server, &admin, &[host], |_| {});
+    shot(&mut page, "enterprise-after-failure");
 }
 
 /// The time from opening the console (signed in: the token is in the tab) to the pool map

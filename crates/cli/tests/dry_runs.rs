@@ -225,6 +225,28 @@ fn upgrade_replaces_the_control_plane_first_then_each_pool_in_name_order() {
 }
 
 #[test]
+fn upgrade_that_skips_a_minor_version_or_goes_back_is_refused() {
+    // prod runs 1.31.4.
+    for (to, says) in [
+        ("1.33.1", "skips a minor version"),
+        ("1.30.8", "is a downgrade"),
+    ] {
+        let (code, out, err) = common::plinth_streams(&[
+            "upgrade",
+            "examples/enterprise",
+            "--cluster",
+            "prod",
+            "--to",
+            to,
+            "--dry-run",
+        ]);
+        assert_eq!(code, 1, "{to}: {out}{err}");
+        assert!(err.contains(says), "{to}: {err}");
+        assert!(out.is_empty(), "no plan for a refused version: {out}");
+    }
+}
+
+#[test]
 fn upgrade_to_what_the_cluster_runs_replaces_nothing() {
     let (code, out, err) = common::plinth_streams(&[
         "upgrade",

@@ -400,6 +400,7 @@ impl Control {
                         last_heard,
                         deadline,
                     };
+                    self.sync_cordon(i);
                     self.timers.insert((deadline, Timer::Detect(i)));
                 }
             }
@@ -695,6 +696,16 @@ impl Control {
         }
     }
 
+    /// Cordons host `i` in the placement while it is blocked ([`Control::blocked_hosts`]:
+    /// not heard from, failed, or in maintenance), and lifts it once it is up and in service
+    /// again: no VM is placed, restarted or moved onto a host being emptied or gone silent.
+    pub(super) fn sync_cordon(&mut self, i: usize) {
+        let blocked = self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None;
+        if let Some(v) = &mut self.vms {
+            let _ = v.pool.cordon(HostId(i as u32), blocked);
+        }
+    }
+
     /// Hosts new VMs must not go to: not heard from, failed or being emptied.
     fn blocked_hosts(&self) -> Vec<HostId> {
         self.hosts
@@ -714,6 +725,7 @@ impl Control {
             Health::Silent { deadline, .. } => {
                 self.timers.remove(&(deadline, Timer::Detect(i)));
                 self.hosts[i].health = Health::Up;
+                self.sync_cordon(i);
                 self.ask_again(i, out);
             }
             Health::FenceFailed { retry } => {
@@ -722,11 +734,13 @@ impl Control {
                 // the VMs it does not run start on it — never as a second copy elsewhere.
                 self.timers.remove(&(retry, Timer::FenceRetry(i)));
                 self.hosts[i].health = Health::Up;
+                self.sync_cordon(i);
                 self.relocate_on(now, i, out);
                 self.close_failure_if_done(i, now);
             }
             Health::Failed => {
                 self.hosts[i].health = Health::Up;
+                self.sync_cordon(i);
                 self.ask_again(i, out);
                 self.clear_condition(&format!("host/{host}"), now);
                 if let Some(v) = &mut self.vms {
@@ -827,6 +841,7 @@ impl Control {
             // Bare metal: the node stays down until the server is repaired; Kubernetes
             // moves what it can. Cordon so a flapping server takes no new pods.
             self.hosts[i].health = Health::Failed;
+            self.sync_cordon(i);
             self.set_condition(
                 format!("host/{name}"),
                 Reason::WaitingForRepair,
@@ -839,6 +854,7 @@ impl Control {
         }
         if !self.cfg.ha.enabled {
             self.hosts[i].health = Health::Failed;
+            self.sync_cordon(i);
             for vm in self.vms_on(i) {
                 self.set_phase(&vm, VmPhase::Down);
                 self.set_condition(
@@ -869,6 +885,7 @@ impl Control {
 
     fn fence(&mut self, i: usize, out: &mut Vec<Command>) {
         self.hosts[i].health = Health::Fencing;
+        self.sync_cordon(i);
         if let Some(f) = self.hosts[i].failure {
             self.failures[f].fence_attempts += 1;
         }
@@ -946,6 +963,7 @@ impl Control {
             } => self.migrate_done(now, vm, from, to, reverted, failed, out),
             Pending::Maintain { host } => {
                 self.hosts[host].maint = Maint::None;
+                self.sync_cordon(host);
                 let name = self.hosts[host].name.clone();
                 self.clear_condition(&format!("host/{name}"), now);
                 if let Some(v) = &mut self.vms {
@@ -960,6 +978,7 @@ impl Control {
             }
             Pending::Drain { host } => {
                 self.hosts[host].maint = Maint::Maintaining;
+                self.sync_cordon(host);
                 let name = self.hosts[host].name.clone();
                 self.set_condition(
                     format!("host/{name}"),
@@ -1002,6 +1021,7 @@ impl Control {
         if failed.is_some() && self.heard_since_failure(i) {
             // It answered while being fenced: it is alive and reachable.
             self.hosts[i].health = Health::Up;
+            self.sync_cordon(i);
             self.relocate_on(now, i, out);
             self.close_failure_if_done(i, now);
             return;
@@ -1009,6 +1029,7 @@ impl Control {
         if let Some(error) = failed {
             let retry = now + self.cfg.ha.fence_retry;
             self.hosts[i].health = Health::FenceFailed { retry };
+            self.sync_cordon(i);
             self.timers.insert((retry, Timer::FenceRetry(i)));
             let dead_at = self.hosts[i]
                 .failure
@@ -1049,6 +1070,7 @@ impl Control {
     /// killed them): restart them elsewhere.
     fn known_dead(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         self.hosts[i].health = Health::Failed;
+        self.sync_cordon(i);
         if let Some(f) = self.hosts[i].failure {
             self.failures[f].known_dead_at = Some(now);
         }
@@ -1223,6 +1245,7 @@ impl Control {
         let name = self.hosts[i].name.clone();
         if self.vms.is_none() {
             self.hosts[i].maint = Maint::Draining;
+            self.sync_cordon(i);
             self.set_condition(
                 format!("host/{name}"),
                 Reason::Evacuating,
@@ -1237,6 +1260,7 @@ impl Control {
             return;
         }
         self.hosts[i].maint = Maint::Evacuating;
+        self.sync_cordon(i);
         self.set_condition(
             format!("host/{name}"),
             Reason::Evacuating,
@@ -1391,6 +1415,7 @@ impl Control {
             return;
         }
         self.hosts[i].maint = Maint::Maintaining;
+        self.sync_cordon(i);
         let host = self.hosts[i].name.clone();
         self.set_condition(
             format!("host/{host}"),

@@ -19,7 +19,7 @@ use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
 use crate::quantity::Duration;
 use crate::ranges;
 use crate::source::Location;
-use crate::version::KubernetesVersion;
+use crate::version::{KubernetesVersion, SkewError};
 use crate::workload::{
     DisruptionBudget, PodStorage, Workload, format_labels, format_selector, selector_matches,
 };
@@ -756,6 +756,51 @@ fn check_scenario(
             diags.extend(check_version(v, || {
                 scenario.at(&format!("/spec/operations/timeline/{i}/version"))
             }));
+        }
+    }
+    check_upgrade_steps(scenario, clusters, diags);
+}
+
+/// Each cluster's `upgradeKubernetes` steps, in time order from the version it runs, roll
+/// one minor version at a time and never back (the version skew policy).
+fn check_upgrade_steps(
+    scenario: &Named<crate::kinds::scenario::ScenarioSpec>,
+    clusters: &[Named<ClusterSpec>],
+    diags: &mut Diagnostics,
+) {
+    let timeline = &scenario.spec.operations.timeline;
+    let mut running: BTreeMap<&str, KubernetesVersion> = clusters
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.spec.kubernetes_version.parse().ok()?)))
+        .collect();
+    let mut order: Vec<usize> = (0..timeline.len()).collect();
+    order.sort_by_key(|&i| timeline[i].at.millis());
+    for i in order {
+        let step = &timeline[i];
+        let (TimelineAction::UpgradeKubernetes, Some(cluster), Some(version)) =
+            (step.action, &step.cluster, &step.version)
+        else {
+            continue;
+        };
+        let (Some(from), Ok(to)) = (
+            running.get_mut(cluster.as_str()),
+            version.parse::<KubernetesVersion>(),
+        ) else {
+            continue;
+        };
+        match from.upgrade_to(to) {
+            Ok(()) => *from = to,
+            Err(e) => {
+                let d = Diagnostic::error(
+                    scenario.at(&format!("/spec/operations/timeline/{i}/version")),
+                    format!("cluster {cluster} cannot be upgraded here: {e}"),
+                );
+                diags.push(if matches!(e, SkewError::SkipsMinor { .. }) {
+                    d.with_help("add a step for each minor version between, in time order")
+                } else {
+                    d
+                });
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ impl PoolState {
         let Some(mut entry) = self.detach(m.vm) else {
             return Err(PlacementError::UnknownVm { id: m.vm.0 });
         };
-        if let Some(reason) = self.reject(m.to, &entry.spec, &entry.footprint, Some(m.from)) {
+        if let Some(reason) = self.admits(m.to, &entry.spec, &entry.footprint, Some(m.from)) {
             let mut explanation = Explanation::new("hosts", 1);
             explanation.reject(reason.to_string());
             let vm = entry.spec.name.clone();

@@ -18,6 +18,7 @@ use crate::vm::{GroupId, VmSpec};
 pub(crate) enum Reason<'a> {
     Status(HostStatus),
     AlreadyThere,
+    Cordoned,
     NotInRule(&'a str),
     Cpu,
     Memory,
@@ -37,6 +38,7 @@ impl fmt::Display for Reason<'_> {
             Self::Status(HostStatus::Standby) => f.write_str("dedicated failover host"),
             Self::Status(HostStatus::Up) => f.write_str("host up"),
             Self::AlreadyThere => f.write_str("VM already on host"),
+            Self::Cordoned => f.write_str("host cordoned: being emptied or not heard from"),
             Self::NotInRule(rule) => write!(f, "not in must rule {rule}"),
             Self::Cpu => f.write_str("insufficient cpu"),
             Self::Memory => f.write_str("insufficient memory"),
@@ -84,8 +86,25 @@ impl PoolState {
         })
     }
 
-    /// The first hard filter that rejects `host` for `spec`, if any.
+    /// The first hard filter that rejects `host` for `spec` as a choice of where to put
+    /// it, if any: a cordoned host is never chosen.
     pub(crate) fn reject(
+        &self,
+        host: HostId,
+        spec: &VmSpec,
+        footprint: &Resources,
+        exclude: Option<HostId>,
+    ) -> Option<Reason<'_>> {
+        if self.cordoned[host.index()] && self.status[host.index()] == HostStatus::Up {
+            return Some(Reason::Cordoned);
+        }
+        self.admits(host, spec, footprint, exclude)
+    }
+
+    /// The first hard filter that rejects `host` for `spec`, cordons aside: what an
+    /// explicit move to `host` must pass (a move put back where the VM still runs goes
+    /// onto a cordoned host).
+    pub(crate) fn admits(
         &self,
         host: HostId,
         spec: &VmSpec,

@@ -29,6 +29,9 @@ pub(crate) struct VmEntry {
 pub struct PoolState {
     pub(crate) pool: Pool,
     pub(crate) status: Vec<HostStatus>,
+    /// Hosts up that take no new VM (being emptied, or not heard from): what runs there
+    /// stays, nothing is placed or moved there. See [`PoolState::cordon`].
+    pub(crate) cordoned: Vec<bool>,
     pub(crate) used: Vec<Resources>,
     pub(crate) vms: Vec<Option<VmEntry>>,
     /// The ids of the VMs on each host, ascending (kept by `attach` and `detach`).
@@ -66,6 +69,7 @@ impl PoolState {
         let mut state = Self {
             index: FreeIndex::new(n, spread),
             status,
+            cordoned: vec![false; n],
             used: vec![Resources::ZERO; n],
             vms: Vec::new(),
             on_host: vec![Vec::new(); n],
@@ -217,6 +221,29 @@ impl PoolState {
             }
             None => Err(PlacementError::UnknownVm { id: vm.0 }),
         }
+    }
+
+    /// Cordons a host (`on`) or lifts it: a cordoned host keeps what runs on it but takes
+    /// no new VM — no placement, restart, migration or surge goes there — as a host
+    /// entering maintenance, or one not heard from, must not. Its status is unchanged.
+    ///
+    /// # Errors
+    /// [`PlacementError::UnknownHost`].
+    pub fn cordon(&mut self, host: HostId, on: bool) -> Result<(), PlacementError> {
+        self.check_host(host)?;
+        if self.cordoned[host.index()] != on {
+            self.cordoned[host.index()] = on;
+            if !on {
+                self.note_room(host);
+            }
+            self.refresh(host);
+        }
+        Ok(())
+    }
+
+    /// Whether `host` is cordoned ([`PoolState::cordon`]).
+    pub fn cordoned(&self, host: HostId) -> bool {
+        self.cordoned.get(host.index()).copied().unwrap_or(false)
     }
 
     /// Puts an empty host into maintenance or standby, or brings a host back up.
@@ -410,7 +437,7 @@ impl PoolState {
 
     /// Re-keys a host in the index after its usage or status changed.
     pub(crate) fn refresh(&mut self, host: HostId) {
-        if self.status[host.index()] == HostStatus::Up {
+        if self.status[host.index()] == HostStatus::Up && !self.cordoned[host.index()] {
             let (cap, used) = (&self.pool.host(host).capacity, &self.used[host.index()]);
             let score = match self.pool.config().strategy {
                 PlacementStrategy::Spread => free_score(cap, used),

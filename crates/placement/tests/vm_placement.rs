@@ -512,3 +512,39 @@ fn place_all_reports_what_does_not_fit() {
         "huge cannot be placed: 0/2 hosts are available: 2 insufficient cpu"
     );
 }
+
+#[test]
+fn a_cordoned_host_keeps_its_vms_takes_no_new_one_and_a_move_back_still_lands() {
+    let mut s = PoolState::new(pool(2, 2, 8000, 16, vec![], PoolConfig::default()));
+    let (a, on) = s.place(vm("a", 1000, 1)).expect("fits");
+    s.cordon(on, true).expect("a host");
+    assert!(s.cordoned(on));
+    let other = HostId(1 - on.0);
+    for name in ["b", "c"] {
+        let (_, at) = s.place(vm(name, 1000, 1)).expect("fits");
+        assert_eq!(at, other, "{name} goes to the host not cordoned");
+    }
+    assert_eq!(s.vms_on(on).len(), 1, "what ran there stays");
+    s.migrate(Migration {
+        vm: a,
+        from: on,
+        to: other,
+    })
+    .expect("off the cordoned host");
+    // An explicit move back (a migration found on its source) is a fact, not a choice.
+    s.migrate(Migration {
+        vm: a,
+        from: other,
+        to: on,
+    })
+    .expect("back onto the cordoned host");
+    let failed = s.fail_host(other).expect("fails");
+    assert!(
+        failed.restarted.is_empty() && failed.stranded.len() == 2,
+        "HA restarts nothing onto a cordoned host"
+    );
+    let stamp = s.room_stamp();
+    s.cordon(on, false).expect("a host");
+    assert!(s.room_since(on, stamp), "lifting a cordon makes room");
+    assert!(s.place(vm("d", 1000, 1)).is_ok());
+}

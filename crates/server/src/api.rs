@@ -631,6 +631,7 @@ async fn store_manifests(
     let objects = split.objects;
     let user = who.name.clone();
     let applied = write(shared, move |o| {
+        check_upgrades(o, &objects)?;
         let applied = o.apply(&objects)?;
         let audit: Vec<Value> = applied
             .iter()
@@ -662,6 +663,32 @@ async fn store_manifests(
         skipped: split.skipped,
         diagnostics: split.diagnostics,
     })
+}
+
+/// Refuses a write that would roll a stored Cluster to a Kubernetes version the version
+/// skew policy forbids (a minor version skipped, a downgrade): the running cluster could
+/// not be upgraded to it.
+fn check_upgrades(o: &mut Txn<'_>, objects: &[(ObjectKey, Value)]) -> Result<(), ObjectsError> {
+    let version = |v: &Value| {
+        v.pointer("/spec/kubernetesVersion")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<plinth_model::version::KubernetesVersion>().ok())
+    };
+    for (key, new) in objects
+        .iter()
+        .filter(|(k, _)| k.resource == Resource::Cluster)
+    {
+        let Some(old) = o.get(key)? else { continue };
+        if let (Some(from), Some(to)) = (version(&old), version(new))
+            && let Err(e) = from.upgrade_to(to)
+        {
+            return Err(ObjectsError::Invalid(format!(
+                "cluster {} cannot be rolled to Kubernetes {to}: {e}",
+                key.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A request's body, at most [`MAX_BODY`] bytes.
@@ -761,7 +788,9 @@ async fn put(
     let user = who.name.clone();
     let stored_key = key.clone();
     let (applied, served) = write(&shared, move |o| {
-        let applied = o.apply(&[(stored_key.clone(), object.clone())])?;
+        let batch = [(stored_key.clone(), object.clone())];
+        check_upgrades(o, &batch)?;
+        let applied = o.apply(&batch)?;
         if let Some(a) = applied.first().filter(|a| a.outcome != Outcome::Unchanged) {
             let e = event(
                 &a.key,

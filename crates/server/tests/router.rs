@@ -91,6 +91,16 @@ fn an_object_read_back_can_be_written_back() {
     // The same read, written again, names a version that is no longer the stored one.
     let (status, _) = send(&api, Method::PUT, path, object.to_string().into(), true);
     assert_eq!(status, StatusCode::CONFLICT);
+    // A version the running cluster could not be rolled to is refused; the next minor is not.
+    let (_, read) = send(&api, Method::GET, path, Vec::new(), true);
+    let mut object: serde_json::Value = serde_json::from_str(&read).expect("json");
+    object["spec"]["kubernetesVersion"] = "1.33.0".into();
+    let (status, body) = send(&api, Method::PUT, path, object.to_string().into(), true);
+    assert_refused(status, &body, StatusCode::BAD_REQUEST);
+    assert!(body.contains("skips a minor version"), "{body}");
+    object["spec"]["kubernetesVersion"] = "1.32.0".into();
+    let (status, body) = send(&api, Method::PUT, path, object.to_string().into(), true);
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 
 use anyhow::{Context, Result};
 use plinth_control::upgrade::{self, Change, ClusterTopology, Method, RolloutPlan};
-use plinth_control::{ControlConfig, Span};
+use plinth_control::{ControlConfig, Span, UpgradeKind};
+use plinth_model::version::KubernetesVersion;
 
 use crate::Outcome;
 use crate::commands::{OutputFormat, load_or_report, require_dry_run, table, virtualized_setup};
@@ -15,8 +16,9 @@ use crate::output;
 /// order, the fewest nodes available meanwhile and how long it takes.
 ///
 /// The workloads of a PATH are bound to a cluster with `--bind NAME=PATH` here (`--cluster`
-/// names the cluster to upgrade). Exit codes: 0 planned, 1 invalid input, 2 usage or I/O
-/// error (an unknown cluster, no `--dry-run`).
+/// names the cluster to upgrade). Exit codes: 0 planned, 1 invalid input or a version the
+/// Kubernetes version skew policy forbids (a minor version skipped, a downgrade), 2 usage
+/// or I/O error (an unknown cluster, no `--dry-run`).
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("clusters", |a| a.long("bind")))]
 pub(crate) struct Args {
@@ -55,6 +57,13 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         .find(|c| c.name == cluster.name)
         .context("the cluster is not in the estate")?;
     let change = Change::to(&args.to, &spec.spec.kubernetes_version, &spec.spec.os_image);
+    if let Some(refused) = skew(&change) {
+        output::stderr(format!(
+            "error: cluster {} cannot be rolled to {}: {refused}\n",
+            cluster.name, change.to
+        ));
+        return Ok(Outcome::Invalid);
+    }
     let d = ControlConfig::virtualized(&estate).deadlines;
     let plan = upgrade::rollout_plan(
         state,
@@ -68,6 +77,15 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         OutputFormat::Table => output::stdout(render(&plan))?,
     }
     Ok(Outcome::Success)
+}
+
+/// Why Kubernetes' version skew policy forbids a version `change`, if it does.
+fn skew(change: &Change) -> Option<plinth_model::version::SkewError> {
+    if change.kind != UpgradeKind::Kubernetes {
+        return None;
+    }
+    let from: KubernetesVersion = change.from.parse().ok()?;
+    from.upgrade_to(change.to.parse().ok()?).err()
 }
 
 /// The plan as a table, one row per stage.

@@ -317,6 +317,9 @@ impl Control {
             v.phase = phases;
             v.stranded = stranded;
         }
+        for i in 0..self.hosts.len() {
+            self.sync_cordon(i);
+        }
         self.clock = now;
         self.drs_dirty = true;
         self.rebuild_timers(now);
