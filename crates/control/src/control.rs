@@ -436,8 +436,7 @@ impl Control {
                 break;
             }
             self.timers.pop_first();
-            changed |= !(timer == Timer::Drs && self.drs_idle());
-            self.on_timer(now, timer, &mut out);
+            changed |= self.on_timer(now, timer, &mut out);
         }
         Ready {
             writes: if changed { self.persist() } else { Vec::new() },
@@ -765,11 +764,13 @@ impl Control {
         }
     }
 
-    fn on_timer(&mut self, now: Time, timer: Timer, out: &mut Vec<Command>) {
+    /// Acts on `timer`; whether anything may have changed (a DRS pass with nothing to do
+    /// changes nothing, and its step persists nothing).
+    fn on_timer(&mut self, now: Time, timer: Timer, out: &mut Vec<Command>) -> bool {
         match timer {
             Timer::Detect(i) => {
                 let Health::Silent { last_heard, .. } = self.hosts[i].health else {
-                    return;
+                    return true;
                 };
                 self.declare_failed(now, i, last_heard, out);
             }
@@ -780,7 +781,7 @@ impl Control {
             }
             Timer::Drs => {
                 self.arm_drs(now);
-                self.drs_pass(now, out);
+                return self.drs_pass(now, out);
             }
             Timer::Health(key) => {
                 if let Some((node, _)) = self.health.remove(&key) {
@@ -821,6 +822,7 @@ impl Control {
                 }
             }
         }
+        true
     }
 
     fn declare_failed(&mut self, now: Time, i: usize, last_heard: Time, out: &mut Vec<Command>) {
@@ -1466,12 +1468,6 @@ impl Control {
         }
     }
 
-    /// Whether a DRS pass now would do nothing: no evacuation to try again and no change
-    /// since the last pass found the pool balanced.
-    fn drs_idle(&mut self) -> bool {
-        !(self.cfg.drs.enabled && self.drs_dirty) && self.evacuations_due().is_empty()
-    }
-
     /// The evacuating hosts a DRS pass tries again: those waiting for VMs to become movable
     /// or for a slot, and those refused for lack of room once that can have changed
     /// ([`maintenance::Refusal::lapsed`], which renews the others).
@@ -1510,24 +1506,31 @@ impl Control {
         due
     }
 
-    fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) {
-        for i in self.evacuations_due() {
+    /// Tries the evacuations due again, then balances when DRS is on and the placement
+    /// changed since the last balanced pass. Whether it had anything to do: an idle pass
+    /// (no evacuation due, nothing to balance) changes nothing.
+    fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) -> bool {
+        let due = self.evacuations_due();
+        if due.is_empty() && !(self.cfg.drs.enabled && self.drs_dirty) {
+            return false;
+        }
+        for i in due {
             self.evacuate(now, i, out);
         }
         if !self.cfg.drs.enabled || !self.drs_dirty {
-            return;
+            return true;
         }
         let in_flight = self
             .pending
             .values()
             .any(|f| matches!(f.pending, Pending::Migrate { .. }));
         if in_flight {
-            return;
+            return true;
         }
         let blocked = self.blocked_hosts();
         let roles = self.roles();
         let Some(v) = &self.vms else {
-            return;
+            return true;
         };
         let phase = &v.phase;
         let plan = drs::plan(
@@ -1559,6 +1562,7 @@ impl Control {
             issued.push(m.vm);
             self.issue_migrations(vec![m], out);
         }
+        true
     }
 
     /// The control-plane members of the clusters this control plane manages.
