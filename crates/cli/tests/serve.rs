@@ -890,6 +890,14 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(events["type"], "Warning");
+    // Asked again while it is being emptied: refused, nothing asked twice.
+    let (code, _, err) = cli(
+        &server,
+        &operator,
+        &["maintenance", "--host", &member, "--force"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only a host that is up"), "{err}");
     assert!(
         events["message"]
             .as_str()

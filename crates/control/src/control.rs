@@ -726,6 +726,8 @@ impl Control {
                 self.hosts[i].health = Health::Up;
                 self.sync_cordon(i);
                 self.ask_again(i, out);
+                // Lifting its cordon made room: VMs stranded meanwhile may fit there.
+                self.retry_stranded(now, out);
             }
             Health::FenceFailed { retry } => {
                 // The host answers again before its VMs were restarted elsewhere: they
@@ -735,6 +737,7 @@ impl Control {
                 self.hosts[i].health = Health::Up;
                 self.sync_cordon(i);
                 self.relocate_on(now, i, out);
+                self.retry_stranded(now, out);
                 self.close_failure_if_done(i, now);
             }
             Health::Failed => {
@@ -1025,6 +1028,7 @@ impl Control {
             self.hosts[i].health = Health::Up;
             self.sync_cordon(i);
             self.relocate_on(now, i, out);
+            self.retry_stranded(now, out);
             self.close_failure_if_done(i, now);
             return;
         }
@@ -1606,4 +1610,17 @@ pub enum HostState {
     Fencing,
     /// Failed: fenced, or known dead by the self-fence rule, or its fence failed.
     Failed,
+}
+
+impl std::fmt::Display for HostState {
+    /// The state as the API reports it (`up`, `maintenance`, …: its serde name).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+            Self::Maintenance => "maintenance",
+            Self::Silent => "silent",
+            Self::Fencing => "fencing",
+            Self::Failed => "failed",
+        })
+    }
 }

@@ -787,7 +787,7 @@ fn type_kubernetes(
             out.budgets.push(PendingBudget {
                 budget,
                 selector_at: doc.index.key("/spec/selector"),
-                label: cluster_label(&p.metadata, doc),
+                label: cluster_label(&p.metadata, doc, diags),
                 source: source.clone(),
             });
         }
@@ -832,10 +832,23 @@ fn named(meta: &ObjectMeta, doc: &Document, diags: &mut Diagnostics) -> Option<S
     }
 }
 
-fn cluster_label(meta: &ObjectMeta, doc: &Document) -> Option<(String, Location)> {
+/// A workload's `plinth.dev/cluster` label and where it is; a value that cannot be a
+/// cluster's name (a DNS-1123 label) is an error, and no binding.
+fn cluster_label(
+    meta: &ObjectMeta,
+    doc: &Document,
+    diags: &mut Diagnostics,
+) -> Option<(String, Location)> {
     let value = meta.labels.as_ref()?.get(workload::CLUSTER_LABEL)?;
     let pointer = crate::yaml::push_pointer("/metadata/labels", workload::CLUSTER_LABEL);
-    Some((value.clone(), doc.index.value(&pointer)))
+    let at = doc.index.value(&pointer);
+    if let Some(d) =
+        crate::names::diagnostic(value, NameRule::Label, "cluster label", || at.clone())
+    {
+        diags.push(d);
+        return None;
+    }
+    Some((value.clone(), at))
 }
 
 /// Reads one annotation with `parse`, reporting a bad value at its place.
@@ -1036,7 +1049,7 @@ fn push_workload(
     out.workloads.push(PendingWorkload {
         required_terms,
         workload,
-        label: cluster_label(u.meta, doc),
+        label: cluster_label(u.meta, doc, diags),
         source: source.clone(),
         claims,
         host_path,

@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use plinth_control::maintenance::{Budget, Review};
 use plinth_control::store::Store;
 use plinth_control::{
-    CommandId, CommandKind, ConditionChange, ControlConfig, ControlError, ControlEvent,
+    CommandId, CommandKind, ConditionChange, ControlConfig, ControlError, ControlEvent, HostState,
     Observation, Ready, Reason, Time, UpgradeKind,
 };
 use plinth_events::InputDigest;
@@ -151,6 +151,15 @@ pub(crate) enum Ask {
     },
 }
 
+impl Ask {
+    /// Its request stopped waiting for the answer.
+    pub(crate) fn abandoned(&self) -> bool {
+        match self {
+            Self::Maintenance { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
 /// The control plane running one estate.
 struct Running {
     session: Session,
@@ -201,6 +210,17 @@ impl Running {
             })?;
         if dry_run {
             return Ok(review);
+        }
+        let state = self.session.control().host_state(host);
+        if state != Some(HostState::Up) {
+            let state = state.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "host {host} is {state}: only a host that is up can be taken down for maintenance; `plinth get hosts` shows the states"
+                ),
+            ));
         }
         if review.refused() {
             return Err(ApiError::new(
@@ -448,8 +468,12 @@ impl Controller {
         }
     }
 
-    /// Answers `ask` from the running control plane.
+    /// Answers `ask` from the running control plane; an ask whose request gave up waiting
+    /// (it timed out: the client was told nothing was done) is dropped, never acted on.
     fn answer(&mut self, ask: Ask) {
+        if ask.abandoned() {
+            return;
+        }
         match ask {
             Ask::Maintenance {
                 host,
@@ -468,7 +492,7 @@ impl Controller {
                         ),
                     )),
                 };
-                // The request may have given up waiting: nothing to tell.
+                // The request gave up waiting meanwhile: nothing to tell.
                 let _ = reply.send(answer);
             }
         }

@@ -94,12 +94,16 @@ impl Shared {
         })
     }
 
-    /// Leaves `ask` for the reconcile loop, which answers it between two steps.
+    /// Leaves `ask` for the reconcile loop, which answers it between two steps. Asks
+    /// whose requests gave up waiting are dropped (a replica that does not lead has no loop
+    /// to take them).
     pub(crate) fn ask(&self, ask: controller::Ask) {
-        self.asks
+        let mut asks = self
+            .asks
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(ask);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        asks.retain(|a| !a.abandoned());
+        asks.push(ask);
     }
 
     /// The questions asked since the last call.

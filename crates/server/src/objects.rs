@@ -544,20 +544,21 @@ impl Txn<'_> {
         })?;
         for (key, body, status) in objects {
             let row = stored.iter().find(|(k, _)| k == key).map(|(_, r)| r);
-            let revision = self.next_revision()?;
             let (generation, created, kind) = match row {
                 Some(r) if r.body == *body && r.status == *status => continue,
                 Some(r) => (
                     r.generation + u64::from(r.body != *body),
-                    r.created,
+                    Some(r.created),
                     ChangeType::Modified,
                 ),
-                None => (1, revision, ChangeType::Added),
+                None => (1, None, ChangeType::Added),
             };
+            // A revision only for what changes: a report of the same objects writes nothing.
+            let revision = self.next_revision()?;
             let new = Row {
                 revision,
                 generation,
-                created,
+                created: created.unwrap_or(revision),
                 body: body.clone(),
                 status: status.clone(),
             };
@@ -851,6 +852,24 @@ mod tests {
         );
         let served = get(&mut objects, &key).expect("there");
         assert_eq!(served["status"]["conditions"][0]["status"], json!("True"));
+        // A report of what is already stored writes nothing, not even a revision.
+        let vm: Reported = (
+            ObjectKey::global(Resource::VirtualMachine, "a-cp-0"),
+            json!({"kind": "VirtualMachine", "metadata": {"name": "a-cp-0"}}),
+            json!({"phase": "Running"}),
+        );
+        let report = |objects: &mut Objects| {
+            objects
+                .transact(|t| t.report(Resource::VirtualMachine, std::slice::from_ref(&vm)))
+                .expect("report")
+        };
+        assert!(report(&mut objects));
+        let revision = objects.transact(|t| t.revision()).expect("revision");
+        assert!(!report(&mut objects));
+        assert_eq!(
+            objects.transact(|t| t.revision()).expect("revision"),
+            revision
+        );
     }
 
     #[test]

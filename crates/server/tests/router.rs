@@ -156,6 +156,11 @@ fn same_named_workloads_of_two_guest_clusters_are_two_objects() {
     let (status, body) = send(&api, Method::GET, &one, Vec::new(), true);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("\"replicas\":6"), "{body}");
+    // A cluster label that cannot name a cluster is refused with the place and the rule.
+    let bad = serde_json::json!({"sources": [{"name": "bad.yaml", "text": deployment("a/b", 1)}]});
+    let (status, body) = send(&api, Method::POST, APPLY, bad.to_string().into(), true);
+    assert_refused(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("cluster label `a/b`"), "{body}");
     // A Plinth object has no guest cluster.
     let (status, body) = send(
         &api,
