@@ -121,6 +121,15 @@ pub enum CommandKind {
         /// Node name.
         node: String,
     },
+    /// Set a node's physical-topology labels (`plinth.dev/host`, `plinth.dev/rack`) to
+    /// those of `host`, where its VM now runs (issued on every live migration and HA
+    /// restart). Its zone label never changes: a node VM stays inside its zone.
+    LabelNode {
+        /// Node name (= its VM).
+        node: String,
+        /// The host its VM runs on.
+        host: String,
+    },
     /// Cordon a node and evict its pods (Kubernetes reschedules them where they fit).
     Drain {
         /// Node name.
@@ -167,6 +176,7 @@ impl CommandKind {
             Self::Cordon { node }
             | Self::Uncordon { node }
             | Self::Drain { node }
+            | Self::LabelNode { node, .. }
             | Self::RemoveNode { node } => node,
             Self::ProvisionServer { server, .. } | Self::ReimageServer { server } => server,
         }

@@ -84,6 +84,7 @@ impl Deadlines {
             | CommandKind::DeleteVm { .. }
             | CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
+            | CommandKind::LabelNode { .. }
             | CommandKind::RemoveNode { .. }
             | CommandKind::ReportInventory { .. } => 0,
         };

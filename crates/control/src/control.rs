@@ -686,6 +686,19 @@ impl Control {
         self.issue(kind, Pending::Start { vm }, out);
     }
 
+    /// Keeps a node's topology labels true: node VM `vm` now runs (or boots) on `host`, away
+    /// from where it ran (a live migration, an HA restart). VMs that are no node (of a
+    /// VirtualMachineSet) carry no labels.
+    fn relabel(&mut self, vm: &str, host: &str, out: &mut Vec<Command>) {
+        if self.stage_of(vm).is_some() {
+            let kind = CommandKind::LabelNode {
+                node: vm.to_owned(),
+                host: host.to_owned(),
+            };
+            self.issue(kind, Pending::Kube, out);
+        }
+    }
+
     fn set_phase(&mut self, vm: &str, phase: VmPhase) {
         if let Some(v) = &mut self.vms {
             let before = v.phase.insert(vm.to_owned(), phase);
@@ -1139,6 +1152,7 @@ impl Control {
         for (vm, host) in starts {
             self.note_arrival(&host);
             self.clear_condition(&format!("vm/{vm}"), now);
+            self.relabel(&vm, &host, out);
             // A VM whose location is still asked of another host waits for that answer.
             if !self.locating.contains_key(&vm) {
                 self.start_vm(vm, host, out);
@@ -1202,6 +1216,10 @@ impl Control {
         if failed.is_none() || reverted {
             self.set_phase(&vm, VmPhase::Running);
             self.clear_condition(&format!("vm/{vm}"), now);
+            if !reverted {
+                let host = self.hosts[to.index()].name.clone();
+                self.relabel(&vm, &host, out);
+            }
         } else {
             let source_up = self.hosts[from.index()].health == Health::Up;
             let target_up = self.hosts[to.index()].health == Health::Up;
@@ -1225,6 +1243,7 @@ impl Control {
             } else if target_up && v.pool.host_of(vid) == Some(to) {
                 // The source died with the VM: boot it where it was going.
                 let host = v.pool.pool().host(to).name.clone();
+                self.relabel(&vm, &host, out);
                 self.start_vm(vm, host, out);
                 return;
             } else {
@@ -1468,6 +1487,7 @@ impl Control {
         for (vm, host) in starts {
             self.note_arrival(&host);
             self.clear_condition(&format!("vm/{vm}"), now);
+            self.relabel(&vm, &host, out);
             self.start_vm(vm, host, out);
         }
     }

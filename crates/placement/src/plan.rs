@@ -29,7 +29,7 @@ use crate::explain::Explanation;
 use crate::hosts::{HostSpec, RackId};
 use crate::place_all::{PlacementOutcome, place_all};
 use crate::pods::{
-    Binding as PodBinding, LABEL_HOSTNAME, LABEL_ZONE, Node, PodTemplate, PodsError, Scheduler,
+    Binding as PodBinding, LABEL_HOST, LABEL_HOSTNAME, LABEL_RACK, LABEL_ZONE, Node, PodTemplate, PodsError, Scheduler,
     ScoringStrategy, Taint, TaintEffect,
 };
 use crate::vm::ZoneId;
@@ -63,7 +63,13 @@ pub fn pool_labels(region: &str, pool: &NodePool) -> BTreeMap<String, String> {
 
 /// Labels whose value differs from node to node of one pool (or between the designs):
 /// only the scheduler, which sees each node, can test them.
-pub const PER_NODE_LABELS: [&str; 3] = [LABEL_HOSTNAME, LABEL_ZONE, LABEL_INSTANCE_TYPE];
+pub const PER_NODE_LABELS: [&str; 5] = [
+    LABEL_HOSTNAME,
+    LABEL_ZONE,
+    LABEL_HOST,
+    LABEL_RACK,
+    LABEL_INSTANCE_TYPE,
+];
 
 /// The region nodes are labelled with: the Inventory's `region`, else its name.
 pub fn region(estate: &Estate) -> String {
@@ -117,9 +123,10 @@ pub struct NodeTemplate {
 }
 
 impl NodeTemplate {
-    /// A node of this pool called `name`, on `host`, in `zone`.
-    pub fn node(&self, name: &str, host: &str, zone: &str) -> Node {
+    /// A node of this pool called `name`, on `host` in `rack`, in `zone`.
+    pub fn node(&self, name: &str, host: &str, rack: &str, zone: &str) -> Node {
         let mut node = Node::new(name, host, zone, self.allocatable)
+            .with_label(LABEL_RACK, rack)
             .with_pod_limits(self.max_pods, self.pods_per_core);
         node.cores = self.cores;
         node.labels
@@ -739,7 +746,8 @@ impl Chain<'_> {
                 .filter(|n| n.pool.cluster == ci && !later)
                 .map(|n| {
                     let h = &hosts[n.host];
-                    templates[n.pool.pool].node(&n.name, &h.name, self.zones.name(h.zone))
+                    let zone = self.zones.name(h.zone);
+                    templates[n.pool.pool].node(&n.name, &h.name, &h.rack, zone)
                 })
                 .collect();
             let mut scheduler = Scheduler::new(members, ScoringStrategy::LeastAllocated)?;
@@ -834,7 +842,9 @@ fn size_cluster(
             let i = sizing[pi].zones.len();
             sizing[pi].zones.push(zone);
             let name = format!("{}-{i}", pools[pi].name);
-            s.add_node(templates[pi].node(&name, &name, zones.name(zone)))
+            // A node of the sizing trial stands for a host of its own in its zone.
+            let zone = zones.name(zone);
+            s.add_node(templates[pi].node(&name, &name, zone, zone))
         };
     for (pi, p) in pools.iter().enumerate() {
         for _ in 0..p.start {

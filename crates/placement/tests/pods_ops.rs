@@ -186,3 +186,40 @@ fn daemonset_runs_one_pod_per_eligible_node() {
         "full stays full"
     );
 }
+
+#[test]
+fn a_node_moved_to_another_host_takes_its_pods_into_that_host_s_domain() {
+    // Anti-affinity over physical hosts (plinth.dev/host): at most one web replica per host.
+    let nodes = vec![
+        node("a", "h1", "z"),
+        node("b", "h2", "z"),
+        node("c", "h3", "z"),
+    ];
+    let mut s = Scheduler::new(nodes, ScoringStrategy::LeastAllocated).expect("nodes");
+    let mut web = pod("web", 1000);
+    web.pod_anti_affinity.push(PodAffinityTerm {
+        selector: web.own_selector(),
+        topology_key: LABEL_HOST.into(),
+    });
+    s.set_unschedulable("b", true).expect("known");
+    s.set_unschedulable("c", true).expect("known");
+    let first = s.schedule(&web).expect("a is free");
+    assert_eq!(name(&s, first.node), "a");
+    s.set_unschedulable("b", false).expect("known");
+    s.set_unschedulable("c", false).expect("known");
+
+    // b's VM moves onto h1, where the first replica runs: the second one goes to c.
+    s.move_node("b", "h1", "r1").expect("known");
+    let b = s.node(s.node_id("b").expect("b")).expect("b");
+    assert_eq!((b.host.as_str(), b.labels[LABEL_HOST].as_str()), ("h1", "h1"));
+    assert_eq!((b.labels[LABEL_RACK].as_str(), b.labels[LABEL_ZONE].as_str()), ("r1", "z"));
+    let second = s.schedule(&web).expect("c is on a host of its own");
+    assert_eq!(name(&s, second.node), "c");
+    assert!(s.schedule(&web).is_err(), "b shares h1 with a");
+
+    // a moves away with its replica: h1 is free, so b takes the third one.
+    s.move_node("a", "h9", "r9").expect("known");
+    let third = s.schedule(&web).expect("h1 is free now");
+    assert_eq!(name(&s, third.node), "b");
+    assert!(s.move_node("nope", "h1", "r1").is_err());
+}

@@ -567,6 +567,7 @@ impl QemuDriver {
             CommandKind::DeleteVm { host: None, .. }
             | CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
+            | CommandKind::LabelNode { .. }
             | CommandKind::Drain { .. }
             | CommandKind::MaintainHost { .. } => return self.answer(now, command.id, None),
             CommandKind::FenceHost { host } => start(host, vec![Action::Fence]),

@@ -334,6 +334,14 @@ pub struct Summary {
     pub nodes: u32,
     /// Pods.
     pub pods: u32,
+    /// Node relabels: a node's `plinth.dev/host` (and rack) label changed to follow its VM.
+    pub relabels: u32,
+    /// Time nodes ran on a host other than the one their `plinth.dev/host` label names,
+    /// summed over nodes, ms (open ones counted to the end): the window between a VM
+    /// landing on another host and its node's relabel.
+    pub topology_stale_ms: u64,
+    /// The longest such window, ms.
+    pub topology_stale_longest_ms: u64,
     /// Host crashes.
     pub host_failures: u32,
     /// Fences that failed.
@@ -444,6 +452,8 @@ pub struct World<'a> {
     /// Hosts in a requested maintenance → when it was requested, and the pods made
     /// unavailable by it so far.
     maint_open: BTreeMap<usize, (u64, u32)>,
+    /// Nodes running on a host other than the one their topology labels name → since when.
+    label_stale: BTreeMap<usize, u64>,
     /// Running VMs' sizes plus the per-VM overhead (virtualized).
     vm_allocated: Resources,
     /// Running VirtualMachineSet VMs' sizes, by usage profile.
@@ -653,6 +663,7 @@ impl<'a> World<'a> {
             cluster_requested: BTreeMap::new(),
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
+            label_stale: BTreeMap::new(),
             vm_allocated: Resources::ZERO,
             vm_usage: Vec::new(),
             workload_requests,
@@ -1403,6 +1414,7 @@ impl<'a> World<'a> {
 
     /// A VM runs on host `h` now: allocation, VM-set usage and etcd members follow.
     fn vm_run(&mut self, vm: &str, h: usize) {
+        self.check_labels(vm, h);
         if let Some(before) = self.vm_at.insert(vm.to_owned(), h) {
             if before != h {
                 self.host_vms[before].remove(vm);
@@ -1425,11 +1437,47 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The host node `n`'s topology labels name (its scheduler's view), if it is a node.
+    fn labelled_host(&self, n: usize) -> Option<&str> {
+        let sched = &self.s.schedulers[self.s.nodes[n].cluster];
+        let id = sched.node_id(&self.s.nodes[n].name)?;
+        sched.node(id).map(|node| node.host.as_str())
+    }
+
+    /// VM `vm` runs on host `h` from now: if it is a node whose labels name another host,
+    /// its labels are stale until the control plane relabels it.
+    fn check_labels(&mut self, vm: &str, h: usize) {
+        let Some(n) = self.node_of_vm(vm) else {
+            return;
+        };
+        let stale = self
+            .labelled_host(n)
+            .is_some_and(|l| l != self.s.hosts[h].name);
+        if stale {
+            self.label_stale.entry(n).or_insert(self.now);
+        } else {
+            self.close_stale(n);
+        }
+    }
+
+    /// Node `n`'s labels are true again (or it is gone): its stale window ends now.
+    fn close_stale(&mut self, n: usize) {
+        if let Some(since) = self.label_stale.remove(&n) {
+            let ms = self.now - since;
+            self.summary.topology_stale_ms += ms;
+            self.summary.topology_stale_longest_ms =
+                self.summary.topology_stale_longest_ms.max(ms);
+        }
+    }
+
     /// A VM stopped running (powered off, deleted, or lost with its host).
     fn vm_stop(&mut self, vm: &str) {
         let Some(h) = self.vm_at.remove(vm) else {
             return;
         };
+        if let Some(n) = self.node_of_vm(vm) {
+            self.close_stale(n);
+        }
         self.host_vms[h].remove(vm);
         let (size, usage) = self.s.vm_size.get(vm).copied().unwrap_or_default();
         self.vm_allocated = self
@@ -1738,10 +1786,12 @@ impl<'a> World<'a> {
         }
         self.s.nodes[n].pool = pool.to_owned();
         self.s.nodes[n].allocatable = alloc;
-        // It joins kube-scheduler's view NotReady, with the zone of the host it runs on.
+        // It joins kube-scheduler's view NotReady, labelled with the host it runs on.
         let host = self.host_of_node(n).map(|h| &self.s.hosts[h]);
-        let (host, zone) = host.map_or(("", ""), |h| (h.name.as_str(), h.zone.as_str()));
-        let mut node = template.node(name, host, zone);
+        let (host, rack, zone) = host.map_or(("", "", ""), |h| {
+            (h.name.as_str(), h.rack.as_str(), h.zone.as_str())
+        });
+        let mut node = template.node(name, host, rack, zone);
         node.allocatable = alloc;
         node.unschedulable = true;
         if let Ok(NodeId(slot)) = self.s.schedulers[cluster].add_node(node) {
@@ -2193,7 +2243,9 @@ impl<'a> World<'a> {
                 }
                 (API_MS, Ok(()), vec![])
             }
-            CommandKind::Uncordon { .. } => (API_MS, Ok(()), vec![]),
+            CommandKind::Uncordon { .. } | CommandKind::LabelNode { .. } => {
+                (API_MS, Ok(()), vec![])
+            }
             CommandKind::ReportInventory { host } => match self.host_idx(host) {
                 Some(h) if self.hosts[h].up => (API_MS, Ok(()), vec![epoch(self, h)]),
                 Some(_) => (API_MS, Err(CommandError::Unreachable), vec![]),
@@ -2284,6 +2336,20 @@ impl<'a> World<'a> {
                     }
                 }
                 self.summary.maintenances += 1;
+            }
+            CommandKind::LabelNode { node, host } => {
+                // A control-plane VM is a node the simulator schedules no pods on.
+                if let (Some(&n), Some(h)) = (self.node_index.get(node), self.host_idx(host)) {
+                    let (name, rack) = (&self.s.hosts[h].name, &self.s.hosts[h].rack);
+                    let sched = &mut self.s.schedulers[self.s.nodes[n].cluster];
+                    if sched.move_node(node, name, rack).is_ok() {
+                        self.summary.relabels += 1;
+                        self.touch(n);
+                    }
+                    if self.vm_at.get(node) == Some(&h) {
+                        self.close_stale(n);
+                    }
+                }
             }
             CommandKind::Uncordon { node } => {
                 if let Some(&n) = self.node_index.get(node) {
@@ -2597,6 +2663,12 @@ impl<'a> World<'a> {
         self.summary.pod_minutes_unavailable = self.unavailable_ms as f64 / 60_000.0;
         self.summary.pods_pending_at_end = self.pending.values().map(|s| s.len() as u32).sum();
         self.summary.conditions_at_end = control.conditions().map(ToString::to_string).collect();
+        for since in std::mem::take(&mut self.label_stale).into_values() {
+            let ms = self.end.saturating_sub(since);
+            self.summary.topology_stale_ms += ms;
+            self.summary.topology_stale_longest_ms =
+                self.summary.topology_stale_longest_ms.max(ms);
+        }
         self.summary.maintenance_open_longest_ms = self
             .maint_open
             .values()

@@ -182,6 +182,7 @@ fn ha_restarts_the_vms_within_detection_fence_and_boot_and_pods_recover() {
     assert_eq!(s.second_copies, 0);
     assert!(s.conditions_at_end.is_empty(), "{:?}", s.conditions_at_end);
     assert_eq!(s.pods_pending_at_end, 0);
+    assert_relabelled(&log_lines(&run), s);
 }
 
 #[test]
@@ -304,6 +305,35 @@ fn maintenance_evacuates_by_live_migration_with_no_workload_downtime() {
         "evacuated VMs spread over hosts: {targets:?}"
     );
     assert!(s.conditions_at_end.is_empty(), "{:?}", s.conditions_at_end);
+    assert_relabelled(&lines, s);
+}
+
+/// Every node VM that moved (a live migration landed, or HA restarted it elsewhere) was
+/// relabelled with its new host, and no node's host label was wrong for longer than the
+/// relabel's own API call.
+fn assert_relabelled(lines: &[serde_json::Value], s: &plinth_sim::Summary) {
+    let commands = events(lines, "command");
+    let labels: Vec<(&str, &str)> = commands
+        .iter()
+        .filter(|c| c["kind"] == "labelNode")
+        .map(|c| (c["node"].as_str().unwrap_or(""), c["host"].as_str().unwrap_or("")))
+        .collect();
+    let migrated_nodes: Vec<(&str, &str)> = commands
+        .iter()
+        .filter(|c| c["kind"] == "migrateVm" || c["kind"] == "startVm")
+        .filter_map(|c| Some((c["vm"].as_str()?, c["to"].as_str().or(c["host"].as_str())?)))
+        .filter(|(vm, _)| labels.iter().any(|(n, _)| n == vm))
+        .collect();
+    assert!(!labels.is_empty(), "node VMs moved, so nodes were relabelled");
+    for moved in &migrated_nodes {
+        assert!(labels.contains(moved), "{moved:?} was relabelled: {labels:?}");
+    }
+    assert!(s.relabels > 0, "the worker nodes' labels changed");
+    assert!(
+        s.topology_stale_longest_ms <= 1_000,
+        "a host label stale for {} ms",
+        s.topology_stale_longest_ms
+    );
 }
 
 #[test]

@@ -202,6 +202,7 @@ fn describe(kind: &CommandKind) -> String {
             None => format!("delete {vm}"),
         },
         CommandKind::FenceHost { host } => format!("fence {host}"),
+        CommandKind::LabelNode { node, host } => format!("label {node} with host {host}"),
         other => format!("{} {}", kind_name(other), other.object()),
     }
 }
@@ -212,6 +213,7 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::MaintainHost { .. } => "maintain",
         CommandKind::Cordon { .. } => "cordon",
         CommandKind::Uncordon { .. } => "uncordon",
+        CommandKind::LabelNode { .. } => "label",
         CommandKind::Drain { .. } => "drain",
         CommandKind::ReportInventory { .. } => "ask inventory of",
         CommandKind::ProvisionServer { .. } => "provision",

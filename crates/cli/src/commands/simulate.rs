@@ -141,6 +141,14 @@ fn summary_table(s: &plinth_sim::Summary) -> String {
         "migrations: {}, maintenances: {}, evictions: {}\n",
         s.migrations, s.maintenances, s.evictions
     ));
+    if s.relabels > 0 || s.topology_stale_ms > 0 {
+        out.push_str(&format!(
+            "node host labels: {} relabels, stale {:.1} s in all, at most {:.1} s\n",
+            s.relabels,
+            s.topology_stale_ms as f64 / 1000.0,
+            s.topology_stale_longest_ms as f64 / 1000.0
+        ));
+    }
     out.push_str(&format!(
         "pod-minutes unavailable: {:.1}; pods pending at the end: {}\n",
         s.pod_minutes_unavailable, s.pods_pending_at_end

@@ -1101,20 +1101,24 @@ impl Control {
 }
 
 impl Control {
-    /// The cluster and stage (≥ 1: worker pools only) `node` belongs to.
-    fn worker_pool_of(&self, node: &str) -> Option<(usize, usize)> {
+    /// The cluster and stage (0: control plane, ≥ 1: worker pools) `node` belongs to.
+    pub(super) fn stage_of(&self, node: &str) -> Option<(usize, usize)> {
         // VM names start with their cluster's; servers are named by the inventory.
         let vms = self.vms.is_some();
         self.clusters.iter().enumerate().find_map(|(c, rec)| {
             if vms && !node.starts_with(rec.topo.name.as_str()) {
                 return None;
             }
-            rec.topo
-                .pools
-                .iter()
+            std::iter::once(&rec.topo.control_plane)
+                .chain(&rec.topo.pools)
                 .position(|p| p.nodes.iter().any(|n| n == node))
-                .map(|i| (c, i + 1))
+                .map(|i| (c, i))
         })
+    }
+
+    /// The cluster and stage (≥ 1: worker pools only) `node` belongs to.
+    fn worker_pool_of(&self, node: &str) -> Option<(usize, usize)> {
+        self.stage_of(node).filter(|&(_, stage)| stage >= 1)
     }
 
     /// `node` stopped (VM down, or server declared failed): check it again after its

@@ -48,6 +48,7 @@ pub(super) fn idempotent(kind: &CommandKind) -> bool {
         kind,
         CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
+            | CommandKind::LabelNode { .. }
             | CommandKind::Drain { .. }
             | CommandKind::DeleteVm { .. }
             | CommandKind::StopVm { .. }
@@ -71,6 +72,7 @@ fn retry_object(kind: &CommandKind) -> Option<String> {
         CommandKind::Cordon { node }
         | CommandKind::Uncordon { node }
         | CommandKind::Drain { node }
+        | CommandKind::LabelNode { node, .. }
         | CommandKind::RemoveNode { node } => Some(format!("node/{node}")),
         CommandKind::DeleteVm { vm, .. }
         | CommandKind::StopVm { vm, .. }
@@ -509,6 +511,7 @@ fn serde_variant(kind: &CommandKind) -> &'static str {
         CommandKind::MaintainHost { .. } => "maintainHost",
         CommandKind::Cordon { .. } => "cordon",
         CommandKind::Uncordon { .. } => "uncordon",
+        CommandKind::LabelNode { .. } => "labelNode",
         CommandKind::Drain { .. } => "drain",
         CommandKind::ProvisionServer { .. } => "provisionServer",
         CommandKind::RemoveNode { .. } => "removeNode",

@@ -11,6 +11,12 @@ pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 /// The well-known label naming a node's zone (`topology.kubernetes.io/zone`); for a VM node,
 /// the rack of its host.
 pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+/// Plinth's label naming the physical host a node runs on (the hypervisor under a VM node,
+/// the server itself on bare metal). It follows the node's VM on every live migration and
+/// HA restart.
+pub const LABEL_HOST: &str = "plinth.dev/host";
+/// Plinth's label naming the rack of the node's physical host (a power domain).
+pub const LABEL_RACK: &str = "plinth.dev/rack";
 /// The taint kubeadm puts on control-plane nodes.
 pub const CONTROL_PLANE_TAINT_KEY: &str = "node-role.kubernetes.io/control-plane";
 /// The kubelet's default `maxPods`.
@@ -78,7 +84,8 @@ pub struct Node {
     pub host: String,
     /// What pods may request in total (capacity minus kubelet and system reservations).
     pub allocatable: Resources,
-    /// Node labels, including the topology labels [`LABEL_HOSTNAME`] and [`LABEL_ZONE`].
+    /// Node labels, including the topology labels [`LABEL_HOSTNAME`], [`LABEL_ZONE`] and
+    /// [`LABEL_HOST`].
     pub labels: BTreeMap<String, String>,
     /// Node taints.
     pub taints: Vec<Taint>,
@@ -93,7 +100,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// A schedulable node with the kubelet defaults, labelled with its hostname and zone.
+    /// A schedulable node with the kubelet defaults, labelled with its hostname, zone and
+    /// physical host.
     pub fn new(
         name: impl Into<String>,
         host: impl Into<String>,
@@ -102,11 +110,13 @@ impl Node {
     ) -> Self {
         let name = name.into();
         let mut labels = BTreeMap::new();
+        let host = host.into();
         labels.insert(LABEL_HOSTNAME.to_owned(), name.clone());
         labels.insert(LABEL_ZONE.to_owned(), zone.into());
+        labels.insert(LABEL_HOST.to_owned(), host.clone());
         Self {
             name,
-            host: host.into(),
+            host,
             allocatable,
             labels,
             taints: Vec::new(),

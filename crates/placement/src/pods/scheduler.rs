@@ -12,7 +12,7 @@ use super::filter::{
 use super::filter::{
     REASON_CPU, REASON_DISK, REASON_MEMORY, REASON_SPREAD_LABEL, REASON_TOO_MANY_PODS,
 };
-use super::node::Node;
+use super::node::{LABEL_HOST, LABEL_RACK, Node};
 use super::pod::{PodTemplate, WhenUnsatisfiable};
 use super::score::{self, ScoringStrategy};
 use super::topology::{Index, NO_DOMAIN};
@@ -407,6 +407,33 @@ impl Scheduler {
     pub fn set_unschedulable(&mut self, name: &str, unschedulable: bool) -> Result<(), PodsError> {
         let i = self.lookup(name)? as usize;
         self.nodes[i].unschedulable = unschedulable;
+        self.base_code[i] = Self::node_code(&self.nodes[i]);
+        self.update_prepared(i, self.any_prefer_taint);
+        Ok(())
+    }
+
+    /// The node now runs on physical host `host` in `rack` (its VM migrated or restarted
+    /// there): its host and its [`LABEL_HOST`] and [`LABEL_RACK`] labels change; its zone
+    /// does not (a zone label that changed would not move the pods already placed by it), and
+    /// its bound pods stay.
+    pub fn move_node(&mut self, name: &str, host: &str, rack: &str) -> Result<(), PodsError> {
+        let i = self.lookup(name)? as usize;
+        // The bound pods count in their node's domains: out of the old ones, into the new.
+        let compiled: Vec<Arc<Compiled>> = self.node_pods[i]
+            .iter()
+            .filter_map(|p| self.placed(*p).map(|placed| Arc::clone(&placed.compiled)))
+            .collect();
+        for c in &compiled {
+            self.count(c, i, -1);
+        }
+        let node = &mut self.nodes[i];
+        node.host = host.to_owned();
+        node.labels.insert(LABEL_HOST.to_owned(), host.to_owned());
+        node.labels.insert(LABEL_RACK.to_owned(), rack.to_owned());
+        self.index.set_node(i, &self.nodes[i]);
+        for c in &compiled {
+            self.count(c, i, 1);
+        }
         self.base_code[i] = Self::node_code(&self.nodes[i]);
         self.update_prepared(i, self.any_prefer_taint);
         Ok(())
