@@ -116,3 +116,119 @@ fn the_log_starts_with_a_header_naming_the_run_and_binds_every_pod_at_the_start(
         "{out}"
     );
 }
+
+/// A year of a three-host estate whose racks are three declared zones (one host each),
+/// with a host failure every 60 days on average, plus `extra` documents: the event log.
+fn zoned_year(extra: &str) -> Vec<serde_json::Value> {
+    let flaky = "---
+apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: flaky
+spec:
+  failures:
+    hosts:
+      mtbf: 60d
+      repairTime: 8h
+";
+    let dir = common::estates::estate(
+        &common::estates::LONELY,
+        ["ra", "rb", "rc"],
+        1,
+        &format!("{flaky}{extra}"),
+    );
+    let events = dir.path().join("events.jsonl");
+    let (code, out) = plinth(&[
+        "simulate".as_ref(),
+        dir.path().as_os_str(),
+        "--env".as_ref(),
+        "virtualized".as_ref(),
+        "--duration".as_ref(),
+        "365d".as_ref(),
+        "--events".as_ref(),
+        events.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("node host labels: "), "{out}");
+    std::fs::read_to_string(&events)
+        .expect("event log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// Conditions set with `reason` in the log, by object.
+fn conditions<'a>(log: &'a [serde_json::Value], reason: &str) -> Vec<&'a serde_json::Value> {
+    log.iter()
+        .filter(|e| e["event"] == "condition" && e["change"] == "set" && e["reason"] == reason)
+        .collect()
+}
+
+#[test]
+fn ha_restarts_outside_a_full_zone_only_as_a_recorded_exception_that_moves_home() {
+    let log = zoned_year("");
+    // A host's zone holds no other host: HA restarts its VMs in another zone, each one
+    // recorded, its node relabelled with the host it now runs on.
+    let outside = conditions(&log, "outsideZone");
+    assert!(!outside.is_empty(), "failures happened and zones were full");
+    // Each exception ends by a live migration back to the repaired host of its zone (or
+    // by the VM's deletion in a rollout); none is open at the end.
+    let mut healed = 0;
+    for c in &outside {
+        let vm = c["object"]
+            .as_str()
+            .and_then(|o| o.strip_prefix("vm/"))
+            .expect("vm");
+        let t = c["t"].as_u64().expect("t");
+        let home = log
+            .iter()
+            .filter(|e| e["event"] == "hostFailed" && e["t"].as_u64() < Some(t))
+            .filter(|e| {
+                e["vmsLost"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == vm))
+            })
+            .filter_map(|e| e["host"].as_str())
+            .next_back()
+            .expect("the VM was lost with a host");
+        let next = log
+            .iter()
+            .filter(|e| e["t"].as_u64() > Some(t) && e["event"] == "command")
+            .find(|e| e["vm"] == vm && (e["kind"] == "migrateVm" || e["kind"] == "deleteVm"))
+            .unwrap_or_else(|| panic!("{vm}'s exception never ends"));
+        if next["kind"] == "migrateVm" {
+            assert_eq!(next["to"], home, "{vm} goes back into its zone: {next}");
+            let relabel = log.iter().find(|e| {
+                e["t"].as_u64() >= next["t"].as_u64()
+                    && e["kind"] == "labelNode"
+                    && e["node"] == vm
+                    && e["host"] == home
+            });
+            assert!(relabel.is_some(), "{vm}'s node is relabelled with {home}");
+            healed += 1;
+        }
+    }
+    assert!(healed > 0, "some exception healed by migration");
+
+    // With restarts outside the zone refused, the VMs wait for their host's repair, and
+    // say why.
+    let refuse = "---
+apiVersion: plinth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: zoned
+spec:
+  type: virtualized
+  ha:
+    restartOutsideZone: false
+";
+    let log = zoned_year(refuse);
+    assert!(conditions(&log, "outsideZone").is_empty());
+    let waiting = conditions(&log, "waitingForCapacity");
+    assert!(
+        waiting.iter().any(|c| c["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("0/1 hosts of its zone are available"))),
+        "{waiting:?}"
+    );
+}

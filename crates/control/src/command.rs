@@ -404,6 +404,9 @@ pub enum Reason {
     /// A command's outcome is unknown: where the VM runs is being asked of its hosts
     /// before anything else is done with it.
     Locating,
+    /// A VM runs outside its zone (a zone exception): HA restarted it there because no
+    /// host of its zone had room; it moves back when one has.
+    OutsideZone,
 }
 
 impl fmt::Display for Reason {
@@ -420,6 +423,7 @@ impl fmt::Display for Reason {
             Self::DrainFailed => "drain failed",
             Self::Retrying => "retrying",
             Self::Locating => "locating",
+            Self::OutsideZone => "outside its zone",
         })
     }
 }

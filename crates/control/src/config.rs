@@ -21,6 +21,9 @@ pub struct HaConfig {
     /// Added to `self_fence_timeout` before a silent, unfenced host's VMs count as dead:
     /// the agent's own detection interval and clock drift, ms.
     pub self_fence_margin: u64,
+    /// Whether a VM no host of its zone can take restarts outside it (a zone exception)
+    /// rather than waiting down; only with declared zones ([`crate::Control::with_zones`]).
+    pub restart_outside_zone: bool,
 }
 
 impl HaConfig {
@@ -148,6 +151,7 @@ impl ControlConfig {
                 heartbeat_interval: env.ha.heartbeat_interval.millis(),
                 self_fence_timeout: env.ha.self_fence_timeout.millis(),
                 self_fence_margin: env.ha.self_fence_margin.millis(),
+                restart_outside_zone: env.ha.restart_outside_zone,
             },
             drs: DrsConfig {
                 enabled: env.drs.enabled,

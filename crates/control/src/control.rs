@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, VmSpec, ZoneId};
+use plinth_placement::{
+    HostId, HostStatus, Migration, PoolState, RestartScope, VmId, VmSpec, ZoneId,
+};
 
 use crate::command::{
     BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange,
@@ -200,6 +202,9 @@ struct Vms {
     phase: BTreeMap<String, VmPhase>,
     /// VMs that found no host, waiting for capacity.
     stranded: BTreeMap<String, VmSpec>,
+    /// Zone exceptions: VMs HA restarted outside their zone → their zone, until they are
+    /// moved back ([`Control::heal_zone_exceptions`]).
+    outside_zone: BTreeMap<String, ZoneId>,
 }
 
 /// The control plane: reconcilers over the observed state, deterministic and pure.
@@ -320,6 +325,7 @@ impl Control {
             ids,
             phase,
             stranded: BTreeMap::new(),
+            outside_zone: BTreeMap::new(),
         };
         Self::new(cfg, names, Some(vms))
     }
@@ -958,7 +964,7 @@ impl Control {
             Pending::Start { vm } => {
                 if failed.is_none() {
                     self.set_phase(&vm, VmPhase::Running);
-                    self.clear_condition(&format!("vm/{vm}"), now);
+                    self.zone_condition(now, &vm);
                     self.upgrade_vm_running(now, &vm, out);
                 } else {
                     // Its host is lost; HA moves it once the host is declared failed.
@@ -1128,7 +1134,12 @@ impl Control {
                 reverted.push(*id);
             }
         }
-        let evac = match ha::restart(&mut v.pool, h) {
+        let zone = self.zones.get(i).copied();
+        let scope = RestartScope {
+            zone: zone.map_or(&[], |z| self.zone_hosts[z.0 as usize].as_slice()),
+            outside: self.cfg.ha.restart_outside_zone,
+        };
+        let evac = match ha::restart(&mut v.pool, h, scope) {
             Ok(e) => e,
             Err(_) => return,
         };
@@ -1137,6 +1148,11 @@ impl Control {
         for (vid, to) in &evac.restarted {
             if let Some(spec) = v.pool.vm(*vid) {
                 starts.push((spec.name.clone(), v.pool.pool().host(*to).name.clone()));
+                if let Some(z) = zone
+                    && evac.outside_zone.contains(vid)
+                {
+                    v.outside_zone.insert(spec.name.clone(), z);
+                }
             }
         }
         let mut stranded = Vec::new();
@@ -1219,6 +1235,14 @@ impl Control {
             if !reverted {
                 let host = self.hosts[to.index()].name.clone();
                 self.relabel(&vm, &host, out);
+                // Back in its zone: the exception ends.
+                if let Some(v) = &mut self.vms
+                    && v.outside_zone
+                        .get(&vm)
+                        .is_some_and(|z| self.zones.get(to.index()) == Some(z))
+                {
+                    v.outside_zone.remove(&vm);
+                }
             }
         } else {
             let source_up = self.hosts[from.index()].health == Health::Up;
@@ -1492,6 +1516,65 @@ impl Control {
         }
     }
 
+    /// A VM started: its condition is cleared, or says it runs outside its zone when HA
+    /// restarted it there (a zone exception).
+    fn zone_condition(&mut self, now: Time, vm: &str) {
+        let outside = self
+            .vms
+            .as_ref()
+            .is_some_and(|v| v.outside_zone.contains_key(vm));
+        let object = format!("vm/{vm}");
+        match self.vm_host(vm).filter(|_| outside) {
+            Some(host) => {
+                let message = format!(
+                    "HA restarted it on {host}, outside its zone: no host of its zone could take it; it moves back by live migration when one can"
+                );
+                self.set_condition(object, Reason::OutsideZone, message, now);
+            }
+            None => self.clear_condition(&object, now),
+        }
+    }
+
+    /// Moves a VM that HA restarted outside its zone back into it: one live migration per
+    /// pass, none while another migration runs (a control-plane VM never moves beside
+    /// another), to the best host of its zone that takes it and is not blocked. VMs that
+    /// no longer exist are forgotten.
+    fn heal_zone_exceptions(&mut self, out: &mut Vec<Command>) {
+        let in_flight = self
+            .pending
+            .values()
+            .any(|f| matches!(f.pending, Pending::Migrate { .. }));
+        let blocked = self.blocked_hosts();
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        v.outside_zone.retain(|vm, _| v.ids.contains_key(vm));
+        if in_flight {
+            return;
+        }
+        let mut moved = None;
+        for (vm, zone) in &v.outside_zone {
+            if v.phase.get(vm) != Some(&VmPhase::Running) {
+                continue;
+            }
+            let (Some(&id), Some(hosts)) = (v.ids.get(vm), self.zone_hosts.get(zone.0 as usize))
+            else {
+                continue;
+            };
+            let Some(from) = v.pool.host_of(id) else {
+                continue;
+            };
+            let targets = hosts.iter().copied().filter(|h| !blocked.contains(h));
+            if let Ok(m) = v.pool.migrate_first(id, from, targets) {
+                moved = Some(m);
+                break;
+            }
+        }
+        if let Some(m) = moved {
+            self.issue_applied(m, out);
+        }
+    }
+
     /// The evacuating hosts a DRS pass tries again: those waiting for VMs to become movable
     /// or for a slot, and those refused for lack of room once that can have changed
     /// ([`maintenance::Refusal::lapsed`], which renews the others).
@@ -1535,11 +1618,18 @@ impl Control {
     /// (no evacuation due, nothing to balance) changes nothing.
     fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) -> bool {
         let due = self.evacuations_due();
-        if due.is_empty() && !(self.cfg.drs.enabled && self.drs_dirty) {
+        let exceptions = self
+            .vms
+            .as_ref()
+            .is_some_and(|v| !v.outside_zone.is_empty());
+        if due.is_empty() && !exceptions && !(self.cfg.drs.enabled && self.drs_dirty) {
             return false;
         }
         for i in due {
             self.evacuate(now, i, out);
+        }
+        if exceptions {
+            self.heal_zone_exceptions(out);
         }
         if !self.cfg.drs.enabled || !self.drs_dirty {
             return true;

@@ -4,7 +4,7 @@
 //! VMs are then restarted by restart priority, respecting placement groups, VM→host rules
 //! and what is left of the admission reserve ([`PoolState::fail_host`]).
 
-use plinth_placement::{Evacuation, HostId, PlacementError, PoolState, VmId, VmSpec};
+use plinth_placement::{Evacuation, HostId, PlacementError, PoolState, RestartScope, VmId, VmSpec};
 
 use crate::time::Time;
 
@@ -13,9 +13,14 @@ pub fn declare_at(last_heard: Time, detection_timeout: u64) -> Time {
     last_heard + detection_timeout
 }
 
-/// After a successful fence: mark `host` failed and choose where its VMs restart.
-pub fn restart(state: &mut PoolState, host: HostId) -> Result<Evacuation, PlacementError> {
-    state.fail_host(host)
+/// After a successful fence: mark `host` failed and choose where its VMs restart, inside
+/// `scope` (its zone, and whether a VM may restart outside it).
+pub fn restart(
+    state: &mut PoolState,
+    host: HostId,
+    scope: RestartScope<'_>,
+) -> Result<Evacuation, PlacementError> {
+    state.fail_host_in(host, scope)
 }
 
 /// The outcome of [`retry`].

@@ -114,6 +114,7 @@ proptest! {
                 heartbeat_interval: 1_000,
             self_fence_timeout: 60_000,
                 self_fence_margin: 10_000,
+                restart_outside_zone: true,
             },
             drs: DrsConfig { enabled: true, threshold: 0.05, interval: 300_000, max_moves },
             deadlines: Deadlines {

@@ -24,6 +24,7 @@ fn cfg() -> ControlConfig {
             heartbeat_interval: 1_000,
             self_fence_timeout: 60_000,
             self_fence_margin: 10_000,
+            restart_outside_zone: true,
         },
         drs: DrsConfig {
             enabled: true,
@@ -1354,4 +1355,138 @@ fn an_evacuation_refused_for_room_waits_then_resumes_when_room_returns() {
     let moved = migrations(&resumed);
     assert_eq!(moved.len(), 8, "{resumed:?}");
     assert!(moved.iter().all(|(_, to)| to == "h1"), "{moved:?}");
+}
+
+/// Zones a = h0, h1 and b = h2, h3. h0 runs four 4-core VMs, h1 three (4 cores free).
+/// Durable, DRS off (its pass still heals zone exceptions).
+fn zoned(outside: bool) -> Control {
+    let mut vms = Vec::new();
+    for i in 0..4 {
+        vms.push((
+            VmSpec::new(format!("a-{i}"), Resources::new(4000, 4 * GIB, 0)),
+            HostId(0),
+        ));
+    }
+    for i in 0..3 {
+        vms.push((
+            VmSpec::new(format!("b-{i}"), Resources::new(4000, 4 * GIB, 0)),
+            HostId(1),
+        ));
+    }
+    let state = PoolState::restore(pool(4, 0), &[], vms).expect("valid");
+    let mut cfg = cfg();
+    cfg.drs.enabled = false;
+    cfg.ha.restart_outside_zone = outside;
+    let zones = [0, 0, 1, 1].map(plinth_placement::ZoneId).to_vec();
+    Control::virtualized(cfg, state).with_zones(zones).durable()
+}
+
+/// One step of `c`, its records written to `store`; its commands.
+fn step(
+    c: &mut Control,
+    store: &mut plinth_control::store::MemoryStore,
+    now: Time,
+    what: Observation,
+) -> Vec<Command> {
+    use plinth_control::store::Store;
+    let ready = c.handle(now, what);
+    store.write(&ready.writes).expect("write");
+    ready.commands
+}
+
+/// Every command answered at `now`, through [`step`]; the commands that follow.
+fn answer_stored(
+    c: &mut Control,
+    store: &mut plinth_control::store::MemoryStore,
+    now: Time,
+    cmds: &[Command],
+) -> Vec<Command> {
+    cmds.iter()
+        .flat_map(|cmd| step(c, store, now, Observation::CommandCompleted { id: cmd.id }))
+        .collect()
+}
+
+/// h0 goes silent at 9 s and is fenced: the restarts HA issues, answered.
+fn fail_h0(c: &mut Control, store: &mut plinth_control::store::MemoryStore) -> Vec<Command> {
+    let missed = Observation::HeartbeatMissed {
+        host: "h0".into(),
+        last_heard: Time(9_000),
+    };
+    step(c, store, Time(10_000), missed);
+    let fence = step(c, store, Time(24_000), Observation::Timer);
+    let starts = answer_stored(c, store, Time(34_000), &fence);
+    assert!(answer_stored(c, store, Time(94_000), &starts).is_empty());
+    starts
+}
+
+#[test]
+fn ha_restarts_inside_the_zone_and_records_and_heals_a_restart_outside_it() {
+    use plinth_control::store::{MemoryStore, Store};
+    let mut store = MemoryStore::default();
+    let mut c = zoned(true);
+    let starts = fail_h0(&mut c, &mut store);
+    let targets: Vec<(String, String)> = starts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            CommandKind::StartVm { vm, host } => Some((vm.clone(), host.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets.len(), 4, "{starts:?}");
+    assert_eq!(
+        targets[0],
+        ("a-0".to_owned(), "h1".to_owned()),
+        "h1 has room for one"
+    );
+    for (vm, host) in &targets[1..] {
+        assert!(host == "h2" || host == "h3", "{vm} on {host}");
+        let cond = c.condition(&format!("vm/{vm}")).expect("a zone exception");
+        assert_eq!(cond.reason, Reason::OutsideZone);
+        assert!(cond.message.contains(host.as_str()), "{cond}");
+    }
+    assert!(c.condition("vm/a-0").is_none());
+
+    // The exception survives a control-plane restart.
+    let mut c = zoned(true)
+        .restore(&store.load().expect("load"), Time(96_000))
+        .expect("restore");
+    assert_eq!(
+        c.condition("vm/a-1").map(|c| c.reason),
+        Some(Reason::OutsideZone)
+    );
+
+    // Passes while zone a is full move nothing; h0 comes back repaired, and each pass then
+    // moves one exception home by live migration, until none is left.
+    let pass = step(&mut c, &mut store, Time(400_000), Observation::Timer);
+    assert!(migrations(&pass).is_empty(), "{pass:?}");
+    let back = Observation::Heartbeat {
+        host: "h0".into(),
+        boot: BootId(2),
+    };
+    step(&mut c, &mut store, Time(500_000), back);
+    let mut homed = Vec::new();
+    for pass in 1..=6u64 {
+        let t = Time(500_000 + pass * 300_000);
+        let moves = step(&mut c, &mut store, t, Observation::Timer);
+        let m = migrations(&moves);
+        assert!(m.len() <= 1, "one move per pass: {m:?}");
+        homed.extend(m.iter().cloned());
+        answer_stored(&mut c, &mut store, t + 10_000, &moves);
+    }
+    assert_eq!(homed.len(), 3, "{homed:?}");
+    assert!(homed.iter().all(|(_, to)| to == "h0"), "{homed:?}");
+    for (vm, _) in &homed {
+        assert!(c.condition(&format!("vm/{vm}")).is_none(), "{vm} is home");
+        assert_eq!(host_of(&c, vm), "h0");
+    }
+}
+
+#[test]
+fn with_restarts_outside_the_zone_refused_the_vms_wait_with_the_zone_named() {
+    let mut c = zoned(false);
+    let starts = fail_h0(&mut c, &mut plinth_control::store::MemoryStore::default());
+    assert_eq!(starts.len(), 1, "only a-0 fits its zone: {starts:?}");
+    let cond = c.condition("vm/a-1").expect("waits");
+    assert_eq!(cond.reason, Reason::WaitingForCapacity);
+    assert!(cond.message.contains("0/2 hosts of its zone"), "{cond}");
 }

@@ -1,9 +1,14 @@
 //! HA restart: when a host fails, its VMs are restarted on the others by restart priority
 //! (then name), respecting placement groups, rules and what is left of the admission
-//! reserve (the policy's failures minus the hosts already failed).
+//! reserve (the policy's failures minus the hosts already failed), inside the failed
+//! host's zone when the estate declares zones.
+
+use plinth_model::Resources;
+use plinth_model::policy::RuleKind;
 
 use crate::admission::AdmissionPolicy;
 use crate::error::PlacementError;
+use crate::explain::Explanation;
 use crate::hosts::{HostId, HostStatus};
 use crate::state::PoolState;
 use crate::vm::{VmId, VmSpec};
@@ -13,13 +18,37 @@ use crate::vm::{VmId, VmSpec};
 pub struct Evacuation {
     /// VMs restarted, in restart order, with their new host.
     pub restarted: Vec<(VmId, HostId)>,
+    /// Of those, the VMs restarted outside the failed host's zone because no host of the
+    /// zone could take them: zone exceptions ([`RestartScope::outside`]).
+    pub outside_zone: Vec<VmId>,
     /// VMs left powered off (removed from the state), with why.
     pub stranded: Vec<(VmId, VmSpec, PlacementError)>,
 }
 
+/// Where HA may restart the VMs of a failed host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RestartScope<'a> {
+    /// The hosts of the failed host's zone: its VMs restart on one of them. Empty: the
+    /// pool is one zone.
+    pub zone: &'a [HostId],
+    /// Whether a VM that no host of the zone can take restarts outside it (recorded as a
+    /// zone exception) instead of staying down with the reason.
+    pub outside: bool,
+}
+
 impl PoolState {
-    /// Marks `host` failed, brings dedicated failover hosts up, and restarts its VMs.
+    /// Marks `host` failed, brings dedicated failover hosts up, and restarts its VMs
+    /// anywhere in the pool.
     pub fn fail_host(&mut self, host: HostId) -> Result<Evacuation, PlacementError> {
+        self.fail_host_in(host, RestartScope::default())
+    }
+
+    /// [`PoolState::fail_host`], restarting the VMs inside `scope`.
+    pub fn fail_host_in(
+        &mut self,
+        host: HostId,
+        scope: RestartScope<'_>,
+    ) -> Result<Evacuation, PlacementError> {
         self.check_host(host)?;
         if self.status[host.index()] == HostStatus::Failed {
             return Ok(Evacuation::default());
@@ -63,16 +92,66 @@ impl PoolState {
             }
             let placed = self
                 .admit(&entry.spec, &entry.footprint)
-                .and_then(|()| self.find_host(&entry.spec, &entry.footprint, None));
+                .and_then(|()| self.restart_host(&entry.spec, &entry.footprint, scope));
             match placed {
-                Ok(h) => {
+                Ok((h, outside)) => {
                     entry.host = h;
                     self.attach(vm, entry);
                     out.restarted.push((vm, h));
+                    if outside {
+                        out.outside_zone.push(vm);
+                    }
                 }
                 Err(e) => out.stranded.push((vm, entry.spec, e)),
             }
         }
         Ok(out)
+    }
+
+    /// Where a VM of a failed host restarts: the best host of its zone that takes it (of
+    /// its rule's hosts there first), else, when the scope allows, the best one outside
+    /// (`true`: a zone exception).
+    fn restart_host(
+        &self,
+        spec: &VmSpec,
+        footprint: &Resources,
+        scope: RestartScope<'_>,
+    ) -> Result<(HostId, bool), PlacementError> {
+        if scope.zone.is_empty() {
+            return self.find_host(spec, footprint, None).map(|h| (h, false));
+        }
+        let rule = spec.rule.map(|r| &self.pool.rules()[r.0 as usize]);
+        let ruled: Vec<HostId> = rule.map_or_else(Vec::new, |r| {
+            scope
+                .zone
+                .iter()
+                .copied()
+                .filter(|h| r.hosts.contains(h))
+                .collect()
+        });
+        let in_zone = match rule {
+            Some(r) if r.kind == RuleKind::Must => self.best_among(&ruled, spec, footprint, None),
+            Some(_) => self
+                .best_among(&ruled, spec, footprint, None)
+                .or_else(|| self.best_among(scope.zone, spec, footprint, None)),
+            None => self.best_among(scope.zone, spec, footprint, None),
+        };
+        if let Some(h) = in_zone {
+            return Ok((h, false));
+        }
+        if scope.outside {
+            return self.find_host(spec, footprint, None).map(|h| (h, true));
+        }
+        let mut explanation = Explanation::new("hosts of its zone", scope.zone.len());
+        for &h in scope.zone {
+            match self.reject(h, spec, footprint, None) {
+                Some(reason) => explanation.reject(reason.to_string()),
+                None => explanation.reject("not allowed by its VM-host rule"),
+            }
+        }
+        Err(PlacementError::Unplaceable {
+            vm: spec.name.clone(),
+            explanation,
+        })
     }
 }

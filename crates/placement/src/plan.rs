@@ -29,8 +29,8 @@ use crate::explain::Explanation;
 use crate::hosts::{HostSpec, RackId};
 use crate::place_all::{PlacementOutcome, place_all};
 use crate::pods::{
-    Binding as PodBinding, LABEL_HOST, LABEL_HOSTNAME, LABEL_RACK, LABEL_ZONE, Node, PodTemplate, PodsError, Scheduler,
-    ScoringStrategy, Taint, TaintEffect,
+    Binding as PodBinding, LABEL_HOST, LABEL_HOSTNAME, LABEL_RACK, LABEL_ZONE, Node, PodTemplate,
+    PodsError, Scheduler, ScoringStrategy, Taint, TaintEffect,
 };
 use crate::vm::ZoneId;
 

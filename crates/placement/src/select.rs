@@ -176,7 +176,7 @@ impl PoolState {
     }
 
     /// Best of a listed set of hosts: fewest soft-group members nearby, then strategy order.
-    fn best_among(
+    pub(crate) fn best_among(
         &self,
         hosts: &[HostId],
         spec: &VmSpec,

@@ -211,8 +211,14 @@ fn a_node_moved_to_another_host_takes_its_pods_into_that_host_s_domain() {
     // b's VM moves onto h1, where the first replica runs: the second one goes to c.
     s.move_node("b", "h1", "r1").expect("known");
     let b = s.node(s.node_id("b").expect("b")).expect("b");
-    assert_eq!((b.host.as_str(), b.labels[LABEL_HOST].as_str()), ("h1", "h1"));
-    assert_eq!((b.labels[LABEL_RACK].as_str(), b.labels[LABEL_ZONE].as_str()), ("r1", "z"));
+    assert_eq!(
+        (b.host.as_str(), b.labels[LABEL_HOST].as_str()),
+        ("h1", "h1")
+    );
+    assert_eq!(
+        (b.labels[LABEL_RACK].as_str(), b.labels[LABEL_ZONE].as_str()),
+        ("r1", "z")
+    );
     let second = s.schedule(&web).expect("c is on a host of its own");
     assert_eq!(name(&s, second.node), "c");
     assert!(s.schedule(&web).is_err(), "b shares h1 with a");

@@ -7,7 +7,8 @@ use plinth_model::Resources;
 use plinth_model::policy::{PlacementStrategy, RuleKind, Scope, SpreadMode};
 use plinth_placement::{
     AdmissionPolicy, GroupId, HostId, HostRuleSpec, HostStatus, Migration, Overcommit,
-    PlacementError, Pool, PoolConfig, PoolState, RestartPriority, RuleId, VmSpec, place_all,
+    PlacementError, Pool, PoolConfig, PoolState, RestartPriority, RestartScope, RuleId, VmSpec,
+    place_all,
 };
 
 fn vm(name: &str, cpu: u64, mem_gib: u64) -> VmSpec {
@@ -250,6 +251,73 @@ fn failover_hosts_stand_by_until_a_failure() {
     let ev = s.fail_host(host_a).expect("known host");
     assert_eq!(ev.restarted, vec![(a, HostId(2))]);
     assert_eq!(s.status(HostId(2)), HostStatus::Up);
+}
+
+/// Zone a = h0, h1; zone b = h2, h3. h0 runs a 6 GiB and a 4 GiB VM; h1 has room for one
+/// of them only.
+fn zoned_failure(
+    outside: bool,
+) -> (
+    PoolState,
+    [plinth_placement::VmId; 2],
+    Vec<(plinth_placement::VmId, String)>,
+    plinth_placement::Evacuation,
+) {
+    let mut s = PoolState::new(pool(
+        4,
+        2,
+        8000,
+        8,
+        vec![],
+        strategy(PlacementStrategy::Pack),
+    ));
+    let big = s.place(vm("big", 1000, 6)).expect("fits").0;
+    let small = s.place(vm("small", 1000, 2)).expect("fits").0;
+    assert_eq!(s.host_of(big), Some(HostId(0)));
+    assert_eq!(s.host_of(small), Some(HostId(0)));
+    let (_, h) = s.place(vm("fill", 1000, 2)).expect("fits");
+    assert_eq!(h, HostId(1));
+    let zone = [HostId(0), HostId(1)];
+    let ev = s
+        .fail_host_in(
+            HostId(0),
+            RestartScope {
+                zone: &zone,
+                outside,
+            },
+        )
+        .expect("known host");
+    let stranded = ev
+        .stranded
+        .iter()
+        .map(|(v, _, e)| (*v, e.to_string()))
+        .collect();
+    (s, [big, small], stranded, ev)
+}
+
+#[test]
+fn ha_restarts_inside_the_failed_host_s_zone_and_outside_only_as_a_recorded_exception() {
+    // Allowed: big fits h1 (of its zone); small does not any more, so it restarts in zone b
+    // and is listed as a zone exception.
+    let (s, [big, small], stranded, ev) = zoned_failure(true);
+    assert!(stranded.is_empty(), "{stranded:?}");
+    assert_eq!(s.host_of(big), Some(HostId(1)));
+    let outside = s.host_of(small).expect("restarted");
+    assert!(outside == HostId(2) || outside == HostId(3), "{outside:?}");
+    assert_eq!(ev.outside_zone, vec![small]);
+
+    // Refused: small stays down, and the reason names its zone.
+    let (s, [big, small], stranded, ev) = zoned_failure(false);
+    assert_eq!(s.host_of(big), Some(HostId(1)));
+    assert!(ev.outside_zone.is_empty());
+    assert_eq!(
+        stranded,
+        vec![(
+            small,
+            "small cannot be placed: 0/2 hosts of its zone are available: 1 host failed, 1 insufficient memory"
+                .to_string()
+        )]
+    );
 }
 
 #[test]

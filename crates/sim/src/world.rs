@@ -1465,8 +1465,7 @@ impl<'a> World<'a> {
         if let Some(since) = self.label_stale.remove(&n) {
             let ms = self.now - since;
             self.summary.topology_stale_ms += ms;
-            self.summary.topology_stale_longest_ms =
-                self.summary.topology_stale_longest_ms.max(ms);
+            self.summary.topology_stale_longest_ms = self.summary.topology_stale_longest_ms.max(ms);
         }
     }
 
@@ -2666,8 +2665,7 @@ impl<'a> World<'a> {
         for since in std::mem::take(&mut self.label_stale).into_values() {
             let ms = self.end.saturating_sub(since);
             self.summary.topology_stale_ms += ms;
-            self.summary.topology_stale_longest_ms =
-                self.summary.topology_stale_longest_ms.max(ms);
+            self.summary.topology_stale_longest_ms = self.summary.topology_stale_longest_ms.max(ms);
         }
         self.summary.maintenance_open_longest_ms = self
             .maint_open

@@ -316,7 +316,12 @@ fn assert_relabelled(lines: &[serde_json::Value], s: &plinth_sim::Summary) {
     let labels: Vec<(&str, &str)> = commands
         .iter()
         .filter(|c| c["kind"] == "labelNode")
-        .map(|c| (c["node"].as_str().unwrap_or(""), c["host"].as_str().unwrap_or("")))
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap_or(""),
+                c["host"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     let migrated_nodes: Vec<(&str, &str)> = commands
         .iter()
@@ -324,9 +329,15 @@ fn assert_relabelled(lines: &[serde_json::Value], s: &plinth_sim::Summary) {
         .filter_map(|c| Some((c["vm"].as_str()?, c["to"].as_str().or(c["host"].as_str())?)))
         .filter(|(vm, _)| labels.iter().any(|(n, _)| n == vm))
         .collect();
-    assert!(!labels.is_empty(), "node VMs moved, so nodes were relabelled");
+    assert!(
+        !labels.is_empty(),
+        "node VMs moved, so nodes were relabelled"
+    );
     for moved in &migrated_nodes {
-        assert!(labels.contains(moved), "{moved:?} was relabelled: {labels:?}");
+        assert!(
+            labels.contains(moved),
+            "{moved:?} was relabelled: {labels:?}"
+        );
     }
     assert!(s.relabels > 0, "the worker nodes' labels changed");
     assert!(

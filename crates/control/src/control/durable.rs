@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use plinth_placement::{HostId, HostStatus, PoolState, VmSpec};
+use plinth_placement::{HostId, HostStatus, PoolState, VmSpec, ZoneId};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::lifecycle::ClusterRec;
@@ -44,6 +44,9 @@ struct VmRecord {
     host: Option<String>,
     phase: Option<VmPhase>,
     locate: Option<Locate>,
+    /// The zone of a VM HA restarted outside it (a zone exception), by zone id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outside_zone: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,6 +118,7 @@ impl Control {
                     host: self.vm_host(name).map(str::to_owned),
                     phase: v.phase.get(name).copied(),
                     locate: self.locating.get(name).cloned(),
+                    outside_zone: v.outside_zone.get(name).map(|z| z.0),
                 };
                 put(Key::Vm(name.clone()), encode(&record));
             }
@@ -214,6 +218,7 @@ impl Control {
         let mut placed: Vec<(VmSpec, HostId)> = Vec::new();
         let mut phases = BTreeMap::new();
         let mut stranded = BTreeMap::new();
+        let mut outside_zone = BTreeMap::new();
         self.pending.clear();
         self.retries.clear();
         self.locating.clear();
@@ -259,6 +264,9 @@ impl Control {
                     }
                     if let Some(l) = r.locate {
                         self.locating.insert(name.clone(), l);
+                    }
+                    if let Some(z) = r.outside_zone {
+                        outside_zone.insert(name.clone(), ZoneId(z));
                     }
                     match r.host {
                         Some(host) => {
@@ -316,6 +324,7 @@ impl Control {
                 .collect();
             v.phase = phases;
             v.stranded = stranded;
+            v.outside_zone = outside_zone;
         }
         for i in 0..self.hosts.len() {
             self.sync_cordon(i);

@@ -263,6 +263,13 @@ pub struct HaPolicy {
     /// published figure — apache/cloudstack PR #13589 shows the failure mode exists).
     #[serde(default = "default_fence_failure")]
     pub fence_failure_probability: f64,
+    /// When the Inventory declares zones, a failed host's VMs restart on hosts of its zone.
+    /// When none of them can take a VM: `true` (default) restarts it outside the zone,
+    /// recorded as a zone exception (a `ZoneException` condition on the VM) and moved back
+    /// into its zone by live migration once a host there has room; `false` leaves it down,
+    /// with the reason, until one has.
+    #[serde(default = "yes")]
+    pub restart_outside_zone: bool,
 }
 
 fn yes() -> bool {
@@ -313,6 +320,7 @@ impl Default for HaPolicy {
             self_fence_margin: default_self_fence_margin(),
             fence_latency: default_fence_latency(),
             fence_failure_probability: default_fence_failure(),
+            restart_outside_zone: true,
         }
     }
 }

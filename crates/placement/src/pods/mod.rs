@@ -38,7 +38,8 @@ pub use filter::{
     REASON_UNSCHEDULABLE, node_affinity_matches, node_term_matches, tolerates,
 };
 pub use node::{
-    CONTROL_PLANE_TAINT_KEY, DEFAULT_MAX_PODS, LABEL_HOST, LABEL_HOSTNAME, LABEL_RACK, LABEL_ZONE, Node, Taint, TaintEffect,
+    CONTROL_PLANE_TAINT_KEY, DEFAULT_MAX_PODS, LABEL_HOST, LABEL_HOSTNAME, LABEL_RACK, LABEL_ZONE,
+    Node, Taint, TaintEffect,
 };
 pub use pod::{
     LabelOperator, LabelSelector, NodeOperator, NodeRequirement, NodeSelectorTerm, PodAffinityTerm,
