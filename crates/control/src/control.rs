@@ -90,6 +90,9 @@ enum Maint {
     None,
     Evacuating,
     Draining,
+    /// Drained (bare metal), and held up: taking it down now would leave its guest
+    /// cluster's etcd without a majority ([`Control::breaks_quorum`]).
+    Drained,
     Maintaining,
 }
 
@@ -443,6 +446,15 @@ impl Control {
             }
             self.timers.pop_first();
             changed |= self.on_timer(now, timer, &mut out);
+        }
+        // Level-triggered: a drained server held for its cluster's quorum goes down once
+        // the step let enough members back up.
+        let held: Vec<usize> = (0..self.hosts.len())
+            .filter(|&i| self.hosts[i].maint == Maint::Drained)
+            .collect();
+        for i in held {
+            self.maintain_drained(now, i, &mut out);
+            changed = true;
         }
         Ready {
             writes: if changed { self.persist() } else { Vec::new() },
@@ -1001,20 +1013,8 @@ impl Control {
                 }
             }
             Pending::Drain { host } => {
-                self.hosts[host].maint = Maint::Maintaining;
-                self.sync_cordon(host);
-                let name = self.hosts[host].name.clone();
-                self.set_condition(
-                    format!("host/{name}"),
-                    Reason::InMaintenance,
-                    "drained; server down for maintenance".into(),
-                    now,
-                );
-                self.issue(
-                    CommandKind::MaintainHost { host: name },
-                    Pending::Maintain { host },
-                    out,
-                );
+                self.hosts[host].maint = Maint::Drained;
+                self.maintain_drained(now, host, out);
             }
             Pending::Upgrade { cluster, old } => self.upgrade_done(now, cluster, old, failed, out),
             Pending::Scale(op) => self.scale_done(now, op, failed, out),
@@ -1281,6 +1281,35 @@ impl Control {
         } else {
             self.continue_evacuation(now, from.index(), out);
         }
+    }
+
+    /// Takes drained server `host` down for its maintenance, unless that would leave its
+    /// guest cluster's etcd without a majority (another member is down: failed, in
+    /// maintenance, being reimaged); then it stays drained, with the reason, and is tried
+    /// again after every step until it may go ([`Control::handle`]).
+    fn maintain_drained(&mut self, now: Time, host: usize, out: &mut Vec<Command>) {
+        let name = self.hosts[host].name.clone();
+        if let Some(why) = self.breaks_quorum(&name) {
+            let message = format!("drained; waits to go down: {why}");
+            let object = format!("host/{name}");
+            if self.condition(&object).is_none_or(|c| c.message != message) {
+                self.set_condition(object, Reason::Evacuating, message, now);
+            }
+            return;
+        }
+        self.hosts[host].maint = Maint::Maintaining;
+        self.sync_cordon(host);
+        self.set_condition(
+            format!("host/{name}"),
+            Reason::InMaintenance,
+            "drained; server down for maintenance".into(),
+            now,
+        );
+        self.issue(
+            CommandKind::MaintainHost { host: name },
+            Pending::Maintain { host },
+            out,
+        );
     }
 
     fn start_maintenance(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {

@@ -1490,3 +1490,44 @@ fn with_restarts_outside_the_zone_refused_the_vms_wait_with_the_zone_named() {
     assert_eq!(cond.reason, Reason::WaitingForCapacity);
     assert!(cond.message.contains("0/2 hosts of its zone"), "{cond}");
 }
+
+/// Regression (found by the 200-seed bare-metal invariant years): a drain answered late
+/// let a second control-plane server go down for maintenance while the first was still
+/// down, and the cluster lost etcd quorum. A drained member now waits, saying why, until
+/// taking it down keeps a majority.
+#[test]
+fn a_bare_metal_control_plane_server_goes_down_only_while_its_etcd_keeps_a_majority() {
+    let servers: Vec<String> = (0..3).map(|i| format!("cp-{i}")).collect();
+    let mut c = Control::bare_metal(cfg(), servers).with_clusters(vec![topology(1, 0)]);
+    let maintain = |c: &mut Control, t: u64, host: &str| {
+        let host = host.to_owned();
+        let drain = c
+            .handle(Time(t), Observation::MaintenanceRequested { host })
+            .commands;
+        answer_all(c, Time(t + 60_000), &drain)
+    };
+    let first = maintain(&mut c, 0, "cp-0");
+    assert_eq!(
+        first[0].kind,
+        CommandKind::MaintainHost {
+            host: "cp-0".into()
+        }
+    );
+    // cp-1 drains while cp-0 is down: two of three down would lose quorum, so it waits.
+    assert!(maintain(&mut c, 100_000, "cp-1").is_empty());
+    let held = c.condition("host/cp-1").expect("held");
+    assert!(
+        held.message
+            .contains("would keep 1 of 3 etcd members up, fewer than a majority (2)"),
+        "{held}"
+    );
+    // cp-0 is back: cp-1 goes down in the same step.
+    let next = answer_all(&mut c, Time(1_000_000), &first);
+    let kinds: Vec<&CommandKind> = next.iter().map(|c| &c.kind).collect();
+    assert!(
+        kinds.contains(&&CommandKind::MaintainHost {
+            host: "cp-1".into()
+        }),
+        "{kinds:?}"
+    );
+}

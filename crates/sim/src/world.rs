@@ -16,6 +16,7 @@ use plinth_events::{
 use plinth_model::Resources;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::scenario::TimelineAction;
+use plinth_model::policy::{Scope, SpreadMode};
 use plinth_placement::plan::DesignPlan;
 use plinth_placement::pods::{NodeId, PodsError};
 use serde::Serialize;
@@ -236,6 +237,8 @@ struct Quorum {
     lost: bool,
     /// False until a cluster created by `addCluster` is requested.
     active: bool,
+    /// Its control plane is strictly spread over hosts (a member per host at most).
+    strict: bool,
 }
 
 /// A drain waiting for evictions a PodDisruptionBudget does not allow yet.
@@ -334,6 +337,9 @@ pub struct Summary {
     pub nodes: u32,
     /// Pods.
     pub pods: u32,
+    /// Times a control-plane VM started or landed on a host already running a member of
+    /// its etcd cluster whose placement group is strict over hosts: must be 0.
+    pub anti_affinity_violations: u32,
     /// Node relabels: a node's `plinth.dev/host` (and rack) label changed to follow its VM.
     pub relabels: u32,
     /// Time nodes ran on a host other than the one their `plinth.dev/host` label names,
@@ -624,12 +630,20 @@ impl<'a> World<'a> {
         let mut cp_vm = HashMap::new();
         let mut cp_server = BTreeMap::new();
         for (i, cp) in setup.control_planes.iter().enumerate() {
+            let policy = setup
+                .estate
+                .clusters
+                .iter()
+                .find(|c| c.name == cp.cluster)
+                .map(|c| c.spec.control_plane.placement);
             quorum.push(Quorum {
                 cluster: cp.cluster.clone(),
                 replicas: cp.replicas,
                 running: 0,
                 lost: false,
                 active: !cp.deferred,
+                strict: policy
+                    .is_some_and(|p| p.mode == SpreadMode::Strict && p.spread_over == Scope::Host),
             });
             for m in &cp.members {
                 match setup.env {
@@ -1415,6 +1429,7 @@ impl<'a> World<'a> {
     /// A VM runs on host `h` now: allocation, VM-set usage and etcd members follow.
     fn vm_run(&mut self, vm: &str, h: usize) {
         self.check_labels(vm, h);
+        self.check_spread(vm, h);
         if let Some(before) = self.vm_at.insert(vm.to_owned(), h) {
             if before != h {
                 self.host_vms[before].remove(vm);
@@ -1434,6 +1449,21 @@ impl<'a> World<'a> {
         if let Some(&q) = self.cp_vm.get(vm) {
             self.quorum[q].running += 1;
             self.check_quorum(q);
+        }
+    }
+
+    /// Counts a break of a strict control-plane spread: `vm`, a member, runs on `h` from
+    /// now, where another member of its etcd cluster runs.
+    fn check_spread(&mut self, vm: &str, h: usize) {
+        let Some(&q) = self.cp_vm.get(vm) else {
+            return;
+        };
+        let shared = self.quorum[q].strict
+            && self.host_vms[h]
+                .iter()
+                .any(|other| other != vm && self.cp_vm.get(other) == Some(&q));
+        if shared {
+            self.summary.anti_affinity_violations += 1;
         }
     }
 

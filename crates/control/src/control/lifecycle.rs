@@ -1101,6 +1101,36 @@ impl Control {
 }
 
 impl Control {
+    /// Why taking server `server` down now would break its guest cluster's etcd quorum
+    /// (it is a control-plane member and fewer than a majority of the others are up), if
+    /// it would.
+    pub(super) fn breaks_quorum(&self, server: &str) -> Option<String> {
+        let (c, 0) = self.stage_of(server)? else {
+            return None;
+        };
+        let topo = &self.clusters[c].topo;
+        let members = &topo.control_plane.nodes;
+        let up = members
+            .iter()
+            .filter(|m| *m != server)
+            .filter(|m| {
+                self.host_index.get(m.as_str()).is_some_and(|&i| {
+                    self.hosts[i].health == Health::Up
+                        && !matches!(self.hosts[i].maint, Maint::Maintaining)
+                })
+            })
+            .filter(|m| !self.in_rollout(m))
+            .count();
+        let majority = members.len() / 2 + 1;
+        (up < majority).then(|| {
+            format!(
+                "cluster {} would keep {up} of {} etcd members up, fewer than a majority ({majority})",
+                topo.name,
+                members.len()
+            )
+        })
+    }
+
     /// The cluster and stage (0: control plane, ≥ 1: worker pools) `node` belongs to.
     pub(super) fn stage_of(&self, node: &str) -> Option<(usize, usize)> {
         // VM names start with their cluster's; servers are named by the inventory.
