@@ -1103,7 +1103,8 @@ impl Control {
 impl Control {
     /// Why taking server `server` down now would break its guest cluster's etcd quorum
     /// (it is a control-plane member and fewer than a majority of the others are up), if
-    /// it would.
+    /// it would. An etcd of one or two members loses its majority with any member down:
+    /// its maintenance cannot wait for one, so it never waits.
     pub(super) fn breaks_quorum(&self, server: &str) -> Option<String> {
         let (c, 0) = self.stage_of(server)? else {
             return None;
@@ -1122,6 +1123,9 @@ impl Control {
             .filter(|m| !self.in_rollout(m))
             .count();
         let majority = members.len() / 2 + 1;
+        if members.len() - 1 < majority {
+            return None;
+        }
         (up < majority).then(|| {
             format!(
                 "cluster {} would keep {up} of {} etcd members up, fewer than a majority ({majority})",
