@@ -1530,4 +1530,17 @@ fn a_bare_metal_control_plane_server_goes_down_only_while_its_etcd_keeps_a_major
         }),
         "{kinds:?}"
     );
+
+    // An etcd of one member loses its majority with any maintenance: it does not wait
+    // (it would wait for ever, and hold up its cluster's rollouts).
+    let mut solo = topology(1, 0);
+    solo.control_plane.nodes = vec!["only".into()];
+    let mut c = Control::bare_metal(cfg(), vec!["only".into()]).with_clusters(vec![solo]);
+    let down = maintain(&mut c, 0, "only");
+    assert_eq!(
+        down[0].kind,
+        CommandKind::MaintainHost {
+            host: "only".into()
+        }
+    );
 }
