@@ -25,7 +25,7 @@ pub use failures::FailureStream;
 pub use lab::SimLab;
 pub use log::LogOutput;
 pub use setup::{Greenfield, Headroom, Setup, SimControlPlane, SimError, Usage, greenfield, setup};
-pub use world::{POD_START_MS, PhaseStats, SimFailure, Summary, World};
+pub use world::{FailureCause, POD_START_MS, PhaseStats, Phases, SimFailure, Summary, World};
 
 use plinth_control::store::Store;
 use plinth_control::{Control, Driver, Ready, Time, run};

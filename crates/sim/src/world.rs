@@ -273,6 +273,8 @@ struct InFlight {
 pub struct SimFailure {
     /// Host or server.
     pub host: String,
+    /// What took it down.
+    pub cause: FailureCause,
     /// When it crashed (ground truth).
     pub crashed_at: u64,
     /// When it was repaired.
@@ -289,6 +291,65 @@ pub struct SimFailure {
     pub pods_hit: u32,
     #[serde(skip)]
     pods_remaining: u32,
+}
+
+/// What took a host down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureCause {
+    /// The host itself crashed (its own failure stream).
+    #[default]
+    Host,
+    /// Its rack lost power: every host of the rack went down together.
+    Rack,
+}
+
+impl FailureCause {
+    /// As the summary table names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Host => "host crash",
+            Self::Rack => "rack power",
+        }
+    }
+}
+
+/// The recovery phases of a set of failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phases {
+    /// Detection: crash → failure declared.
+    pub detect: PhaseStats,
+    /// Fencing: declared → fenced.
+    pub fence: PhaseStats,
+    /// Crash → every node Ready again.
+    pub nodes_ready: PhaseStats,
+    /// Crash → every pod it hit available again.
+    pub pods_ready: PhaseStats,
+}
+
+impl Phases {
+    fn of(fs: &[&SimFailure]) -> Self {
+        let each = |phase: fn(&SimFailure) -> Option<u64>| {
+            PhaseStats::of(fs.iter().filter_map(|f| phase(f)))
+        };
+        Self {
+            detect: each(|f| Some(f.declared_at? - f.crashed_at)),
+            fence: each(|f| Some(f.fenced_at? - f.declared_at?)),
+            nodes_ready: each(|f| Some(f.nodes_ready_at? - f.crashed_at)),
+            pods_ready: each(|f| Some(f.pods_ready_at? - f.crashed_at)),
+        }
+    }
+
+    /// Each phase with its name, as the summary table prints them.
+    pub fn named(&self) -> [(&'static str, PhaseStats); 4] {
+        [
+            ("detect", self.detect),
+            ("fence", self.fence),
+            ("nodes Ready", self.nodes_ready),
+            ("pods Ready", self.pods_ready),
+        ]
+    }
 }
 
 /// Count, mean and max of one recovery phase, seconds.
@@ -367,14 +428,11 @@ pub struct Summary {
     pub pod_minutes_unavailable: f64,
     /// Pods pending at the end.
     pub pods_pending_at_end: u32,
-    /// Detection: crash → failure declared.
-    pub detect: PhaseStats,
-    /// Fencing: declared → fenced.
-    pub fence: PhaseStats,
-    /// Crash → every node Ready again.
-    pub nodes_ready: PhaseStats,
-    /// Crash → every pod it hit available again.
-    pub pods_ready: PhaseStats,
+    /// Recovery phases over every failure.
+    #[serde(flatten)]
+    pub phases: Phases,
+    /// Recovery phases by what caused the failure (those that happened).
+    pub by_cause: BTreeMap<FailureCause, Phases>,
     /// Every failure.
     pub failures: Vec<SimFailure>,
     /// Conditions in force at the end, as text.
@@ -1175,6 +1233,11 @@ impl<'a> World<'a> {
         let name = self.s.hosts[h].name.clone();
         self.failures.push(SimFailure {
             host: name.clone(),
+            cause: if repair.is_some() {
+                FailureCause::Rack
+            } else {
+                FailureCause::Host
+            },
             crashed_at: self.now,
             ..SimFailure::default()
         });
@@ -2663,23 +2726,16 @@ impl<'a> World<'a> {
                 }
             }
         }
-        let fs = &self.failures;
-        self.summary.detect = PhaseStats::of(
-            fs.iter()
-                .filter_map(|f| Some(f.declared_at? - f.crashed_at)),
-        );
-        self.summary.fence = PhaseStats::of(
-            fs.iter()
-                .filter_map(|f| Some(f.fenced_at? - f.declared_at?)),
-        );
-        self.summary.nodes_ready = PhaseStats::of(
-            fs.iter()
-                .filter_map(|f| Some(f.nodes_ready_at? - f.crashed_at)),
-        );
-        self.summary.pods_ready = PhaseStats::of(
-            fs.iter()
-                .filter_map(|f| Some(f.pods_ready_at? - f.crashed_at)),
-        );
+        let all: Vec<&SimFailure> = self.failures.iter().collect();
+        self.summary.phases = Phases::of(&all);
+        self.summary.by_cause = [FailureCause::Host, FailureCause::Rack]
+            .into_iter()
+            .filter_map(|cause| {
+                let fs: Vec<&SimFailure> =
+                    all.iter().copied().filter(|f| f.cause == cause).collect();
+                (!fs.is_empty()).then(|| (cause, Phases::of(&fs)))
+            })
+            .collect();
         self.summary.failures = self.failures.clone();
         self.summary.fences_failed = control
             .failures()

@@ -471,6 +471,16 @@ spec:
             .any(|c| c["reason"] == "waitingForCapacity")
     );
     assert_eq!(run.summary.second_copies, 0);
+    // The summary's recovery phases are by cause: every failure here was a rack's.
+    let by_cause = &run.summary.by_cause;
+    assert_eq!(
+        by_cause.keys().collect::<Vec<_>>(),
+        [&plinth_sim::FailureCause::Rack]
+    );
+    assert_eq!(
+        by_cause[&plinth_sim::FailureCause::Rack].detect.count as usize,
+        events(&lines, "hostFailed").len()
+    );
 }
 
 /// Pod-minutes unavailable recomputed from the log's change points alone.

@@ -124,17 +124,15 @@ fn summary_table(s: &plinth_sim::Summary) -> String {
         "host failures: {} (fences failed: {}, second copies: {})\n",
         s.host_failures, s.fences_failed, s.second_copies
     ));
-    for (name, p) in [
-        ("detect", s.detect),
-        ("fence", s.fence),
-        ("nodes Ready", s.nodes_ready),
-        ("pods Ready", s.pods_ready),
-    ] {
-        if p.count > 0 {
-            out.push_str(&format!(
-                "  {name:<12} {:>4} × mean {:>9.1} s, max {:>9.1} s\n",
-                p.count, p.mean_s, p.max_s
-            ));
+    for (cause, phases) in &s.by_cause {
+        out.push_str(&format!("  {}:\n", cause.label()));
+        for (name, p) in phases.named() {
+            if p.count > 0 {
+                out.push_str(&format!(
+                    "    {name:<12} {:>4} × mean {:>9.1} s, max {:>9.1} s\n",
+                    p.count, p.mean_s, p.max_s
+                ));
+            }
         }
     }
     out.push_str(&format!(
