@@ -130,6 +130,19 @@ pub enum CommandKind {
         /// The host its VM runs on.
         host: String,
     },
+    /// Taint a node `node.kubernetes.io/out-of-service=nodeshutdown:NoExecute`: its machine
+    /// is confirmed off (fenced, or known dead), so Kubernetes deletes its pods at once and
+    /// detaches their volumes (non-graceful node shutdown) instead of waiting out the
+    /// not-ready toleration; they start wherever they fit.
+    OutOfService {
+        /// Node name.
+        node: String,
+    },
+    /// Remove the out-of-service taint: the node's VM or server runs again.
+    InService {
+        /// Node name.
+        node: String,
+    },
     /// Cordon a node and evict its pods (Kubernetes reschedules them where they fit).
     Drain {
         /// Node name.
@@ -177,6 +190,8 @@ impl CommandKind {
             | Self::Uncordon { node }
             | Self::Drain { node }
             | Self::LabelNode { node, .. }
+            | Self::OutOfService { node }
+            | Self::InService { node }
             | Self::RemoveNode { node } => node,
             Self::ProvisionServer { server, .. } | Self::ReimageServer { server } => server,
         }

@@ -88,6 +88,8 @@ impl Deadlines {
             | CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
             | CommandKind::LabelNode { .. }
+            | CommandKind::OutOfService { .. }
+            | CommandKind::InService { .. }
             | CommandKind::RemoveNode { .. }
             | CommandKind::ReportInventory { .. } => 0,
         };

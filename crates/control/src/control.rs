@@ -219,6 +219,8 @@ pub struct Control {
     zones: Vec<ZoneId>,
     /// The hosts of each zone, by zone id ([`maintenance::zone_members`]).
     zone_hosts: Vec<Vec<HostId>>,
+    /// Nodes marked out of service (machine confirmed off), until they run again.
+    out_of_service: BTreeSet<String>,
     hosts: Vec<HostRec>,
     host_index: BTreeMap<String, usize>,
     pending: BTreeMap<CommandId, InFlight>,
@@ -274,6 +276,7 @@ impl Control {
             vms,
             zones: Vec::new(),
             zone_hosts: maintenance::zone_members(&[], hosts.len()),
+            out_of_service: BTreeSet::new(),
             hosts,
             host_index,
             pending: BTreeMap::new(),
@@ -717,6 +720,27 @@ impl Control {
         }
     }
 
+    /// Marks node `node` out of service (its machine is confirmed off), once: Kubernetes
+    /// then moves its pods at once rather than after the not-ready toleration.
+    fn out_of_service(&mut self, node: &str, out: &mut Vec<Command>) {
+        if self.stage_of(node).is_some() && self.out_of_service.insert(node.to_owned()) {
+            let kind = CommandKind::OutOfService {
+                node: node.to_owned(),
+            };
+            self.issue(kind, Pending::Kube, out);
+        }
+    }
+
+    /// Node `node` runs again: its out-of-service taint, if any, is removed.
+    fn in_service(&mut self, node: &str, out: &mut Vec<Command>) {
+        if self.out_of_service.remove(node) {
+            let kind = CommandKind::InService {
+                node: node.to_owned(),
+            };
+            self.issue(kind, Pending::Kube, out);
+        }
+    }
+
     fn set_phase(&mut self, vm: &str, phase: VmPhase) {
         if let Some(v) = &mut self.vms {
             let before = v.phase.insert(vm.to_owned(), phase);
@@ -784,6 +808,7 @@ impl Control {
                     if let Some(f) = self.hosts[i].failure.take() {
                         self.failures[f].recovered_at = Some(now);
                     }
+                    self.in_service(host, out);
                     if !self.server_repaired(now, host, out) {
                         self.issue(
                             CommandKind::Uncordon {
@@ -885,7 +910,17 @@ impl Control {
                 now,
             );
             self.watch_health(&name);
-            self.issue(CommandKind::Cordon { node: name }, Pending::Kube, out);
+            self.issue(
+                CommandKind::Cordon { node: name.clone() },
+                Pending::Kube,
+                out,
+            );
+            // Power it off through its BMC, so its node can be marked out of service.
+            self.issue(
+                CommandKind::FenceHost { host: name },
+                Pending::Fence { host: i },
+                out,
+            );
             return;
         }
         if !self.cfg.ha.enabled {
@@ -975,6 +1010,7 @@ impl Control {
             Pending::Fence { host } => self.fence_done(now, host, failed, out),
             Pending::Start { vm } => {
                 if failed.is_none() {
+                    self.in_service(&vm, out);
                     self.set_phase(&vm, VmPhase::Running);
                     self.zone_condition(now, &vm);
                     self.upgrade_vm_running(now, &vm, out);
@@ -1036,6 +1072,17 @@ impl Control {
         failed: Option<CommandError>,
         out: &mut Vec<Command>,
     ) {
+        if self.vms.is_none() {
+            // A failed server powered off through its BMC: its node's pods may go.
+            if failed.is_none() && self.hosts[i].health == Health::Failed {
+                if let Some(f) = self.hosts[i].failure {
+                    self.failures[f].fenced_at = Some(now);
+                }
+                let node = self.hosts[i].name.clone();
+                self.out_of_service(&node, out);
+            }
+            return;
+        }
         if self.hosts[i].health != Health::Fencing {
             return;
         }
@@ -1098,6 +1145,9 @@ impl Control {
         self.sync_cordon(i);
         if let Some(f) = self.hosts[i].failure {
             self.failures[f].known_dead_at = Some(now);
+        }
+        for vm in self.vms_on(i) {
+            self.out_of_service(&vm, out);
         }
         self.restart_elsewhere(now, i, out);
         self.host_dead_for_locates(now, i, out);

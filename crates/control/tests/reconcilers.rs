@@ -514,34 +514,60 @@ fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
 }
 
 #[test]
-fn bare_metal_failure_cordons_and_waits_for_repair() {
-    let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
+fn bare_metal_failure_cordons_fences_marks_the_node_out_of_service_and_waits_for_repair() {
+    let servers = vec!["w-00".to_owned(), "w-01".to_owned()];
+    let mut c = Control::bare_metal(cfg(), servers).with_clusters(vec![topology(1, 0)]);
     assert_eq!(c.next_wakeup(), None, "no DRS on bare metal");
     let _ = c.handle(
         Time(0),
         Observation::HeartbeatMissed {
-            host: "s1".into(),
+            host: "w-01".into(),
             last_heard: Time(0),
         },
     );
     let cmds = c.handle(Time(15_000), Observation::Timer).commands;
-    assert_eq!(cmds.len(), 1);
-    assert_eq!(cmds[0].kind, CommandKind::Cordon { node: "s1".into() });
+    let kinds: Vec<&CommandKind> = cmds.iter().map(|c| &c.kind).collect();
     assert_eq!(
-        c.condition("host/s1").map(|c| c.reason),
+        kinds,
+        [
+            &CommandKind::Cordon {
+                node: "w-01".into()
+            },
+            &CommandKind::FenceHost {
+                host: "w-01".into()
+            }
+        ]
+    );
+    assert_eq!(
+        c.condition("host/w-01").map(|c| c.reason),
         Some(Reason::WaitingForRepair)
     );
+    // Powered off through its BMC: its node's pods may go at once.
+    let taint = answer_all(&mut c, Time(25_000), &cmds);
+    assert_eq!(
+        taint.iter().map(|c| &c.kind).collect::<Vec<_>>(),
+        [&CommandKind::OutOfService {
+            node: "w-01".into()
+        }]
+    );
+    assert_eq!(c.failures()[0].fenced_at, Some(Time(25_000)));
     let back = c
         .handle(
             Time(8 * 3_600_000),
             Observation::Heartbeat {
-                host: "s1".into(),
+                host: "w-01".into(),
                 boot: BootId(2),
             },
         )
         .commands;
-    assert_eq!(back[0].kind, CommandKind::Uncordon { node: "s1".into() });
-    assert!(c.condition("host/s1").is_none());
+    let kinds: Vec<&CommandKind> = back.iter().map(|c| &c.kind).collect();
+    assert!(kinds.contains(&&CommandKind::InService {
+        node: "w-01".into()
+    }));
+    assert!(kinds.contains(&&CommandKind::Uncordon {
+        node: "w-01".into()
+    }));
+    assert!(c.condition("host/w-01").is_none());
     assert_eq!(c.failures()[0].recovered_at, Some(Time(8 * 3_600_000)));
 }
 

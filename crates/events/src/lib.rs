@@ -253,6 +253,9 @@ pub enum EvictionReason {
     NodeNotReady,
     /// A drain (cordon and evict, honouring PodDisruptionBudgets).
     Drain,
+    /// The node was tainted out of service (its machine confirmed off): its pods were
+    /// deleted at once, without waiting out the toleration.
+    OutOfService,
 }
 
 /// Why a pod left its node.

@@ -568,6 +568,8 @@ impl QemuDriver {
             | CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
             | CommandKind::LabelNode { .. }
+            | CommandKind::OutOfService { .. }
+            | CommandKind::InService { .. }
             | CommandKind::Drain { .. }
             | CommandKind::MaintainHost { .. } => return self.answer(now, command.id, None),
             CommandKind::FenceHost { host } => start(host, vec![Action::Fence]),

@@ -5,8 +5,9 @@
 //! command (VM boot, live migration from memory size and bandwidth with a dirty-page term,
 //! fencing with its chance to fail, bare-metal install and reboot), heartbeats, and the
 //! Kubernetes behaviour on top (a lost node's pods are unavailable, then evicted after the
-//! node-monitor grace period and the not-ready toleration and rescheduled where capacity
-//! exists; pods with local volumes wait for their node). It writes a JSON Lines event log
+//! node-monitor grace period and the not-ready toleration, or at once when the control
+//! plane marks the node out of service, and rescheduled where capacity exists; pods with
+//! local volumes wait for their node). It writes a JSON Lines event log
 //! in a stable order and a summary. It must not read the wall clock or any entropy source:
 //! the same estate, environment, seed and duration give a byte-identical log.
 //!

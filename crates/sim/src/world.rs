@@ -2335,9 +2335,10 @@ impl<'a> World<'a> {
                 }
                 (API_MS, Ok(()), vec![])
             }
-            CommandKind::Uncordon { .. } | CommandKind::LabelNode { .. } => {
-                (API_MS, Ok(()), vec![])
-            }
+            CommandKind::Uncordon { .. }
+            | CommandKind::LabelNode { .. }
+            | CommandKind::OutOfService { .. }
+            | CommandKind::InService { .. } => (API_MS, Ok(()), vec![]),
             CommandKind::ReportInventory { host } => match self.host_idx(host) {
                 Some(h) if self.hosts[h].up => (API_MS, Ok(()), vec![epoch(self, h)]),
                 Some(_) => (API_MS, Err(CommandError::Unreachable), vec![]),
@@ -2429,6 +2430,16 @@ impl<'a> World<'a> {
                 }
                 self.summary.maintenances += 1;
             }
+            // The taint's removal changes nothing the simulator models: the node is Ready
+            // again by then, and schedulable.
+            CommandKind::OutOfService { node } => {
+                if let Some(&n) = self.node_index.get(node)
+                    && self.nodes[n].member
+                    && !self.nodes[n].ready
+                {
+                    self.evict(n, EvictionReason::OutOfService);
+                }
+            }
             CommandKind::LabelNode { node, host } => {
                 // A control-plane VM is a node the simulator schedules no pods on.
                 if let (Some(&n), Some(h)) = (self.node_index.get(node), self.host_idx(host)) {
@@ -2480,6 +2491,7 @@ impl<'a> World<'a> {
                 }
             }
             CommandKind::Cordon { .. }
+            | CommandKind::InService { .. }
             | CommandKind::Drain { .. }
             | CommandKind::RemoveNode { .. }
             | CommandKind::ReportInventory { .. } => {}

@@ -182,7 +182,30 @@ fn ha_restarts_the_vms_within_detection_fence_and_boot_and_pods_recover() {
     assert_eq!(s.second_copies, 0);
     assert!(s.conditions_at_end.is_empty(), "{:?}", s.conditions_at_end);
     assert_eq!(s.pods_pending_at_end, 0);
-    assert_relabelled(&log_lines(&run), s);
+    let lines = log_lines(&run);
+    assert_relabelled(&lines, s);
+    // Fenced: the restarted nodes were out of service from the fence until their VMs ran
+    // again, and their pods went at once rather than after the toleration.
+    let fenced = f.fenced_at.expect("fenced");
+    let evicted = events(&lines, "podsEvicted");
+    assert!(
+        evicted
+            .iter()
+            .any(|e| e["reason"] == "outOfService" && e["t"] == fenced + 1_000),
+        "{evicted:?}"
+    );
+    let count = |kind: &str| {
+        events(&lines, "command")
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .count()
+    };
+    assert!(count("outOfService") > 0);
+    assert_eq!(
+        count("outOfService"),
+        count("inService"),
+        "every taint lifted"
+    );
 }
 
 #[test]
@@ -257,18 +280,36 @@ fn bare_metal_node_stays_down_for_the_repair_time_and_pods_move_only_where_capac
     assert_eq!(ready.len(), 1);
     assert_eq!(ready[0]["node"], victim.as_str());
     assert_eq!(ready[0]["t"], f.crashed_at + repair);
+    // The server is fenced through its BMC and its node marked out of service: its pods
+    // go at once, not after the 300 s not-ready toleration.
+    let fenced = f.fenced_at.expect("fenced");
     let evicted = events(&lines, "podsEvicted");
-    assert_eq!(evicted.len(), 1, "evicted once after grace + toleration");
-    let t = evicted[0]["t"].as_u64().expect("t");
-    assert_eq!(t, f.crashed_at + 350_000);
+    let e = evicted[0];
+    assert_eq!(e["reason"], "outOfService", "{e}");
+    let t = e["t"].as_u64().expect("t");
+    assert_eq!(t, fenced + 1_000, "one API call after the fence");
+    assert!(
+        t < f.crashed_at + 60_000,
+        "well before grace + toleration (350 s)"
+    );
     // Every evicted pod is either rescheduled onto spare capacity, pending for capacity,
     // or (local volume) waiting for its node: none vanish.
-    let e = evicted[0];
     let total = e["rescheduled"].as_u64().unwrap_or(0)
         + e["pendingForCapacity"].as_u64().unwrap_or(0)
         + e["waitingForNode"].as_u64().unwrap_or(0);
     assert!(total > 0);
-    assert!(f.pods_ready_at.is_some_and(|t| t >= f.crashed_at + 350_000));
+    assert!(f.pods_ready_at.is_some_and(|t| t >= fenced));
+    let taints: Vec<_> = events(&lines, "command")
+        .into_iter()
+        .filter(|c| c["node"] == victim.as_str())
+        .filter_map(|c| c["kind"].as_str())
+        .filter(|k| k.ends_with("Service"))
+        .collect();
+    assert_eq!(
+        taints,
+        ["outOfService", "inService"],
+        "tainted, then untainted once repaired"
+    );
 }
 
 #[test]

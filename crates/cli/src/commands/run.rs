@@ -214,6 +214,8 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Cordon { .. } => "cordon",
         CommandKind::Uncordon { .. } => "uncordon",
         CommandKind::LabelNode { .. } => "label",
+        CommandKind::OutOfService { .. } => "taint out-of-service",
+        CommandKind::InService { .. } => "untaint out-of-service",
         CommandKind::Drain { .. } => "drain",
         CommandKind::ReportInventory { .. } => "ask inventory of",
         CommandKind::ProvisionServer { .. } => "provision",

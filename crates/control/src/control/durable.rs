@@ -3,7 +3,7 @@
 //! back by [`Control::restore`], which rebuilds every timer from the times the records
 //! hold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_placement::{HostId, HostStatus, PoolState, VmSpec, ZoneId};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -23,6 +23,9 @@ struct MetaRecord {
     health_seq: u64,
     /// Machine health checks due: key → (node, when).
     health: BTreeMap<u64, (String, Time)>,
+    /// Nodes marked out of service.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    out_of_service: BTreeSet<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,6 +95,7 @@ impl Control {
                 retry_seq: self.retry_seq,
                 health_seq: self.health_seq,
                 health: self.health.clone(),
+                out_of_service: self.out_of_service.clone(),
             }),
         );
         for (i, h) in self.hosts.iter().enumerate() {
@@ -234,6 +238,7 @@ impl Control {
                     self.retry_seq = m.retry_seq;
                     self.health_seq = m.health_seq;
                     self.health = m.health;
+                    self.out_of_service = m.out_of_service;
                 }
                 Key::Host(name) => {
                     let r: HostRecord = decode(key, v)?;

@@ -49,6 +49,8 @@ pub(super) fn idempotent(kind: &CommandKind) -> bool {
         CommandKind::Cordon { .. }
             | CommandKind::Uncordon { .. }
             | CommandKind::LabelNode { .. }
+            | CommandKind::OutOfService { .. }
+            | CommandKind::InService { .. }
             | CommandKind::Drain { .. }
             | CommandKind::DeleteVm { .. }
             | CommandKind::StopVm { .. }
@@ -73,6 +75,8 @@ fn retry_object(kind: &CommandKind) -> Option<String> {
         | CommandKind::Uncordon { node }
         | CommandKind::Drain { node }
         | CommandKind::LabelNode { node, .. }
+        | CommandKind::OutOfService { node }
+        | CommandKind::InService { node }
         | CommandKind::RemoveNode { node } => Some(format!("node/{node}")),
         CommandKind::DeleteVm { vm, .. }
         | CommandKind::StopVm { vm, .. }
@@ -512,6 +516,8 @@ fn serde_variant(kind: &CommandKind) -> &'static str {
         CommandKind::Cordon { .. } => "cordon",
         CommandKind::Uncordon { .. } => "uncordon",
         CommandKind::LabelNode { .. } => "labelNode",
+        CommandKind::OutOfService { .. } => "outOfService",
+        CommandKind::InService { .. } => "inService",
         CommandKind::Drain { .. } => "drain",
         CommandKind::ProvisionServer { .. } => "provisionServer",
         CommandKind::RemoveNode { .. } => "removeNode",
