@@ -16,8 +16,11 @@ const FORMAT: &str = "plinth-image-1";
 /// The kernel package the image takes its kernel and modules from.
 pub const KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
 
-/// Kernel modules loaded by `/init`, in dependency order, by path under `kernel/`: virtio over
-/// MMIO (QEMU's microvm machine), its block disks and serial port, and FAT for the seed.
+/// Kernel modules loaded by `/init`, by path under `kernel/`: virtio over MMIO (QEMU's
+/// microvm machine), its block disks and serial port, and FAT for the seed. `/init` loads
+/// them in passes until none is left, so the order need not follow the kernel's
+/// dependencies, which change between kernel updates (6.1.0-57's `virtio.ko` needs
+/// `virtio_ring.ko`, earlier ones the reverse), and the package ships no `modules.dep`.
 const MODULES: &[&str] = &[
     "drivers/virtio/virtio.ko",
     "drivers/virtio/virtio_ring.ko",
@@ -39,7 +42,15 @@ echo "plinth: init"
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in $(cat /etc/modules); do insmod "/lib/modules/$m" || echo "plinth: insmod $m failed"; done
+todo=$(cat /etc/modules)
+left=""
+while [ -n "$todo" ]; do
+  left=""
+  for m in $todo; do insmod "/lib/modules/$m" 2>/dev/null || left="$left $m"; done
+  [ "$(echo $left)" = "$(echo $todo)" ] && break
+  todo=$left
+done
+for m in $left; do echo "plinth: insmod $m failed"; done
 mkdir -p /seed
 mount -t vfat -o ro /dev/vdb /seed || echo "plinth: no seed"
 while true; do /bin/plinth-guest /seed; sleep 1; done
