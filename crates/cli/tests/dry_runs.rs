@@ -341,7 +341,7 @@ spec:
 
 #[test]
 fn drs_moves_other_vms_first_within_the_interval_bound() {
-    // Packed placement and a low threshold: DRS has work to do.
+    // Packed placement, a low threshold and two large legacy VMs: DRS has work to do.
     let packed = "---
 apiVersion: plinth.dev/v1alpha1
 kind: Environment
@@ -353,6 +353,26 @@ spec:
   drs:
     threshold: 0.01
     maxMovesPerInterval: 4
+---
+apiVersion: plinth.dev/v1alpha1
+kind: VirtualMachineSet
+metadata:
+  name: big
+spec:
+  count: 2
+  vcpu: 20
+  memory: 16Gi
+  disk: 100Gi
+---
+apiVersion: plinth.dev/v1alpha1
+kind: VirtualMachineSet
+metadata:
+  name: small
+spec:
+  count: 2
+  vcpu: 2
+  memory: 8Gi
+  disk: 50Gi
 ";
     let dir = estates::estate(&["name: r1"], ["r1", "r1", "r1"], 3, packed);
     let estate = dir.path().to_str().expect("utf-8 path");

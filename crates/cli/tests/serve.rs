@@ -905,3 +905,168 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
         "{events}"
     );
 }
+
+/// `plinth VERB ARGS -o json` of the directory, or of the service with `token`:
+/// (exit code, answer, stderr).
+fn answer_json(
+    server: Option<(&Server, &Path)>,
+    args: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let args = [args, &["-o", "json"]].concat();
+    let (code, out, err) = match server {
+        Some((server, token)) => cli(server, token, &args),
+        None => plinth_streams(&args),
+    };
+    (code, serde_json::from_str(&out).unwrap_or_default(), err)
+}
+
+#[test]
+fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_the_upgrade_rolls_out()
+ {
+    let estate = common::estates::estate(&common::estates::LONELY, ["ra", "rb", "rc"], 3, "");
+    let estate = estate.path().to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = Agents::up(dir.path().join("agents"), 17_700, estate);
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "").expect("tokens file");
+    let admin = token(&tokens, "admin", dir.path());
+    let operator = token(&tokens, "operator", dir.path());
+    let reader = token(&tokens, "reader", dir.path());
+    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
+    let (code, _, err) = cli(&server, &admin, &["apply", estate]);
+    assert_eq!(code, 0, "{err}");
+    let ready = || {
+        let (code, out, err) = cli(
+            &server,
+            &reader,
+            &[
+                "wait",
+                "clusters",
+                "--for",
+                "condition=Ready",
+                "--timeout",
+                "120s",
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    ready();
+
+    // The service's dry runs answer what the directory's do.
+    let upgrade = [
+        "upgrade",
+        "--cluster",
+        "solo",
+        "--to",
+        "1.32.1",
+        "--dry-run",
+    ];
+    let (code, served, err) = answer_json(Some((&server, &operator)), &upgrade);
+    assert_eq!(code, 0, "{err}");
+    let (code, planned, err) = answer_json(None, &[&upgrade[..], &[estate]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        served, planned,
+        "the service plans the upgrade as the directory does"
+    );
+    assert_eq!(served["replaces"], true);
+    assert_eq!(served["stages"][0]["pool"], "control-plane");
+    let (code, served, err) = answer_json(Some((&server, &reader)), &["drs", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, planned, err) = answer_json(None, &["drs", "--dry-run", estate]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        served, planned,
+        "the service plans DRS as the directory does"
+    );
+
+    // Refusals name the fix: a skipped minor version, an unknown cluster, a reader.
+    let (code, _, err) = cli(
+        &server,
+        &operator,
+        &[
+            "upgrade",
+            "--cluster",
+            "solo",
+            "--to",
+            "1.33.0",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("roll to 1.32 first"), "{err}");
+    let (code, _, err) = cli(
+        &server,
+        &operator,
+        &[
+            "upgrade",
+            "--cluster",
+            "nope",
+            "--to",
+            "1.32.1",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no cluster `nope`") && err.contains("solo"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &server,
+        &reader,
+        &[
+            "upgrade",
+            "--cluster",
+            "solo",
+            "--to",
+            "1.32.1",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs role operator"), "{err}");
+    let (code, _, err) = cli(&server, &reader, &["drs"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pass --dry-run"), "{err}");
+
+    // Asked for real, the Cluster asks for the version, and the control plane rolls it out.
+    let (code, out, err) = cli(
+        &server,
+        &operator,
+        &["upgrade", "--cluster", "solo", "--to", "1.32.1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("requested: cluster solo now asks for"),
+        "{out}"
+    );
+    let cluster = listed(&server, &reader, "clusters");
+    assert_eq!(cluster[0]["spec"]["kubernetesVersion"], "1.32.1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let events = listed(&server, &reader, "events");
+        let seen = |reason: &str| {
+            events
+                .iter()
+                .any(|e| e["involvedObject"]["name"] == "solo" && e["reason"] == reason)
+        };
+        if seen("UpgradeRequested") && seen("UpgradeFinished") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upgrade did not finish: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ready();
+    // Asked again, nothing is replaced: it already runs that version.
+    let (code, out, err) = cli(
+        &server,
+        &operator,
+        &["upgrade", "--cluster", "solo", "--to", "1.32.1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no machine is replaced"), "{out}");
+}

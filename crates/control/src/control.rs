@@ -16,7 +16,8 @@ use crate::command::{
 use crate::config::ControlConfig;
 use crate::time::{Span, Time};
 use crate::upgrade::ClusterTopology;
-use crate::{ControlError, drs, ha, maintenance};
+use crate::{ControlError, drs, ha, maintenance, upgrade};
+use plinth_model::kinds::cluster::ClusterSpec;
 
 mod durable;
 mod lifecycle;
@@ -513,6 +514,49 @@ impl Control {
             id,
         );
         Ok(maintenance::Review::of(plan, force))
+    }
+
+    /// Plans the rolling upgrade of cluster `cluster`, whose spec `spec` says the version
+    /// and image it runs, to `to` on the placement as it is now
+    /// ([`upgrade::rollout_plan`]): what `plinth upgrade DIR --dry-run` prints for an estate
+    /// directory and the service answers for itself. A version the skew policy forbids is
+    /// refused.
+    pub fn upgrade_plan(
+        &self,
+        cluster: &str,
+        spec: &ClusterSpec,
+        to: &str,
+    ) -> Result<upgrade::RolloutPlan, ControlError> {
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let topology = self
+            .cluster(cluster)
+            .ok_or_else(|| ControlError::UnknownCluster {
+                cluster: cluster.to_owned(),
+                known: self.clusters().map(|c| c.name.clone()).collect(),
+            })?;
+        let change = upgrade::Change::checked(cluster, spec, to)?;
+        let d = &self.cfg.deadlines;
+        Ok(upgrade::rollout_plan(
+            state,
+            topology,
+            |vm| self.vm_id(vm),
+            change,
+            d.vm_clone.saturating_add(d.vm_boot),
+        ))
+    }
+
+    /// The DRS pass the control plane would make now, whether or not it is due
+    /// ([`drs::plan`] with the VMs it may move now): what `plinth drs DIR --dry-run` prints
+    /// for an estate directory and the service answers for itself.
+    pub fn drs_review(&self) -> Result<drs::Review, ControlError> {
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let roles = self.roles();
+        let plan = self.drs_plan(&roles).unwrap_or_else(|| drs::DrsPlan {
+            before: drs::imbalance(state),
+            after: drs::imbalance(state),
+            moves: Vec::new(),
+        });
+        Ok(drs::Review::of(&self.cfg.drs, &plan, state, &roles))
     }
 
     /// The id of VM `vm` in the desired placement ([`Control::pool`]).
@@ -1720,30 +1764,19 @@ impl Control {
         if in_flight {
             return true;
         }
-        let blocked = self.blocked_hosts();
         let roles = self.roles();
-        let Some(v) = &self.vms else {
+        let Some(plan) = self.drs_plan(&roles) else {
             return true;
         };
-        let phase = &v.phase;
-        let plan = drs::plan(
-            &v.pool,
-            &self.cfg.drs,
-            &roles,
-            |id| {
-                v.pool
-                    .vm(id)
-                    .is_some_and(|s| phase.get(&s.name) == Some(&VmPhase::Running))
-                    && v.pool.host_of(id).is_some_and(|h| !blocked.contains(&h))
-            },
-            &blocked,
-            &self.zones,
-        );
         if plan.moves.is_empty() {
             self.drs_dirty = false;
         }
+        let Some(v) = &self.vms else {
+            return true;
+        };
         // Re-checked before each move: the role rule against what is in flight then.
-        let mut issued: Vec<VmId> = phase
+        let mut issued: Vec<VmId> = v
+            .phase
             .iter()
             .filter(|(_, p)| **p == VmPhase::Migrating)
             .filter_map(|(name, _)| v.ids.get(name).copied())
@@ -1756,6 +1789,26 @@ impl Control {
             self.issue_migrations(vec![m], out);
         }
         true
+    }
+
+    /// The DRS pass on the placement as it is now: only running VMs move, none off or onto
+    /// a host that is blocked ([`Control::blocked_hosts`]); `None` without a pool.
+    fn drs_plan(&self, roles: &drs::Roles) -> Option<drs::DrsPlan> {
+        let blocked = self.blocked_hosts();
+        let v = self.vms.as_ref()?;
+        Some(drs::plan(
+            &v.pool,
+            &self.cfg.drs,
+            roles,
+            |id| {
+                v.pool
+                    .vm(id)
+                    .is_some_and(|s| v.phase.get(&s.name) == Some(&VmPhase::Running))
+                    && v.pool.host_of(id).is_some_and(|h| !blocked.contains(&h))
+            },
+            &blocked,
+            &self.zones,
+        ))
     }
 
     /// The control-plane members of the clusters this control plane manages.

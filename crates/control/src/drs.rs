@@ -110,7 +110,7 @@ pub struct DrsPlan {
 }
 
 /// A move of a [`DrsPlan`] by name.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NamedMove {
     /// The VM.
@@ -136,6 +136,42 @@ impl DrsPlan {
                 control_plane_of: roles.cluster_of(m.vm).map(str::to_owned),
             })
             .collect()
+    }
+}
+
+/// A DRS pass as an operator reads it: the settings it ran under, the imbalance before
+/// and after, and its moves by name (`plinth drs --dry-run`, and the service's answer).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// Whether DRS runs (a pass is planned either way).
+    pub enabled: bool,
+    /// The imbalance above which DRS moves VMs.
+    pub threshold: f64,
+    /// Time between passes, ms.
+    pub interval_ms: u64,
+    /// Moves per pass at most.
+    pub max_moves_per_interval: u32,
+    /// [`imbalance`] now.
+    pub imbalance_before: f64,
+    /// [`imbalance`] once the moves are made.
+    pub imbalance_after: f64,
+    /// The moves, in the order they are made.
+    pub moves: Vec<NamedMove>,
+}
+
+impl Review {
+    /// `plan`, made under `cfg` on `state`, for an operator.
+    pub fn of(cfg: &DrsConfig, plan: &DrsPlan, state: &PoolState, roles: &Roles) -> Self {
+        Self {
+            enabled: cfg.enabled,
+            threshold: cfg.threshold,
+            interval_ms: cfg.interval,
+            max_moves_per_interval: cfg.max_moves,
+            imbalance_before: plan.before,
+            imbalance_after: plan.after,
+            moves: plan.named(state, roles),
+        }
     }
 }
 

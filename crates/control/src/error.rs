@@ -11,9 +11,10 @@ pub enum ControlError {
         /// The hosts that exist, in the pool's order.
         known: Vec<String>,
     },
-    /// A host maintenance was planned on bare metal, where a server is one node.
+    /// A plan of VM moves (maintenance, upgrade, DRS) was asked of bare metal, where a
+    /// server is one node.
     #[error(
-        "maintenance plans move VMs off a host: a bare-metal server runs one node, drain that node instead"
+        "this plan moves VMs on a virtualization pool: a bare-metal server runs one node, drain or replace that node instead"
     )]
     NoVmPool,
     /// No cluster has the name asked for.
@@ -23,5 +24,15 @@ pub enum ControlError {
         cluster: String,
         /// The clusters that exist, in manifest order.
         known: Vec<String>,
+    },
+    /// A Kubernetes version the version skew policy forbids.
+    #[error("cluster {cluster} cannot be rolled to Kubernetes {to}: {reason}")]
+    VersionSkew {
+        /// The cluster.
+        cluster: String,
+        /// The version asked for.
+        to: String,
+        /// What the policy forbids.
+        reason: plinth_model::version::SkewError,
     },
 }

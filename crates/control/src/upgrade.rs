@@ -10,6 +10,8 @@
 //! in place. With neither surge nor unavailability allowed, one node at a time goes in
 //! place, or the rollout could never progress.
 
+use plinth_model::kinds::cluster::ClusterSpec;
+use plinth_model::version::KubernetesVersion;
 use plinth_placement::{PoolState, VmId};
 
 use crate::{ControlError, UpgradeKind};
@@ -130,25 +132,8 @@ pub fn vm_surge_room(
     (surging.saturating_add(free), free)
 }
 
-/// The cluster of `clusters` called `name`.
-///
-/// # Errors
-/// [`ControlError::UnknownCluster`], naming the clusters that exist.
-pub fn cluster_named<'a>(
-    clusters: &'a [ClusterTopology],
-    name: &str,
-) -> Result<&'a ClusterTopology, ControlError> {
-    clusters
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| ControlError::UnknownCluster {
-            cluster: name.to_owned(),
-            known: clusters.iter().map(|c| c.name.clone()).collect(),
-        })
-}
-
 /// What an upgrade changes: the Kubernetes version or the node OS image, from what to what.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     /// What changes.
@@ -189,11 +174,34 @@ impl Change {
     pub fn replaces(&self) -> bool {
         self.from != self.to
     }
+
+    /// [`Change::to`] for cluster `cluster` of spec `spec`, refused when Kubernetes' version
+    /// skew policy forbids it (a minor version skipped, a downgrade).
+    pub fn checked(cluster: &str, spec: &ClusterSpec, to: &str) -> Result<Self, ControlError> {
+        let change = Self::to(to, &spec.kubernetes_version, &spec.os_image);
+        if change.kind != UpgradeKind::Kubernetes {
+            return Ok(change);
+        }
+        let (Ok(from), Ok(target)) = (
+            change.from.parse::<KubernetesVersion>(),
+            change.to.parse::<KubernetesVersion>(),
+        ) else {
+            return Ok(change);
+        };
+        match from.upgrade_to(target) {
+            Ok(()) => Ok(change),
+            Err(reason) => Err(ControlError::VersionSkew {
+                cluster: cluster.to_owned(),
+                to: change.to,
+                reason,
+            }),
+        }
+    }
 }
 
 /// What a rollout replaces a pool's nodes with: a new node before the old one leaves, the
 /// old one removed first, or both at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Method {
     /// A new node first (`maxSurge`).
@@ -205,7 +213,7 @@ pub enum Method {
 }
 
 /// One stage of a rollout: the control plane, or one worker pool.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StagePlan {
     /// The pool (`control-plane` for the control plane).
@@ -227,7 +235,7 @@ pub struct StagePlan {
 }
 
 /// A rollout of one cluster, decided before it starts.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutPlan {
     /// The cluster.
@@ -398,15 +406,6 @@ mod tests {
         assert!(os.replaces());
         assert!(!Change::to("1.31.4", "1.31.4", "x").replaces());
         assert!(!Change::to("ubuntu-22.04", "1.31.4", "ubuntu-22.04").replaces());
-    }
-
-    #[test]
-    fn an_unknown_cluster_names_the_clusters_that_exist() {
-        let c = [cluster(&[], &[])];
-        assert_eq!(
-            cluster_named(&c, "prod").expect_err("unknown").to_string(),
-            "no cluster `prod`; the clusters are: c"
-        );
     }
 
     const VM: u32 = u32::MAX;

@@ -13,7 +13,7 @@
 
 mod comparison;
 mod console;
-mod maintenance;
+mod operations;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -38,8 +38,8 @@ use crate::manifests;
 use crate::objects::{Filter, Outcome, Txn, named_version};
 use crate::watch_cache::{Read, WatchCache};
 use crate::wire::{
-    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, MAINTENANCE_PATH,
-    Source, Status,
+    APPLY_PATH, AppliedObject, ApplyRequest, ApplyResponse, COMPARISON_PATH, DRS_PATH,
+    MAINTENANCE_PATH, Source, Status, UPGRADE_PATH,
 };
 
 /// The largest request body accepted, bytes.
@@ -139,7 +139,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(crate::serial::LOG_PATH, get(vm_log))
         .route(COMPARISON_PATH, get(comparison::get))
-        .route(MAINTENANCE_PATH, post(maintenance::post))
+        .route(MAINTENANCE_PATH, post(operations::maintenance))
+        .route(UPGRADE_PATH, post(operations::upgrade))
+        .route(DRS_PATH, post(operations::drs))
         .merge(console::views())
         .route("/apis/{*rest}", get(read).put(put).delete(delete))
         .route("/api/{*rest}", get(read).put(put).delete(delete))
@@ -692,7 +694,7 @@ fn check_upgrades(o: &mut Txn<'_>, objects: &[(ObjectKey, Value)]) -> Result<(),
 }
 
 /// A request's body, at most [`MAX_BODY`] bytes.
-async fn body(request: Request) -> Result<Bytes, ApiError> {
+pub(crate) async fn body(request: Request) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
         .map_err(|e| {
@@ -765,8 +767,28 @@ async fn put(
     }
     key.cluster = labelled;
     named_version(&object).map_err(ApiError::bad_request)?;
-    // Checked as the user's manifest, without what the server owns (the resourceVersion
-    // and generation of an object read back); stored as sent, with its precondition.
+    let message = format!("{key} written by {}", who.name);
+    let (applied, served) = store_object(&shared, &who, key, object, "Applied", message).await?;
+    let status = if applied == Some(Outcome::Created) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(served.unwrap_or(Value::Null))).into_response())
+}
+
+/// Checks `object` as the user's manifest, without what the server owns (the
+/// resourceVersion and generation of an object read back), and stores it as sent, with its
+/// precondition, recording `reason`: `message` when it changed; the control plane re-reads
+/// the estate then. What became of it, and the object as stored.
+pub(crate) async fn store_object(
+    shared: &Arc<Shared>,
+    who: &Principal,
+    key: ObjectKey,
+    object: Value,
+    reason: &'static str,
+    message: String,
+) -> Result<(Option<Outcome>, Option<Value>), ApiError> {
     let text = serde_json::to_string_pretty(&crate::objects::desired(&object)).unwrap_or_default();
     let request = ApplyRequest {
         sources: vec![Source {
@@ -786,39 +808,27 @@ async fn put(
         return Err(e);
     }
     let user = who.name.clone();
-    let stored_key = key.clone();
-    let (applied, served) = write(&shared, move |o| {
-        let batch = [(stored_key.clone(), object.clone())];
+    let (outcome, served) = write(shared, move |o| {
+        let batch = [(key.clone(), object.clone())];
         check_upgrades(o, &batch)?;
-        let applied = o.apply(&batch)?;
-        if let Some(a) = applied.first().filter(|a| a.outcome != Outcome::Unchanged) {
+        let outcome = o.apply(&batch)?.first().map(|a| a.outcome);
+        if outcome.is_some_and(|a| a != Outcome::Unchanged) {
             let e = event(
-                &a.key,
-                "Applied",
-                &format!("{} written by {user}", a.key),
+                &key,
+                reason,
+                &message,
                 Severity::Normal,
                 Reporter::Api { user: &user },
             );
             o.record_events(&[e])?;
         }
-        Ok((applied, o.get(&stored_key)?))
+        Ok((outcome, o.get(&key)?))
     })
     .await?;
-    let created = applied
-        .first()
-        .is_some_and(|a| a.outcome == Outcome::Created);
-    if applied
-        .first()
-        .is_some_and(|a| a.outcome != Outcome::Unchanged)
-    {
+    if outcome.is_some_and(|a| a != Outcome::Unchanged) {
         shared.desired_changed();
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, axum::Json(served.unwrap_or(Value::Null))).into_response())
+    Ok((outcome, served))
 }
 
 /// The node VMs a Cluster's status says it runs, when it runs any.

@@ -17,14 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use plinth_control::drs;
 use plinth_control::maintenance::{Budget, Review};
 use plinth_control::store::Store;
+use plinth_control::upgrade::RolloutPlan;
 use plinth_control::{
     CommandId, CommandKind, ConditionChange, ControlConfig, ControlError, ControlEvent, HostState,
     Observation, Ready, Reason, Time, UpgradeKind,
 };
-use plinth_events::InputDigest;
-use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
 use plinth_proto::Token;
 use plinth_qemu::bootstrap::Pools;
@@ -133,6 +133,9 @@ pub struct ControllerConfig {
     pub state: StateStore,
 }
 
+/// Where the reconcile loop sends the answer to an [`Ask`].
+pub(crate) type Reply<T> = tokio::sync::oneshot::Sender<Result<T, ApiError>>;
+
 /// A question for the running control plane from an API request, answered by the
 /// reconcile loop between two of its steps.
 #[derive(Debug)]
@@ -147,7 +150,22 @@ pub(crate) enum Ask {
         /// Only plan.
         dry_run: bool,
         /// Where the answer goes.
-        reply: tokio::sync::oneshot::Sender<Result<Review, ApiError>>,
+        reply: Reply<Review>,
+    },
+    /// `POST …/clusters/NAME/upgrade`: plan the cluster's rolling upgrade to `to` on the
+    /// placement as it is now.
+    Upgrade {
+        /// The cluster.
+        cluster: String,
+        /// The Kubernetes version or OS image.
+        to: String,
+        /// Where the answer goes.
+        reply: Reply<RolloutPlan>,
+    },
+    /// `POST …/drs`: the DRS pass the control plane would make now.
+    Drs {
+        /// Where the answer goes.
+        reply: Reply<drs::Review>,
     },
 }
 
@@ -156,7 +174,22 @@ impl Ask {
     pub(crate) fn abandoned(&self) -> bool {
         match self {
             Self::Maintenance { reply, .. } => reply.is_closed(),
+            Self::Upgrade { reply, .. } => reply.is_closed(),
+            Self::Drs { reply } => reply.is_closed(),
         }
+    }
+}
+
+/// A planning question's refusal as the API answers it.
+fn refused(e: ControlError) -> ApiError {
+    match e {
+        ControlError::UnknownHost { .. } | ControlError::UnknownCluster { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "NotFound", e.to_string())
+        }
+        ControlError::VersionSkew { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", e.to_string())
+        }
+        ControlError::NoVmPool => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
     }
 }
 
@@ -183,12 +216,7 @@ impl Running {
         let budgets = match &mut self.budgets {
             Some(b) => b,
             None => {
-                let options = plinth_sim::Options::start(
-                    EnvironmentType::Virtualized,
-                    &self.estate,
-                    InputDigest::default(),
-                );
-                let setup = plinth_sim::setup(&self.estate, &options).map_err(|e| {
+                let setup = plinth_sim::owned_setup(&self.estate).map_err(|e| {
                     ApiError::new(
                         StatusCode::CONFLICT,
                         "Conflict",
@@ -202,12 +230,7 @@ impl Running {
             .session
             .control()
             .maintenance_review(host, budgets, force)
-            .map_err(|e| match e {
-                ControlError::UnknownHost { .. } => {
-                    ApiError::new(StatusCode::NOT_FOUND, "NotFound", e.to_string())
-                }
-                _ => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
-            })?;
+            .map_err(refused)?;
         if dry_run {
             return Ok(review);
         }
@@ -236,6 +259,32 @@ impl Running {
             host: host.to_owned(),
         });
         Ok(review)
+    }
+
+    /// Plans the rolling upgrade of `cluster` to `to` on the placement as it is now
+    /// ([`plinth_control::Control::upgrade_plan`], what `plinth upgrade --dry-run` prints).
+    fn upgrade(&self, cluster: &str, to: &str) -> Result<RolloutPlan, ApiError> {
+        let spec = self
+            .estate
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .map(|c| &c.spec)
+            .ok_or_else(|| {
+                refused(ControlError::UnknownCluster {
+                    cluster: cluster.to_owned(),
+                    known: self
+                        .estate
+                        .clusters
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect(),
+                })
+            })?;
+        self.session
+            .control()
+            .upgrade_plan(cluster, spec, to)
+            .map_err(refused)
     }
 }
 
@@ -474,26 +523,43 @@ impl Controller {
         if ask.abandoned() {
             return;
         }
-        match ask {
-            Ask::Maintenance {
-                host,
-                force,
-                dry_run,
-                reply,
-            } => {
-                let answer = match &mut self.running {
+        let idle = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                format!(
+                    "no control plane runs, so there is no placement to plan on: {}",
+                    self.not_running.as_deref().unwrap_or("it is starting")
+                ),
+            )
+        };
+        // A request that gave up waiting meanwhile has nothing to be told: sends may fail.
+        match (ask, &mut self.running) {
+            (
+                Ask::Maintenance {
+                    host,
+                    force,
+                    dry_run,
+                    reply,
+                },
+                running,
+            ) => {
+                let _ = reply.send(match running {
                     Some(r) => r.maintenance(&host, force, dry_run),
-                    None => Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "ServiceUnavailable",
-                        format!(
-                            "no control plane runs, so there is no placement to plan on: {}",
-                            self.not_running.as_deref().unwrap_or("it is starting")
-                        ),
-                    )),
-                };
-                // The request gave up waiting meanwhile: nothing to tell.
-                let _ = reply.send(answer);
+                    None => Err(idle()),
+                });
+            }
+            (Ask::Upgrade { cluster, to, reply }, running) => {
+                let _ = reply.send(match running {
+                    Some(r) => r.upgrade(&cluster, &to),
+                    None => Err(idle()),
+                });
+            }
+            (Ask::Drs { reply }, running) => {
+                let _ = reply.send(match running {
+                    Some(r) => r.session.control().drs_review().map_err(refused),
+                    None => Err(idle()),
+                });
             }
         }
     }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::kinds::{Info, TABLE, Writer};
 use crate::wire::{
-    APPLY_PATH, ApplyRequest, ApplyResponse, COMPARISON_PATH, MAINTENANCE_PATH, Status,
+    APPLY_PATH, ApplyRequest, ApplyResponse, COMPARISON_PATH, DRS_PATH, MAINTENANCE_PATH, Status,
+    UPGRADE_PATH, UpgradeRequest,
 };
 
 /// Where a schema goes in the document.
@@ -169,6 +170,7 @@ pub fn document() -> Value {
         }
     }
     wire::<ApplyRequest>("ApplyRequest", &mut components);
+    wire::<UpgradeRequest>("UpgradeRequest", &mut components);
     wire::<ApplyResponse>("ApplyResponse", &mut components);
     wire::<Status>("Status", &mut components);
     let mut paths = Map::new();
@@ -200,6 +202,22 @@ pub fn document() -> Value {
             parameter("force", "query", "`true`: go ahead even when an etcd quorum or a PodDisruptionBudget breaks.", false),
         ],
         "responses": ok(json!({"type": "object", "description": "HostMaintenance: host, dryRun, plan, safe, refusals, forced"})),
+    }}));
+    paths.insert(UPGRADE_PATH.to_owned(), json!({"post": {
+        "summary": "A cluster's rolling upgrade, planned on the running placement: whether machines are replaced, surge or remove-then-add per pool, the order, the fewest nodes available and the duration (the plan `plinth upgrade DIR --dry-run -o json` prints). Without a dry run the version or image is written into the Cluster and rolled out (202); 422 when the version skew policy forbids the version; needs role operator",
+        "parameters": [
+            parameter("name", "path", "The Cluster.", true),
+            parameter("dryRun", "query", "`All`: only plan, change nothing.", false),
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": component("UpgradeRequest")}}}},
+        "responses": ok(json!({"type": "object", "description": "ClusterUpgrade: dryRun, cluster, change, replaces, stages, durationMs"})),
+    }}));
+    paths.insert(DRS_PATH.to_owned(), json!({"post": {
+        "summary": "The DRS pass the control plane would make now: its moves, control-plane VMs last and one at a time, and the imbalance before and after (what `plinth drs DIR --dry-run -o json` prints). Only as a dry run: passes run by themselves while DRS is on",
+        "parameters": [
+            parameter("dryRun", "query", "`All` (required).", true),
+        ],
+        "responses": ok(json!({"type": "object", "description": "DrsPass: enabled, threshold, intervalMs, maxMovesPerInterval, imbalanceBefore, imbalanceAfter, moves"})),
     }}));
     json!({
         "openapi": "3.1.0",

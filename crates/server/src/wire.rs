@@ -43,6 +43,58 @@ pub struct HostMaintenance {
     pub review: plinth_control::maintenance::Review,
 }
 
+/// Where a cluster's rolling upgrade is asked for: `POST` with an [`UpgradeRequest`] plans
+/// it on the running placement and, unless `?dryRun=All`, writes the new version or image
+/// into the Cluster, which the control plane rolls out as it does any applied change.
+pub const UPGRADE_PATH: &str = "/apis/plinth.dev/v1alpha1/clusters/{name}/upgrade";
+
+/// [`UPGRADE_PATH`] for `cluster`.
+pub fn upgrade_path(cluster: &str) -> String {
+    UPGRADE_PATH.replace("{name}", cluster)
+}
+
+/// What a cluster is to be upgraded to.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The Kubernetes version (`1.32.1`) or node OS image (`flatcar-4081`).
+    pub to: String,
+}
+
+/// The answer to an upgrade request: the rollout as planned, the same value `plinth upgrade
+/// DIR --dry-run -o json` prints for an estate directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterUpgrade {
+    /// `plinth.dev/v1alpha1`.
+    pub api_version: String,
+    /// `ClusterUpgrade`.
+    pub kind: String,
+    /// Only planned; the Cluster is unchanged.
+    pub dry_run: bool,
+    /// The rollout.
+    #[serde(flatten)]
+    pub plan: plinth_control::upgrade::RolloutPlan,
+}
+
+/// Where the next DRS pass is asked for (`POST …?dryRun=All`): what the control plane would
+/// move now to balance the pool. Passes run by themselves every interval while DRS is on.
+pub const DRS_PATH: &str = "/apis/plinth.dev/v1alpha1/drs";
+
+/// The answer to a DRS request, the same value `plinth drs DIR --dry-run -o json` prints
+/// for an estate directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrsPass {
+    /// `plinth.dev/v1alpha1`.
+    pub api_version: String,
+    /// `DrsPass`.
+    pub kind: String,
+    /// The pass.
+    #[serde(flatten)]
+    pub review: plinth_control::drs::Review,
+}
+
 /// An apply: manifest files as the user wrote them, checked and stored all or none.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -25,7 +25,9 @@ mod world;
 pub use failures::FailureStream;
 pub use lab::SimLab;
 pub use log::LogOutput;
-pub use setup::{Greenfield, Headroom, Setup, SimControlPlane, SimError, Usage, greenfield, setup};
+pub use setup::{
+    Greenfield, Headroom, Setup, SimControlPlane, SimError, Usage, greenfield, owned_setup, setup,
+};
 pub use world::{FailureCause, POD_START_MS, PhaseStats, Phases, SimFailure, Summary, World};
 
 use plinth_control::store::Store;
@@ -47,19 +49,6 @@ pub struct Options {
     /// so a reader can tell the log belongs to it (the estate itself has no canonical
     /// serialization to hash; see [`InputDigest`]).
     pub input: InputDigest,
-}
-
-impl Options {
-    /// The starting world of `env` for `estate`, with no simulated time: what the dry runs
-    /// and the service plan from. `input` is the digest of what the estate was read from.
-    pub fn start(env: EnvironmentType, estate: &Estate, input: InputDigest) -> Self {
-        Self {
-            env,
-            seed: estate.scenario.spec.seed,
-            duration: 0,
-            input,
-        }
-    }
 }
 
 /// A finished run: the event log (JSON Lines of [`plinth_events::Record`], a header first,

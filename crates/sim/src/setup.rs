@@ -356,6 +356,39 @@ pub struct Greenfield {
 /// # Errors
 /// When the design cannot be planned.
 pub fn greenfield(estate: &Estate) -> Result<Greenfield, SimError> {
+    let d = owned_design(estate)?;
+    let every: BTreeSet<String> = estate.clusters.iter().map(|c| c.name.clone()).collect();
+    Ok(Greenfield {
+        control: from_plan(&d.estate, d.plan, &every).control,
+        short: d.short,
+    })
+}
+
+/// [`setup`] of a virtualized estate on the hosts it owns, as [`greenfield`] designs them,
+/// with its clusters built: the placement `plinth serve` and `plinth run` reach once they
+/// have built the estate, on which `plinth maintenance`, `plinth upgrade` and `plinth drs`
+/// plan an estate directory (so their dry runs there answer what the service answers).
+///
+/// # Errors
+/// When the design cannot be planned.
+pub fn owned_setup(estate: &Estate) -> Result<Setup, SimError> {
+    let d = owned_design(estate)?;
+    Ok(from_plan(&d.estate, d.plan, &deferred_clusters(estate)))
+}
+
+/// A virtualized design on the hosts an estate owns.
+struct OwnedDesign {
+    /// The estate it was planned from, its headroom lowered when the Scenario's would buy
+    /// hosts.
+    estate: Estate,
+    /// The design.
+    plan: Plan,
+    /// What was given up: asked, kept.
+    short: Option<(Headroom, Headroom)>,
+}
+
+/// The virtualized design on the hosts `estate` owns ([`greenfield`]'s rule).
+fn owned_design(estate: &Estate) -> Result<OwnedDesign, SimError> {
     let env = EnvironmentType::Virtualized;
     let design = |estate: &Estate| {
         plan(estate, env).map_err(|source| SimError::Design {
@@ -367,7 +400,6 @@ pub fn greenfield(estate: &Estate) -> Result<Greenfield, SimError> {
         .into_iter()
         .map(|h| h.name)
         .collect();
-    let every: BTreeSet<String> = estate.clusters.iter().map(|c| c.name.clone()).collect();
     let asked = Headroom::of(estate);
     let first = design(estate)?;
     let fits = |plan: &Plan| plan.hosts.iter().all(|h| owned.contains(&h.name));
@@ -382,15 +414,17 @@ pub fn greenfield(estate: &Estate) -> Result<Greenfield, SimError> {
             r.upgrade_surge = kept.surge;
             let plan = design(&lowered)?;
             if fits(&plan) {
-                return Ok(Greenfield {
-                    control: from_plan(&lowered, plan, &every).control,
+                return Ok(OwnedDesign {
+                    estate: lowered,
+                    plan,
                     short: Some((asked, kept)),
                 });
             }
         }
     }
-    Ok(Greenfield {
-        control: from_plan(estate, first, &every).control,
+    Ok(OwnedDesign {
+        estate: estate.clone(),
+        plan: first,
         short: None,
     })
 }

@@ -12,7 +12,7 @@ use plinth_server::wire::{HostMaintenance, maintenance_path};
 
 use crate::Outcome;
 use crate::client::{Client, ClientError, ServerArgs};
-use crate::commands::{OutputFormat, load_or_report, require_dry_run, table, virtualized_setup};
+use crate::commands::{OutputFormat, load_or_report, require_dry_run, table};
 use crate::input::InputArgs;
 use crate::output;
 
@@ -58,10 +58,10 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
 /// On an estate directory: the plan on its placement.
 fn planned(args: &Args, input_args: &InputArgs) -> Result<Outcome> {
     require_dry_run(args.dry_run, "maintenance")?;
-    let Some((input, estate)) = load_or_report(input_args)? else {
+    let Some((_, estate)) = load_or_report(input_args)? else {
         return Ok(Outcome::Invalid);
     };
-    let setup = virtualized_setup(&input, &estate)?;
+    let setup = plinth_sim::owned_setup(&estate)?;
     let review = setup
         .control
         .maintenance_review(&args.host, &setup.budgets(), args.force)?;

@@ -111,17 +111,6 @@ pub(crate) fn load_or_report(args: &InputArgs) -> Result<Option<(Input, Estate)>
     Ok(loaded.estate.map(|e| (input, e)))
 }
 
-/// The virtualized design of an estate as `plan` and `simulate` make it (the one planning
-/// chain), with the control plane over its placement: what every dry run asks.
-pub(crate) fn virtualized_setup(input: &Input, estate: &Estate) -> Result<plinth_sim::Setup> {
-    let options = plinth_sim::Options::start(
-        EnvironmentType::Virtualized,
-        estate,
-        plinth_events::InputDigest::of(input),
-    );
-    Ok(plinth_sim::setup(estate, &options)?)
-}
-
 /// The dry-run verbs answer questions about an estate directory; without `--dry-run` there
 /// is nothing running to carry the operation out.
 pub(crate) fn require_dry_run(dry_run: bool, verb: &str) -> Result<()> {

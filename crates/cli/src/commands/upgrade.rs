@@ -1,27 +1,36 @@
-//! `plinth upgrade DIR --cluster CLUSTER --to VERSION|IMAGE --dry-run`: how a rolling
-//! upgrade of one cluster would go on the estate's placement, decided by the upgrade
-//! reconciler's own functions ([`plinth_control::upgrade::rollout_plan`]).
+//! `plinth upgrade`: how a rolling upgrade of one cluster goes, decided by the control
+//! plane's own planning ([`plinth_control::Control::upgrade_plan`]). On an estate directory
+//! (`plinth upgrade DIR --cluster C --to V --dry-run`) it plans on the directory's
+//! placement; without a directory it asks the running service (`plinth serve`), which plans
+//! on the placement as it is now and, without `--dry-run`, writes the new version or image
+//! into the Cluster and rolls it out.
 
 use anyhow::{Context, Result};
-use plinth_control::upgrade::{self, Change, ClusterTopology, Method, RolloutPlan};
-use plinth_control::{ControlConfig, Span, UpgradeKind};
-use plinth_model::version::KubernetesVersion;
+use plinth_control::upgrade::{Method, RolloutPlan};
+use plinth_control::{ControlError, Span};
+use plinth_server::wire::{ClusterUpgrade, UpgradeRequest, upgrade_path};
 
 use crate::Outcome;
-use crate::commands::{OutputFormat, load_or_report, require_dry_run, table, virtualized_setup};
+use crate::client::{Client, ClientError, ServerArgs};
+use crate::commands::{OutputFormat, load_or_report, require_dry_run, table};
 use crate::input::InputArgs;
 use crate::output;
 
 /// Plan a rolling upgrade: whether nodes are replaced, surge or remove-then-add, in what
-/// order, the fewest nodes available meanwhile and how long it takes.
+/// order, the fewest nodes available meanwhile and how long it takes. With DIR, on that
+/// estate's placement (`--dry-run` only); without, on the running service's, which carries
+/// it out unless `--dry-run`.
 ///
 /// The workloads of a PATH are bound to a cluster with `--bind NAME=PATH` here (`--cluster`
-/// names the cluster to upgrade). Exit codes: 0 planned, 1 invalid input or a version the
-/// Kubernetes version skew policy forbids (a minor version skipped, a downgrade), 2 usage
-/// or I/O error (an unknown cluster, no `--dry-run`).
+/// names the cluster to upgrade). Exit codes: 0 planned (with the service, requested), 1
+/// invalid input or a version the Kubernetes version skew policy forbids (a minor version
+/// skipped, a downgrade), 2 usage, I/O or server error (an unknown cluster, no `--dry-run`
+/// on a directory).
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("clusters", |a| a.long("bind")))]
+#[command(mut_arg("paths", |a| a.required(false)))]
 pub(crate) struct Args {
+    /// DIR: the estate directory to plan on; none asks the service.
     #[command(flatten)]
     pub(crate) input: InputArgs,
     /// The cluster to upgrade.
@@ -36,60 +45,83 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Runs `plinth upgrade`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    require_dry_run(args.dry_run, "upgrade")?;
-    let Some((input, estate)) = load_or_report(&args.input)? else {
-        return Ok(Outcome::Invalid);
+    let (plan, requested) = if args.input.paths.is_empty() {
+        match asked(args)? {
+            Some(answer) => (answer.plan, Some(!answer.dry_run)),
+            None => return Ok(Outcome::Invalid),
+        }
+    } else {
+        match planned(args)? {
+            Some(plan) => (plan, None),
+            None => return Ok(Outcome::Invalid),
+        }
     };
-    let setup = virtualized_setup(&input, &estate)?;
-    let control = &setup.control;
-    let state = control
-        .pool()
-        .context("the virtualized design has no pool")?;
-    let clusters: Vec<ClusterTopology> = control.clusters().cloned().collect();
-    let cluster = upgrade::cluster_named(&clusters, &args.target)?;
-    let spec = estate
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster.name)
-        .context("the cluster is not in the estate")?;
-    let change = Change::to(&args.to, &spec.spec.kubernetes_version, &spec.spec.os_image);
-    if let Some(refused) = skew(&change) {
-        output::stderr(format!(
-            "error: cluster {} cannot be rolled to {}: {refused}\n",
-            cluster.name, change.to
-        ));
-        return Ok(Outcome::Invalid);
-    }
-    let d = ControlConfig::virtualized(&estate).deadlines;
-    let plan = upgrade::rollout_plan(
-        state,
-        cluster,
-        |vm| control.vm_id(vm),
-        change,
-        d.vm_clone.saturating_add(d.vm_boot),
-    );
     match args.output {
         OutputFormat::Json => output::stdout(serde_json::to_string_pretty(&plan)?)?,
-        OutputFormat::Table => output::stdout(render(&plan))?,
+        OutputFormat::Table => output::stdout(render(&plan, requested))?,
     }
     Ok(Outcome::Success)
 }
 
-/// Why Kubernetes' version skew policy forbids a version `change`, if it does.
-fn skew(change: &Change) -> Option<plinth_model::version::SkewError> {
-    if change.kind != UpgradeKind::Kubernetes {
-        return None;
+/// On an estate directory: the plan on its placement; `None` when the input or the
+/// version is refused (said on stderr).
+fn planned(args: &Args) -> Result<Option<RolloutPlan>> {
+    require_dry_run(args.dry_run, "upgrade")?;
+    let Some((_, estate)) = load_or_report(&args.input)? else {
+        return Ok(None);
+    };
+    let setup = plinth_sim::owned_setup(&estate)?;
+    let spec = estate
+        .clusters
+        .iter()
+        .find(|c| c.name == args.target)
+        .map(|c| &c.spec);
+    let plan = spec
+        .ok_or_else(|| ControlError::UnknownCluster {
+            cluster: args.target.clone(),
+            known: estate.clusters.iter().map(|c| c.name.clone()).collect(),
+        })
+        .and_then(|spec| setup.control.upgrade_plan(&args.target, spec, &args.to));
+    match plan {
+        Ok(plan) => Ok(Some(plan)),
+        Err(e @ ControlError::VersionSkew { .. }) => {
+            output::stderr(format!("error: {e}\n"));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
-    let from: KubernetesVersion = change.from.parse().ok()?;
-    from.upgrade_to(change.to.parse().ok()?).err()
 }
 
-/// The plan as a table, one row per stage.
-fn render(plan: &RolloutPlan) -> String {
+/// Of the running service: its plan on the placement as it is now and, without
+/// `--dry-run`, the upgrade requested; `None` when the version is refused.
+fn asked(args: &Args) -> Result<Option<ClusterUpgrade>> {
+    let client = Client::new(&args.server)?;
+    let mut path = upgrade_path(&args.target);
+    if args.dry_run {
+        path.push_str("?dryRun=All");
+    }
+    let body = UpgradeRequest {
+        to: args.to.clone(),
+    };
+    match client.post(&path, &body) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(ClientError::Api(status)) if status.reason == "Invalid" => {
+            output::stderr(format!("error: {}\n", status.message));
+            Ok(None)
+        }
+        Err(e) => Err(e).context("asking the service for the upgrade"),
+    }
+}
+
+/// The plan as a table, one row per stage; with the service, whether the upgrade was
+/// `requested`.
+fn render(plan: &RolloutPlan, requested: Option<bool>) -> String {
     let c = &plan.change;
     if !plan.replaces {
         return format!(
@@ -125,12 +157,21 @@ fn render(plan: &RolloutPlan) -> String {
             s.order.join(", "),
         ]);
     }
-    format!(
+    let mut out = format!(
         "upgrade of {} ({} {} → {}): every node is replaced, the control plane first; {} in all\n{t}\n",
         plan.cluster,
         c.kind,
         c.from,
         c.to,
         Span(plan.duration_ms)
-    )
+    );
+    match requested {
+        Some(true) => out.push_str(&format!(
+            "requested: cluster {} now asks for {} {}; the control plane rolls it out (`plinth get clusters` shows its state)\n",
+            plan.cluster, c.kind, c.to
+        )),
+        Some(false) => out.push_str("dry run: nothing was requested\n"),
+        None => {}
+    }
+    out
 }
