@@ -1199,6 +1199,7 @@ impl Control {
 
     fn restart_elsewhere(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         let name = self.hosts[i].name.clone();
+        let replaced = self.replaced_nodes();
         let Some(v) = &mut self.vms else {
             return;
         };
@@ -1239,7 +1240,19 @@ impl Control {
         };
         self.drs_dirty = true;
         let mut starts = Vec::new();
+        let mut left_to_rollout = Vec::new();
         for (vid, to) in &evac.restarted {
+            // A node a rollout is replacing is the rollout's: not restarted, it waits
+            // (released from the placement) for the rollout to delete it.
+            if let Some(spec) = v.pool.vm(*vid).filter(|s| replaced.contains(&s.name)) {
+                let vm = spec.name.clone();
+                if let Ok(spec) = v.pool.remove(*vid) {
+                    v.ids.remove(&vm);
+                    v.stranded.insert(vm.clone(), spec);
+                }
+                left_to_rollout.push(vm);
+                continue;
+            }
             if let Some(spec) = v.pool.vm(*vid) {
                 starts.push((spec.name.clone(), v.pool.pool().host(*to).name.clone()));
                 if let Some(z) = zone
@@ -1274,6 +1287,17 @@ impl Control {
                 format!("vm/{vm}"),
                 Reason::WaitingForCapacity,
                 format!("host {name} failed and no host can take the VM: {why}"),
+                now,
+            );
+        }
+        for vm in left_to_rollout {
+            self.set_phase(&vm, VmPhase::Down);
+            self.set_condition(
+                format!("vm/{vm}"),
+                Reason::Upgrading,
+                format!(
+                    "host {name} failed; not restarted: the rollout replacing this node deletes it once its replacement runs"
+                ),
                 now,
             );
         }
@@ -1612,13 +1636,20 @@ impl Control {
     }
 
     fn retry_stranded(&mut self, now: Time, out: &mut Vec<Command>) {
+        if self.vms.as_ref().is_none_or(|v| v.stranded.is_empty()) {
+            return;
+        }
+        let replaced = self.replaced_nodes();
         let Some(v) = &mut self.vms else {
             return;
         };
-        if v.stranded.is_empty() {
-            return;
+        // The nodes a rollout is replacing wait for it to delete them.
+        let (kept, waiting): (Vec<VmSpec>, Vec<VmSpec>) = std::mem::take(&mut v.stranded)
+            .into_values()
+            .partition(|s| replaced.contains(&s.name));
+        for spec in kept {
+            v.stranded.insert(spec.name.clone(), spec);
         }
-        let waiting: Vec<VmSpec> = std::mem::take(&mut v.stranded).into_values().collect();
         let ha::Retried {
             placed,
             waiting: still,

@@ -161,6 +161,10 @@ fn log_violations(run: &Run) -> Vec<String> {
                     starting.insert(text("vm"), v["id"].as_u64().unwrap_or(0));
                 }
                 "deleteVm" if starting.contains_key(&text("vm")) => {
+                    out.push(format!(
+                        "t={t}: VM {} deleted while a start of it was in flight",
+                        text("vm")
+                    ));
                     deleted_starting.insert(text("vm"));
                 }
                 _ => {}
@@ -259,4 +263,29 @@ fn a_host_heard_while_its_fence_is_in_flight_keeps_its_vms() {
 fn a_host_heard_before_its_stale_missed_heartbeat_keeps_its_vms() {
     let run = year(&small(), 149);
     assert_eq!(run.summary.second_copies, 0);
+}
+
+#[test]
+fn a_node_a_rollout_replaces_is_not_restarted_by_ha_but_deleted() {
+    // Seed 60: apps-cp-33's host fails while an OS rollout creates its surge replacement.
+    // HA used to restart it, and the rollout deleted it as it booted.
+    let run = year_in(EnvironmentType::Virtualized, &small(), 60);
+    assert_eq!(violations(&run), Vec::<String>::new());
+    let log = String::from_utf8_lossy(&run.log);
+    let about = |needle: &str| {
+        log.lines()
+            .filter(|l| l.contains("apps-cp-33") && l.contains(needle))
+            .count()
+    };
+    assert_eq!(
+        about("not restarted: the rollout replacing this node deletes it"),
+        1,
+        "the node's condition says why it stays down"
+    );
+    assert_eq!(about("\"kind\":\"deleteVm\""), 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"old\":\"apps-cp-33\"") && l.contains("nodeReplaced")),
+        "the rollout replaced it"
+    );
 }

@@ -2,7 +2,7 @@
 //! (how many nodes start, the order, names) are the pure functions of [`crate::upgrade`];
 //! this file walks each replacement through its commands.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 
@@ -552,6 +552,17 @@ impl Control {
                 .is_some_and(|i| hosts[*i].health == Health::Up && hosts[*i].maint == Maint::None)
         })?;
         Some(spares.remove(at))
+    }
+
+    /// The nodes rollouts are replacing right now (the old ones): a rollout owns them until
+    /// it deletes them, so HA does not restart one whose host fails (its replacement runs
+    /// soon, or already does: a restart would be deleted as it boots).
+    pub(super) fn replaced_nodes(&self) -> BTreeSet<String> {
+        self.clusters
+            .iter()
+            .filter_map(|c| c.rollout.as_ref())
+            .flat_map(|r| r.active.keys().cloned())
+            .collect()
     }
 
     /// Whether a rollout is replacing or reimaging `node` right now.
