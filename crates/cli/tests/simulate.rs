@@ -157,6 +157,109 @@ spec:
         .collect()
 }
 
+#[test]
+fn ha_restarts_beside_a_full_strict_group_only_as_a_recorded_exception_when_allowed() {
+    // Three hosts for three control-plane VMs spread strictly over hosts, and no headroom:
+    // when a host fails, no host the group allows can take its member.
+    let scarce = |allow: bool| {
+        format!(
+            "---
+apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: scarce
+spec:
+  requirements:
+    hostFailuresToTolerate: 0
+    hostsInMaintenance: 0
+    upgradeSurge: false
+  failures:
+    hosts:
+      mtbf: 60d
+      repairTime: 8h
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: scarce
+spec:
+  type: virtualized
+  ha:
+    restartBesideGroup: {allow}
+"
+        )
+    };
+    let year = |allow: bool| {
+        let dir = common::estates::estate(&["name: r1"], ["r1", "r1", "r1"], 3, &scarce(allow));
+        let events = dir.path().join("events.jsonl");
+        let (code, out) = plinth(&[
+            "simulate".as_ref(),
+            dir.path().as_os_str(),
+            "--env".as_ref(),
+            "virtualized".as_ref(),
+            "--duration".as_ref(),
+            "365d".as_ref(),
+            "--events".as_ref(),
+            events.as_os_str(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        let log: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+            .expect("event log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        (out, log)
+    };
+
+    // Allowed: each such member restarts beside another, recorded and said, and the
+    // exception ends (moved apart, its neighbour gone, or deleted); none is unrecorded.
+    let (out, log) = year(true);
+    let beside = conditions(&log, "besideGroup");
+    assert!(
+        !beside.is_empty(),
+        "failures happened and the group was full"
+    );
+    assert!(
+        out.contains(&format!(
+            "strict spreads: {} control-plane VMs restarted beside a member of their group as recorded exceptions, 0 unrecorded",
+            beside.len()
+        )),
+        "{out}"
+    );
+    for c in &beside {
+        let object = c["object"].as_str().expect("object");
+        let ended = log.iter().any(|e| {
+            e["t"].as_u64() > c["t"].as_u64()
+                && e["object"] == object
+                && (e["change"] == "cleared" || e["change"] == "set")
+        }) || log.iter().any(|e| {
+            e["t"].as_u64() > c["t"].as_u64()
+                && e["kind"] == "deleteVm"
+                && Some(e["vm"].as_str().unwrap_or_default()) == object.strip_prefix("vm/")
+        });
+        assert!(ended, "{object}'s exception never ends");
+    }
+    let moved_apart = beside.iter().any(|c| {
+        let vm = c["object"].as_str().and_then(|o| o.strip_prefix("vm/"));
+        log.iter().any(|e| {
+            e["t"].as_u64() > c["t"].as_u64() && e["kind"] == "migrateVm" && e["vm"].as_str() == vm
+        })
+    });
+    assert!(moved_apart, "some exception healed by live migration");
+
+    // Refused (the default): the member waits down, and says why.
+    let (out, log) = year(false);
+    assert!(conditions(&log, "besideGroup").is_empty());
+    assert!(!out.contains("strict spreads:"), "{out}");
+    let waiting = conditions(&log, "waitingForCapacity");
+    assert!(
+        waiting.iter().any(|c| c["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("placement group solo-cp already on host"))),
+        "{waiting:?}"
+    );
+}
+
 /// Conditions set with `reason` in the log, by object.
 fn conditions<'a>(log: &'a [serde_json::Value], reason: &str) -> Vec<&'a serde_json::Value> {
     log.iter()

@@ -422,6 +422,10 @@ pub enum Reason {
     /// A VM runs outside its zone (a zone exception): HA restarted it there because no
     /// host of its zone had room; it moves back when one has.
     OutsideZone,
+    /// A VM runs beside a member of its strict placement group (a spread exception): HA
+    /// restarted it there because no host the group allows had room; it moves apart when
+    /// one has.
+    BesideGroup,
 }
 
 impl fmt::Display for Reason {
@@ -439,6 +443,7 @@ impl fmt::Display for Reason {
             Self::Retrying => "retrying",
             Self::Locating => "locating",
             Self::OutsideZone => "outside its zone",
+            Self::BesideGroup => "beside its group",
         })
     }
 }

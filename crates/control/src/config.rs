@@ -24,6 +24,9 @@ pub struct HaConfig {
     /// Whether a VM no host of its zone can take restarts outside it (a zone exception)
     /// rather than waiting down; only with declared zones ([`crate::Control::with_zones`]).
     pub restart_outside_zone: bool,
+    /// Whether a VM no host its strict placement group allows can take restarts beside a
+    /// member of its group (a spread exception) rather than waiting down.
+    pub restart_beside_group: bool,
 }
 
 impl HaConfig {
@@ -154,6 +157,7 @@ impl ControlConfig {
                 self_fence_timeout: env.ha.self_fence_timeout.millis(),
                 self_fence_margin: env.ha.self_fence_margin.millis(),
                 restart_outside_zone: env.ha.restart_outside_zone,
+                restart_beside_group: env.ha.restart_beside_group,
             },
             drs: DrsConfig {
                 enabled: env.drs.enabled,

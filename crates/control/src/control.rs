@@ -207,8 +207,11 @@ struct Vms {
     /// VMs that found no host, waiting for capacity.
     stranded: BTreeMap<String, VmSpec>,
     /// Zone exceptions: VMs HA restarted outside their zone → their zone, until they are
-    /// moved back ([`Control::heal_zone_exceptions`]).
+    /// moved back ([`Control::heal_exceptions`]).
     outside_zone: BTreeMap<String, ZoneId>,
+    /// Spread exceptions: VMs HA restarted beside a member of their strict placement group,
+    /// until they are moved apart ([`Control::heal_exceptions`]) or the member leaves.
+    beside_group: BTreeSet<String>,
 }
 
 /// The control plane: reconcilers over the observed state, deterministic and pure.
@@ -333,6 +336,7 @@ impl Control {
             phase,
             stranded: BTreeMap::new(),
             outside_zone: BTreeMap::new(),
+            beside_group: BTreeSet::new(),
         };
         Self::new(cfg, names, Some(vms))
     }
@@ -1056,7 +1060,7 @@ impl Control {
                 if failed.is_none() {
                     self.in_service(&vm, out);
                     self.set_phase(&vm, VmPhase::Running);
-                    self.zone_condition(now, &vm);
+                    self.exception_condition(now, &vm);
                     self.upgrade_vm_running(now, &vm, out);
                 } else {
                     // Its host is lost; HA moves it once the host is declared failed.
@@ -1233,6 +1237,7 @@ impl Control {
         let scope = RestartScope {
             zone: zone.map_or(&[], |z| self.zone_hosts[z.0 as usize].as_slice()),
             outside: self.cfg.ha.restart_outside_zone,
+            beside_group: self.cfg.ha.restart_beside_group,
         };
         let evac = match ha::restart(&mut v.pool, h, scope) {
             Ok(e) => e,
@@ -1260,6 +1265,9 @@ impl Control {
                 {
                     v.outside_zone.insert(spec.name.clone(), z);
                 }
+                if evac.beside_group.contains(vid) {
+                    v.beside_group.insert(spec.name.clone());
+                }
             }
         }
         let mut stranded = Vec::new();
@@ -1274,7 +1282,7 @@ impl Control {
         }
         for (vm, host) in starts {
             self.note_arrival(&host);
-            self.clear_condition(&format!("vm/{vm}"), now);
+            self.exception_condition(now, &vm);
             self.relabel(&vm, &host, out);
             // A VM whose location is still asked of another host waits for that answer.
             if !self.locating.contains_key(&vm) {
@@ -1349,19 +1357,23 @@ impl Control {
         }
         if failed.is_none() || reverted {
             self.set_phase(&vm, VmPhase::Running);
-            self.clear_condition(&format!("vm/{vm}"), now);
             if !reverted {
                 let host = self.hosts[to.index()].name.clone();
                 self.relabel(&vm, &host, out);
-                // Back in its zone: the exception ends.
-                if let Some(v) = &mut self.vms
-                    && v.outside_zone
+                // Back in its zone, or apart from its group: the exception ends.
+                if let Some(v) = &mut self.vms {
+                    if v.outside_zone
                         .get(&vm)
                         .is_some_and(|z| self.zones.get(to.index()) == Some(z))
-                {
-                    v.outside_zone.remove(&vm);
+                    {
+                        v.outside_zone.remove(&vm);
+                    }
+                    if v.ids.get(&vm).is_some_and(|&id| !v.pool.crowded(id)) {
+                        v.beside_group.remove(&vm);
+                    }
                 }
             }
+            self.exception_condition(now, &vm);
         } else {
             let source_up = self.hosts[from.index()].health == Health::Up;
             let target_up = self.hosts[to.index()].health == Health::Up;
@@ -1670,30 +1682,48 @@ impl Control {
         }
     }
 
-    /// A VM started: its condition is cleared, or says it runs outside its zone when HA
-    /// restarted it there (a zone exception).
-    fn zone_condition(&mut self, now: Time, vm: &str) {
-        let outside = self
-            .vms
-            .as_ref()
-            .is_some_and(|v| v.outside_zone.contains_key(vm));
+    /// The condition of a VM HA restarted, started or moved: cleared, or naming the rule it
+    /// breaks when HA restarted it outside its zone or beside a member of its placement
+    /// group (an exception, healed by live migration).
+    fn exception_condition(&mut self, now: Time, vm: &str) {
+        let (outside, beside) = self.vms.as_ref().map_or((false, false), |v| {
+            (v.outside_zone.contains_key(vm), v.beside_group.contains(vm))
+        });
         let object = format!("vm/{vm}");
-        match self.vm_host(vm).filter(|_| outside) {
-            Some(host) => {
-                let message = format!(
+        let Some(host) = self.vm_host(vm).filter(|_| outside || beside) else {
+            self.clear_condition(&object, now);
+            return;
+        };
+        let (reason, message) = match (outside, beside) {
+            (false, _) => (
+                Reason::BesideGroup,
+                format!(
+                    "HA restarted it on {host}, beside a member of its placement group: no host the group allows could take it; it moves apart by live migration when one can"
+                ),
+            ),
+            (true, false) => (
+                Reason::OutsideZone,
+                format!(
                     "HA restarted it on {host}, outside its zone: no host of its zone could take it; it moves back by live migration when one can"
-                );
-                self.set_condition(object, Reason::OutsideZone, message, now);
-            }
-            None => self.clear_condition(&object, now),
-        }
+                ),
+            ),
+            (true, true) => (
+                Reason::BesideGroup,
+                format!(
+                    "HA restarted it on {host}, outside its zone and beside a member of its placement group: no host its rules allow could take it; it moves by live migration when one can"
+                ),
+            ),
+        };
+        self.set_condition(object, reason, message, now);
     }
 
-    /// Moves a VM that HA restarted outside its zone back into it: one live migration per
-    /// pass, none while another migration runs (a control-plane VM never moves beside
-    /// another), to the best host of its zone that takes it and is not blocked. VMs that
-    /// no longer exist are forgotten.
-    fn heal_zone_exceptions(&mut self, out: &mut Vec<Command>) {
+    /// Heals HA's exceptions: moves a VM restarted outside its zone back into it, or one
+    /// restarted beside a member of its group apart, by one live migration per pass and
+    /// none while another migration runs (a control-plane VM never moves beside another),
+    /// to the best host of its zone (the whole pool without zones) that takes it under
+    /// every rule and is not blocked. VMs that no longer exist are forgotten, and a VM
+    /// whose group member left is no longer an exception.
+    fn heal_exceptions(&mut self, now: Time, out: &mut Vec<Command>) {
         let in_flight = self
             .pending
             .values()
@@ -1703,25 +1733,48 @@ impl Control {
             return;
         };
         v.outside_zone.retain(|vm, _| v.ids.contains_key(vm));
-        if in_flight {
-            return;
+        let apart: Vec<String> = v
+            .beside_group
+            .iter()
+            .filter(|vm| v.ids.get(*vm).is_none_or(|&id| !v.pool.crowded(id)))
+            .cloned()
+            .collect();
+        for vm in &apart {
+            v.beside_group.remove(vm);
         }
         let mut moved = None;
-        for (vm, zone) in &v.outside_zone {
-            if v.phase.get(vm) != Some(&VmPhase::Running) {
-                continue;
+        if !in_flight {
+            let all: Vec<HostId> = (0..v.pool.pool().hosts().len() as u32)
+                .map(HostId)
+                .collect();
+            let excepted = v.outside_zone.keys().chain(&v.beside_group);
+            for vm in excepted {
+                if v.phase.get(vm) != Some(&VmPhase::Running) {
+                    continue;
+                }
+                let Some(&id) = v.ids.get(vm) else {
+                    continue;
+                };
+                let Some(from) = v.pool.host_of(id) else {
+                    continue;
+                };
+                // Its own zone, or the zone it runs in when only its group is broken.
+                let zone = v
+                    .outside_zone
+                    .get(vm)
+                    .or_else(|| self.zones.get(from.index()))
+                    .and_then(|z| self.zone_hosts.get(z.0 as usize));
+                let hosts = zone.unwrap_or(&all);
+                let targets = hosts.iter().copied().filter(|h| !blocked.contains(h));
+                if let Ok(m) = v.pool.migrate_first(id, from, targets) {
+                    moved = Some(m);
+                    break;
+                }
             }
-            let (Some(&id), Some(hosts)) = (v.ids.get(vm), self.zone_hosts.get(zone.0 as usize))
-            else {
-                continue;
-            };
-            let Some(from) = v.pool.host_of(id) else {
-                continue;
-            };
-            let targets = hosts.iter().copied().filter(|h| !blocked.contains(h));
-            if let Ok(m) = v.pool.migrate_first(id, from, targets) {
-                moved = Some(m);
-                break;
+        }
+        for vm in apart {
+            if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(&vm)) {
+                self.exception_condition(now, &vm);
             }
         }
         if let Some(m) = moved {
@@ -1775,7 +1828,7 @@ impl Control {
         let exceptions = self
             .vms
             .as_ref()
-            .is_some_and(|v| !v.outside_zone.is_empty());
+            .is_some_and(|v| !v.outside_zone.is_empty() || !v.beside_group.is_empty());
         if due.is_empty() && !exceptions && !(self.cfg.drs.enabled && self.drs_dirty) {
             return false;
         }
@@ -1783,7 +1836,7 @@ impl Control {
             self.evacuate(now, i, out);
         }
         if exceptions {
-            self.heal_zone_exceptions(out);
+            self.heal_exceptions(now, out);
         }
         if !self.cfg.drs.enabled || !self.drs_dirty {
             return true;

@@ -115,6 +115,7 @@ proptest! {
             self_fence_timeout: 60_000,
                 self_fence_margin: 10_000,
                 restart_outside_zone: true,
+                restart_beside_group: false,
             },
             drs: DrsConfig { enabled: true, threshold: 0.05, interval: 300_000, max_moves },
             deadlines: Deadlines {

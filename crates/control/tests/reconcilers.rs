@@ -25,6 +25,7 @@ fn cfg() -> ControlConfig {
             self_fence_timeout: 60_000,
             self_fence_margin: 10_000,
             restart_outside_zone: true,
+            restart_beside_group: false,
         },
         drs: DrsConfig {
             enabled: true,
@@ -1515,6 +1516,70 @@ fn with_restarts_outside_the_zone_refused_the_vms_wait_with_the_zone_named() {
     let cond = c.condition("vm/a-1").expect("waits");
     assert_eq!(cond.reason, Reason::WaitingForCapacity);
     assert!(cond.message.contains("0/2 hosts of its zone"), "{cond}");
+}
+
+#[test]
+fn ha_restarts_beside_a_full_strict_group_records_it_and_moves_it_apart_when_room_returns() {
+    use plinth_control::store::{MemoryStore, Store};
+    // Three hosts, three strict control-plane members, DRS off (its pass still heals).
+    let make = |beside: bool| {
+        let mut cfg = cfg();
+        cfg.drs.enabled = false;
+        cfg.ha.restart_beside_group = beside;
+        Control::virtualized(cfg, spread_state(3, 0)).durable()
+    };
+    let lost = names_on(&make(true), "h0");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let member = &lost[0];
+
+    // Refused (the default): the member waits, and says why.
+    let mut c = make(false);
+    assert!(fail_h0(&mut c, &mut MemoryStore::default()).is_empty());
+    let waiting = c.condition(&format!("vm/{member}")).expect("waits");
+    assert_eq!(waiting.reason, Reason::WaitingForCapacity);
+    assert!(
+        waiting
+            .message
+            .contains("placement group cp already on host"),
+        "{waiting}"
+    );
+
+    // Allowed: restarted beside another member, recorded, said, and durable.
+    let mut store = MemoryStore::default();
+    let mut c = make(true);
+    let starts = fail_h0(&mut c, &mut store);
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let beside = host_of(&c, member);
+    assert_ne!(beside, "h0");
+    let cond = c.condition(&format!("vm/{member}")).expect("an exception");
+    assert_eq!(cond.reason, Reason::BesideGroup);
+    assert!(cond.message.contains(&beside), "{cond}");
+    let mut c = make(true)
+        .restore(&store.load().expect("load"), Time(96_000))
+        .expect("restore");
+    assert_eq!(
+        c.condition(&format!("vm/{member}")).map(|c| c.reason),
+        Some(Reason::BesideGroup)
+    );
+
+    // No host has room: passes move nothing. h0 is back: the next pass moves the member
+    // onto it, and the exception ends.
+    let pass = step(&mut c, &mut store, Time(400_000), Observation::Timer);
+    assert!(migrations(&pass).is_empty(), "{pass:?}");
+    let back = Observation::Heartbeat {
+        host: "h0".into(),
+        boot: BootId(2),
+    };
+    step(&mut c, &mut store, Time(500_000), back);
+    let moves = step(&mut c, &mut store, Time(800_000), Observation::Timer);
+    assert_eq!(
+        migrations(&moves),
+        vec![(member.clone(), "h0".to_owned())],
+        "{moves:?}"
+    );
+    answer_stored(&mut c, &mut store, Time(810_000), &moves);
+    assert_eq!(host_of(&c, member), "h0");
+    assert!(c.condition(&format!("vm/{member}")).is_none());
 }
 
 /// Regression (found by the 200-seed bare-metal invariant years): a drain answered late

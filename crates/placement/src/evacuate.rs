@@ -21,6 +21,10 @@ pub struct Evacuation {
     /// Of those, the VMs restarted outside the failed host's zone because no host of the
     /// zone could take them: zone exceptions ([`RestartScope::outside`]).
     pub outside_zone: Vec<VmId>,
+    /// Of those, the VMs restarted beside a member of their strict (or `atMost`) placement
+    /// group because no host the group allows could take them: spread exceptions
+    /// ([`RestartScope::beside_group`]).
+    pub beside_group: Vec<VmId>,
     /// VMs left powered off (removed from the state), with why.
     pub stranded: Vec<(VmId, VmSpec, PlacementError)>,
 }
@@ -34,6 +38,20 @@ pub struct RestartScope<'a> {
     /// Whether a VM that no host of the zone can take restarts outside it (recorded as a
     /// zone exception) instead of staying down with the reason.
     pub outside: bool,
+    /// Whether a VM that no host its placement group allows can take restarts beside a
+    /// member of its group (recorded as a spread exception) instead of staying down with
+    /// the reason: one more etcd member running beside another survives the failure of
+    /// every host but that one, a member down survives none.
+    pub beside_group: bool,
+}
+
+/// How a restarted VM breaks a rule it normally keeps, if it does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Exceptions {
+    /// Outside its zone.
+    outside_zone: bool,
+    /// Beside a member of its placement group, past the group's limit.
+    beside_group: bool,
 }
 
 impl PoolState {
@@ -94,12 +112,15 @@ impl PoolState {
                 .admit(&entry.spec, &entry.footprint)
                 .and_then(|()| self.restart_host(&entry.spec, &entry.footprint, scope));
             match placed {
-                Ok((h, outside)) => {
+                Ok((h, broken)) => {
                     entry.host = h;
                     self.attach(vm, entry);
                     out.restarted.push((vm, h));
-                    if outside {
+                    if broken.outside_zone {
                         out.outside_zone.push(vm);
+                    }
+                    if broken.beside_group {
+                        out.beside_group.push(vm);
                     }
                 }
                 Err(e) => out.stranded.push((vm, entry.spec, e)),
@@ -108,17 +129,71 @@ impl PoolState {
         Ok(out)
     }
 
-    /// Where a VM of a failed host restarts: the best host of its zone that takes it (of
-    /// its rule's hosts there first), else, when the scope allows, the best one outside
-    /// (`true`: a zone exception).
+    /// Where a VM of a failed host restarts: where its rules allow ([`Self::zone_host`]),
+    /// else, when the scope allows, beside a member of its placement group: the host that
+    /// would take it if its group set no limit, with the fewest members of the group (a
+    /// spread exception).
     fn restart_host(
         &self,
         spec: &VmSpec,
         footprint: &Resources,
         scope: RestartScope<'_>,
-    ) -> Result<(HostId, bool), PlacementError> {
+    ) -> Result<(HostId, Exceptions), PlacementError> {
+        let kept = self.zone_host(spec, footprint, scope);
+        let Some(g) = spec.group.filter(|_| scope.beside_group && kept.is_err()) else {
+            return kept;
+        };
+        let unlimited = VmSpec {
+            group: None,
+            ..spec.clone()
+        };
+        let members = |h: HostId| self.groups.get(g.0, self.pool.domain(g, h));
+        // Of `hosts`, the best that takes the VM among those with the fewest members.
+        let beside = |hosts: &[HostId]| {
+            let fits: Vec<HostId> = hosts
+                .iter()
+                .copied()
+                .filter(|&h| self.reject(h, &unlimited, footprint, None).is_none())
+                .collect();
+            let fewest = fits.iter().map(|&h| members(h)).min()?;
+            let least: Vec<HostId> = fits.into_iter().filter(|&h| members(h) == fewest).collect();
+            self.best_among(&least, &unlimited, footprint, None)
+        };
+        let all: Vec<HostId> = (0..self.pool.hosts().len() as u32).map(HostId).collect();
+        let zoned = !scope.zone.is_empty();
+        if let Some(h) = beside(if zoned { scope.zone } else { &all }) {
+            return Ok((
+                h,
+                Exceptions {
+                    outside_zone: false,
+                    beside_group: true,
+                },
+            ));
+        }
+        match (zoned && scope.outside).then(|| beside(&all)).flatten() {
+            Some(h) => Ok((
+                h,
+                Exceptions {
+                    outside_zone: true,
+                    beside_group: true,
+                },
+            )),
+            None => kept,
+        }
+    }
+
+    /// Where a VM of a failed host restarts under its rules: the best host of its zone that
+    /// takes it (of its rule's hosts there first), else, when the scope allows, the best one
+    /// outside (a zone exception).
+    fn zone_host(
+        &self,
+        spec: &VmSpec,
+        footprint: &Resources,
+        scope: RestartScope<'_>,
+    ) -> Result<(HostId, Exceptions), PlacementError> {
+        let kept = Exceptions::default();
         if scope.zone.is_empty() {
-            return self.find_host(spec, footprint, None).map(|h| (h, false));
+            return self.find_host(spec, footprint, None).map(|h| (h, kept));
         }
         let rule = spec.rule.map(|r| &self.pool.rules()[r.0 as usize]);
         let ruled: Vec<HostId> = rule.map_or_else(Vec::new, |r| {
@@ -137,10 +212,18 @@ impl PoolState {
             None => self.best_among(scope.zone, spec, footprint, None),
         };
         if let Some(h) = in_zone {
-            return Ok((h, false));
+            return Ok((h, kept));
         }
         if scope.outside {
-            return self.find_host(spec, footprint, None).map(|h| (h, true));
+            return self.find_host(spec, footprint, None).map(|h| {
+                (
+                    h,
+                    Exceptions {
+                        outside_zone: true,
+                        ..kept
+                    },
+                )
+            });
         }
         let mut explanation = Explanation::new("hosts of its zone", scope.zone.len());
         for &h in scope.zone {

@@ -324,6 +324,21 @@ impl PoolState {
         self.vms.get(vm.index()).and_then(Option::as_ref)
     }
 
+    /// Whether `vm`'s host holds more members of its placement group than the group's hard
+    /// limit allows (an HA restart beside its group, [`crate::RestartScope::beside_group`]).
+    pub fn crowded(&self, vm: VmId) -> bool {
+        let Some(e) = self.entry(vm) else {
+            return false;
+        };
+        let Some(g) = e.spec.group else {
+            return false;
+        };
+        self.pool.groups()[g.0 as usize]
+            .policy
+            .hard_limit()
+            .is_some_and(|limit| self.groups.get(g.0, self.pool.domain(g, e.host)) > limit)
+    }
+
     pub(crate) fn next_id(&self) -> Result<u32, PlacementError> {
         u32::try_from(self.vms.len()).map_err(|_| PlacementError::Invalid {
             reason: "too many VMs".into(),

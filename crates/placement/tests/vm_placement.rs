@@ -284,6 +284,7 @@ fn zoned_failure(
             RestartScope {
                 zone: &zone,
                 outside,
+                beside_group: false,
             },
         )
         .expect("known host");
@@ -615,4 +616,60 @@ fn a_cordoned_host_keeps_its_vms_takes_no_new_one_and_a_move_back_still_lands() 
     s.cordon(on, false).expect("a host");
     assert!(s.room_since(on, stamp), "lifting a cordon makes room");
     assert!(s.place(vm("d", 1000, 1)).is_ok());
+}
+
+#[test]
+fn ha_restarts_beside_a_full_strict_group_only_when_allowed_and_with_the_fewest_members() {
+    // Four hosts, three strict members on h0..h2; h3 has no room. h0 fails.
+    let failed = |beside_group: bool| {
+        let mut s = PoolState::new(pool(
+            4,
+            4,
+            8000,
+            16,
+            vec![group("cp", Scope::Host, SpreadMode::Strict, None)],
+            strategy(PlacementStrategy::Spread),
+        ));
+        let members: Vec<_> = (0..3)
+            .map(|i| {
+                s.place(vm(&format!("cp{i}"), 1000, 4).in_group(GroupId(0)))
+                    .expect("fits")
+            })
+            .collect();
+        let (_, filler) = s.place(vm("filler", 8000, 16)).expect("fits");
+        let (lost, host) = members[0];
+        assert_ne!(host, filler);
+        let ev = s
+            .fail_host_in(
+                host,
+                RestartScope {
+                    beside_group,
+                    ..RestartScope::default()
+                },
+            )
+            .expect("known host");
+        (s, lost, ev)
+    };
+    let (s, lost, ev) = failed(false);
+    assert!(ev.beside_group.is_empty());
+    assert_eq!(ev.stranded.len(), 1);
+    assert!(
+        ev.stranded[0]
+            .2
+            .to_string()
+            .contains("placement group cp already on host"),
+        "{}",
+        ev.stranded[0].2
+    );
+    assert_eq!(s.host_of(lost), None);
+
+    let (s, lost, ev) = failed(true);
+    assert!(ev.stranded.is_empty(), "{:?}", ev.stranded);
+    assert_eq!(ev.beside_group, vec![lost]);
+    assert!(s.crowded(lost), "it shares a host with a member");
+    let at = s.host_of(lost).expect("restarted");
+    assert!(
+        s.vms_on(at).len() == 2,
+        "beside exactly one member, on a host of the fewest"
+    );
 }

@@ -399,8 +399,11 @@ pub struct Summary {
     /// Pods.
     pub pods: u32,
     /// Times a control-plane VM started or landed on a host already running a member of
-    /// its etcd cluster whose placement group is strict over hosts: must be 0.
+    /// its etcd cluster whose placement group is strict over hosts, unrecorded: must be 0.
     pub anti_affinity_violations: u32,
+    /// Times one did so as a recorded spread exception (HA restarted it beside its group,
+    /// `ha.restartBesideGroup`, with a `besideGroup` condition on the VM).
+    pub spread_exceptions: u32,
     /// Node relabels: a node's `plinth.dev/host` (and rack) label changed to follow its VM.
     pub relabels: u32,
     /// Time nodes ran on a host other than the one their `plinth.dev/host` label names,
@@ -518,6 +521,9 @@ pub struct World<'a> {
     maint_open: BTreeMap<usize, (u64, u32)>,
     /// Nodes running on a host other than the one their topology labels name → since when.
     label_stale: BTreeMap<usize, u64>,
+    /// VMs with a recorded spread exception (a `besideGroup` condition), by condition
+    /// object (`vm/NAME`).
+    beside_group: BTreeSet<String>,
     /// Running VMs' sizes plus the per-VM overhead (virtualized).
     vm_allocated: Resources,
     /// Running VirtualMachineSet VMs' sizes, by usage profile.
@@ -736,6 +742,7 @@ impl<'a> World<'a> {
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
             label_stale: BTreeMap::new(),
+            beside_group: BTreeSet::new(),
             vm_allocated: Resources::ZERO,
             vm_usage: Vec::new(),
             workload_requests,
@@ -1525,7 +1532,12 @@ impl<'a> World<'a> {
             && self.host_vms[h]
                 .iter()
                 .any(|other| other != vm && self.cp_vm.get(other) == Some(&q));
-        if shared {
+        if !shared {
+            return;
+        }
+        if self.beside_group.contains(&format!("vm/{vm}")) {
+            self.summary.spread_exceptions += 1;
+        } else {
             self.summary.anti_affinity_violations += 1;
         }
     }
@@ -2926,6 +2938,15 @@ impl Driver for World<'_> {
     fn apply(&mut self, now: Time, ready: Ready) {
         self.now = now.millis().max(self.now);
         for c in ready.conditions {
+            match &c {
+                ConditionChange::Set(set) if set.reason == Reason::BesideGroup => {
+                    self.beside_group.insert(set.object.clone());
+                }
+                ConditionChange::Set(Condition { object, .. })
+                | ConditionChange::Cleared { object, .. } => {
+                    self.beside_group.remove(object);
+                }
+            }
             self.log.write(self.now, Event::Condition(Cow::Owned(c)));
         }
         for e in ready.events {

@@ -147,6 +147,12 @@ fn summary_table(s: &plinth_sim::Summary) -> String {
             s.topology_stale_longest_ms as f64 / 1000.0
         ));
     }
+    if s.spread_exceptions > 0 || s.anti_affinity_violations > 0 {
+        out.push_str(&format!(
+            "strict spreads: {} control-plane VMs restarted beside a member of their group as recorded exceptions, {} unrecorded\n",
+            s.spread_exceptions, s.anti_affinity_violations
+        ));
+    }
     out.push_str(&format!(
         "pod-minutes unavailable: {:.1}; pods pending at the end: {}\n",
         s.pod_minutes_unavailable, s.pods_pending_at_end

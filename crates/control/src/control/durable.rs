@@ -50,6 +50,9 @@ struct VmRecord {
     /// The zone of a VM HA restarted outside it (a zone exception), by zone id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outside_zone: Option<u32>,
+    /// HA restarted it beside a member of its placement group (a spread exception).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    beside_group: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -123,6 +126,7 @@ impl Control {
                     phase: v.phase.get(name).copied(),
                     locate: self.locating.get(name).cloned(),
                     outside_zone: v.outside_zone.get(name).map(|z| z.0),
+                    beside_group: v.beside_group.contains(name),
                 };
                 put(Key::Vm(name.clone()), encode(&record));
             }
@@ -223,6 +227,7 @@ impl Control {
         let mut phases = BTreeMap::new();
         let mut stranded = BTreeMap::new();
         let mut outside_zone = BTreeMap::new();
+        let mut beside_group = BTreeSet::new();
         self.pending.clear();
         self.retries.clear();
         self.locating.clear();
@@ -272,6 +277,9 @@ impl Control {
                     }
                     if let Some(z) = r.outside_zone {
                         outside_zone.insert(name.clone(), ZoneId(z));
+                    }
+                    if r.beside_group {
+                        beside_group.insert(name.clone());
                     }
                     match r.host {
                         Some(host) => {
@@ -330,6 +338,7 @@ impl Control {
             v.phase = phases;
             v.stranded = stranded;
             v.outside_zone = outside_zone;
+            v.beside_group = beside_group;
         }
         for i in 0..self.hosts.len() {
             self.sync_cordon(i);

@@ -270,6 +270,15 @@ pub struct HaPolicy {
     /// with the reason, until one has.
     #[serde(default = "yes")]
     pub restart_outside_zone: bool,
+    /// When no host a failed host's VM's strict (or `atMost`) placement group allows can
+    /// take it (three control-plane VMs on three hosts, one failed): `false` (default)
+    /// leaves it down, with the reason, until one can; `true` restarts it beside a member
+    /// of its group, on the host with the fewest, recorded as a spread exception (a
+    /// `besideGroup` condition on the VM) and moved apart by live migration once a host the
+    /// group allows has room. An etcd member beside another survives the failure of every
+    /// host but that one; a member left down survives none.
+    #[serde(default)]
+    pub restart_beside_group: bool,
 }
 
 fn yes() -> bool {
@@ -321,6 +330,7 @@ impl Default for HaPolicy {
             fence_latency: default_fence_latency(),
             fence_failure_probability: default_fence_failure(),
             restart_outside_zone: true,
+            restart_beside_group: false,
         }
     }
 }
