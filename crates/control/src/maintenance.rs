@@ -240,7 +240,11 @@ fn migrate_to_best(
     work.migrate_first(vm, host, targets.order.iter().map(|&(_, to)| to))
         .map_err(|e| {
             e.map_or_else(
-                || String::from("no other host of its zone is up"),
+                || {
+                    String::from(
+                        "no other host of its zone is up and open (not cordoned or in maintenance)",
+                    )
+                },
                 |e| e.to_string(),
             )
         })
@@ -663,7 +667,10 @@ mod tests {
         let d = deadlines(10.0);
         let alone = plan(&snapshot(&s, &zones, &topo, &[], &d), first);
         assert_eq!(alone.stops.len(), 1);
-        assert_eq!(alone.stops[0].reason, "no other host of its zone is up");
+        assert_eq!(
+            alone.stops[0].reason,
+            "no other host of its zone is up and open (not cordoned or in maintenance)"
+        );
         assert!(!alone.quorum[0].holds, "1 member, 1 stops");
         assert!(alone.refusals()[0].contains("cluster c loses etcd quorum"));
 
