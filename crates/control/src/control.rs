@@ -504,10 +504,7 @@ impl Control {
         budgets: &[maintenance::Budget],
         force: bool,
     ) -> Result<maintenance::Review, ControlError> {
-        let state = self.pool().ok_or(ControlError::NoVmPool {
-            what: "a host maintenance",
-            instead: "drain that node instead",
-        })?;
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
         let id = maintenance::host_named(state, host)?;
         let clusters: Vec<ClusterTopology> = self.clusters().cloned().collect();
         let plan = maintenance::plan(
@@ -534,10 +531,7 @@ impl Control {
         spec: &ClusterSpec,
         to: &str,
     ) -> Result<upgrade::RolloutPlan, ControlError> {
-        let state = self.pool().ok_or(ControlError::NoVmPool {
-            what: "an upgrade",
-            instead: "a bare-metal rollout reimages or replaces servers one by one, as `plinth simulate --env bare-metal` runs it",
-        })?;
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
         let topology = self
             .cluster(cluster)
             .ok_or_else(|| ControlError::UnknownCluster {
@@ -559,13 +553,13 @@ impl Control {
     /// ([`drs::plan`] with the VMs it may move now): what `plinth drs DIR --dry-run` prints
     /// for an estate directory and the service answers for itself.
     pub fn drs_review(&self) -> Result<drs::Review, ControlError> {
-        let no_pool = || ControlError::NoVmPool {
-            what: "a DRS pass",
-            instead: "bare metal has no live migration to balance with",
-        };
-        let state = self.pool().ok_or_else(no_pool)?;
+        let state = self.pool().ok_or(ControlError::NoVmPool)?;
         let roles = self.roles();
-        let plan = self.drs_plan(&roles).ok_or_else(no_pool)?;
+        let plan = self.drs_plan(&roles).unwrap_or_else(|| drs::DrsPlan {
+            before: drs::imbalance(state),
+            after: drs::imbalance(state),
+            moves: Vec::new(),
+        });
         Ok(drs::Review::of(&self.cfg.drs, &plan, state, &roles))
     }
 
@@ -1245,41 +1239,34 @@ impl Control {
             outside: self.cfg.ha.restart_outside_zone,
             beside_group: self.cfg.ha.restart_beside_group,
         };
-        // A node a rollout is replacing is the rollout's: not restarted, it leaves the
-        // placement before HA places the others (its room is theirs) and waits for the
-        // rollout to delete it.
-        let mut left_to_rollout = Vec::new();
-        for vid in v.pool.vms_on(h) {
-            let Some(vm) = v.pool.vm(vid).map(|s| s.name.clone()) else {
-                continue;
-            };
-            if replaced.contains(&vm)
-                && let Ok(spec) = v.pool.remove(vid)
-            {
-                v.ids.remove(&vm);
-                v.stranded.insert(vm.clone(), spec);
-                left_to_rollout.push(vm);
-            }
-        }
         let evac = match ha::restart(&mut v.pool, h, scope) {
             Ok(e) => e,
             Err(_) => return,
         };
         self.drs_dirty = true;
         let mut starts = Vec::new();
+        let mut left_to_rollout = Vec::new();
         for (vid, to) in &evac.restarted {
-            if let Some(spec) = v.pool.vm(*vid) {
+            // A node a rollout is replacing is the rollout's: not restarted, it waits
+            // (released from the placement) for the rollout to delete it.
+            if let Some(spec) = v.pool.vm(*vid).filter(|s| replaced.contains(&s.name)) {
                 let vm = spec.name.clone();
-                starts.push((vm.clone(), v.pool.pool().host(*to).name.clone()));
-                // This restart's exceptions replace any an earlier one left.
-                match zone.filter(|_| evac.outside_zone.contains(vid)) {
-                    Some(z) => v.outside_zone.insert(vm.clone(), z),
-                    None => v.outside_zone.remove(&vm),
-                };
+                if let Ok(spec) = v.pool.remove(*vid) {
+                    v.ids.remove(&vm);
+                    v.stranded.insert(vm.clone(), spec);
+                }
+                left_to_rollout.push(vm);
+                continue;
+            }
+            if let Some(spec) = v.pool.vm(*vid) {
+                starts.push((spec.name.clone(), v.pool.pool().host(*to).name.clone()));
+                if let Some(z) = zone
+                    && evac.outside_zone.contains(vid)
+                {
+                    v.outside_zone.insert(spec.name.clone(), z);
+                }
                 if evac.beside_group.contains(vid) {
-                    v.beside_group.insert(vm);
-                } else {
-                    v.beside_group.remove(&vm);
+                    v.beside_group.insert(spec.name.clone());
                 }
             }
         }
@@ -1685,9 +1672,6 @@ impl Control {
         } = ha::retry(&mut v.pool, waiting);
         let mut starts = Vec::new();
         for (id, h, name) in placed {
-            // Placed under every rule: no exception an earlier restart made still holds.
-            v.outside_zone.remove(&name);
-            v.beside_group.remove(&name);
             v.ids.insert(name.clone(), id);
             starts.push((name, v.pool.pool().host(h).name.clone()));
         }
@@ -1727,7 +1711,7 @@ impl Control {
             .min()
             .map_or_else(String::new, |at| {
                 format!(
-                    "; if it is still down in {}, the machine health check replaces it",
+                    "; if it is not running in {}, the machine health check replaces it",
                     Span::until(now, at)
                 )
             });
@@ -1829,12 +1813,8 @@ impl Control {
                 }
             }
         }
-        // Their exception condition ends; any other (down, locating) says more and stays.
         for vm in apart {
-            let excepted = self
-                .condition(&format!("vm/{vm}"))
-                .is_some_and(|c| matches!(c.reason, Reason::BesideGroup | Reason::OutsideZone));
-            if excepted {
+            if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(&vm)) {
                 self.exception_condition(now, &vm);
             }
         }

@@ -653,8 +653,6 @@ impl Control {
             },
             out,
         );
-        // Its room is free in the desired placement: a VM waiting for some may fit now.
-        self.retry_stranded(now, out);
     }
 
     /// A rollout command finished (or failed).

@@ -47,10 +47,7 @@ impl Phase {
         match event.reason.as_str() {
             "HeartbeatMissed" if event.involved_object.name == host => Some(Self::Detected),
             "waiting for fence" if about_host => Some(Self::Fencing),
-            // It names the failed host and the restart's target: only the first counts.
-            "restarting" if event.message.starts_with(&format!("host {host} failed;")) => {
-                Some(Self::Restarting)
-            }
+            "restarting" if about_host => Some(Self::Restarting),
             "ClusterReady" => Some(Self::Ready),
             _ => None,
         }
