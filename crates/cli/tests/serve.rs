@@ -1009,7 +1009,7 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("no cluster `nope`") && err.contains("solo"),
+        err.contains("Cluster nope is not stored") && err.contains("plinth get clusters"),
         "{err}"
     );
     let (code, _, err) = cli(

@@ -504,7 +504,10 @@ impl Control {
         budgets: &[maintenance::Budget],
         force: bool,
     ) -> Result<maintenance::Review, ControlError> {
-        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let state = self.pool().ok_or(ControlError::NoVmPool {
+            what: "a host maintenance",
+            instead: "drain that node instead",
+        })?;
         let id = maintenance::host_named(state, host)?;
         let clusters: Vec<ClusterTopology> = self.clusters().cloned().collect();
         let plan = maintenance::plan(
@@ -531,7 +534,10 @@ impl Control {
         spec: &ClusterSpec,
         to: &str,
     ) -> Result<upgrade::RolloutPlan, ControlError> {
-        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let state = self.pool().ok_or(ControlError::NoVmPool {
+            what: "an upgrade",
+            instead: "a bare-metal rollout reimages or replaces servers one by one, as `plinth simulate --env bare-metal` runs it",
+        })?;
         let topology = self
             .cluster(cluster)
             .ok_or_else(|| ControlError::UnknownCluster {
@@ -553,13 +559,13 @@ impl Control {
     /// ([`drs::plan`] with the VMs it may move now): what `plinth drs DIR --dry-run` prints
     /// for an estate directory and the service answers for itself.
     pub fn drs_review(&self) -> Result<drs::Review, ControlError> {
-        let state = self.pool().ok_or(ControlError::NoVmPool)?;
+        let no_pool = || ControlError::NoVmPool {
+            what: "a DRS pass",
+            instead: "bare metal has no live migration to balance with",
+        };
+        let state = self.pool().ok_or_else(no_pool)?;
         let roles = self.roles();
-        let plan = self.drs_plan(&roles).unwrap_or_else(|| drs::DrsPlan {
-            before: drs::imbalance(state),
-            after: drs::imbalance(state),
-            moves: Vec::new(),
-        });
+        let plan = self.drs_plan(&roles).ok_or_else(no_pool)?;
         Ok(drs::Review::of(&self.cfg.drs, &plan, state, &roles))
     }
 
@@ -1239,34 +1245,41 @@ impl Control {
             outside: self.cfg.ha.restart_outside_zone,
             beside_group: self.cfg.ha.restart_beside_group,
         };
+        // A node a rollout is replacing is the rollout's: not restarted, it leaves the
+        // placement before HA places the others (its room is theirs) and waits for the
+        // rollout to delete it.
+        let mut left_to_rollout = Vec::new();
+        for vid in v.pool.vms_on(h) {
+            let Some(vm) = v.pool.vm(vid).map(|s| s.name.clone()) else {
+                continue;
+            };
+            if replaced.contains(&vm)
+                && let Ok(spec) = v.pool.remove(vid)
+            {
+                v.ids.remove(&vm);
+                v.stranded.insert(vm.clone(), spec);
+                left_to_rollout.push(vm);
+            }
+        }
         let evac = match ha::restart(&mut v.pool, h, scope) {
             Ok(e) => e,
             Err(_) => return,
         };
         self.drs_dirty = true;
         let mut starts = Vec::new();
-        let mut left_to_rollout = Vec::new();
         for (vid, to) in &evac.restarted {
-            // A node a rollout is replacing is the rollout's: not restarted, it waits
-            // (released from the placement) for the rollout to delete it.
-            if let Some(spec) = v.pool.vm(*vid).filter(|s| replaced.contains(&s.name)) {
-                let vm = spec.name.clone();
-                if let Ok(spec) = v.pool.remove(*vid) {
-                    v.ids.remove(&vm);
-                    v.stranded.insert(vm.clone(), spec);
-                }
-                left_to_rollout.push(vm);
-                continue;
-            }
             if let Some(spec) = v.pool.vm(*vid) {
-                starts.push((spec.name.clone(), v.pool.pool().host(*to).name.clone()));
-                if let Some(z) = zone
-                    && evac.outside_zone.contains(vid)
-                {
-                    v.outside_zone.insert(spec.name.clone(), z);
-                }
+                let vm = spec.name.clone();
+                starts.push((vm.clone(), v.pool.pool().host(*to).name.clone()));
+                // This restart's exceptions replace any an earlier one left.
+                match zone.filter(|_| evac.outside_zone.contains(vid)) {
+                    Some(z) => v.outside_zone.insert(vm.clone(), z),
+                    None => v.outside_zone.remove(&vm),
+                };
                 if evac.beside_group.contains(vid) {
-                    v.beside_group.insert(spec.name.clone());
+                    v.beside_group.insert(vm);
+                } else {
+                    v.beside_group.remove(&vm);
                 }
             }
         }
@@ -1668,6 +1681,9 @@ impl Control {
         } = ha::retry(&mut v.pool, waiting);
         let mut starts = Vec::new();
         for (id, h, name) in placed {
+            // Placed under every rule: no exception an earlier restart made still holds.
+            v.outside_zone.remove(&name);
+            v.beside_group.remove(&name);
             v.ids.insert(name.clone(), id);
             starts.push((name, v.pool.pool().host(h).name.clone()));
         }
@@ -1772,8 +1788,12 @@ impl Control {
                 }
             }
         }
+        // Their exception condition ends; any other (down, locating) says more and stays.
         for vm in apart {
-            if self.vms.as_ref().is_some_and(|v| v.ids.contains_key(&vm)) {
+            let excepted = self
+                .condition(&format!("vm/{vm}"))
+                .is_some_and(|c| matches!(c.reason, Reason::BesideGroup | Reason::OutsideZone));
+            if excepted {
                 self.exception_condition(now, &vm);
             }
         }

@@ -14,9 +14,14 @@ pub enum ControlError {
     /// A plan of VM moves (maintenance, upgrade, DRS) was asked of bare metal, where a
     /// server is one node.
     #[error(
-        "this plan moves VMs on a virtualization pool: a bare-metal server runs one node, drain or replace that node instead"
+        "{what} is planned on a virtualization pool; on bare metal a server runs one node: {instead}"
     )]
-    NoVmPool,
+    NoVmPool {
+        /// What was asked.
+        what: &'static str,
+        /// What to do on bare metal.
+        instead: &'static str,
+    },
     /// No cluster has the name asked for.
     #[error("no cluster `{cluster}`; the clusters are: {}", known.join(", "))]
     UnknownCluster {

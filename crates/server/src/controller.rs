@@ -25,6 +25,7 @@ use plinth_control::{
     CommandId, CommandKind, ConditionChange, ControlConfig, ControlError, ControlEvent, HostState,
     Observation, Ready, Reason, Time, UpgradeKind,
 };
+use plinth_model::kinds::cluster::ClusterSpec;
 use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
 use plinth_proto::Token;
 use plinth_qemu::bootstrap::Pools;
@@ -157,6 +158,8 @@ pub(crate) enum Ask {
     Upgrade {
         /// The cluster.
         cluster: String,
+        /// Its spec as stored: the version and image it asks for now.
+        spec: Box<ClusterSpec>,
         /// The Kubernetes version or OS image.
         to: String,
         /// Where the answer goes.
@@ -189,7 +192,9 @@ fn refused(e: ControlError) -> ApiError {
         ControlError::VersionSkew { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", e.to_string())
         }
-        ControlError::NoVmPool => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+        ControlError::NoVmPool { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+        }
     }
 }
 
@@ -261,26 +266,15 @@ impl Running {
         Ok(review)
     }
 
-    /// Plans the rolling upgrade of `cluster` to `to` on the placement as it is now
-    /// ([`plinth_control::Control::upgrade_plan`], what `plinth upgrade --dry-run` prints).
-    fn upgrade(&self, cluster: &str, to: &str) -> Result<RolloutPlan, ApiError> {
-        let spec = self
-            .estate
-            .clusters
-            .iter()
-            .find(|c| c.name == cluster)
-            .map(|c| &c.spec)
-            .ok_or_else(|| {
-                refused(ControlError::UnknownCluster {
-                    cluster: cluster.to_owned(),
-                    known: self
-                        .estate
-                        .clusters
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect(),
-                })
-            })?;
+    /// Plans the rolling upgrade of `cluster`, whose stored spec is `spec`, to `to` on the
+    /// placement as it is now ([`plinth_control::Control::upgrade_plan`], what `plinth
+    /// upgrade --dry-run` prints).
+    fn upgrade(
+        &self,
+        cluster: &str,
+        spec: &ClusterSpec,
+        to: &str,
+    ) -> Result<RolloutPlan, ApiError> {
         self.session
             .control()
             .upgrade_plan(cluster, spec, to)
@@ -549,9 +543,17 @@ impl Controller {
                     None => Err(idle()),
                 });
             }
-            (Ask::Upgrade { cluster, to, reply }, running) => {
+            (
+                Ask::Upgrade {
+                    cluster,
+                    spec,
+                    to,
+                    reply,
+                },
+                running,
+            ) => {
                 let _ = reply.send(match running {
-                    Some(r) => r.upgrade(&cluster, &to),
+                    Some(r) => r.upgrade(&cluster, &spec, &to),
                     None => Err(idle()),
                 });
             }

@@ -653,6 +653,8 @@ impl Control {
             },
             out,
         );
+        // Its room is free in the desired placement: a VM waiting for some may fit now.
+        self.retry_stranded(now, out);
     }
 
     /// A rollout command finished (or failed).

@@ -22,6 +22,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use plinth_control::UpgradeKind;
+use plinth_model::kinds::cluster::ClusterSpec;
 use serde_json::Value;
 
 use crate::Shared;
@@ -184,24 +185,34 @@ pub(crate) async fn upgrade(
             "the body is not `{{\"to\": \"VERSION|IMAGE\"}}`: {e}"
         ))
     })?;
+    // Planned from the Cluster as stored (what it asks for now, even before the control
+    // plane has taken it), and written back on that version only.
+    let key = ObjectKey::global(Resource::Cluster, cluster.clone());
+    let read = key.clone();
+    let mut object = store(&shared, move |o| o.get(&read))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{key} is not stored: `plinth get clusters` lists the clusters"),
+            )
+        })?;
+    let spec: ClusterSpec = serde_json::from_value(object["spec"].clone()).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("{key}'s stored spec does not decode ({e}): apply the Cluster again"),
+        )
+    })?;
     let plan = asked(&shared, |reply| Ask::Upgrade {
         cluster: cluster.clone(),
+        spec: Box::new(spec),
         to,
         reply,
     })
     .await?;
     if !dry_run && plan.replaces {
-        let key = ObjectKey::global(Resource::Cluster, cluster.clone());
-        let read = key.clone();
-        let mut object = store(&shared, move |o| o.get(&read))
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    format!("{key} is not stored"),
-                )
-            })?;
         let field = match plan.change.kind {
             UpgradeKind::Kubernetes => "kubernetesVersion",
             UpgradeKind::Os => "osImage",
