@@ -129,7 +129,7 @@ fn ha(
     let bed = testbed(dir, self_fence);
     bed.run(&["up", "4"]).expect("testbed up 4");
     let mut lab = QemuLab::new(&lab_estate(true, environment), bed.clone(), CAP_MS).expect("lab");
-    assert!(lab.run_until(CAP_MS, &|l| l.session_settled()), "built");
+    assert!(lab.run_until(CAP_MS, &|l| l.settled()), "built");
     println!("HA, {name}: cut → detected (declared failed) → known dead → Ready elsewhere");
     for trial in 0..trials {
         let host = lab
@@ -154,7 +154,7 @@ fn ha(
             if done { "" } else { " — NOT RECOVERED" }
         );
         lab.heal(&host);
-        lab.run_until(CAP_MS, &|l| l.session_settled());
+        lab.run_until(CAP_MS, &|l| l.settled());
     }
     bed.run(&["down"]).expect("testbed down");
 }

@@ -101,8 +101,10 @@ fn fencing_trials_never_run_a_vm_twice() {
             });
             assert!(
                 settled,
-                "trial {trial}: settled after the heal: {:?}",
-                lab.conditions()
+                "trial {trial}: settled after the heal: conditions {:?}; still on {host}: {:?}; lives {:?}",
+                lab.conditions(),
+                lab.running(&host),
+                lab.lives()
             );
             // Every VM of the cut host: its old process ended before its new one started.
             let lives = lab.lives();

@@ -49,6 +49,9 @@ pub trait Lab {
     fn double_starts(&self) -> u64;
     /// Conditions in force.
     fn conditions(&self) -> Vec<Condition>;
+    /// Whether the control plane has nothing under way
+    /// ([`plinth_control::Control::settled`]): every cluster built, every node running.
+    fn settled(&self) -> bool;
 }
 
 /// Every node of `cluster` (control plane first), as the control plane sees it.
@@ -132,7 +135,11 @@ fn no_double_start(lab: &impl Lab) {
 
 /// Each cluster's control-plane members run on distinct hosts (a strict placement group).
 pub fn control_plane_spread_by_a_strict_group(lab: &mut impl Lab) {
-    lab.run_until(5 * MINUTE, &|l| l.clusters().iter().all(|c| runs_all(l, c)));
+    // Built: every node of every cluster, workers too, runs (a member alone is not enough:
+    // a pool still being created would be placed while the bodies inject faults).
+    lab.run_until(30 * MINUTE, &|l| {
+        l.settled() && l.clusters().iter().all(|c| runs_all(l, c))
+    });
     for c in lab.clusters() {
         let topo = lab.cluster(&c).expect("cluster");
         let hosts: Vec<String> = topo

@@ -426,6 +426,12 @@ pub enum Reason {
     /// restarted it there because no host the group allows had room; it moves apart when
     /// one has.
     BesideGroup,
+    /// HA restarts a VM whose host failed (the ladder's restart step); the message says
+    /// where, why and what follows if it does not run.
+    Restarting,
+    /// The machine health check replaces a node that did not run again in time (the
+    /// ladder's last step); set on the new node until it runs.
+    Replacing,
 }
 
 impl fmt::Display for Reason {
@@ -444,6 +450,8 @@ impl fmt::Display for Reason {
             Self::Locating => "locating",
             Self::OutsideZone => "outside its zone",
             Self::BesideGroup => "beside its group",
+            Self::Restarting => "restarting",
+            Self::Replacing => "replacing",
         })
     }
 }

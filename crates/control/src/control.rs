@@ -1295,7 +1295,11 @@ impl Control {
         }
         for (vm, host) in starts {
             self.note_arrival(&host);
-            self.exception_condition(now, &vm);
+            self.restarting(
+                now,
+                &vm,
+                format!("host {name} failed; HA restarts it on {host}"),
+            );
             self.relabel(&vm, &host, out);
             // A VM whose location is still asked of another host waits for that answer.
             if !self.locating.contains_key(&vm) {
@@ -1692,10 +1696,47 @@ impl Control {
         }
         for (vm, host) in starts {
             self.note_arrival(&host);
-            self.clear_condition(&format!("vm/{vm}"), now);
+            self.restarting(
+                now,
+                &vm,
+                format!("a host has room again; HA restarts it on {host}"),
+            );
             self.relabel(&vm, &host, out);
             self.start_vm(vm, host, out);
         }
+    }
+
+    /// The remediation ladder's restart step, on VM `vm`'s condition: `why` it restarts
+    /// where, and when the machine health check replaces it if it is not running by then.
+    /// An exception HA made (outside its zone, beside its group) says that instead; the
+    /// condition ends when the VM runs.
+    fn restarting(&mut self, now: Time, vm: &str, why: String) {
+        let excepted = self
+            .vms
+            .as_ref()
+            .is_some_and(|v| v.outside_zone.contains_key(vm) || v.beside_group.contains(vm));
+        if excepted {
+            self.exception_condition(now, vm);
+            return;
+        }
+        let next = self
+            .health
+            .values()
+            .filter(|(node, _)| node == vm)
+            .map(|&(_, at)| at)
+            .min()
+            .map_or_else(String::new, |at| {
+                format!(
+                    "; if it is still down in {}, the machine health check replaces it",
+                    Span::until(now, at)
+                )
+            });
+        self.set_condition(
+            format!("vm/{vm}"),
+            Reason::Restarting,
+            format!("{why}{next}"),
+            now,
+        );
     }
 
     /// The condition of a VM HA restarted, started or moved: cleared, or naming the rule it

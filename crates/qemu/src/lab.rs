@@ -258,11 +258,6 @@ impl QemuLab {
         lives
     }
 
-    /// Whether the control plane has nothing under way ([`plinth_control::Control::settled`]).
-    pub fn session_settled(&self) -> bool {
-        self.session.control().settled()
-    }
-
     /// The failure of `host` the control plane declared after `since`, if any.
     pub fn failure_of(&self, host: &str, since: Time) -> Option<&FailureRecord> {
         self.session
@@ -384,5 +379,9 @@ impl Lab for QemuLab {
 
     fn conditions(&self) -> Vec<Condition> {
         self.session.control().conditions().cloned().collect()
+    }
+
+    fn settled(&self) -> bool {
+        self.session.control().settled()
     }
 }

@@ -161,4 +161,8 @@ impl Lab for SimLab {
     fn conditions(&self) -> Vec<Condition> {
         self.control.conditions().cloned().collect()
     }
+
+    fn settled(&self) -> bool {
+        self.control.settled()
+    }
 }

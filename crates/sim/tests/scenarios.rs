@@ -1127,8 +1127,27 @@ fn with_ha_off_machine_health_replaces_the_lost_nodes_after_its_timeout() {
         .millis();
     let env = &estate.virtualized.spec;
     let declared = run.summary.failures[0].declared_at.expect("declared");
+    let conditions = events(&lines, "condition");
     for e in &remediated {
         assert!(lost.iter().any(|l| e["old"] == l.as_str()));
+        // The ladder's last step is said on the new node until it runs.
+        let new = format!("vm/{}", e["new"].as_str().expect("new"));
+        let replacing = conditions
+            .iter()
+            .find(|c| c["object"] == new.as_str() && c["reason"] == "replacing")
+            .unwrap_or_else(|| panic!("{new} says it replaces a node"));
+        assert!(
+            replacing["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(e["old"].as_str().unwrap_or("?"))),
+            "{replacing}"
+        );
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c["object"] == new.as_str() && c["change"] == "cleared"),
+            "{new}'s condition ends when it runs"
+        );
         // Created after the timeout, Ready a clone and a boot later; long before repair.
         let t = e["t"].as_u64().expect("t");
         assert_eq!(
@@ -1158,6 +1177,19 @@ fn with_ha_on_machine_health_leaves_host_failures_to_ha() {
         "HA restarted the VMs in time: no replacement"
     );
     assert!(run.summary.failures[0].nodes_ready_at.is_some());
+    // Each restarted worker said the ladder's restart step and what would follow.
+    let restarting: Vec<_> = events(&lines, "condition")
+        .into_iter()
+        .filter(|c| c["reason"] == "restarting")
+        .collect();
+    assert!(!restarting.is_empty());
+    assert!(
+        restarting.iter().any(|c| c["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("failed; HA restarts it on")
+                && m.contains("the machine health check replaces it"))),
+        "{restarting:?}"
+    );
 }
 
 #[test]

@@ -1220,6 +1220,16 @@ impl Control {
                         Pending::Kube,
                         out,
                     );
+                    let after = self.clusters[c].topo.remediate_after.unwrap_or_default();
+                    self.set_condition(
+                        format!("vm/{new}"),
+                        Reason::Replacing,
+                        format!(
+                            "machine health check: node {node} was not running {} after it stopped (its restart failed or found no room); this node replaces it on {host}",
+                            Span(after)
+                        ),
+                        now,
+                    );
                     self.issue(
                         CommandKind::CreateVm {
                             vm: new.clone(),

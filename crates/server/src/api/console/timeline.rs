@@ -1,10 +1,11 @@
 //! The timeline: host failures as their phases with durations (from the events that give
 //! them), then the newest events.
 //!
-//! The control plane records the detection (`HeartbeatMissed`) and the wait for the fence
-//! (`waiting for fence`) as events, and `ClusterReady` when a cluster is built; it records
-//! no event when a VM restarts elsewhere. The page fills in the phases the events do not
-//! give from the changes it watches (a host's VMs running elsewhere, their clusters Ready).
+//! The control plane records the detection (`HeartbeatMissed`), the wait for the fence
+//! (`waiting for fence`) and each restart HA issues (`restarting`, naming the failed host)
+//! as events, and `ClusterReady` when a cluster is built. The page fills in the phases the
+//! events do not give from the changes it watches (a host's VMs running elsewhere, their
+//! clusters Ready).
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +47,10 @@ impl Phase {
         match event.reason.as_str() {
             "HeartbeatMissed" if event.involved_object.name == host => Some(Self::Detected),
             "waiting for fence" if about_host => Some(Self::Fencing),
+            // It names the failed host and the restart's target: only the first counts.
+            "restarting" if event.message.starts_with(&format!("host {host} failed;")) => {
+                Some(Self::Restarting)
+            }
             "ClusterReady" => Some(Self::Ready),
             _ => None,
         }
@@ -210,6 +215,13 @@ mod tests {
                 "waiting for fence",
                 "host h2",
             ),
+            event(
+                "00:13.000",
+                "VirtualMachine",
+                "w0",
+                "restarting",
+                "host h1 failed; HA restarts it on h3",
+            ),
             event("00:20.000", "Cluster", "apps", "ClusterReady", "built"),
         ];
         let found = failures(&events);
@@ -227,6 +239,7 @@ mod tests {
             [
                 (Phase::Detected, "0 ms".to_owned()),
                 (Phase::Fencing, "2.5 s".to_owned()),
+                (Phase::Restarting, "3.0 s".to_owned()),
                 (Phase::Ready, "10.0 s".to_owned()),
             ]
         );
