@@ -403,6 +403,8 @@ pub enum Reason {
     WaitingForCapacity,
     /// A failed bare-metal server waits for its repair.
     WaitingForRepair,
+    /// A host's maintenance waits for another host's evacuation to end.
+    MaintenanceQueued,
     /// A host is being emptied for maintenance.
     Evacuating,
     /// A host is in maintenance.
@@ -441,6 +443,7 @@ impl fmt::Display for Reason {
             Self::WaitingForHost => "waiting for host",
             Self::WaitingForCapacity => "waiting for capacity",
             Self::WaitingForRepair => "waiting for repair",
+            Self::MaintenanceQueued => "maintenance queued",
             Self::Evacuating => "evacuating",
             Self::InMaintenance => "in maintenance",
             Self::Upgrading => "upgrading",

@@ -89,6 +89,12 @@ enum Health {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Maint {
     None,
+    /// Requested while another host of the pool is being emptied: in service until its
+    /// turn (one host is emptied at a time, each planned on the room the others left),
+    /// in request order.
+    Queued {
+        since: Time,
+    },
     Evacuating,
     Draining,
     /// Drained (bare metal), and held up: taking it down now would leave its guest
@@ -123,6 +129,13 @@ struct HostRec {
     boot: Option<BootId>,
     /// When it was last heard from (a delivered heartbeat or inventory).
     heard_at: Option<Time>,
+}
+
+impl HostRec {
+    /// Up and in service (not being emptied, drained or maintained): new VMs may go to it.
+    fn open(&self) -> bool {
+        self.health == Health::Up && matches!(self.maint, Maint::None | Maint::Queued { .. })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -605,7 +618,7 @@ impl Control {
     pub fn host_state(&self, name: &str) -> Option<HostState> {
         let h = &self.hosts[*self.host_index.get(name)?];
         Some(match (h.health, h.maint) {
-            (Health::Up, Maint::None) => HostState::Up,
+            (Health::Up, Maint::None | Maint::Queued { .. }) => HostState::Up,
             (Health::Up, _) => HostState::Maintenance,
             (Health::Silent { .. }, _) => HostState::Silent,
             (Health::Fencing, _) => HostState::Fencing,
@@ -808,7 +821,7 @@ impl Control {
     /// not heard from, failed, or in maintenance), and lifts it once it is up and in service
     /// again: no VM is placed, restarted or moved onto a host being emptied or gone silent.
     pub(super) fn sync_cordon(&mut self, i: usize) {
-        let blocked = self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None;
+        let blocked = !self.hosts[i].open();
         if let Some(v) = &mut self.vms {
             let _ = v.pool.cordon(HostId(i as u32), blocked);
         }
@@ -819,7 +832,7 @@ impl Control {
         self.hosts
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.health != Health::Up || h.maint != Maint::None)
+            .filter(|(_, h)| !h.open())
             .map(|(i, _)| HostId(i as u32))
             .collect()
     }
@@ -1098,6 +1111,7 @@ impl Control {
                     }
                     self.drs_dirty = true;
                     self.retry_stranded(now, out);
+                    self.next_maintenance(now, out);
                 } else {
                     self.issue(CommandKind::Uncordon { node: name }, Pending::Kube, out);
                 }
@@ -1463,6 +1477,26 @@ impl Control {
         if self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None {
             return;
         }
+        // One host of a pool is emptied at a time: evacuations share the free room, and
+        // each is planned on what the others left (a patch wave on a small pool would
+        // otherwise cordon every host, none able to finish).
+        if self.vms.is_some()
+            && let Some(other) = self.hosts.iter().find(|h| h.maint == Maint::Evacuating)
+        {
+            let message = format!(
+                "host {} is being emptied first (one host at a time); this one stays in service until then",
+                other.name
+            );
+            self.hosts[i].maint = Maint::Queued { since: now };
+            let name = self.hosts[i].name.clone();
+            self.set_condition(
+                format!("host/{name}"),
+                Reason::MaintenanceQueued,
+                message,
+                now,
+            );
+            return;
+        }
         // A server a rollout is reimaging or installing is down for that already.
         if self.vms.is_none() && self.in_rollout(&self.hosts[i].name) {
             return;
@@ -1653,6 +1687,29 @@ impl Control {
             Pending::Maintain { host: i },
             out,
         );
+        self.next_maintenance(now, out);
+    }
+
+    /// No host is being emptied (one went down for maintenance, or came back): the
+    /// maintenance queued first, of a host that is up, starts.
+    fn next_maintenance(&mut self, now: Time, out: &mut Vec<Command>) {
+        if self.hosts.iter().any(|h| h.maint == Maint::Evacuating) {
+            return;
+        }
+        let next = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.health == Health::Up)
+            .filter_map(|(i, h)| match h.maint {
+                Maint::Queued { since } => Some((since, i)),
+                _ => None,
+            })
+            .min();
+        if let Some((_, i)) = next {
+            self.hosts[i].maint = Maint::None;
+            self.start_maintenance(now, i, out);
+        }
     }
 
     /// HA placed a VM on `host`: if it is being emptied, evacuate it again later.

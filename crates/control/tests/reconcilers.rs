@@ -3,8 +3,8 @@
 
 use plinth_control::{
     BootId, ClusterTopology, Command, CommandError, CommandKind, Control, ControlConfig,
-    ControlEvent, Deadlines, DrsConfig, HaConfig, Observation, PoolTopology, Reason, ReplaceMethod,
-    Strategy, Time, UpgradeKind, VmPhase,
+    ControlEvent, Deadlines, DrsConfig, HaConfig, HostState, Observation, PoolTopology, Reason,
+    ReplaceMethod, Strategy, Time, UpgradeKind, VmPhase,
 };
 use plinth_model::Resources;
 use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
@@ -512,6 +512,89 @@ fn maintenance_evacuates_by_live_migration_spreading_over_hosts() {
             .status(HostId(host[1..].parse().expect("hN"))),
         HostStatus::Up
     );
+}
+
+#[test]
+fn maintenances_requested_together_empty_one_host_at_a_time_the_others_queued_in_service() {
+    // A patch wave: every host of a small pool asks for maintenance at once.
+    let mut c = Control::virtualized(cfg(), spread_state(4, 9));
+    let first = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: "h0".into() },
+        )
+        .commands;
+    let queued = c
+        .handle(
+            Time(1_100),
+            Observation::MaintenanceRequested { host: "h1".into() },
+        )
+        .commands;
+    assert!(queued.is_empty(), "h1 waits its turn: {queued:?}");
+    let condition = c.condition("host/h1").expect("h1 says why it waits");
+    assert_eq!(condition.reason, Reason::MaintenanceQueued);
+    assert!(
+        condition.message.contains("host h0"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(
+        c.host_state("h1"),
+        Some(HostState::Up),
+        "a queued host stays in service"
+    );
+    assert!(
+        first
+            .iter()
+            .any(|cmd| matches!(&cmd.kind, CommandKind::MigrateVm { to, .. } if to == "h1")),
+        "h0's VMs may move to the queued host: {first:?}"
+    );
+    // h0 emptied: it goes down for maintenance, and h1's evacuation starts, onto neither.
+    let next = answer_all(&mut c, Time(30_000), &first);
+    assert!(
+        next.iter()
+            .any(|cmd| cmd.kind == CommandKind::MaintainHost { host: "h0".into() }),
+        "{next:?}"
+    );
+    let moves: Vec<(&str, &str)> = next
+        .iter()
+        .filter_map(|cmd| match &cmd.kind {
+            CommandKind::MigrateVm { from, to, .. } => Some((from.as_str(), to.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(!moves.is_empty(), "h1's evacuation starts: {next:?}");
+    assert!(
+        moves.iter().all(|&(from, to)| from == "h1" && to != "h0"),
+        "{moves:?}"
+    );
+    assert_eq!(
+        c.condition("host/h1").map(|c| c.reason),
+        Some(Reason::Evacuating)
+    );
+}
+
+#[test]
+fn a_patch_wave_on_three_hosts_with_three_strict_members_cordons_one_host_not_all() {
+    let mut c = Control::virtualized(cfg(), spread_state(3, 3));
+    for (i, host) in ["h0", "h1", "h2"].into_iter().enumerate() {
+        // h0's worker moves; its member cannot.
+        let _ = c.handle(
+            Time(1_000 + i as u64),
+            Observation::MaintenanceRequested { host: host.into() },
+        );
+    }
+    // h0's member has nowhere to go (strict spread): h0 stays being emptied, and says why;
+    // the other two wait in service, so a VM can still be placed on them.
+    assert_eq!(c.host_state("h0"), Some(HostState::Maintenance));
+    for host in ["h1", "h2"] {
+        assert_eq!(c.host_state(host), Some(HostState::Up), "{host}");
+        assert_eq!(
+            c.condition(&format!("host/{host}")).map(|c| c.reason),
+            Some(Reason::MaintenanceQueued),
+            "{host}"
+        );
+    }
 }
 
 #[test]

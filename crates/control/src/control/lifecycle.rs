@@ -301,7 +301,7 @@ impl Control {
         // maintenance comes first.
         if !virtualized
             && let Some(&i) = self.host_index.get(&old)
-            && (self.hosts[i].health != Health::Up || self.hosts[i].maint != Maint::None)
+            && !self.hosts[i].open()
         {
             self.requeue(c, old.clone());
             self.rollout_wait(now, c, format!("server {old} is down or in maintenance"));
@@ -418,10 +418,7 @@ impl Control {
         };
         spec.name = new.clone();
         let hosts = &self.hosts;
-        let blocked = |h: HostId| {
-            let r = &hosts[h.index()];
-            r.health != Health::Up || r.maint != Maint::None
-        };
+        let blocked = |h: HostId| !hosts[h.index()].open();
         let (id, mut host) = v.pool.place(spec)?;
         // Placement knows no "silent" or "being emptied": move the new VM off such a host
         // before it is created, to the host with most room that takes it (else a silent
@@ -533,9 +530,9 @@ impl Control {
             .spares
             .iter()
             .filter(|s| {
-                self.host_index.get(*s).is_some_and(|i| {
-                    self.hosts[*i].health == Health::Up && self.hosts[*i].maint == Maint::None
-                })
+                self.host_index
+                    .get(*s)
+                    .is_some_and(|i| self.hosts[*i].open())
             })
             .count() as u32
     }
@@ -546,11 +543,9 @@ impl Control {
         let index = &self.host_index;
         let spares = &mut self.clusters[c].topo.spares;
         spares.sort();
-        let at = spares.iter().position(|s| {
-            index
-                .get(s)
-                .is_some_and(|i| hosts[*i].health == Health::Up && hosts[*i].maint == Maint::None)
-        })?;
+        let at = spares
+            .iter()
+            .position(|s| index.get(s).is_some_and(|i| hosts[*i].open()))?;
         Some(spares.remove(at))
     }
 
