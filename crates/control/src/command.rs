@@ -409,6 +409,10 @@ pub enum Reason {
     Evacuating,
     /// A host is in maintenance.
     InMaintenance,
+    /// A VM no other host may take stopped with its host for the host's maintenance (a
+    /// planned disruption: no health check replaces it); it starts again where room
+    /// returns first.
+    StoppedForMaintenance,
     /// A cluster is being rolled to a new version or image.
     Upgrading,
     /// A drain waits: evicting the next pod would break a PodDisruptionBudget.
@@ -446,6 +450,7 @@ impl fmt::Display for Reason {
             Self::MaintenanceQueued => "maintenance queued",
             Self::Evacuating => "evacuating",
             Self::InMaintenance => "in maintenance",
+            Self::StoppedForMaintenance => "stopped for maintenance",
             Self::Upgrading => "upgrading",
             Self::WaitingForDisruptionBudget => "waiting for disruption budget",
             Self::DrainFailed => "drain failed",

@@ -186,6 +186,11 @@ enum Pending {
     Maintain {
         host: usize,
     },
+    /// A VM that cannot leave host `host` stops for its maintenance.
+    Park {
+        vm: String,
+        host: usize,
+    },
     Drain {
         host: usize,
     },
@@ -225,6 +230,11 @@ struct Vms {
     /// Spread exceptions: VMs HA restarted beside a member of their strict placement group,
     /// until they are moved apart ([`Control::heal_exceptions`]) or the member leaves.
     beside_group: BTreeSet<String>,
+    /// VMs stopped for their host's maintenance because no other host may take them (what
+    /// the maintenance plan lists as stopping): out of the placement once stopped, they
+    /// wait for room as a stranded VM does (their host, once back) and are never
+    /// remediated meanwhile: the disruption is planned.
+    parked: BTreeSet<String>,
 }
 
 /// The control plane: reconcilers over the observed state, deterministic and pure.
@@ -350,6 +360,7 @@ impl Control {
             stranded: BTreeMap::new(),
             outside_zone: BTreeMap::new(),
             beside_group: BTreeSet::new(),
+            parked: BTreeSet::new(),
         };
         Self::new(cfg, names, Some(vms))
     }
@@ -1100,6 +1111,7 @@ impl Control {
                 to,
                 reverted,
             } => self.migrate_done(now, vm, from, to, reverted, failed, out),
+            Pending::Park { vm, host } => self.parked(now, vm, host, out),
             Pending::Maintain { host } => {
                 self.hosts[host].maint = Maint::None;
                 self.sync_cordon(host);
@@ -1285,6 +1297,7 @@ impl Control {
             if let Some(spec) = v.pool.vm(*vid) {
                 let vm = spec.name.clone();
                 starts.push((vm.clone(), v.pool.pool().host(*to).name.clone()));
+                v.parked.remove(&vm);
                 // This restart's exceptions replace any an earlier one left.
                 match zone.filter(|_| evac.outside_zone.contains(vid)) {
                     Some(z) => v.outside_zone.insert(vm.clone(), z),
@@ -1586,24 +1599,125 @@ impl Control {
             Leftover::Waiting
         };
         let host = self.hosts[i].name.clone();
-        for (vid, why) in stuck {
-            if let Some(name) = self
-                .vms
-                .as_ref()
-                .and_then(|v| v.pool.vm(vid))
-                .map(|s| s.name.clone())
-            {
-                self.set_condition(
-                    format!("vm/{name}"),
-                    Reason::WaitingForCapacity,
-                    format!("cannot leave host {host} for maintenance: {why}"),
-                    now,
-                );
+        let stuck: Vec<(String, String)> = stuck
+            .into_iter()
+            .filter_map(|(vid, why)| Some((v.pool.vm(vid)?.name.clone(), why.to_string())))
+            .collect();
+        // The rest moved, and what is left can go nowhere although every other host is up
+        // and in service (waiting brings no host back): it stops with the host, as the
+        // maintenance plan said, when every guest cluster keeps its etcd majority.
+        let last = moves.is_empty()
+            && in_flight == 0
+            && matches!(self.hosts[i].leftover, Leftover::Refused(_))
+            && blocked.iter().all(|b| b.index() == i);
+        let quorum = if last {
+            let names: Vec<&str> = stuck.iter().map(|(vm, _)| vm.as_str()).collect();
+            self.stops_break_quorum(&names)
+        } else {
+            None
+        };
+        if last && quorum.is_none() {
+            for (vm, why) in stuck {
+                self.park(now, i, vm, &why, out);
             }
+            return;
+        }
+        if let Some(breaks) = quorum {
+            self.set_condition(
+                format!("host/{host}"),
+                Reason::Evacuating,
+                format!("waiting: its VMs that cannot move would stop with it, and {breaks}"),
+                now,
+            );
+        }
+        for (vm, why) in stuck {
+            self.set_condition(
+                format!("vm/{vm}"),
+                Reason::WaitingForCapacity,
+                format!("cannot leave host {host} for maintenance: {why}"),
+                now,
+            );
         }
         for m in moves {
             self.issue_applied(m, out);
         }
+        self.continue_evacuation(now, i, out);
+    }
+
+    /// Why stopping `vms` now would leave a guest cluster's etcd without a majority of
+    /// its members running, if it would. An etcd of one or two members loses its majority
+    /// with any member down: a maintenance cannot wait for that, so it does not count.
+    fn stops_break_quorum(&self, vms: &[&str]) -> Option<String> {
+        self.clusters().find_map(|topo| {
+            let members = &topo.control_plane.nodes;
+            let majority = members.len() / 2 + 1;
+            if members.len() < 3 || !members.iter().any(|m| vms.contains(&m.as_str())) {
+                return None;
+            }
+            let running = members
+                .iter()
+                .filter(|m| !vms.contains(&m.as_str()))
+                .filter(|m| self.vm_phase(m) == Some(VmPhase::Running))
+                .count();
+            (running < majority).then(|| {
+                format!(
+                    "cluster {} would keep {running} of {} etcd members running, fewer than a majority ({majority})",
+                    topo.name,
+                    members.len()
+                )
+            })
+        })
+    }
+
+    /// Stops `vm`, which no host other than `i` may take (`why`), for host `i`'s
+    /// maintenance: a planned disruption, so no health check replaces it meanwhile.
+    fn park(&mut self, now: Time, i: usize, vm: String, why: &str, out: &mut Vec<Command>) {
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        v.parked.insert(vm.clone());
+        v.phase.insert(vm.clone(), VmPhase::Down);
+        let host = self.hosts[i].name.clone();
+        self.set_condition(
+            format!("vm/{vm}"),
+            Reason::StoppedForMaintenance,
+            format!("stopping for the maintenance of host {host}: {why}"),
+            now,
+        );
+        self.issue(
+            CommandKind::StopVm {
+                vm: vm.clone(),
+                host,
+            },
+            Pending::Park { vm, host: i },
+            out,
+        );
+    }
+
+    /// A VM stopped for host `i`'s maintenance: it leaves the placement and waits for room
+    /// (host `i`, once back), and the host goes down once nothing else is on it.
+    fn parked(&mut self, now: Time, vm: String, i: usize, out: &mut Vec<Command>) {
+        let h = HostId(i as u32);
+        let Some(v) = &mut self.vms else {
+            return;
+        };
+        // HA may have taken it meanwhile (the host failed during the stop).
+        let Some(&id) = v.ids.get(&vm).filter(|&&id| v.pool.host_of(id) == Some(h)) else {
+            return;
+        };
+        if let Ok(spec) = v.pool.remove(id) {
+            v.ids.remove(&vm);
+            v.stranded.insert(vm.clone(), spec);
+        }
+        let host = self.hosts[i].name.clone();
+        self.set_condition(
+            format!("vm/{vm}"),
+            Reason::StoppedForMaintenance,
+            format!(
+                "stopped for the maintenance of host {host}, no other host may take it; it starts again where room returns first ({host} once back)"
+            ),
+            now,
+        );
         self.continue_evacuation(now, i, out);
     }
 
@@ -1661,10 +1775,11 @@ impl Control {
         if allocated || !self.vms_on(i).is_empty() {
             return;
         }
-        let busy = self
-            .pending
-            .values()
-            .any(|f| matches!(&f.pending, Pending::Migrate { from, .. } if *from == h));
+        let busy = self.pending.values().any(|f| match &f.pending {
+            Pending::Migrate { from, .. } => *from == h,
+            Pending::Park { host, .. } => *host == i,
+            _ => false,
+        });
         if busy {
             return;
         }
@@ -1742,9 +1857,11 @@ impl Control {
         } = ha::retry(&mut v.pool, waiting);
         let mut starts = Vec::new();
         for (id, h, name) in placed {
-            // Placed under every rule: no exception an earlier restart made still holds.
+            // Placed under every rule: no exception an earlier restart made still holds,
+            // and a VM stopped for a maintenance starts again.
             v.outside_zone.remove(&name);
             v.beside_group.remove(&name);
+            v.parked.remove(&name);
             v.ids.insert(name.clone(), id);
             starts.push((name, v.pool.pool().host(h).name.clone()));
         }

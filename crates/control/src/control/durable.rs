@@ -53,6 +53,9 @@ struct VmRecord {
     /// HA restarted it beside a member of its placement group (a spread exception).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     beside_group: bool,
+    /// Stopped for its host's maintenance (no other host could take it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    parked: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,6 +130,7 @@ impl Control {
                     locate: self.locating.get(name).cloned(),
                     outside_zone: v.outside_zone.get(name).map(|z| z.0),
                     beside_group: v.beside_group.contains(name),
+                    parked: v.parked.contains(name),
                 };
                 put(Key::Vm(name.clone()), encode(&record));
             }
@@ -228,6 +232,7 @@ impl Control {
         let mut stranded = BTreeMap::new();
         let mut outside_zone = BTreeMap::new();
         let mut beside_group = BTreeSet::new();
+        let mut parked = BTreeSet::new();
         self.pending.clear();
         self.retries.clear();
         self.locating.clear();
@@ -280,6 +285,9 @@ impl Control {
                     }
                     if r.beside_group {
                         beside_group.insert(name.clone());
+                    }
+                    if r.parked {
+                        parked.insert(name.clone());
                     }
                     match r.host {
                         Some(host) => {
@@ -339,6 +347,7 @@ impl Control {
             v.stranded = stranded;
             v.outside_zone = outside_zone;
             v.beside_group = beside_group;
+            v.parked = parked;
         }
         for i in 0..self.hosts.len() {
             self.sync_cordon(i);

@@ -1190,8 +1190,11 @@ impl Control {
         }
         let key = self.pool_key(c, stage);
         if self.vms.is_some() {
-            // HA restarted it (or is restarting it) in time: HA owns the failure.
-            if self.vm_phase(node) != Some(VmPhase::Down) {
+            // HA restarted it (or is restarting it) in time: HA owns the failure. A VM
+            // stopped for its host's maintenance is a planned disruption.
+            if self.vm_phase(node) != Some(VmPhase::Down)
+                || self.vms.as_ref().is_some_and(|v| v.parked.contains(node))
+            {
                 return;
             }
             let Some(template) = self.vm_spec(node) else {
