@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use common::serve::{Agents, Server, cli, token};
+use common::serve::{Agents, Served, Server, cli, token};
 use plinth_browser_check::axe::{self, Engine};
 use plinth_browser_check::live::Live;
 use serde_json::Value;
@@ -184,38 +184,25 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     let engine = axe_engine();
     let engine = engine.as_deref();
     let dir = tempfile::tempdir().expect("tempdir");
-    let agents = Agents::up(dir.path().join("agents"), 17_400, "examples/small");
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "").expect("tokens file");
-    let admin = token(&tokens, "admin", dir.path());
-    let operator = token(&tokens, "operator", dir.path());
-    let reader = token(&tokens, "reader", dir.path());
-    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
-    let (code, _, err) = cli(
-        &server,
-        &admin,
-        &["apply", "examples/small", "examples/lab/environment.yaml"],
+    let svc = Served::up(
+        dir.path(),
+        17_400,
+        "examples/small",
+        &["examples/small", "examples/lab/environment.yaml"],
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = cli(
-        &server,
-        &reader,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "120s",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    let Served {
+        server,
+        agents,
+        operator,
+        reader,
+        ..
+    } = &svc;
 
     // Signed in, the pool map shows every host and VM the API reports.
     page.open(&server.url, WAIT).expect("the console loads");
-    sign_in(&mut page, &operator);
-    let hosts = names(&items(&server, &reader, "hosts"));
-    let vms = names(&items(&server, &reader, "vms"));
+    sign_in(&mut page, operator);
+    let hosts = names(&items(server, reader, "hosts"));
+    let vms = names(&items(server, reader, "vms"));
     page.wait_for(
         &format!(
             "document.querySelectorAll('#view-pool li.vm').length === {}",
@@ -266,7 +253,7 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
 
     // A host loses power: the timeline shows its failure as phases; the map shows it failed
     // and its VMs elsewhere.
-    a_host_fails(&mut page, &agents, &server, &reader, &[], |page| {
+    a_host_fails(&mut page, agents, server, reader, &[], |page| {
         accessible(page, engine, "timeline");
         shot(page, "timeline");
     });
@@ -344,7 +331,7 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     // A reader sees the clusters but no action, and the API refuses the write anyway.
     page.eval("document.getElementById('sign-out').click()")
         .expect("sign out");
-    sign_in(&mut page, &reader);
+    sign_in(&mut page, reader);
     page.eval("document.getElementById('tab-clusters').click()")
         .expect("clusters");
     page.wait_for(
@@ -370,8 +357,8 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
         .eval("document.querySelectorAll('#view-pool form.action').length")
         .expect("eval");
     assert_eq!(actions, 0, "a reader is offered no maintenance");
-    let secret = std::fs::read_to_string(&reader).expect("token");
-    let cluster = &items(&server, &reader, "clusters")[0];
+    let secret = std::fs::read_to_string(reader).expect("token");
+    let cluster = &items(server, reader, "clusters")[0];
     let response = ureq::put(format!(
         "{}/apis/plinth.dev/v1alpha1/clusters/apps",
         server.url

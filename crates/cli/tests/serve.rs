@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::plinth_streams;
-use common::serve::{Agents, Server, cli, root, token};
+use common::serve::{Agents, Served, Server, cli, root, token};
 
 #[test]
 fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
@@ -762,20 +762,6 @@ fn listed(server: &Server, token: &Path, kind: &str) -> Vec<serde_json::Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// `plinth maintenance ARGS -o json` of the directory, or of the service with `token`:
-/// (exit code, answer, stderr).
-fn maintenance_json(
-    server: Option<(&Server, &Path)>,
-    args: &[&str],
-) -> (i32, serde_json::Value, String) {
-    let args = [&["maintenance"], args, &["-o", "json"]].concat();
-    let (code, out, err) = match server {
-        Some((server, token)) => cli(server, token, &args),
-        None => plinth_streams(&args),
-    };
-    (code, serde_json::from_str(&out).unwrap_or_default(), err)
-}
-
 #[test]
 fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     // Three hosts, each its own declared zone, one control-plane member: no VM can leave
@@ -783,29 +769,9 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     let estate = common::estates::estate(&common::estates::LONELY, ["ra", "rb", "rc"], 1, "");
     let estate = estate.path().to_str().expect("utf-8 path");
     let dir = tempfile::tempdir().expect("tempdir");
-    let agents = Agents::up(dir.path().join("agents"), 17_600, estate);
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "").expect("tokens file");
-    let admin = token(&tokens, "admin", dir.path());
-    let operator = token(&tokens, "operator", dir.path());
-    let reader = token(&tokens, "reader", dir.path());
-    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
-    let (code, _, err) = cli(&server, &admin, &["apply", estate]);
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = cli(
-        &server,
-        &reader,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "120s",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let member = listed(&server, &reader, "vms")
+    let svc = Served::up(dir.path(), 17_600, estate, &[estate]);
+    let (server, operator, reader) = (&svc.server, svc.operator.as_path(), svc.reader.as_path());
+    let member = listed(server, reader, "vms")
         .iter()
         .find(|v| v["metadata"]["name"] == "solo-cp-0")
         .and_then(|v| v["status"]["host"].as_str().map(str::to_owned))
@@ -814,8 +780,12 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     // The service's dry run answers what the directory's does, for every host.
     for host in ["ra-standard-01", "rb-standard-01", "rc-standard-01"] {
         let ask = ["--host", host, "--dry-run"];
-        let (code, served, err) = maintenance_json(Some((&server, &operator)), &ask);
-        let (planned_code, planned, _) = maintenance_json(None, &[&[estate], &ask[..]].concat());
+        let (code, served, err) = answer_json(
+            Some((server, operator)),
+            &[&["maintenance"], &ask[..]].concat(),
+        );
+        let (planned_code, planned, _) =
+            answer_json(None, &[&["maintenance", estate], &ask[..]].concat());
         assert_eq!(code, planned_code, "{host}: {err}");
         assert_eq!(served["dryRun"], true);
         for field in ["plan", "safe", "refusals", "forced"] {
@@ -825,15 +795,15 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
 
     // A reader may not even plan; an unknown host is named with the hosts there are.
     let (code, _, err) = cli(
-        &server,
-        &reader,
+        server,
+        reader,
         &["maintenance", "--host", &member, "--dry-run"],
     );
     assert_eq!(code, 2);
     assert!(err.contains("needs role operator"), "{err}");
     let (code, _, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &["maintenance", "--host", "nope", "--dry-run"],
     );
     assert_eq!(code, 2);
@@ -843,14 +813,14 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     );
 
     // Asked for real, the member's host is refused: etcd would lose its quorum.
-    let (code, _, err) = cli(&server, &operator, &["maintenance", "--host", &member]);
+    let (code, _, err) = cli(server, operator, &["maintenance", "--host", &member]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("refused") && err.contains("cluster solo loses etcd quorum"),
         "{err}"
     );
     let requested = |host: &str| {
-        listed(&server, &reader, "events")
+        listed(server, reader, "events")
             .iter()
             .any(|e| e["involvedObject"]["name"] == host && e["reason"] == "MaintenanceRequested")
     };
@@ -860,11 +830,11 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     );
 
     // Forced, it is requested, with a warning naming what it breaks, and the control plane
-    // starts evacuating the host (its VMs wait there for room in their zone: the
-    // reconciler stops no VM the plan lists as stopping).
+    // starts evacuating the host (its member, which no host of its zone can take, then
+    // stops with it: an etcd of one member cannot wait for a majority).
     let (code, out, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &["maintenance", "--host", &member, "--force"],
     );
     assert_eq!(code, 0, "{err}");
@@ -874,7 +844,7 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let events = loop {
-        let events = listed(&server, &reader, "events");
+        let events = listed(server, reader, "events");
         let about = |reason: &str| {
             events
                 .iter()
@@ -892,8 +862,8 @@ fn a_host_maintenance_is_planned_by_the_service_and_carried_out_once_asked() {
     assert_eq!(events["type"], "Warning");
     // Asked again while it is being emptied: refused, nothing asked twice.
     let (code, _, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &["maintenance", "--host", &member, "--force"],
     );
     assert_eq!(code, 2, "{err}");
@@ -926,31 +896,8 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     let estate = common::estates::estate(&common::estates::LONELY, ["ra", "rb", "rc"], 3, "");
     let estate = estate.path().to_str().expect("utf-8 path");
     let dir = tempfile::tempdir().expect("tempdir");
-    let agents = Agents::up(dir.path().join("agents"), 17_700, estate);
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "").expect("tokens file");
-    let admin = token(&tokens, "admin", dir.path());
-    let operator = token(&tokens, "operator", dir.path());
-    let reader = token(&tokens, "reader", dir.path());
-    let server = Server::start(&dir.path().join("data"), &tokens, &agents.file());
-    let (code, _, err) = cli(&server, &admin, &["apply", estate]);
-    assert_eq!(code, 0, "{err}");
-    let ready = || {
-        let (code, out, err) = cli(
-            &server,
-            &reader,
-            &[
-                "wait",
-                "clusters",
-                "--for",
-                "condition=Ready",
-                "--timeout",
-                "120s",
-            ],
-        );
-        assert_eq!(code, 0, "{out}{err}");
-    };
-    ready();
+    let svc = Served::up(dir.path(), 17_700, estate, &[estate]);
+    let (server, operator, reader) = (&svc.server, svc.operator.as_path(), svc.reader.as_path());
 
     // The service's dry runs answer what the directory's do.
     let upgrade = [
@@ -961,7 +908,7 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
         "1.32.1",
         "--dry-run",
     ];
-    let (code, served, err) = answer_json(Some((&server, &operator)), &upgrade);
+    let (code, served, err) = answer_json(Some((server, operator)), &upgrade);
     assert_eq!(code, 0, "{err}");
     let (code, planned, err) = answer_json(None, &[&upgrade[..], &[estate]].concat());
     assert_eq!(code, 0, "{err}");
@@ -971,7 +918,7 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     );
     assert_eq!(served["replaces"], true);
     assert_eq!(served["stages"][0]["pool"], "control-plane");
-    let (code, served, err) = answer_json(Some((&server, &reader)), &["drs", "--dry-run"]);
+    let (code, served, err) = answer_json(Some((server, reader)), &["drs", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
     let (code, planned, err) = answer_json(None, &["drs", "--dry-run", estate]);
     assert_eq!(code, 0, "{err}");
@@ -982,8 +929,8 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
 
     // Refusals name the fix: a skipped minor version, an unknown cluster, a reader.
     let (code, _, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &[
             "upgrade",
             "--cluster",
@@ -996,8 +943,8 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("roll to 1.32 first"), "{err}");
     let (code, _, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &[
             "upgrade",
             "--cluster",
@@ -1013,8 +960,8 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
         "{err}"
     );
     let (code, _, err) = cli(
-        &server,
-        &reader,
+        server,
+        reader,
         &[
             "upgrade",
             "--cluster",
@@ -1026,14 +973,14 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs role operator"), "{err}");
-    let (code, _, err) = cli(&server, &reader, &["drs"]);
+    let (code, _, err) = cli(server, reader, &["drs"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pass --dry-run"), "{err}");
 
     // Asked for real, the Cluster asks for the version, and the control plane rolls it out.
     let (code, out, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &["upgrade", "--cluster", "solo", "--to", "1.32.1"],
     );
     assert_eq!(code, 0, "{err}");
@@ -1041,11 +988,11 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
         out.contains("requested: cluster solo now asks for"),
         "{out}"
     );
-    let cluster = listed(&server, &reader, "clusters");
+    let cluster = listed(server, reader, "clusters");
     assert_eq!(cluster[0]["spec"]["kubernetesVersion"], "1.32.1");
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     loop {
-        let events = listed(&server, &reader, "events");
+        let events = listed(server, reader, "events");
         let seen = |reason: &str| {
             events
                 .iter()
@@ -1060,11 +1007,11 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    ready();
+    svc.wait_ready();
     // Asked again, nothing is replaced: it already runs that version.
     let (code, out, err) = cli(
-        &server,
-        &operator,
+        server,
+        operator,
         &["upgrade", "--cluster", "solo", "--to", "1.32.1"],
     );
     assert_eq!(code, 0, "{err}");

@@ -154,3 +154,55 @@ pub(crate) fn token(tokens: &Path, role: &str, dir: &Path) -> PathBuf {
     std::fs::write(&path, secret).expect("token file");
     path
 }
+
+/// An estate served as a user runs it: simulated agents for `hosts_of`, tokens of the three
+/// roles, `plinth serve`, `plinth apply APPLY...`, and every cluster Ready. The service
+/// stops before its agents.
+pub(crate) struct Served {
+    pub(crate) server: Server,
+    pub(crate) agents: Agents,
+    pub(crate) admin: PathBuf,
+    pub(crate) operator: PathBuf,
+    pub(crate) reader: PathBuf,
+}
+
+impl Served {
+    /// Serves in `dir`, the agents listening from `port` on.
+    pub(crate) fn up(dir: &Path, port: u16, hosts_of: &str, apply: &[&str]) -> Self {
+        let agents = Agents::up(dir.join("agents"), port, hosts_of);
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, "").expect("tokens file");
+        let admin = token(&tokens, "admin", dir);
+        let operator = token(&tokens, "operator", dir);
+        let reader = token(&tokens, "reader", dir);
+        let server = Server::start(&dir.join("data"), &tokens, &agents.file());
+        let served = Self {
+            server,
+            agents,
+            admin,
+            operator,
+            reader,
+        };
+        let (code, _, err) = cli(&served.server, &served.admin, &[&["apply"], apply].concat());
+        assert_eq!(code, 0, "{err}");
+        served.wait_ready();
+        served
+    }
+
+    /// Waits (two minutes at most) for every cluster to be Ready.
+    pub(crate) fn wait_ready(&self) {
+        let (code, out, err) = cli(
+            &self.server,
+            &self.reader,
+            &[
+                "wait",
+                "clusters",
+                "--for",
+                "condition=Ready",
+                "--timeout",
+                "120s",
+            ],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+}
