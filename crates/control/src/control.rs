@@ -1313,6 +1313,8 @@ impl Control {
         let mut stranded = Vec::new();
         for (_, spec, err) in evac.stranded {
             stranded.push((spec.name.clone(), err.to_string()));
+            // Its host failed: no longer a planned stop, and the health check may act.
+            v.parked.remove(&spec.name);
             v.ids.remove(&spec.name);
             v.stranded.insert(spec.name.clone(), spec);
         }
@@ -1494,20 +1496,10 @@ impl Control {
         // each is planned on what the others left (a patch wave on a small pool would
         // otherwise cordon every host, none able to finish).
         if self.vms.is_some()
-            && let Some(other) = self.hosts.iter().find(|h| h.maint == Maint::Evacuating)
+            && let Some(other) = self.hosts.iter().position(|h| h.maint == Maint::Evacuating)
         {
-            let message = format!(
-                "host {} is being emptied first (one host at a time); this one stays in service until then",
-                other.name
-            );
             self.hosts[i].maint = Maint::Queued { since: now };
-            let name = self.hosts[i].name.clone();
-            self.set_condition(
-                format!("host/{name}"),
-                Reason::MaintenanceQueued,
-                message,
-                now,
-            );
+            self.queued_condition(now, i, other);
             return;
         }
         // A server a rollout is reimaging or installing is down for that already.
@@ -1623,6 +1615,8 @@ impl Control {
             return;
         }
         if let Some(breaks) = quorum {
+            // A member running again changes nothing the refusal watches: try at every pass.
+            self.hosts[i].leftover = Leftover::Waiting;
             self.set_condition(
                 format!("host/{host}"),
                 Reason::Evacuating,
@@ -1676,7 +1670,7 @@ impl Control {
             return;
         };
         v.parked.insert(vm.clone());
-        v.phase.insert(vm.clone(), VmPhase::Down);
+        self.set_phase(&vm, VmPhase::Down);
         let host = self.hosts[i].name.clone();
         self.set_condition(
             format!("vm/{vm}"),
@@ -1698,26 +1692,31 @@ impl Control {
     /// (host `i`, once back), and the host goes down once nothing else is on it.
     fn parked(&mut self, now: Time, vm: String, i: usize, out: &mut Vec<Command>) {
         let h = HostId(i as u32);
-        let Some(v) = &mut self.vms else {
-            return;
-        };
-        // HA may have taken it meanwhile (the host failed during the stop).
-        let Some(&id) = v.ids.get(&vm).filter(|&&id| v.pool.host_of(id) == Some(h)) else {
-            return;
-        };
-        if let Ok(spec) = v.pool.remove(id) {
+        // HA may have taken it meanwhile (the host failed during the stop): then only the
+        // evacuation goes on.
+        let still_there = self.vms.as_mut().is_some_and(|v| {
+            let Some(&id) = v.ids.get(&vm).filter(|&&id| v.pool.host_of(id) == Some(h)) else {
+                return false;
+            };
+            let Ok(spec) = v.pool.remove(id) else {
+                return false;
+            };
             v.ids.remove(&vm);
             v.stranded.insert(vm.clone(), spec);
+            true
+        });
+        if still_there {
+            self.set_phase(&vm, VmPhase::Down);
+            let host = self.hosts[i].name.clone();
+            self.set_condition(
+                format!("vm/{vm}"),
+                Reason::StoppedForMaintenance,
+                format!(
+                    "stopped for the maintenance of host {host}, no other host may take it; it starts again where room returns first ({host} once back)"
+                ),
+                now,
+            );
         }
-        let host = self.hosts[i].name.clone();
-        self.set_condition(
-            format!("vm/{vm}"),
-            Reason::StoppedForMaintenance,
-            format!(
-                "stopped for the maintenance of host {host}, no other host may take it; it starts again where room returns first ({host} once back)"
-            ),
-            now,
-        );
         self.continue_evacuation(now, i, out);
     }
 
@@ -1761,7 +1760,8 @@ impl Control {
         );
     }
 
-    /// When an evacuating host is empty and nothing migrates off it, it goes down.
+    /// When an evacuating host is empty and nothing migrates off it or stops on it, it goes
+    /// down.
     fn continue_evacuation(&mut self, now: Time, i: usize, out: &mut Vec<Command>) {
         if self.hosts[i].maint != Maint::Evacuating {
             return;
@@ -1821,10 +1821,35 @@ impl Control {
                 _ => None,
             })
             .min();
-        if let Some((_, i)) = next {
-            self.hosts[i].maint = Maint::None;
-            self.start_maintenance(now, i, out);
+        let Some((_, i)) = next else {
+            return;
+        };
+        self.hosts[i].maint = Maint::None;
+        self.start_maintenance(now, i, out);
+        // The others wait for this one now.
+        if self.hosts[i].maint == Maint::Evacuating {
+            let queued: Vec<usize> = (0..self.hosts.len())
+                .filter(|&q| matches!(self.hosts[q].maint, Maint::Queued { .. }))
+                .collect();
+            for q in queued {
+                self.queued_condition(now, q, i);
+            }
         }
+    }
+
+    /// Host `q`'s maintenance waits for host `i`'s evacuation: its condition says so.
+    fn queued_condition(&mut self, now: Time, q: usize, i: usize) {
+        let message = format!(
+            "host {} is being emptied first (one host at a time); this one stays in service until then",
+            self.hosts[i].name
+        );
+        let name = self.hosts[q].name.clone();
+        self.set_condition(
+            format!("host/{name}"),
+            Reason::MaintenanceQueued,
+            message,
+            now,
+        );
     }
 
     /// HA placed a VM on `host`: if it is being emptied, evacuate it again later.
@@ -2059,6 +2084,8 @@ impl Control {
     /// changed since the last balanced pass. Whether it had anything to do: an idle pass
     /// (no evacuation due, nothing to balance) changes nothing.
     fn drs_pass(&mut self, now: Time, out: &mut Vec<Command>) -> bool {
+        // A queued maintenance whose host was not up when its turn came starts now.
+        self.next_maintenance(now, out);
         let due = self.evacuations_due();
         let exceptions = self
             .vms

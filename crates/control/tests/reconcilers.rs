@@ -640,6 +640,61 @@ fn a_patch_wave_on_three_hosts_with_three_strict_members_maintains_each_in_turn(
 }
 
 #[test]
+fn a_maintenance_stop_that_fails_while_its_host_is_silent_is_sent_again_once_it_answers() {
+    let mut c = Control::virtualized(cfg(), spread_state(3, 6)).with_clusters(vec![topology(1, 0)]);
+    let moves = c
+        .handle(
+            Time(1_000),
+            Observation::MaintenanceRequested { host: "h0".into() },
+        )
+        .commands;
+    // The workers moved; the member, which no other host may take, stops with h0.
+    let stops = answer_all(&mut c, Time(5_000), &moves);
+    let [stop] = stops.as_slice() else {
+        panic!("one stop: {stops:?}")
+    };
+    assert!(matches!(&stop.kind, CommandKind::StopVm { host, .. } if host == "h0"));
+    // h0 goes silent and the stop fails; h0 answers again before it is declared failed.
+    let _ = c.handle(
+        Time(6_000),
+        Observation::HeartbeatMissed {
+            host: "h0".into(),
+            last_heard: Time(5_000),
+        },
+    );
+    let _ = c.handle(
+        Time(7_000),
+        Observation::CommandFailed {
+            id: stop.id,
+            error: CommandError::Unreachable,
+        },
+    );
+    let _ = c.handle(
+        Time(8_000),
+        Observation::Heartbeat {
+            host: "h0".into(),
+            boot: BootId(1),
+        },
+    );
+    // The stop is sent again, and once it is done h0 goes down for maintenance.
+    let mut t = 8_000;
+    let again = loop {
+        t += 1_000;
+        let cmds = c.handle(Time(t), Observation::Timer).commands;
+        if let Some(cmd) = cmds.into_iter().find(|cmd| cmd.kind == stop.kind) {
+            break cmd;
+        }
+        assert!(t < 600_000, "the stop is never sent again");
+    };
+    let next = answer_all(&mut c, Time(t + 1_000), &[again]);
+    assert!(
+        next.iter()
+            .any(|cmd| cmd.kind == CommandKind::MaintainHost { host: "h0".into() }),
+        "{next:?}"
+    );
+}
+
+#[test]
 fn bare_metal_failure_cordons_fences_marks_the_node_out_of_service_and_waits_for_repair() {
     let servers = vec!["w-00".to_owned(), "w-01".to_owned()];
     let mut c = Control::bare_metal(cfg(), servers).with_clusters(vec![topology(1, 0)]);

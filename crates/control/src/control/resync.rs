@@ -99,9 +99,11 @@ fn drain_blocks(pending: &Pending) -> &'static str {
 impl Control {
     /// An idempotent command failed: send it again after a backoff, and say what waits.
     /// A command to a host's agent that is not up is dropped: what it would stop died
-    /// with the host, and its return resyncs it.
+    /// with the host, and its return resyncs it. A maintenance's stop is not: the
+    /// evacuation waits for its answer (the host back, or the VM moved by HA meanwhile).
     pub(super) fn retry_failed(&mut self, now: Time, f: InFlight, error: &CommandError) {
-        if let Some(host) = agent_host(&f.kind)
+        if !matches!(f.pending, Pending::Park { .. })
+            && let Some(host) = agent_host(&f.kind)
             && !self
                 .host_index
                 .get(host)
