@@ -2318,9 +2318,21 @@ impl<'a> World<'a> {
                     ),
                 }
             }
-            CommandKind::FenceHost { .. } => {
+            CommandKind::FenceHost { host } => {
                 let p = tm.fence_failure;
-                let ok = if self.fence_stream.chance(p) {
+                // Drawn for every fence, so a rack's outage leaves the other draws as they were.
+                let unconfirmed = self.fence_stream.chance(p);
+                // A BMC in a rack without power answers nothing: the fence cannot be
+                // confirmed, and HA restarts the host's VMs by the known-dead rule.
+                let unpowered = self.host_idx(host).is_some_and(|h| {
+                    !self.hosts[h].up
+                        && self.hosts[h]
+                            .failure
+                            .is_some_and(|f| self.failures[f].cause == FailureCause::Rack)
+                });
+                let ok = if unpowered {
+                    Err(CommandError::Unreachable)
+                } else if unconfirmed {
                     Err(CommandError::OutcomeUnknown {
                         reason: "BMC did not confirm power-off".into(),
                     })

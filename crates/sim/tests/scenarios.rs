@@ -522,6 +522,13 @@ spec:
         by_cause[&plinth_sim::FailureCause::Rack].detect.count as usize,
         events(&lines, "hostFailed").len()
     );
+    // A BMC in a rack without power confirms no fence: none is counted as fenced.
+    assert_eq!(
+        by_cause[&plinth_sim::FailureCause::Rack].fence.count,
+        0,
+        "{by_cause:?}"
+    );
+    assert!(run.summary.failures.iter().all(|f| f.fenced_at.is_none()));
 }
 
 /// Pod-minutes unavailable recomputed from the log's change points alone.
