@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use common::serve::{Agents, Served, Server, cli, token};
+use common::serve::{Agents, Served, Server, cli, token, wait_ready};
 use plinth_browser_check::axe::{self, Engine};
 use plinth_browser_check::live::Live;
 use serde_json::Value;
@@ -405,19 +405,7 @@ fn enterprise(dir: &Path) -> (PathBuf, Server, Agents) {
         &["apply", &fast_file.display().to_string()],
     );
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = cli(
-        &server,
-        &admin,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "300s",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    wait_ready(&server, &admin, "300s");
     (admin, server, agents)
 }
 

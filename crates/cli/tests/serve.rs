@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::plinth_streams;
-use common::serve::{Agents, Served, Server, cli, root, token};
+use common::serve::{Agents, Served, Server, cli, root, token, wait_ready};
 
 #[test]
 fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
@@ -110,19 +110,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         .stderr(Stdio::null())
         .spawn()
         .expect("get -w");
-    let (code, out, err) = cli(
-        &server,
-        &reader,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "120s",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    wait_ready(&server, &reader, "120s");
     std::thread::sleep(Duration::from_millis(500));
     let _ = watch.kill();
     let watched =
@@ -294,19 +282,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     for p in &acknowledged {
         assert!(pods.contains(&format!("pod/{p}")), "{p} lost: {pods}");
     }
-    let (code, out, err) = cli(
-        &server,
-        &reader,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "120s",
-        ],
-    );
-    assert_eq!(code, 0, "the resumed control plane converges: {out}{err}");
+    wait_ready(&server, &reader, "120s");
 
     // Optimistic concurrency: a write naming an old resourceVersion is refused with 409.
     let (_, current, _) = cli(
@@ -504,19 +480,7 @@ fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
 
     // The new leader finishes the build; a scale-up through the other survivor is built too.
     let other = (0..3).find(|&i| i != first && i != next).expect("a third");
-    let (code, out, err) = cli(
-        &replicas[other],
-        &admin,
-        &[
-            "wait",
-            "clusters",
-            "--for",
-            "condition=Ready",
-            "--timeout",
-            "60s",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    wait_ready(&replicas[other], &admin, "60s");
     let scaled = dir.path().join("scaled");
     std::fs::create_dir_all(&scaled).expect("dir");
     for file in ["cluster.yaml", "inventory.yaml", "workloads.yaml"] {

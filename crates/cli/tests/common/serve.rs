@@ -191,18 +191,24 @@ impl Served {
 
     /// Waits (two minutes at most) for every cluster to be Ready.
     pub(crate) fn wait_ready(&self) {
-        let (code, out, err) = cli(
-            &self.server,
-            &self.reader,
-            &[
-                "wait",
-                "clusters",
-                "--for",
-                "condition=Ready",
-                "--timeout",
-                "120s",
-            ],
-        );
-        assert_eq!(code, 0, "{out}{err}");
+        wait_ready(&self.server, &self.reader, "120s");
     }
+}
+
+/// `plinth wait clusters --for condition=Ready --timeout TIMEOUT` with `token`: every
+/// cluster Ready in time.
+pub(crate) fn wait_ready(server: &Server, token: &Path, timeout: &str) {
+    let (code, out, err) = cli(
+        server,
+        token,
+        &[
+            "wait",
+            "clusters",
+            "--for",
+            "condition=Ready",
+            "--timeout",
+            timeout,
+        ],
+    );
+    assert_eq!(code, 0, "every cluster Ready within {timeout}: {out}{err}");
 }
