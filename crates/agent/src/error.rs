@@ -41,6 +41,15 @@ pub enum AgentError {
     /// The VM name is not one path component.
     #[error("invalid VM name {0:?}")]
     InvalidName(VmName),
+    /// A live migration did not happen, and the VM is where it was: it runs on its source,
+    /// and a receiver that was started ends by itself.
+    #[error("VM {vm} not migrated: {detail}")]
+    NotMigrated {
+        /// The VM.
+        vm: VmName,
+        /// Why.
+        detail: String,
+    },
     /// A VM did not get where it was asked to in time.
     #[error("VM {vm}: {detail}")]
     Vm {

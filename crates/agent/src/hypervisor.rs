@@ -2,11 +2,13 @@
 //! [`crate::SimulatedHypervisor`].
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 
 use plinth_proto::{
-    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState,
+    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState,
 };
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::error::AgentError;
 
@@ -23,6 +25,25 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn delete(&self, vm: &VmName) -> impl Future<Output = Result<(), AgentError>> + Send;
     /// Kills every VM at once (fencing).
     fn fence(&self) -> impl Future<Output = ()> + Send;
+    /// Starts a paused receiver of `vm` (created on some host of the pool) listening on
+    /// `listen`, and returns where it listens. The VM runs here once its sender switches
+    /// over; a receiver that has not taken over by `deadline` ends and is forgotten.
+    fn receive(
+        &self,
+        vm: &VmName,
+        listen: IpAddr,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<SocketAddr, AgentError>> + Send;
+    /// Live-migrates the running `vm` to the receiver at `to`; returns once the receiver
+    /// took over and the VM is gone from this host. When it fails (or `deadline` comes
+    /// first, and it is cancelled) the VM runs on here and the error is
+    /// [`AgentError::NotMigrated`].
+    fn send(
+        &self,
+        vm: &VmName,
+        to: SocketAddr,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<MigrationStats, AgentError>> + Send;
     /// Every VM of the host.
     fn vms(&self) -> Vec<VmReport>;
     /// Whether any VM's process runs.

@@ -4,17 +4,19 @@
 //! their pid files and sockets when it starts again.
 
 use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use plinth_proto::guest::{FromGuest, GuestStatus, MetaData, SEED_LABEL, ToGuest, UserData};
 use plinth_proto::{
-    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState,
+    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::datastore;
 use crate::error::AgentError;
@@ -32,6 +34,13 @@ const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
 /// How often the agent probes a running guest.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a sender reads its migration's progress.
+const MIGRATION_POLL: Duration = Duration::from_millis(20);
+/// How often a receiver is asked whether it took over.
+const INCOMING_POLL: Duration = Duration::from_millis(50);
+/// A migration still under way this long before its command's deadline is cancelled, so the
+/// answer (the VM runs on its source) comes before the deadline.
+const CANCEL_MARGIN: Duration = Duration::from_secs(2);
 /// How long a stopped QEMU gets to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the accelerator probe waits for `/init` under KVM.
@@ -223,24 +232,83 @@ impl QemuHypervisor {
 
     /// Probes the guest agent for as long as the process lives; records its status.
     fn watch_guest(&self, vm: &VmName, pid: u32) {
+        watch_guest(
+            Arc::clone(&self.table),
+            self.paths(vm).guest(),
+            vm.clone(),
+            pid,
+        );
+    }
+
+    /// Starts `vm`'s QEMU process with `extra` arguments; its pid.
+    async fn launch(&self, spec: &VmSpec, extra: &[&str]) -> Result<u32, AgentError> {
+        let paths = self.paths(&spec.name);
+        let _ = tokio::fs::remove_file(paths.pid()).await;
+        let mut args = self.qemu_args(spec, &paths);
+        args.extend(extra.iter().map(OsString::from));
+        run(QEMU, args).await?;
+        read_number(&paths.pid())
+            .await
+            .ok_or_else(|| AgentError::Vm {
+                vm: spec.name.clone(),
+                detail: "QEMU wrote no pid file".into(),
+            })
+    }
+
+    /// Makes the receiver of a launched `-incoming defer` process listen on `listen`; where.
+    async fn listen_incoming(&self, vm: &VmName, listen: IpAddr) -> Result<SocketAddr, String> {
+        let mut qmp = crate::qmp::Qmp::connect(&self.paths(vm).qmp()).await?;
+        let uri = crate::qmp::tcp_uri(SocketAddr::new(listen, 0));
+        qmp.execute(crate::qmp::QmpCommand::MigrateIncoming { uri })
+            .await?;
+        let info = qmp.migration().await?;
+        info.socket_address
+            .iter()
+            .find_map(crate::qmp::SocketAddress::inet)
+            .ok_or_else(|| format!("QEMU names no TCP address it listens on: {info:?}"))
+    }
+
+    /// Watches a receiver until it takes over `vm` (it then runs here) or ends: its sender
+    /// failed, or `deadline` came first. A receiver that never took over is forgotten.
+    fn watch_incoming(&self, vm: &VmName, pid: u32, deadline: Instant) {
         let table = Arc::clone(&self.table);
-        let socket = self.paths(vm).guest();
+        let paths = self.paths(vm);
         let vm = vm.clone();
         tokio::spawn(async move {
-            while process_alive(pid) {
-                if let Err(e) = probe_guest(&table, &vm, &socket, pid).await {
-                    tracing::debug!(vm = %vm, error = %e, "guest channel");
+            let took_over = loop {
+                if !process_alive(pid) {
+                    break false;
                 }
-                tokio::time::sleep(PROBE_INTERVAL).await;
+                if Instant::now() >= deadline {
+                    tracing::warn!(vm = %vm, "the receiver got nothing by its deadline; ending it");
+                    kill(pid);
+                    break false;
+                }
+                // A session per look: QMP serves one client at a time, and a stop may want it.
+                if let Ok(mut qmp) = crate::qmp::Qmp::connect(&paths.qmp()).await
+                    && qmp.status().await.is_ok_and(|s| s.status == "running")
+                {
+                    break true;
+                }
+                tokio::time::sleep(INCOMING_POLL).await;
+            };
+            if took_over {
+                tracing::info!(vm = %vm, pid, "received by live migration; it runs here");
+                table.update(&vm, true, |r| {
+                    if r.pid == Some(pid) {
+                        r.state = VmState::Running;
+                    }
+                });
+                watch_guest(table, paths.guest(), vm, pid);
+            } else {
+                let ours = table
+                    .get(&vm)
+                    .is_some_and(|r| r.pid == Some(pid) && r.state == VmState::Incoming);
+                if ours {
+                    table.remove(&vm);
+                    let _ = tokio::fs::remove_dir_all(&paths.run).await;
+                }
             }
-            // The process ended on its own (crash, guest poweroff) or was stopped.
-            table.update(&vm, false, |r| {
-                if r.pid == Some(pid) {
-                    r.state = VmState::Stopped;
-                    r.pid = None;
-                    r.guest = None;
-                }
-            });
         });
     }
 
@@ -327,7 +395,8 @@ impl QemuHypervisor {
                         detail: "the process ended before Ready".into(),
                     });
                 }
-                (VmState::Running, None) => {}
+                // A receiver runs it once the migration switches over.
+                (VmState::Running, None) | (VmState::Incoming, _) => {}
             }
             if changes.changed().await.is_err() {
                 return Err(AgentError::UnknownVm(vm.clone()));
@@ -383,14 +452,7 @@ impl Hypervisor for QemuHypervisor {
         };
         if record.state == VmState::Stopped {
             let paths = self.paths(vm);
-            let _ = tokio::fs::remove_file(paths.pid()).await;
-            run(QEMU, self.qemu_args(&record.spec, &paths)).await?;
-            let pid = read_number(&paths.pid())
-                .await
-                .ok_or_else(|| AgentError::Vm {
-                    vm: vm.clone(),
-                    detail: "QEMU wrote no pid file".into(),
-                })?;
+            let pid = self.launch(&record.spec, &[]).await?;
             let status = match crate::qmp::Qmp::connect(&paths.qmp()).await {
                 Ok(mut qmp) => qmp.status().await,
                 Err(e) => Err(e),
@@ -455,6 +517,78 @@ impl Hypervisor for QemuHypervisor {
         }
     }
 
+    async fn receive(
+        &self,
+        vm: &VmName,
+        listen: IpAddr,
+        deadline: Instant,
+    ) -> Result<SocketAddr, AgentError> {
+        let record = match self.table.get(vm) {
+            Some(r) => r,
+            None => self.register(vm).await?,
+        };
+        if record.state != VmState::Stopped {
+            return Err(AgentError::NotMigrated {
+                vm: vm.clone(),
+                detail: format!("this host has it {:?} already", record.state),
+            });
+        }
+        let pid = self.launch(&record.spec, &["-incoming", "defer"]).await?;
+        let addr = match self.listen_incoming(vm, listen).await {
+            Ok(addr) => addr,
+            Err(detail) => {
+                self.kill_and_wait(vm, pid).await;
+                return Err(AgentError::Qmp {
+                    vm: vm.clone(),
+                    detail,
+                });
+            }
+        };
+        tracing::info!(vm = %vm, pid, %addr, "receiver listening");
+        self.change(vm, |r| {
+            r.state = VmState::Incoming;
+            r.pid = Some(pid);
+            r.guest = None;
+        })
+        .await;
+        self.watch_incoming(vm, pid, deadline);
+        Ok(addr)
+    }
+
+    async fn send(
+        &self,
+        vm: &VmName,
+        to: SocketAddr,
+        deadline: Instant,
+    ) -> Result<MigrationStats, AgentError> {
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let (VmState::Running, Some(pid)) = (record.state, record.pid) else {
+            return Err(AgentError::NotMigrated {
+                vm: vm.clone(),
+                detail: "it does not run on this host".into(),
+            });
+        };
+        let qmp_error = |detail| AgentError::Qmp {
+            vm: vm.clone(),
+            detail,
+        };
+        let stats = {
+            let mut qmp = crate::qmp::Qmp::connect(&self.paths(vm).qmp())
+                .await
+                .map_err(qmp_error)?;
+            migrate(&mut qmp, vm, to, deadline).await?
+        };
+        // Switched over: the receiver runs the VM; this copy stays paused until it ends.
+        self.kill_and_wait(vm, pid).await;
+        self.table.remove(vm);
+        let _ = tokio::fs::remove_dir_all(&self.paths(vm).run).await;
+        tracing::info!(vm = %vm, %to, total_ms = stats.total_ms, downtime_ms = stats.downtime_ms, "live-migrated away");
+        Ok(stats)
+    }
+
     fn vms(&self) -> Vec<VmReport> {
         self.table.reports()
     }
@@ -496,6 +630,87 @@ impl Hypervisor for QemuHypervisor {
             .map_err(file_error)?;
         Ok(console_chunk(vm, start, &bytes))
     }
+}
+
+/// Runs a live migration of `vm` on its source's QMP session until it completes, fails, or
+/// `deadline` (less a margin for the cancel) comes and it is cancelled.
+async fn migrate(
+    qmp: &mut crate::qmp::Qmp,
+    vm: &VmName,
+    to: SocketAddr,
+    deadline: Instant,
+) -> Result<MigrationStats, AgentError> {
+    use crate::qmp::{MigrationStatus, QmpCommand};
+    let not_migrated = |detail: String| AgentError::NotMigrated {
+        vm: vm.clone(),
+        detail,
+    };
+    let qmp_error = |detail| AgentError::Qmp {
+        vm: vm.clone(),
+        detail,
+    };
+    let uri = crate::qmp::tcp_uri(to);
+    // Refused at once (no receiver there, a bad address): nothing started.
+    qmp.execute(QmpCommand::Migrate { uri })
+        .await
+        .map_err(not_migrated)?;
+    let cancel_at = deadline.checked_sub(CANCEL_MARGIN).unwrap_or(deadline);
+    let mut cancelled = false;
+    loop {
+        let info = qmp.migration().await.map_err(qmp_error)?;
+        match info.status {
+            Some(MigrationStatus::Completed) => {
+                return Ok(MigrationStats {
+                    total_ms: info.total_time.unwrap_or_default(),
+                    downtime_ms: info.downtime.unwrap_or_default(),
+                    transferred_bytes: info.ram.map_or(0, |r| r.transferred),
+                });
+            }
+            Some(MigrationStatus::Failed | MigrationStatus::Cancelled) => {
+                // QEMU runs the VM on its source again; say so only when it does.
+                let running = qmp.status().await.is_ok_and(|s| s.status == "running");
+                let why = if cancelled {
+                    "cancelled: its deadline came".to_owned()
+                } else {
+                    info.error_desc.unwrap_or_else(|| "failed".into())
+                };
+                return Err(if running {
+                    not_migrated(why)
+                } else {
+                    qmp_error(format!("{why}; the VM does not run on its source"))
+                });
+            }
+            Some(MigrationStatus::UnderWay) | None => {}
+        }
+        if !cancelled && Instant::now() >= cancel_at {
+            cancelled = true;
+            qmp.execute(QmpCommand::MigrateCancel)
+                .await
+                .map_err(qmp_error)?;
+        }
+        tokio::time::sleep(MIGRATION_POLL).await;
+    }
+}
+
+/// Watches a running VM's guest agent for as long as its process lives (see
+/// [`probe_guest`]); marks the VM stopped when the process ends.
+fn watch_guest(table: Arc<VmTable>, socket: PathBuf, vm: VmName, pid: u32) {
+    tokio::spawn(async move {
+        while process_alive(pid) {
+            if let Err(e) = probe_guest(&table, &vm, &socket, pid).await {
+                tracing::debug!(vm = %vm, error = %e, "guest channel");
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        // The process ended on its own (crash, guest poweroff) or was stopped.
+        table.update(&vm, false, |r| {
+            if r.pid == Some(pid) {
+                r.state = VmState::Stopped;
+                r.pid = None;
+                r.guest = None;
+            }
+        });
+    });
 }
 
 fn qmp_socket(path: &Path) -> OsString {

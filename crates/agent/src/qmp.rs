@@ -8,7 +8,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The QMP commands the agent sends.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "execute", content = "arguments")]
 pub(crate) enum QmpCommand {
     /// Leaves capabilities negotiation mode.
@@ -20,6 +20,29 @@ pub(crate) enum QmpCommand {
     /// Ends the process at once.
     #[serde(rename = "quit")]
     Quit,
+    /// Listens for an incoming migration (a process started with `-incoming defer`).
+    #[serde(rename = "migrate-incoming")]
+    MigrateIncoming {
+        /// `tcp:HOST:PORT`; port 0 takes any free one.
+        uri: String,
+    },
+    /// Starts a live migration to a listening receiver.
+    #[serde(rename = "migrate")]
+    Migrate {
+        /// `tcp:HOST:PORT`.
+        uri: String,
+    },
+    /// Cancels the migration under way; the VM runs on here.
+    #[serde(rename = "migrate_cancel")]
+    MigrateCancel,
+    /// The migration's state, on either side.
+    #[serde(rename = "query-migrate")]
+    QueryMigrate,
+}
+
+/// A QMP `tcp:` URI of `addr` (`[…]` around an IPv6 host, as QEMU parses it).
+pub(crate) fn tcp_uri(addr: std::net::SocketAddr) -> String {
+    format!("tcp:{addr}")
 }
 
 /// The answer of `query-status`.
@@ -27,6 +50,76 @@ pub(crate) enum QmpCommand {
 pub(crate) struct Status {
     /// `running`, `paused`, …
     pub(crate) status: String,
+}
+
+/// A migration's status, as far as the agent tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum MigrationStatus {
+    /// The VM runs on the destination.
+    Completed,
+    /// It failed; the source runs the VM again.
+    Failed,
+    /// It was cancelled; the source runs the VM again.
+    Cancelled,
+    /// Any other state: under way (setup, active, device, …).
+    #[serde(other)]
+    UnderWay,
+}
+
+/// The answer of `query-migrate` (the fields the agent reads).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct MigrationInfo {
+    /// Absent before a migration starts.
+    pub(crate) status: Option<MigrationStatus>,
+    /// Start to switch-over, ms (once completed).
+    pub(crate) total_time: Option<u64>,
+    /// The pause at the switch-over, ms (once completed).
+    pub(crate) downtime: Option<u64>,
+    /// RAM sent.
+    pub(crate) ram: Option<RamInfo>,
+    /// Why it failed.
+    pub(crate) error_desc: Option<String>,
+    /// Where a receiver listens (QEMU names the port it took for port 0).
+    #[serde(default)]
+    pub(crate) socket_address: Vec<SocketAddress>,
+}
+
+/// The RAM part of [`MigrationInfo`].
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct RamInfo {
+    /// Bytes sent.
+    pub(crate) transferred: u64,
+}
+
+/// A QAPI `SocketAddress` (only `inet` is read).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub(crate) enum SocketAddress {
+    /// A TCP address; QAPI sends the port as a string.
+    Inet {
+        /// The host.
+        host: String,
+        /// The port.
+        port: String,
+    },
+    /// Unix sockets, file descriptors, …
+    #[serde(other)]
+    Other,
+}
+
+impl SocketAddress {
+    /// The TCP address, when it is one.
+    pub(crate) fn inet(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Inet { host, port } => {
+                let ip = host.trim_matches(['[', ']']).parse().ok()?;
+                Some(std::net::SocketAddr::new(ip, port.parse().ok()?))
+            }
+            Self::Other => None,
+        }
+    }
 }
 
 /// One line QEMU sends.
@@ -106,6 +199,12 @@ impl Qmp {
         let value = self.execute(QmpCommand::QueryStatus).await?;
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
+
+    /// The migration's state.
+    pub(crate) async fn migration(&mut self) -> Result<MigrationInfo, String> {
+        let value = self.execute(QmpCommand::QueryMigrate).await?;
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -123,5 +222,36 @@ mod tests {
             json(QmpCommand::QueryStatus),
             r#"{"execute":"query-status"}"#
         );
+        let to = "10.77.0.12:41000".parse().expect("address");
+        assert_eq!(
+            json(QmpCommand::Migrate { uri: tcp_uri(to) }),
+            r#"{"execute":"migrate","arguments":{"uri":"tcp:10.77.0.12:41000"}}"#
+        );
+        let v6 = "[::1]:0".parse().expect("address");
+        assert_eq!(tcp_uri(v6), "tcp:[::1]:0");
+    }
+
+    #[test]
+    fn query_migrate_answers_are_read_on_both_sides() {
+        // As QEMU 7.2 answers: a receiver listening on the port it took, then a sender done.
+        let receiver: MigrationInfo = serde_json::from_str(
+            r#"{"socket-address":[{"port":"40609","ipv4":true,"host":"127.0.0.1","type":"inet"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(receiver.status, None);
+        assert_eq!(
+            receiver.socket_address[0].inet(),
+            Some("127.0.0.1:40609".parse().expect("address"))
+        );
+        let sender: MigrationInfo = serde_json::from_str(
+            r#"{"status":"completed","setup-time":3,"downtime":10,"total-time":521,"ram":{"total":268513280,"transferred":72739978,"mbps":1123.7}}"#,
+        )
+        .expect("parses");
+        assert_eq!(sender.status, Some(MigrationStatus::Completed));
+        assert_eq!((sender.total_time, sender.downtime), (Some(521), Some(10)));
+        assert_eq!(sender.ram.map(|r| r.transferred), Some(72_739_978));
+        let active: MigrationInfo =
+            serde_json::from_str(r#"{"status":"active","ram":{"transferred":5}}"#).expect("parses");
+        assert_eq!(active.status, Some(MigrationStatus::UnderWay));
     }
 }

@@ -287,20 +287,27 @@ async fn execute<H: Hypervisor>(cmd: Command, shared: &Shared<H>) -> Outcome {
     let left = Duration::from_millis(cmd.deadline_unix_ms.saturating_sub(now_unix_ms()));
     tracing::info!(id = %cmd.id, action = ?cmd.action, left_ms = left.as_millis(), "command");
     let hv = shared.hv.as_ref();
+    let deadline = tokio::time::Instant::now() + left;
+    let done = |r: Result<(), AgentError>| r.map(|()| Outcome::Done);
     let work = async {
         match &cmd.action {
-            Action::CreateVm(spec) => hv.create(spec).await,
-            Action::StartVm { vm } => hv.start(vm).await,
-            Action::StopVm { vm } => hv.stop(vm).await,
-            Action::DeleteVm { vm } => hv.delete(vm).await,
+            Action::CreateVm(spec) => done(hv.create(spec).await),
+            Action::StartVm { vm } => done(hv.start(vm).await),
+            Action::StopVm { vm } => done(hv.stop(vm).await),
+            Action::DeleteVm { vm } => done(hv.delete(vm).await),
             Action::Fence => {
                 hv.fence().await;
-                Ok(())
+                Ok(Outcome::Done)
             }
+            Action::ReceiveVm { vm, listen } => hv
+                .receive(vm, *listen, deadline)
+                .await
+                .map(|addr| Outcome::Listening { addr }),
+            Action::SendVm { vm, to } => hv.send(vm, *to, deadline).await.map(Outcome::Migrated),
         }
     };
     let outcome = match tokio::time::timeout(left, work).await {
-        Ok(Ok(())) => Outcome::Done,
+        Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Outcome::Failed {
             error: classify(&e),
         },
@@ -316,9 +323,10 @@ async fn execute<H: Hypervisor>(cmd: Command, shared: &Shared<H>) -> Outcome {
 fn classify(e: &AgentError) -> CommandError {
     let reason = error_chain(e);
     match e {
-        AgentError::UnknownVm(_) | AgentError::VmExists(_) | AgentError::InvalidName(_) => {
-            CommandError::Refused { reason }
-        }
+        AgentError::UnknownVm(_)
+        | AgentError::VmExists(_)
+        | AgentError::InvalidName(_)
+        | AgentError::NotMigrated { .. } => CommandError::Refused { reason },
         _ => CommandError::OutcomeUnknown { reason },
     }
 }

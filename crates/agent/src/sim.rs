@@ -2,13 +2,17 @@
 //! Environment, so the control plane and its tests can run many hosts cheaply.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use plinth_proto::guest::{GuestStatus, UserData, checksum};
-use plinth_proto::{Capacity, ConsoleChunk, VmName, VmReport, VmSpec, VmState};
+use plinth_proto::{Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::datastore;
 use crate::error::AgentError;
@@ -25,7 +29,7 @@ pub struct SimulatedHypervisor {
     /// host can be started on another (an HA restart). `None`: this host's VMs only.
     storage: Option<PathBuf>,
     /// Each VM's simulated serial console since its last start.
-    consoles: Mutex<BTreeMap<VmName, String>>,
+    consoles: Arc<Consoles>,
 }
 
 impl SimulatedHypervisor {
@@ -37,19 +41,13 @@ impl SimulatedHypervisor {
             boot,
             capacity,
             storage: None,
-            consoles: Mutex::new(BTreeMap::new()),
+            consoles: Arc::default(),
         }
     }
 
     /// Writes a line to `vm`'s simulated console; `fresh` begins a new boot's console.
     fn console_line(&self, vm: &VmName, fresh: bool, line: &str) {
-        let mut consoles = self.consoles.lock().unwrap_or_else(PoisonError::into_inner);
-        let console = consoles.entry(vm.clone()).or_default();
-        if fresh {
-            console.clear();
-        }
-        console.push_str(line);
-        console.push('\n');
+        console_line(&self.consoles, vm, fresh, line);
     }
 
     /// The same host, keeping VM configurations on `storage`, shared with other hosts.
@@ -75,6 +73,20 @@ impl SimulatedHypervisor {
             .get(vm)
             .ok_or_else(|| AgentError::UnknownVm(vm.clone()))
     }
+}
+
+/// Each VM's simulated serial console since its last start.
+type Consoles = Mutex<BTreeMap<VmName, String>>;
+
+/// Writes a line to `vm`'s simulated console; `fresh` begins a new boot's console.
+fn console_line(consoles: &Consoles, vm: &VmName, fresh: bool, line: &str) {
+    let mut consoles = consoles.lock().unwrap_or_else(PoisonError::into_inner);
+    let console = consoles.entry(vm.clone()).or_default();
+    if fresh {
+        console.clear();
+    }
+    console.push_str(line);
+    console.push('\n');
 }
 
 /// What a real guest agent would report for this spec: its node, its cluster and the
@@ -120,7 +132,18 @@ impl Hypervisor for SimulatedHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = self.record(vm).await?;
+        let mut record = self.record(vm).await?;
+        // A receiver runs the VM once its sender hands it over, or is forgotten.
+        let mut changes = self.table.subscribe();
+        while record.state == VmState::Incoming {
+            if changes.changed().await.is_err() {
+                break;
+            }
+            record = self
+                .table
+                .get(vm)
+                .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        }
         if record.state == VmState::Running {
             return Ok(());
         }
@@ -199,6 +222,84 @@ impl Hypervisor for SimulatedHypervisor {
         }
     }
 
+    async fn receive(
+        &self,
+        vm: &VmName,
+        listen: IpAddr,
+        deadline: Instant,
+    ) -> Result<SocketAddr, AgentError> {
+        let record = self.record(vm).await?;
+        if record.state != VmState::Stopped {
+            return Err(AgentError::NotMigrated {
+                vm: vm.clone(),
+                detail: format!("this host has it {:?} already", record.state),
+            });
+        }
+        let listener = TcpListener::bind(SocketAddr::new(listen, 0))
+            .await
+            .map_err(|source| AgentError::Listen {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AgentError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+        self.table.update(vm, true, |r| r.state = VmState::Incoming);
+        let table = Arc::clone(&self.table);
+        let vm = vm.clone();
+        let status = guest_status(&record.spec)?;
+        let consoles = Arc::clone(&self.consoles);
+        tokio::spawn(async move {
+            let took_over =
+                tokio::time::timeout_at(deadline, take_over(&listener, &vm, &table, status))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            if took_over {
+                console_line(
+                    &consoles,
+                    &vm,
+                    true,
+                    &format!("plinth simulated VM {vm}: received by live migration; running"),
+                );
+            } else if table.get(&vm).is_some_and(|r| r.state == VmState::Incoming) {
+                tracing::warn!(vm = %vm, "the receiver got nothing by its deadline; ending it");
+                table.remove(&vm);
+            }
+        });
+        Ok(addr)
+    }
+
+    async fn send(
+        &self,
+        vm: &VmName,
+        to: SocketAddr,
+        deadline: Instant,
+    ) -> Result<MigrationStats, AgentError> {
+        let record = self
+            .table
+            .get(vm)
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        let not_migrated = |detail: String| AgentError::NotMigrated {
+            vm: vm.clone(),
+            detail,
+        };
+        if record.state != VmState::Running {
+            return Err(not_migrated("it does not run on this host".into()));
+        }
+        let started = Instant::now();
+        let handed = tokio::time::timeout_at(deadline, hand_over(vm, to))
+            .await
+            .map_err(|_| not_migrated("its deadline came".into()))?
+            .map_err(|e| not_migrated(e.to_string()))?;
+        self.table.remove(vm);
+        Ok(MigrationStats {
+            total_ms: millis(started.elapsed()),
+            downtime_ms: millis(handed.pause),
+            transferred_bytes: handed.bytes,
+        })
+    }
+
     fn vms(&self) -> Vec<VmReport> {
         self.table.reports()
     }
@@ -223,6 +324,61 @@ impl Hypervisor for SimulatedHypervisor {
             None => Err(AgentError::UnknownVm(vm.clone())),
         }
     }
+}
+
+/// A simulated live migration: the sender connects to the receiver's listener and names the
+/// VM; the receiver runs it and acknowledges; the sender then forgets it. Real TCP between
+/// the hosts' addresses, so a migration crosses the same network a QEMU one does.
+async fn take_over(
+    listener: &TcpListener,
+    vm: &VmName,
+    table: &VmTable,
+    status: GuestStatus,
+) -> std::io::Result<()> {
+    let (stream, _) = listener.accept().await?;
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r).take(256).read_line(&mut line).await?;
+    if line.trim_end() != vm.0 {
+        return Err(std::io::Error::other(format!(
+            "a sender offered {line:?}, not {vm}"
+        )));
+    }
+    table.update(vm, true, |r| {
+        r.state = VmState::Running;
+        r.guest = Some(status);
+    });
+    w.write_all(b"ok\n").await
+}
+
+/// What a simulated hand-over took.
+struct Handed {
+    /// From naming the VM to the receiver's acknowledgement: the simulated pause.
+    pause: Duration,
+    /// Bytes sent.
+    bytes: u64,
+}
+
+/// The sender's side of [`take_over`].
+async fn hand_over(vm: &VmName, to: SocketAddr) -> std::io::Result<Handed> {
+    let stream = TcpStream::connect(to).await?;
+    let (r, mut w) = stream.into_split();
+    let line = format!("{vm}\n");
+    let paused = Instant::now();
+    w.write_all(line.as_bytes()).await?;
+    let mut ack = String::new();
+    BufReader::new(r).take(16).read_line(&mut ack).await?;
+    if ack.trim_end() != "ok" {
+        return Err(std::io::Error::other("the receiver did not take it over"));
+    }
+    Ok(Handed {
+        pause: paused.elapsed(),
+        bytes: line.len() as u64,
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

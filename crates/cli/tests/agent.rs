@@ -216,3 +216,114 @@ fn without_contact_the_agent_kills_its_vms_after_the_self_fence_timeout() {
         "the accelerator decision is logged: {log}"
     );
 }
+
+#[test]
+fn a_running_vm_live_migrates_to_another_host_and_a_failed_migration_leaves_it_where_it_ran() {
+    let image = image().to_path_buf();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().join("storage");
+    let args = [
+        "--image",
+        image.to_str().expect("utf-8"),
+        "--accel",
+        "tcg",
+        "--storage",
+        storage.to_str().expect("utf-8"),
+        "--self-fence-timeout",
+        "120s",
+    ];
+    let (addr_a, addr_b) = (free_addr(), free_addr());
+    let a = Agent::start(&dir.path().join("a"), addr_a, &args);
+    let b = Agent::start(&dir.path().join("b"), addr_b, &args);
+    let vm = VmName("vm-m".into());
+    rt().block_on(async {
+        let (mut on_a, _) = connect(addr_a, &a.token).await;
+        let (mut on_b, _) = connect(addr_b, &b.token).await;
+        let spec = node_spec("vm-m", "node-m");
+        assert_eq!(
+            command(&mut on_a, 1, Action::CreateVm(spec), BOOT).await,
+            Outcome::Done
+        );
+        assert_eq!(
+            command(&mut on_a, 2, Action::StartVm { vm: vm.clone() }, BOOT).await,
+            Outcome::Done
+        );
+        let inv = wait_inventory(&mut on_a, BOOT, |i| i.vms.iter().any(|v| v.pid.is_some())).await;
+        let source_pid = inv.vms[0].pid.expect("pid");
+        assert!(
+            console(&mut on_a, &vm, 0)
+                .await
+                .text
+                .contains("plinth: init"),
+            "the source booted the guest"
+        );
+
+        // No receiver where it is sent: refused, and the VM runs on as it did.
+        let nowhere = Action::SendVm {
+            vm: vm.clone(),
+            to: free_addr(),
+        };
+        assert!(matches!(
+            command(&mut on_a, 3, nowhere, BOOT).await,
+            Outcome::Failed {
+                error: CommandError::Refused { .. }
+            }
+        ));
+        let inv = wait_inventory(&mut on_a, BOOT, |i| i.vms.len() == 1).await;
+        assert_eq!(inv.vms[0].state, VmState::Running);
+        assert_eq!(inv.vms[0].pid, Some(source_pid));
+
+        // A receiver no sender comes to ends at its command's deadline, and is forgotten.
+        let receive = Action::ReceiveVm {
+            vm: vm.clone(),
+            listen: addr_b.ip(),
+        };
+        let Outcome::Listening { .. } =
+            command(&mut on_b, 4, receive.clone(), Duration::from_secs(3)).await
+        else {
+            panic!("the receiver listens");
+        };
+        wait_inventory(&mut on_b, BOOT, |i| i.vms.is_empty()).await;
+
+        // The migration: the receiver listens, the source sends, the target runs it.
+        let Outcome::Listening { addr } = command(&mut on_b, 5, receive, BOOT).await else {
+            panic!("the receiver listens");
+        };
+        assert_eq!(addr.ip(), addr_b.ip(), "on the target's own address");
+        let send = Action::SendVm {
+            vm: vm.clone(),
+            to: addr,
+        };
+        let Outcome::Migrated(stats) = command(&mut on_a, 6, send, BOOT).await else {
+            panic!("migrated");
+        };
+        assert!(
+            stats.total_ms > 0 && stats.transferred_bytes > 0,
+            "{stats:?}"
+        );
+        assert!(!alive(source_pid), "the source's process ended");
+        assert_eq!(
+            command(&mut on_b, 7, Action::StartVm { vm: vm.clone() }, BOOT).await,
+            Outcome::Done,
+            "Ready on the target"
+        );
+        let inv = wait_inventory(&mut on_b, BOOT, |i| {
+            i.vms
+                .iter()
+                .any(|v| v.guest.as_ref().is_some_and(|g| g.ready))
+        })
+        .await;
+        assert_eq!(inv.vms[0].state, VmState::Running);
+        let target_pid = inv.vms[0].pid.expect("pid");
+        assert!(alive(target_pid));
+        wait_inventory(&mut on_a, BOOT, |i| i.vms.is_empty()).await;
+        // The guest went on where it was: the target never booted it.
+        let target_console = console(&mut on_b, &vm, 0).await.text;
+        assert!(!target_console.contains("plinth: init"), "{target_console}");
+        eprintln!("live migration of a 192 MiB guest under TCG: {stats}");
+        assert_eq!(
+            command(&mut on_b, 8, Action::DeleteVm { vm: vm.clone() }, BOOT).await,
+            Outcome::Done
+        );
+    });
+}

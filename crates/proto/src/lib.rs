@@ -21,6 +21,6 @@ pub use error::ProtoError;
 pub use ids::{BootId, CommandId, Generation, HostName, VmName};
 pub use message::{
     Action, AdminRequest, CONSOLE_CHUNK_BYTES, Capacity, Command, CommandError, Completion,
-    ConsoleChunk, Envelope, FromAgent, Heartbeat, Inventory, Outcome, PROTOCOL_VERSION, ToAgent,
-    VmReport, VmSpec, VmState,
+    ConsoleChunk, Envelope, FromAgent, Heartbeat, Inventory, MigrationStats, Outcome,
+    PROTOCOL_VERSION, ToAgent, VmReport, VmSpec, VmState,
 };

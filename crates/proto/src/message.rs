@@ -1,12 +1,14 @@
 //! The messages between the control plane and a host agent.
 
+use std::net::{IpAddr, SocketAddr};
+
 use serde::{Deserialize, Serialize};
 
 use crate::guest::{Bootstrap, GuestStatus};
 use crate::ids::{BootId, CommandId, Generation, HostName, VmName};
 
 /// The protocol version this build speaks; a frame of another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One frame: the version, the shared token and the message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +84,25 @@ pub enum Action {
     },
     /// Kill every VM of the host at once (the host fences itself on request).
     Fence,
+    /// Get ready to receive `vm` by live migration: start it paused, listening for its state
+    /// on `listen` (this host's address, as the control plane reaches it), and answer
+    /// [`Outcome::Listening`]. Its disks stay where they are, on the storage every host sees.
+    /// A receiver that has not taken over the VM by the command's deadline ends.
+    ReceiveVm {
+        /// The VM, created on some host of the pool.
+        vm: VmName,
+        /// The address to listen on.
+        listen: IpAddr,
+    },
+    /// Live-migrate the running `vm` to the receiver at `to` (the answer of a
+    /// [`Action::ReceiveVm`]) and answer [`Outcome::Migrated`] once it is gone from this host.
+    /// When the migration fails the VM runs on here, as before.
+    SendVm {
+        /// The VM.
+        vm: VmName,
+        /// The receiver.
+        to: SocketAddr,
+    },
 }
 
 /// The VM a [`Action::CreateVm`] makes.
@@ -186,7 +207,7 @@ pub struct VmReport {
     pub name: VmName,
     /// Raised by every change the agent makes to it.
     pub generation: Generation,
-    /// Created, running or stopped.
+    /// Stopped, running, or receiving by live migration.
     pub state: VmState,
     /// The QEMU process while it runs (none for simulated VMs).
     pub pid: Option<u32>,
@@ -202,6 +223,9 @@ pub enum VmState {
     Stopped,
     /// Its process runs.
     Running,
+    /// A process waits, paused, for the VM's state from another host ([`Action::ReceiveVm`]);
+    /// the VM runs here once the migration switches over.
+    Incoming,
 }
 
 /// The host is alive.
@@ -228,11 +252,42 @@ pub struct Completion {
 pub enum Outcome {
     /// Carried out.
     Done,
+    /// A receiver listens: the answer to [`Action::ReceiveVm`].
+    Listening {
+        /// Where the sender sends the VM.
+        addr: SocketAddr,
+    },
+    /// The VM left this host by live migration: the answer to [`Action::SendVm`].
+    Migrated(MigrationStats),
     /// Not carried out, or not known to be.
     Failed {
         /// Why.
         error: CommandError,
     },
+}
+
+/// What a live migration took, as the hypervisor measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrationStats {
+    /// From the start of the migration to the switch-over, ms.
+    pub total_ms: u64,
+    /// How long the VM was paused at the switch-over, ms.
+    pub downtime_ms: u64,
+    /// Bytes sent.
+    pub transferred_bytes: u64,
+}
+
+impl std::fmt::Display for MigrationStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} s, paused {} ms, {:.1} MiB sent",
+            self.total_ms as f64 / 1000.0,
+            self.downtime_ms,
+            self.transferred_bytes as f64 / f64::from(1u32 << 20)
+        )
+    }
 }
 
 /// Why a command failed, by kind, so the control plane can decide what follows.

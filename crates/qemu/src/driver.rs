@@ -13,7 +13,7 @@
 //! | `reportInventory` | `resync`; done once the inventory arrived |
 //! | `cordon`, `uncordon`, `drain` | done at once: no Kubernetes API runs here (docs/run.md) |
 //! | `maintainHost` | done at once: a namespaced host cannot be rebooted |
-//! | `migrateVm` | refused: live migration is part 2 of "run it for real" |
+//! | `migrateVm` | `receiveVm` on the target (a paused QEMU listening on the target's address), `sendVm` on the source to it (QMP `migrate`; done once the source is gone), then `startVm` on the target: done when the guest agent reports Ready there |
 //! | bare-metal commands | refused: bare-metal servers are not driven by this driver |
 //!
 //! A command for a host whose link is down fails `unreachable` without being sent; the
@@ -30,7 +30,9 @@ use plinth_control::{
     BootId, Command, CommandError, CommandId, CommandKind, Deadlines, Driver, Observation, Ready,
     Time,
 };
-use plinth_proto::{self as proto, Action, FromAgent, ToAgent, Token, VmName, VmState};
+use plinth_proto::{
+    self as proto, Action, FromAgent, MigrationStats, ToAgent, Token, VmName, VmState,
+};
 use tokio::sync::mpsc;
 
 use crate::bootstrap::Pools;
@@ -55,6 +57,9 @@ pub trait Journal {
     fn step(&mut self, now: Time, ready: &Ready);
     /// An observation handed to the control plane.
     fn observed(&mut self, now: Time, observation: &Observation);
+    /// The live migration of control command `id` switched over, as its source measured it
+    /// (its `CommandCompleted` follows once the VM is Ready on its target).
+    fn migrated(&mut self, now: Time, id: CommandId, stats: &MigrationStats);
 }
 
 /// A journal that keeps nothing.
@@ -64,6 +69,7 @@ pub struct NoJournal;
 impl Journal for NoJournal {
     fn step(&mut self, _: Time, _: &Ready) {}
     fn observed(&mut self, _: Time, _: &Observation) {}
+    fn migrated(&mut self, _: Time, _: CommandId, _: &MigrationStats) {}
 }
 
 /// How the driver reaches the agents.
@@ -81,13 +87,23 @@ pub struct DriverConfig {
     pub pools: Pools,
 }
 
+/// An agent action of a control command still to send, and the host it is for.
+#[derive(Debug)]
+enum Step {
+    /// `action` on `host`.
+    Act { host: String, action: Action },
+    /// `sendVm` of `vm` from `host` to the receiver the step before answered with.
+    SendToReceiver { host: String, vm: VmName },
+}
+
 /// One agent command in flight, and what it is part of.
 #[derive(Debug)]
 struct InFlight {
+    /// The host of the agent command in flight.
     host: String,
     control: CommandId,
     /// Agent actions still to send after this one, in order.
-    then: VecDeque<Action>,
+    then: VecDeque<Step>,
     /// Whether an earlier action of the same control command already took effect.
     changed: bool,
     deadline: u64,
@@ -436,19 +452,34 @@ impl QemuDriver {
             return;
         };
         let failed = match done.outcome {
-            proto::Outcome::Done => match f.then.pop_front() {
-                Some(action) => {
-                    f.changed = true;
-                    self.send_action(now, f, action);
-                    return;
+            proto::Outcome::Failed { error } => error,
+            succeeded => {
+                if let proto::Outcome::Migrated(stats) = &succeeded {
+                    self.journal.migrated(now, f.control, stats);
                 }
-                None => {
+                let Some(step) = f.then.pop_front() else {
                     self.ready
                         .push_back((now, Observation::CommandCompleted { id: f.control }));
                     return;
-                }
-            },
-            proto::Outcome::Failed { error } => error,
+                };
+                f.changed = true;
+                let (host, action) = match (step, succeeded) {
+                    (Step::Act { host, action }, _) => (host, action),
+                    (Step::SendToReceiver { host, vm }, proto::Outcome::Listening { addr }) => {
+                        (host, Action::SendVm { vm, to: addr })
+                    }
+                    (Step::SendToReceiver { .. }, other) => {
+                        let reason =
+                            format!("the receiver answered {other:?}, not where it listens");
+                        return self.answer(
+                            now,
+                            f.control,
+                            Some(CommandError::OutcomeUnknown { reason }),
+                        );
+                    }
+                };
+                return self.send_action(now, f, host, action);
+            }
         };
         let error = match failed {
             proto::CommandError::Refused { reason } if f.changed => CommandError::OutcomeUnknown {
@@ -477,8 +508,9 @@ impl QemuDriver {
         self.ready.push_back((now, o));
     }
 
-    /// Sends one agent action of a control command, or answers it `unreachable`.
-    fn send_action(&mut self, now: Time, f: InFlight, action: Action) {
+    /// Sends one agent action of a control command to `host`, or answers it `unreachable`.
+    fn send_action(&mut self, now: Time, mut f: InFlight, host: String, action: Action) {
+        f.host = host;
         let Some(link) = self.hosts.get(&f.host).filter(|l| l.connected) else {
             let error = if f.changed {
                 CommandError::OutcomeUnknown {
@@ -509,19 +541,28 @@ impl QemuDriver {
         let deadline = now
             .plus(self.config.deadlines.of(&command.kind, 0))
             .millis();
-        let start = |host: &str, actions: Vec<Action>| {
-            let mut then: VecDeque<Action> = actions.into();
-            let first = then.pop_front();
+        // The first action of a plan is known; the steps after it may wait on its answer.
+        let start = |host: &str, first: Action, then: Vec<Step>| {
             (
                 InFlight {
                     host: host.to_owned(),
                     control: command.id,
-                    then,
+                    then: then.into(),
                     changed: false,
                     deadline,
                 },
                 first,
             )
+        };
+        let on = |host: &str, first: Action, then: Vec<Action>| {
+            let then = then
+                .into_iter()
+                .map(|action| Step::Act {
+                    host: host.to_owned(),
+                    action,
+                })
+                .collect();
+            start(host, first, then)
         };
         let vm = |name: &str| VmName(name.to_owned());
         let plan = match &command.kind {
@@ -530,9 +571,10 @@ impl QemuDriver {
                 host,
                 pool,
             } => match self.config.pools.spec(name, pool, &self.secret) {
-                Some(spec) => start(
+                Some(spec) => on(
                     host,
-                    vec![Action::CreateVm(spec), Action::StartVm { vm: vm(name) }],
+                    Action::CreateVm(spec),
+                    vec![Action::StartVm { vm: vm(name) }],
                 ),
                 None => {
                     return self.answer(
@@ -548,21 +590,19 @@ impl QemuDriver {
             // starts it where the plan placed it, and it is made there first when no host of
             // the pool has it yet (a create of a VM the pool has is a no-op).
             CommandKind::StartVm { vm: name, host } => {
-                let made = self.config.pools.set_member(name).map(Action::CreateVm);
-                start(
-                    host,
-                    made.into_iter()
-                        .chain([Action::StartVm { vm: vm(name) }])
-                        .collect(),
-                )
+                let boot = Action::StartVm { vm: vm(name) };
+                match self.config.pools.set_member(name) {
+                    Some(spec) => on(host, Action::CreateVm(spec), vec![boot]),
+                    None => on(host, boot, Vec::new()),
+                }
             }
             CommandKind::StopVm { vm: name, host } => {
-                start(host, vec![Action::StopVm { vm: vm(name) }])
+                on(host, Action::StopVm { vm: vm(name) }, Vec::new())
             }
             CommandKind::DeleteVm {
                 vm: name,
                 host: Some(host),
-            } => start(host, vec![Action::DeleteVm { vm: vm(name) }]),
+            } => on(host, Action::DeleteVm { vm: vm(name) }, Vec::new()),
             // Nowhere known to run: nothing to delete.
             CommandKind::DeleteVm { host: None, .. }
             | CommandKind::Cordon { .. }
@@ -572,17 +612,31 @@ impl QemuDriver {
             | CommandKind::InService { .. }
             | CommandKind::Drain { .. }
             | CommandKind::MaintainHost { .. } => return self.answer(now, command.id, None),
-            CommandKind::FenceHost { host } => start(host, vec![Action::Fence]),
+            CommandKind::FenceHost { host } => on(host, Action::Fence, Vec::new()),
             CommandKind::ReportInventory { host } => {
                 return self.resync(now, command.id, host);
             }
-            CommandKind::MigrateVm { .. } => {
-                return self.refuse(
-                    now,
-                    command.id,
-                    "live migration is not built yet (part 2 of run it for real)",
-                );
-            }
+            // The target listens on its own address, the one the control plane reaches it on.
+            CommandKind::MigrateVm { vm: name, from, to } => match self.config.agents.get(to) {
+                Some(target) => start(
+                    to,
+                    Action::ReceiveVm {
+                        vm: vm(name),
+                        listen: target.ip(),
+                    },
+                    vec![
+                        Step::SendToReceiver {
+                            host: from.clone(),
+                            vm: vm(name),
+                        },
+                        Step::Act {
+                            host: to.clone(),
+                            action: Action::StartVm { vm: vm(name) },
+                        },
+                    ],
+                ),
+                None => return self.answer(now, command.id, Some(CommandError::Unreachable)),
+            },
             CommandKind::ProvisionServer { .. }
             | CommandKind::RemoveNode { .. }
             | CommandKind::ReimageServer { .. } => {
@@ -593,10 +647,9 @@ impl QemuDriver {
                 );
             }
         };
-        match plan {
-            (f, Some(action)) => self.send_action(now, f, action),
-            (f, None) => self.answer(now, f.control, None),
-        }
+        let (f, first) = plan;
+        let host = f.host.clone();
+        self.send_action(now, f, host, first);
     }
 
     fn refuse(&mut self, now: Time, id: CommandId, reason: &str) {

@@ -2,21 +2,26 @@
 //! [`Lab`], so the conformance suite's bodies run on real VMs. Ground truth is read from
 //! the kernel, not from the agents: every `qemu-system-x86` process, the VM its `-name`
 //! names and the host whose network namespace holds it. A VM started while another QEMU
-//! process of the same VM is alive counts as a double start.
+//! process of the same VM is alive counts as a double start; a live migration's receiver (a
+//! process started with `-incoming`) is not a start: it runs the VM only once its source
+//! has paused it for good.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use plinth_conformance::Lab;
 use plinth_control::store::MemoryStore;
-use plinth_control::{ClusterTopology, Condition, ControlConfig, FailureRecord, Observation, Time};
+use plinth_control::{
+    ClusterTopology, CommandId, Condition, ControlConfig, FailureRecord, Observation, Ready, Time,
+};
 use plinth_model::Estate;
-use plinth_proto::Token;
+use plinth_proto::{MigrationStats, Token};
 
 use crate::bootstrap::Pools;
-use crate::driver::{DriverConfig, NoJournal, QemuDriver, wall_clock};
+use crate::driver::{DriverConfig, Journal, QemuDriver, wall_clock};
 use crate::error::QemuError;
 use crate::session::Session;
 
@@ -90,6 +95,8 @@ pub struct Life {
     pub last_seen: Time,
     /// Whether it is alive at the last look.
     pub alive: bool,
+    /// Whether it was started as a live migration's receiver.
+    pub incoming: bool,
 }
 
 /// What really runs, read from the kernel.
@@ -125,6 +132,11 @@ fn vm_of(cmdline: &[u8]) -> Option<String> {
     let mut args = cmdline.split(|b| *b == 0);
     args.by_ref().find(|a| *a == b"-name")?;
     Some(String::from_utf8_lossy(args.next()?).into_owned())
+}
+
+/// Whether a QEMU command line starts a live migration's receiver.
+fn is_receiver(cmdline: &[u8]) -> bool {
+    cmdline.split(|b| *b == 0).any(|a| a == b"-incoming")
 }
 
 impl Truth {
@@ -170,7 +182,8 @@ impl Truth {
                 life.last_seen = now;
                 continue;
             }
-            if self.lives.values().any(|l| l.vm == vm && l.alive) {
+            let incoming = is_receiver(&cmdline);
+            if !incoming && self.lives.values().any(|l| l.vm == vm && l.alive) {
                 self.double_starts += 1;
             }
             let host = host.clone();
@@ -182,6 +195,7 @@ impl Truth {
                     first_seen: now,
                     last_seen: now,
                     alive: true,
+                    incoming,
                 },
             );
         }
@@ -189,6 +203,28 @@ impl Truth {
 
     fn alive(&self) -> impl Iterator<Item = &Life> {
         self.lives.values().filter(|l| l.alive)
+    }
+
+    /// The process that runs `vm`: while a live migration's receiver waits, its source.
+    fn running(&self, vm: &str) -> Option<&Life> {
+        self.alive()
+            .filter(|l| l.vm == vm)
+            .min_by_key(|l| l.incoming)
+    }
+}
+
+/// The live migrations a lab's driver reported, in order.
+#[derive(Clone, Debug, Default)]
+struct Migrations(Arc<Mutex<Vec<MigrationStats>>>);
+
+impl Journal for Migrations {
+    fn step(&mut self, _: Time, _: &Ready) {}
+    fn observed(&mut self, _: Time, _: &Observation) {}
+    fn migrated(&mut self, _: Time, _: CommandId, stats: &MigrationStats) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(*stats);
     }
 }
 
@@ -204,6 +240,7 @@ pub struct QemuLab {
     repairs: Vec<(Time, usize)>,
     /// Most wall-clock time one `run_until` may take, ms.
     cap_ms: u64,
+    migrations: Migrations,
 }
 
 impl QemuLab {
@@ -225,11 +262,12 @@ impl QemuLab {
             deadlines: control.deadlines,
             pools: Pools::of(estate),
         };
+        let migrations = Migrations::default();
         let driver = QemuDriver::start(
             config,
             token.trim().as_bytes(),
             Box::new(MemoryStore::default()),
-            Box::new(NoJournal),
+            Box::new(migrations.clone()),
         )?;
         let (session, _) = Session::open(estate, driver)?;
         let mut truth = Truth::default();
@@ -248,7 +286,17 @@ impl QemuLab {
             truth,
             repairs: Vec::new(),
             cap_ms,
+            migrations,
         })
+    }
+
+    /// Every live migration that switched over, as its source measured it, in order.
+    pub fn migrations(&self) -> Vec<MigrationStats> {
+        self.migrations
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Every QEMU process seen, by VM, in the order they were first seen.
@@ -356,17 +404,14 @@ impl Lab for QemuLab {
     }
 
     fn running_on(&self, vm: &str) -> Option<String> {
-        self.truth
-            .alive()
-            .find(|l| l.vm == vm)
-            .map(|l| l.host.clone())
+        self.truth.running(vm).map(|l| l.host.clone())
     }
 
     fn running(&self, host: &str) -> Vec<String> {
         let mut vms: Vec<String> = self
             .truth
             .alive()
-            .filter(|l| l.host == host)
+            .filter(|l| l.host == host && self.truth.running(&l.vm) == Some(l))
             .map(|l| l.vm.clone())
             .collect();
         vms.sort();

@@ -27,7 +27,7 @@ use plinth_control::{
 };
 use plinth_model::kinds::cluster::ClusterSpec;
 use plinth_model::{Diagnostic, Estate, Severity as DiagSeverity};
-use plinth_proto::Token;
+use plinth_proto::{MigrationStats, Token};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::{DriverConfig, Journal, QemuDriver, Session, wall_clock};
 use plinth_store::SqliteStore;
@@ -910,6 +910,18 @@ impl Journal for ServerJournal {
                 )]);
             }
             _ => {}
+        }
+    }
+
+    fn migrated(&mut self, _: Time, id: CommandId, stats: &MigrationStats) {
+        if let Some(CommandKind::MigrateVm { vm, from, to }) = self.issued.get(&id) {
+            self.record(&[event(
+                &ObjectKey::global(Resource::VirtualMachine, vm),
+                "Migrated",
+                &format!("live-migrated from {from} to {to}: {stats}"),
+                Severity::Normal,
+                Reporter::ControlPlane,
+            )]);
         }
     }
 }

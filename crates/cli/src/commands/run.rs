@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use plinth_control::{
     CommandId, CommandKind, ConditionChange, ControlConfig, ControlEvent, Observation, Ready, Time,
 };
-use plinth_proto::Token;
+use plinth_proto::{MigrationStats, Token};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::{DriverConfig, Journal, Opened, QemuDriver, Session, wall_clock};
 use plinth_store::SqliteStore;
@@ -291,6 +291,13 @@ impl Journal for Progress {
                 self.line(now, &format!("{host} heard (boot {})", boot.0));
             }
             _ => {}
+        }
+    }
+
+    fn migrated(&mut self, now: Time, id: CommandId, stats: &MigrationStats) {
+        if let Some((_, CommandKind::MigrateVm { vm, from, to })) = self.issued.get(&id) {
+            let line = format!("{vm} live-migrated {from} → {to}: {stats}");
+            self.line(now, &line);
         }
     }
 }
