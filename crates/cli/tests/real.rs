@@ -4,7 +4,7 @@
 //!   control-plane members of `apps` on three different hosts; a second `plinth run`
 //!   resumes from its state and converges at once.
 //! - The conformance suite's create / scale / host-failure / partition / control-plane-
-//!   restart bodies, the same as on the simulator (`crates/sim/tests/conformance.rs`), on the
+//!   restart / maintenance bodies, the same as on the simulator (`crates/sim/tests/conformance.rs`), on the
 //!   QEMU driver (four hosts, so a lost host's control-plane member has somewhere to go).
 //! - Fencing trials: a host's link is cut while its VMs run; every VM runs again elsewhere
 //!   exactly once, and its old QEMU process was gone before the new one started.
@@ -24,6 +24,7 @@ use std::sync::Mutex;
 
 use agent_support::{lab_estate, repo, testbed};
 use plinth_conformance::{self as suite, Lab};
+use plinth_model::Estate;
 use plinth_qemu::lab::QemuLab;
 
 static TESTBED: Mutex<()> = Mutex::new(());
@@ -34,11 +35,11 @@ const TRIALS: usize = 20;
 /// Wall-clock cap of one wait of a body: far above what each takes (seconds).
 const CAP_MS: u64 = 180_000;
 
-/// A fresh four-host testbed and a lab over it with both clusters built.
-fn fresh_lab(dir: &Path) -> QemuLab {
+/// A fresh four-host testbed and a lab of `estate` over it with both clusters built.
+fn fresh_lab(dir: &Path, estate: &Estate) -> QemuLab {
     let bed = testbed(dir, "3s");
     bed.run(&["up", "4"]).expect("testbed up 4");
-    let mut lab = QemuLab::new(&lab_estate(true, None), bed, CAP_MS).expect("the lab starts");
+    let mut lab = QemuLab::new(estate, bed, CAP_MS).expect("the lab starts");
     suite::control_plane_spread_by_a_strict_group(&mut lab);
     lab
 }
@@ -47,14 +48,20 @@ fn down(dir: &Path) {
     testbed(dir, "3s").run(&["down"]).expect("testbed down");
 }
 
-/// Runs `body` on a fresh lab, and takes the testbed down whatever happens.
+/// Runs `body` on a fresh lab of `examples/lab` on four hosts, and takes the testbed down
+/// whatever happens.
 fn on_fresh_lab(body: impl FnOnce(&mut QemuLab)) {
+    on_fresh_lab_of(&lab_estate(true, None), body);
+}
+
+/// [`on_fresh_lab`] of another estate.
+fn on_fresh_lab_of(estate: &Estate, body: impl FnOnce(&mut QemuLab)) {
     let _turn = TESTBED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut lab = fresh_lab(dir.path());
+        let mut lab = fresh_lab(dir.path(), estate);
         body(&mut lab);
     }));
     down(dir.path());
@@ -72,6 +79,61 @@ fn conformance_on_the_qemu_driver() {
     on_fresh_lab(suite::host_failure_with_ha_restart);
     on_fresh_lab(suite::host_partition_with_self_fence_and_restart_elsewhere);
     on_fresh_lab(suite::control_plane_restart_mid_rollout);
+}
+
+#[test]
+fn maintenance_moves_vms_by_live_migration_and_drs_brings_them_back() {
+    on_fresh_lab_of(&lab_with_drs(), maintenance_by_live_migration_and_back);
+}
+
+/// `examples/lab` on four hosts with DRS on, every minute (its shortest interval), and
+/// balancing closely: the lab's VMs are small beside its hosts, so an emptied host is off
+/// the mean by less than the default threshold (0.1).
+fn lab_with_drs() -> Estate {
+    let path = repo().join("examples/lab/environment.yaml");
+    let text = std::fs::read_to_string(&path).expect("the lab's Environment");
+    let off = "  drs:\n    enabled: false\n";
+    assert!(
+        text.contains(off),
+        "{} no longer says {off:?}",
+        path.display()
+    );
+    let on = text.replace(
+        off,
+        "  drs:\n    enabled: true\n    interval: 1m\n    threshold: 0.01\n",
+    );
+    lab_estate(true, Some(&on))
+}
+
+/// The suite's maintenance body, then DRS brings VMs back to the maintained host; and what
+/// only a real lab can show: no VM was booted again anywhere (each kept its one QEMU process
+/// until a receiver took it over), and every move was a live migration, each with its
+/// measured switch-over.
+fn maintenance_by_live_migration_and_back(lab: &mut QemuLab) {
+    let before: Vec<String> = lab
+        .lives()
+        .into_iter()
+        .filter(|l| l.alive)
+        .map(|l| l.vm)
+        .collect();
+    suite::host_maintenance_by_live_migration(lab);
+    let hosts = lab.hosts();
+    let emptied: Vec<&String> = hosts.iter().filter(|h| lab.running(h).is_empty()).collect();
+    assert!(!emptied.is_empty(), "the maintained host is empty");
+    let back = lab.run_until(CAP_MS, &|l| {
+        emptied.iter().all(|h| !l.running(h).is_empty())
+    });
+    assert!(back, "DRS moves VMs back to {emptied:?}");
+    let lives = lab.lives();
+    for vm in &before {
+        let booted = lives.iter().filter(|l| &l.vm == vm && !l.incoming).count();
+        assert_eq!(booted, 1, "{vm} was booted again: {lives:?}");
+    }
+    let migrations = lab.migrations();
+    assert!(!migrations.is_empty(), "moved by live migration");
+    for m in &migrations {
+        eprintln!("live migration: {m}");
+    }
 }
 
 #[test]
