@@ -420,4 +420,42 @@ mod tests {
             .expect("registered and started");
         assert_eq!(b.vms()[0].state, VmState::Running);
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_simulated_vm_is_handed_over_by_tcp_and_a_receiver_nobody_sends_to_is_forgotten() {
+        let storage = tempfile::tempdir().expect("tempdir");
+        let host = || {
+            let capacity = Capacity {
+                cpus: 8,
+                memory_mib: 8192,
+            };
+            SimulatedHypervisor::new(Duration::from_millis(1), capacity)
+                .with_storage(storage.path().to_owned())
+        };
+        let (a, b) = (host(), host());
+        let vm = VmName("legacy-0".into());
+        a.create(&spec()).await.expect("made on a");
+        a.start(&vm).await.expect("runs on a");
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let soon = Instant::now() + Duration::from_millis(200);
+        b.receive(&vm, loopback, soon).await.expect("listens");
+        assert_eq!(b.vms()[0].state, VmState::Incoming);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(b.vms().is_empty(), "forgotten at its deadline");
+
+        let later = Instant::now() + Duration::from_secs(30);
+        let to = b.receive(&vm, loopback, later).await.expect("listens");
+        let stats = a.send(&vm, to, later).await.expect("handed over");
+        assert!(stats.transferred_bytes > 0);
+        assert!(a.vms().is_empty(), "gone from a");
+        b.start(&vm).await.expect("Ready on b");
+        let on_b = &b.vms()[0];
+        assert_eq!(on_b.state, VmState::Running);
+        assert!(on_b.guest.as_ref().is_some_and(|g| g.ready));
+        // Sent again, from where it no longer runs: refused.
+        assert!(matches!(
+            a.send(&vm, to, later).await,
+            Err(AgentError::UnknownVm(_))
+        ));
+    }
 }

@@ -7,7 +7,11 @@
 //! 3. HA with the production defaults (heartbeat 1 s, detection 15 s, self-fence 60 s, margin
 //!    10 s): one trial, split by phase.
 //!
-//! `cargo bench -p plinth-cli --bench real` (about 4 minutes on an idle machine).
+//! 4. Live migration on two testbed hosts, at the agents: a 256 MiB guest moved back and forth
+//!    (QEMU's total time and downtime), then a host of 4 such node VMs emptied by 4
+//!    concurrent migrations, timed until all 4 are Ready on the other host.
+//!
+//! `cargo bench -p plinth-cli --bench real` (about 5 minutes on an idle machine).
 
 #![allow(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 
@@ -16,16 +20,18 @@ mod agent_support;
 
 use std::time::{Duration, Instant};
 
-use agent_support::{lab_estate, testbed};
+use agent_support::{command, commands, connect, lab_estate, node_spec, testbed};
 use plinth_conformance::Lab;
 use plinth_control::store::MemoryStore;
 use plinth_control::{Command, CommandId, CommandKind, ControlConfig, Observation, Ready, Time};
-use plinth_proto::Token;
+use plinth_proto::{Action, Outcome, Token, VmName};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::lab::QemuLab;
 use plinth_qemu::{DriverConfig, NoJournal, QemuDriver, wall_clock};
 
 const CONCURRENT: u64 = 20;
+const MIGRATION_TRIALS: usize = 6;
+const EVACUATED: usize = 4;
 const HA_TRIALS: usize = 5;
 const CAP_MS: u64 = 600_000;
 
@@ -159,6 +165,133 @@ fn ha(
     bed.run(&["down"]).expect("testbed down");
 }
 
+/// One agent command's budget in the migration bench.
+const BUDGET: Duration = Duration::from_secs(120);
+
+/// Moves `vm` from the agent on `from` to the one on `to`: receive, send, Ready there.
+async fn migrate_one(
+    from: &mut agent_support::Conn,
+    to: &mut agent_support::Conn,
+    listen: std::net::IpAddr,
+    vm: &VmName,
+    id: &mut u64,
+) -> plinth_proto::MigrationStats {
+    let mut next = || {
+        *id += 1;
+        *id
+    };
+    let receive = Action::ReceiveVm {
+        vm: vm.clone(),
+        listen,
+    };
+    let Outcome::Listening { addr } = command(to, next(), receive, BUDGET).await else {
+        panic!("{vm}: no receiver");
+    };
+    let send = Action::SendVm {
+        vm: vm.clone(),
+        to: addr,
+    };
+    let Outcome::Migrated(stats) = command(from, next(), send, BUDGET).await else {
+        panic!("{vm}: not migrated");
+    };
+    let start = Action::StartVm { vm: vm.clone() };
+    assert_eq!(command(to, next(), start, BUDGET).await, Outcome::Done);
+    stats
+}
+
+/// Live migration on two testbed hosts, straight through their agents.
+fn migrations(dir: &std::path::Path) {
+    let bed = testbed(dir, "600s");
+    bed.run(&["up", "2"]).expect("testbed up 2");
+    let token = Token::new(bed.token().expect("token").trim());
+    let agents = lab_estate(false, None).inventory.spec.agents();
+    let (h1, h2) = (agents["h1"], agents["h2"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut a, _) = connect(h1, &token).await;
+        let (mut b, _) = connect(h2, &token).await;
+        let mut id = 0u64;
+        let vms: Vec<VmName> = (0..EVACUATED)
+            .map(|i| VmName(format!("evac-{i}")))
+            .collect();
+        for vm in &vms {
+            let mut spec = node_spec(&vm.0, &vm.0);
+            spec.memory_mib = 256;
+            id += 2;
+            assert_eq!(command(&mut a, id, Action::CreateVm(spec), BUDGET).await, Outcome::Done);
+            let start = Action::StartVm { vm: vm.clone() };
+            assert_eq!(command(&mut a, id + 1, start, BUDGET).await, Outcome::Done);
+        }
+        println!("Live migration of a 256 MiB guest between two testbed hosts (QEMU under TCG):");
+        for trial in 0..MIGRATION_TRIALS {
+            let started = Instant::now();
+            let stats = if trial % 2 == 0 {
+                migrate_one(&mut a, &mut b, h2.ip(), &vms[0], &mut id).await
+            } else {
+                migrate_one(&mut b, &mut a, h1.ip(), &vms[0], &mut id).await
+            };
+            println!(
+                "  trial {trial}: {stats}; Ready on the target after {}",
+                secs(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+            );
+        }
+        // Every VM on h1 again: empty it onto h2, all at once.
+        let started = Instant::now();
+        let mut step = |actions: Vec<Action>| {
+            actions
+                .into_iter()
+                .map(|a| {
+                    id += 1;
+                    (id, a)
+                })
+                .collect::<Vec<_>>()
+        };
+        let receive = step(
+            vms.iter()
+                .map(|vm| Action::ReceiveVm {
+                    vm: vm.clone(),
+                    listen: h2.ip(),
+                })
+                .collect(),
+        );
+        let listening = commands(&mut b, receive, BUDGET).await;
+        let send = step(
+            vms.iter()
+                .zip(listening.values())
+                .map(|(vm, outcome)| match outcome {
+                    Outcome::Listening { addr } => Action::SendVm {
+                        vm: vm.clone(),
+                        to: *addr,
+                    },
+                    other => panic!("{vm}: no receiver: {other:?}"),
+                })
+                .collect(),
+        );
+        let sent = commands(&mut a, send, BUDGET).await;
+        let start = step(
+            vms.iter()
+                .map(|vm| Action::StartVm { vm: vm.clone() })
+                .collect(),
+        );
+        let ready = commands(&mut b, start, BUDGET).await;
+        assert!(ready.values().all(|o| *o == Outcome::Done), "{ready:?}");
+        println!(
+            "Evacuation of a host with {EVACUATED} node VMs (256 MiB each) by concurrent live migrations: all Ready on the other host after {}",
+            secs(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+        );
+        for outcome in sent.values() {
+            match outcome {
+                Outcome::Migrated(stats) => println!("  {stats}"),
+                other => panic!("not migrated: {other:?}"),
+            }
+        }
+    });
+    bed.run(&["down"]).expect("testbed down");
+}
+
 fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: minutes of real VMs are
     // for `cargo bench` only.
@@ -166,6 +299,7 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    migrations(dir.path());
     concurrent_creations(dir.path());
     ha(
         dir.path(),

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 #[cfg(feature = "etcd")]
 use std::path::PathBuf;
@@ -998,4 +999,68 @@ fn an_upgrade_and_a_drs_pass_are_planned_by_the_service_as_on_the_directory_and_
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("no machine is replaced"), "{out}");
+}
+
+#[test]
+fn a_maintenance_moves_vms_by_live_migration_through_the_agents_and_records_each_switch_over() {
+    // Three hosts in one zone: a worker may go to any of them.
+    let racks = ["name: ra", "name: rb", "name: rc"];
+    let estate = common::estates::estate(&racks, ["ra", "rb", "rc"], 1, "");
+    let estate = estate.path().to_str().expect("utf-8 path");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = Served::up(dir.path(), 17_800, estate, &[estate]);
+    let (server, operator, reader) = (&svc.server, svc.operator.as_path(), svc.reader.as_path());
+    let vms = listed(server, reader, "vms");
+    let host_of = |vm: &serde_json::Value| vm["status"]["host"].as_str().map(str::to_owned);
+    let member = vms
+        .iter()
+        .find(|v| v["metadata"]["name"] == "solo-cp-0")
+        .and_then(host_of)
+        .expect("the control-plane member runs");
+    // A host of workers only: its maintenance moves them, and etcd is not touched.
+    let (host, moving): (String, Vec<String>) = vms
+        .iter()
+        .filter_map(|v| Some((host_of(v)?, v["metadata"]["name"].as_str()?.to_owned())))
+        .filter(|(h, _)| *h != member)
+        .fold(BTreeMap::<String, Vec<String>>::new(), |mut by, (h, vm)| {
+            by.entry(h).or_default().push(vm);
+            by
+        })
+        .into_iter()
+        .max_by_key(|(_, vms)| vms.len())
+        .expect("a host of workers");
+    let (code, _, err) = cli(server, operator, &["maintenance", "--host", &host]);
+    assert_eq!(code, 0, "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let migrated = loop {
+        let events = listed(server, reader, "events");
+        let migrated: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| e["reason"] == "Migrated")
+            .cloned()
+            .collect();
+        if migrated.len() >= moving.len() {
+            break migrated;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host}'s VMs {moving:?} were not all migrated: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for vm in &moving {
+        let event = migrated
+            .iter()
+            .find(|e| e["involvedObject"]["name"] == vm.as_str())
+            .unwrap_or_else(|| panic!("no Migrated event of {vm}: {migrated:#?}"));
+        let message = event["message"].as_str().expect("a message");
+        assert!(
+            message.starts_with(&format!("live-migrated from {host} to "))
+                && message.contains("paused"),
+            "{message}"
+        );
+    }
+    // The host comes back at once (a simulated host needs no reboot), and DRS may move VMs
+    // back to it: the cluster stays Ready throughout.
+    svc.wait_ready();
 }

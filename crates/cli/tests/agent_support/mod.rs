@@ -182,25 +182,42 @@ fn unix_ms() -> u64 {
 /// Sends a command with `budget` and waits for its completion, sending heartbeats meanwhile
 /// (as a control plane does) so the agent does not self-fence.
 pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration) -> Outcome {
-    let cmd = ToAgent::Command(Cmd {
-        id: CommandId(id),
-        deadline_unix_ms: unix_ms() + budget.as_millis() as u64,
-        action,
-    });
-    conn.send(&cmd).await.expect("sends");
+    let mut outcomes = commands(conn, vec![(id, action)], budget).await;
+    outcomes.remove(&id).expect("answered")
+}
+
+/// Sends several commands at once, each with `budget`, and waits for all their completions
+/// (heartbeating meanwhile); the outcomes by id.
+pub(crate) async fn commands(
+    conn: &mut Conn,
+    actions: Vec<(u64, Action)>,
+    budget: Duration,
+) -> std::collections::BTreeMap<u64, Outcome> {
+    let mut waiting = std::collections::BTreeSet::new();
+    for (id, action) in actions {
+        let cmd = ToAgent::Command(Cmd {
+            id: CommandId(id),
+            deadline_unix_ms: unix_ms() + budget.as_millis() as u64,
+            action,
+        });
+        conn.send(&cmd).await.expect("sends");
+        waiting.insert(id);
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
+    while !waiting.is_empty() {
         tokio::select! {
             msg = conn.recv::<FromAgent>() => {
                 if let FromAgent::Completion(c) = msg.expect("agent answers")
-                    && c.id == CommandId(id)
+                    && waiting.remove(&c.id.0)
                 {
-                    return c.outcome;
+                    outcomes.insert(c.id.0, c.outcome);
                 }
             }
             _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
         }
     }
+    outcomes
 }
 
 /// Waits (heartbeating) for an inventory that satisfies `pred`.
