@@ -212,6 +212,16 @@ impl QemuHypervisor {
             let pid = read_number(&paths.pid())
                 .await
                 .filter(|&p| is_our_qemu(p, &paths));
+            if let Some(pid) = pid
+                && still_receiving(pid, &paths).await
+            {
+                // A receiver whose command died with the previous agent: its sender's
+                // migration fails and the VM runs on there.
+                tracing::warn!(vm = %spec.name, pid, "ending a live migration's receiver left by the previous agent");
+                kill(pid);
+                let _ = tokio::fs::remove_dir_all(&paths.run).await;
+                continue;
+            }
             let name = spec.name.clone();
             let mut record = VmRecord::new(spec);
             if let Some(generation) = read_number(&paths.generation()).await {
@@ -890,6 +900,19 @@ fn is_our_qemu(pid: u32, paths: &VmPaths) -> bool {
         && cmdline
             .split(|&b| b == 0)
             .any(|arg| String::from_utf8_lossy(arg).contains(&needle))
+}
+
+/// Whether `pid` was started as a live migration's receiver and has not taken over its VM.
+async fn still_receiving(pid: u32, paths: &VmPaths) -> bool {
+    let receiver = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"-incoming"));
+    if !receiver {
+        return false;
+    }
+    match crate::qmp::Qmp::connect(&paths.qmp()).await {
+        Ok(mut qmp) => qmp.status().await.is_ok_and(|s| s.status == "inmigrate"),
+        Err(_) => false,
+    }
 }
 
 fn kill(pid: u32) {

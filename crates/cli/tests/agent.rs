@@ -234,7 +234,7 @@ fn a_running_vm_live_migrates_to_another_host_and_a_failed_migration_leaves_it_w
     ];
     let (addr_a, addr_b) = (free_addr(), free_addr());
     let a = Agent::start(&dir.path().join("a"), addr_a, &args);
-    let b = Agent::start(&dir.path().join("b"), addr_b, &args);
+    let mut b = Agent::start(&dir.path().join("b"), addr_b, &args);
     let vm = VmName("vm-m".into());
     rt().block_on(async {
         let (mut on_a, _) = connect(addr_a, &a.token).await;
@@ -284,6 +284,22 @@ fn a_running_vm_live_migrates_to_another_host_and_a_failed_migration_leaves_it_w
             panic!("the receiver listens");
         };
         wait_inventory(&mut on_b, BOOT, |i| i.vms.is_empty()).await;
+
+        // A receiver whose agent restarts is ended by the new agent (its command died with
+        // the old one), not taken for a running VM.
+        let Outcome::Listening { .. } = command(&mut on_b, 40, receive.clone(), BOOT).await else {
+            panic!("the receiver listens");
+        };
+        let inv = wait_inventory(&mut on_b, BOOT, |i| i.vms.len() == 1).await;
+        assert_eq!(inv.vms[0].state, VmState::Incoming);
+        let receiver = inv.vms[0].pid.expect("the receiver's pid");
+        drop(on_b);
+        b.kill();
+        b = Agent::start(&dir.path().join("b"), addr_b, &args);
+        let (again, inv) = connect(addr_b, &b.token).await;
+        assert!(inv.vms.is_empty(), "{inv:?}");
+        assert!(!alive(receiver), "the orphaned receiver was ended");
+        on_b = again;
 
         // The migration: the receiver listens, the source sends, the target runs it.
         let Outcome::Listening { addr } = command(&mut on_b, 5, receive, BOOT).await else {
