@@ -36,8 +36,8 @@ pub trait Hypervisor: Send + Sync + 'static {
     ) -> impl Future<Output = Result<SocketAddr, AgentError>> + Send;
     /// Live-migrates the running `vm` to the receiver at `to`; returns once the receiver
     /// took over and the VM is gone from this host. When it fails (or `deadline` comes
-    /// first, and it is cancelled) the VM runs on here and the error is
-    /// [`AgentError::NotMigrated`].
+    /// first, and it is cancelled) and the VM runs on here, the error is
+    /// [`AgentError::NotMigrated`]; any other error leaves where it runs unknown.
     fn send(
         &self,
         vm: &VmName,

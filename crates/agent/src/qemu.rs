@@ -38,6 +38,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 const MIGRATION_POLL: Duration = Duration::from_millis(20);
 /// How often a receiver is asked whether it took over.
 const INCOMING_POLL: Duration = Duration::from_millis(50);
+/// The longest one such look may take.
+const INCOMING_LOOK: Duration = Duration::from_secs(2);
 /// A migration still under way this long before its command's deadline is cancelled, so the
 /// answer (the VM runs on its source) comes before the deadline.
 const CANCEL_MARGIN: Duration = Duration::from_secs(2);
@@ -213,11 +215,9 @@ impl QemuHypervisor {
                 .await
                 .filter(|&p| is_our_qemu(p, &paths));
             if let Some(pid) = pid
-                && still_receiving(pid, &paths).await
+                && left_by_a_migration(&paths).await
             {
-                // A receiver whose command died with the previous agent: its sender's
-                // migration fails and the VM runs on there.
-                tracing::warn!(vm = %spec.name, pid, "ending a live migration's receiver left by the previous agent");
+                tracing::warn!(vm = %spec.name, pid, "ending a QEMU process a live migration left behind (a receiver that never took over, or a source whose VM runs elsewhere)");
                 kill(pid);
                 let _ = tokio::fs::remove_dir_all(&paths.run).await;
                 continue;
@@ -268,6 +268,7 @@ impl QemuHypervisor {
     /// Makes the receiver of a launched `-incoming defer` process listen on `listen`; where.
     async fn listen_incoming(&self, vm: &VmName, listen: IpAddr) -> Result<SocketAddr, String> {
         let mut qmp = crate::qmp::Qmp::connect(&self.paths(vm).qmp()).await?;
+        qmp.execute(crate::qmp::QmpCommand::return_path()).await?;
         let uri = crate::qmp::tcp_uri(SocketAddr::new(listen, 0));
         qmp.execute(crate::qmp::QmpCommand::MigrateIncoming { uri })
             .await?;
@@ -285,20 +286,34 @@ impl QemuHypervisor {
         let paths = self.paths(vm);
         let vm = vm.clone();
         tokio::spawn(async move {
+            // One session per look, bounded: QMP serves one client at a time, and a stop may
+            // want it.
+            let running = || async {
+                let look = async {
+                    let mut qmp = crate::qmp::Qmp::connect(&paths.qmp()).await.ok()?;
+                    qmp.status().await.ok()
+                };
+                tokio::time::timeout(INCOMING_LOOK, look)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.status == "running")
+            };
             let took_over = loop {
                 if !process_alive(pid) {
                     break false;
                 }
+                if running().await {
+                    break true;
+                }
                 if Instant::now() >= deadline {
+                    // It may have switched over since the last look.
+                    if running().await {
+                        break true;
+                    }
                     tracing::warn!(vm = %vm, "the receiver got nothing by its deadline; ending it");
                     kill(pid);
                     break false;
-                }
-                // A session per look: QMP serves one client at a time, and a stop may want it.
-                if let Ok(mut qmp) = crate::qmp::Qmp::connect(&paths.qmp()).await
-                    && qmp.status().await.is_ok_and(|s| s.status == "running")
-                {
-                    break true;
                 }
                 tokio::time::sleep(INCOMING_POLL).await;
             };
@@ -315,8 +330,8 @@ impl QemuHypervisor {
                     .get(&vm)
                     .is_some_and(|r| r.pid == Some(pid) && r.state == VmState::Incoming);
                 if ours {
-                    table.remove(&vm);
                     let _ = tokio::fs::remove_dir_all(&paths.run).await;
+                    table.remove(&vm);
                 }
             }
         });
@@ -593,8 +608,8 @@ impl Hypervisor for QemuHypervisor {
         };
         // Switched over: the receiver runs the VM; this copy stays paused until it ends.
         self.kill_and_wait(vm, pid).await;
-        self.table.remove(vm);
         let _ = tokio::fs::remove_dir_all(&self.paths(vm).run).await;
+        self.table.remove(vm);
         tracing::info!(vm = %vm, %to, total_ms = stats.total_ms, downtime_ms = stats.downtime_ms, "live-migrated away");
         Ok(stats)
     }
@@ -660,7 +675,11 @@ async fn migrate(
         detail,
     };
     let uri = crate::qmp::tcp_uri(to);
-    // Refused at once (no receiver there, a bad address): nothing started.
+    // Refused at once (a bad address): nothing started. A receiver that is not there shows
+    // later, as the `failed` status.
+    qmp.execute(QmpCommand::return_path())
+        .await
+        .map_err(not_migrated)?;
     qmp.execute(QmpCommand::Migrate { uri })
         .await
         .map_err(not_migrated)?;
@@ -902,15 +921,16 @@ fn is_our_qemu(pid: u32, paths: &VmPaths) -> bool {
             .any(|arg| String::from_utf8_lossy(arg).contains(&needle))
 }
 
-/// Whether `pid` was started as a live migration's receiver and has not taken over its VM.
-async fn still_receiving(pid: u32, paths: &VmPaths) -> bool {
-    let receiver = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"-incoming"));
-    if !receiver {
-        return false;
-    }
+/// Whether a VM's QEMU process is one a live migration left behind when the agent that ran
+/// it ended: a receiver that never took over (`inmigrate`: its command died with the agent,
+/// and its sender's migration fails) or a source whose VM now runs on its target
+/// (`postmigrate`).
+async fn left_by_a_migration(paths: &VmPaths) -> bool {
     match crate::qmp::Qmp::connect(&paths.qmp()).await {
-        Ok(mut qmp) => qmp.status().await.is_ok_and(|s| s.status == "inmigrate"),
+        Ok(mut qmp) => qmp
+            .status()
+            .await
+            .is_ok_and(|s| matches!(s.status.as_str(), "inmigrate" | "postmigrate")),
         Err(_) => false,
     }
 }

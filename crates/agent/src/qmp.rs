@@ -7,6 +7,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+/// How long a QMP session may take to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The QMP commands the agent sends.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "execute", content = "arguments")]
@@ -20,6 +23,14 @@ pub(crate) enum QmpCommand {
     /// Ends the process at once.
     #[serde(rename = "quit")]
     Quit,
+    /// Turns on the return path: the source completes only once the receiver has loaded the
+    /// VM's state and says so, so a receiver that fails to load it leaves the source running.
+    /// Set on both sides before the migration.
+    #[serde(rename = "migrate-set-capabilities")]
+    ReturnPath {
+        /// `[{"capability": "return-path", "state": true}]`.
+        capabilities: [Capability; 1],
+    },
     /// Listens for an incoming migration (a process started with `-incoming defer`).
     #[serde(rename = "migrate-incoming")]
     MigrateIncoming {
@@ -38,6 +49,25 @@ pub(crate) enum QmpCommand {
     /// The migration's state, on either side.
     #[serde(rename = "query-migrate")]
     QueryMigrate,
+}
+
+/// One migration capability's state.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Capability {
+    capability: &'static str,
+    state: bool,
+}
+
+impl QmpCommand {
+    /// [`QmpCommand::ReturnPath`].
+    pub(crate) fn return_path() -> Self {
+        Self::ReturnPath {
+            capabilities: [Capability {
+                capability: "return-path",
+                state: true,
+            }],
+        }
+    }
 }
 
 /// A QMP `tcp:` URI of `addr` (`[…]` around an IPv6 host, as QEMU parses it).
@@ -152,17 +182,29 @@ pub(crate) struct Qmp {
 
 impl Qmp {
     /// Connects and negotiates capabilities.
+    /// QEMU serves one monitor client at a time: a second one waits, unanswered, for the
+    /// first to leave. Past [`CONNECT_TIMEOUT`] it gives up rather than wait for ever.
     pub(crate) async fn connect(socket: &Path) -> Result<Self, String> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| format!("connect {}: {e}", socket.display()))?;
-        let (r, w) = stream.into_split();
-        let mut qmp = Self {
-            reader: BufReader::new(r),
-            writer: w,
+        let session = async {
+            let stream = UnixStream::connect(socket)
+                .await
+                .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+            let (r, w) = stream.into_split();
+            let mut qmp = Self {
+                reader: BufReader::new(r),
+                writer: w,
+            };
+            qmp.execute(QmpCommand::Capabilities).await?;
+            Ok(qmp)
         };
-        qmp.execute(QmpCommand::Capabilities).await?;
-        Ok(qmp)
+        tokio::time::timeout(CONNECT_TIMEOUT, session)
+            .await
+            .map_err(|_| {
+                format!(
+                    "{}: no QMP greeting within {CONNECT_TIMEOUT:?} (another client holds the monitor?)",
+                    socket.display()
+                )
+            })?
     }
 
     /// Sends a command and waits for its return value, skipping events and the greeting.
@@ -226,6 +268,10 @@ mod tests {
         assert_eq!(
             json(QmpCommand::Migrate { uri: tcp_uri(to) }),
             r#"{"execute":"migrate","arguments":{"uri":"tcp:10.77.0.12:41000"}}"#
+        );
+        assert_eq!(
+            json(QmpCommand::return_path()),
+            r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"return-path","state":true}]}}"#
         );
         let v6 = "[::1]:0".parse().expect("address");
         assert_eq!(tcp_uri(v6), "tcp:[::1]:0");

@@ -288,10 +288,23 @@ impl Hypervisor for SimulatedHypervisor {
             return Err(not_migrated("it does not run on this host".into()));
         }
         let started = Instant::now();
-        let handed = tokio::time::timeout_at(deadline, hand_over(vm, to))
-            .await
-            .map_err(|_| not_migrated("its deadline came".into()))?
-            .map_err(|e| not_migrated(e.to_string()))?;
+        let handed = match tokio::time::timeout_at(deadline, hand_over(vm, to)).await {
+            Ok(Ok(handed)) => handed,
+            Ok(Err(HandOverError::NotSent(e))) => return Err(not_migrated(e.to_string())),
+            // Named to the receiver, which may have taken it over: nobody knows where it runs.
+            Ok(Err(HandOverError::Unacknowledged(e))) => {
+                return Err(AgentError::Vm {
+                    vm: vm.clone(),
+                    detail: format!("handed over with no acknowledgement: {e}"),
+                });
+            }
+            Err(_) => {
+                return Err(AgentError::Vm {
+                    vm: vm.clone(),
+                    detail: "its deadline came during the hand-over".into(),
+                });
+            }
+        };
         self.table.remove(vm);
         Ok(MigrationStats {
             total_ms: millis(started.elapsed()),
@@ -344,10 +357,18 @@ async fn take_over(
             "a sender offered {line:?}, not {vm}"
         )));
     }
+    // Stopped or fenced meanwhile: it does not take the VM over.
+    let mut taken = false;
     table.update(vm, true, |r| {
-        r.state = VmState::Running;
-        r.guest = Some(status);
+        if r.state == VmState::Incoming {
+            r.state = VmState::Running;
+            r.guest = Some(status);
+            taken = true;
+        }
     });
+    if !taken {
+        return Err(std::io::Error::other("the receiver was stopped"));
+    }
     w.write_all(b"ok\n").await
 }
 
@@ -359,17 +380,34 @@ struct Handed {
     bytes: u64,
 }
 
+/// Why a simulated hand-over failed: before the receiver was named the VM (nothing
+/// changed), or after (the receiver may have taken it over).
+enum HandOverError {
+    NotSent(std::io::Error),
+    Unacknowledged(std::io::Error),
+}
+
 /// The sender's side of [`take_over`].
-async fn hand_over(vm: &VmName, to: SocketAddr) -> std::io::Result<Handed> {
-    let stream = TcpStream::connect(to).await?;
+async fn hand_over(vm: &VmName, to: SocketAddr) -> Result<Handed, HandOverError> {
+    let stream = TcpStream::connect(to)
+        .await
+        .map_err(HandOverError::NotSent)?;
     let (r, mut w) = stream.into_split();
     let line = format!("{vm}\n");
     let paused = Instant::now();
-    w.write_all(line.as_bytes()).await?;
+    w.write_all(line.as_bytes())
+        .await
+        .map_err(HandOverError::Unacknowledged)?;
     let mut ack = String::new();
-    BufReader::new(r).take(16).read_line(&mut ack).await?;
+    BufReader::new(r)
+        .take(16)
+        .read_line(&mut ack)
+        .await
+        .map_err(HandOverError::Unacknowledged)?;
     if ack.trim_end() != "ok" {
-        return Err(std::io::Error::other("the receiver did not take it over"));
+        return Err(HandOverError::Unacknowledged(std::io::Error::other(
+            "the receiver did not take it over",
+        )));
     }
     Ok(Handed {
         pause: paused.elapsed(),

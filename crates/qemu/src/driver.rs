@@ -106,6 +106,9 @@ struct InFlight {
     then: VecDeque<Step>,
     /// Whether an earlier action of the same control command already took effect.
     changed: bool,
+    /// Whether the action in flight is a `sendVm`: its refusal leaves everything as before
+    /// the command (the VM runs on its source; the receiver ends by itself at the deadline).
+    sending: bool,
     deadline: u64,
 }
 
@@ -482,9 +485,11 @@ impl QemuDriver {
             }
         };
         let error = match failed {
-            proto::CommandError::Refused { reason } if f.changed => CommandError::OutcomeUnknown {
-                reason: format!("a later step was refused: {reason}"),
-            },
+            proto::CommandError::Refused { reason } if f.changed && !f.sending => {
+                CommandError::OutcomeUnknown {
+                    reason: format!("a later step was refused: {reason}"),
+                }
+            }
             proto::CommandError::Refused { reason } => CommandError::Refused { reason },
             proto::CommandError::TimedOut => CommandError::TimedOut,
             proto::CommandError::OutcomeUnknown { reason } => {
@@ -511,6 +516,7 @@ impl QemuDriver {
     /// Sends one agent action of a control command to `host`, or answers it `unreachable`.
     fn send_action(&mut self, now: Time, mut f: InFlight, host: String, action: Action) {
         f.host = host;
+        f.sending = matches!(action, Action::SendVm { .. });
         let Some(link) = self.hosts.get(&f.host).filter(|l| l.connected) else {
             let error = if f.changed {
                 CommandError::OutcomeUnknown {
@@ -549,6 +555,7 @@ impl QemuDriver {
                     control: command.id,
                     then: then.into(),
                     changed: false,
+                    sending: false,
                     deadline,
                 },
                 first,

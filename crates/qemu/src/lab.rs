@@ -205,11 +205,12 @@ impl Truth {
         self.lives.values().filter(|l| l.alive)
     }
 
-    /// The process that runs `vm`: while a live migration's receiver waits, its source.
+    /// The process that runs `vm`: the oldest alive (while a live migration's receiver
+    /// waits, its source is older).
     fn running(&self, vm: &str) -> Option<&Life> {
         self.alive()
             .filter(|l| l.vm == vm)
-            .min_by_key(|l| l.incoming)
+            .min_by_key(|l| l.first_seen)
     }
 }
 
