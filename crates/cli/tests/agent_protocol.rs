@@ -70,14 +70,14 @@ fn malformed_and_unauthenticated_frames_are_refused_and_the_agent_keeps_serving(
         })
         .await;
         refused_after(&agent, async |c| {
-            c.send_raw(br#"{"version":1,"token":"guess","body":{"type":"heartbeat"}}"#.to_vec())
+            c.send_raw(br#"{"version":2,"token":"guess","body":{"type":"heartbeat"}}"#.to_vec())
                 .await
                 .expect("sends")
         })
         .await;
         refused_after(&agent, async |c| {
             c.send_raw(
-                br#"{"version":1,"token":"test-token","body":{"type":"formatDisk"}}"#.to_vec(),
+                br#"{"version":2,"token":"test-token","body":{"type":"formatDisk"}}"#.to_vec(),
             )
             .await
             .expect("sends")
