@@ -552,12 +552,7 @@ impl Hypervisor for QemuHypervisor {
             Some(r) => r,
             None => self.register(vm).await?,
         };
-        if record.state != VmState::Stopped {
-            return Err(AgentError::NotMigrated {
-                vm: vm.clone(),
-                detail: format!("this host has it {:?} already", record.state),
-            });
-        }
+        record.receivable()?;
         let pid = self.launch(&record.spec, &["-incoming", "defer"]).await?;
         let addr = match self.listen_incoming(vm, listen).await {
             Ok(addr) => addr,
@@ -590,12 +585,11 @@ impl Hypervisor for QemuHypervisor {
             .table
             .get(vm)
             .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
-        let (VmState::Running, Some(pid)) = (record.state, record.pid) else {
-            return Err(AgentError::NotMigrated {
-                vm: vm.clone(),
-                detail: "it does not run on this host".into(),
-            });
-        };
+        record.sendable()?;
+        let pid = record.pid.ok_or_else(|| AgentError::Vm {
+            vm: vm.clone(),
+            detail: "running with no QEMU pid recorded".into(),
+        })?;
         let qmp_error = |detail| AgentError::Qmp {
             vm: vm.clone(),
             detail,

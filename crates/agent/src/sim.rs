@@ -229,12 +229,7 @@ impl Hypervisor for SimulatedHypervisor {
         deadline: Instant,
     ) -> Result<SocketAddr, AgentError> {
         let record = self.record(vm).await?;
-        if record.state != VmState::Stopped {
-            return Err(AgentError::NotMigrated {
-                vm: vm.clone(),
-                detail: format!("this host has it {:?} already", record.state),
-            });
-        }
+        record.receivable()?;
         let listener = TcpListener::bind(SocketAddr::new(listen, 0))
             .await
             .map_err(|source| AgentError::Listen {
@@ -284,9 +279,7 @@ impl Hypervisor for SimulatedHypervisor {
             vm: vm.clone(),
             detail,
         };
-        if record.state != VmState::Running {
-            return Err(not_migrated("it does not run on this host".into()));
-        }
+        record.sendable()?;
         let started = Instant::now();
         let handed = match tokio::time::timeout_at(deadline, hand_over(vm, to)).await {
             Ok(Ok(handed)) => handed,

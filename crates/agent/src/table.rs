@@ -8,6 +8,8 @@ use plinth_proto::guest::GuestStatus;
 use plinth_proto::{Generation, VmName, VmReport, VmSpec, VmState};
 use tokio::sync::watch;
 
+use crate::error::AgentError;
+
 /// One VM's record.
 #[derive(Debug, Clone)]
 pub(crate) struct VmRecord {
@@ -27,6 +29,29 @@ impl VmRecord {
             pid: None,
             guest: None,
         }
+    }
+
+    /// Whether this host may receive the VM by live migration: it has no copy of it running
+    /// or receiving.
+    pub(crate) fn receivable(&self) -> Result<(), AgentError> {
+        if self.state == VmState::Stopped {
+            return Ok(());
+        }
+        Err(AgentError::NotMigrated {
+            vm: self.spec.name.clone(),
+            detail: format!("this host has it {:?} already", self.state),
+        })
+    }
+
+    /// Whether this host may send the VM by live migration: it runs it.
+    pub(crate) fn sendable(&self) -> Result<(), AgentError> {
+        if self.state == VmState::Running {
+            return Ok(());
+        }
+        Err(AgentError::NotMigrated {
+            vm: self.spec.name.clone(),
+            detail: "it does not run on this host".into(),
+        })
     }
 
     fn report(&self) -> VmReport {
