@@ -13,7 +13,9 @@ use plinth_proto::{
     Action, AdminRequest, BootId, Command, CommandError, CommandId, Completion, Connection,
     FromAgent, Heartbeat, HostName, Inventory, Outcome, ProtoError, ToAgent, Token,
 };
-use tokio::net::{TcpListener, TcpStream};
+use plinth_tls::{HANDSHAKE_TIMEOUT, ServerConfig, TlsAcceptor};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -40,6 +42,9 @@ pub struct AgentConfig {
     pub boot_id_file: Option<PathBuf>,
     /// The simulated agent's fault interface (`plinth agent --simulated` only).
     pub admin_listen: Option<SocketAddr>,
+    /// Mutual TLS on the control-plane listener: the agent's certificate, and the
+    /// authority a control plane's client certificate must come from. None: plain TCP.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 /// State shared by the connections.
@@ -130,7 +135,12 @@ pub async fn serve<H: Hypervisor>(config: AgentConfig, hv: Arc<H>) -> Result<(),
         None => None,
     };
     let boot = boot_id(config.boot_id_file.as_ref(), hv.as_ref()).await;
-    tracing::info!(host = %config.host, listen = %config.listen, boot_id = %boot, vms = hv.vms().len(), "agent serving");
+    tracing::info!(host = %config.host, listen = %config.listen, tls = config.tls.is_some(), boot_id = %boot, vms = hv.vms().len(), "agent serving");
+    if config.tls.is_none() {
+        tracing::warn!(
+            "serving the control plane without TLS: whoever learns the token can command this host's VMs; give --tls-cert, --tls-key and --tls-client-ca"
+        );
+    }
     let shared = Arc::new(Shared {
         boot_id: Mutex::new(boot),
         last_contact: watch::Sender::new(Instant::now()),
@@ -154,7 +164,24 @@ pub async fn serve<H: Hypervisor>(config: AgentConfig, hv: Arc<H>) -> Result<(),
         }
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            match connection(stream, &shared).await {
+            let ended = match shared.config.tls.clone() {
+                None => connection(stream, &shared).await,
+                Some(tls) => {
+                    let handshake = TlsAcceptor::from(tls).accept(stream);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => connection(stream, &shared).await,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "refused a peer: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "refused a peer: no TLS handshake within {} s", HANDSHAKE_TIMEOUT.as_secs());
+                            return;
+                        }
+                    }
+                }
+            };
+            match ended {
                 Ok(()) => tracing::info!(%peer, "control plane disconnected"),
                 Err(e) => tracing::warn!(%peer, error = %e, "connection ended"),
             }
@@ -193,8 +220,8 @@ async fn watchdog<H: Hypervisor>(shared: Arc<Shared<H>>) {
 }
 
 /// One control-plane connection: frames in, completions, heartbeats and inventories out.
-async fn connection<H: Hypervisor>(
-    stream: TcpStream,
+async fn connection<H: Hypervisor, S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     shared: &Arc<Shared<H>>,
 ) -> Result<(), ProtoError> {
     let mut conn = Connection::new(stream, shared.config.token.clone());

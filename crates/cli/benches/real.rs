@@ -20,7 +20,7 @@ mod agent_support;
 
 use std::time::{Duration, Instant};
 
-use agent_support::{command, commands, connect, lab_estate, node_spec, testbed};
+use agent_support::{command, commands, connect_over, lab_estate, node_spec, testbed};
 use plinth_conformance::Lab;
 use plinth_control::store::MemoryStore;
 use plinth_control::{Command, CommandId, CommandKind, ControlConfig, Observation, Ready, Time};
@@ -66,6 +66,7 @@ fn concurrent_creations(dir: &std::path::Path) {
     let config = DriverConfig {
         agents,
         token: Token::new(&token),
+        tls: Some(bed.tls().expect("TLS certificates")),
         heartbeat: Duration::from_millis(500),
         deadlines,
         pools: Pools::of(&estate),
@@ -210,9 +211,10 @@ fn migrations(dir: &std::path::Path) {
         .enable_all()
         .build()
         .expect("runtime");
+    let tls = bed.tls().expect("TLS certificates");
     rt.block_on(async {
-        let (mut a, _) = connect(h1, &token).await;
-        let (mut b, _) = connect(h2, &token).await;
+        let (mut a, _) = connect_over(h1, &token, Some(&tls)).await;
+        let (mut b, _) = connect_over(h2, &token, Some(&tls)).await;
         let mut id = 0u64;
         let vms: Vec<VmName> = (0..EVACUATED)
             .map(|i| VmName(format!("evac-{i}")))

@@ -174,3 +174,202 @@ fn a_simulated_host_can_be_cut_off_and_killed_on_demand() {
         drop(conn.send(&ToAgent::Heartbeat).await);
     });
 }
+
+/// `plinth certs ARGS`: exit code and standard error.
+fn certs(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("certs")
+        .args(args)
+        .output()
+        .expect("plinth certs runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A TLS client of `addr` that trusts `ca` and presents `client` (certificate, key), if
+/// any, expecting a certificate for `name`: the first frame it receives with `token`.
+async fn first_frame_over_tls(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    name: std::net::IpAddr,
+    token: &Token,
+) -> Result<Connection<plinth_tls::client::TlsStream<TcpStream>>, String> {
+    use std::sync::Arc;
+    let config = match client {
+        Some((cert, key)) => plinth_tls::LinkFiles {
+            ca: ca.to_owned(),
+            cert,
+            key,
+        }
+        .control_plane_config()
+        .expect("client config"),
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in plinth_tls::read_chain(ca).expect("ca") {
+                roots.add(cert).expect("root");
+            }
+            Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+            )
+        }
+    };
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let stream = plinth_tls::TlsConnector::from(config)
+        .connect(plinth_tls::ServerName::IpAddress(name.into()), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let mut conn = Connection::new(stream, token.clone());
+    match tokio::time::timeout(Duration::from_secs(5), conn.recv::<FromAgent>()).await {
+        Ok(Ok(FromAgent::Inventory(_))) => Ok(conn),
+        Ok(Ok(other)) => Err(format!("unexpected first frame {other:?}")),
+        Ok(Err(e)) => Err(format!("refused: {e}")),
+        Err(_) => Err("no frame within 5 s".into()),
+    }
+}
+
+#[test]
+fn with_tls_an_agent_serves_only_a_control_plane_its_authority_vouches_for_and_with_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tls, other) = (dir.path().join("tls"), dir.path().join("other"));
+    let ok = certs(&[
+        tls.as_os_str(),
+        "--control-plane".as_ref(),
+        "--agent".as_ref(),
+        "h1=127.0.0.1".as_ref(),
+    ]);
+    assert_eq!(ok.0, 0, "{}", ok.1);
+    let ok = certs(&[other.as_os_str(), "--control-plane".as_ref()]);
+    assert_eq!(ok.0, 0, "{}", ok.1);
+    // Bad input names the flag and the fix.
+    let (code, err) = certs(&[tls.as_os_str(), "--agent".as_ref(), "h1".as_ref()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("HOST=IP"), "{err}");
+    let (code, err) = certs(&[tls.as_os_str()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--control-plane, --agent"), "{err}");
+
+    let agent_files = |f: &str| tls.join("agents").join(f);
+    let agent = Agent::start(
+        &dir.path().join("h1"),
+        free_addr(),
+        &[
+            "--simulated".as_ref(),
+            "--tls-cert".as_ref(),
+            agent_files("h1.crt").as_os_str(),
+            "--tls-key".as_ref(),
+            agent_files("h1.key").as_os_str(),
+            "--tls-client-ca".as_ref(),
+            tls.join("ca.crt").as_os_str(),
+        ]
+        .map(|a: &std::ffi::OsStr| a.to_str().expect("utf-8")),
+    );
+    let ours = Some((tls.join("control-plane.crt"), tls.join("control-plane.key")));
+    let theirs = Some((
+        other.join("control-plane.crt"),
+        other.join("control-plane.key"),
+    ));
+    let (ca, localhost) = (tls.join("ca.crt"), std::net::IpAddr::from([127, 0, 0, 1]));
+    rt().block_on(async {
+        // The control plane with its certificate and the token: served.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut conn = loop {
+            match first_frame_over_tls(agent.addr, &ca, ours.clone(), localhost, &agent.token).await
+            {
+                Ok(conn) => break conn,
+                Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let spec = node_spec("vm-1", "node-1");
+        assert_eq!(
+            command(&mut conn, 1, Action::CreateVm(spec), Duration::from_secs(5)).await,
+            Outcome::Done
+        );
+
+        // Plain TCP, even with the token: no answer but a closed connection.
+        let plain = TcpStream::connect(agent.addr).await.expect("connects");
+        let mut plain = Connection::new(plain, agent.token.clone());
+        plain.send(&ToAgent::Heartbeat).await.expect("sends");
+        let answer = tokio::time::timeout(Duration::from_secs(5), plain.recv::<FromAgent>()).await;
+        assert!(matches!(answer, Ok(Err(_))), "{answer:?}");
+
+        // TLS without a client certificate, or with another authority's: refused.
+        for (client, what) in [
+            (None, "no certificate"),
+            (theirs.clone(), "another authority's"),
+        ] {
+            let refused =
+                first_frame_over_tls(agent.addr, &ca, client, localhost, &agent.token).await;
+            assert!(refused.is_err(), "{what}: served");
+        }
+
+        // The right certificate with a wrong token: the frame is refused.
+        let mut wrong =
+            first_frame_over_tls(agent.addr, &ca, ours.clone(), localhost, &agent.token)
+                .await
+                .expect("the certificate is right");
+        let guess = format!(
+            r#"{{"version":{},"token":"guess","body":{{"type":"heartbeat"}}}}"#,
+            plinth_proto::PROTOCOL_VERSION
+        );
+        wrong.send_raw(guess.into_bytes()).await.expect("sends");
+        loop {
+            match wrong.recv::<FromAgent>().await {
+                Ok(FromAgent::Refused { .. }) => break,
+                Ok(FromAgent::Heartbeat(_) | FromAgent::Inventory(_)) => {}
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+
+        // The control plane refuses an agent whose certificate another authority issued,
+        // or that is not for the address it dialled.
+        let foreign = first_frame_over_tls(
+            agent.addr,
+            &other.join("ca.crt"),
+            theirs.clone(),
+            localhost,
+            &agent.token,
+        )
+        .await;
+        assert!(
+            matches!(&foreign, Err(e) if e.starts_with("handshake")),
+            "{:?}",
+            foreign.err()
+        );
+        let elsewhere = first_frame_over_tls(
+            agent.addr,
+            &ca,
+            ours.clone(),
+            std::net::IpAddr::from([10, 9, 9, 9]),
+            &agent.token,
+        )
+        .await;
+        assert!(
+            matches!(&elsewhere, Err(e) if e.starts_with("handshake")),
+            "{:?}",
+            elsewhere.err()
+        );
+
+        // Still serving the control plane.
+        let mut conn = first_frame_over_tls(agent.addr, &ca, ours, localhost, &agent.token)
+            .await
+            .expect("served again");
+        conn.send(&ToAgent::Heartbeat).await.expect("sends");
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("refused a peer: TLS handshake failed"),
+        "{log}"
+    );
+}

@@ -206,6 +206,8 @@ fn plinth_run(state: &Path, extra: &[&str], token: &Path) -> std::process::Outpu
         .arg(state)
         .arg("--token-file")
         .arg(token)
+        .arg("--tls-dir")
+        .arg(token.with_file_name("tls"))
         .args(["--until-converged", "--timeout", "180s"])
         .args(extra)
         .output()

@@ -5,7 +5,7 @@ mod agent_support;
 
 use std::process::Command;
 
-use agent_support::{connect, image, repo};
+use agent_support::{connect_over, image, repo};
 use plinth_proto::{HostName, Token};
 
 fn testbed(dir: &std::path::Path, args: &[&str]) -> bool {
@@ -44,9 +44,13 @@ fn testbed_up_2_answers_on_each_host_and_down_is_idempotent_even_after_a_crash()
         .enable_all()
         .build()
         .expect("runtime");
+    // The agents speak mutual TLS with the certificates `up` issued.
+    let tls = plinth_tls::LinkFiles::control_plane(&dir.path().join("tls"))
+        .control_plane_config()
+        .expect("up issues the control plane's certificate");
     rt.block_on(async {
         for (host, addr) in [("h1", "10.77.0.11:7700"), ("h2", "10.77.0.12:7700")] {
-            let (_, inv) = connect(addr.parse().expect("addr"), &token).await;
+            let (_, inv) = connect_over(addr.parse().expect("addr"), &token, Some(&tls)).await;
             assert_eq!(
                 inv.host,
                 HostName(host.into()),

@@ -33,6 +33,7 @@ use plinth_control::{
 use plinth_proto::{
     self as proto, Action, FromAgent, MigrationStats, ToAgent, Token, VmName, VmState,
 };
+use plinth_tls::ClientConfig;
 use tokio::sync::mpsc;
 
 use crate::bootstrap::Pools;
@@ -79,6 +80,9 @@ pub struct DriverConfig {
     pub agents: BTreeMap<String, SocketAddr>,
     /// The shared token.
     pub token: Token,
+    /// Mutual TLS to the agents (`plinth_tls::LinkFiles::control_plane_config`); None:
+    /// plain TCP.
+    pub tls: Option<Arc<ClientConfig>>,
     /// Heartbeat interval (the Environment's `ha.heartbeatInterval`).
     pub heartbeat: Duration,
     /// Command deadlines, as the control plane sets them.
@@ -201,6 +205,7 @@ impl QemuDriver {
                 addr: *addr,
                 token: config.token.clone(),
                 heartbeat: config.heartbeat,
+                tls: config.tls.clone(),
             };
             runtime.spawn(link::run(link, rx, events_tx.clone()));
             hosts.insert(

@@ -19,6 +19,7 @@ use plinth_control::{
 };
 use plinth_model::Estate;
 use plinth_proto::{MigrationStats, Token};
+use plinth_tls::{ClientConfig, LinkFiles};
 
 use crate::bootstrap::Pools;
 use crate::driver::{DriverConfig, Journal, QemuDriver, wall_clock};
@@ -79,6 +80,19 @@ impl Testbed {
             args: "up".into(),
             detail: format!("no token: {e}"),
         })
+    }
+
+    /// The control plane's mutual TLS to the agents, from the certificates `up` issued.
+    ///
+    /// # Errors
+    /// When they cannot be read.
+    pub fn tls(&self) -> Result<Arc<ClientConfig>, QemuError> {
+        LinkFiles::control_plane(&self.dir.join("tls"))
+            .control_plane_config()
+            .map_err(|e| QemuError::Testbed {
+                args: "up".into(),
+                detail: format!("no TLS certificates: {e}"),
+            })
     }
 }
 
@@ -259,6 +273,7 @@ impl QemuLab {
         let config = DriverConfig {
             agents,
             token: Token::new(&token),
+            tls: Some(testbed.tls()?),
             heartbeat: std::time::Duration::from_millis(control.ha.heartbeat_interval.max(1)),
             deadlines: control.deadlines,
             pools: Pools::of(estate),

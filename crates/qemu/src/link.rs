@@ -6,9 +6,12 @@
 //! silence for [`SILENT_HEARTBEATS`] heartbeats ends it), then connects again.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use plinth_proto::{Connection, FromAgent, ToAgent, Token};
+use plinth_tls::{ClientConfig, HANDSHAKE_TIMEOUT, ServerName, TlsConnector};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -41,6 +44,9 @@ pub struct LinkConfig {
     pub token: Token,
     /// Heartbeat interval.
     pub heartbeat: Duration,
+    /// Mutual TLS: the control plane's client certificate, and the authority whose
+    /// certificate for the agent's address it accepts. None: plain TCP.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// Runs a link until the driver drops its sender.
@@ -51,10 +57,30 @@ pub async fn run(
 ) {
     let report = |e: LinkEvent| events.send((config.host.clone(), e)).is_ok();
     let retry = config.heartbeat.min(Duration::from_secs(1));
+    // Why the last attempt failed, logged once until it changes (it repeats every retry).
+    let mut failing: Option<String> = None;
     loop {
-        let stream = match timeout(retry * 2, TcpStream::connect(config.addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(_)) | Err(_) => {
+        let ended = match dial(config.addr, config.tls.as_ref(), retry * 2).await {
+            Ok(stream) => Ok(serve(&config, stream, &mut outbox, &report).await),
+            Err(e) => {
+                let reason = e.to_string();
+                if matches!(e, DialError::Tls(_)) && failing.as_ref() != Some(&reason) {
+                    tracing::warn!(host = %config.host, %reason, "the agent's TLS handshake failed; retrying");
+                }
+                Err(reason)
+            }
+        };
+        match ended {
+            Ok(Ended::DriverGone) => return,
+            Ok(Ended::Lost(reason)) => {
+                failing = None;
+                tracing::info!(host = %config.host, %reason, "agent link lost");
+                if !report(LinkEvent::Lost { reason }) {
+                    return;
+                }
+            }
+            Err(reason) => {
+                failing = Some(reason);
                 // Messages for an unreachable host are dropped: the driver knows the link
                 // is down and answers for them.
                 while let Ok(_dropped) = outbox.try_recv() {}
@@ -62,33 +88,84 @@ pub async fn run(
                     return;
                 }
                 tokio::time::sleep(retry).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        if !report(LinkEvent::Connected) {
-            return;
-        }
-        let reason = serve(&config, stream, &mut outbox, &report).await;
-        match reason {
-            None => return,
-            Some(reason) => {
-                tracing::info!(host = %config.host, %reason, "agent link lost");
-                if !report(LinkEvent::Lost { reason }) {
-                    return;
-                }
             }
         }
     }
 }
 
-/// Serves one connection; why it ended, or `None` when the driver is gone.
+/// How a connection that was served ended.
+enum Ended {
+    /// The driver dropped its sender.
+    DriverGone,
+    /// The connection failed or fell silent.
+    Lost(String),
+}
+
+/// A byte stream to an agent: TCP, or TLS over TCP.
+pub trait AgentIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> AgentIo for T {}
+
+/// Why an agent could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// No TCP connection.
+    #[error("{0}")]
+    Connect(#[source] std::io::Error),
+    /// No TCP connection within the time given.
+    #[error("no answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
+    /// The TLS handshake failed: a certificate the other side refused, or none.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Connects to the agent at `addr`: TCP within `within`, then, with `tls`, the mutual
+/// TLS handshake within [`HANDSHAKE_TIMEOUT`] (the agent's certificate must hold `addr`'s
+/// IP address). The one way the control plane reaches an agent: its links and its console
+/// reads.
+///
+/// # Errors
+/// When the agent cannot be reached or the handshake fails.
+pub async fn dial(
+    addr: SocketAddr,
+    tls: Option<&Arc<ClientConfig>>,
+    within: Duration,
+) -> Result<Box<dyn AgentIo>, DialError> {
+    let stream = timeout(within, TcpStream::connect(addr))
+        .await
+        .map_err(|_| DialError::TimedOut(within))?
+        .map_err(DialError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(Box::new(stream));
+    };
+    let name = ServerName::IpAddress(addr.ip().into());
+    match timeout(
+        HANDSHAKE_TIMEOUT,
+        TlsConnector::from(Arc::clone(tls)).connect(name, stream),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => Ok(Box::new(stream)),
+        Ok(Err(e)) => Err(DialError::Tls(e.to_string())),
+        Err(_) => Err(DialError::Tls(format!(
+            "no handshake within {} s",
+            HANDSHAKE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Serves one connection until it ends.
 async fn serve(
     config: &LinkConfig,
-    stream: TcpStream,
+    stream: Box<dyn AgentIo>,
     outbox: &mut mpsc::UnboundedReceiver<ToAgent>,
     report: &impl Fn(LinkEvent) -> bool,
-) -> Option<String> {
+) -> Ended {
+    if !report(LinkEvent::Connected) {
+        return Ended::DriverGone;
+    }
     let mut conn = Connection::new(stream, config.token.clone());
     let mut beat = tokio::time::interval(config.heartbeat);
     let silence = config.heartbeat * SILENT_HEARTBEATS;
@@ -97,32 +174,32 @@ async fn serve(
         tokio::select! {
             _ = beat.tick() => {
                 if heard.elapsed() > silence {
-                    return Some(format!("no frame for {} ms", silence.as_millis()));
+                    return Ended::Lost(format!("no frame for {} ms", silence.as_millis()));
                 }
                 if let Err(e) = conn.send(&ToAgent::Heartbeat).await {
-                    return Some(e.to_string());
+                    return Ended::Lost(e.to_string());
                 }
             }
             message = outbox.recv() => match message {
                 Some(m) => if let Err(e) = conn.send(&m).await {
-                    return Some(e.to_string());
+                    return Ended::Lost(e.to_string());
                 },
-                None => return None,
+                None => return Ended::DriverGone,
             },
             frame = conn.recv::<FromAgent>() => match frame {
                 Ok(FromAgent::Refused { reason }) => {
                     tracing::warn!(host = %config.host, %reason, "the agent refused this control plane");
-                    return Some(format!("refused by the agent: {reason}"));
+                    return Ended::Lost(format!("refused by the agent: {reason}"));
                 }
                 Ok(message) => {
                     heard = Instant::now();
                     if !report(LinkEvent::Message(message)) {
-                        return None;
+                        return Ended::DriverGone;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(host = %config.host, error = %e, "bad frame from the agent; reconnecting");
-                    return Some(e.to_string());
+                    return Ended::Lost(e.to_string());
                 }
             },
         }

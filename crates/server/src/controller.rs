@@ -31,6 +31,7 @@ use plinth_proto::{MigrationStats, Token};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::{DriverConfig, Journal, QemuDriver, Session, wall_clock};
 use plinth_store::SqliteStore;
+use plinth_tls::{ClientConfig, LinkFiles};
 use serde_json::{Value, json};
 
 use crate::Shared;
@@ -53,10 +54,13 @@ pub struct Agents {
     pub token: String,
     /// Agent address by host name.
     pub hosts: BTreeMap<String, SocketAddr>,
+    /// Mutual TLS to the agents, from the `tls DIR` line; None: plain TCP.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl Agents {
-    /// Reads an agents file: `token PATH` (relative to the file), then `HOST ADDRESS` per
+    /// Reads an agents file: `token PATH` and optionally `tls DIR` (paths relative to the
+    /// file; DIR is what `plinth certs DIR --control-plane` wrote), then `HOST ADDRESS` per
     /// line; `#` starts a comment. `scripts/sim-agents` and `scripts/testbed` write one.
     ///
     /// # Errors
@@ -77,13 +81,28 @@ impl Agents {
                     continue;
                 }
                 return Err(bad(format!(
-                    "line {}: expected `token PATH` or `HOST ADDRESS`",
+                    "line {}: expected `token PATH`, `tls DIR` or `HOST ADDRESS`",
                     i + 1
                 )));
             };
             let rest = rest.trim();
+            let relative = || path.parent().unwrap_or(Path::new(".")).join(rest);
             if first == "token" {
-                token_file = Some(path.parent().unwrap_or(Path::new(".")).join(rest));
+                token_file = Some(relative());
+                continue;
+            }
+            if first == "tls" {
+                let dir = relative();
+                let config = LinkFiles::control_plane(&dir)
+                    .control_plane_config()
+                    .map_err(|e| {
+                        bad(format!(
+                            "line {}: {e} (`plinth certs {} --control-plane` issues the control plane's certificate)",
+                            i + 1,
+                            dir.display()
+                        ))
+                    })?;
+                agents.tls = Some(config);
                 continue;
             }
             let address = rest.parse().map_err(|_| {
@@ -594,6 +613,7 @@ impl Controller {
         let config = DriverConfig {
             agents: agents.clone(),
             token: Token::new(token),
+            tls: self.config.agents.tls.clone(),
             heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
             deadlines: control.deadlines,
             pools: Pools::of(estate),

@@ -50,8 +50,9 @@ pub struct Shared {
     queue: Mutex<Vec<QueuedWrite>>,
     /// The service is stopping: watches end so the last connections close.
     pub closing: AtomicBool,
-    /// The hosts' agents' token, for reading VM consoles (set once, from `--agents`).
-    pub agent_token: std::sync::OnceLock<String>,
+    /// How to reach the hosts' agents (token, TLS), for reading VM consoles (set once,
+    /// from `--agents`).
+    pub agents: std::sync::OnceLock<Agents>,
     /// The recent changes, read once for every watch.
     pub watch_cache: watch_cache::WatchCache,
     /// Questions for the running control plane, answered by the reconcile loop.
@@ -88,7 +89,7 @@ impl Shared {
             metrics: Metrics::default(),
             queue: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
-            agent_token: std::sync::OnceLock::new(),
+            agents: std::sync::OnceLock::new(),
             watch_cache: watch_cache::WatchCache::default(),
             asks: Mutex::new(Vec::new()),
         })
@@ -287,15 +288,7 @@ pub(crate) fn io<'a>(
 
 /// Writes `text` to a new file readable by its owner only.
 pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), FileError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("creating", path))?;
-    file.write_all(text.as_bytes()).map_err(io("writing", path))
+    plinth_tls::write_private(path, text).map_err(io("writing", path))
 }
 
 /// The tokens to accept: the given file, or the data directory's, made with one admin
@@ -501,7 +494,9 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
     };
     let (objects, mode) = open_store(config)?;
     let shared = Arc::new(Shared::new(objects, tokens)?);
-    let _ = shared.agent_token.set(agents.token.clone());
+    if config.agents.is_some() {
+        let _ = shared.agents.set(agents.clone());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let fatal = Arc::new(Fatal::default());
     let loop_thread = start_loop(mode, &shared, agents, &stop, &fatal)

@@ -16,10 +16,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream;
 use plinth_proto::{Connection, FromAgent, ToAgent, Token, VmName};
+use plinth_qemu::link::{AgentIo, dial};
 use serde_json::Value;
-use tokio::net::TcpStream;
 
 use crate::Shared;
+use crate::controller::Agents;
 use crate::kinds::{ObjectKey, Resource};
 
 /// The route: a VirtualMachine's `log` subresource.
@@ -64,32 +65,25 @@ fn placement(
 }
 
 /// A connection to the agent at `address`.
-async fn connect(
-    address: SocketAddr,
-    token: &str,
-    host: &str,
-) -> Result<Connection<TcpStream>, Refusal> {
-    let unreachable = |why: String| {
-        (
-            StatusCode::BAD_GATEWAY,
-            "AgentUnreachable",
-            format!("the agent of host {host} at {address}: {why}"),
-        )
-    };
-    let stream = tokio::time::timeout(AGENT_TIMEOUT, TcpStream::connect(address))
+async fn connect(address: SocketAddr, agents: &Agents, host: &str) -> Result<Conn, Refusal> {
+    let stream = dial(address, agents.tls.as_ref(), AGENT_TIMEOUT)
         .await
-        .map_err(|_| unreachable("no answer".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    Ok(Connection::new(stream, Token::new(token)))
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                "AgentUnreachable",
+                format!("the agent of host {host} at {address}: {e}"),
+            )
+        })?;
+    Ok(Connection::new(stream, Token::new(&agents.token)))
 }
+
+/// A connection to an agent.
+type Conn = Connection<Box<dyn AgentIo>>;
 
 /// One read of `vm`'s console from `from`: the text (empty when nothing is new), whether
 /// the console began again, and where to read next. `Err` ends the stream with its text.
-async fn read(
-    conn: &mut Connection<TcpStream>,
-    vm: &VmName,
-    from: u64,
-) -> Result<(String, bool, u64), String> {
+async fn read(conn: &mut Conn, vm: &VmName, from: u64) -> Result<(String, bool, u64), String> {
     conn.send(&ToAgent::Console {
         vm: vm.clone(),
         from,
@@ -117,7 +111,7 @@ async fn read(
 /// The state of one console stream.
 struct Reading {
     shared: Arc<Shared>,
-    conn: Connection<TcpStream>,
+    conn: Conn,
     vm: VmName,
     next: u64,
     follow: bool,
@@ -182,14 +176,14 @@ pub async fn stream(
         )
     })?;
     let (on, address) = placement(&vm, host.as_ref(), &name)?;
-    let token = shared.agent_token.get().cloned().ok_or_else(|| {
+    let agents = shared.agents.get().cloned().ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "NoAgent",
             "this server was started without an agents file (--agents): it has no token for the agents".to_owned(),
         )
     })?;
-    let conn = connect(address, &token, &on).await?;
+    let conn = connect(address, &agents, &on).await?;
     let state = Reading {
         shared,
         conn,

@@ -13,22 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
+use plinth_tls::{Authority, HANDSHAKE_TIMEOUT, Usage};
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::{io, write_private};
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// How long a client may take over the TLS handshake before its connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections whose handshake finished, waiting for the server to take them.
 const ACCEPTED_BACKLOG: usize = 64;
+
+/// The common name of the data directory's own certificate authority.
+const SERVE_CA: &str = "plinth serve CA";
 
 /// Which certificate the API presents.
 #[derive(Clone, Debug)]
@@ -51,26 +44,21 @@ pub enum Tls {
 /// Why the API's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file of the certificate, the key or the CA.
-    #[error(transparent)]
-    Io(#[from] crate::FileError),
-    /// A file that is not the PEM it should be.
-    #[error("{path}: {message}")]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with the fix.
-        message: String,
+    /// A file of `--tls-cert` or `--tls-key`.
+    #[error("{flag}: {source}")]
+    Given {
+        /// The flag that names the file.
+        flag: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: plinth_tls::TlsError,
     },
     /// A `--tls-san` that is neither a DNS name nor an IP address.
     #[error("--tls-san {0:?}: not a DNS name or an IP address")]
     Name(String),
-    /// Making a certificate.
-    #[error("making the server's certificate: {0}")]
-    Make(#[from] rcgen::Error),
-    /// The certificate and key do not go together, or rustls refuses them.
-    #[error("the certificate and key: {0}")]
-    Rustls(#[from] rustls::Error),
+    /// The data directory's CA, or the certificate it signs.
+    #[error(transparent)]
+    Own(#[from] plinth_tls::TlsError),
 }
 
 /// The files of the data directory's own CA.
@@ -83,11 +71,12 @@ pub mod paths {
     }
     /// The CA's certificate: what clients trust.
     pub fn ca_cert(data: &Path) -> PathBuf {
-        dir(data).join("ca.crt")
+        plinth_tls::Authority::cert_path(&dir(data))
     }
     /// The CA's private key.
+    #[cfg(test)]
     pub fn ca_key(data: &Path) -> PathBuf {
-        dir(data).join("ca.key")
+        plinth_tls::Authority::key_path(&dir(data))
     }
 }
 
@@ -101,20 +90,25 @@ pub fn server_config(
     data_dir: &Path,
     listen: SocketAddr,
 ) -> Result<(Arc<rustls::ServerConfig>, Option<PathBuf>), TlsError> {
-    let (chain, key, trust) = match tls {
-        Tls::Given { cert, key } => (read_chain(cert)?, read_key(key)?, None),
+    let given = |flag| move |source| TlsError::Given { flag, source };
+    let mut config = match tls {
+        Tls::Given { cert, key } => plinth_tls::server_config(
+            plinth_tls::read_chain(cert).map_err(given("--tls-cert"))?,
+            plinth_tls::read_key(key).map_err(given("--tls-key"))?,
+        )
+        .map_err(given("--tls-cert and --tls-key"))?,
         Tls::Own { names } => {
-            let ca_key = own_ca(data_dir)?;
-            let (chain, key) = sign(&ca_key, &server_names(listen, names)?)?;
-            (chain, key, Some(paths::ca_cert(data_dir)))
+            let names = server_names(listen, names)?;
+            let issued = Authority::open_or_make(&paths::dir(data_dir), SERVE_CA)?.issue(
+                "plinth serve",
+                &names,
+                Usage::Server,
+            )?;
+            plinth_tls::server_config(issued.chain, issued.key)?
         }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let trust = matches!(tls, Tls::Own { .. }).then(|| paths::ca_cert(data_dir));
     Ok((Arc::new(config), trust))
 }
 
@@ -123,7 +117,7 @@ pub fn server_config(
 fn server_names(listen: SocketAddr, extra: &[String]) -> Result<Vec<String>, TlsError> {
     if let Some(bad) = extra
         .iter()
-        .find(|n| rustls::pki_types::ServerName::try_from(n.as_str()).is_err())
+        .find(|n| plinth_tls::ServerName::try_from(n.as_str()).is_err())
     {
         return Err(TlsError::Name(bad.clone()));
     }
@@ -139,95 +133,6 @@ fn server_names(listen: SocketAddr, extra: &[String]) -> Result<Vec<String>, Tls
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
     Ok(names)
-}
-
-/// The CA's name and uses: the same at every start, so that it and the CA's key make
-/// the issuer of every server certificate (the certificate itself need not be parsed).
-fn ca_params() -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, "plinth serve CA");
-    params.distinguished_name = name;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-}
-
-/// The data directory's CA key, made with its certificate on the first start. Replicas
-/// sharing a data directory may start at once: the CA is made in a directory of its own
-/// and renamed into place, and whoever loses the race uses the winner's.
-fn own_ca(data_dir: &Path) -> Result<KeyPair, TlsError> {
-    let key_path = paths::ca_key(data_dir);
-    if !paths::dir(data_dir).exists() {
-        let made = tempfile::Builder::new()
-            .prefix(".tls-")
-            .tempdir_in(data_dir)
-            .map_err(io("making a directory in", data_dir))?;
-        let key = KeyPair::generate()?;
-        let cert = ca_params().self_signed(&key)?;
-        write_private(&made.path().join("ca.key"), &key.serialize_pem())?;
-        std::fs::write(made.path().join("ca.crt"), cert.pem())
-            .map_err(io("writing", &made.path().join("ca.crt")))?;
-        let staged = made.keep();
-        if std::fs::rename(&staged, paths::dir(data_dir)).is_err() {
-            // Another replica made it first.
-            let _ = std::fs::remove_dir_all(&staged);
-        }
-    }
-    let pem = std::fs::read_to_string(&key_path).map_err(io("reading", &key_path))?;
-    KeyPair::from_pem(&pem).map_err(|e| TlsError::Pem {
-        path: key_path,
-        message: format!("not the CA's PEM private key ({e}); remove the directory to make a new CA (clients must then trust the new ca.crt)"),
-    })
-}
-
-/// A new server certificate for `names`, signed by the CA, and its key.
-fn sign(
-    ca_key: &KeyPair,
-    names: &[String],
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let mut params = CertificateParams::new(names.to_vec())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "plinth serve");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &Issuer::new(ca_params(), ca_key))?;
-    // rcgen serialises a key as PKCS#8.
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((vec![cert.der().clone()], key))
-}
-
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(io("reading", path))?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: path.to_owned(),
-            message: format!("not a PEM certificate chain: {e}"),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Pem {
-            path: path.to_owned(),
-            message: "holds no CERTIFICATE: --tls-cert takes the server's PEM certificate, then its chain".into(),
-        });
-    }
-    Ok(chain)
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = std::fs::read(path).map_err(io("reading", path))?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
-        path: path.to_owned(),
-        message: format!(
-            "no PEM private key ({e}): --tls-key takes a PKCS#8, PKCS#1 or SEC1 PEM key"
-        ),
-    })
 }
 
 /// A listener whose connections speak TLS. Handshakes run on tasks of their own, so a

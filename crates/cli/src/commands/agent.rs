@@ -13,6 +13,7 @@ use plinth_agent::{
     detect_accel, serve,
 };
 use plinth_proto::{Capacity, HostName, Token};
+use plinth_tls::LinkFiles;
 
 use crate::Outcome;
 use crate::commands::runtime;
@@ -66,6 +67,17 @@ pub(crate) struct Args {
     /// The simulated agent's fault interface (kill, cut off, restore).
     #[arg(long, requires = "simulated")]
     admin_listen: Option<SocketAddr>,
+    /// This agent's PEM certificate (`plinth certs DIR --agent HOST=IP` issues it): with
+    /// --tls-key and --tls-client-ca, the control plane must speak mutual TLS.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_key", "tls_client_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The certificate authority a control plane's client certificate must come from
+    /// (DIR/ca.crt of `plinth certs`).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// `--accel` values.
@@ -83,6 +95,18 @@ enum AccelArg {
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let text = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("reading the token {}", args.token_file.display()))?;
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(
+            LinkFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }
+            .agent_config()
+            .context("the agent's TLS (--tls-cert, --tls-key, --tls-client-ca)")?,
+        ),
+        _ => None,
+    };
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
     let config = AgentConfig {
@@ -93,6 +117,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         self_fence_timeout: args.self_fence_timeout,
         boot_id_file: Some(args.state_dir.join("boot-id")),
         admin_listen: args.admin_listen,
+        tls,
     };
     let capacity = Capacity {
         cpus: args.cpus.unwrap_or_else(host_cpus),

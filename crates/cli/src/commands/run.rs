@@ -15,6 +15,7 @@ use plinth_proto::{MigrationStats, Token};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::{DriverConfig, Journal, Opened, QemuDriver, Session, wall_clock};
 use plinth_store::SqliteStore;
+use plinth_tls::LinkFiles;
 
 use crate::Outcome;
 use crate::commands::load_or_report;
@@ -35,6 +36,14 @@ pub(crate) struct Args {
     /// File holding the agents' shared token (`scripts/testbed up` writes it).
     #[arg(long, value_name = "PATH", default_value = "target/testbed/token")]
     pub(crate) token_file: PathBuf,
+    /// The agent link's certificates (`plinth certs DIR --control-plane`; `scripts/testbed
+    /// up` issues them): the control plane speaks mutual TLS to every agent.
+    #[arg(long, value_name = "DIR", default_value = "target/testbed/tls")]
+    pub(crate) tls_dir: PathBuf,
+    /// Speak to the agents over plain TCP (agents started without --tls-cert), ignoring
+    /// --tls-dir: the token then crosses the network in clear text.
+    #[arg(long)]
+    pub(crate) plaintext: bool,
     /// The control plane's state (SQLite); default: `.plinth/state.db` beside the first input.
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
@@ -75,6 +84,22 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             args.token_file.display()
         )
     })?;
+    let tls = if args.plaintext {
+        None
+    } else {
+        let dir = &args.tls_dir;
+        Some(
+            LinkFiles::control_plane(dir)
+                .control_plane_config()
+                .with_context(|| {
+                    format!(
+                        "reading the control plane's certificates in {} (run `scripts/testbed up 3` first, `plinth certs {} --control-plane`, or pass --tls-dir; --plaintext for agents started without --tls-cert)",
+                        dir.display(),
+                        dir.display()
+                    )
+                })?,
+        )
+    };
     let state = args
         .state
         .clone()
@@ -88,6 +113,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let config = DriverConfig {
         agents,
         token: Token::new(&token),
+        tls,
         heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
         deadlines: control.deadlines,
         pools: Pools::of(&estate),

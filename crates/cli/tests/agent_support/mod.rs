@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use plinth_model::{Estate, Input, SourceFile, load};
@@ -16,7 +16,9 @@ use plinth_proto::{
     ToAgent, Token, VmName, VmSpec,
 };
 use plinth_qemu::lab::Testbed;
-use tokio::net::TcpStream;
+use plinth_qemu::link::{AgentIo, dial};
+use plinth_tls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The repository root.
 pub(crate) fn repo() -> PathBuf {
@@ -155,19 +157,34 @@ impl Drop for Agent {
 }
 
 /// A control-plane connection.
-pub(crate) type Conn = Connection<TcpStream>;
+pub(crate) type Conn = Connection<Box<dyn AgentIo>>;
 
-/// Connects (retrying while the agent starts) and returns the first inventory.
+/// Connects over plain TCP (retrying while the agent starts) and returns the first inventory.
 pub(crate) async fn connect(addr: SocketAddr, token: &Token) -> (Conn, Inventory) {
+    connect_over(addr, token, None).await
+}
+
+/// Connects as the control plane does (`dial`: TCP, then mutual TLS with `tls`), retrying
+/// while the agent starts, and returns the first inventory.
+pub(crate) async fn connect_over(
+    addr: SocketAddr,
+    token: &Token,
+    tls: Option<&Arc<ClientConfig>>,
+) -> (Conn, Inventory) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
     loop {
-        if let Ok(stream) = TcpStream::connect(addr).await {
-            let mut conn = Connection::new(stream, token.clone());
-            if let Ok(FromAgent::Inventory(inv)) = conn.recv::<FromAgent>().await {
-                return (conn, inv);
+        match dial(addr, tls, Duration::from_secs(2)).await {
+            Ok(stream) => {
+                let mut conn = Connection::new(stream, token.clone());
+                match conn.recv::<FromAgent>().await {
+                    Ok(FromAgent::Inventory(inv)) => return (conn, inv),
+                    other => last = format!("{other:?}"),
+                }
             }
+            Err(e) => last = e.to_string(),
         }
-        assert!(Instant::now() < deadline, "no agent on {addr}");
+        assert!(Instant::now() < deadline, "no agent on {addr}: {last}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -181,15 +198,20 @@ fn unix_ms() -> u64 {
 
 /// Sends a command with `budget` and waits for its completion, sending heartbeats meanwhile
 /// (as a control plane does) so the agent does not self-fence.
-pub(crate) async fn command(conn: &mut Conn, id: u64, action: Action, budget: Duration) -> Outcome {
+pub(crate) async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    id: u64,
+    action: Action,
+    budget: Duration,
+) -> Outcome {
     let mut outcomes = commands(conn, vec![(id, action)], budget).await;
     outcomes.remove(&id).expect("answered")
 }
 
 /// Sends several commands at once, each with `budget`, and waits for all their completions
 /// (heartbeating meanwhile); the outcomes by id.
-pub(crate) async fn commands(
-    conn: &mut Conn,
+pub(crate) async fn commands<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     actions: Vec<(u64, Action)>,
     budget: Duration,
 ) -> std::collections::BTreeMap<u64, Outcome> {
