@@ -238,6 +238,42 @@ async fn first_frame_over_tls(
     }
 }
 
+/// Runs a driver link to `addr` with the control plane's certificate of `dir` for 2 s:
+/// how many times it connected, and how many inventories it passed on.
+async fn link_events(
+    addr: std::net::SocketAddr,
+    dir: &std::path::Path,
+    token: &Token,
+) -> (usize, usize) {
+    use plinth_qemu::link::{LinkConfig, LinkEvent, run};
+    let config = LinkConfig {
+        host: "h1".into(),
+        addr,
+        token: token.clone(),
+        heartbeat: Duration::from_millis(200),
+        tls: Some(
+            plinth_tls::LinkFiles::control_plane(dir)
+                .control_plane_config()
+                .expect("client config"),
+        ),
+    };
+    let (outbox, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let link = tokio::spawn(run(config, rx, events_tx));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(outbox);
+    link.abort();
+    let (mut connected, mut inventories) = (0, 0);
+    while let Ok((_, event)) = events.try_recv() {
+        match event {
+            LinkEvent::Connected => connected += 1,
+            LinkEvent::Message(FromAgent::Inventory(_)) => inventories += 1,
+            _ => {}
+        }
+    }
+    (connected, inventories)
+}
+
 #[test]
 fn with_tls_an_agent_serves_only_a_control_plane_its_authority_vouches_for_and_with_the_token() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -361,6 +397,14 @@ fn with_tls_an_agent_serves_only_a_control_plane_its_authority_vouches_for_and_w
             elsewhere.err()
         );
 
+        // The driver's link with another authority's certificate never counts as connected
+        // (TLS 1.3: the agent refuses it after the client's side of the handshake) and
+        // retries at its pace; with its own, it connects and hands over the inventory.
+        assert_eq!(link_events(agent.addr, &other, &agent.token).await, (0, 0));
+        let (connected, inventories) = link_events(agent.addr, &tls, &agent.token).await;
+        assert_eq!(connected, 1);
+        assert!(inventories >= 1);
+
         // Still serving the control plane.
         let mut conn = first_frame_over_tls(agent.addr, &ca, ours, localhost, &agent.token)
             .await
@@ -371,5 +415,56 @@ fn with_tls_an_agent_serves_only_a_control_plane_its_authority_vouches_for_and_w
     assert!(
         log.contains("refused a peer: TLS handshake failed"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_control_plane_without_its_certificates_says_how_to_issue_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, agent_support::TOKEN).expect("token");
+    let missing = dir.path().join("no-certs");
+    let plinth = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(args)
+            .output()
+            .expect("plinth runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let lab = agent_support::repo().join("examples/lab");
+    let (code, err) = plinth(&[
+        "run".as_ref(),
+        lab.as_os_str(),
+        "--token-file".as_ref(),
+        token.as_os_str(),
+        "--tls-dir".as_ref(),
+        missing.as_os_str(),
+        "--state".as_ref(),
+        dir.path().join("state.db").as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no-certs") && err.contains("plinth certs") && err.contains("--plaintext"),
+        "{err}"
+    );
+
+    let agents = dir.path().join("agents");
+    std::fs::write(&agents, "token token\ntls no-certs\nh1 127.0.0.1:1\n").expect("agents");
+    let (code, err) = plinth(&[
+        "serve".as_ref(),
+        "--agents".as_ref(),
+        agents.as_os_str(),
+        "--data-dir".as_ref(),
+        dir.path().join("data").as_os_str(),
+        "--listen".as_ref(),
+        free_addr().to_string().as_ref(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("plinth certs"),
+        "{err}"
     );
 }

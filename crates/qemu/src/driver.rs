@@ -195,6 +195,11 @@ impl QemuDriver {
             .enable_all()
             .build()
             .map_err(QemuError::Runtime)?;
+        if config.tls.is_none() {
+            tracing::warn!(
+                "speaking to the agents without TLS: the token crosses the network in clear text (`plinth certs` issues the certificates)"
+            );
+        }
         let (events_tx, events) = mpsc::unbounded_channel();
         let now = wall_clock();
         let mut hosts = BTreeMap::new();

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plinth_proto::{Connection, FromAgent, ToAgent, Token};
+use plinth_proto::{Connection, FromAgent, Inventory, ProtoError, ToAgent, Token};
 use plinth_tls::{ClientConfig, HANDSHAKE_TIMEOUT, ServerName, TlsConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -22,7 +22,7 @@ pub const SILENT_HEARTBEATS: u32 = 3;
 /// What a link reports to the driver.
 #[derive(Debug)]
 pub enum LinkEvent {
-    /// The agent accepted a connection (its inventory follows).
+    /// A connection to the agent is open: it sent its inventory, which follows.
     Connected,
     /// A frame from the agent.
     Message(FromAgent),
@@ -60,35 +60,44 @@ pub async fn run(
     // Why the last attempt failed, logged once until it changes (it repeats every retry).
     let mut failing: Option<String> = None;
     loop {
-        let ended = match dial(config.addr, config.tls.as_ref(), retry * 2).await {
-            Ok(stream) => Ok(serve(&config, stream, &mut outbox, &report).await),
-            Err(e) => {
-                let reason = e.to_string();
-                if matches!(e, DialError::Tls(_)) && failing.as_ref() != Some(&reason) {
-                    tracing::warn!(host = %config.host, %reason, "the agent's TLS handshake failed; retrying");
-                }
-                Err(reason)
-            }
-        };
-        match ended {
-            Ok(Ended::DriverGone) => return,
-            Ok(Ended::Lost(reason)) => {
+        let opened = open(config.addr, &config.token, config.tls.as_ref(), retry * 2).await;
+        let failed = match opened {
+            Ok((conn, inventory)) => {
                 failing = None;
-                tracing::info!(host = %config.host, %reason, "agent link lost");
-                if !report(LinkEvent::Lost { reason }) {
-                    return;
+                match serve(&config, conn, inventory, &mut outbox, &report).await {
+                    Ended::DriverGone => return,
+                    Ended::Lost(reason) => {
+                        tracing::info!(host = %config.host, %reason, "agent link lost");
+                        if !report(LinkEvent::Lost { reason }) {
+                            return;
+                        }
+                        None
+                    }
+                    // It would refuse again at once: wait as for an unreachable agent.
+                    Ended::Refused(reason) => {
+                        if !report(LinkEvent::Lost {
+                            reason: reason.clone(),
+                        }) {
+                            return;
+                        }
+                        Some(reason)
+                    }
                 }
             }
-            Err(reason) => {
-                failing = Some(reason);
-                // Messages for an unreachable host are dropped: the driver knows the link
-                // is down and answers for them.
-                while let Ok(_dropped) = outbox.try_recv() {}
-                if outbox.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(retry).await;
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(reason) = failed {
+            if failing.as_ref() != Some(&reason) && !reason.starts_with(UNREACHABLE) {
+                tracing::warn!(host = %config.host, %reason, "the agent does not serve this control plane; retrying");
             }
+            failing = Some(reason);
+            // Messages for an unreachable host are dropped: the driver knows the link is
+            // down and answers for them.
+            while let Ok(_dropped) = outbox.try_recv() {}
+            if outbox.is_closed() {
+                return;
+            }
+            tokio::time::sleep(retry).await;
         }
     }
 }
@@ -99,6 +108,8 @@ enum Ended {
     DriverGone,
     /// The connection failed or fell silent.
     Lost(String),
+    /// The agent refused this control plane's frames (a wrong token or version).
+    Refused(String),
 }
 
 /// A byte stream to an agent: TCP, or TLS over TCP.
@@ -106,67 +117,94 @@ pub trait AgentIo: AsyncRead + AsyncWrite + Send + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AgentIo for T {}
 
+/// A connection to an agent.
+pub type AgentConnection = Connection<Box<dyn AgentIo>>;
+
+/// The start of [`DialError`]'s text when no connection was made at all (an agent down or
+/// cut off: normal, not logged on every retry).
+const UNREACHABLE: &str = "unreachable";
+
 /// Why an agent could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     /// No TCP connection.
-    #[error("{0}")]
+    #[error("unreachable: {0}")]
     Connect(#[source] std::io::Error),
     /// No TCP connection within the time given.
-    #[error("no answer within {} ms", .0.as_millis())]
+    #[error("unreachable: no answer within {} ms", .0.as_millis())]
     TimedOut(Duration),
-    /// The TLS handshake failed: a certificate the other side refused, or none.
-    #[error("TLS: {0}")]
+    /// The TLS handshake failed, or the agent ended the connection before its first
+    /// frame: a certificate one side refused, or TLS on one side only.
+    #[error("no TLS session: {0}")]
     Tls(String),
+    /// The agent's first frame was not its inventory.
+    #[error("no inventory from the agent: {0}")]
+    NoInventory(String),
 }
 
 /// Connects to the agent at `addr`: TCP within `within`, then, with `tls`, the mutual
-/// TLS handshake within [`HANDSHAKE_TIMEOUT`] (the agent's certificate must hold `addr`'s
-/// IP address). The one way the control plane reaches an agent: its links and its console
-/// reads.
+/// TLS handshake (the agent's certificate must hold `addr`'s IP address), then the agent's
+/// first frame, its inventory, within [`HANDSHAKE_TIMEOUT`]. A connection counts as made
+/// only once that frame arrived: under TLS 1.3 an agent that refuses the control plane's
+/// certificate says so only after the client's side of the handshake finished. The one
+/// way the control plane reaches an agent: its links and its console reads.
 ///
 /// # Errors
-/// When the agent cannot be reached or the handshake fails.
-pub async fn dial(
+/// When the agent cannot be reached, the handshake fails, or no inventory comes.
+pub async fn open(
     addr: SocketAddr,
+    token: &Token,
     tls: Option<&Arc<ClientConfig>>,
     within: Duration,
-) -> Result<Box<dyn AgentIo>, DialError> {
-    let stream = timeout(within, TcpStream::connect(addr))
+) -> Result<(AgentConnection, Inventory), DialError> {
+    let tcp = timeout(within, TcpStream::connect(addr))
         .await
         .map_err(|_| DialError::TimedOut(within))?
         .map_err(DialError::Connect)?;
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = tls else {
-        return Ok(Box::new(stream));
+    let _ = tcp.set_nodelay(true);
+    let first = async {
+        let stream: Box<dyn AgentIo> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let tls = TlsConnector::from(Arc::clone(tls))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| DialError::Tls(e.to_string()))?;
+                Box::new(tls)
+            }
+        };
+        let mut conn = Connection::new(stream, token.clone());
+        match conn.recv::<FromAgent>().await {
+            Ok(FromAgent::Inventory(inventory)) => Ok((conn, inventory)),
+            Ok(FromAgent::Refused { reason }) => Err(DialError::NoInventory(reason)),
+            Ok(_) => Err(DialError::NoInventory(
+                "its first frame was something else".into(),
+            )),
+            Err(e @ ProtoError::Io(_)) if tls.is_some() => Err(DialError::Tls(e.to_string())),
+            Err(e) => Err(DialError::NoInventory(e.to_string())),
+        }
     };
-    let name = ServerName::IpAddress(addr.ip().into());
-    match timeout(
-        HANDSHAKE_TIMEOUT,
-        TlsConnector::from(Arc::clone(tls)).connect(name, stream),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => Ok(Box::new(stream)),
-        Ok(Err(e)) => Err(DialError::Tls(e.to_string())),
-        Err(_) => Err(DialError::Tls(format!(
-            "no handshake within {} s",
+    timeout(HANDSHAKE_TIMEOUT, first).await.unwrap_or_else(|_| {
+        Err(DialError::NoInventory(format!(
+            "nothing within {} s",
             HANDSHAKE_TIMEOUT.as_secs()
-        ))),
-    }
+        )))
+    })
 }
 
 /// Serves one connection until it ends.
 async fn serve(
     config: &LinkConfig,
-    stream: Box<dyn AgentIo>,
+    mut conn: AgentConnection,
+    inventory: Inventory,
     outbox: &mut mpsc::UnboundedReceiver<ToAgent>,
     report: &impl Fn(LinkEvent) -> bool,
 ) -> Ended {
-    if !report(LinkEvent::Connected) {
+    if !report(LinkEvent::Connected) || !report(LinkEvent::Message(FromAgent::Inventory(inventory)))
+    {
         return Ended::DriverGone;
     }
-    let mut conn = Connection::new(stream, config.token.clone());
     let mut beat = tokio::time::interval(config.heartbeat);
     let silence = config.heartbeat * SILENT_HEARTBEATS;
     let mut heard = Instant::now();
@@ -188,8 +226,7 @@ async fn serve(
             },
             frame = conn.recv::<FromAgent>() => match frame {
                 Ok(FromAgent::Refused { reason }) => {
-                    tracing::warn!(host = %config.host, %reason, "the agent refused this control plane");
-                    return Ended::Lost(format!("refused by the agent: {reason}"));
+                    return Ended::Refused(format!("refused by the agent: {reason}"));
                 }
                 Ok(message) => {
                     heard = Instant::now();

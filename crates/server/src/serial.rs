@@ -15,8 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream;
-use plinth_proto::{Connection, FromAgent, ToAgent, Token, VmName};
-use plinth_qemu::link::{AgentIo, dial};
+use plinth_proto::{FromAgent, ToAgent, Token, VmName};
+use plinth_qemu::link::{AgentConnection, open};
 use serde_json::Value;
 
 use crate::Shared;
@@ -65,25 +65,35 @@ fn placement(
 }
 
 /// A connection to the agent at `address`.
-async fn connect(address: SocketAddr, agents: &Agents, host: &str) -> Result<Conn, Refusal> {
-    let stream = dial(address, agents.tls.as_ref(), AGENT_TIMEOUT)
-        .await
-        .map_err(|e| {
-            (
-                StatusCode::BAD_GATEWAY,
-                "AgentUnreachable",
-                format!("the agent of host {host} at {address}: {e}"),
-            )
-        })?;
-    Ok(Connection::new(stream, Token::new(&agents.token)))
+async fn connect(
+    address: SocketAddr,
+    agents: &Agents,
+    host: &str,
+) -> Result<AgentConnection, Refusal> {
+    let (conn, _) = open(
+        address,
+        &Token::new(&agents.token),
+        agents.tls.as_ref(),
+        AGENT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| {
+        (
+            StatusCode::BAD_GATEWAY,
+            "AgentUnreachable",
+            format!("the agent of host {host} at {address}: {e}"),
+        )
+    })?;
+    Ok(conn)
 }
-
-/// A connection to an agent.
-type Conn = Connection<Box<dyn AgentIo>>;
 
 /// One read of `vm`'s console from `from`: the text (empty when nothing is new), whether
 /// the console began again, and where to read next. `Err` ends the stream with its text.
-async fn read(conn: &mut Conn, vm: &VmName, from: u64) -> Result<(String, bool, u64), String> {
+async fn read(
+    conn: &mut AgentConnection,
+    vm: &VmName,
+    from: u64,
+) -> Result<(String, bool, u64), String> {
     conn.send(&ToAgent::Console {
         vm: vm.clone(),
         from,
@@ -111,7 +121,7 @@ async fn read(conn: &mut Conn, vm: &VmName, from: u64) -> Result<(String, bool, 
 /// The state of one console stream.
 struct Reading {
     shared: Arc<Shared>,
-    conn: Conn,
+    conn: AgentConnection,
     vm: VmName,
     next: u64,
     follow: bool,

@@ -25,7 +25,13 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 
 pub use tokio_rustls::rustls::pki_types::ServerName;
 pub use tokio_rustls::rustls::{ClientConfig, ServerConfig};
-pub use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
+pub use tokio_rustls::{TlsAcceptor, TlsConnector, client};
+
+/// How long an issued certificate is valid: issue it again (`plinth certs`, or a restart
+/// of `plinth serve --tls`) before then.
+pub const CERTIFICATE_DAYS: i64 = 365;
+/// How long an authority's own certificate is valid.
+pub const AUTHORITY_DAYS: i64 = 3650;
 
 /// How long a peer may take over a TLS handshake before its connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,14 +99,12 @@ pub enum Usage {
 pub struct Authority {
     name: String,
     key: KeyPair,
-    dir: PathBuf,
 }
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
             .field("name", &self.name)
-            .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
 }
@@ -127,7 +131,9 @@ impl Authority {
                 .tempdir_in(parent)
                 .map_err(io("making a directory in", parent))?;
             let key = KeyPair::generate()?;
-            let cert = ca_params(name).self_signed(&key)?;
+            let mut params = ca_params(name);
+            (params.not_before, params.not_after) = validity(AUTHORITY_DAYS);
+            let cert = params.self_signed(&key)?;
             let key_path = Self::key_path(made.path());
             write_private(&key_path, &key.serialize_pem()).map_err(io("writing", &key_path))?;
             let cert_path = Self::cert_path(made.path());
@@ -135,8 +141,15 @@ impl Authority {
             let staged = made.keep();
             // Renaming onto an empty directory replaces it; onto another process's new
             // authority (or any directory with files in it) fails, and that one is used.
-            if std::fs::rename(&staged, dir).is_err() {
+            if let Err(e) = std::fs::rename(&staged, dir) {
                 let _ = std::fs::remove_dir_all(&staged);
+                let taken = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists
+                );
+                if !taken {
+                    return Err(io("moving the new authority into", dir)(e));
+                }
             }
         }
         let pem = std::fs::read_to_string(&key_path).map_err(|source| {
@@ -156,7 +169,6 @@ impl Authority {
         Ok(Self {
             name: name.to_owned(),
             key,
-            dir: dir.to_owned(),
         })
     }
 
@@ -170,12 +182,6 @@ impl Authority {
     #[must_use]
     pub fn key_path(dir: &Path) -> PathBuf {
         dir.join("ca.key")
-    }
-
-    /// This authority's directory.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// A new certificate and key for `usage`, named `subject`, holding `names` (DNS names
@@ -206,6 +212,7 @@ impl Authority {
             Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        (params.not_before, params.not_after) = validity(CERTIFICATE_DAYS);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &Issuer::new(ca_params(&self.name), &self.key))?;
         Ok(Issued {
@@ -216,6 +223,15 @@ impl Authority {
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         })
     }
+}
+
+/// From an hour ago (clocks differ a little) to `days` from now.
+fn validity(days: i64) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let now = time::OffsetDateTime::now_utc();
+    (
+        now - time::Duration::hours(1),
+        now + time::Duration::days(days),
+    )
 }
 
 /// The authority's name and uses: the same at every open, so that they and its key make
@@ -252,22 +268,29 @@ impl std::fmt::Debug for Issued {
 
 impl Issued {
     /// Writes the certificate and the key (readable by its owner only) as PEM, replacing
-    /// what the files held.
+    /// what the files held. Each is written to a new file beside it and renamed into
+    /// place, the key first: a reader sees the old pair, the new key with the old
+    /// certificate for an instant, or the new pair, never a partial file.
     ///
     /// # Errors
     /// When a file cannot be written.
     pub fn write(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
-        for path in [cert, key] {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io("replacing", path)(e));
-                }
-                _ => {}
-            }
-        }
-        write_private(key, &self.key_pem).map_err(io("writing", key))?;
-        std::fs::write(cert, &self.cert_pem).map_err(io("writing", cert))
+        replace(key, &self.key_pem)?;
+        replace(cert, &self.cert_pem)
     }
+}
+
+/// Replaces `path` with a new owner-only file holding `text`.
+fn replace(path: &Path, text: &str) -> Result<(), TlsError> {
+    let staged = path.with_extension("new");
+    match std::fs::remove_file(&staged) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("removing", &staged)(e));
+        }
+        _ => {}
+    }
+    write_private(&staged, text).map_err(io("writing", &staged))?;
+    std::fs::rename(&staged, path).map_err(io("replacing", path))
 }
 
 /// Writes `text` to a new file readable by its owner only.
@@ -434,27 +457,31 @@ pub fn issue_link(
     agents: &[(String, std::net::IpAddr)],
 ) -> Result<Vec<PathBuf>, TlsError> {
     let authority = Authority::open_or_make(dir, AGENTS_CA)?;
-    let mut written = Vec::new();
+    // Every certificate is issued before any is written: a name no certificate can hold
+    // leaves the directory as it was.
+    let mut issued = Vec::new();
     if control_plane {
         let files = LinkFiles::control_plane(dir);
-        authority
-            .issue("plinth control plane", &[], Usage::Client)?
-            .write(&files.cert, &files.key)?;
-        written.push(files.cert);
+        issued.push((
+            authority.issue("plinth control plane", &[], Usage::Client)?,
+            files,
+        ));
+    }
+    for (host, address) in agents {
+        let cert = authority.issue(
+            &format!("plinth agent {host}"),
+            &[host.clone(), address.to_string()],
+            Usage::Server,
+        )?;
+        issued.push((cert, LinkFiles::agent(dir, host)));
     }
     if !agents.is_empty() {
         let agents_dir = dir.join("agents");
         std::fs::create_dir_all(&agents_dir).map_err(io("making", &agents_dir))?;
     }
-    for (host, address) in agents {
-        let files = LinkFiles::agent(dir, host);
-        authority
-            .issue(
-                &format!("plinth agent {host}"),
-                &[host.clone(), address.to_string()],
-                Usage::Server,
-            )?
-            .write(&files.cert, &files.key)?;
+    let mut written = Vec::new();
+    for (cert, files) in issued {
+        cert.write(&files.cert, &files.key)?;
         written.push(files.cert);
     }
     Ok(written)
@@ -504,6 +531,15 @@ mod tests {
         LinkFiles::control_plane(&tls)
             .control_plane_config()
             .unwrap();
+    }
+
+    #[test]
+    fn a_bad_agent_name_leaves_the_directory_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        let bad = issue_link(&tls, true, &[("h_1 x".into(), "10.0.0.1".parse().unwrap())]);
+        assert!(matches!(bad, Err(TlsError::Name(_))), "{bad:?}");
+        assert!(!LinkFiles::control_plane(&tls).cert.exists());
     }
 
     #[test]

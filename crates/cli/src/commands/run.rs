@@ -40,9 +40,9 @@ pub(crate) struct Args {
     /// up` issues them): the control plane speaks mutual TLS to every agent.
     #[arg(long, value_name = "DIR", default_value = "target/testbed/tls")]
     pub(crate) tls_dir: PathBuf,
-    /// Speak to the agents over plain TCP (agents started without --tls-cert), ignoring
-    /// --tls-dir: the token then crosses the network in clear text.
-    #[arg(long)]
+    /// Speak to the agents over plain TCP (agents started without --tls-cert): the token
+    /// then crosses the network in clear text.
+    #[arg(long, conflicts_with = "tls_dir")]
     pub(crate) plaintext: bool,
     /// The control plane's state (SQLite); default: `.plinth/state.db` beside the first input.
     #[arg(long, value_name = "PATH")]

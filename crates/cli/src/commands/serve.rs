@@ -37,8 +37,9 @@ pub(crate) struct Args {
     /// one admin token when absent.
     #[arg(long, value_name = "PATH")]
     tokens: Option<PathBuf>,
-    /// An agents file: `token PATH`, then `HOST ADDRESS` lines, for hosts whose Inventory
-    /// entry names no `agent:`.
+    /// An agents file: `token PATH`, `tls DIR` (the agent link's certificates, `plinth
+    /// certs DIR --control-plane`; without it plain TCP), then `HOST ADDRESS` lines for
+    /// hosts whose Inventory entry names no `agent:`.
     #[arg(long, value_name = "PATH")]
     agents: Option<PathBuf>,
     /// Run as one replica of a control plane stored in etcd (its client URLs, comma

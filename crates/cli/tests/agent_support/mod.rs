@@ -16,7 +16,7 @@ use plinth_proto::{
     ToAgent, Token, VmName, VmSpec,
 };
 use plinth_qemu::lab::Testbed;
-use plinth_qemu::link::{AgentIo, dial};
+use plinth_qemu::link::{AgentConnection, open};
 use plinth_tls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -157,34 +157,26 @@ impl Drop for Agent {
 }
 
 /// A control-plane connection.
-pub(crate) type Conn = Connection<Box<dyn AgentIo>>;
+pub(crate) type Conn = AgentConnection;
 
 /// Connects over plain TCP (retrying while the agent starts) and returns the first inventory.
 pub(crate) async fn connect(addr: SocketAddr, token: &Token) -> (Conn, Inventory) {
     connect_over(addr, token, None).await
 }
 
-/// Connects as the control plane does (`dial`: TCP, then mutual TLS with `tls`), retrying
-/// while the agent starts, and returns the first inventory.
+/// Connects as the control plane does (`open`: TCP, then mutual TLS with `tls`, then the
+/// agent's inventory), retrying while the agent starts.
 pub(crate) async fn connect_over(
     addr: SocketAddr,
     token: &Token,
     tls: Option<&Arc<ClientConfig>>,
 ) -> (Conn, Inventory) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
     loop {
-        match dial(addr, tls, Duration::from_secs(2)).await {
-            Ok(stream) => {
-                let mut conn = Connection::new(stream, token.clone());
-                match conn.recv::<FromAgent>().await {
-                    Ok(FromAgent::Inventory(inv)) => return (conn, inv),
-                    other => last = format!("{other:?}"),
-                }
-            }
-            Err(e) => last = e.to_string(),
+        match open(addr, token, tls, Duration::from_secs(2)).await {
+            Ok(opened) => return opened,
+            Err(e) => assert!(Instant::now() < deadline, "no agent on {addr}: {e}"),
         }
-        assert!(Instant::now() < deadline, "no agent on {addr}: {last}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
