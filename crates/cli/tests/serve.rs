@@ -1060,6 +1060,30 @@ fn a_maintenance_moves_vms_by_live_migration_through_the_agents_and_records_each
             "{message}"
         );
     }
+    // Topology truth: each moved node's host label follows it, with an event.
+    for event in &migrated {
+        let vm = event["involvedObject"]["name"].as_str().expect("a name");
+        let message = event["message"].as_str().expect("a message");
+        let to = message
+            .split(" to ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .expect("the target host");
+        let relabelled = format!("node {vm} now runs on {to}:");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !listed(server, reader, "events").iter().any(|e| {
+            e["reason"] == "Relabelled"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&relabelled))
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no Relabelled event `{relabelled}`"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
     // The host comes back at once (a simulated host needs no reboot), and DRS may move VMs
     // back to it: the cluster stays Ready throughout.
     svc.wait_ready();

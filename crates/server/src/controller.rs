@@ -837,6 +837,16 @@ impl Journal for ServerJournal {
         let mut events = Vec::new();
         for c in &ready.commands {
             self.issued.insert(c.id, c.kind.clone());
+            // Topology truth: every change of where a node runs is news.
+            if let CommandKind::LabelNode { node, host } = &c.kind {
+                events.push(event(
+                    &ObjectKey::global(Resource::VirtualMachine, node),
+                    "Relabelled",
+                    &format!("node {node} now runs on {host}: its plinth.dev/host and plinth.dev/rack labels name it (its zone label stays)"),
+                    Severity::Normal,
+                    Reporter::ControlPlane,
+                ));
+            }
         }
         for change in &ready.conditions {
             if let ConditionChange::Set(c) = change {
