@@ -1815,3 +1815,113 @@ fn a_bare_metal_control_plane_server_goes_down_only_while_its_etcd_keeps_a_major
         }
     );
 }
+
+#[test]
+fn a_vm_whose_ha_restart_fails_is_replaced_exactly_once_and_never_while_ha_restarts_it() {
+    let mut topo = topology(1, 0);
+    topo.remediate_after = Some(300_000);
+    // A cluster's VM names start with its name: the workers `w-NN` are cluster `w`'s.
+    topo.name = "w".into();
+    let mut c = Control::virtualized(cfg(), spread_state(4, 6)).with_clusters(vec![topo]);
+    let victim = host_of(&c, "w-00");
+    let workers: Vec<String> = (0..6)
+        .map(|i| format!("w-{i:02}"))
+        .filter(|w| host_of(&c, w) == victim)
+        .collect();
+    let _ = c.handle(
+        Time(10_000),
+        Observation::HeartbeatMissed {
+            host: victim.clone(),
+            last_heard: Time(9_000),
+        },
+    );
+    let fence = c.handle(Time(24_000), Observation::Timer).commands;
+    let mut queue: std::collections::VecDeque<(Time, Command)> = c
+        .handle(
+            Time(34_000),
+            Observation::CommandCompleted { id: fence[0].id },
+        )
+        .commands
+        .into_iter()
+        .map(|cmd| (Time(34_000), cmd))
+        .collect();
+    // Every restart of the victim's workers fails (their disks are lost, say); everything
+    // else succeeds. Answers come a second after each command; timers fire on time.
+    let mut restarts = std::collections::BTreeMap::<String, usize>::new();
+    let mut replacements = Vec::new();
+    let mut deleted = Vec::new();
+    let mut now = Time(34_000);
+    while now < Time(3_600_000) {
+        let next_answer = queue.front().map(|(t, _)| Time(t.0 + 1_000));
+        let next = match (next_answer, c.next_wakeup()) {
+            (Some(a), Some(w)) => a.min(w),
+            (a, w) => match a.or(w) {
+                Some(t) => t,
+                None => break,
+            },
+        };
+        now = next;
+        let ready = if next_answer == Some(now) {
+            let (_, cmd) = queue.pop_front().expect("queued");
+            match &cmd.kind {
+                CommandKind::StartVm { vm, .. } if workers.contains(vm) => {
+                    *restarts.entry(vm.clone()).or_default() += 1;
+                    c.handle(
+                        now,
+                        Observation::CommandFailed {
+                            id: cmd.id,
+                            error: CommandError::Refused {
+                                reason: "its disk is gone".into(),
+                            },
+                        },
+                    )
+                }
+                kind => {
+                    match kind {
+                        CommandKind::CreateVm { vm, .. } => {
+                            replacements.push(vm.clone());
+                            assert_eq!(
+                                c.condition(&format!("vm/{vm}")).map(|c| c.reason),
+                                Some(Reason::Replacing),
+                                "a replacement says why"
+                            );
+                        }
+                        CommandKind::DeleteVm { vm, .. } => {
+                            assert!(
+                                !queue.iter().any(|(_, q)| matches!(
+                                    &q.kind,
+                                    CommandKind::StartVm { vm: s, .. } if s == vm
+                                )),
+                                "{vm} deleted while HA restarts it"
+                            );
+                            deleted.push(vm.clone());
+                        }
+                        _ => {}
+                    }
+                    c.handle(now, Observation::CommandCompleted { id: cmd.id })
+                }
+            }
+        } else {
+            c.handle(now, Observation::Timer)
+        };
+        queue.extend(ready.commands.into_iter().map(|cmd| (now, cmd)));
+    }
+    assert!(
+        workers
+            .iter()
+            .all(|w| restarts.get(w).copied().unwrap_or(0) >= 1),
+        "HA tried first: {restarts:?}"
+    );
+    assert_eq!(
+        replacements.len(),
+        workers.len(),
+        "one replacement per failed worker: {replacements:?}"
+    );
+    deleted.sort();
+    assert_eq!(deleted, workers, "each failed worker deleted once");
+    let topo = c.cluster("w").expect("cluster");
+    for new in &replacements {
+        assert!(topo.pools[0].nodes.contains(new));
+        assert_eq!(c.vm_phase(new), Some(VmPhase::Running));
+    }
+}

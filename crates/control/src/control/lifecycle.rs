@@ -1163,6 +1163,12 @@ impl Control {
         self.stage_of(node).filter(|&(_, stage)| stage >= 1)
     }
 
+    /// Whether `node`'s cluster has a machine health check that watches it.
+    pub(super) fn remediated(&self, node: &str) -> bool {
+        self.worker_pool_of(node)
+            .is_some_and(|(c, _)| self.clusters[c].topo.remediate_after.is_some())
+    }
+
     /// `node` stopped (VM down, or server declared failed): check it again after its
     /// cluster's machine-health timeout.
     pub(super) fn watch_health(&mut self, node: &str) {

@@ -113,16 +113,30 @@ impl Control {
         }
         let object = retry_object(&f.kind);
         if matches!(error, CommandError::Refused { .. }) && f.attempt >= MAX_REFUSALS {
-            // Refused every time: waiting longer will not help; an operator must act.
+            // Refused every time: waiting longer will not help. A VM whose start is given
+            // up is down, with no restart coming: its cluster's machine health check, if
+            // any, replaces it once its timeout passes; else an operator must act.
+            let remediated = match &f.kind {
+                CommandKind::StartVm { vm, .. } => {
+                    self.set_phase(vm, VmPhase::Down);
+                    self.remediated(vm)
+                }
+                _ => false,
+            };
             if let Some(object) = object {
                 let what = f.kind.object().to_owned();
                 self.set_condition(
                     object,
                     Reason::Retrying,
                     format!(
-                        "{} of {what} refused {} times, last: {error}; given up until an operator acts",
+                        "{} of {what} refused {} times, last: {error}; given up: {}",
                         serde_variant(&f.kind),
-                        f.attempt + 1
+                        f.attempt + 1,
+                        if remediated {
+                            "the machine health check replaces the node"
+                        } else {
+                            "an operator must act"
+                        }
                     ),
                     now,
                 );
