@@ -188,6 +188,26 @@ fn certs(args: &[&std::ffi::OsStr]) -> (i32, String) {
     )
 }
 
+/// A simulated agent for host h1 serving mutual TLS with the certificates `plinth certs`
+/// issued in `tls`.
+fn tls_agent(state: &std::path::Path, tls: &std::path::Path) -> Agent {
+    let file = |f: &str| tls.join("agents").join(f).display().to_string();
+    let ca = tls.join("ca.crt").display().to_string();
+    Agent::start(
+        state,
+        free_addr(),
+        &[
+            "--simulated",
+            "--tls-cert",
+            &file("h1.crt"),
+            "--tls-key",
+            &file("h1.key"),
+            "--tls-client-ca",
+            &ca,
+        ],
+    )
+}
+
 /// A TLS client of `addr` that trusts `ca` and presents `client` (certificate, key), if
 /// any, expecting a certificate for `name`: the first frame it receives with `token`.
 async fn first_frame_over_tls(
@@ -295,21 +315,7 @@ fn with_tls_an_agent_serves_only_a_control_plane_its_authority_vouches_for_and_w
     assert_eq!(code, 2);
     assert!(err.contains("--control-plane, --agent"), "{err}");
 
-    let agent_files = |f: &str| tls.join("agents").join(f);
-    let agent = Agent::start(
-        &dir.path().join("h1"),
-        free_addr(),
-        &[
-            "--simulated".as_ref(),
-            "--tls-cert".as_ref(),
-            agent_files("h1.crt").as_os_str(),
-            "--tls-key".as_ref(),
-            agent_files("h1.key").as_os_str(),
-            "--tls-client-ca".as_ref(),
-            tls.join("ca.crt").as_os_str(),
-        ]
-        .map(|a: &std::ffi::OsStr| a.to_str().expect("utf-8")),
-    );
+    let agent = tls_agent(&dir.path().join("h1"), &tls);
     let ours = Some((tls.join("control-plane.crt"), tls.join("control-plane.key")));
     let theirs = Some((
         other.join("control-plane.crt"),
@@ -466,5 +472,49 @@ fn a_control_plane_without_its_certificates_says_how_to_issue_them() {
     assert!(
         err.contains("line 2") && err.contains("plinth certs"),
         "{err}"
+    );
+}
+
+#[test]
+fn plinth_run_says_when_an_agent_refuses_its_certificate_rather_than_waiting_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tls, other) = (dir.path().join("tls"), dir.path().join("other"));
+    // The agent's certificate from one authority, the control plane's from another.
+    let (code, err) = certs(&[tls.as_os_str(), "--agent".as_ref(), "h1=127.0.0.1".as_ref()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = certs(&[other.as_os_str(), "--control-plane".as_ref()]);
+    assert_eq!(code, 0, "{err}");
+    let agent = tls_agent(&dir.path().join("h1"), &tls);
+    // The lab estate, its h1 at this agent, h2 and h3 where nothing listens.
+    let lab = dir.path().join("lab");
+    std::fs::create_dir(&lab).expect("lab dir");
+    for entry in std::fs::read_dir(agent_support::repo().join("examples/lab")).expect("lab") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path)
+            .expect("a manifest")
+            .replace("10.77.0.11:7700", &agent.addr.to_string())
+            .replace("10.77.0.12:7700", &free_addr().to_string())
+            .replace("10.77.0.13:7700", &free_addr().to_string());
+        std::fs::write(lab.join(path.file_name().expect("name")), text).expect("write");
+    }
+    let token = dir.path().join("token");
+    std::fs::write(&token, agent_support::TOKEN).expect("token");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .arg("run")
+        .arg(&lab)
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--tls-dir")
+        .arg(&other)
+        .arg("--state")
+        .arg(dir.path().join("state.db"))
+        .args(["--until-converged", "--timeout", "4s"])
+        .output()
+        .expect("plinth run runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("does not serve this control plane") && err.contains("h1"),
+        "the refusal is said: {err}"
     );
 }

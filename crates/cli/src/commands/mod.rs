@@ -126,8 +126,13 @@ pub(crate) fn require_dry_run(dry_run: bool, verb: &str) -> Result<()> {
 
 /// Log lines on stderr (`RUST_LOG` filters them; `info` by default).
 pub(crate) fn logging() {
+    logging_from("info");
+}
+
+/// Log lines on stderr from `level` up (`RUST_LOG` overrides it).
+pub(crate) fn logging_from(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

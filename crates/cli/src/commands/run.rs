@@ -67,6 +67,9 @@ fn default_state(input: &Path) -> PathBuf {
 
 /// Runs `plinth run`.
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    // Progress is printed; warnings (an agent refusing this control plane's certificate or
+    // token, a bad frame) are logged, so a misconfigured link is said, not waited on.
+    crate::commands::logging_from("warn");
     let Some((_input, estate)) = load_or_report(&args.input)? else {
         return Ok(Outcome::Invalid);
     };
