@@ -813,13 +813,7 @@ fn check_usage(usage: &UsageProfile, what: &str, at: &Location, diags: &mut Diag
 
 /// Says, once per input, which parsed inputs no part of Plinth models yet, so that no
 /// accepted input silently changes nothing.
-fn not_modelled_notes(workloads: &[Workload], pdbs: &[DisruptionBudget], diags: &mut Diagnostics) {
-    if let Some(first) = pdbs.first() {
-        diags.push(Diagnostic::note(
-            first.location.clone(),
-            format!("{} PodDisruptionBudget(s) parsed: their selectors are checked and `plinth maintenance --dry-run` refuses a maintenance that breaks one, but the simulated drains do not wait for them yet", pdbs.len()),
-        ));
-    }
+fn not_modelled_notes(workloads: &[Workload], diags: &mut Diagnostics) {
     let jobs: Vec<&Workload> = workloads
         .iter()
         .filter(|w| w.run_duration.is_some() || w.schedule.is_some())
@@ -1154,7 +1148,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
             }
         }
     }
-    not_modelled_notes(&bound, &pdbs, diags);
+    not_modelled_notes(&bound, diags);
     if let Some(s) = &scenario_doc {
         check_failure_classes(&inventory, s, diags);
     }
