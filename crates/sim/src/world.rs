@@ -2040,7 +2040,13 @@ impl<'a> World<'a> {
         };
         let pods: Vec<usize> = self.nodes[n].pods.iter().copied().collect();
         let (mut moved, mut pending, mut local, mut hit) = (0u32, 0u32, 0u32, 0u32);
+        // The first budget that holds a pod back, and how many of its workload's pods it
+        // holds.
         let mut blocked: Option<(usize, u32, String)> = None;
+        let mut held = 0u32;
+        // Pods evicted below their budgets once the drain was forced, and the first budget.
+        let mut overridden: Option<(usize, u32, String)> = None;
+        let mut forced_out = 0u32;
         // A drain still blocked by a PodDisruptionBudget after the Scenario's
         // `blockedDrain.forceAfter` evicts the rest anyway: nobody answers in a simulated
         // year, so the operator's response is declared.
@@ -2060,12 +2066,15 @@ impl<'a> World<'a> {
             if pod.available {
                 if let Some((min, pdb)) = &self.s.min_available[w]
                     && self.available[w] <= *min
-                    && !forced
                 {
-                    if blocked.is_none() {
-                        blocked = Some((w, *min, pdb.clone()));
+                    if !forced {
+                        if blocked.get_or_insert_with(|| (w, *min, pdb.clone())).0 == w {
+                            held += 1;
+                        }
+                        continue;
                     }
-                    continue;
+                    overridden.get_or_insert_with(|| (w, *min, pdb.clone()));
+                    forced_out += 1;
                 }
                 hit += 1;
             }
@@ -2099,6 +2108,27 @@ impl<'a> World<'a> {
             );
         }
         let object = format!("node/{name}");
+        if let Some((w, min, pdb)) = overridden {
+            // The declared operator response, recorded: what was evicted below its budget.
+            let c = Condition {
+                object: object.clone(),
+                reason: Reason::WaitingForDisruptionBudget,
+                message: format!(
+                    "draining: evicted {forced_out} pod(s) below their PodDisruptionBudget anyway after {} min (Scenario blockedDrain.forceAfter); the first: {} left below {min} available (PodDisruptionBudget {pdb})",
+                    force_after / 60_000,
+                    self.s.workloads[w],
+                ),
+                since: Time(self.now),
+            };
+            self.log.write(
+                self.now,
+                Event::Condition(Cow::Owned(ConditionChange::Set(c))),
+            );
+            if let Some(x) = self.draining.get_mut(&n) {
+                x.blocked = true;
+            }
+        }
+        let d = self.draining.get(&n).cloned().unwrap_or(d);
         match blocked {
             Some((w, min, pdb)) => {
                 if !d.blocked {
@@ -2106,7 +2136,7 @@ impl<'a> World<'a> {
                         object,
                         reason: Reason::WaitingForDisruptionBudget,
                         message: format!(
-                            "draining: evicting a pod of {} would leave fewer than {min} available (PodDisruptionBudget {pdb}); retrying every {} s, evicting anyway after {} min",
+                            "draining: evicting {held} pod(s) of {} would leave fewer than {min} available (PodDisruptionBudget {pdb}); retrying every {} s, evicting anyway after {} min",
                             self.s.workloads[w],
                             DRAIN_RETRY_MS / 1000,
                             force_after / 60_000

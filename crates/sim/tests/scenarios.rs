@@ -1021,6 +1021,79 @@ spec:
 }
 
 #[test]
+fn a_budget_that_can_never_be_met_holds_a_drain_until_force_after_then_the_eviction_is_recorded() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        r#"  blockedDrain:
+    forceAfter: 20m
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  replicas: 4
+  selector:
+    matchLabels:
+      app: batch
+  template:
+    metadata:
+      labels:
+        app: batch
+    spec:
+      containers:
+        - name: b
+          image: b
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  minAvailable: 4
+  selector:
+    matchLabels:
+      app: batch
+"#,
+    );
+    let (report, run, _) = upgrade_run(&estate, EnvironmentType::Virtualized);
+    assert!(
+        report.finished_at.is_some(),
+        "the rollout is not stuck for ever"
+    );
+    let lines = log_lines(&run);
+    let conditions = events(&lines, "condition");
+    let message = |c: &serde_json::Value| c["message"].as_str().unwrap_or_default().to_owned();
+    let held = conditions
+        .iter()
+        .find(|c| c["reason"] == "waitingForDisruptionBudget" && message(c).contains("would leave"))
+        .expect("a drain waited for the budget");
+    assert!(
+        message(held).contains("pod(s) of apps/shop/Deployment/batch")
+            && message(held).contains("shop/batch")
+            && message(held).contains("evicting anyway after 20 min"),
+        "{held}"
+    );
+    let node = held["object"].clone();
+    let forced = conditions
+        .iter()
+        .find(|c| c["object"] == node && message(c).contains("anyway after 20 min (Scenario"))
+        .expect("the forced eviction is recorded on the node");
+    assert!(message(forced).contains("below 4 available"), "{forced}");
+    let waited = forced["since"].as_u64().expect("since") - held["since"].as_u64().expect("since");
+    assert!(waited >= 20 * 60_000, "forced after {waited} ms");
+}
+
+#[test]
 fn bare_metal_reimages_in_place_one_node_at_a_time_for_the_reimage_time() {
     let mut estate = quiet_small(
         UpgradeStrategy {
