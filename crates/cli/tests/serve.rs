@@ -1069,7 +1069,7 @@ fn a_maintenance_moves_vms_by_live_migration_through_the_agents_and_records_each
             .nth(1)
             .and_then(|rest| rest.split(':').next())
             .expect("the target host");
-        let relabelled = format!("node {vm} now runs on {to}:");
+        let relabelled = format!("node {vm} is placed on {to} ");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !listed(server, reader, "events").iter().any(|e| {
             e["reason"] == "Relabelled"

@@ -837,16 +837,6 @@ impl Journal for ServerJournal {
         let mut events = Vec::new();
         for c in &ready.commands {
             self.issued.insert(c.id, c.kind.clone());
-            // Topology truth: every change of where a node runs is news.
-            if let CommandKind::LabelNode { node, host } = &c.kind {
-                events.push(event(
-                    &ObjectKey::global(Resource::VirtualMachine, node),
-                    "Relabelled",
-                    &format!("node {node} now runs on {host}: its plinth.dev/host and plinth.dev/rack labels name it (its zone label stays)"),
-                    Severity::Normal,
-                    Reporter::ControlPlane,
-                ));
-            }
         }
         for change in &ready.conditions {
             if let ConditionChange::Set(c) = change {
@@ -910,6 +900,17 @@ impl Journal for ServerJournal {
             Observation::CommandCompleted { id } => {
                 if let Some(kind) = self.issued.remove(id) {
                     self.shared.metrics.command(&command_name(&kind), "done");
+                    // Topology truth: every change of where a node is placed is news, once
+                    // its labels were set (for an HA restart, before the VM runs there).
+                    if let CommandKind::LabelNode { node, host } = &kind {
+                        self.record(&[event(
+                            &ObjectKey::global(Resource::VirtualMachine, node),
+                            "Relabelled",
+                            &format!("node {node} is placed on {host} (a live migration or an HA restart): its plinth.dev/host and plinth.dev/rack labels follow it (its zone label stays)"),
+                            Severity::Normal,
+                            Reporter::ControlPlane,
+                        )]);
+                    }
                 }
             }
             Observation::CommandFailed { id, error } => {

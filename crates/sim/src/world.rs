@@ -2009,20 +2009,23 @@ impl<'a> World<'a> {
     fn start_drain(&mut self, n: usize, id: CommandId) {
         self.nodes[n].unschedulable = true;
         self.touch(n);
+        // A drain sent again (the control plane timed the first out) goes on from where
+        // the first began: `blockedDrain.forceAfter` counts from the first.
+        let (started, blocked) = self
+            .draining
+            .get(&n)
+            .map_or((self.now, false), |d| (d.started, d.blocked));
         self.draining.insert(
             n,
             Draining {
                 id,
-                blocked: false,
-                started: self.now,
+                blocked,
+                started,
             },
         );
         self.drain_step(n);
     }
 
-    /// Evicts what the PodDisruptionBudgets allow (pods with local volumes stay bound and
-    /// wait for the node); finishes the drain when nothing is left to evict, else tries
-    /// again in [`DRAIN_RETRY_MS`] with a condition naming the budget.
     /// How long a blocked drain waits before evicting anyway (`Scenario.spec.blockedDrain`).
     fn drain_force_after_ms(&self) -> u64 {
         self.s
@@ -2034,6 +2037,9 @@ impl<'a> World<'a> {
             .millis()
     }
 
+    /// Evicts what the PodDisruptionBudgets allow (pods with local volumes stay bound and
+    /// wait for the node); finishes the drain when nothing is left to evict, else tries
+    /// again in [`DRAIN_RETRY_MS`] with a condition naming the budget.
     fn drain_step(&mut self, n: usize) {
         let Some(d) = self.draining.get(&n).cloned() else {
             return;
@@ -2108,6 +2114,8 @@ impl<'a> World<'a> {
             );
         }
         let object = format!("node/{name}");
+        // Whether a condition on the node is to be cleared when the drain ends.
+        let shown = d.blocked || overridden.is_some();
         if let Some((w, min, pdb)) = overridden {
             // The declared operator response, recorded: what was evicted below its budget.
             let c = Condition {
@@ -2124,14 +2132,10 @@ impl<'a> World<'a> {
                 self.now,
                 Event::Condition(Cow::Owned(ConditionChange::Set(c))),
             );
-            if let Some(x) = self.draining.get_mut(&n) {
-                x.blocked = true;
-            }
         }
-        let d = self.draining.get(&n).cloned().unwrap_or(d);
         match blocked {
             Some((w, min, pdb)) => {
-                if !d.blocked {
+                if !shown {
                     let c = Condition {
                         object,
                         reason: Reason::WaitingForDisruptionBudget,
@@ -2157,7 +2161,7 @@ impl<'a> World<'a> {
                 );
             }
             None => {
-                if d.blocked {
+                if shown {
                     let c = ConditionChange::Cleared {
                         object,
                         at: Time(self.now),

@@ -1028,7 +1028,7 @@ fn a_budget_that_can_never_be_met_holds_a_drain_until_force_after_then_the_evict
             max_unavailable: 0,
         },
         r#"  blockedDrain:
-    forceAfter: 20m
+    forceAfter: 90m
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -1065,6 +1065,8 @@ spec:
       app: batch
 "#,
     );
+    // Longer than the control plane's drain deadline (1 h): the drain it sends again goes
+    // on from where the first began.
     let (report, run, _) = upgrade_run(&estate, EnvironmentType::Virtualized);
     assert!(
         report.finished_at.is_some(),
@@ -1080,17 +1082,17 @@ spec:
     assert!(
         message(held).contains("pod(s) of apps/shop/Deployment/batch")
             && message(held).contains("shop/batch")
-            && message(held).contains("evicting anyway after 20 min"),
+            && message(held).contains("evicting anyway after 90 min"),
         "{held}"
     );
     let node = held["object"].clone();
     let forced = conditions
         .iter()
-        .find(|c| c["object"] == node && message(c).contains("anyway after 20 min (Scenario"))
+        .find(|c| c["object"] == node && message(c).contains("anyway after 90 min (Scenario"))
         .expect("the forced eviction is recorded on the node");
     assert!(message(forced).contains("below 4 available"), "{forced}");
     let waited = forced["since"].as_u64().expect("since") - held["since"].as_u64().expect("since");
-    assert!(waited >= 20 * 60_000, "forced after {waited} ms");
+    assert!(waited >= 90 * 60_000, "forced after {waited} ms");
 }
 
 #[test]
