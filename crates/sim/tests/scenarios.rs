@@ -942,21 +942,18 @@ fn run_unit_cpu(estate: &Estate) -> u64 {
         .cpu_millis
 }
 
-#[test]
-fn a_disruption_budget_holds_a_drain_until_the_evicted_pod_is_back() {
-    let estate = quiet_small(
-        UpgradeStrategy {
-            max_surge: 1,
-            max_unavailable: 0,
-        },
-        r#"---
+/// `scenario` (lines of the Scenario's spec), then a Deployment shop/batch of `replicas`
+/// pods and its PodDisruptionBudget (`budget`: one `minAvailable` or `maxUnavailable` line).
+fn batch_with_budget(scenario: &str, replicas: u32, budget: &str) -> String {
+    format!(
+        r#"{scenario}---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: batch
   namespace: shop
 spec:
-  replicas: 8
+  replicas: {replicas}
   selector:
     matchLabels:
       app: batch
@@ -979,11 +976,22 @@ metadata:
   name: batch
   namespace: shop
 spec:
-  maxUnavailable: 1
+  {budget}
   selector:
     matchLabels:
       app: batch
-"#,
+"#
+    )
+}
+
+#[test]
+fn a_disruption_budget_holds_a_drain_until_the_evicted_pod_is_back() {
+    let estate = quiet_small(
+        UpgradeStrategy {
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+        &batch_with_budget("", 8, "maxUnavailable: 1"),
     );
     let (report, run, _) = upgrade_run(&estate, EnvironmentType::Virtualized);
     assert!(report.finished_at.is_some());
@@ -1027,43 +1035,11 @@ fn a_budget_that_can_never_be_met_holds_a_drain_until_force_after_then_the_evict
             max_surge: 1,
             max_unavailable: 0,
         },
-        r#"  blockedDrain:
-    forceAfter: 90m
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: batch
-  namespace: shop
-spec:
-  replicas: 4
-  selector:
-    matchLabels:
-      app: batch
-  template:
-    metadata:
-      labels:
-        app: batch
-    spec:
-      containers:
-        - name: b
-          image: b
-          resources:
-            requests:
-              cpu: 100m
-              memory: 128Mi
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata:
-  name: batch
-  namespace: shop
-spec:
-  minAvailable: 4
-  selector:
-    matchLabels:
-      app: batch
-"#,
+        &batch_with_budget(
+            "  blockedDrain:\n    forceAfter: 90m\n",
+            4,
+            "minAvailable: 4",
+        ),
     );
     // Longer than the control plane's drain deadline (1 h): the drain it sends again goes
     // on from where the first began.

@@ -1163,19 +1163,17 @@ impl Control {
         self.stage_of(node).filter(|&(_, stage)| stage >= 1)
     }
 
-    /// Whether `node`'s cluster has a machine health check that watches it.
-    pub(super) fn remediated(&self, node: &str) -> bool {
-        self.worker_pool_of(node)
-            .is_some_and(|(c, _)| self.clusters[c].topo.remediate_after.is_some())
+    /// The timeout of the machine health check that watches `node`, if its cluster has one
+    /// and it is a worker.
+    pub(super) fn remediate_after(&self, node: &str) -> Option<u64> {
+        let (c, _) = self.worker_pool_of(node)?;
+        self.clusters[c].topo.remediate_after
     }
 
     /// `node` stopped (VM down, or server declared failed): check it again after its
     /// cluster's machine-health timeout.
     pub(super) fn watch_health(&mut self, node: &str) {
-        let Some((c, _)) = self.worker_pool_of(node) else {
-            return;
-        };
-        let Some(after) = self.clusters[c].topo.remediate_after else {
+        let Some(after) = self.remediate_after(node) else {
             return;
         };
         let key = self.health_seq;

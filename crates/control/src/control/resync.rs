@@ -119,7 +119,7 @@ impl Control {
             let remediated = match &f.kind {
                 CommandKind::StartVm { vm, .. } => {
                     self.set_phase(vm, VmPhase::Down);
-                    self.remediated(vm)
+                    self.remediate_after(vm).is_some()
                 }
                 _ => false,
             };
