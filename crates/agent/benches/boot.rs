@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             storage: state.path().join("storage"),
             accel,
             capacity: Capacity { cpus: 2, memory_mib: 1024 },
+            underlay: None,
         })
         .await?;
         let mut times = Vec::new();
@@ -53,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     kubernetes_version: "1.33.1".into(),
                     join_config: "kind: JoinConfiguration\n".into(),
                 },
+                network: None,
             };
             let t0 = Instant::now();
             hv.create(&spec).await?;

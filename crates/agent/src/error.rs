@@ -58,6 +58,14 @@ pub enum AgentError {
         /// What happened.
         detail: String,
     },
+    /// A node network could not be joined or an address leased on it.
+    #[error("network {network}: {detail}")]
+    Network {
+        /// The network.
+        network: plinth_proto::network::NetworkId,
+        /// What went wrong.
+        detail: String,
+    },
     /// The listener could not be bound.
     #[error("listen on {addr}")]
     Listen {

@@ -2,8 +2,9 @@
 //! [`crate::SimulatedHypervisor`].
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use plinth_proto::network::Reach;
 use plinth_proto::{
     CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState,
 };
@@ -61,6 +62,9 @@ pub trait Hypervisor: Send + Sync + 'static {
         vm: &VmName,
         from: u64,
     ) -> impl Future<Output = Result<ConsoleChunk, AgentError>> + Send;
+    /// From the running `vm`, tries to reach the guest agent of the node at `address` on
+    /// `vm`'s network (a connectivity check).
+    fn reach(&self, vm: &VmName, address: Ipv4Addr) -> impl Future<Output = Reach> + Send;
 }
 
 /// Where a console read of `from` starts in a console of `len` bytes: at `from`, or at 0

@@ -17,7 +17,7 @@ const FORMAT: &str = "plinth-image-1";
 pub const KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
 
 /// Kernel modules loaded by `/init`, by path under `kernel/`: virtio over MMIO (QEMU's
-/// microvm machine), its block disks and serial port, and FAT for the seed. `/init` loads
+/// microvm machine), its block disks, serial port and NIC, and FAT for the seed. `/init` loads
 /// them in passes until none is left, so the order need not follow the kernel's
 /// dependencies, which change between kernel updates (6.1.0-57's `virtio.ko` needs
 /// `virtio_ring.ko`, earlier ones the reverse), and the package ships no `modules.dep`.
@@ -27,6 +27,9 @@ const MODULES: &[&str] = &[
     "drivers/virtio/virtio_mmio.ko",
     "drivers/block/virtio_blk.ko",
     "drivers/char/virtio_console.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
     "fs/fat/fat.ko",
     "fs/fat/vfat.ko",
     "fs/nls/nls_cp437.ko",

@@ -11,6 +11,7 @@ mod datastore;
 mod error;
 mod hypervisor;
 pub mod image;
+mod network;
 mod qemu;
 mod qmp;
 mod server;
@@ -20,6 +21,7 @@ mod tool;
 
 pub use error::AgentError;
 pub use hypervisor::Hypervisor;
+pub use network::interface_of;
 pub use qemu::{Accel, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, detect_accel};
 pub use server::{AgentConfig, boot_id, serve};
 pub use sim::SimulatedHypervisor;

@@ -3,25 +3,30 @@
 //! a NoCloud seed as a small FAT image. Processes outlive the agent, which re-adopts them from
 //! their pid files and sockets when it starts again.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use plinth_proto::guest::{FromGuest, GuestStatus, MetaData, SEED_LABEL, ToGuest, UserData};
+use plinth_proto::guest::{
+    FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, SEED_LABEL, ToGuest, UserData,
+};
+use plinth_proto::network::{Ipv4Net, Reach, mac_of};
 use plinth_proto::{
     CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::datastore;
 use crate::error::AgentError;
 use crate::hypervisor::{Hypervisor, console_chunk, console_start};
 use crate::image::Image;
+use crate::network::{Networks, Nic};
 use crate::table::{VmRecord, VmTable};
 use crate::tool::run;
 
@@ -34,6 +39,9 @@ const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
 /// How often the agent probes a running guest.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a reachability check waits for the guest's answer (the guest itself gives up
+/// after two seconds).
+const REACH_WAIT: Duration = Duration::from_secs(5);
 /// How often a sender reads its migration's progress.
 const MIGRATION_POLL: Duration = Duration::from_millis(20);
 /// How often a receiver is asked whether it took over.
@@ -96,6 +104,9 @@ pub struct QemuConfig {
     pub accel: Accel,
     /// What the host offers to VMs.
     pub capacity: Capacity,
+    /// The interface cluster networks are joined to other hosts over (VXLAN); none: they
+    /// span this host only.
+    pub underlay: Option<String>,
 }
 
 /// The files of one VM.
@@ -132,6 +143,21 @@ impl VmPaths {
 pub struct QemuHypervisor {
     config: QemuConfig,
     table: Arc<VmTable>,
+    networks: Networks,
+    checks: Arc<Checks>,
+}
+
+/// A reachability check for a guest: where to connect, and who waits for the answer.
+type Check = (Ipv4Addr, oneshot::Sender<Reach>);
+
+/// Per running VM, the way to its guest channel's session for reachability checks.
+#[derive(Debug, Default)]
+struct Checks(Mutex<HashMap<VmName, mpsc::Sender<Check>>>);
+
+impl Checks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<VmName, mpsc::Sender<Check>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl QemuHypervisor {
@@ -154,9 +180,14 @@ impl QemuHypervisor {
                 .await
                 .map_err(AgentError::file(dir))?;
         }
+        if config.underlay.is_none() {
+            tracing::warn!("no underlay: a cluster network spans this host only");
+        }
         let hv = Self {
+            networks: Networks::new(&config.storage, config.underlay.clone()),
             config,
             table: Arc::new(VmTable::default()),
+            checks: Arc::default(),
         };
         hv.adopt().await?;
         Ok(hv)
@@ -188,7 +219,8 @@ impl QemuHypervisor {
         tokio::fs::write(paths.spec(), &text)
             .await
             .map_err(AgentError::file(paths.spec()))?;
-        let record = VmRecord::new(spec);
+        let mut record = VmRecord::new(spec);
+        record.address = self.leased(&record.spec).await;
         // A concurrent start of the same VM registered it first: use that record.
         self.table.insert(record.clone());
         tracing::info!(vm = %vm, "registered from the shared storage");
@@ -224,6 +256,7 @@ impl QemuHypervisor {
             }
             let name = spec.name.clone();
             let mut record = VmRecord::new(spec);
+            record.address = self.leased(&record.spec).await;
             if let Some(generation) = read_number(&paths.generation()).await {
                 record.generation = plinth_proto::Generation(generation);
             }
@@ -244,25 +277,56 @@ impl QemuHypervisor {
     fn watch_guest(&self, vm: &VmName, pid: u32) {
         watch_guest(
             Arc::clone(&self.table),
+            Arc::clone(&self.checks),
             self.paths(vm).guest(),
             vm.clone(),
             pid,
         );
     }
 
-    /// Starts `vm`'s QEMU process with `extra` arguments; its pid.
-    async fn launch(&self, spec: &VmSpec, extra: &[&str]) -> Result<u32, AgentError> {
+    /// The address `spec`'s VM leased on its network, if it has a network and a lease.
+    async fn leased(&self, spec: &VmSpec) -> Option<Ipv4Net> {
+        match &spec.network {
+            Some(net) => self.networks.leased(&spec.name, net).await,
+            None => None,
+        }
+    }
+
+    /// Starts `record`'s QEMU process with `extra` arguments, its NIC on its network's
+    /// bridge; its pid.
+    async fn launch(&self, record: &VmRecord, extra: &[&str]) -> Result<u32, AgentError> {
+        let spec = &record.spec;
+        let nic = match (&spec.network, record.address) {
+            (Some(net), Some(address)) => {
+                self.networks.build(net.id).await?;
+                Some(Nic::new(net.id, address))
+            }
+            (Some(net), None) => {
+                return Err(AgentError::Network {
+                    network: net.id,
+                    detail: format!("{} has no address leased", spec.name),
+                });
+            }
+            (None, _) => None,
+        };
         let paths = self.paths(&spec.name);
         let _ = tokio::fs::remove_file(paths.pid()).await;
-        let mut args = self.qemu_args(spec, &paths);
+        let mut args = self.qemu_args(spec, &paths, nic.as_ref());
         args.extend(extra.iter().map(OsString::from));
         run(QEMU, args).await?;
-        read_number(&paths.pid())
+        let pid = read_number(&paths.pid())
             .await
             .ok_or_else(|| AgentError::Vm {
                 vm: spec.name.clone(),
                 detail: "QEMU wrote no pid file".into(),
-            })
+            })?;
+        if let Some(nic) = &nic
+            && let Err(e) = self.networks.plug(nic).await
+        {
+            self.kill_and_wait(&spec.name, pid).await;
+            return Err(e);
+        }
+        Ok(pid)
     }
 
     /// Makes the receiver of a launched `-incoming defer` process listen on `listen`; where.
@@ -283,6 +347,7 @@ impl QemuHypervisor {
     /// failed, or `deadline` came first. A receiver that never took over is forgotten.
     fn watch_incoming(&self, vm: &VmName, pid: u32, deadline: Instant) {
         let table = Arc::clone(&self.table);
+        let checks = Arc::clone(&self.checks);
         let paths = self.paths(vm);
         let vm = vm.clone();
         tokio::spawn(async move {
@@ -324,7 +389,7 @@ impl QemuHypervisor {
                         r.state = VmState::Running;
                     }
                 });
-                watch_guest(table, paths.guest(), vm, pid);
+                watch_guest(table, checks, paths.guest(), vm, pid);
             } else {
                 let ours = table
                     .get(&vm)
@@ -337,7 +402,7 @@ impl QemuHypervisor {
         });
     }
 
-    fn qemu_args(&self, spec: &VmSpec, paths: &VmPaths) -> Vec<OsString> {
+    fn qemu_args(&self, spec: &VmSpec, paths: &VmPaths, nic: Option<&Nic>) -> Vec<OsString> {
         let image = &self.config.image;
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
@@ -383,6 +448,17 @@ impl QemuHypervisor {
                 plinth_proto::guest::PORT_NAME
             ),
         ]);
+        if let Some(nic) = nic {
+            push(&[
+                &"-netdev",
+                &format!("tap,id=nic,ifname={},script=no,downscript=no", nic.tap),
+                &"-device",
+                &format!(
+                    "virtio-net-device,netdev=nic,mac={}",
+                    mac_of(nic.address.addr())
+                ),
+            ]);
+        }
         push(&[&"-qmp", &qmp_socket(&paths.qmp())]);
         push(&[&"-daemonize", &"-pidfile", &paths.pid()]);
         args
@@ -463,7 +539,17 @@ impl Hypervisor for QemuHypervisor {
                 _ => Err(AgentError::VmExists(spec.name.clone())),
             };
         }
-        let made = make_vm_files(spec, &self.paths(&spec.name), &self.config).await;
+        let made = async {
+            let address = match &spec.network {
+                Some(net) => Some(self.networks.lease(&spec.name, net).await?),
+                None => None,
+            };
+            make_vm_files(spec, address, &self.paths(&spec.name), &self.config).await?;
+            self.table
+                .update(&spec.name, false, |r| r.address = address);
+            Ok(())
+        }
+        .await;
         if made.is_err() {
             self.table.remove(&spec.name);
         }
@@ -477,7 +563,7 @@ impl Hypervisor for QemuHypervisor {
         };
         if record.state == VmState::Stopped {
             let paths = self.paths(vm);
-            let pid = self.launch(&record.spec, &[]).await?;
+            let pid = self.launch(&record, &[]).await?;
             let status = match crate::qmp::Qmp::connect(&paths.qmp()).await {
                 Ok(mut qmp) => qmp.status().await,
                 Err(e) => Err(e),
@@ -521,6 +607,9 @@ impl Hypervisor for QemuHypervisor {
         for file in [&paths.disk, &paths.seed] {
             let _ = tokio::fs::remove_file(file).await;
         }
+        if let Some(net) = self.table.get(vm).and_then(|r| r.spec.network) {
+            self.networks.release(vm, &net).await;
+        }
         datastore::remove(&self.config.storage, vm).await;
         let _ = tokio::fs::remove_dir_all(&paths.run).await;
         self.table.remove(vm);
@@ -553,7 +642,7 @@ impl Hypervisor for QemuHypervisor {
             None => self.register(vm).await?,
         };
         record.receivable()?;
-        let pid = self.launch(&record.spec, &["-incoming", "defer"]).await?;
+        let pid = self.launch(&record, &["-incoming", "defer"]).await?;
         let addr = match self.listen_incoming(vm, listen).await {
             Ok(addr) => addr,
             Err(detail) => {
@@ -649,6 +738,34 @@ impl Hypervisor for QemuHypervisor {
             .map_err(file_error)?;
         Ok(console_chunk(vm, start, &bytes))
     }
+
+    async fn reach(&self, vm: &VmName, address: Ipv4Addr) -> Reach {
+        let cannot = |reason: String| Reach::NoAnswer { reason };
+        match self.table.get(vm) {
+            None => return cannot(AgentError::UnknownVm(vm.clone()).to_string()),
+            Some(r) if r.address.is_none() => {
+                return cannot(format!("{vm} has no NIC on a cluster network"));
+            }
+            Some(r) if r.guest.is_none() => {
+                return cannot(format!("{vm}'s guest agent has not reported yet"));
+            }
+            Some(_) => {}
+        }
+        let Some(session) = self.checks.lock().get(vm).cloned() else {
+            return cannot(format!("{vm}'s guest channel is not open"));
+        };
+        let (tx, rx) = oneshot::channel();
+        if session.send((address, tx)).await.is_err() {
+            return cannot(format!("{vm}'s guest channel closed"));
+        }
+        match tokio::time::timeout(REACH_WAIT, rx).await {
+            Ok(Ok(reach)) => reach,
+            Ok(Err(_)) => cannot(format!("{vm}'s guest channel closed before the answer")),
+            Err(_) => cannot(format!(
+                "{vm}'s guest agent did not answer in {REACH_WAIT:?}"
+            )),
+        }
+    }
 }
 
 /// Runs a live migration of `vm` on its source's QMP session until it completes, fails, or
@@ -717,14 +834,22 @@ async fn migrate(
 
 /// Watches a running VM's guest agent for as long as its process lives (see
 /// [`probe_guest`]); marks the VM stopped when the process ends.
-fn watch_guest(table: Arc<VmTable>, socket: PathBuf, vm: VmName, pid: u32) {
+fn watch_guest(table: Arc<VmTable>, checks: Arc<Checks>, socket: PathBuf, vm: VmName, pid: u32) {
+    let (mine, mut rx) = mpsc::channel(16);
+    checks.lock().insert(vm.clone(), mine.clone());
     tokio::spawn(async move {
         while process_alive(pid) {
-            if let Err(e) = probe_guest(&table, &vm, &socket, pid).await {
+            if let Err(e) = probe_guest(&table, &vm, &socket, pid, &mut rx).await {
                 tracing::debug!(vm = %vm, error = %e, "guest channel");
             }
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
+        // Only this process's session: a newer start of the VM has its own.
+        let mut sessions = checks.lock();
+        if sessions.get(&vm).is_some_and(|s| s.same_channel(&mine)) {
+            sessions.remove(&vm);
+        }
+        drop(sessions);
         // The process ended on its own (crash, guest poweroff) or was stopped.
         table.update(&vm, false, |r| {
             if r.pid == Some(pid) {
@@ -763,9 +888,10 @@ fn socket_chardev(id: &str, path: &Path) -> OsString {
     s
 }
 
-/// The overlay disk, the seed and the record of a new VM.
+/// The overlay disk, the seed and the record of a new VM (`address`: its NIC's, leased).
 async fn make_vm_files(
     spec: &VmSpec,
+    address: Option<Ipv4Net>,
     paths: &VmPaths,
     config: &QemuConfig,
 ) -> Result<(), AgentError> {
@@ -789,16 +915,21 @@ async fn make_vm_files(
         ],
     )
     .await?;
-    write_seed(spec, &paths.seed, &paths.run).await?;
+    write_seed(spec, address, &paths.seed, &paths.run).await?;
     datastore::write(storage, spec).await?;
     tokio::fs::write(paths.spec(), datastore::encode(spec, &paths.spec())?)
         .await
         .map_err(AgentError::file(paths.spec()))
 }
 
-/// A NoCloud seed: a FAT image labelled `CIDATA` with `meta-data` and `user-data`, made with
-/// `mkfs.vfat` and `mcopy` (dosfstools, mtools).
-async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), AgentError> {
+/// A NoCloud seed: a FAT image labelled `CIDATA` with `meta-data`, `user-data` and, for a VM
+/// with a NIC, `network-config`, made with `mkfs.vfat` and `mcopy` (dosfstools, mtools).
+async fn write_seed(
+    spec: &VmSpec,
+    address: Option<Ipv4Net>,
+    seed: &Path,
+    scratch: &Path,
+) -> Result<(), AgentError> {
     let meta = MetaData {
         instance_id: spec.name.0.clone(),
         local_hostname: spec.bootstrap.node.clone(),
@@ -818,6 +949,16 @@ async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), Ag
     tokio::fs::write(&user_path, user)
         .await
         .map_err(AgentError::file(&user_path))?;
+    let mut files = vec![meta_path.into_os_string(), user_path.into_os_string()];
+    if let (Some(net), Some(address)) = (&spec.network, address) {
+        let config = NetworkConfig::for_nic(&mac_of(address.addr()), address, net.on_link);
+        let path = scratch.join(NETWORK_CONFIG);
+        let text = serde_json::to_vec_pretty(&config).map_err(io)?;
+        tokio::fs::write(&path, text)
+            .await
+            .map_err(AgentError::file(&path))?;
+        files.push(path.into_os_string());
+    }
     let _ = tokio::fs::remove_file(seed).await;
     run(
         "mkfs.vfat",
@@ -830,48 +971,63 @@ async fn write_seed(spec: &VmSpec, seed: &Path, scratch: &Path) -> Result<(), Ag
         ],
     )
     .await?;
-    run(
-        "mcopy",
-        [
-            "-i".as_ref(),
-            seed.as_os_str(),
-            meta_path.as_os_str(),
-            user_path.as_os_str(),
-            "::/".as_ref(),
-        ],
-    )
-    .await?;
+    let mut args = vec![OsString::from("-i"), seed.as_os_str().to_owned()];
+    args.extend(files);
+    args.push("::/".into());
+    run("mcopy", args).await?;
     Ok(())
 }
 
-/// One session on the guest channel: probe, record the answers, until it breaks.
-async fn probe_guest(table: &VmTable, vm: &VmName, socket: &Path, pid: u32) -> Result<(), String> {
+/// One session on the guest channel: probe, record the answers, and pass on the
+/// reachability checks of `checks`, until it breaks. A check in flight when it breaks is
+/// answered by its waiter's end (the sender dropped).
+async fn probe_guest(
+    table: &VmTable,
+    vm: &VmName,
+    socket: &Path,
+    pid: u32,
+    checks: &mut mpsc::Receiver<Check>,
+) -> Result<(), String> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| e.to_string())?;
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     let mut seq = 0u64;
+    let mut waiting: HashMap<u64, oneshot::Sender<Reach>> = HashMap::new();
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     loop {
-        tokio::select! {
+        let message = tokio::select! {
             _ = tick.tick() => {
                 if !process_alive(pid) {
                     return Ok(());
                 }
                 seq += 1;
-                let mut line = serde_json::to_vec(&ToGuest::Probe { seq }).map_err(|e| e.to_string())?;
-                line.push(b'\n');
-                w.write_all(&line).await.map_err(|e| e.to_string())?;
+                ToGuest::Probe { seq }
+            }
+            Some((address, answer)) = checks.recv() => {
+                seq += 1;
+                waiting.retain(|_, w| !w.is_closed());
+                waiting.insert(seq, answer);
+                ToGuest::Reach { seq, address }
             }
             line = lines.next_line() => {
                 let line = line.map_err(|e| e.to_string())?.ok_or("guest channel closed")?;
                 match serde_json::from_str::<FromGuest>(&line) {
                     Ok(FromGuest::Status { status, .. }) => record_guest(table, vm, pid, status),
+                    Ok(FromGuest::Reached { seq, reach }) => {
+                        if let Some(answer) = waiting.remove(&seq) {
+                            let _ = answer.send(reach);
+                        }
+                    }
                     Err(e) => tracing::warn!(vm = %vm, error = %e, "unreadable guest line ignored"),
                 }
+                continue;
             }
-        }
+        };
+        let mut line = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        w.write_all(&line).await.map_err(|e| e.to_string())?;
     }
 }
 

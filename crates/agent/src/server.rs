@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use plinth_proto::network::Reach;
 use plinth_proto::{
     Action, AdminRequest, BootId, Command, CommandError, CommandId, Completion, Connection,
     FromAgent, Heartbeat, HostName, Inventory, Outcome, ProtoError, ToAgent, Token,
@@ -228,6 +229,7 @@ async fn connection<H: Hypervisor, S: AsyncRead + AsyncWrite + Unpin>(
     let mut changes = shared.hv.changes();
     let mut cut = shared.cut_off.subscribe();
     let (done_tx, mut done_rx) = mpsc::channel::<Completion>(64);
+    let (reply_tx, mut reply_rx) = mpsc::channel::<FromAgent>(16);
     let mut heartbeat = tokio::time::interval(shared.config.heartbeat);
     conn.send(&FromAgent::Inventory(shared.inventory())).await?;
     loop {
@@ -240,6 +242,15 @@ async fn connection<H: Hypervisor, S: AsyncRead + AsyncWrite + Unpin>(
                         Err(e) => FromAgent::NoConsole { vm, reason: e.to_string() },
                     };
                     conn.send(&reply).await?;
+                }
+                // A check takes seconds: it is answered when done, beside everything else.
+                Ok(ToAgent::Reach { vm, address }) => {
+                    let shared = Arc::clone(shared);
+                    let replies = reply_tx.clone();
+                    tokio::spawn(async move {
+                        let reach = shared.hv.reach(&vm, address).await;
+                        let _ = replies.send(FromAgent::Reach { vm, address, reach }).await;
+                    });
                 }
                 Ok(message) => {
                     shared.contact();
@@ -255,6 +266,7 @@ async fn connection<H: Hypervisor, S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
             Some(done) = done_rx.recv() => conn.send(&FromAgent::Completion(done)).await?,
+            Some(reply) = reply_rx.recv() => conn.send(&reply).await?,
             _ = heartbeat.tick() => {
                 conn.send(&FromAgent::Heartbeat(Heartbeat { boot_id: shared.boot_id() })).await?;
             }
@@ -282,6 +294,13 @@ fn handle<H: Hypervisor>(
         ToAgent::Console { vm, .. } => Some(FromAgent::NoConsole {
             vm,
             reason: "console reads are answered by the connection".into(),
+        }),
+        ToAgent::Reach { vm, address } => Some(FromAgent::Reach {
+            vm,
+            address,
+            reach: Reach::NoAnswer {
+                reason: "reachability checks are answered by the connection".into(),
+            },
         }),
         ToAgent::Command(cmd) => {
             if let Some(outcome) = shared.remembered(cmd.id) {

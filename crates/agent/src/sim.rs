@@ -2,12 +2,13 @@
 //! Environment, so the control plane and its tests can run many hosts cheaply.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use plinth_proto::guest::{GuestStatus, UserData, checksum};
+use plinth_proto::network::Reach;
 use plinth_proto::{Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -330,6 +331,15 @@ impl Hypervisor for SimulatedHypervisor {
             None => Err(AgentError::UnknownVm(vm.clone())),
         }
     }
+
+    async fn reach(&self, vm: &VmName, _address: Ipv4Addr) -> Reach {
+        Reach::NoAnswer {
+            reason: match self.table.get(vm) {
+                Some(_) => format!("{vm} is a simulated VM: it has no NIC to reach from"),
+                None => AgentError::UnknownVm(vm.clone()).to_string(),
+            },
+        }
+    }
 }
 
 /// A simulated live migration: the sender connects to the receiver's listener and names the
@@ -428,6 +438,7 @@ mod tests {
                 kubernetes_version: String::new(),
                 join_config: String::new(),
             },
+            network: None,
         }
     }
 

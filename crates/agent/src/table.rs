@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use plinth_proto::guest::GuestStatus;
+use plinth_proto::network::Ipv4Net;
 use plinth_proto::{Generation, VmName, VmReport, VmSpec, VmState};
 use tokio::sync::watch;
 
@@ -18,6 +19,8 @@ pub(crate) struct VmRecord {
     pub(crate) state: VmState,
     pub(crate) pid: Option<u32>,
     pub(crate) guest: Option<GuestStatus>,
+    /// Its NIC's address on its cluster's network, once leased.
+    pub(crate) address: Option<Ipv4Net>,
 }
 
 impl VmRecord {
@@ -28,6 +31,7 @@ impl VmRecord {
             state: VmState::Stopped,
             pid: None,
             guest: None,
+            address: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl VmRecord {
             state: self.state,
             pid: self.pid,
             guest: self.guest.clone(),
+            address: self.address,
         }
     }
 }

@@ -9,6 +9,9 @@
 //! - Fencing trials: a host's link is cut while its VMs run; every VM runs again elsewhere
 //!   exactly once, and its old QEMU process was gone before the new one started.
 //!
+//! - Cluster networks: after `plinth run examples/lab`, every node VM reaches the guest agent
+//!   of every node of its own cluster, on its host or another, and no node of the other
+//!   cluster; the same after one of them moves by live migration.
 //! - The README's "run the control plane" on the testbed: `plinth serve --agents`, `plinth
 //!   apply -f examples/lab`, `plinth wait clusters --for condition=Ready`, and a node VM's
 //!   console through `plinth logs`.
@@ -22,7 +25,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use agent_support::{lab_estate, repo, testbed};
+use agent_support::{
+    Node, command, connect_over, lab_estate, nodes, reach_all, repo, testbed, testbed_agent,
+};
 use plinth_conformance::{self as suite, Lab};
 use plinth_model::Estate;
 use plinth_qemu::lab::QemuLab;
@@ -262,6 +267,125 @@ fn plinth_run_builds_the_lab_and_a_second_run_resumes() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[test]
+fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The agents outlive `plinth run` by far: the checks are made after it exits.
+    let bed = testbed(dir.path(), "300s");
+    let result = std::panic::catch_unwind(|| {
+        bed.run(&["up", "3"]).expect("testbed up 3");
+        let token = dir.path().join("token");
+        let run = plinth_run(&dir.path().join("state.db"), &[], &token);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let before = nodes(&bed, 3).await;
+            assert_eq!(before.len(), 7, "every node VM has an address: {before:?}");
+            let pools = plinth_qemu::bootstrap::Pools::of(&lab_estate(false, None));
+            for n in &before {
+                let net = pools.network(&n.cluster).expect("a network per cluster");
+                assert!(
+                    net.subnet.contains(n.address.addr()),
+                    "{n:?} outside {net:?}"
+                );
+            }
+            apart(&reach_all(&bed, &before).await);
+
+            // A worker of `apps` moves to another host by live migration, as a maintenance
+            // or DRS moves it: it keeps its address and its network follows it.
+            let moved = before
+                .iter()
+                .find(|n| n.vm.0.starts_with("apps-workers-"))
+                .expect("a worker of apps")
+                .clone();
+            let to = moved.host % 3 + 1;
+            let (token, tls) = (
+                plinth_proto::Token::new(&bed.token().expect("token")),
+                bed.tls().expect("tls"),
+            );
+            let (mut source, _) = connect_over(testbed_agent(moved.host), &token, Some(&tls)).await;
+            let (mut target, _) = connect_over(testbed_agent(to), &token, Some(&tls)).await;
+            let budget = std::time::Duration::from_secs(60);
+            let receive = plinth_proto::Action::ReceiveVm {
+                vm: moved.vm.clone(),
+                listen: testbed_agent(to).ip(),
+            };
+            let plinth_proto::Outcome::Listening { addr } =
+                command(&mut target, 1, receive, budget).await
+            else {
+                panic!("the receiver listens");
+            };
+            let send = plinth_proto::Action::SendVm {
+                vm: moved.vm.clone(),
+                to: addr,
+            };
+            let outcome = command(&mut source, 2, send, budget).await;
+            assert!(
+                matches!(outcome, plinth_proto::Outcome::Migrated(_)),
+                "{outcome:?}"
+            );
+            let start = plinth_proto::Action::StartVm {
+                vm: moved.vm.clone(),
+            };
+            assert_eq!(
+                command(&mut target, 3, start, budget).await,
+                plinth_proto::Outcome::Done
+            );
+            let after = nodes(&bed, 3).await;
+            let there = after
+                .iter()
+                .find(|n| n.vm == moved.vm)
+                .expect("still a node");
+            assert_eq!(
+                (there.host, there.address),
+                (to, moved.address),
+                "{there:?}"
+            );
+            apart(&reach_all(&bed, &after).await);
+        });
+    });
+    down(dir.path());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Every check between two nodes of one cluster was answered by the node asked for, and
+/// none between clusters was; some of the first kind crossed hosts.
+fn apart(checks: &[(Node, Node, plinth_proto::network::Reach)]) {
+    use plinth_proto::network::Reach;
+    let mut across = 0;
+    for (from, to, reach) in checks {
+        let what = format!(
+            "{} ({}) → {} ({} at {})",
+            from.vm, from.cluster, to.vm, to.cluster, to.address
+        );
+        if from.cluster == to.cluster {
+            assert_eq!(
+                reach,
+                &Reach::Answered {
+                    node: to.node.clone()
+                },
+                "{what}"
+            );
+            across += usize::from(from.host != to.host);
+        } else {
+            assert!(matches!(reach, Reach::NoAnswer { .. }), "{what}: {reach:?}");
+        }
+    }
+    assert!(across > 0, "no check crossed hosts: {checks:?}");
 }
 
 /// `plinth VERB ARGS... --server URL --token-file TOKEN`: (exit code, stdout, stderr).

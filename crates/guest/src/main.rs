@@ -1,21 +1,28 @@
 //! `plinth-guest`: Plinth's guest agent, PID 1's only child in a node VM's initramfs.
 //!
 //! It reads the NoCloud seed that `/init` mounted (`meta-data`: instance id and node name;
-//! `user-data`: Plinth's cloud-config), runs the bootstrap (writes the files, runs the
-//! commands), then reports its [`GuestStatus`] over the virtio-serial port
-//! [`PORT_NAME`] and answers every probe of the host agent with it. It decides nothing and
-//! talks to nothing else. Built as a static glibc binary by `scripts/image`.
+//! `network-config`: the NIC's address on its cluster's network; `user-data`: Plinth's
+//! cloud-config), brings the NIC up, runs the bootstrap (writes the files, runs the
+//! commands), then reports its [`GuestStatus`] over the virtio-serial port [`PORT_NAME`] and
+//! answers every probe of the host agent with it. On its network it answers
+//! [`ANSWER_PORT`] with its node name, and at the host agent's request it tries that port at
+//! another address (a reachability check). It decides nothing. Built as a static glibc
+//! binary by `scripts/image`.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::thread::sleep;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, sleep};
 use std::time::Duration;
 
 use plinth_proto::guest::{
-    FromGuest, GuestStatus, MetaData, PORT_NAME, ToGuest, UserData, checksum,
+    ANSWER_PORT, FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, PORT_NAME,
+    ToGuest, UserData, checksum,
 };
+use plinth_proto::network::Reach;
 
 /// Where `/init` mounts the seed when no argument says otherwise.
 const DEFAULT_SEED: &str = "/seed";
@@ -23,6 +30,8 @@ const DEFAULT_SEED: &str = "/seed";
 const PORT_ATTEMPTS: u32 = 100;
 /// The pause between reads while the host side is not connected.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long a reachability check waits to connect, and then for the node name.
+const REACH_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let seed = std::env::args_os()
@@ -33,6 +42,8 @@ fn main() -> ExitCode {
         "plinth-guest: node {} ready {} (bootstrap exit {})",
         status.node, status.ready, status.payload_exit
     ));
+    let node = status.node.clone();
+    thread::spawn(move || answer(&node));
     match serve(&status) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -53,7 +64,11 @@ fn bootstrap(seed: &Path) -> GuestStatus {
         .and_then(|t| MetaData::from_document(&t));
     let payload = fs::read(seed.join("user-data")).unwrap_or_default();
     let user = UserData::from_document(&payload).ok();
-    let payload_exit = user.as_ref().map_or(-1, run_user_data);
+    // As cloud-init does, the network comes up before the user-data runs.
+    let payload_exit = match bring_up(seed) {
+        0 => user.as_ref().map_or(-1, run_user_data),
+        failed => failed,
+    };
     let node = meta.map(|m| m.local_hostname).unwrap_or_default();
     GuestStatus {
         ready: payload_exit == 0 && !node.is_empty(),
@@ -61,6 +76,122 @@ fn bootstrap(seed: &Path) -> GuestStatus {
         node,
         payload_sha256: checksum(&payload),
         payload_exit,
+    }
+}
+
+/// Applies the seed's `network-config`, if any, with busybox `ip`; the exit status of the
+/// first failing step, else 0. Re-applying it (the agent restarted) changes nothing.
+fn bring_up(seed: &Path) -> i32 {
+    let Ok(text) = fs::read(seed.join(NETWORK_CONFIG)) else {
+        return 0;
+    };
+    let Ok(config) = serde_json::from_slice::<NetworkConfig>(&text) else {
+        log("plinth-guest: network-config unreadable");
+        return 2;
+    };
+    for (name, nic) in &config.ethernets {
+        let Some(found) = nic_with_mac(&nic.matches.macaddress) else {
+            log(&format!(
+                "plinth-guest: no NIC has MAC {}",
+                nic.matches.macaddress
+            ));
+            return 3;
+        };
+        let mut steps: Vec<Vec<String>> = Vec::new();
+        if found != *name {
+            steps.push(vec![
+                "link".into(),
+                "set".into(),
+                found,
+                "name".into(),
+                name.clone(),
+            ]);
+        }
+        steps.push(vec!["link".into(), "set".into(), name.clone(), "up".into()]);
+        for a in &nic.addresses {
+            steps.push(vec![
+                "addr".into(),
+                "replace".into(),
+                a.to_string(),
+                "dev".into(),
+                name.clone(),
+            ]);
+        }
+        for r in &nic.routes {
+            steps.push(vec![
+                "route".into(),
+                "replace".into(),
+                r.to.to_string(),
+                "dev".into(),
+                name.clone(),
+                "scope".into(),
+                r.scope.clone(),
+            ]);
+        }
+        for step in steps {
+            let code = Command::new("ip")
+                .args(&step)
+                .status()
+                .map_or(127, |s| s.code().unwrap_or(128));
+            if code != 0 {
+                log(&format!(
+                    "plinth-guest: ip {} exited {code}",
+                    step.join(" ")
+                ));
+                return code;
+            }
+        }
+    }
+    0
+}
+
+/// The name of the NIC whose MAC is `mac`.
+fn nic_with_mac(mac: &str) -> Option<String> {
+    fs::read_dir("/sys/class/net")
+        .ok()?
+        .flatten()
+        .find(|e| {
+            fs::read_to_string(e.path().join("address"))
+                .is_ok_and(|a| a.trim().eq_ignore_ascii_case(mac))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+}
+
+/// Answers every connection to [`ANSWER_PORT`] with the node name, for ever.
+fn answer(node: &str) {
+    let listener = loop {
+        match TcpListener::bind((Ipv4Addr::UNSPECIFIED, ANSWER_PORT)) {
+            Ok(l) => break l,
+            Err(_) => sleep(IDLE),
+        }
+    };
+    for mut stream in listener.incoming().flatten() {
+        let _ = writeln!(stream, "{node}");
+    }
+}
+
+/// Connects to [`ANSWER_PORT`] at `address` and reads the node name that answers.
+fn reach(address: Ipv4Addr) -> Reach {
+    let no_answer = |e: io::Error| Reach::NoAnswer {
+        reason: e.to_string(),
+    };
+    let target = SocketAddr::from((address, ANSWER_PORT));
+    let stream = match TcpStream::connect_timeout(&target, REACH_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => return no_answer(e),
+    };
+    if let Err(e) = stream.set_read_timeout(Some(REACH_TIMEOUT)) {
+        return no_answer(e);
+    }
+    let mut line = String::new();
+    match BufReader::new(stream).read_line(&mut line) {
+        Ok(_) if !line.trim().is_empty() => Reach::Answered {
+            node: line.trim().to_owned(),
+        },
+        Ok(_) => Reach::NoAnswer {
+            reason: "connected, but no node name came".into(),
+        },
+        Err(e) => no_answer(e),
     }
 }
 
@@ -107,15 +238,22 @@ fn find_port() -> io::Result<PathBuf> {
     Err(io::Error::new(io::ErrorKind::NotFound, PORT_NAME))
 }
 
-/// Reports the status once, then answers probes for ever.
+/// Reports the status once, then answers probes and reachability checks for ever.
 fn serve(status: &GuestStatus) -> io::Result<()> {
     let path = find_port()?;
-    let mut port = fs::OpenOptions::new().read(true).write(true).open(path)?;
-    send(&mut port, None, status)?;
+    let mut reader = fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let writer = Arc::new(Mutex::new(reader.try_clone()?));
+    send(
+        &writer,
+        &FromGuest::Status {
+            seq: None,
+            status: status.clone(),
+        },
+    )?;
     let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = port.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             // The host side is not connected (the host agent restarts): wait for it.
             sleep(IDLE);
@@ -124,19 +262,32 @@ fn serve(status: &GuestStatus) -> io::Result<()> {
         pending.extend_from_slice(&buf[..n]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            if let Ok(ToGuest::Probe { seq }) = serde_json::from_slice(&line) {
-                send(&mut port, Some(seq), status)?;
+            match serde_json::from_slice(&line) {
+                Ok(ToGuest::Probe { seq }) => send(
+                    &writer,
+                    &FromGuest::Status {
+                        seq: Some(seq),
+                        status: status.clone(),
+                    },
+                )?,
+                // A check takes up to two timeouts: it runs beside the probes.
+                Ok(ToGuest::Reach { seq, address }) => {
+                    let writer = Arc::clone(&writer);
+                    thread::spawn(move || {
+                        let reach = reach(address);
+                        let _ = send(&writer, &FromGuest::Reached { seq, reach });
+                    });
+                }
+                Err(_) => {}
             }
         }
     }
 }
 
-fn send(port: &mut fs::File, seq: Option<u64>, status: &GuestStatus) -> io::Result<()> {
-    let message = FromGuest::Status {
-        seq,
-        status: status.clone(),
-    };
-    let mut line = serde_json::to_vec(&message).map_err(io::Error::other)?;
+fn send(port: &Mutex<fs::File>, message: &FromGuest) -> io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(io::Error::other)?;
     line.push(b'\n');
-    port.write_all(&line)
+    port.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .write_all(&line)
 }

@@ -1,8 +1,13 @@
 //! The contract between a host agent and the guest agent inside a node VM: the cloud-init
 //! NoCloud seed the host writes, and the JSON lines both exchange over virtio-serial.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::network::{Ipv4Net, Reach};
 
 /// The virtio-serial port name the guest agent talks on.
 pub const PORT_NAME: &str = "org.plinth.guest";
@@ -63,6 +68,82 @@ pub struct UserData {
     /// The node's identity.
     pub plinth: NodeIdentity,
 }
+
+/// The NoCloud `network-config`: netplan's version 2 shape, the subset Plinth writes (one
+/// NIC matched by its MAC, its address, on-link routes). JSON, which is YAML, so cloud-init
+/// reads it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Always 2.
+    pub version: u8,
+    /// The NICs by the name they get.
+    pub ethernets: BTreeMap<String, Ethernet>,
+}
+
+/// One NIC of a [`NetworkConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ethernet {
+    /// Which NIC: the one with this MAC.
+    #[serde(rename = "match")]
+    pub matches: MacMatch,
+    /// The name it is given.
+    #[serde(rename = "set-name")]
+    pub set_name: String,
+    /// Its addresses with their prefixes.
+    pub addresses: Vec<Ipv4Net>,
+    /// Routes through it.
+    pub routes: Vec<Route>,
+}
+
+/// A NIC picked by MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacMatch {
+    /// `02:00:…`, lower case.
+    pub macaddress: String,
+}
+
+/// A route: `to` is reached directly on the NIC's link (`scope: link`, no gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The destination.
+    pub to: Ipv4Net,
+    /// Always `link`.
+    pub scope: String,
+}
+
+/// The name a node VM's NIC gets.
+pub const NIC_NAME: &str = "eth0";
+
+impl NetworkConfig {
+    /// One NIC with MAC `mac`, address `address`, and the pool's whole node address space
+    /// `on_link` reached on its link.
+    #[must_use]
+    pub fn for_nic(mac: &str, address: Ipv4Net, on_link: Ipv4Net) -> Self {
+        let nic = Ethernet {
+            matches: MacMatch {
+                macaddress: mac.to_owned(),
+            },
+            set_name: NIC_NAME.to_owned(),
+            addresses: vec![address],
+            routes: vec![Route {
+                to: on_link,
+                scope: "link".to_owned(),
+            }],
+        };
+        Self {
+            version: 2,
+            ethernets: BTreeMap::from([(NIC_NAME.to_owned(), nic)]),
+        }
+    }
+}
+
+/// The TCP port a guest agent answers on, at its node's address, with its node name (one
+/// line): what a reachability check ([`ToGuest::Reach`]) connects to.
+pub const ANSWER_PORT: u16 = 7702;
 
 /// Where the kubeadm join configuration is written in the guest.
 pub const JOIN_CONFIG_PATH: &str = "/etc/kubernetes/kubeadm-join.yaml";
@@ -162,6 +243,9 @@ impl MetaData {
     }
 }
 
+/// The file name of the NoCloud network configuration in the seed.
+pub const NETWORK_CONFIG: &str = "network-config";
+
 /// The SHA-256 of a payload, hex.
 #[must_use]
 pub fn checksum(bytes: &[u8]) -> String {
@@ -180,6 +264,13 @@ pub enum ToGuest {
         /// Echoed.
         seq: u64,
     },
+    /// Connect to [`ANSWER_PORT`] at `address` and answer with [`FromGuest::Reached`].
+    Reach {
+        /// Echoed.
+        seq: u64,
+        /// Where to connect.
+        address: Ipv4Addr,
+    },
 }
 
 /// From the guest agent to the host agent (one JSON object per line).
@@ -192,6 +283,13 @@ pub enum FromGuest {
         seq: Option<u64>,
         /// The status.
         status: GuestStatus,
+    },
+    /// The answer to a [`ToGuest::Reach`].
+    Reached {
+        /// The check's `seq`.
+        seq: u64,
+        /// What answered, or why nothing did.
+        reach: Reach,
     },
 }
 

@@ -15,6 +15,7 @@ mod error;
 pub mod guest;
 mod ids;
 mod message;
+pub mod network;
 
 pub use conn::{Connection, MAX_FRAME_BYTES, Token};
 pub use error::ProtoError;

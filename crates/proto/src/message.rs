@@ -1,14 +1,15 @@
 //! The messages between the control plane and a host agent.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::guest::{Bootstrap, GuestStatus};
 use crate::ids::{BootId, CommandId, Generation, HostName, VmName};
+use crate::network::{Ipv4Net, NetworkSpec, Reach};
 
 /// The protocol version this build speaks; a frame of another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One frame: the version, the shared token and the message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +43,15 @@ pub enum ToAgent {
         vm: VmName,
         /// The offset to read from.
         from: u64,
+    },
+    /// From `vm`, try to reach the guest agent of whatever node holds `address` on `vm`'s
+    /// network (an operator's connectivity check); answered with one
+    /// [`FromAgent::Reach`]. Like a console read, it does not reset the self-fence timer.
+    Reach {
+        /// The VM the check starts from.
+        vm: VmName,
+        /// The address to reach.
+        address: Ipv4Addr,
     },
 }
 
@@ -117,6 +127,9 @@ pub struct VmSpec {
     pub memory_mib: u32,
     /// What its cloud-init seed carries.
     pub bootstrap: Bootstrap,
+    /// The network its one NIC joins; none: the VM has no NIC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
 }
 
 /// Sent by the simulated agent's fault interface: faults an operator injects in tests.
@@ -157,6 +170,15 @@ pub enum FromAgent {
         vm: VmName,
         /// Why.
         reason: String,
+    },
+    /// The answer to [`ToAgent::Reach`].
+    Reach {
+        /// The VM the check started from.
+        vm: VmName,
+        /// The address it tried.
+        address: Ipv4Addr,
+        /// What answered, or why nothing did (the VM is not here, has no network, …).
+        reach: Reach,
     },
 }
 
@@ -213,6 +235,9 @@ pub struct VmReport {
     pub pid: Option<u32>,
     /// What the guest agent last reported; `Some` with `ready` true is the VM's Ready.
     pub guest: Option<GuestStatus>,
+    /// The address its NIC leased on its cluster's network, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Net>,
 }
 
 /// A VM's lifecycle state on its host.

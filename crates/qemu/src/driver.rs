@@ -455,7 +455,10 @@ impl QemuDriver {
             FromAgent::Completion(done) => self.completion(now, done),
             // Never asked by the control plane: `plinth logs` reads consoles on its own
             // connection.
-            FromAgent::Refused { .. } | FromAgent::Console(_) | FromAgent::NoConsole { .. } => {}
+            FromAgent::Refused { .. }
+            | FromAgent::Console(_)
+            | FromAgent::NoConsole { .. }
+            | FromAgent::Reach { .. } => {}
         }
     }
 

@@ -1,7 +1,7 @@
 //! `plinth agent`: the host agent. Runs this host's node VMs as QEMU processes (or, with
 //! `--simulated`, as simulated VMs) and serves the control plane over plinth-proto.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use plinth_agent::image::Image;
 use plinth_agent::{
     Accel, AgentConfig, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, SimulatedHypervisor,
-    detect_accel, serve,
+    detect_accel, interface_of, serve,
 };
 use plinth_proto::{Capacity, HostName, Token};
 use plinth_tls::LinkFiles;
@@ -58,6 +58,11 @@ pub(crate) struct Args {
     /// Memory offered to VMs in MiB (default: this machine's).
     #[arg(long)]
     memory_mib: Option<u64>,
+    /// The interface cluster networks are joined to other hosts over (VXLAN). Default: the
+    /// one holding the --listen address; with none (loopback, 0.0.0.0) a cluster network
+    /// spans this host only.
+    #[arg(long, value_name = "DEV", conflicts_with = "simulated")]
+    underlay: Option<String>,
     /// Simulated VMs: no QEMU, Ready after --boot-time.
     #[arg(long)]
     simulated: bool,
@@ -139,6 +144,15 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 AccelArg::Kvm => Accel::Kvm,
                 AccelArg::Tcg => Accel::Tcg,
             };
+            let underlay = match (&args.underlay, args.listen.ip()) {
+                (Some(dev), _) => Some(dev.clone()),
+                (None, IpAddr::V4(ip)) if !ip.is_loopback() && !ip.is_unspecified() => Some(
+                    interface_of(ip)
+                        .await
+                        .context("finding the underlay of cluster networks")?,
+                ),
+                (None, _) => None,
+            };
             let hv = QemuHypervisor::open(QemuConfig {
                 image,
                 storage: args
@@ -148,6 +162,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 state_dir: args.state_dir.clone(),
                 accel,
                 capacity,
+                underlay,
             })
             .await?;
             serve(config, Arc::new(hv)).await

@@ -287,6 +287,7 @@ pub(crate) fn node_spec(name: &str, node: &str) -> VmSpec {
             kubernetes_version: "1.33.1".into(),
             join_config: "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n".into(),
         },
+        network: None,
     }
 }
 
@@ -301,4 +302,94 @@ pub(crate) fn alive(pid: u32) -> bool {
 /// Kills a leftover QEMU by pid (test cleanup).
 pub(crate) fn kill_pid(pid: u32) {
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+/// One node VM running on a testbed host, as its agent reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub(crate) vm: VmName,
+    pub(crate) host: usize,
+    pub(crate) cluster: String,
+    pub(crate) node: String,
+    pub(crate) address: plinth_proto::network::Ipv4Net,
+}
+
+/// Every Ready node VM with an address on testbed hosts `1..=hosts`, read from their agents
+/// (mutual TLS, as the control plane connects).
+pub(crate) async fn nodes(bed: &Testbed, hosts: usize) -> Vec<Node> {
+    let (token, tls) = (
+        Token::new(&bed.token().expect("token")),
+        bed.tls().expect("tls"),
+    );
+    let mut out = Vec::new();
+    for host in 1..=hosts {
+        let (_, inventory) = connect_over(testbed_agent(host), &token, Some(&tls)).await;
+        for v in inventory.vms {
+            if let (Some(guest), Some(address)) = (v.guest.filter(|g| g.ready), v.address) {
+                out.push(Node {
+                    vm: v.name,
+                    host,
+                    cluster: guest.cluster,
+                    node: guest.node,
+                    address,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Testbed host `i`'s agent (`scripts/testbed`: 10.77.0.<10+i>:7700).
+pub(crate) fn testbed_agent(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 77, 0, 10 + i as u8], 7700))
+}
+
+/// From every node VM of `nodes`, a reachability check of every other one's address (a
+/// host's all at once, heartbeating its agent meanwhile); (from, to, what answered).
+pub(crate) async fn reach_all(
+    bed: &Testbed,
+    nodes: &[Node],
+) -> Vec<(Node, Node, plinth_proto::network::Reach)> {
+    let (token, tls) = (
+        Token::new(&bed.token().expect("token")),
+        bed.tls().expect("tls"),
+    );
+    let mut hosts: Vec<usize> = nodes.iter().map(|n| n.host).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let mut answers = Vec::new();
+    for host in hosts {
+        let (mut conn, _) = connect_over(testbed_agent(host), &token, Some(&tls)).await;
+        let mut asked = Vec::new();
+        for from in nodes.iter().filter(|n| n.host == host) {
+            for to in nodes.iter().filter(|n| n.vm != from.vm) {
+                let address = to.address.addr();
+                let ask = ToAgent::Reach {
+                    vm: from.vm.clone(),
+                    address,
+                };
+                conn.send(&ask).await.expect("sends");
+                asked.push((from.clone(), to.clone()));
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !asked.is_empty() {
+            tokio::select! {
+                msg = conn.recv::<FromAgent>() => {
+                    if let FromAgent::Reach { vm, address, reach } = msg.expect("agent answers") {
+                        let i = asked
+                            .iter()
+                            .position(|(f, t)| f.vm == vm && t.address.addr() == address)
+                            .expect("a check that was asked");
+                        let (from, to) = asked.remove(i);
+                        answers.push((from, to, reach));
+                    }
+                }
+                _ = tick.tick() => conn.send(&ToAgent::Heartbeat).await.expect("sends"),
+                _ = tokio::time::sleep_until(deadline) => panic!("checks unanswered on h{host}: {asked:?}"),
+            }
+        }
+    }
+    answers
 }
