@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use plinth_agent::image::Image;
+use plinth_agent::image::{Image, Images};
 use plinth_agent::{Hypervisor, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, detect_accel};
 use plinth_proto::guest::Bootstrap;
 use plinth_proto::{Capacity, VmName, VmSpec};
@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !std::env::args().any(|a| a == "--bench") {
         return Ok(());
     }
-    let Some(dir) = std::env::var_os("PLINTH_IMAGE").map(PathBuf::from) else {
+    // `scripts/image` prints one image directory per line: the first is `plinth-node`.
+    let Some(dir) = std::env::var("PLINTH_IMAGE")
+        .ok()
+        .and_then(|dirs| dirs.lines().next().map(PathBuf::from))
+    else {
         eprintln!("set PLINTH_IMAGE=$(scripts/image)");
         return Ok(());
     };
@@ -31,9 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(async {
         let image = Image::open(&dir)?;
         let accel = detect_accel(&image, KVM_PROBE_TIMEOUT).await;
+        let image_name = image.name.clone();
+        let images = Images::open(&[dir])?;
         let state = tempfile::tempdir()?;
         let hv = QemuHypervisor::open(QemuConfig {
-            image,
+            images,
             state_dir: state.path().join("run"),
             storage: state.path().join("storage"),
             accel,
@@ -48,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 name: name.clone(),
                 vcpus: 1,
                 memory_mib: 192,
+                image: image_name.clone(),
                 bootstrap: Bootstrap {
                     node: format!("node-{i}"),
                     cluster: "bench".into(),

@@ -38,6 +38,16 @@ pub enum AgentError {
     /// The command would create a VM this host already has.
     #[error("VM {0} exists already, with another spec")]
     VmExists(VmName),
+    /// The VM names a node OS image this host was not given.
+    #[error(
+        "no node image {image:?} on this host (it has: {known}); start its agent with --image for it"
+    )]
+    UnknownImage {
+        /// The image asked for.
+        image: String,
+        /// The ones the host has.
+        known: String,
+    },
     /// The VM name is not one path component.
     #[error("invalid VM name {0:?}")]
     InvalidName(VmName),
@@ -58,11 +68,11 @@ pub enum AgentError {
         /// What happened.
         detail: String,
     },
-    /// A node network could not be joined or an address leased on it.
-    #[error("network {network}: {detail}")]
-    Network {
+    /// A node network could not be given its slot, or an address on it.
+    #[error("{network}: {detail}")]
+    BadNetwork {
         /// The network.
-        network: plinth_proto::network::NetworkId,
+        network: plinth_proto::network::NetworkOf,
         /// What went wrong.
         detail: String,
     },

@@ -1,7 +1,11 @@
-//! The node OS image: a Debian cloud kernel, an initramfs with busybox, the kernel modules a
-//! node needs and Plinth's guest agent, and an empty qcow2 base disk that every VM's disk is a
-//! linked clone of. Built once per content hash into a cache directory.
+//! The node OS images: each a Debian cloud kernel, an initramfs with busybox, the kernel
+//! modules a node needs, an `/etc/os-release` and Plinth's guest agent, and an empty qcow2
+//! base disk that every VM's disk is a linked clone of. Built once per content hash into a
+//! cache directory. Plinth builds two ([`RECIPES`]) that differ in OS release, kernel and
+//! kernel command line, so two clusters of one pool run different node OS stacks and a
+//! rolling upgrade moves a pool from one to the other.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,10 +15,59 @@ use crate::error::AgentError;
 use crate::tool::run;
 
 /// Bumped whenever the layout below changes, so old cached images are not reused.
-const FORMAT: &str = "plinth-image-1";
+const FORMAT: &str = "plinth-image-2";
 
-/// The kernel package the image takes its kernel and modules from.
+/// The kernel metapackage an image takes its kernel and modules from: each of its versions
+/// depends on one versioned kernel package.
 pub const KERNEL_PACKAGE: &str = "linux-image-cloud-amd64";
+
+/// Which of the kernels Debian offers (the versions of [`KERNEL_PACKAGE`] apt knows, from
+/// the point release and the security updates) an image takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPick {
+    /// The newest.
+    Newest,
+    /// The one before it (the newest when apt knows only one).
+    Previous,
+}
+
+/// A node OS image Plinth builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    /// Its name: what a Cluster's `osImage` names.
+    pub name: &'static str,
+    /// Its OS release (`VERSION_ID` in its `/etc/os-release`).
+    pub version: &'static str,
+    /// Its kernel.
+    pub kernel: KernelPick,
+    /// What it adds to the kernel command line.
+    pub cmdline: &'static str,
+}
+
+/// The node OS images Plinth builds: release 1 on Debian's previous cloud kernel, and
+/// release 2 on its newest with its own command line (no speculative-execution
+/// mitigations, which cost a node VM throughput, and no IPv6: the cluster networks are
+/// IPv4).
+pub const RECIPES: [Recipe; 2] = [
+    Recipe {
+        name: "plinth-node",
+        version: "1",
+        kernel: KernelPick::Previous,
+        cmdline: "",
+    },
+    Recipe {
+        name: "plinth-node-2",
+        version: "2",
+        kernel: KernelPick::Newest,
+        cmdline: "mitigations=off ipv6.disable=1",
+    },
+];
+
+/// The recipe named `name`.
+#[must_use]
+pub fn recipe(name: &str) -> Option<&'static Recipe> {
+    RECIPES.iter().find(|r| r.name == name)
+}
 
 /// Kernel modules loaded by `/init`, by path under `kernel/`: virtio over MMIO (QEMU's
 /// microvm machine), its block disks, serial port and NIC, and FAT for the seed. `/init` loads
@@ -65,12 +118,14 @@ const BASE_DISK: &str = "1G";
 /// What `plinth image build` needs.
 #[derive(Debug, Clone)]
 pub struct ImageInputs {
+    /// Which image.
+    pub recipe: Recipe,
     /// The static guest agent binary.
     pub guest_agent: PathBuf,
     /// A static busybox (`busybox-static`'s `/bin/busybox`).
     pub busybox: PathBuf,
-    /// The kernel package's `.deb`; downloaded with `apt-get download` into the cache when
-    /// absent.
+    /// The versioned kernel package's `.deb`; the recipe's, downloaded with `apt-get
+    /// download` into the cache, when absent.
     pub kernel_deb: Option<PathBuf>,
     /// Where images and downloads are cached.
     pub cache: PathBuf,
@@ -80,6 +135,14 @@ pub struct ImageInputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Image {
+    /// Its name, as a Cluster's `osImage` names it.
+    pub name: String,
+    /// Its OS as the guest reports it (`PRETTY_NAME` of its `/etc/os-release`).
+    pub os: String,
+    /// Its kernel's release.
+    pub kernel_release: String,
+    /// What it adds to the kernel command line.
+    pub cmdline: String,
     /// Content hash of the inputs (SHA-256, hex).
     pub hash: String,
     /// The kernel (`vmlinuz`).
@@ -90,6 +153,51 @@ pub struct Image {
     pub base: PathBuf,
     /// The kernel package the image came from.
     pub kernel_deb: String,
+}
+
+/// The images an agent runs VMs from, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Images(BTreeMap<String, Image>);
+
+impl Images {
+    /// The images in `dirs` (each written by [`build`]).
+    ///
+    /// # Errors
+    /// When one cannot be read, or two have one name.
+    pub fn open(dirs: &[PathBuf]) -> Result<Self, AgentError> {
+        let mut images = BTreeMap::new();
+        for dir in dirs {
+            let image = Image::open(dir)?;
+            if let Some(other) = images.insert(image.name.clone(), image) {
+                return Err(AgentError::File {
+                    path: dir.clone(),
+                    source: std::io::Error::other(format!(
+                        "another image is named {} already ({})",
+                        other.name,
+                        other.kernel.display()
+                    )),
+                });
+            }
+        }
+        Ok(Self(images))
+    }
+
+    /// The image named `name`.
+    ///
+    /// # Errors
+    /// [`AgentError::UnknownImage`] when this host has none of that name.
+    pub fn get(&self, name: &str) -> Result<&Image, AgentError> {
+        self.0.get(name).ok_or_else(|| AgentError::UnknownImage {
+            image: name.to_owned(),
+            known: self.0.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Some image (the first by name), to probe the accelerator with.
+    #[must_use]
+    pub fn any(&self) -> Option<&Image> {
+        self.0.values().next()
+    }
 }
 
 /// The manifest's file name inside an image directory.
@@ -117,9 +225,12 @@ impl Image {
 pub async fn build(inputs: &ImageInputs) -> Result<Image, AgentError> {
     let deb = match &inputs.kernel_deb {
         Some(deb) => deb.clone(),
-        None => download_kernel(&inputs.cache.join("debs")).await?,
+        None => download_kernel(&inputs.cache.join("debs"), inputs.recipe.kernel).await?,
     };
-    let hash = content_hash(&[&deb, &inputs.busybox, &inputs.guest_agent])?;
+    let hash = content_hash(
+        &inputs.recipe,
+        &[&deb, &inputs.busybox, &inputs.guest_agent],
+    )?;
     let dir = inputs.cache.join("images").join(&hash[..16]);
     if let Ok(image) = Image::open(&dir) {
         tracing::info!(dir = %dir.display(), "image cached");
@@ -138,10 +249,14 @@ pub async fn build(inputs: &ImageInputs) -> Result<Image, AgentError> {
     Ok(image)
 }
 
-/// SHA-256 over the format tag, `/init`, the module list and the input files.
-fn content_hash(files: &[&Path]) -> Result<String, AgentError> {
+/// SHA-256 over the format tag, the recipe, `/init`, the module list and the input files.
+fn content_hash(recipe: &Recipe, files: &[&Path]) -> Result<String, AgentError> {
     let mut h = Sha256::new();
     h.update(FORMAT);
+    for part in [recipe.name, recipe.version, recipe.cmdline] {
+        h.update(part);
+        h.update([0]);
+    }
     h.update(INIT);
     h.update(MODULES.join("\n"));
     for file in files {
@@ -150,23 +265,16 @@ fn content_hash(files: &[&Path]) -> Result<String, AgentError> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The kernel's `.deb` in `debs`, downloaded with `apt-get download` if none is there.
-async fn download_kernel(debs: &Path) -> Result<PathBuf, AgentError> {
-    if let Some(deb) = cached_kernel_deb(debs)? {
+/// The `.deb` of the kernel `pick` names, from `debs`, downloaded there with `apt-get
+/// download` if it is not there yet.
+async fn download_kernel(debs: &Path, pick: KernelPick) -> Result<PathBuf, AgentError> {
+    let package = kernel_package(pick).await?;
+    if let Some(deb) = cached_deb(debs, &package)? {
         return Ok(deb);
     }
     tokio::fs::create_dir_all(debs)
         .await
         .map_err(AgentError::file(debs))?;
-    // The metapackage depends on the versioned package that holds the kernel.
-    let depends = run("apt-cache", ["depends", KERNEL_PACKAGE]).await?;
-    let package = String::from_utf8_lossy(&depends.stdout)
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Depends: ").map(str::to_owned))
-        .ok_or_else(|| AgentError::Tool {
-            tool: "apt-cache".into(),
-            detail: format!("no dependency of {KERNEL_PACKAGE}; run apt-get update"),
-        })?;
     let mut apt = tokio::process::Command::new("apt-get");
     apt.args(["download", package.as_str()])
         .current_dir(debs)
@@ -175,30 +283,71 @@ async fn download_kernel(debs: &Path) -> Result<PathBuf, AgentError> {
         tool: "apt-get".into(),
         detail: e.to_string(),
     })?;
-    cached_kernel_deb(debs)?.ok_or_else(|| AgentError::Tool {
+    cached_deb(debs, &package)?.ok_or_else(|| AgentError::Tool {
         tool: "apt-get".into(),
         detail: format!("download {package}: {status}"),
     })
 }
 
-/// The newest `linux-image-*-cloud-amd64_*.deb` in `debs` (not the metapackage).
-fn cached_kernel_deb(debs: &Path) -> Result<Option<PathBuf>, AgentError> {
+/// The versioned kernel package `pick` names: the dependency of that version of
+/// [`KERNEL_PACKAGE`] (`apt-cache madison` lists its versions, newest first).
+async fn kernel_package(pick: KernelPick) -> Result<String, AgentError> {
+    let no_kernel = |detail: String| AgentError::Tool {
+        tool: "apt-cache".into(),
+        detail,
+    };
+    let madison = run("apt-cache", ["madison", KERNEL_PACKAGE]).await?;
+    let mut versions: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&madison.stdout).lines() {
+        if let Some(v) = line.split('|').nth(1).map(str::trim)
+            && !versions.iter().any(|known| known == v)
+        {
+            versions.push(v.to_owned());
+        }
+    }
+    let version = match (pick, versions.as_slice()) {
+        (_, []) => {
+            return Err(no_kernel(format!(
+                "apt knows no version of {KERNEL_PACKAGE}; run apt-get update"
+            )));
+        }
+        (KernelPick::Previous, [_, previous, ..]) => previous.clone(),
+        (KernelPick::Previous, [only]) => {
+            tracing::warn!(%only, "apt knows one kernel: the previous is the newest");
+            only.clone()
+        }
+        (KernelPick::Newest, [newest, ..]) => newest.clone(),
+    };
+    let show = run(
+        "apt-cache",
+        ["show", &format!("{KERNEL_PACKAGE}={version}")],
+    )
+    .await?;
+    String::from_utf8_lossy(&show.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Depends: "))
+        .and_then(|d| d.split_whitespace().next())
+        .map(str::to_owned)
+        .ok_or_else(|| no_kernel(format!("{KERNEL_PACKAGE} {version} depends on no kernel")))
+}
+
+/// `package`'s `.deb` in `debs` (`PACKAGE_VERSION_ARCH.deb`, as `apt-get download` names it).
+fn cached_deb(debs: &Path, package: &str) -> Result<Option<PathBuf>, AgentError> {
     let Ok(entries) = std::fs::read_dir(debs) else {
         return Ok(None);
     };
-    let mut debs: Vec<PathBuf> = entries
+    let prefix = format!("{package}_");
+    let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("linux-image-")
-                    && !n.starts_with(&format!("{KERNEL_PACKAGE}_"))
-                    && n.ends_with(".deb")
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
         })
         .collect();
-    debs.sort();
-    Ok(debs.pop())
+    found.sort();
+    Ok(found.pop())
 }
 
 /// Lays the image out in `work`; the manifest names the final `dir`.
@@ -226,7 +375,15 @@ async fn assemble(
         ["-x".as_ref(), deb.as_os_str(), unpacked.as_os_str()],
     )
     .await?;
-    let (kernel, module_dir) = find_kernel(&unpacked)?;
+    let (kernel, release) = find_kernel(&unpacked)?;
+    let module_dir = unpacked.join("lib/modules").join(&release).join("kernel");
+    let recipe = &inputs.recipe;
+    let os = format!("Plinth node {} (Debian kernel {release})", recipe.version);
+    let os_release = format!(
+        "NAME=\"Plinth node\"\nID={}\nVERSION_ID={}\nPRETTY_NAME=\"{os}\"\n",
+        recipe.name, recipe.version
+    );
+    write(&root.join("etc/os-release"), os_release.as_bytes()).await?;
     copy(&kernel, &work.join("vmlinuz")).await?;
     copy(&inputs.busybox, &root.join("bin/busybox")).await?;
     copy(&inputs.guest_agent, &root.join("bin/plinth-guest")).await?;
@@ -277,6 +434,10 @@ async fn assemble(
         .await
         .map_err(AgentError::file(&root))?;
     let image = Image {
+        name: recipe.name.to_owned(),
+        os,
+        kernel_release: release,
+        cmdline: recipe.cmdline.to_owned(),
         hash: hash.to_owned(),
         kernel: dir.join("vmlinuz"),
         initrd: dir.join("initrd.img"),
@@ -294,8 +455,8 @@ async fn assemble(
     Ok(image)
 }
 
-/// The `vmlinuz-*` in the unpacked package's `boot/` and its `lib/modules/*/kernel`.
-fn find_kernel(unpacked: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
+/// The `vmlinuz-*` in the unpacked package's `boot/` and its release.
+fn find_kernel(unpacked: &Path) -> Result<(PathBuf, String), AgentError> {
     let boot = unpacked.join("boot");
     let entries = std::fs::read_dir(&boot).map_err(AgentError::file(&boot))?;
     let vmlinuz = entries
@@ -316,10 +477,7 @@ fn find_kernel(unpacked: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
         .and_then(|n| n.strip_prefix("vmlinuz-"))
         .unwrap_or_default()
         .to_owned();
-    Ok((
-        vmlinuz,
-        unpacked.join("lib/modules").join(release).join("kernel"),
-    ))
+    Ok((vmlinuz, release))
 }
 
 /// Packs `root` as a newc cpio archive with busybox's `cpio`.

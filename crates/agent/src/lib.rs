@@ -21,7 +21,7 @@ mod tool;
 
 pub use error::AgentError;
 pub use hypervisor::Hypervisor;
-pub use network::interface_of;
+pub use network::{NODE_SPACE, interface_of};
 pub use qemu::{Accel, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, detect_accel};
 pub use server::{AgentConfig, boot_id, serve};
 pub use sim::SimulatedHypervisor;

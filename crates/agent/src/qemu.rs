@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use plinth_proto::guest::{
     FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, SEED_LABEL, ToGuest, UserData,
 };
@@ -21,12 +22,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, LinesCodec};
 
 use crate::datastore;
 use crate::error::AgentError;
 use crate::hypervisor::{Hypervisor, console_chunk, console_start};
-use crate::image::Image;
-use crate::network::{Networks, Nic};
+use crate::image::{Image, Images};
+use crate::network::{NODE_SPACE, Network, Networks, Nic};
 use crate::table::{VmRecord, VmTable};
 use crate::tool::run;
 
@@ -39,6 +41,8 @@ const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
 /// How often the agent probes a running guest.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// The longest line a guest agent may send.
+const MAX_GUEST_LINE: usize = 64 * 1024;
 /// How long a reachability check waits for the guest's answer (the guest itself gives up
 /// after two seconds).
 const REACH_WAIT: Duration = Duration::from_secs(5);
@@ -93,8 +97,8 @@ impl Accel {
 /// Where a QEMU host agent keeps things.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
-    /// The node image.
-    pub image: Image,
+    /// The node OS images VMs boot, by name.
+    pub images: Images,
     /// Per-VM runtime files (sockets, pid files, serial logs, records).
     pub state_dir: PathBuf,
     /// Per-VM disks and seeds: a directory every host of the pool sees (it stands in for the
@@ -184,7 +188,7 @@ impl QemuHypervisor {
             tracing::warn!("no underlay: a cluster network spans this host only");
         }
         let hv = Self {
-            networks: Networks::new(&config.storage, config.underlay.clone()),
+            networks: Networks::new(&config.storage, config.underlay.clone()).await,
             config,
             table: Arc::new(VmTable::default()),
             checks: Arc::default(),
@@ -264,9 +268,15 @@ impl QemuHypervisor {
                 record.state = VmState::Running;
                 record.pid = Some(pid);
             }
+            let spec = record.spec.clone();
             self.table.insert(record);
             if let Some(pid) = pid {
                 tracing::info!(vm = %name, pid, "re-adopted running VM");
+                // Its TAP may not be on its bridge yet: the last agent may have ended
+                // between starting QEMU and plugging it.
+                if let Err(e) = self.replug(&spec).await {
+                    tracing::warn!(vm = %name, error = %e, "its NIC could not be plugged again");
+                }
                 self.watch_guest(&name, pid);
             }
         }
@@ -286,32 +296,51 @@ impl QemuHypervisor {
 
     /// The address `spec`'s VM leased on its network, if it has a network and a lease.
     async fn leased(&self, spec: &VmSpec) -> Option<Ipv4Net> {
-        match &spec.network {
-            Some(net) => self.networks.leased(&spec.name, net).await,
-            None => None,
+        self.nic(spec).await.ok().flatten().map(|(_, n)| n.address)
+    }
+
+    /// `spec`'s network and NIC; none for a VM with no network.
+    async fn nic(&self, spec: &VmSpec) -> Result<Option<(Network, Nic)>, AgentError> {
+        let Some(of) = &spec.network else {
+            return Ok(None);
+        };
+        let net = self.networks.resolve(of).await?;
+        let address = self
+            .networks
+            .leased(&spec.name, of, &net)
+            .await
+            .ok_or_else(|| AgentError::BadNetwork {
+                network: of.clone(),
+                detail: format!(
+                    "{} has no address on it (it was not created here?)",
+                    spec.name
+                ),
+            })?;
+        Ok(Some((net, Nic::new(&net, address))))
+    }
+
+    /// Builds `spec`'s network here and puts its running VM's TAP on it again.
+    async fn replug(&self, spec: &VmSpec) -> Result<(), AgentError> {
+        if let Some((net, nic)) = self.nic(spec).await? {
+            self.networks.build(&net).await?;
+            self.networks.plug(&nic).await?;
         }
+        Ok(())
     }
 
     /// Starts `record`'s QEMU process with `extra` arguments, its NIC on its network's
     /// bridge; its pid.
     async fn launch(&self, record: &VmRecord, extra: &[&str]) -> Result<u32, AgentError> {
         let spec = &record.spec;
-        let nic = match (&spec.network, record.address) {
-            (Some(net), Some(address)) => {
-                self.networks.build(net.id).await?;
-                Some(Nic::new(net.id, address))
-            }
-            (Some(net), None) => {
-                return Err(AgentError::Network {
-                    network: net.id,
-                    detail: format!("{} has no address leased", spec.name),
-                });
-            }
-            (None, _) => None,
-        };
+        let nic = self.nic(spec).await?;
+        if let Some((net, _)) = &nic {
+            self.networks.build(net).await?;
+        }
+        let nic = nic.map(|(_, nic)| nic);
         let paths = self.paths(&spec.name);
         let _ = tokio::fs::remove_file(paths.pid()).await;
-        let mut args = self.qemu_args(spec, &paths, nic.as_ref());
+        let image = self.config.images.get(&spec.image)?;
+        let mut args = self.qemu_args(spec, image, &paths, nic.as_ref());
         args.extend(extra.iter().map(OsString::from));
         run(QEMU, args).await?;
         let pid = read_number(&paths.pid())
@@ -402,8 +431,13 @@ impl QemuHypervisor {
         });
     }
 
-    fn qemu_args(&self, spec: &VmSpec, paths: &VmPaths, nic: Option<&Nic>) -> Vec<OsString> {
-        let image = &self.config.image;
+    fn qemu_args(
+        &self,
+        spec: &VmSpec,
+        image: &Image,
+        paths: &VmPaths,
+        nic: Option<&Nic>,
+    ) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
             args.extend(parts.iter().map(|p| p.as_ref().to_os_string()));
@@ -432,7 +466,9 @@ impl QemuHypervisor {
             &"-initrd",
             &image.initrd,
             &"-append",
-            &self.config.accel.cmdline(),
+            &[self.config.accel.cmdline(), image.cmdline.as_str()]
+                .join(" ")
+                .trim_end(),
         ]);
         push(&[&"-serial", &opt("file:", &paths.serial())]);
         push(&[&"-drive", &drive("root", &paths.disk, "qcow2", false)]);
@@ -526,6 +562,7 @@ impl Hypervisor for QemuHypervisor {
         if !spec.name.is_valid() {
             return Err(AgentError::InvalidName(spec.name.clone()));
         }
+        self.config.images.get(&spec.image)?;
         if self.table.get(&spec.name).is_none()
             && datastore::holds(&self.config.storage, spec).await
         {
@@ -541,16 +578,23 @@ impl Hypervisor for QemuHypervisor {
         }
         let made = async {
             let address = match &spec.network {
-                Some(net) => Some(self.networks.lease(&spec.name, net).await?),
+                Some(of) => {
+                    let net = self.networks.resolve(of).await?;
+                    Some(self.networks.lease(&spec.name, of, &net).await?)
+                }
                 None => None,
             };
-            make_vm_files(spec, address, &self.paths(&spec.name), &self.config).await?;
+            let nic = address.map(|a| (a, self.networks.mtu()));
+            make_vm_files(spec, nic, &self.paths(&spec.name), &self.config).await?;
             self.table
                 .update(&spec.name, false, |r| r.address = address);
             Ok(())
         }
         .await;
         if made.is_err() {
+            if let Some(of) = &spec.network {
+                self.networks.release(&spec.name, of).await;
+            }
             self.table.remove(&spec.name);
         }
         made
@@ -607,8 +651,8 @@ impl Hypervisor for QemuHypervisor {
         for file in [&paths.disk, &paths.seed] {
             let _ = tokio::fs::remove_file(file).await;
         }
-        if let Some(net) = self.table.get(vm).and_then(|r| r.spec.network) {
-            self.networks.release(vm, &net).await;
+        if let Some(of) = self.table.get(vm).and_then(|r| r.spec.network) {
+            self.networks.release(vm, &of).await;
         }
         datastore::remove(&self.config.storage, vm).await;
         let _ = tokio::fs::remove_dir_all(&paths.run).await;
@@ -637,20 +681,35 @@ impl Hypervisor for QemuHypervisor {
         listen: IpAddr,
         deadline: Instant,
     ) -> Result<SocketAddr, AgentError> {
-        let record = match self.table.get(vm) {
-            Some(r) => r,
-            None => self.register(vm).await?,
+        let (record, registered) = match self.table.get(vm) {
+            Some(r) => (r, false),
+            None => (self.register(vm).await?, true),
         };
         record.receivable()?;
-        let pid = self.launch(&record, &["-incoming", "defer"]).await?;
-        let addr = match self.listen_incoming(vm, listen).await {
-            Ok(addr) => addr,
-            Err(detail) => {
-                self.kill_and_wait(vm, pid).await;
-                return Err(AgentError::Qmp {
-                    vm: vm.clone(),
-                    detail,
-                });
+        let started = async {
+            let pid = self.launch(&record, &["-incoming", "defer"]).await?;
+            match self.listen_incoming(vm, listen).await {
+                Ok(addr) => Ok((pid, addr)),
+                Err(detail) => {
+                    self.kill_and_wait(vm, pid).await;
+                    Err(AgentError::Qmp {
+                        vm: vm.clone(),
+                        detail,
+                    })
+                }
+            }
+        }
+        .await;
+        let (pid, addr) = match started {
+            Ok(started) => started,
+            // A VM registered for this receiver alone is forgotten again, as a receiver
+            // that never took over is: it runs on its source, not here.
+            Err(e) => {
+                if registered {
+                    self.table.remove(vm);
+                    let _ = tokio::fs::remove_dir_all(&self.paths(vm).run).await;
+                }
+                return Err(e);
             }
         };
         tracing::info!(vm = %vm, pid, %addr, "receiver listening");
@@ -740,7 +799,7 @@ impl Hypervisor for QemuHypervisor {
     }
 
     async fn reach(&self, vm: &VmName, address: Ipv4Addr) -> Reach {
-        let cannot = |reason: String| Reach::NoAnswer { reason };
+        let cannot = |reason: String| Reach::NotChecked { reason };
         match self.table.get(vm) {
             None => return cannot(AgentError::UnknownVm(vm.clone()).to_string()),
             Some(r) if r.address.is_none() => {
@@ -755,12 +814,13 @@ impl Hypervisor for QemuHypervisor {
             return cannot(format!("{vm}'s guest channel is not open"));
         };
         let (tx, rx) = oneshot::channel();
-        if session.send((address, tx)).await.is_err() {
-            return cannot(format!("{vm}'s guest channel closed"));
-        }
-        match tokio::time::timeout(REACH_WAIT, rx).await {
-            Ok(Ok(reach)) => reach,
-            Ok(Err(_)) => cannot(format!("{vm}'s guest channel closed before the answer")),
+        let asked = async {
+            session.send((address, tx)).await.ok()?;
+            rx.await.ok()
+        };
+        match tokio::time::timeout(REACH_WAIT, asked).await {
+            Ok(Some(reach)) => reach,
+            Ok(None) => cannot(format!("{vm}'s guest channel closed before the answer")),
             Err(_) => cannot(format!(
                 "{vm}'s guest agent did not answer in {REACH_WAIT:?}"
             )),
@@ -838,8 +898,14 @@ fn watch_guest(table: Arc<VmTable>, checks: Arc<Checks>, socket: PathBuf, vm: Vm
     let (mine, mut rx) = mpsc::channel(16);
     checks.lock().insert(vm.clone(), mine.clone());
     tokio::spawn(async move {
+        // One sequence for the process's life, from an unlikely start: a guest's late
+        // answer to an earlier session (or an earlier agent) names a number no check of
+        // this one has.
+        let mut seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         while process_alive(pid) {
-            if let Err(e) = probe_guest(&table, &vm, &socket, pid, &mut rx).await {
+            if let Err(e) = probe_guest(&table, &vm, &socket, pid, &mut seq, &mut rx).await {
                 tracing::debug!(vm = %vm, error = %e, "guest channel");
             }
             tokio::time::sleep(PROBE_INTERVAL).await;
@@ -888,14 +954,15 @@ fn socket_chardev(id: &str, path: &Path) -> OsString {
     s
 }
 
-/// The overlay disk, the seed and the record of a new VM (`address`: its NIC's, leased).
+/// The overlay disk, the seed and the record of a new VM (`nic`: its NIC's leased address
+/// and MTU).
 async fn make_vm_files(
     spec: &VmSpec,
-    address: Option<Ipv4Net>,
+    nic: Option<(Ipv4Net, u32)>,
     paths: &VmPaths,
     config: &QemuConfig,
 ) -> Result<(), AgentError> {
-    let (image, storage) = (&config.image, &config.storage);
+    let (image, storage) = (config.images.get(&spec.image)?, &config.storage);
     tokio::fs::create_dir_all(&paths.run)
         .await
         .map_err(AgentError::file(&paths.run))?;
@@ -915,7 +982,7 @@ async fn make_vm_files(
         ],
     )
     .await?;
-    write_seed(spec, address, &paths.seed, &paths.run).await?;
+    write_seed(spec, nic, &paths.seed, &paths.run).await?;
     datastore::write(storage, spec).await?;
     tokio::fs::write(paths.spec(), datastore::encode(spec, &paths.spec())?)
         .await
@@ -926,7 +993,7 @@ async fn make_vm_files(
 /// with a NIC, `network-config`, made with `mkfs.vfat` and `mcopy` (dosfstools, mtools).
 async fn write_seed(
     spec: &VmSpec,
-    address: Option<Ipv4Net>,
+    nic: Option<(Ipv4Net, u32)>,
     seed: &Path,
     scratch: &Path,
 ) -> Result<(), AgentError> {
@@ -950,8 +1017,8 @@ async fn write_seed(
         .await
         .map_err(AgentError::file(&user_path))?;
     let mut files = vec![meta_path.into_os_string(), user_path.into_os_string()];
-    if let (Some(net), Some(address)) = (&spec.network, address) {
-        let config = NetworkConfig::for_nic(&mac_of(address.addr()), address, net.on_link);
+    if let Some((address, mtu)) = nic {
+        let config = NetworkConfig::for_nic(&mac_of(address.addr()), address, NODE_SPACE, mtu);
         let path = scratch.join(NETWORK_CONFIG);
         let text = serde_json::to_vec_pretty(&config).map_err(io)?;
         tokio::fs::write(&path, text)
@@ -980,21 +1047,22 @@ async fn write_seed(
 
 /// One session on the guest channel: probe, record the answers, and pass on the
 /// reachability checks of `checks`, until it breaks. A check in flight when it breaks is
-/// answered by its waiter's end (the sender dropped).
+/// answered by its waiter's end (the sender dropped). A line longer than
+/// [`MAX_GUEST_LINE`] ends the session: a guest is not trusted with the agent's memory.
 async fn probe_guest(
     table: &VmTable,
     vm: &VmName,
     socket: &Path,
     pid: u32,
+    seq: &mut u64,
     checks: &mut mpsc::Receiver<Check>,
 ) -> Result<(), String> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| e.to_string())?;
     let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    let mut seq = 0u64;
-    let mut waiting: HashMap<u64, oneshot::Sender<Reach>> = HashMap::new();
+    let mut lines = FramedRead::new(r, LinesCodec::new_with_max_length(MAX_GUEST_LINE));
+    let mut waiting: HashMap<u64, Check> = HashMap::new();
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     loop {
         let message = tokio::select! {
@@ -1002,21 +1070,23 @@ async fn probe_guest(
                 if !process_alive(pid) {
                     return Ok(());
                 }
-                seq += 1;
-                ToGuest::Probe { seq }
+                *seq = seq.wrapping_add(1);
+                ToGuest::Probe { seq: *seq }
             }
             Some((address, answer)) = checks.recv() => {
-                seq += 1;
-                waiting.retain(|_, w| !w.is_closed());
-                waiting.insert(seq, answer);
-                ToGuest::Reach { seq, address }
+                *seq = seq.wrapping_add(1);
+                waiting.retain(|_, (_, w)| !w.is_closed());
+                waiting.insert(*seq, (address, answer));
+                ToGuest::Reach { seq: *seq, address }
             }
-            line = lines.next_line() => {
-                let line = line.map_err(|e| e.to_string())?.ok_or("guest channel closed")?;
+            line = lines.next() => {
+                let line = line.ok_or("guest channel closed")?.map_err(|e| e.to_string())?;
                 match serde_json::from_str::<FromGuest>(&line) {
                     Ok(FromGuest::Status { status, .. }) => record_guest(table, vm, pid, status),
-                    Ok(FromGuest::Reached { seq, reach }) => {
-                        if let Some(answer) = waiting.remove(&seq) {
+                    Ok(FromGuest::Reached { seq, address, reach }) => {
+                        if waiting.get(&seq).is_some_and(|(asked, _)| *asked == address)
+                            && let Some((_, answer)) = waiting.remove(&seq)
+                        {
                             let _ = answer.send(reach);
                         }
                     }

@@ -298,7 +298,7 @@ fn handle<H: Hypervisor>(
         ToAgent::Reach { vm, address } => Some(FromAgent::Reach {
             vm,
             address,
-            reach: Reach::NoAnswer {
+            reach: Reach::NotChecked {
                 reason: "reachability checks are answered by the connection".into(),
             },
         }),
@@ -372,6 +372,7 @@ fn classify(e: &AgentError) -> CommandError {
         AgentError::UnknownVm(_)
         | AgentError::VmExists(_)
         | AgentError::InvalidName(_)
+        | AgentError::UnknownImage { .. }
         | AgentError::NotMigrated { .. } => CommandError::Refused { reason },
         _ => CommandError::OutcomeUnknown { reason },
     }

@@ -105,6 +105,9 @@ fn guest_status(spec: &VmSpec) -> Result<GuestStatus, AgentError> {
         payload_sha256: checksum(&payload),
         payload_exit: 0,
         ready: true,
+        network_error: None,
+        os: format!("{} (simulated)", spec.image),
+        kernel: "simulated".into(),
     })
 }
 
@@ -333,7 +336,7 @@ impl Hypervisor for SimulatedHypervisor {
     }
 
     async fn reach(&self, vm: &VmName, _address: Ipv4Addr) -> Reach {
-        Reach::NoAnswer {
+        Reach::NotChecked {
             reason: match self.table.get(vm) {
                 Some(_) => format!("{vm} is a simulated VM: it has no NIC to reach from"),
                 None => AgentError::UnknownVm(vm.clone()).to_string(),
@@ -432,6 +435,7 @@ mod tests {
             name: VmName("legacy-0".into()),
             vcpus: 2,
             memory_mib: 512,
+            image: "plinth-node".into(),
             bootstrap: Bootstrap {
                 node: "legacy-0".into(),
                 cluster: "legacy".into(),

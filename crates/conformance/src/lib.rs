@@ -26,6 +26,9 @@ pub trait Lab {
         Self: Sized;
     /// Hands the control plane a desired-state change (scale, upgrade, maintenance, …).
     fn request(&mut self, change: Observation);
+    /// Changes `cluster`'s node OS image to `image` in the desired state, as applying the
+    /// Cluster with another `osImage` does, and asks for the rolling upgrade.
+    fn change_image(&mut self, cluster: &str, image: &str);
     /// Powers `host` off as a failure would; it comes back after its repair time.
     fn crash(&mut self, host: &str);
     /// Cuts `host` off from the control plane; it keeps running its VMs until its agent's
@@ -185,14 +188,12 @@ pub fn pool_scaled(lab: &mut impl Lab) {
     no_double_start(lab);
 }
 
-/// A rolling upgrade to another image replaces every node, and every new node runs.
-pub fn rolling_upgrade_to_another_image(lab: &mut impl Lab) {
+/// A rolling upgrade to image `to` replaces every node of the first cluster with a worker
+/// pool, and every new node runs; the cluster's name.
+pub fn rolling_upgrade_to_another_image(lab: &mut impl Lab, to: &str) -> String {
     let (cluster, _) = cluster_with_pool(lab);
     let before = nodes(lab, &cluster);
-    lab.request(Observation::UpgradeRequested {
-        cluster: cluster.clone(),
-        upgrade: UpgradeKind::Os,
-    });
+    lab.change_image(&cluster, to);
     lab.run_until(12 * HOUR, &|l| rolled(l, &cluster, &before));
     let after = nodes(lab, &cluster);
     assert_eq!(after.len(), before.len());
@@ -203,6 +204,7 @@ pub fn rolling_upgrade_to_another_image(lab: &mut impl Lab) {
     all_running(lab, &cluster);
     assert!(lab.conditions().is_empty(), "{:?}", lab.conditions());
     no_double_start(lab);
+    cluster
 }
 
 /// Host maintenance empties the host by live migration; its VMs run elsewhere while it is

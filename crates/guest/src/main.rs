@@ -10,7 +10,7 @@
 //! binary by `scripts/image`.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,7 +22,7 @@ use plinth_proto::guest::{
     ANSWER_PORT, FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, PORT_NAME,
     ToGuest, UserData, checksum,
 };
-use plinth_proto::network::Reach;
+use plinth_proto::network::{ANSWER_FILLER_BYTES, MAX_NODE_NAME, Reach};
 
 /// Where `/init` mounts the seed when no argument says otherwise.
 const DEFAULT_SEED: &str = "/seed";
@@ -65,38 +65,44 @@ fn bootstrap(seed: &Path) -> GuestStatus {
     let payload = fs::read(seed.join("user-data")).unwrap_or_default();
     let user = UserData::from_document(&payload).ok();
     // As cloud-init does, the network comes up before the user-data runs.
-    let payload_exit = match bring_up(seed) {
-        0 => user.as_ref().map_or(-1, run_user_data),
-        failed => failed,
-    };
+    let network_error = bring_up(seed).err();
+    let payload_exit = user.as_ref().map_or(-1, run_user_data);
     let node = meta.map(|m| m.local_hostname).unwrap_or_default();
     GuestStatus {
-        ready: payload_exit == 0 && !node.is_empty(),
+        ready: payload_exit == 0 && !node.is_empty() && network_error.is_none(),
+        network_error,
         cluster: user.map(|u| u.plinth.cluster).unwrap_or_default(),
         node,
         payload_sha256: checksum(&payload),
         payload_exit,
+        os: os_name(),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|k| k.trim().to_owned())
+            .unwrap_or_default(),
     }
 }
 
-/// Applies the seed's `network-config`, if any, with busybox `ip`; the exit status of the
-/// first failing step, else 0. Re-applying it (the agent restarted) changes nothing.
-fn bring_up(seed: &Path) -> i32 {
+/// `PRETTY_NAME` of the image's `/etc/os-release`, unquoted; empty when there is none.
+fn os_name() -> String {
+    fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
+/// Applies the seed's `network-config`, if any, with busybox `ip`; what failed, if
+/// anything. Re-applying it (the guest agent started again) changes nothing.
+fn bring_up(seed: &Path) -> Result<(), String> {
     let Ok(text) = fs::read(seed.join(NETWORK_CONFIG)) else {
-        return 0;
+        return Ok(());
     };
-    let Ok(config) = serde_json::from_slice::<NetworkConfig>(&text) else {
-        log("plinth-guest: network-config unreadable");
-        return 2;
-    };
+    let config = serde_json::from_slice::<NetworkConfig>(&text)
+        .map_err(|e| format!("{NETWORK_CONFIG} unreadable: {e}"))?;
     for (name, nic) in &config.ethernets {
-        let Some(found) = nic_with_mac(&nic.matches.macaddress) else {
-            log(&format!(
-                "plinth-guest: no NIC has MAC {}",
-                nic.matches.macaddress
-            ));
-            return 3;
-        };
+        let found = nic_with_mac(&nic.matches.macaddress)
+            .ok_or_else(|| format!("no NIC has MAC {}", nic.matches.macaddress))?;
         let mut steps: Vec<Vec<String>> = Vec::new();
         if found != *name {
             steps.push(vec![
@@ -107,12 +113,21 @@ fn bring_up(seed: &Path) -> i32 {
                 name.clone(),
             ]);
         }
+        let mtu = nic.mtu.to_string();
+        steps.push(vec![
+            "link".into(),
+            "set".into(),
+            name.clone(),
+            "mtu".into(),
+            mtu,
+        ]);
         steps.push(vec!["link".into(), "set".into(), name.clone(), "up".into()]);
         for a in &nic.addresses {
+            let a = a.to_string();
             steps.push(vec![
                 "addr".into(),
                 "replace".into(),
-                a.to_string(),
+                a,
                 "dev".into(),
                 name.clone(),
             ]);
@@ -134,15 +149,13 @@ fn bring_up(seed: &Path) -> i32 {
                 .status()
                 .map_or(127, |s| s.code().unwrap_or(128));
             if code != 0 {
-                log(&format!(
-                    "plinth-guest: ip {} exited {code}",
-                    step.join(" ")
-                ));
-                return code;
+                let failed = format!("ip {} exited {code}", step.join(" "));
+                log(&format!("plinth-guest: {failed}"));
+                return Err(failed);
             }
         }
     }
-    0
+    Ok(())
 }
 
 /// The name of the NIC whose MAC is `mac`.
@@ -157,7 +170,7 @@ fn nic_with_mac(mac: &str) -> Option<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
-/// Answers every connection to [`ANSWER_PORT`] with the node name, for ever.
+/// Answers every connection to [`ANSWER_PORT`] with the node name and the filler, for ever.
 fn answer(node: &str) {
     let listener = loop {
         match TcpListener::bind((Ipv4Addr::UNSPECIFIED, ANSWER_PORT)) {
@@ -165,33 +178,56 @@ fn answer(node: &str) {
             Err(_) => sleep(IDLE),
         }
     };
+    let mut reply = format!("{node}\n").into_bytes();
+    reply.resize(reply.len() + ANSWER_FILLER_BYTES, b'.');
     for mut stream in listener.incoming().flatten() {
-        let _ = writeln!(stream, "{node}");
+        let _ = stream.write_all(&reply);
     }
 }
 
-/// Connects to [`ANSWER_PORT`] at `address` and reads the node name that answers.
+/// Connects to [`ANSWER_PORT`] at `address` and reads the node name and filler that answer.
 fn reach(address: Ipv4Addr) -> Reach {
-    let no_answer = |e: io::Error| Reach::NoAnswer {
-        reason: e.to_string(),
-    };
     let target = SocketAddr::from((address, ANSWER_PORT));
     let stream = match TcpStream::connect_timeout(&target, REACH_TIMEOUT) {
         Ok(s) => s,
-        Err(e) => return no_answer(e),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            return Reach::Unreachable {
+                reason: e.to_string(),
+            };
+        }
+        Err(e) => {
+            return Reach::Refused {
+                reason: e.to_string(),
+            };
+        }
     };
+    let refused = |reason: String| Reach::Refused { reason };
     if let Err(e) = stream.set_read_timeout(Some(REACH_TIMEOUT)) {
-        return no_answer(e);
+        return refused(e.to_string());
     }
-    let mut line = String::new();
-    match BufReader::new(stream).read_line(&mut line) {
-        Ok(_) if !line.trim().is_empty() => Reach::Answered {
-            node: line.trim().to_owned(),
-        },
-        Ok(_) => Reach::NoAnswer {
-            reason: "connected, but no node name came".into(),
-        },
-        Err(e) => no_answer(e),
+    let mut reply = Vec::new();
+    let limit = (MAX_NODE_NAME + 1 + ANSWER_FILLER_BYTES) as u64;
+    if let Err(e) = stream.take(limit).read_to_end(&mut reply) {
+        return refused(format!("after {} bytes: {e}", reply.len()));
+    }
+    let Some(end) = reply.iter().position(|&b| b == b'\n') else {
+        return refused("no node name came".into());
+    };
+    let filler = reply.len() - end - 1;
+    if filler != ANSWER_FILLER_BYTES {
+        return refused(format!(
+            "{filler} of {ANSWER_FILLER_BYTES} filler bytes came (frames dropped on the way?)"
+        ));
+    }
+    Reach::Answered {
+        node: String::from_utf8_lossy(&reply[..end]).into_owned(),
     }
 }
 
@@ -275,7 +311,14 @@ fn serve(status: &GuestStatus) -> io::Result<()> {
                     let writer = Arc::clone(&writer);
                     thread::spawn(move || {
                         let reach = reach(address);
-                        let _ = send(&writer, &FromGuest::Reached { seq, reach });
+                        let _ = send(
+                            &writer,
+                            &FromGuest::Reached {
+                                seq,
+                                address,
+                                reach,
+                            },
+                        );
                     });
                 }
                 Err(_) => {}

@@ -91,6 +91,9 @@ pub struct Ethernet {
     /// The name it is given.
     #[serde(rename = "set-name")]
     pub set_name: String,
+    /// Its MTU: the overlay's (the underlay's less VXLAN's 50 bytes), so full-size frames
+    /// fit the segment rather than being dropped on it.
+    pub mtu: u32,
     /// Its addresses with their prefixes.
     pub addresses: Vec<Ipv4Net>,
     /// Routes through it.
@@ -119,15 +122,16 @@ pub struct Route {
 pub const NIC_NAME: &str = "eth0";
 
 impl NetworkConfig {
-    /// One NIC with MAC `mac`, address `address`, and the pool's whole node address space
-    /// `on_link` reached on its link.
+    /// One NIC with MAC `mac`, address `address` and MTU `mtu`, and the pool's whole node
+    /// address space `on_link` reached on its link.
     #[must_use]
-    pub fn for_nic(mac: &str, address: Ipv4Net, on_link: Ipv4Net) -> Self {
+    pub fn for_nic(mac: &str, address: Ipv4Net, on_link: Ipv4Net, mtu: u32) -> Self {
         let nic = Ethernet {
             matches: MacMatch {
                 macaddress: mac.to_owned(),
             },
             set_name: NIC_NAME.to_owned(),
+            mtu,
             addresses: vec![address],
             routes: vec![Route {
                 to: on_link,
@@ -288,6 +292,8 @@ pub enum FromGuest {
     Reached {
         /// The check's `seq`.
         seq: u64,
+        /// The check's `address`: an answer is taken only for the check it names.
+        address: Ipv4Addr,
         /// What answered, or why nothing did.
         reach: Reach,
     },
@@ -308,4 +314,11 @@ pub struct GuestStatus {
     /// The node OS booted, its bootstrap data arrived and ran with exit 0, and the agent is
     /// live. No kubelet runs here: this is Plinth's "Ready" of a node VM.
     pub ready: bool,
+    /// Why the NIC could not be brought up, if it could not (then the node is not ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_error: Option<String>,
+    /// The node OS as it says itself: `/etc/os-release`'s `PRETTY_NAME`.
+    pub os: String,
+    /// The running kernel's release (`uname -r`).
+    pub kernel: String,
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guest::{Bootstrap, GuestStatus};
 use crate::ids::{BootId, CommandId, Generation, HostName, VmName};
-use crate::network::{Ipv4Net, NetworkSpec, Reach};
+use crate::network::{Ipv4Net, NetworkOf, Reach};
 
 /// The protocol version this build speaks; a frame of another version is refused.
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -125,11 +125,14 @@ pub struct VmSpec {
     pub vcpus: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
+    /// The node OS image it boots, by name (the Cluster's `osImage`): one of the images its
+    /// host's agent was started with.
+    pub image: String,
     /// What its cloud-init seed carries.
     pub bootstrap: Bootstrap,
     /// The network its one NIC joins; none: the VM has no NIC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkSpec>,
+    pub network: Option<NetworkOf>,
 }
 
 /// Sent by the simulated agent's fault interface: faults an operator injects in tests.

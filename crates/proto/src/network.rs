@@ -1,10 +1,12 @@
-//! Per-cluster node networks: the overlay id a cluster's segment carries, its subnet, and
-//! the answer of a reachability check between node VMs.
+//! Per-cluster node networks: which network a node VM joins ([`NetworkOf`]), the overlay id
+//! a network's segment carries ([`NetworkId`]), addresses with prefixes ([`Ipv4Net`]), and
+//! the answer of a reachability check between node VMs ([`Reach`]).
 //!
 //! Each cluster's node VMs sit on their own layer-2 segment: a bridge per cluster on every
-//! host, joined across hosts by a VXLAN overlay whose id ([`NetworkId`]) is the cluster's.
-//! The control plane chooses the id and subnet ([`NetworkSpec`]); the host agents lease each
-//! VM an address in the subnet and build the segment.
+//! host, joined across hosts by a VXLAN overlay whose id is the network's. The control plane
+//! says which network a VM joins; the host agents give each network its id and subnet the
+//! first time any host needs it, and each VM an address in the subnet, on the storage every
+//! host sees, so neither changes once given.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -74,13 +76,13 @@ impl Ipv4Net {
 
     /// The address.
     #[must_use]
-    pub fn addr(self) -> Ipv4Addr {
+    pub const fn addr(self) -> Ipv4Addr {
         self.addr
     }
 
     /// The prefix length.
     #[must_use]
-    pub fn prefix(self) -> u8 {
+    pub const fn prefix(self) -> u8 {
         self.prefix
     }
 
@@ -159,35 +161,74 @@ impl<'de> Deserialize<'de> for Ipv4Net {
     }
 }
 
-/// The network a node VM's one NIC joins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which network a node VM's one NIC joins: its cluster's, or its VirtualMachineSet's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NetworkSpec {
-    /// The cluster's overlay id.
-    pub id: NetworkId,
-    /// The cluster's subnet, from which its VMs lease their addresses.
-    pub subnet: Ipv4Net,
-    /// The address space of every cluster network of the pool. A guest treats all of it as
-    /// on-link (there is no router between clusters), so a packet to another cluster's node
-    /// is not stopped by a missing route: only the overlay keeps clusters apart.
-    pub on_link: Ipv4Net,
+pub enum NetworkOf {
+    /// The network of the cluster of this name.
+    Cluster(String),
+    /// The network of the VirtualMachineSet of this name.
+    VmSet(String),
+}
+
+impl NetworkOf {
+    /// A file name for the network (`cluster-apps`, `vmset-legacy`), when its name is one
+    /// path component of ASCII letters, digits, `-`, `_` or `.` (not starting with `.`).
+    #[must_use]
+    pub fn key(&self) -> Option<String> {
+        let (kind, name) = match self {
+            Self::Cluster(n) => ("cluster", n),
+            Self::VmSet(n) => ("vmset", n),
+        };
+        crate::VmName(name.clone())
+            .is_valid()
+            .then(|| format!("{kind}-{name}"))
+    }
+}
+
+impl fmt::Display for NetworkOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cluster(n) => write!(f, "cluster {n}'s network"),
+            Self::VmSet(n) => write!(f, "VirtualMachineSet {n}'s network"),
+        }
+    }
 }
 
 /// The answer to a reachability check from one node VM to an address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Reach {
-    /// A node's guest agent answered there, naming its node.
+    /// A node's guest agent answered there: its node name, then its whole answer (a filler
+    /// larger than one frame, so a path that drops full-size frames does not count).
     Answered {
         /// The node that answered.
         node: String,
     },
-    /// Nothing answered within the check's time.
-    NoAnswer {
-        /// What the guest saw (a timeout, refused, no route).
+    /// Nothing on the VM's network took the connection: it timed out, or no host holds the
+    /// address (no answer to ARP).
+    Unreachable {
+        /// What the guest saw.
+        reason: String,
+    },
+    /// Something took or refused the connection, but no whole guest answer came.
+    Refused {
+        /// What the guest saw.
+        reason: String,
+    },
+    /// The check was not made: the VM is not on this host, has no NIC, or its guest agent
+    /// did not answer.
+    NotChecked {
+        /// Why.
         reason: String,
     },
 }
+
+/// The filler a guest agent sends after its node name (see [`Reach::Answered`]).
+pub const ANSWER_FILLER_BYTES: usize = 16 * 1024;
+
+/// The longest node name a guest's answer may carry.
+pub const MAX_NODE_NAME: usize = 253;
 
 /// The MAC address of a NIC leased `addr`: locally administered (`02:00`), then the address,
 /// so it is unique wherever the address is.
@@ -241,6 +282,21 @@ mod tests {
             serde_json::from_str::<NetworkId>("4096").ok(),
             NetworkId::new(4096)
         );
+    }
+
+    #[test]
+    fn a_network_is_a_file_name_only_when_its_name_is_one() {
+        assert_eq!(
+            NetworkOf::Cluster("apps".into()).key().as_deref(),
+            Some("cluster-apps")
+        );
+        assert_eq!(
+            NetworkOf::VmSet("apps".into()).key().as_deref(),
+            Some("vmset-apps")
+        );
+        for bad in ["", "../x", "a/b", ".hidden"] {
+            assert_eq!(NetworkOf::Cluster(bad.into()).key(), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,15 +1,13 @@
-//! What each pool's new node VMs are given: size, Kubernetes version, the kubeadm join
-//! configuration Plinth generates for them and their cluster's network, all from the
-//! estate; and what the VirtualMachineSets' VMs are made of.
+//! What each pool's new node VMs are given: size, node OS image, Kubernetes version, the
+//! kubeadm join configuration Plinth generates for them and their cluster's network, all
+//! from the estate; and what the VirtualMachineSets' VMs are made of.
 
 use std::collections::BTreeMap;
 
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_model::Estate;
-use std::net::Ipv4Addr;
-
 use plinth_proto::guest::Bootstrap;
-use plinth_proto::network::{Ipv4Net, NetworkId, NetworkSpec};
+use plinth_proto::network::NetworkOf;
 use plinth_proto::{VmName, VmSpec};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -25,6 +23,8 @@ pub struct PoolImage {
     pub memory_mib: u32,
     /// The Kubernetes version its nodes run.
     pub kubernetes_version: String,
+    /// The node OS image its nodes boot (the Cluster's `osImage`).
+    pub os_image: String,
     /// Whether its nodes are control-plane members.
     pub control_plane: bool,
 }
@@ -37,61 +37,10 @@ pub struct Pools {
     pools: BTreeMap<(String, String), PoolImage>,
     /// Each VirtualMachineSet: (members, vCPUs, memory MiB).
     sets: BTreeMap<String, (u32, u32, u32)>,
-    /// Each cluster's (and VirtualMachineSet's) network, by name.
-    networks: BTreeMap<String, NetworkSpec>,
 }
 
-/// The address space of all node networks: on-link in every guest (see
-/// [`NetworkSpec::on_link`]), cut into one subnet per cluster.
-pub const NODE_SPACE: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(10, 64, 0, 0), 10) {
-    Some(net) => net,
-    None => unreachable!(),
-};
-
-/// The prefix of one cluster's subnet: a /20, 4,094 node addresses.
-const CLUSTER_PREFIX: u8 = 20;
-
-/// The first network id; a cluster's is this plus its subnet's slot.
-const FIRST_NETWORK_ID: u32 = 4096;
-
-/// One network per name: each takes the slot of [`NODE_SPACE`] its name hashes to, or the
-/// next free one (names in order, so an estate always numbers its networks the same way, and
-/// a cluster added later leaves the others' as they were unless it sorts before one that
-/// moved off its own slot). Names past the space's 1,024 slots get none, and their VMs no NIC.
-fn networks<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, NetworkSpec> {
-    let slots = 1u32 << (CLUSTER_PREFIX - NODE_SPACE.prefix());
-    let names: std::collections::BTreeSet<&str> = names.into_iter().collect();
-    let mut taken = vec![false; slots as usize];
-    let mut out = BTreeMap::new();
-    for name in names {
-        let digest = Sha256::digest(name.as_bytes());
-        let start = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots;
-        let Some(slot) = (0..slots)
-            .map(|k| (start + k) % slots)
-            .find(|&s| !taken[s as usize])
-        else {
-            tracing::warn!(%name, "no node network left: its VMs get no NIC");
-            continue;
-        };
-        taken[slot as usize] = true;
-        let base = u32::from(NODE_SPACE.addr()) + (slot << (32 - u32::from(CLUSTER_PREFIX)));
-        let (Some(id), Some(subnet)) = (
-            NetworkId::new(FIRST_NETWORK_ID + slot),
-            Ipv4Net::new(Ipv4Addr::from(base), CLUSTER_PREFIX),
-        ) else {
-            continue;
-        };
-        out.insert(
-            name.to_owned(),
-            NetworkSpec {
-                id,
-                subnet,
-                on_link: NODE_SPACE,
-            },
-        );
-    }
-    out
-}
+/// The node OS image a VirtualMachineSet's VMs boot (a set names none).
+pub const SET_IMAGE: &str = "plinth-node";
 
 fn mib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX)
@@ -111,6 +60,7 @@ impl Pools {
                     vcpus: cp.vcpu,
                     memory_mib: mib(cp.memory.0),
                     kubernetes_version: version.clone(),
+                    os_image: c.spec.os_image.clone(),
                     control_plane: true,
                 },
             );
@@ -122,6 +72,7 @@ impl Pools {
                         vcpus: p.vcpu,
                         memory_mib: mib(p.memory.0),
                         kubernetes_version: version.clone(),
+                        os_image: c.spec.os_image.clone(),
                         control_plane: false,
                     },
                 );
@@ -135,23 +86,7 @@ impl Pools {
                 (s.name.clone(), size)
             })
             .collect();
-        let networks = networks(
-            estate
-                .clusters
-                .iter()
-                .map(|c| c.name.as_str())
-                .chain(estate.vm_sets.iter().map(|s| s.name.as_str())),
-        );
-        Self {
-            pools,
-            sets,
-            networks,
-        }
-    }
-
-    /// The network of cluster (or VirtualMachineSet) `name`.
-    pub fn network(&self, name: &str) -> Option<&NetworkSpec> {
-        self.networks.get(name)
+        Self { pools, sets }
     }
 
     /// The template of `pool`, a `cluster/pool` key as the control plane sends it.
@@ -184,7 +119,8 @@ impl Pools {
                 kubernetes_version: String::new(),
                 join_config: String::new(),
             },
-            network: self.networks.get(set).copied(),
+            image: SET_IMAGE.to_owned(),
+            network: Some(NetworkOf::VmSet(set.to_owned())),
         })
     }
 
@@ -201,7 +137,8 @@ impl Pools {
                 kubernetes_version: image.kubernetes_version.clone(),
                 join_config: join_config(image, vm, secret),
             },
-            network: self.networks.get(&image.cluster).copied(),
+            image: image.os_image.clone(),
+            network: Some(NetworkOf::Cluster(image.cluster.clone())),
         })
     }
 }
@@ -286,6 +223,7 @@ mod tests {
             vcpus: 1,
             memory_mib: 192,
             kubernetes_version: "1.31.4".into(),
+            os_image: "plinth-node".into(),
             control_plane,
         }
     }
@@ -314,32 +252,6 @@ mod tests {
                 ("legacy-apps-1".to_owned(), "legacy-apps")
             ]
         );
-    }
-
-    #[test]
-    fn every_cluster_gets_its_own_network_the_same_way_every_time() {
-        let names = ["apps", "ci", "legacy-apps", "shop"];
-        let nets = networks(names);
-        assert_eq!(nets, networks(names.iter().rev().copied()), "order-free");
-        let mut ids: Vec<u32> = nets.values().map(|n| n.id.get()).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), names.len());
-        for n in nets.values() {
-            assert_eq!(n.subnet.prefix(), CLUSTER_PREFIX);
-            assert_eq!(n.subnet.network(), n.subnet);
-            assert!(NODE_SPACE.contains(n.subnet.addr()));
-            assert!(
-                nets.values()
-                    .all(|o| o.id == n.id || !o.subnet.contains(n.subnet.addr()))
-            );
-        }
-        // Every slot taken once, then no more.
-        let many: Vec<String> = (0..1100).map(|i| format!("c{i}")).collect();
-        let nets = networks(many.iter().map(String::as_str));
-        assert_eq!(nets.len(), 1024);
-        let subnets: std::collections::BTreeSet<Ipv4Net> =
-            nets.values().map(|n| n.subnet).collect();
-        assert_eq!(subnets.len(), 1024);
     }
 
     #[test]

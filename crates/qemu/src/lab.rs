@@ -16,6 +16,7 @@ use plinth_conformance::Lab;
 use plinth_control::store::MemoryStore;
 use plinth_control::{
     ClusterTopology, CommandId, Condition, ControlConfig, FailureRecord, Observation, Ready, Time,
+    UpgradeKind,
 };
 use plinth_model::Estate;
 use plinth_proto::{MigrationStats, Token};
@@ -111,6 +112,9 @@ pub struct Life {
     pub alive: bool,
     /// Whether it was started as a live migration's receiver.
     pub incoming: bool,
+    /// The kernel it boots (its `-kernel`): the node OS image it runs is that file's
+    /// directory.
+    pub kernel: PathBuf,
 }
 
 /// What really runs, read from the kernel.
@@ -141,10 +145,11 @@ fn comm(pid: u32) -> Option<String> {
         .map(|c| c.trim().to_owned())
 }
 
-/// The VM a QEMU command line runs: the argument after `-name`.
-fn vm_of(cmdline: &[u8]) -> Option<String> {
+/// The argument after `flag` in a QEMU command line (`-name`: the VM it runs; `-kernel`:
+/// what it boots).
+fn argument(cmdline: &[u8], flag: &str) -> Option<String> {
     let mut args = cmdline.split(|b| *b == 0);
-    args.by_ref().find(|a| *a == b"-name")?;
+    args.by_ref().find(|a| *a == flag.as_bytes())?;
     Some(String::from_utf8_lossy(args.next()?).into_owned())
 }
 
@@ -187,7 +192,9 @@ impl Truth {
             if matches!(comm(parent).as_deref(), Some(QEMU | "plinth")) {
                 continue;
             }
-            let (Some(vm), Some(host)) = (vm_of(&cmdline), self.namespaces.get(&ns.ino())) else {
+            let (Some(vm), Some(host)) =
+                (argument(&cmdline, "-name"), self.namespaces.get(&ns.ino()))
+            else {
                 continue;
             };
             let key = (pid, ticks);
@@ -210,6 +217,7 @@ impl Truth {
                     last_seen: now,
                     alive: true,
                     incoming,
+                    kernel: argument(&cmdline, "-kernel").unwrap_or_default().into(),
                 },
             );
         }
@@ -247,6 +255,8 @@ impl Journal for Migrations {
 #[derive(Debug)]
 pub struct QemuLab {
     session: Session,
+    /// The desired state, as changed by the suite.
+    estate: Estate,
     testbed: Testbed,
     /// Host names in testbed order: `hosts[i]` is testbed host `i + 1`.
     hosts: Vec<String>,
@@ -297,6 +307,7 @@ impl QemuLab {
         }
         Ok(Self {
             session,
+            estate: estate.clone(),
             testbed,
             hosts,
             truth,
@@ -304,6 +315,14 @@ impl QemuLab {
             cap_ms,
             migrations,
         })
+    }
+
+    /// The directory of the node OS image `vm` really runs (its QEMU process's kernel's),
+    /// if it runs.
+    pub fn image_dir_of(&self, vm: &str) -> Option<PathBuf> {
+        self.truth
+            .running(vm)
+            .and_then(|l| l.kernel.parent().map(Path::to_path_buf))
     }
 
     /// Every live migration that switched over, as its source measured it, in order.
@@ -380,6 +399,20 @@ impl Lab for QemuLab {
 
     fn request(&mut self, change: Observation) {
         self.session.request(change);
+    }
+
+    fn change_image(&mut self, cluster: &str, image: &str) {
+        let Some(c) = self.estate.clusters.iter_mut().find(|c| c.name == cluster) else {
+            panic!("no cluster {cluster} in the lab's estate");
+        };
+        c.spec.os_image = image.to_owned();
+        if let Err(e) = self.session.replan(&self.estate) {
+            panic!("the estate with {cluster} on {image} does not plan: {e}");
+        }
+        self.request(Observation::UpgradeRequested {
+            cluster: cluster.to_owned(),
+            upgrade: UpgradeKind::Os,
+        });
     }
 
     fn crash(&mut self, host: &str) {

@@ -3,7 +3,9 @@
 
 use plinth_conformance::Lab;
 use plinth_control::store::{MemoryStore, Store};
-use plinth_control::{ClusterTopology, Condition, Control, Driver, Observation, Ready, Time};
+use plinth_control::{
+    ClusterTopology, Condition, Control, Driver, Observation, Ready, Time, UpgradeKind,
+};
 use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -106,6 +108,14 @@ impl Lab for SimLab {
     fn request(&mut self, change: Observation) {
         let now = Time(self.world.now());
         self.step(now, change);
+    }
+
+    /// The simulated nodes carry no image of their own: the rollout is the change.
+    fn change_image(&mut self, cluster: &str, _image: &str) {
+        self.request(Observation::UpgradeRequested {
+            cluster: cluster.to_owned(),
+            upgrade: UpgradeKind::Os,
+        });
     }
 
     fn crash(&mut self, host: &str) {

@@ -25,7 +25,7 @@ fn pool_scaled() {
 
 #[test]
 fn rolling_upgrade_to_another_image() {
-    suite::rolling_upgrade_to_another_image(&mut lab());
+    suite::rolling_upgrade_to_another_image(&mut lab(), "ubuntu-24.04");
 }
 
 #[test]

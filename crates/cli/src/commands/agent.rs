@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use plinth_agent::image::Image;
+use plinth_agent::image::Images;
 use plinth_agent::{
     Accel, AgentConfig, KVM_PROBE_TIMEOUT, QemuConfig, QemuHypervisor, SimulatedHypervisor,
     detect_accel, interface_of, serve,
@@ -40,9 +40,10 @@ pub(crate) struct Args {
     /// VM disks and seeds: a directory all hosts see (default: <state-dir>/storage).
     #[arg(long, value_name = "DIR")]
     storage: Option<PathBuf>,
-    /// The node image directory (`plinth image build` prints it); not with --simulated.
+    /// A node OS image directory (`plinth image build` prints one per image); repeat it for
+    /// each image this host's VMs may boot. Not with --simulated.
     #[arg(long, value_name = "DIR", required_unless_present = "simulated")]
-    image: Option<PathBuf>,
+    image: Vec<PathBuf>,
     /// The accelerator: `auto` boots the image under KVM once and falls back to TCG.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     accel: AccelArg,
@@ -137,10 +138,10 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             );
             serve(config, Arc::new(hv)).await
         } else {
-            let dir = args.image.clone().context("--image is required")?;
-            let image = Image::open(&dir).context("opening the node image")?;
+            let images = Images::open(&args.image).context("opening the node images")?;
+            let probe = images.any().context("--image is required")?;
             let accel = match args.accel {
-                AccelArg::Auto => detect_accel(&image, KVM_PROBE_TIMEOUT).await,
+                AccelArg::Auto => detect_accel(probe, KVM_PROBE_TIMEOUT).await,
                 AccelArg::Kvm => Accel::Kvm,
                 AccelArg::Tcg => Accel::Tcg,
             };
@@ -154,7 +155,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 (None, _) => None,
             };
             let hv = QemuHypervisor::open(QemuConfig {
-                image,
+                images,
                 storage: args
                     .storage
                     .clone()

@@ -25,18 +25,29 @@ pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The node image, built once per test binary by the project's own `scripts/image`.
-pub(crate) fn image() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
+/// The node images (`plinth-node`, then `plinth-node-2`), built once per test binary by the
+/// project's own `scripts/image`.
+pub(crate) fn images() -> &'static [PathBuf] {
+    static IMAGES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    IMAGES.get_or_init(|| {
         let out = Command::new(repo().join("scripts/image"))
             .env("PLINTH", env!("CARGO_BIN_EXE_plinth"))
             .stderr(Stdio::inherit())
             .output()
             .expect("scripts/image runs");
         assert!(out.status.success(), "scripts/image failed");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        let dirs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(dirs.len(), 2, "two images: {dirs:?}");
+        dirs
     })
+}
+
+/// The `plinth-node` image.
+pub(crate) fn image() -> &'static Path {
+    &images()[0]
 }
 
 /// `scripts/testbed` with this build's `plinth`, the node image, and agents that self-fence
@@ -47,7 +58,14 @@ pub(crate) fn testbed(dir: &Path, self_fence: &str) -> Testbed {
         dir: dir.to_owned(),
         env: vec![
             ("PLINTH".into(), env!("CARGO_BIN_EXE_plinth").into()),
-            ("PLINTH_IMAGE".into(), image().display().to_string()),
+            (
+                "PLINTH_IMAGE".into(),
+                images()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             ("PLINTH_SELF_FENCE_TIMEOUT".into(), self_fence.into()),
         ],
     }
@@ -281,6 +299,7 @@ pub(crate) fn node_spec(name: &str, node: &str) -> VmSpec {
         name: VmName(name.into()),
         vcpus: 1,
         memory_mib: 192,
+        image: "plinth-node".into(),
         bootstrap: Bootstrap {
             node: node.into(),
             cluster: "lab".into(),
@@ -312,6 +331,9 @@ pub(crate) struct Node {
     pub(crate) cluster: String,
     pub(crate) node: String,
     pub(crate) address: plinth_proto::network::Ipv4Net,
+    /// The node OS and kernel release the guest reports.
+    pub(crate) os: String,
+    pub(crate) kernel: String,
 }
 
 /// Every Ready node VM with an address on testbed hosts `1..=hosts`, read from their agents
@@ -332,6 +354,8 @@ pub(crate) async fn nodes(bed: &Testbed, hosts: usize) -> Vec<Node> {
                     cluster: guest.cluster,
                     node: guest.node,
                     address,
+                    os: guest.os,
+                    kernel: guest.kernel,
                 });
             }
         }
