@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use plinth_proto::guest::BenchKernel;
 use plinth_proto::network::Reach;
 use plinth_proto::{
-    CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState,
+    Accelerator, CONSOLE_CHUNK_BYTES, Capacity, ConsoleChunk, MigrationStats, VmName, VmReport,
+    VmSpec, VmState,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -53,6 +55,8 @@ pub trait Hypervisor: Send + Sync + 'static {
     }
     /// What the host can give to VMs.
     fn capacity(&self) -> Capacity;
+    /// How its VMs run.
+    fn accelerator(&self) -> Accelerator;
     /// Changes whenever a VM does.
     fn changes(&self) -> watch::Receiver<u64>;
     /// The VM's serial console from byte `from` of its current boot (see
@@ -65,6 +69,13 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// From the running `vm`, tries to reach the guest agent of the node at `address` on
     /// `vm`'s network (a connectivity check).
     fn reach(&self, vm: &VmName, address: Ipv4Addr) -> impl Future<Output = Reach> + Send;
+    /// Runs overhead kernel `kernel` in the running `vm`'s guest: MiB per second, or why it
+    /// did not run.
+    fn bench(
+        &self,
+        vm: &VmName,
+        kernel: BenchKernel,
+    ) -> impl Future<Output = Result<f64, String>> + Send;
 }
 
 /// Where a console read of `from` starts in a console of `len` bytes: at `from`, or at 0

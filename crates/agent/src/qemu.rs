@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use plinth_proto::guest::{
-    FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, SEED_LABEL, ToGuest, UserData,
+    BenchKernel, FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, SEED_LABEL,
+    ToGuest, UserData,
 };
 use plinth_proto::network::{Ipv4Net, Reach, mac_of};
 use plinth_proto::{
@@ -43,9 +44,9 @@ const TCG_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000";
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest line a guest agent may send.
 const MAX_GUEST_LINE: usize = 64 * 1024;
-/// How long a reachability check waits for the guest's answer (the guest itself gives up
-/// after two seconds).
-const REACH_WAIT: Duration = Duration::from_secs(5);
+/// How long an ask of a guest waits for its answer (a reachability check gives up after two
+/// seconds, a kernel runs for one).
+const ASK_WAIT: Duration = Duration::from_secs(10);
 /// How often a sender reads its migration's progress.
 const MIGRATION_POLL: Duration = Duration::from_millis(20);
 /// How often a receiver is asked whether it took over.
@@ -152,7 +153,23 @@ pub struct QemuHypervisor {
 }
 
 /// A reachability check for a guest: where to connect, and who waits for the answer.
-type Check = (Ipv4Addr, oneshot::Sender<Reach>);
+type Check = (Ask, oneshot::Sender<Answer>);
+
+/// What the agent asks of a guest beside its probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ask {
+    /// A reachability check of an address.
+    Reach(Ipv4Addr),
+    /// An overhead kernel.
+    Bench(BenchKernel),
+}
+
+/// A guest's answer to an [`Ask`].
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Reached(Reach),
+    Benched(f64),
+}
 
 /// Per running VM, the way to its guest channel's session for reachability checks.
 #[derive(Debug, Default)]
@@ -764,6 +781,13 @@ impl Hypervisor for QemuHypervisor {
         self.config.capacity
     }
 
+    fn accelerator(&self) -> plinth_proto::Accelerator {
+        match self.config.accel {
+            Accel::Kvm => plinth_proto::Accelerator::Kvm,
+            Accel::Tcg => plinth_proto::Accelerator::Tcg,
+        }
+    }
+
     fn changes(&self) -> watch::Receiver<u64> {
         self.table.subscribe()
     }
@@ -799,31 +823,49 @@ impl Hypervisor for QemuHypervisor {
     }
 
     async fn reach(&self, vm: &VmName, address: Ipv4Addr) -> Reach {
-        let cannot = |reason: String| Reach::NotChecked { reason };
+        match self.ask(vm, Ask::Reach(address), true).await {
+            Ok(Answer::Reached(reach)) => reach,
+            Ok(other) => Reach::NotChecked {
+                reason: format!("{vm}'s guest answered {other:?}"),
+            },
+            Err(reason) => Reach::NotChecked { reason },
+        }
+    }
+
+    async fn bench(&self, vm: &VmName, kernel: BenchKernel) -> Result<f64, String> {
+        match self.ask(vm, Ask::Bench(kernel), false).await? {
+            Answer::Benched(rate) => Ok(rate),
+            other => Err(format!("{vm}'s guest answered {other:?}")),
+        }
+    }
+}
+
+impl QemuHypervisor {
+    /// Asks `ask` of `vm`'s guest agent on its probe session and waits for the answer;
+    /// `nic`: the ask needs the VM's NIC. Why it could not be asked, or was not answered.
+    async fn ask(&self, vm: &VmName, ask: Ask, nic: bool) -> Result<Answer, String> {
         match self.table.get(vm) {
-            None => return cannot(AgentError::UnknownVm(vm.clone()).to_string()),
-            Some(r) if r.address.is_none() => {
-                return cannot(format!("{vm} has no NIC on a cluster network"));
+            None => return Err(AgentError::UnknownVm(vm.clone()).to_string()),
+            Some(r) if nic && r.address.is_none() => {
+                return Err(format!("{vm} has no NIC on a cluster network"));
             }
             Some(r) if r.guest.is_none() => {
-                return cannot(format!("{vm}'s guest agent has not reported yet"));
+                return Err(format!("{vm}'s guest agent has not reported yet"));
             }
             Some(_) => {}
         }
         let Some(session) = self.checks.lock().get(vm).cloned() else {
-            return cannot(format!("{vm}'s guest channel is not open"));
+            return Err(format!("{vm}'s guest channel is not open"));
         };
         let (tx, rx) = oneshot::channel();
         let asked = async {
-            session.send((address, tx)).await.ok()?;
+            session.send((ask, tx)).await.ok()?;
             rx.await.ok()
         };
-        match tokio::time::timeout(REACH_WAIT, asked).await {
-            Ok(Some(reach)) => reach,
-            Ok(None) => cannot(format!("{vm}'s guest channel closed before the answer")),
-            Err(_) => cannot(format!(
-                "{vm}'s guest agent did not answer in {REACH_WAIT:?}"
-            )),
+        match tokio::time::timeout(ASK_WAIT, asked).await {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(format!("{vm}'s guest channel closed before the answer")),
+            Err(_) => Err(format!("{vm}'s guest agent did not answer in {ASK_WAIT:?}")),
         }
     }
 }
@@ -1073,22 +1115,25 @@ async fn probe_guest(
                 *seq = seq.wrapping_add(1);
                 ToGuest::Probe { seq: *seq }
             }
-            Some((address, answer)) = checks.recv() => {
+            Some((ask, answer)) = checks.recv() => {
                 *seq = seq.wrapping_add(1);
                 waiting.retain(|_, (_, w)| !w.is_closed());
-                waiting.insert(*seq, (address, answer));
-                ToGuest::Reach { seq: *seq, address }
+                waiting.insert(*seq, (ask, answer));
+                match ask {
+                    Ask::Reach(address) => ToGuest::Reach { seq: *seq, address },
+                    Ask::Bench(kernel) => ToGuest::Bench { seq: *seq, kernel },
+                }
             }
             line = lines.next() => {
                 let line = line.ok_or("guest channel closed")?.map_err(|e| e.to_string())?;
                 match serde_json::from_str::<FromGuest>(&line) {
                     Ok(FromGuest::Status { status, .. }) => record_guest(table, vm, pid, status),
                     Ok(FromGuest::Reached { seq, address, reach }) => {
-                        if waiting.get(&seq).is_some_and(|(asked, _)| *asked == address)
-                            && let Some((_, answer)) = waiting.remove(&seq)
-                        {
-                            let _ = answer.send(reach);
-                        }
+                        answer(&mut waiting, seq, Ask::Reach(address), Answer::Reached(reach));
+                    }
+                    Ok(FromGuest::Benched { seq, kernel, mib_per_second }) => {
+                        let rate = Answer::Benched(mib_per_second);
+                        answer(&mut waiting, seq, Ask::Bench(kernel), rate);
                     }
                     Err(e) => tracing::warn!(vm = %vm, error = %e, "unreadable guest line ignored"),
                 }
@@ -1098,6 +1143,16 @@ async fn probe_guest(
         let mut line = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
         line.push(b'\n');
         w.write_all(&line).await.map_err(|e| e.to_string())?;
+    }
+}
+
+/// Hands `answer` to whoever waits for ask `seq`, if that ask was `asked` (an answer naming
+/// another address or kernel is not its answer).
+fn answer(waiting: &mut HashMap<u64, Check>, seq: u64, asked: Ask, answer: Answer) {
+    if waiting.get(&seq).is_some_and(|(a, _)| *a == asked)
+        && let Some((_, waiter)) = waiting.remove(&seq)
+    {
+        let _ = waiter.send(answer);
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plinth_proto::network::Reach;
 use plinth_proto::{
-    Action, AdminRequest, BootId, Command, CommandError, CommandId, Completion, Connection,
-    FromAgent, Heartbeat, HostName, Inventory, Outcome, ProtoError, ToAgent, Token,
+    Action, AdminRequest, BenchResult, BootId, Command, CommandError, CommandId, Completion,
+    Connection, FromAgent, Heartbeat, HostName, Inventory, Outcome, ProtoError, ToAgent, Token,
 };
 use plinth_tls::{HANDSHAKE_TIMEOUT, ServerConfig, TlsAcceptor};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -70,6 +70,7 @@ impl<H: Hypervisor> Shared<H> {
             host: self.config.host.clone(),
             boot_id: self.boot_id(),
             capacity: self.hv.capacity(),
+            accelerator: self.hv.accelerator(),
             vms: self.hv.vms(),
         }
     }
@@ -243,6 +244,18 @@ async fn connection<H: Hypervisor, S: AsyncRead + AsyncWrite + Unpin>(
                     };
                     conn.send(&reply).await?;
                 }
+                // A kernel takes seconds too.
+                Ok(ToAgent::Bench { vm, kernel }) => {
+                    let shared = Arc::clone(shared);
+                    let replies = reply_tx.clone();
+                    tokio::spawn(async move {
+                        let result = match shared.hv.bench(&vm, kernel).await {
+                            Ok(mib_per_second) => BenchResult::Ran { mib_per_second },
+                            Err(reason) => BenchResult::NotRun { reason },
+                        };
+                        let _ = replies.send(FromAgent::Bench { vm, kernel, result }).await;
+                    });
+                }
                 // A check takes seconds: it is answered when done, beside everything else.
                 Ok(ToAgent::Reach { vm, address }) => {
                     let shared = Arc::clone(shared);
@@ -294,6 +307,13 @@ fn handle<H: Hypervisor>(
         ToAgent::Console { vm, .. } => Some(FromAgent::NoConsole {
             vm,
             reason: "console reads are answered by the connection".into(),
+        }),
+        ToAgent::Bench { vm, kernel } => Some(FromAgent::Bench {
+            vm,
+            kernel,
+            result: BenchResult::NotRun {
+                reason: "kernels are run by the connection".into(),
+            },
         }),
         ToAgent::Reach { vm, address } => Some(FromAgent::Reach {
             vm,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use plinth_proto::guest::{GuestStatus, UserData, checksum};
+use plinth_proto::guest::{BenchKernel, GuestStatus, UserData, checksum};
 use plinth_proto::network::Reach;
 use plinth_proto::{Capacity, ConsoleChunk, MigrationStats, VmName, VmReport, VmSpec, VmState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -333,6 +333,16 @@ impl Hypervisor for SimulatedHypervisor {
             None if self.table.get(vm).is_some() => Ok(console_chunk(vm, 0, &[])),
             None => Err(AgentError::UnknownVm(vm.clone())),
         }
+    }
+
+    fn accelerator(&self) -> plinth_proto::Accelerator {
+        plinth_proto::Accelerator::Simulated
+    }
+
+    async fn bench(&self, vm: &VmName, _kernel: BenchKernel) -> Result<f64, String> {
+        Err(format!(
+            "{vm} is a simulated VM: it runs no kernel to measure"
+        ))
     }
 
     async fn reach(&self, vm: &VmName, _address: Ipv4Addr) -> Reach {

@@ -8,6 +8,8 @@
 //!   QEMU driver (four hosts, so a lost host's control-plane member has somewhere to go).
 //! - A rolling upgrade moves a cluster from one node OS image to the other: every new node's
 //!   QEMU process boots the new image's kernel.
+//! - `plinth calibrate` measures two testbed hosts; an Environment naming its Calibration
+//!   takes the measured timings, and the comparison follows them.
 //! - Fencing trials: a host's link is cut while its VMs run; every VM runs again elsewhere
 //!   exactly once, and its old QEMU process was gone before the new one started.
 //!
@@ -427,6 +429,145 @@ fn apart(checks: &[(Node, Node, plinth_proto::network::Reach)]) {
         4,
         "checks within and between clusters, on one host and across: {seen:?}"
     );
+}
+
+/// `plinth calibrate` on two testbed hosts writes a Calibration of what it measured; an
+/// Environment that names it has its timings replaced (`validate` says so) and the
+/// comparison's time to add a node follows the measured clone and boot.
+#[test]
+fn plinth_calibrate_measures_the_testbed_and_the_comparison_takes_its_timings() {
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = testbed(dir.path(), "60s");
+    let result = std::panic::catch_unwind(|| {
+        bed.run(&["up", "2"]).expect("testbed up 2");
+        let lab = dir.path().join("lab");
+        std::fs::create_dir(&lab).expect("mkdir");
+        for f in [
+            "clusters.yaml",
+            "environment.yaml",
+            "inventory.yaml",
+            "scenario.yaml",
+        ] {
+            std::fs::copy(repo().join("examples/lab").join(f), lab.join(f)).expect("copy");
+        }
+        // Written beside the lab, not in it: a directory's every document is input.
+        let calibration = dir.path().join("calibration.yaml");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), Into::into);
+        let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("calibrate")
+            .arg("--agents")
+            .arg(dir.path().join("agents"))
+            .args(["--boots", "3", "--migrate", "128,256", "-o"])
+            .arg(&calibration)
+            .arg("--guest-agent")
+            .arg(target.join("x86_64-unknown-linux-gnu/release/plinth-guest"))
+            .output()
+            .expect("plinth calibrate runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        for line in [
+            "boot 3/3 on h1",
+            "cpu kernel:",
+            "memory kernel:",
+            "migration of a 256 MiB guest h1 → h2",
+            "HA failover by phase",
+            "tcg on h1, h2",
+        ] {
+            assert!(err.contains(line), "`{line}` in:\n{err}");
+        }
+        // Every measured field is there; `plinth validate` below shows the file loads.
+        let text = std::fs::read_to_string(&calibration).expect("written");
+        for key in [
+            "Calibration",
+            "tcg",
+            "vmClone",
+            "vmBoot",
+            "vmBootP95",
+            "migration",
+            "switchover",
+            "fenceLatency",
+            "overhead",
+        ] {
+            assert!(text.contains(key), "`{key}` in:\n{text}");
+        }
+        let again = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["calibrate", "--agents"])
+            .arg(dir.path().join("agents"))
+            .arg("-o")
+            .arg(&calibration)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            again.status.code(),
+            Some(2),
+            "an existing file is not replaced without --force"
+        );
+
+        let agility = |lab: &Path| -> f64 {
+            let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+                .arg("compare")
+                .arg(lab)
+                .args([
+                    "-o",
+                    "json",
+                    "--no-sweep",
+                    "--seeds",
+                    "2",
+                    "--duration",
+                    "1d",
+                ])
+                .output()
+                .expect("plinth compare runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            report["dimensions"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["key"] == "agility"))
+                .and_then(|d| d["virtualized"]["mean"].as_f64())
+                .expect("agility")
+        };
+        let declared = agility(&lab);
+        std::fs::copy(&calibration, lab.join("calibration.yaml")).expect("copy");
+        let env = lab.join("environment.yaml");
+        let text = std::fs::read_to_string(&env).expect("read");
+        let named = text.replacen("spec:\n", "spec:\n  calibration: calibration.yaml\n", 1);
+        std::fs::write(&env, named).expect("write");
+        let validate = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("validate")
+            .arg(&lab)
+            .output()
+            .expect("plinth validate runs");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&validate.stdout),
+            String::from_utf8_lossy(&validate.stderr)
+        );
+        assert!(validate.status.success(), "{said}");
+        assert!(
+            said.contains(
+                "Calibration `measured` (tcg) replaces the virtualized Environment's vmClone 1s"
+            ),
+            "{said}"
+        );
+        let measured = agility(&lab);
+        // The lab declares 1 s to clone and 10 s to boot; a TCG boot here takes 2-4 s.
+        assert!(
+            measured < declared,
+            "{measured} h with the Calibration, {declared} h without"
+        );
+    });
+    down(dir.path());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// `plinth VERB ARGS... --server URL --token-file TOKEN`: (exit code, stdout, stderr).

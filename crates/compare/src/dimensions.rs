@@ -234,8 +234,8 @@ pub fn overheads(estate: &Estate) -> (PerformanceOverhead, Option<String>) {
                 PerformanceOverhead {
                     cpu: o.cpu,
                     memory: o.memory,
-                    disk: o.disk,
-                    network: o.network,
+                    disk: o.disk.unwrap_or(default.disk),
+                    network: o.network.unwrap_or(default.network),
                 },
                 None,
             ),

@@ -24,6 +24,8 @@ pub trait Lab {
     fn run_until(&mut self, ms: u64, done: &dyn Fn(&Self) -> bool) -> bool
     where
         Self: Sized;
+    /// The lab's clock, ms: virtual time in the simulator, the wall clock on a real lab.
+    fn now(&self) -> u64;
     /// Hands the control plane a desired-state change (scale, upgrade, maintenance, …).
     fn request(&mut self, change: Observation);
     /// Changes `cluster`'s node OS image to `image` in the desired state, as applying the

@@ -63,6 +63,8 @@ pub struct Deadlines {
     pub migration_gbps: f64,
     /// Memory dirtied per unit of bandwidth during pre-copy (0..1).
     pub dirty_rate: f64,
+    /// The switch-over that ends a live migration, ms.
+    pub switchover: u64,
 }
 
 impl Deadlines {
@@ -99,14 +101,17 @@ impl Deadlines {
         expected.saturating_mul(2).saturating_add(Self::SLACK_MS)
     }
 
-    /// The switch-over that ends a live migration, ms (the simulator's latency adds it too).
-    pub const SWITCHOVER_MS: u64 = 1_000;
-
     /// Expected time of a live migration of `memory_bytes` at this bandwidth: the pre-copy
-    /// plus the switch-over.
+    /// plus the switch-over. The simulator's migrations take this long, and the dry runs
+    /// predict with it.
     pub fn expected_migration(&self, memory_bytes: u64) -> u64 {
-        self.migration(memory_bytes)
-            .saturating_add(Self::SWITCHOVER_MS)
+        self.migration(memory_bytes).saturating_add(self.switchover)
+    }
+
+    /// Whether a live migration's pre-copy converges at all (memory is dirtied slower than
+    /// it is sent).
+    pub fn migration_converges(&self) -> bool {
+        self.dirty_rate < 1.0
     }
 
     /// Expected pre-copy time of `memory_bytes`: M/B × (1 + d + d² + …) = M/B / (1 − d).
@@ -174,6 +179,7 @@ impl ControlConfig {
                 reimage: bm.reimage.millis(),
                 migration_gbps: env.timings.migration_gbps,
                 dirty_rate: env.timings.dirty_rate,
+                switchover: env.timings.migration_switchover.millis(),
             },
         }
     }

@@ -567,6 +567,7 @@ mod tests {
             reimage: 0,
             migration_gbps: gbps,
             dirty_rate: 0.0,
+            switchover: 1_000,
         }
     }
 
@@ -713,10 +714,7 @@ mod tests {
         assert_eq!(p.parallel, 4);
         // 1 GiB at 1/4 Gbit/s: 8 Gbit / 0.25 Gbit/s = 34.4 s, plus the switch-over.
         let one = (GIB * 8) as f64 / 0.25e6;
-        assert_eq!(
-            p.moves[0].duration_ms,
-            one as u64 + Deadlines::SWITCHOVER_MS
-        );
+        assert_eq!(p.moves[0].duration_ms, one as u64 + d.switchover);
         assert!(p.moves.iter().take(4).all(|m| m.start_ms == 0));
         assert_eq!(p.moves.len(), on_h0);
         let last = p.moves.iter().map(|m| m.start_ms + m.duration_ms).max();

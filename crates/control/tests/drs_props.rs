@@ -127,6 +127,7 @@ proptest! {
                 reimage: 1_800_000,
                 migration_gbps: 10.0,
                 dirty_rate: 0.1,
+                switchover: 1_000,
             },
         };
         let mut c = Control::virtualized(cfg, state(hosts, &vms, groups));

@@ -42,6 +42,7 @@ fn cfg() -> ControlConfig {
             reimage: 1_800_000,
             migration_gbps: 10.0,
             dirty_rate: 0.1,
+            switchover: 1_000,
         },
     }
 }

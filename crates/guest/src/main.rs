@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, sleep};
 use std::time::Duration;
 
+mod bench;
+
 use plinth_proto::guest::{
-    ANSWER_PORT, FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig, PORT_NAME,
-    ToGuest, UserData, checksum,
+    ANSWER_PORT, BenchKernel, FromGuest, GuestStatus, MetaData, NETWORK_CONFIG, NetworkConfig,
+    PORT_NAME, ToGuest, UserData, checksum,
 };
 use plinth_proto::network::{ANSWER_FILLER_BYTES, MAX_NODE_NAME, Reach};
 
@@ -34,8 +36,25 @@ const IDLE: Duration = Duration::from_millis(100);
 const REACH_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let seed = std::env::args_os()
-        .nth(1)
+    // `plinth-guest bench cpu|memory`: a kernel on whatever runs this binary (the host, for
+    // `plinth calibrate`), its MiB per second on stdout.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [bench, kernel] = args.as_slice()
+        && bench == "bench"
+    {
+        return match BenchKernel::ALL.into_iter().find(|k| k.name() == kernel) {
+            Some(k) => {
+                log(&format!("{:.1}", bench::run(k)));
+                ExitCode::SUCCESS
+            }
+            None => {
+                log("usage: plinth-guest bench cpu|memory");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let seed = args
+        .first()
         .map_or_else(|| PathBuf::from(DEFAULT_SEED), PathBuf::from);
     let status = bootstrap(&seed);
     log(&format!(
@@ -306,6 +325,19 @@ fn serve(status: &GuestStatus) -> io::Result<()> {
                         status: status.clone(),
                     },
                 )?,
+                // A kernel runs for a second: beside the probes, like a check.
+                Ok(ToGuest::Bench { seq, kernel }) => {
+                    let writer = Arc::clone(&writer);
+                    thread::spawn(move || {
+                        let mib_per_second = bench::run(kernel);
+                        let answer = FromGuest::Benched {
+                            seq,
+                            kernel,
+                            mib_per_second,
+                        };
+                        let _ = send(&writer, &answer);
+                    });
+                }
                 // A check takes up to two timeouts: it runs beside the probes.
                 Ok(ToGuest::Reach { seq, address }) => {
                     let writer = Arc::clone(&writer);

@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::estate::Named;
+use crate::kinds::calibration::CalibrationSpec;
 use crate::kinds::cluster::{ClusterSpec, NodePool};
 use crate::kinds::environment::{BareMetalSpec, VirtualizedSpec};
 use crate::kinds::inventory::InventorySpec;
@@ -566,6 +567,43 @@ pub fn virtualized(doc: &Named<VirtualizedSpec>, diags: &mut Diagnostics) {
         &MIGRATION_GBPS,
     );
     f.check("/spec/timings/dirtyRate", t.dirty_rate, &DIRTY_RATE);
+    f.check(
+        "/spec/timings/migrationSwitchover",
+        t.migration_switchover,
+        &LATENCY,
+    );
+}
+
+/// Checks a Calibration's measured timings and overheads.
+pub fn calibration(doc: &Named<CalibrationSpec>, diags: &mut Diagnostics) {
+    let c = &doc.spec;
+    let mut f = Fields { doc, diags };
+    for (key, d) in [
+        ("vmClone", c.vm_clone),
+        ("vmBoot", c.vm_boot),
+        ("vmBootP95", c.vm_boot_p95),
+        ("fenceLatency", c.fence_latency),
+        ("migration/switchover", c.migration.map(|m| m.switchover)),
+    ] {
+        if let Some(d) = d {
+            f.check(&format!("/spec/{key}"), d, &LATENCY);
+        }
+    }
+    if let Some(m) = c.migration {
+        f.check("/spec/migration/gbps", m.gbps, &MIGRATION_GBPS);
+    }
+    if let Some(o) = c.overhead {
+        for (key, v) in [
+            ("cpu", Some(o.cpu)),
+            ("memory", Some(o.memory)),
+            ("disk", o.disk),
+            ("network", o.network),
+        ] {
+            if let Some(v) = v {
+                f.check(&format!("/spec/overhead/{key}"), v, &OVERHEAD);
+            }
+        }
+    }
 }
 
 /// Checks a bare-metal Environment's lifecycle times.

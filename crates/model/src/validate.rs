@@ -883,6 +883,9 @@ pub(crate) fn check_ranges(docs: &Collected, diags: &mut Diagnostics) {
     docs.price_sheets
         .iter()
         .for_each(|d| ranges::price_sheet(d, diags));
+    docs.calibrations
+        .iter()
+        .for_each(|d| ranges::calibration(d, diags));
 }
 
 /// Builds the estate from typed documents, reporting everything that is wrong.
@@ -909,7 +912,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         .map(|s| s.name.clone())
         .unwrap_or_else(|| "<input>".into());
     let inventory = single(inventories, "Inventory", diags);
-    let virtualized = provided(
+    let mut virtualized = provided(
         single(virtualized, "virtualized Environment", diags),
         default_virtualized,
     );
@@ -922,6 +925,26 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     let price_index = price_doc.as_ref().map(|n| n.index.clone());
     let price_sheet = provided(price_doc, Default::default);
     let calibration = single(calibrations, "Calibration", diags);
+    // The measured timings replace the declared ones before anything reads them.
+    if let Some(c) = &calibration {
+        let v = &mut virtualized.spec;
+        let replaced = c.spec.apply(&mut v.timings, &mut v.ha.fence_latency);
+        if !replaced.is_empty() {
+            let list: Vec<String> = replaced
+                .iter()
+                .map(|(name, was, now)| format!("{name} {was} → {now}"))
+                .collect();
+            diags.push(Diagnostic::note(
+                c.location.clone(),
+                format!(
+                    "Calibration `{}` ({}) replaces the virtualized Environment's {}",
+                    c.name,
+                    c.spec.accelerator,
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
     let Some(inventory) = inventory else {
         if inventory_attempted {
             return None;

@@ -275,10 +275,41 @@ pub enum ToGuest {
         /// Where to connect.
         address: Ipv4Addr,
     },
+    /// Run an overhead kernel and answer with [`FromGuest::Benched`].
+    Bench {
+        /// Echoed.
+        seq: u64,
+        /// Which.
+        kernel: BenchKernel,
+    },
+}
+
+/// An overhead kernel of `plinth calibrate`, run in a guest and on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BenchKernel {
+    /// SHA-256 over a buffer that stays in cache.
+    Cpu,
+    /// Copies between buffers larger than any cache.
+    Memory,
+}
+
+impl BenchKernel {
+    /// Both, in order.
+    pub const ALL: [Self; 2] = [Self::Cpu, Self::Memory];
+
+    /// Its name on the command line (`plinth-guest bench cpu`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+        }
+    }
 }
 
 /// From the guest agent to the host agent (one JSON object per line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum FromGuest {
     /// The guest's status: sent once the bootstrap ran, and in answer to every probe.
@@ -287,6 +318,15 @@ pub enum FromGuest {
         seq: Option<u64>,
         /// The status.
         status: GuestStatus,
+    },
+    /// The answer to a [`ToGuest::Bench`].
+    Benched {
+        /// The run's `seq`.
+        seq: u64,
+        /// The kernel's `kernel`.
+        kernel: BenchKernel,
+        /// MiB per second it got through.
+        mib_per_second: f64,
     },
     /// The answer to a [`ToGuest::Reach`].
     Reached {

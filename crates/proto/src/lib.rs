@@ -21,7 +21,7 @@ pub use conn::{Connection, MAX_FRAME_BYTES, Token};
 pub use error::ProtoError;
 pub use ids::{BootId, CommandId, Generation, HostName, VmName};
 pub use message::{
-    Action, AdminRequest, CONSOLE_CHUNK_BYTES, Capacity, Command, CommandError, Completion,
-    ConsoleChunk, Envelope, FromAgent, Heartbeat, Inventory, MigrationStats, Outcome,
-    PROTOCOL_VERSION, ToAgent, VmReport, VmSpec, VmState,
+    Accelerator, Action, AdminRequest, BenchResult, CONSOLE_CHUNK_BYTES, Capacity, Command,
+    CommandError, Completion, ConsoleChunk, Envelope, FromAgent, Heartbeat, Inventory,
+    MigrationStats, Outcome, PROTOCOL_VERSION, ToAgent, VmReport, VmSpec, VmState,
 };

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::guest::{Bootstrap, GuestStatus};
+use crate::guest::{BenchKernel, Bootstrap, GuestStatus};
 use crate::ids::{BootId, CommandId, Generation, HostName, VmName};
 use crate::network::{Ipv4Net, NetworkOf, Reach};
 
@@ -52,6 +52,14 @@ pub enum ToAgent {
         vm: VmName,
         /// The address to reach.
         address: Ipv4Addr,
+    },
+    /// Run overhead kernel `kernel` in `vm`'s guest (`plinth calibrate`); answered with one
+    /// [`FromAgent::Bench`]. Not contact either.
+    Bench {
+        /// The VM.
+        vm: VmName,
+        /// The kernel.
+        kernel: BenchKernel,
     },
 }
 
@@ -174,6 +182,15 @@ pub enum FromAgent {
         /// Why.
         reason: String,
     },
+    /// The answer to [`ToAgent::Bench`].
+    Bench {
+        /// The VM.
+        vm: VmName,
+        /// The kernel.
+        kernel: BenchKernel,
+        /// MiB per second, or why it did not run.
+        result: BenchResult,
+    },
     /// The answer to [`ToAgent::Reach`].
     Reach {
         /// The VM the check started from.
@@ -182,6 +199,22 @@ pub enum FromAgent {
         address: Ipv4Addr,
         /// What answered, or why nothing did (the VM is not here, has no network, …).
         reach: Reach,
+    },
+}
+
+/// What an overhead kernel in a guest got through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase", deny_unknown_fields)]
+pub enum BenchResult {
+    /// It ran.
+    Ran {
+        /// MiB per second.
+        mib_per_second: f64,
+    },
+    /// It did not run (no such VM here, a simulated VM, no answer).
+    NotRun {
+        /// Why.
+        reason: String,
     },
 }
 
@@ -210,8 +243,22 @@ pub struct Inventory {
     pub boot_id: BootId,
     /// What it can give to VMs.
     pub capacity: Capacity,
+    /// How its VMs run.
+    pub accelerator: Accelerator,
     /// Every VM the host has, by name.
     pub vms: Vec<VmReport>,
+}
+
+/// How a host's VMs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Accelerator {
+    /// QEMU on KVM: hardware virtualization.
+    Kvm,
+    /// QEMU's software emulation.
+    Tcg,
+    /// No VM runs: the simulated agent.
+    Simulated,
 }
 
 /// A host's capacity for VMs.

@@ -458,7 +458,8 @@ impl QemuDriver {
             FromAgent::Refused { .. }
             | FromAgent::Console(_)
             | FromAgent::NoConsole { .. }
-            | FromAgent::Reach { .. } => {}
+            | FromAgent::Reach { .. }
+            | FromAgent::Bench { .. } => {}
         }
     }
 

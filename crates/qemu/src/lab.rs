@@ -401,6 +401,10 @@ impl Lab for QemuLab {
         self.session.request(change);
     }
 
+    fn now(&self) -> u64 {
+        wall_clock().millis()
+    }
+
     fn change_image(&mut self, cluster: &str, image: &str) {
         let Some(c) = self.estate.clusters.iter_mut().find(|c| c.name == cluster) else {
             panic!("no cluster {cluster} in the lab's estate");

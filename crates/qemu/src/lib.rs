@@ -4,6 +4,7 @@
 //! on this driver ([`lab::QemuLab`], over `scripts/testbed`) and on the simulator.
 
 pub mod bootstrap;
+pub mod calibrate;
 pub mod driver;
 mod error;
 pub mod lab;

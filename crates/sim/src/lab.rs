@@ -105,6 +105,10 @@ impl Lab for SimLab {
         true
     }
 
+    fn now(&self) -> u64 {
+        self.clock.max(self.world.now())
+    }
+
     fn request(&mut self, change: Observation) {
         let now = Time(self.world.now());
         self.step(now, change);

@@ -251,6 +251,8 @@ struct Draining {
 
 #[derive(Clone, Copy, Debug)]
 struct Timings {
+    /// The migration model (the control plane's deadlines carry it).
+    migration: plinth_control::Deadlines,
     vm_boot: u64,
     vm_clone: u64,
     fence: u64,
@@ -669,6 +671,7 @@ impl<'a> World<'a> {
             ..Summary::default()
         };
         let timings = Timings {
+            migration: plinth_control::ControlConfig::virtualized(estate).deadlines,
             vm_boot: estate.virtualized.spec.timings.vm_boot.millis(),
             vm_clone: estate.virtualized.spec.timings.vm_clone.millis(),
             fence: estate.virtualized.spec.ha.fence_latency.millis(),
@@ -2265,15 +2268,13 @@ impl<'a> World<'a> {
         self.host_index.get(name).copied()
     }
 
+    /// How long a live migration of `vm` takes: the control plane's expectation, one
+    /// definition (pre-copy at the Environment's bandwidth, then the switch-over); none when
+    /// pre-copy cannot converge.
     fn migration_ms(&self, vm: &str) -> Option<u64> {
-        let t = &self.s.estate.virtualized.spec.timings;
-        if t.dirty_rate >= 1.0 {
-            return None;
-        }
-        let bytes = self.s.vm_memory.get(vm).copied().unwrap_or(0) as f64;
-        let bits_per_ms = t.migration_gbps.max(0.001) * 1e6;
-        // Pre-copy rounds form a geometric series: M/B × (1 + d + d² + …) = M/B / (1 − d).
-        Some((bytes * 8.0 / bits_per_ms / (1.0 - t.dirty_rate)) as u64 + 1_000)
+        let d = &self.timings.migration;
+        let bytes = self.s.vm_memory.get(vm).copied().unwrap_or(0);
+        d.migration_converges().then(|| d.expected_migration(bytes))
     }
 
     fn begin(&mut self, cmd: &Command) -> (u64, Result<(), CommandError>, Vec<(usize, u64)>) {

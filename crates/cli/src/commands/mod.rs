@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod apply;
+pub(crate) mod calibrate;
 pub(crate) mod certs;
 pub(crate) mod compare;
 pub(crate) mod drs;

@@ -1,9 +1,11 @@
-//! `Calibration`: timings and overheads measured on real hardware by Plinth's QEMU driver,
-//! replacing documented defaults. Records the accelerator it was measured under.
+//! `Calibration`: timings and overheads measured on real hardware (`plinth calibrate`),
+//! replacing the virtualized Environment's declared ones. Records the accelerator it was
+//! measured under: timings count whatever it was, overheads only under KVM.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::environment::VirtualizedTimings;
 use crate::quantity::Duration;
 
 /// How the measured guest was run.
@@ -17,6 +19,15 @@ pub enum Accelerator {
     Tcg,
 }
 
+impl std::fmt::Display for Accelerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Kvm => "kvm",
+            Self::Tcg => "tcg",
+        })
+    }
+}
+
 /// The spec of a `Calibration`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,18 +37,40 @@ pub struct CalibrationSpec {
     /// When and where it was measured (free text, for the report).
     #[serde(default)]
     pub description: String,
-    /// Measured clone of a VM disk (qcow2 overlay).
+    /// Measured clone of a VM disk (qcow2 overlay), the median.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_clone: Option<Duration>,
-    /// Measured boot to the guest agent's first heartbeat.
+    /// Measured boot to a Ready node, the median.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_boot: Option<Duration>,
+    /// The 95th percentile of the boots measured (reported; the median is what is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_boot_p95: Option<Duration>,
+    /// Live migration, fitted against guest memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MeasuredMigration>,
+    /// Measured fence of a host (its agent kills its VMs on request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_latency: Option<Duration>,
     /// Measured performance lost per resource, as fractions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<MeasuredOverhead>,
 }
 
-/// Fractions of performance lost in the guest compared with the host.
+/// A live migration's time as a line fitted over guests of several sizes:
+/// `switchover + memory × 8 / gbps`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeasuredMigration {
+    /// The fit's slope as a bandwidth over guest memory, Gbit/s. An idle guest sends only
+    /// the pages it touched, so this is higher than the wire's.
+    pub gbps: f64,
+    /// The fit's intercept: what a migration costs whatever the memory.
+    pub switchover: Duration,
+}
+
+/// Fractions of performance lost in the guest compared with the host. One not measured is
+/// the Environment's `performanceOverhead`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeasuredOverhead {
@@ -46,7 +79,48 @@ pub struct MeasuredOverhead {
     /// Memory.
     pub memory: f64,
     /// Disk.
-    pub disk: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<f64>,
     /// Network.
-    pub network: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<f64>,
+}
+
+impl CalibrationSpec {
+    /// Puts the measured timings in place of `timings`' and `fence_latency`; what each was
+    /// and became, by field name, for the note that says so.
+    pub fn apply(
+        &self,
+        timings: &mut VirtualizedTimings,
+        fence_latency: &mut Duration,
+    ) -> Vec<(&'static str, String, String)> {
+        let mut replaced = Vec::new();
+        let mut set = |name: &'static str, field: &mut Duration, measured: Option<Duration>| {
+            if let Some(m) = measured
+                && *field != m
+            {
+                replaced.push((name, field.to_string(), m.to_string()));
+                *field = m;
+            }
+        };
+        set("vmClone", &mut timings.vm_clone, self.vm_clone);
+        set("vmBoot", &mut timings.vm_boot, self.vm_boot);
+        set("fenceLatency", fence_latency, self.fence_latency);
+        if let Some(m) = self.migration {
+            set(
+                "migrationSwitchover",
+                &mut timings.migration_switchover,
+                Some(m.switchover),
+            );
+            if timings.migration_gbps != m.gbps {
+                replaced.push((
+                    "migrationGbps",
+                    timings.migration_gbps.to_string(),
+                    m.gbps.to_string(),
+                ));
+                timings.migration_gbps = m.gbps;
+            }
+        }
+        replaced
+    }
 }

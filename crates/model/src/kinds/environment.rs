@@ -394,6 +394,10 @@ pub struct VirtualizedTimings {
     /// (default 0.2); at ≥ 1 a migration never converges and falls back to restart.
     #[serde(default = "default_dirty")]
     pub dirty_rate: f64,
+    /// The switch-over that ends a live migration: the last dirty pages and the device
+    /// state sent while the VM is paused, and the target resumed (default 1s).
+    #[serde(default = "default_switchover")]
+    pub migration_switchover: Duration,
 }
 
 fn default_clone() -> Duration {
@@ -408,6 +412,9 @@ fn default_migration_gbps() -> f64 {
 fn default_dirty() -> f64 {
     0.2
 }
+fn default_switchover() -> Duration {
+    Duration::from_secs(1)
+}
 
 impl Default for VirtualizedTimings {
     fn default() -> Self {
@@ -416,6 +423,7 @@ impl Default for VirtualizedTimings {
             vm_boot: default_boot(),
             migration_gbps: default_migration_gbps(),
             dirty_rate: default_dirty(),
+            migration_switchover: default_switchover(),
         }
     }
 }
