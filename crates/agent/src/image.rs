@@ -50,7 +50,7 @@ pub struct Recipe {
 /// IPv4).
 pub const RECIPES: [Recipe; 2] = [
     Recipe {
-        name: "plinth-node",
+        name: plinth_proto::guest::DEFAULT_IMAGE,
         version: "1",
         kernel: KernelPick::Previous,
         cmdline: "",
@@ -290,7 +290,7 @@ async fn download_kernel(debs: &Path, pick: KernelPick) -> Result<PathBuf, Agent
 }
 
 /// The versioned kernel package `pick` names: the dependency of that version of
-/// [`KERNEL_PACKAGE`] (`apt-cache madison` lists its versions, newest first).
+/// [`KERNEL_PACKAGE`] (`apt-cache madison` lists its versions; dpkg orders them).
 async fn kernel_package(pick: KernelPick) -> Result<String, AgentError> {
     let no_kernel = |detail: String| AgentError::Tool {
         tool: "apt-cache".into(),
@@ -305,6 +305,7 @@ async fn kernel_package(pick: KernelPick) -> Result<String, AgentError> {
             versions.push(v.to_owned());
         }
     }
+    let versions = newest_first(versions).await?;
     let version = match (pick, versions.as_slice()) {
         (_, []) => {
             return Err(no_kernel(format!(
@@ -329,6 +330,41 @@ async fn kernel_package(pick: KernelPick) -> Result<String, AgentError> {
         .and_then(|d| d.split_whitespace().next())
         .map(str::to_owned)
         .ok_or_else(|| no_kernel(format!("{KERNEL_PACKAGE} {version} depends on no kernel")))
+}
+
+/// `versions`, newest first, as dpkg orders Debian versions (a handful: each comparison is
+/// one `dpkg --compare-versions`).
+async fn newest_first(versions: Vec<String>) -> Result<Vec<String>, AgentError> {
+    let mut sorted: Vec<String> = Vec::with_capacity(versions.len());
+    for v in versions {
+        let mut at = sorted.len();
+        for (i, known) in sorted.iter().enumerate() {
+            if newer(&v, known).await? {
+                at = i;
+                break;
+            }
+        }
+        sorted.insert(at, v);
+    }
+    Ok(sorted)
+}
+
+/// Whether Debian version `a` is newer than `b` (`dpkg --compare-versions A gt B`).
+async fn newer(a: &str, b: &str) -> Result<bool, AgentError> {
+    let failed = |detail: String| AgentError::Tool {
+        tool: "dpkg".into(),
+        detail,
+    };
+    let status = tokio::process::Command::new("dpkg")
+        .args(["--compare-versions", a, "gt", b])
+        .status()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(failed(format!("--compare-versions {a} gt {b}: {status}"))),
+    }
 }
 
 /// `package`'s `.deb` in `debs` (`PACKAGE_VERSION_ARCH.deb`, as `apt-get download` names it).
@@ -553,4 +589,23 @@ async fn write(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     tokio::fs::write(path, bytes)
         .await
         .map_err(AgentError::file(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debian's order, not the text's: `6.1.0-57` is newer than `6.1.0-9`, and a `~`
+    /// release candidate older than its release.
+    #[tokio::test]
+    async fn kernel_versions_are_ordered_as_dpkg_orders_them() {
+        let sorted = newest_first(
+            ["6.1.0-9", "6.1.0-57", "6.1.0-57~rc1", "6.1.0-50"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await
+        .expect("dpkg compares");
+        assert_eq!(sorted, ["6.1.0-57", "6.1.0-57~rc1", "6.1.0-50", "6.1.0-9"]);
+    }
 }

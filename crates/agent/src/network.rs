@@ -234,37 +234,53 @@ impl Networks {
         })
     }
 
-    /// `of`'s network: the slot it holds, or the first free one from where its name hashes
-    /// to, taken now.
-    pub(crate) async fn resolve(&self, of: &NetworkOf) -> Result<Network, AgentError> {
-        let key = Self::key(of)?;
-        let dir = self.storage.join(&key);
-        let record = dir.join("slot");
+    /// `of`'s network, if it holds a slot: read only, for whatever looks a network up.
+    pub(crate) async fn lookup(&self, of: &NetworkOf) -> Result<Option<Network>, AgentError> {
+        let record = self.storage.join(Self::key(of)?).join("slot");
         let bad = |detail: String| AgentError::BadNetwork {
             network: of.clone(),
             detail,
         };
-        let slot = match tokio::fs::read_to_string(&record).await {
-            Ok(text) => text
-                .trim()
-                .parse::<u32>()
-                .map_err(|e| bad(format!("{}: {e}", record.display())))?,
-            Err(_) => {
-                let slots = self.storage.join("slots");
-                let slot = claim(&slots, &key, start_of(&key, SLOTS), SLOTS, |n| {
-                    n.to_string()
-                })
-                .await?
-                .ok_or_else(|| bad(format!("all {SLOTS} networks of {NODE_SPACE} are taken")))?;
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(AgentError::file(&dir))?;
-                publish(&record, &slot.to_string()).await?;
-                tracing::info!(network = %of, slot, "network given its slot");
-                slot
-            }
+        let text = match tokio::fs::read_to_string(&record).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AgentError::file(&record)(e)),
         };
-        Network::of_slot(slot).ok_or_else(|| bad(format!("slot {slot} is past {SLOTS}")))
+        let slot = text
+            .trim()
+            .parse::<u32>()
+            .map_err(|e| bad(format!("{}: {e}", record.display())))?;
+        Network::of_slot(slot)
+            .map(Some)
+            .ok_or_else(|| bad(format!("slot {slot} is past {SLOTS}")))
+    }
+
+    /// `of`'s network: the slot it holds, or the first free one from where its name hashes
+    /// to, taken now. Only a VM's creation takes one.
+    pub(crate) async fn resolve(&self, of: &NetworkOf) -> Result<Network, AgentError> {
+        if let Some(net) = self.lookup(of).await? {
+            return Ok(net);
+        }
+        let key = Self::key(of)?;
+        let dir = self.storage.join(&key);
+        let slots = self.storage.join("slots");
+        let slot = claim(&slots, &key, start_of(&key, SLOTS), SLOTS, |n| {
+            n.to_string()
+        })
+        .await?
+        .ok_or_else(|| AgentError::BadNetwork {
+            network: of.clone(),
+            detail: format!("all {SLOTS} networks of {NODE_SPACE} are taken"),
+        })?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(AgentError::file(&dir))?;
+        publish(&dir.join("slot"), &slot.to_string()).await?;
+        tracing::info!(network = %of, slot, "network given its slot");
+        Network::of_slot(slot).ok_or_else(|| AgentError::BadNetwork {
+            network: of.clone(),
+            detail: format!("slot {slot} is past {SLOTS}"),
+        })
     }
 
     fn vm_lease(&self, of: &NetworkOf, vm: &VmName) -> Result<PathBuf, AgentError> {
@@ -325,17 +341,18 @@ impl Networks {
         Ok(address)
     }
 
-    /// Gives `vm`'s address on `of`'s network back (a deleted VM).
+    /// Gives `vm`'s address on `of`'s network back (a deleted VM): its lease first, then
+    /// the address's claim, so a crash in between leaves at worst an address unused, never
+    /// a lease of an address another VM may take.
     pub(crate) async fn release(&self, vm: &VmName, of: &NetworkOf) {
-        let Ok(net) = self.resolve(of).await else {
+        let (Ok(Some(net)), Ok(lease), Ok(key)) =
+            (self.lookup(of).await, self.vm_lease(of, vm), Self::key(of))
+        else {
             return;
         };
-        let Ok(lease) = self.vm_lease(of, vm) else {
-            return;
-        };
-        if let Some(address) = self.leased(vm, of, &net).await
-            && let Ok(key) = Self::key(of)
-        {
+        let address = self.leased(vm, of, &net).await;
+        let _ = tokio::fs::remove_file(lease).await;
+        if let Some(address) = address {
             let claim = self
                 .storage
                 .join(key)
@@ -348,7 +365,6 @@ impl Networks {
                 let _ = tokio::fs::remove_file(&claim).await;
             }
         }
-        let _ = tokio::fs::remove_file(lease).await;
     }
 
     /// Makes network `net`'s bridge on this host, and its VXLAN device on the underlay, as
@@ -500,6 +516,14 @@ mod tests {
             .join("networks/cluster-apps/addresses")
             .join(freed.addr().to_string());
         assert!(!claim.exists(), "the address is free again");
+
+        // Looking a network up, or releasing a VM of one, never gives it a slot.
+        let unknown = NetworkOf::Cluster("never-made".into());
+        assert_eq!(networks.lookup(&unknown).await.expect("reads"), None);
+        networks.release(&VmName("x".into()), &unknown).await;
+        assert_eq!(networks.lookup(&unknown).await.expect("reads"), None);
+        assert!(!dir.path().join("networks/cluster-never-made").exists());
+        assert_eq!(networks.lookup(&apps).await.expect("reads"), Some(net));
     }
 
     /// Every host's agent starts the VMs of a new cluster at once: they must all find the

@@ -227,8 +227,9 @@ impl QemuHypervisor {
     }
 
     /// Registers `vm`, created on another host, from its configuration on the shared
-    /// storage (an HA restart or a start after a move); unknown when there is none.
-    async fn register(&self, vm: &VmName) -> Result<VmRecord, AgentError> {
+    /// storage (an HA restart or a start after a move); unknown when there is none. Its
+    /// record, and whether this call made it (a concurrent start may have first).
+    async fn register(&self, vm: &VmName) -> Result<(VmRecord, bool), AgentError> {
         if !vm.is_valid() {
             return Err(AgentError::InvalidName(vm.clone()));
         }
@@ -243,11 +244,13 @@ impl QemuHypervisor {
         let mut record = VmRecord::new(spec);
         record.address = self.leased(&record.spec).await;
         // A concurrent start of the same VM registered it first: use that record.
-        self.table.insert(record.clone());
+        let made = self.table.insert(record.clone());
         tracing::info!(vm = %vm, "registered from the shared storage");
-        self.table
+        let record = self
+            .table
             .get(vm)
-            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))
+            .ok_or_else(|| AgentError::UnknownVm(vm.clone()))?;
+        Ok((record, made))
     }
 
     async fn adopt(&self) -> Result<(), AgentError> {
@@ -311,6 +314,13 @@ impl QemuHypervisor {
         );
     }
 
+    /// Drops `vm`'s record and run directory on this host (not its disks, which belong to
+    /// the pool): it was registered here for an action that did not happen.
+    async fn forget(&self, vm: &VmName) {
+        self.table.remove(vm);
+        let _ = tokio::fs::remove_dir_all(&self.paths(vm).run).await;
+    }
+
     /// The address `spec`'s VM leased on its network, if it has a network and a lease.
     async fn leased(&self, spec: &VmSpec) -> Option<Ipv4Net> {
         self.nic(spec).await.ok().flatten().map(|(_, n)| n.address)
@@ -321,7 +331,14 @@ impl QemuHypervisor {
         let Some(of) = &spec.network else {
             return Ok(None);
         };
-        let net = self.networks.resolve(of).await?;
+        let net = self
+            .networks
+            .lookup(of)
+            .await?
+            .ok_or_else(|| AgentError::BadNetwork {
+                network: of.clone(),
+                detail: "it has no slot on the shared storage (no VM of it was created?)".into(),
+            })?;
         let address = self
             .networks
             .leased(&spec.name, of, &net)
@@ -618,21 +635,40 @@ impl Hypervisor for QemuHypervisor {
     }
 
     async fn start(&self, vm: &VmName) -> Result<(), AgentError> {
-        let record = match self.table.get(vm) {
-            Some(r) => r,
+        let (record, registered) = match self.table.get(vm) {
+            Some(r) => (r, false),
             None => self.register(vm).await?,
         };
         if record.state == VmState::Stopped {
             let paths = self.paths(vm);
-            let pid = self.launch(&record, &[]).await?;
+            // A VM registered from the shared storage for this start alone is forgotten
+            // again when it does not start here (its QEMU process killed first).
+            let pid = match self.launch(&record, &[]).await {
+                Ok(pid) => pid,
+                Err(e) => {
+                    if registered {
+                        self.forget(vm).await;
+                    }
+                    return Err(e);
+                }
+            };
             let status = match crate::qmp::Qmp::connect(&paths.qmp()).await {
                 Ok(mut qmp) => qmp.status().await,
                 Err(e) => Err(e),
-            }
-            .map_err(|detail| AgentError::Qmp {
-                vm: vm.clone(),
-                detail,
-            })?;
+            };
+            let status = match status {
+                Ok(status) => status,
+                Err(detail) => {
+                    self.kill_and_wait(vm, pid).await;
+                    if registered {
+                        self.forget(vm).await;
+                    }
+                    return Err(AgentError::Qmp {
+                        vm: vm.clone(),
+                        detail,
+                    });
+                }
+            };
             tracing::info!(vm = %vm, pid, status = %status.status, accel = self.config.accel.name(), "VM started");
             self.change(vm, |r| {
                 r.state = VmState::Running;
@@ -700,7 +736,7 @@ impl Hypervisor for QemuHypervisor {
     ) -> Result<SocketAddr, AgentError> {
         let (record, registered) = match self.table.get(vm) {
             Some(r) => (r, false),
-            None => (self.register(vm).await?, true),
+            None => self.register(vm).await?,
         };
         record.receivable()?;
         let started = async {
@@ -723,8 +759,7 @@ impl Hypervisor for QemuHypervisor {
             // that never took over is: it runs on its source, not here.
             Err(e) => {
                 if registered {
-                    self.table.remove(vm);
-                    let _ = tokio::fs::remove_dir_all(&self.paths(vm).run).await;
+                    self.forget(vm).await;
                 }
                 return Err(e);
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use agent_support::{command, commands, connect_over, lab_estate, node_spec, testbed};
 use plinth_conformance::Lab;
 use plinth_control::store::MemoryStore;
-use plinth_control::{Command, CommandId, CommandKind, ControlConfig, Observation, Ready, Time};
+use plinth_control::{Command, CommandId, CommandKind, Observation, Ready, Time};
 use plinth_proto::{Action, Outcome, Token, VmName};
 use plinth_qemu::bootstrap::Pools;
 use plinth_qemu::lab::QemuLab;
@@ -58,9 +58,6 @@ fn concurrent_creations(dir: &std::path::Path) {
     bed.run(&["up", "4"]).expect("testbed up 4");
     let estate = lab_estate(true, None);
     let token = bed.token().expect("token");
-    let mut deadlines = ControlConfig::virtualized(&estate).deadlines;
-    // Twenty TCG boots share two cores: give each the time that takes.
-    deadlines.vm_boot = 300_000;
     let agents = estate.inventory.spec.agents();
     let hosts: Vec<String> = agents.keys().cloned().collect();
     let config = DriverConfig {
@@ -68,7 +65,6 @@ fn concurrent_creations(dir: &std::path::Path) {
         token: Token::new(&token),
         tls: Some(bed.tls().expect("TLS certificates")),
         heartbeat: Duration::from_millis(500),
-        deadlines,
         pools: Pools::of(&estate),
     };
     let mut driver = QemuDriver::start(
@@ -81,9 +77,12 @@ fn concurrent_creations(dir: &std::path::Path) {
     while !driver.all_heard() {
         driver.poll(None, wall_clock().plus(100));
     }
+    // Twenty TCG boots share two cores: give each the time that takes.
+    let deadline = wall_clock().plus(300_000);
     let commands = (0..CONCURRENT)
         .map(|i| Command {
             id: CommandId(i),
+            deadline,
             kind: CommandKind::CreateVm {
                 vm: format!("bench-{i}"),
                 host: hosts[i as usize % hosts.len()].clone(),

@@ -506,3 +506,68 @@ fn plinth_run_says_when_an_agent_refuses_its_certificate_rather_than_waiting_sil
         "the refusal is said: {err}"
     );
 }
+
+/// `plinth calibrate` on a simulated agent: a plan that cannot make a migration line is
+/// refused before any host is touched; a measurement that fails (a simulated VM runs no
+/// kernel) leaves none of its VMs behind; a host running another VM is refused.
+#[test]
+fn plinth_calibrate_refuses_what_it_cannot_measure_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = simulated(&dir.path().join("h1"), free_addr());
+    let agents = dir.path().join("agents");
+    std::fs::write(
+        &agents,
+        format!(
+            "token {}\nh1 {}\n",
+            agent.state.join("token").display(),
+            agent.addr
+        ),
+    )
+    .expect("agents file");
+    let calibrate = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("calibrate")
+            .arg("--agents")
+            .arg(&agents)
+            .arg("--guest-agent")
+            .arg(&agents)
+            .args(["--boots", "1"])
+            .args(extra)
+            .output()
+            .expect("plinth runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = calibrate(&["--migrate", "256,256"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("two different guest sizes"), "{err}");
+    assert!(!err.contains("boot 1/1"), "refused before measuring: {err}");
+
+    let (code, err) = calibrate(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("boot 1/1 on h1") && err.contains("runs no kernel"),
+        "{err}"
+    );
+    let rt = rt();
+    let (mut conn, _) = rt.block_on(connect(agent.addr, &agent.token));
+    let left = rt.block_on(wait_inventory(&mut conn, Duration::from_secs(10), |_| true));
+    assert!(left.vms.is_empty(), "left behind: {:?}", left.vms);
+
+    let spec = node_spec("other", "other-node");
+    assert!(matches!(
+        rt.block_on(command(
+            &mut conn,
+            1,
+            Action::CreateVm(spec),
+            Duration::from_secs(5)
+        )),
+        Outcome::Done
+    ));
+    drop(conn);
+    let (code, err) = calibrate(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("host h1 runs other"), "{err}");
+}

@@ -21,22 +21,20 @@
 //!   console through `plinth logs`.
 //!
 //! The testbed's names are global (namespaces plinth-h*, bridge plinth-br0): the tests of
-//! this binary take turns.
+//! this binary take turns ([`agent_support::on_testbed`]).
 
 mod agent_support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
 use agent_support::{
-    Node, command, connect_over, lab_estate, nodes, reach_all, repo, testbed, testbed_agent,
+    Node, command, connect_over, lab_estate, nodes, on_testbed, reach_all, repo, testbed,
+    testbed_agent,
 };
 use plinth_conformance::{self as suite, Lab};
 use plinth_model::Estate;
 use plinth_qemu::lab::QemuLab;
-
-static TESTBED: Mutex<()> = Mutex::new(());
 
 /// Fencing trials in CI; `PLINTH_FENCING_TRIALS` asks for more (the stress command).
 const TRIALS: usize = 20;
@@ -44,39 +42,19 @@ const TRIALS: usize = 20;
 /// Wall-clock cap of one wait of a body: far above what each takes (seconds).
 const CAP_MS: u64 = 180_000;
 
-/// A fresh four-host testbed and a lab of `estate` over it with both clusters built.
-fn fresh_lab(dir: &Path, estate: &Estate) -> QemuLab {
-    let bed = testbed(dir, "3s");
-    bed.run(&["up", "4"]).expect("testbed up 4");
-    let mut lab = QemuLab::new(estate, bed, CAP_MS).expect("the lab starts");
-    suite::control_plane_spread_by_a_strict_group(&mut lab);
-    lab
-}
-
-fn down(dir: &Path) {
-    testbed(dir, "3s").run(&["down"]).expect("testbed down");
-}
-
-/// Runs `body` on a fresh lab of `examples/lab` on four hosts, and takes the testbed down
-/// whatever happens.
+/// Runs `body` on a fresh lab of `examples/lab` on four hosts (both clusters built), and
+/// takes the testbed down whatever happens.
 fn on_fresh_lab(body: impl FnOnce(&mut QemuLab)) {
     on_fresh_lab_of(&lab_estate(true, None), body);
 }
 
 /// [`on_fresh_lab`] of another estate.
 fn on_fresh_lab_of(estate: &Estate, body: impl FnOnce(&mut QemuLab)) {
-    let _turn = TESTBED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut lab = fresh_lab(dir.path(), estate);
+    on_testbed(4, "3s", |dir, _| {
+        let mut lab = QemuLab::new(estate, testbed(dir, "3s"), CAP_MS).expect("the lab starts");
+        suite::control_plane_spread_by_a_strict_group(&mut lab);
         body(&mut lab);
-    }));
-    down(dir.path());
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    });
 }
 
 #[test]
@@ -243,15 +221,9 @@ fn plinth_run(state: &Path, extra: &[&str], token: &Path) -> std::process::Outpu
 
 #[test]
 fn plinth_run_builds_the_lab_and_a_second_run_resumes() {
-    let _turn = TESTBED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bed = testbed(dir.path(), "3s");
-    let result = std::panic::catch_unwind(|| {
-        bed.run(&["up", "3"]).expect("testbed up 3");
-        let state = dir.path().join("state.db");
-        let token = dir.path().join("token");
+    on_testbed(3, "3s", |dir, _| {
+        let state = dir.join("state.db");
+        let token = dir.join("token");
         let first = plinth_run(&state, &[], &token);
         let text = String::from_utf8_lossy(&first.stdout);
         assert!(
@@ -285,24 +257,14 @@ fn plinth_run_builds_the_lab_and_a_second_run_resumes() {
             "nothing is created twice:\n{again}"
         );
     });
-    down(dir.path());
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 #[test]
 fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
-    let _turn = TESTBED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tempdir");
     // The agents outlive `plinth run` by far: the checks are made after it exits.
-    let bed = testbed(dir.path(), "300s");
-    let result = std::panic::catch_unwind(|| {
-        bed.run(&["up", "3"]).expect("testbed up 3");
-        let token = dir.path().join("token");
-        let run = plinth_run(&dir.path().join("state.db"), &[], &token);
+    on_testbed(3, "300s", |dir, bed| {
+        let token = dir.join("token");
+        let run = plinth_run(&dir.join("state.db"), &[], &token);
         assert!(
             run.status.success(),
             "{}",
@@ -313,7 +275,7 @@ fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let before = nodes(&bed, 3).await;
+            let before = nodes(bed, 3).await;
             assert_eq!(before.len(), 7, "every node VM has an address: {before:?}");
             // One subnet per cluster, in the node address space; and the two clusters run
             // the two node OS images examples/lab names, each with its own kernel.
@@ -334,7 +296,7 @@ fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
                     "{n:?}"
                 );
             }
-            apart(&reach_all(&bed, &before).await);
+            apart(&reach_all(bed, &before).await);
 
             // A worker of `apps` moves to another host by live migration, as a maintenance
             // or DRS moves it: it keeps its address and its network follows it.
@@ -376,7 +338,7 @@ fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
                 command(&mut target, 3, start, budget).await,
                 plinth_proto::Outcome::Done
             );
-            let after = nodes(&bed, 3).await;
+            let after = nodes(bed, 3).await;
             let there = after
                 .iter()
                 .find(|n| n.vm == moved.vm)
@@ -386,13 +348,9 @@ fn each_cluster_has_its_own_network_across_hosts_and_after_a_live_migration() {
                 (to, moved.address),
                 "{there:?}"
             );
-            apart(&reach_all(&bed, &after).await);
+            apart(&reach_all(bed, &after).await);
         });
     });
-    down(dir.path());
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// Every check between two nodes of one cluster was answered, in full, by the node asked
@@ -436,14 +394,8 @@ fn apart(checks: &[(Node, Node, plinth_proto::network::Reach)]) {
 /// comparison's time to add a node follows the measured clone and boot.
 #[test]
 fn plinth_calibrate_measures_the_testbed_and_the_comparison_takes_its_timings() {
-    let _turn = TESTBED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bed = testbed(dir.path(), "60s");
-    let result = std::panic::catch_unwind(|| {
-        bed.run(&["up", "2"]).expect("testbed up 2");
-        let lab = dir.path().join("lab");
+    on_testbed(2, "60s", |dir, _| {
+        let lab = dir.join("lab");
         std::fs::create_dir(&lab).expect("mkdir");
         for f in [
             "clusters.yaml",
@@ -454,13 +406,13 @@ fn plinth_calibrate_measures_the_testbed_and_the_comparison_takes_its_timings() 
             std::fs::copy(repo().join("examples/lab").join(f), lab.join(f)).expect("copy");
         }
         // Written beside the lab, not in it: a directory's every document is input.
-        let calibration = dir.path().join("calibration.yaml");
+        let calibration = dir.join("calibration.yaml");
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), Into::into);
         let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
             .arg("calibrate")
             .arg("--agents")
-            .arg(dir.path().join("agents"))
+            .arg(dir.join("agents"))
             .args(["--boots", "3", "--migrate", "128,256", "-o"])
             .arg(&calibration)
             .arg("--guest-agent")
@@ -496,7 +448,7 @@ fn plinth_calibrate_measures_the_testbed_and_the_comparison_takes_its_timings() 
         }
         let again = Command::new(env!("CARGO_BIN_EXE_plinth"))
             .args(["calibrate", "--agents"])
-            .arg(dir.path().join("agents"))
+            .arg(dir.join("agents"))
             .arg("-o")
             .arg(&calibration)
             .output()
@@ -564,10 +516,6 @@ fn plinth_calibrate_measures_the_testbed_and_the_comparison_takes_its_timings() 
             "{measured} h with the Calibration, {declared} h without"
         );
     });
-    down(dir.path());
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// `plinth VERB ARGS... --server URL --token-file TOKEN`: (exit code, stdout, stderr).
@@ -589,19 +537,13 @@ fn against(url: &str, token: &Path, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn plinth_serve_builds_the_lab_on_the_testbed_as_the_readme_says() {
     use std::io::{BufRead, BufReader};
-    let _turn = TESTBED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bed = testbed(dir.path(), "3s");
-    let result = std::panic::catch_unwind(|| {
-        bed.run(&["up", "3"]).expect("testbed up 3");
-        let data = dir.path().join("serve");
+    on_testbed(3, "3s", |dir, _| {
+        let data = dir.join("serve");
         let mut server = Command::new(env!("CARGO_BIN_EXE_plinth"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .arg("--agents")
-            .arg(dir.path().join("agents"))
+            .arg(dir.join("agents"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -653,8 +595,4 @@ fn plinth_serve_builds_the_lab_on_the_testbed_as_the_readme_says() {
             std::panic::resume_unwind(panic);
         }
     });
-    down(dir.path());
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }

@@ -8,10 +8,15 @@ use std::path::{Path, PathBuf};
 use common::plinth;
 
 fn simulate(env: &str, seed: &str, events: &Path) -> (i32, String) {
+    simulate_at(Path::new("examples/enterprise"), env, seed, events)
+}
+
+fn simulate_at(estate: &Path, env: &str, seed: &str, events: &Path) -> (i32, String) {
     let events = events.display().to_string();
+    let estate = estate.display().to_string();
     plinth(&[
         "simulate",
-        "examples/enterprise",
+        &estate,
         "--env",
         env,
         "--seed",
@@ -382,5 +387,56 @@ fn recovery_is_measured_by_phase_and_cause_in_both_environments() {
         "virtualized {} s, bare metal {} s",
         nodes_ready[0],
         nodes_ready[1]
+    );
+}
+
+/// `ha.fencing: agent` (no BMC) changes what a host crash costs on the pool: nothing fences
+/// the crashed host, so its VMs restart only once known dead (last heard + 1 s + 60 s +
+/// 10 s), not after the detection timeout and a 10 s BMC fence. Bare metal is unchanged.
+#[test]
+fn without_a_bmc_a_crashed_host_s_vms_wait_until_known_dead() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tmp("no-bmc");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for entry in std::fs::read_dir(repo.join("examples/enterprise")).expect("example") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text.replace(
+            "    fenceLatency: 10s\n",
+            "    fencing: agent\n    fenceLatency: 10s\n",
+        );
+        std::fs::write(dir.join(path.file_name().expect("a name")), text).expect("write");
+    }
+    let by_cause = |estate: &Path, env: &str| {
+        let events = tmp("no-bmc-events");
+        let (code, out) = simulate_at(estate, env, "3", &events);
+        assert_eq!(code, 0, "{out}");
+        let _ = std::fs::remove_file(events);
+        let summary: serde_json::Value = serde_json::from_str(&out).expect("json summary");
+        summary["byCause"].clone()
+    };
+    let example = repo.join("examples/enterprise");
+    // A bare-metal server is fenced through its BMC whatever the pool declares.
+    assert_eq!(
+        by_cause(&example, "bare-metal"),
+        by_cause(&dir, "bare-metal")
+    );
+    let bmc = by_cause(&example, "virtualized")["host"].clone();
+    let agent = by_cause(&dir, "virtualized")["host"].clone();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        bmc["fence"]["count"].as_u64().is_some_and(|n| n > 0),
+        "{bmc}"
+    );
+    assert!(
+        agent["fence"]["count"].as_u64().unwrap_or(0) == 0,
+        "{agent}"
+    );
+    let ready = |s: &serde_json::Value| s["nodesReady"]["meanS"].as_f64().expect("a mean");
+    assert!(
+        ready(&agent) > ready(&bmc) + 30.0,
+        "no BMC {} s, BMC {} s",
+        ready(&agent),
+        ready(&bmc)
     );
 }

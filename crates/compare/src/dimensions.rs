@@ -430,9 +430,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
         .iter()
         .map(|m| racks.iter().position(|r| *r == m.rack).unwrap_or(0))
         .collect();
-    let restart_ms = (vs.ha.failure_detection_timeout.millis()
-        + vs.ha.fence_latency.millis()
-        + vs.timings.vm_boot.millis()) as f64;
+    let restart_ms = (vs.ha.expected_restart_after().millis() + vs.timings.vm_boot.millis()) as f64;
     let failures = &scenario.failures;
     // Planned work takes a bare-metal server down too (a reimage per OS patch round and
     // per Kubernetes upgrade, a reboot per host patch); a member VM is surged or migrated

@@ -185,7 +185,7 @@ fn total_equals_workload_plus_idle_plus_overhead_exactly() {
 #[test]
 fn a_kvm_calibration_sets_performance_and_a_tcg_one_is_set_aside() {
     let calibration = |accelerator: &str| {
-        let e = estate_with_calibration(accelerator);
+        let e = estate_with_calibration(accelerator, true);
         assert!(e.calibration.is_some(), "the Calibration was not loaded");
         e
     };
@@ -201,9 +201,20 @@ fn a_kvm_calibration_sets_performance_and_a_tcg_one_is_set_aside() {
     );
 }
 
-fn estate_with_calibration(accelerator: &str) -> Estate {
+/// A Calibration no Environment names changes nothing: the declared figures stay.
+#[test]
+fn a_calibration_no_environment_names_is_not_applied() {
+    let e = estate_with_calibration("kvm", false);
+    assert!(e.calibration.is_none());
+    let r = report(&e, &opts());
+    assert!((dimension(&r, "performance").virtualized.mean - 97.7).abs() < 1e-9);
+}
+
+/// Estate `b` with a Calibration of `accelerator`, named by a virtualized Environment when
+/// `named`.
+fn estate_with_calibration(accelerator: &str, named: bool) -> Estate {
     let dir = std::env::temp_dir().join(format!(
-        "plinth-calibration-{}-{accelerator}",
+        "plinth-calibration-{}-{accelerator}-{named}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -216,6 +227,14 @@ fn estate_with_calibration(accelerator: &str) -> Estate {
         ),
     )
     .expect("write");
+    if named {
+        std::fs::write(
+            dir.join("environment.yaml"),
+            "apiVersion: plinth.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: pool\n\
+             spec:\n  type: virtualized\n  calibration: calibration.yaml\n",
+        )
+        .expect("write");
+    }
     let b = common::root().join("tests/estates/b");
     let e = common::estate_at(&[&b, &dir]);
     std::fs::remove_dir_all(&dir).ok();

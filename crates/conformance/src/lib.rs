@@ -7,7 +7,7 @@
 //! This crate owns the *expectations*; it makes no decision and drives no world itself.
 //! Its bodies panic on a broken expectation, as test code does.
 
-use plinth_control::{ClusterTopology, Condition, Observation, UpgradeKind};
+use plinth_control::{ClusterTopology, Condition, FailureRecord, Observation, UpgradeKind};
 
 /// One minute, ms.
 pub const MINUTE: u64 = 60_000;
@@ -57,6 +57,9 @@ pub trait Lab {
     /// Whether the control plane has nothing under way
     /// ([`plinth_control::Control::settled`]): every cluster built, every node running.
     fn settled(&self) -> bool;
+    /// The host failures the control plane handled, with the time of each phase
+    /// ([`plinth_control::Control::failures`]), on the lab's clock.
+    fn failures(&self) -> Vec<FailureRecord>;
 }
 
 /// Every node of `cluster` (control plane first), as the control plane sees it.

@@ -203,6 +203,10 @@ impl CommandKind {
 pub struct Command {
     /// Answered by at most one `CommandCompleted` or `CommandFailed`.
     pub id: CommandId,
+    /// When the control plane stops waiting for its answer and counts it timed out
+    /// ([`crate::Deadlines::of`]). A driver gives whatever carries it out no later one.
+    #[serde(default)]
+    pub deadline: Time,
     /// What to do.
     #[serde(flatten)]
     pub kind: CommandKind,

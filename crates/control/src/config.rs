@@ -51,7 +51,8 @@ pub struct Deadlines {
     pub vm_boot: u64,
     /// VM clone from its template, ms.
     pub vm_clone: u64,
-    /// Fence through the BMC, ms.
+    /// A fence: a power-off through the BMC, or the host's agent killing its VMs
+    /// (`ha.fencing`), ms.
     pub fence: u64,
     /// Host or server reboot (maintenance), ms.
     pub reboot: u64,

@@ -688,7 +688,7 @@ impl Control {
                 attempt,
             },
         );
-        out.push(Command { id, kind });
+        out.push(Command { id, deadline, kind });
     }
 
     /// The command `id` is answered (or timed out): no longer in flight.

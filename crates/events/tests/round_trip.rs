@@ -62,6 +62,7 @@ fn samples() -> Vec<Event<'static>> {
         },
         Event::Command(Cow::Owned(Command {
             id: CommandId(17),
+            deadline: Time(30_000),
             kind: CommandKind::DeleteVm {
                 vm: "shop-workers-0".into(),
                 host: None,
@@ -69,6 +70,7 @@ fn samples() -> Vec<Event<'static>> {
         })),
         Event::Command(Cow::Owned(Command {
             id: CommandId(18),
+            deadline: Time(90_000),
             kind: CommandKind::MigrateVm {
                 vm: "shop-workers-0".into(),
                 from: "a".into(),

@@ -9,7 +9,7 @@ use crate::document::RequiredTerm;
 use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
 use crate::kinds::cluster::ClusterSpec;
 use crate::kinds::environment::{
-    VirtualizedSpec, default_bare_metal, default_virtualized, host_reservation,
+    Fencing, VirtualizedSpec, default_bare_metal, default_virtualized, host_reservation,
 };
 use crate::kinds::inventory::{HostClass, HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
@@ -924,11 +924,34 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     let price_doc = single(price_sheets, "PriceSheet", diags);
     let price_index = price_doc.as_ref().map(|n| n.index.clone());
     let price_sheet = provided(price_doc, Default::default);
-    let calibration = single(calibrations, "Calibration", diags);
+    // A Calibration counts only when the virtualized Environment names it: one left in a
+    // directory of manifests must not change the comparison unasked.
+    let calibration = single(calibrations, "Calibration", diags).filter(|c| {
+        let named = virtualized.spec.calibration.is_some();
+        if !named {
+            diags.push(
+                Diagnostic::warning(
+                    c.location.clone(),
+                    format!("Calibration `{}` is not used: no Environment names it", c.name),
+                )
+                .with_help("set `calibration: <this file>` in the virtualized Environment's spec, or remove the file from the input"),
+            );
+        }
+        named
+    });
     // The measured timings replace the declared ones before anything reads them.
     if let Some(c) = &calibration {
         let v = &mut virtualized.spec;
-        let replaced = c.spec.apply(&mut v.timings, &mut v.ha.fence_latency);
+        if c.spec.fence_latency.is_some() && v.ha.fencing == Fencing::Bmc {
+            diags.push(Diagnostic::note(
+                c.location.clone(),
+                format!(
+                    "Calibration `{}`'s fenceLatency is an agent's fence; the Environment fences through a BMC, so its fenceLatency {} stays",
+                    c.name, v.ha.fence_latency
+                ),
+            ));
+        }
+        let replaced = c.spec.apply(&mut v.timings, &mut v.ha);
         if !replaced.is_empty() {
             let list: Vec<String> = replaced
                 .iter()

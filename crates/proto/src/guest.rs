@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::network::{Ipv4Net, Reach};
 
+/// The node OS image a VM boots when nothing names another: the first of the images
+/// `plinth image build` makes, which VirtualMachineSets' VMs and `plinth calibrate` boot.
+pub const DEFAULT_IMAGE: &str = "plinth-node";
+
 /// The virtio-serial port name the guest agent talks on.
 pub const PORT_NAME: &str = "org.plinth.guest";
 

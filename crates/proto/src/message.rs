@@ -123,6 +123,34 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The VM it acts on; none for a fence, which acts on the whole host.
+    #[must_use]
+    pub fn vm(&self) -> Option<&VmName> {
+        match self {
+            Self::CreateVm(spec) => Some(&spec.name),
+            Self::StartVm { vm }
+            | Self::StopVm { vm }
+            | Self::DeleteVm { vm }
+            | Self::ReceiveVm { vm, .. }
+            | Self::SendVm { vm, .. } => Some(vm),
+            Self::Fence => None,
+        }
+    }
+}
+
+/// Its wire name (the `kind` tag) and its VM: `startVm node-1`.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tagged = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(tagged["kind"].as_str().unwrap_or("action"))?;
+        match self.vm() {
+            Some(vm) => write!(f, " {vm}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The VM a [`Action::CreateVm`] makes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -384,4 +412,27 @@ pub enum CommandError {
         /// What went wrong.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_reads_as_its_wire_name_and_vm() {
+        let vm = VmName("n-1".into());
+        assert_eq!(
+            Action::StartVm { vm: vm.clone() }.to_string(),
+            "startVm n-1"
+        );
+        assert_eq!(
+            Action::SendVm {
+                vm,
+                to: "10.0.0.1:7000".parse().expect("address"),
+            }
+            .to_string(),
+            "sendVm n-1"
+        );
+        assert_eq!(Action::Fence.to_string(), "fence");
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_model::Estate;
-use plinth_proto::guest::Bootstrap;
+use plinth_proto::guest::{Bootstrap, DEFAULT_IMAGE};
 use plinth_proto::network::NetworkOf;
 use plinth_proto::{VmName, VmSpec};
 use serde::Serialize;
@@ -38,9 +38,6 @@ pub struct Pools {
     /// Each VirtualMachineSet: (members, vCPUs, memory MiB).
     sets: BTreeMap<String, (u32, u32, u32)>,
 }
-
-/// The node OS image a VirtualMachineSet's VMs boot (a set names none).
-pub const SET_IMAGE: &str = "plinth-node";
 
 fn mib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX)
@@ -119,7 +116,8 @@ impl Pools {
                 kubernetes_version: String::new(),
                 join_config: String::new(),
             },
-            image: SET_IMAGE.to_owned(),
+            // A set names no image: its VMs boot the default one.
+            image: DEFAULT_IMAGE.to_owned(),
             network: Some(NetworkOf::VmSet(set.to_owned())),
         })
     }

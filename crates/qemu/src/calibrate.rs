@@ -79,6 +79,11 @@ pub enum CalibrateError {
         /// What happened.
         detail: String,
     },
+    /// Migrations of fewer than two different guest sizes cannot make a line.
+    #[error(
+        "migrations of {0:?} MiB: a line needs at least two different guest sizes (e.g. --migrate 128,256,512)"
+    )]
+    MigrationSizes(Vec<u32>),
     /// An overhead kernel did not run, in a guest or on this machine.
     #[error("the {kernel} kernel {where_}: {detail}")]
     Bench {
@@ -155,26 +160,29 @@ const MAX_GBPS: f64 = 10_000.0;
 const MAX_OVERHEAD: f64 = 0.99;
 
 impl Measured {
+    /// The line fitted through the migrations' total times against guest memory: none
+    /// when the time did not grow with memory over the sizes tried (the Environment's
+    /// figures stay).
+    #[must_use]
+    pub fn migration_line(&self) -> Option<MeasuredMigration> {
+        fit(&self
+            .migrations
+            .iter()
+            .map(|(mib, s)| (f64::from(*mib) / 1024.0, s.total_ms as f64))
+            .collect::<Vec<_>>())
+        .filter(|&(_, ms_per_gib)| ms_per_gib > 0.0)
+        .map(|(intercept, ms_per_gib)| MeasuredMigration {
+            gbps: (GIB_BITS / 1e9 / (ms_per_gib / 1000.0)).min(MAX_GBPS),
+            switchover: Span(intercept.max(0.0).round() as u64),
+        })
+    }
+
     /// The Calibration these measurements make: medians for the timings, the fitted line
     /// for migrations, `1 − guest / host` for each overhead.
     #[must_use]
     pub fn calibration(&self) -> CalibrationSpec {
         let ms = |v: u64| Span(v);
-        let migration = fit(&self
-            .migrations
-            .iter()
-            .map(|(mib, s)| (f64::from(*mib) / 1024.0, s.total_ms as f64))
-            .collect::<Vec<_>>())
-        .map(|(intercept, ms_per_gib)| MeasuredMigration {
-            // A slope at or under zero (no growth with memory over the sizes tried) is the
-            // fastest the model takes.
-            gbps: if ms_per_gib > 0.0 {
-                (GIB_BITS / 1e9 / (ms_per_gib / 1000.0)).min(MAX_GBPS)
-            } else {
-                MAX_GBPS
-            },
-            switchover: ms(intercept.max(0.0).round() as u64),
-        });
+        let migration = self.migration_line();
         let overhead = |pair: Option<(f64, f64)>| {
             pair.map(|(guest, host)| {
                 (1.0 - guest / host.max(f64::MIN_POSITIVE)).clamp(0.0, MAX_OVERHEAD)
@@ -213,14 +221,29 @@ impl Measured {
 /// One agent, as `plinth calibrate` talks to it.
 struct Agent {
     host: String,
+    addr: SocketAddr,
     conn: AgentConnection,
     next: u64,
+    /// False once its link broke: it is not written to again.
+    alive: bool,
 }
+
+/// The agents of a calibration. Whichever one is awaited (or none, while the host side of
+/// a kernel runs), every live one hears from the calibration every [`HEARTBEAT`], so none
+/// self-fences while another works, and what the others sent meanwhile is read, so no link
+/// fills up.
+struct Agents(Vec<Agent>);
 
 /// The longest any one action may take.
 const BUDGET: Duration = Duration::from_secs(120);
-/// How often an agent hears from the calibration while it waits (it must not self-fence).
+/// How often every agent hears from the calibration while it waits.
 const HEARTBEAT: Duration = Duration::from_millis(500);
+/// The longest one frame to an agent may take to send.
+const SEND: Duration = Duration::from_secs(5);
+/// The most frames of an agent not awaited read at one heartbeat.
+const DRAIN: usize = 64;
+/// The longest the clean-up after a failed calibration waits on one agent.
+const CLEAN_UP: Duration = Duration::from_secs(30);
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -228,27 +251,31 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl Agent {
-    /// Carries out `action` and waits for its answer (heartbeating); the outcome.
-    async fn act(&mut self, action: Action) -> Result<Outcome, CalibrateError> {
-        let what = action_name(&action);
-        self.next += 1;
-        let id = CommandId(self.next);
+impl Agents {
+    /// Agent `i` carries out `action`; its outcome.
+    async fn act(&mut self, i: usize, action: Action) -> Result<Outcome, CalibrateError> {
+        let what = action.to_string();
+        let a = &mut self.0[i];
+        if !a.alive {
+            return Err(lost(a, "its link broke earlier"));
+        }
+        a.next += 1;
+        let id = CommandId(a.next);
         let command = ToAgent::Command(Command {
             id,
             deadline_unix_ms: unix_ms() + BUDGET.as_millis() as u64,
             action,
         });
-        self.send(&command).await?;
+        self.send(i, &command).await?;
         let outcome = self
-            .wait(|m| match m {
+            .wait(i, |m| match m {
                 FromAgent::Completion(c) if c.id == id => Some(c.outcome),
                 _ => None,
             })
             .await?;
         match outcome {
             Outcome::Failed { error } => Err(CalibrateError::Failed {
-                host: self.host.clone(),
+                host: self.0[i].host.clone(),
                 action: what,
                 error,
             }),
@@ -256,61 +283,172 @@ impl Agent {
         }
     }
 
-    /// `action`, timed: ms from sending to its answer.
-    async fn timed(&mut self, action: Action) -> Result<(u64, Outcome), CalibrateError> {
+    /// `action` on agent `i`, timed: ms from sending to its answer.
+    async fn timed(&mut self, i: usize, action: Action) -> Result<u64, CalibrateError> {
         let t0 = Instant::now();
-        let outcome = self.act(action).await?;
-        Ok((millis(t0.elapsed()), outcome))
+        self.act(i, action).await?;
+        Ok(millis(t0.elapsed()))
     }
 
-    async fn send(&mut self, message: &ToAgent) -> Result<(), CalibrateError> {
-        self.conn
-            .send(message)
-            .await
-            .map_err(|e| CalibrateError::Lost {
-                host: self.host.clone(),
-                detail: e.to_string(),
-            })
+    async fn send(&mut self, i: usize, message: &ToAgent) -> Result<(), CalibrateError> {
+        let a = &mut self.0[i];
+        match tokio::time::timeout(SEND, a.conn.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(lost(a, &e.to_string())),
+            Err(_) => Err(lost(a, &format!("a frame took over {SEND:?} to send"))),
+        }
     }
 
-    /// Reads frames (heartbeating) until `pick` takes one, within [`BUDGET`].
+    /// One heartbeat to every live agent, after reading what those not `awaited` sent
+    /// (dropped: only the awaited agent's frames answer anything). An agent whose link
+    /// broke is left alone from then on; the awaited one's is an error.
+    async fn tend(&mut self, awaited: Option<usize>) -> Result<(), CalibrateError> {
+        for j in 0..self.0.len() {
+            if !self.0[j].alive {
+                continue;
+            }
+            let mut broken = None;
+            if Some(j) != awaited {
+                for _ in 0..DRAIN {
+                    // A zero timeout polls the read once: a frame there now, or nothing.
+                    match tokio::time::timeout(Duration::ZERO, self.0[j].conn.recv::<FromAgent>())
+                        .await
+                    {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            broken = Some(lost(&self.0[j], &e.to_string()));
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if broken.is_none() {
+                broken = self.send(j, &ToAgent::Heartbeat).await.err();
+            }
+            if let Some(e) = broken {
+                if Some(j) == awaited {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "an agent's link broke; it is no longer heard");
+                self.0[j].alive = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Awaits `work` (done here, not by an agent), tending the agents meanwhile.
+    async fn alongside<T>(
+        &mut self,
+        work: impl Future<Output = Result<T, CalibrateError>>,
+    ) -> Result<T, CalibrateError> {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => self.tend(None).await?,
+            }
+        }
+    }
+
+    /// Reads agent `i`'s frames until `pick` takes one, within [`BUDGET`], heartbeating
+    /// every agent meanwhile.
     async fn wait<T>(
         &mut self,
+        i: usize,
         pick: impl Fn(FromAgent) -> Option<T>,
     ) -> Result<T, CalibrateError> {
         let deadline = tokio::time::Instant::now() + BUDGET;
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
-                frame = self.conn.recv::<FromAgent>() => {
-                    let frame = frame.map_err(|e| CalibrateError::Lost {
-                        host: self.host.clone(),
-                        detail: e.to_string(),
-                    })?;
+                frame = self.0[i].conn.recv::<FromAgent>() => {
+                    let frame = frame.map_err(|e| lost(&self.0[i], &e.to_string()))?;
                     if let Some(found) = pick(frame) {
                         return Ok(found);
                     }
                 }
-                _ = tick.tick() => self.send(&ToAgent::Heartbeat).await?,
+                _ = tick.tick() => self.tend(Some(i)).await?,
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(CalibrateError::Lost {
-                        host: self.host.clone(),
-                        detail: format!("no answer within {BUDGET:?}"),
-                    });
+                    return Err(lost(&self.0[i], &format!("no answer within {BUDGET:?}")));
                 }
             }
         }
     }
 
-    /// Runs `kernel` in `vm`'s guest: MiB per second.
-    async fn bench(&mut self, vm: &VmName, kernel: BenchKernel) -> Result<f64, CalibrateError> {
-        self.send(&ToAgent::Bench {
-            vm: vm.clone(),
-            kernel,
+    /// The VMs agent `i` has now.
+    async fn vms(&mut self, i: usize) -> Result<Vec<VmName>, CalibrateError> {
+        self.send(i, &ToAgent::Resync).await?;
+        self.wait(i, |m| match m {
+            FromAgent::Inventory(inv) => Some(inv.vms.into_iter().map(|v| v.name).collect()),
+            _ => None,
         })
+        .await
+    }
+
+    /// Agent `i`'s VMs: the calibration's own, and the others.
+    async fn ours_and_others(
+        &mut self,
+        i: usize,
+    ) -> Result<(Vec<VmName>, Vec<VmName>), CalibrateError> {
+        Ok(self
+            .vms(i)
+            .await?
+            .into_iter()
+            .partition(|v| v.0.starts_with(PREFIX)))
+    }
+
+    /// Refuses agent `i`'s host when it runs a VM that is not the calibration's: a fence
+    /// would kill it.
+    async fn only_ours(&mut self, i: usize) -> Result<(), CalibrateError> {
+        let (_, others) = self.ours_and_others(i).await?;
+        if others.is_empty() {
+            return Ok(());
+        }
+        let vms: Vec<&str> = others.iter().map(|v| v.0.as_str()).collect();
+        Err(CalibrateError::Busy {
+            host: self.0[i].host.clone(),
+            vms: vms.join(", "),
+        })
+    }
+
+    /// Deletes the calibration's VMs on agent `i` (an interrupted run's, or this one's).
+    async fn delete_ours(&mut self, i: usize) -> Result<(), CalibrateError> {
+        for vm in self.ours_and_others(i).await?.0 {
+            self.act(i, Action::DeleteVm { vm }).await?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: deletes the calibration's VMs wherever an agent still answers,
+    /// whatever else its host runs, within [`CLEAN_UP`] each; what it cannot is left for
+    /// the next run to delete.
+    async fn clean_up(&mut self) {
+        for i in 0..self.0.len() {
+            if self.0[i].alive {
+                let _ = tokio::time::timeout(CLEAN_UP, self.delete_ours(i)).await;
+            }
+        }
+    }
+
+    /// Runs `kernel` in `vm`'s guest on agent `i`: MiB per second.
+    async fn bench(
+        &mut self,
+        i: usize,
+        vm: &VmName,
+        kernel: BenchKernel,
+    ) -> Result<f64, CalibrateError> {
+        self.send(
+            i,
+            &ToAgent::Bench {
+                vm: vm.clone(),
+                kernel,
+            },
+        )
         .await?;
         let result = self
-            .wait(|m| match m {
+            .wait(i, |m| match m {
                 FromAgent::Bench {
                     vm: v,
                     kernel: k,
@@ -332,18 +470,6 @@ impl Agent {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn action_name(action: &Action) -> String {
-    match action {
-        Action::CreateVm(spec) => format!("createVm {}", spec.name),
-        Action::StartVm { vm } => format!("startVm {vm}"),
-        Action::StopVm { vm } => format!("stopVm {vm}"),
-        Action::DeleteVm { vm } => format!("deleteVm {vm}"),
-        Action::Fence => "fence".to_owned(),
-        Action::ReceiveVm { vm, .. } => format!("receiveVm {vm}"),
-        Action::SendVm { vm, .. } => format!("sendVm {vm}"),
-    }
 }
 
 /// A calibration VM of `memory_mib`.
@@ -369,11 +495,31 @@ const PREFIX: &str = "calib-";
 /// The memory of the boot and overhead VMs, MiB (room for the memory kernel's 64 MiB).
 const VM_MIB: u32 = 256;
 
+/// The first host: it boots, runs the kernels, sends the migrations and is fenced.
+const A: usize = 0;
+/// The second host: it receives the migrations and restarts the fenced VM.
+const B: usize = 1;
+
+impl Plan {
+    /// Whether the plan can be measured: migrations need two different guest sizes (a line
+    /// needs two points), or none at all.
+    ///
+    /// # Errors
+    /// [`CalibrateError::MigrationSizes`] when fewer than two sizes differ.
+    pub fn check(&self) -> Result<(), CalibrateError> {
+        let sizes: std::collections::BTreeSet<u32> = self.migrations_mib.iter().copied().collect();
+        if sizes.len() == 1 {
+            return Err(CalibrateError::MigrationSizes(self.migrations_mib.clone()));
+        }
+        Ok(())
+    }
+}
+
 /// Measures `plan` on `agents` (host, address), reporting each step to `progress`.
 ///
 /// # Errors
-/// When an agent cannot be reached, runs other VMs, or fails an action; the calibration's
-/// own VMs are deleted first where the agent still answers.
+/// When the plan cannot be measured, an agent cannot be reached, runs other VMs, or fails
+/// an action; the calibration's own VMs are deleted first where the agents still answer.
 pub async fn measure(
     agents: &[(String, SocketAddr)],
     token: &Token,
@@ -381,10 +527,11 @@ pub async fn measure(
     plan: &Plan,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Measured, CalibrateError> {
+    plan.check()?;
     if agents.is_empty() {
         return Err(CalibrateError::NoHosts);
     }
-    let mut links = Vec::new();
+    let mut links = Agents(Vec::new());
     let mut measured = Measured::default();
     for (host, addr) in agents {
         let (conn, inventory) = open(*addr, token, tls, Duration::from_secs(10))
@@ -393,45 +540,47 @@ pub async fn measure(
                 host: host.clone(),
                 source,
             })?;
-        let others: Vec<String> = inventory
-            .vms
-            .iter()
-            .filter(|v| !v.name.0.starts_with(PREFIX))
-            .map(|v| v.name.0.clone())
-            .collect();
-        if !others.is_empty() {
-            return Err(CalibrateError::Busy {
-                host: host.clone(),
-                vms: others.join(", "),
-            });
-        }
         measured.accelerator.get_or_insert(inventory.accelerator);
         measured.hosts.push(host.clone());
-        let mut agent = Agent {
+        links.0.push(Agent {
             host: host.clone(),
+            addr: *addr,
             conn,
             next: unix_ms(),
-        };
-        // What an earlier, interrupted calibration left.
-        for v in inventory.vms {
-            agent.act(Action::DeleteVm { vm: v.name }).await?;
-        }
-        links.push(agent);
+            alive: true,
+        });
     }
-    let (first, rest) = links.split_at_mut(1);
-    let a = &mut first[0];
+    let result = run(&mut links, plan, progress, &mut measured).await;
+    if result.is_err() {
+        links.clean_up().await;
+    }
+    result.map(|()| measured)
+}
+
+/// The measurements, one after another, into `measured`.
+async fn run(
+    links: &mut Agents,
+    plan: &Plan,
+    progress: &mut (dyn FnMut(&str) + Send),
+    measured: &mut Measured,
+) -> Result<(), CalibrateError> {
+    for i in 0..links.0.len() {
+        links.only_ours(i).await?;
+        links.delete_ours(i).await?;
+    }
+    let host = |links: &Agents, i: usize| links.0[i].host.clone();
 
     for i in 0..plan.boots {
         let vm = spec(&format!("{PREFIX}boot-{i}"), VM_MIB, &plan.image);
         let name = vm.name.clone();
-        let (clone, _) = a.timed(Action::CreateVm(vm)).await?;
-        let (boot, _) = a.timed(Action::StartVm { vm: name.clone() }).await?;
-        a.act(Action::DeleteVm { vm: name }).await?;
+        let clone = links.timed(A, Action::CreateVm(vm)).await?;
+        let boot = links.timed(A, Action::StartVm { vm: name.clone() }).await?;
+        links.act(A, Action::DeleteVm { vm: name }).await?;
         progress(&format!(
             "boot {}/{} on {}: clone {clone} ms, boot to Ready {boot} ms",
             i + 1,
             plan.boots,
-            a.host
+            host(links, A)
         ));
         measured.clones.push(clone);
         measured.boots.push(boot);
@@ -439,78 +588,96 @@ pub async fn measure(
 
     let vm = spec(&format!("{PREFIX}bench"), VM_MIB, &plan.image);
     let name = vm.name.clone();
-    a.act(Action::CreateVm(vm)).await?;
-    a.act(Action::StartVm { vm: name.clone() }).await?;
+    links.act(A, Action::CreateVm(vm)).await?;
+    links.act(A, Action::StartVm { vm: name.clone() }).await?;
     for kernel in BenchKernel::ALL {
-        let guest = a.bench(&name, kernel).await?;
-        let host = host_bench(&plan.guest_agent, kernel).await?;
+        let guest = links.bench(A, &name, kernel).await?;
+        let on_host = links
+            .alongside(host_bench(&plan.guest_agent, kernel))
+            .await?;
         progress(&format!(
-            "{} kernel: {guest:.0} MiB/s in a guest, {host:.0} MiB/s on this machine",
+            "{} kernel: {guest:.0} MiB/s in a guest, {on_host:.0} MiB/s on this machine",
             kernel.name()
         ));
         match kernel {
-            BenchKernel::Cpu => measured.cpu = Some((guest, host)),
-            BenchKernel::Memory => measured.memory = Some((guest, host)),
+            BenchKernel::Cpu => measured.cpu = Some((guest, on_host)),
+            BenchKernel::Memory => measured.memory = Some((guest, on_host)),
         }
     }
-    a.act(Action::DeleteVm { vm: name }).await?;
+    links.act(A, Action::DeleteVm { vm: name }).await?;
 
-    let Some(b) = rest.first_mut() else {
+    if links.0.len() <= B {
         progress("one host: no migration or restart elsewhere measured");
-        return Ok(measured);
-    };
+        return Ok(());
+    }
     for &mib in &plan.migrations_mib {
         let vm = spec(&format!("{PREFIX}move-{mib}"), mib, &plan.image);
         let name = vm.name.clone();
-        a.act(Action::CreateVm(vm)).await?;
-        a.act(Action::StartVm { vm: name.clone() }).await?;
-        let listen = agents[1].1.ip();
-        let Outcome::Listening { addr } = b
-            .act(Action::ReceiveVm {
-                vm: name.clone(),
-                listen,
-            })
+        links.act(A, Action::CreateVm(vm)).await?;
+        links.act(A, Action::StartVm { vm: name.clone() }).await?;
+        let listen = links.0[B].addr.ip();
+        let Outcome::Listening { addr } = links
+            .act(
+                B,
+                Action::ReceiveVm {
+                    vm: name.clone(),
+                    listen,
+                },
+            )
             .await?
         else {
-            return Err(lost(b, "receiveVm answered without an address"));
+            return Err(lost(&links.0[B], "receiveVm answered without an address"));
         };
-        let Outcome::Migrated(stats) = a
-            .act(Action::SendVm {
-                vm: name.clone(),
-                to: addr,
-            })
+        let Outcome::Migrated(stats) = links
+            .act(
+                A,
+                Action::SendVm {
+                    vm: name.clone(),
+                    to: addr,
+                },
+            )
             .await?
         else {
-            return Err(lost(a, "sendVm answered without its figures"));
+            return Err(lost(&links.0[A], "sendVm answered without its figures"));
         };
-        b.act(Action::DeleteVm { vm: name }).await?;
+        links.act(B, Action::DeleteVm { vm: name }).await?;
         progress(&format!(
-            "migration of a {mib} MiB guest {} → {}: {} ms, paused {} ms, {:.1} MiB sent",
-            a.host,
-            b.host,
-            stats.total_ms,
-            stats.downtime_ms,
-            stats.transferred_bytes as f64 / 1_048_576.0
+            "migration of a {mib} MiB guest {} → {}: {stats}",
+            host(links, A),
+            host(links, B),
         ));
         measured.migrations.push((mib, stats));
+    }
+    match measured.migration_line() {
+        Some(line) => progress(&format!(
+            "migration line: {} + memory × 8 / {:.1} Gbit/s",
+            line.switchover, line.gbps
+        )),
+        None if !measured.migrations.is_empty() => progress(
+            "migration: the time did not grow with memory over the sizes tried, so no line is recorded (try sizes further apart)",
+        ),
+        None => {}
     }
 
     let vm = spec(&format!("{PREFIX}failover"), VM_MIB, &plan.image);
     let name = vm.name.clone();
-    a.act(Action::CreateVm(vm)).await?;
-    a.act(Action::StartVm { vm: name.clone() }).await?;
-    let (fence, _) = a.timed(Action::Fence).await?;
-    let (restart, _) = b.timed(Action::StartVm { vm: name.clone() }).await?;
-    b.act(Action::DeleteVm { vm: name.clone() }).await?;
+    links.act(A, Action::CreateVm(vm)).await?;
+    links.act(A, Action::StartVm { vm: name.clone() }).await?;
+    // Nothing else may have started on the host since the start: the fence kills it all.
+    links.only_ours(A).await?;
+    let fence = links.timed(A, Action::Fence).await?;
+    let restart = links.timed(B, Action::StartVm { vm: name.clone() }).await?;
+    links.act(B, Action::DeleteVm { vm: name.clone() }).await?;
     // The fenced host still has the VM's record (stopped): it goes too.
-    a.act(Action::DeleteVm { vm: name }).await?;
+    links.act(A, Action::DeleteVm { vm: name }).await?;
     progress(&format!(
-        "failover: fence of {} {fence} ms, restart on {} to Ready {restart} ms",
-        a.host, b.host
+        "failover: fence of {} by its agent {fence} ms, restart on {} to Ready {restart} ms",
+        host(links, A),
+        host(links, B)
     ));
     measured.fence = Some(fence);
     measured.restart = Some(restart);
-    Ok(measured)
+    Ok(())
 }
 
 fn lost(agent: &Agent, detail: &str) -> CalibrateError {
@@ -520,17 +687,26 @@ fn lost(agent: &Agent, detail: &str) -> CalibrateError {
     }
 }
 
-/// Runs `kernel` on this machine with the guest agent binary: MiB per second.
+/// Runs `kernel` on this machine with the guest agent binary, within [`BUDGET`]: MiB per
+/// second.
 async fn host_bench(guest_agent: &PathBuf, kernel: BenchKernel) -> Result<f64, CalibrateError> {
     let failed = |detail: String| CalibrateError::Bench {
         kernel: kernel.name(),
         where_: "on this machine",
         detail,
     };
-    let out = tokio::process::Command::new(guest_agent)
+    let run = tokio::process::Command::new(guest_agent)
         .args(["bench", kernel.name()])
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(BUDGET, run)
         .await
+        .map_err(|_| {
+            failed(format!(
+                "{} gave no result within {BUDGET:?}",
+                guest_agent.display()
+            ))
+        })?
         .map_err(|e| failed(format!("{}: {e}", guest_agent.display())))?;
     if !out.status.success() {
         return Err(failed(format!(
@@ -602,5 +778,29 @@ mod tests {
         assert!((o.cpu - 0.95).abs() < 1e-9);
         assert_eq!(o.memory, 0.0, "a guest faster than its host is no overhead");
         assert_eq!(c.fence_latency, Some(Span(20)));
+
+        // Times that do not grow with memory make no line (not the fastest bandwidth).
+        let flat = Measured {
+            migrations: vec![(128, stats(700)), (512, stats(650))],
+            ..measured
+        };
+        assert_eq!(flat.calibration().migration, None);
+    }
+
+    #[test]
+    fn migrations_need_two_different_sizes_or_none() {
+        let plan = |migrations_mib: Vec<u32>| Plan {
+            boots: 1,
+            migrations_mib,
+            image: "plinth-node".into(),
+            guest_agent: PathBuf::new(),
+        };
+        assert!(plan(vec![128, 256]).check().is_ok());
+        assert!(plan(Vec::new()).check().is_ok());
+        let err = plan(vec![256, 256]).check().expect_err("one size");
+        assert!(
+            err.to_string().contains("two different guest sizes"),
+            "{err}"
+        );
     }
 }

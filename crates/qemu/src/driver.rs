@@ -27,8 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plinth_control::store::Store;
 use plinth_control::{
-    BootId, Command, CommandError, CommandId, CommandKind, Deadlines, Driver, Observation, Ready,
-    Time,
+    BootId, Command, CommandError, CommandId, CommandKind, Driver, Observation, Ready, Time,
 };
 use plinth_proto::{
     self as proto, Action, FromAgent, MigrationStats, ToAgent, Token, VmName, VmState,
@@ -85,8 +84,6 @@ pub struct DriverConfig {
     pub tls: Option<Arc<ClientConfig>>,
     /// Heartbeat interval (the Environment's `ha.heartbeatInterval`).
     pub heartbeat: Duration,
-    /// Command deadlines, as the control plane sets them.
-    pub deadlines: Deadlines,
     /// Node VM templates.
     pub pools: Pools,
 }
@@ -558,9 +555,8 @@ impl QemuDriver {
 
     /// Carries out one control-plane command.
     fn submit(&mut self, now: Time, command: Command) {
-        let deadline = now
-            .plus(self.config.deadlines.of(&command.kind, 0))
-            .millis();
+        // The agent gives up when the control plane does (the one definition of a deadline).
+        let deadline = command.deadline.millis();
         // The first action of a plan is known; the steps after it may wait on its answer.
         let start = |host: &str, first: Action, then: Vec<Step>| {
             (

@@ -285,7 +285,6 @@ impl QemuLab {
             token: Token::new(&token),
             tls: Some(testbed.tls()?),
             heartbeat: std::time::Duration::from_millis(control.ha.heartbeat_interval.max(1)),
-            deadlines: control.deadlines,
             pools: Pools::of(estate),
         };
         let migrations = Migrations::default();
@@ -481,5 +480,9 @@ impl Lab for QemuLab {
 
     fn settled(&self) -> bool {
         self.session.control().settled()
+    }
+
+    fn failures(&self) -> Vec<FailureRecord> {
+        self.session.control().failures().to_vec()
     }
 }

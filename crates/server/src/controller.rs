@@ -615,7 +615,6 @@ impl Controller {
             token: Token::new(token),
             tls: self.config.agents.tls.clone(),
             heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
-            deadlines: control.deadlines,
             pools: Pools::of(estate),
         };
         let store = self.config.state.open()?;

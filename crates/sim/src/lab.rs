@@ -4,7 +4,8 @@
 use plinth_conformance::Lab;
 use plinth_control::store::{MemoryStore, Store};
 use plinth_control::{
-    ClusterTopology, Condition, Control, Driver, Observation, Ready, Time, UpgradeKind,
+    ClusterTopology, Condition, Control, Driver, FailureRecord, Observation, Ready, Time,
+    UpgradeKind,
 };
 use plinth_events::InputDigest;
 use plinth_model::Estate;
@@ -178,5 +179,9 @@ impl Lab for SimLab {
 
     fn settled(&self) -> bool {
         self.control.settled()
+    }
+
+    fn failures(&self) -> Vec<FailureRecord> {
+        self.control.failures().to_vec()
     }
 }

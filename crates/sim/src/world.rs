@@ -14,7 +14,7 @@ use plinth_events::{
     Event, EvictionReason, Header, Hourly, PodName, RequestedBy, Source, UnbindReason,
 };
 use plinth_model::Resources;
-use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::environment::{EnvironmentType, Fencing};
 use plinth_model::kinds::scenario::TimelineAction;
 use plinth_model::policy::{Scope, SpreadMode};
 use plinth_placement::plan::DesignPlan;
@@ -251,15 +251,10 @@ struct Draining {
 
 #[derive(Clone, Copy, Debug)]
 struct Timings {
-    /// The migration model (the control plane's deadlines carry it).
-    migration: plinth_control::Deadlines,
-    vm_boot: u64,
-    vm_clone: u64,
-    fence: u64,
+    /// How long each action takes: the control plane's expectation, one definition.
+    deadlines: plinth_control::Deadlines,
     fence_failure: f64,
-    reboot: u64,
-    install: u64,
-    reimage: u64,
+    fencing: Fencing,
 }
 
 struct InFlight {
@@ -671,14 +666,13 @@ impl<'a> World<'a> {
             ..Summary::default()
         };
         let timings = Timings {
-            migration: plinth_control::ControlConfig::virtualized(estate).deadlines,
-            vm_boot: estate.virtualized.spec.timings.vm_boot.millis(),
-            vm_clone: estate.virtualized.spec.timings.vm_clone.millis(),
-            fence: estate.virtualized.spec.ha.fence_latency.millis(),
+            deadlines: plinth_control::ControlConfig::virtualized(estate).deadlines,
             fence_failure: estate.virtualized.spec.ha.fence_failure_probability,
-            reboot: estate.bare_metal.spec.reboot.millis(),
-            install: estate.bare_metal.spec.os_install.millis(),
-            reimage: estate.bare_metal.spec.reimage.millis(),
+            // A bare-metal server is fenced through its BMC whatever the pool declares.
+            fencing: match setup.env {
+                EnvironmentType::Virtualized => estate.virtualized.spec.ha.fencing,
+                EnvironmentType::BareMetal => Fencing::Bmc,
+            },
         };
         let setup_workloads = setup.workloads.len();
         let mut desired = vec![0u32; setup_workloads];
@@ -2272,7 +2266,7 @@ impl<'a> World<'a> {
     /// definition (pre-copy at the Environment's bandwidth, then the switch-over); none when
     /// pre-copy cannot converge.
     fn migration_ms(&self, vm: &str) -> Option<u64> {
-        let d = &self.timings.migration;
+        let d = &self.timings.deadlines;
         let bytes = self.s.vm_memory.get(vm).copied().unwrap_or(0);
         d.migration_converges().then(|| d.expected_migration(bytes))
     }
@@ -2302,7 +2296,7 @@ impl<'a> World<'a> {
                 if !self.hosts[h].up {
                     return (API_MS, Err(CommandError::Unreachable), vec![]);
                 }
-                (tm.vm_boot, Ok(()), vec![epoch(self, h)])
+                (tm.deadlines.vm_boot, Ok(()), vec![epoch(self, h)])
             }
             CommandKind::CreateVm { vm, host, pool } => {
                 let Some(h) = self.host_idx(host) else {
@@ -2321,7 +2315,11 @@ impl<'a> World<'a> {
                 if !self.hosts[h].up {
                     return (API_MS, Err(CommandError::Unreachable), vec![]);
                 }
-                (tm.vm_clone + tm.vm_boot, Ok(()), vec![epoch(self, h)])
+                (
+                    tm.deadlines.vm_clone + tm.deadlines.vm_boot,
+                    Ok(()),
+                    vec![epoch(self, h)],
+                )
             }
             CommandKind::StopVm { host, .. } => {
                 let h = self.host_idx(host);
@@ -2357,24 +2355,33 @@ impl<'a> World<'a> {
                 let p = tm.fence_failure;
                 // Drawn for every fence, so a rack's outage leaves the other draws as they were.
                 let unconfirmed = self.fence_stream.chance(p);
-                // A BMC in a rack without power answers nothing: the fence cannot be
-                // confirmed, and HA restarts the host's VMs by the known-dead rule.
-                let unpowered = self.host_idx(host).is_some_and(|h| {
-                    !self.hosts[h].up
-                        && self.hosts[h]
-                            .failure
-                            .is_some_and(|f| self.failures[f].cause == FailureCause::Rack)
-                });
-                let ok = if unpowered {
-                    Err(CommandError::Unreachable)
-                } else if unconfirmed {
-                    Err(CommandError::OutcomeUnknown {
-                        reason: "BMC did not confirm power-off".into(),
-                    })
-                } else {
-                    Ok(())
+                let Some(h) = self.host_idx(host) else {
+                    return (0, Err(refused(format!("unknown host {host}"))), vec![]);
                 };
-                (tm.fence, ok, vec![])
+                let state = &self.hosts[h];
+                let ok = match tm.fencing {
+                    // Only the host's agent can fence it: one down or cut off does not
+                    // answer, and the driver knows its link is gone at once.
+                    Fencing::Agent if !state.up || state.cut.is_some() => {
+                        return (0, Err(CommandError::Unreachable), vec![]);
+                    }
+                    Fencing::Agent => Ok(()),
+                    // A BMC in a rack without power answers nothing: the fence cannot be
+                    // confirmed, and HA restarts the host's VMs by the known-dead rule.
+                    Fencing::Bmc
+                        if !state.up
+                            && state
+                                .failure
+                                .is_some_and(|f| self.failures[f].cause == FailureCause::Rack) =>
+                    {
+                        Err(CommandError::Unreachable)
+                    }
+                    Fencing::Bmc if unconfirmed => Err(CommandError::OutcomeUnknown {
+                        reason: "BMC did not confirm power-off".into(),
+                    }),
+                    Fencing::Bmc => Ok(()),
+                };
+                (tm.deadlines.fence, ok, vec![])
             }
             CommandKind::MaintainHost { host } => {
                 let Some(h) = self.host_idx(host) else {
@@ -2385,7 +2392,7 @@ impl<'a> World<'a> {
                     self.touch(n);
                 }
                 self.host_down(h, Down::Planned, None);
-                (tm.reboot, Ok(()), vec![])
+                (tm.deadlines.reboot, Ok(()), vec![])
             }
             CommandKind::Cordon { node } => {
                 if let Some(&n) = self.node_index.get(node) {
@@ -2407,9 +2414,9 @@ impl<'a> World<'a> {
             CommandKind::Drain { .. } => (API_MS, Ok(()), vec![]),
             CommandKind::ProvisionServer { server, .. } | CommandKind::ReimageServer { server } => {
                 let ms = if matches!(cmd.kind, CommandKind::ProvisionServer { .. }) {
-                    tm.install
+                    tm.deadlines.install
                 } else {
-                    tm.reimage
+                    tm.deadlines.reimage
                 };
                 let Some(h) = self.host_idx(server) else {
                     return (0, Err(refused(format!("unknown server {server}"))), vec![]);
@@ -2466,7 +2473,10 @@ impl<'a> World<'a> {
                     && self.hosts[h].up
                 {
                     self.host_down(h, Down::Fenced, None);
-                    self.push(self.now + self.timings.reboot, Ev::Repaired { host: h });
+                    self.push(
+                        self.now + self.timings.deadlines.reboot,
+                        Ev::Repaired { host: h },
+                    );
                 }
             }
             CommandKind::MaintainHost { host } => {
@@ -2544,7 +2554,7 @@ impl<'a> World<'a> {
                         self.now,
                         Event::Reimaged {
                             server: server.into(),
-                            duration_ms: self.timings.reimage,
+                            duration_ms: self.timings.deadlines.reimage,
                         },
                     );
                 }

@@ -13,7 +13,7 @@ use plinth_control::{
 use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::cluster::UpgradeStrategy;
-use plinth_model::kinds::environment::EnvironmentType;
+use plinth_model::kinds::environment::{EnvironmentType, Fencing};
 use plinth_sim::{Options, POD_START_MS, Run, World, run_world, setup, simulate};
 
 const HOUR: u64 = 3_600_000;
@@ -210,9 +210,18 @@ fn ha_restarts_the_vms_within_detection_fence_and_boot_and_pods_recover() {
 
 #[test]
 fn an_unfenceable_host_s_vms_restart_only_once_its_agent_has_killed_them() {
-    let estate = small(1.0, "[]");
+    // Its BMC's every fence fails.
+    restart_once_known_dead(&small(1.0, "[]"));
+    // It has no BMC: only its agent could fence it, and that died with it.
+    let mut estate = small(0.0, "[]");
+    estate.virtualized.spec.ha.fencing = Fencing::Agent;
+    restart_once_known_dead(&estate);
+}
+
+/// A crashed host's VMs start elsewhere exactly when they are known dead.
+fn restart_once_known_dead(estate: &Estate) {
     let (run, victim) = run_with_failure(
-        &estate,
+        estate,
         EnvironmentType::Virtualized,
         busiest,
         HOUR,

@@ -43,12 +43,13 @@ pub(crate) struct Args {
     /// VMs booted one after another.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     boots: u32,
-    /// Guest memory of each live migration, MiB (at least two sizes for a fit).
+    /// Guest memory of each live migration, MiB: at least two different sizes (a line is
+    /// fitted through them).
     #[arg(long, value_name = "MIB,…", value_delimiter = ',', default_values_t = [128, 256, 512],
           value_parser = clap::value_parser!(u32).range(64..=65536))]
     migrate: Vec<u32>,
     /// The node OS image the VMs boot.
-    #[arg(long, default_value = "plinth-node")]
+    #[arg(long, default_value = plinth_proto::guest::DEFAULT_IMAGE)]
     image: String,
     /// The guest agent binary, run here for the kernels' host side (`scripts/image` builds
     /// it).
@@ -67,6 +68,13 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     } else {
         Overwrite::Refuse
     };
+    let plan = Plan {
+        boots: args.boots as usize,
+        migrations_mib: args.migrate.clone(),
+        image: args.image.clone(),
+        guest_agent: args.guest_agent.clone(),
+    };
+    plan.check()?;
     if let Some(path) = &args.output {
         check_absent(path, overwrite)?;
     }
@@ -83,12 +91,6 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         );
     }
     let hosts: Vec<(String, std::net::SocketAddr)> = agents.hosts.clone().into_iter().collect();
-    let plan = Plan {
-        boots: args.boots as usize,
-        migrations_mib: args.migrate.clone(),
-        image: args.image.clone(),
-        guest_agent: args.guest_agent.clone(),
-    };
     let token = plinth_proto::Token::new(&agents.token);
     let mut progress = |line: &str| crate::output::stderr(format!("{line}\n"));
     let measured = runtime()?
@@ -112,7 +114,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     );
     if let (Some(fence), Some(restart)) = (measured.fence, measured.restart) {
         summary.push_str(&format!(
-            "HA failover by phase: detection as the Environment declares (failureDetectionTimeout), fence {fence} ms, restart elsewhere to Ready {restart} ms\n"
+            "HA failover by phase: detection as the Environment declares (failureDetectionTimeout), fence by the host's agent {fence} ms (used under `ha.fencing: agent`), restart elsewhere to Ready {restart} ms\n"
         ));
     }
     crate::output::stderr(summary);

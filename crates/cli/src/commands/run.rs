@@ -118,7 +118,6 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         token: Token::new(&token),
         tls,
         heartbeat: Duration::from_millis(control.ha.heartbeat_interval.max(1)),
-        deadlines: control.deadlines,
         pools: Pools::of(&estate),
     };
     let started = wall_clock();

@@ -50,6 +50,30 @@ pub(crate) fn image() -> &'static Path {
     &images()[0]
 }
 
+/// The testbed's names are global (namespaces plinth-h*, bridge plinth-br0): the tests of
+/// one binary take turns.
+static TESTBED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `body` on `scripts/testbed up HOSTS` in a fresh directory (its agents self-fence
+/// after `self_fence`), with the directory and the testbed, and takes the testbed down
+/// whatever happens; a panic of `body` is raised again after.
+pub(crate) fn on_testbed(hosts: u32, self_fence: &str, body: impl FnOnce(&Path, &Testbed)) {
+    let _turn = TESTBED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bed = testbed(dir.path(), self_fence);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bed.run(&["up", &hosts.to_string()])
+            .unwrap_or_else(|e| panic!("testbed up {hosts}: {e}"));
+        body(dir.path(), &bed);
+    }));
+    bed.run(&["down"]).expect("testbed down");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// `scripts/testbed` with this build's `plinth`, the node image, and agents that self-fence
 /// after `self_fence` (examples/lab/environment.yaml declares 3s).
 pub(crate) fn testbed(dir: &Path, self_fence: &str) -> Testbed {

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kinds::environment::VirtualizedTimings;
+use crate::kinds::environment::{Fencing, HaPolicy, VirtualizedTimings};
 use crate::quantity::Duration;
 
 /// How the measured guest was run.
@@ -49,7 +49,8 @@ pub struct CalibrationSpec {
     /// Live migration, fitted against guest memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MeasuredMigration>,
-    /// Measured fence of a host (its agent kills its VMs on request).
+    /// Measured fence of a host by its agent (it kills its VMs on request). It replaces
+    /// `fenceLatency` only under `fencing: agent`: a BMC's power-off is another thing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_latency: Option<Duration>,
     /// Measured performance lost per resource, as fractions.
@@ -87,40 +88,49 @@ pub struct MeasuredOverhead {
 }
 
 impl CalibrationSpec {
-    /// Puts the measured timings in place of `timings`' and `fence_latency`; what each was
-    /// and became, by field name, for the note that says so.
+    /// Puts the measured timings in place of `timings`' and `ha`'s; what each was and
+    /// became, by field name, for the note that says so. A measured migration line already
+    /// holds the pages sent again, so it sets `dirtyRate` to 0; a measured fence is the
+    /// agent's, so it replaces `fenceLatency` only under `fencing: agent`.
     pub fn apply(
         &self,
         timings: &mut VirtualizedTimings,
-        fence_latency: &mut Duration,
+        ha: &mut HaPolicy,
     ) -> Vec<(&'static str, String, String)> {
         let mut replaced = Vec::new();
-        let mut set = |name: &'static str, field: &mut Duration, measured: Option<Duration>| {
-            if let Some(m) = measured
-                && *field != m
-            {
-                replaced.push((name, field.to_string(), m.to_string()));
-                *field = m;
-            }
-        };
-        set("vmClone", &mut timings.vm_clone, self.vm_clone);
-        set("vmBoot", &mut timings.vm_boot, self.vm_boot);
-        set("fenceLatency", fence_latency, self.fence_latency);
+        if let Some(m) = self.vm_clone {
+            replace(&mut replaced, "vmClone", &mut timings.vm_clone, m);
+        }
+        if let Some(m) = self.vm_boot {
+            replace(&mut replaced, "vmBoot", &mut timings.vm_boot, m);
+        }
+        if let (Fencing::Agent, Some(m)) = (ha.fencing, self.fence_latency) {
+            replace(&mut replaced, "fenceLatency", &mut ha.fence_latency, m);
+        }
         if let Some(m) = self.migration {
-            set(
+            let r = &mut replaced;
+            replace(
+                r,
                 "migrationSwitchover",
                 &mut timings.migration_switchover,
-                Some(m.switchover),
+                m.switchover,
             );
-            if timings.migration_gbps != m.gbps {
-                replaced.push((
-                    "migrationGbps",
-                    timings.migration_gbps.to_string(),
-                    m.gbps.to_string(),
-                ));
-                timings.migration_gbps = m.gbps;
-            }
+            replace(r, "migrationGbps", &mut timings.migration_gbps, m.gbps);
+            replace(r, "dirtyRate", &mut timings.dirty_rate, 0.0);
         }
         replaced
+    }
+}
+
+/// Sets `field` to `measured` and records the change, when it is one.
+fn replace<T: PartialEq + std::fmt::Display>(
+    replaced: &mut Vec<(&'static str, String, String)>,
+    name: &'static str,
+    field: &mut T,
+    measured: T,
+) {
+    if *field != measured {
+        replaced.push((name, field.to_string(), measured.to_string()));
+        *field = measured;
     }
 }

@@ -229,6 +229,22 @@ pub enum AdmissionControl {
     FailoverHosts,
 }
 
+/// What can fence (power off) a silent host, so its VMs may start elsewhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Fencing {
+    /// The host's BMC (IPMI, Redfish): a power-off taking `fenceLatency` that fails with
+    /// `fenceFailureProbability`, and cannot be done when the host's rack lost power.
+    #[default]
+    Bmc,
+    /// Only the host's own agent (no BMC, as on `scripts/testbed`): a host that is silent
+    /// because it crashed or is cut off cannot be fenced, so its VMs restart once its agent
+    /// has surely killed them (last heard + heartbeat + `selfFenceTimeout` +
+    /// `selfFenceMargin`). `fenceLatency` is then the agent's kill of its VMs, which a
+    /// Calibration measures.
+    Agent,
+}
+
 /// Host HA: detection, fencing and restart.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -256,7 +272,11 @@ pub struct HaPolicy {
     /// check interval and clock drift. A lab on one machine may set it to 1s.
     #[serde(default = "default_self_fence_margin")]
     pub self_fence_margin: Duration,
-    /// Time for a fence (power off via BMC) to complete (default 10s; no published figure).
+    /// What fences a silent host (default `bmc`).
+    #[serde(default)]
+    pub fencing: Fencing,
+    /// Time for a fence (power off via BMC, or the agent's kill under `fencing: agent`) to
+    /// complete (default 10s; no published figure).
     #[serde(default = "default_fence_latency")]
     pub fence_latency: Duration,
     /// Chance a fence fails, e.g. the BMC lost power with the host (default 0.02; no
@@ -315,6 +335,21 @@ impl HaPolicy {
             .saturating_add(self.self_fence_margin.millis());
         Duration(self.failure_detection_timeout.millis().max(self_fenced))
     }
+
+    /// When a failed host's VMs restart elsewhere if nothing goes wrong: once they are
+    /// known dead, or, through a BMC, after the detection timeout and a fence if sooner.
+    pub fn expected_restart_after(&self) -> Duration {
+        let known_dead = self.worst_restart_after();
+        match self.fencing {
+            Fencing::Bmc => Duration(
+                self.failure_detection_timeout
+                    .millis()
+                    .saturating_add(self.fence_latency.millis())
+                    .min(known_dead.millis()),
+            ),
+            Fencing::Agent => known_dead,
+        }
+    }
 }
 
 impl Default for HaPolicy {
@@ -327,6 +362,7 @@ impl Default for HaPolicy {
             failure_detection_timeout: default_detection(),
             self_fence_timeout: default_self_fence(),
             self_fence_margin: default_self_fence_margin(),
+            fencing: Fencing::default(),
             fence_latency: default_fence_latency(),
             fence_failure_probability: default_fence_failure(),
             restart_outside_zone: true,
