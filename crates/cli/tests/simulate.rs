@@ -163,6 +163,70 @@ spec:
 }
 
 #[test]
+fn a_node_vm_leaves_its_zone_only_as_a_recorded_exception() {
+    // Zone a of two hosts, zone b of one: when zone b's host fails, its VMs have no host in
+    // their zone.
+    let year = |allow: bool| {
+        let extra = format!(
+            "---
+apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: zoned
+spec:
+  failures:
+    hosts:
+      mtbf: 60d
+      repairTime: 8h
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Environment
+metadata:
+  name: zoned
+spec:
+  type: virtualized
+  ha:
+    restartOutsideZone: {allow}
+"
+        );
+        let racks = [
+            "name: ra, zone: a",
+            "name: rb, zone: a",
+            "name: rc, zone: b",
+        ];
+        let dir = common::estates::estate(&racks, ["ra", "rb", "rc"], 3, &extra);
+        let (code, out) = plinth(&[
+            "simulate".as_ref(),
+            dir.path().as_os_str(),
+            "--env".as_ref(),
+            "virtualized".as_ref(),
+            "--duration".as_ref(),
+            "365d".as_ref(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        out
+    };
+    let allowed = year(true);
+    let line = allowed
+        .lines()
+        .find(|l| l.starts_with("zones: "))
+        .unwrap_or_else(|| panic!("a zones line: {allowed}"));
+    assert!(line.ends_with(", 0 unrecorded"), "{line}");
+    let recorded: u32 = line["zones: ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(recorded > 0, "{line}");
+    // Refused: none leaves its zone; they wait for zone b's host.
+    let refused = year(false);
+    assert!(
+        !refused.lines().any(|l| l.starts_with("zones: ")),
+        "{refused}"
+    );
+}
+
+#[test]
 fn ha_restarts_beside_a_full_strict_group_only_as_a_recorded_exception_when_allowed() {
     // Three hosts for three control-plane VMs spread strictly over hosts, and no headroom:
     // when a host fails, no host the group allows can take its member.

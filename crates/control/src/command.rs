@@ -436,12 +436,39 @@ pub enum Reason {
     /// restarted it there because no host the group allows had room; it moves apart when
     /// one has.
     BesideGroup,
+    /// Both at once: HA restarted it outside its zone and beside a member of its strict
+    /// placement group, as no host either rule allows had room; it moves when one has.
+    OutsideZoneBesideGroup,
     /// HA restarts a VM whose host failed (the ladder's restart step); the message says
     /// where, why and what follows if it does not run.
     Restarting,
     /// The machine health check replaces a node that did not run again in time (the
     /// ladder's last step); set on the new node until it runs.
     Replacing,
+}
+
+impl Reason {
+    /// Whether the condition records a placement exception HA made (outside its zone,
+    /// beside its group, or both), healed by live migration.
+    #[must_use]
+    pub fn is_exception(self) -> bool {
+        matches!(
+            self,
+            Self::OutsideZone | Self::BesideGroup | Self::OutsideZoneBesideGroup
+        )
+    }
+
+    /// Whether the exception it records puts the VM outside its zone.
+    #[must_use]
+    pub fn is_outside_zone(self) -> bool {
+        matches!(self, Self::OutsideZone | Self::OutsideZoneBesideGroup)
+    }
+
+    /// Whether the exception it records puts the VM beside a member of its group.
+    #[must_use]
+    pub fn is_beside_group(self) -> bool {
+        matches!(self, Self::BesideGroup | Self::OutsideZoneBesideGroup)
+    }
 }
 
 impl fmt::Display for Reason {
@@ -462,6 +489,7 @@ impl fmt::Display for Reason {
             Self::Locating => "locating",
             Self::OutsideZone => "outside its zone",
             Self::BesideGroup => "beside its group",
+            Self::OutsideZoneBesideGroup => "outside its zone, beside its group",
             Self::Restarting => "restarting",
             Self::Replacing => "replacing",
         })

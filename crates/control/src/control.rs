@@ -227,6 +227,10 @@ struct Vms {
     /// Zone exceptions: VMs HA restarted outside their zone → their zone, until they are
     /// moved back ([`Control::heal_exceptions`]).
     outside_zone: BTreeMap<String, ZoneId>,
+    /// With declared zones, the zone of each VM waiting for room without a host (stranded
+    /// after its host failed, or stopped for a maintenance): it starts again inside it, or
+    /// outside only as a recorded zone exception.
+    waiting_zone: BTreeMap<String, ZoneId>,
     /// Spread exceptions: VMs HA restarted beside a member of their strict placement group,
     /// until they are moved apart ([`Control::heal_exceptions`]) or the member leaves.
     beside_group: BTreeSet<String>,
@@ -359,6 +363,7 @@ impl Control {
             phase,
             stranded: BTreeMap::new(),
             outside_zone: BTreeMap::new(),
+            waiting_zone: BTreeMap::new(),
             beside_group: BTreeSet::new(),
             parked: BTreeSet::new(),
         };
@@ -1266,8 +1271,17 @@ impl Control {
             }
         }
         let zone = self.zones.get(i).copied();
+        // A VM HA restarted here from another zone earlier restarts in its own.
+        let homes: Vec<(&str, &[HostId])> = v
+            .outside_zone
+            .iter()
+            .filter_map(|(vm, z)| {
+                Some((vm.as_str(), self.zone_hosts.get(z.0 as usize)?.as_slice()))
+            })
+            .collect();
         let scope = RestartScope {
             zone: zone.map_or(&[], |z| self.zone_hosts[z.0 as usize].as_slice()),
+            homes: &homes,
             outside: self.cfg.ha.restart_outside_zone,
             beside_group: self.cfg.ha.restart_beside_group,
         };
@@ -1299,7 +1313,8 @@ impl Control {
                 starts.push((vm.clone(), v.pool.pool().host(*to).name.clone()));
                 v.parked.remove(&vm);
                 // This restart's exceptions replace any an earlier one left.
-                match zone.filter(|_| evac.outside_zone.contains(vid)) {
+                let home = v.outside_zone.get(&vm).copied().or(zone);
+                match home.filter(|_| evac.outside_zone.contains(vid)) {
                     Some(z) => v.outside_zone.insert(vm.clone(), z),
                     None => v.outside_zone.remove(&vm),
                 };
@@ -1316,6 +1331,9 @@ impl Control {
             // Its host failed: no longer a planned stop, and the health check may act.
             v.parked.remove(&spec.name);
             v.ids.remove(&spec.name);
+            if let Some(z) = v.outside_zone.remove(&spec.name).or(zone) {
+                v.waiting_zone.insert(spec.name.clone(), z);
+            }
             v.stranded.insert(spec.name.clone(), spec);
         }
         if let Some(f) = self.hosts[i].failure {
@@ -1702,6 +1720,9 @@ impl Control {
                 return false;
             };
             v.ids.remove(&vm);
+            if let Some(z) = v.outside_zone.remove(&vm).or(self.zones.get(i).copied()) {
+                v.waiting_zone.insert(vm.clone(), z);
+            }
             v.stranded.insert(vm.clone(), spec);
             true
         });
@@ -1876,16 +1897,40 @@ impl Control {
         for spec in kept {
             v.stranded.insert(spec.name.clone(), spec);
         }
+        // Each starts inside its zone; one stopped for a maintenance waits for room there
+        // (the maintenance would not move it out), one a failure left without a host may
+        // start outside it or beside its group as HA's policy allows, as an exception.
+        let zone_hosts = &self.zone_hosts;
+        let (zones, parked, ha) = (&v.waiting_zone, &v.parked, &self.cfg.ha);
         let ha::Retried {
             placed,
             waiting: still,
-        } = ha::retry(&mut v.pool, waiting);
+        } = ha::retry(&mut v.pool, waiting, |spec| {
+            let planned = parked.contains(&spec.name);
+            RestartScope {
+                zone: zones
+                    .get(&spec.name)
+                    .and_then(|z| zone_hosts.get(z.0 as usize))
+                    .map_or(&[], Vec::as_slice),
+                homes: &[],
+                outside: ha.restart_outside_zone && !planned,
+                beside_group: ha.restart_beside_group && !planned,
+            }
+        });
         let mut starts = Vec::new();
-        for (id, h, name) in placed {
-            // Placed under every rule: no exception an earlier restart made still holds,
-            // and a VM stopped for a maintenance starts again.
-            v.outside_zone.remove(&name);
-            v.beside_group.remove(&name);
+        for (id, h, name, broken) in placed {
+            // This start's exceptions replace any an earlier restart made, and a VM stopped
+            // for a maintenance starts again.
+            let zone = v.waiting_zone.remove(&name);
+            match zone.filter(|_| broken.outside_zone) {
+                Some(z) => v.outside_zone.insert(name.clone(), z),
+                None => v.outside_zone.remove(&name),
+            };
+            if broken.beside_group {
+                v.beside_group.insert(name.clone());
+            } else {
+                v.beside_group.remove(&name);
+            }
             v.parked.remove(&name);
             v.ids.insert(name.clone(), id);
             starts.push((name, v.pool.pool().host(h).name.clone()));
@@ -1964,7 +2009,7 @@ impl Control {
                 ),
             ),
             (true, true) => (
-                Reason::BesideGroup,
+                Reason::OutsideZoneBesideGroup,
                 format!(
                     "HA restarted it on {host}, outside its zone and beside a member of its placement group: no host its rules allow could take it; it moves by live migration when one can"
                 ),
@@ -1989,6 +2034,7 @@ impl Control {
             return;
         };
         v.outside_zone.retain(|vm, _| v.ids.contains_key(vm));
+        v.waiting_zone.retain(|vm, _| v.stranded.contains_key(vm));
         let apart: Vec<String> = v
             .beside_group
             .iter()
@@ -2032,7 +2078,7 @@ impl Control {
         for vm in apart {
             let excepted = self
                 .condition(&format!("vm/{vm}"))
-                .is_some_and(|c| matches!(c.reason, Reason::BesideGroup | Reason::OutsideZone));
+                .is_some_and(|c| c.reason.is_exception());
             if excepted {
                 self.exception_condition(now, &vm);
             }

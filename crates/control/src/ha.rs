@@ -4,7 +4,9 @@
 //! VMs are then restarted by restart priority, respecting placement groups, VM→host rules
 //! and what is left of the admission reserve ([`PoolState::fail_host`]).
 
-use plinth_placement::{Evacuation, HostId, PlacementError, PoolState, RestartScope, VmId, VmSpec};
+use plinth_placement::{
+    Evacuation, Exceptions, HostId, PlacementError, PoolState, RestartScope, VmId, VmSpec,
+};
 
 use crate::time::Time;
 
@@ -26,14 +28,20 @@ pub fn restart(
 /// The outcome of [`retry`].
 #[derive(Debug, Default)]
 pub struct Retried {
-    /// VMs placed, with their new ids, hosts and names.
-    pub placed: Vec<(VmId, HostId, String)>,
+    /// VMs placed, with their new ids, hosts, names and the exceptions their scope let
+    /// them make.
+    pub placed: Vec<(VmId, HostId, String, Exceptions)>,
     /// VMs still without a host, and why.
     pub waiting: Vec<(VmSpec, PlacementError)>,
 }
 
-/// Tries again to place VMs that found no room, in restart order (priority, then name).
-pub fn retry(state: &mut PoolState, mut waiting: Vec<VmSpec>) -> Retried {
+/// Tries again to place VMs that found no room, in restart order (priority, then name),
+/// each inside the scope `scope_of` gives it.
+pub fn retry<'a>(
+    state: &mut PoolState,
+    mut waiting: Vec<VmSpec>,
+    scope_of: impl Fn(&VmSpec) -> RestartScope<'a>,
+) -> Retried {
     waiting.sort_by(|a, b| {
         b.restart_priority
             .cmp(&a.restart_priority)
@@ -42,8 +50,9 @@ pub fn retry(state: &mut PoolState, mut waiting: Vec<VmSpec>) -> Retried {
     let mut out = Retried::default();
     for spec in waiting {
         let name = spec.name.clone();
-        match state.place(spec.clone()) {
-            Ok((id, h)) => out.placed.push((id, h, name)),
+        let scope = scope_of(&spec);
+        match state.place_in(spec.clone(), scope) {
+            Ok((id, h, broken)) => out.placed.push((id, h, name, broken)),
             Err(e) => out.waiting.push((spec, e)),
         }
     }

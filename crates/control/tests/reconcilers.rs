@@ -1699,6 +1699,48 @@ fn with_restarts_outside_the_zone_refused_the_vms_wait_with_the_zone_named() {
     assert!(cond.message.contains("0/2 hosts of its zone"), "{cond}");
 }
 
+/// The VMs a failure left waiting for room in their zone stay waiting when room returns in
+/// another (each retry places them in their own zone, as the first restart did), and start
+/// there when room returns in it. Found by the zoned faulty years (`sim/tests/faults.rs`):
+/// a retry placed them wherever room returned first, outside their zone and unrecorded.
+#[test]
+fn vms_waiting_for_room_in_their_zone_start_only_in_it() {
+    use plinth_control::store::MemoryStore;
+    let mut store = MemoryStore::default();
+    let mut c = zoned(false);
+    assert_eq!(fail_h0(&mut c, &mut store).len(), 1, "only a-0 fits zone a");
+    let starts = |cmds: &[Command]| -> Vec<(String, String)> {
+        cmds.iter()
+            .filter_map(|c| match &c.kind {
+                CommandKind::StartVm { vm, host } => Some((vm.clone(), host.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let beat = |host: &str, boot: u64| Observation::Heartbeat {
+        host: host.into(),
+        boot: BootId(boot),
+    };
+    // h2, of zone b and empty, goes silent and answers again: room returns, in zone b.
+    step(&mut c, &mut store, Time(95_000), beat("h2", 1));
+    let missed = Observation::HeartbeatMissed {
+        host: "h2".into(),
+        last_heard: Time(95_000),
+    };
+    step(&mut c, &mut store, Time(100_000), missed);
+    let again = step(&mut c, &mut store, Time(101_000), beat("h2", 1));
+    assert!(starts(&again).is_empty(), "zone b is not theirs: {again:?}");
+    assert_eq!(
+        c.condition("vm/a-1").map(|c| c.reason),
+        Some(Reason::WaitingForCapacity)
+    );
+    // h0 comes back repaired: they start on it.
+    let back = step(&mut c, &mut store, Time(500_000), beat("h0", 2));
+    let started = starts(&back);
+    assert_eq!(started.len(), 3, "{back:?}");
+    assert!(started.iter().all(|(_, host)| host == "h0"), "{started:?}");
+}
+
 #[test]
 fn ha_restarts_beside_a_full_strict_group_records_it_and_moves_it_apart_when_room_returns() {
     use plinth_control::store::{MemoryStore, Store};

@@ -35,6 +35,9 @@ pub struct RestartScope<'a> {
     /// The hosts of the failed host's zone: its VMs restart on one of them. Empty: the
     /// pool is one zone.
     pub zone: &'a [HostId],
+    /// VMs whose zone is not the failed host's (HA restarted them there outside their own
+    /// earlier), by name, with their own zone's hosts: they restart in theirs.
+    pub homes: &'a [(&'a str, &'a [HostId])],
     /// Whether a VM that no host of the zone can take restarts outside it (recorded as a
     /// zone exception) instead of staying down with the reason.
     pub outside: bool,
@@ -45,13 +48,23 @@ pub struct RestartScope<'a> {
     pub beside_group: bool,
 }
 
+impl<'a> RestartScope<'a> {
+    /// The scope of VM `vm`: inside its own zone.
+    fn of(self, vm: &str) -> Self {
+        match self.homes.iter().find(|(name, _)| *name == vm) {
+            Some(&(_, zone)) => Self { zone, ..self },
+            None => self,
+        }
+    }
+}
+
 /// How a restarted VM breaks a rule it normally keeps, if it does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Exceptions {
+pub struct Exceptions {
     /// Outside its zone.
-    outside_zone: bool,
+    pub outside_zone: bool,
     /// Beside a member of its placement group, past the group's limit.
-    beside_group: bool,
+    pub beside_group: bool,
 }
 
 impl PoolState {
@@ -108,9 +121,9 @@ impl PoolState {
                     .push((vm, entry.spec, PlacementError::RestartDisabled { vm: name }));
                 continue;
             }
-            let placed = self
-                .admit(&entry.spec, &entry.footprint)
-                .and_then(|()| self.restart_host(&entry.spec, &entry.footprint, scope));
+            let placed = self.admit(&entry.spec, &entry.footprint).and_then(|()| {
+                self.restart_host(&entry.spec, &entry.footprint, scope.of(&entry.spec.name))
+            });
             match placed {
                 Ok((h, broken)) => {
                     entry.host = h;
@@ -127,6 +140,34 @@ impl PoolState {
             }
         }
         Ok(out)
+    }
+
+    /// Places a VM that waited for room (a failed host's that no host could take, or one
+    /// stopped for its host's maintenance) as HA restarts one: inside `scope` (its zone, and
+    /// outside it or beside its group only as the scope allows), with the exceptions made.
+    ///
+    /// # Errors
+    /// As [`PoolState::place`] when no host its rules and the scope allow has room.
+    pub fn place_in(
+        &mut self,
+        spec: VmSpec,
+        scope: RestartScope<'_>,
+    ) -> Result<(VmId, HostId, Exceptions), PlacementError> {
+        self.pool.check_vm(&spec)?;
+        let footprint = self.pool.footprint(&spec);
+        self.admit(&spec, &footprint)?;
+        let (host, broken) = self.restart_host(&spec, &footprint, scope.of(&spec.name))?;
+        let id = self.fresh_id()?;
+        self.attach(
+            id,
+            crate::state::VmEntry {
+                spec,
+                footprint,
+                host,
+                reserved: false,
+            },
+        );
+        Ok((id, host, broken))
     }
 
     /// Where a VM of a failed host restarts: where its rules allow ([`Self::zone_host`]),

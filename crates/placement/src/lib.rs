@@ -35,7 +35,7 @@ pub use baremetal::{BareMetalPlan, BareMetalProblem, allocate_servers};
 pub use batch::Reservation;
 pub use capacity::{CapacityPlan, CapacityProblem, Condition, HeadroomRule, plan_capacity};
 pub use error::PlacementError;
-pub use evacuate::{Evacuation, RestartScope};
+pub use evacuate::{Evacuation, Exceptions, RestartScope};
 pub use explain::Explanation;
 pub use headroom::{Headroom, headroom};
 pub use hosts::{HostId, HostSpec, HostStatus, Overcommit, RackId};

@@ -197,17 +197,22 @@ impl PoolState {
     /// Places one VM: admission control first, then the best host by the pool's strategy
     /// among those that pass every hard filter.
     pub fn place(&mut self, spec: VmSpec) -> Result<(VmId, HostId), PlacementError> {
+        let id = self.fresh_id()?;
+        let host = self.place_as(id, spec, false)?;
+        Ok((id, host))
+    }
+
+    /// The id the next VM placed takes: the last freed one not in use again, else a new one.
+    pub(crate) fn fresh_id(&mut self) -> Result<VmId, PlacementError> {
         while let Some(&free) = self.free_ids.last()
             && self.entry(VmId(free)).is_some()
         {
             self.free_ids.pop();
         }
-        let id = match self.free_ids.last() {
-            Some(&free) => VmId(free),
-            None => VmId(self.next_id()?),
-        };
-        let host = self.place_as(id, spec, false)?;
-        Ok((id, host))
+        match self.free_ids.last() {
+            Some(&free) => Ok(VmId(free)),
+            None => Ok(VmId(self.next_id()?)),
+        }
     }
 
     /// Removes a VM (powered off or deleted) and returns its spec; its id is reused by the

@@ -283,6 +283,7 @@ fn zoned_failure(
             HostId(0),
             RestartScope {
                 zone: &zone,
+                homes: &[],
                 outside,
                 beside_group: false,
             },

@@ -18,7 +18,7 @@ use plinth_model::kinds::environment::{EnvironmentType, Fencing};
 use plinth_model::kinds::scenario::TimelineAction;
 use plinth_model::policy::{Scope, SpreadMode};
 use plinth_placement::plan::DesignPlan;
-use plinth_placement::pods::{NodeId, PodsError};
+use plinth_placement::pods::{LABEL_ZONE, NodeId, PodsError};
 use serde::Serialize;
 
 use crate::budget::{Budget, RateDriver};
@@ -401,6 +401,13 @@ pub struct Summary {
     /// Times one did so as a recorded spread exception (HA restarted it beside its group,
     /// `ha.restartBesideGroup`, with a `besideGroup` condition on the VM).
     pub spread_exceptions: u32,
+    /// Times a node VM started or landed on a host outside its node's zone (the
+    /// `topology.kubernetes.io/zone` label, fixed when it joined), with zones declared,
+    /// unrecorded: must be 0.
+    pub zone_violations: u32,
+    /// Times one did so as a recorded zone exception (HA restarted it outside its zone,
+    /// `ha.restartOutsideZone`, with an `outsideZone` condition on the VM).
+    pub zone_exceptions: u32,
     /// Node relabels: a node's `plinth.dev/host` (and rack) label changed to follow its VM.
     pub relabels: u32,
     /// Time nodes ran on a host other than the one their `plinth.dev/host` label names,
@@ -518,9 +525,9 @@ pub struct World<'a> {
     maint_open: BTreeMap<usize, (u64, u32)>,
     /// Nodes running on a host other than the one their topology labels name → since when.
     label_stale: BTreeMap<usize, u64>,
-    /// VMs with a recorded spread exception (a `besideGroup` condition), by condition
-    /// object (`vm/NAME`).
-    beside_group: BTreeSet<String>,
+    /// VMs with a recorded placement exception (an `outsideZone`, `besideGroup` or
+    /// `outsideZoneBesideGroup` condition), by condition object (`vm/NAME`).
+    exceptions: BTreeMap<String, Reason>,
     /// Running VMs' sizes plus the per-VM overhead (virtualized).
     vm_allocated: Resources,
     /// Running VirtualMachineSet VMs' sizes, by usage profile.
@@ -739,7 +746,7 @@ impl<'a> World<'a> {
             draining: BTreeMap::new(),
             maint_open: BTreeMap::new(),
             label_stale: BTreeMap::new(),
-            beside_group: BTreeSet::new(),
+            exceptions: BTreeMap::new(),
             vm_allocated: Resources::ZERO,
             vm_usage: Vec::new(),
             workload_requests,
@@ -1497,6 +1504,7 @@ impl<'a> World<'a> {
     fn vm_run(&mut self, vm: &str, h: usize) {
         self.check_labels(vm, h);
         self.check_spread(vm, h);
+        self.check_zone(vm, h);
         if let Some(before) = self.vm_at.insert(vm.to_owned(), h) {
             if before != h {
                 self.host_vms[before].remove(vm);
@@ -1532,10 +1540,43 @@ impl<'a> World<'a> {
         if !shared {
             return;
         }
-        if self.beside_group.contains(&format!("vm/{vm}")) {
+        if self.excepted(vm, Reason::is_beside_group) {
             self.summary.spread_exceptions += 1;
         } else {
             self.summary.anti_affinity_violations += 1;
+        }
+    }
+
+    /// Whether VM `vm`'s condition records an exception `of` the kind asked.
+    fn excepted(&self, vm: &str, of: fn(Reason) -> bool) -> bool {
+        self.exceptions
+            .get(&format!("vm/{vm}"))
+            .is_some_and(|&reason| of(reason))
+    }
+
+    /// Counts a node VM `vm` running on `h` from now outside the zone its node's
+    /// `topology.kubernetes.io/zone` label names, with zones declared: a zone exception
+    /// when its condition records one, else a violation (the label, which never changes,
+    /// would be false).
+    fn check_zone(&mut self, vm: &str, h: usize) {
+        if !self.s.estate.inventory.spec.declares_zones() {
+            return;
+        }
+        let Some(n) = self.node_of_vm(vm) else {
+            return;
+        };
+        let sched = &self.s.schedulers[self.s.nodes[n].cluster];
+        let labelled = sched
+            .node_id(&self.s.nodes[n].name)
+            .and_then(|id| sched.node(id))
+            .and_then(|node| node.labels.get(LABEL_ZONE));
+        if labelled.is_none_or(|zone| *zone == self.s.hosts[h].zone) {
+            return;
+        }
+        if self.excepted(vm, Reason::is_outside_zone) {
+            self.summary.zone_exceptions += 1;
+        } else {
+            self.summary.zone_violations += 1;
         }
     }
 
@@ -2996,12 +3037,12 @@ impl Driver for World<'_> {
         self.now = now.millis().max(self.now);
         for c in ready.conditions {
             match &c {
-                ConditionChange::Set(set) if set.reason == Reason::BesideGroup => {
-                    self.beside_group.insert(set.object.clone());
+                ConditionChange::Set(set) if set.reason.is_exception() => {
+                    self.exceptions.insert(set.object.clone(), set.reason);
                 }
                 ConditionChange::Set(Condition { object, .. })
                 | ConditionChange::Cleared { object, .. } => {
-                    self.beside_group.remove(object);
+                    self.exceptions.remove(object);
                 }
             }
             self.log.write(self.now, Event::Condition(Cow::Owned(c)));

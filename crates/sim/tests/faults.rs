@@ -7,14 +7,16 @@
 //! lost (every rollout and host maintenance requested finishes); no two actors on one
 //! failure (no node remediated while HA restarts it, none twice); no etcd quorum lost
 //! while nothing failed (a planned operation never breaks it); no strict control-plane
-//! spread broken; no node host label stale beyond the move.
+//! spread broken; no node host label stale beyond the move. A zoned variant (two zones, one
+//! of two racks and one of one, 200 virtualized years) adds: no node VM runs outside the
+//! zone its node's label names, except as a recorded zone exception.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_control::store::MemoryStore;
 mod common;
 
-use common::example;
+use common::{example, example_replacing};
 use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -28,6 +30,41 @@ const DAY: u64 = 86_400_000;
 
 fn small() -> Estate {
     example("small", "")
+}
+
+/// examples/small on six hosts in two zones: zone `a` of racks r1 and r2, zone `b` of rack
+/// r3 alone (its rack's power failure leaves the zone no host).
+fn zoned_small() -> Estate {
+    example_replacing(
+        "small",
+        Some("inventory.yaml"),
+        r#"apiVersion: plinth.dev/v1alpha1
+kind: Inventory
+metadata:
+  name: zoned
+spec:
+  hostClasses:
+    - name: standard
+      sockets: 2
+      coresPerSocket: 16
+      threadsPerCore: 2
+      memory: 384Gi
+      disks:
+        - kind: nvme
+          capacity: 3.84T
+          count: 2
+      nicGbps: 25
+      leadTime: 42d
+  racks:
+    - {name: r1, zone: a}
+    - {name: r2, zone: a}
+    - {name: r3, zone: b}
+  hosts:
+    - {class: standard, rack: r1, count: 2}
+    - {class: standard, rack: r2, count: 2}
+    - {class: standard, rack: r3, count: 2}
+"#,
+    )
 }
 
 /// Partitions every 20 days per host lasting 90 s on average (so about half outlast the
@@ -78,6 +115,12 @@ fn violations(run: &Run) -> Vec<String> {
     let mut out = Vec::new();
     if s.second_copies > 0 {
         out.push(format!("{} second copies of a VM", s.second_copies));
+    }
+    if s.zone_violations > 0 {
+        out.push(format!(
+            "{} node VMs outside their node's zone, unrecorded",
+            s.zone_violations
+        ));
     }
     if s.anti_affinity_violations > 0 {
         out.push(format!(
@@ -190,17 +233,26 @@ fn lines(run: &Run, event: &str) -> usize {
         .count()
 }
 
-/// Seeds `seeds` of faulty years in `env`: the failing ones, with what they broke.
-fn failing(env: EnvironmentType, seeds: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<String>)> {
-    let estate = small();
+/// Seeds `seeds` of faulty years of `estate` in `env`: the failing ones, with what they
+/// broke.
+fn failing_of(
+    estate: &Estate,
+    env: EnvironmentType,
+    seeds: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, Vec<String>)> {
     let seeds: Vec<u64> = seeds.collect();
     seeds
         .par_iter()
         .filter_map(|&seed| {
-            let broken = violations(&year_in(env, &estate, seed));
+            let broken = violations(&year_in(env, estate, seed));
             (!broken.is_empty()).then_some((seed, broken))
         })
         .collect()
+}
+
+/// Seeds `seeds` of faulty years of examples/small in `env`: the failing ones.
+fn failing(env: EnvironmentType, seeds: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<String>)> {
+    failing_of(&small(), env, seeds)
 }
 
 #[test]
@@ -219,6 +271,34 @@ fn a_bare_metal_year_keeps_every_invariant_over_200_faulty_seeds() {
         failed.is_empty(),
         "failing seeds (pin each as a named test): {failed:?}"
     );
+}
+
+#[test]
+fn a_zoned_virtualized_year_keeps_every_invariant_over_200_faulty_seeds() {
+    let failed = failing_of(&zoned_small(), EnvironmentType::Virtualized, 1..=200);
+    assert!(
+        failed.is_empty(),
+        "failing seeds (pin each as a named test): {failed:?}"
+    );
+}
+
+/// The zone check is not vacuous: over zoned years, HA restarts inside zones and, when a
+/// rack's power failure leaves zone `b` no host, outside it as recorded exceptions.
+#[test]
+fn zoned_years_restart_inside_their_zone_and_record_each_exception() {
+    let estate = zoned_small();
+    let runs: Vec<Run> = (1..=20u64)
+        .into_par_iter()
+        .map(|seed| year(&estate, seed))
+        .collect();
+    let sum = |f: fn(&Run) -> u32| runs.iter().map(f).sum::<u32>();
+    assert!(sum(|r| r.summary.host_failures) > 0);
+    assert!(sum(|r| r.summary.migrations) > 0);
+    assert!(
+        sum(|r| r.summary.zone_exceptions) > 0,
+        "some restarts had to leave their zone"
+    );
+    assert_eq!(sum(|r| r.summary.zone_violations), 0);
 }
 
 #[test]

@@ -153,6 +153,12 @@ fn summary_table(s: &plinth_sim::Summary) -> String {
             s.spread_exceptions, s.anti_affinity_violations
         ));
     }
+    if s.zone_exceptions > 0 || s.zone_violations > 0 {
+        out.push_str(&format!(
+            "zones: {} node VMs restarted outside their node's zone as recorded exceptions, {} unrecorded\n",
+            s.zone_exceptions, s.zone_violations
+        ));
+    }
     out.push_str(&format!(
         "pod-minutes unavailable: {:.1}; pods pending at the end: {}\n",
         s.pod_minutes_unavailable, s.pods_pending_at_end

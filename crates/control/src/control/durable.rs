@@ -50,6 +50,9 @@ struct VmRecord {
     /// The zone of a VM HA restarted outside it (a zone exception), by zone id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outside_zone: Option<u32>,
+    /// The zone a VM waiting for room without a host starts in, by zone id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    waiting_zone: Option<u32>,
     /// HA restarted it beside a member of its placement group (a spread exception).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     beside_group: bool,
@@ -129,6 +132,7 @@ impl Control {
                     phase: v.phase.get(name).copied(),
                     locate: self.locating.get(name).cloned(),
                     outside_zone: v.outside_zone.get(name).map(|z| z.0),
+                    waiting_zone: v.waiting_zone.get(name).map(|z| z.0),
                     beside_group: v.beside_group.contains(name),
                     parked: v.parked.contains(name),
                 };
@@ -231,6 +235,7 @@ impl Control {
         let mut phases = BTreeMap::new();
         let mut stranded = BTreeMap::new();
         let mut outside_zone = BTreeMap::new();
+        let mut waiting_zone = BTreeMap::new();
         let mut beside_group = BTreeSet::new();
         let mut parked = BTreeSet::new();
         self.pending.clear();
@@ -282,6 +287,9 @@ impl Control {
                     }
                     if let Some(z) = r.outside_zone {
                         outside_zone.insert(name.clone(), ZoneId(z));
+                    }
+                    if let Some(z) = r.waiting_zone {
+                        waiting_zone.insert(name.clone(), ZoneId(z));
                     }
                     if r.beside_group {
                         beside_group.insert(name.clone());
@@ -346,6 +354,7 @@ impl Control {
             v.phase = phases;
             v.stranded = stranded;
             v.outside_zone = outside_zone;
+            v.waiting_zone = waiting_zone;
             v.beside_group = beside_group;
             v.parked = parked;
         }

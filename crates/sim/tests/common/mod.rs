@@ -7,6 +7,12 @@ use plinth_model::{Estate, Input, SourceFile, load};
 
 /// The example `name` (`examples/<name>`), with `extra` YAML documents added.
 pub(crate) fn example(name: &str, extra: &str) -> Estate {
+    example_replacing(name, None, extra)
+}
+
+/// The example `name` without its file `replaced` (e.g. `inventory.yaml`), with `extra`
+/// YAML documents added.
+pub(crate) fn example_replacing(name: &str, replaced: Option<&str>, extra: &str) -> Estate {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name);
@@ -15,6 +21,7 @@ pub(crate) fn example(name: &str, extra: &str) -> Estate {
         .expect("example dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| replaced.is_none_or(|r| p.file_name().is_none_or(|f| f != r)))
         .collect();
     files.sort();
     for f in files {
