@@ -217,6 +217,42 @@ enum Pending {
     },
 }
 
+/// Where a VM waiting for room without a host may start again. Each retry places it
+/// inside its zone; one a failure left without a host may start outside its zone or beside
+/// a member of its group as HA's policy allows, as a recorded exception; one stopped for a
+/// maintenance (planned) only as far as it already did before the stop, as the maintenance
+/// would not have moved it there either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Waiting {
+    /// Its zone (none: the pool is one zone).
+    zone: Option<ZoneId>,
+    /// It ran outside its zone before a planned stop (a zone exception).
+    outside: bool,
+    /// It ran beside a member of its group before a planned stop (a spread exception).
+    beside_group: bool,
+}
+
+impl Waiting {
+    /// After a failure, in zone `zone`.
+    fn failed(zone: Option<ZoneId>) -> Self {
+        Self {
+            zone,
+            ..Self::default()
+        }
+    }
+
+    /// Whether it may start outside its zone, when HA's policy allows; `planned`: it was
+    /// stopped for a maintenance ([`Vms::parked`]).
+    fn may_leave_zone(self, planned: bool) -> bool {
+        !planned || self.outside
+    }
+
+    /// Whether it may start beside a member of its group, when HA's policy allows.
+    fn may_join_group(self, planned: bool) -> bool {
+        !planned || self.beside_group
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Vms {
     pool: PoolState,
@@ -227,10 +263,9 @@ struct Vms {
     /// Zone exceptions: VMs HA restarted outside their zone → their zone, until they are
     /// moved back ([`Control::heal_exceptions`]).
     outside_zone: BTreeMap<String, ZoneId>,
-    /// With declared zones, the zone of each VM waiting for room without a host (stranded
-    /// after its host failed, or stopped for a maintenance): it starts again inside it, or
-    /// outside only as a recorded zone exception.
-    waiting_zone: BTreeMap<String, ZoneId>,
+    /// Where each VM waiting for room without a host (stranded after its host failed, or
+    /// stopped for a maintenance) may start again.
+    waiting: BTreeMap<String, Waiting>,
     /// Spread exceptions: VMs HA restarted beside a member of their strict placement group,
     /// until they are moved apart ([`Control::heal_exceptions`]) or the member leaves.
     beside_group: BTreeSet<String>,
@@ -363,7 +398,7 @@ impl Control {
             phase,
             stranded: BTreeMap::new(),
             outside_zone: BTreeMap::new(),
-            waiting_zone: BTreeMap::new(),
+            waiting: BTreeMap::new(),
             beside_group: BTreeSet::new(),
             parked: BTreeSet::new(),
         };
@@ -1331,9 +1366,8 @@ impl Control {
             // Its host failed: no longer a planned stop, and the health check may act.
             v.parked.remove(&spec.name);
             v.ids.remove(&spec.name);
-            if let Some(z) = v.outside_zone.remove(&spec.name).or(zone) {
-                v.waiting_zone.insert(spec.name.clone(), z);
-            }
+            let home = v.outside_zone.remove(&spec.name).or(zone);
+            v.waiting.insert(spec.name.clone(), Waiting::failed(home));
             v.stranded.insert(spec.name.clone(), spec);
         }
         if let Some(f) = self.hosts[i].failure {
@@ -1720,9 +1754,13 @@ impl Control {
                 return false;
             };
             v.ids.remove(&vm);
-            if let Some(z) = v.outside_zone.remove(&vm).or(self.zones.get(i).copied()) {
-                v.waiting_zone.insert(vm.clone(), z);
-            }
+            let outside = v.outside_zone.remove(&vm);
+            let waiting = Waiting {
+                zone: outside.or(self.zones.get(i).copied()),
+                outside: outside.is_some(),
+                beside_group: v.beside_group.contains(&vm),
+            };
+            v.waiting.insert(vm.clone(), waiting);
             v.stranded.insert(vm.clone(), spec);
             true
         });
@@ -1733,7 +1771,7 @@ impl Control {
                 format!("vm/{vm}"),
                 Reason::StoppedForMaintenance,
                 format!(
-                    "stopped for the maintenance of host {host}, no other host may take it; it starts again where room returns first ({host} once back)"
+                    "stopped for the maintenance of host {host}, no other host may take it; it starts again where room returns first in what its placement allows ({host} once back)"
                 ),
                 now,
             );
@@ -1897,31 +1935,29 @@ impl Control {
         for spec in kept {
             v.stranded.insert(spec.name.clone(), spec);
         }
-        // Each starts inside its zone; one stopped for a maintenance waits for room there
-        // (the maintenance would not move it out), one a failure left without a host may
-        // start outside it or beside its group as HA's policy allows, as an exception.
-        let zone_hosts = &self.zone_hosts;
-        let (zones, parked, ha) = (&v.waiting_zone, &v.parked, &self.cfg.ha);
+        let (zone_hosts, ha) = (&self.zone_hosts, &self.cfg.ha);
+        let (ways, parked) = (&v.waiting, &v.parked);
         let ha::Retried {
             placed,
             waiting: still,
         } = ha::retry(&mut v.pool, waiting, |spec| {
+            let w = ways.get(&spec.name).copied().unwrap_or_default();
             let planned = parked.contains(&spec.name);
             RestartScope {
-                zone: zones
-                    .get(&spec.name)
+                zone: w
+                    .zone
                     .and_then(|z| zone_hosts.get(z.0 as usize))
                     .map_or(&[], Vec::as_slice),
                 homes: &[],
-                outside: ha.restart_outside_zone && !planned,
-                beside_group: ha.restart_beside_group && !planned,
+                outside: ha.restart_outside_zone && w.may_leave_zone(planned),
+                beside_group: ha.restart_beside_group && w.may_join_group(planned),
             }
         });
         let mut starts = Vec::new();
         for (id, h, name, broken) in placed {
             // This start's exceptions replace any an earlier restart made, and a VM stopped
             // for a maintenance starts again.
-            let zone = v.waiting_zone.remove(&name);
+            let zone = v.waiting.remove(&name).and_then(|w| w.zone);
             match zone.filter(|_| broken.outside_zone) {
                 Some(z) => v.outside_zone.insert(name.clone(), z),
                 None => v.outside_zone.remove(&name),
@@ -2034,7 +2070,7 @@ impl Control {
             return;
         };
         v.outside_zone.retain(|vm, _| v.ids.contains_key(vm));
-        v.waiting_zone.retain(|vm, _| v.stranded.contains_key(vm));
+        v.waiting.retain(|vm, _| v.stranded.contains_key(vm));
         let apart: Vec<String> = v
             .beside_group
             .iter()

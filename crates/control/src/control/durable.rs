@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::lifecycle::ClusterRec;
 use super::resync::Locate;
-use super::{Control, Health, InFlight, Leftover, Maint, Timer, VmPhase};
+use super::{Control, Health, InFlight, Leftover, Maint, Timer, VmPhase, Waiting};
 use crate::command::{BootId, Condition};
 use crate::control::FailureRecord;
 use crate::store::{Key, StoreError, Versioned, Write};
@@ -50,15 +50,46 @@ struct VmRecord {
     /// The zone of a VM HA restarted outside it (a zone exception), by zone id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outside_zone: Option<u32>,
-    /// The zone a VM waiting for room without a host starts in, by zone id.
+    /// Where a VM waiting for room without a host may start again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    waiting_zone: Option<u32>,
+    waiting: Option<WaitingRecord>,
     /// HA restarted it beside a member of its placement group (a spread exception).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     beside_group: bool,
     /// Stopped for its host's maintenance (no other host could take it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     parked: bool,
+}
+
+/// [`Waiting`], as stored.
+#[derive(Serialize, Deserialize)]
+struct WaitingRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zone: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    outside_zone: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    beside_group: bool,
+}
+
+impl From<Waiting> for WaitingRecord {
+    fn from(w: Waiting) -> Self {
+        Self {
+            zone: w.zone.map(|z| z.0),
+            outside_zone: w.outside,
+            beside_group: w.beside_group,
+        }
+    }
+}
+
+impl From<WaitingRecord> for Waiting {
+    fn from(r: WaitingRecord) -> Self {
+        Self {
+            zone: r.zone.map(ZoneId),
+            outside: r.outside_zone,
+            beside_group: r.beside_group,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,7 +163,7 @@ impl Control {
                     phase: v.phase.get(name).copied(),
                     locate: self.locating.get(name).cloned(),
                     outside_zone: v.outside_zone.get(name).map(|z| z.0),
-                    waiting_zone: v.waiting_zone.get(name).map(|z| z.0),
+                    waiting: v.waiting.get(name).map(|&w| WaitingRecord::from(w)),
                     beside_group: v.beside_group.contains(name),
                     parked: v.parked.contains(name),
                 };
@@ -235,7 +266,7 @@ impl Control {
         let mut phases = BTreeMap::new();
         let mut stranded = BTreeMap::new();
         let mut outside_zone = BTreeMap::new();
-        let mut waiting_zone = BTreeMap::new();
+        let mut waiting = BTreeMap::new();
         let mut beside_group = BTreeSet::new();
         let mut parked = BTreeSet::new();
         self.pending.clear();
@@ -288,8 +319,8 @@ impl Control {
                     if let Some(z) = r.outside_zone {
                         outside_zone.insert(name.clone(), ZoneId(z));
                     }
-                    if let Some(z) = r.waiting_zone {
-                        waiting_zone.insert(name.clone(), ZoneId(z));
+                    if let Some(w) = r.waiting {
+                        waiting.insert(name.clone(), Waiting::from(w));
                     }
                     if r.beside_group {
                         beside_group.insert(name.clone());
@@ -354,7 +385,7 @@ impl Control {
             v.phase = phases;
             v.stranded = stranded;
             v.outside_zone = outside_zone;
-            v.waiting_zone = waiting_zone;
+            v.waiting = waiting;
             v.beside_group = beside_group;
             v.parked = parked;
         }
