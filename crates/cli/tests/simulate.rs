@@ -163,6 +163,117 @@ spec:
 }
 
 #[test]
+fn a_rollout_whose_drain_fails_pauses_and_its_cluster_says_so() {
+    // examples/small upgraded an hour in, with a budget no drain can meet and an operator
+    // who evicts anyway only after 90 minutes: past the control plane's 1 h drain deadline.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small");
+    for f in ["cluster.yaml", "inventory.yaml", "workloads.yaml"] {
+        std::fs::copy(small.join(f), dir.path().join(f)).expect("copy");
+    }
+    std::fs::write(
+        dir.path().join("blocked.yaml"),
+        r#"apiVersion: plinth.dev/v1alpha1
+kind: Scenario
+metadata:
+  name: blocked
+spec:
+  failures:
+    hosts:
+      mtbf: 100000d
+    racks:
+      mtbf: 100000d
+  operations:
+    kubernetesUpgradesPerYear: 0
+    osPatchingInterval: 100000d
+    hostPatchingInterval: 100000d
+    timeline:
+      - at: 1h
+        action: upgradeKubernetes
+        cluster: apps
+        version: "1.32.0"
+  blockedDrain:
+    forceAfter: 90m
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  replicas: 4
+  selector:
+    matchLabels:
+      app: batch
+  template:
+    metadata:
+      labels:
+        app: batch
+    spec:
+      containers:
+        - name: b
+          image: b
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: batch
+  namespace: shop
+spec:
+  minAvailable: 4
+  selector:
+    matchLabels:
+      app: batch
+"#,
+    )
+    .expect("write");
+    let events = dir.path().join("events.jsonl");
+    let (code, out) = plinth(&[
+        "simulate".as_ref(),
+        dir.path().as_os_str(),
+        "--env".as_ref(),
+        "virtualized".as_ref(),
+        "--duration".as_ref(),
+        "1d".as_ref(),
+        "--events".as_ref(),
+        events.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let log = std::fs::read_to_string(&events).expect("event log");
+    let on_cluster: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|e| e["event"] == "condition" && e["object"] == "cluster/apps")
+        .collect();
+    let message = |e: &serde_json::Value| e["message"].as_str().unwrap_or_default().to_owned();
+    let paused = on_cluster
+        .iter()
+        .position(|e| {
+            message(e).contains("paused: draining") && message(e).contains("failed (timed out)")
+        })
+        .unwrap_or_else(|| panic!("the Cluster shows the pause: {on_cluster:?}"));
+    assert!(
+        message(&on_cluster[paused]).contains("is not deleted until it is drained"),
+        "{}",
+        on_cluster[paused]
+    );
+    assert!(
+        on_cluster[paused + 1..]
+            .iter()
+            .any(|e| e["change"] == "cleared" || !message(e).contains("paused")),
+        "the pause ends once the node is drained"
+    );
+    assert!(
+        log.contains("\"event\":\"upgradeFinished\""),
+        "the rollout finishes"
+    );
+}
+
+#[test]
 fn a_node_vm_leaves_its_zone_only_as_a_recorded_exception() {
     // Zone a of two hosts, zone b of one: when zone b's host fails, its VMs have no host in
     // their zone.

@@ -1101,7 +1101,16 @@ fn a_rollout_never_deletes_a_node_whose_drain_timed_out() {
     assert_eq!(cond.reason, Reason::DrainFailed);
     assert!(cond.message.contains("timed out"), "{cond}");
     assert!(cond.message.contains("not deleted"), "{cond}");
-    // The retry drains it; only then is the VM deleted.
+    // The rollout is paused, and its Cluster says so.
+    let cluster = c.condition("cluster/c").expect("the rollout's condition");
+    assert_eq!(cluster.reason, Reason::Upgrading);
+    assert!(
+        cluster
+            .message
+            .contains(&format!("paused: draining {node} failed (timed out)")),
+        "{cluster}"
+    );
+    // The retry drains it; only then is the VM deleted, and the pause ends.
     let retry = c.handle(deadline + 5_000, Observation::Timer).commands;
     assert_eq!(retry[0].kind, drain.kind);
     let delete = c
@@ -1111,6 +1120,8 @@ fn a_rollout_never_deletes_a_node_whose_drain_timed_out() {
         )
         .commands;
     assert!(matches!(&delete[0].kind, CommandKind::DeleteVm { vm, .. } if vm == node));
+    let cluster = c.condition("cluster/c").expect("the rollout's condition");
+    assert!(!cluster.message.contains("paused"), "{cluster}");
 }
 
 #[test]

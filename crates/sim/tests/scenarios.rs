@@ -1078,6 +1078,32 @@ fn a_budget_that_can_never_be_met_holds_a_drain_until_force_after_then_the_evict
     assert!(message(forced).contains("below 4 available"), "{forced}");
     let waited = forced["since"].as_u64().expect("since") - held["since"].as_u64().expect("since");
     assert!(waited >= 90 * 60_000, "forced after {waited} ms");
+    // At the control plane's drain deadline the drain fails: the rollout pauses, and its
+    // Cluster says so until the node is drained.
+    let node_name = node
+        .as_str()
+        .and_then(|n| n.strip_prefix("node/"))
+        .expect("a node");
+    let cluster: Vec<_> = conditions
+        .iter()
+        .filter(|c| c["object"] == "cluster/apps")
+        .collect();
+    let paused = cluster
+        .iter()
+        .position(|c| message(c).contains(&format!("paused: draining {node_name} failed")))
+        .expect("the Cluster shows the pause");
+    let since = cluster[paused]["t"].as_u64().expect("t");
+    assert!(
+        since >= held["since"].as_u64().expect("since") + 3_600_000,
+        "{}",
+        cluster[paused]
+    );
+    assert!(
+        cluster[paused + 1..]
+            .iter()
+            .any(|c| c["change"] == "cleared" || !message(c).contains("paused")),
+        "the pause ends once the node is drained"
+    );
 }
 
 #[test]

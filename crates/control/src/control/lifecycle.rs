@@ -193,7 +193,7 @@ impl Control {
         v
     }
 
-    fn rollout_condition(&mut self, now: Time, c: usize, waiting: Option<String>) {
+    pub(super) fn rollout_condition(&mut self, now: Time, c: usize, waiting: Option<String>) {
         let rec = &self.clusters[c];
         let Some(r) = &rec.rollout else {
             return;
@@ -711,6 +711,8 @@ impl Control {
                 self.issue_upgrade(c, &old, CommandKind::Drain { node: old.clone() }, out);
             }
             Step::Draining => {
+                // Drained: a pause for a drain that failed before, if any, ends.
+                self.rollout_condition(now, c, None);
                 if virtualized {
                     self.delete_vm(now, c, &old, out);
                 } else if rep.surge {

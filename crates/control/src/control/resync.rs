@@ -149,7 +149,24 @@ impl Control {
         };
         let what = f.kind.object().to_owned();
         let verb = serde_variant(&f.kind);
+        let rollout = match (&f.kind, &f.pending) {
+            (CommandKind::Drain { node }, &Pending::Upgrade { cluster, .. }) => {
+                Some((cluster, node.clone()))
+            }
+            _ => None,
+        };
         let at = self.retry_later(now, f);
+        // A rollout whose drain failed is paused, and its Cluster says so.
+        if let Some((cluster, node)) = rollout {
+            self.rollout_condition(
+                now,
+                cluster,
+                Some(format!(
+                    "paused: draining {node} failed ({error}); tried again in {}, and {node} is not deleted until it is drained",
+                    Span::until(now, at)
+                )),
+            );
+        }
         if let Some(object) = object {
             self.set_condition(
                 object,
