@@ -253,11 +253,11 @@ spec:
     let paused = on_cluster
         .iter()
         .position(|e| {
-            message(e).contains("paused: draining") && message(e).contains("failed (timed out)")
+            message(e).contains("paused: drain of") && message(e).contains("failed (timed out)")
         })
         .unwrap_or_else(|| panic!("the Cluster shows the pause: {on_cluster:?}"));
     assert!(
-        message(&on_cluster[paused]).contains("is not deleted until it is drained"),
+        message(&on_cluster[paused]).contains("the rollout waits and the node is not deleted"),
         "{}",
         on_cluster[paused]
     );

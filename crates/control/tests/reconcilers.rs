@@ -1107,7 +1107,7 @@ fn a_rollout_never_deletes_a_node_whose_drain_timed_out() {
     assert!(
         cluster
             .message
-            .contains(&format!("paused: draining {node} failed (timed out)")),
+            .contains(&format!("paused: drain of {node} failed (timed out)")),
         "{cluster}"
     );
     // The retry drains it; only then is the VM deleted, and the pause ends.

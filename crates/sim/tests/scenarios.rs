@@ -1090,7 +1090,7 @@ fn a_budget_that_can_never_be_met_holds_a_drain_until_force_after_then_the_evict
         .collect();
     let paused = cluster
         .iter()
-        .position(|c| message(c).contains(&format!("paused: draining {node_name} failed")))
+        .position(|c| message(c).contains(&format!("paused: drain of {node_name} failed")))
         .expect("the Cluster shows the pause");
     let since = cluster[paused]["t"].as_u64().expect("t");
     assert!(

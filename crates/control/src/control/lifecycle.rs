@@ -207,6 +207,17 @@ impl Control {
             message.push_str("; ");
             message.push_str(&w);
         }
+        // Each node whose drain failed holds the rollout up: paused until it is drained.
+        for node in r.active.keys() {
+            if let Some(cond) = self
+                .conditions
+                .get(&format!("node/{node}"))
+                .filter(|c| c.reason == Reason::DrainFailed)
+            {
+                message.push_str("; paused: ");
+                message.push_str(&cond.message);
+            }
+        }
         let object = format!("cluster/{}", rec.topo.name);
         self.set_condition(object, Reason::Upgrading, message, now);
     }
@@ -711,7 +722,8 @@ impl Control {
                 self.issue_upgrade(c, &old, CommandKind::Drain { node: old.clone() }, out);
             }
             Step::Draining => {
-                // Drained: a pause for a drain that failed before, if any, ends.
+                // Drained: the pause for its drain, if it failed before, ends (its node's
+                // condition was cleared as the answer came).
                 self.rollout_condition(now, c, None);
                 if virtualized {
                     self.delete_vm(now, c, &old, out);

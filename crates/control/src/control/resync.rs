@@ -112,6 +112,15 @@ impl Control {
             return;
         }
         let object = retry_object(&f.kind);
+        // A failed drain holds a rollout up: its Cluster shows the pause
+        // ([`Control::rollout_condition`] reads the node's condition).
+        let (reason, rollout) = match (&f.kind, &f.pending) {
+            (CommandKind::Drain { .. }, &Pending::Upgrade { cluster, .. }) => {
+                (Reason::DrainFailed, Some(cluster))
+            }
+            (CommandKind::Drain { .. }, _) => (Reason::DrainFailed, None),
+            _ => (Reason::Retrying, None),
+        };
         if matches!(error, CommandError::Refused { .. }) && f.attempt >= MAX_REFUSALS {
             // Refused every time: waiting longer will not help. A VM whose start is given
             // up is down, with no restart coming: its cluster's machine health check, if
@@ -127,7 +136,7 @@ impl Control {
                 let what = f.kind.object().to_owned();
                 self.set_condition(
                     object,
-                    Reason::Retrying,
+                    reason,
                     format!(
                         "{} of {what} refused {} times, last: {error}; given up: {}",
                         serde_variant(&f.kind),
@@ -141,32 +150,18 @@ impl Control {
                     now,
                 );
             }
+            if let Some(c) = rollout {
+                self.rollout_condition(now, c, None);
+            }
             return;
         }
-        let (reason, blocks) = match &f.kind {
-            CommandKind::Drain { .. } => (Reason::DrainFailed, drain_blocks(&f.pending)),
-            _ => (Reason::Retrying, "it is retried"),
+        let blocks = match &f.kind {
+            CommandKind::Drain { .. } => drain_blocks(&f.pending),
+            _ => "it is retried",
         };
         let what = f.kind.object().to_owned();
         let verb = serde_variant(&f.kind);
-        let rollout = match (&f.kind, &f.pending) {
-            (CommandKind::Drain { node }, &Pending::Upgrade { cluster, .. }) => {
-                Some((cluster, node.clone()))
-            }
-            _ => None,
-        };
         let at = self.retry_later(now, f);
-        // A rollout whose drain failed is paused, and its Cluster says so.
-        if let Some((cluster, node)) = rollout {
-            self.rollout_condition(
-                now,
-                cluster,
-                Some(format!(
-                    "paused: draining {node} failed ({error}); tried again in {}, and {node} is not deleted until it is drained",
-                    Span::until(now, at)
-                )),
-            );
-        }
         if let Some(object) = object {
             self.set_condition(
                 object,
@@ -177,6 +172,9 @@ impl Control {
                 ),
                 now,
             );
+        }
+        if let Some(c) = rollout {
+            self.rollout_condition(now, c, None);
         }
     }
 
