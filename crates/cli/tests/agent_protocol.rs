@@ -175,6 +175,72 @@ fn a_simulated_host_can_be_cut_off_and_killed_on_demand() {
     });
 }
 
+/// The observations a driver gives within `ms`.
+fn observed(driver: &mut plinth_qemu::QemuDriver, ms: u64) -> Vec<plinth_control::Observation> {
+    let until = plinth_qemu::wall_clock().plus(ms);
+    std::iter::from_fn(|| driver.poll(None, until).map(|(_, o)| o)).collect()
+}
+
+/// A control plane that was busy for longer than the detection timeout (a slow step, a
+/// blocking call) first reads what its links received meanwhile: no host it heard is reported
+/// silent, and a host that did fall silent is reported with the time it was last heard.
+#[test]
+fn a_busy_control_plane_does_not_take_its_own_pause_for_silent_hosts() {
+    use plinth_control::Observation;
+    use plinth_qemu::{DriverConfig, NoJournal, QemuDriver, wall_clock};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = free_addr();
+    let agent = simulated(dir.path(), admin);
+    let config = DriverConfig {
+        agents: [("h1".to_owned(), agent.addr)].into(),
+        token: agent.token.clone(),
+        tls: None,
+        heartbeat: Duration::from_millis(200),
+        pools: plinth_qemu::bootstrap::Pools::default(),
+    };
+    let mut driver = QemuDriver::start(
+        config,
+        b"secret",
+        Box::new(plinth_control::store::MemoryStore::default()),
+        Box::new(NoJournal),
+    )
+    .expect("driver starts");
+    let first = observed(&mut driver, 5_000);
+    assert!(
+        first
+            .iter()
+            .any(|o| matches!(o, Observation::Heartbeat { .. })),
+        "h1 heard: {first:?}"
+    );
+
+    // Busy for 7 heartbeat intervals: the agent kept beating, so nothing is missed.
+    std::thread::sleep(Duration::from_millis(1_400));
+    let after_pause = observed(&mut driver, 500);
+    assert!(
+        !after_pause
+            .iter()
+            .any(|o| matches!(o, Observation::HeartbeatMissed { .. })),
+        "the control plane's pause is not the host's silence: {after_pause:?}"
+    );
+
+    // Cut off, then busy again: the silence is reported, dated from the last frame heard.
+    rt().block_on(fault(admin, AdminRequest::CutOff));
+    let cut_at = wall_clock();
+    std::thread::sleep(Duration::from_millis(1_400));
+    let missed = observed(&mut driver, 3_000)
+        .into_iter()
+        .find_map(|o| match o {
+            Observation::HeartbeatMissed { last_heard, .. } => Some(last_heard),
+            _ => None,
+        })
+        .expect("the cut-off host's silence is reported");
+    assert!(
+        missed <= cut_at,
+        "last heard {missed}, cut at {cut_at}: the silence is dated from the host, not from when the control plane looked"
+    );
+}
+
 /// `plinth certs ARGS`: exit code and standard error.
 fn certs(args: &[&std::ffi::OsStr]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
@@ -284,7 +350,7 @@ async fn link_events(
     drop(outbox);
     link.abort();
     let (mut connected, mut inventories) = (0, 0);
-    while let Ok((_, event)) = events.try_recv() {
+    while let Ok((_, _, event)) = events.try_recv() {
         match event {
             LinkEvent::Connected => connected += 1,
             LinkEvent::Message(FromAgent::Inventory(_)) => inventories += 1,

@@ -130,8 +130,8 @@ impl HostLink {
     /// Records a frame heard from the agent in its life `boot`. True when that is news to
     /// report as a heartbeat: the first frame after a reported silence, or a new life. A run
     /// of heartbeats is coalesced so only news is delivered.
-    fn heard(&mut self, now: Time, boot: BootId) -> bool {
-        self.last_heard = now;
+    fn heard(&mut self, at: Time, boot: BootId) -> bool {
+        self.last_heard = self.last_heard.max(at);
         let news = self.missed || self.boot != Some(boot);
         self.missed = false;
         self.boot = Some(boot);
@@ -142,7 +142,7 @@ impl HostLink {
 /// The control-plane driver over host agents.
 pub struct QemuDriver {
     runtime: tokio::runtime::Runtime,
-    events: mpsc::UnboundedReceiver<(String, LinkEvent)>,
+    events: mpsc::UnboundedReceiver<(String, Time, LinkEvent)>,
     hosts: BTreeMap<String, HostLink>,
     in_flight: BTreeMap<proto::CommandId, InFlight>,
     ready: VecDeque<(Time, Observation)>,
@@ -301,6 +301,14 @@ impl QemuDriver {
             if self.fault.is_some() || self.stop.load(Ordering::SeqCst) {
                 return None;
             }
+            // What the links received while the control plane was busy elsewhere is read
+            // before any silence is judged: a slow step is not a silent host.
+            while let Ok((host, at, e)) = self.events.try_recv() {
+                self.absorb(&host, at, e);
+            }
+            if !self.ready.is_empty() {
+                continue;
+            }
             let now = wall_clock();
             if let Some(missed) = self.overdue(now) {
                 self.ready.push_back((now, missed));
@@ -322,7 +330,7 @@ impl QemuDriver {
                 .runtime
                 .block_on(async { tokio::time::timeout(wait, self.events.recv()).await });
             match event {
-                Ok(Some((host, e))) => self.absorb(&host, e),
+                Ok(Some((host, at, e))) => self.absorb(&host, at, e),
                 Ok(None) => return None,
                 Err(_elapsed) => {}
             }
@@ -360,7 +368,8 @@ impl QemuDriver {
     }
 
     /// Turns one link event into observations.
-    fn absorb(&mut self, host: &str, event: LinkEvent) {
+    /// Takes in `event`, received from `host`'s link at `at`.
+    fn absorb(&mut self, host: &str, at: Time, event: LinkEvent) {
         let now = wall_clock();
         let Some(link) = self.hosts.get_mut(host) else {
             return;
@@ -398,18 +407,19 @@ impl QemuDriver {
                     ));
                 }
             }
-            LinkEvent::Message(message) => self.message(host, now, message),
+            LinkEvent::Message(message) => self.message(host, now, at, message),
         }
     }
 
-    fn message(&mut self, host: &str, now: Time, message: FromAgent) {
+    /// Takes in `message`, received from `host` at `heard_at`, at `now`.
+    fn message(&mut self, host: &str, now: Time, heard_at: Time, message: FromAgent) {
         let Some(link) = self.hosts.get_mut(host) else {
             return;
         };
         match message {
             FromAgent::Heartbeat(beat) => {
                 let boot = BootId(beat.boot_id.0);
-                if link.heard(now, boot) {
+                if link.heard(heard_at, boot) {
                     self.ready.push_back((
                         now,
                         Observation::Heartbeat {
@@ -421,7 +431,7 @@ impl QemuDriver {
             }
             FromAgent::Inventory(inventory) => {
                 let boot = BootId(inventory.boot_id.0);
-                if link.heard(now, boot) {
+                if link.heard(heard_at, boot) {
                     self.ready.push_back((
                         now,
                         Observation::Heartbeat {

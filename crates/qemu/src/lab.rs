@@ -7,9 +7,10 @@
 //! has paused it for good.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use plinth_conformance::Lab;
@@ -51,20 +52,51 @@ impl Testbed {
     /// # Errors
     /// When it cannot run or exits non-zero.
     pub fn run(&self, args: &[&str]) -> Result<String, QemuError> {
-        let failed = |detail: String| QemuError::Testbed {
-            args: args.join(" "),
-            detail,
-        };
-        let out = Command::new(&self.script)
-            .args(args)
-            .env("PLINTH_TESTBED_DIR", &self.dir)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        let out = self
+            .command(args)
             .output()
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| Self::failed(args, e.to_string()))?;
         if !out.status.success() {
-            return Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()));
+            return Err(Self::failed(
+                args,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts the script with `args` and returns at once: for what must not hold up the
+    /// caller (a host booting again while the control plane keeps running).
+    ///
+    /// # Errors
+    /// When it cannot start.
+    pub fn spawn(&self, args: &[&str]) -> Result<Running, QemuError> {
+        let child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Self::failed(args, e.to_string()))?;
+        Ok(Running {
+            args: args.join(" "),
+            child,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.script);
+        command
+            .args(args)
+            .env("PLINTH_TESTBED_DIR", &self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    fn failed(args: &[&str], detail: String) -> QemuError {
+        QemuError::Testbed {
+            args: args.join(" "),
+            detail,
+        }
     }
 
     /// The namespace of testbed host `i` (1-based).
@@ -251,6 +283,38 @@ impl Journal for Migrations {
     }
 }
 
+/// A testbed script started by [`Testbed::spawn`].
+#[derive(Debug)]
+pub struct Running {
+    args: String,
+    child: Child,
+}
+
+impl Running {
+    /// Whether it has ended: `Ok(false)` while it runs.
+    ///
+    /// # Errors
+    /// When it ended with a failure (its standard error), or cannot be waited for.
+    pub fn ended(&mut self) -> Result<bool, QemuError> {
+        let failed = |detail: String| QemuError::Testbed {
+            args: self.args.clone(),
+            detail,
+        };
+        match self.child.try_wait() {
+            Ok(None) => Ok(false),
+            Ok(Some(status)) if status.success() => Ok(true),
+            Ok(Some(status)) => {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                Err(failed(format!("{status}: {stderr}")))
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
+    }
+}
+
 /// The QEMU driver over a testbed, as a conformance [`Lab`].
 #[derive(Debug)]
 pub struct QemuLab {
@@ -263,6 +327,9 @@ pub struct QemuLab {
     truth: Truth,
     /// Crashed hosts and when they boot again.
     repairs: Vec<(Time, usize)>,
+    /// Hosts booting again (`scripts/testbed start`, which takes as long as the agent's
+    /// accelerator probe): the control plane keeps running meanwhile, as it would.
+    booting: Vec<Running>,
     /// Most wall-clock time one `run_until` may take, ms.
     cap_ms: u64,
     migrations: Migrations,
@@ -311,6 +378,7 @@ impl QemuLab {
             hosts,
             truth,
             repairs: Vec::new(),
+            booting: Vec::new(),
             cap_ms,
             migrations,
         })
@@ -380,9 +448,15 @@ impl Lab for QemuLab {
                 .collect();
             self.repairs.retain(|(at, _)| *at > now);
             for i in due {
-                let host = self.hosts[i - 1].clone();
-                self.testbed("start", &host);
+                match self.testbed.spawn(&["start", &i.to_string()]) {
+                    Ok(running) => self.booting.push(running),
+                    Err(e) => panic!("the testbed failed: {e}"),
+                }
             }
+            self.booting.retain_mut(|b| match b.ended() {
+                Ok(ended) => !ended,
+                Err(e) => panic!("the testbed failed: {e}"),
+            });
             if done(self) {
                 return true;
             }

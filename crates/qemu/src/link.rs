@@ -9,12 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plinth_control::Time;
 use plinth_proto::{Connection, FromAgent, Inventory, ProtoError, ToAgent, Token};
 use plinth_tls::{ClientConfig, HANDSHAKE_TIMEOUT, ServerName, TlsConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
+
+use crate::driver::wall_clock;
 
 /// Heartbeat intervals without a frame after which a link drops its connection.
 pub const SILENT_HEARTBEATS: u32 = 3;
@@ -53,9 +56,11 @@ pub struct LinkConfig {
 pub async fn run(
     config: LinkConfig,
     mut outbox: mpsc::UnboundedReceiver<ToAgent>,
-    events: mpsc::UnboundedSender<(String, LinkEvent)>,
+    events: mpsc::UnboundedSender<(String, Time, LinkEvent)>,
 ) {
-    let report = |e: LinkEvent| events.send((config.host.clone(), e)).is_ok();
+    // Each event carries when it was received: a driver that reads it late still knows
+    // when its host was last heard.
+    let report = |e: LinkEvent| events.send((config.host.clone(), wall_clock(), e)).is_ok();
     let retry = config.heartbeat.min(Duration::from_secs(1));
     // Why the last attempt failed, logged once until it changes (it repeats every retry).
     let mut failing: Option<String> = None;
