@@ -60,7 +60,7 @@ fn overlapping_paths_are_read_once() {
         "apps=examples/small/workloads.yaml",
     ]);
     assert_eq!(code, 0, "{report}");
-    assert!(report.contains("1 clusters; 5 workloads"), "{report}");
+    assert!(report.contains("1 clusters; 11 workloads"), "{report}");
 }
 
 #[test]

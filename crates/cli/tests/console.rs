@@ -233,12 +233,12 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
     accessible(&mut page, engine, "clusters, with actions");
     shot(&mut page, "clusters");
 
-    // Scale the workers from 4 to 5, confirmed; the new VM appears on the map, live.
+    // Scale the workers from 12 to 13, confirmed; the new VM appears on the map, live.
     page.eval(
-        "const f = document.querySelector('form.scale[data-pool=workers]'); f.elements.replicas.value = '5'; f.requestSubmit()",
+        "const f = document.querySelector('form.scale[data-pool=workers]'); f.elements.replicas.value = '13'; f.requestSubmit()",
     )
     .expect("scale");
-    page.wait_for("document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('from 4 to 5')", WAIT)
+    page.wait_for("document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('from 12 to 13')", WAIT)
         .expect("a confirmation");
     page.eval("document.getElementById('confirm-ok').click()")
         .expect("confirm");
@@ -246,7 +246,7 @@ fn the_console_shows_the_pool_live_and_acts_through_the_api() {
         .expect("pool");
     wait(
         &mut page,
-        "document.querySelector('#view-pool li.vm[data-vm=\"apps-workers-4\"][data-phase=Running]')",
+        "document.querySelector('#view-pool li.vm[data-vm=\"apps-workers-12\"][data-phase=Running]')",
         "the new VM shows, running",
     );
     assert_eq!(page.eval("window.__sameLoad").expect("eval"), true);

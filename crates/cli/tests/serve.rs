@@ -172,7 +172,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     std::fs::write(
         &changed,
         spec.replace("1.31.4", "1.32.0")
-            .replace("replicas: 4", "replicas: 5"),
+            .replace("replicas: 12", "replicas: 13"),
     )
     .expect("file");
     let (code, out, err) = cli(&server, &admin, &["apply", &changed.display().to_string()]);
@@ -183,8 +183,8 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         let (_, cluster, _) = cli(&server, &reader, &["get", "cluster", "apps", "-o", "json"]);
         let cluster: serde_json::Value = serde_json::from_str(&cluster).unwrap_or_default();
         events.contains("UpgradeFinished")
-            && cluster["status"]["nodes"] == 8
-            && cluster["status"]["readyNodes"] == 8
+            && cluster["status"]["nodes"] == 16
+            && cluster["status"]["readyNodes"] == 16
             && cluster["status"]["conditions"].as_array().is_some_and(|c| {
                 c.iter()
                     .any(|c| c["type"] == "Progressing" && c["status"] == "False")
@@ -218,13 +218,13 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
     // A running cluster cannot be deleted; one that never ran can.
     let (code, _, err) = cli(&server, &admin, &["delete", "cluster", "apps"]);
     assert_eq!(code, 2);
-    assert!(err.contains("runs 8 node VM(s)"), "{err}");
+    assert!(err.contains("runs 16 node VM(s)"), "{err}");
     let (code, _, err) = cli(&server, &admin, &["delete", "cluster", "batch"]);
     assert_eq!(code, 0, "{err}");
     std::fs::write(
         &shrunk,
         spec.replace("1.31.4", "1.32.0")
-            .replace("replicas: 4", "replicas: 5"),
+            .replace("replicas: 12", "replicas: 13"),
     )
     .expect("file");
     let (code, _, err) = cli(&server, &admin, &["apply", &shrunk.display().to_string()]);
@@ -248,7 +248,7 @@ fn serve_builds_the_applied_estate_and_keeps_every_acknowledged_write() {
         let (_, vms, _) = cli(&server, &reader, &["get", "vms", "-o", "json"]);
         let vms: serde_json::Value = serde_json::from_str(&vms).unwrap_or_default();
         vms["items"].as_array().is_some_and(|all| {
-            all.len() == 8
+            all.len() == 16
                 && all.iter().all(|v| {
                     v["status"]["phase"] == "Running" && v["status"]["host"] != busiest.as_str()
                 })
@@ -486,7 +486,7 @@ fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
     std::fs::create_dir_all(&scaled).expect("dir");
     for file in ["cluster.yaml", "inventory.yaml", "workloads.yaml"] {
         let text = std::fs::read_to_string(root().join("examples/small").join(file)).expect("read");
-        let text = text.replacen("      replicas: 4", "      replicas: 5", 1);
+        let text = text.replacen("      replicas: 12", "      replicas: 13", 1);
         std::fs::write(scaled.join(file), text).expect("write");
     }
     let (code, out, err) = cli(
@@ -509,7 +509,7 @@ fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
                 v.pointer("/status/readyNodes")
                     .and_then(serde_json::Value::as_u64)
             });
-        if ready == Some(8) {
+        if ready == Some(16) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "not scaled: {json}");
@@ -518,7 +518,7 @@ fn three_replicas_on_etcd_survive_the_leader_killed_mid_build() {
 
     // No command lost (every node VM created) and none repeated (one command per VM).
     let created = creations(&agents);
-    assert_eq!(created.len(), 8, "{created:?}");
+    assert_eq!(created.len(), 16, "{created:?}");
     for (vm, ids) in &created {
         assert_eq!(
             ids.len(),

@@ -1,22 +1,24 @@
-//! The control plane's contract under faults: over many seeded years of `examples/small`
-//! in both environments (500 virtualized, 200 bare metal) with host failures, partitions
-//! (some healing before the agent's self-fence, some after), lost, delayed and duplicated
-//! agent answers, and control-plane crashes (each after a step's records were written and
-//! before its commands were sent) with a restore from the store, every invariant holds
-//! ([`violations`]): no VM ever runs on two hosts at once; no acknowledged desired state is
-//! lost (every rollout and host maintenance requested finishes); no two actors on one
-//! failure (no node remediated while HA restarts it, none twice); no etcd quorum lost
-//! while nothing failed (a planned operation never breaks it); no strict control-plane
-//! spread broken; no node host label stale beyond the move. A zoned variant (two zones, one
-//! of two racks and one of one, 200 virtualized years) adds: no node VM runs outside the
-//! zone its node's label names, except as a recorded zone exception.
+//! The control plane's contract under faults: over many seeded years of a small estate
+//! (`tests/fixtures/four-workers`, the `examples/small` these seeds were found on: four
+//! hosts, 3 control-plane and 4 worker VMs) in both environments (500 virtualized, 200 bare
+//! metal) with host failures, partitions (some healing before the agent's self-fence, some
+//! after), lost, delayed and duplicated agent answers, and control-plane crashes (each
+//! after a step's records were written and before its commands were sent) with a restore
+//! from the store, every invariant holds ([`violations`]): no VM ever runs on two hosts at
+//! once; no acknowledged desired state is lost (every rollout and host maintenance
+//! requested finishes); no two actors on one failure (no node remediated while HA restarts
+//! it, none twice); no etcd quorum lost while nothing failed (a planned operation never
+//! breaks it); no strict control-plane spread broken; no node host label stale beyond the
+//! move. A zoned variant (two zones, one of two racks and one of one, 200 virtualized
+//! years) adds: no node VM runs outside the zone its node's label names, except as a
+//! recorded zone exception.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_control::store::MemoryStore;
 mod common;
 
-use common::{example, example_replacing};
+use common::fixture_replacing;
 use plinth_events::InputDigest;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
@@ -28,15 +30,16 @@ use rayon::prelude::*;
 
 const DAY: u64 = 86_400_000;
 
+/// The fixture the pinned seeds below were found on.
 fn small() -> Estate {
-    example("small", "")
+    fixture_replacing("four-workers", None, "")
 }
 
-/// examples/small on six hosts in two zones: zone `a` of racks r1 and r2, zone `b` of rack
+/// The same estate on six hosts in two zones: zone `a` of racks r1 and r2, zone `b` of rack
 /// r3 alone (its rack's power failure leaves the zone no host).
 fn zoned_small() -> Estate {
-    example_replacing(
-        "small",
+    fixture_replacing(
+        "four-workers",
         Some("inventory.yaml"),
         r#"apiVersion: plinth.dev/v1alpha1
 kind: Inventory
@@ -250,7 +253,7 @@ fn failing_of(
         .collect()
 }
 
-/// Seeds `seeds` of faulty years of examples/small in `env`: the failing ones.
+/// Seeds `seeds` of faulty years of the fixture in `env`: the failing ones.
 fn failing(env: EnvironmentType, seeds: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<String>)> {
     failing_of(&small(), env, seeds)
 }

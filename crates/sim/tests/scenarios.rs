@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{example, small};
+use common::{example, fixture_replacing, small};
 
 use std::collections::BTreeMap;
 
@@ -782,10 +782,16 @@ fn rolling_upgrade<D: Observe>(
 /// examples/small with no random failures and no recurring operations; `strategy` for the
 /// `workers` pool and `extra` documents (workloads, budgets).
 fn quiet_small(strategy: UpgradeStrategy, extra: &str) -> Estate {
-    let mut estate = example(
-        "small",
-        &format!(
-            r#"apiVersion: plinth.dev/v1alpha1
+    let mut estate = example("small", &quiet(extra));
+    estate.clusters[0].spec.node_pools[0].upgrade = strategy;
+    estate
+}
+
+/// A Scenario with no random failures and no recurring operations, then `extra` (more of
+/// its spec, or more documents).
+fn quiet(extra: &str) -> String {
+    format!(
+        r#"apiVersion: plinth.dev/v1alpha1
 kind: Scenario
 metadata:
   name: test
@@ -800,10 +806,7 @@ spec:
     osPatchingInterval: 100000d
     hostPatchingInterval: 100000d
 {extra}"#
-        ),
-    );
-    estate.clusters[0].spec.node_pools[0].upgrade = strategy;
-    estate
+    )
 }
 
 fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Vec<(String, u32)>) {
@@ -1351,9 +1354,12 @@ fn scale_steps(steps: &[(u64, u32)]) -> Vec<plinth_model::kinds::scenario::Timel
         .collect()
 }
 
+/// On the four-worker fixture: its pool's node names (`apps-workers-0` .. `-5`) sort by name
+/// as they were created. On `examples/small`'s 12-node pool they do not (`apps-workers-9`
+/// sorts after `apps-workers-13`), and a scale down by name drains original nodes first.
 #[test]
 fn scale_pool_adds_node_vms_then_drains_and_deletes_the_last_ones() {
-    let mut estate = quiet_small(UpgradeStrategy::default(), "");
+    let mut estate = fixture_replacing("four-workers", None, &quiet(""));
     let options = Options {
         env: EnvironmentType::Virtualized,
         seed: 1,
@@ -1650,14 +1656,15 @@ fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_wo
     }
 }
 
-/// Issue 12, item 3: a timeline step that scales a pool to 8 declared nodes (8 VMs of the
+/// Issue 12, item 3: a timeline step that scales a pool to 16 declared nodes (16 VMs of the
 /// pool's size) asks a bare-metal design for the servers that capacity and the pods need,
-/// not for 8 whole servers: `examples/small`'s 4 × 8 vCPU pool sits on 64-thread servers.
+/// not for 16 whole servers: `examples/small`'s 16-vCPU node VMs are a quarter of one of
+/// its 64-thread servers.
 #[test]
 fn a_scale_step_asks_bare_metal_for_the_servers_the_declared_capacity_needs() {
     let estate = quiet_small(
         UpgradeStrategy::default(),
-        "    timeline:\n      - at: 1d\n        action: scalePool\n        cluster: apps\n        pool: workers\n        replicas: 8\n",
+        "    timeline:\n      - at: 1d\n        action: scalePool\n        cluster: apps\n        pool: workers\n        replicas: 16\n",
     );
     let options = Options {
         env: EnvironmentType::BareMetal,
@@ -1684,7 +1691,8 @@ fn a_scale_step_asks_bare_metal_for_the_servers_the_declared_capacity_needs() {
     let asked = events(&lines, "scaleRequested");
     assert_eq!(asked.len(), 1, "one scale step");
     let replicas = asked[0]["replicas"].as_u64().unwrap_or(u64::MAX);
-    // 8 × 8 vCPU is 64 vCPU: one more 64-thread server at most, never 8 servers.
+    // 16 × 16 vCPU is 256 vCPU, the threads of four servers: the pool's servers and one
+    // more at most, never 16 servers.
     assert!(
         replicas <= u64::from(servers) + 1,
         "asked for {replicas} servers; the pool has {servers}"

@@ -13,12 +13,32 @@ pub(crate) fn example(name: &str, extra: &str) -> Estate {
 /// The example `name` without its file `replaced` (e.g. `inventory.yaml`), with `extra`
 /// YAML documents added.
 pub(crate) fn example_replacing(name: &str, replaced: Option<&str>, extra: &str) -> Estate {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name);
+    estate_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name),
+        replaced,
+        extra,
+    )
+}
+
+/// The test fixture `name` (`tests/fixtures/<name>`) without its file `replaced`, with
+/// `extra` YAML documents added.
+pub(crate) fn fixture_replacing(name: &str, replaced: Option<&str>, extra: &str) -> Estate {
+    estate_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        replaced,
+        extra,
+    )
+}
+
+/// The estate of the `.yaml` files in `dir` but `replaced`, with `extra` YAML documents.
+fn estate_in(dir: &Path, replaced: Option<&str>, extra: &str) -> Estate {
     let mut input = Input::default();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("example dir")
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("estate dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .filter(|p| replaced.is_none_or(|r| p.file_name().is_none_or(|f| f != r)))
