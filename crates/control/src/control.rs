@@ -2192,31 +2192,44 @@ impl Control {
         if in_flight {
             return true;
         }
-        let roles = self.roles();
-        let Some(plan) = self.drs_plan(&roles) else {
+        let Some(moves) = self.drs_moves() else {
             return true;
         };
-        if plan.moves.is_empty() {
-            self.drs_dirty = false;
+        for m in moves {
+            self.issue_migrations(vec![m], out);
         }
-        let Some(v) = &self.vms else {
-            return true;
-        };
-        // Re-checked before each move: the role rule against what is in flight then.
+        true
+    }
+
+    /// The moves of a DRS pass now that may start: the plan's, up to the first the role
+    /// rule refuses against what is in flight with the moves before it; `None` without a
+    /// pool. Marks DRS clean when the plan has no move.
+    fn drs_moves(&mut self) -> Option<Vec<Migration>> {
+        let roles = self.roles();
+        let plan = self.drs_plan(&roles)?;
+        let v = self.vms.as_ref()?;
         let mut issued: Vec<VmId> = v
             .phase
             .iter()
             .filter(|(_, p)| **p == VmPhase::Migrating)
             .filter_map(|(name, _)| v.ids.get(name).copied())
             .collect();
-        for m in plan.moves {
-            if !drs::admissible(&roles, &issued, m.vm) {
-                break;
-            }
-            issued.push(m.vm);
-            self.issue_migrations(vec![m], out);
+        let balanced = plan.moves.is_empty();
+        let moves = plan
+            .moves
+            .into_iter()
+            .take_while(|m| {
+                let admitted = drs::admissible(&roles, &issued, m.vm);
+                if admitted {
+                    issued.push(m.vm);
+                }
+                admitted
+            })
+            .collect();
+        if balanced {
+            self.drs_dirty = false;
         }
-        true
+        Some(moves)
     }
 
     /// The DRS pass on the placement as it is now: only running VMs move, none off or onto
@@ -2240,7 +2253,7 @@ impl Control {
     }
 
     /// The control-plane members of the clusters this control plane manages.
-    fn roles(&self) -> drs::Roles {
+    fn roles(&self) -> drs::Roles<'_> {
         let ids = self.vms.as_ref().map(|v| &v.ids);
         drs::Roles::of(self.clusters(), |name| {
             ids.and_then(|i| i.get(name)).copied()

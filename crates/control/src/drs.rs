@@ -8,8 +8,6 @@
 //! together ([`admissible`], checked as the plan is built and again by the control plane
 //! before it issues each move). `plinth drs --dry-run` prints the same [`DrsPlan`].
 
-use std::collections::BTreeMap;
-
 use plinth_placement::{HostId, HostStatus, Migration, PoolState, VmId, ZoneId};
 
 use crate::config::DrsConfig;
@@ -53,37 +51,39 @@ pub fn imbalance(state: &PoolState) -> f64 {
         .sqrt()
 }
 
-/// The control-plane (etcd) members of the guest clusters, by VM.
+/// The control-plane (etcd) members of the guest clusters, by VM. Built on every DRS pass,
+/// so it borrows the clusters' names and allocates one vector.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Roles {
-    /// Control-plane VM → its cluster's name.
-    members: BTreeMap<VmId, String>,
+pub struct Roles<'a> {
+    /// Control-plane VM and its cluster's name, sorted by VM.
+    members: Vec<(VmId, &'a str)>,
 }
 
-impl Roles {
+impl<'a> Roles<'a> {
     /// The control-plane members of `clusters`; `id` finds a VM by name (members it does
     /// not know, not placed, are left out).
-    pub fn of<'a>(
+    pub fn of(
         clusters: impl IntoIterator<Item = &'a ClusterTopology>,
         id: impl Fn(&str) -> Option<VmId>,
     ) -> Self {
-        let members = clusters
+        let mut members: Vec<(VmId, &'a str)> = clusters
             .into_iter()
             .flat_map(|c| {
+                let id = &id;
                 c.control_plane
                     .nodes
                     .iter()
-                    .filter_map(|n| id(n))
-                    .map(|vm| (vm, c.name.clone()))
-                    .collect::<Vec<_>>()
+                    .filter_map(move |n| id(n).map(|vm| (vm, c.name.as_str())))
             })
             .collect();
+        members.sort_unstable_by_key(|(vm, _)| *vm);
         Self { members }
     }
 
     /// The cluster whose etcd `vm` is a member of, if it is a control-plane VM.
-    pub fn cluster_of(&self, vm: VmId) -> Option<&str> {
-        self.members.get(&vm).map(String::as_str)
+    pub fn cluster_of(&self, vm: VmId) -> Option<&'a str> {
+        let i = self.members.binary_search_by_key(&vm, |(v, _)| *v).ok()?;
+        Some(self.members[i].1)
     }
 }
 
@@ -320,14 +320,19 @@ mod tests {
         }
     }
 
-    fn roles(s: &PoolState) -> Roles {
-        Roles::of(&[cluster(&["c-cp-0", "c-cp-1"], &[])], |n| id(s, n))
+    fn roles<'a>(s: &PoolState, clusters: &'a [ClusterTopology]) -> Roles<'a> {
+        Roles::of(clusters, |n| id(s, n))
+    }
+
+    fn clusters() -> [ClusterTopology; 1] {
+        [cluster(&["c-cp-0", "c-cp-1"], &[])]
     }
 
     #[test]
     fn other_vms_move_first_and_control_plane_vms_last_one_at_a_time() {
         let s = lopsided(6);
-        let r = roles(&s);
+        let cs = clusters();
+        let r = roles(&s, &cs);
         let first = plan(&s, &cfg(8), &r, |_| true, &[], &[]);
         assert!(!first.moves.is_empty());
         assert!(first.after < first.before);
@@ -343,7 +348,7 @@ mod tests {
     fn moves_per_interval_are_bounded() {
         let s = lopsided(10);
         assert_eq!(
-            plan(&s, &cfg(2), &roles(&s), |_| true, &[], &[])
+            plan(&s, &cfg(2), &roles(&s, &clusters()), |_| true, &[], &[])
                 .moves
                 .len(),
             2
@@ -353,7 +358,8 @@ mod tests {
     #[test]
     fn a_control_plane_move_never_joins_another_move() {
         let s = lopsided(0);
-        let r = roles(&s);
+        let cs = clusters();
+        let r = roles(&s, &cs);
         let (cp0, cp1) = (id(&s, "c-cp-0").expect("cp"), id(&s, "c-cp-1").expect("cp"));
         let w = VmId(99);
         assert!(admissible(&r, &[], cp0));
