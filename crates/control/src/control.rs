@@ -1106,6 +1106,14 @@ impl Control {
                 self.locate_after(now, f, error, out);
                 return;
             }
+            match self.host_down(&f) {
+                Some(resync::HostDown::Done) => {
+                    self.dispatch(now, f.pending, None, out);
+                    return;
+                }
+                Some(resync::HostDown::Dropped) => return,
+                None => {}
+            }
             if resync::idempotent(&f.kind) || self.retry_placing(&f.kind, error) {
                 self.retry_failed(now, f, error);
                 return;

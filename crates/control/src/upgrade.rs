@@ -308,11 +308,17 @@ fn stage_plan(pool: &PoolTopology, order: Vec<String>, b: Batch, replace_ms: u64
     }
 }
 
+/// The index `i` of a node named `<prefix><i>`; `None` for any other name (a bare-metal
+/// server's).
+pub fn node_index(prefix: &str, name: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
 /// The next free index for new nodes named `<prefix><i>`: one above the highest in use.
 pub fn next_index<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -> u32 {
     names
         .into_iter()
-        .filter_map(|n| n.strip_prefix(prefix)?.parse::<u32>().ok())
+        .filter_map(|n| node_index(prefix, n))
         .map(|i| i.saturating_add(1))
         .max()
         .unwrap_or(0)

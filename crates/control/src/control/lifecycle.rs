@@ -80,7 +80,7 @@ impl ClusterRec {
     pub(super) fn new(topo: ClusterTopology) -> Self {
         let mut next = Vec::new();
         for p in std::iter::once(&topo.control_plane).chain(&topo.pools) {
-            let prefix = format!("{}-{}-", topo.name, prefix_pool(&p.name));
+            let prefix = name_prefix(&topo.name, &p.name);
             next.push(upgrade::next_index(
                 &prefix,
                 p.nodes.iter().map(String::as_str),
@@ -97,6 +97,12 @@ impl ClusterRec {
             creating: None,
             scaling: 0,
         }
+    }
+
+    /// The prefix of stage `stage`'s new node names ([`name_prefix`]).
+    fn name_prefix(&self, stage: usize) -> String {
+        let pool = self.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
+        name_prefix(&self.topo.name, pool)
     }
 
     /// Whether a creation, a scale or a rollout of the cluster is under way or queued.
@@ -136,8 +142,11 @@ impl ClusterRec {
 }
 
 /// VM names of the control plane are `<cluster>-cp-<i>`, of a pool `<cluster>-<pool>-<i>`.
-fn prefix_pool(pool: &str) -> &str {
-    if pool == CONTROL_PLANE { "cp" } else { pool }
+/// The prefix of the names of a pool's new node VMs: `<cluster>-<pool>-`, `cp` for the
+/// control plane; a node's index follows it ([`upgrade::node_index`]).
+fn name_prefix(cluster: &str, pool: &str) -> String {
+    let pool = if pool == CONTROL_PLANE { "cp" } else { pool };
+    format!("{cluster}-{pool}-")
 }
 
 impl Control {
@@ -415,11 +424,7 @@ impl Control {
         stage: usize,
         mut spec: VmSpec,
     ) -> Result<(String, String), plinth_placement::PlacementError> {
-        let prefix = {
-            let rec = &self.clusters[c];
-            let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
-            format!("{}-{}-", rec.topo.name, prefix_pool(pool))
-        };
+        let prefix = self.clusters[c].name_prefix(stage);
         let index = self.clusters[c].next.get(stage).copied().unwrap_or(0);
         let new = format!("{prefix}{index}");
         let Some(v) = self.vms.as_mut() else {
@@ -1027,7 +1032,12 @@ impl Control {
             .stage(stage)
             .map(|p| p.nodes.clone())
             .unwrap_or_default();
-        names.sort();
+        // The newest go first: by index (`-12` after `-9`), then by name (bare-metal
+        // servers, which have none).
+        let prefix = self.clusters[c].name_prefix(stage);
+        names.sort_by(|a, b| {
+            (upgrade::node_index(&prefix, a), a).cmp(&(upgrade::node_index(&prefix, b), b))
+        });
         let victims: Vec<String> = names
             .into_iter()
             .rev()

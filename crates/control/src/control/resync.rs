@@ -96,21 +96,41 @@ fn drain_blocks(pending: &Pending) -> &'static str {
     }
 }
 
+/// What becomes of a failed command to the agent of a host that is not up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HostDown {
+    /// Done: the VM it would stop or delete died with the host, whose return resyncs it;
+    /// what waits for it (a rollout's delete, a scale-down) goes on.
+    Done,
+    /// Dropped: nothing waits for it (an inventory the host's return sends anyway).
+    Dropped,
+}
+
 impl Control {
-    /// An idempotent command failed: send it again after a backoff, and say what waits.
-    /// A command to a host's agent that is not up is dropped: what it would stop died
-    /// with the host, and its return resyncs it. A maintenance's stop is not: the
-    /// evacuation waits for its answer (the host back, or the VM moved by HA meanwhile).
-    pub(super) fn retry_failed(&mut self, now: Time, f: InFlight, error: &CommandError) {
-        if !matches!(f.pending, Pending::Park { .. })
-            && let Some(host) = agent_host(&f.kind)
-            && !self
-                .host_index
-                .get(host)
-                .is_some_and(|&i| self.hosts[i].health == Health::Up)
-        {
-            return;
+    /// Whether failed command `f` went to the agent of a host that is not up, and what
+    /// becomes of it then; `None` when it is retried as any other. A maintenance's stop is
+    /// retried: the evacuation waits for its answer (the host back, or the VM moved by HA
+    /// meanwhile).
+    pub(super) fn host_down(&self, f: &InFlight) -> Option<HostDown> {
+        if matches!(f.pending, Pending::Park { .. }) {
+            return None;
         }
+        let host = agent_host(&f.kind)?;
+        let up = self
+            .host_index
+            .get(host)
+            .is_some_and(|&i| self.hosts[i].health == Health::Up);
+        if up {
+            return None;
+        }
+        Some(match f.kind {
+            CommandKind::ReportInventory { .. } => HostDown::Dropped,
+            _ => HostDown::Done,
+        })
+    }
+
+    /// An idempotent command failed: send it again after a backoff, and say what waits.
+    pub(super) fn retry_failed(&mut self, now: Time, f: InFlight, error: &CommandError) {
         let object = retry_object(&f.kind);
         // A failed drain holds a rollout up: its Cluster shows the pause
         // ([`Control::rollout_condition`] reads the node's condition).
