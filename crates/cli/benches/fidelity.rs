@@ -200,10 +200,12 @@ fn actions<L: Lab>(mut lab: L) -> Timed {
     let vms = lab.running(&failed);
     let t = lab.now();
     lab.crash(&failed);
+    // This crash's failure: declared after it (an earlier failure of the host, recovered,
+    // would end the wait at once).
     let recovered = |l: &L| {
         l.failures()
             .iter()
-            .any(|f| f.host == failed && f.recovered_at.is_some())
+            .any(|f| f.host == failed && f.declared_at.millis() >= t && f.recovered_at.is_some())
     };
     // Each VM runs again: elsewhere, or on the crashed host itself when it came back (the
     // lab repairs it after `REPAIR_MS`) before another host had room.
@@ -217,16 +219,19 @@ fn actions<L: Lab>(mut lab: L) -> Timed {
         lab.failures(),
         lab.conditions()
     );
-    let record = lab
-        .failures()
-        .into_iter()
-        .rfind(|f| f.host == failed)
-        .expect("the failure's record");
+    let failures = lab.failures();
+    let record = failures
+        .iter()
+        .find(|f| f.host == failed && f.declared_at.millis() >= t && f.recovered_at.is_some())
+        .unwrap_or_else(|| panic!("the crash's failure record: {failures:?}"));
     let after = |at: plinth_control::Time| at.millis().saturating_sub(t);
+    let (Some(dead), Some(running)) = (record.known_dead_at, record.recovered_at) else {
+        panic!("the crash's failure known dead before any restart: {failures:?}");
+    };
     let failure = Failover {
         declared: after(record.declared_at),
-        dead: after(record.known_dead_at.expect("known dead before any restart")),
-        running: after(record.recovered_at.expect("recovered")),
+        dead: after(dead),
+        running: after(running),
     };
     Timed {
         create,
