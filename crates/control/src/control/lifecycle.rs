@@ -1020,7 +1020,7 @@ impl Control {
         false
     }
 
-    /// Drains and removes `n` nodes of pool `stage`, last by name first, skipping nodes a
+    /// Drains and removes `n` nodes of pool `stage`, newest (highest index) first, skipping nodes a
     /// rollout is replacing.
     fn scale_down(&mut self, c: usize, stage: usize, n: u32, out: &mut Vec<Command>) {
         let busy: Vec<String> = self.clusters[c]

@@ -99,8 +99,9 @@ fn drain_blocks(pending: &Pending) -> &'static str {
 /// What becomes of a failed command to the agent of a host that is not up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum HostDown {
-    /// Done: the VM it would stop or delete died with the host, whose return resyncs it;
-    /// what waits for it (a rollout's delete, a scale-down) goes on.
+    /// Done: the host is known dead (fenced, or its agent has killed its VMs), so the VM
+    /// the command would stop or delete is not running, and the host's return resyncs
+    /// what is left of it; what waits for the command (a rollout's delete) goes on.
     Done,
     /// Dropped: nothing waits for it (an inventory the host's return sends anyway).
     Dropped,
@@ -108,25 +109,21 @@ pub(super) enum HostDown {
 
 impl Control {
     /// Whether failed command `f` went to the agent of a host that is not up, and what
-    /// becomes of it then; `None` when it is retried as any other. A maintenance's stop is
-    /// retried: the evacuation waits for its answer (the host back, or the VM moved by HA
-    /// meanwhile).
+    /// becomes of it then; `None` when it is retried as any other: a stop or delete on a
+    /// host only silent or being fenced (its VM may still run), and a maintenance's stop
+    /// (the evacuation waits for its answer: the host back, or the VM moved by HA).
     pub(super) fn host_down(&self, f: &InFlight) -> Option<HostDown> {
         if matches!(f.pending, Pending::Park { .. }) {
             return None;
         }
         let host = agent_host(&f.kind)?;
-        let up = self
-            .host_index
-            .get(host)
-            .is_some_and(|&i| self.hosts[i].health == Health::Up);
-        if up {
-            return None;
+        let health = self.host_index.get(host).map(|&i| self.hosts[i].health);
+        match (&f.kind, health) {
+            (_, Some(Health::Up)) => None,
+            (CommandKind::ReportInventory { .. }, _) => Some(HostDown::Dropped),
+            (_, Some(Health::Failed) | None) => Some(HostDown::Done),
+            _ => None,
         }
-        Some(match f.kind {
-            CommandKind::ReportInventory { .. } => HostDown::Dropped,
-            _ => HostDown::Done,
-        })
     }
 
     /// An idempotent command failed: send it again after a backoff, and say what waits.
