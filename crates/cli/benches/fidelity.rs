@@ -200,13 +200,12 @@ fn actions<L: Lab>(mut lab: L) -> Timed {
     let vms = lab.running(&failed);
     let t = lab.now();
     lab.crash(&failed);
-    // This crash's failure: declared after it (an earlier failure of the host, recovered,
-    // would end the wait at once).
-    let recovered = |l: &L| {
-        l.failures()
-            .iter()
-            .any(|f| f.host == failed && f.declared_at.millis() >= t && f.recovered_at.is_some())
+    // This crash's failure, recovered: declared after it (an earlier failure of the host,
+    // recovered, would end the wait at once).
+    let this_crash = |f: &&plinth_control::FailureRecord| {
+        f.host == failed && f.declared_at.millis() >= t && f.recovered_at.is_some()
     };
+    let recovered = |l: &L| l.failures().iter().any(|f| this_crash(&f));
     // Each VM runs again: elsewhere, or on the crashed host itself when it came back (the
     // lab repairs it after `REPAIR_MS`) before another host had room.
     let running_again = |l: &L| vms.iter().all(|vm| l.running_on(vm).is_some());
@@ -222,7 +221,7 @@ fn actions<L: Lab>(mut lab: L) -> Timed {
     let failures = lab.failures();
     let record = failures
         .iter()
-        .find(|f| f.host == failed && f.declared_at.millis() >= t && f.recovered_at.is_some())
+        .find(this_crash)
         .unwrap_or_else(|| panic!("the crash's failure record: {failures:?}"));
     let after = |at: plinth_control::Time| at.millis().saturating_sub(t);
     let (Some(dead), Some(running)) = (record.known_dead_at, record.recovered_at) else {

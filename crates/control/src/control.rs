@@ -2200,11 +2200,8 @@ impl Control {
         if in_flight {
             return true;
         }
-        let Some(moves) = self.drs_moves() else {
-            return true;
-        };
-        for m in moves {
-            self.issue_migrations(vec![m], out);
+        if let Some(moves) = self.drs_moves() {
+            self.issue_migrations(moves, out);
         }
         true
     }

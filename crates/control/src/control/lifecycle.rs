@@ -141,9 +141,9 @@ impl ClusterRec {
     }
 }
 
-/// VM names of the control plane are `<cluster>-cp-<i>`, of a pool `<cluster>-<pool>-<i>`.
-/// The prefix of the names of a pool's new node VMs: `<cluster>-<pool>-`, `cp` for the
-/// control plane; a node's index follows it ([`upgrade::node_index`]).
+/// The prefix of a pool's node VM names: VMs of the control plane are `<cluster>-cp-<i>`,
+/// of a pool `<cluster>-<pool>-<i>`, where `<i>` is the node's index
+/// ([`upgrade::node_index`]).
 fn name_prefix(cluster: &str, pool: &str) -> String {
     let pool = if pool == CONTROL_PLANE { "cp" } else { pool };
     format!("{cluster}-{pool}-")
@@ -1020,8 +1020,8 @@ impl Control {
         false
     }
 
-    /// Drains and removes `n` nodes of pool `stage`, newest (highest index) first, skipping nodes a
-    /// rollout is replacing.
+    /// Drains and removes `n` nodes of pool `stage`, newest (highest index) first, skipping
+    /// nodes a rollout is replacing.
     fn scale_down(&mut self, c: usize, stage: usize, n: u32, out: &mut Vec<Command>) {
         let busy: Vec<String> = self.clusters[c]
             .rollout
