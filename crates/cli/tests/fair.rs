@@ -92,3 +92,70 @@ fn b_flips_to_bare_metal_at_a_virtualization_licence_price_the_search_finds() {
         "a dearer licence flips it, not a cheaper one: ×{at}"
     );
 }
+
+/// Estate B's clusters and workloads on its sixteen servers, in the racks `racks` names
+/// (`r1 r2`: as declared; `r1`: all in one), with racks that lose power every 60 days for
+/// 3 hours and hosts that never fail; written to a directory of its own.
+fn b_with_racks(racks: &[&str]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "plinth-fair-{}-{}",
+        std::process::id(),
+        racks.join("-")
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let b = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/b");
+    for f in ["clusters.yaml", "workloads.yaml"] {
+        std::fs::copy(b.join(f), dir.join(f)).expect("copy");
+    }
+    let declared: String = racks.iter().map(|r| format!("    - name: {r}\n")).collect();
+    let hosts: String = ["r1", "r2"]
+        .iter()
+        .map(|r| {
+            let rack = if racks.contains(r) { r } else { &racks[0] };
+            format!("    - class: general\n      rack: {rack}\n      count: 8\n")
+        })
+        .collect();
+    let inventory = std::fs::read_to_string(b.join("inventory.yaml")).expect("read");
+    let (head, _) = inventory.split_once("  racks:\n").expect("racks");
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        format!("{head}  racks:\n{declared}  hosts:\n{hosts}"),
+    )
+    .expect("write inventory");
+    std::fs::write(
+        dir.join("scenario.yaml"),
+        "apiVersion: plinth.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: rack-power\n\
+         spec:\n  failures:\n    hosts:\n      mtbf: 100000d\n    racks:\n      mtbf: 60d\n      \
+         repairTime: 3h\n",
+    )
+    .expect("write scenario");
+    dir
+}
+
+/// HA restarts a rack's control-plane VMs elsewhere only when there is an elsewhere: with
+/// every host in one rack, a rack's power loss keeps the virtualized control planes down
+/// for the rack's repair, as on bare metal (before, the restart time was credited anyway).
+#[test]
+fn a_rack_holding_every_host_gets_no_ha_restart_credit() {
+    let hours = |racks: &[&str]| {
+        let dir = b_with_racks(racks);
+        let r = no_sweep(&[dir.to_str().expect("utf-8")]);
+        std::fs::remove_dir_all(&dir).ok();
+        let d = dimension(&r, "reliability");
+        (
+            d["virtualized"]["mean"].as_f64().unwrap_or(f64::NAN),
+            d["bareMetal"]["mean"].as_f64().unwrap_or(f64::NAN),
+        )
+    };
+    let (two_racks, _) = hours(&["r1", "r2"]);
+    let (one_rack, bare_metal) = hours(&["r1"]);
+    assert!(
+        one_rack > 10.0 * two_racks,
+        "one rack {one_rack} h/year against two racks {two_racks}"
+    );
+    // Six clusters down 3 h every 60 days each: ≈ 6 × 8,760 × 3 / 1,443 ≈ 109 h/year.
+    assert!(
+        (80.0..140.0).contains(&one_rack),
+        "one rack: {one_rack} h/year (bare metal {bare_metal})"
+    );
+}

@@ -46,6 +46,10 @@ pub struct Machine {
     /// The cluster of each control-plane member on it (a cluster repeats when two of
     /// its members share the server).
     pub control_plane: Vec<String>,
+    /// Physical capacity left after its VMs (virtualized hosts; zero on bare metal).
+    pub free: Resources,
+    /// What its control-plane VMs take from it (virtualized hosts; zero on bare metal).
+    pub control_plane_footprint: Resources,
 }
 
 /// A design's capacity split the OpenCost way: every unit is workload, overhead or idle.
@@ -95,6 +99,54 @@ impl Split {
     }
 }
 
+/// Capacity held for one cluster alone: a node (a node VM, or a server) or a role's servers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Held {
+    /// Its allocatable (capacity less kubelet reservations), in its own units (vCPUs of a
+    /// node VM, threads of a server).
+    pub allocatable: Resources,
+    /// What the cluster's pods (or control-plane members) on it request, in the same units.
+    pub requested: Resources,
+    /// Its units per physical unit: the pool's overcommit (CPU, memory) for a node VM,
+    /// 1 for a server.
+    pub overcommit: (f64, f64),
+}
+
+/// Free capacity of a machine any VM of the pool may use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SharedFree {
+    /// Free physical capacity after what runs on it.
+    pub free: Resources,
+    /// What the smallest demand that may come to it takes from it, in physical units (CPU
+    /// and memory taken separately).
+    pub smallest: Resources,
+}
+
+/// Stranded capacity, one definition for both designs, in physical units: what is held
+/// for one cluster and not requested by it (free, but no other cluster may use it), plus
+/// the free capacity of a shared machine that its smallest demand cannot take because the
+/// other resource is exhausted there.
+pub fn stranded(held: &[Held], shared: &[SharedFree]) -> Resources {
+    let physical = |units: u64, per: f64| (units as f64 / per.max(f64::MIN_POSITIVE)) as u64;
+    let held = held.iter().fold(Resources::ZERO, |acc, h| {
+        let left = h.allocatable.saturating_sub(&h.requested);
+        acc + Resources::new(
+            physical(left.cpu_millis, h.overcommit.0),
+            physical(left.memory_bytes, h.overcommit.1),
+            0,
+        )
+    });
+    shared.iter().fold(held, |mut acc, m| {
+        if m.free.memory_bytes < m.smallest.memory_bytes {
+            acc.cpu_millis += m.free.cpu_millis;
+        }
+        if m.free.cpu_millis < m.smallest.cpu_millis {
+            acc.memory_bytes += m.free.memory_bytes;
+        }
+        acc
+    })
+}
+
 /// One environment's design.
 #[derive(Clone, Debug)]
 pub struct Design {
@@ -109,9 +161,9 @@ pub struct Design {
     pub failures: Vec<String>,
     /// Capacity split.
     pub split: Split,
-    /// Free capacity on servers that cannot use it: on bare metal, what a cluster's
-    /// servers hold beyond its pods; on virtualized hosts, CPU or memory left where the
-    /// other resource is too full for the smallest VM.
+    /// Free capacity nothing can use, by [`stranded`]: what a node or a server held for
+    /// one cluster offers beyond its requests, plus CPU or memory left on a shared host
+    /// where the other resource is too full for the smallest VM.
     pub stranded: Resources,
     /// Kubernetes nodes.
     pub nodes: u32,
@@ -300,6 +352,30 @@ fn pod_requests(s: &Setup) -> Resources {
         .fold(Resources::ZERO, |acc, p| acc + p.requests)
 }
 
+/// Each node's allocatable and its pods' requests where the scheduler bound them at the
+/// start, in node order.
+fn node_requests(s: &Setup) -> Vec<(Resources, Resources)> {
+    let index: BTreeMap<&str, usize> = s
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let mut out: Vec<(Resources, Resources)> = s
+        .nodes
+        .iter()
+        .map(|n| (n.allocatable, Resources::ZERO))
+        .collect();
+    for p in &s.pods {
+        if let Some((_, node)) = &p.initial
+            && let Some(&i) = index.get(node.as_str())
+        {
+            out[i].1 += p.requests;
+        }
+    }
+    out
+}
+
 fn vm_set_usage(estate: &Estate) -> [(f64, f64); 24] {
     let mut out = [(0.0, 0.0); 24];
     for v in &estate.vm_sets {
@@ -385,9 +461,11 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
             let m = &mut machines[host.index()];
             m.vms += 1;
             overhead += per_vm;
-            smallest = Some(smallest.map_or(v.demand, |s| Resources {
-                cpu_millis: s.cpu_millis.min(v.demand.cpu_millis),
-                memory_bytes: s.memory_bytes.min(v.demand.memory_bytes),
+            // What the VM takes from a host: its demand after overcommit, plus per-VM overhead.
+            let takes = pool.pool().footprint(v);
+            smallest = Some(smallest.map_or(takes, |s| Resources {
+                cpu_millis: s.cpu_millis.min(takes.cpu_millis),
+                memory_bytes: s.memory_bytes.min(takes.memory_bytes),
                 disk_bytes: 0,
             }));
             let group = v
@@ -399,6 +477,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
                 m.clusters.insert(c.name.clone());
                 m.stacks.insert(stack(&c.spec));
                 m.control_plane.push(c.name.clone());
+                m.control_plane_footprint += takes;
                 control_plane_vcpus += v.demand.cpu_millis / 1000;
                 overhead += Resources::new(v.demand.cpu_millis, v.demand.memory_bytes, 0);
             } else if sets.contains(group) {
@@ -414,21 +493,33 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
     }
     let reservation = host_reservation(spec);
     let mut capacity = Resources::ZERO;
-    let mut stranded = Resources::ZERO;
-    for (i, m) in machines.iter().enumerate() {
+    let mut shared = Vec::new();
+    for (i, m) in machines.iter_mut().enumerate() {
         let cap = estate.inventory.spec.host_classes[m.class].capacity();
         capacity += Resources::new(cap.cpu_millis, cap.memory_bytes, 0);
         overhead += Resources::new(reservation.cpu.0, reservation.memory.0, 0);
-        if let (Some(pool), Some(small)) = (s.control.pool(), smallest) {
-            let free = pool.free(plinth_placement::HostId(i as u32));
-            if free.memory_bytes < small.memory_bytes {
-                stranded.cpu_millis += free.cpu_millis;
-            }
-            if free.cpu_millis < small.cpu_millis {
-                stranded.memory_bytes += free.memory_bytes;
-            }
+        if let Some(pool) = s.control.pool() {
+            m.free = pool.free(plinth_placement::HostId(i as u32));
+        }
+        if let Some(smallest) = smallest {
+            shared.push(SharedFree {
+                free: m.free,
+                smallest,
+            });
         }
     }
+    // Each worker node VM is held for its cluster; a control-plane VM is its member's
+    // size, all of it requested.
+    let overcommit = (spec.overcommit.cpu, spec.overcommit.memory);
+    let held: Vec<Held> = node_requests(&s)
+        .into_iter()
+        .map(|(allocatable, requested)| Held {
+            allocatable,
+            requested,
+            overcommit,
+        })
+        .collect();
+    let stranded = stranded(&held, &shared);
     let mut failures = unserved(estate, &s);
     failures.extend(
         s.unplaced
@@ -618,7 +709,18 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
             workload: pod_requests(&s) + vm_set_demand(estate),
             overhead,
         },
-        stranded: Resources::new(plan.stranded.cpu_millis, plan.stranded.memory_bytes, 0),
+        stranded: stranded(
+            &plan
+                .allocations
+                .iter()
+                .map(|a| Held {
+                    allocatable: a.allocatable,
+                    requested: a.requested,
+                    overcommit: (1.0, 1.0),
+                })
+                .collect::<Vec<_>>(),
+            &[],
+        ),
         nodes: s.nodes.len() as u32,
         node_vcpus: 0,
         control_plane_vcpus: 0,
@@ -628,4 +730,50 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         vm_pool_capacity,
         machines,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GI: u64 = 1 << 30;
+
+    /// The same facts give both designs the same number: a node held for one cluster
+    /// strands what its pods do not request, whether it is a node VM or a server; a node
+    /// VM holds its vCPUs and memory at the pool's overcommit.
+    #[test]
+    fn stranded_is_one_definition_for_both_designs() {
+        let node = |overcommit| Held {
+            allocatable: Resources::new(16_000, 64 * GI, 0),
+            requested: Resources::new(8_000, 16 * GI, 0),
+            overcommit,
+        };
+        let server = stranded(&[node((1.0, 1.0))], &[]);
+        assert_eq!(server, Resources::new(8_000, 48 * GI, 0));
+        assert_eq!(
+            stranded(&[node((4.0, 1.0))], &[]),
+            Resources::new(2_000, 48 * GI, 0),
+            "8 unrequested vCPUs at 4:1 hold 2 threads"
+        );
+    }
+
+    /// A shared machine's free CPU is stranded only when the smallest demand cannot take
+    /// it for want of memory there, and its memory only for want of CPU.
+    #[test]
+    fn shared_free_capacity_is_stranded_only_where_the_other_resource_is_exhausted() {
+        let smallest = Resources::new(1_000, 4 * GI, 0);
+        let free = |cpu, mem| SharedFree {
+            free: Resources::new(cpu, mem * GI, 0),
+            smallest,
+        };
+        assert_eq!(stranded(&[], &[free(8_000, 64)]), Resources::ZERO);
+        assert_eq!(
+            stranded(&[], &[free(8_000, 2)]),
+            Resources::new(8_000, 0, 0)
+        );
+        assert_eq!(
+            stranded(&[], &[free(500, 64)]),
+            Resources::new(0, 64 * GI, 0)
+        );
+    }
 }

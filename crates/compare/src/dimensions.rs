@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
 use plinth_model::kinds::calibration::Accelerator;
@@ -11,7 +12,7 @@ use plinth_model::kinds::environment::{EnvironmentType, PerformanceOverhead};
 use serde::Serialize;
 
 use crate::cost::{self, Cost, units};
-use crate::design::Design;
+use crate::design::{Design, Machine};
 use crate::events::RunFacts;
 
 /// Which way a metric is better.
@@ -262,6 +263,20 @@ fn pct(part: f64, whole: f64) -> f64 {
     }
 }
 
+/// Whether HA can restart the control-plane VMs of rack `rack` when the rack loses power:
+/// the hosts outside it have the free room, CPU and memory, for what those VMs take (a
+/// fluid bound: summed over hosts, not fitted host by host). A rack that holds every host
+/// can restart nothing; its VMs are back only when the rack is.
+pub fn restartable(machines: &[Machine], rack: &str) -> bool {
+    let (inside, outside): (Vec<&Machine>, Vec<&Machine>) =
+        machines.iter().partition(|m| m.rack == rack);
+    let need = inside
+        .iter()
+        .fold(Resources::ZERO, |acc, m| acc + m.control_plane_footprint);
+    let room = outside.iter().fold(Resources::ZERO, |acc, m| acc + m.free);
+    need.cpu_millis <= room.cpu_millis && need.memory_bytes <= room.memory_bytes
+}
+
 /// Probability that fewer than a majority of `members` (server indices, repeats allowed
 /// when two members share a server) are up, servers and racks failing independently with
 /// unavailabilities `u_host[server]` and `u_rack[rack of server]`. Exact enumeration over the
@@ -458,12 +473,17 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
             1.0 - (1.0 - failed) * (1.0 - planned)
         })
         .collect();
-    let rack_down = if virt && vs.ha.enabled {
-        restart_ms
-    } else {
-        failures.racks.repair_time.millis() as f64
-    };
-    let u_rack = vec![unavailability(rack_down, failures.racks.mtbf.millis() as f64); racks.len()];
+    let u_rack: Vec<f64> = racks
+        .iter()
+        .map(|r| {
+            let rack_down = if virt && vs.ha.enabled && restartable(&design.machines, r) {
+                restart_ms
+            } else {
+                failures.racks.repair_time.millis() as f64
+            };
+            unavailability(rack_down, failures.racks.mtbf.millis() as f64)
+        })
+        .collect();
     let mut lost_hours = 0.0;
     for c in &estate.clusters {
         let members: Vec<usize> = design
@@ -839,6 +859,25 @@ mod tests {
         assert!(
             utilization(3_300.0, 0.0, 10_000.0, 0.2) < utilization(3_300.0, 0.0, 10_000.0, 0.1)
         );
+    }
+
+    /// HA restarts a rack's control-plane VMs only where hosts outside the rack have room
+    /// for them: never when one rack holds every host.
+    #[test]
+    fn a_rack_restarts_its_control_plane_only_on_room_outside_it() {
+        let host = |rack: &str, free_cpu: u64, members: u64| Machine {
+            rack: rack.into(),
+            free: Resources::new(free_cpu, free_cpu << 20, 0),
+            control_plane_footprint: Resources::new(members * 1_000, (members * 1_000) << 20, 0),
+            ..Machine::default()
+        };
+        let one_rack = [host("r1", 50_000, 1), host("r1", 50_000, 2)];
+        assert!(!restartable(&one_rack, "r1"), "no host outside the rack");
+        let two_racks = [host("r1", 0, 3), host("r2", 4_000, 0)];
+        assert!(restartable(&two_racks, "r1"));
+        assert!(restartable(&two_racks, "r2"), "nothing to restart");
+        let full = [host("r1", 0, 3), host("r2", 2_000, 0)];
+        assert!(!restartable(&full, "r1"), "3 members, room for 2");
     }
 
     /// Independence per the article: a cluster alone on its servers with its own storage

@@ -73,6 +73,17 @@ fn more_pods_strand_less_bare_metal_cpu() {
     });
 }
 
+/// Stranded CPU has one definition: a node VM, like a server, strands what its pods do
+/// not request.
+#[test]
+fn fewer_pods_strand_more_virtualized_cpu() {
+    moves("resourceAllocation", V, true, |e| {
+        for w in &mut e.workloads {
+            w.replicas = (w.replicas / 2).max(1);
+        }
+    });
+}
+
 #[test]
 fn a_larger_hypervisor_overhead_keeps_less_performance() {
     moves("performance", V, false, |e| {

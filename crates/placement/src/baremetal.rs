@@ -152,11 +152,18 @@ pub struct RoleAllocation {
     pub owned: Vec<String>,
     /// Servers of `class` to buy for it.
     pub to_buy: u32,
-    /// Allocatable left beyond its pods' requests.
-    pub stranded: Resources,
+    /// Allocatable of its servers (capacity less kubelet reservations), all together.
+    pub allocatable: Resources,
+    /// What its pods (or control-plane members) request, all together.
+    pub requested: Resources,
 }
 
 impl RoleAllocation {
+    /// Allocatable left beyond its pods' requests: free, but no other cluster can use it.
+    pub fn stranded(&self) -> Resources {
+        self.allocatable.saturating_sub(&self.requested)
+    }
+
     /// Why the role has its servers, in words: the rule that set the count under `rule`;
     /// `stacked` when the cluster's control-plane members run on its first pool.
     pub fn reason(&self, rule: &HeadroomRule, stacked: bool) -> String {
@@ -425,11 +432,11 @@ fn take(
     if to_buy > 0 {
         *plan.to_buy.entry(c.name.clone()).or_insert(0) += to_buy;
     }
-    let requests = demand.pods.iter().fold(Resources::ZERO, |acc, p| {
+    let requested = demand.pods.iter().fold(Resources::ZERO, |acc, p| {
         acc + p.requests.times(u64::from(p.count))
     });
-    let stranded = (c.capacity - demand.kubelet.reserved).times(u64::from(nodes)) - requests;
-    plan.stranded += stranded;
+    let allocatable = (c.capacity - demand.kubelet.reserved).times(u64::from(nodes));
+    plan.stranded += allocatable.saturating_sub(&requested);
     RoleAllocation {
         cluster: cluster.name.clone(),
         role,
@@ -439,7 +446,8 @@ fn take(
         term,
         owned,
         to_buy,
-        stranded,
+        allocatable,
+        requested,
     }
 }
 

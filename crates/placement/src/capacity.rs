@@ -270,18 +270,35 @@ fn racks(problem: &CapacityProblem) -> Vec<String> {
     }
 }
 
+/// A host's size, largest first: memory, then CPU.
+fn size(problem: &CapacityProblem, h: &OwnedHost) -> std::cmp::Reverse<(u64, u64)> {
+    let c = problem.classes[h.class].capacity;
+    std::cmp::Reverse((c.memory_bytes, c.cpu_millis))
+}
+
+/// Owned hosts in the order a plan takes them: largest first and, among hosts of one size,
+/// round-robin over their racks (the first of each rack in rack order, then the second, …;
+/// by name within a rack), so that a design that needs only some of them spreads over the
+/// racks, as its bought hosts do. A plan lists the hosts it took by size, then name.
 fn owned_largest_first(problem: &CapacityProblem) -> Vec<&OwnedHost> {
     let mut owned: Vec<&OwnedHost> = problem
         .owned
         .iter()
         .filter(|h| h.class < problem.classes.len())
         .collect();
-    let cap = |h: &OwnedHost| {
-        let c = problem.classes[h.class].capacity;
-        (c.memory_bytes, c.cpu_millis)
-    };
-    owned.sort_by(|a, b| cap(b).cmp(&cap(a)).then_with(|| a.name.cmp(&b.name)));
-    owned
+    owned.sort_by_key(|h| (size(problem, h), h.rack, &h.name));
+    let mut ranked: Vec<(usize, &OwnedHost)> = Vec::with_capacity(owned.len());
+    for h in owned {
+        let rank = match ranked.last() {
+            Some((r, prev)) if prev.rack == h.rack && size(problem, prev) == size(problem, h) => {
+                r + 1
+            }
+            _ => 0,
+        };
+        ranked.push((rank, h));
+    }
+    ranked.sort_by_key(|(rank, h)| (size(problem, h), *rank, h.rack, &h.name));
+    ranked.into_iter().map(|(_, h)| h).collect()
 }
 
 /// What `vm` takes from a host under the problem's overcommit and overhead.
@@ -324,9 +341,10 @@ fn candidates(
     n: usize,
 ) -> Vec<HostSpec> {
     let racks = racks(problem).len();
-    let mut hosts: Vec<HostSpec> = owned
-        .iter()
-        .take(n)
+    let mut taken: Vec<&OwnedHost> = owned.iter().take(n).copied().collect();
+    taken.sort_by_key(|h| (size(problem, h), &h.name));
+    let mut hosts: Vec<HostSpec> = taken
+        .into_iter()
         .map(|h| {
             HostSpec::new(
                 h.name.clone(),

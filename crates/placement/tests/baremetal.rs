@@ -103,7 +103,7 @@ fn control_plane_apart_pools_on_the_cheapest_class_owned_first_rest_to_buy() {
     );
     assert!(plan.spare.is_empty());
     assert_eq!(
-        plan.allocations[1].stranded,
+        plan.allocations[1].stranded(),
         Resources::new(5 * 31_000 - 80_000, gib(5 * 252 - 640), 0)
     );
 }

@@ -187,6 +187,24 @@ fn spare_owned_hosts_are_reported() {
     assert_eq!(plan.cost_to_buy, 0);
 }
 
+/// A plan that needs only some of the owned hosts takes them round-robin over the racks
+/// (own0–own3 in r0, own4–own6 in r1): five hosts are three of r0 and two of r1, not the
+/// first five by name, and listed by name.
+#[test]
+fn owned_hosts_a_plan_takes_spread_over_the_racks() {
+    let mut problem = cp_problem(HeadroomRule::default());
+    problem.racks = vec!["r0".into(), "r1".into()];
+    problem.owned = (0..7)
+        .map(|i| OwnedHost {
+            name: format!("own{i}"),
+            class: 1,
+            rack: RackId(u32::from(i >= 4)),
+        })
+        .collect();
+    let plan = plan_capacity(&problem).expect("a plan");
+    assert_eq!(plan.host_names, ["own0", "own1", "own2", "own4", "own5"]);
+}
+
 #[test]
 fn headroom_counts_copies_and_names_what_stops_them() {
     let mut s = PoolState::new(pool(2, 2, 8000, 64, vec![], PoolConfig::default()));

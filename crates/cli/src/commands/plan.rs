@@ -126,8 +126,8 @@ fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
             a.to_buy.to_string(),
             format!(
                 "{} CPU, {}",
-                plinth_model::units::format_cpu(a.stranded.cpu_millis),
-                format_bytes(a.stranded.memory_bytes)
+                plinth_model::units::format_cpu(a.stranded().cpu_millis),
+                format_bytes(a.stranded().memory_bytes)
             ),
         ]);
     }
