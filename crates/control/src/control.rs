@@ -2210,8 +2210,18 @@ impl Control {
     /// rule refuses against what is in flight with the moves before it; `None` without a
     /// pool. Marks DRS clean when the plan has no move.
     fn drs_moves(&mut self) -> Option<Vec<Migration>> {
+        // A balanced pool has no move: known before the roles are looked up.
+        let pool = &self.vms.as_ref()?.pool;
+        if drs::balanced(drs::imbalance(pool), &self.cfg.drs) {
+            self.drs_dirty = false;
+            return Some(Vec::new());
+        }
         let roles = self.roles();
         let plan = self.drs_plan(&roles)?;
+        if plan.moves.is_empty() {
+            self.drs_dirty = false;
+            return Some(Vec::new());
+        }
         let v = self.vms.as_ref()?;
         let mut issued: Vec<VmId> = v
             .phase
@@ -2219,7 +2229,6 @@ impl Control {
             .filter(|(_, p)| **p == VmPhase::Migrating)
             .filter_map(|(name, _)| v.ids.get(name).copied())
             .collect();
-        let balanced = plan.moves.is_empty();
         let moves = plan
             .moves
             .into_iter()
@@ -2231,9 +2240,6 @@ impl Control {
                 admitted
             })
             .collect();
-        if balanced {
-            self.drs_dirty = false;
-        }
         Some(moves)
     }
 

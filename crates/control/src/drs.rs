@@ -175,6 +175,11 @@ impl Review {
     }
 }
 
+/// Whether a pool of imbalance `imbalance` needs no move: at or under the threshold.
+pub fn balanced(imbalance: f64, cfg: &DrsConfig) -> bool {
+    imbalance <= cfg.threshold
+}
+
 /// Up to `cfg.max_moves` migrations that reduce [`imbalance`], each from the most loaded
 /// host; only VMs for which `movable` holds move, never onto a host in `blocked` and only
 /// within the source host's zone (`zones`, by host id; empty: one zone). Other VMs first; a control-plane VM of `roles` only when no other move helps, and then
@@ -194,13 +199,13 @@ pub fn plan(
         after: before,
         moves: Vec::new(),
     };
-    if before <= cfg.threshold {
+    if balanced(before, cfg) {
         return plan;
     }
     let mut work = state.clone();
     let mut moved: Vec<VmId> = Vec::new();
     for _ in 0..cfg.max_moves {
-        if imbalance(&work) <= cfg.threshold {
+        if balanced(imbalance(&work), cfg) {
             break;
         }
         let worker = |v: VmId| roles.cluster_of(v).is_none();
