@@ -121,6 +121,9 @@ struct HostLink {
     /// Last frame heard, and whether its silence was reported.
     last_heard: Time,
     missed: bool,
+    /// When the driver last delivered a message of this host (a heartbeat or an
+    /// inventory): the time the control plane took it in.
+    taken_in: Time,
     boot: Option<BootId>,
     /// `reportInventory` commands waiting for this host's next inventory.
     inventory_waiters: Vec<CommandId>,
@@ -136,6 +139,14 @@ impl HostLink {
         self.missed = false;
         self.boot = Some(boot);
         news
+    }
+
+    /// The time its reported silence is dated from: its last frame, or the last message of
+    /// it the control plane took in, when that is later (a frame waits before it is taken
+    /// in). The control plane counts a message it took in after this time as the host
+    /// answering a fence, so a silence must not be dated before a message it already has.
+    fn silent_since(&self) -> Time {
+        self.last_heard.max(self.taken_in)
     }
 }
 
@@ -217,6 +228,7 @@ impl QemuDriver {
                     connected: false,
                     last_heard: now,
                     missed: false,
+                    taken_in: now,
                     boot: None,
                     inventory_waiters: Vec::new(),
                 },
@@ -347,7 +359,7 @@ impl QemuDriver {
         link.missed = true;
         Some(Observation::HeartbeatMissed {
             host: host.clone(),
-            last_heard: link.last_heard,
+            last_heard: link.silent_since(),
         })
     }
 
@@ -420,6 +432,7 @@ impl QemuDriver {
             FromAgent::Heartbeat(beat) => {
                 let boot = BootId(beat.boot_id.0);
                 if link.heard(heard_at, boot) {
+                    link.taken_in = now;
                     self.ready.push_back((
                         now,
                         Observation::Heartbeat {
@@ -440,6 +453,7 @@ impl QemuDriver {
                         },
                     ));
                 }
+                link.taken_in = now;
                 let vms = inventory
                     .vms
                     .iter()
@@ -722,5 +736,37 @@ impl Driver for QemuDriver {
         for command in ready.commands {
             self.submit(now, command);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> HostLink {
+        HostLink {
+            outbox: mpsc::unbounded_channel().0,
+            connected: true,
+            last_heard: Time(0),
+            missed: false,
+            taken_in: Time(0),
+            boot: None,
+            inventory_waiters: Vec::new(),
+        }
+    }
+
+    /// A frame received at 400 ms and taken in by the control plane at 500 ms, then
+    /// silence: the silence is dated from 500 ms. Dated from 400 ms, the control plane took
+    /// that message for an answer to the fence of the silent host (the message arrived
+    /// "after its last frame"), and a crashed host was marked recovered at once, its VMs
+    /// left waiting for its repair instead of restarting elsewhere.
+    #[test]
+    fn a_silence_is_not_dated_before_a_message_the_control_plane_already_has() {
+        let mut l = link();
+        assert!(l.heard(Time(400), BootId(1)), "a new life is news");
+        l.taken_in = Time(500);
+        assert_eq!(l.silent_since(), Time(500));
+        assert!(!l.heard(Time(900), BootId(1)), "heartbeats are coalesced");
+        assert_eq!(l.silent_since(), Time(900), "a later frame dates it");
     }
 }
