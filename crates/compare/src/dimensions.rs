@@ -268,12 +268,16 @@ fn pct(part: f64, whole: f64) -> f64 {
 /// fluid bound: summed over hosts, not fitted host by host). A rack that holds every host
 /// can restart nothing; its VMs are back only when the rack is.
 pub fn restartable(machines: &[Machine], rack: &str) -> bool {
-    let (inside, outside): (Vec<&Machine>, Vec<&Machine>) =
-        machines.iter().partition(|m| m.rack == rack);
-    let need = inside
-        .iter()
-        .fold(Resources::ZERO, |acc, m| acc + m.control_plane_footprint);
-    let room = outside.iter().fold(Resources::ZERO, |acc, m| acc + m.free);
+    let (need, room) =
+        machines
+            .iter()
+            .fold((Resources::ZERO, Resources::ZERO), |(need, room), m| {
+                if m.rack == rack {
+                    (need + m.control_plane_footprint, room)
+                } else {
+                    (need, room + m.free)
+                }
+            });
     need.cpu_millis <= room.cpu_millis && need.memory_bytes <= room.memory_bytes
 }
 

@@ -253,8 +253,15 @@ pub struct BareMetalPlan {
     pub to_buy: BTreeMap<String, u32>,
     /// Owned servers no cluster got, by name.
     pub spare: Vec<String>,
+}
+
+impl BareMetalPlan {
     /// Sum of every role's stranded capacity.
-    pub stranded: Resources,
+    pub fn stranded(&self) -> Resources {
+        self.allocations
+            .iter()
+            .fold(Resources::ZERO, |acc, a| acc + a.stranded())
+    }
 }
 
 /// The owned servers of each class in the order roles take them: round-robin over the
@@ -307,7 +314,6 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
         allocations: Vec::new(),
         to_buy: BTreeMap::new(),
         spare: Vec::new(),
-        stranded: Resources::ZERO,
     };
     let extra = problem
         .rule
@@ -436,7 +442,6 @@ fn take(
         acc + p.requests.times(u64::from(p.count))
     });
     let allocatable = (c.capacity - demand.kubelet.reserved).times(u64::from(nodes));
-    plan.stranded += allocatable.saturating_sub(&requested);
     RoleAllocation {
         cluster: cluster.name.clone(),
         role,

@@ -144,7 +144,7 @@ fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
             buy.join(", ")
         },
         plan.spare.len(),
-        plan.stranded
+        plan.stranded()
     )
 }
 
