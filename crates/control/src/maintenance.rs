@@ -184,10 +184,13 @@ impl Refusal {
 
 /// The hosts an evacuation may migrate onto, in the pool strategy's order (most free first
 /// for `spread`, least free first for `pack`, then by name). Only a migration's target
-/// changes its free room, so the order is kept by re-keying that host alone.
+/// changes its free room, so the order is kept by re-keying that host alone. A sorted
+/// vector, built with one sort: an evacuation is planned again after every migration that
+/// ends, over every host of the zone, and a tree's node allocations made that the year's
+/// largest cost.
 struct Targets {
-    /// `((strategy score, name rank), host)` of every candidate.
-    order: BTreeSet<((u64, u32), HostId)>,
+    /// `((strategy score, name rank), host)` of every candidate, sorted.
+    order: Vec<((u64, u32), HostId)>,
     /// Each host's current entry in `order`, if it is a candidate.
     key: Vec<Option<(u64, u32)>>,
     /// Whether the pool spreads (most free first) rather than packs.
@@ -199,7 +202,7 @@ impl Targets {
     fn new(work: &PoolState, host: HostId, bounds: &Bounds<'_>) -> Self {
         let n = work.pool().hosts().len();
         let mut targets = Self {
-            order: BTreeSet::new(),
+            order: Vec::new(),
             key: vec![None; n],
             spread: work.pool().config().strategy == PlacementStrategy::Spread,
         };
@@ -210,21 +213,33 @@ impl Targets {
                 && !bounds.blocked.contains(&h)
                 && work.status(h) == HostStatus::Up
             {
-                targets.refresh(work, h);
+                let key = targets.key_of(work, h);
+                targets.order.push((key, h));
+                targets.key[h.index()] = Some(key);
             }
         }
+        targets.order.sort_unstable();
         targets
     }
 
-    /// Re-keys candidate `h` after its usage changed (adds it, from [`Targets::new`]).
-    fn refresh(&mut self, work: &PoolState, h: HostId) {
-        if let Some(old) = self.key[h.index()].take() {
-            self.order.remove(&(old, h));
-        }
+    /// Candidate `h`'s place in the order, from its free room now.
+    fn key_of(&self, work: &PoolState, h: HostId) -> (u64, u32) {
         let score = free_score(work, h);
         let s = if self.spread { u64::MAX - score } else { score };
-        let key = (s, work.pool().rank(h));
-        self.order.insert((key, h));
+        (s, work.pool().rank(h))
+    }
+
+    /// Re-keys candidate `h` after its usage changed.
+    fn refresh(&mut self, work: &PoolState, h: HostId) {
+        let Some(old) = self.key[h.index()] else {
+            return;
+        };
+        if let Ok(at) = self.order.binary_search(&(old, h)) {
+            self.order.remove(at);
+        }
+        let key = self.key_of(work, h);
+        let at = self.order.binary_search(&(key, h)).unwrap_or_else(|at| at);
+        self.order.insert(at, (key, h));
         self.key[h.index()] = Some(key);
     }
 }
