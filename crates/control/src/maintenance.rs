@@ -106,7 +106,7 @@ pub fn evacuate_in(
         if moves.len() >= bounds.limit {
             break;
         }
-        match migrate_to_best(work, &targets, vm, host) {
+        match migrate_to_best(work, &mut targets, vm, host) {
             Ok(m) => {
                 targets.refresh(work, m.to);
                 moves.push(m);
@@ -183,16 +183,16 @@ impl Refusal {
 }
 
 /// The hosts an evacuation may migrate onto, in the pool strategy's order (most free first
-/// for `spread`, least free first for `pack`, then by name). Only a migration's target
-/// changes its free room, so the order is kept by re-keying that host alone. A sorted
-/// vector, built with one sort: an evacuation is planned again after every migration that
-/// ends, over every host of the zone, and a tree's node allocations made that the year's
-/// largest cost.
+/// for `spread`, least free first for `pack`, then by name), ordered only as far as the
+/// evacuation reads them: an evacuation is planned again after every migration that ends,
+/// over every host of the zone, and usually takes the first host it tries, so a full sort
+/// (or a tree built host by host, before) made it the year's largest cost. Only a
+/// migration's target changes its free room, so the order is kept by re-keying that host.
 struct Targets {
-    /// `((strategy score, name rank), host)` of every candidate, sorted.
-    order: Vec<((u64, u32), HostId)>,
-    /// Each host's current entry in `order`, if it is a candidate.
-    key: Vec<Option<(u64, u32)>>,
+    /// The first candidates, in order: every key here is at most every key in `rest`.
+    sorted: Vec<((u64, u32), HostId)>,
+    /// The other candidates, the least key on top.
+    rest: BinaryHeap<Reverse<((u64, u32), HostId)>>,
     /// Whether the pool spreads (most free first) rather than packs.
     spread: bool,
 }
@@ -200,59 +200,73 @@ struct Targets {
 impl Targets {
     /// The hosts that are up in `host`'s zone, other than `host` and those blocked.
     fn new(work: &PoolState, host: HostId, bounds: &Bounds<'_>) -> Self {
-        let n = work.pool().hosts().len();
-        let mut targets = Self {
-            order: Vec::new(),
-            key: vec![None; n],
-            spread: work.pool().config().strategy == PlacementStrategy::Spread,
-        };
+        let spread = work.pool().config().strategy == PlacementStrategy::Spread;
         let zone = |h: HostId| bounds.zones.get(h.index());
-        for h in (0..n as u32).map(HostId) {
-            if h != host
-                && zone(h) == zone(host)
-                && !bounds.blocked.contains(&h)
-                && work.status(h) == HostStatus::Up
-            {
-                let key = targets.key_of(work, h);
-                targets.order.push((key, h));
-                targets.key[h.index()] = Some(key);
-            }
+        let candidates = (0..work.pool().hosts().len())
+            .filter_map(|h| u32::try_from(h).ok().map(HostId))
+            .filter(|&h| {
+                h != host
+                    && zone(h) == zone(host)
+                    && !bounds.blocked.contains(&h)
+                    && work.status(h) == HostStatus::Up
+            })
+            .map(|h| Reverse((key_of(work, h, spread), h)))
+            .collect();
+        Self {
+            sorted: Vec::new(),
+            rest: candidates,
+            spread,
         }
-        targets.order.sort_unstable();
-        targets
     }
 
-    /// Candidate `h`'s place in the order, from its free room now.
-    fn key_of(&self, work: &PoolState, h: HostId) -> (u64, u32) {
-        let score = free_score(work, h);
-        let s = if self.spread { u64::MAX - score } else { score };
-        (s, work.pool().rank(h))
+    /// The candidates in order, sorting more of them only as they are read.
+    fn in_order(&mut self) -> impl Iterator<Item = HostId> + '_ {
+        let mut next = 0;
+        std::iter::from_fn(move || {
+            if next == self.sorted.len() {
+                let Reverse(least) = self.rest.pop()?;
+                self.sorted.push(least);
+            }
+            next += 1;
+            Some(self.sorted[next - 1].1)
+        })
     }
 
     /// Re-keys candidate `h` after its usage changed.
     fn refresh(&mut self, work: &PoolState, h: HostId) {
-        let Some(old) = self.key[h.index()] else {
-            return;
-        };
-        if let Ok(at) = self.order.binary_search(&(old, h)) {
-            self.order.remove(at);
+        match self.sorted.iter().position(|&(_, x)| x == h) {
+            Some(at) => {
+                self.sorted.remove(at);
+            }
+            None => self.rest.retain(|&Reverse((_, x))| x != h),
         }
-        let key = self.key_of(work, h);
-        let at = self.order.binary_search(&(key, h)).unwrap_or_else(|at| at);
-        self.order.insert(at, (key, h));
-        self.key[h.index()] = Some(key);
+        let entry = (key_of(work, h, self.spread), h);
+        match self.sorted.last() {
+            Some(&last) if entry <= last => {
+                let at = self.sorted.binary_search(&entry).unwrap_or_else(|at| at);
+                self.sorted.insert(at, entry);
+            }
+            _ => self.rest.push(Reverse(entry)),
+        }
     }
+}
+
+/// Host `h`'s place in an evacuation's order, from its free room now.
+fn key_of(work: &PoolState, h: HostId, spread: bool) -> (u64, u32) {
+    let score = free_score(work, h);
+    let s = if spread { u64::MAX - score } else { score };
+    (s, work.pool().rank(h))
 }
 
 /// Migrates `vm` off `host` onto the first candidate in `targets`' order that passes every
 /// hard filter; the migration made, or the last reason a target refused it.
 fn migrate_to_best(
     work: &mut PoolState,
-    targets: &Targets,
+    targets: &mut Targets,
     vm: VmId,
     host: HostId,
 ) -> Result<Migration, String> {
-    work.migrate_first(vm, host, targets.order.iter().map(|&(_, to)| to))
+    work.migrate_first(vm, host, targets.in_order())
         .map_err(|e| {
             e.map_or_else(
                 || {
