@@ -312,6 +312,21 @@ fn every_variant_is_written_and_read_back_unchanged() {
 }
 
 #[test]
+fn a_line_is_the_records_own_serialization() {
+    for (t, e) in samples().into_iter().enumerate() {
+        let record = Record::new(t as u64 * 1_000_003, e);
+        let mut line = Vec::new();
+        record.write_to(&mut line).expect("write");
+        let mut derived = serde_json::to_vec(&record).expect("serialize");
+        derived.push(b'\n');
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            String::from_utf8_lossy(&derived)
+        );
+    }
+}
+
+#[test]
 fn a_line_starts_with_t_and_event_then_the_fields_in_order() {
     let mut out = Vec::new();
     Record::new(
