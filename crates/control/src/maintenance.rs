@@ -26,13 +26,16 @@ pub(crate) fn free_score(state: &PoolState, h: HostId) -> u64 {
     let cap = state.pool().host(h).capacity;
     let free = state.free(h);
     let part = |f: u64, c: u64| {
-        // In u64 when the product fits (every host below 16 TiB): the same quotient, without
-        // the 128-bit division an evacuation paid for every host of its zone.
-        match f.min(c).checked_mul(1_000_000) {
-            _ if c == 0 => 0,
-            Some(scaled) => scaled / c,
-            None => u64::try_from(u128::from(f.min(c)) * 1_000_000 / u128::from(c)).unwrap_or(0),
+        if c == 0 {
+            return 0;
         }
+        // In u64 while the product fits (hosts below about 16 TiB): the same quotient as
+        // the 128-bit division, which is much slower.
+        let f = f.min(c);
+        f.checked_mul(1_000_000).map_or_else(
+            || u64::try_from(u128::from(f) * 1_000_000 / u128::from(c)).unwrap_or(0),
+            |scaled| scaled / c,
+        )
     };
     part(free.cpu_millis, cap.cpu_millis) + part(free.memory_bytes, cap.memory_bytes)
 }
@@ -185,16 +188,13 @@ impl Refusal {
 }
 
 /// The hosts an evacuation may migrate onto, in the pool strategy's order (most free first
-/// for `spread`, least free first for `pack`, then by name), ordered only as far as the
-/// evacuation reads them: an evacuation is planned again after every migration that ends,
-/// over every host of the zone, and usually takes the first host it tries, so a full sort
-/// (or a tree built host by host, before) made it the year's largest cost. Only a
-/// migration's target changes its free room, so the order is kept by re-keying that host.
+/// for `spread`, least free first for `pack`, then by name). An evacuation usually takes
+/// the first host it tries, so the order is built only as far as it is read
+/// ([`LazyOrder`]); only a migration's target changes its free room, so the order is kept
+/// by re-keying that host alone.
 struct Targets {
-    /// The first candidates, in order: every key here is at most every key in `rest`.
-    sorted: Vec<((u64, u32), HostId)>,
-    /// The other candidates, the least key on top.
-    rest: BinaryHeap<Reverse<((u64, u32), HostId)>>,
+    /// `((strategy score, name rank), host)` of every candidate.
+    order: LazyOrder<((u64, u32), HostId)>,
     /// Whether the pool spreads (most free first) rather than packs.
     spread: bool,
 }
@@ -212,17 +212,44 @@ impl Targets {
                     && !bounds.blocked.contains(&h)
                     && work.status(h) == HostStatus::Up
             })
-            .map(|h| Reverse((key_of(work, h, spread), h)))
-            .collect();
+            .map(|h| (key_of(work, h, spread), h));
         Self {
-            sorted: Vec::new(),
-            rest: candidates,
+            order: LazyOrder::new(candidates),
             spread,
         }
     }
 
-    /// The candidates in order, sorting more of them only as they are read.
+    /// The candidates in order.
     fn in_order(&mut self) -> impl Iterator<Item = HostId> + '_ {
+        self.order.in_order().map(|(_, h)| h)
+    }
+
+    /// Re-keys candidate `h` after its usage changed.
+    fn refresh(&mut self, work: &PoolState, h: HostId) {
+        let entry = (key_of(work, h, self.spread), h);
+        self.order.replace(|&(_, x)| x == h, entry);
+    }
+}
+
+/// Items in ascending order, sorted only as far as they are read: a sorted prefix, and the
+/// rest in a heap whose least item is at least the prefix's last. Reading the first few of
+/// n items costs O(n) rather than a full sort's O(n log n).
+#[derive(Debug)]
+struct LazyOrder<T> {
+    sorted: Vec<T>,
+    rest: BinaryHeap<Reverse<T>>,
+}
+
+impl<T: Ord + Copy> LazyOrder<T> {
+    fn new(items: impl IntoIterator<Item = T>) -> Self {
+        Self {
+            sorted: Vec::new(),
+            rest: items.into_iter().map(Reverse).collect(),
+        }
+    }
+
+    /// Every item, least first (each call reads from the start).
+    fn in_order(&mut self) -> impl Iterator<Item = T> + '_ {
         let mut next = 0;
         std::iter::from_fn(move || {
             if next == self.sorted.len() {
@@ -230,25 +257,24 @@ impl Targets {
                 self.sorted.push(least);
             }
             next += 1;
-            Some(self.sorted[next - 1].1)
+            self.sorted.get(next - 1).copied()
         })
     }
 
-    /// Re-keys candidate `h` after its usage changed.
-    fn refresh(&mut self, work: &PoolState, h: HostId) {
-        match self.sorted.iter().position(|&(_, x)| x == h) {
+    /// Replaces the item `is_old` picks (if any) by `new`.
+    fn replace(&mut self, is_old: impl Fn(&T) -> bool, new: T) {
+        match self.sorted.iter().position(&is_old) {
             Some(at) => {
                 self.sorted.remove(at);
             }
-            None => self.rest.retain(|&Reverse((_, x))| x != h),
+            None => self.rest.retain(|Reverse(x)| !is_old(x)),
         }
-        let entry = (key_of(work, h, self.spread), h);
         match self.sorted.last() {
-            Some(&last) if entry <= last => {
-                let at = self.sorted.binary_search(&entry).unwrap_or_else(|at| at);
-                self.sorted.insert(at, entry);
+            Some(last) if new <= *last => {
+                let at = self.sorted.binary_search(&new).unwrap_or_else(|at| at);
+                self.sorted.insert(at, new);
             }
-            _ => self.rest.push(Reverse(entry)),
+            _ => self.rest.push(Reverse(new)),
         }
     }
 }
@@ -587,6 +613,54 @@ fn schedule(durations: &[u64], lanes: u32) -> Vec<u64> {
 mod tests {
     use super::*;
     use crate::testing::{GIB, cluster, id, state, vm};
+    use proptest::prelude::*;
+
+    /// A step of [`LazyOrder`]'s property test: read the first `n` items, or give item `i`
+    /// (modulo the count) key `key`.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Read(usize),
+        Replace(usize, u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0usize..12).prop_map(Step::Read),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, k)| Step::Replace(i, k)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever is read and re-keyed, in any order, a lazy order reads as a full sort
+        /// of its items would (keys repeat; the id breaks ties, as a host's does).
+        #[test]
+        fn a_lazy_order_reads_as_a_full_sort(
+            keys in prop::collection::vec(any::<u8>(), 0..40),
+            steps in prop::collection::vec(step(), 0..60),
+        ) {
+            let mut items: Vec<(u8, usize)> = keys.into_iter().zip(0..).collect();
+            let mut lazy = LazyOrder::new(items.iter().copied());
+            for s in steps {
+                items.sort_unstable();
+                match s {
+                    Step::Read(n) => {
+                        let read: Vec<_> = lazy.in_order().take(n).collect();
+                        prop_assert_eq!(&read[..], &items[..n.min(items.len())]);
+                    }
+                    Step::Replace(i, key) if !items.is_empty() => {
+                        let id = items[i % items.len()].1;
+                        lazy.replace(|&(_, x)| x == id, (key, id));
+                        items.retain(|&(_, x)| x != id);
+                        items.push((key, id));
+                    }
+                    Step::Replace(..) => {}
+                }
+            }
+            items.sort_unstable();
+            let all: Vec<_> = lazy.in_order().collect();
+            prop_assert_eq!(all, items);
+        }
+    }
 
     fn deadlines(gbps: f64) -> Deadlines {
         Deadlines {
