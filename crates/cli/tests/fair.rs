@@ -159,3 +159,49 @@ fn a_rack_holding_every_host_gets_no_ha_restart_credit() {
         "one rack: {one_rack} h/year (bare metal {bare_metal})"
     );
 }
+
+/// Rack space is priced per rack unit of every server a design uses, in both designs, from
+/// the host class's `rackUnits` and the PriceSheet's `rackSpace`: 4U servers at 1,000 a
+/// unit a year cost 20,000 each over the 5-year horizon, and the report's "rack space"
+/// line says so for each design's server count.
+#[test]
+fn rack_space_is_priced_per_unit_of_every_server_used() {
+    let dir = std::env::temp_dir().join(format!("plinth-fair-rack-space-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/a");
+    for f in ["cluster.yaml", "workloads.yaml"] {
+        std::fs::copy(a.join(f), dir.join(f)).expect("copy");
+    }
+    let inventory = std::fs::read_to_string(a.join("inventory.yaml")).expect("read");
+    let four_u = inventory.replace(
+        "      nicGbps: 25\n",
+        "      nicGbps: 25\n      rackUnits: 4\n",
+    );
+    assert_ne!(four_u, inventory, "the class declares nicGbps");
+    std::fs::write(dir.join("inventory.yaml"), four_u).expect("write inventory");
+    let prices = "apiVersion: plinth.dev/v1alpha1\nkind: PriceSheet\nmetadata:\n  name: p\n\
+                  spec:\n  horizonYears: 5\n  rackSpace:\n    pricePerUnitPerYear: 1000\n";
+    std::fs::write(dir.join("prices.yaml"), prices).expect("write prices");
+    let r = no_sweep(&[dir.to_str().expect("utf-8 path")]);
+    let detail = |key: &str, name: &str| {
+        dimension(&r, key)["details"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == name))
+            .unwrap_or_else(|| panic!("no detail {name}"))
+            .clone()
+    };
+    let (servers, space) = (
+        detail("utilization", "servers required"),
+        detail("cost", "rack space"),
+    );
+    for env in ["virtualized", "bareMetal"] {
+        let n = servers[env].as_f64().expect("servers");
+        let want = n * 4.0 * 1000.0 * 5.0;
+        let got = space[env].as_f64().expect("rack space");
+        assert!(
+            n > 0.0 && (got - want).abs() < want * 1e-3,
+            "{env}: {got} for {n} servers"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

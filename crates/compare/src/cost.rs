@@ -1,6 +1,7 @@
-//! Total cost of ownership over the PriceSheet's horizon, in integer micro-currency: five
-//! categories (hardware, support, licences, power, labour), the cash a finance team sees
-//! (capital spent on bought servers, operating cost per year), and the OpenCost split of
+//! Total cost of ownership over the PriceSheet's horizon, in integer micro-currency: six
+//! categories ([`Cost::CATEGORIES`]: hardware, support, licences, power, rack space,
+//! labour), the cash a finance team sees (capital spent on bought servers, operating cost
+//! per year), and the OpenCost split of
 //! the same total into workload, idle and overhead, each part priced from its own
 //! allocation so that `total = workload + idle + overhead` holds exactly
 //! (docs/dimensions.md, dimension 10).
@@ -34,6 +35,8 @@ pub struct Cost {
     pub licences: i64,
     /// Energy at the facility's PUE.
     pub power: i64,
+    /// Rack units of the servers used.
+    pub space: i64,
     /// Hands-on hours at the labour rate.
     pub labour: i64,
     /// The capacity that workloads requested.
@@ -44,18 +47,40 @@ pub struct Cost {
     pub overhead: i64,
     /// Capital expenditure: the purchase price of the bought servers, spent in year 1.
     pub capex: i64,
-    /// Operating expenditure in year 1 (support, licences, power, recurring and one-off
-    /// labour).
+    /// Operating expenditure in year 1 (support, licences, power, rack space, recurring
+    /// and one-off labour).
     pub opex_first_year: i64,
-    /// Operating expenditure in each later year (support, licences, power, recurring
-    /// labour).
+    /// Operating expenditure in each later year (support, licences, power, rack space,
+    /// recurring labour).
     pub opex_later_year: i64,
 }
 
 impl Cost {
-    /// Hardware + support + licences + power + labour.
+    /// The categories that add up to the total, in the order of [`Cost::by_category`].
+    pub const CATEGORIES: [&str; 6] = [
+        "hardware",
+        "support",
+        "licences",
+        "power",
+        "rack space",
+        "labour",
+    ];
+
+    /// Each category's amount, in the order of [`Cost::CATEGORIES`].
+    pub fn by_category(&self) -> [i64; 6] {
+        [
+            self.hardware,
+            self.support,
+            self.licences,
+            self.power,
+            self.space,
+            self.labour,
+        ]
+    }
+
+    /// The sum of the categories.
     pub fn total(&self) -> i64 {
-        self.hardware + self.support + self.licences + self.power + self.labour
+        self.by_category().iter().sum()
     }
 }
 
@@ -270,6 +295,17 @@ fn support_per_year(estate: &Estate, design: &Design) -> i64 {
         .sum()
 }
 
+/// Yearly rack space of the servers a design uses: `rackUnits · pricePerUnitPerYear`.
+fn space_per_year(estate: &Estate, design: &Design) -> i64 {
+    let price = estate.price_sheet.spec.rack_space.price_per_unit_per_year.0;
+    let classes = &estate.inventory.spec.host_classes;
+    design
+        .machines
+        .iter()
+        .map(|m| i64::from(classes[m.class].rack_units).saturating_mul(price))
+        .fold(0, i64::saturating_add)
+}
+
 /// Energy over the horizon, Wh at the wall (PUE applied), from the run's hourly CPU
 /// utilization: each server draws idle + (peak − idle) × utilization.
 pub fn energy_wh(estate: &Estate, design: &Design, run: &RunFacts) -> f64 {
@@ -351,6 +387,7 @@ pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
     let horizon = i64::from(sheet.horizon_years.max(1));
     let hardware = hardware(estate, design);
     let support_year = support_per_year(estate, design);
+    let space_year = space_per_year(estate, design);
     let licences_year = licences_per_year(estate, design);
     let power_total = (energy_wh(estate, design, run) / 1000.0 * sheet.power.price_per_kwh.0 as f64)
         .round() as i64;
@@ -358,23 +395,26 @@ pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
     let rate = sheet.labour.rate_per_hour.0 as f64;
     let recurring_year = (l.per_year * rate).round() as i64;
     let one_off = (l.one_off * rate).round() as i64;
-    let opex_later_year = support_year + licences_year + power_total / horizon + recurring_year;
-    let [hardware, support, licences, power, labour] = [
+    let opex_later_year =
+        support_year + licences_year + power_total / horizon + space_year + recurring_year;
+    let priced = [
         hardware,
         support_year.saturating_mul(horizon),
         licences_year.saturating_mul(horizon),
         power_total,
+        space_year.saturating_mul(horizon),
         recurring_year.saturating_mul(horizon) + one_off,
     ]
     .map(|amount| split_category(amount, &design.split));
-    let sum =
-        |f: fn(&Priced) -> i64| f(&hardware) + f(&support) + f(&licences) + f(&power) + f(&labour);
+    let sum = |f: fn(&Priced) -> i64| priced.iter().map(f).sum();
+    let [hardware, support, licences, power, space, labour] = priced.each_ref().map(|p| p.total);
     Cost {
-        hardware: hardware.total,
-        support: support.total,
-        licences: licences.total,
-        power: power.total,
-        labour: labour.total,
+        hardware,
+        support,
+        licences,
+        power,
+        space,
+        labour,
         workload: sum(|p| p.workload),
         idle: sum(|p| p.idle),
         overhead: sum(|p| p.overhead),

@@ -782,19 +782,18 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
     // 10. Cost.
     let c = cost::cost(estate, design, run);
     headline[9] = units(c.total());
-    for (name, v) in [
-        ("hardware", c.hardware),
-        ("support", c.support),
-        ("licences", c.licences),
-        ("power", c.power),
-        ("labour", c.labour),
-        ("workload (OpenCost)", c.workload),
-        ("idle (OpenCost)", c.idle),
-        ("overhead (OpenCost)", c.overhead),
-        ("capital spent (bought servers)", c.capex),
-        ("operating cost in year 1", c.opex_first_year),
-        ("operating cost in a later year", c.opex_later_year),
-    ] {
+    for (name, v) in cost::Cost::CATEGORIES
+        .into_iter()
+        .zip(c.by_category())
+        .chain([
+            ("workload (OpenCost)", c.workload),
+            ("idle (OpenCost)", c.idle),
+            ("overhead (OpenCost)", c.overhead),
+            ("capital spent (bought servers)", c.capex),
+            ("operating cost in year 1", c.opex_first_year),
+            ("operating cost in a later year", c.opex_later_year),
+        ])
+    {
         details[9].push(detail(name, "currency", units(v)));
     }
 

@@ -347,7 +347,7 @@ fn charts(o: &mut String, report: &Report) {
                 fmt_num(s.first().map_or(0.0, |s| s.cost.iter().sum())),
                 fmt_num(s.get(1).map_or(0.0, |s| s.cost.iter().sum())),
             ),
-            categories: crate::COST_CATEGORIES.map(String::from).to_vec(),
+            categories: crate::cost::Cost::CATEGORIES.map(String::from).to_vec(),
             value_axis: Axis::new("cost", &report.currency),
             series: s
                 .iter()

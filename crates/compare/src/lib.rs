@@ -377,9 +377,9 @@ pub struct Series {
     /// Physical CPU utilization per day, %, mean over runs: (day's mean, lowest hour,
     /// highest hour).
     pub daily_cpu: Vec<(f64, f64, f64)>,
-    /// Cost by category over the horizon ([`COST_CATEGORIES`]), mean over runs, currency
-    /// units.
-    pub cost: [f64; 5],
+    /// Cost by category over the horizon ([`cost::Cost::CATEGORIES`]), mean over runs,
+    /// currency units.
+    pub cost: [f64; 6],
     /// Cash per year of the horizon, mean over runs, currency units: (capital, operating).
     pub cash: Vec<(f64, f64)>,
     /// Pods each server's failure would hit.
@@ -387,9 +387,6 @@ pub struct Series {
     /// Phases of adding a node, seconds.
     pub add_node: Vec<(String, f64)>,
 }
-
-/// The cost categories of [`Series::cost`], in order.
-pub const COST_CATEGORIES: [&str; 5] = ["hardware", "support", "licences", "power", "labour"];
 
 /// The whole comparison.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -643,14 +640,13 @@ pub(crate) fn report_of(
     let series = (0..2)
         .map(|k| Series {
             daily_cpu: daily_cpu(&runs[k], &designs[k]),
-            cost: [
-                |c: &cost::Cost| c.hardware,
-                |c: &cost::Cost| c.support,
-                |c: &cost::Cost| c.licences,
-                |c: &cost::Cost| c.power,
-                |c: &cost::Cost| c.labour,
-            ]
-            .map(|f| mean(measured[k].iter().map(|m| cost::units(f(&m.cost))))),
+            cost: std::array::from_fn(|i| {
+                mean(
+                    measured[k]
+                        .iter()
+                        .map(|m| cost::units(m.cost.by_category()[i])),
+                )
+            }),
             cash: cash(&measured[k], estate.price_sheet.spec.horizon_years),
             pods_per_server: statics[k].pods_per_server.clone(),
             add_node: statics[k].add_node.clone(),

@@ -263,6 +263,13 @@ pub const THREADS_PER_CORE: Limits<u64> = Limits {
     why: "SMT gives 1 to 8 threads a core",
 };
 
+/// Rack units of one server.
+pub const RACK_UNITS: Limits<u64> = Limits {
+    min: 1,
+    max: 48,
+    why: "a server takes 1U to a whole 48U rack",
+};
+
 /// Memory of one server.
 pub const SERVER_MEMORY: Limits<ByteSize> = Limits {
     min: ByteSize(1 << 30),
@@ -641,6 +648,7 @@ pub fn inventory(doc: &Named<InventorySpec>, diags: &mut Diagnostics) {
         f.count(&format!("{at}/watts/idle"), c.watts.idle, &WATTS);
         f.count(&format!("{at}/watts/peak"), c.watts.peak, &WATTS);
         f.check(&format!("{at}/leadTime"), c.lead_time, &LEAD_TIME);
+        f.count(&format!("{at}/rackUnits"), c.rack_units, &RACK_UNITS);
         for (j, d) in c.disks.iter().enumerate() {
             f.count(&format!("{at}/disks/{j}/count"), d.count, &DISK_COUNT);
             f.check(
@@ -755,6 +763,11 @@ pub fn price_sheet(doc: &Named<PriceSheetSpec>, diags: &mut Diagnostics) {
     f.check("/spec/delayPerNodeHour", p.delay_per_node_hour, &PRICE);
     f.check("/spec/power/pricePerKwh", p.power.price_per_kwh, &PRICE);
     f.check("/spec/power/pue", p.power.pue, &PUE);
+    f.check(
+        "/spec/rackSpace/pricePerUnitPerYear",
+        p.rack_space.price_per_unit_per_year,
+        &PRICE,
+    );
     f.check("/spec/labour/ratePerHour", p.labour.rate_per_hour, &PRICE);
     for (op, hours) in &p.labour.hours {
         let at = crate::yaml::push_pointer("/spec/labour/hours", op);

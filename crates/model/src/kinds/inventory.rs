@@ -75,6 +75,9 @@ pub struct HostClass {
     /// Procurement lead time: order to racked and cabled.
     #[serde(default = "default_lead_time")]
     pub lead_time: Duration,
+    /// Rack units one server takes (default 2), priced by the PriceSheet's `rackSpace`.
+    #[serde(default = "default_rack_units")]
+    pub rack_units: u32,
 }
 
 /// 2: SMT on, as shipped by every mainstream x86 server.
@@ -84,6 +87,10 @@ pub fn default_threads_per_core() -> u32 {
 /// 25 Gbit/s: a common server NIC today; an assumption, no published figure.
 pub fn default_nic_gbps() -> u32 {
     25
+}
+/// 2U: an assumption (two-socket servers with front drive bays are 1U or 2U; set yours).
+pub fn default_rack_units() -> u32 {
+    2
 }
 /// 6 weeks: an assumption (no published figure in REFERENCES.md); set it from your vendor's quote.
 pub fn default_lead_time() -> Duration {

@@ -56,6 +56,9 @@ pub struct PriceSheetSpec {
     /// Power.
     #[serde(default)]
     pub power: Power,
+    /// Rack space.
+    #[serde(default)]
+    pub rack_space: RackSpace,
     /// Labour.
     #[serde(default)]
     pub labour: Labour,
@@ -211,6 +214,29 @@ impl Default for Power {
     }
 }
 
+/// What a rack unit costs: the space a server takes in a cabinet, power aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RackSpace {
+    /// Price of one rack unit per year (default 143: a 42U cabinet at $500 a month, the
+    /// low end of REFERENCES.md §9's $500–2,000 range, whose upper end includes power;
+    /// power is priced separately here).
+    #[serde(default = "default_rack_unit_price")]
+    pub price_per_unit_per_year: Money,
+}
+
+fn default_rack_unit_price() -> Money {
+    Money::from_units(143)
+}
+
+impl Default for RackSpace {
+    fn default() -> Self {
+        Self {
+            price_per_unit_per_year: default_rack_unit_price(),
+        }
+    }
+}
+
 /// Labour rate and hands-on hours per operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -306,6 +332,7 @@ impl Default for PriceSheetSpec {
             os_licence: default_os_licence(),
             kubernetes_subscription: KubernetesSubscription::default(),
             power: Power::default(),
+            rack_space: RackSpace::default(),
             labour: Labour::default(),
         }
     }
