@@ -205,3 +205,40 @@ fn rack_space_is_priced_per_unit_of_every_server_used() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Scalability counts in one unit on both designs, allocatable CPU: an owned server left
+/// unused adds a node of the cluster's pool, its CPU less what the pool's kubelet reserves,
+/// just as a node VM adds its allocatable. With every server of one class, the bare-metal
+/// growth is the unused servers over the worker nodes, however much the kubelet reserves
+/// (before, a server counted its whole CPU against the workers' allocatable: 16 reserved
+/// CPUs of 64 read as a third more growth than there is).
+#[test]
+fn scalability_counts_an_unused_server_as_the_node_it_would_be() {
+    let dir = std::env::temp_dir().join(format!("plinth-fair-scalability-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/a");
+    for f in ["inventory.yaml", "workloads.yaml"] {
+        std::fs::copy(a.join(f), dir.join(f)).expect("copy");
+    }
+    let cluster = std::fs::read_to_string(a.join("cluster.yaml")).expect("read");
+    let reserving = cluster.replace(
+        "      replicas: 12\n",
+        "      replicas: 12\n      reserved:\n        systemCpu: 16\n",
+    );
+    assert_ne!(reserving, cluster, "the pool declares 12 replicas");
+    std::fs::write(dir.join("cluster.yaml"), reserving).expect("write cluster");
+    let r = no_sweep(&[dir.to_str().expect("utf-8 path")]);
+    let bare_metal = r["designs"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["env"] == "bare-metal"))
+        .expect("a bare-metal design");
+    let unused = bare_metal["surplus"].as_f64().expect("surplus");
+    let workers = bare_metal["nodes"].as_f64().expect("nodes");
+    let growth = dimension(&r, "scalability")["bareMetal"]["mean"]
+        .as_f64()
+        .expect("growth");
+    assert!(unused > 0.0, "estate a leaves owned servers unused");
+    let want = 100.0 * unused / workers;
+    assert!((growth - want).abs() < 1e-6, "{growth} % against {want} %");
+    std::fs::remove_dir_all(&dir).ok();
+}

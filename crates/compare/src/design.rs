@@ -185,6 +185,10 @@ pub struct Design {
     pub headroom: Vec<GroupHeadroom>,
     /// Why each server is there, by role.
     pub roles: Vec<RoleRow>,
+    /// Bare metal: per cluster, the allocatable milli-CPU the owned servers no role uses
+    /// would add as nodes of its best pool ([`surplus_node_cpu`]); empty on the
+    /// virtualized pool, whose room is in `headroom`.
+    pub surplus_node_cpu: BTreeMap<String, u64>,
     /// Servers of the design that stand idle, ready to become a node without a purchase:
     /// the bare-metal surge servers (0 on the virtualized pool, whose spare room is in
     /// `headroom`).
@@ -410,6 +414,34 @@ fn surplus(estate: &Estate, used: &[Machine]) -> Vec<String> {
         .collect()
 }
 
+/// Per cluster, the allocatable milli-CPU the owned servers in `surplus` would add as
+/// nodes of its best pool: each server's CPU less what that pool's kubelet and
+/// DaemonSets reserve on a node (a bare-metal node is a whole server), in the unit the
+/// virtualized pool's growth is counted in.
+fn surplus_node_cpu(estate: &Estate, s: &Setup, surplus: &[String]) -> BTreeMap<String, u64> {
+    let classes = &estate.inventory.spec.host_classes;
+    let unused: BTreeSet<&str> = surplus.iter().map(String::as_str).collect();
+    let cpus: Vec<u64> = estate
+        .hosts
+        .iter()
+        .filter(|h| unused.contains(h.name.as_str()))
+        .map(|h| classes[h.class].capacity().cpu_millis)
+        .collect();
+    let mut out = BTreeMap::new();
+    for (key, reserved) in &s.pool_alloc {
+        let Some((cluster, _)) = s.templates.get(key) else {
+            continue;
+        };
+        let added: u64 = cpus
+            .iter()
+            .map(|cpu| cpu.saturating_sub(reserved.cpu_millis))
+            .sum();
+        let best = out.entry(estate_cluster_name(s, *cluster)).or_insert(0);
+        *best = added.max(*best);
+    }
+    out
+}
+
 /// What keeps a design from serving every workload: workloads no pool admits, and pods
 /// the scheduler can place nowhere.
 fn unserved(estate: &Estate, s: &Setup) -> Vec<String> {
@@ -543,6 +575,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         headroom,
         roles,
         idle_spares: 0,
+        surplus_node_cpu: BTreeMap::new(),
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),
@@ -699,6 +732,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         .sum();
     Ok(Design {
         env,
+        surplus_node_cpu: surplus_node_cpu(estate, &s, &surplus),
         surplus,
         failures,
         headroom: Vec::new(),

@@ -609,7 +609,8 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     ));
 
     // 7. Growth on this inventory, each cluster alone, in allocatable CPU: more node VMs
-    // of its best pool on the owned hosts, or the owned servers left unused.
+    // of its best pool on the owned hosts, or the owned servers left unused as nodes of
+    // its best pool.
     let mut growth = Vec::new();
     for c in &estate.clusters {
         let current = design.worker_cpu.get(&c.name).copied().unwrap_or(0) as f64;
@@ -631,12 +632,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
                 })
                 .fold(0.0, f64::max)
         } else {
-            design
-                .surplus
-                .iter()
-                .filter_map(|s| estate.hosts.iter().find(|h| &h.name == s))
-                .map(|h| f64::from(classes[h.class].threads()) * 1000.0)
-                .sum()
+            design.surplus_node_cpu.get(&c.name).copied().unwrap_or(0) as f64
         };
         growth.push(pct(added, current));
     }

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{NodeSelectorTerm, PodSpec};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::RestartPriority as ModelPriority;
-use plinth_model::kinds::cluster::{NodePool, Reserved, Taint, TaintEffect};
+use plinth_model::kinds::cluster::{NodePool, Taint, TaintEffect};
 use plinth_model::kinds::environment::{AdmissionControl, ControlPlanePlacement, host_reservation};
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::workload::{Workload, WorkloadKind};
@@ -247,16 +247,8 @@ pub fn bind_pods(estate: &Estate) -> Binding {
     out
 }
 
-fn reserved(r: &Reserved) -> Resources {
-    Resources::new(
-        r.system_cpu.0 + r.kube_cpu.0,
-        r.system_memory.0 + r.kube_memory.0,
-        0,
-    )
-}
-
 /// The kubelet of `pool`'s nodes with its cluster's DaemonSets counted as reservations.
-pub(crate) fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) -> Kubelet {
+pub fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) -> Kubelet {
     let (daemon, daemons) = estate_binding
         .daemons
         .get(cluster)
@@ -264,7 +256,7 @@ pub(crate) fn kubelet(estate_binding: &Binding, cluster: &str, pool: &NodePool) 
         .copied()
         .unwrap_or((Resources::ZERO, 0));
     Kubelet {
-        reserved: reserved(&pool.reserved) + daemon,
+        reserved: pool.reserved.total() + daemon,
         max_pods: pool.max_pods.saturating_sub(daemons),
         pods_per_core: (pool.pods_per_core > 0).then_some(pool.pods_per_core),
     }
@@ -672,6 +664,7 @@ pub fn bare_metal_vm_pool(estate: &Estate, spare: &[String]) -> Option<CapacityP
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Toleration;
+    use plinth_model::kinds::cluster::Reserved;
 
     fn pool(labels: &[(&str, &str)], taints: &[(&str, TaintEffect)]) -> NodePool {
         NodePool {

@@ -16,7 +16,7 @@ use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::inventory::InventorySpec;
 use plinth_model::kinds::scenario::HostFailures;
 use plinth_placement::baremetal::Role;
-use plinth_placement::designs::{Binding, deferred_clusters};
+use plinth_placement::designs::{Binding, deferred_clusters, kubelet};
 use plinth_placement::plan::{
     BareMetalDesign, DesignPlan, NodeTemplate, Pending, Plan, PlanError, PlannedHost,
     VirtualizedPlan, plan,
@@ -530,15 +530,7 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
             // kubelet and DaemonSets take from a server (its allocatable is the server less this).
             let alloc = match plan.design {
                 EnvironmentType::Virtualized => t.allocatable,
-                EnvironmentType::BareMetal => {
-                    let daemon = plan
-                        .binding
-                        .daemons
-                        .get(&c.name)
-                        .and_then(|d| d.get(&p.name))
-                        .map_or(Resources::ZERO, |d| d.0);
-                    reserved(p) + daemon
-                }
+                EnvironmentType::BareMetal => kubelet(&plan.binding, &c.name, p).reserved,
             };
             out.pool_alloc.insert(key.clone(), alloc);
             out.templates.insert(key, (ci, t));
@@ -845,15 +837,6 @@ fn pods(estate: &Estate, plan: &Plan, deferred: &BTreeSet<String>, out: &mut Set
             }
         }
     }
-}
-
-fn reserved(p: &NodePool) -> Resources {
-    let r = &p.reserved;
-    Resources::new(
-        r.system_cpu.0 + r.kube_cpu.0,
-        r.system_memory.0 + r.kube_memory.0,
-        0,
-    )
 }
 
 /// True when `name` is `<prefix>-<digits>`.
