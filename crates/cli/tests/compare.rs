@@ -21,6 +21,8 @@ const SHORT: [&str; 7] = [
     "json",
 ];
 
+/// A report is the same whether its runs' events were folded as they were produced
+/// (without a line written), written to files as well, or read back from those files.
 #[test]
 fn a_report_rebuilt_from_saved_events_is_identical() {
     let dir = tmp("events");
@@ -34,6 +36,11 @@ fn a_report_rebuilt_from_saved_events_is_identical() {
     let (code, rebuilt) = plinth(&[&args[..], &["--from-events", &dir_arg]].concat());
     assert_eq!(code, 0, "{rebuilt}");
     assert_eq!(simulated, rebuilt);
+    // Without --events no line is written or hashed, only the typed records folded: the
+    // same report.
+    let (code, folded) = plinth(&args);
+    assert_eq!(code, 0, "{folded}");
+    assert_eq!(folded, rebuilt);
     let report: serde_json::Value = serde_json::from_str(&rebuilt).expect("JSON report");
     assert_eq!(report["dimensions"].as_array().map(Vec::len), Some(13));
     std::fs::remove_dir_all(&dir).ok();

@@ -216,19 +216,19 @@ pub(crate) fn simulate_one(
     execution: Execution<'_>,
 ) -> Result<RunFacts, CompareError> {
     let name = || log_file_name(env, seed);
-    let bytes: Box<dyn io::Write> = match execution.save {
-        Some(open) => Box::new(io::BufWriter::new(open(env, seed).map_err(|source| {
-            CompareError::OpenLog {
+    let mut fold = Fold::default();
+    // Lines are serialized and hashed only for a log that is saved.
+    let output = match execution.save {
+        Some(open) => {
+            let file = open(env, seed).map_err(|source| CompareError::OpenLog {
                 name: name(),
                 source,
-            }
-        })?)),
-        None => Box::new(io::sink()),
-    };
-    let mut fold = Fold::default();
-    let output = plinth_sim::LogOutput::stream(bytes)
-        .with_records(&mut fold)
-        .with_budget(execution.events_per_day);
+            })?;
+            plinth_sim::LogOutput::stream(io::BufWriter::new(file)).with_records(&mut fold)
+        }
+        None => plinth_sim::LogOutput::records(&mut fold),
+    }
+    .with_budget(execution.events_per_day);
     let sim_options = plinth_sim::Options {
         env,
         seed,

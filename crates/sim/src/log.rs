@@ -15,7 +15,8 @@ use crate::setup::SimPod;
 /// Where a run's event log goes as it is produced, and how fast it may grow: at most
 /// [`LogOutput::with_budget`] events per simulated day.
 pub struct LogOutput<'a> {
-    bytes: Bytes<'a>,
+    /// `None`: no bytes at all, only typed records ([`LogOutput::records`]).
+    bytes: Option<Bytes<'a>>,
     records: Option<&'a mut dyn Sink>,
     pub(crate) events_per_day: u64,
 }
@@ -24,7 +25,7 @@ impl<'a> LogOutput<'a> {
     /// The log is kept in memory and returned in [`crate::Run::log`].
     pub fn memory() -> Self {
         Self {
-            bytes: Bytes::Memory(Vec::new()),
+            bytes: Some(Bytes::Memory(Vec::new())),
             records: None,
             events_per_day: EVENTS_PER_DAY,
         }
@@ -34,8 +35,19 @@ impl<'a> LogOutput<'a> {
     /// [`crate::Run::log`] is empty.
     pub fn stream(out: impl io::Write + 'a) -> Self {
         Self {
-            bytes: Bytes::Stream(Box::new(out)),
+            bytes: Some(Bytes::Stream(Box::new(out))),
             records: None,
+            events_per_day: EVENTS_PER_DAY,
+        }
+    }
+
+    /// Each record is handed, typed, to `sink` and to nothing else: no line is
+    /// serialized or hashed, and [`crate::Summary::log_sha256`] is `None`. For a reader
+    /// that folds the metrics it needs and keeps no log.
+    pub fn records(sink: &'a mut dyn Sink) -> Self {
+        Self {
+            bytes: None,
+            records: Some(sink),
             events_per_day: EVENTS_PER_DAY,
         }
     }
@@ -92,16 +104,20 @@ impl io::Write for Bytes<'_> {
 pub(crate) struct Finished {
     /// Its bytes, when kept in memory.
     pub(crate) bytes: Vec<u8>,
-    /// The digest of its lines before the `digest` line.
-    pub(crate) digest: LogDigest,
-    /// Its lines, the `digest` line included.
+    /// The digest of its lines before the `digest` line; `None` when no line was written
+    /// ([`LogOutput::records`]).
+    pub(crate) digest: Option<LogDigest>,
+    /// Its lines, the `digest` line included (records, when no line was written).
     pub(crate) lines: u64,
 }
 
 /// The log of a run being written; the first error stops it (the world then ends the run).
 pub(crate) struct Log<'a> {
-    writer: LogWriter<Bytes<'a>>,
+    /// The lines' writer, unless only typed records are wanted.
+    writer: Option<LogWriter<Bytes<'a>>>,
     records: Option<&'a mut dyn Sink>,
+    /// Records written so far.
+    lines: u64,
     error: Option<EventsError>,
 }
 
@@ -109,8 +125,9 @@ impl<'a> Log<'a> {
     /// A log written to `output`.
     pub(crate) fn new(output: LogOutput<'a>) -> Self {
         Self {
-            writer: LogWriter::new(output.bytes),
+            writer: output.bytes.map(LogWriter::new),
             records: output.records,
+            lines: 0,
             error: None,
         }
     }
@@ -121,21 +138,23 @@ impl<'a> Log<'a> {
             return;
         }
         let record = Record::new(t, event);
-        let written = self
-            .writer
-            .record(&record)
-            .and_then(|()| match &mut self.records {
-                Some(sink) => sink.record(&record),
-                None => Ok(()),
-            });
-        if let Err(e) = written {
-            self.error = Some(e);
+        let written = match &mut self.writer {
+            Some(w) => w.record(&record),
+            None => Ok(()),
+        }
+        .and_then(|()| match &mut self.records {
+            Some(sink) => sink.record(&record),
+            None => Ok(()),
+        });
+        match written {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.error = Some(e),
         }
     }
 
     /// Records written so far.
     pub(crate) fn lines(&self) -> u64 {
-        self.writer.lines()
+        self.lines
     }
 
     /// Whether writing has failed.
@@ -148,15 +167,21 @@ impl<'a> Log<'a> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let lines = self.writer.lines() + 1;
-        let (bytes, digest) = self.writer.finish()?;
+        let Some(writer) = self.writer else {
+            return Ok(Finished {
+                bytes: Vec::new(),
+                digest: None,
+                lines: self.lines,
+            });
+        };
+        let (bytes, digest) = writer.finish()?;
         Ok(Finished {
             bytes: match bytes {
                 Bytes::Memory(v) => v,
                 Bytes::Stream(_) => Vec::new(),
             },
-            digest,
-            lines,
+            digest: Some(digest),
+            lines: self.lines + 1,
         })
     }
 }

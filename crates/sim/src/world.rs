@@ -11,7 +11,7 @@ use plinth_control::{
     ControlEvent, Driver, Observation, Ready, Reason, Time, UpgradeKind,
 };
 use plinth_events::{
-    Event, EvictionReason, Header, Hourly, PodName, RequestedBy, Source, UnbindReason,
+    Event, EvictionReason, Header, Hourly, LogDigest, PodName, RequestedBy, Source, UnbindReason,
 };
 use plinth_model::Resources;
 use plinth_model::kinds::environment::{EnvironmentType, Fencing};
@@ -447,8 +447,9 @@ pub struct Summary {
     /// Lines in the event log.
     pub log_lines: u64,
     /// SHA-256 of the event log's lines before its trailing `digest` line (the digest
-    /// that line holds), hex.
-    pub log_sha256: String,
+    /// that line holds); `None` when the run wrote no lines, only typed records
+    /// ([`crate::LogOutput::records`]).
+    pub log_sha256: Option<LogDigest>,
 }
 
 /// The simulated world: a [`Driver`] over a virtual-time event queue.
@@ -2894,7 +2895,7 @@ impl<'a> World<'a> {
             .finish()
             .map_err(|source| SimError::Log { source })?;
         self.summary.log_lines = log.lines;
-        self.summary.log_sha256 = log.digest.to_string();
+        self.summary.log_sha256 = log.digest;
         Ok(Run {
             log: log.bytes,
             summary: self.summary,

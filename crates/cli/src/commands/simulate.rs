@@ -166,9 +166,11 @@ fn summary_table(s: &plinth_sim::Summary) -> String {
     for c in &s.conditions_at_end {
         out.push_str(&format!("waiting: {c}\n"));
     }
-    out.push_str(&format!(
-        "event log: {} lines, sha256 {}\n",
-        s.log_lines, s.log_sha256
-    ));
+    if let Some(sha256) = s.log_sha256 {
+        out.push_str(&format!(
+            "event log: {} lines, sha256 {sha256}\n",
+            s.log_lines
+        ));
+    }
     out
 }
