@@ -202,34 +202,25 @@ impl<W> SkipFirst<W> {
             skipped: false,
         }
     }
+}
 
-    /// `buf` without the opening brace, if it is not dropped yet.
-    fn rest<'b>(&mut self, buf: &'b [u8]) -> io::Result<&'b [u8]> {
+impl<W: io::Write> io::Write for SkipFirst<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.skipped {
+            return self.out.write(buf);
+        }
         match buf.split_first() {
-            _ if self.skipped => Ok(buf),
-            None => Ok(buf),
+            None => Ok(0),
             Some((b'{', rest)) => {
+                // The brace counts as written only once the rest is.
+                let n = self.out.write(rest)?;
                 self.skipped = true;
-                Ok(rest)
+                Ok(n + 1)
             }
             Some(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "an event must serialize as a JSON object",
             )),
-        }
-    }
-}
-
-impl<W: io::Write> io::Write for SkipFirst<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let skipped = self.skipped;
-        let rest = self.rest(buf)?;
-        match self.out.write(rest) {
-            Ok(n) => Ok(n + buf.len() - rest.len()),
-            Err(e) => {
-                self.skipped = skipped;
-                Err(e)
-            }
         }
     }
 
