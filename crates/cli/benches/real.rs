@@ -86,7 +86,7 @@ fn concurrent_creations(dir: &std::path::Path) {
             kind: CommandKind::CreateVm {
                 vm: format!("bench-{i}"),
                 host: hosts[i as usize % hosts.len()].clone(),
-                pool: "apps/workers".into(),
+                pool: plinth_control::PoolName::new("apps", "workers"),
             },
         })
         .collect();

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plinth_control::PoolName;
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::environment::{EnvironmentType, host_reservation};
@@ -171,8 +172,8 @@ pub struct Design {
     pub node_vcpus: u64,
     /// vCPUs of the control-plane VMs (0 on bare metal).
     pub control_plane_vcpus: u64,
-    /// Allocatable milli-CPU of one node, per pool (`cluster/pool`).
-    pub node_cpu: BTreeMap<String, u64>,
+    /// Allocatable milli-CPU of one node, per pool.
+    pub node_cpu: BTreeMap<PoolName, u64>,
     /// Allocatable milli-CPU of every worker node, per cluster.
     pub worker_cpu: BTreeMap<String, u64>,
     /// Mean CPU and memory demand of the VirtualMachineSets per hour of the day, milli-CPU
@@ -333,7 +334,7 @@ fn machines(estate: &Estate, s: &Setup, node_host: &BTreeMap<&str, usize>) -> Ve
 }
 
 /// Allocatable milli-CPU per node of each pool, and per cluster in all.
-fn worker_cpu(s: &Setup) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+fn worker_cpu(s: &Setup) -> (BTreeMap<PoolName, u64>, BTreeMap<String, u64>) {
     let (mut per_node, mut per_cluster) = (BTreeMap::new(), BTreeMap::new());
     for n in &s.nodes {
         per_node.insert(n.pool.clone(), n.allocatable.cpu_millis);

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use plinth_control::PoolName;
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
@@ -622,7 +623,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
                     let g = format!("{}-{}", c.name, p.name);
                     let per_node = design
                         .node_cpu
-                        .get(&format!("{}/{}", c.name, p.name))
+                        .get(&PoolName::new(&c.name, &p.name))
                         .copied()
                         .unwrap_or(0) as f64;
                     headroom

@@ -19,6 +19,66 @@ pub struct CommandId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BootId(pub u64);
 
+/// A node pool by name, as commands carry it and logs record it: `cluster/pool` on the
+/// wire (`cluster/control-plane` for a control plane's members). Cluster and pool names are
+/// DNS labels, so the one `/` separates them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolName {
+    /// The cluster.
+    pub cluster: String,
+    /// The pool, or [`crate::upgrade::CONTROL_PLANE`].
+    pub pool: String,
+}
+
+impl PoolName {
+    /// Pool `pool` of `cluster`.
+    pub fn new(cluster: impl Into<String>, pool: impl Into<String>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            pool: pool.into(),
+        }
+    }
+
+    /// Whether it names the control plane's members.
+    pub fn is_control_plane(&self) -> bool {
+        self.pool == crate::upgrade::CONTROL_PLANE
+    }
+}
+
+impl fmt::Display for PoolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.pool)
+    }
+}
+
+impl std::str::FromStr for PoolName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((cluster, pool))
+                if !cluster.is_empty() && !pool.is_empty() && !pool.contains('/') =>
+            {
+                Ok(Self::new(cluster, pool))
+            }
+            _ => Err(format!("`{s}` is not a pool: expected `cluster/pool`")),
+        }
+    }
+}
+
+impl Serialize for PoolName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why a command failed. The kind decides what the control plane may assume afterwards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "camelCase")]
@@ -74,8 +134,8 @@ pub enum CommandKind {
         vm: String,
         /// Target host.
         host: String,
-        /// `cluster/pool` it joins (`cluster/control-plane` for a control-plane member).
-        pool: String,
+        /// The pool it joins (the control plane's for a control-plane member).
+        pool: PoolName,
     },
     /// Power `vm` off and delete it; its node leaves the cluster.
     DeleteVm {
@@ -152,8 +212,8 @@ pub enum CommandKind {
     ProvisionServer {
         /// Server name.
         server: String,
-        /// `cluster/pool` it joins.
-        pool: String,
+        /// The pool it joins.
+        pool: PoolName,
     },
     /// Delete a drained bare-metal node from its cluster and power its server off; the
     /// server becomes a spare.
@@ -529,4 +589,29 @@ pub enum ConditionChange {
         /// When.
         at: Time,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool is `cluster/pool` on the wire, one way round and back; anything else is
+    /// refused with what was expected.
+    #[test]
+    fn a_pool_name_is_cluster_slash_pool_on_the_wire() {
+        let pool = PoolName::new("apps", "workers");
+        assert_eq!(
+            serde_json::to_string(&pool).expect("serialize"),
+            "\"apps/workers\""
+        );
+        assert_eq!(
+            serde_json::from_str::<PoolName>("\"apps/workers\"").expect("parse"),
+            pool
+        );
+        assert!(PoolName::new("apps", crate::upgrade::CONTROL_PLANE).is_control_plane());
+        for bad in ["apps", "/workers", "apps/", "a/b/c", ""] {
+            let err = bad.parse::<PoolName>().expect_err(bad);
+            assert!(err.contains("expected `cluster/pool`"), "{err}");
+        }
+    }
 }

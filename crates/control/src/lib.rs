@@ -26,7 +26,7 @@ pub mod upgrade;
 
 pub use command::{
     BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange,
-    ControlEvent, Observation, Ready, Reason, ReplaceMethod, UpgradeKind,
+    ControlEvent, Observation, PoolName, Ready, Reason, ReplaceMethod, UpgradeKind,
 };
 pub use config::{ControlConfig, Deadlines, DrsConfig, HaConfig};
 pub use control::{ClusterState, Control, FailureRecord, HostState, VmPhase};

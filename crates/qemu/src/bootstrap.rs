@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use plinth_control::PoolName;
 use plinth_control::upgrade::CONTROL_PLANE;
 use plinth_model::Estate;
 use plinth_proto::guest::{Bootstrap, DEFAULT_IMAGE};
@@ -34,7 +35,7 @@ pub struct PoolImage {
 /// VirtualMachineSets' VMs, by set.
 #[derive(Clone, Debug, Default)]
 pub struct Pools {
-    pools: BTreeMap<(String, String), PoolImage>,
+    pools: BTreeMap<PoolName, PoolImage>,
     /// Each VirtualMachineSet: (members, vCPUs, memory MiB).
     sets: BTreeMap<String, (u32, u32, u32)>,
 }
@@ -51,7 +52,7 @@ impl Pools {
             let version = c.spec.kubernetes_version.clone();
             let cp = &c.spec.control_plane;
             pools.insert(
-                (c.name.clone(), CONTROL_PLANE.to_owned()),
+                PoolName::new(&c.name, CONTROL_PLANE),
                 PoolImage {
                     cluster: c.name.clone(),
                     vcpus: cp.vcpu,
@@ -63,7 +64,7 @@ impl Pools {
             );
             for p in &c.spec.node_pools {
                 pools.insert(
-                    (c.name.clone(), p.name.clone()),
+                    PoolName::new(&c.name, &p.name),
                     PoolImage {
                         cluster: c.name.clone(),
                         vcpus: p.vcpu,
@@ -86,10 +87,9 @@ impl Pools {
         Self { pools, sets }
     }
 
-    /// The template of `pool`, a `cluster/pool` key as the control plane sends it.
-    pub fn get(&self, pool: &str) -> Option<&PoolImage> {
-        let (cluster, name) = pool.split_once('/')?;
-        self.pools.get(&(cluster.to_owned(), name.to_owned()))
+    /// The template of `pool`.
+    pub fn get(&self, pool: &PoolName) -> Option<&PoolImage> {
+        self.pools.get(pool)
     }
 
     /// Every VirtualMachineSet's VMs, as (VM, set), by set.
@@ -123,7 +123,7 @@ impl Pools {
     }
 
     /// The agent's spec of VM `vm` of `pool`, or `None` for an unknown pool.
-    pub fn spec(&self, vm: &str, pool: &str, secret: &[u8]) -> Option<VmSpec> {
+    pub fn spec(&self, vm: &str, pool: &PoolName, secret: &[u8]) -> Option<VmSpec> {
         let image = self.get(pool)?;
         Some(VmSpec {
             name: VmName(vm.to_owned()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use plinth_control::maintenance::Budget;
 use plinth_control::upgrade::CONTROL_PLANE;
-use plinth_control::{ClusterTopology, Control, ControlConfig, PoolTopology, Strategy};
+use plinth_control::{ClusterTopology, Control, ControlConfig, PoolName, PoolTopology, Strategy};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
@@ -95,8 +95,8 @@ pub struct SimNode {
     pub name: String,
     /// Index of its cluster in `Estate::clusters` (and [`Setup::schedulers`]).
     pub cluster: usize,
-    /// `cluster/pool`.
-    pub pool: String,
+    /// Its pool.
+    pub pool: PoolName,
     /// What pods may request.
     pub allocatable: Resources,
 }
@@ -202,13 +202,13 @@ pub struct Setup {
     /// VMs, its usage.
     pub vm_size: BTreeMap<String, (Resources, Option<Usage>)>,
     /// `cluster/pool` (and `cluster/control-plane`) → the size of a new VM of it.
-    pub vm_template: BTreeMap<String, Resources>,
+    pub vm_template: BTreeMap<PoolName, Resources>,
     /// `cluster/pool` → a new node's allocatable on a VM (virtualized), or what the
     /// kubelet and DaemonSets take from a server (bare metal).
-    pub pool_alloc: BTreeMap<String, Resources>,
+    pub pool_alloc: BTreeMap<PoolName, Resources>,
     /// `cluster/pool` → its cluster's index and what a new node of it is (labels, taints,
     /// pod limits).
-    pub templates: BTreeMap<String, (usize, NodeTemplate)>,
+    pub templates: BTreeMap<PoolName, (usize, NodeTemplate)>,
     /// Per cluster, the simulated kube-scheduler: its nodes and bound pods.
     pub schedulers: Vec<Scheduler>,
     /// Pods per pool, DaemonSets and the workloads no pool admits, as the plan bound them.
@@ -467,11 +467,6 @@ fn pool_topology(name: &str, nodes: Vec<String>, strategy: Strategy) -> PoolTopo
     }
 }
 
-/// The key of a pool in the world's maps and the control plane's commands.
-fn pool_key(cluster: &str, pool: &str) -> String {
-    format!("{cluster}/{pool}")
-}
-
 /// The zone that evacuations and DRS keep each host's VMs in, hosts in the pool's order:
 /// its rack's declared `zone`; the hosts of racks that declare none (bought servers
 /// included) share one, so only declared zones confine.
@@ -525,7 +520,7 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
     for (ci, c) in estate.clusters.iter().enumerate() {
         for (pi, p) in c.spec.node_pools.iter().enumerate() {
             let t = plan.clusters[ci].templates[pi].clone();
-            let key = pool_key(&c.name, &p.name);
+            let key = PoolName::new(&c.name, &p.name);
             // What a new node of the pool may offer pods: a VM's allocatable, or what the
             // kubelet and DaemonSets take from a server (its allocatable is the server less this).
             let alloc = match plan.design {
@@ -554,7 +549,7 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
         out.nodes.push(SimNode {
             name: n.name.clone(),
             cluster: n.pool.cluster,
-            pool: pool_key(&c.name, &p.name),
+            pool: PoolName::new(&c.name, &p.name),
             allocatable,
         });
     }
@@ -633,7 +628,7 @@ fn virtualized(
             .map(|i| format!("{}-cp-{i}", c.name))
             .collect();
         out.vm_template.insert(
-            pool_key(&c.name, CONTROL_PLANE),
+            PoolName::new(&c.name, CONTROL_PLANE),
             Resources::new(u64::from(cp.vcpu) * 1000, cp.memory.0, cp.disk.0),
         );
         out.control_planes.push(SimControlPlane {
@@ -659,7 +654,7 @@ fn virtualized(
         topo.control_plane.create = created("cp");
         for p in &c.spec.node_pools {
             out.vm_template.insert(
-                pool_key(&c.name, &p.name),
+                PoolName::new(&c.name, &p.name),
                 Resources::new(u64::from(p.vcpu) * 1000, p.memory.0, p.disk.0),
             );
             let members: Vec<String> = plan

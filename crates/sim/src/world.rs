@@ -5,10 +5,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use plinth_control::upgrade::{CONTROL_PLANE, staggered};
+use plinth_control::upgrade::staggered;
 use plinth_control::{
     BootId, Command, CommandError, CommandId, CommandKind, Condition, ConditionChange, Control,
-    ControlEvent, Driver, Observation, Ready, Reason, Time, UpgradeKind,
+    ControlEvent, Driver, Observation, PoolName, Ready, Reason, Time, UpgradeKind,
 };
 use plinth_events::{
     Event, EvictionReason, Header, Hourly, LogDigest, PodName, RequestedBy, Source, UnbindReason,
@@ -470,7 +470,7 @@ pub struct World<'a> {
     host_vms: Vec<BTreeSet<String>>,
     nodes: Vec<NodeState>,
     node_index: HashMap<String, usize>,
-    pool_nodes: BTreeMap<String, Vec<usize>>,
+    pool_nodes: BTreeMap<PoolName, Vec<usize>>,
     /// Per cluster: the world's node index of each of its scheduler's node slots.
     slot_node: Vec<Vec<usize>>,
     pods: Vec<PodState>,
@@ -509,7 +509,7 @@ pub struct World<'a> {
     timings: Timings,
     progress: Box<dyn FnMut(u64) + 'a>,
     last_progress: u64,
-    pool_stats: BTreeMap<String, PoolStat>,
+    pool_stats: BTreeMap<PoolName, PoolStat>,
     upgrades: BTreeMap<String, UpgradeAcc>,
     quorum: Vec<Quorum>,
     /// Control-plane VM (virtualized) → its cluster's index in `quorum`.
@@ -519,7 +519,7 @@ pub struct World<'a> {
     /// Clusters requested by `addCluster` and not ready yet → when.
     cluster_requested: BTreeMap<String, u64>,
     /// New VMs' pools (`cluster/pool`), from their CreateVm.
-    vm_pool: HashMap<String, String>,
+    vm_pool: HashMap<String, PoolName>,
     draining: BTreeMap<usize, Draining>,
     /// Hosts in a requested maintenance → when it was requested, and the pods made
     /// unavailable by it so far.
@@ -632,7 +632,7 @@ impl<'a> World<'a> {
                 slots
             })
             .collect();
-        let mut pool_nodes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut pool_nodes: BTreeMap<PoolName, Vec<usize>> = BTreeMap::new();
         for (i, n) in setup.nodes.iter().enumerate() {
             pool_nodes.entry(n.pool.clone()).or_default().push(i);
         }
@@ -689,7 +689,7 @@ impl<'a> World<'a> {
             desired[p.workload as usize] += 1;
             workload_requests[p.workload as usize] = p.requests;
         }
-        let mut pool_stats: BTreeMap<String, PoolStat> = BTreeMap::new();
+        let mut pool_stats: BTreeMap<PoolName, PoolStat> = BTreeMap::new();
         for n in &setup.nodes {
             let st = pool_stats.entry(n.pool.clone()).or_default();
             st.desired += 1;
@@ -1724,7 +1724,7 @@ impl<'a> World<'a> {
 
     fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
         self.settle_pools(cluster);
-        if let Some(ps) = self.pool_stats.get_mut(&format!("{cluster}/{pool}")) {
+        if let Some(ps) = self.pool_stats.get_mut(&PoolName::new(cluster, pool)) {
             ps.desired = replicas;
         }
         let current = self.settle_pools(cluster);
@@ -1734,12 +1734,11 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Pool keys of `cluster`.
-    fn cluster_pools(&self, cluster: &str) -> Vec<String> {
-        let prefix = format!("{cluster}/");
+    /// The pools of `cluster`.
+    fn cluster_pools(&self, cluster: &str) -> Vec<PoolName> {
         self.pool_stats
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
+            .range(PoolName::new(cluster, "")..)
+            .take_while(|(k, _)| k.cluster == cluster)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -1812,11 +1811,10 @@ impl<'a> World<'a> {
                     },
                 );
                 // From now on its pools' sizes and its etcd quorum are watched.
-                let prefix = format!("{cluster}/");
-                let pools: Vec<(String, Vec<usize>)> = self
+                let pools: Vec<(PoolName, Vec<usize>)> = self
                     .pool_nodes
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .range(PoolName::new(cluster.as_str(), "")..)
+                    .take_while(|(k, _)| k.cluster == cluster)
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 for (key, members) in pools {
@@ -1892,7 +1890,7 @@ impl<'a> World<'a> {
     }
 
     /// Node `name` joins `pool` (not Ready until its VM or server is up).
-    fn add_node(&mut self, name: &str, pool: &str, alloc: Resources) -> usize {
+    fn add_node(&mut self, name: &str, pool: &PoolName, alloc: Resources) -> usize {
         let Some((cluster, template)) = self.s.templates.get(pool).cloned() else {
             return usize::MAX;
         };
@@ -1906,7 +1904,7 @@ impl<'a> World<'a> {
                 self.s.nodes.push(crate::setup::SimNode {
                     name: name.to_owned(),
                     cluster,
-                    pool: pool.to_owned(),
+                    pool: pool.clone(),
                     allocatable: alloc,
                 });
                 self.nodes.push(NodeState {
@@ -1927,7 +1925,7 @@ impl<'a> World<'a> {
         if self.nodes[n].member {
             return n;
         }
-        self.s.nodes[n].pool = pool.to_owned();
+        self.s.nodes[n].pool = pool.clone();
         self.s.nodes[n].allocatable = alloc;
         // It joins kube-scheduler's view NotReady, labelled with the host it runs on.
         let host = self.host_of_node(n).map(|h| &self.s.hosts[h]);
@@ -1949,7 +1947,7 @@ impl<'a> World<'a> {
         st.ready = false;
         st.unschedulable = false;
         st.epoch += 1;
-        let list = self.pool_nodes.entry(pool.to_owned()).or_default();
+        let list = self.pool_nodes.entry(pool.clone()).or_default();
         let names = &self.s.nodes;
         let at = list.partition_point(|m| names[*m].name.as_str() < name);
         list.insert(at, n);
@@ -1957,7 +1955,7 @@ impl<'a> World<'a> {
             self.now,
             Event::NodeAdded {
                 node: name.into(),
-                pool: pool.into(),
+                pool: pool.to_string().into(),
             },
         );
         n
@@ -1996,7 +1994,7 @@ impl<'a> World<'a> {
             self.now,
             Event::NodeRemoved {
                 node: self.s.nodes[n].name.as_str().into(),
-                pool: pool.into(),
+                pool: pool.to_string().into(),
                 rescheduled: moved,
                 pending_for_capacity: pending,
             },
@@ -2349,8 +2347,8 @@ impl<'a> World<'a> {
                     self.s.vm_size.insert(vm.clone(), (size, None));
                     self.s.vm_memory.insert(vm.clone(), size.memory_bytes);
                 }
-                if let Some((cluster, CONTROL_PLANE)) = pool.split_once('/')
-                    && let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster)
+                if pool.is_control_plane()
+                    && let Some(q) = self.quorum.iter().position(|q| q.cluster == pool.cluster)
                 {
                     self.cp_vm.insert(vm.clone(), q);
                 }
@@ -2574,17 +2572,15 @@ impl<'a> World<'a> {
             }
             CommandKind::ProvisionServer { server, pool } => {
                 if let Some(h) = self.host_idx(server) {
-                    match pool.split_once('/') {
-                        Some((cluster, CONTROL_PLANE)) => {
-                            if let Some(q) = self.quorum.iter().position(|q| q.cluster == cluster) {
-                                self.cp_server.insert(h, q);
-                            }
+                    if pool.is_control_plane() {
+                        if let Some(q) = self.quorum.iter().position(|q| q.cluster == pool.cluster)
+                        {
+                            self.cp_server.insert(h, q);
                         }
-                        _ => {
-                            let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
-                            let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
-                            self.add_node(server, pool, alloc);
-                        }
+                    } else {
+                        let overhead = self.s.pool_alloc.get(pool).copied().unwrap_or_default();
+                        let alloc = self.s.hosts[h].capacity.saturating_sub(&overhead);
+                        self.add_node(server, pool, alloc);
                     }
                     self.host_up(h);
                 }
@@ -2738,7 +2734,9 @@ impl<'a> World<'a> {
                 if s.action == TimelineAction::ScalePool
                     && let (Some(cluster), Some(pool), Some(declared)) =
                         (s.cluster.clone(), s.pool.clone(), s.replicas)
-                    && self.pool_stats.contains_key(&format!("{cluster}/{pool}"))
+                    && self
+                        .pool_stats
+                        .contains_key(&PoolName::new(cluster.as_str(), pool.as_str()))
                 {
                     let replicas = self.nodes_for(&cluster, &pool, declared);
                     self.log.write(
@@ -2976,13 +2974,13 @@ impl<'a> World<'a> {
         u64::from(self.summary.second_copies)
     }
 
-    /// Nodes of `pool` (`cluster/pool`) that are Ready and schedulable now (ground truth).
-    pub fn schedulable_nodes(&self, pool: &str) -> u32 {
+    /// Nodes of `pool` that are Ready and schedulable now (ground truth).
+    pub fn schedulable_nodes(&self, pool: &PoolName) -> u32 {
         self.pool_stats.get(pool).map_or(0, |p| p.schedulable)
     }
 
     /// Member nodes of `pool` now, Ready or not (ground truth).
-    pub fn pool_members(&self, pool: &str) -> Vec<&str> {
+    pub fn pool_members(&self, pool: &PoolName) -> Vec<&str> {
         self.pool_nodes.get(pool).map_or_else(Vec::new, |v| {
             v.iter().map(|n| self.s.nodes[*n].name.as_str()).collect()
         })

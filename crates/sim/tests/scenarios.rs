@@ -7,7 +7,7 @@ use common::{example, example_replacing, small};
 use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_control::{
-    CommandKind, Control, ControlEvent, Driver, Observation, Ready, ReplaceMethod, Time,
+    CommandKind, Control, ControlEvent, Driver, Observation, PoolName, Ready, ReplaceMethod, Time,
     UpgradeKind,
 };
 use plinth_events::InputDigest;
@@ -269,7 +269,7 @@ fn bare_metal_node_stays_down_for_the_repair_time_and_pods_move_only_where_capac
     let worker = |s: &plinth_sim::Setup| {
         s.nodes
             .iter()
-            .find(|n| n.pool.ends_with("/workers"))
+            .find(|n| n.pool.pool == "workers")
             .expect("a worker node")
             .name
             .clone()
@@ -682,14 +682,14 @@ fn harsh_failure_seeds_never_double_a_vm_and_answer_every_command_once() {
 /// would check with kubectl and etcdctl. The simulator implements it from its world; a
 /// real driver would from the Kubernetes API.
 trait Observe: Driver {
-    /// Ready, schedulable nodes of `cluster/pool`.
-    fn schedulable(&self, pool: &str) -> u32;
+    /// Ready, schedulable nodes of `pool`.
+    fn schedulable(&self, pool: &PoolName) -> u32;
     /// Running control-plane members of `cluster`.
     fn control_plane_running(&self, cluster: &str) -> u32;
 }
 
 impl Observe for World<'_> {
-    fn schedulable(&self, pool: &str) -> u32 {
+    fn schedulable(&self, pool: &PoolName) -> u32 {
         self.schedulable_nodes(pool)
     }
     fn control_plane_running(&self, cluster: &str) -> u32 {
@@ -736,12 +736,12 @@ fn rollout_step<D: Observe>(
 }
 
 /// Requests a `kind` rollout of `cluster` at the driver's start and runs the loop to the
-/// end, watching every pool of `pools` (`cluster/pool`, size) and the control plane.
+/// end, watching every pool of `pools` (pool, size) and the control plane.
 fn rolling_upgrade<D: Observe>(
     control: &mut Control,
     driver: &mut D,
     cluster: &str,
-    pools: &[(String, u32)],
+    pools: &[(PoolName, u32)],
     kind: UpgradeKind,
 ) -> RolloutReport {
     let mut report = RolloutReport {
@@ -809,7 +809,10 @@ spec:
     )
 }
 
-fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Vec<(String, u32)>) {
+fn upgrade_run(
+    estate: &Estate,
+    env: EnvironmentType,
+) -> (RolloutReport, Run, Vec<(PoolName, u32)>) {
     let options = Options {
         env,
         seed: 1,
@@ -817,11 +820,11 @@ fn upgrade_run(estate: &Estate, env: EnvironmentType) -> (RolloutReport, Run, Ve
         input: InputDigest::default(),
     };
     let s = setup(estate, &options).expect("setup");
-    let mut pools: BTreeMap<String, u32> = BTreeMap::new();
+    let mut pools: BTreeMap<PoolName, u32> = BTreeMap::new();
     for n in &s.nodes {
         *pools.entry(n.pool.clone()).or_insert(0) += 1;
     }
-    let pools: Vec<(String, u32)> = pools.into_iter().collect();
+    let pools: Vec<(PoolName, u32)> = pools.into_iter().collect();
     let mut control = s.control.clone();
     let mut world = World::new(s, &options, |_| {});
     let report = rolling_upgrade(
@@ -878,12 +881,12 @@ fn a_surge_rollout_replaces_every_node_without_losing_capacity_or_quorum() {
     let mut cp_creates = 0;
     for (issued, answered, kind) in report.commands.values() {
         if let CommandKind::CreateVm { pool, .. } = kind
-            && pool.ends_with("/control-plane")
+            && pool.is_control_plane()
         {
             cp_creates += 1;
             let answered = answered.expect("answered");
             let overlapping = report.commands.values().any(|(i, a, k)| {
-                matches!(k, CommandKind::CreateVm { pool, .. } if pool.ends_with("/control-plane"))
+                matches!(k, CommandKind::CreateVm { pool, .. } if pool.is_control_plane())
                     && *i > *issued
                     && *i < answered
                     && a.is_some()
@@ -948,7 +951,7 @@ fn run_unit_cpu(estate: &Estate) -> u64 {
     let s = setup(estate, &options).expect("setup");
     s.nodes
         .iter()
-        .find(|n| n.pool == "apps/workers")
+        .find(|n| n.pool == PoolName::new("apps", "workers"))
         .expect("worker")
         .allocatable
         .cpu_millis
@@ -1294,7 +1297,7 @@ fn bare_metal_machine_health_installs_a_spare_and_the_repaired_server_becomes_th
     let worker = |s: &plinth_sim::Setup| {
         s.nodes
             .iter()
-            .find(|n| n.pool.ends_with("/workers"))
+            .find(|n| n.pool.pool == "workers")
             .expect("a worker node")
             .name
             .clone()
@@ -1369,7 +1372,7 @@ fn scale_pool_adds_node_vms_then_drains_and_deletes_the_last_ones() {
         .expect("setup")
         .nodes
         .iter()
-        .filter(|n| n.pool == "apps/workers")
+        .filter(|n| n.pool == PoolName::new("apps", "workers"))
         .count() as u32;
     estate.scenario.spec.operations.timeline =
         scale_steps(&[(HOUR, before + 2), (3 * HOUR, before)]);
@@ -1585,7 +1588,7 @@ fn add_cluster_builds_the_control_plane_first_then_the_pools_then_deploys_its_wo
         };
         let s = setup(&estate, &options).expect("setup");
         assert!(
-            s.nodes.iter().all(|n| !n.pool.starts_with("dev/")),
+            s.nodes.iter().all(|n| n.pool.cluster != "dev"),
             "{env:?}: no dev node before the step"
         );
         let run = simulate(&estate, &options).expect("run");

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 
 use super::{Control, Health, Maint, Pending, Timer};
-use crate::command::{Command, CommandKind, ControlEvent, Reason, ReplaceMethod, UpgradeKind};
+use crate::command::{
+    Command, CommandKind, ControlEvent, PoolName, Reason, ReplaceMethod, UpgradeKind,
+};
 use crate::control::VmPhase;
 use crate::time::{Span, Time};
 use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology};
@@ -355,7 +357,7 @@ impl Control {
                     self.rollout_wait(now, c, "no spare server is up".into());
                     return false;
                 };
-                let pool = self.pool_key(c, stage);
+                let pool = self.pool_name(c, stage);
                 rep.new = Some(spare.clone());
                 self.issue_upgrade(
                     c,
@@ -397,10 +399,10 @@ impl Control {
         }
     }
 
-    fn pool_key(&self, c: usize, stage: usize) -> String {
+    fn pool_name(&self, c: usize, stage: usize) -> PoolName {
         let rec = &self.clusters[c];
         let pool = rec.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
-        format!("{}/{pool}", rec.topo.name)
+        PoolName::new(&rec.topo.name, pool)
     }
 
     fn issue_upgrade(&mut self, c: usize, old: &str, kind: CommandKind, out: &mut Vec<Command>) {
@@ -494,7 +496,7 @@ impl Control {
     ) -> Option<String> {
         let kept = self.replacement(c, old).and_then(|r| r.spec);
         let template = self.vm_spec(old).or(kept)?;
-        let pool_key = self.pool_key(c, stage);
+        let pool = self.pool_name(c, stage);
         match self.place_node(c, stage, template) {
             Ok((new, host)) => {
                 self.issue_upgrade(
@@ -503,7 +505,7 @@ impl Control {
                     CommandKind::CreateVm {
                         vm: new.clone(),
                         host,
-                        pool: pool_key,
+                        pool,
                     },
                     out,
                 );
@@ -926,7 +928,7 @@ impl Control {
             let done = self.clusters[c].stage(stage).map_or(0, |p| p.nodes.len()) as u32;
             if done == replicas {
                 self.clusters[c].scale_target.remove(&stage);
-                let key = self.pool_key(c, stage);
+                let key = self.pool_name(c, stage);
                 self.clear_condition(&format!("pool/{key}"), now);
             }
         }
@@ -934,7 +936,7 @@ impl Control {
 
     /// One more node for pool `stage`; false (with a condition) when none can be had now.
     fn scale_up(&mut self, now: Time, c: usize, stage: usize, out: &mut Vec<Command>) -> bool {
-        let key = self.pool_key(c, stage);
+        let key = self.pool_name(c, stage);
         let why = if self.vms.is_some() {
             let mut names = self.clusters[c]
                 .stage(stage)
@@ -1216,7 +1218,7 @@ impl Control {
         if self.replacement(c, node).is_some() {
             return;
         }
-        let key = self.pool_key(c, stage);
+        let key = self.pool_name(c, stage);
         if self.vms.is_some() {
             // HA restarted it (or is restarting it) in time: HA owns the failure. A VM
             // stopped for its host's maintenance is a planned disruption.
