@@ -203,6 +203,12 @@ fn rack_space_is_priced_per_unit_of_every_server_used() {
             "{env}: {got} for {n} servers"
         );
     }
+    // Declared, so neither is listed among the defaults the report used.
+    let defaults = r["provenance"].to_string();
+    assert!(
+        !defaults.contains("rackUnits") && !defaults.contains("rackSpace"),
+        "{defaults}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -240,5 +246,11 @@ fn scalability_counts_an_unused_server_as_the_node_it_would_be() {
     assert!(unused > 0.0, "estate a leaves owned servers unused");
     let want = 100.0 * unused / workers;
     assert!((growth - want).abs() < 1e-6, "{growth} % against {want} %");
+    // Not declared here: the report lists the assumed 2U among its defaults.
+    let defaults = r["provenance"].to_string();
+    assert!(
+        defaults.contains("hostClasses[compute].rackUnits"),
+        "{defaults}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

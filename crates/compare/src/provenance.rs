@@ -4,7 +4,7 @@
 //! cannot disagree.
 
 use plinth_model::estate::{Estate, default_environments};
-use plinth_model::kinds::inventory::{Watts, default_lead_time};
+use plinth_model::kinds::inventory::{Watts, default_lead_time, default_rack_units};
 use plinth_model::kinds::price_sheet::{LABOUR_OPERATIONS, PriceSheetSpec};
 use plinth_model::kinds::scenario::ScenarioSpec;
 use plinth_model::schema::explain;
@@ -157,6 +157,11 @@ pub fn provenance(estate: &Estate) -> Vec<Provenance> {
             let value = class.lead_time.to_string();
             let doc = "Inventory.spec.hostClasses.leadTime";
             push(&mut out, format!("{at}.leadTime"), doc, value);
+        }
+        if class.rack_units == default_rack_units() {
+            let doc = "Inventory.spec.hostClasses.rackUnits";
+            let value = class.rack_units.to_string();
+            push(&mut out, format!("{at}.rackUnits"), doc, value);
         }
     }
     let virtualized_label = "Environment(virtualized)";

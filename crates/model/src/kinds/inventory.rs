@@ -75,7 +75,8 @@ pub struct HostClass {
     /// Procurement lead time: order to racked and cabled.
     #[serde(default = "default_lead_time")]
     pub lead_time: Duration,
-    /// Rack units one server takes (default 2), priced by the PriceSheet's `rackSpace`.
+    /// Rack units one server takes (default 2; an assumption: two-socket servers with front
+    /// drive bays are 1U or 2U), priced by the PriceSheet's `rackSpace`.
     #[serde(default = "default_rack_units")]
     pub rack_units: u32,
 }
