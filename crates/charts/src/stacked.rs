@@ -10,7 +10,7 @@ use crate::svg::{
 const HEIGHT: f64 = 420.0;
 
 /// One bar per series, each stacked from its categories' values (e.g. the yearly cost of
-/// each environment split into hardware, licences, power and labour).
+/// each environment split into its cost categories).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StackedBars {
     /// The chart's title, also its accessible name.

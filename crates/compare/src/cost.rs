@@ -36,7 +36,7 @@ pub struct Cost {
     /// Energy at the facility's PUE.
     pub power: i64,
     /// Rack units of the servers used.
-    pub space: i64,
+    pub rack_space: i64,
     /// Hands-on hours at the labour rate.
     pub labour: i64,
     /// The capacity that workloads requested.
@@ -73,14 +73,15 @@ impl Cost {
             self.support,
             self.licences,
             self.power,
-            self.space,
+            self.rack_space,
             self.labour,
         ]
     }
 
-    /// The sum of the categories.
+    /// The sum of the categories (saturating: prices are validated, their sum over
+    /// thousands of servers need not fit).
     pub fn total(&self) -> i64 {
-        self.by_category().iter().sum()
+        self.by_category().into_iter().fold(0, i64::saturating_add)
     }
 }
 
@@ -395,31 +396,41 @@ pub fn cost(estate: &Estate, design: &Design, run: &RunFacts) -> Cost {
     let rate = sheet.labour.rate_per_hour.0 as f64;
     let recurring_year = (l.per_year * rate).round() as i64;
     let one_off = (l.one_off * rate).round() as i64;
-    let opex_later_year =
-        support_year + licences_year + power_total / horizon + space_year + recurring_year;
+    let opex_later_year = [
+        support_year,
+        licences_year,
+        power_total / horizon,
+        space_year,
+        recurring_year,
+    ]
+    .into_iter()
+    .fold(0, i64::saturating_add);
     let priced = [
         hardware,
         support_year.saturating_mul(horizon),
         licences_year.saturating_mul(horizon),
         power_total,
         space_year.saturating_mul(horizon),
-        recurring_year.saturating_mul(horizon) + one_off,
+        recurring_year
+            .saturating_mul(horizon)
+            .saturating_add(one_off),
     ]
     .map(|amount| split_category(amount, &design.split));
     let sum = |f: fn(&Priced) -> i64| priced.iter().map(f).sum();
-    let [hardware, support, licences, power, space, labour] = priced.each_ref().map(|p| p.total);
+    let [hardware, support, licences, power, rack_space, labour] =
+        priced.each_ref().map(|p| p.total);
     Cost {
         hardware,
         support,
         licences,
         power,
-        space,
+        rack_space,
         labour,
         workload: sum(|p| p.workload),
         idle: sum(|p| p.idle),
         overhead: sum(|p| p.overhead),
         capex: capex(estate, design),
-        opex_first_year: opex_later_year + one_off,
+        opex_first_year: opex_later_year.saturating_add(one_off),
         opex_later_year,
     }
 }

@@ -415,10 +415,11 @@ fn surplus(estate: &Estate, used: &[Machine]) -> Vec<String> {
         .collect()
 }
 
-/// Per cluster, the allocatable milli-CPU the owned servers in `surplus` would add as
-/// nodes of its best pool: each server's CPU less what that pool's kubelet and
-/// DaemonSets reserve on a node (a bare-metal node is a whole server), in the unit the
-/// virtualized pool's growth is counted in.
+/// Per cluster of a bare-metal setup, the allocatable milli-CPU the owned servers in
+/// `surplus` would add as nodes of its best pool: each server's CPU less what that pool's
+/// kubelet and DaemonSets reserve on a node (a bare-metal node is a whole server, and a
+/// bare-metal setup's `pool_alloc` holds that reservation), in the unit the virtualized
+/// pool's growth is counted in.
 fn surplus_node_cpu(estate: &Estate, s: &Setup, surplus: &[String]) -> BTreeMap<String, u64> {
     let classes = &estate.inventory.spec.host_classes;
     let unused: BTreeSet<&str> = surplus.iter().map(String::as_str).collect();
@@ -429,15 +430,12 @@ fn surplus_node_cpu(estate: &Estate, s: &Setup, surplus: &[String]) -> BTreeMap<
         .map(|h| classes[h.class].capacity().cpu_millis)
         .collect();
     let mut out = BTreeMap::new();
-    for (key, reserved) in &s.pool_alloc {
-        let Some((cluster, _)) = s.templates.get(key) else {
-            continue;
-        };
+    for (pool, reserved) in &s.pool_alloc {
         let added: u64 = cpus
             .iter()
             .map(|cpu| cpu.saturating_sub(reserved.cpu_millis))
             .sum();
-        let best = out.entry(estate_cluster_name(s, *cluster)).or_insert(0);
+        let best = out.entry(pool.cluster.clone()).or_insert(0);
         *best = added.max(*best);
     }
     out

@@ -30,8 +30,8 @@ pub struct PoolImage {
     pub control_plane: bool,
 }
 
-/// The node VM templates of an estate, by the `cluster/pool` key of the control plane's
-/// `CreateVm` (`cluster/control-plane` for control-plane members), and the sizes of its
+/// The node VM templates of an estate, by the pool of the control plane's `CreateVm` (its
+/// control plane's for control-plane members), and the sizes of its
 /// VirtualMachineSets' VMs, by set.
 #[derive(Clone, Debug, Default)]
 pub struct Pools {

@@ -140,6 +140,8 @@ impl<'a> Log<'a> {
         let record = Record::new(t, event);
         let written = match &mut self.writer {
             Some(w) => w.record(&record),
+            // The writer's own refusal, kept without it: only the log's end seals it.
+            None if matches!(record.event, Event::Digest { .. }) => Err(EventsError::DigestRecord),
             None => Ok(()),
         }
         .and_then(|()| match &mut self.records {

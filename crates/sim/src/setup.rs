@@ -201,12 +201,12 @@ pub struct Setup {
     /// VM name → its size (demand, without the per-VM overhead) and, for VirtualMachineSet
     /// VMs, its usage.
     pub vm_size: BTreeMap<String, (Resources, Option<Usage>)>,
-    /// `cluster/pool` (and `cluster/control-plane`) → the size of a new VM of it.
+    /// Each pool (and each control plane) → the size of a new VM of it.
     pub vm_template: BTreeMap<PoolName, Resources>,
-    /// `cluster/pool` → a new node's allocatable on a VM (virtualized), or what the
+    /// Each pool → a new node's allocatable on a VM (virtualized), or what the
     /// kubelet and DaemonSets take from a server (bare metal).
     pub pool_alloc: BTreeMap<PoolName, Resources>,
-    /// `cluster/pool` → its cluster's index and what a new node of it is (labels, taints,
+    /// Each pool → its cluster's index and what a new node of it is (labels, taints,
     /// pod limits).
     pub templates: BTreeMap<PoolName, (usize, NodeTemplate)>,
     /// Per cluster, the simulated kube-scheduler: its nodes and bound pods.

@@ -444,7 +444,8 @@ pub struct Summary {
     pub failures: Vec<SimFailure>,
     /// Conditions in force at the end, as text.
     pub conditions_at_end: Vec<String>,
-    /// Lines in the event log.
+    /// Lines in the event log (records, when the run wrote no lines:
+    /// [`crate::LogOutput::records`]).
     pub log_lines: u64,
     /// SHA-256 of the event log's lines before its trailing `digest` line (the digest
     /// that line holds); `None` when the run wrote no lines, only typed records
@@ -518,7 +519,7 @@ pub struct World<'a> {
     cp_server: BTreeMap<usize, usize>,
     /// Clusters requested by `addCluster` and not ready yet → when.
     cluster_requested: BTreeMap<String, u64>,
-    /// New VMs' pools (`cluster/pool`), from their CreateVm.
+    /// New VMs' pools, from their CreateVm.
     vm_pool: HashMap<String, PoolName>,
     draining: BTreeMap<usize, Draining>,
     /// Hosts in a requested maintenance → when it was requested, and the pods made
@@ -1706,8 +1707,6 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The size pool `cluster/pool` is meant to have from now on (upgrade shortfalls are
-    /// measured against it).
     /// The nodes a pool needs when a timeline step declares `declared` replicas: the same
     /// on a VM pool (one node VM per replica); on bare metal, the servers of the pool's
     /// class that the declared capacity and the pods need (the plan's formula), not one
@@ -1722,6 +1721,8 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The size pool `pool` of `cluster` is meant to have from now on (upgrade shortfalls
+    /// are measured against it).
     fn set_pool_size(&mut self, cluster: &str, pool: &str, replicas: u32) {
         self.settle_pools(cluster);
         if let Some(ps) = self.pool_stats.get_mut(&PoolName::new(cluster, pool)) {
