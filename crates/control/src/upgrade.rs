@@ -67,7 +67,7 @@ pub struct ClusterTopology {
 }
 
 /// The pool name of the control plane.
-pub const CONTROL_PLANE: &str = "control-plane";
+pub const CONTROL_PLANE: &str = plinth_model::kinds::cluster::CONTROL_PLANE_POOL;
 
 /// What may start now in one pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,12 +7,13 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::document::Collected;
 use crate::document::RequiredTerm;
 use crate::estate::{Estate, Input, Named, Origin, Provided, expand_hosts};
-use crate::kinds::cluster::ClusterSpec;
+use crate::kinds::cluster::{CONTROL_PLANE_POOL, ClusterSpec, node_prefix};
 use crate::kinds::environment::{
     Fencing, VirtualizedSpec, default_bare_metal, default_virtualized, host_reservation,
 };
 use crate::kinds::inventory::{HostClass, HostRole, InventorySpec};
 use crate::kinds::scenario::TimelineAction;
+use crate::kinds::vm_set::VmSetSpec;
 use crate::kinds::{UsageProfile, VolumeStorage};
 use crate::names::{self, NameRule};
 use crate::policy::{HostRule, PlacementPolicy, Scope, SpreadMode};
@@ -101,6 +102,51 @@ fn duplicates<'a>(
                     .with_help("names must be unique"),
             );
         }
+    }
+}
+
+/// Node VMs are named by [`node_prefix`] (`{cluster}-{pool}-{i}`, control-plane members
+/// `{cluster}-cp-{i}`) and a VirtualMachineSet's VMs `{set}-{i}`: two owners with one
+/// prefix (cluster `a` pool `b-c` and cluster `a-b` pool `c`; a pool named `cp` or
+/// `control-plane` beside its control plane) would give two VMs one name.
+fn check_vm_names(
+    clusters: &[Named<ClusterSpec>],
+    vm_sets: &[Named<VmSetSpec>],
+    diags: &mut Diagnostics,
+) {
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let mut claim = |prefix: String, what: String, at: Location| match owners.get(&prefix) {
+        Some(first) => diags.push(
+            Diagnostic::error(
+                at,
+                format!("{what} would name its VMs `{prefix}0`, `{prefix}1`, … as {first} does"),
+            )
+            .with_help("rename one of them: every VM needs a name of its own"),
+        ),
+        None => {
+            owners.insert(prefix, what);
+        }
+    };
+    for c in clusters {
+        claim(
+            node_prefix(&c.name, CONTROL_PLANE_POOL),
+            format!("the control plane of cluster `{}`", c.name),
+            c.at("/metadata/name"),
+        );
+        for (i, p) in c.spec.node_pools.iter().enumerate() {
+            claim(
+                node_prefix(&c.name, &p.name),
+                format!("pool `{}` of cluster `{}`", p.name, c.name),
+                c.at(&format!("/spec/nodePools/{i}/name")),
+            );
+        }
+    }
+    for v in vm_sets {
+        claim(
+            format!("{}-", v.name),
+            format!("VirtualMachineSet `{}`", v.name),
+            v.at("/metadata/name"),
+        );
     }
 }
 
@@ -1039,6 +1085,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
     for c in &clusters {
         check_cluster(c, &inventory.spec, &virtualized.spec, diags);
     }
+    check_vm_names(&clusters, &vm_sets, diags);
     for v in &vm_sets {
         check_policy(
             &v.spec.placement,

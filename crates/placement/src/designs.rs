@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{NodeSelectorTerm, PodSpec};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::RestartPriority as ModelPriority;
-use plinth_model::kinds::cluster::{NodePool, Taint, TaintEffect};
+use plinth_model::kinds::cluster::{CONTROL_PLANE_POOL, NodePool, Taint, TaintEffect, node_prefix};
 use plinth_model::kinds::environment::{AdmissionControl, ControlPlanePlacement, host_reservation};
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::workload::{Workload, WorkloadKind};
@@ -388,7 +388,7 @@ pub fn virtualized_problem(estate: &Estate, nodes: &PoolSizes) -> CapacityProble
         for i in 0..cp.replicas {
             vms.push(
                 VmSpec::new(
-                    format!("{}-cp-{i}", c.name),
+                    format!("{}{i}", node_prefix(&c.name, CONTROL_PLANE_POOL)),
                     vm_demand(cp.vcpu, cp.memory.0, cp.disk.0),
                 )
                 .in_group(g)
@@ -404,7 +404,7 @@ pub fn virtualized_problem(estate: &Estate, nodes: &PoolSizes) -> CapacityProble
             for i in 0..n {
                 vms.push(
                     VmSpec::new(
-                        format!("{}-{}-{i}", c.name, p.name),
+                        format!("{}{i}", node_prefix(&c.name, &p.name)),
                         vm_demand(p.vcpu, p.memory.0, p.disk.0),
                     )
                     .in_group(g)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
-use plinth_model::kinds::cluster::{NodePool, TaintEffect as ModelEffect};
+use plinth_model::kinds::cluster::{NodePool, TaintEffect as ModelEffect, node_prefix};
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::inventory::HostRole;
 use plinth_model::workload::WorkloadKind;
@@ -553,7 +553,7 @@ impl Chain<'_> {
         for (ci, c) in estate.clusters.iter().enumerate() {
             for (pi, p) in c.spec.node_pools.iter().enumerate() {
                 for i in 0..sizing[ci][pi].zones.len() {
-                    let name = format!("{}-{}-{i}", c.name, p.name);
+                    let name = format!("{}{i}", node_prefix(&c.name, &p.name));
                     let host = index.get(name.as_str()).and_then(|&v| placed.hosts[v]);
                     if let Some(h) = host {
                         nodes.push(PlannedNode {

@@ -11,7 +11,7 @@ use plinth_control::{ClusterTopology, Control, ControlConfig, PoolName, PoolTopo
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
-use plinth_model::kinds::cluster::NodePool;
+use plinth_model::kinds::cluster::{NodePool, node_prefix};
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::kinds::inventory::InventorySpec;
 use plinth_model::kinds::scenario::HostFailures;
@@ -625,7 +625,7 @@ fn virtualized(
                 .map(|(n, spec)| (*n, Some(spec.clone())))
         };
         let members: Vec<String> = (0..cp.replicas)
-            .map(|i| format!("{}-cp-{i}", c.name))
+            .map(|i| format!("{}{i}", node_prefix(&c.name, CONTROL_PLANE)))
             .collect();
         out.vm_template.insert(
             PoolName::new(&c.name, CONTROL_PLANE),

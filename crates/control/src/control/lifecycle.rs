@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use plinth_model::kinds::cluster::node_prefix;
 use plinth_placement::{HostId, HostStatus, Migration, VmSpec};
 
 use super::{Control, Health, Maint, Pending, Timer};
@@ -82,7 +83,7 @@ impl ClusterRec {
     pub(super) fn new(topo: ClusterTopology) -> Self {
         let mut next = Vec::new();
         for p in std::iter::once(&topo.control_plane).chain(&topo.pools) {
-            let prefix = name_prefix(&topo.name, &p.name);
+            let prefix = node_prefix(&topo.name, &p.name);
             next.push(upgrade::next_index(
                 &prefix,
                 p.nodes.iter().map(String::as_str),
@@ -104,7 +105,7 @@ impl ClusterRec {
     /// The prefix of stage `stage`'s new node names ([`name_prefix`]).
     fn name_prefix(&self, stage: usize) -> String {
         let pool = self.stage(stage).map_or(CONTROL_PLANE, |p| p.name.as_str());
-        name_prefix(&self.topo.name, pool)
+        node_prefix(&self.topo.name, pool)
     }
 
     /// Whether a creation, a scale or a rollout of the cluster is under way or queued.
@@ -146,11 +147,6 @@ impl ClusterRec {
 /// The prefix of a pool's node VM names: VMs of the control plane are `<cluster>-cp-<i>`,
 /// of a pool `<cluster>-<pool>-<i>`, where `<i>` is the node's index
 /// ([`upgrade::node_index`]).
-fn name_prefix(cluster: &str, pool: &str) -> String {
-    let pool = if pool == CONTROL_PLANE { "cp" } else { pool };
-    format!("{cluster}-{pool}-")
-}
-
 impl Control {
     pub(super) fn request_upgrade(
         &mut self,

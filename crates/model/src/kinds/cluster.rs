@@ -10,6 +10,21 @@ use super::RestartPriority;
 use crate::policy::{HostRule, PlacementPolicy};
 use crate::quantity::{ByteSize, Cpu, Duration};
 
+/// The pool name under which a cluster's control-plane members appear in commands, logs
+/// and conditions (`cluster/control-plane`); no node pool may take it.
+pub const CONTROL_PLANE_POOL: &str = "control-plane";
+
+/// The prefix of the names of a pool's node VMs: `{cluster}-{pool}-`, and `{cluster}-cp-`
+/// for the control plane's members. Node `i` is the prefix followed by `i`.
+pub fn node_prefix(cluster: &str, pool: &str) -> String {
+    let pool = if pool == CONTROL_PLANE_POOL {
+        "cp"
+    } else {
+        pool
+    };
+    format!("{cluster}-{pool}-")
+}
+
 /// The spec of a `Cluster`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
