@@ -160,25 +160,37 @@ fn a_rack_holding_every_host_gets_no_ha_restart_credit() {
     );
 }
 
+/// Estate A in a directory of its own (`name`), with `inserted` added after the line
+/// `after` of its file `file`; the other files copied as they are.
+fn a_with(name: &str, file: &str, after: &str, inserted: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("plinth-fair-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/a");
+    for f in ["inventory.yaml", "cluster.yaml", "workloads.yaml"] {
+        let text = std::fs::read_to_string(a.join(f)).expect("read");
+        let text = if f == file {
+            assert!(text.contains(after), "{f} has the line {after:?}");
+            text.replacen(after, &format!("{after}{inserted}"), 1)
+        } else {
+            text
+        };
+        std::fs::write(dir.join(f), text).expect("write");
+    }
+    dir
+}
+
 /// Rack space is priced per rack unit of every server a design uses, in both designs, from
 /// the host class's `rackUnits` and the PriceSheet's `rackSpace`: 4U servers at 1,000 a
 /// unit a year cost 20,000 each over the 5-year horizon, and the report's "rack space"
 /// line says so for each design's server count.
 #[test]
 fn rack_space_is_priced_per_unit_of_every_server_used() {
-    let dir = std::env::temp_dir().join(format!("plinth-fair-rack-space-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/a");
-    for f in ["cluster.yaml", "workloads.yaml"] {
-        std::fs::copy(a.join(f), dir.join(f)).expect("copy");
-    }
-    let inventory = std::fs::read_to_string(a.join("inventory.yaml")).expect("read");
-    let four_u = inventory.replace(
+    let dir = a_with(
+        "rack-space",
+        "inventory.yaml",
         "      nicGbps: 25\n",
-        "      nicGbps: 25\n      rackUnits: 4\n",
+        "      rackUnits: 4\n",
     );
-    assert_ne!(four_u, inventory, "the class declares nicGbps");
-    std::fs::write(dir.join("inventory.yaml"), four_u).expect("write inventory");
     let prices = "apiVersion: plinth.dev/v1alpha1\nkind: PriceSheet\nmetadata:\n  name: p\n\
                   spec:\n  horizonYears: 5\n  rackSpace:\n    pricePerUnitPerYear: 1000\n";
     std::fs::write(dir.join("prices.yaml"), prices).expect("write prices");
@@ -220,19 +232,12 @@ fn rack_space_is_priced_per_unit_of_every_server_used() {
 /// CPUs of 64 read as a third more growth than there is).
 #[test]
 fn scalability_counts_an_unused_server_as_the_node_it_would_be() {
-    let dir = std::env::temp_dir().join(format!("plinth-fair-scalability-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/estates/a");
-    for f in ["inventory.yaml", "workloads.yaml"] {
-        std::fs::copy(a.join(f), dir.join(f)).expect("copy");
-    }
-    let cluster = std::fs::read_to_string(a.join("cluster.yaml")).expect("read");
-    let reserving = cluster.replace(
+    let dir = a_with(
+        "scalability",
+        "cluster.yaml",
         "      replicas: 12\n",
-        "      replicas: 12\n      reserved:\n        systemCpu: 16\n",
+        "      reserved:\n        systemCpu: 16\n",
     );
-    assert_ne!(reserving, cluster, "the pool declares 12 replicas");
-    std::fs::write(dir.join("cluster.yaml"), reserving).expect("write cluster");
     let r = no_sweep(&[dir.to_str().expect("utf-8 path")]);
     let bare_metal = r["designs"]
         .as_array()
