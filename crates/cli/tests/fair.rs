@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::plinth;
+use common::{plinth, plinth_streams};
 use serde_json::Value;
 
 /// `plinth compare PATHS... --seeds 3 --duration 90d --no-sweep -o json`, parsed.
@@ -91,6 +91,17 @@ fn b_flips_to_bare_metal_at_a_virtualization_licence_price_the_search_finds() {
         at > 1.0,
         "a dearer licence flips it, not a cheaper one: ×{at}"
     );
+    // The six clusters of six versions merged into one bare-metal cluster: one control
+    // plane instead of six takes fewer servers.
+    let merge = &r["mergeWhatIf"];
+    assert_eq!(
+        merge["clusters"].as_array().map(Vec::len),
+        Some(6),
+        "{merge:#}"
+    );
+    assert_eq!(merge["stacks"], 6);
+    let servers = |k: &str| merge[k]["servers"].as_f64().expect("servers");
+    assert!(servers("merged") < servers("design"), "{merge:#}");
 }
 
 /// Estate B's clusters and workloads on its sixteen servers, in the racks `racks` names
@@ -258,4 +269,173 @@ fn scalability_counts_an_unused_server_as_the_node_it_would_be() {
         "{defaults}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The bare-metal design of `r`, as the report's JSON has it.
+fn bare_metal_design(r: &Value) -> &Value {
+    r["designs"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["env"] == "bare-metal"))
+        .expect("a bare-metal design")
+}
+
+/// Spares shared by the estate (the default) against each cluster's own
+/// (`spares.scope: cluster`) on estate `b`'s six clusters: one `spare` row for every
+/// cluster instead of a surge server per cluster and two more servers per pool, so fewer
+/// servers and a lower bare-metal cost; and the simulated year still ends with every pod
+/// placed, although servers given back by one cluster become nodes of another.
+#[test]
+fn spares_shared_by_the_estate_replace_each_clusters_own() {
+    let dir = std::env::temp_dir().join(format!("plinth-fair-spares-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let own = dir.join("environment.yaml");
+    std::fs::write(
+        &own,
+        "apiVersion: plinth.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: metal\n\
+         spec:\n  type: bareMetal\n  spares:\n    scope: cluster\n",
+    )
+    .expect("write");
+    let shared = no_sweep(&["tests/estates/b"]);
+    let kept = no_sweep(&["tests/estates/b", own.to_str().expect("utf-8 path")]);
+    let rows = |r: &Value, role: &str| -> Vec<(String, u64)> {
+        bare_metal_design(r)["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .filter(|x| x["role"] == role)
+            .map(|x| {
+                (
+                    x["cluster"].as_str().unwrap_or_default().to_owned(),
+                    x["servers"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    // 1 host failure + 1 surge, for every cluster at once.
+    assert_eq!(rows(&shared, "spare"), [(String::new(), 2)]);
+    assert!(rows(&shared, "surge").is_empty());
+    assert_eq!(rows(&kept, "surge").len(), 6, "a surge server per cluster");
+    assert!(rows(&kept, "spare").is_empty());
+    let servers = |r: &Value| bare_metal_design(r)["servers"].as_u64().expect("servers");
+    assert!(
+        servers(&shared) < servers(&kept),
+        "{} shared vs {} each cluster's own",
+        servers(&shared),
+        servers(&kept)
+    );
+    let cost = |r: &Value| {
+        dimension(r, "cost")["bareMetal"]["mean"]
+            .as_f64()
+            .expect("cost")
+    };
+    assert!(cost(&shared) < cost(&kept));
+
+    let events = dir.join("events.jsonl");
+    let (code, out) = plinth(&[
+        "simulate",
+        "tests/estates/b",
+        "--env",
+        "bare-metal",
+        "--seed",
+        "1",
+        "-o",
+        "json",
+        "--events",
+        events.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let summary: Value = serde_json::from_str(&out).expect("JSON summary");
+    assert_eq!(summary["podsPendingAtEnd"], 0, "{summary:#}");
+    // Some server was a node of two clusters in the year.
+    let mut clusters_of: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for line in std::fs::read_to_string(&events).expect("events").lines() {
+        let e: Value = serde_json::from_str(line).expect("event");
+        if e["event"] == "nodeAdded" {
+            let pool = e["pool"].as_str().unwrap_or_default();
+            let cluster = pool.split_once('/').map_or(pool, |(c, _)| c);
+            clusters_of
+                .entry(e["node"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .insert(cluster.to_owned());
+        }
+    }
+    assert!(
+        clusters_of.values().any(|c| c.len() > 1),
+        "no server moved between clusters: {clusters_of:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `shareServers: true` merges the clusters of one OS image and Kubernetes version into one
+/// bare-metal cluster (`shop` and `blog` of `tests/estates/share-servers`, both in a
+/// namespace `web`): `validate` says which, `plan` plans one control plane for both, and
+/// `compare` needs fewer servers, reports every workload under its own name, and counts the
+/// merged pair as sharing servers and settings.
+#[test]
+fn shared_servers_merge_the_clusters_of_one_version_into_one() {
+    let apart = ["tests/estates/share-servers"];
+    let shared = [
+        "tests/estates/share-servers",
+        "tests/estates/share-servers-on",
+    ];
+    let (code, _, notes) = plinth_streams(&["validate", shared[0], shared[1]]);
+    assert_eq!(code, 0, "{notes}");
+    assert!(notes.contains("shop, blog into `shop`"), "{notes}");
+
+    let (code, out) = plinth(&[
+        "plan",
+        shared[0],
+        shared[1],
+        "--env",
+        "bare-metal",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).expect("JSON plan");
+    let bm = &plan["bareMetal"];
+    assert_eq!(
+        bm["merges"][0]["members"],
+        serde_json::json!(["shop", "blog"])
+    );
+    let control_planes: Vec<&str> = bm["allocations"]
+        .as_array()
+        .expect("allocations")
+        .iter()
+        .filter(|a| a["role"] == "control plane")
+        .filter_map(|a| a["cluster"].as_str())
+        .collect();
+    assert_eq!(control_planes, ["ml", "shop"]);
+
+    let (a, s) = (no_sweep(&apart), no_sweep(&shared));
+    let servers = |r: &Value| bare_metal_design(r)["servers"].as_u64().expect("servers");
+    assert!(
+        servers(&s) < servers(&a),
+        "{} vs {}",
+        servers(&s),
+        servers(&a)
+    );
+    let workloads = |r: &Value| -> Vec<String> {
+        r["availability"]
+            .as_array()
+            .expect("availability")
+            .iter()
+            .filter(|w| w["bareMetal"].is_number())
+            .filter_map(|w| w["workload"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        workloads(&s),
+        workloads(&a),
+        "the input's names, both designs"
+    );
+    let bm = |r: &Value, key: &str| dimension(r, key)["bareMetal"]["mean"].as_f64();
+    assert_eq!(bm(&a, "isolation"), Some(0.0));
+    assert_eq!(
+        bm(&s, "isolation"),
+        Some(1.0),
+        "shop and blog share servers"
+    );
+    assert!(bm(&s, "independence") < bm(&a, "independence"));
 }

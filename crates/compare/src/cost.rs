@@ -117,7 +117,8 @@ pub fn labour(estate: &Estate, design: &Design, run: &RunFacts) -> Labour {
     let bought = design.machines.iter().filter(|m| !m.owned).count() as f64;
     Labour {
         per_year: recurring_hours(l, run) / years,
-        one_off: bought * h("serverInstall") + estate.clusters.len() as f64 * h("clusterCreate"),
+        one_off: bought * h("serverInstall")
+            + design.cluster_count(estate) as f64 * h("clusterCreate"),
     }
 }
 
@@ -180,7 +181,7 @@ fn yearly(licence: &Licence, units: u64) -> i64 {
 
 fn licences_per_year(estate: &Estate, design: &Design) -> i64 {
     let sheet = &estate.price_sheet.spec;
-    let clusters = estate.clusters.len() as u64;
+    let clusters = design.cluster_count(estate) as u64;
     let k8s: Vec<usize> = design
         .machines
         .iter()

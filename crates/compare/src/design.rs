@@ -191,9 +191,30 @@ pub struct Design {
     /// virtualized pool, whose room is in `headroom`.
     pub surplus_node_cpu: BTreeMap<String, u64>,
     /// Servers of the design that stand idle, ready to become a node without a purchase:
-    /// the bare-metal surge servers (0 on the virtualized pool, whose spare room is in
-    /// `headroom`).
+    /// the bare-metal spare servers, shared or a cluster's own (0 on the virtualized pool,
+    /// whose spare room is in `headroom`).
     pub idle_spares: u32,
+    /// Bare metal with `shareServers`: the clusters merged into one.
+    pub merges: Vec<plinth_model::merge::Merge>,
+    /// Each merged workload's id in the design's runs → its id in the input.
+    pub renamed: BTreeMap<String, String>,
+}
+
+impl Design {
+    /// The cluster of the design that the input's cluster `name` is: the one it was
+    /// merged into, or itself.
+    pub fn cluster_of<'a>(&'a self, name: &'a str) -> &'a str {
+        self.merges
+            .iter()
+            .find(|m| m.members.iter().any(|x| x == name))
+            .map_or(name, |m| m.into.as_str())
+    }
+
+    /// How many clusters the design runs: the input's, less those merged into another.
+    pub fn cluster_count(&self, estate: &Estate) -> usize {
+        let merged: usize = self.merges.iter().map(|m| m.members.len() - 1).sum();
+        estate.clusters.len().saturating_sub(merged)
+    }
 }
 
 /// The virtualized design's role table: one pool for everything.
@@ -220,9 +241,9 @@ fn pool_roles(estate: &Estate, hosts: usize, vms: usize) -> Vec<RoleRow> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleRow {
-    /// The cluster (empty for the pool shared by every cluster).
+    /// The cluster (empty for what every cluster shares: the virtualization pool, the spares).
     pub cluster: String,
-    /// The role: `control plane`, `pool <name>`, `surge`, `virtualization pool`, `VM pool`.
+    /// The role: `control plane`, `pool <name>`, `surge`, `spare`, `virtualization pool`, `VM pool`.
     pub role: String,
     /// Servers it takes.
     pub servers: u32,
@@ -324,13 +345,21 @@ fn machines(estate: &Estate, s: &Setup, node_host: &BTreeMap<&str, usize>) -> Ve
         let Some(&h) = node_host.get(n.name.as_str()) else {
             continue;
         };
-        let c = &estate.clusters[n.cluster];
+        let c = &s.estate.clusters[n.cluster];
         let m = &mut out[h];
         m.nodes += 1;
-        m.clusters.insert(c.name.clone());
+        m.clusters.extend(members(s, &c.name));
         m.stacks.insert(stack(&c.spec));
     }
     out
+}
+
+/// The input's clusters that `cluster` of the setup is: its merged members, or itself.
+fn members(s: &Setup, cluster: &str) -> Vec<String> {
+    s.merges
+        .iter()
+        .find(|m| m.into == cluster)
+        .map_or_else(|| vec![cluster.to_owned()], |m| m.members.clone())
 }
 
 /// Allocatable milli-CPU per node of each pool, and per cluster in all.
@@ -443,7 +472,7 @@ fn surplus_node_cpu(estate: &Estate, s: &Setup, surplus: &[String]) -> BTreeMap<
 
 /// What keeps a design from serving every workload: workloads no pool admits, and pods
 /// the scheduler can place nowhere.
-fn unserved(estate: &Estate, s: &Setup) -> Vec<String> {
+fn unserved(s: &Setup) -> Vec<String> {
     let unbound = s
         .binding
         .unbound
@@ -452,7 +481,7 @@ fn unserved(estate: &Estate, s: &Setup) -> Vec<String> {
     let pending = s.pending.iter().map(|p| {
         format!(
             "{} pod(s) of {} are Pending: {}",
-            p.pods, estate.workloads[p.workload].id, p.explanation
+            p.pods, s.estate.workloads[p.workload].id, p.explanation
         )
     });
     unbound.chain(pending).collect()
@@ -551,7 +580,7 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         })
         .collect();
     let stranded = stranded(&held, &shared);
-    let mut failures = unserved(estate, &s);
+    let mut failures = unserved(&s);
     failures.extend(
         s.unplaced
             .iter()
@@ -574,6 +603,8 @@ fn virtualized(estate: &Estate) -> Result<Design, CompareError> {
         headroom,
         roles,
         idle_spares: 0,
+        merges: Vec::new(),
+        renamed: BTreeMap::new(),
         surplus_node_cpu: BTreeMap::new(),
         split: Split {
             capacity,
@@ -630,9 +661,11 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
             // No worker node: a control-plane or surge server, all of it overhead.
             None => overhead += cap,
         }
-        if a.role == Role::ControlPlane {
-            m.clusters.insert(a.cluster.clone());
-            if let Some(c) = estate.cluster(&a.cluster) {
+        if a.role == Role::ControlPlane
+            && let Some(cluster) = &a.cluster
+        {
+            m.clusters.extend(members(&s, cluster));
+            if let Some(c) = s.estate.cluster(cluster) {
                 m.stacks.insert(stack(&c.spec));
             }
         }
@@ -646,7 +679,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
             }
         }
     }
-    let mut failures = unserved(estate, &s);
+    let mut failures = unserved(&s);
     let mut vm_pool_capacity = Resources::ZERO;
     if let Some((_, vm_plan)) = &design.vm_pool {
         match vm_plan {
@@ -706,12 +739,22 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         .allocations
         .iter()
         .map(|a| RoleRow {
-            cluster: a.cluster.clone(),
+            cluster: a.cluster.clone().unwrap_or_default(),
             role: a.role.to_string(),
             servers: a.nodes,
-            why: a.reason(&design.problem.rule, plan.stacked(&a.cluster)),
+            why: a.reason(&design.problem, plan),
         })
         .collect();
+    roles.extend(s.merges.iter().map(|m| RoleRow {
+        cluster: m.into.clone(),
+        role: "merged clusters".into(),
+        servers: 0,
+        why: format!(
+            "{}: one OS image and Kubernetes version, merged into one cluster with a namespace \
+             each (shareServers); its servers are counted above",
+            m.members.join(", ")
+        ),
+    }));
     let pool = machines.iter().filter(|m| !m.vm_sets.is_empty()).count();
     if pool > 0 {
         roles.push(RoleRow {
@@ -726,7 +769,7 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
     let idle_spares = plan
         .allocations
         .iter()
-        .filter(|a| a.role == Role::Surge)
+        .filter(|a| matches!(a.role, Role::Surge | Role::Spare))
         .map(|a| a.nodes)
         .sum();
     Ok(Design {
@@ -737,15 +780,20 @@ fn bare_metal(estate: &Estate) -> Result<Design, CompareError> {
         headroom: Vec::new(),
         roles,
         idle_spares,
+        merges: s.merges.clone(),
+        renamed: s.renamed.clone(),
         split: Split {
             capacity,
             workload: pod_requests(&s) + vm_set_demand(estate),
             overhead,
         },
+        // Spares every cluster shares are free to any of them, as the virtualized pool's
+        // HA reserve is: not stranded.
         stranded: stranded(
             &plan
                 .allocations
                 .iter()
+                .filter(|a| a.cluster.is_some())
                 .map(|a| Held {
                     allocatable: a.allocatable,
                     requested: a.requested,

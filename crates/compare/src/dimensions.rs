@@ -614,7 +614,9 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
     // its best pool.
     let mut growth = Vec::new();
     for c in &estate.clusters {
-        let current = design.worker_cpu.get(&c.name).copied().unwrap_or(0) as f64;
+        // A cluster merged into another grows with it.
+        let own = design.cluster_of(&c.name);
+        let current = design.worker_cpu.get(own).copied().unwrap_or(0) as f64;
         let added = if virt {
             c.spec
                 .node_pools
@@ -633,7 +635,7 @@ pub fn static_facts(estate: &Estate, design: &Design) -> StaticFacts {
                 })
                 .fold(0.0, f64::max)
         } else {
-            design.surplus_node_cpu.get(&c.name).copied().unwrap_or(0) as f64
+            design.surplus_node_cpu.get(own).copied().unwrap_or(0) as f64
         };
         growth.push(pct(added, current));
     }
@@ -721,10 +723,11 @@ pub fn measure(estate: &Estate, design: &Design, facts: &StaticFacts, run: &RunF
 
     // 5. Availability.
     headline[4] = run.pod_minutes_unavailable / years;
+    // Keyed as in the input, whatever cluster a merge moved a workload to.
     let availability: BTreeMap<String, f64> = run
         .availability
         .iter()
-        .map(|(w, a)| (w.clone(), 100.0 * a))
+        .map(|(w, a)| (design.renamed.get(w).unwrap_or(w).clone(), 100.0 * a))
         .collect();
     let lowest_availability = availability.values().copied().fold(100.0, f64::min);
     details[4].push(detail(

@@ -269,11 +269,17 @@ pub struct Known {
 }
 
 impl Known {
-    /// The names of `estate` and of the servers and racks its `designs` use.
+    /// The names of `estate` and of the servers and racks its `designs` use, and the names
+    /// a design that merges clusters gives their workloads.
     pub fn of(estate: &Estate, designs: &[Design]) -> Self {
         let machines = || designs.iter().flat_map(|d| &d.machines);
         Self {
-            workloads: estate.workloads.iter().map(|w| w.id.to_string()).collect(),
+            workloads: estate
+                .workloads
+                .iter()
+                .map(|w| w.id.to_string())
+                .chain(designs.iter().flat_map(|d| d.renamed.keys().cloned()))
+                .collect(),
             clusters: estate.clusters.iter().map(|c| c.name.clone()).collect(),
             hosts: estate
                 .hosts

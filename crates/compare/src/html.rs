@@ -93,6 +93,7 @@ pub fn render(report: &Report, title: &str) -> String {
     dimensions(&mut o, report);
     charts(&mut o, report);
     sensitivity(&mut o, report);
+    merge_what_if(&mut o, report);
     provenance(&mut o, report);
     o.push_str("</main></body></html>\n");
     o
@@ -514,6 +515,36 @@ fn sensitivity(o: &mut String, report: &Report) {
         }
         o.push_str("</table>");
     }
+}
+
+/// Every cluster merged into one on bare metal, against the report's bare-metal design.
+fn merge_what_if(o: &mut String, report: &Report) {
+    let Some(m) = &report.merge_what_if else {
+        return;
+    };
+    let _ = write!(
+        o,
+        "<h2>Merging every cluster</h2><p class=note>The {} clusters ({}) merged into one \
+         bare-metal cluster with a namespace each ({}), simulated like the report's \
+         bare-metal design.</p><table class=compact><tr><th></th><th class=n>cost ({})</th>\
+         <th class=n>pod-min/year</th><th class=n>servers</th><th class=n>hands-on h/year</th></tr>",
+        m.clusters.len(),
+        esc(&m.clusters.join(", ")),
+        esc(&m.versions()),
+        esc(&report.currency)
+    );
+    for (label, t) in [("the report's design", &m.design), ("merged", &m.merged)] {
+        let _ = write!(
+            o,
+            "<tr><td>{label}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td></tr>",
+            fmt_num(t.cost),
+            fmt_num(t.pod_minutes),
+            fmt_num(t.servers),
+            fmt_num(t.hands_on)
+        );
+    }
+    o.push_str("</table>");
 }
 
 fn provenance(o: &mut String, report: &Report) {

@@ -412,6 +412,9 @@ pub struct Report {
     pub sensitivity: Vec<sensitivity::BreakEven>,
     /// Moving one cluster to the other environment (empty unless asked for).
     pub what_if: Vec<sensitivity::WhatIf>,
+    /// Every cluster merged into one on bare metal (absent unless asked for, or with
+    /// fewer than two clusters).
+    pub merge_what_if: Option<sensitivity::MergeWhatIf>,
     /// Every value that came from a default, with its source.
     pub provenance: Vec<Provenance>,
     /// Things the reader should know.
@@ -670,6 +673,7 @@ pub(crate) fn report_of(
         series,
         sensitivity: Vec::new(),
         what_if: Vec::new(),
+        merge_what_if: None,
         provenance: provenance(estate),
         warnings,
     }

@@ -1,7 +1,8 @@
 //! What would change the answer: the break-even of eight inputs found by bisection, and
 //! what moving one cluster to the other environment would change. The input's runs at ×1
 //! are simulated once ([`Sweeps`]) and reused wherever a point does not change what is
-//! simulated; the what-ifs move at most [`WHAT_IF_CLUSTERS`] clusters.
+//! simulated; the what-ifs move at most [`WHAT_IF_CLUSTERS`] clusters. A last what-if
+//! merges every cluster into one on bare metal ([`MergeWhatIf`]), whatever their versions.
 
 use plinth_model::estate::Estate;
 use plinth_model::estate::Named;
@@ -335,6 +336,38 @@ pub struct WhatIf {
     pub split: Totals,
 }
 
+/// Every cluster merged into one bare-metal cluster, whatever OS image and Kubernetes
+/// version each runs now ([`plinth_model::merge::every_cluster`]): what consolidating them
+/// would save against the report's own bare-metal design, simulated like it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeWhatIf {
+    /// The clusters merged, in input order; the first names the merged cluster.
+    pub clusters: Vec<String>,
+    /// How many (OS image, Kubernetes version) pairs they run now: more than one means
+    /// the merge needs them upgraded to one first.
+    pub stacks: usize,
+    /// The report's bare-metal design (its clusters apart, or as `shareServers` merged
+    /// them).
+    pub design: Totals,
+    /// The clusters merged.
+    pub merged: Totals,
+}
+
+impl MergeWhatIf {
+    /// What the merge asks first, in words.
+    pub fn versions(&self) -> String {
+        if self.stacks > 1 {
+            format!(
+                "their {} OS/Kubernetes versions brought to one first",
+                self.stacks
+            )
+        } else {
+            "they already run one OS/Kubernetes version".to_owned()
+        }
+    }
+}
+
 /// Most clusters the what-ifs move: each what-if simulates the whole estate again, so
 /// their cost grows with the square of the number of clusters when every one is moved.
 pub const WHAT_IF_CLUSTERS: usize = 8;
@@ -516,6 +549,38 @@ impl<'a> Sweeps<'a> {
             });
         }
         Ok(out)
+    }
+
+    /// Every cluster merged into one on bare metal ([`MergeWhatIf`]); `None` with fewer
+    /// than two clusters to merge.
+    pub fn merge_what_if(&self) -> Result<Option<MergeWhatIf>, CompareError> {
+        let estate = self.estate;
+        let groups = plinth_model::merge::every_cluster(estate);
+        let Some(group) = groups.first() else {
+            return Ok(None);
+        };
+        let stacks: std::collections::BTreeSet<(&str, &str)> = group
+            .iter()
+            .map(|&i| {
+                let c = &estate.clusters[i].spec;
+                (c.os_image.as_str(), c.kubernetes_version.as_str())
+            })
+            .collect();
+        let merged = plinth_model::merge::merged(estate, &groups);
+        let options = &self.options;
+        let k = ENVS
+            .iter()
+            .position(|e| *e == EnvironmentType::BareMetal)
+            .unwrap_or(1);
+        Ok(Some(MergeWhatIf {
+            clusters: group
+                .iter()
+                .map(|&i| estate.clusters[i].name.clone())
+                .collect(),
+            stacks: stacks.len(),
+            design: mean_totals(estate, &self.designs[k], &self.runs.0[k], options),
+            merged: totals(&merged.estate, EnvironmentType::BareMetal, options)?,
+        }))
     }
 
     /// How many clusters [`Sweeps::what_if`] moves.

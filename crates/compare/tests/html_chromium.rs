@@ -95,6 +95,7 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
         _ => EnvironmentType::Virtualized,
     };
     r.what_if = sweeps.what_if(rest_on, &|| {})?.moved;
+    r.merge_what_if = sweeps.merge_what_if()?;
     ensure!(
         r.dimensions.len() == 13,
         "{} dimensions",
@@ -211,6 +212,16 @@ fn the_enterprise_report_shows_every_chart_and_table_in_chromium() -> Result<()>
         moves.len(),
         estate.clusters.len()
     );
+    // The report's design and the merged one, four totals each.
+    let merge = rows(table_after(&doc, "Merging every cluster")?, "tr")?;
+    ensure!(merge.len() == 2, "{} merge rows", merge.len());
+    for row in merge {
+        let c = cells(row)?;
+        ensure!(
+            c.len() == 5 && c.iter().all(|x| !x.is_empty()),
+            "merge row {c:?}"
+        );
+    }
     let provenance = rows(table_after(&doc, "Provenance")?, "tr")?;
     ensure!(
         provenance.len() == r.provenance.len(),

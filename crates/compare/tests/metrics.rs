@@ -145,12 +145,16 @@ fn dearer_power_costs_more() {
     });
 }
 
-/// Without surge servers, bare-metal upgrades reimage nodes in place and lose capacity
-/// (with them, a spare server takes each node's place and nothing is lost).
+/// Without spare servers (no failure, maintenance or surge to absorb), bare-metal upgrades
+/// reimage nodes in place and lose capacity (with them, a spare server takes each node's
+/// place and nothing is lost).
 #[test]
 fn more_upgrades_lose_more_capacity() {
     let mut base = b();
-    base.scenario.spec.requirements.upgrade_surge = false;
+    let r = &mut base.scenario.spec.requirements;
+    r.upgrade_surge = false;
+    r.host_failures_to_tolerate = 0;
+    r.hosts_in_maintenance = 0;
     moves_from(base, "lifecycle", B, true, |e| {
         e.scenario.spec.operations.kubernetes_upgrades_per_year *= 4;
     });

@@ -18,6 +18,7 @@ use crate::time::{Span, Time};
 use crate::upgrade::ClusterTopology;
 use crate::{ControlError, drs, ha, maintenance, upgrade};
 use plinth_model::kinds::cluster::ClusterSpec;
+use plinth_model::kinds::environment::SpareScope;
 
 mod durable;
 mod lifecycle;
@@ -303,6 +304,9 @@ pub struct Control {
     drs_dirty: bool,
     clusters: Vec<lifecycle::ClusterRec>,
     cluster_index: BTreeMap<String, usize>,
+    /// Bare metal: the spare servers, and whose a server a cluster gives up becomes.
+    spares: Vec<crate::Spare>,
+    spare_scope: SpareScope,
     /// New VMs of rollouts → (cluster, the node they replace).
     upgrade_vms: BTreeMap<String, (usize, String)>,
     /// In-place VM replacements whose new VM found no room yet.
@@ -357,6 +361,8 @@ impl Control {
             drs_dirty: true,
             clusters: Vec::new(),
             cluster_index: BTreeMap::new(),
+            spares: Vec::new(),
+            spare_scope: SpareScope::default(),
             upgrade_vms: BTreeMap::new(),
             retry_deleted: Vec::new(),
             events: Vec::new(),
@@ -419,6 +425,21 @@ impl Control {
             self.clusters.push(lifecycle::ClusterRec::new(topo));
         }
         self
+    }
+
+    /// Bare metal: the spare servers, and `scope`: whether a server a cluster gives up
+    /// (scaled down, replaced by a surge node, repaired after remediation) is shared by
+    /// every cluster or kept for that cluster.
+    pub fn with_spares(mut self, scope: SpareScope, spares: Vec<crate::Spare>) -> Self {
+        self.spare_scope = scope;
+        self.spares = spares;
+        self
+    }
+
+    /// The spare servers (see [`crate::Spare`]); which one a pool takes is decided when it
+    /// takes one, not by this order.
+    pub fn spares(&self) -> &[crate::Spare] {
+        &self.spares
     }
 
     /// The zone of each host, by host id (the pool's order): a VM evacuated for maintenance

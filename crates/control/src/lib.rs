@@ -33,4 +33,4 @@ pub use control::{ClusterState, Control, FailureRecord, HostState, VmPhase};
 pub use driver::{Driver, run};
 pub use error::ControlError;
 pub use time::{Span, Time};
-pub use upgrade::{ClusterTopology, PoolTopology, Strategy};
+pub use upgrade::{ClusterTopology, PoolTopology, Spare, Strategy};

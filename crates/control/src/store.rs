@@ -31,6 +31,8 @@ pub enum Key {
     Retry(u64),
     /// A cluster with its pools, rollout and scale targets, by name.
     Cluster(String),
+    /// A bare-metal spare server, by name.
+    Spare(String),
     /// A host failure, by its index in [`crate::Control::failures`].
     Failure(u64),
     /// The condition of an object (`vm/NAME`, `host/NAME`, …).
@@ -52,6 +54,7 @@ impl Key {
             "commands" => Self::Command(CommandId(number()?)),
             "retries" => Self::Retry(number()?),
             "clusters" => Self::Cluster(rest.to_owned()),
+            "spares" => Self::Spare(rest.to_owned()),
             "failures" => Self::Failure(number()?),
             "conditions" => Self::Condition(rest.to_owned()),
             _ => return None,
@@ -68,6 +71,7 @@ impl fmt::Display for Key {
             Self::Command(id) => write!(f, "commands/{}", id.0),
             Self::Retry(k) => write!(f, "retries/{k}"),
             Self::Cluster(n) => write!(f, "clusters/{n}"),
+            Self::Spare(n) => write!(f, "spares/{n}"),
             Self::Failure(i) => write!(f, "failures/{i}"),
             Self::Condition(o) => write!(f, "conditions/{o}"),
         }

@@ -66,6 +66,7 @@ pub(crate) fn pool_topology(name: &str, nodes: &[&str]) -> PoolTopology {
         name: name.into(),
         nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
         strategy: Strategy::CONTROL_PLANE,
+        class: None,
         create: None,
     }
 }
@@ -76,7 +77,6 @@ pub(crate) fn cluster(cp: &[&str], workers: &[&str]) -> ClusterTopology {
         name: "c".into(),
         control_plane: pool_topology(crate::upgrade::CONTROL_PLANE, cp),
         pools: vec![pool_topology("w", workers)],
-        spares: Vec::new(),
         remediate_after: None,
     }
 }

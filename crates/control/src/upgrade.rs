@@ -6,8 +6,8 @@
 //! Within a pool, [`batch`] decides how many nodes start now: up to `maxSurge` with a new
 //! node created before the old one is drained (surge-replace), and up to `maxUnavailable`
 //! drained first (a VM pool recreates the node, bare metal reimages the server in place).
-//! A bare-metal surge needs a spare server of the cluster; with none, the pool is reimaged
-//! in place. With neither surge nor unavailability allowed, one node at a time goes in
+//! A bare-metal surge needs a spare server of the pool's class ([`Spare`]); with none up,
+//! the pool is reimaged in place. With neither surge nor unavailability allowed, one node at a time goes in
 //! place, or the rollout could never progress.
 
 use plinth_model::kinds::cluster::ClusterSpec;
@@ -43,6 +43,10 @@ pub struct PoolTopology {
     pub nodes: Vec<String>,
     /// Rollout limits.
     pub strategy: Strategy,
+    /// Bare metal: the server class of its nodes; only a spare of this class joins it
+    /// (`None`: any spare, and always on a VM pool).
+    #[serde(default)]
+    pub class: Option<String>,
     /// A cluster added later (`addCluster`): the nodes the pool gets then and, on a VM
     /// pool, the VM each is made from. `None` for a pool that exists from the start.
     pub create: Option<(u32, Option<plinth_placement::VmSpec>)>,
@@ -57,13 +61,23 @@ pub struct ClusterTopology {
     pub control_plane: PoolTopology,
     /// Worker pools, in manifest order.
     pub pools: Vec<PoolTopology>,
-    /// Bare metal: idle servers of the cluster a surge may install (empty on a VM pool).
-    pub spares: Vec<String>,
     /// Machine health check: replace a worker node not Ready for this long, ms (`None`:
     /// off). On a VM pool HA owns host failures: the check acts only on a VM HA has not
     /// restarted by then (fence failed, no room, HA off). On bare metal it installs a
-    /// spare server of the cluster in place of a failed one, if there is a spare.
+    /// spare server in place of a failed one, if one is up.
     pub remediate_after: Option<u64>,
+}
+
+/// A bare-metal server standing by to become a node: in place of a failed one
+/// (remediation), as a rollout's surge node, or to grow a pool.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Spare {
+    /// The server.
+    pub server: String,
+    /// Its server class: it joins only a pool of this class.
+    pub class: String,
+    /// The cluster it is kept for; `None` when every cluster shares it.
+    pub cluster: Option<String>,
 }
 
 /// The pool name of the control plane.
@@ -81,7 +95,7 @@ pub struct Batch {
 /// How many replacements of a pool start now.
 ///
 /// `surge_room` is how many surge nodes could exist at all (unbounded on a VM pool; the
-/// cluster's spare servers, in use or free, on bare metal) and `surge_free` how many can be
+/// spare servers the pool may take, in use or free, on bare metal) and `surge_free` how many can be
 /// created now; `surging` and `unavailable` are the replacements in progress of each kind,
 /// `waiting` the nodes not yet started.
 pub fn batch(

@@ -4,9 +4,10 @@
 use plinth_control::{
     BootId, ClusterTopology, Command, CommandError, CommandKind, Control, ControlConfig,
     ControlEvent, Deadlines, DrsConfig, HaConfig, HostState, Observation, PoolTopology, Reason,
-    ReplaceMethod, Strategy, Time, UpgradeKind, VmPhase,
+    ReplaceMethod, Spare, Strategy, Time, UpgradeKind, VmPhase,
 };
 use plinth_model::Resources;
+use plinth_model::kinds::environment::SpareScope;
 use plinth_model::policy::{PlacementPolicy, PlacementStrategy, Scope, SpreadMode};
 use plinth_placement::{
     AdmissionPolicy, Group, GroupId, HostId, HostSpec, HostStatus, Overcommit, Pool, PoolConfig,
@@ -753,6 +754,96 @@ fn bare_metal_failure_cordons_fences_marks_the_node_out_of_service_and_waits_for
     assert_eq!(c.failures()[0].recovered_at, Some(Time(8 * 3_600_000)));
 }
 
+/// Cluster `c` on bare metal (control plane `cp-0..2`, pool `w` of class `std` on `w-00`,
+/// `w-01`), a health check after 5 minutes, and three shared spares: `big` of another
+/// class, `far` and `near` of `std`, `near` in `w-00`'s zone. Durable.
+fn shared_spares() -> Control {
+    let mut topo = topology(1, 0);
+    topo.remediate_after = Some(300_000);
+    topo.pools[0].class = Some("std".into());
+    topo.pools[0].nodes = vec!["w-00".into(), "w-01".into()];
+    let servers = ["cp-0", "cp-1", "cp-2", "w-00", "w-01", "big", "far", "near"];
+    let zones = [1, 1, 1, 0, 1, 1, 1, 0]
+        .map(plinth_placement::ZoneId)
+        .to_vec();
+    let spare = |server: &str, class: &str| Spare {
+        server: server.into(),
+        class: class.into(),
+        cluster: None,
+    };
+    Control::bare_metal(cfg(), servers.map(String::from).to_vec())
+        .with_zones(zones)
+        .with_clusters(vec![topo])
+        .with_spares(
+            SpareScope::Estate,
+            vec![
+                spare("big", "big"),
+                spare("far", "std"),
+                spare("near", "std"),
+            ],
+        )
+        .durable()
+}
+
+#[test]
+fn a_failed_server_is_replaced_by_a_shared_spare_of_its_class_from_its_zone_first() {
+    let mut c = shared_spares();
+    let first = c.handle(
+        Time(0),
+        Observation::HeartbeatMissed {
+            host: "w-00".into(),
+            last_heard: Time(0),
+        },
+    );
+    // The first step writes every record: the spares too.
+    let stored: Vec<String> = first.writes.iter().map(|w| w.key.to_string()).collect();
+    for spare in ["spares/big", "spares/far", "spares/near"] {
+        assert!(stored.iter().any(|k| k == spare), "{spare} in {stored:?}");
+    }
+    let fence = c.handle(Time(15_000), Observation::Timer).commands;
+    let mut cmds = answer_all(&mut c, Time(25_000), &fence);
+    let mut provisioned = None;
+    let mut now = Time(25_000);
+    while provisioned.is_none() && now < Time(3_600_000) {
+        cmds.extend(c.handle(now, Observation::Timer).commands);
+        for cmd in std::mem::take(&mut cmds) {
+            if let CommandKind::ProvisionServer { server, pool } = &cmd.kind {
+                provisioned = Some((server.clone(), pool.to_string()));
+            }
+            cmds.extend(
+                c.handle(now, Observation::CommandCompleted { id: cmd.id })
+                    .commands,
+            );
+        }
+        now = c
+            .next_wakeup()
+            .unwrap_or(Time(now.0 + 60_000))
+            .max(Time(now.0 + 1));
+    }
+    // `big` is of another class; `far` comes first by name, `near` is in w-00's zone.
+    assert_eq!(provisioned, Some(("near".to_owned(), "c/w".to_owned())));
+    let left: Vec<&str> = c.spares().iter().map(|s| s.server.as_str()).collect();
+    assert_eq!(left, ["big", "far"]);
+    // Repaired, the failed server does not rejoin: it is a spare every cluster shares.
+    let _ = c.handle(
+        Time(8 * 3_600_000),
+        Observation::Heartbeat {
+            host: "w-00".into(),
+            boot: BootId(2),
+        },
+    );
+    assert!(c.spares().contains(&Spare {
+        server: "w-00".into(),
+        class: "std".into(),
+        cluster: None,
+    }));
+    assert!(
+        !c.cluster("c").expect("c").pools[0]
+            .nodes
+            .contains(&"w-00".to_owned())
+    );
+}
+
 #[test]
 fn bare_metal_maintenance_drains_then_maintains_then_uncordons() {
     let mut c = Control::bare_metal(cfg(), vec!["s0".into(), "s1".into()]);
@@ -852,6 +943,7 @@ fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
             name: "control-plane".into(),
             nodes: (0..3).map(|i| format!("cp-{i}")).collect(),
             strategy: Strategy::CONTROL_PLANE,
+            class: None,
             create: None,
         },
         pools: vec![PoolTopology {
@@ -861,9 +953,9 @@ fn topology(max_surge: u32, max_unavailable: u32) -> ClusterTopology {
                 max_surge,
                 max_unavailable,
             },
+            class: None,
             create: None,
         }],
-        spares: Vec::new(),
         remediate_after: None,
     }
 }

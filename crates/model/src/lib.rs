@@ -10,6 +10,7 @@ pub mod diag;
 pub mod document;
 pub mod estate;
 pub mod kinds;
+pub mod merge;
 pub mod names;
 pub mod policy;
 pub mod quantity;

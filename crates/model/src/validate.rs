@@ -1111,11 +1111,6 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
                 .with_help("check the path; it is relative to the Environment's file"),
         );
     }
-    if bare_metal.spec.share_servers
-        && let Origin::Declared(at) = &bare_metal.origin
-    {
-        diags.push(Diagnostic::note(at.clone(), "`shareServers: true` is parsed, not modelled yet: bare-metal servers stay exclusive to one cluster"));
-    }
     if virtualized.spec.overcommit.memory > 1.0
         && let Origin::Declared(at) = &virtualized.origin
     {
@@ -1256,7 +1251,7 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         ));
     }
     let scenario = provided(scenario_doc, Default::default);
-    Some(Estate {
+    let estate = Estate {
         inventory,
         hosts,
         virtualized,
@@ -1269,5 +1264,40 @@ pub(crate) fn assemble(docs: Collected, input: &Input, diags: &mut Diagnostics) 
         workloads: bound,
         disruption_budgets: pdbs,
         storage_classes: classes,
-    })
+    };
+    note_shared_servers(&estate, diags);
+    Some(estate)
+}
+
+/// `shareServers: true`: which clusters the bare-metal design merges.
+fn note_shared_servers(estate: &Estate, diags: &mut Diagnostics) {
+    let Origin::Declared(at) = &estate.bare_metal.origin else {
+        return;
+    };
+    if !estate.bare_metal.spec.share_servers {
+        return;
+    }
+    let groups = crate::merge::same_stack_groups(estate);
+    let message = if groups.is_empty() {
+        "`shareServers: true`, but no two clusters run the same OS image and Kubernetes \
+         version: every cluster keeps servers of its own"
+            .to_owned()
+    } else {
+        let merges: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let names: Vec<&str> = g
+                    .iter()
+                    .map(|&i| estate.clusters[i].name.as_str())
+                    .collect();
+                format!("{} into `{}`", names.join(", "), names[0])
+            })
+            .collect();
+        format!(
+            "`shareServers: true`: the bare-metal design merges the clusters of one OS image \
+             and Kubernetes version into one cluster with a namespace each: {}",
+            merges.join("; ")
+        )
+    };
+    diags.push(Diagnostic::note(at.clone(), message));
 }

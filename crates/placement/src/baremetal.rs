@@ -2,8 +2,11 @@
 //! server; the control plane on servers of its own (dedicated) or as members on the first
 //! worker pool's servers (stacked, their size counted as pods of that pool); each role
 //! sized by the shared node-count formula ([`crate::nodes`]) on the cheapest server class
-//! that fits, under the headroom rule; plus one surge server per cluster. Owned servers
-//! are used first, taken round-robin over their racks so that a role spreads over racks;
+//! that fits, with room for `hostsInMaintenance` drained servers in every worker pool.
+//! Spares follow the Environment's policy ([`SpareScope`]): shared by every cluster
+//! (`estate`, or per rack), `hostFailuresToTolerate + upgradeSurge` servers of each class a
+//! worker pool uses; or each cluster's own (`cluster`), every worker pool sized for the
+//! failures too and one surge server per cluster, of its largest pool's class. Owned servers are used first, taken round-robin over their racks so that a role spreads over racks;
 //! the rest is reported as servers to buy, never as an error. Stranded capacity is what a
 //! cluster's servers offer beyond its pods' requests: free, but no other cluster can use
 //! it.
@@ -11,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use plinth_model::Resources;
+pub use plinth_model::kinds::environment::SpareScope;
 
 use crate::capacity::HeadroomRule;
 use crate::error::PlacementError;
@@ -108,8 +112,10 @@ pub struct BareMetalProblem {
     pub servers: Vec<Server>,
     /// Clusters, allocated in name order.
     pub clusters: Vec<ClusterDemand>,
-    /// Failures and maintenance add nodes to every worker pool; surge adds servers per cluster.
+    /// How many spares: failures and maintenance, and surge.
     pub rule: HeadroomRule,
+    /// Per what the spares are kept.
+    pub spares: SpareScope,
 }
 
 /// What a role of a cluster gets.
@@ -119,8 +125,10 @@ pub enum Role {
     ControlPlane,
     /// A worker pool's servers.
     Pool(String),
-    /// Spare servers for rolling-upgrade surge nodes.
+    /// A cluster's own spare servers for rolling-upgrade surge nodes (scope `cluster`).
     Surge,
+    /// Spare servers shared by every cluster (scope `estate` or `rack`).
+    Spare,
 }
 
 impl std::fmt::Display for Role {
@@ -129,6 +137,7 @@ impl std::fmt::Display for Role {
             Self::ControlPlane => f.write_str("control plane"),
             Self::Pool(p) => write!(f, "pool {p}"),
             Self::Surge => f.write_str("surge"),
+            Self::Spare => f.write_str("spare"),
         }
     }
 }
@@ -136,8 +145,8 @@ impl std::fmt::Display for Role {
 /// Servers given to one role of one cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleAllocation {
-    /// The cluster.
-    pub cluster: String,
+    /// The cluster; `None` for the spares every cluster shares.
+    pub cluster: Option<String>,
     /// The role.
     pub role: Role,
     /// The server class chosen.
@@ -164,9 +173,11 @@ impl RoleAllocation {
         self.allocatable.saturating_sub(&self.requested)
     }
 
-    /// Why the role has its servers, in words: the rule that set the count under `rule`;
-    /// `stacked` when the cluster's control-plane members run on its first pool.
-    pub fn reason(&self, rule: &HeadroomRule, stacked: bool) -> String {
+    /// Why the role has its servers, in words: the rule of `problem` that set the count,
+    /// and whether `plan` stacks the cluster's control-plane members on its first pool.
+    pub fn reason(&self, problem: &BareMetalProblem, plan: &BareMetalPlan) -> String {
+        let rule = &problem.rule;
+        let stacked = self.cluster.as_deref().is_some_and(|c| plan.stacked(c));
         let members = if stacked {
             " (control-plane members stacked on the first servers, counted as pods)"
         } else {
@@ -181,13 +192,29 @@ impl RoleAllocation {
                 "one spare server per cluster for rolling upgrades (upgradeSurge) and repairs"
                     .into()
             }
+            (Role::Spare, _) => {
+                let kept = match (problem.spares, self.owned.is_empty()) {
+                    (SpareScope::Rack, false) => "kept in one rack, ",
+                    (SpareScope::Rack, true) => "for the pools' bought servers, ",
+                    _ => "",
+                };
+                format!(
+                    "{} servers, {kept}shared by every cluster: +{} for host failures, +{} for upgrade surges",
+                    self.class, rule.host_failures, rule.surge
+                )
+            }
             (Role::Pool(_), NodeTerm::Declared) => format!(
-                "the pool's declared capacity needs {} servers of this class{members}",
-                self.nodes
+                "the pool's declared capacity needs {} server{} of this class{members}",
+                self.nodes,
+                if self.nodes == 1 { "" } else { "s" }
             ),
             (Role::Pool(_), NodeTerm::Capacity) => {
                 format!("the pods' requests need {}{members}", self.fit_nodes)
             }
+            (Role::Pool(_), NodeTerm::Headroom) if problem.spares.shared() => format!(
+                "the pods need {}{members}, +{} in maintenance (failures take a shared spare)",
+                self.fit_nodes, rule.maintenance
+            ),
             (Role::Pool(_), NodeTerm::Headroom) => format!(
                 "the pods need {}{members}, +{} for host failures, +{} in maintenance",
                 self.fit_nodes, rule.host_failures, rule.maintenance
@@ -215,21 +242,38 @@ impl BareMetalProblem {
             .pools
             .iter()
             .find(|p| p.name == pool)?;
-        let alloc = plan
-            .allocations
-            .iter()
-            .find(|a| a.cluster == cluster && a.role == Role::Pool(pool.to_owned()))?;
+        let alloc = plan.allocations.iter().find(|a| {
+            a.cluster.as_deref() == Some(cluster) && a.role == Role::Pool(pool.to_owned())
+        })?;
         let class = self.classes.iter().find(|c| c.name == alloc.class)?;
         let scaled = NodePoolDemand {
             replicas,
             ..demand.clone()
         };
         let allocatable = class.capacity - demand.kubelet.reserved;
-        let extra = self
-            .rule
-            .host_failures
-            .saturating_add(self.rule.maintenance);
-        Some(node_count(scaled.declared_nodes(&allocatable), alloc.fit_nodes, extra).0)
+        Some(
+            node_count(
+                scaled.declared_nodes(&allocatable),
+                alloc.fit_nodes,
+                self.pool_extra(),
+            )
+            .0,
+        )
+    }
+}
+
+impl BareMetalProblem {
+    /// Nodes every worker pool gets on top of its pods: room for the servers in
+    /// maintenance (a drained server's pods go to the pool's other nodes), and for the
+    /// failures too when each cluster keeps its own spares.
+    fn pool_extra(&self) -> u32 {
+        if self.spares.shared() {
+            self.rule.maintenance
+        } else {
+            self.rule
+                .host_failures
+                .saturating_add(self.rule.maintenance)
+        }
     }
 }
 
@@ -240,7 +284,7 @@ impl BareMetalPlan {
         !self
             .allocations
             .iter()
-            .any(|a| a.cluster == cluster && a.role == Role::ControlPlane)
+            .any(|a| a.cluster.as_deref() == Some(cluster) && a.role == Role::ControlPlane)
     }
 }
 
@@ -315,10 +359,7 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
         to_buy: BTreeMap::new(),
         spare: Vec::new(),
     };
-    let extra = problem
-        .rule
-        .host_failures
-        .saturating_add(problem.rule.maintenance);
+    let extra = problem.pool_extra();
     for cluster in clusters {
         let mut pools: Vec<NodePoolDemand> = cluster.pools.clone();
         pools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -340,12 +381,22 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
                 largest = Some((nodes, class));
             }
             let alloc = take(
-                problem, &mut free, &mut plan, cluster, role, class, nodes, fit, term, demand,
+                problem,
+                &mut free,
+                &mut plan,
+                Some(&cluster.name),
+                role,
+                class,
+                nodes,
+                fit,
+                term,
+                demand,
             );
             plan.allocations.push(alloc);
         }
         if let Some((_, class)) = largest
             && problem.rule.surge > 0
+            && !problem.spares.shared()
         {
             let surge = NodePoolDemand {
                 name: "surge".into(),
@@ -360,7 +411,7 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
                 problem,
                 &mut free,
                 &mut plan,
-                cluster,
+                Some(&cluster.name),
                 Role::Surge,
                 class,
                 n,
@@ -371,6 +422,9 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
             plan.allocations.push(alloc);
         }
     }
+    if problem.spares.shared() {
+        shared_spares(problem, &mut free, &mut plan);
+    }
     let mut spare: Vec<String> = free
         .iter()
         .flatten()
@@ -379,6 +433,77 @@ pub fn allocate_servers(problem: &BareMetalProblem) -> Result<BareMetalPlan, Pla
     spare.sort();
     plan.spare = spare;
     Ok(plan)
+}
+
+/// The shared spares: `host_failures + surge` servers of each class a worker pool uses,
+/// once for the estate or, with scope `rack`, once per rack holding such a pool's servers
+/// (taken from that rack while it has free servers of the class), the sets of racks first.
+fn shared_spares(problem: &BareMetalProblem, free: &mut [Vec<usize>], plan: &mut BareMetalPlan) {
+    let n = problem
+        .rule
+        .host_failures
+        .saturating_add(problem.rule.surge);
+    if n == 0 {
+        return;
+    }
+    let rack_of: BTreeMap<&str, usize> = problem
+        .servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.rack))
+        .collect();
+    // (class, rack): `None` for the estate, or for servers to buy (no rack yet).
+    let mut groups: std::collections::BTreeSet<(usize, Option<usize>)> = Default::default();
+    for a in plan
+        .allocations
+        .iter()
+        .filter(|a| matches!(a.role, Role::Pool(_)))
+    {
+        let Some(class) = problem.classes.iter().position(|c| c.name == a.class) else {
+            continue;
+        };
+        if problem.spares == SpareScope::Rack {
+            groups.extend(
+                a.owned
+                    .iter()
+                    .map(|s| (class, rack_of.get(s.as_str()).copied())),
+            );
+            if a.to_buy > 0 {
+                groups.insert((class, None));
+            }
+        } else {
+            groups.insert((class, None));
+        }
+    }
+    let empty = NodePoolDemand {
+        name: "spare".into(),
+        replicas: 0,
+        scheduling: 0,
+        declared_size: None,
+        pods: vec![],
+        kubelet: Kubelet::default(),
+    };
+    // A rack's set takes that rack's free servers before a set of no rack takes any.
+    let mut groups: Vec<(usize, Option<usize>)> = groups.into_iter().collect();
+    groups.sort_by_key(|(class, rack)| (rack.is_none(), *class, *rack));
+    for (class, rack) in groups {
+        if let Some(rack) = rack {
+            // This rack's free servers of the class go to the end of the list, taken first.
+            free[class].sort_by_key(|s| problem.servers[*s].rack == rack);
+        }
+        let alloc = take(
+            problem,
+            free,
+            plan,
+            None,
+            Role::Spare,
+            class,
+            n,
+            0,
+            NodeTerm::Headroom,
+            &empty,
+        );
+        plan.allocations.push(alloc);
+    }
 }
 
 /// How a class ranks for a role, cheapest first: (to buy, value used, servers, name).
@@ -420,7 +545,7 @@ fn take(
     problem: &BareMetalProblem,
     free: &mut [Vec<usize>],
     plan: &mut BareMetalPlan,
-    cluster: &ClusterDemand,
+    cluster: Option<&str>,
     role: Role,
     class: usize,
     nodes: u32,
@@ -428,11 +553,10 @@ fn take(
     term: NodeTerm,
     demand: &NodePoolDemand,
 ) -> RoleAllocation {
-    let mut owned = Vec::new();
-    while (owned.len() as u32) < nodes {
-        let Some(s) = free[class].pop() else { break };
-        owned.push(problem.servers[s].name.clone());
-    }
+    let owned: Vec<String> = (0..nodes)
+        .map_while(|_| free[class].pop())
+        .map(|s| problem.servers[s].name.clone())
+        .collect();
     let to_buy = nodes - owned.len() as u32;
     let c = &problem.classes[class];
     if to_buy > 0 {
@@ -443,7 +567,7 @@ fn take(
     });
     let allocatable = (c.capacity - demand.kubelet.reserved).times(u64::from(nodes));
     RoleAllocation {
-        cluster: cluster.name.clone(),
+        cluster: cluster.map(str::to_owned),
         role,
         class: c.name.clone(),
         nodes,

@@ -639,6 +639,7 @@ pub fn bare_metal_problem(
         servers,
         clusters,
         rule: rule(estate),
+        spares: estate.bare_metal.spec.spares.scope,
     }
 }
 

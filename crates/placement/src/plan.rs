@@ -45,7 +45,7 @@ pub const LABEL_REGION: &str = "topology.kubernetes.io/region";
 /// The role label of worker nodes (`node-role.kubernetes.io/worker`).
 pub const LABEL_WORKER_ROLE: &str = "node-role.kubernetes.io/worker";
 /// The node pool a node belongs to (`plinth.dev/pool`).
-pub const LABEL_POOL: &str = "plinth.dev/pool";
+pub const LABEL_POOL: &str = plinth_model::kinds::cluster::POOL_LABEL;
 
 /// Labels every node of `pool` carries whatever its design, host or zone: os, arch, region,
 /// worker role, `plinth.dev/pool`, then the pool's own labels (which win).
@@ -595,7 +595,10 @@ impl Chain<'_> {
             let p = &c.spec.node_pools[r.pool];
             plan.allocations
                 .iter()
-                .find(|a| a.cluster == c.name && a.role == Role::Pool(p.name.clone()))
+                .find(|a| {
+                    a.cluster.as_deref() == Some(c.name.as_str())
+                        && a.role == Role::Pool(p.name.clone())
+                })
                 .and_then(|a| {
                     classes
                         .iter()
@@ -652,7 +655,10 @@ impl Chain<'_> {
             let Some(class) = classes.iter().position(|c| c.name == a.class) else {
                 continue;
             };
-            let ci = estate.clusters.iter().position(|c| c.name == a.cluster);
+            let ci = a
+                .cluster
+                .as_deref()
+                .and_then(|name| estate.clusters.iter().position(|c| c.name == name));
             let pool = match (&a.role, ci) {
                 (Role::Pool(p), Some(ci)) => estate.clusters[ci]
                     .spec

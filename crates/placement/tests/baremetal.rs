@@ -7,7 +7,8 @@ use common::gib;
 use plinth_model::Resources;
 use plinth_placement::HeadroomRule;
 use plinth_placement::baremetal::{
-    BareMetalProblem, ClusterDemand, NodePoolDemand, Role, Server, ServerClass, allocate_servers,
+    BareMetalProblem, ClusterDemand, NodePoolDemand, Role, Server, ServerClass, SpareScope,
+    allocate_servers,
 };
 use plinth_placement::nodes::{Kubelet, NodeTerm, PodShape};
 
@@ -72,6 +73,7 @@ fn problem() -> BareMetalProblem {
             maintenance: 1,
             surge: 1,
         },
+        spares: SpareScope::Cluster,
     }
 }
 
@@ -188,4 +190,88 @@ fn a_declared_pool_is_a_capacity_floor_in_whole_servers() {
         members.declared_nodes(&Resources::new(64_000, gib(384), 0)),
         12
     );
+}
+
+/// `problem()` with a second cluster like the first, spares under `scope`, and the owned
+/// servers s01–s05 in rack 0 and s06–s10 in rack 1.
+fn two_clusters(scope: SpareScope) -> BareMetalProblem {
+    let mut p = problem();
+    let mut other = p.clusters[0].clone();
+    other.name = "test".into();
+    p.clusters.push(other);
+    p.servers = (1..=10)
+        .map(|i| Server {
+            name: format!("s{i:02}"),
+            class: 0,
+            rack: usize::from(i > 5),
+        })
+        .collect();
+    p.spares = scope;
+    p
+}
+
+#[test]
+fn shared_spares_replace_every_pools_headroom_with_one_set_per_class() {
+    let own = allocate_servers(&two_clusters(SpareScope::Cluster)).expect("fits");
+    let shared = allocate_servers(&two_clusters(SpareScope::Estate)).expect("fits");
+    let nodes = |plan: &plinth_placement::BareMetalPlan, role: &Role| -> u32 {
+        plan.allocations
+            .iter()
+            .filter(|a| &a.role == role)
+            .map(|a| a.nodes)
+            .sum()
+    };
+    let workers = Role::Pool("workers".into());
+    // Each cluster's own: 3 + 2 per pool, a surge server per cluster.
+    assert_eq!((nodes(&own, &workers), nodes(&own, &Role::Surge)), (10, 2));
+    assert_eq!(nodes(&own, &Role::Spare), 0);
+    // Shared: 3 + 1 in maintenance per pool, and 1 + 1 spares of std for both clusters.
+    assert_eq!(
+        (nodes(&shared, &workers), nodes(&shared, &Role::Surge)),
+        (8, 0)
+    );
+    let spares: Vec<_> = shared
+        .allocations
+        .iter()
+        .filter(|a| a.role == Role::Spare)
+        .collect();
+    assert_eq!(spares.len(), 1);
+    assert_eq!(
+        (
+            spares[0].cluster.as_deref(),
+            spares[0].class.as_str(),
+            spares[0].nodes
+        ),
+        (None, "std", 2)
+    );
+    let total = |plan: &plinth_placement::BareMetalPlan| -> u32 {
+        plan.allocations.iter().map(|a| a.nodes).sum()
+    };
+    assert_eq!(total(&own) - total(&shared), 2);
+}
+
+#[test]
+fn rack_spares_are_kept_in_each_rack_a_pool_uses() {
+    let mut p = two_clusters(SpareScope::Rack);
+    p.rule.surge = 0;
+    // Ten servers per rack: the clusters take 14, and each rack has some left.
+    p.servers = (1..=20)
+        .map(|i| Server {
+            name: format!("s{i:02}"),
+            class: 0,
+            rack: usize::from(i > 10),
+        })
+        .collect();
+    let plan = allocate_servers(&p).expect("fits");
+    let mut spares: Vec<&str> = plan
+        .allocations
+        .iter()
+        .filter(|a| a.role == Role::Spare)
+        .flat_map(|a| a.owned.iter().map(String::as_str))
+        .collect();
+    spares.sort_unstable();
+    // The pools' owned servers are in both racks: one spare in each.
+    assert_eq!(spares.len(), 2, "{spares:?}");
+    let rack = |s: &str| s > "s10";
+    assert_ne!(rack(spares[0]), rack(spares[1]), "{spares:?}");
 }

@@ -1,5 +1,6 @@
-//! What would change a comparison's answer: the break-even search and the per-cluster
-//! what-ifs of [`plinth_compare::sensitivity`], added to a report. `plinth compare` adds
+//! What would change a comparison's answer: the break-even search, the per-cluster
+//! what-ifs and the merge of every cluster of [`plinth_compare::sensitivity`], added to a
+//! report. `plinth compare` adds
 //! them this way, and so does the comparison `plinth serve` keeps for the console's Decide
 //! view: one definition of which runs they take and where the other clusters stay.
 
@@ -18,14 +19,15 @@ pub const DEFAULT_RUNS: u32 = 8;
 pub struct Timings {
     /// The break-even search.
     pub break_even: Duration,
-    /// The per-cluster what-ifs.
+    /// The per-cluster what-ifs and the merge what-if.
     pub what_if: Duration,
 }
 
-/// The steps [`add`] takes on `estate`: one per input searched and per cluster moved, for
-/// a progress bar.
+/// The steps [`add`] takes on `estate`: one per input searched and per cluster moved, and
+/// the merge of every cluster, for a progress bar.
 pub fn steps(estate: &Estate) -> u64 {
-    (PARAMETERS.len() + estate.clusters.len().min(WHAT_IF_CLUSTERS)) as u64
+    let merge = plinth_model::merge::every_cluster(estate).len();
+    (PARAMETERS.len() + estate.clusters.len().min(WHAT_IF_CLUSTERS) + merge) as u64
 }
 
 /// Where the clusters not moved stay: where the report recommends (virtualized when it
@@ -61,6 +63,16 @@ pub fn add(
     let what_ifs = sweeps.what_if(rest_on(report), tick)?;
     report.warnings.extend(what_ifs.bound());
     report.what_if = what_ifs.moved;
+    // A what-if beside the answer: one that cannot be built is said, not fatal.
+    match sweeps.merge_what_if() {
+        Ok(m) => report.merge_what_if = m,
+        Err(e) => report.warnings.push(format!(
+            "merging every cluster into one could not be evaluated: {e}"
+        )),
+    }
+    if !plinth_model::merge::every_cluster(estate).is_empty() {
+        tick();
+    }
     Ok(Some(Timings {
         break_even,
         what_if: started.elapsed(),

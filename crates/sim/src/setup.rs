@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use plinth_control::maintenance::Budget;
 use plinth_control::upgrade::CONTROL_PLANE;
-use plinth_control::{ClusterTopology, Control, ControlConfig, PoolName, PoolTopology, Strategy};
+use plinth_control::{
+    ClusterTopology, Control, ControlConfig, PoolName, PoolTopology, Spare, Strategy,
+};
 use plinth_model::Resources;
 use plinth_model::estate::Estate;
 use plinth_model::kinds::VolumeStorage;
@@ -219,8 +221,12 @@ pub struct Setup {
     pub design: DesignPlan,
     /// The control plane, starting from the same placement.
     pub control: Control,
-    /// The estate's settings the world needs.
+    /// The estate the design runs: the input's, or its clusters merged ([`setup`]).
     pub estate: Estate,
+    /// Clusters merged into one (`shareServers` on bare metal), in input order.
+    pub merges: Vec<plinth_model::merge::Merge>,
+    /// Each merged workload's id (`cluster/namespace/Kind/name`) → its id in the input.
+    pub renamed: BTreeMap<String, String>,
 }
 
 impl Setup {
@@ -262,12 +268,27 @@ fn failure_model(estate: &Estate, class: &str) -> HostFailures {
 
 /// Builds the starting world of `options.env` for `estate`, from the one planning chain
 /// ([`plinth_placement::plan::plan`]).
+///
+/// On bare metal with `shareServers`, the design runs the estate with the clusters of one
+/// OS image and Kubernetes version merged ([`plinth_model::merge::for_design`]): `estate`,
+/// `merges` and `renamed` of the result say so.
 pub fn setup(estate: &Estate, options: &Options) -> Result<Setup, SimError> {
+    let merged = plinth_model::merge::for_design(estate, options.env);
+    let estate = merged.as_ref().map_or(estate, |m| &m.estate);
     let plan = plan(estate, options.env).map_err(|source| SimError::Design {
         env: options.env.cli_name(),
         source,
     })?;
-    Ok(from_plan(estate, plan, &deferred_clusters(estate)))
+    let mut s = from_plan(estate, plan, &deferred_clusters(estate));
+    if let Some(m) = merged {
+        s.merges = m.merges;
+        s.renamed = m
+            .workloads
+            .iter()
+            .map(|(now, was)| (now.to_string(), was.to_string()))
+            .collect();
+    }
+    Ok(s)
 }
 
 /// The headroom a design keeps: the Scenario's requirements that size the pool.
@@ -463,6 +484,7 @@ fn pool_topology(name: &str, nodes: Vec<String>, strategy: Strategy) -> PoolTopo
         name: name.to_owned(),
         nodes,
         strategy,
+        class: None,
         create: None,
     }
 }
@@ -516,6 +538,8 @@ fn from_plan(estate: &Estate, plan: Plan, deferred: &BTreeSet<String>) -> Setup 
         design: plan.detail.clone(),
         control: Control::bare_metal(ControlConfig::bare_metal(estate), Vec::new()),
         estate: estate.clone(),
+        merges: Vec::new(),
+        renamed: BTreeMap::new(),
     };
     for (ci, c) in estate.clusters.iter().enumerate() {
         for (pi, p) in c.spec.node_pools.iter().enumerate() {
@@ -648,7 +672,6 @@ fn virtualized(
                 Strategy::CONTROL_PLANE,
             ),
             pools: Vec::new(),
-            spares: Vec::new(),
             remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
         };
         topo.control_plane.create = created("cp");
@@ -707,57 +730,59 @@ fn bare_metal(
                     .iter()
                     .map(|p| pool_topology(&p.name, Vec::new(), strategy(p)))
                     .collect(),
-                spares: Vec::new(),
                 remediate_after: Some(c.spec.kubernetes.machine_health_timeout.millis()),
             }
         })
         .collect();
     // `Plan::hosts` lists each allocation's servers in allocation order.
     let mut next = 0usize;
+    let mut spares = Vec::new();
     for a in &b.servers.allocations {
         let n = a.owned.len() + a.to_buy as usize;
-        let names: Vec<String> = plan.hosts[next..next + n]
-            .iter()
-            .map(|h| h.name.clone())
-            .collect();
+        let names = plan.hosts[next..next + n].iter().map(|h| h.name.clone());
         next += n;
-        let Some(ci) = estate.clusters.iter().position(|c| c.name == a.cluster) else {
+        let spare = |server: String| Spare {
+            server,
+            class: a.class.clone(),
+            cluster: a.cluster.clone(),
+        };
+        let Some(ci) = a
+            .cluster
+            .as_deref()
+            .and_then(|name| estate.clusters.iter().position(|c| c.name == name))
+        else {
+            // The spares every cluster shares.
+            spares.extend(names.map(spare));
             continue;
         };
         let topo = &mut topology[ci];
-        for name in names {
-            if deferred.contains(&a.cluster) {
-                // Built when the cluster is added: every server is a spare until then,
+        let stage = match &a.role {
+            Role::ControlPlane => Some(&mut topo.control_plane),
+            Role::Pool(p) => topo.pools.iter_mut().find(|x| &x.name == p),
+            Role::Surge | Role::Spare => None,
+        };
+        if let Some(tp) = stage {
+            tp.class = Some(a.class.clone());
+            if deferred.contains(&topo.name) {
+                // Built when the cluster is added: every server is its spare until then,
                 // and each stage gets as many as it was allocated.
-                topo.spares.push(name);
-                let stage = match &a.role {
-                    Role::ControlPlane => Some(&mut topo.control_plane),
-                    Role::Pool(p) => topo.pools.iter_mut().find(|x| &x.name == p),
-                    Role::Surge => None,
-                };
-                if let Some(tp) = stage {
-                    tp.create.get_or_insert((0, None)).0 += 1;
-                }
+                tp.create.get_or_insert((0, None)).0 += n as u32;
+                spares.extend(names.map(spare));
                 continue;
             }
-            match &a.role {
-                Role::ControlPlane => {
-                    out.control_planes[ci].members.push(name.clone());
-                    topo.control_plane.nodes.push(name);
-                }
-                Role::Pool(p) => {
-                    if let Some(tp) = topo.pools.iter_mut().find(|x| &x.name == p) {
-                        tp.nodes.push(name);
-                    }
-                }
-                Role::Surge => topo.spares.push(name),
+            if a.role == Role::ControlPlane {
+                out.control_planes[ci].members.extend(names.clone());
             }
+            tp.nodes.extend(names);
+        } else {
+            spares.extend(names.map(spare));
         }
     }
     stack_members(estate, &b.servers, &topology, deferred, out);
     let servers = out.hosts.iter().map(|h| h.name.clone()).collect();
     (
-        Control::bare_metal(ControlConfig::bare_metal(estate), servers),
+        Control::bare_metal(ControlConfig::bare_metal(estate), servers)
+            .with_spares(estate.bare_metal.spec.spares.scope, spares),
         topology,
     )
 }
@@ -776,7 +801,7 @@ fn stack_members(
         let dedicated = servers
             .allocations
             .iter()
-            .any(|a| a.cluster == c.name && a.role == Role::ControlPlane);
+            .any(|a| a.cluster.as_deref() == Some(c.name.as_str()) && a.role == Role::ControlPlane);
         if dedicated || deferred.contains(&c.name) {
             continue;
         }

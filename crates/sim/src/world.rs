@@ -1895,13 +1895,13 @@ impl<'a> World<'a> {
         let Some((cluster, template)) = self.s.templates.get(pool).cloned() else {
             return usize::MAX;
         };
+        let grace_ms = self.s.estate.clusters.get(cluster).map_or(350_000, |c| {
+            c.spec.kubernetes.node_monitor_grace_period.millis()
+                + c.spec.kubernetes.not_ready_toleration.millis()
+        });
         let n = match self.node_index.get(name) {
             Some(&n) => n,
             None => {
-                let grace_ms = self.s.estate.clusters.get(cluster).map_or(350_000, |c| {
-                    c.spec.kubernetes.node_monitor_grace_period.millis()
-                        + c.spec.kubernetes.not_ready_toleration.millis()
-                });
                 self.s.nodes.push(crate::setup::SimNode {
                     name: name.to_owned(),
                     cluster,
@@ -1926,8 +1926,11 @@ impl<'a> World<'a> {
         if self.nodes[n].member {
             return n;
         }
+        // A shared spare server may have been a node of another cluster before.
+        self.s.nodes[n].cluster = cluster;
         self.s.nodes[n].pool = pool.clone();
         self.s.nodes[n].allocatable = alloc;
+        self.nodes[n].grace_ms = grace_ms;
         // It joins kube-scheduler's view NotReady, labelled with the host it runs on.
         let host = self.host_of_node(n).map(|h| &self.s.hosts[h]);
         let (host, rack, zone) = host.map_or(("", "", ""), |h| {

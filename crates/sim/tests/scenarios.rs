@@ -1121,8 +1121,11 @@ fn bare_metal_reimages_in_place_one_node_at_a_time_for_the_reimage_time() {
         },
         "",
     );
-    // No spare servers for a surge: every node is reimaged in place.
-    estate.scenario.spec.requirements.upgrade_surge = false;
+    // No spare servers (none for a surge, none for a failure): every node is reimaged in
+    // place.
+    let r = &mut estate.scenario.spec.requirements;
+    r.upgrade_surge = false;
+    r.host_failures_to_tolerate = 0;
     let (report, run, pools) = upgrade_run(&estate, EnvironmentType::BareMetal);
     assert!(report.finished_at.is_some());
     let nodes: u32 = pools.iter().map(|(_, n)| n).sum();
@@ -1677,7 +1680,7 @@ fn a_scale_step_asks_bare_metal_for_the_servers_the_declared_capacity_needs() {
         .allocations
         .iter()
         .find(|a| {
-            a.cluster == "apps"
+            a.cluster.as_deref() == Some("apps")
                 && a.role == plinth_placement::baremetal::Role::Pool("workers".into())
         })
         .map(|a| a.nodes)

@@ -406,6 +406,21 @@ fn table(r: &Report) -> String {
             fmt_num(w.split.servers),
         ));
     }
+    if let Some(m) = &r.merge_what_if {
+        out.push_str(&format!(
+            "merging all {} clusters into one on bare metal ({}): cost {} → {}, pod-min/year {} → {}, servers {} → {}, hands-on h/year {} → {}\n",
+            m.clusters.len(),
+            m.versions(),
+            fmt_num(m.design.cost),
+            fmt_num(m.merged.cost),
+            fmt_num(m.design.pod_minutes),
+            fmt_num(m.merged.pod_minutes),
+            fmt_num(m.design.servers),
+            fmt_num(m.merged.servers),
+            fmt_num(m.design.hands_on),
+            fmt_num(m.merged.hands_on),
+        ));
+    }
     for w in &r.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }

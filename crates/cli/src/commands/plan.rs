@@ -7,8 +7,7 @@ use plinth_compare::design::group_headroom;
 use plinth_model::Estate;
 use plinth_model::kinds::environment::EnvironmentType;
 use plinth_model::units::format_bytes;
-use plinth_placement::HeadroomRule;
-use plinth_placement::baremetal::BareMetalPlan;
+use plinth_placement::baremetal::{BareMetalPlan, BareMetalProblem};
 use plinth_placement::capacity::{CapacityPlan, CapacityProblem};
 use plinth_placement::nodes::NodeTerm;
 use plinth_placement::plan::{BareMetalDesign, DesignPlan, Plan, PlanError, VirtualizedPlan, plan};
@@ -96,7 +95,7 @@ fn term_name(term: NodeTerm) -> &'static str {
     }
 }
 
-fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
+fn bare_metal_table(plan: &BareMetalPlan, problem: &BareMetalProblem) -> String {
     let mut t = table(
         140,
         vec![
@@ -115,13 +114,13 @@ fn bare_metal_table(plan: &BareMetalPlan, rule: &HeadroomRule) -> String {
     for a in &plan.allocations {
         let role = a.role.to_string();
         t.add_row(vec![
-            a.cluster.clone(),
+            a.cluster.clone().unwrap_or_else(|| "shared".to_owned()),
             role,
             a.class.clone(),
             a.nodes.to_string(),
             a.fit_nodes.to_string(),
             term_name(a.term).to_owned(),
-            a.reason(rule, plan.stacked(&a.cluster)),
+            a.reason(problem, plan),
             a.owned.len().to_string(),
             a.to_buy.to_string(),
             format!(
@@ -297,7 +296,7 @@ fn plan_bare_metal(
     text.push_str(&format!(
         "bare metal: {servers} servers for {} clusters\n{}",
         estate.clusters.len(),
-        bare_metal_table(servers_plan, &b.problem.rule)
+        bare_metal_table(servers_plan, &b.problem)
     ));
     let lead = estate
         .inventory
@@ -378,24 +377,39 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let mut pending = false;
     for env in envs {
         // A design that cannot be planned is a property of the input (exit 1), not a usage error.
-        let plan = match plan(&estate, env) {
+        // Bare metal with `shareServers` plans the clusters it merges as one.
+        let merged = plinth_model::merge::for_design(&estate, env);
+        let estate = merged.as_ref().map_or(&estate, |m| &m.estate);
+        if let Some(m) = &merged {
+            for merge in &m.merges {
+                text.push_str(&format!(
+                    "bare metal shares servers: clusters {} merged into `{}`\n",
+                    merge.members.join(", "),
+                    merge.into
+                ));
+            }
+        }
+        let plan = match plan(estate, env) {
             Ok(plan) => plan,
             Err(e) => return cannot_plan(env, &e),
         };
         pending |= plan.pending().next().is_some();
         let printed = match &plan.detail {
             DesignPlan::Virtualized(v) => {
-                plan_virtualized(&estate, &plan, v, &mut json_out, &mut text)
+                plan_virtualized(estate, &plan, v, &mut json_out, &mut text)
             }
-            DesignPlan::BareMetal(b) => {
-                plan_bare_metal(&estate, &plan, b, &mut json_out, &mut text)
-            }
+            DesignPlan::BareMetal(b) => plan_bare_metal(estate, &plan, b, &mut json_out, &mut text),
         };
         if let Err(e) = printed {
             match e.downcast::<plinth_placement::PlacementError>() {
                 Ok(p) => return cannot_plan(env, &PlanError::Placement(p)),
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(m) = &merged
+            && let Some(Value::Object(bm)) = json_out.get_mut("bareMetal")
+        {
+            bm.insert("merges".into(), json!(m.merges));
         }
     }
     let defaulted = estate.defaulted();

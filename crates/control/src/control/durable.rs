@@ -194,6 +194,9 @@ impl Control {
             };
             put(Key::Cluster(rec.topology().name.clone()), encode(&record));
         }
+        for s in &self.spares {
+            put(Key::Spare(s.server.clone()), encode(s));
+        }
         for (i, f) in self.failures.iter().enumerate() {
             put(Key::Failure(i as u64), encode(f));
         }
@@ -276,6 +279,7 @@ impl Control {
         self.conditions.clear();
         self.upgrade_vms.clear();
         self.retry_deleted.clear();
+        self.spares.clear();
         for (key, v) in records {
             match key {
                 Key::Meta => {
@@ -362,6 +366,13 @@ impl Control {
                     for old in r.retry_deleted {
                         self.retry_deleted.push((c, old));
                     }
+                }
+                Key::Spare(name) => {
+                    let s: crate::Spare = decode(key, v)?;
+                    if !self.host_index.contains_key(name) || s.server != *name {
+                        return Err(unknown(key, format!("server {name}")));
+                    }
+                    self.spares.push(s);
                 }
                 Key::Failure(_) => {
                     let f: FailureRecord = decode(key, v)?;

@@ -13,7 +13,7 @@ use crate::command::{
 };
 use crate::control::VmPhase;
 use crate::time::{Span, Time};
-use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology};
+use crate::upgrade::{self, CONTROL_PLANE, ClusterTopology, PoolTopology, Spare};
 
 /// Wait before a replacement that found no room is tried again, ms.
 const RETRY_MS: u64 = 60_000;
@@ -72,7 +72,7 @@ pub(super) struct ClusterRec {
     /// Pools being scaled: stage → nodes wanted.
     scale_target: BTreeMap<usize, u32>,
     /// Failed servers replaced by remediation: they become spares once repaired.
-    remediated: Vec<String>,
+    remediated: Vec<Spare>,
     /// Being created (`ClusterRequested`): the stage being built (0: control plane).
     creating: Option<usize>,
     /// Scale commands in flight.
@@ -263,7 +263,7 @@ impl Control {
                 (0, 0)
             } else {
                 // Spares that are down do not count: with none up, the pool goes in place.
-                let free = self.spares_up(c);
+                let free = self.spares_up(c, stage);
                 (free + surging, free)
             };
             let b = upgrade::batch(
@@ -347,7 +347,7 @@ impl Control {
                 }
             },
             Step::Provisioning => {
-                let spare = self.take_spare(c);
+                let spare = self.take_spare(c, stage, Some(&old));
                 let Some(spare) = spare else {
                     self.requeue(c, old);
                     self.rollout_wait(now, c, "no spare server is up".into());
@@ -537,30 +537,82 @@ impl Control {
         }
     }
 
-    /// Spare servers of cluster `c` that are up and not in maintenance.
-    fn spares_up(&self, c: usize) -> u32 {
-        self.clusters[c]
-            .topo
-            .spares
+    /// Whether pool `stage` of cluster `c` may take `spare` now: kept for the cluster or
+    /// shared, of the pool's class, up and not in maintenance.
+    fn spare_ready(&self, c: usize, stage: usize, spare: &Spare) -> bool {
+        let rec = &self.clusters[c];
+        spare.cluster.as_ref().is_none_or(|x| *x == rec.topo.name)
+            && rec
+                .stage(stage)
+                .and_then(|p| p.class.as_ref())
+                .is_none_or(|k| *k == spare.class)
+            && self
+                .host_index
+                .get(&spare.server)
+                .is_some_and(|i| self.hosts[*i].open())
+    }
+
+    /// Spare servers pool `stage` of cluster `c` may take now.
+    fn spares_up(&self, c: usize, stage: usize) -> u32 {
+        self.spares
             .iter()
-            .filter(|s| {
-                self.host_index
-                    .get(*s)
-                    .is_some_and(|i| self.hosts[*i].open())
-            })
+            .filter(|s| self.spare_ready(c, stage, s))
             .count() as u32
     }
 
-    /// The first spare server of cluster `c` by name that is up and not in maintenance.
-    fn take_spare(&mut self, c: usize) -> Option<String> {
-        let hosts = &self.hosts;
-        let index = &self.host_index;
-        let spares = &mut self.clusters[c].topo.spares;
-        spares.sort();
-        let at = spares
+    /// Takes the spare pool `stage` of cluster `c` installs next: of those it may take,
+    /// one in the zone of `near` (the server it replaces) first, then one kept for the
+    /// cluster before a shared one, then by name.
+    fn take_spare(&mut self, c: usize, stage: usize, near: Option<&str>) -> Option<String> {
+        let zone_of = |server: &str| {
+            self.host_index
+                .get(server)
+                .and_then(|i| self.zones.get(*i))
+                .copied()
+        };
+        let zone = near.and_then(zone_of);
+        let (at, _) = self
+            .spares
             .iter()
-            .position(|s| index.get(s).is_some_and(|i| hosts[*i].open()))?;
-        Some(spares.remove(at))
+            .enumerate()
+            .filter(|(_, s)| self.spare_ready(c, stage, s))
+            .min_by_key(|(_, s)| {
+                (
+                    zone.is_some() && zone_of(&s.server) != zone,
+                    s.cluster.is_none(),
+                    &s.server,
+                )
+            })?;
+        Some(self.spares.remove(at).server)
+    }
+
+    /// `server`, leaving pool `stage` of cluster `c`, as a spare: of the pool's class,
+    /// shared or kept for the cluster as the spare scope says.
+    fn as_spare(&self, c: usize, stage: usize, server: String) -> Spare {
+        let rec = &self.clusters[c];
+        Spare {
+            server,
+            class: rec
+                .stage(stage)
+                .and_then(|p| p.class.clone())
+                .unwrap_or_default(),
+            cluster: (!self.spare_scope.shared()).then(|| rec.topo.name.clone()),
+        }
+    }
+
+    /// `spare` joins the spares; the clusters it may serve that wait for a server to grow
+    /// a pool look again.
+    fn give_back(&mut self, now: Time, spare: Spare, out: &mut Vec<Command>) {
+        let waiting: Vec<usize> = match &spare.cluster {
+            Some(name) => self.cluster_index.get(name).copied().into_iter().collect(),
+            None => (0..self.clusters.len())
+                .filter(|c| !self.clusters[*c].scale_target.is_empty())
+                .collect(),
+        };
+        self.spares.push(spare);
+        for c in waiting {
+            self.rescale(now, c, out);
+        }
     }
 
     /// The nodes rollouts are replacing right now (the old ones): a rollout owns them until
@@ -698,7 +750,9 @@ impl Control {
                 if rep.step == Step::Provisioning
                     && let Some(spare) = rep.new.clone()
                 {
-                    self.clusters[c].topo.spares.push(spare);
+                    let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
+                    let spare = self.as_spare(c, stage, spare);
+                    self.give_back(now, spare, out);
                 }
                 if let Some(r) = &mut self.clusters[c].rollout {
                     r.active.remove(&old);
@@ -774,9 +828,9 @@ impl Control {
                 if let Some(p) = self.clusters[c].stage_mut(stage) {
                     p.nodes.retain(|n| n != &old);
                 }
-                self.clusters[c].topo.spares.push(old.clone());
                 self.finish_replacement(now, c, &old, out);
-                self.rescale(now, c, out);
+                let spare = self.as_spare(c, stage, old);
+                self.give_back(now, spare, out);
             }
             Step::Reimaging => {
                 let stage = self.clusters[c].rollout.as_ref().map_or(0, |r| r.stage);
@@ -980,7 +1034,7 @@ impl Control {
                 Err(e) => e.to_string(),
             }
         } else {
-            if let Some(spare) = self.take_spare(c) {
+            if let Some(spare) = self.take_spare(c, stage, None) {
                 if let Some(p) = self.clusters[c].stage_mut(stage) {
                     p.nodes.push(spare.clone());
                 }
@@ -1000,7 +1054,8 @@ impl Control {
                 );
                 return true;
             }
-            "no spare server in the cluster; another one takes the hardware lead time".into()
+            "no spare server of the pool's class is up; another one takes the hardware lead time"
+                .into()
         };
         self.set_condition(
             format!("pool/{key}"),
@@ -1008,8 +1063,8 @@ impl Control {
             format!("scaling up: {why}"),
             now,
         );
-        // A VM pool may free room any time: look again every minute. A bare-metal cluster
-        // gets a spare only when a node leaves it, which calls `rescale`.
+        // A VM pool may free room any time: look again every minute. A bare-metal pool gets
+        // a spare only when a server is given back, which calls `rescale`.
         if self.vms.is_some() && self.clusters[c].retry_at.is_none() {
             let retry = now + RETRY_MS;
             self.clusters[c].retry_at = Some(retry);
@@ -1122,8 +1177,8 @@ impl Control {
             }
             ScaleStep::Removing => {
                 if self.vms.is_none() {
-                    self.clusters[c].topo.spares.push(node);
-                    self.rescale(now, c, out);
+                    let spare = self.as_spare(c, stage, node);
+                    self.give_back(now, spare, out);
                 }
             }
         }
@@ -1287,7 +1342,7 @@ impl Control {
         if self.hosts[i].health != Health::Failed {
             return;
         }
-        let spare = self.take_spare(c);
+        let spare = self.take_spare(c, stage, Some(node));
         let Some(spare) = spare else {
             return;
         };
@@ -1298,7 +1353,8 @@ impl Control {
         if let Some(r) = &mut self.clusters[c].rollout {
             r.waiting.retain(|n| n != node);
         }
-        self.clusters[c].remediated.push(node.to_owned());
+        let repaired = self.as_spare(c, stage, node.to_owned());
+        self.clusters[c].remediated.push(repaired);
         self.issue(
             CommandKind::RemoveNode {
                 node: node.to_owned(),
@@ -1365,23 +1421,21 @@ impl Control {
     }
 
     /// A failed bare-metal server answers again: if remediation replaced it, it becomes a
-    /// spare of its cluster (true) instead of rejoining as a node.
+    /// spare (true) instead of rejoining as a node.
     pub(super) fn server_repaired(
         &mut self,
         now: Time,
         server: &str,
         out: &mut Vec<Command>,
     ) -> bool {
-        let Some(c) = self
-            .clusters
-            .iter()
-            .position(|r| r.remediated.iter().any(|s| s == server))
-        else {
+        let Some((c, at)) = self.clusters.iter().enumerate().find_map(|(c, r)| {
+            let at = r.remediated.iter().position(|s| s.server == server)?;
+            Some((c, at))
+        }) else {
             return false;
         };
-        self.clusters[c].remediated.retain(|s| s != server);
-        self.clusters[c].topo.spares.push(server.to_owned());
-        self.rescale(now, c, out);
+        let spare = self.clusters[c].remediated.remove(at);
+        self.give_back(now, spare, out);
         true
     }
 }

@@ -14,6 +14,9 @@ use crate::quantity::{ByteSize, Cpu, Duration};
 /// and conditions (`cluster/control-plane`); no node pool may take it.
 pub const CONTROL_PLANE_POOL: &str = "control-plane";
 
+/// The label naming the node pool a node belongs to (`plinth.dev/pool`).
+pub const POOL_LABEL: &str = "plinth.dev/pool";
+
 /// The prefix of the names of a pool's node VMs: `{cluster}-{pool}-`, and `{cluster}-cp-`
 /// for the control plane's members. Node `i` is the prefix followed by `i`.
 pub fn node_prefix(cluster: &str, pool: &str) -> String {

@@ -484,7 +484,8 @@ pub struct BareMetalSpec {
     /// Swap in a cold spare server, racking and cabling included (default 4h; an assumption).
     #[serde(default = "default_swap")]
     pub hardware_swap: Duration,
-    /// Whether one server may host nodes of several clusters (default false).
+    /// Whether clusters may share servers (default false): `true` merges the clusters of one
+    /// OS image and Kubernetes version into one cluster with a namespace each.
     #[serde(default)]
     pub share_servers: bool,
     /// Where pod volumes live unless a StorageClass or annotation says otherwise (default `local`).
@@ -493,6 +494,44 @@ pub struct BareMetalSpec {
     /// Where each cluster's control plane runs.
     #[serde(default)]
     pub control_plane: BareMetalControlPlane,
+    /// Who shares the spare servers that replace failed servers and carry upgrade surges.
+    #[serde(default)]
+    pub spares: SparePolicy,
+}
+
+/// The bare-metal spare-server policy: the Scenario's requirements say how many spares
+/// (`hostFailuresToTolerate + upgradeSurge`; every worker pool keeps room for
+/// `hostsInMaintenance` drained servers itself), the scope says per what.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SparePolicy {
+    /// `estate` (default), `rack` or `cluster`.
+    #[serde(default)]
+    pub scope: SpareScope,
+}
+
+/// Per what the spare servers are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SpareScope {
+    /// One set of spares per server class, shared by every cluster: remediation, rollout
+    /// surges and pool growth take from it, and a server a cluster gives up returns to it.
+    #[default]
+    Estate,
+    /// One set per rack and server class, shared by the clusters, so a replacement finds a
+    /// spare near the server it replaces (every scope takes one in that server's zone
+    /// first).
+    Rack,
+    /// Each cluster keeps its own: every worker pool is sized for the failures too, and the
+    /// cluster has its own surge servers (of its largest pool's class).
+    Cluster,
+}
+
+impl SpareScope {
+    /// Whether the spares are shared by the clusters (estate or rack).
+    pub fn shared(self) -> bool {
+        self != Self::Cluster
+    }
 }
 
 /// Where a bare-metal cluster's control plane runs.
@@ -561,6 +600,7 @@ pub fn default_bare_metal() -> BareMetalSpec {
         hardware_swap: default_swap(),
         share_servers: false,
         control_plane: BareMetalControlPlane::default(),
+        spares: SparePolicy::default(),
         volume_storage: VolumeStorage::Local,
     }
 }
