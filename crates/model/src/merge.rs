@@ -103,7 +103,8 @@ pub fn every_cluster(estate: &Estate) -> Vec<Vec<usize>> {
 /// `<member>-<pool>` (it keeps its `plinth.dev/pool` label, so a node selector on that label
 /// matches it, and any other pool of that name, as before the merge);
 /// a member's namespace used by an earlier member becomes `<member>-<namespace>`, for its
-/// workloads and disruption budgets alike; timeline steps follow their cluster and pool.
+/// workloads and disruption budgets alike (a renamed pool or namespace whose new name is
+/// taken too gets `-2`, `-3`, …); timeline steps follow their cluster and pool.
 pub fn merged(estate: &Estate, groups: &[Vec<usize>]) -> Merged {
     let mut out = estate.clone();
     let mut merges = Vec::new();
@@ -154,7 +155,7 @@ pub fn merged(estate: &Estate, groups: &[Vec<usize>]) -> Merged {
                     p.labels
                         .entry(POOL_LABEL.to_owned())
                         .or_insert_with(|| original.clone());
-                    p.name = format!("{name}-{original}");
+                    p.name = unused(&pools, &format!("{name}-{original}"));
                 }
                 pools.insert(p.name.clone());
                 pool_of.insert(key, p.name.clone());
@@ -168,19 +169,16 @@ pub fn merged(estate: &Estate, groups: &[Vec<usize>]) -> Merged {
             cp.memory = cp.memory.max(theirs.memory);
             cp.disk = cp.disk.max(theirs.disk);
             // Namespaces.
-            let theirs = namespaces_of(estate, &name);
-            let renamed: BTreeMap<String, String> = theirs
-                .iter()
-                .map(|ns| {
-                    let new = if namespaces.contains(ns) {
-                        format!("{name}-{ns}")
-                    } else {
-                        ns.clone()
-                    };
-                    (ns.clone(), new)
-                })
-                .collect();
-            namespaces.extend(renamed.values().cloned());
+            let mut renamed = BTreeMap::new();
+            for ns in namespaces_of(estate, &name) {
+                let new = if namespaces.contains(&ns) {
+                    unused(&namespaces, &format!("{name}-{ns}"))
+                } else {
+                    ns.clone()
+                };
+                namespaces.insert(new.clone());
+                renamed.insert(ns, new);
+            }
             for w in out.workloads.iter_mut().filter(|w| w.id.cluster == name) {
                 let original = w.id.clone();
                 w.id.cluster = into.clone();
@@ -266,6 +264,20 @@ fn follow_timeline(
         first
     });
     out.scenario.spec.operations.timeline = steps;
+}
+
+/// `name`, or `name-2`, `name-3`, … : the first that `taken` does not hold.
+fn unused(taken: &BTreeSet<String>, name: &str) -> String {
+    (1..)
+        .map(|i| {
+            if i == 1 {
+                name.to_owned()
+            } else {
+                format!("{name}-{i}")
+            }
+        })
+        .find(|n| !taken.contains(n))
+        .unwrap_or_else(|| name.to_owned())
 }
 
 /// Whether two pools' nodes are alike (all but name, size and bounds): such pools of
@@ -428,6 +440,37 @@ mod tests {
                 r#"PatchOs Some("a") None None"#,
             ]
         );
+    }
+
+    #[test]
+    fn a_renamed_pool_or_namespace_never_takes_a_name_in_use() {
+        let first = cluster("a", "1.31.4", 3, 8).replace(
+            "      replicas: 2\n",
+            "      replicas: 2\n    - name: c-workers\n      vcpu: 4\n      memory: 32Gi\n      replicas: 1\n",
+        );
+        let e = estate(&format!(
+            "{first}{}{}{}{}",
+            cluster("c", "1.31.4", 3, 16),
+            deployment("a", "shop"),
+            deployment("a", "c-shop"),
+            deployment("c", "shop"),
+        ));
+        let m = merged(&e, &same_stack_groups(&e));
+        let pools: Vec<&str> = m.estate.clusters[0]
+            .spec
+            .node_pools
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(pools, ["workers", "c-workers", "c-workers-2"]);
+        let ids: BTreeSet<String> = m
+            .estate
+            .workloads
+            .iter()
+            .map(|w| w.id.to_string())
+            .collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids.contains("a/c-shop-2/Deployment/web"), "{ids:?}");
     }
 
     #[test]
